@@ -1,0 +1,102 @@
+/**
+ * The cache's public types. `cache/` depends on nothing else in this project; the engine depends on these.
+ *
+ * Implementations (one concept per file):
+ *  - cache/hash.ts   streaming sha256 of files; canonical JSON hashing.
+ *  - cache/state.ts  HashState: (dev, ino, size, mtime_ns, ctime_ns) → hash memo, so unchanged files are never re-read.
+ *  - cache/store.ts  Store: content-addressed objects, atomic put, restore by reflink/hardlink/copy.
+ *  - cache/runs.ts   RunCache: RunRecords by StageKey (any earlier matching run restores) + per-stage history.
+ *  - cache/lock.ts   WorkspaceLock: one writer per workspace; a second waits or is told who holds it.
+ *  - cache/gc.ts     remove objects no lock file or recent run references.
+ */
+
+/** A sha256 digest in lowercase hex (64 chars). Branded so a path or key can't be passed where a hash is meant. */
+export type Hash = string & { readonly __brand: 'Hash' };
+/** The hash identifying one stage computation (see engine/fingerprint.ts for its fields). */
+export type StageKey = string & { readonly __brand: 'StageKey' };
+
+/**
+ * A hashed path. A directory's hash is the sha256 of its manifest: the canonical JSON of
+ * `[[relPath, fileHash, size], ...]` sorted by relPath (files only, `/`-separated); the manifest is stored in the
+ * Store under that hash, so a directory output can be restored from its hash alone.
+ */
+export interface PathHash {
+  kind: 'file' | 'dir' | 'missing';
+  hash: Hash | null; // null when missing
+  size: number; // bytes (sum for a directory)
+  files: number; // 1 for a file, file count for a directory
+}
+
+export interface HashState {
+  /** Hash a file or directory (absolute path), re-reading only files whose stat identity changed. */
+  hashPath(absPath: string): Promise<PathHash>;
+  /** Persist the memo (atomic write); cheap when nothing changed. */
+  flush(): Promise<void>;
+}
+
+export type RestoreMode = 'reflink' | 'hardlink' | 'copy';
+
+export interface StoredOutput {
+  /** Workspace-relative path as declared (directory ends with `/`). */
+  path: string;
+  kind: 'file' | 'dir';
+  hash: Hash;
+  size: number;
+  files: number;
+}
+
+export interface Store {
+  readonly root: string;
+  /** Store a file or directory (absolute path) and return what was stored. Atomic per object; idempotent. */
+  put(absPath: string, relPath: string): Promise<StoredOutput>;
+  /** True when the object (and for a directory, every file object) is present. */
+  has(out: StoredOutput): Promise<boolean>;
+  /**
+   * Place `out` at `absDest` atomically (staged beside it, then renamed over any existing file/dir), trying the
+   * modes in order. A restored file never shares an inode with a cache object unless mode is `hardlink`, and then
+   * both are made read-only.
+   */
+  restore(out: StoredOutput, absDest: string, modes: RestoreMode[]): Promise<void>;
+}
+
+/** Everything needed to restore and to explain one stage run. */
+export interface RunRecord {
+  key: StageKey;
+  stage: string;
+  /** The fields the key was computed from (engine/fingerprint.ts KeyFields), kept for `pipe why`. */
+  fields: Record<string, unknown>;
+  outputs: StoredOutput[];
+  startedAt: string; // ISO
+  endedAt: string; // ISO
+  durationMs: number;
+  host: string;
+  executor: string;
+  jobId?: string;
+  /** Extra provenance the stage recorded (e.g. tfjs backend). */
+  extra?: Record<string, unknown>;
+  pipeVersion: string;
+}
+
+export interface RunCache {
+  get(key: StageKey): Promise<RunRecord | undefined>;
+  put(record: RunRecord): Promise<void>;
+  /** Earlier runs of a stage name, newest first (for `pipe why` and `pipe metrics`). */
+  history(stage: string, limit?: number): Promise<RunRecord[]>;
+}
+
+export interface LockHolder {
+  pid: number;
+  host: string;
+  command: string;
+  since: string; // ISO
+}
+
+export interface WorkspaceLock {
+  /**
+   * Take the workspace lock. wait=false: fails with the holder if taken; wait=true: polls until free, calling
+   * onWait(holder) once. A holder whose process is gone (same host) is stale and taken over.
+   */
+  acquire(opts: { wait: boolean; onWait?: (holder: LockHolder) => void; signal?: AbortSignal }): Promise<
+    { ok: true; release: () => Promise<void> } | { ok: false; holder: LockHolder }
+  >;
+}

@@ -1,0 +1,71 @@
+/**
+ * One interface for every place a stage can run. The scheduler decides *when* a Job runs (deps done, resources
+ * free); an Executor decides *how* (child process, sbatch). Executors know nothing of caching or the DAG.
+ */
+import type { Resources } from '../stage-api.js';
+import type { SlurmOptions } from '../model.js';
+
+export interface Job {
+  /** Unique per attempt (stage key + attempt number), safe as a file name. */
+  id: string;
+  /** Stage name (for logs and job names). */
+  stage: string;
+  /** The stage's declaration name; jobs of one declaration with equal resources may be grouped (SLURM arrays). */
+  group: string;
+  /** The stage key this attempt computes; executors that persist jobs (SLURM) use it to reattach. */
+  key: string;
+  /** Program and arguments: `['sh', '-c', cmd]` for `cmd` stages, `[node, runner.js, spec.json]` for `uses`. */
+  argv: string[];
+  /** Absolute working directory (the workspace root). */
+  cwd: string;
+  /** Extra environment, merged over the parent's (`CUDA_VISIBLE_DEVICES` included when GPUs were granted). */
+  env: Record<string, string>;
+  resources: Resources;
+  /** GPU device ids the local scheduler granted (empty on SLURM, which assigns its own). */
+  gpuIds: string[];
+  /** Absolute path of the log file that receives the job's stdout and stderr. */
+  logFile: string;
+  slurm: SlurmOptions;
+}
+
+export type FailureKind =
+  | 'exit' // non-zero exit code
+  | 'signal' // killed by a signal
+  | 'oom' // out of memory
+  | 'timeout' // time limit
+  | 'node_fail' // the node died
+  | 'cancelled' // by the user or the scheduler
+  | 'submit' // could not be submitted/started at all
+  | 'lost'; // the job vanished and its state cannot be determined
+
+export interface JobResult {
+  status: 'succeeded' | 'failed' | 'cancelled';
+  exitCode: number | null;
+  signal: string | null;
+  failure?: FailureKind;
+  /** Plain words: "exit code 3", "out of memory (limit 2G)", "time limit (00:01:00)". */
+  reason: string;
+  startedAt: number;
+  endedAt: number;
+  /** Executor-specific ids for provenance (SLURM job id, host). */
+  jobId?: string;
+  host?: string;
+}
+
+export interface JobHooks {
+  /** Abort = cancel the job (SIGTERM then SIGKILL locally; scancel on SLURM); resolves as `cancelled`. */
+  signal: AbortSignal;
+  /** Output as it arrives (also written to `logFile`); lines starting with `::pipe::` carry runner events. */
+  onOutput?(chunk: string): void;
+  /** Called when the job actually starts (a SLURM job leaves the queue). */
+  onStart?(info: { jobId?: string; host?: string }): void;
+  /** State changes worth showing (queued, reattached, requeued...). */
+  onState?(state: string): void;
+}
+
+export interface Executor {
+  readonly name: 'local' | 'slurm';
+  run(job: Job, hooks: JobHooks): Promise<JobResult>;
+  /** Release pollers/timers. */
+  close(): Promise<void>;
+}

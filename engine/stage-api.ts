@@ -1,0 +1,104 @@
+/**
+ * The contract between the engine and built-in stage kinds (`uses:`).
+ *
+ * A kind lives in `stages/<kind>/` (e.g. `stages/evaluate/fpr/`) and has two modules:
+ *  - `manifest.ts`: `export const manifest: StageManifest` — declarative, imports nothing heavy (the engine loads it
+ *    on every run, including no-op runs, to validate `with:` and to know which fields are deps and outs);
+ *  - `run.ts`: `export async function run(ctx: StageContext): Promise<void>` — loaded only inside the stage-runner
+ *    process when the stage actually runs (this is where tfjs, sharp, vega... are imported).
+ * Stages import only this file (and `engine/result.ts`) from the engine.
+ */
+
+/** Types a `with:` field can have. `path`/`path[]` fields are workspace-relative paths (a trailing `/` = directory). */
+export type FieldType =
+  | 'string'
+  | 'number'
+  | 'integer'
+  | 'boolean'
+  | 'enum'
+  | 'path'
+  | 'path[]'
+  | 'string[]'
+  | 'number[]'
+  | 'object' // free-form mapping, passed through as JSON
+  | 'any'; // anything JSON-serialisable (e.g. an inline Vega-Lite spec)
+
+export interface FieldSpec {
+  type: FieldType;
+  /** For `path`/`path[]`: `dep` = hashed into the key and an edge source; `out` = produced (cached, restored). */
+  role?: 'dep' | 'out';
+  required?: boolean;
+  default?: unknown;
+  /** Allowed values for `enum`. */
+  values?: readonly string[];
+  description: string;
+}
+
+export interface StageManifest {
+  /** `uses:` name, equal to the folder path under `stages/` (e.g. `evaluate/fpr`). */
+  kind: string;
+  description: string;
+  with: Record<string, FieldSpec>;
+  /**
+   * Extra source files/folders (relative to the kind's folder) whose content is part of the implementation hash,
+   * e.g. `../../lib/` for shared helpers. The kind's own folder is always included.
+   */
+  implementation?: string[];
+  /** Default resources when the YAML gives none. */
+  resources?: Partial<Resources>;
+}
+
+export interface Resources {
+  cpus: number;
+  /** Bytes. */
+  memBytes: number;
+  gpus: number;
+  /** Wall-clock limit in seconds (SLURM `--time`); undefined = none. */
+  timeSec?: number;
+}
+
+export interface ProgressUpdate {
+  /** Units done so far and total (e.g. bytes, images, epochs). */
+  done?: number;
+  total?: number;
+  unit?: string;
+  message?: string;
+}
+
+export interface StageContext<W = Record<string, unknown>> {
+  /** Stage name after expansion, e.g. `train@vindr_cxr`. */
+  readonly stage: string;
+  /** Absolute path of the workspace root; every path in `with` is relative to it. */
+  readonly workspace: string;
+  /** Validated `with:` values, defaults applied. Path values are workspace-relative strings. */
+  readonly with: W;
+  /** The pipeline's resolved params (after CLI overrides). */
+  readonly params: Readonly<Record<string, unknown>>;
+  /** Resolve a workspace-relative path to an absolute one. */
+  resolve(relPath: string): string;
+  /** A private scratch directory, removed after the stage. */
+  readonly tmpDir: string;
+  /** Resources granted (cpus to use for worker pools, GPU ids visible). */
+  readonly resources: Resources & { gpuIds: string[] };
+  /** Aborted on Ctrl-C / cancellation: stop promptly, write nothing further. */
+  readonly signal: AbortSignal;
+  /** A log line (goes to the stage log and the live UI). */
+  log(message: string): void;
+  /** The stage's own progress (rendered on the progress line). */
+  progress(update: ProgressUpdate): void;
+  /** Provenance the run record keeps (e.g. `{ backend: 'wasm' }`); merged across calls. */
+  record(info: Record<string, unknown>): void;
+}
+
+export type StageRun<W = Record<string, unknown>> = (ctx: StageContext<W>) => Promise<void>;
+
+/**
+ * A stage reports an expected failure (bad input data, HTTP 404...) by throwing StageError: the runner prints the
+ * message as one paragraph without a stack trace. Any other exception is a bug and is printed with its stack.
+ */
+export class StageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StageError';
+  }
+}
