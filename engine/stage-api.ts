@@ -65,6 +65,19 @@ export interface ProgressUpdate {
   message?: string;
 }
 
+/** Provenance of a stage this one (transitively) depends on, as the engine recorded it. */
+export interface UpstreamRun {
+  stage: string;
+  key: string;
+  /** Declared outputs with their content hashes. */
+  outputs: Array<{ path: string; hash: string }>;
+  /** `uses` kind or the command line. */
+  uses?: string;
+  cmd?: string;
+  /** Extra provenance the stage recorded (ctx.record), e.g. `{ backend: 'wasm' }`. */
+  extra?: Record<string, unknown>;
+}
+
 export interface StageContext<W = Record<string, unknown>> {
   /** Stage name after expansion, e.g. `train@vindr_cxr`. */
   readonly stage: string;
@@ -74,6 +87,13 @@ export interface StageContext<W = Record<string, unknown>> {
   readonly with: W;
   /** The pipeline's resolved params (after CLI overrides). */
   readonly params: Readonly<Record<string, unknown>>;
+  /** This stage's key and its deps' content hashes (workspace-relative path → hash). */
+  readonly key: string;
+  readonly depHashes: Readonly<Record<string, string>>;
+  /** Every stage this one transitively depends on, in topological order (the report stage prints these). */
+  readonly upstream: ReadonlyArray<UpstreamRun>;
+  /** The pipeline file (workspace-relative), its name, and pipe's version. */
+  readonly pipeline: { file: string; name: string; pipeVersion: string };
   /** Resolve a workspace-relative path to an absolute one. */
   resolve(relPath: string): string;
   /** A private scratch directory, removed after the stage. */
