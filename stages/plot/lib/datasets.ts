@@ -1,0 +1,131 @@
+import { readFile } from 'node:fs/promises';
+import { basename, extname } from 'node:path';
+import { parse as parseCsv } from 'csv-parse/sync';
+import type { Result } from '../../../engine/result.js';
+import { err, ok } from '../../../engine/result.js';
+import { parseJsonText } from './json-text.js';
+
+export type Cell = string | number | boolean | null;
+export type Row = Record<string, unknown>;
+
+/** The dataset name a data file is known by in a spec: its basename without the (last) extension. */
+export function datasetName(relPath: string): string {
+  const base = basename(relPath);
+  const ext = extname(base);
+  return ext ? base.slice(0, -ext.length) : base;
+}
+
+const NUMBER = /^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/;
+const BOOLEAN = /^(true|false)$/i;
+
+/**
+ * Infers one type per column (not per cell), so a column of "1", "2", "n/a" stays text instead of mixing numbers
+ * and strings; empty cells are null whatever the column's type.
+ */
+export function inferColumns(header: string[], records: string[][]): Row[] {
+  const kinds = header.map((_, c) => {
+    let numeric = true;
+    let boolean = true;
+    let any = false;
+    for (const r of records) {
+      const v = (r[c] ?? '').trim();
+      if (v === '') continue;
+      any = true;
+      if (numeric && !NUMBER.test(v)) numeric = false;
+      if (boolean && !BOOLEAN.test(v)) boolean = false;
+      if (!numeric && !boolean) break;
+    }
+    return !any ? 'empty' : numeric ? 'number' : boolean ? 'boolean' : 'string';
+  });
+  return records.map((r) => {
+    const row: Row = {};
+    header.forEach((name, c) => {
+      const raw = r[c] ?? '';
+      const v = raw.trim();
+      let cell: Cell;
+      if (v === '') cell = null;
+      else if (kinds[c] === 'number') cell = Number(v);
+      else if (kinds[c] === 'boolean') cell = v.toLowerCase() === 'true';
+      else cell = raw;
+      row[name] = cell;
+    });
+    return row;
+  });
+}
+
+/** CSV text → typed rows. Errors name the line (and column where csv-parse knows it). */
+export function parseCsvRows(text: string): Result<{ columns: string[]; rows: Row[] }, string> {
+  let records: string[][];
+  try {
+    records = parseCsv(text, { bom: true, skip_empty_lines: true, relax_column_count: false }) as string[][];
+  } catch (e) {
+    // csv-parse's messages already say "on line N".
+    return err((e as Error).message.replace(/^Invalid Record Length: /, 'wrong number of fields: '));
+  }
+  if (records.length === 0) return ok({ columns: [], rows: [] });
+  const header = records[0]!.map((h) => h.trim());
+  const seen = new Set<string>();
+  for (const [i, h] of header.entries()) {
+    if (h === '') return err(`line 1: column ${i + 1} has an empty header`);
+    if (seen.has(h)) return err(`line 1: column name "${h}" appears twice`);
+    seen.add(h);
+  }
+  return ok({ columns: header, rows: inferColumns(header, records.slice(1)) });
+}
+
+/**
+ * JSON value → rows: an array as-is; an object's `rows`/`values`/`data` array (the usual wrappers); any other
+ * object is one row.
+ */
+export function jsonRows(value: unknown): Result<Row[], string> {
+  if (Array.isArray(value)) return ok(value as Row[]);
+  if (value !== null && typeof value === 'object') {
+    const o = value as Record<string, unknown>;
+    for (const k of ['rows', 'values', 'data']) if (Array.isArray(o[k])) return ok(o[k] as Row[]);
+    return ok([o]);
+  }
+  return err(`holds a ${value === null ? 'null' : typeof value}, not an array of rows or an object`);
+}
+
+/** Parse a data file by its extension (.csv/.tsv or .json). The error text names the file. */
+export function parseDataText(relPath: string, text: string): Result<Row[], string> {
+  const ext = extname(relPath).toLowerCase();
+  if (ext === '.csv') {
+    const r = parseCsvRows(text);
+    return r.ok ? ok(r.value.rows) : err(`${relPath}: ${r.error}`);
+  }
+  if (ext === '.json') {
+    const j = parseJsonText(text);
+    if (!j.ok) return err(`${relPath}:${j.error.line}:${j.error.column}: invalid JSON: ${j.error.message}`);
+    const r = jsonRows(j.value);
+    return r.ok ? r : err(`${relPath}: ${r.error}`);
+  }
+  return err(`${relPath}: unsupported data file type "${ext || '(none)'}" (use .csv or .json)`);
+}
+
+/** Read every data file into a name → rows map; two files with the same dataset name are an error. */
+export async function loadDatasets(
+  files: readonly string[],
+  resolve: (rel: string) => string,
+): Promise<Result<Map<string, Row[]>, string>> {
+  const out = new Map<string, Row[]>();
+  const from = new Map<string, string>();
+  for (const rel of files) {
+    const name = datasetName(rel);
+    const prev = from.get(name);
+    if (prev !== undefined) {
+      return err(`${prev} and ${rel} both give the dataset name "${name}"; rename one of them`);
+    }
+    let text: string;
+    try {
+      text = await readFile(resolve(rel), 'utf8');
+    } catch (e) {
+      return err(`${rel}: cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+    const rows = parseDataText(rel, text);
+    if (!rows.ok) return rows;
+    out.set(name, rows.value);
+    from.set(name, rel);
+  }
+  return ok(out);
+}
