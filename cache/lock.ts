@@ -1,0 +1,156 @@
+/**
+ * WorkspaceLock: one `pipe` writer per workspace. A second one is told who holds the lock, or waits for it.
+ *
+ * Taking the lock is an exclusive create of `<pipeDir>/lock`, done as link(2) of a fully written temp file: like
+ * O_EXCL it fails if the lock exists (also on NFS, where link is the classic atomic primitive), and unlike
+ * open-then-write no one can ever read a half-written holder.
+ *
+ * A holder on this host whose pid is gone is stale and is taken over. Removing a stale lock must not remove a
+ * live lock that replaced it in between, so it is done under a short-lived second lock (`lock.break`, same
+ * link(2) create): inside it, the lock file is re-checked to be the very inode found stale before it is unlinked.
+ * A holder on another host is never judged stale (its pid means nothing here): remove the file by hand.
+ */
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { link, mkdir, readFile, stat, unlink, writeFile } from 'node:fs/promises';
+import type { LockHolder, WorkspaceLock } from './types.js';
+
+interface LockFile extends LockHolder {
+  /** Distinguishes our lock from a later one by the same pid (pid reuse, or a second lock in one process). */
+  nonce: string;
+}
+
+export interface WorkspaceLockOptions {
+  /** Poll interval while waiting. Default 150 ms. */
+  pollMs?: number;
+}
+
+export function workspaceLock(pipeDir: string, command: string, opts: WorkspaceLockOptions = {}): WorkspaceLock {
+  const lockPath = `${pipeDir}/lock`;
+  const pollMs = opts.pollMs ?? 150;
+  return {
+    async acquire({ wait, onWait, signal }) {
+      await mkdir(pipeDir, { recursive: true });
+      const mine: LockFile = {
+        pid: process.pid,
+        host: hostname(),
+        command,
+        since: new Date().toISOString(),
+        nonce: randomBytes(12).toString('hex'),
+      };
+      let told = false;
+      for (;;) {
+        const got = await tryCreate(lockPath, mine);
+        if (got) return { ok: true, release: () => release(lockPath, mine.nonce) };
+        const held = await readLock(lockPath);
+        if (held === undefined) continue; // released between our create and read: try again at once
+        if (isStale(held.file)) {
+          await breakStale(lockPath, held.ino);
+          continue;
+        }
+        if (!wait || signal?.aborted) return { ok: false, holder: publicHolder(held.file) };
+        if (!told) {
+          told = true;
+          onWait?.(publicHolder(held.file));
+        }
+        await sleep(pollMs, signal);
+        if (signal?.aborted) return { ok: false, holder: publicHolder(held.file) };
+      }
+    },
+  };
+}
+
+/** Exclusive create of a complete lock file; false when it already exists. */
+async function tryCreate(path: string, content: LockFile | { pid: number; host: string; nonce: string }): Promise<boolean> {
+  const tmp = `${path}.${process.pid}-${randomBytes(6).toString('hex')}`;
+  await writeFile(tmp, `${JSON.stringify(content)}\n`, { mode: 0o644 });
+  try {
+    await link(tmp, path);
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw e;
+  } finally {
+    await unlink(tmp).catch(() => undefined);
+  }
+}
+
+async function readLock(path: string): Promise<{ file: LockFile; ino: bigint } | undefined> {
+  try {
+    const st = await stat(path, { bigint: true });
+    const text = await readFile(path, 'utf8');
+    const parsed = JSON.parse(text) as Partial<LockFile>;
+    const file: LockFile = {
+      pid: typeof parsed.pid === 'number' ? parsed.pid : 0,
+      host: typeof parsed.host === 'string' ? parsed.host : '',
+      command: typeof parsed.command === 'string' ? parsed.command : '',
+      since: typeof parsed.since === 'string' ? parsed.since : '',
+      nonce: typeof parsed.nonce === 'string' ? parsed.nonce : '',
+    };
+    return { file, ino: st.ino };
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    if (e instanceof SyntaxError) {
+      // Not written by us (link(2) creates complete files): a foreign or damaged lock. Report it as held by
+      // "unknown" so the user sees it rather than have us delete a file we do not understand.
+      return { file: { pid: 0, host: '?', command: `unreadable lock file ${path}`, since: '', nonce: '' }, ino: -1n };
+    }
+    throw e;
+  }
+}
+
+/** Stale = written on this host by a process that no longer exists. */
+function isStale(holder: LockHolder): boolean {
+  if (holder.host !== hostname() || holder.pid <= 0) return false;
+  return !pidAlive(holder.pid);
+}
+
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM'; // exists, owned by someone else
+  }
+}
+
+/** Remove the lock file if it is still the stale inode we saw, under `lock.break` so only one process does it. */
+async function breakStale(lockPath: string, staleIno: bigint): Promise<void> {
+  const breakPath = `${lockPath}.break`;
+  const me = { pid: process.pid, host: hostname(), nonce: randomBytes(8).toString('hex') };
+  if (!(await tryCreate(breakPath, me))) {
+    // Someone else is breaking it. If that breaker died mid-way (a crash inside a few ms), clear its file.
+    const b = await readLock(breakPath);
+    if (b && isStale(b.file)) await unlink(breakPath).catch(() => undefined);
+    else await sleep(20);
+    return;
+  }
+  try {
+    const now = await readLock(lockPath);
+    if (now && now.ino === staleIno && isStale(now.file)) await unlink(lockPath).catch(() => undefined);
+  } finally {
+    await unlink(breakPath).catch(() => undefined);
+  }
+}
+
+/** Remove the lock only if it is still ours: a lock taken over from us (we were judged dead) is not touched. */
+async function release(lockPath: string, nonce: string): Promise<void> {
+  const held = await readLock(lockPath);
+  if (held && held.file.nonce === nonce) await unlink(lockPath).catch(() => undefined);
+}
+
+function publicHolder(f: LockFile): LockHolder {
+  return { pid: f.pid, host: f.host, command: f.command, since: f.since };
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(t);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}

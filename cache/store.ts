@@ -1,0 +1,366 @@
+/**
+ * The content-addressed Store: each file's bytes are an object named by its sha256 at
+ * `<root>/objects/<hash[0:2]>/<hash[2:]>`; a directory is its files' objects plus its manifest (manifest.ts) stored
+ * as an object named by the directory's hash.
+ *
+ * Why it is safe for two `pipe` processes (or two hosts on a shared filesystem) at once:
+ *  - an object is written under a unique name in `<root>/tmp/` (same filesystem), made read-only, then renamed into
+ *    place: readers never see a torn object, and two processes putting the same bytes each rename a whole, identical
+ *    file; an object already present is not rewritten (only its mtime is refreshed, which gc's grace period reads);
+ *  - the object's name is computed from the bytes actually copied, never from an earlier hash of a file that may
+ *    have changed since, so an object can never be misnamed.
+ *
+ * Restores are staged beside the destination and renamed over it; modes are tried in order:
+ *  - reflink: copy-on-write clone (btrfs, XFS, APFS...): instant, own inode, edits never reach the object;
+ *  - hardlink: shares the object's inode (instant, no space). Editing such a file IN PLACE would corrupt the cache,
+ *    so both are read-only and the mode is opt-in;
+ *  - copy: a streamed copy that re-hashes the bytes on the way; a corrupt object is deleted and reported.
+ */
+import { constants, type BigIntStats } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
+import {
+  chmod,
+  copyFile,
+  link,
+  lstat,
+  mkdir,
+  open,
+  readFile,
+  rename,
+  rm,
+  stat,
+  utimes,
+  type FileHandle,
+} from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { asHash } from './brand.js';
+import { tempName } from './atomic.js';
+import { CacheError } from './errors.js';
+import { hashBytes } from './hash.js';
+import { manifestJson, parseManifest, type ManifestEntry } from './manifest.js';
+import { mapPool } from './pool.js';
+import type { LocalHashState } from './state.js';
+import type { Hash, RestoreMode, Store, StoredOutput } from './types.js';
+import { byRel, walkFiles } from './walk.js';
+
+export interface StoreOptions {
+  /** When given, files whose memoised hash is already an object are not copied again (a stat instead of a read). */
+  state?: LocalHashState;
+  /** Concurrent file copies for directories. Default 8. */
+  concurrency?: number;
+}
+
+/** The Store plus helpers the engine and gc use. */
+export interface LocalStore extends Store {
+  objectPath(hash: Hash): string;
+  /** A stored directory's manifest, verified against its hash. */
+  readManifest(hash: Hash): Promise<ManifestEntry[]>;
+  /** A stored file's bytes, verified against its hash (e.g. an old metrics file for `pipe metrics`). */
+  readObject(hash: Hash): Promise<Buffer>;
+}
+
+const SMALL = 4 * 1024 * 1024;
+const CHUNK = 1024 * 1024;
+
+export function openStore(root: string, opts: StoreOptions = {}): LocalStore {
+  return new ContentStore(root, opts);
+}
+
+class ContentStore implements LocalStore {
+  private readonly concurrency: number;
+  constructor(
+    readonly root: string,
+    private readonly opts: StoreOptions,
+  ) {
+    this.concurrency = opts.concurrency ?? 8;
+  }
+
+  objectPath(hash: Hash): string {
+    return `${this.root}/objects/${hash.slice(0, 2)}/${hash.slice(2)}`;
+  }
+
+  // ---------------------------------------------------------------- put
+
+  async put(absPath: string, relPath: string): Promise<StoredOutput> {
+    let st: BigIntStats;
+    try {
+      st = await stat(absPath, { bigint: true });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+        throw new CacheError(`${absPath} (declared output ${relPath}) does not exist, so it cannot be stored.`, 'not-found', absPath);
+      }
+      throw e;
+    }
+    if (st.isFile()) {
+      const hash = await this.putFile(absPath, Number(st.size));
+      return { path: relPath, kind: 'file', hash, size: Number(st.size), files: 1 };
+    }
+    if (!st.isDirectory()) {
+      throw new CacheError(`${absPath} (declared output ${relPath}) is not a regular file or directory.`, 'special-file', absPath);
+    }
+    const files = walkFiles(absPath).sort(byRel);
+    const hashes = await mapPool(files, this.concurrency, (f) => this.putFile(f.abs, Number(f.st.size)));
+    const entries = files.map((f, i): ManifestEntry => [f.rel, hashes[i]!, Number(f.st.size)]);
+    const json = manifestJson(entries);
+    const hash = hashBytes(json);
+    await this.putBytes(hash, json);
+    const size = entries.reduce((s, e) => s + e[2], 0);
+    return { path: relPath.endsWith('/') ? relPath : `${relPath}/`, kind: 'dir', hash, size, files: files.length };
+  }
+
+  /** Store one file; returns the hash of the bytes actually stored. */
+  private async putFile(abs: string, size: number): Promise<Hash> {
+    const state = this.opts.state;
+    if (state) {
+      const known = await state.hashPath(abs);
+      if (known.hash && (await this.touchIfPresent(known.hash))) return known.hash;
+    }
+    const tmp = await this.tmpPath();
+    try {
+      const hash = await copyHashing(abs, tmp, size, 0o444);
+      await this.commit(tmp, hash);
+      return hash;
+    } catch (e) {
+      await rm(tmp, { force: true });
+      throw e;
+    }
+  }
+
+  private async putBytes(hash: Hash, bytes: string | Buffer): Promise<void> {
+    if (await this.touchIfPresent(hash)) return;
+    const tmp = await this.tmpPath();
+    try {
+      const fh = await open(tmp, 'wx', 0o444);
+      try {
+        await fh.writeFile(bytes);
+      } finally {
+        await fh.close();
+      }
+      await this.commit(tmp, hash);
+    } catch (e) {
+      await rm(tmp, { force: true });
+      throw e;
+    }
+  }
+
+  /** Rename a finished temp object into place unless an identical object is already there. */
+  private async commit(tmp: string, hash: Hash): Promise<void> {
+    if (await this.touchIfPresent(hash)) {
+      await rm(tmp, { force: true });
+      return;
+    }
+    const obj = this.objectPath(hash);
+    await mkdir(dirname(obj), { recursive: true });
+    await rename(tmp, obj); // atomic; a racing identical rename just replaces equal bytes
+  }
+
+  /** Present objects get a fresh mtime so a concurrent gc's grace period spares them until a record points at them. */
+  private async touchIfPresent(hash: Hash): Promise<boolean> {
+    const obj = this.objectPath(hash);
+    try {
+      const now = new Date();
+      await utimes(obj, now, now);
+      return true;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return false;
+      if (code === 'EPERM' || code === 'EACCES') return true; // someone else's object on a shared cache: present
+      throw e;
+    }
+  }
+
+  private async tmpPath(): Promise<string> {
+    const dir = `${this.root}/tmp`;
+    await mkdir(dir, { recursive: true });
+    return `${dir}/${process.pid}-${randomBytes(8).toString('hex')}`;
+  }
+
+  // ---------------------------------------------------------------- has / read
+
+  async has(out: StoredOutput): Promise<boolean> {
+    if (!(await exists(this.objectPath(out.hash)))) return false;
+    if (out.kind === 'file') return true;
+    let entries: ManifestEntry[];
+    try {
+      entries = await this.readManifest(out.hash);
+    } catch (e) {
+      if (e instanceof CacheError) return false;
+      throw e;
+    }
+    const present = await mapPool(entries, 16, (e) => exists(this.objectPath(e[1])));
+    return present.every(Boolean);
+  }
+
+  async readManifest(hash: Hash): Promise<ManifestEntry[]> {
+    const text = (await this.readObject(hash)).toString('utf8');
+    return parseManifest(text, this.objectPath(hash));
+  }
+
+  async readObject(hash: Hash): Promise<Buffer> {
+    const obj = this.objectPath(hash);
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(obj);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw missing(obj, hash);
+      throw e;
+    }
+    if (hashBytes(bytes) !== hash) {
+      await rm(obj, { force: true });
+      throw corrupt(obj, hash);
+    }
+    return bytes;
+  }
+
+  // ---------------------------------------------------------------- restore
+
+  async restore(out: StoredOutput, absDest: string, modes: RestoreMode[]): Promise<void> {
+    const tryModes: RestoreMode[] = modes.length > 0 ? [...modes] : ['copy'];
+    await mkdir(dirname(absDest), { recursive: true });
+    const staged = tempName(absDest, 'pipe-restore');
+    try {
+      if (out.kind === 'file') {
+        await this.placeFile(out.hash, staged, tryModes);
+      } else {
+        const entries = await this.readManifest(out.hash);
+        await mkdir(staged);
+        const dirs = new Set<string>();
+        for (const [rel] of entries) {
+          const i = rel.lastIndexOf('/');
+          if (i > 0) dirs.add(rel.slice(0, i));
+        }
+        for (const d of [...dirs].sort()) await mkdir(join(staged, d), { recursive: true });
+        await mapPool(entries, this.concurrency, (e) => this.placeFile(e[1], join(staged, e[0]), tryModes));
+      }
+      await swapInto(staged, absDest);
+    } catch (e) {
+      await rm(staged, { recursive: true, force: true });
+      throw e;
+    }
+  }
+
+  /**
+   * Materialise one object at `dest` (a fresh name) using the first mode that works. A mode the filesystem does not
+   * support is dropped from `modes` (shared by the whole restore), so a 100,000-file directory tries it once.
+   */
+  private async placeFile(hash: Hash, dest: string, modes: RestoreMode[]): Promise<void> {
+    const obj = this.objectPath(hash);
+    for (const mode of [...modes]) {
+      try {
+        if (mode === 'reflink') {
+          await copyFile(obj, dest, constants.COPYFILE_FICLONE_FORCE);
+          await chmod(dest, 0o644); // the clone inherits the object's 0444; the restored file is the user's
+        } else if (mode === 'hardlink') {
+          await link(obj, dest);
+          await chmod(dest, 0o444); // same inode as the object: keep both read-only
+        } else {
+          const got = await copyHashing(obj, dest, -1, 0o644);
+          if (got !== hash) {
+            await rm(dest, { force: true });
+            await rm(obj, { force: true });
+            throw corrupt(obj, hash);
+          }
+        }
+        return;
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT' && !(await exists(obj))) throw missing(obj, hash);
+        if (mode !== 'copy' && code !== undefined && UNSUPPORTED.has(code)) {
+          await rm(dest, { force: true });
+          const i = modes.indexOf(mode);
+          if (i >= 0 && modes.length > 1) modes.splice(i, 1);
+          continue;
+        }
+        throw e;
+      }
+    }
+    throw new CacheError(
+      `could not restore ${dest}: none of the restore modes [${modes.join(', ')}] is supported here; add 'copy'.`,
+      'missing-object',
+      dest,
+    );
+  }
+}
+
+/** errno codes meaning "this filesystem can't do that mode", as opposed to a real failure. */
+const UNSUPPORTED = new Set(['ENOTSUP', 'EOPNOTSUPP', 'EXDEV', 'ENOSYS', 'EINVAL', 'EPERM', 'EMLINK', 'ENOTTY']);
+
+/**
+ * Copy `src` to a new file `dest` (must not exist) while hashing the bytes written, so the hash names exactly what
+ * was stored. `size` < 0 means unknown (stream).
+ */
+async function copyHashing(src: string, dest: string, size: number, mode: number): Promise<Hash> {
+  if (size >= 0 && size <= SMALL) {
+    const bytes = await readFile(src);
+    const fh = await open(dest, 'wx', mode);
+    try {
+      await fh.writeFile(bytes);
+    } finally {
+      await fh.close();
+    }
+    return hashBytes(bytes);
+  }
+  const h = createHash('sha256');
+  const buf = Buffer.allocUnsafe(CHUNK);
+  let inp: FileHandle | undefined;
+  let outp: FileHandle | undefined;
+  try {
+    inp = await open(src, 'r');
+    outp = await open(dest, 'wx', mode);
+    for (;;) {
+      const { bytesRead } = await inp.read(buf, 0, CHUNK, null);
+      if (bytesRead === 0) break;
+      const chunk = buf.subarray(0, bytesRead);
+      h.update(chunk);
+      await outp.write(chunk, 0, bytesRead);
+    }
+  } finally {
+    await inp?.close();
+    await outp?.close();
+  }
+  return asHash(h.digest('hex'));
+}
+
+/**
+ * Put a staged file or directory at `dest`. A file replaces a file atomically (rename). A directory cannot be
+ * renamed over a non-empty one, so the old one is first renamed aside (a brief moment with nothing at `dest`, never
+ * a mix of old and new files), then deleted.
+ */
+async function swapInto(staged: string, dest: string): Promise<void> {
+  try {
+    await rename(staged, dest);
+    return;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== 'EISDIR' && code !== 'ENOTDIR' && code !== 'ENOTEMPTY' && code !== 'EEXIST') throw e;
+  }
+  const aside = tempName(dest, 'pipe-old');
+  await rename(dest, aside);
+  await rename(staged, dest);
+  await rm(aside, { recursive: true, force: true });
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await lstat(p);
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw e;
+  }
+}
+
+function corrupt(obj: string, hash: Hash): CacheError {
+  return new CacheError(
+    `cache object ${obj} is corrupt (its content no longer hashes to ${hash}); it has been deleted. The stage that ` +
+      `produced it will run again.`,
+    'corrupt-object',
+    obj,
+  );
+}
+
+function missing(obj: string, hash: Hash): CacheError {
+  return new CacheError(`cache object ${hash} is missing from the store (${obj}); it was garbage-collected or deleted.`, 'missing-object', obj);
+}
+
