@@ -1,0 +1,192 @@
+import { createHash } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { asHash, CacheError, openHashState, openStore, type RestoreMode } from '../../cache/index.js';
+import { runChild, startChild, tempDir } from './helpers.js';
+
+const sha = (b: string | Buffer): string => createHash('sha256').update(b).digest('hex');
+
+function makeTree(root: string): void {
+  mkdirSync(`${root}/sub/deeper`, { recursive: true });
+  writeFileSync(`${root}/a.txt`, 'alpha');
+  writeFileSync(`${root}/sub/b.txt`, 'beta');
+  writeFileSync(`${root}/sub/deeper/c.bin`, Buffer.alloc(5 * 1024 * 1024, 7)); // streamed path (> 4 MiB)
+  writeFileSync(`${root}/dup.txt`, 'alpha'); // same content: one object
+}
+
+function listObjects(root: string): string[] {
+  if (!existsSync(`${root}/objects`)) return [];
+  return readdirSync(`${root}/objects`).flatMap((s) => readdirSync(`${root}/objects/${s}`).map((r) => `${root}/objects/${s}/${r}`));
+}
+
+describe('Store.put / has', () => {
+  it('stores a file as a read-only object named by its sha256, idempotently', async () => {
+    const d = tempDir();
+    writeFileSync(`${d}/f`, 'content');
+    const store = openStore(`${d}/cache`);
+    const out = await store.put(`${d}/f`, 'f');
+    expect(out).toEqual({ path: 'f', kind: 'file', hash: sha('content'), size: 7, files: 1 });
+    const obj = `${d}/cache/objects/${out.hash.slice(0, 2)}/${out.hash.slice(2)}`;
+    expect(store.objectPath(out.hash)).toBe(obj);
+    expect(readFileSync(obj, 'utf8')).toBe('content');
+    expect(statSync(obj).mode & 0o777).toBe(0o444);
+    const ino = statSync(obj).ino;
+    await store.put(`${d}/f`, 'f');
+    expect(statSync(obj).ino).toBe(ino); // existing object not rewritten
+    expect(await store.has(out)).toBe(true);
+    expect(readdirSync(`${d}/cache/tmp`)).toEqual([]);
+  });
+
+  it('stores a directory as file objects plus its manifest under the directory hash', async () => {
+    const d = tempDir();
+    makeTree(`${d}/out`);
+    const store = openStore(`${d}/cache`);
+    const out = await store.put(`${d}/out`, 'out');
+    const state = await openHashState(`${d}/state`);
+    expect(out).toMatchObject({ path: 'out/', kind: 'dir', hash: (await state.hashPath(`${d}/out`)).hash, files: 4 });
+    expect(listObjects(`${d}/cache`)).toHaveLength(4); // alpha (twice), beta, c.bin, manifest
+    expect((await store.readManifest(out.hash)).map((e) => e[0])).toEqual(['a.txt', 'dup.txt', 'sub/b.txt', 'sub/deeper/c.bin']);
+    expect(await store.has(out)).toBe(true);
+    // has() is false when any file object is gone
+    rmSync(store.objectPath(asHash(sha('beta'))));
+    expect(await store.has(out)).toBe(false);
+  });
+
+  it('a missing output is a CacheError naming it', async () => {
+    const d = tempDir();
+    await expect(openStore(`${d}/cache`).put(`${d}/nope`, 'models/x/')).rejects.toThrow(/declared output models\/x\/\) does not exist/);
+  });
+
+  it('with a HashState, putting an unchanged file already stored copies nothing', async () => {
+    const d = tempDir();
+    writeFileSync(`${d}/f`, 'content');
+    const state = await openHashState(`${d}/state`, { racyWindowMs: 0 });
+    const store = openStore(`${d}/cache`, { state });
+    await store.put(`${d}/f`, 'f');
+    const reads = state.stats.reads;
+    const out = await store.put(`${d}/f`, 'f');
+    expect(state.stats.reads).toBe(reads);
+    expect(state.stats.hits).toBeGreaterThan(0);
+    expect(await store.has(out)).toBe(true);
+  });
+});
+
+describe('Store.restore', () => {
+  const MODES: RestoreMode[][] = [['reflink', 'copy'], ['hardlink', 'copy'], ['copy']];
+
+  for (const modes of MODES) {
+    it(`restores files and directories with [${modes.join(', ')}]`, async () => {
+      const d = tempDir();
+      makeTree(`${d}/src`);
+      const store = openStore(`${d}/cache`);
+      const dir = await store.put(`${d}/src`, 'src');
+      const file = await store.put(`${d}/src/a.txt`, 'src/a.txt');
+      // over an existing, different directory and file
+      mkdirSync(`${d}/ws/dest/stale`, { recursive: true });
+      writeFileSync(`${d}/ws/dest/stale/old`, 'old');
+      writeFileSync(`${d}/ws/file.txt`, 'old file');
+      await store.restore(dir, `${d}/ws/dest`, [...modes]);
+      await store.restore(file, `${d}/ws/file.txt`, [...modes]);
+      const state = await openHashState(`${d}/state`);
+      expect((await state.hashPath(`${d}/ws/dest`)).hash).toBe(dir.hash);
+      expect(existsSync(`${d}/ws/dest/stale`)).toBe(false);
+      expect(readFileSync(`${d}/ws/file.txt`, 'utf8')).toBe('alpha');
+      expect(readdirSync(`${d}/ws`).sort()).toEqual(['dest', 'file.txt']); // no temp leftovers
+
+      const restored = `${d}/ws/dest/sub/b.txt`;
+      const obj = store.objectPath(asHash(sha('beta')));
+      const shared = statSync(restored).ino === statSync(obj).ino;
+      if (modes[0] === 'hardlink') {
+        expect(shared).toBe(true);
+        expect(statSync(restored).mode & 0o777).toBe(0o444);
+      } else {
+        expect(shared).toBe(false);
+        // editing the restored file leaves the store intact
+        writeFileSync(restored, 'edited');
+        expect(readFileSync(obj, 'utf8')).toBe('beta');
+        expect(await store.has(dir)).toBe(true);
+        expect(sha(readFileSync(obj))).toBe(sha('beta'));
+      }
+    });
+  }
+
+  it('reflink alone either clones (own inode) or says no mode worked', async () => {
+    const d = tempDir();
+    writeFileSync(`${d}/f`, 'x');
+    const store = openStore(`${d}/cache`);
+    const out = await store.put(`${d}/f`, 'f');
+    try {
+      await store.restore(out, `${d}/g`, ['reflink']);
+      expect(statSync(`${d}/g`).ino).not.toBe(statSync(store.objectPath(out.hash)).ino);
+      expect(readFileSync(`${d}/g`, 'utf8')).toBe('x');
+    } catch (e) {
+      expect(e).toBeInstanceOf(CacheError);
+      expect(String(e)).toMatch(/none of the restore modes \[reflink\]/);
+      expect(existsSync(`${d}/g`)).toBe(false);
+    }
+  });
+
+  it('a corrupt object is detected on copy, deleted, and the destination left untouched', async () => {
+    const d = tempDir();
+    writeFileSync(`${d}/f`, 'good bytes');
+    const store = openStore(`${d}/cache`);
+    const out = await store.put(`${d}/f`, 'f');
+    const obj = store.objectPath(out.hash);
+    chmodSync(obj, 0o644);
+    writeFileSync(obj, 'evil bytes');
+    writeFileSync(`${d}/dest`, 'previous');
+    await expect(store.restore(out, `${d}/dest`, ['copy'])).rejects.toMatchObject({ code: 'corrupt-object' });
+    expect(existsSync(obj)).toBe(false);
+    expect(readFileSync(`${d}/dest`, 'utf8')).toBe('previous');
+    expect(readdirSync(d).sort()).toEqual(['cache', 'dest', 'f']);
+    expect(await store.has(out)).toBe(false);
+    await expect(store.restore(out, `${d}/dest`, ['copy'])).rejects.toMatchObject({ code: 'missing-object' });
+  });
+
+  it('a corrupt directory manifest is detected', async () => {
+    const d = tempDir();
+    makeTree(`${d}/src`);
+    const store = openStore(`${d}/cache`);
+    const out = await store.put(`${d}/src`, 'src');
+    chmodSync(store.objectPath(out.hash), 0o644);
+    writeFileSync(store.objectPath(out.hash), '[]');
+    await expect(store.restore(out, `${d}/dest`, ['copy'])).rejects.toMatchObject({ code: 'corrupt-object' });
+    expect(existsSync(`${d}/dest`)).toBe(false);
+  });
+});
+
+describe('concurrency', () => {
+  it('two processes putting the same tree into one store at once both succeed, with whole objects', async () => {
+    const d = tempDir();
+    mkdirSync(`${d}/tree`);
+    for (let i = 0; i < 300; i++) writeFileSync(`${d}/tree/f${i}`, `file ${i % 150}`.repeat(50));
+    writeFileSync(`${d}/tree/big`, Buffer.alloc(6 * 1024 * 1024, 3));
+    const body = `
+      const store = cache.openStore(args.cache);
+      for (let r = 0; r < 3; r++) {
+        const out = await store.put(args.tree, 'tree');
+        process.stdout.write(out.hash + '\\n');
+      }`;
+    const kids = [0, 1].map(() => startChild(d, body, { cache: `${d}/cache`, tree: `${d}/tree` }).done);
+    const results = await Promise.all(kids);
+    for (const r of results) expect(r.code, r.stderr).toBe(0);
+    const hashes = new Set(results.flatMap((r) => r.stdout.trim().split('\n')));
+    expect(hashes.size).toBe(1);
+    const objects = listObjects(`${d}/cache`);
+    expect(objects).toHaveLength(150 + 1 + 1);
+    for (const o of objects) expect(sha(readFileSync(o))).toBe(o.split('/').slice(-2).join(''));
+    expect(readdirSync(`${d}/cache/tmp`)).toEqual([]);
+  });
+
+  it('a child can restore what another process stored', async () => {
+    const d = tempDir();
+    makeTree(`${d}/src`);
+    const out = await openStore(`${d}/cache`).put(`${d}/src`, 'src');
+    await runChild(d, `await cache.openStore(args.cache).restore(args.out, args.dest, ['copy']);`, {
+      cache: `${d}/cache`,
+      out,
+      dest: `${d}/dest`,
+    });
+    expect(readFileSync(`${d}/dest/sub/b.txt`, 'utf8')).toBe('beta');
+  });
+});
