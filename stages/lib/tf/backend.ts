@@ -1,0 +1,171 @@
+/**
+ * Picks the tfjs backend at run time, best first: tfjs-node-gpu (CUDA), tfjs-node (libtensorflow, CPU), WebGPU (only
+ * where `navigator.gpu` exists and the backend package is installed), wasm (XNNPACK + SIMD, with our fast gradient
+ * kernels), and the pure-JS cpu backend. `PIPE_TF_BACKEND` forces one; forcing one that is not usable is an error that
+ * names the usable ones. The native packages are optionalDependencies: npm skips them where libtensorflow cannot be
+ * downloaded, so "not installed" is a normal outcome, not a failure.
+ */
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { registerWasmConvGradients } from './wasm-kernels.js';
+
+export const BACKEND_ORDER = ['node-gpu', 'node', 'webgpu', 'wasm', 'cpu'] as const;
+export type BackendName = (typeof BACKEND_ORDER)[number];
+
+/** Accepted spellings of PIPE_TF_BACKEND (tfjs's own registry names included). */
+const ALIASES: Record<string, BackendName> = {
+  'node-gpu': 'node-gpu',
+  'tfjs-node-gpu': 'node-gpu',
+  gpu: 'node-gpu',
+  node: 'node',
+  'tfjs-node': 'node',
+  tensorflow: 'node',
+  webgpu: 'webgpu',
+  wasm: 'wasm',
+  cpu: 'cpu',
+};
+
+export interface BackendChoice {
+  name: BackendName;
+  /** tfjs's registry name of the active backend (`tensorflow`, `webgpu`, `wasm`, `cpu`). */
+  tfName: string;
+  /** One line for the log: what runs and why the better ones did not. */
+  detail: string;
+}
+
+export class BackendUnavailableError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'BackendUnavailableError';
+  }
+}
+
+const require = createRequire(import.meta.url);
+
+function resolvable(pkg: string): boolean {
+  try {
+    require.resolve(`${pkg}/package.json`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Why a backend cannot be used here, or undefined when it can be tried. Cheap: resolves packages, loads nothing. */
+export function unavailableReason(name: BackendName): string | undefined {
+  switch (name) {
+    case 'node-gpu':
+      return resolvable('@tensorflow/tfjs-node-gpu') ? undefined : '@tensorflow/tfjs-node-gpu is not installed';
+    case 'node':
+      return resolvable('@tensorflow/tfjs-node') ? undefined : '@tensorflow/tfjs-node is not installed';
+    case 'webgpu': {
+      const nav = (globalThis as { navigator?: { gpu?: unknown } }).navigator;
+      if (nav?.gpu === undefined) return 'navigator.gpu is not present in this runtime';
+      return resolvable('@tensorflow/tfjs-backend-webgpu') ? undefined : '@tensorflow/tfjs-backend-webgpu is not installed';
+    }
+    case 'wasm':
+      return resolvable('@tensorflow/tfjs-backend-wasm') ? undefined : '@tensorflow/tfjs-backend-wasm is not installed';
+    case 'cpu':
+      return undefined;
+  }
+}
+
+/** Loads and activates one backend; throws with the cause when it cannot start. */
+async function activate(name: BackendName): Promise<string> {
+  const load = async (pkg: string): Promise<void> => {
+    await import(pkg);
+  };
+  switch (name) {
+    case 'node-gpu':
+      await load('@tensorflow/tfjs-node-gpu');
+      break;
+    case 'node':
+      await load('@tensorflow/tfjs-node');
+      break;
+    case 'webgpu':
+      await load('@tensorflow/tfjs-backend-webgpu');
+      break;
+    case 'wasm': {
+      const wasm = await import('@tensorflow/tfjs-backend-wasm');
+      // Node has no page URL to resolve the .wasm binaries against: point at the installed package's dist/.
+      wasm.setWasmPaths(join(dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist') + '/');
+      registerWasmConvGradients();
+      break;
+    }
+    case 'cpu':
+      // The cpu backend greets Node users with a banner on first use; PROD silences it (and nothing else we need).
+      tf.env().set('PROD', true);
+      break;
+  }
+  const tfName = name === 'node' || name === 'node-gpu' ? 'tensorflow' : name;
+  if (!(await tf.setBackend(tfName))) throw new Error(`tf.setBackend('${tfName}') returned false`);
+  await tf.ready();
+  return tfName;
+}
+
+function errorText(e: unknown): string {
+  return (e instanceof Error ? e.message : String(e)).split('\n')[0]!;
+}
+
+/** Names of the backends that are not ruled out without loading them. */
+export function candidateBackends(): BackendName[] {
+  return BACKEND_ORDER.filter((n) => unavailableReason(n) === undefined);
+}
+
+/**
+ * Activates the best usable backend, or the one `forced` (normally `process.env.PIPE_TF_BACKEND`) names.
+ * Idempotent within a process only for the same choice: tfjs has one global engine.
+ */
+export async function selectBackend(forced: string | undefined = process.env['PIPE_TF_BACKEND']): Promise<BackendChoice> {
+  const skipped: string[] = [];
+  if (forced !== undefined && forced.trim() !== '') {
+    const name = ALIASES[forced.trim().toLowerCase()];
+    const usable = candidateBackends().join(', ');
+    if (name === undefined) {
+      throw new BackendUnavailableError(
+        `PIPE_TF_BACKEND=${forced} is not a tfjs backend pipe knows; use one of ${BACKEND_ORDER.join(', ')} ` +
+          `(usable here: ${usable}).`,
+      );
+    }
+    const reason = unavailableReason(name);
+    if (reason !== undefined) {
+      throw new BackendUnavailableError(
+        `PIPE_TF_BACKEND=${forced} asks for the ${name} backend, but ${reason}; usable here: ${usable}.`,
+      );
+    }
+    try {
+      const tfName = await activate(name);
+      return { name, tfName, detail: `${describe(name)} (forced by PIPE_TF_BACKEND)` };
+    } catch (e) {
+      throw new BackendUnavailableError(
+        `PIPE_TF_BACKEND=${forced} asks for the ${name} backend, but it failed to start: ${errorText(e)}; ` +
+          `usable here: ${usable}.`,
+      );
+    }
+  }
+  for (const name of BACKEND_ORDER) {
+    const reason = unavailableReason(name);
+    if (reason !== undefined) {
+      skipped.push(`${name}: ${reason}`);
+      continue;
+    }
+    try {
+      const tfName = await activate(name);
+      const why = skipped.length > 0 ? `; not used: ${skipped.join('; ')}` : '';
+      return { name, tfName, detail: `${describe(name)}${why}` };
+    } catch (e) {
+      skipped.push(`${name}: failed to start (${errorText(e)})`);
+    }
+  }
+  throw new BackendUnavailableError(`no tfjs backend could start: ${skipped.join('; ')}`);
+}
+
+function describe(name: BackendName): string {
+  if (name === 'wasm') {
+    const simd = tf.env().getBool('WASM_HAS_SIMD_SUPPORT');
+    const threads = tf.env().getBool('WASM_HAS_MULTITHREAD_SUPPORT');
+    return `tfjs backend wasm (SIMD ${simd ? 'on' : 'off'}, threads ${threads ? 'on' : 'off'}, fast conv gradients)`;
+  }
+  return `tfjs backend ${name}`;
+}

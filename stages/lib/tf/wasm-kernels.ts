@@ -1,0 +1,378 @@
+/**
+ * Fast convolution gradients for tfjs's `wasm` backend.
+ *
+ * The wasm backend (4.x) has no `Conv2DBackpropFilter` kernel at all (training a convnet throws) and its
+ * `Conv2DBackpropInput` is a scalar C++ loop. Both gradients are themselves convolutions, so we express them with the
+ * backend's fast forward `Conv2D` (XNNPACK, SIMD) plus cheap layout kernels (Transpose, Reverse, Pad, Slice):
+ *
+ *  - dX = conv(dilate(dy, stride), rot180(W) with in/out channels swapped), padded so the output is X's size
+ *    (a transposed convolution; zero-insertion "dilation" of dy handles stride > 1);
+ *  - dW = im2col(x)ᵀ · dy as ONE matrix product: im2col is written (plain JS, straight into the wasm heap) as a
+ *    [KH·KW·Ci, B·OH·OW] matrix so the fast non-transposed MatMul applies and dy keeps its NHWC layout;
+ *  - MaxPoolGrad (stock: a slow scalar loop) is a JS loop over the heap with a 2×2/stride-2 fast path;
+ *  - forward Conv2D/FusedConv2D get tfjs-computed explicit padding (XNNPACK SAME padding disagrees for some strides).
+ *
+ * Kernels are composed from other wasm kernel functions (not tf ops) so nothing is recorded on the gradient tape and
+ * every intermediate is freed here.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+type TensorInfo = tf.TensorInfo;
+type Backend = tf.KernelBackend & { disposeData(dataId: object, force?: boolean): boolean };
+type PadAttr = 'same' | 'valid' | number | tf.backend_util.ExplicitPadding;
+
+/** Runs another kernel of the same backend and remembers its output for disposal. */
+class KernelScope {
+  private readonly temps: TensorInfo[] = [];
+  constructor(private readonly backend: Backend) {}
+
+  run(name: string, inputs: Record<string, TensorInfo>, attrs: Record<string, unknown> = {}): TensorInfo {
+    const kernel = tf.getKernel(name, 'wasm');
+    if (kernel === undefined) throw new Error(`wasm backend has no ${name} kernel`);
+    const out = kernel.kernelFunc({ inputs, backend: this.backend, attrs: attrs as tf.NamedAttrMap }) as TensorInfo;
+    this.temps.push(out);
+    return out;
+  }
+
+  /** Frees every intermediate except `keep` (the kernel's result). */
+  finish(keep: TensorInfo): TensorInfo {
+    for (const t of this.temps) if (t !== keep) this.backend.disposeData(t.dataId);
+    return keep;
+  }
+}
+
+/** Pads (non-negative amounts) or crops (negative amounts) the two spatial axes of an NHWC tensor. */
+function padOrCrop(
+  s: KernelScope,
+  x: TensorInfo,
+  top: number,
+  bottom: number,
+  left: number,
+  right: number,
+): { t: TensorInfo; pad: [number, number, number, number] } {
+  const [n, h, w, c] = x.shape as [number, number, number, number];
+  const cropT = Math.max(0, -top);
+  const cropB = Math.max(0, -bottom);
+  const cropL = Math.max(0, -left);
+  const cropR = Math.max(0, -right);
+  let t = x;
+  if (cropT + cropB + cropL + cropR > 0) {
+    t = s.run('Slice', { x }, { begin: [0, cropT, cropL, 0], size: [n, h - cropT - cropB, w - cropL - cropR, c] });
+  }
+  return { t, pad: [Math.max(0, top), Math.max(0, bottom), Math.max(0, left), Math.max(0, right)] };
+}
+
+function explicit(p: [number, number, number, number]): tf.backend_util.ExplicitPadding {
+  return [
+    [0, 0],
+    [p[0], p[1]],
+    [p[2], p[3]],
+    [0, 0],
+  ];
+}
+
+/** Inserts stride−1 zeros after every element along H and W: [B,OH,OW,C] → [B,OH·sH,OW·sW,C]. */
+function dilate(s: KernelScope, dy: TensorInfo, sH: number, sW: number): TensorInfo {
+  if (sH === 1 && sW === 1) return dy;
+  const [b, oh, ow, c] = dy.shape as [number, number, number, number];
+  const r = s.run('Reshape', { x: dy }, { shape: [b, oh, 1, ow, 1, c] });
+  const p = s.run('PadV2', { x: r }, {
+    paddings: [
+      [0, 0],
+      [0, 0],
+      [0, sH - 1],
+      [0, 0],
+      [0, sW - 1],
+      [0, 0],
+    ],
+    constantValue: 0,
+  });
+  return s.run('Reshape', { x: p }, { shape: [b, oh * sH, ow * sW, c] });
+}
+
+interface ConvGradAttrs {
+  strides: number | [number, number];
+  pad: PadAttr;
+  dataFormat: 'NHWC' | 'NCHW';
+  dimRoundingMode?: 'floor' | 'round' | 'ceil';
+}
+
+function convInfoOf(xShape: number[], filterShape: number[], attrs: ConvGradAttrs): tf.backend_util.Conv2DInfo {
+  if (attrs.dataFormat === 'NCHW') throw new Error('wasm conv gradients support only NHWC (channelsLast)');
+  return tf.backend_util.computeConv2DInfo(
+    xShape as [number, number, number, number],
+    filterShape as [number, number, number, number],
+    attrs.strides,
+    1,
+    attrs.pad,
+    attrs.dimRoundingMode,
+    false,
+    'channelsLast',
+  );
+}
+
+/** dX for y = conv2d(x, W): a stride-1 convolution of the (dilated) dy with the rotated, transposed filter. */
+export function conv2DBackpropInputWasm(args: {
+  inputs: { dy: TensorInfo; filter: TensorInfo };
+  backend: Backend;
+  attrs: ConvGradAttrs & { inputShape: [number, number, number, number] };
+}): TensorInfo {
+  const { dy, filter } = args.inputs;
+  const info = convInfoOf(args.attrs.inputShape, filter.shape, args.attrs);
+  const s = new KernelScope(args.backend);
+  const { filterHeight: kh, filterWidth: kw, strideHeight: sH, strideWidth: sW, inHeight: h, inWidth: w } = info;
+  const rot = s.run('Reverse', { x: filter }, { dims: [0, 1] });
+  const wT = s.run('Transpose', { x: rot }, { perm: [0, 1, 3, 2] });
+  const dyd = dilate(s, dy, sH, sW);
+  const lh = dyd.shape[1] as number;
+  const lw = dyd.shape[2] as number;
+  // dx[i] = Σ_k' dyd[i + pT − (KH−1) + k'] · rot(W)[k']: pad dyd by KH−1−pT on top and enough at the bottom for H rows.
+  const top = kh - 1 - info.padInfo.top;
+  const left = kw - 1 - info.padInfo.left;
+  const { t, pad } = padOrCrop(s, dyd, top, h + kh - 1 - top - lh, left, w + kw - 1 - left - lw);
+  const dx = s.run('Conv2D', { x: t, filter: wT }, {
+    strides: [1, 1],
+    dilations: [1, 1],
+    pad: explicit(pad),
+    dataFormat: 'NHWC',
+  });
+  return s.finish(dx);
+}
+
+/** The parts of the wasm backend these kernels touch: heap views and output allocation. */
+interface WasmHeapBackend extends Backend {
+  makeOutput(shape: number[], dtype: tf.DataType): TensorInfo;
+  typedArrayFromHeap(t: TensorInfo): Float32Array;
+}
+
+/**
+ * im2col with the patch index on rows: A[(kh·KW + kw)·Ci + ci, (b·OH + oh)·OW + ow] = x[b, oh·sH+kh−pT, ow·sW+kw−pL, ci]
+ * (0 outside). Written in plain JS straight into the wasm heap: one sequential write per element, which is several
+ * times faster than the backend's Slice/Concat kernels for the same copy.
+ */
+function im2colRows(
+  src: Float32Array,
+  dst: Float32Array,
+  info: tf.backend_util.Conv2DInfo,
+): void {
+  const { batchSize: nb, inHeight: h, inWidth: w, inChannels: ci, outHeight: oh, outWidth: ow } = info;
+  const { filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = info;
+  const pt = info.padInfo.top;
+  const pl = info.padInfo.left;
+  let o = 0;
+  for (let r = 0; r < kh; r++) {
+    for (let q = 0; q < kw; q++) {
+      // First and one-past-last output column whose input column ow·sw + q − pl lies in [0, w).
+      const xa = Math.min(ow, Math.max(0, Math.ceil((pl - q) / sw)));
+      const xb = Math.max(xa, Math.min(ow, Math.floor((w - 1 + pl - q) / sw) + 1));
+      for (let c = 0; c < ci; c++) {
+        for (let b = 0; b < nb; b++) {
+          for (let y = 0; y < oh; y++) {
+            const iy = y * sh + r - pt;
+            if (iy < 0 || iy >= h) {
+              dst.fill(0, o, o + ow);
+              o += ow;
+              continue;
+            }
+            // Columns whose input pixel is inside the image: x in [xa, xb); zeros outside (the padding).
+            const base = (b * h + iy) * w * ci + c;
+            for (let x = 0; x < xa; x++) dst[o++] = 0;
+            let at = base + (xa * sw + q - pl) * ci;
+            const step = sw * ci;
+            for (let x = xa; x < xb; x++, at += step) dst[o++] = src[at]!;
+            for (let x = xb; x < ow; x++) dst[o++] = 0;
+          }
+        }
+      }
+    }
+  }
+}
+
+/**
+ * dW for y = conv2d(x, W): dW = im2col(x)ᵀ · dy as ONE matrix product, with im2col written transposed
+ * ([KH·KW·Ci, B·OH·OW]) so the backend's fast non-transposed MatMul applies and dy is used in its own NHWC layout.
+ */
+export function conv2DBackpropFilterWasm(args: {
+  inputs: { x: TensorInfo; dy: TensorInfo };
+  backend: Backend;
+  attrs: ConvGradAttrs & { filterShape: [number, number, number, number] };
+}): TensorInfo {
+  const { x, dy } = args.inputs;
+  const backend = args.backend as WasmHeapBackend;
+  const info = convInfoOf(x.shape, args.attrs.filterShape, args.attrs);
+  const s = new KernelScope(backend);
+  const rows = info.filterHeight * info.filterWidth * info.inChannels;
+  const cols = info.batchSize * info.outHeight * info.outWidth;
+  const cols2d = backend.makeOutput([rows, cols], 'float32');
+  // Views only after the allocation: growing the heap detaches earlier views.
+  im2colRows(backend.typedArrayFromHeap(x), backend.typedArrayFromHeap(cols2d), info);
+  const dy2d = s.run('Reshape', { x: dy }, { shape: [cols, info.outChannels] });
+  const prod = s.run('BatchMatMul', { a: cols2d, b: dy2d }, { transposeA: false, transposeB: false });
+  backend.disposeData(cols2d.dataId);
+  const dw = s.run('Reshape', { x: prod }, { shape: args.attrs.filterShape });
+  return s.finish(dw);
+}
+
+/**
+ * MaxPool gradient in plain JS over the wasm heap (the built-in kernel is a slow scalar loop): each dy element goes
+ * to the first maximum of its window, as the cpu backend does.
+ */
+export function maxPoolGradWasm(args: {
+  inputs: { dy: TensorInfo; input: TensorInfo; output: TensorInfo };
+  backend: Backend;
+  attrs: {
+    filterSize: number | [number, number];
+    strides: number | [number, number];
+    pad: PadAttr;
+    dimRoundingMode?: 'floor' | 'round' | 'ceil';
+  };
+}): TensorInfo {
+  const { dy, input } = args.inputs;
+  const backend = args.backend as WasmHeapBackend;
+  const a = args.attrs;
+  const info = tf.backend_util.computePool2DInfo(
+    input.shape as [number, number, number, number],
+    a.filterSize,
+    a.strides,
+    1,
+    a.pad,
+    a.dimRoundingMode,
+  );
+  const out = backend.makeOutput(input.shape, 'float32');
+  const dx = backend.typedArrayFromHeap(out);
+  const xs = backend.typedArrayFromHeap(input);
+  const g = backend.typedArrayFromHeap(dy);
+  if (isTiled2x2(info)) {
+    maxPoolGrad2x2(xs, g, dx, info);
+    return out;
+  }
+  dx.fill(0);
+  const { batchSize: nb, inHeight: h, inWidth: w, inChannels: ch, outHeight: oh, outWidth: ow } = info;
+  const { filterHeight: fh, filterWidth: fw, strideHeight: sh, strideWidth: sw } = info;
+  const pt = info.padInfo.top;
+  const pl = info.padInfo.left;
+  let gi = 0;
+  for (let b = 0; b < nb; b++) {
+    for (let y = 0; y < oh; y++) {
+      const y0 = Math.max(0, y * sh - pt);
+      const y1 = Math.min(h, y * sh - pt + fh);
+      for (let x = 0; x < ow; x++) {
+        const x0 = Math.max(0, x * sw - pl);
+        const x1 = Math.min(w, x * sw - pl + fw);
+        for (let c = 0; c < ch; c++, gi++) {
+          let best = -Infinity;
+          let at = -1;
+          for (let iy = y0; iy < y1; iy++) {
+            const rowBase = (b * h + iy) * w;
+            for (let ix = x0; ix < x1; ix++) {
+              const idx = (rowBase + ix) * ch + c;
+              const v = xs[idx]!;
+              if (v > best || at < 0) {
+                best = v;
+                at = idx;
+              }
+            }
+          }
+          if (at >= 0) dx[at] += g[gi]!;
+        }
+      }
+    }
+  }
+  return out;
+}
+
+/** 2×2 windows, stride 2, no padding, even sizes: windows tile the input exactly (the common CNN pooling). */
+function isTiled2x2(i: tf.backend_util.Conv2DInfo): boolean {
+  return (
+    i.filterHeight === 2 && i.filterWidth === 2 && i.strideHeight === 2 && i.strideWidth === 2 &&
+    i.padInfo.top === 0 && i.padInfo.left === 0 && i.inHeight === 2 * i.outHeight && i.inWidth === 2 * i.outWidth
+  );
+}
+
+/** Fast path: every input pixel is in exactly one window, so each is written once (no zero fill, no +=). */
+function maxPoolGrad2x2(xs: Float32Array, g: Float32Array, dx: Float32Array, info: tf.backend_util.Conv2DInfo): void {
+  const { batchSize: nb, inWidth: w, inChannels: ch, outHeight: oh, outWidth: ow } = info;
+  const rowStride = w * ch;
+  let gi = 0;
+  for (let b = 0; b < nb; b++) {
+    for (let y = 0; y < oh; y++) {
+      let i00 = (b * 2 * oh + 2 * y) * rowStride;
+      for (let x = 0; x < ow; x++, i00 += 2 * ch) {
+        for (let c = 0; c < ch; c++, gi++) {
+          const a = i00 + c;
+          const bb = a + ch;
+          const cc = a + rowStride;
+          const d = cc + ch;
+          // First maximum in row-major window order, like the cpu backend.
+          let at = a;
+          let best = xs[a]!;
+          if (xs[bb]! > best) { best = xs[bb]!; at = bb; }
+          if (xs[cc]! > best) { best = xs[cc]!; at = cc; }
+          if (xs[d]! > best) at = d;
+          dx[a] = 0; dx[bb] = 0; dx[cc] = 0; dx[d] = 0;
+          dx[at] = g[gi]!;
+        }
+      }
+    }
+  }
+}
+
+/**
+ * The stock wasm Conv2D/FusedConv2D hand 'same' padding to XNNPACK's TensorFlow-SAME mode, which disagrees with tfjs
+ * for some stride > 1 shapes (e.g. 6×8 input, 2×2 kernel, stride 3). Passing the padding tfjs itself computes as
+ * explicit amounts gives the reference result, so wrap both kernels to do that.
+ */
+function withExplicitSamePadding(name: 'Conv2D' | 'FusedConv2D'): tf.KernelConfig {
+  const original = tf.getKernel(name, 'wasm');
+  if (original === undefined) throw new Error(`wasm backend has no ${name} kernel`);
+  const kernelFunc: tf.KernelFunc = (args) => {
+    const attrs = args.attrs as unknown as ConvGradAttrs & { dilations: number | [number, number] };
+    const inputs = args.inputs as unknown as { x: TensorInfo; filter: TensorInfo };
+    if (attrs.pad !== 'same' && typeof attrs.pad !== 'number') return original.kernelFunc(args);
+    const info = tf.backend_util.computeConv2DInfo(
+      inputs.x.shape as [number, number, number, number],
+      inputs.filter.shape as [number, number, number, number],
+      attrs.strides,
+      attrs.dilations,
+      attrs.pad,
+      attrs.dimRoundingMode,
+      false,
+      tf.backend_util.convertConv2DDataFormat(attrs.dataFormat),
+    );
+    const p = info.padInfo;
+    const pad = explicit([p.top, p.bottom, p.left, p.right]);
+    return original.kernelFunc({ ...args, attrs: { ...args.attrs, pad } as unknown as tf.NamedAttrMap });
+  };
+  return { ...original, kernelFunc };
+}
+
+let registered = false;
+
+/** Registers the fast gradient kernels on the `wasm` backend (idempotent; replaces the slow built-in dX kernel). */
+export function registerWasmConvGradients(): void {
+  if (registered) return;
+  const convs = (['Conv2D', 'FusedConv2D'] as const).map(withExplicitSamePadding);
+  for (const k of convs) {
+    tf.unregisterKernel(k.kernelName, 'wasm');
+    tf.registerKernel(k);
+  }
+  for (const name of ['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'MaxPoolGrad']) {
+    if (tf.getKernel(name, 'wasm') !== undefined) tf.unregisterKernel(name, 'wasm');
+  }
+  tf.registerKernel({
+    kernelName: 'Conv2DBackpropFilter',
+    backendName: 'wasm',
+    kernelFunc: conv2DBackpropFilterWasm as unknown as tf.KernelFunc,
+  });
+  tf.registerKernel({
+    kernelName: 'Conv2DBackpropInput',
+    backendName: 'wasm',
+    kernelFunc: conv2DBackpropInputWasm as unknown as tf.KernelFunc,
+  });
+  tf.registerKernel({
+    kernelName: 'MaxPoolGrad',
+    backendName: 'wasm',
+    kernelFunc: maxPoolGradWasm as unknown as tf.KernelFunc,
+  });
+  registered = true;
+}

@@ -1,0 +1,98 @@
+// Gradient checks: the fast wasm Conv2DBackpropFilter / Conv2DBackpropInput / MaxPoolGrad kernels against the
+// reference cpu backend, on seeded random shapes covering stride 1/2/3, same/valid/explicit padding, several channels.
+import { beforeAll, describe, expect, it } from 'vitest';
+import * as tf from '@tensorflow/tfjs';
+import { selectBackend } from '../../stages/lib/tf/backend.js';
+
+type Pad = 'same' | 'valid' | tf.backend_util.ExplicitPadding;
+interface Case { x: [number, number, number, number]; f: [number, number, number, number]; stride: number; pad: Pad }
+
+/** Deterministic case generator (mulberry32), so a failure names a reproducible shape. */
+function cases(seed: number, n: number): Case[] {
+  let s = seed >>> 0;
+  const rnd = (lo: number, hi: number): number => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return lo + (((t ^ (t >>> 14)) >>> 0) % (hi - lo + 1));
+  };
+  const out: Case[] = [];
+  for (let i = 0; i < n; i++) {
+    const k = [1, 2, 3, 5][rnd(0, 3)]!;
+    const kw = rnd(0, 3) === 0 ? rnd(1, 4) : k;
+    const h = rnd(k + 2, 14);
+    const w = rnd(kw + 2, 14);
+    const pad: Pad = (['same', 'valid', 'same', 'valid', 'explicit'] as const)[rnd(0, 4)] === 'explicit'
+      ? [[0, 0], [rnd(0, 2), rnd(0, 2)], [rnd(0, 2), rnd(0, 2)], [0, 0]]
+      : (['same', 'valid'] as const)[rnd(0, 1)]!;
+    out.push({ x: [rnd(1, 3), h, w, [1, 2, 3, 8, 16][rnd(0, 4)]!], f: [k, kw, 0, [1, 4, 7, 16][rnd(0, 3)]!], stride: [1, 2, 3][rnd(0, 2)]!, pad });
+    out[i]!.f[2] = out[i]!.x[3];
+  }
+  return out;
+}
+
+async function convGrads(backend: string, c: Case): Promise<[Float32Array, Float32Array]> {
+  await tf.setBackend(backend);
+  return tf.tidy(() => {
+    const x = tf.randomUniform(c.x, -1, 1, 'float32', 7) as tf.Tensor4D;
+    const f = tf.randomUniform(c.f, -1, 1, 'float32', 8) as tf.Tensor4D;
+    // A non-uniform upstream gradient (sin of the output) so every dy element matters.
+    const g = tf.grads((a: tf.Tensor4D, b: tf.Tensor4D) => tf.sum(tf.sin(tf.conv2d(a, b, c.stride, c.pad as 'same'))));
+    const [dx, dw] = g([x, f]);
+    return [dx!.dataSync() as Float32Array, dw!.dataSync() as Float32Array];
+  });
+}
+
+function maxAbsDiff(a: Float32Array, b: Float32Array): number {
+  expect(a.length).toBe(b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+}
+
+beforeAll(async () => {
+  const choice = await selectBackend('wasm');
+  expect(choice.name).toBe('wasm');
+});
+
+describe('wasm conv gradient kernels vs cpu', () => {
+  const all = cases(20261127, 40);
+  it.each(all.map((c) => [JSON.stringify(c), c] as const))('%s', async (_name, c) => {
+    const [dxCpu, dwCpu] = await convGrads('cpu', c);
+    const [dxWasm, dwWasm] = await convGrads('wasm', c);
+    // Sums of up to ~1,000 products of values in [-1, 1]: float32 rounding stays far below 1e-3.
+    expect(maxAbsDiff(dxWasm, dxCpu)).toBeLessThan(1e-3);
+    expect(maxAbsDiff(dwWasm, dwCpu)).toBeLessThan(1e-3);
+  });
+
+  it('covers strides 1, 2 and 3 and both padding modes', () => {
+    expect(new Set(all.map((c) => c.stride))).toEqual(new Set([1, 2, 3]));
+    const pads = new Set(all.map((c) => (typeof c.pad === 'string' ? c.pad : 'explicit')));
+    expect(pads).toEqual(new Set(['same', 'valid', 'explicit']));
+  });
+
+  it('registers a Conv2DBackpropFilter kernel that the stock wasm backend lacks', () => {
+    expect(tf.getKernel('Conv2DBackpropFilter', 'wasm')).toBeDefined();
+  });
+});
+
+describe('wasm MaxPoolGrad vs cpu', () => {
+  const pools: Array<[number[], number, number, 'same' | 'valid']> = [
+    [[2, 8, 8, 3], 2, 2, 'valid'], // the tiled 2×2 fast path
+    [[2, 9, 7, 4], 2, 2, 'valid'], // odd size: last row/column outside every window
+    [[1, 9, 9, 2], 3, 2, 'same'], // overlapping windows with padding
+    [[3, 6, 10, 5], 3, 1, 'valid'],
+  ];
+  it.each(pools)('x %j window %i stride %i %s', async (shape, size, stride, pad) => {
+    const grad = async (backend: string): Promise<Float32Array> => {
+      await tf.setBackend(backend);
+      return tf.tidy(() => {
+        const x = tf.randomNormal(shape, 0, 1, 'float32', 3) as tf.Tensor4D;
+        const g = tf.grad((a: tf.Tensor4D) => tf.sum(tf.mul(tf.maxPool(a, size, stride, pad), tf.range(1, 1 + tf.maxPool(a, size, stride, pad).size).reshape(tf.maxPool(a, size, stride, pad).shape))));
+        return g(x).dataSync() as Float32Array;
+      });
+    };
+    expect(maxAbsDiff(await grad('wasm'), await grad('cpu'))).toBeLessThan(1e-5);
+  });
+});
