@@ -1,0 +1,178 @@
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { stringify } from 'csv-stringify/sync';
+import { StageError, type StageContext } from '../../../engine/stage-api.js';
+import { encodeGrayPng, quantize } from '../../lib/png.js';
+import {
+  DEFAULT_AGES,
+  DEFAULT_PREVALENCE,
+  LAYOUTS,
+  drawCohort,
+  formatAgeString,
+  type AgeDistribution,
+  type Layout,
+  type SynthImage,
+} from './cohort.js';
+import { drawEncoding, encodeDisplay, writeDicom } from './dicom.js';
+import { layoutFiles, type ImageFormat } from './layouts.js';
+import { renderPhantom } from './phantom.js';
+import { createRng } from './prng.js';
+
+export interface SynthWith {
+  out: string;
+  layout: Layout;
+  patients: number;
+  seed: number;
+  size: number;
+  format?: ImageFormat;
+  cardiomegaly_prevalence?: number;
+  finding_prevalence?: number;
+  ages?: Partial<Record<'min' | 'max' | 'mean' | 'sd' | 'infant_fraction' | 'minor_fraction' | 'missing_fraction', number>>;
+  images_per_patient?: number;
+  test_fraction: number;
+  monochrome1_fraction: number;
+}
+
+const DEFAULT_FORMAT: Record<Layout, ImageFormat> = { vindr_cxr: 'dicom', vindr_pcxr: 'dicom', nih: 'png8', padchest: 'png16' };
+
+function fail(stage: string, field: string, why: string): never {
+  throw new StageError(`stage ${stage}: with.${field} ${why}`);
+}
+
+function ageDistribution(stage: string, layout: Layout, o: SynthWith['ages']): AgeDistribution {
+  const d = DEFAULT_AGES[layout];
+  const a: AgeDistribution = {
+    min: o?.min ?? d.min,
+    max: o?.max ?? d.max,
+    mean: o?.mean ?? d.mean,
+    sd: o?.sd ?? d.sd,
+    infantFraction: o?.infant_fraction ?? d.infantFraction,
+    minorFraction: o?.minor_fraction ?? d.minorFraction,
+    missingFraction: o?.missing_fraction ?? d.missingFraction,
+  };
+  for (const [k, v] of Object.entries(a))
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) fail(stage, `ages.${k}`, `must be a non-negative number (got ${String(v)})`);
+  if (a.max < a.min) fail(stage, 'ages', `has max ${a.max} below min ${a.min}`);
+  for (const k of ['infantFraction', 'minorFraction', 'missingFraction'] as const)
+    if (a[k] > 1) fail(stage, 'ages', `fraction ${k} must be within [0, 1]`);
+  return a;
+}
+
+/** Validate `with:` beyond what the manifest's types already guarantee. */
+export function resolveOptions(stage: string, w: SynthWith) {
+  if (!LAYOUTS.includes(w.layout)) fail(stage, 'layout', `must be one of ${LAYOUTS.join(', ')} (got ${String(w.layout)})`);
+  if (!Number.isInteger(w.patients) || w.patients < 1) fail(stage, 'patients', `must be a positive integer (got ${w.patients})`);
+  if (!Number.isInteger(w.size) || w.size < 32 || w.size > 4096) fail(stage, 'size', `must be an integer in [32, 4096] (got ${w.size})`);
+  const format = w.format ?? DEFAULT_FORMAT[w.layout];
+  if ((w.layout === 'nih' || w.layout === 'padchest') && format === 'dicom')
+    fail(stage, 'format', `dicom is not available for layout ${w.layout}: that dataset is distributed as PNG files`);
+  const prev = DEFAULT_PREVALENCE[w.layout];
+  const frac = (field: string, v: number | undefined, d: number): number => {
+    const x = v ?? d;
+    if (typeof x !== 'number' || !(x >= 0 && x <= 1)) fail(stage, field, `must be a number within [0, 1] (got ${String(x)})`);
+    return x;
+  };
+  const imagesPerPatient = w.images_per_patient ?? prev.imagesPerPatient;
+  if (!(imagesPerPatient >= 1)) fail(stage, 'images_per_patient', `must be at least 1 (got ${imagesPerPatient})`);
+  return {
+    format,
+    cohort: {
+      layout: w.layout,
+      patients: w.patients,
+      cardiomegalyPrevalence: frac('cardiomegaly_prevalence', w.cardiomegaly_prevalence, prev.cardiomegaly),
+      findingPrevalence: frac('finding_prevalence', w.finding_prevalence, prev.findings),
+      ages: ageDistribution(stage, w.layout, w.ages),
+      imagesPerPatient,
+      testFraction: frac('test_fraction', w.test_fraction, 0.17),
+    },
+    monochrome1Fraction: frac('monochrome1_fraction', w.monochrome1_fraction, 0.3),
+  };
+}
+
+/** Render one image and encode it in the requested format; returns the file bytes and the measured CTR. */
+export async function synthesizeImage(
+  img: SynthImage,
+  size: number,
+  format: ImageFormat,
+  monochrome1Fraction: number,
+  seed: string,
+): Promise<{ bytes: Buffer; measuredCtr: number; photometric?: string }> {
+  const rng = createRng(seed).fork(`render/${img.index}`);
+  const ph = renderPhantom({ size, anatomy: img.anatomy, findings: img.findings, exposure: img.exposure }, rng);
+  if (format === 'dicom') {
+    const enc = drawEncoding(rng, monochrome1Fraction);
+    const stored = encodeDisplay(ph.image, enc);
+    const age = img.ageDays === null ? null : formatAgeString(img.ageDays);
+    const bytes = writeDicom(stored, size, enc, { age, sex: img.sex, id: img.patientId }, rng);
+    return { bytes, measuredCtr: ph.measuredCtr, photometric: enc.photometric };
+  }
+  const depth = format === 'png16' ? 16 : 8;
+  const bytes = await encodeGrayPng({ width: size, height: size, depth, data: quantize(ph.image, depth) });
+  return { bytes, measuredCtr: ph.measuredCtr };
+}
+
+export async function run(ctx: StageContext<SynthWith>): Promise<void> {
+  const w = ctx.with;
+  const opts = resolveOptions(ctx.stage, w);
+  // The layout is part of the stream's seed: two datasets drawn with the same seed must not share image ids.
+  const rng = createRng(`${w.seed}/${w.layout}`);
+  const images = drawCohort(rng.fork('cohort'), opts.cohort);
+  const files = layoutFiles(w.layout, images, opts.format, w.size, rng.fork('labels'));
+
+  const outDir = ctx.resolve(w.out);
+  const tmp = join(dirname(outDir), `.${w.out.replace(/[^A-Za-z0-9_-]+/g, '_')}.tmp-${process.pid}`);
+  await rm(tmp, { recursive: true, force: true });
+  await mkdir(tmp, { recursive: true });
+  ctx.log(`synthesizing ${images.length} ${opts.format} images of ${w.patients} patients in the ${w.layout} layout`);
+  ctx.progress({ done: 0, total: images.length, unit: 'images' });
+
+  const truth: unknown[][] = [];
+  const made = new Set<string>();
+  try {
+    for (const img of images) {
+      if (ctx.signal.aborted) throw new StageError(`stage ${ctx.stage}: cancelled`);
+      const rel = files.imagePath(img);
+      const dir = dirname(join(tmp, rel));
+      if (!made.has(dir)) await mkdir(dir, { recursive: true }), made.add(dir);
+      const { bytes, measuredCtr, photometric } = await synthesizeImage(img, w.size, opts.format, opts.monochrome1Fraction, `${w.seed}/${w.layout}`);
+      await writeFile(join(tmp, rel), bytes);
+      truth.push([
+        img.imageId,
+        img.patientId,
+        rel,
+        img.ageDays ?? '',
+        img.ageDays === null ? '' : (img.ageDays / 365.25).toFixed(3),
+        img.sex,
+        img.cardiomegaly ? 1 : 0,
+        img.findings.join('|'),
+        img.anatomy.ctr.toFixed(4),
+        measuredCtr.toFixed(4),
+        img.view,
+        photometric ?? '',
+      ]);
+      if ((img.index + 1) % 10 === 0 || img.index + 1 === images.length)
+        ctx.progress({ done: img.index + 1, total: images.length, unit: 'images' });
+    }
+    for (const [rel, text] of Object.entries(files.csv)) {
+      await mkdir(dirname(join(tmp, rel)), { recursive: true });
+      await writeFile(join(tmp, rel), text);
+    }
+    // Ground truth the real datasets do not have (the phantom's true CTR), kept apart from the real layout's files.
+    await writeFile(
+      join(tmp, 'phantom_truth.csv'),
+      stringify([
+        ['image_id', 'patient_id', 'path', 'age_days', 'age_years_true', 'sex', 'cardiomegaly', 'findings', 'ctr', 'measured_ctr', 'view', 'photometric'],
+        ...truth,
+      ]),
+    );
+    await rm(outDir, { recursive: true, force: true });
+    await mkdir(dirname(outDir), { recursive: true });
+    await rename(tmp, outDir);
+  } catch (e) {
+    await rm(tmp, { recursive: true, force: true });
+    throw e;
+  }
+  const positives = images.filter((i) => i.cardiomegaly).length;
+  ctx.record({ synth: { layout: w.layout, images: images.length, patients: w.patients, format: opts.format, cardiomegaly: positives } });
+  ctx.log(`wrote ${images.length} images (${positives} with cardiomegaly) to ${w.out}`);
+}
