@@ -1,0 +1,76 @@
+/**
+ * The row filters applied when predictions are loaded (`filter_metadata`, METHODS B.2), and the rows that survive
+ * as plain arrays in file order (the bootstrap resamples bins in that order).
+ */
+import { parseAgeString } from './age.js';
+import type { Predictions } from './predictions.js';
+
+export interface EvalRows {
+  dset: string;
+  split: string;
+  n: number;
+  /** Age in years (NaN = missing), after the VinDr-PCXR parsing rule. */
+  age: Float64Array;
+  /** Positive-class probability as written (raw, compared with the threshold). */
+  pPos: Float64Array;
+  /** Row-normalised positive score p1 / (p0 + p1) (what the threshold is fitted on). */
+  score: Float64Array;
+  /** Cardiomegaly == 1. */
+  label: Uint8Array;
+  /** Index of each kept row in the file (0-based, header excluded). */
+  source: Int32Array;
+}
+
+/** Ages as the evaluation sees them: `age_years`, or the DICOM string parsed and kept only if ≤ 10 years. */
+export function agesOf(p: Predictions): Float64Array {
+  if (p.ageYears) return p.ageYears;
+  const ages = new Float64Array(p.n);
+  for (let i = 0; i < p.n; i++) {
+    const a = parseAgeString(p.ageRaw![i]);
+    ages[i] = a !== undefined && Math.trunc(a) <= 10 ? a : NaN;
+  }
+  return ages;
+}
+
+/** Which rows `filter_metadata` keeps for this dataset and split. */
+export function keepRow(dset: string, split: string, age: number, hasFinding: number, cardiomegaly: number): boolean {
+  const hasAge = !Number.isNaN(age);
+  const healthy = hasFinding === 0;
+  if (dset === 'vindr_pcxr' && !(hasAge && healthy && Math.trunc(age) <= 10)) return false;
+  if (split.includes('test_peds')) return healthy && hasAge;
+  if (split === 'test_healthy_adult') return hasAge;
+  if (split === 'test_adult_calib') return healthy || cardiomegaly === 1;
+  return true;
+}
+
+/**
+ * Apply B.2. `dset`/`split` default to the file's own columns; `fallback` names them when the file has none
+ * (e.g. a predictions.csv without metadata columns).
+ */
+export function filterPredictions(p: Predictions, fallback: { dset?: string; split?: string } = {}): EvalRows {
+  const dset = p.dset ?? fallback.dset ?? '';
+  const split = p.split ?? fallback.split ?? '';
+  const ages = agesOf(p);
+  const keep: number[] = [];
+  for (let i = 0; i < p.n; i++) {
+    if (keepRow(dset, split, ages[i]!, p.hasFinding[i]!, p.cardiomegaly[i]!)) keep.push(i);
+  }
+  const n = keep.length;
+  const rows: EvalRows = {
+    dset,
+    split,
+    n,
+    age: new Float64Array(n),
+    pPos: new Float64Array(n),
+    score: new Float64Array(n),
+    label: new Uint8Array(n),
+    source: Int32Array.from(keep),
+  };
+  keep.forEach((i, j) => {
+    rows.age[j] = ages[i]!;
+    rows.pPos[j] = p.pPos[i]!;
+    rows.score[j] = p.pPos[i]! / (p.pNeg[i]! + p.pPos[i]!);
+    rows.label[j] = p.cardiomegaly[i] === 1 ? 1 : 0;
+  });
+  return rows;
+}

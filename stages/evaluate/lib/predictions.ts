@@ -1,0 +1,147 @@
+/**
+ * Loading one predictions CSV (the authors' `predictions.csv`, plain or gzip) into the few columns the evaluation
+ * needs. Errors name the file, line and column — never a stack trace.
+ */
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { parse } from 'csv-parse/sync';
+import { StageError } from '../../../engine/stage-api.js';
+
+export interface Predictions {
+  /** Path as given (for messages). */
+  file: string;
+  n: number;
+  /** `dset` / `split` columns of the first row, when present. */
+  dset?: string;
+  split?: string;
+  /** `age_years` (NaN = missing), when the column exists. */
+  ageYears?: Float64Array;
+  /** Raw DICOM age strings (`age`), when there is no `age_years` column (VinDr-PCXR). */
+  ageRaw?: string[];
+  /** NaN = empty cell. */
+  hasFinding: Float64Array;
+  cardiomegaly: Float64Array;
+  /** `class_probs` = [p_negative, p_positive] as written (4 dp). */
+  pNeg: Float64Array;
+  pPos: Float64Array;
+}
+
+/**
+ * Where a predictions file is: a file itself, or a directory in either layout — the vendored
+ * `<dir>/<split>.csv.gz` / `<dir>/<split>.csv`, or the authors' `<dir>/<split>/best/predictions.csv`
+ * (also `<dir>/<split>/predictions.csv`, and `<dir>/best/predictions.csv` when `dir` is the split folder).
+ */
+export function resolvePredictionsFile(absPath: string, split: string | undefined, shown = absPath): string {
+  if (!existsSync(absPath)) throw new StageError(`Predictions not found: ${shown} does not exist.`);
+  if (statSync(absPath).isFile()) return absPath;
+  const candidates = [
+    ...(split
+      ? [`${split}.csv.gz`, `${split}.csv`, join(split, 'best', 'predictions.csv'), join(split, 'predictions.csv'),
+        join(split, 'best', 'predictions.csv.gz'), join(split, 'predictions.csv.gz')]
+      : []),
+    join('best', 'predictions.csv'), 'predictions.csv', join('best', 'predictions.csv.gz'), 'predictions.csv.gz',
+  ];
+  for (const c of candidates) {
+    const p = join(absPath, c);
+    if (existsSync(p) && statSync(p).isFile()) return p;
+  }
+  throw new StageError(
+    `No predictions for split "${split ?? '?'}" in directory ${shown}: looked for ${candidates.join(', ')}.`,
+  );
+}
+
+function readText(abs: string): string {
+  const buf = readFileSync(abs);
+  // gzip by magic number, not by name: a retrained run may write either.
+  return (buf[0] === 0x1f && buf[1] === 0x8b ? gunzipSync(buf) : buf).toString('utf8');
+}
+
+function num(text: string | undefined): number {
+  if (text === undefined) return NaN;
+  const t = text.trim();
+  if (t === '') return NaN;
+  const lower = t.toLowerCase();
+  if (lower === 'true') return 1;
+  if (lower === 'false') return 0;
+  return Number(t);
+}
+
+/** Parse `"[0.795, 0.205]"`; undefined if it is not a list of two numbers. */
+export function parseClassProbs(text: string): [number, number] | undefined {
+  const t = text.trim();
+  if (!t.startsWith('[') || !t.endsWith(']')) return undefined;
+  const parts = t.slice(1, -1).split(',');
+  if (parts.length !== 2) return undefined;
+  const a = Number(parts[0]!.trim());
+  const b = Number(parts[1]!.trim());
+  if (parts[0]!.trim() === '' || parts[1]!.trim() === '' || !Number.isFinite(a) || !Number.isFinite(b)) return undefined;
+  return [a, b];
+}
+
+/** Load a predictions file (absolute path `abs`, shown to users as `shown`). */
+export function loadPredictions(abs: string, shown = abs): Predictions {
+  let records: string[][];
+  try {
+    records = parse(readText(abs), { relax_quotes: false, skip_empty_lines: true }) as string[][];
+  } catch (err) {
+    const e = err as { lines?: number; column?: number; message?: string };
+    throw new StageError(`Cannot parse predictions CSV ${shown}${e.lines ? ` at line ${e.lines}` : ''}: ${e.message ?? String(err)}`);
+  }
+  if (records.length === 0) throw new StageError(`Predictions CSV ${shown} is empty (no header line).`);
+  const header = records[0]!;
+  const col = (name: string): number => header.indexOf(name);
+  const need = (name: string): number => {
+    const i = col(name);
+    if (i < 0) {
+      throw new StageError(
+        `Predictions CSV ${shown} has no column "${name}" (line 1 has: ${header.join(', ')}). ` +
+          'Expected the authors\' predictions.csv layout (metadata columns, then pred, prob, out, [loss,] class_probs).',
+      );
+    }
+    return i;
+  };
+  const iProbs = need('class_probs');
+  const iHas = need('Has Finding');
+  const iCardio = col('Cardiomegaly');
+  const iAgeYears = col('age_years');
+  const iAge = col('age');
+  if (iAgeYears < 0 && iAge < 0) {
+    throw new StageError(`Predictions CSV ${shown} has neither an "age_years" nor an "age" column (line 1).`);
+  }
+  const n = records.length - 1;
+  const out: Predictions = {
+    file: shown,
+    n,
+    hasFinding: new Float64Array(n),
+    cardiomegaly: new Float64Array(n),
+    pNeg: new Float64Array(n),
+    pPos: new Float64Array(n),
+  };
+  const iDset = col('dset');
+  const iSplit = col('split');
+  if (n > 0 && iDset >= 0) out.dset = records[1]![iDset];
+  if (n > 0 && iSplit >= 0) out.split = records[1]![iSplit];
+  if (iAgeYears >= 0) out.ageYears = new Float64Array(n);
+  else out.ageRaw = new Array<string>(n);
+  for (let r = 0; r < n; r++) {
+    const row = records[r + 1]!;
+    const line = r + 2;
+    if (row.length !== header.length) {
+      throw new StageError(`Predictions CSV ${shown}, line ${line}: ${row.length} fields where the header has ${header.length}.`);
+    }
+    const probs = parseClassProbs(row[iProbs]!);
+    if (!probs) {
+      throw new StageError(
+        `Predictions CSV ${shown}, line ${line}, column "class_probs" (${iProbs + 1}): "${row[iProbs]}" is not a list of two probabilities like "[0.7, 0.3]".`,
+      );
+    }
+    out.pNeg[r] = probs[0];
+    out.pPos[r] = probs[1];
+    out.hasFinding[r] = num(row[iHas]);
+    out.cardiomegaly[r] = iCardio >= 0 ? num(row[iCardio]) : -1;
+    if (out.ageYears) out.ageYears[r] = num(row[iAgeYears]);
+    else out.ageRaw![r] = row[iAge] ?? '';
+  }
+  return out;
+}
