@@ -1,0 +1,204 @@
+/**
+ * YAML text → a small located tree (YNode): plain values plus the source offsets of every key and value, so later
+ * steps can point at the exact column of a problem. Aliases are resolved, `<<` merge keys are applied.
+ */
+import {
+  LineCounter,
+  parseDocument,
+  isAlias,
+  isMap,
+  isScalar,
+  isSeq,
+  isPair,
+  Scalar,
+  type Document,
+  type Node as YamlNode,
+} from 'yaml';
+import type { SourceSpan } from '../model.js';
+import type { Diagnostic } from './diagnostics.js';
+import { registerSource } from './diagnostics.js';
+
+/** One parsed file: its text and a line index for offset → line/col. */
+export class SourceFile {
+  readonly lines = new LineCounter();
+  constructor(
+    readonly file: string,
+    readonly text: string,
+  ) {}
+
+  /** A SourceSpan for the offsets [start, end). */
+  span(start: number, end: number): SourceSpan {
+    const a = this.lines.linePos(start);
+    const b = this.lines.linePos(Math.max(start, end));
+    return { file: this.file, line: a.line, col: a.col, endLine: b.line, endCol: b.col };
+  }
+}
+
+/** Where a node sits: file plus offsets. SourceSpans are computed on demand (and memoised). */
+export class Loc {
+  private cached?: SourceSpan;
+  constructor(
+    readonly src: SourceFile,
+    readonly start: number,
+    readonly end: number,
+  ) {}
+  get span(): SourceSpan {
+    return (this.cached ??= this.src.span(this.start, this.end));
+  }
+  /** A sub-range, offsets relative to the file. */
+  sub(start: number, end: number): Loc {
+    return new Loc(this.src, start, end);
+  }
+}
+
+export type ScalarValue = string | number | boolean | null;
+
+export interface YScalar {
+  t: 'scalar';
+  value: ScalarValue;
+  loc: Loc;
+  /** The scalar's source text (quotes included), used to map string offsets back to columns. */
+  raw: string;
+}
+export interface YEntry {
+  key: string;
+  keyLoc: Loc;
+  value: YNode;
+}
+export interface YMap {
+  t: 'map';
+  entries: YEntry[];
+  byKey: Map<string, YEntry>;
+  loc: Loc;
+}
+export interface YSeq {
+  t: 'seq';
+  items: YNode[];
+  loc: Loc;
+}
+export type YNode = YScalar | YMap | YSeq;
+
+/** Parse YAML text; syntax errors are diagnostics with positions. */
+export function parseYaml(file: string, text: string): { root?: YNode; src: SourceFile; diagnostics: Diagnostic[] } {
+  registerSource(file, text);
+  const src = new SourceFile(file, text);
+  const doc = parseDocument(text, { lineCounter: src.lines, prettyErrors: false, uniqueKeys: true, merge: true });
+  const diagnostics: Diagnostic[] = [];
+  for (const e of doc.errors) {
+    const [start, end] = e.pos;
+    const span = src.span(start, end);
+    // `[a/${item}]`: braces are YAML flow syntax; the fix is quoting, which the raw parser message does not say.
+    const lineText = text.split('\n', span.line)[span.line - 1] ?? '';
+    const hint = /[[{].*\$\{/.test(lineText)
+      ? ' (inside `[...]` or `{...}`, quote strings that contain `${...}`: `["models/${item}/"]`)'
+      : '';
+    diagnostics.push({ severity: 'error', message: yamlMessage(e.message) + hint, span });
+  }
+  if (diagnostics.length) return { src, diagnostics };
+  if (doc.contents === null) {
+    return { root: emptyMap(new Loc(src, 0, 0)), src, diagnostics };
+  }
+  const root = convert(doc, doc.contents as YamlNode, src, 0);
+  return { root, src, diagnostics };
+}
+
+/** The yaml package's first message line, without its own position suffix. */
+function yamlMessage(m: string): string {
+  const first = m.split('\n')[0] ?? m;
+  return first.replace(/ at line \d+, column \d+:?$/, '');
+}
+
+export function emptyMap(loc: Loc): YMap {
+  return { t: 'map', entries: [], byKey: new Map(), loc };
+}
+
+function locOf(src: SourceFile, node: YamlNode | null | undefined, fallback: number): Loc {
+  const r = node?.range;
+  return r ? new Loc(src, r[0], r[1]) : new Loc(src, fallback, fallback);
+}
+
+function convert(doc: Document, node: unknown, src: SourceFile, fallback: number, depth = 0): YNode {
+  if (depth > 200) throw new Error('YAML nesting too deep (alias loop?)');
+  if (isAlias(node)) {
+    const target = node.resolve(doc);
+    const here = locOf(src, node, fallback);
+    const value = convert(doc, target, src, here.start, depth + 1);
+    return value;
+  }
+  if (isScalar(node)) {
+    const loc = locOf(src, node, fallback);
+    let value = node.value as unknown;
+    if (typeof value === 'bigint') value = Number(value);
+    if (value instanceof Date) value = value.toISOString();
+    if (value !== null && typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') {
+      value = String(value);
+    }
+    return { t: 'scalar', value: value as ScalarValue, loc, raw: src.text.slice(loc.start, loc.end) };
+  }
+  if (isSeq(node)) {
+    const loc = locOf(src, node, fallback);
+    return { t: 'seq', items: node.items.map((it) => convert(doc, it, src, loc.start, depth + 1)), loc };
+  }
+  if (isMap(node)) {
+    const loc = locOf(src, node, fallback);
+    const out = emptyMap(loc);
+    for (const pair of node.items) {
+      if (!isPair(pair)) continue;
+      const keyNode = pair.key as YamlNode | null;
+      const keyLoc = locOf(src, keyNode, loc.start);
+      if (isScalar(keyNode) && keyNode.value === '<<' && keyNode.type === Scalar.PLAIN) {
+        mergeInto(out, convert(doc, pair.value, src, keyLoc.end, depth + 1));
+        continue;
+      }
+      const key = isScalar(keyNode) ? String(keyNode.value) : String(keyNode);
+      const value = pair.value == null
+        ? ({ t: 'scalar', value: null, loc: new Loc(src, keyLoc.end, keyLoc.end), raw: '' } as YScalar)
+        : convert(doc, pair.value, src, keyLoc.end, depth + 1);
+      const entry: YEntry = { key, keyLoc, value };
+      const prev = out.byKey.get(key);
+      if (prev) out.entries[out.entries.indexOf(prev)] = entry;
+      else out.entries.push(entry);
+      out.byKey.set(key, entry);
+    }
+    return out;
+  }
+  return { t: 'scalar', value: null, loc: new Loc(src, fallback, fallback), raw: '' };
+}
+
+/** `<<: *base` (or a list of them): keys already present win. */
+function mergeInto(target: YMap, source: YNode): void {
+  const sources = source.t === 'seq' ? source.items : [source];
+  for (const s of sources) {
+    if (s.t !== 'map') continue;
+    for (const e of s.entries) {
+      if (target.byKey.has(e.key)) continue;
+      target.entries.push(e);
+      target.byKey.set(e.key, e);
+    }
+  }
+}
+
+/** A located node → plain JS (for params/vars values). */
+export function toPlain(n: YNode): unknown {
+  if (n.t === 'scalar') return n.value;
+  if (n.t === 'seq') return n.items.map(toPlain);
+  const o: Record<string, unknown> = {};
+  for (const e of n.entries) o[e.key] = toPlain(e.value);
+  return o;
+}
+
+export function typeName(v: unknown): string {
+  if (v === null || v === undefined) return 'null';
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'object') return 'a mapping';
+  if (typeof v === 'string') return 'a string';
+  if (typeof v === 'number') return 'a number';
+  if (typeof v === 'boolean') return 'a boolean';
+  return typeof v;
+}
+
+export function nodeTypeName(n: YNode): string {
+  if (n.t === 'map') return 'a mapping';
+  if (n.t === 'seq') return 'a list';
+  return typeName(n.value);
+}

@@ -1,0 +1,34 @@
+/** Pipeline paths: workspace-relative POSIX, no `./`, a trailing `/` marks a directory. */
+import path from 'node:path';
+
+export type NormalisedPath =
+  | { ok: true; path: string; dir: boolean; outside: boolean }
+  | { ok: false; reason: string };
+
+/**
+ * Normalise a path as written in the YAML. `outside`: it is absolute or `..` leaves the workspace; such a path is
+ * returned absolute (deps may live outside the workspace, e.g. a shared dataset; outs may not).
+ */
+export function normalisePath(raw: string, workdir: string): NormalisedPath {
+  if (raw.trim() === '') return { ok: false, reason: 'an empty path' };
+  if (raw.includes('\0')) return { ok: false, reason: 'a path with a NUL byte' };
+  const dir = raw.endsWith('/') || raw === '.' || raw === '..' || /\/\.\.?$/.test(raw);
+  if (path.posix.isAbsolute(raw)) {
+    const abs = path.posix.normalize(raw);
+    const rel = path.posix.relative(workdir, abs);
+    if (rel === '') return { ok: false, reason: 'the workspace root itself' };
+    if (!rel.startsWith('..') && !path.posix.isAbsolute(rel)) return { ok: true, path: withSlash(rel, dir), dir, outside: false };
+    return { ok: true, path: withSlash(abs, dir), dir, outside: true };
+  }
+  const norm = path.posix.normalize(raw);
+  if (norm === '.' || norm === './') return { ok: false, reason: 'the workspace root itself' };
+  if (norm === '..' || norm.startsWith('../')) {
+    return { ok: true, path: withSlash(path.posix.join(workdir, norm), dir), dir, outside: true };
+  }
+  return { ok: true, path: withSlash(norm.replace(/\/+$/, ''), dir), dir, outside: false };
+}
+
+function withSlash(p: string, dir: boolean): string {
+  const bare = p.replace(/\/+$/, '');
+  return dir ? `${bare}/` : bare;
+}

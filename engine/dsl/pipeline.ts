@@ -1,0 +1,241 @@
+/**
+ * loadPipeline: YAML file → validated Pipeline, or every problem at once.
+ *
+ *   read (main + includes) → params (defaults ⊕ fragments ⊕ params files ⊕ -S) → vars → settings
+ *   → expand stages → resolve `uses:` kinds → check `with:` → defaults → cross-stage validation (+ DAG, cycles)
+ */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import type { Pipeline, SlurmOptions, StageSpec } from '../model.js';
+import { err, ok, type Result } from '../result.js';
+import type { Resources, StageManifest } from '../stage-api.js';
+import { DiagnosticBag, sortDiagnostics, type Diagnostic } from './diagnostics.js';
+import { checkKeys, expandStages, slurmOptions, type StageDraft } from './expand.js';
+import { collectStageDecls, readParamsFile, readText, readUnits, section, stringList } from './files.js';
+import { interpolateNode, type Scope, type Sink } from './interpolate.js';
+import { nodeTypeName, parseYaml, toPlain, typeName, type Loc, type YMap } from './load.js';
+import { applyOverride, deepMerge, isPlainMap, parseOverride, type PlainMap } from './params.js';
+import { TOP_KEYS, SETTINGS_KEYS, SLURM_KEYS } from './schema.js';
+import { validatePipeline } from './validate.js';
+import { applyWith } from './with.js';
+
+export interface LoadOptions {
+  /** Raw CLI `-S key=value` strings: dotted keys set nested params; values parsed as YAML scalars. */
+  overrides?: string[];
+  /** Extra params files (YAML or JSON), merged over the pipeline's `params:` (before overrides). */
+  paramsFiles?: string[];
+  /** Supplied by the engine; undefined = unknown kind. (A synchronous answer is accepted too.) */
+  resolveKind(kind: string): Promise<StageManifest | undefined> | StageManifest | undefined;
+  /** Default fs.existsSync. */
+  fileExists?(absPath: string): boolean;
+}
+
+/** Warnings of a successfully loaded pipeline (errors come back as the Result's error). */
+const warningsOf = new WeakMap<Pipeline, Diagnostic[]>();
+export function pipelineWarnings(p: Pipeline): Diagnostic[] {
+  return warningsOf.get(p) ?? [];
+}
+
+export async function loadPipeline(file: string, opts: LoadOptions): Promise<Result<Pipeline, Diagnostic[]>> {
+  const abs = path.resolve(file);
+  const bag = new DiagnosticBag();
+  const done = () => err(sortDiagnostics(bag.items));
+
+  const r = readText(abs);
+  if ('error' in r) {
+    bag.error(r.error);
+    return done();
+  }
+  const parsed = parseYaml(abs, r.text);
+  for (const d of parsed.diagnostics) bag.add(d);
+  if (!parsed.root) return done();
+  if (parsed.root.t !== 'map') {
+    bag.error(`a pipeline file holds a mapping (\`name:\`, \`params:\`, \`stages:\`...), not ${nodeTypeName(parsed.root)}`, parsed.root.loc.span);
+    return done();
+  }
+  const root = parsed.root;
+  checkKeys(root, TOP_KEYS, bag, 'the pipeline');
+
+  const name = scalarString(root, 'name', bag) ?? path.basename(abs).replace(/\.(ya?ml|json)$/i, '');
+  const wd = scalarString(root, 'workdir', bag) ?? '.';
+  const workdir = path.resolve(path.dirname(abs), wd);
+
+  const units = readUnits(abs, root, bag);
+  const sourceFiles = units.map((u) => u.file);
+
+  // Params: fragments in include order, then the main file (it wins), then params files, then -S.
+  let params: PlainMap = {};
+  for (const u of units) {
+    const e = section(u, 'params', bag);
+    if (e) params = deepMerge(params, toPlain(e.value) as PlainMap);
+  }
+  const pf = root.byKey.get('params_files');
+  const paramsFiles: Array<{ file: string; from?: Loc }> = [];
+  if (pf) {
+    for (const it of stringList(pf.value)) {
+      if ('bad' in it) bag.error(`\`params_files\` lists file paths, not ${nodeTypeName(it.bad)}`, it.bad.loc.span, { field: 'params_files' });
+      else paramsFiles.push({ file: path.resolve(path.dirname(abs), it.value), from: it.node.loc });
+    }
+  }
+  for (const f of opts.paramsFiles ?? []) paramsFiles.push({ file: path.resolve(f) });
+  for (const f of paramsFiles) {
+    const m = readParamsFile(f.file, bag, f.from);
+    if (m) params = deepMerge(params, m);
+    sourceFiles.push(f.file);
+  }
+  for (const raw of opts.overrides ?? []) {
+    const o = parseOverride(raw);
+    if (typeof o === 'string') {
+      bag.error(o);
+      continue;
+    }
+    const applied = applyOverride(params, o);
+    if ('error' in applied) bag.error(applied.error);
+    else params = applied.params;
+  }
+
+  // Vars: interpolated with the final params (so `vars: {run: out/${params.tag}}` follows -S).
+  let vars: PlainMap = {};
+  const topSink: Sink = {
+    error: (message, loc, field) => bag.error(message, loc.span, { field, dedup: `${loc.src.file}|${loc.start}|${message}` }),
+    param: () => {},
+  };
+  for (const u of units) {
+    const e = section(u, 'vars', bag);
+    if (!e) continue;
+    const v = interpolateNode(e.value, { params, vars: {} }, topSink, 'vars');
+    if (isPlainMap(v)) vars = deepMerge(vars, v);
+  }
+  const scope: Scope = { params, vars };
+
+  const settings = readSettings(root, workdir, scope, topSink, bag);
+
+  const decls = collectStageDecls(units, bag);
+  const drafts = expandStages(decls, { params, vars, workdir, bag });
+
+  // Resolve every distinct `uses:` kind once, in parallel.
+  const kinds = new Map<string, Promise<StageManifest | undefined | Error>>();
+  for (const d of drafts) {
+    if (d.uses && !kinds.has(d.uses)) kinds.set(d.uses, Promise.resolve().then(() => opts.resolveKind(d.uses!)).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e)))));
+  }
+  const manifests = new Map<string, StageManifest | undefined | Error>();
+  await Promise.all([...kinds].map(async ([k, pr]) => manifests.set(k, await pr)));
+
+  const stages: StageSpec[] = [];
+  for (const d of drafts) {
+    let manifest: StageManifest | undefined;
+    if (d.uses !== undefined) {
+      const m = manifests.get(d.uses);
+      if (d.uses === '') {
+        // empty or failed interpolation: already reported
+      } else if (m instanceof Error) {
+        bag.error(`cannot load stage kind \`${d.uses}\`: ${m.message}`, d.usesLoc?.span, { stage: d.name, field: 'uses', dedup: `kind|${d.uses}|${d.usesLoc?.start}` });
+      } else if (!m) {
+        bag.error(`unknown stage kind \`${d.uses}\` (a kind \`x/y\` lives in stages/x/y/)`, d.usesLoc?.span, { stage: d.name, field: 'uses', dedup: `kind|${d.uses}|${d.usesLoc?.start}` });
+      } else {
+        manifest = m;
+        applyWith(d, m, workdir, bag);
+      }
+    }
+    stages.push(finish(d, manifest, settings));
+  }
+
+  const pipeline: Pipeline = { file: abs, workdir, name, params, vars, stages, sourceFiles, settings };
+  validatePipeline(pipeline, bag, opts.fileExists ?? existsSync);
+  if (bag.hasErrors) return done();
+  warningsOf.set(pipeline, sortDiagnostics(bag.items));
+  return ok(pipeline);
+}
+
+function scalarString(m: YMap, key: string, bag: DiagnosticBag): string | undefined {
+  const e = m.byKey.get(key);
+  if (!e) return undefined;
+  if (e.value.t === 'scalar' && (typeof e.value.value === 'string' || typeof e.value.value === 'number') && e.value.value !== '') {
+    return String(e.value.value);
+  }
+  bag.error(`\`${key}\` must be a string, not ${nodeTypeName(e.value)}`, e.value.loc.span, { field: key });
+  return undefined;
+}
+
+function readSettings(root: YMap, workdir: string, scope: Scope, sink: Sink, bag: DiagnosticBag): Pipeline['settings'] {
+  const s: Pipeline['settings'] = {
+    cacheDir: path.join(workdir, '.pipe', 'cache'),
+    restore: ['reflink', 'copy'],
+    executor: 'local',
+    slurm: {},
+  };
+  const e = root.byKey.get('settings');
+  if (!e || (e.value.t === 'scalar' && e.value.value === null)) return s;
+  if (e.value.t !== 'map') {
+    bag.error(`\`settings\` must be a mapping, not ${nodeTypeName(e.value)}`, e.value.loc.span, { field: 'settings' });
+    return s;
+  }
+  checkKeys(e.value, SETTINGS_KEYS, bag, '`settings:`', { field: 'settings' });
+  for (const f of e.value.entries) {
+    const field = `settings.${f.key}`;
+    switch (f.key) {
+      case 'cache_dir': {
+        const v = interpolateNode(f.value, scope, sink, field);
+        if (typeof v === 'string' && v !== '') s.cacheDir = path.resolve(workdir, v);
+        else if (v !== undefined) bag.error(`\`cache_dir\` must be a path, not ${typeName(v)}`, f.value.loc.span, { field });
+        break;
+      }
+      case 'restore': {
+        const v = interpolateNode(f.value, scope, sink, field);
+        const list = typeof v === 'string' ? [v] : v;
+        const okValues = ['reflink', 'hardlink', 'copy'];
+        if (Array.isArray(list) && list.length > 0 && list.every((x) => typeof x === 'string' && okValues.includes(x))) {
+          s.restore = list as Pipeline['settings']['restore'];
+        } else if (v !== undefined) {
+          bag.error('`restore` must be a non-empty list of `reflink`, `hardlink`, `copy` (tried in order)', f.value.loc.span, { field });
+        }
+        break;
+      }
+      case 'executor': {
+        const v = interpolateNode(f.value, scope, sink, field);
+        if (v === 'local' || v === 'slurm') s.executor = v;
+        else if (v !== undefined) bag.error(`\`executor\` must be \`local\` or \`slurm\`, not \`${String(v)}\``, f.value.loc.span, { field });
+        break;
+      }
+      case 'slurm': {
+        if (f.value.t === 'map') checkKeys(f.value, SLURM_KEYS, bag, '`settings.slurm:`', { field });
+        const v = slurmOptions(f.value, scope, sink, field);
+        if (v) s.slurm = v;
+        break;
+      }
+    }
+  }
+  return s;
+}
+
+/** Defaults and pipeline settings applied: the final StageSpec. */
+function finish(d: StageDraft, manifest: StageManifest | undefined, settings: Pipeline['settings']): StageSpec {
+  const resources: Resources = { cpus: 1, memBytes: 0, gpus: 0, ...(manifest?.resources ?? {}), ...d.resources };
+  const executor = d.executor ?? settings.executor;
+  const slurm: SlurmOptions = { ...settings.slurm, ...d.slurm };
+  const s: StageSpec = {
+    name: d.name,
+    declaredAs: d.declaredAs,
+    deps: d.deps,
+    outs: d.outs,
+    params: d.params,
+    env: d.env,
+    resources,
+    executor,
+    slurm,
+    retries: d.retries,
+    alwaysRun: d.alwaysRun,
+    // GPU and cluster stages are expensive: in watch mode they wait for an explicit go unless they say otherwise.
+    watch: d.watch ?? (resources.gpus > 0 || executor === 'slurm' ? 'manual' : 'auto'),
+    span: d.span,
+  };
+  if (d.item !== undefined) s.item = d.item;
+  if (d.cmd !== undefined) s.cmd = d.cmd;
+  if (d.uses !== undefined) {
+    s.uses = d.uses;
+    s.with = d.with ?? {};
+  }
+  if (d.desc !== undefined) (s as StageSpec & { desc?: string }).desc = d.desc;
+  return s;
+}
+

@@ -1,0 +1,81 @@
+/**
+ * Checks across stages, on the expanded pipeline: two stages writing one path (or one out inside another's out
+ * directory), a stage reading its own out, deps that nobody writes and that do not exist, and cycles.
+ * Pure except for the `fileExists` callback.
+ */
+import path from 'node:path';
+import type { Pipeline, StageSpec } from '../model.js';
+import { buildDag, OutIndex } from '../graph.js';
+import { DiagnosticBag, displayPath, editDistance } from './diagnostics.js';
+import { fieldOf } from './expand.js';
+
+const MAX_SUGGESTIONS = 20;
+
+export function validatePipeline(p: Pipeline, bag: DiagnosticBag, fileExists: (abs: string) => boolean): void {
+  const byName = new Map<string, StageSpec>(p.stages.map((s) => [s.name, s]));
+  const outs: Array<{ stage: string; path: string }> = [];
+  for (const s of p.stages) for (const o of s.outs) outs.push({ stage: s.name, path: o.path });
+  const index = new OutIndex(outs);
+
+  // Overlapping outs: same path, or one inside another's directory.
+  for (const [a, b] of index.conflicts()) {
+    const sb = byName.get(b.stage)!;
+    const ob = sb.outs.find((o) => o.path === b.path);
+    const same = a.path.replace(/\/$/, '') === b.path.replace(/\/$/, '');
+    let message: string;
+    if (a.stage === b.stage) {
+      message = same ? `out \`${b.path}\` is listed twice` : `out \`${b.path}\` is inside this stage's own out \`${a.path}\``;
+    } else if (same) {
+      message = `\`${b.path}\` is written by two stages: \`${a.stage}\` and \`${b.stage}\` (each path has one writer)`;
+    } else {
+      message = `out \`${b.path}\` is inside \`${a.path}\`, which stage \`${a.stage}\` writes (one stage owns a directory and all that is in it)`;
+    }
+    const sa = byName.get(a.stage)!;
+    const oa = sa.outs.find((o) => o.path === a.path);
+    const other = oa?.span && a.stage !== b.stage ? ` [${displayPath(oa.span.file)}:${oa.span.line}:${oa.span.col}]` : '';
+    bag.error(message + other, ob?.span ?? sb.span, { stage: b.stage, field: (ob && fieldOf.get(ob)) ?? 'outs' });
+  }
+
+  let suggestions = 0;
+  for (const s of p.stages) {
+    const own = new Set(s.outs.map((o) => o.path.replace(/\/$/, '')));
+    for (const d of s.deps) {
+      if (own.has(d.path.replace(/\/$/, ''))) {
+        bag.error(`\`${d.path}\` is both a dep and an out of this stage (a stage cannot read what it writes)`, d.span ?? s.span, { stage: s.name, field: fieldOf.get(d) ?? 'deps' });
+        continue;
+      }
+      const producers = index.producersOf(d.path).filter((x) => x.stage !== s.name);
+      if (producers.length) continue;
+      const abs = path.isAbsolute(d.path) ? d.path : path.join(p.workdir, d.path);
+      if (fileExists(abs)) continue;
+      // Suggest a close out path (bounded: only for the first few, it scans the outs).
+      let hint = '';
+      if (suggestions++ < MAX_SUGGESTIONS && outs.length <= 20_000) {
+        const near = nearestPath(d.path, outs.map((o) => o.path));
+        if (near) hint = ` (did you mean \`${near}\`, written by \`${index.producersOf(near)[0]?.stage ?? '?'}\`?)`;
+      }
+      bag.error(
+        `dep \`${d.path}\` does not exist and no stage writes it${hint} (looked for ${displayPath(abs)})`,
+        d.span ?? s.span,
+        { stage: s.name, field: fieldOf.get(d) ?? 'deps' },
+      );
+    }
+  }
+
+  const dag = buildDag(p);
+  if (!dag.ok) for (const d of dag.error) bag.add(d);
+}
+
+function nearestPath(p: string, candidates: string[]): string | undefined {
+  let best: string | undefined;
+  let bestD = Infinity;
+  for (const c of candidates) {
+    if (Math.abs(c.length - p.length) > 3) continue;
+    const d = editDistance(p, c);
+    if (d < bestD) {
+      bestD = d;
+      best = c;
+    }
+  }
+  return bestD <= Math.max(2, Math.floor(p.length / 5)) ? best : undefined;
+}
