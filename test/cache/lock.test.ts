@@ -1,0 +1,102 @@
+import { readdirSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { describe, expect, it } from 'vitest';
+import { workspaceLock, type LockHolder } from '../../cache/index.js';
+import { startChild, tempDir } from './helpers.js';
+
+// Child: take the lock, say so, hold it until told to release (a line on stdin), then exit.
+const HOLD = `
+  const lock = cache.workspaceLock(args.dir, 'pipe run child');
+  const r = await lock.acquire({ wait: !!args.wait });
+  if (!r.ok) { process.stdout.write('HELD ' + JSON.stringify(r.holder) + '\\n'); process.exit(0); }
+  process.stdout.write('LOCKED\\n');
+  if (args.crash) process.exit(0); // die without releasing: a stale lock
+  process.stdin.once('data', async () => { await r.release(); process.stdout.write('RELEASED\\n'); process.exit(0); });
+`;
+
+describe('WorkspaceLock', () => {
+  it('a second process sees the holder; wait mode acquires once it is released', async () => {
+    const d = tempDir();
+    const child = startChild(d, HOLD, { dir: `${d}/.pipe` });
+    await child.waitFor('LOCKED');
+    const lock = workspaceLock(`${d}/.pipe`, 'pipe run parent');
+    const busy = await lock.acquire({ wait: false });
+    expect(busy.ok).toBe(false);
+    if (!busy.ok) expect(busy.holder).toMatchObject({ pid: child.proc.pid, host: hostname(), command: 'pipe run child' });
+
+    const waits: LockHolder[] = [];
+    const t0 = Date.now();
+    const pending = lock.acquire({ wait: true, onWait: (h) => waits.push(h) });
+    setTimeout(() => child.proc.stdin!.write('go\n'), 400);
+    const got = await pending;
+    expect(got.ok).toBe(true);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(350);
+    expect(waits).toHaveLength(1);
+    expect(waits[0]!.pid).toBe(child.proc.pid);
+    expect((await child.done).stdout).toContain('RELEASED');
+
+    // now the child is the one told who holds it
+    const second = await startChild(d, HOLD, { dir: `${d}/.pipe` }).done;
+    expect(second.stdout).toContain(`"pid":${process.pid}`);
+    if (got.ok) await got.release();
+    expect(readdirSync(`${d}/.pipe`)).toEqual([]);
+  });
+
+  it('a lock left by a dead process on this host is taken over', async () => {
+    const d = tempDir();
+    const dead = await startChild(d, HOLD, { dir: `${d}/.pipe`, crash: true }).done;
+    expect(dead.stdout).toContain('LOCKED');
+    expect(readdirSync(`${d}/.pipe`)).toEqual(['lock']);
+    const r = await workspaceLock(`${d}/.pipe`, 'pipe run').acquire({ wait: false });
+    expect(r.ok).toBe(true);
+    if (r.ok) await r.release();
+  });
+
+  it('two processes racing to take over one stale lock: exactly one wins', async () => {
+    const d = tempDir();
+    for (let round = 0; round < 3; round++) {
+      const dead = await startChild(d, HOLD, { dir: `${d}/.pipe`, crash: true }).done;
+      expect(dead.stdout).toContain('LOCKED');
+      const racers = [0, 1, 2].map(() => startChild(d, HOLD, { dir: `${d}/.pipe` }));
+      // Wait until every racer has either won or reported the holder, then let the winner go.
+      const outcomes = await Promise.all(
+        racers.map(async (c) => {
+          await Promise.race([c.waitFor('LOCKED'), c.done]);
+          return c;
+        }),
+      );
+      await new Promise((r) => setTimeout(r, 300));
+      for (const c of outcomes) c.proc.stdin!.write('go\n');
+      const results = await Promise.all(outcomes.map((c) => c.done));
+      expect(results.filter((r) => r.stdout.includes('LOCKED'))).toHaveLength(1);
+      expect(results.filter((r) => r.stdout.includes('HELD'))).toHaveLength(2);
+      expect(readdirSync(`${d}/.pipe`)).toEqual([]);
+    }
+  });
+
+  it('release leaves a lock that is no longer ours', async () => {
+    const d = tempDir();
+    const r = await workspaceLock(`${d}/.pipe`, 'pipe run').acquire({ wait: false });
+    expect(r.ok).toBe(true);
+    // someone judged us dead and took over
+    writeFileSync(`${d}/.pipe/lock`, JSON.stringify({ pid: 1, host: hostname(), command: 'other', since: '', nonce: 'x' }));
+    if (r.ok) await r.release();
+    expect(readdirSync(`${d}/.pipe`)).toEqual(['lock']);
+  });
+
+  it('a holder on another host is reported, never taken over; abort stops waiting', async () => {
+    const d = tempDir();
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(`${d}/.pipe`);
+    writeFileSync(`${d}/.pipe/lock`, JSON.stringify({ pid: 999999, host: 'other-node', command: 'pipe run x', since: 'then', nonce: 'n' }));
+    const lock = workspaceLock(`${d}/.pipe`, 'me', { pollMs: 20 });
+    expect(await lock.acquire({ wait: false })).toEqual({
+      ok: false,
+      holder: { pid: 999999, host: 'other-node', command: 'pipe run x', since: 'then' },
+    });
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(), 150);
+    const r = await lock.acquire({ wait: true, signal: ac.signal });
+    expect(r.ok).toBe(false);
+  });
+});

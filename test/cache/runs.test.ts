@@ -1,0 +1,92 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { asStageKey, hashJson, openRunCache, safeStageName, type RunRecord } from '../../cache/index.js';
+import { startChild, tempDir } from './helpers.js';
+
+function record(stage: string, n: number, endedAt: string, extra: Partial<RunRecord> = {}): RunRecord {
+  return {
+    key: asStageKey(hashJson({ stage, n })),
+    stage,
+    fields: { params: { lr: n } },
+    outputs: [],
+    startedAt: endedAt,
+    endedAt,
+    durationMs: 10,
+    host: 'h',
+    executor: 'local',
+    pipeVersion: '0.1.0',
+    ...extra,
+  };
+}
+
+describe('RunCache', () => {
+  it('get returns any earlier run by key, not only the last', async () => {
+    const d = tempDir();
+    const runs = openRunCache(`${d}/runs`);
+    const a = record('train@x', 1, '2026-01-01T00:00:00.000Z');
+    const b = record('train@x', 2, '2026-01-02T00:00:00.000Z');
+    await runs.put(a);
+    await runs.put(b);
+    expect(await runs.get(a.key)).toEqual(a);
+    expect(await runs.get(b.key)).toEqual(b);
+    expect(await runs.get(asStageKey(hashJson('unknown')))).toBeUndefined();
+    expect(readFileSync(`${d}/runs/${a.key.slice(0, 2)}/${a.key}.json`, 'utf8')).toContain('"train@x"');
+  });
+
+  it('history is newest first, per stage, limited, one entry per key at its newest run', async () => {
+    const d = tempDir();
+    const runs = openRunCache(`${d}/runs`);
+    const r1 = record('fpr@model=a,split=test', 1, '2026-01-01T00:00:00.000Z');
+    const r2 = record('fpr@model=a,split=test', 2, '2026-01-03T00:00:00.000Z');
+    const r3 = record('fpr@model=a,split=test', 3, '2026-01-02T00:00:00.000Z');
+    const other = record('train', 9, '2026-01-05T00:00:00.000Z');
+    for (const r of [r1, r2, r3, other]) await runs.put(r);
+    expect((await runs.history('fpr@model=a,split=test')).map((r) => r.key)).toEqual([r2.key, r3.key, r1.key]);
+    expect((await runs.history('fpr@model=a,split=test', 2)).map((r) => r.key)).toEqual([r2.key, r3.key]);
+    expect((await runs.history('train')).map((r) => r.key)).toEqual([other.key]);
+    expect(await runs.history('never-ran')).toEqual([]);
+    // r1 run again later: it moves to the front, listed once
+    const r1again = { ...r1, endedAt: '2026-01-09T00:00:00.000Z' };
+    await runs.put(r1again);
+    expect((await runs.history('fpr@model=a,split=test')).map((r) => r.key)).toEqual([r1.key, r2.key, r3.key]);
+  });
+
+  it('a damaged record is treated as absent', async () => {
+    const d = tempDir();
+    const runs = openRunCache(`${d}/runs`);
+    const r = record('s', 1, '2026-01-01T00:00:00.000Z');
+    await runs.put(r);
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(`${d}/runs/${r.key.slice(0, 2)}/${r.key}.json`, '{"key": "trunc');
+    expect(await runs.get(r.key)).toBeUndefined();
+    expect(await runs.history('s')).toEqual([]);
+  });
+
+  it('stage names become safe, distinct folder names', () => {
+    expect(safeStageName('fpr@model=a,split=test')).not.toContain('/');
+    expect(safeStageName('a/b')).not.toBe(safeStageName('a_b'));
+    expect(safeStageName('..')).not.toBe('..');
+    const long1 = safeStageName('x'.repeat(300) + '1');
+    const long2 = safeStageName('x'.repeat(300) + '2');
+    expect(long1.length).toBeLessThanOrEqual(180);
+    expect(long1).not.toBe(long2);
+  });
+
+  it('two processes recording runs of one stage at once lose nothing', async () => {
+    const d = tempDir();
+    const body = `
+      const runs = cache.openRunCache(args.dir);
+      for (let i = 0; i < 40; i++) {
+        const endedAt = new Date(Date.UTC(2026, 0, 1) + i * 1000).toISOString();
+        await runs.put({ key: cache.hashJson({ who: args.who, i }), stage: 'train', fields: {}, outputs: [],
+          startedAt: endedAt, endedAt, durationMs: 1, host: 'h', executor: 'local', pipeVersion: '0' });
+      }`;
+    const kids = ['a', 'b'].map((who) => startChild(d, body, { dir: `${d}/runs`, who }).done);
+    for (const r of await Promise.all(kids)) expect(r.code, r.stderr).toBe(0);
+    const hist = await openRunCache(`${d}/runs`).history('train');
+    expect(hist).toHaveLength(80);
+    expect(readdirSync(`${d}/runs/by-stage/train`)).toHaveLength(80);
+    const ended = hist.map((r) => r.endedAt);
+    expect([...ended].sort().reverse()).toEqual(ended);
+  });
+});
