@@ -1,0 +1,66 @@
+import type { UpstreamRun } from '../../../engine/stage-api.js';
+
+/** The report with every file read and every value formatted: what the HTML and Markdown renderers print. */
+export interface ReportModel {
+  title: string;
+  intro?: string;
+  sections: ResolvedSection[];
+  provenance: Provenance;
+}
+
+export interface ResolvedNumber {
+  label: string;
+  value: string;
+  /** e.g. `95% CI 28.19%–32.66%`. */
+  interval?: string;
+  /** `file#pointer` it came from. */
+  source: string;
+}
+
+export type ResolvedFigure =
+  | { kind: 'svg'; path: string; caption?: string; svg: string }
+  | { kind: 'png'; path: string; caption?: string; dataUri: string };
+
+export interface ResolvedTable {
+  path: string;
+  caption?: string;
+  columns: string[];
+  /** Per column: right-align (all non-empty cells are numbers). */
+  numeric: boolean[];
+  rows: string[][];
+  /** Rows left out by maxRows. */
+  omitted: number;
+}
+
+export interface ResolvedSection {
+  title: string;
+  /** Anchor id, unique in the page. */
+  id: string;
+  text?: string;
+  numbers: ResolvedNumber[];
+  figures: ResolvedFigure[];
+  tables: ResolvedTable[];
+}
+
+export interface Provenance {
+  pipelineFile: string;
+  pipelineName: string;
+  pipeVersion: string;
+  stage: string;
+  key: string;
+  generatedAt: string;
+  upstream: ReadonlyArray<UpstreamRun>;
+  /** Input path → content hash, sorted by path. */
+  inputs: Array<[string, string]>;
+}
+
+/** Anchor ids from titles: lowercase words joined by -, made unique with a counter. */
+export function slugger(): (title: string) => string {
+  const used = new Map<string, number>();
+  return (title) => {
+    const base = title.toLowerCase().normalize('NFKD').replace(/[^\w\s-]/g, '').trim().replace(/[\s_]+/g, '-') || 'section';
+    const n = used.get(base) ?? 0;
+    used.set(base, n + 1);
+    return n === 0 ? base : `${base}-${n + 1}`;
+  };
+}

@@ -1,0 +1,128 @@
+import { readFile } from 'node:fs/promises';
+import * as vega from 'vega';
+import { StageError } from '../../../engine/stage-api.js';
+import { parseCsvRows } from '../../plot/lib/datasets.js';
+import { parseJsonText } from '../../plot/lib/json-text.js';
+import { resolvePointer } from './json-pointer.js';
+import type { ResolvedFigure, ResolvedNumber, ResolvedSection, ResolvedTable } from './model.js';
+import { slugger } from './model.js';
+import type { FigureSpec, NumberSpec, SectionSpec, TableSpec } from './sections.js';
+import { inlineSvg } from './svg-inline.js';
+
+/** vega re-exports d3-format's locale (vega-format); its typings omit it. */
+const numberLocale = (vega as unknown as { defaultLocale(): { format(spec: string): (n: number) => string } }).defaultLocale();
+
+/** Reads the files a section references, through a per-run cache (a JSON file often feeds several numbers). */
+export class SectionResolver {
+  private readonly texts = new Map<string, Promise<Buffer>>();
+  private readonly json = new Map<string, unknown>();
+
+  constructor(private readonly resolvePath: (rel: string) => string) {}
+
+  private async read(rel: string, where: string): Promise<Buffer> {
+    let p = this.texts.get(rel);
+    if (!p) {
+      p = readFile(this.resolvePath(rel));
+      this.texts.set(rel, p);
+    }
+    try {
+      return await p;
+    } catch (e) {
+      throw new StageError(`${where}: cannot read ${rel} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}).`);
+    }
+  }
+
+  private format(spec: string, where: string): (n: number) => string {
+    try {
+      return numberLocale.format(spec);
+    } catch {
+      throw new StageError(`${where}: "${spec}" is not a d3-format specifier (e.g. ".2%", ",d", ".4f").`);
+    }
+  }
+
+  private async jsonOf(rel: string, where: string): Promise<unknown> {
+    if (this.json.has(rel)) return this.json.get(rel);
+    const parsed = parseJsonText((await this.read(rel, where)).toString('utf8'));
+    if (!parsed.ok) {
+      throw new StageError(`${rel}:${parsed.error.line}:${parsed.error.column}: invalid JSON (${where}): ${parsed.error.message}.`);
+    }
+    this.json.set(rel, parsed.value);
+    return parsed.value;
+  }
+
+  async number(n: NumberSpec, where: string): Promise<ResolvedNumber> {
+    const doc = await this.jsonOf(n.file, where);
+    const fmt = n.format ? this.format(n.format, `${where}.format`) : undefined;
+    const pick = (pointer: string): string => {
+      const v = resolvePointer(doc, pointer);
+      if (!v.ok) throw new StageError(`${where}: ${n.file}#${pointer}: ${v.error}.`);
+      if (typeof v.value === 'number') return fmt ? fmt(v.value) : String(v.value);
+      if (fmt || (v.value !== null && typeof v.value === 'object')) {
+        throw new StageError(`${where}: ${n.file}#${pointer} is ${JSON.stringify(v.value)?.slice(0, 80)}, not a number.`);
+      }
+      return String(v.value);
+    };
+    return {
+      label: n.label,
+      value: pick(n.pointer),
+      interval: n.low !== undefined && n.high !== undefined ? `${n.interval} ${pick(n.low)}–${pick(n.high)}` : undefined,
+      source: `${n.file}#${n.pointer}`,
+    };
+  }
+
+  /** `idPrefix` comes from the figure's position, so ids are the same on every run (reads finish in any order). */
+  async figure(f: FigureSpec, where: string, idPrefix: string): Promise<ResolvedFigure> {
+    const data = await this.read(f.path, where);
+    if (/\.png$/i.test(f.path)) {
+      if (data.subarray(0, 8).toString('hex') !== '89504e470d0a1a0a') throw new StageError(`${where}: ${f.path} is not a PNG file.`);
+      return { kind: 'png', path: f.path, caption: f.caption, dataUri: `data:image/png;base64,${data.toString('base64')}` };
+    }
+    const svg = inlineSvg(data.toString('utf8'), idPrefix);
+    if (!svg.ok) throw new StageError(`${where}: ${f.path} ${svg.error}.`);
+    return { kind: 'svg', path: f.path, caption: f.caption, svg: svg.value };
+  }
+
+  async table(t: TableSpec, where: string): Promise<ResolvedTable> {
+    const parsed = parseCsvRows((await this.read(t.path, where)).toString('utf8'));
+    if (!parsed.ok) throw new StageError(`${where}: ${t.path}: ${parsed.error}.`);
+    const { columns: all, rows } = parsed.value;
+    const columns = t.columns ?? all;
+    const missing = [...columns, ...Object.keys(t.formats)].filter((c) => !all.includes(c));
+    if (missing.length > 0) {
+      throw new StageError(`${where}: ${t.path} has no column ${missing.map((c) => `"${c}"`).join(', ')} (it has: ${all.join(', ')}).`);
+    }
+    const fmts = columns.map((c) => (t.formats[c] ? this.format(t.formats[c]!, `${where}.formats.${c}`) : undefined));
+    const shown = t.maxRows !== undefined ? rows.slice(0, t.maxRows) : rows;
+    const cell = (v: unknown, i: number): string => {
+      if (v === null || v === undefined) return '';
+      if (typeof v === 'number') return fmts[i] ? fmts[i]!(v) : String(Number(v.toPrecision(12)));
+      return String(v);
+    };
+    return {
+      path: t.path,
+      caption: t.caption,
+      columns,
+      numeric: columns.map((c) => rows.some((r) => typeof r[c] === 'number') && rows.every((r) => r[c] === null || typeof r[c] === 'number')),
+      rows: shown.map((r) => columns.map((c, i) => cell(r[c], i))),
+      omitted: rows.length - shown.length,
+    };
+  }
+
+  async sections(specs: readonly SectionSpec[]): Promise<ResolvedSection[]> {
+    const slug = slugger();
+    slug('provenance'); // reserved for the provenance section
+    const out: ResolvedSection[] = [];
+    for (const [i, s] of specs.entries()) {
+      const where = `sections[${i}] ("${s.title}")`;
+      out.push({
+        title: s.title,
+        id: slug(s.title),
+        text: s.text,
+        numbers: await Promise.all(s.numbers.map((n, j) => this.number(n, `${where}.numbers[${j}]`))),
+        figures: await Promise.all(s.figures.map((f, j) => this.figure(f, `${where}.figures[${j}]`, `s${i + 1}f${j + 1}-`))),
+        tables: await Promise.all(s.tables.map((t, j) => this.table(t, `${where}.tables[${j}]`))),
+      });
+    }
+    return out;
+  }
+}

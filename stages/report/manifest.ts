@@ -1,0 +1,32 @@
+import type { StageManifest } from '../../engine/stage-api.js';
+
+/**
+ * `uses: report` — one self-contained HTML page (inline figures, tables, headline numbers, provenance) and a
+ * Markdown summary. `sections` is free-form, so every file it mentions must also be listed in `inputs` (the dep
+ * field the engine hashes); the stage checks that.
+ */
+export const manifest: StageManifest = {
+  kind: 'report',
+  description: 'Assemble a self-contained HTML report (figures, tables, numbers, provenance) and a Markdown summary.',
+  with: {
+    title: { type: 'string', required: true, description: 'Page title.' },
+    intro: { type: 'string', description: 'Paragraph(s) under the title (blank line = new paragraph).' },
+    inputs: {
+      type: 'path[]',
+      role: 'dep',
+      default: [],
+      description: 'Every file the sections reference (a path ending in / covers a folder).',
+    },
+    sections: {
+      type: 'any',
+      required: true,
+      description:
+        'List of {title, text?, numbers?: [{label, file, pointer, format?, low?, high?, interval?}], ' +
+        'figures?: [path | {path, caption?}], tables?: [path | {path, caption?, columns?, formats?, maxRows?}]}.',
+    },
+    html: { type: 'path', role: 'out', required: true, description: 'The HTML report to write.' },
+    markdown: { type: 'path', role: 'out', description: 'The Markdown summary to write.' },
+  },
+  implementation: ['../plot/lib/'],
+  resources: { cpus: 1, memBytes: 512 * 1024 * 1024, gpus: 0 },
+};

@@ -1,0 +1,117 @@
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { UpstreamRun } from '../../engine/stage-api.js';
+import { run as plot } from '../../stages/plot/run.js';
+import type { ReportWith } from '../../stages/report/run.js';
+import { fakeCtx, type FakeCtx } from '../plot/fake-ctx.js';
+
+const h = (c: string): string => `sha256:${c.repeat(64)}`;
+
+/** Two real figures from the plot stage (same vega clip ids in both), a PNG, a CSV table and a headline JSON. */
+export async function reportWorkspace(): Promise<string> {
+  const ws = mkdtempSync(join(tmpdir(), 'pipe-report-'));
+  for (const d of ['out/eval/figures', 'out/review/figures', 'out/report']) mkdirSync(join(ws, d), { recursive: true });
+  writeFileSync(
+    join(ws, 'out/eval/fpr_children.csv'),
+    'model,fpr,lo,hi,n\nVinDr-CXR,0.30404,0.2819,0.3266,582\nNIH,0.49654,0.4747,0.5183,582\nPadChest,0.38616,0.3641,0.4085,582\nCheXpert,0.59684,0.5756,0.6174,582\n',
+  );
+  writeFileSync(
+    join(ws, 'out/eval/headline.json'),
+    JSON.stringify({
+      models: { vindr_cxr: { threshold: 0.26521, fpr_children: { value: 0.304, lo: 0.2819, hi: 0.3266 } } },
+      'a/b': { 'c~d': 42 },
+    }),
+  );
+  writeFileSync(
+    join(ws, 'out/review/summary_stats.csv'),
+    'category,datasets,patients,children,pct_children\nTotal,203,512608,6026,1.1755\nChallenges,50,,1200,0.9\n',
+  );
+  const bar = (field: string, title: string) => ({
+    title,
+    width: 220,
+    height: 140,
+    data: { name: 'fpr_children' },
+    mark: { type: 'bar', clip: true },
+    encoding: { x: { field: 'model', type: 'nominal', sort: null }, y: { field, type: 'quantitative' } },
+  });
+  const common = { data: ['out/eval/fpr_children.csv'], scale: 1, config: {} };
+  await plot(fakeCtx(ws, { ...common, inline: bar('fpr', 'FPR in healthy children'), svg: 'out/eval/figures/fpr_children.svg' }));
+  await plot(fakeCtx(ws, { ...common, inline: bar('n', 'Children per model'), svg: 'out/review/figures/counts.svg', png: 'out/review/figures/counts.png' }));
+  return ws;
+}
+
+export const UPSTREAM: UpstreamRun[] = [
+  {
+    stage: 'review_summary',
+    key: 'a'.repeat(64),
+    uses: 'review/summary',
+    outputs: [{ path: 'out/review/summary_stats.csv', hash: h('1') }],
+  },
+  {
+    stage: 'eval_fpr@vindr_cxr',
+    key: 'b'.repeat(64),
+    uses: 'evaluate/fpr',
+    outputs: [
+      { path: 'out/eval/fpr_children.csv', hash: h('2') },
+      { path: 'out/eval/headline.json', hash: h('3') },
+    ],
+    extra: { backend: 'wasm', resamples: 12000 },
+  },
+  { stage: 'fig_counts', key: 'c'.repeat(64), cmd: 'python plot.py --out out/review/figures', outputs: [] },
+];
+
+export const INPUTS = [
+  'out/eval/fpr_children.csv',
+  'out/eval/headline.json',
+  'out/review/summary_stats.csv',
+  'out/eval/figures/fpr_children.svg',
+  'out/review/figures/',
+];
+
+export function reportWith(over: Partial<ReportWith> = {}): ReportWith {
+  return {
+    title: 'Age bias in chest X-ray classifiers',
+    intro: 'Reproduction of the **headline** results.\n\nSecond paragraph with `code`.',
+    inputs: INPUTS,
+    html: 'out/report/report.html',
+    markdown: 'out/report/summary.md',
+    sections: [
+      {
+        title: 'Dataset review',
+        text: 'Children are about 1% of patients.',
+        tables: [{ path: 'out/review/summary_stats.csv', caption: 'Summary', formats: { patients: ',d', pct_children: '.2f' } }],
+        figures: [{ path: 'out/review/figures/counts.png', caption: 'Children per model (PNG)' }],
+      },
+      {
+        title: 'Evaluation',
+        numbers: [
+          {
+            label: 'FPR, healthy children (VinDr-CXR model)',
+            file: 'out/eval/headline.json',
+            pointer: '/models/vindr_cxr/fpr_children/value',
+            format: '.2%',
+            low: '/models/vindr_cxr/fpr_children/lo',
+            high: '/models/vindr_cxr/fpr_children/hi',
+          },
+          { label: 'Threshold', file: 'out/eval/headline.json', pointer: '/models/vindr_cxr/threshold', format: '.4f' },
+          { label: 'Escaped pointer', file: 'out/eval/headline.json', pointer: '/a~1b/c~0d' },
+        ],
+        figures: ['out/eval/figures/fpr_children.svg', { path: 'out/review/figures/counts.svg', caption: 'Counts' }],
+        tables: [{ path: 'out/eval/fpr_children.csv', columns: ['model', 'fpr'], formats: { fpr: '.2%' }, maxRows: 3 }],
+      },
+    ],
+    ...over,
+  };
+}
+
+export function reportCtx(ws: string, w: ReportWith = reportWith()): FakeCtx<ReportWith> {
+  return fakeCtx(ws, w, {
+    stage: 'report',
+    key: 'd'.repeat(64),
+    upstream: UPSTREAM,
+    depHashes: { 'out/review/summary_stats.csv': h('1'), 'out/eval/fpr_children.csv': h('2'), 'out/eval/headline.json': h('3') },
+    pipeline: { file: 'pipelines/paper.yaml', name: 'paper', pipeVersion: '0.1.0' },
+  });
+}
+

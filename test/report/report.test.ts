@@ -1,0 +1,165 @@
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { StageError } from '../../engine/stage-api.js';
+import { resolvePointer } from '../../stages/report/lib/json-pointer.js';
+import { isListed } from '../../stages/report/lib/sections.js';
+import { inlineSvg } from '../../stages/report/lib/svg-inline.js';
+import { reportDate, run } from '../../stages/report/run.js';
+import { reportCtx, reportWith, reportWorkspace } from './fixture.js';
+
+async function stageError(p: Promise<unknown>): Promise<string> {
+  const e = await p.then(
+    () => undefined,
+    (x: unknown) => x,
+  );
+  expect(e).toBeInstanceOf(StageError);
+  return (e as StageError).message;
+}
+
+describe('uses: report', () => {
+  it('writes one self-contained HTML page with sections, figures, tables, numbers and provenance', async () => {
+    const ws = await reportWorkspace();
+    const ctx = reportCtx(ws);
+    await run(ctx);
+    const html = readFileSync(join(ws, 'out/report/report.html'), 'utf8');
+
+    // Sections and their order, with the provenance section last.
+    const h2 = [...html.matchAll(/<h2>([^<]*)<\/h2>/g)].map((m) => m[1]);
+    expect(h2).toEqual(['Dataset review', 'Evaluation', 'Provenance']);
+    expect(html).toContain('<strong>headline</strong>');
+    expect(html).toContain('<code>code</code>');
+
+    // Numbers through JSON pointers (escaped ~1 and ~0 too), d3-formatted, with the interval.
+    expect(html).toContain('<div class="value">30.40%</div>');
+    expect(html).toContain('95% CI 28.19%–32.66%');
+    expect(html).toContain('<div class="value">0.2652</div>');
+    expect(html).toContain('<div class="value">42</div>');
+
+    // Tables: formatted columns, empty cells, numeric alignment, column subset and maxRows.
+    expect(html).toContain('<td class="num">512,608</td>');
+    expect(html).toContain('<td class="num">1.18</td>');
+    expect(html).toContain('<td class="num"></td>'); // Challenges has no patient count
+    expect(html).toMatch(/<td>VinDr-CXR<\/td><td class="num">30\.40%<\/td><\/tr>/);
+    expect(html).not.toContain('<td>CheXpert</td>');
+    expect(html).toContain('1 more rows in out/eval/fpr_children.csv');
+
+    // Figures: two inline SVGs (vega's clip ids made unique per figure) and one PNG as a data URI.
+    expect(html.match(/<svg\b/g)).toHaveLength(2);
+    expect(html).not.toContain('<?xml');
+    const ids = [...html.matchAll(/\sid="([^"]+)"/g)].map((m) => m[1]!);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(html).toMatch(/clip-path="url\(#s2f1-clip\d+\)"/);
+    expect(html).toMatch(/clip-path="url\(#s2f2-clip\d+\)"/);
+    expect(html).toMatch(/<img src="data:image\/png;base64,iVBORw0KGgo[^"]+" alt="Children per model \(PNG\)">/);
+
+    // Nothing is fetched: no external stylesheet, script, font or image.
+    expect(html).not.toMatch(/<link\b|<script\b|@import|@font-face|src="(?!data:)/);
+    expect(html).not.toMatch(/url\((?!#)/);
+
+    // Provenance: pipeline, versions, this stage's key, every upstream stage's key and output hashes, inputs, extras.
+    expect(html).toContain('<code>pipelines/paper.yaml</code>');
+    expect(html).toContain('<dt>pipe version</dt><dd>0.1.0</dd>');
+    expect(html).toContain(`<dd class="hash">${'d'.repeat(64)}</dd>`);
+    for (const k of ['a', 'b', 'c']) expect(html).toContain(`<td class="hash">${k.repeat(64)}</td>`);
+    for (const c of ['1', '2', '3']) expect(html).toContain(`sha256:${c.repeat(64)}`);
+    expect(html).toContain('backend: wasm; resamples: 12000');
+    expect(html).toContain('<code>python plot.py --out out/review/figures</code>');
+    expect(html).toMatch(/Generated \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z/);
+    expect(readdirSync(join(ws, 'out/report')).sort()).toEqual(['report.html', 'summary.md']);
+  });
+
+  it('writes a Markdown summary with numbers, tables, relative figure links and provenance', async () => {
+    const ws = await reportWorkspace();
+    await run(reportCtx(ws));
+    const md = readFileSync(join(ws, 'out/report/summary.md'), 'utf8');
+    expect(md.startsWith('# Age bias in chest X-ray classifiers\n')).toBe(true);
+    expect(md).toContain('- **FPR, healthy children (VinDr-CXR model):** 30.40% (95% CI 28.19%–32.66%) — `out/eval/headline.json#/models/vindr_cxr/fpr_children/value`');
+    expect(md).toContain('| category | datasets | patients | children | pct_children |\n| --- | ---: | ---: | ---: | ---: |\n| Total | 203 | 512,608 | 6026 | 1.18 |\n| Challenges | 50 |  | 1200 | 0.90 |');
+    expect(md).toContain('![fpr_children.svg](../eval/figures/fpr_children.svg)');
+    expect(md).toContain('![Counts](../review/figures/counts.svg)');
+    expect(md).toContain(`| eval_fpr@vindr_cxr | \`evaluate/fpr\` | \`${'b'.repeat(64)}\` |`);
+    expect(md).toContain(`| \`out/eval/headline.json\` | \`sha256:${'3'.repeat(64)}\` |`);
+  });
+
+  it('refuses a section file that is not listed in inputs, naming the section and the file', async () => {
+    const ws = await reportWorkspace();
+    const w = reportWith({ inputs: ['out/eval/fpr_children.csv', 'out/eval/headline.json', 'out/review/summary_stats.csv', 'out/eval/figures/fpr_children.svg'] });
+    const msg = await stageError(run(reportCtx(ws, w)));
+    expect(msg).toBe(
+      'stage report: sections[0] ("Dataset review").figures[0] references out/review/figures/counts.png, which is not ' +
+        'listed in with.inputs; add it there so that the report re-runs when it changes.',
+    );
+    expect(readdirSync(join(ws, 'out/report'))).toEqual([]);
+  });
+
+  it('names the file and pointer when a headline number is not there, and lists what is', async () => {
+    const ws = await reportWorkspace();
+    const w = reportWith({
+      sections: [{ title: 'Eval', numbers: [{ label: 'x', file: 'out/eval/headline.json', pointer: '/models/nih/threshold' }] }],
+    });
+    expect(await stageError(run(reportCtx(ws, w)))).toBe(
+      'sections[0] ("Eval").numbers[0]: out/eval/headline.json#/models/nih/threshold: /models has no "nih" (it has: vindr_cxr).',
+    );
+  });
+
+  it('reports bad section fields, formats, columns and missing files clearly', async () => {
+    const ws = await reportWorkspace();
+    const bad = async (sections: unknown, inputs?: string[]) =>
+      stageError(run(reportCtx(ws, reportWith({ sections, ...(inputs ? { inputs } : {}) }))));
+    expect(await bad([])).toMatch(/sections must be a non-empty list/);
+    expect(await bad([{ title: 'A', figure: ['x.svg'] }])).toMatch(/sections\[0\] \("A"\) has an unknown field "figure"/);
+    expect(await bad([{ title: 'A', numbers: [{ label: 'x', file: 'out/eval/headline.json', pointer: 'models' }] }])).toMatch(
+      /numbers\[0\]\.pointer "models" is not a JSON pointer/,
+    );
+    expect(await bad([{ title: 'A', numbers: [{ label: 'x', file: 'out/eval/headline.json', pointer: '/models', format: '.2%' }] }])).toMatch(
+      /headline\.json#\/models is \{"vindr_cxr".*not a number/,
+    );
+    expect(await bad([{ title: 'A', tables: [{ path: 'out/eval/fpr_children.csv', formats: { fpr: 'nonsense!' } }] }])).toMatch(
+      /tables\[0\]\.formats\.fpr: "nonsense!" is not a d3-format specifier/,
+    );
+    expect(await bad([{ title: 'A', tables: [{ path: 'out/eval/fpr_children.csv', columns: ['model', 'auroc'] }] }])).toMatch(
+      /has no column "auroc" \(it has: model, fpr, lo, hi, n\)/,
+    );
+    expect(await bad([{ title: 'A', figures: ['out/review/figures/missing.svg'] }])).toMatch(
+      /figures\[0\]: cannot read out\/review\/figures\/missing\.svg \(ENOENT\)/,
+    );
+    expect(await bad([{ title: 'A', figures: ['out/eval/fpr_children.csv'] }])).toMatch(/must be an \.svg or \.png file/);
+  });
+
+  it('takes the date from SOURCE_DATE_EPOCH for reproducible reports', () => {
+    expect(reportDate({ SOURCE_DATE_EPOCH: '1700000000' })).toBe('2023-11-14T22:13:20.000Z');
+    expect(reportDate({}, new Date(0))).toBe('1970-01-01T00:00:00.000Z');
+  });
+});
+
+describe('report helpers', () => {
+  it('resolves RFC 6901 pointers and explains misses', () => {
+    const doc = { a: [{ b: 1 }], 'x/y': { '~': 2 } };
+    expect(resolvePointer(doc, '/a/0/b')).toEqual({ ok: true, value: 1 });
+    expect(resolvePointer(doc, '/x~1y/~0')).toEqual({ ok: true, value: 2 });
+    expect(resolvePointer(doc, '')).toEqual({ ok: true, value: doc });
+    expect(resolvePointer(doc, '/a/3')).toEqual({ ok: false, error: '/a is a list of 1, and has no item "3"' });
+    expect(resolvePointer(doc, '/a/0/b/c')).toEqual({ ok: false, error: '/a/0/b has no "c" (it is 1)' });
+  });
+
+  it('inlines SVG without prolog, scripts or handlers, prefixing ids and their references', () => {
+    const r = inlineSvg(
+      '<?xml version="1.0"?>\n<!DOCTYPE svg>\n<svg onload="x()"><defs><clipPath id="clip1"/></defs><script>alert(1)</script>' +
+        '<g clip-path="url(#clip1)"><use href="#clip1"/><a href="#other"/></g></svg>\n',
+      'f9-',
+    );
+    expect(r).toEqual({
+      ok: true,
+      value: '<svg><defs><clipPath id="f9-clip1"/></defs><g clip-path="url(#f9-clip1)"><use href="#f9-clip1"/><a href="#other"/></g></svg>',
+    });
+    expect(inlineSvg('<html></html>', 'p')).toEqual({ ok: false, error: 'is not an SVG document (it does not start with <svg>)' });
+  });
+
+  it('treats an input ending in / as the folder it names', () => {
+    expect(isListed('out/a/b.svg', ['out/a/'])).toBe(true);
+    expect(isListed('./out/a/b.svg', ['out/a/b.svg'])).toBe(true);
+    expect(isListed('out/ab/c.svg', ['out/a/'])).toBe(false);
+    expect(isListed('out/a/b.svg', ['out/a'])).toBe(false);
+  });
+});
