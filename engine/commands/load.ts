@@ -1,0 +1,64 @@
+/**
+ * Shared by every command: load and validate a pipeline (DSL), build its DAG, and turn diagnostics into exit code 2.
+ */
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { loadPipeline } from '../dsl/index.js';
+import { formatDiagnostic, type Diagnostic } from '../dsl/diagnostics.js';
+import { buildDag, selectTargets, type Dag } from '../graph.js';
+import { loadKinds, resolveKind } from '../kinds.js';
+import type { Pipeline } from '../model.js';
+import type { StageGraph } from '../run.js';
+import { UsageError } from './errors.js';
+
+export interface Loaded {
+  pipeline: Pipeline;
+  dag: Dag;
+  graph: StageGraph;
+}
+
+export interface LoadOptions {
+  overrides?: string[];
+  paramsFiles?: string[];
+}
+
+/** Throws DiagnosticsError (exit 2) for an invalid pipeline. */
+export async function loadAll(file: string, opts: LoadOptions = {}): Promise<Loaded> {
+  const abs = resolve(file);
+  if (!existsSync(abs)) throw new UsageError(`pipeline file ${file} does not exist`);
+  await loadKinds();
+  const loaded = await loadPipeline(abs, {
+    overrides: opts.overrides ?? [],
+    paramsFiles: opts.paramsFiles ?? [],
+    resolveKind,
+    fileExists: (p: string) => existsSync(p),
+  });
+  if (!loaded.ok) throw new DiagnosticsError(loaded.error);
+  const pipeline = loaded.value;
+  const dag = buildDag(pipeline);
+  if (!dag.ok) throw new DiagnosticsError(dag.error);
+  return { pipeline, dag: dag.value, graph: stageGraph(dag.value) };
+}
+
+export function stageGraph(dag: Dag): StageGraph {
+  const g = dag.graph;
+  return {
+    order: dag.order,
+    predecessors: (s) => (g.predecessors(s) as string[] | undefined) ?? [],
+  };
+}
+
+/** Targets (names or globs) → the stages to consider; all stages when none are given. */
+export function selectStages(l: Loaded, targets: string[], downstream: boolean): Set<string> {
+  const r = selectTargets(l.dag, l.pipeline, targets, { downstream });
+  if (!r.ok) throw new DiagnosticsError(r.error);
+  return r.value;
+}
+
+export class DiagnosticsError extends Error {
+  readonly formatted: string[];
+  constructor(readonly diagnostics: Diagnostic[]) {
+    super(`${diagnostics.length} problem(s) in the pipeline`);
+    this.formatted = diagnostics.map((d) => formatDiagnostic(d));
+  }
+}

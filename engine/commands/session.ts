@@ -1,0 +1,89 @@
+/**
+ * What `run`, `status` and `why` share: the event bus with the right renderer, the machine description, the
+ * executor chooser.
+ */
+import { availableParallelism, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { EventBus, type PipeEvent } from '../events.js';
+import type { Executor } from '../executors/executor.js';
+import { LocalExecutor } from '../executors/local.js';
+import { detectGpus, parseGpuList } from '../gpus.js';
+import type { Pipeline, StageSpec } from '../model.js';
+import { parseBytes, type Machine } from '../scheduler.js';
+import { jsonRenderer } from '../ui/json.js';
+import { plainRenderer } from '../ui/plain.js';
+import { UsageError } from './errors.js';
+
+export interface OutputOptions {
+  json?: boolean;
+  verbose?: boolean;
+}
+
+export interface Output {
+  bus: EventBus;
+  close(): Promise<void>;
+}
+
+/** JSON lines with --json; listr2 on a terminal; plain lines in CI or when piped. */
+export async function openOutput(opts: OutputOptions, live: boolean): Promise<Output> {
+  const bus = new EventBus();
+  if (opts.json) {
+    bus.subscribe(jsonRenderer());
+    return { bus, close: async () => {} };
+  }
+  const ci = process.env.CI === 'true' || process.env.CI === '1';
+  if (live && process.stderr.isTTY && !ci && !opts.verbose) {
+    const { ttyRenderer } = await import('../ui/tty.js');
+    const r = await ttyRenderer();
+    bus.subscribe(r.listener);
+    return { bus, close: () => r.close() };
+  }
+  bus.subscribe(plainRenderer({ verbose: opts.verbose ?? false }));
+  return { bus, close: async () => {} };
+}
+
+export interface MachineOptions {
+  jobs?: string;
+  mem?: string;
+  gpus?: string;
+}
+
+/** The machine the scheduler fills: -j (default: cores), --mem (default: all memory), --gpus (default: detected). */
+export function machineFor(opts: MachineOptions, stages: StageSpec[]): Machine {
+  const cores = availableParallelism();
+  let jobs = cores;
+  if (opts.jobs !== undefined) {
+    jobs = Number(opts.jobs);
+    if (!Number.isInteger(jobs) || jobs < 1) throw new UsageError(`-j expects a positive whole number, got ${JSON.stringify(opts.jobs)}`);
+  }
+  let memBytes = totalmem();
+  if (opts.mem !== undefined) {
+    const m = parseBytes(opts.mem);
+    if (m === undefined || m <= 0) throw new UsageError(`--mem expects a size such as 8G or 512M, got ${JSON.stringify(opts.mem)}`);
+    memBytes = m;
+  }
+  let gpuIds: string[];
+  if (opts.gpus !== undefined) gpuIds = parseGpuList(opts.gpus);
+  else gpuIds = stages.some((s) => s.executor === 'local' && s.resources.gpus > 0) ? detectGpus() : [];
+  return { jobs, cpus: cores, memBytes, gpuIds };
+}
+
+/** Local stages run here; `executor: slurm` stages go through the SLURM executor, loaded only when needed. */
+export async function executorChooser(pipeline: Pipeline, stages: StageSpec[], pipeDir: string): Promise<{ choose: (s: StageSpec) => Executor; close: () => Promise<void> }> {
+  const local = new LocalExecutor();
+  let slurm: Executor | undefined;
+  if (stages.some((s) => s.executor === 'slurm')) {
+    const mod = (await import('../executors/slurm.js')) as { SlurmExecutor: new (o: { stateDir: string }) => Executor };
+    slurm = new mod.SlurmExecutor({ stateDir: join(pipeDir, 'slurm') });
+  }
+  void pipeline;
+  return {
+    choose: (s) => (s.executor === 'slurm' && slurm ? slurm : local),
+    close: async () => {
+      await local.close();
+      await slurm?.close();
+    },
+  };
+}
+
+export type Listener = (e: PipeEvent) => void;

@@ -1,0 +1,70 @@
+/**
+ * `pipe why FILE STAGE`: the field-by-field difference between the stage's current key fields and the nearest
+ * earlier run of it (which param, which file, which env), plus the plan's verdict.
+ */
+import { computeKey } from '../plan.js';
+import { planStages } from '../run.js';
+import { nearest } from '../why.js';
+import { openWorkspace } from '../workspace.js';
+import { UsageError } from './errors.js';
+import { loadAll, selectStages } from './load.js';
+import { pipeVersion } from './version.js';
+
+export interface WhyOptions {
+  set?: string[];
+  paramsFile?: string[];
+  json?: boolean;
+}
+
+export async function whyCommand(file: string, stageName: string, opts: WhyOptions): Promise<number> {
+  const loaded = await loadAll(file, { overrides: opts.set ?? [], paramsFiles: opts.paramsFile ?? [] });
+  const stage = loaded.pipeline.stages.find((s) => s.name === stageName);
+  if (!stage) {
+    const names = loaded.pipeline.stages.map((s) => s.name);
+    const close = names.filter((n) => n.startsWith(stageName) || n.includes(stageName)).slice(0, 5);
+    throw new UsageError(`no stage named ${stageName} in ${file}${close.length ? ` (did you mean ${close.join(', ')}?)` : ''}`);
+  }
+  const selected = selectStages(loaded, [stageName], false);
+  const ws = await openWorkspace(loaded.pipeline);
+  const decisions = await planStages({ pipeline: loaded.pipeline, graph: loaded.graph, workspace: ws, selected, emit: () => {}, pipeVersion: pipeVersion() });
+  const d = decisions.get(stageName)!;
+  const info = await computeKey(stage, ws);
+  const history = await ws.runs.history(stageName, 50);
+  const near = nearest(info.fields, history);
+  const upstreamRuns = [...decisions].filter(([n, x]) => n !== stageName && x.action !== 'up-to-date').map(([n, x]) => ({ stage: n, action: x.action }));
+
+  if (opts.json) {
+    process.stdout.write(
+      `${JSON.stringify(
+        {
+          stage: stageName,
+          action: d.action,
+          reasons: d.reasons,
+          key: info.key,
+          compared: near ? { key: near.record.key, endedAt: near.record.endedAt } : null,
+          changes: near?.changes ?? [],
+          upstream: upstreamRuns,
+          runs: history.length,
+        },
+        null,
+        2,
+      )}\n`,
+    );
+    return 0;
+  }
+  const lines: string[] = [];
+  const verdict = { 'up-to-date': 'up to date', restore: 'restorable from the cache', run: 'will run' }[d.action];
+  lines.push(`${stageName}: ${verdict}`);
+  if (!near) lines.push('  never ran: there is no earlier run to compare with.');
+  else {
+    lines.push(`  compared with its run of ${near.record.endedAt} (key ${near.record.key.slice(0, 12)}, ${history.length} run(s) recorded):`);
+    if (near.changes.length === 0) lines.push('    no difference in params, deps, env, command or outs');
+    for (const c of near.changes) lines.push(`    ${c.message}`);
+  }
+  for (const r of d.reasons) if (!near?.changes.some((c) => c.message === r)) lines.push(`  ${r}`);
+  for (const u of upstreamRuns) {
+    lines.push(`  upstream stage ${u.stage} ${u.action === 'run' ? 'will re-run' : 'will be restored'}: the deps above are its current outputs`);
+  }
+  process.stdout.write(`${lines.join('\n')}\n`);
+  return 0;
+}

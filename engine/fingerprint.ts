@@ -1,0 +1,103 @@
+/**
+ * A stage's cache key: the hash of everything that can change what the stage writes. Two runs with equal keys are
+ * interchangeable, so any earlier run with this key can be restored instead of running (DVC's run-cache idea).
+ *
+ * Deliberately NOT in the key:
+ *  - resources (cpus, mem, gpus, time): they change how fast a stage runs, not what it writes; a stage that
+ *    behaves differently with more threads is nondeterministic anyway and caching the first result is right.
+ *  - executor (local/slurm) and slurm options: the same command on another host must give the same outputs;
+ *    moving a stage to the cluster must not re-run it.
+ *  - retries, watch mode: scheduling policy only.
+ *  - metrics flags of outs: which files `pipe metrics` reads changes no bytes on disk.
+ */
+import { hashJson } from '../cache/hash.js';
+import type { Hash, StageKey } from '../cache/types.js';
+import type { StageSpec } from './model.js';
+
+/**
+ * Bumped whenever the meaning of a field changes, so keys computed by an older pipe never match by accident
+ * (an old run record would be restored under different semantics).
+ */
+export const KEY_SCHEMA = 1;
+
+export interface KeyFields {
+  /** Why: a new key format must not collide with old records. */
+  schema: number;
+  /**
+   * The shell command after interpolation (params already substituted and quoted).
+   * Why: it is the computation itself; any change (a flag, a script name) can change the outputs.
+   */
+  cmd?: string;
+  /** Why: a different built-in kind is a different computation. */
+  uses?: string;
+  /**
+   * Hash of the kind's source files (stages/<kind>/ plus manifest.implementation extras).
+   * Why: fixing a bug in a stage kind must re-run the stages using it, like editing a script a `cmd` depends on.
+   */
+  implementation?: string;
+  /**
+   * The validated `with:` values of a `uses` stage (paths included).
+   * Why: they are the kind's arguments, as the command line is for `cmd` stages.
+   */
+  with?: Record<string, unknown>;
+  /**
+   * Params the stage uses (dotted name → resolved value), and only those.
+   * Why: a param reaches the stage through the command or through ctx.params; changing an unrelated param must
+   * not invalidate it, so only used ones count.
+   */
+  params: Record<string, unknown>;
+  /**
+   * Content hash of every dep (workspace-relative path → hash; directories as a Merkle hash of their files;
+   * null when missing). Why: inputs are the other half of the computation; content, not mtime, so a `touch` or a
+   * fresh clone does not re-run anything.
+   */
+  deps: Record<string, string | null>;
+  /**
+   * Declared env values. Why: env vars are inputs too (e.g. a seed or a thread count set via `env:`).
+   * Only declared ones: the user's ambient environment (PATH, TERM) must not make every key unique.
+   */
+  env: Record<string, string>;
+  /**
+   * The outs declaration: paths and cache flags. Why: a record restored for a different set of outputs would
+   * leave declared outputs missing; and `cache: false` outputs cannot be restored, so flipping it changes what a
+   * record can provide.
+   */
+  outs: Array<{ path: string; cache: boolean }>;
+}
+
+/** The fields of a stage's key, given its deps' content hashes and (for `uses`) its kind's implementation hash. */
+export function keyFields(
+  stage: StageSpec,
+  depHashes: Record<string, Hash | null>,
+  implementation: Hash | undefined,
+): KeyFields {
+  const fields: KeyFields = {
+    schema: KEY_SCHEMA,
+    params: sortKeys(stage.params),
+    deps: sortKeys(depHashes),
+    env: sortKeys(stage.env),
+    outs: stage.outs.map((o) => ({ path: o.path, cache: o.cache })).sort((a, b) => cmp(a.path, b.path)),
+  };
+  if (stage.cmd !== undefined) fields.cmd = stage.cmd;
+  if (stage.uses !== undefined) {
+    fields.uses = stage.uses;
+    if (implementation !== undefined) fields.implementation = implementation;
+    fields.with = stage.with ?? {};
+  }
+  return fields;
+}
+
+/** The key: sha256 of the canonical JSON of the fields (key order never matters). */
+export function stageKey(fields: KeyFields): StageKey {
+  return hashJson(fields) as unknown as StageKey;
+}
+
+function sortKeys<V>(o: Record<string, V>): Record<string, V> {
+  const out: Record<string, V> = {};
+  for (const k of Object.keys(o).sort(cmp)) out[k] = o[k] as V;
+  return out;
+}
+
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

@@ -1,0 +1,92 @@
+/**
+ * Built-in stage kinds (`uses:`): their manifests (loaded on every run: small, no heavy imports) and the hash of
+ * their implementation (part of the key). A kind's run.js is never imported here: only the stage runner does that,
+ * when the stage actually runs.
+ */
+import { existsSync, readdirSync } from 'node:fs';
+import { dirname, join, relative, resolve, sep, basename } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { hashJson } from '../cache/hash.js';
+import type { Hash, HashState } from '../cache/types.js';
+import type { StageManifest } from './stage-api.js';
+
+/** dist/engine → dist; when run from sources (tsx), engine → the repo root. */
+const here = dirname(fileURLToPath(import.meta.url));
+const distRoot = dirname(here);
+const repoRoot = basename(distRoot) === 'dist' ? dirname(distRoot) : distRoot;
+/** Where compiled kinds live: `<stagesRoot>/<kind>/manifest.js` and `run.js`. */
+export const stagesRoot = basename(distRoot) === 'dist' ? join(distRoot, 'stages') : join(repoRoot, 'dist', 'stages');
+/** The compiled engine folder (dist/engine), home of runner.js. */
+export const engineDistDir = basename(distRoot) === 'dist' ? here : join(repoRoot, 'dist', 'engine');
+
+let manifests: Map<string, StageManifest> | undefined;
+
+/**
+ * Import every `manifest.js` under the stages root once (a dozen small modules), so that `resolveKind` can be
+ * synchronous for the DSL's validation.
+ */
+export async function loadKinds(): Promise<Map<string, StageManifest>> {
+  if (manifests) return manifests;
+  const found = new Map<string, StageManifest>();
+  const files = existsSync(stagesRoot) ? findManifests(stagesRoot) : [];
+  await Promise.all(
+    files.map(async (file) => {
+      const kind = relative(stagesRoot, dirname(file)).split(sep).join('/');
+      const mod = (await import(pathToFileURL(file).href)) as { manifest?: StageManifest };
+      if (mod.manifest) found.set(kind, mod.manifest);
+    }),
+  );
+  manifests = found;
+  return found;
+}
+
+/** The manifest of kind `evaluate/fpr`, or undefined for an unknown kind. Call `loadKinds()` first. */
+export function resolveKind(kind: string): StageManifest | undefined {
+  return manifests?.get(kind);
+}
+
+/** Every known kind (for "did you mean" lists and docs). */
+export function knownKinds(): string[] {
+  return [...(manifests?.keys() ?? [])].sort();
+}
+
+/** Absolute path of the compiled run module of a kind (imported only by the runner). */
+export function runModulePath(kind: string): string {
+  return join(stagesRoot, ...kind.split('/'), 'run.js');
+}
+
+const implHashes = new Map<string, Promise<Hash>>();
+
+/**
+ * Hash of a kind's implementation: its source folder (`stages/<kind>/`, the .ts sources when the repo has them, else
+ * the compiled .js) plus the manifest's `implementation` extra paths, relative to that folder. Goes through the
+ * HashState, so a no-op run only stats these files.
+ */
+export function implementationHash(kind: string, state: HashState): Promise<Hash> {
+  let h = implHashes.get(kind);
+  if (!h) {
+    h = computeImplementationHash(kind, state);
+    implHashes.set(kind, h);
+  }
+  return h;
+}
+
+async function computeImplementationHash(kind: string, state: HashState): Promise<Hash> {
+  const src = join(repoRoot, 'stages', ...kind.split('/'));
+  const folder = existsSync(src) ? src : join(stagesRoot, ...kind.split('/'));
+  const parts: Record<string, string | null> = { '.': (await state.hashPath(folder)).hash };
+  for (const extra of resolveKind(kind)?.implementation ?? []) {
+    parts[extra] = (await state.hashPath(resolve(folder, extra))).hash;
+  }
+  return hashJson({ kind, parts }) as Hash;
+}
+
+function findManifests(dir: string): string[] {
+  const out: string[] = [];
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, entry.name);
+    if (entry.isDirectory()) out.push(...findManifests(p));
+    else if (entry.name === 'manifest.js') out.push(p);
+  }
+  return out;
+}

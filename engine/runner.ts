@@ -1,0 +1,127 @@
+/**
+ * The single entry point that runs one `uses` stage inside its own process:
+ *
+ *     node dist/engine/runner.js <spec.json>
+ *
+ * Local children and SLURM batch jobs run exactly this argv, so it depends on nothing of the parent process: all it
+ * needs is in the spec file. It imports the kind's run.js (only here: heavy modules load only for stages that run),
+ * builds the StageContext, and reports through stdout lines `::pipe::<json>` (log, progress, record). record() data
+ * also goes to `resultFile`, so an executor that cannot stream stdout (SLURM) still gets it.
+ *
+ * Exit codes: 0 done; 1 StageError (one paragraph on stderr); 70 a bug (stack on stderr); 130 cancelled (SIGTERM).
+ */
+import { mkdirSync, readFileSync, rmSync, writeFileSync, renameSync } from 'node:fs';
+import { isAbsolute, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import type { ProgressUpdate, Resources, StageContext, StageRun, UpstreamRun } from './stage-api.js';
+
+export interface RunnerSpec {
+  stage: string;
+  kind: string;
+  with: Record<string, unknown>;
+  params: Record<string, unknown>;
+  workspace: string;
+  key: string;
+  depHashes: Record<string, string>;
+  upstream: UpstreamRun[];
+  pipeline: { file: string; name: string; pipeVersion: string };
+  resources: Resources & { gpuIds: string[] };
+  /** Where record() data is written as JSON `{ extra }` when the stage succeeds. */
+  resultFile: string;
+  /** Scratch directory (created and removed by the runner). */
+  tmpDir: string;
+  /** Absolute path of the compiled kinds (`<stagesRoot>/<kind>/run.js`); default: dist/stages next to this file. */
+  stagesRoot?: string;
+}
+
+/** The protocol line prefix shared with the engine (engine/run.ts parses it). */
+export const PIPE_LINE = '::pipe::';
+
+export type RunnerMessage =
+  | { type: 'log'; message: string }
+  | ({ type: 'progress' } & ProgressUpdate)
+  | { type: 'record'; info: Record<string, unknown> };
+
+function send(msg: RunnerMessage): void {
+  process.stdout.write(`${PIPE_LINE}${JSON.stringify(msg)}\n`);
+}
+
+export async function main(specFile: string): Promise<number> {
+  const spec = JSON.parse(readFileSync(specFile, 'utf8')) as RunnerSpec;
+  const controller = new AbortController();
+  process.on('SIGTERM', () => controller.abort(new Error('cancelled')));
+  process.on('SIGINT', () => controller.abort(new Error('cancelled')));
+
+  const stagesRoot = spec.stagesRoot ?? fileURLToPath(new URL('../stages/', import.meta.url));
+  const modPath = join(stagesRoot, ...spec.kind.split('/'), 'run.js');
+  const extra: Record<string, unknown> = {};
+  mkdirSync(spec.tmpDir, { recursive: true });
+  const ctx: StageContext = {
+    stage: spec.stage,
+    workspace: spec.workspace,
+    with: spec.with,
+    params: spec.params,
+    key: spec.key,
+    depHashes: spec.depHashes,
+    upstream: spec.upstream,
+    pipeline: spec.pipeline,
+    resolve: (rel) => (isAbsolute(rel) ? rel : resolve(spec.workspace, rel)),
+    tmpDir: spec.tmpDir,
+    resources: spec.resources,
+    signal: controller.signal,
+    log: (message) => send({ type: 'log', message: String(message) }),
+    progress: (update) => send({ type: 'progress', ...update }),
+    record: (info) => {
+      Object.assign(extra, info);
+      send({ type: 'record', info });
+    },
+  };
+  try {
+    const mod = (await import(pathToFileURL(modPath).href)) as { run?: StageRun };
+    if (typeof mod.run !== 'function') {
+      process.stderr.write(`pipe: kind ${spec.kind} has no run() export in ${modPath}\n`);
+      return 70;
+    }
+    await mod.run(ctx);
+    if (controller.signal.aborted) {
+      process.stderr.write('cancelled\n');
+      return 130;
+    }
+    const tmp = `${spec.resultFile}.tmp-${process.pid}`;
+    writeFileSync(tmp, JSON.stringify({ extra }));
+    renameSync(tmp, spec.resultFile);
+    return 0;
+  } catch (e) {
+    if (controller.signal.aborted) {
+      process.stderr.write('cancelled\n');
+      return 130;
+    }
+    if (e instanceof Error && e.name === 'StageError') {
+      process.stderr.write(`${e.message}\n`);
+      return 1;
+    }
+    process.stderr.write(`${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    return 70;
+  } finally {
+    rmSync(spec.tmpDir, { recursive: true, force: true });
+  }
+}
+
+// Run when executed as a script (not when imported for its types/constants).
+if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
+  const specFile = process.argv[2];
+  if (!specFile) {
+    process.stderr.write('usage: node runner.js <spec.json>\n');
+    process.exit(2);
+  }
+  main(specFile).then(
+    (code) => {
+      // Let stdout drain before exiting.
+      process.stdout.write('', () => process.exit(code));
+    },
+    (e: unknown) => {
+      process.stderr.write(`${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+      process.exit(70);
+    },
+  );
+}

@@ -1,0 +1,31 @@
+/** Small text helpers shared by the renderers. */
+import type { RunCounts } from '../events.js';
+
+export function duration(ms: number): string {
+  if (ms < 1000) return `${ms}ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)}s`;
+  const m = Math.floor(ms / 60_000);
+  return `${m}m${Math.round((ms % 60_000) / 1000)}s`;
+}
+
+export function summary(counts: RunCounts, ms: number, interrupted: boolean): string {
+  const parts = (Object.entries(counts) as Array<[string, number]>).filter(([, n]) => n > 0).map(([k, n]) => `${n} ${k}`);
+  const head = interrupted ? 'interrupted' : counts.failed > 0 ? 'failed' : 'done';
+  return `${head}: ${parts.length ? parts.join(', ') : 'nothing to do'} in ${duration(ms)}`;
+}
+
+export function progressLine(p: { done?: number; total?: number; unit?: string; message?: string }): string {
+  const bits: string[] = [];
+  if (p.done !== undefined && p.total !== undefined && p.total > 0) {
+    bits.push(`${p.done}/${p.total}${p.unit ? ` ${p.unit}` : ''} (${Math.floor((100 * p.done) / p.total)}%)`);
+  } else if (p.done !== undefined) bits.push(`${p.done}${p.unit ? ` ${p.unit}` : ''}`);
+  if (p.message) bits.push(p.message);
+  return bits.join(' ');
+}
+
+export function indent(text: string, prefix = '    '): string {
+  return text
+    .split('\n')
+    .map((l) => prefix + l)
+    .join('\n');
+}

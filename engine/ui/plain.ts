@@ -1,0 +1,63 @@
+/**
+ * Plain lines (CI, pipes, no TTY): one line per thing that happened, nothing redrawn. Up-to-date stages are only
+ * counted (a no-op run of 1,000 stages prints one line), unless `verbose`.
+ */
+import type { PipeEvent } from '../events.js';
+import { duration, indent, progressLine, summary } from './format.js';
+
+export interface PlainOptions {
+  write?: (s: string) => void;
+  verbose?: boolean;
+}
+
+export function plainRenderer(opts: PlainOptions = {}): (e: PipeEvent) => void {
+  const write = opts.write ?? ((s: string) => process.stderr.write(s));
+  const lastProgress = new Map<string, number>();
+  return (e) => {
+    switch (e.type) {
+      case 'run-start':
+        if (opts.verbose) write(`pipe: ${e.stages.length} stage(s), -j ${e.jobs}\n`);
+        break;
+      case 'plan':
+        if (e.action === 'run' && e.reasons.length) write(`• ${e.stage}: will run (${e.reasons.join('; ')})\n`);
+        break;
+      case 'stage-start':
+        write(`▶ ${e.stage}${e.gpuIds.length ? ` [gpu ${e.gpuIds.join(',')}]` : ''}${e.executor !== 'local' ? ` [${e.executor}]` : ''}\n`);
+        break;
+      case 'stage-progress': {
+        // At most one progress line per stage every 2 s: CI logs must stay readable.
+        const last = lastProgress.get(e.stage) ?? 0;
+        if (e.at - last >= 2000 || (e.total !== undefined && e.done === e.total)) {
+          lastProgress.set(e.stage, e.at);
+          write(`  ${e.stage}: ${progressLine(e)}\n`);
+        }
+        break;
+      }
+      case 'stage-log':
+        if (opts.verbose) write(`  ${e.stage} | ${e.line}\n`);
+        break;
+      case 'stage-state':
+        write(`  ${e.stage}: ${e.state}\n`);
+        break;
+      case 'stage-end':
+        if (e.status === 'up-to-date') {
+          if (opts.verbose) write(`✓ ${e.stage} up to date\n`);
+        } else if (e.status === 'ran') write(`✔ ${e.stage} done in ${duration(e.durationMs)}\n`);
+        else if (e.status === 'restored') write(`↺ ${e.stage} restored from cache (${e.reason})\n`);
+        else if (e.status === 'failed') {
+          write(`✗ ${e.stage} failed: ${e.reason}${e.logFile ? `\n    log: ${e.logFile}` : ''}\n`);
+          if (e.logTail) write(`${indent(e.logTail, '    │ ')}\n`);
+        } else write(`- ${e.stage} ${e.status}: ${e.reason}\n`);
+        break;
+      case 'warning':
+        write(`warning: ${e.message}\n`);
+        break;
+      case 'diagnostics':
+        for (const d of e.formatted) write(`${d}\n`);
+        break;
+      case 'run-end':
+        write(`${summary(e.counts, e.durationMs, e.interrupted)}\n`);
+        break;
+    }
+  };
+}

@@ -1,0 +1,116 @@
+/**
+ * The `.pipe/` folder of a workspace and the caches in it: hash state, object store, run cache, logs, scratch, and
+ * the per-pipeline index of each stage's latest key and output identities (one small JSON file read per no-op run
+ * instead of one run record per stage).
+ */
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { basename, join, relative } from 'node:path';
+import { openHashState } from '../cache/state.js';
+import { openStore } from '../cache/store.js';
+import { openRunCache } from '../cache/runs.js';
+import type { LocalHashState } from '../cache/state.js';
+import type { LocalStore } from '../cache/store.js';
+import type { LocalRunCache } from '../cache/runs.js';
+import type { Pipeline } from './model.js';
+
+export interface Workspace {
+  root: string;
+  pipeDir: string;
+  logsDir: string;
+  tmpDir: string;
+  state: LocalHashState;
+  store: LocalStore;
+  runs: LocalRunCache;
+  index: StageIndex;
+}
+
+export function pipeDirOf(p: Pipeline): string {
+  return join(p.workdir, '.pipe');
+}
+
+export async function openWorkspace(p: Pipeline): Promise<Workspace> {
+  const pipeDir = pipeDirOf(p);
+  mkdirSync(pipeDir, { recursive: true });
+  const state = await openHashState(join(pipeDir, 'hashstate'));
+  // The store shares the memo: an output whose hash is known and already stored is not copied again.
+  const store = openStore(p.settings.cacheDir, { state });
+  const runs = openRunCache(join(pipeDir, 'runs'));
+  return {
+    root: p.workdir,
+    pipeDir,
+    logsDir: join(pipeDir, 'logs'),
+    tmpDir: join(pipeDir, 'tmp'),
+    state,
+    store,
+    runs,
+    index: StageIndex.open(join(pipeDir, 'index', indexName(p))),
+  };
+}
+
+/** One index file per pipeline file (two pipelines may share stage names). */
+function indexName(p: Pipeline): string {
+  const rel = relative(p.workdir, p.file);
+  const h = createHash('sha256').update(rel).digest('hex').slice(0, 10);
+  return `${basename(p.file).replace(/[^\w.-]/g, '_')}-${h}.json`;
+}
+
+export interface IndexedOutput {
+  path: string;
+  hash: string | null;
+  size: number;
+  files: number;
+}
+
+export interface IndexEntry {
+  key: string;
+  outputs: IndexedOutput[];
+}
+
+/**
+ * stage → the key of its latest completed run and the identities of the outputs it left. Only a shortcut: a stage
+ * is up to date when its current key equals the entry's and its outputs on disk still hash to these values.
+ */
+export class StageIndex {
+  private dirty = false;
+  private constructor(
+    private readonly file: string,
+    private readonly entries: Record<string, IndexEntry>,
+  ) {}
+
+  static open(file: string): StageIndex {
+    let entries: Record<string, IndexEntry> = {};
+    try {
+      entries = JSON.parse(readFileSync(file, 'utf8')) as Record<string, IndexEntry>;
+    } catch {
+      // Missing or unreadable: every stage falls back to the run cache.
+    }
+    return new StageIndex(file, entries);
+  }
+
+  get(stage: string): IndexEntry | undefined {
+    return this.entries[stage];
+  }
+
+  set(stage: string, entry: IndexEntry): void {
+    this.entries[stage] = entry;
+    this.dirty = true;
+  }
+
+  delete(stage: string): void {
+    if (stage in this.entries) {
+      delete this.entries[stage];
+      this.dirty = true;
+    }
+  }
+
+  /** Atomic write, only when something changed. */
+  save(): void {
+    if (!this.dirty) return;
+    mkdirSync(join(this.file, '..'), { recursive: true });
+    const tmp = `${this.file}.tmp-${process.pid}`;
+    writeFileSync(tmp, JSON.stringify(this.entries));
+    renameSync(tmp, this.file);
+    this.dirty = false;
+  }
+}
