@@ -1,0 +1,64 @@
+/**
+ * Submitted SLURM jobs, persisted in the workspace (`.pipe/slurm/jobs/<stage key>.json`) the moment sbatch answers.
+ * A `pipe run` that is killed and started again finds its jobs here and reattaches instead of submitting twice;
+ * `pipe cancel` reads it to scancel this workspace's jobs.
+ */
+import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+export interface SubmittedJob {
+  key: string;
+  stage: string;
+  /** "123" or "123_4" (array task). */
+  jobId: string;
+  /** The task script's exit-status marker file. */
+  marker: string;
+  /** SLURM's own output file for the task (slurmstepd messages: OOM, time limit, cancellation). */
+  slurmOutput: string;
+  logFile: string;
+  submittedAt: string;
+  memLimit?: string;
+}
+
+export class SlurmRegistry {
+  constructor(private readonly dir: string) {}
+
+  private file(key: string): string {
+    return join(this.dir, `${key}.json`);
+  }
+
+  async get(key: string): Promise<SubmittedJob | undefined> {
+    try {
+      return JSON.parse(await readFile(this.file(key), 'utf8')) as SubmittedJob;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Atomic (tmp + rename): a crash mid-write never leaves a torn record. */
+  async put(job: SubmittedJob): Promise<void> {
+    await mkdir(this.dir, { recursive: true });
+    const tmp = `${this.file(job.key)}.${process.pid}.tmp`;
+    await writeFile(tmp, JSON.stringify(job, null, 2));
+    await rename(tmp, this.file(job.key));
+  }
+
+  async remove(key: string): Promise<void> {
+    await rm(this.file(key), { force: true });
+  }
+
+  async all(): Promise<SubmittedJob[]> {
+    let names: string[];
+    try {
+      names = await readdir(this.dir);
+    } catch {
+      return [];
+    }
+    const jobs: SubmittedJob[] = [];
+    for (const n of names.filter((n) => n.endsWith('.json'))) {
+      const j = await this.get(n.slice(0, -5));
+      if (j) jobs.push(j);
+    }
+    return jobs;
+  }
+}

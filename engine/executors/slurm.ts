@@ -1,0 +1,427 @@
+/**
+ * SlurmExecutor: runs Jobs through `sbatch` and watches them with ONE `squeue` call per poll for all jobs.
+ *
+ * What it does about SLURM's bad days:
+ * - the verdict of a finished job comes from the task's own exit-status marker, else `scontrol show job`, else the
+ *   job-completion log; with none of them it waits, and only after `lostAfterMs` says "lost" — never a guess;
+ * - out-of-memory, time limit, node failure and outside cancellation are told apart and said in plain words;
+ * - every submission is persisted before `run` returns control, so a restarted `pipe run` reattaches to jobs still
+ *   queued or running (or already succeeded) instead of submitting them twice;
+ * - jobs of one declaration with equal resources that arrive within `arrayWindowMs` go out as one job array;
+ * - transient sbatch/squeue failures (slurmctld busy, socket timeouts) are retried with backoff;
+ * - polling is adaptive: fast while things change, backing off to `pollMaxMs` while nothing does.
+ */
+import { execFile } from 'node:child_process';
+import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { promisify } from 'node:util';
+import type { Executor, Job, JobHooks, JobResult } from './executor.js';
+import { SlurmRegistry, type SubmittedJob } from './slurm-registry.js';
+import { arrayGroupKey, arrayScript, jobName, resourceFlags, slurmMem, taskScript } from './slurm-script.js';
+import { isActive, parseJobcomp, parseScontrolJob, parseSqueue, verdict, type QueueEntry } from './slurm-state.js';
+
+const run = promisify(execFile);
+
+export interface SlurmExecutorOptions {
+  /** `<workspace>/.pipe/slurm`: scripts, markers, SLURM output files and the job registry live here. */
+  stateDir: string;
+  pollMinMs?: number;
+  pollMaxMs?: number;
+  /** How long to gather jobs of one declaration into an array. 0 disables arrays. */
+  arrayWindowMs?: number;
+  /** A job that left the queue and that nothing (marker, scontrol, jobcomp) knows about for this long is lost. */
+  lostAfterMs?: number;
+  /** The job-completion log (`JobCompLoc`); read from `scontrol show config` when not given. */
+  jobcompLog?: string;
+  commands?: Partial<Record<'sbatch' | 'squeue' | 'scontrol' | 'scancel', string>>;
+}
+
+interface Tracked {
+  jobId: string;
+  job: Job;
+  hooks: JobHooks;
+  resolve: (r: JobResult) => void;
+  record: SubmittedJob;
+  startedAt: number;
+  started: boolean;
+  lastState: string;
+  logOffset: number;
+  cancelledByUs: boolean;
+  missingSince?: number;
+  host?: string;
+}
+
+interface Waiting {
+  job: Job;
+  hooks: JobHooks;
+  resolve: (r: JobResult) => void;
+  cancelled: boolean;
+}
+
+export class SlurmExecutor implements Executor {
+  readonly name = 'slurm' as const;
+  /** Counters for tests and the benchmark: one squeue per poll, however many jobs. */
+  readonly stats = { polls: 0, squeueCalls: 0, sbatchCalls: 0, scontrolCalls: 0 };
+
+  private readonly registry: SlurmRegistry;
+  private readonly active = new Map<string, Tracked>();
+  private readonly batches = new Map<string, { waiting: Waiting[]; timer: NodeJS.Timeout }>();
+  private pollTimer: NodeJS.Timeout | undefined;
+  private interval: number;
+  private polling = false;
+  private closed = false;
+  private jobcompLog: string | undefined;
+  private readonly opts: Required<Omit<SlurmExecutorOptions, 'jobcompLog' | 'commands'>> & Pick<SlurmExecutorOptions, 'jobcompLog'>;
+  private readonly cmd: Record<'sbatch' | 'squeue' | 'scontrol' | 'scancel', string>;
+
+  constructor(options: SlurmExecutorOptions) {
+    this.opts = {
+      stateDir: options.stateDir,
+      pollMinMs: options.pollMinMs ?? 250,
+      pollMaxMs: options.pollMaxMs ?? 5000,
+      arrayWindowMs: options.arrayWindowMs ?? 100,
+      lostAfterMs: options.lostAfterMs ?? 120_000,
+      jobcompLog: options.jobcompLog,
+    };
+    this.jobcompLog = options.jobcompLog;
+    this.cmd = { sbatch: 'sbatch', squeue: 'squeue', scontrol: 'scontrol', scancel: 'scancel', ...options.commands };
+    this.registry = new SlurmRegistry(join(this.opts.stateDir, 'jobs'));
+    this.interval = this.opts.pollMinMs;
+  }
+
+  async run(job: Job, hooks: JobHooks): Promise<JobResult> {
+    if (hooks.signal.aborted) return cancelledResult(Date.now());
+    const prior = await this.registry.get(job.key);
+    if (prior) {
+      const reattached = await this.reattach(prior, job, hooks);
+      if (reattached) return reattached;
+    }
+    return new Promise<JobResult>((resolve) => this.enqueue({ job, hooks, resolve, cancelled: false }));
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.pollTimer) clearTimeout(this.pollTimer);
+    for (const b of this.batches.values()) clearTimeout(b.timer);
+  }
+
+  // ---- submission ---------------------------------------------------------------------------------------------
+
+  private enqueue(w: Waiting): void {
+    const onAbort = () => {
+      w.cancelled = true;
+    };
+    w.hooks.signal.addEventListener('abort', onAbort, { once: true });
+    if (this.opts.arrayWindowMs <= 0) {
+      void this.submit([w]);
+      return;
+    }
+    const key = arrayGroupKey(w.job);
+    const batch = this.batches.get(key);
+    if (batch) {
+      batch.waiting.push(w);
+      return;
+    }
+    const timer = setTimeout(() => {
+      const b = this.batches.get(key);
+      this.batches.delete(key);
+      if (b) void this.submit(b.waiting);
+    }, this.opts.arrayWindowMs);
+    this.batches.set(key, { waiting: [w], timer });
+  }
+
+  private async submit(waiting: Waiting[]): Promise<void> {
+    const now = Date.now();
+    const live = waiting.filter((w) => {
+      if (w.cancelled) w.resolve(cancelledResult(now));
+      return !w.cancelled;
+    });
+    if (live.length === 0) return;
+    const dir = this.opts.stateDir;
+    await Promise.all(['tasks', 'markers', 'out'].map((d) => mkdir(join(dir, d), { recursive: true })));
+    const scripts: string[] = [];
+    const markers: string[] = [];
+    for (const w of live) {
+      const marker = join(dir, 'markers', `${w.job.id}.exit`);
+      const script = join(dir, 'tasks', `${w.job.id}.sh`);
+      await rm(marker, { force: true });
+      await mkdir(dirname(w.job.logFile), { recursive: true });
+      await writeFile(w.job.logFile, '');
+      await writeFile(script, taskScript(w.job, marker), { mode: 0o755 });
+      scripts.push(script);
+      markers.push(marker);
+    }
+    const first = live[0]!.job;
+    const isArray = live.length > 1;
+    let scriptToSubmit = scripts[0]!;
+    if (isArray) {
+      scriptToSubmit = join(dir, 'tasks', `array-${first.id}.sh`);
+      await writeFile(scriptToSubmit, arrayScript(scripts), { mode: 0o755 });
+    }
+    const args = [
+      '--parsable',
+      `--job-name=${jobName(first)}`,
+      `--output=${join(dir, 'out', isArray ? '%A_%a.out' : '%j.out')}`,
+      '--no-requeue', // pipe decides about retries; a silent requeue would hide a node failure
+      `--chdir=${first.cwd}`,
+      ...(isArray ? [`--array=0-${live.length - 1}`] : []),
+      ...resourceFlags(first),
+      scriptToSubmit,
+    ];
+    let baseId: string;
+    try {
+      const out = await this.slurm('sbatch', args, 3);
+      this.stats.sbatchCalls++;
+      baseId = out.trim().split(';')[0]!.trim();
+      if (!/^\d+$/.test(baseId)) throw new Error(`sbatch answered "${out.trim()}" instead of a job id`);
+    } catch (e) {
+      const reason = `could not submit to SLURM: ${errorText(e)}`;
+      for (const w of live) w.resolve({ status: 'failed', exitCode: null, signal: null, failure: 'submit', reason, startedAt: now, endedAt: Date.now() });
+      return;
+    }
+    await Promise.all(
+      live.map(async (w, i) => {
+        const jobId = isArray ? `${baseId}_${i}` : baseId;
+        const record: SubmittedJob = {
+          key: w.job.key,
+          stage: w.job.stage,
+          jobId,
+          marker: markers[i]!,
+          slurmOutput: join(dir, 'out', `${isArray ? `${baseId}_${i}` : baseId}.out`),
+          logFile: w.job.logFile,
+          submittedAt: new Date().toISOString(),
+          ...(w.job.resources.memBytes > 0 ? { memLimit: slurmMem(w.job.resources.memBytes) } : {}),
+        };
+        await this.registry.put(record);
+        w.hooks.onState?.(`submitted as SLURM job ${jobId}`);
+        this.track(record, w.job, w.hooks, w.resolve, now, 0);
+        if (w.cancelled) void this.cancel(this.active.get(jobId)!);
+      }),
+    );
+  }
+
+  /** Reattach to a job a previous pipe process submitted. Returns undefined when it must be submitted anew. */
+  private async reattach(prior: SubmittedJob, job: Job, hooks: JobHooks): Promise<JobResult | undefined> {
+    const queue = await this.squeue().catch(() => undefined);
+    const entry = queue?.get(prior.jobId);
+    if (entry && isActive(entry.state) && entry.name === jobName(job)) {
+      hooks.onState?.(`reattached to SLURM job ${prior.jobId} (${entry.state.toLowerCase()})`);
+      // Stream the log from its start: the new process has shown none of it yet.
+      return new Promise<JobResult>((resolve) => this.track(prior, job, hooks, resolve, Date.parse(prior.submittedAt) || Date.now(), 0));
+    }
+    // Gone from the queue: only a success is worth collecting (a failure may have been fixed by new resources).
+    const marker = await readMarker(prior.marker);
+    if (marker === 0) {
+      hooks.onState?.(`collected SLURM job ${prior.jobId}, which finished while pipe was away`);
+      await this.registry.remove(prior.key);
+      const log = await readFile(prior.logFile, 'utf8').catch(() => '');
+      if (log) hooks.onOutput?.(log);
+      return { status: 'succeeded', exitCode: 0, signal: null, reason: 'exit code 0', startedAt: Date.parse(prior.submittedAt), endedAt: Date.now(), jobId: prior.jobId };
+    }
+    await this.registry.remove(prior.key);
+    return undefined;
+  }
+
+  private track(record: SubmittedJob, job: Job, hooks: JobHooks, resolve: (r: JobResult) => void, startedAt: number, logOffset: number): void {
+    const t: Tracked = { jobId: record.jobId, job, hooks, resolve, record, startedAt, started: false, lastState: '', logOffset, cancelledByUs: false };
+    this.active.set(record.jobId, t);
+    hooks.signal.addEventListener('abort', () => void this.cancel(t), { once: true });
+    this.interval = this.opts.pollMinMs;
+    this.schedulePoll(true);
+  }
+
+  private async cancel(t: Tracked): Promise<void> {
+    if (t.cancelledByUs || !this.active.has(t.jobId)) return;
+    t.cancelledByUs = true;
+    await this.slurm('scancel', [t.jobId], 3).catch(() => undefined);
+    this.interval = this.opts.pollMinMs;
+    this.schedulePoll(true);
+  }
+
+  // ---- polling ------------------------------------------------------------------------------------------------
+
+  private schedulePoll(soon = false): void {
+    if (this.closed || this.active.size === 0) return;
+    if (this.pollTimer && !soon) return;
+    if (this.pollTimer) clearTimeout(this.pollTimer);
+    this.pollTimer = setTimeout(() => {
+      this.pollTimer = undefined;
+      void this.poll();
+    }, soon ? Math.min(this.interval, this.opts.pollMinMs) : this.interval);
+  }
+
+  private async poll(): Promise<void> {
+    if (this.polling) return;
+    this.polling = true;
+    let changed = false;
+    try {
+      this.stats.polls++;
+      const queue = await this.squeue().catch(() => undefined);
+      if (queue) {
+        for (const t of [...this.active.values()]) {
+          changed = (await this.observe(t, queue.get(t.jobId))) || changed;
+        }
+      }
+    } finally {
+      this.polling = false;
+    }
+    this.interval = changed ? this.opts.pollMinMs : Math.min(this.opts.pollMaxMs, Math.ceil(this.interval * 1.5));
+    this.schedulePoll();
+  }
+
+  /** One job against the queue snapshot; true when something changed. */
+  private async observe(t: Tracked, entry: (QueueEntry & { name: string }) | undefined): Promise<boolean> {
+    let changed = await this.streamLog(t);
+    if (entry && isActive(entry.state) && entry.state !== 'COMPLETING') {
+      if (entry.state !== t.lastState) {
+        changed = true;
+        t.lastState = entry.state;
+        if (entry.state === 'RUNNING' && !t.started) {
+          t.started = true;
+          t.host = entry.nodes || undefined;
+          t.hooks.onStart?.({ jobId: t.jobId, host: entry.nodes || undefined });
+        } else if (entry.state === 'PENDING') {
+          t.hooks.onState?.(`queued (${entry.reason || 'waiting'})`);
+        } else {
+          t.hooks.onState?.(entry.state.toLowerCase());
+        }
+      }
+      t.missingSince = undefined;
+      return changed;
+    }
+    // Left the queue (or completing): find out how it ended.
+    const marker = await readMarker(t.record.marker);
+    const slurmOutput = await readFile(t.record.slurmOutput, 'utf8').catch(() => '');
+    let final = undefined;
+    if (marker === undefined || marker !== 0) final = await this.finalState(t.jobId);
+    if (entry && entry.state === 'COMPLETING' && marker === undefined) return changed; // not settled yet
+    const v = verdict({ marker, final, slurmOutput, cancelledByUs: t.cancelledByUs, memLimit: t.record.memLimit });
+    if (!v) {
+      t.missingSince ??= Date.now();
+      if (Date.now() - t.missingSince < this.opts.lostAfterMs) return changed;
+      this.finish(t, { status: 'failed', failure: 'lost', reason: `SLURM job ${t.jobId} vanished: not queued, and neither scontrol, the job-completion log nor the job itself recorded how it ended`, exitCode: null, signal: null });
+      return true;
+    }
+    await this.streamLog(t);
+    this.finish(t, v);
+    return true;
+  }
+
+  private finish(t: Tracked, v: { status: JobResult['status']; failure?: JobResult['failure']; reason: string; exitCode: number | null; signal: string | null }): void {
+    this.active.delete(t.jobId);
+    void this.registry.remove(t.record.key);
+    t.resolve({ ...v, startedAt: t.startedAt, endedAt: Date.now(), jobId: t.jobId, ...(t.host ? { host: t.host } : {}) });
+  }
+
+  private async streamLog(t: Tracked): Promise<boolean> {
+    let fh;
+    try {
+      fh = await open(t.record.logFile, 'r');
+    } catch {
+      return false;
+    }
+    try {
+      const { size } = await fh.stat();
+      if (size <= t.logOffset) return false;
+      const buf = Buffer.alloc(size - t.logOffset);
+      await fh.read(buf, 0, buf.length, t.logOffset);
+      t.logOffset = size;
+      const text = buf.toString('utf8');
+      const host = /::pipe::\{"type":"slurm","job":"[^"]*","host":"([^"]*)"\}/.exec(text)?.[1];
+      if (host) t.host = host;
+      if (host && !t.started) {
+        t.started = true;
+        t.hooks.onStart?.({ jobId: t.jobId, host });
+      }
+      t.hooks.onOutput?.(text);
+      return true;
+    } finally {
+      await fh.close();
+    }
+  }
+
+  private async finalState(jobId: string) {
+    try {
+      this.stats.scontrolCalls++;
+      const out = await this.slurm('scontrol', ['show', 'job', '-o', jobId], 1);
+      const parsed = parseScontrolJob(out);
+      if (parsed) return parsed;
+    } catch {
+      // scontrol forgets jobs after MinJobAge: fall through to the completion log.
+    }
+    const log = await this.readJobcomp();
+    return log ? parseJobcomp(log, jobId) : undefined;
+  }
+
+  private async readJobcomp(): Promise<string | undefined> {
+    if (this.jobcompLog === undefined) {
+      try {
+        const cfg = await this.slurm('scontrol', ['show', 'config'], 1);
+        const type = /^JobCompType\s*=\s*(\S+)/m.exec(cfg)?.[1];
+        const loc = /^JobCompLoc\s*=\s*(\S+)/m.exec(cfg)?.[1];
+        this.jobcompLog = type === 'jobcomp/filetxt' && loc ? loc : '';
+      } catch {
+        this.jobcompLog = '';
+      }
+    }
+    if (!this.jobcompLog) return undefined;
+    return readFile(this.jobcompLog, 'utf8').catch(() => undefined);
+  }
+
+  private async squeue(): Promise<Map<string, QueueEntry & { name: string }>> {
+    this.stats.squeueCalls++;
+    const out = await this.slurm('squeue', ['-h', '-r', '--me', '-o', '%i|%T|%r|%N|%j'], 2);
+    const parsed = parseSqueue(out);
+    const withNames = new Map<string, QueueEntry & { name: string }>();
+    for (const line of out.split('\n')) {
+      const parts = line.trim().split('|');
+      const e = parsed.get(parts[0] ?? '');
+      if (e) withNames.set(e.id, { ...e, name: parts[4] ?? '' });
+    }
+    return withNames;
+  }
+
+  /** Runs a SLURM command, retrying transient failures (controller busy or restarting) with backoff. */
+  private async slurm(which: keyof SlurmExecutor['cmd'], args: string[], attempts: number): Promise<string> {
+    let delay = 250;
+    for (let i = 1; ; i++) {
+      try {
+        const { stdout } = await run(this.cmd[which], args, { encoding: 'utf8', timeout: 60_000, maxBuffer: 64 * 1024 * 1024 });
+        return stdout;
+      } catch (e) {
+        const text = errorText(e);
+        const transient = /timed out|Unable to contact|Socket|Connection refused|try again|temporarily|Resource temporarily unavailable|Zero Bytes/i.test(text);
+        if (i >= attempts || !transient) throw new Error(text);
+        await new Promise((r) => setTimeout(r, delay));
+        delay *= 2;
+      }
+    }
+  }
+}
+
+/** `pipe cancel`: scancel every job this workspace submitted and forget them. Returns the cancelled job ids. */
+export async function cancelWorkspaceJobs(stateDir: string, scancel = 'scancel'): Promise<SubmittedJob[]> {
+  const registry = new SlurmRegistry(join(stateDir, 'jobs'));
+  const jobs = await registry.all();
+  if (jobs.length > 0) await run(scancel, jobs.map((j) => j.jobId)).catch(() => undefined);
+  for (const j of jobs) await registry.remove(j.key);
+  return jobs;
+}
+
+async function readMarker(file: string): Promise<number | undefined> {
+  try {
+    const text = (await readFile(file, 'utf8')).trim();
+    return /^\d+$/.test(text) ? Number(text) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function cancelledResult(now: number): JobResult {
+  return { status: 'cancelled', exitCode: null, signal: null, failure: 'cancelled', reason: 'cancelled', startedAt: now, endedAt: now };
+}
+
+function errorText(e: unknown): string {
+  const err = e as { stderr?: string; message?: string };
+  return (err.stderr?.trim() || err.message || String(e)).split('\n')[0]!;
+}
