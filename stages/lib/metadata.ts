@@ -1,0 +1,366 @@
+/**
+ * Per-dataset metadata in one shape (METHODS C.2): read a dataset root in its published layout and return one row
+ * per image with the shared columns (dset, image_id, patient_id, path, age, age_years, sex, view, Has Finding,
+ * Cardiomegaly) plus the dataset's label columns. Values are strings, as they will appear in CSVs.
+ *
+ * Expected problems (a missing CSV, a bad header) are returned as `Result` errors naming the file, so the stage
+ * can report them in one paragraph.
+ */
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { parse } from 'csv-parse/sync';
+import { err, ok, type Result } from '../../engine/result.js';
+
+export const METADATA_LAYOUTS = ['vindr_cxr', 'vindr_pcxr', 'nih', 'padchest', 'chexpert'] as const;
+export type MetadataLayout = (typeof METADATA_LAYOUTS)[number];
+
+/** Dataset names the evaluation uses (B.1). */
+export const DSET_NAME: Record<MetadataLayout, string> = {
+  vindr_cxr: 'vindr_cxr',
+  vindr_pcxr: 'vindr_pcxr',
+  nih: 'nih_cxr18',
+  padchest: 'padchest',
+  chexpert: 'chexbert',
+};
+
+export type MetaRow = Record<string, string>;
+export interface DatasetMetadata {
+  rows: MetaRow[];
+  columns: string[];
+  /** Rows dropped and why (e.g. "view not PA": 12), for the stage log. */
+  dropped: Record<string, number>;
+}
+
+/**
+ * The age rule of B.2: "045Y" → 45 (missing above 125), "010M" → floor(10/12) = 0, "020D" → 20/365 (a float);
+ * text that is not an integer → missing. Plain integers are taken as years (newer NIH CSVs; the original crashes).
+ */
+export function parseAgeString(text: string | undefined | null): number | null {
+  const t = (text ?? '').trim();
+  if (t === '') return null;
+  const int = (s: string): number | null => (/^[+-]?\d+$/.test(s) ? Number.parseInt(s, 10) : null);
+  if (t.includes('Y')) {
+    const y = int(t.replace(/Y/g, ''));
+    return y === null || y > 125 ? null : y;
+  }
+  if (t.includes('M')) {
+    const m = int(t.replace(/M/g, ''));
+    return m === null ? null : Math.floor(m / 12);
+  }
+  if (t.includes('D')) {
+    const d = int(t.replace(/D/g, ''));
+    return d === null ? null : d / 365;
+  }
+  const y = int(t);
+  return y === null || y > 125 ? null : y;
+}
+
+const fmt = (n: number | null): string => (n === null ? '' : String(n));
+
+async function readCsv(file: string): Promise<Result<{ header: string[]; records: string[][] }, string>> {
+  if (!existsSync(file)) return err(`${file}: file not found`);
+  try {
+    const records = parse(await readFile(file), { relax_column_count: true, skip_empty_lines: true, bom: true }) as string[][];
+    const [header, ...rest] = records;
+    if (!header) return err(`${file}: empty CSV`);
+    return ok({ header, records: rest });
+  } catch (e) {
+    return err(`${file}: not valid CSV (${(e as Error).message})`);
+  }
+}
+
+function requireColumns(file: string, header: string[], cols: string[]): string | null {
+  const missing = cols.filter((c) => !header.includes(c));
+  return missing.length ? `${file}: missing column(s) ${missing.map((c) => JSON.stringify(c)).join(', ')}` : null;
+}
+
+const toObjects = (header: string[], records: string[][]): MetaRow[] =>
+  records.map((r) => Object.fromEntries(header.map((h, i) => [h, r[i] ?? ''])));
+
+// ---- DICOM header tags (VinDr keeps sex/age only in the DICOM files) --------------------------------------------
+
+interface DicomParser {
+  parseDicom(bytes: Uint8Array, options?: { untilTag?: string }): { string(tag: string): string | undefined };
+}
+const dicomParser = createRequire(import.meta.url)('dicom-parser') as DicomParser;
+
+export interface DicomDemographics {
+  sex: string;
+  age: string;
+  size: string;
+  weight: string;
+}
+
+/** Sex (0010,0040), age (0010,1010), size (0010,1020), weight (0010,1030); the value "O" counts as missing. */
+export async function readDicomDemographics(file: string): Promise<DicomDemographics> {
+  const ds = dicomParser.parseDicom(new Uint8Array(await readFile(file)), { untilTag: 'x7fe00010' });
+  const get = (tag: string): string => {
+    const v = (ds.string(tag) ?? '').trim();
+    return v === 'O' ? '' : v;
+  };
+  return { sex: get('x00100040'), age: get('x00101010'), size: get('x00101020'), weight: get('x00101030') };
+}
+
+/** Image path of a VinDr image: `<split>/<id>.dicom`, or the PNG a converted copy has. */
+function vindrImage(root: string, split: string, id: string): string {
+  for (const ext of ['.dicom', '.dcm', '.png']) if (existsSync(join(root, split, `${id}${ext}`))) return `${split}/${id}${ext}`;
+  return `${split}/${id}.dicom`;
+}
+
+/** Majority vote of several radiologists: mean per image, rounded half to even (Python's round). */
+function roundHalfEven(x: number): number {
+  const f = Math.floor(x);
+  const d = x - f;
+  if (d > 0.5) return f + 1;
+  if (d < 0.5) return f;
+  return f % 2 === 0 ? f : f + 1;
+}
+
+async function vindrCxr(root: string): Promise<Result<DatasetMetadata, string>> {
+  const trainFile = join(root, 'annotations', 'image_labels_train.csv');
+  const testFile = join(root, 'annotations', 'image_labels_test.csv');
+  const train = await readCsv(trainFile);
+  if (!train.ok) return train;
+  const test = await readCsv(testFile);
+  if (!test.ok) return test;
+  const e1 = requireColumns(trainFile, train.value.header, ['image_id', 'rad_id', 'No finding', 'Cardiomegaly']);
+  if (e1) return err(e1);
+  const testHeader = test.value.header.map((h) => (h === 'Other disease' ? 'Other diseases' : h));
+  const e2 = requireColumns(testFile, testHeader, ['image_id', 'No finding', 'Cardiomegaly']);
+  if (e2) return err(e2);
+  const labels = train.value.header.filter((h) => h !== 'image_id' && h !== 'rad_id');
+
+  const groups = new Map<string, MetaRow[]>();
+  for (const r of toObjects(train.value.header, train.value.records)) {
+    const g = groups.get(r['image_id']!) ?? [];
+    g.push(r);
+    groups.set(r['image_id']!, g);
+  }
+  const rows: MetaRow[] = [];
+  const dropped: Record<string, number> = {};
+  const add = async (id: string, split: string, lab: Record<string, number>): Promise<void> => {
+    const path = vindrImage(root, split, id);
+    const demo = existsSync(join(root, path)) && path.endsWith('.png') === false
+      ? await readDicomDemographics(join(root, path))
+      : { sex: '', age: '', size: '', weight: '' };
+    const parsed = parseAgeString(demo.age);
+    const ageYears = parsed !== null && parsed >= 18 ? parsed : null; // C.2: VinDr-CXR ages kept only if ≥ 18
+    if (parsed !== null && parsed < 18) dropped['age < 18 (age set missing)'] = (dropped['age < 18 (age set missing)'] ?? 0) + 1;
+    rows.push({
+      dset: 'vindr_cxr',
+      split,
+      image_id: id,
+      patient_id: id,
+      path,
+      sex: demo.sex,
+      age: demo.age,
+      age_years: fmt(ageYears),
+      age_months: fmt(ageYears === null ? null : 12 * ageYears),
+      view: 'PA',
+      'Has Finding': String(1 - (lab['No finding'] ?? 0)),
+      ...Object.fromEntries(labels.map((l) => [l, String(lab[l] ?? 0)])),
+    });
+  };
+  for (const [id, g] of groups) {
+    const lab: Record<string, number> = {};
+    for (const l of labels) lab[l] = roundHalfEven(g.reduce((s, r) => s + Number(r[l] || 0), 0) / g.length);
+    await add(id, 'train', lab);
+  }
+  for (const r of toObjects(testHeader, test.value.records)) {
+    await add(r['image_id']!, 'test', Object.fromEntries(labels.map((l) => [l, Number(r[l] || 0)])));
+  }
+  const columns = ['dset', 'split', 'image_id', 'patient_id', 'path', 'sex', 'age', 'age_years', 'age_months', 'view', 'Has Finding', ...labels];
+  return ok({ rows, columns, dropped });
+}
+
+async function vindrPcxr(root: string): Promise<Result<DatasetMetadata, string>> {
+  const rows: MetaRow[] = [];
+  let labels: string[] = [];
+  for (const split of ['train', 'test']) {
+    const file = join(root, `image_labels_${split}.csv`);
+    const csv = await readCsv(file);
+    if (!csv.ok) return csv;
+    const e = requireColumns(file, csv.value.header, ['image_id', 'No finding']);
+    if (e) return err(e);
+    labels = csv.value.header.filter((h) => h !== 'image_id' && h !== 'rad_ID' && h !== 'rad_id');
+    for (const r of toObjects(csv.value.header, csv.value.records)) {
+      const id = r['image_id']!;
+      const path = vindrImage(root, split, id);
+      const demo = existsSync(join(root, path)) && !path.endsWith('.png')
+        ? await readDicomDemographics(join(root, path))
+        : { sex: '', age: '', size: '', weight: '' };
+      const parsed = parseAgeString(demo.age);
+      rows.push({
+        dset: 'vindr_pcxr',
+        split: 'test', // C.2: the whole pediatric set is a test set
+        image_id: id,
+        patient_id: id,
+        path,
+        sex: demo.sex,
+        age: demo.age,
+        age_years: fmt(parsed !== null && Math.trunc(parsed) <= 10 ? parsed : null),
+        view: 'PA',
+        'Has Finding': String(1 - Number(r['No finding'] || 0)),
+        Cardiomegaly: '-1', // not labelled in VinDr-PCXR; the placeholder inference expects (B.1)
+        ...Object.fromEntries(labels.map((l) => [l, r[l] ?? ''])),
+      });
+    }
+  }
+  const columns = ['dset', 'split', 'image_id', 'patient_id', 'path', 'sex', 'age', 'age_years', 'view', 'Has Finding', 'Cardiomegaly', ...labels];
+  return ok({ rows, columns, dropped: {} });
+}
+
+function imageDir(root: string, file: string): string {
+  for (const d of ['images-224', 'images']) if (existsSync(join(root, d, file))) return `${d}/${file}`;
+  return `images-224/${file}`;
+}
+
+async function nih(root: string): Promise<Result<DatasetMetadata, string>> {
+  const file = join(root, 'Data_Entry_2017.csv');
+  const csv = await readCsv(file);
+  if (!csv.ok) return csv;
+  const e = requireColumns(file, csv.value.header, ['Image Index', 'Finding Labels', 'Follow-up #', 'Patient ID', 'Patient Age', 'Patient Gender', 'View Position']);
+  if (e) return err(e);
+  const rows = toObjects(csv.value.header, csv.value.records).map((r): MetaRow => {
+    const filename = r['Image Index']!;
+    const findings = r['Finding Labels'] ?? '';
+    return {
+      dset: 'nih_cxr18',
+      split: '',
+      image_id: filename,
+      patient_id: filename.split('_')[0]!,
+      path: imageDir(root, filename),
+      filename,
+      visit: r['Follow-up #'] ?? '',
+      gender: r['Patient Gender'] ?? '',
+      view: r['View Position'] ?? '',
+      age: r['Patient Age'] ?? '',
+      age_years: fmt(parseAgeString(r['Patient Age'])),
+      Findings: findings,
+      'Has Finding': findings !== 'No Finding' ? '1' : '0',
+      Cardiomegaly: findings.includes('Cardiomegaly') ? '1' : '0',
+    };
+  });
+  const columns = ['dset', 'split', 'image_id', 'patient_id', 'path', 'filename', 'visit', 'gender', 'view', 'age', 'age_years', 'Findings', 'Has Finding', 'Cardiomegaly'];
+  return ok({ rows, columns, dropped: {} });
+}
+
+async function padchest(root: string): Promise<Result<DatasetMetadata, string>> {
+  const file = join(root, 'PADCHEST_chest_x_ray_images_labels_160K_01.02.19.csv');
+  const csv = await readCsv(file);
+  if (!csv.ok) return csv;
+  const e = requireColumns(file, csv.value.header, ['ImageID', 'StudyID', 'PatientBirth', 'ViewPosition_DICOM', 'PatientSex_DICOM', 'StudyDate_DICOM', 'Labels']);
+  if (e) return err(e);
+  const dropped: Record<string, number> = {};
+  const drop = (why: string): void => void (dropped[why] = (dropped[why] ?? 0) + 1);
+  const rows: MetaRow[] = [];
+  for (const r of toObjects(csv.value.header, csv.value.records)) {
+    const filename = r['ImageID']!;
+    const path = imageDir(root, filename);
+    if (!existsSync(join(root, path))) {
+      drop('image missing on disk');
+      continue;
+    }
+    const findings = r['Labels'] ?? '';
+    if (findings.trim() === '') {
+      drop('empty Labels');
+      continue;
+    }
+    const view = r['ViewPosition_DICOM'] ?? '';
+    if (view !== 'POSTEROANTERIOR' && view !== 'PA') {
+      drop('view not PA');
+      continue;
+    }
+    const year = (r['StudyDate_DICOM'] ?? '').slice(0, 4);
+    const birth = Number.parseInt(r['PatientBirth'] ?? '', 10);
+    const age = /^\d{4}$/.test(year) && Number.isFinite(birth) ? Number(year) - birth : null;
+    const lower = findings.toLowerCase();
+    rows.push({
+      dset: 'padchest',
+      split: '',
+      image_id: filename,
+      patient_id: r['StudyID']!, // a study, not a patient (quirk 16)
+      path,
+      filename,
+      birth_year: r['PatientBirth'] ?? '',
+      sex: r['PatientSex_DICOM'] ?? '',
+      view: 'PA',
+      age: '',
+      age_years: fmt(age),
+      Findings: findings,
+      'Has Finding': lower.includes("'normal'") ? '0' : '1',
+      Cardiomegaly: lower.includes("'cardiomegaly'") ? '1' : '0',
+    });
+  }
+  const columns = ['dset', 'split', 'image_id', 'patient_id', 'path', 'filename', 'birth_year', 'sex', 'view', 'age', 'age_years', 'Findings', 'Has Finding', 'Cardiomegaly'];
+  return ok({ rows, columns, dropped });
+}
+
+export const CHEXPERT_FINDINGS = [
+  'Enlarged Cardiomediastinum', 'Cardiomegaly', 'Lung Opacity', 'Lung Lesion', 'Edema', 'Consolidation', 'Pneumonia',
+  'Atelectasis', 'Pneumothorax', 'Pleural Effusion', 'Pleural Other', 'Fracture', 'Support Devices', 'No Finding',
+] as const;
+
+async function chexpert(root: string): Promise<Result<DatasetMetadata, string>> {
+  const rows: MetaRow[] = [];
+  const dropped: Record<string, number> = {};
+  const drop = (why: string): void => void (dropped[why] = (dropped[why] ?? 0) + 1);
+  for (const name of ['train_cheXbert.csv', 'valid.csv']) {
+    const file = join(root, name);
+    const csv = await readCsv(file);
+    if (!csv.ok) return csv;
+    const e = requireColumns(file, csv.value.header, ['Path', 'Sex', 'Age', 'AP/PA', ...CHEXPERT_FINDINGS]);
+    if (e) return err(e);
+    for (const r of toObjects(csv.value.header, csv.value.records)) {
+      if (CHEXPERT_FINDINGS.every((f) => (r[f] ?? '') === '')) {
+        drop('all findings empty');
+        continue;
+      }
+      if (r['Age'] === '0') {
+        drop('age 0');
+        continue;
+      }
+      if (r['AP/PA'] !== 'PA') {
+        drop('view not PA');
+        continue;
+      }
+      // "CheXpert-v1.0/train/patient03922/study10/view1_frontal.jpg"
+      const parts = r['Path']!.split('/');
+      const noFinding = r['No Finding'] === '' ? 0 : Number(r['No Finding']);
+      rows.push({
+        dset: 'chexbert',
+        split: '',
+        image_id: parts.slice(2).join('-'),
+        patient_id: parts[2] ?? '',
+        visit: parts[3] ?? '',
+        path: parts.slice(1).join('/'),
+        sex: r['Sex'] ?? '',
+        view: 'PA',
+        age: '',
+        age_years: r['Age'] ?? '',
+        'Has Finding': String(1 - noFinding),
+        ...Object.fromEntries(CHEXPERT_FINDINGS.map((f) => [f, r[f] ?? ''])),
+      });
+    }
+  }
+  const columns = ['dset', 'split', 'image_id', 'patient_id', 'visit', 'path', 'sex', 'view', 'age', 'age_years', 'Has Finding', ...CHEXPERT_FINDINGS];
+  return ok({ rows, columns, dropped });
+}
+
+/** Read a dataset root in its published layout (C.1) into unified metadata rows (C.2). */
+export async function readDatasetMetadata(root: string, layout: MetadataLayout): Promise<Result<DatasetMetadata, string>> {
+  switch (layout) {
+    case 'vindr_cxr':
+      return vindrCxr(root);
+    case 'vindr_pcxr':
+      return vindrPcxr(root);
+    case 'nih':
+      return nih(root);
+    case 'padchest':
+      return padchest(root);
+    case 'chexpert':
+      return chexpert(root);
+  }
+}

@@ -1,0 +1,116 @@
+/**
+ * DICOM → display intensities, as METHODS C.5 describes the authors' pydicom chain:
+ *   modality LUT (rescale slope/intercept) → VOI LUT (linear window) → bit depth (Bits Stored, or 8 when the maximum
+ *   is below 256) → MONOCHROME1 inverted (2^bits − value) → divided by 2^bits.
+ *
+ * Generalisation (documented): the value range after the LUTs is [y0, y1] = the modality LUT applied to the stored
+ * range; we map it onto [0, 2^bits) before inverting. With slope 1 and intercept 0 (y0 = 0) this is exactly the
+ * authors' arithmetic; with other rescales their chain would exceed 2^bits and raise, ours stays in range.
+ */
+import { createRequire } from 'node:module';
+
+interface Element {
+  dataOffset: number;
+  length: number;
+  vr?: string;
+  encapsulatedPixelData?: boolean;
+}
+interface DataSet {
+  byteArray: Uint8Array;
+  elements: Record<string, Element | undefined>;
+  string(tag: string): string | undefined;
+  uint16(tag: string): number | undefined;
+  floatString(tag: string, index?: number): number | undefined;
+}
+interface DicomParser {
+  parseDicom(bytes: Uint8Array): DataSet;
+}
+const dicomParser = createRequire(import.meta.url)('dicom-parser') as DicomParser;
+
+/** Transfer syntaxes whose pixel data is stored raw (implicit/explicit little endian, deflated is not). */
+const UNCOMPRESSED = new Set(['1.2.840.10008.1.2', '1.2.840.10008.1.2.1']);
+
+export class DicomError extends Error {}
+
+export interface DicomDisplay {
+  width: number;
+  height: number;
+  /** Display intensities in [0, 1] (dense = bright), float. */
+  data: Float32Array;
+  photometric: string;
+  bits: number;
+}
+
+/** pydicom's linear VOI function (PS3.3 C.11.2.1.2.1) onto [y0, y1]. */
+export function applyWindow(x: number, center: number, width: number, y0: number, y1: number): number {
+  if (width <= 1) return x <= center - 0.5 ? y0 : y1;
+  const lo = center - 0.5 - (width - 1) / 2;
+  const hi = center - 0.5 + (width - 1) / 2;
+  if (x <= lo) return y0;
+  if (x > hi) return y1;
+  return ((x - (center - 0.5)) / (width - 1) + 0.5) * (y1 - y0) + y0;
+}
+
+export function decodeDicom(bytes: Uint8Array): DicomDisplay {
+  let ds: DataSet;
+  try {
+    ds = dicomParser.parseDicom(bytes);
+  } catch (e) {
+    throw new DicomError(`not a readable DICOM file (${typeof e === 'string' ? e : (e as Error).message})`);
+  }
+  const ts = ds.string('x00020010')?.trim() ?? '1.2.840.10008.1.2';
+  if (!UNCOMPRESSED.has(ts))
+    throw new DicomError(`compressed transfer syntax ${ts} is not supported; decompress first (e.g. dcmdjpeg/gdcmconv --raw)`);
+  const rows = ds.uint16('x00280010');
+  const cols = ds.uint16('x00280011');
+  const bitsAllocated = ds.uint16('x00280100') ?? 16;
+  const bitsStored = ds.uint16('x00280101') ?? bitsAllocated;
+  const signed = ds.uint16('x00280103') === 1;
+  const samples = ds.uint16('x00280002') ?? 1;
+  const photometric = (ds.string('x00280004') ?? 'MONOCHROME2').trim();
+  const pixel = ds.elements['x7fe00010'];
+  if (!rows || !cols || !pixel) throw new DicomError('missing Rows, Columns or Pixel Data');
+  if (samples !== 1 || (photometric !== 'MONOCHROME1' && photometric !== 'MONOCHROME2'))
+    throw new DicomError(`photometric interpretation ${photometric} is not a grayscale radiograph (MONOCHROME1/2 expected)`);
+  if (bitsAllocated !== 8 && bitsAllocated !== 16) throw new DicomError(`Bits Allocated ${bitsAllocated} is not supported`);
+  const n = rows * cols;
+  if (pixel.length < n * (bitsAllocated / 8)) throw new DicomError(`Pixel Data is shorter than Rows × Columns (${rows}×${cols})`);
+
+  const buf = ds.byteArray;
+  const view = new DataView(buf.buffer, buf.byteOffset + pixel.dataOffset, n * (bitsAllocated / 8));
+  const mask = bitsStored >= 32 ? 0xffffffff : 2 ** bitsStored - 1;
+  const slope = ds.floatString('x00281053') ?? 1;
+  const intercept = ds.floatString('x00281052') ?? 0;
+  const center = ds.floatString('x00281050', 0);
+  const width = ds.floatString('x00281051', 0);
+
+  // Stored value range, then its image under the modality LUT: the range the VOI output also spans (pydicom).
+  const sMin = signed ? -(2 ** (bitsStored - 1)) : 0;
+  const sMax = signed ? 2 ** (bitsStored - 1) - 1 : mask;
+  const y0 = Math.min(sMin * slope + intercept, sMax * slope + intercept);
+  const y1 = Math.max(sMin * slope + intercept, sMax * slope + intercept);
+
+  const out = new Float32Array(n);
+  let max = -Infinity;
+  for (let i = 0; i < n; i++) {
+    let s = bitsAllocated === 16 ? view.getUint16(i * 2, true) : view.getUint8(i);
+    s &= mask;
+    if (signed && s > sMax) s -= 2 ** bitsStored;
+    let v = s * slope + intercept;
+    if (center !== undefined && width !== undefined) v = applyWindow(v, center, width, y0, y1);
+    out[i] = v;
+    if (v > max) max = v;
+  }
+  // C.5: bit depth = Bits Stored, but 8 if the maximum is below 256; the LUT range [y0, y1] maps onto [0, 2^bits),
+  // which with slope 1 / intercept 0 is the authors' division by 2^bits.
+  const eightBit = y0 === 0 && max < 256;
+  const bits = eightBit ? 8 : bitsStored;
+  const scale = eightBit ? 256 : ((y1 - y0) * 2 ** bits) / (2 ** bits - 1);
+  const invert = photometric === 'MONOCHROME1';
+  for (let i = 0; i < n; i++) {
+    let d = (out[i]! - y0) / scale;
+    if (invert) d = 1 - d;
+    out[i] = d < 0 ? 0 : d > 1 ? 1 : d;
+  }
+  return { width: cols, height: rows, data: out, photometric, bits };
+}

@@ -1,0 +1,71 @@
+/**
+ * One image file → size×size uint8 grayscale, the way METHODS C.5 loads images:
+ *  - DICOM: the LUT chain of dicom.ts, ×255, antialiased resize, truncation to uint8;
+ *  - PNG/JPEG: 8-bit as is, 16-bit divided by 256 (clamped), antialiased resize (aspect ratio not kept).
+ * Resizing runs in sharp (libvips) at 16-bit precision, so the only rounding is the final truncation.
+ */
+import { readFile } from 'node:fs/promises';
+import sharp from 'sharp';
+import { decodeDicom } from './dicom.js';
+
+export class ImageLoadError extends Error {}
+
+export function isDicom(bytes: Uint8Array, file: string): boolean {
+  if (/\.(dcm|dicom)$/i.test(file)) return true;
+  return bytes.length > 132 && bytes[128] === 0x44 && bytes[129] === 0x49 && bytes[130] === 0x43 && bytes[131] === 0x4d;
+}
+
+/** 16-bit grayscale raw pixels → resized 16-bit raw pixels. */
+async function resize16(data: Uint16Array, width: number, height: number, size: number): Promise<Uint16Array> {
+  const out = await sharp(data, { raw: { width, height, channels: 1 } })
+    .resize(size, size, { fit: 'fill' })
+    .toColourspace('grey16')
+    .raw({ depth: 'ushort' })
+    .toBuffer();
+  return new Uint16Array(out.buffer, out.byteOffset, out.length / 2);
+}
+
+export async function loadDicom(bytes: Uint8Array, size: number): Promise<Uint8Array> {
+  const d = decodeDicom(bytes);
+  const u16 = new Uint16Array(d.data.length);
+  for (let i = 0; i < u16.length; i++) u16[i] = Math.round(d.data[i]! * 65535);
+  const r = await resize16(u16, d.width, d.height, size);
+  const out = new Uint8Array(r.length);
+  // value × 255 truncated; 65535 = 255 × 257, the tiny epsilon absorbs the 16-bit rounding above.
+  for (let i = 0; i < r.length; i++) out[i] = Math.min(255, Math.floor(r[i]! / 257 + 1e-6));
+  return out;
+}
+
+export async function loadRaster(bytes: Uint8Array, size: number): Promise<Uint8Array> {
+  const meta = await sharp(bytes).metadata();
+  if (meta.depth === 'ushort') {
+    const r = await sharp(bytes)
+      .toColourspace('grey16')
+      .resize(size, size, { fit: 'fill' })
+      .raw({ depth: 'ushort' })
+      .toBuffer();
+    const u16 = new Uint16Array(r.buffer, r.byteOffset, r.length / 2);
+    const out = new Uint8Array(u16.length);
+    for (let i = 0; i < u16.length; i++) out[i] = Math.min(255, u16[i]! >> 8); // C.5: 16-bit → ÷256, clamp
+    return out;
+  }
+  const r = await sharp(bytes).toColourspace('b-w').resize(size, size, { fit: 'fill' }).raw().toBuffer();
+  if (r.length !== size * size) throw new ImageLoadError(`decoded to ${r.length} bytes, expected ${size}×${size}`);
+  return new Uint8Array(r.buffer, r.byteOffset, r.length);
+}
+
+/** Load and resize one file; errors name the file. */
+export async function loadImage(file: string, size: number): Promise<Uint8Array> {
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(file);
+  } catch (e) {
+    throw new ImageLoadError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  try {
+    return isDicom(bytes, file) ? await loadDicom(bytes, size) : await loadRaster(bytes, size);
+  } catch (e) {
+    if (e instanceof ImageLoadError) throw e;
+    throw new ImageLoadError(`${file}: ${(e as Error).message}`);
+  }
+}
