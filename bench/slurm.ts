@@ -28,7 +28,8 @@ function pipeline(dir: string): string {
     '    foreach: ${vars.items}',
     '    do:',
     '      cmd: echo ${item} > out/${item}.txt',
-    '      outs: [out/${item}.txt]',
+    '      outs:',
+    '        - out/${item}.txt',
     '      resources: {cpus: 1, mem: 64M}',
     '',
   ].join('\n');
