@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import ExcelJS from 'exceljs';
 import { workbookError } from './errors.js';
 import { columnLetter, toCell } from './cells.js';
@@ -9,11 +10,11 @@ import type { Cell, Sheet, SheetRow, Workbook } from './types.js';
  */
 export async function readWorkbook(absPath: string, displayPath: string): Promise<Workbook> {
   const wb = new ExcelJS.Workbook();
+  if (!existsSync(absPath)) throw workbookError(displayPath, {}, 'cannot read the workbook: the file does not exist.');
   try {
     await wb.xlsx.readFile(absPath);
   } catch (e) {
-    const reason = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'the file does not exist' : (e as Error).message;
-    throw workbookError(displayPath, {}, `cannot read the workbook as .xlsx: ${reason}.`);
+    throw workbookError(displayPath, {}, `cannot read the workbook as .xlsx: ${(e as Error).message}.`);
   }
   return { file: displayPath, sheets: wb.worksheets.map((ws, index) => readSheet(ws, index)) };
 }

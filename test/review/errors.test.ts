@@ -1,0 +1,113 @@
+// Unexpected workbook content: a clear StageError naming sheet, Excel row and column — or, where the authors' method
+// treats the value as missing, a counted warning.
+import { writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { StageError } from '../../engine/stage-api.js';
+import { analyzeWorkbook } from '../../stages/review/lib/analyze.js';
+import { readWorkbook } from '../../stages/review/lib/workbook.js';
+import { miniSheets, writeWorkbook, type SheetData } from './mini-workbook.js';
+
+async function analyze(sheets: SheetData[]) {
+  const file = await writeWorkbook(sheets);
+  return analyzeWorkbook(await readWorkbook(file, 'mini.xlsx'), { excludeCancer: false, topCountries: 3 });
+}
+
+async function stageError(sheets: SheetData[]): Promise<StageError> {
+  try {
+    await analyze(sheets);
+  } catch (e) {
+    expect(e).toBeInstanceOf(StageError);
+    expect((e as Error).message).not.toContain('\n'); // one paragraph
+    return e as StageError;
+  }
+  throw new Error('expected a StageError');
+}
+
+function edit(fn: (sheets: SheetData[]) => void): SheetData[] {
+  const sheets = miniSheets();
+  fn(sheets);
+  return sheets;
+}
+const sheet = (sheets: SheetData[], name: string) => sheets.find((s) => s.name === name)!;
+
+describe('a valid mini workbook', () => {
+  test('is analysed with the rules of METHODS A (imputation, de-duplication, shares)', async () => {
+    const r = await analyze(miniSheets());
+    // Chal A is listed twice: the challenge (first) is kept. Bench B has no share of adults: not usable.
+    expect(r.totals.datasets).toBe(8);
+    expect(r.totals.usable).toBe(7);
+    // Patients: 1000 + 500 + 30 (MRI: patients = sequences) + 20 (Fundus: ceil(40 / 2)) + 200 + 300 + 400.
+    expect(r.totals.patients).toBe(2450);
+    // Children: 10 % of 1000 + 30 + 200.
+    expect(r.totals.children).toBe(330);
+    expect(r.totals.contains_children).toEqual({ 'Peds & Adult': 1, 'Adult Only': 4, 'Peds Only': 2 });
+    expect(r.warnings).toEqual([]);
+  });
+});
+
+describe('errors name the sheet, row and column', () => {
+  test('a missing sheet', async () => {
+    const e = await stageError(edit((s) => s.splice(3, 1)));
+    expect(e.message).toContain('mini.xlsx');
+    expect(e.message).toContain('sheet "Benchmarks"');
+    expect(e.message).toMatch(/sheet 4 should be "Benchmarks" but is "Well-Cited Datasets"/);
+  });
+  test('too few sheets', async () => {
+    const e = await stageError(edit((s) => s.splice(9)));
+    expect(e.message).toMatch(/sheet "Repackaging \(Primary\)".*expects "Repackaging \(Primary\)" as sheet 10, but the workbook has only 9/);
+  });
+  test('a missing column', async () => {
+    const e = await stageError(edit((s) => {
+      const c = sheet(s, 'Challenges');
+      c.columns = c.columns.filter((x) => x !== 'Sample Size');
+    }));
+    expect(e.message).toContain('sheet "Challenges", row 1, column "Sample Size"');
+  });
+  test('an unparseable sample size', async () => {
+    const e = await stageError(edit((s) => {
+      sheet(s, 'Well-Cited Datasets').rows[1]!['Sample Size'] = 'Patients: about 40';
+    }));
+    // Header is row 1, so the second data row is Excel row 3.
+    expect(e.message).toContain('sheet "Well-Cited Datasets", row 3, column "Sample Size"');
+    expect(e.message).toContain('"Patients: about 40"');
+  });
+  test('a bare number as sample size', async () => {
+    const e = await stageError(edit((s) => {
+      sheet(s, 'Data Collection (TCIA)').rows[0]!['Sample Size'] = 300;
+    }));
+    expect(e.message).toContain('sheet "Data Collection (TCIA)", row 2, column "Sample Size"');
+  });
+  test('a demographics line without "Key: Value"', async () => {
+    const e = await stageError(edit((s) => {
+      sheet(s, 'Challenges').rows[1]!['Patient Demographics / Covariates / Metadata'] = 'Description: ok\nmostly adults';
+    }));
+    expect(e.message).toContain('sheet "Challenges", row 3, column "Patient Demographics / Covariates / Metadata"');
+    expect(e.message).toContain('line 2');
+  });
+  test('a Modalities line without percentages', async () => {
+    const e = await stageError(edit((s) => {
+      sheet(s, 'Benchmarks').rows[0]!['Patient Demographics / Covariates / Metadata'] = 'Modalities: CT, MRI';
+    }));
+    expect(e.message).toContain('sheet "Benchmarks", row 2, column "Patient Demographics / Covariates / Metadata"');
+  });
+  test('a file that is not an .xlsx workbook', async () => {
+    const file = join(dirname(await writeWorkbook(miniSheets())), 'not.xlsx');
+    await writeFile(file, 'just text');
+    await expect(readWorkbook(file, 'not.xlsx')).rejects.toThrow(/not\.xlsx: cannot read the workbook as \.xlsx/);
+    await expect(readWorkbook(`${file}.missing`, 'gone.xlsx')).rejects.toThrow(/gone\.xlsx: cannot read the workbook: the file does not exist/);
+  });
+});
+
+describe('warnings where the authors treat a value as missing', () => {
+  test('an unparseable "(x%)" in Peds vs. Adult is counted, and the dataset leaves the counts', async () => {
+    const r = await analyze(edit((s) => {
+      sheet(s, 'Challenges').rows[0]!['Peds vs. Adult'] = 'Peds, Adult (most%)';
+    }));
+    expect(r.warnings).toHaveLength(1);
+    expect(r.warnings[0]).toMatchObject({ kind: 'unparsed_peds_percentage', sheet: 'Challenges', row: 2, column: 'Peds vs. Adult' });
+    expect(r.totals.usable).toBe(6);
+    const json = JSON.parse(r.files['review.json']!) as { warnings: { counts: Record<string, number> } };
+    expect(json.warnings.counts).toEqual({ unparsed_peds_percentage: 1 });
+  });
+});
