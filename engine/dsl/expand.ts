@@ -6,7 +6,7 @@
 import type { DepSpec, OutSpec, RetryPolicy, SlurmOptions, SourceSpan } from '../model.js';
 import type { Resources } from '../stage-api.js';
 import { DiagnosticBag, didYouMean } from './diagnostics.js';
-import { interpolateNode, interpolateScalar, type Scope, type Sink } from './interpolate.js';
+import { interpolateNode, interpolateScalar, stringify, type Scope, type Sink } from './interpolate.js';
 import { nodeTypeName, typeName, type Loc, type YEntry, type YMap, type YNode } from './load.js';
 import { getDotted, isPlainMap } from './params.js';
 import { normalisePath } from './paths.js';
@@ -372,9 +372,8 @@ function buildStage(m: YMap, name: string, d: StageDecl, scope: Scope, ctx: Expa
         }
         const v = interpolateNode(e.value, scope, sink, `env.${e.key}`);
         if (v === undefined) continue;
-        if (v === null) s.env[e.key] = '';
-        else if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') s.env[e.key] = String(v);
-        else err(`environment variable \`${e.key}\` must be a string, number or boolean, not ${typeName(v)}`, e.value.loc, `env.${e.key}`);
+        // Lists and mappings (`${params.model}`) arrive as JSON text.
+        s.env[e.key] = stringify(v);
       }
     }
   }

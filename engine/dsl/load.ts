@@ -78,21 +78,39 @@ export interface YSeq {
 }
 export type YNode = YScalar | YMap | YSeq;
 
+/**
+ * `${...}` must work unquoted everywhere, also inside flow collections (`outs: [models/${item}/]`,
+ * `{mem: ${params.mem}}`), where YAML would read its braces and brackets as syntax. Before parsing, those four
+ * characters inside each `${...}` become private-use characters of the same length (so every offset and column
+ * stays exact); scalar values are mapped back after parsing.
+ */
+const EXPR_IN_TEXT = /\$\{[^{}\n]*\}/g;
+const PROTECT: Record<string, string> = { '{': '\uE000', '}': '\uE001', '[': '\uE002', ']': '\uE003' };
+const UNPROTECT: Record<string, string> = { '\uE000': '{', '\uE001': '}', '\uE002': '[', '\uE003': ']' };
+const PROTECTED = /[\uE000-\uE003]/g;
+
+function protect(text: string): string {
+  if (!text.includes('${')) return text;
+  return text.replace(EXPR_IN_TEXT, (m) => '$' + m.slice(1).replace(/[{}[\]]/g, (c) => PROTECT[c]!));
+}
+
+function unprotect(s: string): string {
+  return s.replace(PROTECTED, (c) => UNPROTECT[c]!);
+}
+
 /** Parse YAML text; syntax errors are diagnostics with positions. */
 export function parseYaml(file: string, text: string): { root?: YNode; src: SourceFile; diagnostics: Diagnostic[] } {
   registerSource(file, text);
   const src = new SourceFile(file, text);
-  const doc = parseDocument(text, { lineCounter: src.lines, prettyErrors: false, uniqueKeys: true, merge: true });
+  const doc = parseDocument(protect(text), { lineCounter: src.lines, prettyErrors: false, uniqueKeys: true, merge: true });
   const diagnostics: Diagnostic[] = [];
   for (const e of doc.errors) {
     const [start, end] = e.pos;
     const span = src.span(start, end);
     // `[a/${item}]`: braces are YAML flow syntax; the fix is quoting, which the raw parser message does not say.
     const lineText = text.split('\n', span.line)[span.line - 1] ?? '';
-    const hint = /[[{].*\$\{/.test(lineText)
-      ? ' (inside `[...]` or `{...}`, quote strings that contain `${...}`: `["models/${item}/"]`)'
-      : '';
-    diagnostics.push({ severity: 'error', message: yamlMessage(e.message) + hint, span });
+    const hint = /\$\{[^}]*$/.test(lineText.slice(0, span.col)) ? ' (is a `${...}` missing its closing `}`?)' : '';
+    diagnostics.push({ severity: 'error', message: unprotect(yamlMessage(e.message)) + hint, span });
   }
   if (diagnostics.length) return { src, diagnostics };
   if (doc.contents === null) {
@@ -133,6 +151,7 @@ function convert(doc: Document, node: unknown, src: SourceFile, fallback: number
     if (value !== null && typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') {
       value = String(value);
     }
+    if (typeof value === 'string' && value.includes('\uE000')) value = unprotect(value);
     return { t: 'scalar', value: value as ScalarValue, loc, raw: src.text.slice(loc.start, loc.end) };
   }
   if (isSeq(node)) {
@@ -146,11 +165,11 @@ function convert(doc: Document, node: unknown, src: SourceFile, fallback: number
       if (!isPair(pair)) continue;
       const keyNode = pair.key as YamlNode | null;
       const keyLoc = locOf(src, keyNode, loc.start);
-      if (isScalar(keyNode) && keyNode.value === '<<' && keyNode.type === Scalar.PLAIN) {
+      if (isScalar(keyNode) && (typeof keyNode.value === 'symbol' || (keyNode.value === '<<' && keyNode.type === Scalar.PLAIN))) {
         mergeInto(out, convert(doc, pair.value, src, keyLoc.end, depth + 1));
         continue;
       }
-      const key = isScalar(keyNode) ? String(keyNode.value) : String(keyNode);
+      const key = unprotect(isScalar(keyNode) ? String(keyNode.value) : String(keyNode));
       const value = pair.value == null
         ? ({ t: 'scalar', value: null, loc: new Loc(src, keyLoc.end, keyLoc.end), raw: '' } as YScalar)
         : convert(doc, pair.value, src, keyLoc.end, depth + 1);

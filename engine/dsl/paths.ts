@@ -9,7 +9,13 @@ export type NormalisedPath =
  * Normalise a path as written in the YAML. `outside`: it is absolute or `..` leaves the workspace; such a path is
  * returned absolute (deps may live outside the workspace, e.g. a shared dataset; outs may not).
  */
+/** Already normal: relative, no `.`/`..`/empty segments (the common case skips path.normalize). */
+const SIMPLE = /^(?!\/)(?:(?!\.\.?(?:\/|$))[^/\0]+\/)*(?!\.\.?$)[^/\0]*$/;
+
 export function normalisePath(raw: string, workdir: string): NormalisedPath {
+  if (raw !== '' && SIMPLE.test(raw) && raw.trim() !== '') {
+    return { ok: true, path: raw, dir: raw.endsWith('/'), outside: false };
+  }
   if (raw.trim() === '') return { ok: false, reason: 'an empty path' };
   if (raw.includes('\0')) return { ok: false, reason: 'a path with a NUL byte' };
   const dir = raw.endsWith('/') || raw === '.' || raw === '..' || /\/\.\.?$/.test(raw);

@@ -11,7 +11,14 @@ import { fieldOf } from './expand.js';
 
 const MAX_SUGGESTIONS = 20;
 
-export function validatePipeline(p: Pipeline, bag: DiagnosticBag, fileExists: (abs: string) => boolean): void {
+export function validatePipeline(p: Pipeline, bag: DiagnosticBag, exists: (abs: string) => boolean): void {
+  // Many stages share deps (a script, a dataset): ask the disk once per path.
+  const known = new Map<string, boolean>();
+  const fileExists = (abs: string) => {
+    let e = known.get(abs);
+    if (e === undefined) known.set(abs, (e = exists(abs)));
+    return e;
+  };
   const byName = new Map<string, StageSpec>(p.stages.map((s) => [s.name, s]));
   const outs: Array<{ stage: string; path: string }> = [];
   for (const s of p.stages) for (const o of s.outs) outs.push({ stage: s.name, path: o.path });
@@ -38,9 +45,9 @@ export function validatePipeline(p: Pipeline, bag: DiagnosticBag, fileExists: (a
 
   let suggestions = 0;
   for (const s of p.stages) {
-    const own = new Set(s.outs.map((o) => o.path.replace(/\/$/, '')));
+    const own = s.outs.length ? new Set(s.outs.map((o) => o.path.replace(/\/$/, ''))) : undefined;
     for (const d of s.deps) {
-      if (own.has(d.path.replace(/\/$/, ''))) {
+      if (own?.has(d.path.replace(/\/$/, ''))) {
         bag.error(`\`${d.path}\` is both a dep and an out of this stage (a stage cannot read what it writes)`, d.span ?? s.span, { stage: s.name, field: fieldOf.get(d) ?? 'deps' });
         continue;
       }
