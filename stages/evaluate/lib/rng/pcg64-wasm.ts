@@ -129,8 +129,18 @@ export const kernelBytes = encodeModule({
   ],
 });
 
+// The project's lib settings (ES2023, no DOM) carry no WebAssembly typings; this is the part we use.
+interface WasmMemory {
+  readonly buffer: ArrayBuffer;
+  grow(pages: number): number;
+}
+declare const WebAssembly: {
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object, imports: object) => { exports: unknown };
+};
+
 interface KernelExports {
-  memory: WebAssembly.Memory;
+  memory: WasmMemory;
   next64(): bigint;
   next32(): number;
   setState(shi: bigint, slo: bigint, ihi: bigint, ilo: bigint): void;
@@ -138,7 +148,7 @@ interface KernelExports {
   boot(n: number, reps: number, pred: number, out: number): void;
 }
 
-let kernelModule: WebAssembly.Module | undefined;
+let kernelModule: object | undefined;
 
 /** A fresh numpy-compatible generator (`default_rng(seed)`) backed by the wasm kernel. */
 export class Pcg64Kernel {
