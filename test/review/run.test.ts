@@ -1,0 +1,85 @@
+// The review/analyze kind end to end through its run(ctx), with a hand-built context on a temp workspace.
+import { copyFile, mkdir, mkdtemp, readFile, readdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { StageError, type StageContext } from '../../engine/stage-api.js';
+import { manifest } from '../../stages/review/analyze/manifest.js';
+import { run, type AnalyzeWith } from '../../stages/review/analyze/run.js';
+import { csvRecords, ROOT, WORKBOOK } from './helpers.js';
+
+async function workspace(): Promise<string> {
+  const ws = await mkdtemp(join(tmpdir(), 'review-ws-'));
+  await mkdir(join(ws, 'in'), { recursive: true });
+  await copyFile(join(ROOT, WORKBOOK), join(ws, 'in', 'workbook.xlsx'));
+  return ws;
+}
+
+function context(ws: string, w: Partial<AnalyzeWith>) {
+  const logs: string[] = [];
+  const records: Record<string, unknown> = {};
+  const progress: unknown[] = [];
+  const ctx: StageContext<AnalyzeWith> = {
+    stage: 'review',
+    workspace: ws,
+    with: { workbook: 'in/workbook.xlsx', out: 'out/review/data/', exclude_cancer: false, top_countries: 3, ...w },
+    params: {},
+    key: 'test-key',
+    depHashes: {},
+    upstream: [],
+    pipeline: { file: 'pipelines/paper.yaml', name: 'paper', pipeVersion: '0.0.0-test' },
+    resolve: (p: string) => join(ws, p),
+    tmpDir: join(ws, '.tmp'),
+    resources: { cpus: 1, memBytes: 1 << 29, gpus: 0, gpuIds: [] },
+    signal: new AbortController().signal,
+    log: (m: string) => void logs.push(m),
+    progress: (u) => void progress.push(u),
+    record: (info) => void Object.assign(records, info),
+  };
+  return { ctx, logs, records, progress };
+}
+
+describe('manifest', () => {
+  test('declares the workbook as a dep and the output directory as an out', () => {
+    expect(manifest.kind).toBe('review/analyze');
+    expect(manifest.with.workbook).toMatchObject({ type: 'path', role: 'dep' });
+    expect(manifest.with.out).toMatchObject({ type: 'path', role: 'out' });
+    expect(String(manifest.with.out!.default)).toMatch(/\/$/);
+    expect(manifest.with.exclude_cancer).toMatchObject({ type: 'boolean', default: false });
+  });
+});
+
+describe('run(ctx)', () => {
+  test('writes every output under with.out and logs the totals', async () => {
+    const ws = await workspace();
+    const { ctx, logs, records, progress } = context(ws, {});
+    await run(ctx);
+    const out = join(ws, 'out/review/data');
+    expect((await readdir(out)).sort()).toEqual([
+      'age_documented_how.csv', 'breakdown.csv', 'breakdown_by_modality_and_task.csv', 'countries.csv',
+      'countries_all.csv', 'modalities.csv', 'peds_datasets', 'printed.json', 'review.json', 'summary_stats.csv',
+      'summary_stats.json', 'task_categories.csv',
+    ]);
+    expect((await readdir(join(out, 'peds_datasets'))).sort()).toEqual(['ct.csv', 'fundus.csv', 'mri.csv', 'us.csv', 'x-ray.csv']);
+    const total = csvRecords(await readFile(join(out, 'summary_stats.csv'), 'utf8')).find((r) => r.index === 'Total');
+    expect(total).toMatchObject({ num_datasets_total: '203', num_datasets_filtered: '135', num_total: '512608', num_children: '6026', perc_children: '1.18' });
+    expect(logs[0]).toBe('203 datasets, 135 with usable counts, 512,608 patients, 6,026 children (1.18 %)');
+    expect(records).toMatchObject({ review_totals: { datasets: 203, usable: 135 }, review_warnings: 0 });
+    expect(progress.at(-1)).toMatchObject({ done: 16, total: 16, unit: 'files' });
+    // No temp files left behind by the atomic writes.
+    expect((await readdir(out)).some((f) => f.endsWith('.tmp'))).toBe(false);
+  });
+  test('a bad option and a missing workbook are StageErrors', async () => {
+    const ws = await workspace();
+    await expect(run(context(ws, { top_countries: 0 }).ctx)).rejects.toThrow(StageError);
+    await expect(run(context(ws, { workbook: 'in/nope.xlsx' }).ctx)).rejects.toThrow(/in\/nope\.xlsx: cannot read the workbook/);
+  });
+  test('a cancelled stage writes nothing', async () => {
+    const ws = await workspace();
+    const c = context(ws, {});
+    const abort = new AbortController();
+    abort.abort();
+    await run({ ...c.ctx, signal: abort.signal });
+    await expect(readdir(join(ws, 'out'))).rejects.toThrow();
+  });
+});
