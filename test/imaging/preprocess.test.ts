@@ -1,0 +1,163 @@
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { stringify } from 'csv-stringify/sync';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { encodeGrayPng } from '../../stages/lib/png.js';
+import { openShards } from '../../stages/lib/shards.js';
+import { run as preprocess, type PreprocessWith } from '../../stages/preprocess/images/run.js';
+import { encodeDisplay, writeDicom, type DicomEncoding } from '../../stages/synth/cxr/dicom.js';
+import { createRng } from '../../stages/synth/cxr/prng.js';
+import { run as synth, type SynthWith } from '../../stages/synth/cxr/run.js';
+import { makeCtx, makeWorkspace } from './ctx.js';
+
+let ws: { dir: string; cleanup(): Promise<void> };
+beforeAll(async () => {
+  ws = await makeWorkspace('preprocess-');
+});
+afterAll(async () => ws.cleanup());
+
+const N = 32;
+/** A display image with structure in both directions, values spread over [0, 1]. */
+function display(seed: number): Float32Array {
+  const d = new Float32Array(N * N);
+  for (let y = 0; y < N; y++)
+    for (let x = 0; x < N; x++) d[y * N + x] = (0.5 + 0.45 * Math.sin((x + seed) / 5) * Math.cos(y / 7) + 0.04 * ((x * y) % 3)) % 1;
+  return d;
+}
+
+/** Write files + a `table` metadata CSV, preprocess at the same size (no resampling), return the pixels. */
+async function roundTrip(name: string, files: Array<{ file: string; bytes: Buffer }>, size = N): Promise<Uint8Array[]> {
+  const dir = join(ws.dir, name);
+  await mkdir(dir, { recursive: true });
+  for (const f of files) await writeFile(join(dir, f.file), f.bytes);
+  await writeFile(join(dir, 'meta.csv'), stringify([['image_id', 'path'], ...files.map((f) => [f.file, f.file])]));
+  const w: PreprocessWith = { dataset: `${name}/`, layout: 'table', metadata: `${name}/meta.csv`, out: `out/${name}/`, size, skip_unreadable: false };
+  await preprocess(makeCtx(ws.dir, w));
+  const set = await openShards(join(ws.dir, 'out', name));
+  const px = await set.readBatch(files.map((_, i) => i));
+  await set.close();
+  return files.map((_, i) => px.subarray(i * size * size, (i + 1) * size * size));
+}
+
+const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+};
+
+describe('preprocess/images', () => {
+  it('keeps 8-bit PNG pixels and scales 16-bit PNGs by 1/256 (METHODS C.5)', async () => {
+    const u8 = Uint8Array.from({ length: N * N }, (_, i) => (i * 13) % 256);
+    const u16 = Uint16Array.from({ length: N * N }, (_, i) => (i * 977) % 65536);
+    const [a, b] = await roundTrip('png', [
+      { file: 'a.png', bytes: await encodeGrayPng({ width: N, height: N, depth: 8, data: u8 }) },
+      { file: 'b.png', bytes: await encodeGrayPng({ width: N, height: N, depth: 16, data: u16 }) },
+    ]);
+    expect(Array.from(a!)).toEqual(Array.from(u8));
+    expect(Array.from(b!)).toEqual(Array.from(u16, (v) => v >> 8));
+  });
+
+  it('applies rescale, VOI window, MONOCHROME1 inversion and bit depth to DICOM written by dcmjs', async () => {
+    const encodings: DicomEncoding[] = [
+      { photometric: 'MONOCHROME2', bitsStored: 12, slope: 1, intercept: 0, window: null },
+      { photometric: 'MONOCHROME1', bitsStored: 12, slope: 1, intercept: 0, window: null },
+      { photometric: 'MONOCHROME2', bitsStored: 16, slope: 1, intercept: 0, window: { center: 30000, width: 40001 } },
+      { photometric: 'MONOCHROME1', bitsStored: 16, slope: 2, intercept: 0, window: { center: 70000, width: 60001 } },
+      { photometric: 'MONOCHROME2', bitsStored: 12, slope: 1, intercept: -1024, window: { center: 1000, width: 2501 } },
+    ];
+    const rng = createRng('dicom-test');
+    const want = encodings.map((_, k) => display(k));
+    const files = encodings.map((enc, k) => ({
+      file: `img${k}.dicom`,
+      bytes: writeDicom(encodeDisplay(want[k]!, enc), N, enc, { age: '045Y', sex: 'M', id: `p${k}` }, rng),
+    }));
+    const got = await roundTrip('dicom', files);
+    for (const [k, px] of got.entries()) {
+      const expected = Array.from(want[k]!, (v) => Math.floor(v * 255));
+      expect(maxDiff(px, expected), `encoding ${k}`).toBeLessThanOrEqual(1);
+    }
+    // Without the window the stored values of file 2 would look washed out: check that they really needed it.
+    const raw = encodeDisplay(want[2]!, encodings[2]!);
+    const naive = Array.from(raw, (s) => Math.floor((s / 65536) * 255));
+    expect(maxDiff(naive, Array.from(want[2]!, (v) => Math.floor(v * 255)))).toBeGreaterThan(20);
+    // And MONOCHROME1 files store the inverse: bright stored = dark displayed.
+    const stored1 = encodeDisplay(want[1]!, encodings[1]!);
+    const brightest = stored1.indexOf(Math.max(...stored1));
+    expect(got[1]![brightest]!).toBeLessThan(10);
+  });
+
+  it('treats DICOM whose maximum is below 256 as 8-bit (C.5) and clips outside the window', async () => {
+    const stored = Uint16Array.from({ length: N * N }, (_, i) => i % 200);
+    const enc: DicomEncoding = { photometric: 'MONOCHROME2', bitsStored: 12, slope: 1, intercept: 0, window: null };
+    const clip: DicomEncoding = { photometric: 'MONOCHROME2', bitsStored: 12, slope: 1, intercept: 0, window: { center: 2048, width: 1001 } };
+    const ramp = Uint16Array.from({ length: N * N }, (_, i) => Math.floor((i / (N * N)) * 4095));
+    const rng = createRng('eight');
+    const [eight, clipped] = await roundTrip('dicom8', [
+      { file: 'a.dcm', bytes: writeDicom(stored, N, enc, { age: null, sex: 'F', id: 'a' }, rng) },
+      { file: 'b.dcm', bytes: writeDicom(ramp, N, clip, { age: null, sex: 'F', id: 'b' }, rng) },
+    ]);
+    expect(maxDiff(eight!, Array.from(stored, (s) => Math.floor((s / 256) * 255)))).toBeLessThanOrEqual(1);
+    expect(clipped![0]).toBe(0);
+    // Window top maps to 2^12 − 1, divided by 2^12 (authors' arithmetic) → 254.94 → truncated to 254.
+    expect(clipped![N * N - 1]).toBe(254);
+    expect(clipped!.filter((v) => v === 0).length).toBeGreaterThan(N * N * 0.3);
+  });
+
+  it('gives the same images from a DICOM and a PNG copy of one synthetic dataset, with C.2 metadata', async () => {
+    const w = (out: string, format: SynthWith['format']): SynthWith => ({
+      out, layout: 'vindr_cxr', patients: 8, seed: 3, size: 96, format, test_fraction: 0.25, monochrome1_fraction: 0.5,
+    });
+    await synth(makeCtx(ws.dir, w('data/vd', 'dicom')));
+    await synth(makeCtx(ws.dir, w('data/vp', 'png8')));
+    for (const name of ['vd', 'vp']) {
+      const ctx = makeCtx<PreprocessWith>(ws.dir, { dataset: `data/${name}/`, layout: 'vindr_cxr', out: `out/${name}/`, size: 64, skip_unreadable: false });
+      await preprocess(ctx);
+      expect(ctx.progressUpdates.at(-1)).toMatchObject({ done: 8, total: 8, unit: 'images' });
+    }
+    const d = await openShards(join(ws.dir, 'out/vd'));
+    const p = await openShards(join(ws.dir, 'out/vp'));
+    expect(d.rows.map((r) => r['image_id'])).toEqual(p.rows.map((r) => r['image_id']));
+    const a = await d.readBatch(d.rows.map((_, i) => i));
+    const b = await p.readBatch(p.rows.map((_, i) => i));
+    expect(maxDiff(a, b)).toBeLessThanOrEqual(2);
+    expect(d.index.mean).toBeCloseTo(p.index.mean, 2);
+    expect(d.index.std).toBeGreaterThan(0.1);
+    // Metadata from the DICOM headers: ages ≥ 18 parsed, Has Finding = 1 − No finding.
+    const truth = (await readFile(join(ws.dir, 'data/vd/phantom_truth.csv'), 'utf8')).split('\n');
+    for (const r of d.rows) {
+      expect(r['dset']).toBe('vindr_cxr');
+      expect(r['patient_id']).toBe(r['image_id']);
+      expect(r['Has Finding']).toBe(String(1 - Number(r['No finding'])));
+      if (r['age']) expect(Number(r['age_years'])).toBe(Number(r['age']!.slice(0, 3)));
+      const t = truth.find((l) => l.startsWith(r['image_id']!))!.split(',');
+      expect(r['Cardiomegaly']).toBe(t[6]);
+    }
+    expect(d.rows.filter((r) => r['age_years'] !== '').length).toBeGreaterThan(4);
+    await d.close();
+    await p.close();
+  });
+
+  it('names a missing or corrupt image in one paragraph, or skips it when asked', async () => {
+    const dir = join(ws.dir, 'bad');
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, 'ok.png'), await encodeGrayPng({ width: 8, height: 8, depth: 8, data: new Uint8Array(64).fill(7) }));
+    await writeFile(join(dir, 'broken.png'), 'this is not a PNG');
+    await writeFile(join(dir, 'meta.csv'), 'image_id,path\nok,ok.png\nbroken,broken.png\nok2,ok.png\n');
+    const w: PreprocessWith = { dataset: 'bad/', layout: 'table', metadata: 'bad/meta.csv', out: 'out/bad/', size: 8, skip_unreadable: false };
+    await expect(preprocess(makeCtx(ws.dir, w, { stage: 'prep' }))).rejects.toThrow(
+      /^stage prep: cannot load image 2 of 3: .*broken\.png: .*Set skip_unreadable: true/,
+    );
+    const ctx = makeCtx(ws.dir, { ...w, skip_unreadable: true });
+    await preprocess(ctx);
+    const set = await openShards(join(ws.dir, 'out/bad'));
+    expect(set.rows.map((r) => r['image_id'])).toEqual(['ok', 'ok2']);
+    await set.close();
+    await writeFile(join(dir, 'meta2.csv'), 'image_id,path\nx,nope.png\n');
+    await expect(preprocess(makeCtx(ws.dir, { ...w, metadata: 'bad/meta2.csv' }, { stage: 'prep' }))).rejects.toThrow(
+      'stage prep: 1 image file(s) listed in the metadata are missing under bad/, e.g. nope.png',
+    );
+    await expect(
+      preprocess(makeCtx(ws.dir, { ...w, layout: 'nih', metadata: undefined }, { stage: 'prep' })),
+    ).rejects.toThrow(/stage prep: cannot read the nih metadata: .*Data_Entry_2017\.csv: file not found/);
+  });
+});
