@@ -21,8 +21,8 @@ export const manifest: StageManifest = {
       type: 'any',
       required: true,
       description:
-        'List of {title, text?, numbers?: [{label, file, pointer, format?, low?, high?, interval?}], ' +
-        'figures?: [path | {path, caption?}], tables?: [path | {path, caption?, columns?, formats?, maxRows?}]}.',
+        'List of {title, text?, numbers?: [{label, file, pointer, format?, suffix?, low?, high?, interval?}], ' +
+        'figures?: [path | {path, caption?}], tables?: [path | {path, caption?, columns?, formats? (column or * → d3-format), maxRows?, headerRows?}]}.',
     },
     html: { type: 'path', role: 'out', required: true, description: 'The HTML report to write.' },
     markdown: { type: 'path', role: 'out', description: 'The Markdown summary to write.' },

@@ -95,7 +95,7 @@ export function reportWith(over: Partial<ReportWith> = {}): ReportWith {
             high: '/models/vindr_cxr/fpr_children/hi',
           },
           { label: 'Threshold', file: 'out/eval/headline.json', pointer: '/models/vindr_cxr/threshold', format: '.4f' },
-          { label: 'Escaped pointer', file: 'out/eval/headline.json', pointer: '/a~1b/c~0d' },
+          { label: 'Escaped pointer', file: 'out/eval/headline.json', pointer: '/a~1b/c~0d', suffix: ' %' },
         ],
         figures: ['out/eval/figures/fpr_children.svg', { path: 'out/review/figures/counts.svg', caption: 'Counts' }],
         tables: [{ path: 'out/eval/fpr_children.csv', columns: ['model', 'fpr'], formats: { fpr: '.2%' }, maxRows: 3 }],

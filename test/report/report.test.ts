@@ -1,4 +1,4 @@
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { StageError } from '../../engine/stage-api.js';
@@ -34,7 +34,7 @@ describe('uses: report', () => {
     expect(html).toContain('<div class="value">30.40%</div>');
     expect(html).toContain('95% CI 28.19%–32.66%');
     expect(html).toContain('<div class="value">0.2652</div>');
-    expect(html).toContain('<div class="value">42</div>');
+    expect(html).toContain('<div class="value">42 %</div>');
 
     // Tables: formatted columns, empty cells, numeric alignment, column subset and maxRows.
     expect(html).toContain('<td class="num">512,608</td>');
@@ -63,7 +63,7 @@ describe('uses: report', () => {
     expect(html).toContain(`<dd class="hash">${'d'.repeat(64)}</dd>`);
     for (const k of ['a', 'b', 'c']) expect(html).toContain(`<td class="hash">${k.repeat(64)}</td>`);
     for (const c of ['1', '2', '3']) expect(html).toContain(`sha256:${c.repeat(64)}`);
-    expect(html).toContain('backend: wasm; resamples: 12000');
+    expect(html).toContain('<div><strong>backend</strong>: wasm</div><div><strong>resamples</strong>: 12000</div>');
     expect(html).toContain('<code>python plot.py --out out/review/figures</code>');
     expect(html).toMatch(/Generated \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z/);
     expect(readdirSync(join(ws, 'out/report')).sort()).toEqual(['report.html', 'summary.md']);
@@ -125,6 +125,29 @@ describe('uses: report', () => {
       /figures\[0\]: cannot read out\/review\/figures\/missing\.svg \(ENOENT\)/,
     );
     expect(await bad([{ title: 'A', figures: ['out/eval/fpr_children.csv'] }])).toMatch(/must be an \.svg or \.png file/);
+  });
+
+  it('renders a table with two header rows (duplicate names) as grouped columns', async () => {
+    const ws = await reportWorkspace();
+    writeFileSync(
+      join(ws, 'out/review/breakdown.csv'),
+      'Task,All,All,Segmentation,Segmentation\nType,Adult,Peds,Adult,Peds\nX-ray,959482,7520,0,0\nCT,891720,3019,4677,373\n',
+    );
+    const w = reportWith({
+      inputs: ['out/review/'],
+      sections: [{ title: 'Breakdown', tables: [{ path: 'out/review/breakdown.csv', headerRows: 2, formats: { All: ',d', '*': '.1f' } }] }],
+    });
+    await run(reportCtx(ws, w));
+    const html = readFileSync(join(ws, 'out/report/report.html'), 'utf8');
+    expect(html).toContain(
+      '<thead><tr><th scope="col">Task</th><th scope="col" colspan="2" class="group">All</th><th scope="col" colspan="2" class="group">Segmentation</th></tr>' +
+        '<tr><th scope="col">Type</th><th scope="col" class="num">Adult</th><th scope="col" class="num">Peds</th>',
+    );
+    expect(html).toContain('<tr><td>X-ray</td><td class="num">959,482</td><td class="num">7,520</td><td class="num">0.0</td><td class="num">0.0</td></tr>');
+    const md = readFileSync(join(ws, 'out/report/summary.md'), 'utf8');
+    expect(md).toContain('| Task / Type | All / Adult | All / Peds | Segmentation / Adult | Segmentation / Peds |\n| --- | ---: | ---: | ---: | ---: |');
+    // With a single header row the same file's duplicate "All" is fine too (a display table, not a dataset).
+    await run(reportCtx(ws, reportWith({ inputs: ['out/review/'], sections: [{ title: 'B', tables: ['out/review/breakdown.csv'] }] })));
   });
 
   it('takes the date from SOURCE_DATE_EPOCH for reproducible reports', () => {

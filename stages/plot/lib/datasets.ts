@@ -18,12 +18,14 @@ export function datasetName(relPath: string): string {
 const NUMBER = /^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/;
 const BOOLEAN = /^(true|false)$/i;
 
+export type ColumnKind = 'number' | 'boolean' | 'string' | 'empty';
+
 /**
- * Infers one type per column (not per cell), so a column of "1", "2", "n/a" stays text instead of mixing numbers
- * and strings; empty cells are null whatever the column's type.
+ * One type per column (not per cell), so a column of "1", "2", "n/a" stays text instead of mixing numbers and
+ * strings. `records` are data rows (no header); a column with no non-empty cell is `empty`.
  */
-export function inferColumns(header: string[], records: string[][]): Row[] {
-  const kinds = header.map((_, c) => {
+export function columnKinds(width: number, records: readonly string[][]): ColumnKind[] {
+  return Array.from({ length: width }, (_, c) => {
     let numeric = true;
     let boolean = true;
     let any = false;
@@ -37,31 +39,44 @@ export function inferColumns(header: string[], records: string[][]): Row[] {
     }
     return !any ? 'empty' : numeric ? 'number' : boolean ? 'boolean' : 'string';
   });
+}
+
+/** A cell as its column's type; empty cells are null whatever the column's type. */
+export function typedCell(raw: string, kind: ColumnKind): Cell {
+  const v = raw.trim();
+  if (v === '') return null;
+  if (kind === 'number') return Number(v);
+  if (kind === 'boolean') return v.toLowerCase() === 'true';
+  return raw;
+}
+
+/** Rows as objects keyed by the header, typed per column. */
+export function inferColumns(header: string[], records: string[][]): Row[] {
+  const kinds = columnKinds(header.length, records);
   return records.map((r) => {
     const row: Row = {};
     header.forEach((name, c) => {
-      const raw = r[c] ?? '';
-      const v = raw.trim();
-      let cell: Cell;
-      if (v === '') cell = null;
-      else if (kinds[c] === 'number') cell = Number(v);
-      else if (kinds[c] === 'boolean') cell = v.toLowerCase() === 'true';
-      else cell = raw;
-      row[name] = cell;
+      row[name] = typedCell(r[c] ?? '', kinds[c]!);
     });
     return row;
   });
 }
 
-/** CSV text → typed rows. Errors name the line (and column where csv-parse knows it). */
-export function parseCsvRows(text: string): Result<{ columns: string[]; rows: Row[] }, string> {
-  let records: string[][];
+/** CSV text → records (header included), all rows the same width. Errors say the line. */
+export function parseCsvRecords(text: string): Result<string[][], string> {
   try {
-    records = parseCsv(text, { bom: true, skip_empty_lines: true, relax_column_count: false }) as string[][];
+    return ok(parseCsv(text, { bom: true, skip_empty_lines: true, relax_column_count: false }) as string[][]);
   } catch (e) {
     // csv-parse's messages already say "on line N".
     return err((e as Error).message.replace(/^Invalid Record Length: /, 'wrong number of fields: '));
   }
+}
+
+/** CSV text → typed rows. Errors name the line (and column where csv-parse knows it). */
+export function parseCsvRows(text: string): Result<{ columns: string[]; rows: Row[] }, string> {
+  const parsed = parseCsvRecords(text);
+  if (!parsed.ok) return parsed;
+  const records = parsed.value;
   if (records.length === 0) return ok({ columns: [], rows: [] });
   const header = records[0]!.map((h) => h.trim());
   const seen = new Set<string>();

@@ -22,14 +22,27 @@ function figureHtml(f: ResolvedFigure): string {
   return `<figure data-source="${e(f.path)}">${body}${caption}</figure>`;
 }
 
+/** Upper header rows merge runs of equal cells (a group label over its sub-columns); the last row never does. */
+export function headerRowHtml(row: readonly string[], last: boolean, cls: (i: number) => string): string {
+  const cells: string[] = [];
+  for (let i = 0; i < row.length; ) {
+    let span = 1;
+    while (!last && i + span < row.length && row[i + span] === row[i]) span++;
+    const attrs = span > 1 ? ` colspan="${span}" class="group"` : cls(i);
+    cells.push(`<th scope="col"${attrs}>${e(row[i]!)}</th>`);
+    i += span;
+  }
+  return `<tr>${cells.join('')}</tr>`;
+}
+
 function tableHtml(t: ResolvedTable): string {
   const cls = (i: number): string => (t.numeric[i] ? ' class="num"' : '');
-  const head = t.columns.map((c, i) => `<th scope="col"${cls(i)}>${e(c)}</th>`).join('');
+  const head = t.header.map((row, r) => headerRowHtml(row, r === t.header.length - 1, cls)).join('');
   const body = t.rows.map((r) => `<tr>${r.map((c, i) => `<td${cls(i)}>${e(c)}</td>`).join('')}</tr>`).join('\n');
   const more = t.omitted > 0 ? `<p class="source">${t.omitted} more rows in ${e(t.path)}</p>` : '';
   return (
     `<div class="table-wrap"><table data-source="${e(t.path)}"><caption>${t.caption ? `${inlineHtml(t.caption)} ` : ''}` +
-    `<span class="source">${e(t.path)}</span></caption><thead><tr>${head}</tr></thead><tbody>\n${body}\n</tbody></table>${more}</div>`
+    `<span class="source">${e(t.path)}</span></caption><thead>${head}</thead><tbody>\n${body}\n</tbody></table>${more}</div>`
   );
 }
 
@@ -55,11 +68,17 @@ export function extraText(extra: Record<string, unknown> | undefined): string {
     .join('; ');
 }
 
+function extraHtml(extra: Record<string, unknown> | undefined): string {
+  return Object.entries(extra ?? {})
+    .map(([k, v]) => `<div><strong>${e(k)}</strong>: ${e(typeof v === 'string' ? v : JSON.stringify(v))}</div>`)
+    .join('');
+}
+
 function upstreamRow(u: UpstreamRun): string {
   const outs = u.outputs.map((o) => `<div><code>${e(o.path)}</code><br><span class="hash">${e(o.hash)}</span></div>`).join('');
   return (
     `<tr><td><strong>${e(u.stage)}</strong><br><code>${e(u.uses ?? u.cmd ?? '')}</code></td>` +
-    `<td class="hash">${e(u.key)}</td><td>${outs}</td><td>${e(extraText(u.extra))}</td></tr>`
+    `<td class="hash">${e(u.key)}</td><td>${outs}</td><td>${extraHtml(u.extra)}</td></tr>`
   );
 }
 
@@ -77,10 +96,12 @@ function provenanceHtml(p: Provenance): string {
     `<dt>Report key</dt><dd class="hash">${e(p.key)}</dd>`,
     `</dl>`,
     `<div class="table-wrap"><table class="prov" id="upstream"><caption>Stages this report depends on (topological order)</caption>`,
+    `<colgroup><col style="width:20%"><col style="width:22%"><col style="width:33%"><col style="width:25%"></colgroup>`,
     `<thead><tr><th>Stage</th><th>Key</th><th>Outputs and hashes</th><th>Recorded</th></tr></thead><tbody>`,
     ...p.upstream.map(upstreamRow),
     `</tbody></table></div>`,
     `<div class="table-wrap"><table class="prov" id="inputs"><caption>Inputs of this report</caption>`,
+    `<colgroup><col style="width:40%"><col style="width:60%"></colgroup>`,
     `<thead><tr><th>File</th><th>Content hash</th></tr></thead><tbody>`,
     ...inputs,
     `</tbody></table></div>`,

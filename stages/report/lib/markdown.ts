@@ -5,7 +5,9 @@ import { mdCell, paragraphs } from './text.js';
 
 function tableMd(t: ResolvedTable): string[] {
   const out = [t.caption ? `**${mdCell(t.caption)}** (\`${t.path}\`)` : `\`${t.path}\``, ''];
-  out.push(`| ${t.columns.map(mdCell).join(' | ')} |`);
+  // Markdown has one header row: stack multi-row headers per column ("All / Peds").
+  const header = t.header[0]!.map((_, i) => t.header.map((r) => r[i]).filter((x, k, xs) => x !== '' && xs.indexOf(x) === k).join(' / '));
+  out.push(`| ${header.map(mdCell).join(' | ')} |`);
   out.push(`|${t.numeric.map((n) => (n ? ' ---: ' : ' --- ')).join('|')}|`);
   for (const r of t.rows) out.push(`| ${r.map(mdCell).join(' | ')} |`);
   if (t.omitted > 0) out.push('', `_${t.omitted} more rows in \`${t.path}\`._`);

@@ -24,7 +24,8 @@ export type ResolvedFigure =
 export interface ResolvedTable {
   path: string;
   caption?: string;
-  columns: string[];
+  /** Header rows (usually one), each as wide as the table. */
+  header: string[][];
   /** Per column: right-align (all non-empty cells are numbers). */
   numeric: boolean[];
   rows: string[][];

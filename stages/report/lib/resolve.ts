@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import * as vega from 'vega';
 import { StageError } from '../../../engine/stage-api.js';
-import { parseCsvRows } from '../../plot/lib/datasets.js';
+import { columnKinds, parseCsvRecords, typedCell } from '../../plot/lib/datasets.js';
 import { parseJsonText } from '../../plot/lib/json-text.js';
 import { resolvePointer } from './json-pointer.js';
 import type { ResolvedFigure, ResolvedNumber, ResolvedSection, ResolvedTable } from './model.js';
@@ -56,11 +56,11 @@ export class SectionResolver {
     const pick = (pointer: string): string => {
       const v = resolvePointer(doc, pointer);
       if (!v.ok) throw new StageError(`${where}: ${n.file}#${pointer}: ${v.error}.`);
-      if (typeof v.value === 'number') return fmt ? fmt(v.value) : String(v.value);
+      if (typeof v.value === 'number') return (fmt ? fmt(v.value) : String(v.value)) + n.suffix;
       if (fmt || (v.value !== null && typeof v.value === 'object')) {
         throw new StageError(`${where}: ${n.file}#${pointer} is ${JSON.stringify(v.value)?.slice(0, 80)}, not a number.`);
       }
-      return String(v.value);
+      return String(v.value) + n.suffix;
     };
     return {
       label: n.label,
@@ -82,29 +82,46 @@ export class SectionResolver {
     return { kind: 'svg', path: f.path, caption: f.caption, svg: svg.value };
   }
 
+  /**
+   * A CSV as a display table: cells as written (so duplicate or multi-row headers are fine), numbers right-aligned
+   * and formatted where `formats` says. `columns` and `formats` name columns by their first header row;
+   * the format `*` applies to every numeric column without its own.
+   */
   async table(t: TableSpec, where: string): Promise<ResolvedTable> {
-    const parsed = parseCsvRows((await this.read(t.path, where)).toString('utf8'));
+    const parsed = parseCsvRecords((await this.read(t.path, where)).toString('utf8'));
     if (!parsed.ok) throw new StageError(`${where}: ${t.path}: ${parsed.error}.`);
-    const { columns: all, rows } = parsed.value;
-    const columns = t.columns ?? all;
-    const missing = [...columns, ...Object.keys(t.formats)].filter((c) => !all.includes(c));
-    if (missing.length > 0) {
-      throw new StageError(`${where}: ${t.path} has no column ${missing.map((c) => `"${c}"`).join(', ')} (it has: ${all.join(', ')}).`);
+    const records = parsed.value;
+    if (records.length < t.headerRows) {
+      throw new StageError(`${where}: ${t.path} has ${records.length} line(s), fewer than its ${t.headerRows} header row(s).`);
     }
-    const fmts = columns.map((c) => (t.formats[c] ? this.format(t.formats[c]!, `${where}.formats.${c}`) : undefined));
-    const shown = t.maxRows !== undefined ? rows.slice(0, t.maxRows) : rows;
-    const cell = (v: unknown, i: number): string => {
-      if (v === null || v === undefined) return '';
-      if (typeof v === 'number') return fmts[i] ? fmts[i]!(v) : String(Number(v.toPrecision(12)));
+    const names = records[0]!.map((h) => h.trim());
+    const unknown = [...(t.columns ?? []), ...Object.keys(t.formats).filter((c) => c !== '*')].filter((c) => !names.includes(c));
+    if (unknown.length > 0) {
+      throw new StageError(
+        `${where}: ${t.path} has no column ${unknown.map((c) => `"${c}"`).join(', ')} (it has: ${[...new Set(names)].join(', ')}).`,
+      );
+    }
+    const picked = t.columns ? t.columns.flatMap((c) => names.flatMap((n, i) => (n === c ? [i] : []))) : names.map((_, i) => i);
+    const body = records.slice(t.headerRows);
+    const kinds = columnKinds(names.length, body);
+    const fmts = picked.map((i) => {
+      const spec = t.formats[names[i]!] ?? t.formats['*'];
+      return spec !== undefined ? this.format(spec, `${where}.formats.${names[i]}`) : undefined;
+    });
+    const cell = (raw: string, j: number): string => {
+      const v = typedCell(raw, kinds[picked[j]!]!);
+      if (v === null) return '';
+      if (typeof v === 'number') return fmts[j] ? fmts[j]!(v) : String(Number(v.toPrecision(12)));
       return String(v);
     };
+    const shown = t.maxRows !== undefined ? body.slice(0, t.maxRows) : body;
     return {
       path: t.path,
       caption: t.caption,
-      columns,
-      numeric: columns.map((c) => rows.some((r) => typeof r[c] === 'number') && rows.every((r) => r[c] === null || typeof r[c] === 'number')),
-      rows: shown.map((r) => columns.map((c, i) => cell(r[c], i))),
-      omitted: rows.length - shown.length,
+      header: records.slice(0, t.headerRows).map((r) => picked.map((i) => r[i] ?? '')),
+      numeric: picked.map((i) => kinds[i] === 'number'),
+      rows: shown.map((r) => picked.map((i, j) => cell(r[i] ?? '', j))),
+      omitted: body.length - shown.length,
     };
   }
 

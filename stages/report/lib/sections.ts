@@ -9,6 +9,8 @@ export interface NumberSpec {
   pointer: string;
   /** d3-format specifier, e.g. `.2%`, `,d`, `.4f`. */
   format?: string;
+  /** Text after the value (and interval bounds), e.g. ` %` for a value already in percent. */
+  suffix: string;
   low?: string;
   high?: string;
   /** What the interval is, e.g. `95% CI` (the default). */
@@ -24,9 +26,11 @@ export interface TableSpec {
   path: string;
   caption?: string;
   columns?: string[];
-  /** Column → d3-format specifier. */
+  /** Column → d3-format specifier; `*` = every other numeric column. */
   formats: Record<string, string>;
   maxRows?: number;
+  /** Leading lines that are header rows (the authors' breakdown table has two). */
+  headerRows: number;
 }
 
 export interface SectionSpec {
@@ -87,12 +91,13 @@ function checkPointer(where: string, p: string): void {
 
 function parseNumber(where: string, v: unknown): NumberSpec {
   if (!isObj(v)) throw new Invalid(`${where} must be a mapping {label, file, pointer, format?}`);
-  const r = reader(where, v, ['label', 'file', 'pointer', 'format', 'low', 'high', 'interval']);
+  const r = reader(where, v, ['label', 'file', 'pointer', 'format', 'suffix', 'low', 'high', 'interval']);
   const n: NumberSpec = {
     label: r.str('label', true)!,
     file: r.str('file', true)!,
     pointer: typeof v.pointer === 'string' ? v.pointer : r.str('pointer', true)!,
     format: r.str('format', false),
+    suffix: typeof v.suffix === 'string' ? v.suffix : '',
     low: r.str('low', false),
     high: r.str('high', false),
     interval: r.str('interval', false) ?? '95% CI',
@@ -116,9 +121,9 @@ function parseFigure(where: string, v: unknown): FigureSpec {
 }
 
 function parseTable(where: string, v: unknown): TableSpec {
-  if (typeof v === 'string') return { path: v, formats: {} };
-  if (!isObj(v)) throw new Invalid(`${where} must be a path or {path, caption?, columns?, formats?, maxRows?}`);
-  const r = reader(where, v, ['path', 'caption', 'columns', 'formats', 'maxRows']);
+  if (typeof v === 'string') return { path: v, formats: {}, headerRows: 1 };
+  if (!isObj(v)) throw new Invalid(`${where} must be a path or {path, caption?, columns?, formats?, maxRows?, headerRows?}`);
+  const r = reader(where, v, ['path', 'caption', 'columns', 'formats', 'maxRows', 'headerRows']);
   const columns = v.columns === undefined ? undefined : r.list('columns');
   if (columns && !columns.every((c) => typeof c === 'string')) throw new Invalid(`${where}.columns must be a list of names`);
   const formats = v.formats ?? {};
@@ -129,12 +134,17 @@ function parseTable(where: string, v: unknown): TableSpec {
   if (maxRows !== undefined && !(Number.isInteger(maxRows) && (maxRows as number) > 0)) {
     throw new Invalid(`${where}.maxRows must be a positive integer`);
   }
+  const headerRows = v.headerRows ?? 1;
+  if (!(Number.isInteger(headerRows) && (headerRows as number) >= 1 && (headerRows as number) <= 5)) {
+    throw new Invalid(`${where}.headerRows must be an integer from 1 to 5`);
+  }
   return {
     path: r.str('path', true)!,
     caption: r.str('caption', false),
     columns: columns as string[] | undefined,
     formats: formats as Record<string, string>,
     maxRows: maxRows as number | undefined,
+    headerRows: headerRows as number,
   };
 }
 

@@ -21,6 +21,7 @@ nav.toc a { color: var(--accent); text-decoration: none; }
 .number .value { font-size: 1.5rem; font-weight: bold; font-variant-numeric: tabular-nums; }
 .number .label { font-size: .85rem; color: var(--muted); }
 .number .interval { font-size: .8rem; color: var(--muted); }
+.number .source { overflow-wrap: anywhere; }
 figure { margin: 1.5rem 0; text-align: center; }
 figure .plot { display: inline-block; max-width: 100%; }
 figure svg, figure img { max-width: 100%; height: auto; display: block; margin: 0 auto; }
@@ -31,12 +32,14 @@ caption { caption-side: top; text-align: left; font-weight: bold; padding-bottom
 th, td { padding: .25rem .6rem; border-bottom: 1px solid var(--rule); text-align: left; vertical-align: top; }
 th { background: var(--bg-alt); border-bottom: 2px solid var(--rule); }
 td.num, th.num { text-align: right; }
+th.group { text-align: center; border-bottom: 1px solid var(--rule); }
 tbody tr:nth-child(even) { background: #fafbfc; }
 .source { font-size: .75rem; color: var(--muted); font-weight: normal; }
 dl.prov { display: grid; grid-template-columns: max-content 1fr; gap: .2rem 1rem; }
 dl.prov dt { font-weight: bold; }
 dl.prov dd { margin: 0; }
-table.prov td { font-size: .8rem; }
+table.prov { table-layout: fixed; width: 100%; }
+table.prov td { font-size: .8rem; overflow-wrap: anywhere; }
 @media print {
   body { max-width: none; padding: 0; font-size: 11pt; }
   nav.toc { display: none; }

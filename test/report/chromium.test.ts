@@ -1,0 +1,130 @@
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { chromium, type BrowserContext } from 'playwright-core';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { run } from '../../stages/report/run.js';
+import { reportCtx, reportWorkspace } from './fixture.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const ARTIFACT = fileURLToPath(new URL('../../artifacts/report.png', import.meta.url));
+const present = existsSync(CHROMIUM);
+if (!present) console.warn(`report Chromium test skipped: ${CHROMIUM} is not installed (Debian package "chromium")`);
+
+/** Pixels that are not (near) white in a PNG: a rendered figure has many, an empty box has none. */
+async function inkPixels(png: Buffer): Promise<number> {
+  const { data, info } = await sharp(png).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  let n = 0;
+  for (let i = 0; i < data.length; i += info.channels) if (data[i]! < 200 || data[i + 1]! < 200 || data[i + 2]! < 200) n++;
+  return n;
+}
+
+describe.skipIf(!present)(`report.html in headless Chromium (${CHROMIUM})`, () => {
+  let context: BrowserContext;
+  let profile: string;
+
+  beforeAll(async () => {
+    profile = mkdtempSync(join(tmpdir(), 'pipe-chromium-profile-'));
+    // A persistent context is how playwright takes a fresh --user-data-dir (launch() refuses that flag).
+    context = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      headless: true,
+      timeout: 90_000,
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+      viewport: { width: 1100, height: 900 },
+    });
+  });
+
+  afterAll(async () => {
+    await context?.close();
+    if (profile) rmSync(profile, { recursive: true, force: true });
+  });
+
+  it('renders every figure, table and number with no errors and no network, and saves a screenshot', async () => {
+    const ws = await reportWorkspace();
+    await run(reportCtx(ws));
+    const page = await context.newPage();
+    const problems: string[] = [];
+    const fetched: string[] = [];
+    page.on('console', (m) => {
+      if (m.type() === 'error' || m.type() === 'warning') problems.push(`console ${m.type()}: ${m.text()}`);
+    });
+    page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+    page.on('requestfailed', (r) => problems.push(`request failed: ${r.url()}`));
+    page.on('request', (r) => fetched.push(r.url()));
+
+    const url = pathToFileURL(join(ws, 'out/report/report.html')).href;
+    await page.goto(url, { waitUntil: 'load' });
+
+    // The only load is the page itself (the PNG figure is a data: URI): self-contained.
+    expect(fetched.filter((u) => !u.startsWith('data:'))).toEqual([url]);
+
+    const figures = await page.$$eval('figure', (els) =>
+      els.map((f) => {
+        const svg = f.querySelector('svg');
+        const img = f.querySelector('img');
+        const box = (svg ?? img)!.getBoundingClientRect();
+        const texts = svg ? [...svg.querySelectorAll('text')].filter((t) => t.getBBox().width > 0 && (t.textContent ?? '').trim() !== '') : [];
+        const bars = svg
+          ? [...svg.querySelectorAll('path[aria-roledescription="bar"]')].filter((b) => {
+              const r = (b as SVGGraphicsElement).getBBox();
+              return r.width > 0 && r.height > 0;
+            })
+          : [];
+        return {
+          source: f.getAttribute('data-source'),
+          kind: svg ? 'svg' : 'img',
+          width: box.width,
+          height: box.height,
+          imgLoaded: img ? img.complete && img.naturalWidth > 0 && img.naturalHeight > 0 : null,
+          texts: texts.map((t) => t.textContent),
+          bars: bars.length,
+        };
+      }),
+    );
+    expect(figures.map((f) => [f.source, f.kind])).toEqual([
+      ['out/review/figures/counts.png', 'img'],
+      ['out/eval/figures/fpr_children.svg', 'svg'],
+      ['out/review/figures/counts.svg', 'svg'],
+    ]);
+    for (const f of figures) {
+      expect(f.width, `${f.source} width`).toBeGreaterThan(100);
+      expect(f.height, `${f.source} height`).toBeGreaterThan(100);
+    }
+    expect(figures[0]!.imgLoaded).toBe(true);
+    expect(figures[1]!.bars).toBe(4);
+    expect(figures[2]!.bars).toBe(4);
+    expect(figures[1]!.texts).toContain('FPR in healthy children');
+    expect(figures[2]!.texts).toContain('Children per model');
+
+    // Each figure's pixels, as Chromium painted them, hold ink (marks and text), not an empty frame.
+    const shots = await page.locator('figure .plot, figure img').all();
+    expect(shots).toHaveLength(3);
+    for (const s of shots) expect(await inkPixels(await s.screenshot())).toBeGreaterThan(2000);
+
+    const text = await page.innerText('body');
+    for (const t of ['Age bias in chest X-ray classifiers', '30.40%', '95% CI 28.19%–32.66%', '512,608', 'Provenance', 'backend: wasm']) {
+      expect(text).toContain(t);
+    }
+    expect(await page.$$eval('table', (ts) => ts.map((t) => t.querySelectorAll('tbody tr').length))).toEqual([2, 3, 3, 3]);
+
+    mkdirSync(join(ARTIFACT, '..'), { recursive: true });
+    const png = await page.screenshot({ path: ARTIFACT, fullPage: true });
+    const meta = await sharp(png).metadata();
+    expect(meta.width).toBe(1100);
+    expect(meta.height).toBeGreaterThan(900);
+    expect(problems).toEqual([]);
+    await page.close();
+  });
+});
