@@ -20,24 +20,43 @@ export const stagesRoot = basename(distRoot) === 'dist' ? join(distRoot, 'stages
 export const engineDistDir = basename(distRoot) === 'dist' ? here : join(repoRoot, 'dist', 'engine');
 
 let manifests: Map<string, StageManifest> | undefined;
+/** kind → the root folder its compiled manifest.js/run.js live under. */
+const roots = new Map<string, string>();
 
 /**
- * Import every `manifest.js` under the stages root once (a dozen small modules), so that `resolveKind` can be
+ * Extra folders of compiled kinds (`<dir>/<kind>/manifest.js`, `run.js`), colon-separated, from PIPE_KINDS_PATH:
+ * project-local kinds, and the engine's tests (which need a kind whose implementation they can edit).
+ * A kind found there shadows a built-in one of the same name.
+ */
+function kindRoots(): string[] {
+  const extra = (process.env.PIPE_KINDS_PATH ?? '').split(':').filter((d) => d.length > 0);
+  return [stagesRoot, ...extra.map((d) => resolve(d))];
+}
+
+/**
+ * Import every `manifest.js` under the kind roots once (a dozen small modules), so that `resolveKind` can be
  * synchronous for the DSL's validation.
  */
 export async function loadKinds(): Promise<Map<string, StageManifest>> {
   if (manifests) return manifests;
   const found = new Map<string, StageManifest>();
-  const files = existsSync(stagesRoot) ? findManifests(stagesRoot) : [];
-  await Promise.all(
-    files.map(async (file) => {
-      const kind = relative(stagesRoot, dirname(file)).split(sep).join('/');
-      const mod = (await import(pathToFileURL(file).href)) as { manifest?: StageManifest };
-      if (mod.manifest) found.set(kind, mod.manifest);
-    }),
-  );
+  for (const root of kindRoots()) {
+    const files = existsSync(root) ? findManifests(root) : [];
+    const mods = await Promise.all(files.map(async (file) => [file, (await import(pathToFileURL(file).href)) as { manifest?: StageManifest }] as const));
+    for (const [file, mod] of mods) {
+      const kind = relative(root, dirname(file)).split(sep).join('/');
+      if (!mod.manifest) continue;
+      found.set(kind, mod.manifest);
+      roots.set(kind, root);
+    }
+  }
   manifests = found;
   return found;
+}
+
+/** The folder holding a kind's compiled run.js (the runner's `stagesRoot`). */
+export function kindRoot(kind: string): string {
+  return roots.get(kind) ?? stagesRoot;
 }
 
 /** The manifest of kind `evaluate/fpr`, or undefined for an unknown kind. Call `loadKinds()` first. */
@@ -52,7 +71,7 @@ export function knownKinds(): string[] {
 
 /** Absolute path of the compiled run module of a kind (imported only by the runner). */
 export function runModulePath(kind: string): string {
-  return join(stagesRoot, ...kind.split('/'), 'run.js');
+  return join(kindRoot(kind), ...kind.split('/'), 'run.js');
 }
 
 const implHashes = new Map<string, Promise<Hash>>();
@@ -72,8 +91,10 @@ export function implementationHash(kind: string, state: HashState): Promise<Hash
 }
 
 async function computeImplementationHash(kind: string, state: HashState): Promise<Hash> {
+  const root = kindRoot(kind);
   const src = join(repoRoot, 'stages', ...kind.split('/'));
-  const folder = existsSync(src) ? src : join(stagesRoot, ...kind.split('/'));
+  // Built-in kinds: the .ts sources when the repo has them (what a developer edits), else the compiled .js.
+  const folder = root === stagesRoot && existsSync(src) ? src : join(root, ...kind.split('/'));
   const parts: Record<string, string | null> = { '.': (await state.hashPath(folder)).hash };
   for (const extra of resolveKind(kind)?.implementation ?? []) {
     parts[extra] = (await state.hashPath(resolve(folder, extra))).hash;

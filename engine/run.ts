@@ -12,7 +12,7 @@ import { hostname } from 'node:os';
 import type { Hash, RunRecord, StoredOutput } from '../cache/types.js';
 import { emptyCounts, type Emit, type RunCounts, type StageStatus } from './events.js';
 import type { Executor, Job, JobResult } from './executors/executor.js';
-import { engineDistDir, stagesRoot } from './kinds.js';
+import { engineDistDir, kindRoot } from './kinds.js';
 import { lockPath, readLock, writeLock, type LockFile, type LockStage } from './lockfile.js';
 import type { Pipeline, StageSpec } from './model.js';
 import { absPath, computeKey, decide, hashOutputs, type Decision, type StageKeyInfo } from './plan.js';
@@ -317,7 +317,7 @@ export async function runStages(opts: RunOptions): Promise<RunSummary> {
         resources: { ...resources, gpuIds },
         resultFile: join(ws.tmpDir, `${jobId}.result.json`),
         tmpDir: join(ws.tmpDir, `${jobId}.scratch`),
-        stagesRoot,
+        stagesRoot: kindRoot(stage.uses!),
       };
       rmSync(spec.resultFile, { force: true });
       writeFileSync(specFile, JSON.stringify(spec));

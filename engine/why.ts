@@ -38,7 +38,9 @@ export function diffFields(now: KeyFields, before: Partial<KeyFields> | Record<s
       message: `implementation of ${now.uses} changed`,
     });
   }
-  if (now.cmd !== b.cmd && !(b.cmd !== undefined && now.cmd !== undefined && impliedByParams(b.cmd, now.cmd, b.params ?? {}, now.params))) {
+  // A switch between cmd and uses (or to another kind) says it all; listing every field would be noise.
+  const switched = now.uses !== b.uses;
+  if (!switched && now.cmd !== b.cmd && !(b.cmd !== undefined && now.cmd !== undefined && impliedByParams(b.cmd, now.cmd, b.params ?? {}, now.params))) {
     changes.push({
       field: 'cmd',
       before: b.cmd,
@@ -46,7 +48,7 @@ export function diffFields(now: KeyFields, before: Partial<KeyFields> | Record<s
       message: b.cmd === undefined || now.cmd === undefined ? 'command changed' : `command changed: ${clip(b.cmd)} → ${clip(now.cmd)}`,
     });
   }
-  for (const [name, x, y] of pairs(b.with ?? {}, now.with ?? {})) {
+  for (const [name, x, y] of switched ? [] : pairs(b.with ?? {}, now.with ?? {})) {
     if (!same(x, y)) changes.push({ field: 'with', name, before: x, after: y, message: `with.${name}: ${show(x)} → ${show(y)}` });
   }
   for (const [name, x, y] of pairs(b.params ?? {}, now.params)) {

@@ -1,0 +1,209 @@
+// Execution through the real CLI: parallelism, GPU slots, failures, Ctrl-C, workspace lock, `uses` stages.
+import { afterEach, describe, expect, it } from 'vitest';
+import { events, pipe, pipeAsync, runRecords, statuses, workspace, type Ws } from './helpers.js';
+
+let ws: Ws;
+afterEach(() => ws?.cleanup());
+
+/** `[start, end]` intervals (ms) each stage wrote as `<name> <start> <end> [gpus]` lines. */
+function intervals(text: string): Array<{ name: string; start: number; end: number; gpus: string }> {
+  return text
+    .trim()
+    .split('\n')
+    .map((l) => {
+      const [name, start, end, gpus] = l.split(' ');
+      return { name: name!, start: Number(start), end: Number(end), gpus: gpus ?? '' };
+    });
+}
+
+function maxOverlap(iv: Array<{ start: number; end: number }>): number {
+  let max = 0;
+  for (const a of iv) max = Math.max(max, iv.filter((b) => b.start <= a.start && a.start < b.end).length);
+  return max;
+}
+
+const timed = (name: string, extra = ''): string =>
+  `s=$(date +%s%3N); sleep 0.4; e=$(date +%s%3N); echo "${name} $s $e${extra}" >> times.txt; echo ok > out/${name}.txt`;
+
+describe('parallelism and resources', () => {
+  it('-j bounds how many stages run at once', () => {
+    const stages = ['a', 'b', 'c', 'd'].map((n) => `  ${n}:\n    cmd: ${timed(n)}\n    outs: [out/${n}.txt]\n`).join('');
+    ws = workspace({ 'p.yaml': `name: j\nstages:\n${stages}` });
+    let r = pipe(ws.dir, ['run', 'p.yaml', '-j', '2']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(maxOverlap(intervals(ws.read('times.txt')))).toBe(2);
+    ws.rm('times.txt');
+    r = pipe(ws.dir, ['run', 'p.yaml', '-j', '1', '--force', '*']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(maxOverlap(intervals(ws.read('times.txt')))).toBe(1);
+  });
+
+  it('--gpus 0,1: three one-GPU stages never share a device and never run 3 at once', () => {
+    const stages = ['g1', 'g2', 'g3']
+      .map((n) => `  ${n}:\n    cmd: ${timed(n, ' $CUDA_VISIBLE_DEVICES')}\n    outs: [out/${n}.txt]\n    resources: {gpus: 1}\n`)
+      .join('');
+    ws = workspace({ 'p.yaml': `name: g\nstages:\n${stages}  cpu:\n    cmd: echo "cpu [$CUDA_VISIBLE_DEVICES]" > out/cpu.txt\n    outs: [out/cpu.txt]\n` });
+    const r = pipe(ws.dir, ['run', 'p.yaml', '-j', '8', '--gpus', '0,1']);
+    expect(r.code, r.stderr).toBe(0);
+    const iv = intervals(ws.read('times.txt'));
+    expect(iv).toHaveLength(3);
+    expect(maxOverlap(iv)).toBe(2);
+    for (const a of iv) {
+      expect(['0', '1']).toContain(a.gpus);
+      for (const b of iv) if (a !== b && a.start < b.end && b.start < a.end) expect(a.gpus).not.toBe(b.gpus);
+    }
+    // A stage without GPUs sees none.
+    expect(ws.read('out/cpu.txt')).toBe('cpu []\n');
+  });
+
+  it('a GPU stage with no GPUs fails with a clear message', () => {
+    ws = workspace({ 'p.yaml': `name: g\nstages:\n  g:\n    cmd: echo > out/g.txt\n    outs: [out/g.txt]\n    resources: {gpus: 1}\n` });
+    const r = pipe(ws.dir, ['run', 'p.yaml', '--gpus', 'none']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/stage g needs 1 GPU\(s\) but no GPUs were found/);
+  });
+});
+
+const chain = `name: f
+stages:
+  bad:
+    cmd: echo oops; exit 4
+    outs: [out/bad.txt]
+  child:
+    cmd: cp out/bad.txt out/child.txt
+    deps: [out/bad.txt]
+    outs: [out/child.txt]
+  other:
+    cmd: sleep 0.5; echo ok > out/other.txt
+    outs: [out/other.txt]
+  after:
+    cmd: cp out/other.txt out/after.txt
+    deps: [out/other.txt]
+    outs: [out/after.txt]
+`;
+
+describe('failures', () => {
+  it('a failed stage stops its descendants; without --keep-going nothing new starts', () => {
+    ws = workspace({ 'p.yaml': chain });
+    const r = pipe(ws.dir, ['run', 'p.yaml', '-j', '2', '--json']);
+    expect(r.code).toBe(1);
+    const st = statuses(r.stdout);
+    expect(st.bad).toBe('failed');
+    expect(st.child).toBe('skipped');
+    expect(st.other).toBe('ran'); // was already running: it finishes
+    expect(st.after).toBe('skipped');
+    const end = events(r.stdout).find((e) => e.type === 'stage-end' && e.stage === 'bad')!;
+    expect(end.reason).toBe('exit code 4');
+    expect(end.logTail).toMatch(/oops/);
+  });
+
+  it('--keep-going runs every branch that does not depend on the failure', () => {
+    ws = workspace({ 'p.yaml': chain });
+    const r = pipe(ws.dir, ['run', 'p.yaml', '-j', '2', '--keep-going', '--json']);
+    expect(r.code).toBe(1);
+    expect(statuses(r.stdout)).toEqual({ bad: 'failed', child: 'skipped', other: 'ran', after: 'ran' });
+    expect(ws.read('out/after.txt')).toBe('ok\n');
+  });
+
+  it('invalid pipelines exit 2 with located diagnostics; bad usage exits 2', () => {
+    ws = workspace({ 'p.yaml': 'name: x\nstages:\n  a:\n    cmd: true\n    bogus: 1\n' });
+    let r = pipe(ws.dir, ['run', 'p.yaml']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/p\.yaml:5:\d+/);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+    r = pipe(ws.dir, ['run', 'missing.yaml']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/missing\.yaml does not exist/);
+    ws.write('p.yaml', 'name: x\nstages:\n  a:\n    cmd: echo hi\n');
+    r = pipe(ws.dir, ['run', 'p.yaml', '-j', 'zero']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/-j expects a positive whole number/);
+    r = pipe(ws.dir, ['run', 'p.yaml', '--frobnicate']);
+    expect(r.code).toBe(2);
+    r = pipe(ws.dir, ['run', 'p.yaml', 'nosuchstage']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/no stage named `nosuchstage`/);
+  });
+});
+
+describe('Ctrl-C', () => {
+  it('SIGINT stops the running stage: exit 130, no half output, no cache entry, next run re-runs it', async () => {
+    ws = workspace({
+      'p.yaml': `name: c\nstages:\n  quick:\n    cmd: echo q > out/q.txt\n    outs: [out/q.txt]\n  slow:\n    cmd: echo half > out/slow.txt; sleep 30; echo rest >> out/slow.txt\n    deps: [out/q.txt]\n    outs: [out/slow.txt]\n`,
+    });
+    const p = pipeAsync(ws.dir, ['run', 'p.yaml', '--json']);
+    await p.until((out) => out.includes('"type":"stage-start","stage":"slow"'));
+    await new Promise((r) => setTimeout(r, 300)); // let it write its half output
+    expect(ws.exists('out/slow.txt')).toBe(true);
+    p.child.kill('SIGINT');
+    const r = await p.done;
+    expect(r.code).toBe(130);
+    expect(statuses(r.stdout)).toEqual({ quick: 'ran', slow: 'cancelled' });
+    expect(ws.exists('out/slow.txt')).toBe(false);
+    expect(ws.read('out/q.txt')).toBe('q\n'); // finished stages keep their outputs
+    expect(runRecords(ws.dir).map((x) => x.stage)).toEqual(['quick']);
+    // The sleep (a grandchild of the CLI) is gone too.
+    const ps = pipe(ws.dir, ['status', 'p.yaml']);
+    expect(ps.stdout).toMatch(/slow: stale/);
+    ws.write('p.yaml', ws.read('p.yaml').replace('sleep 30', 'true'));
+    const again = pipe(ws.dir, ['run', 'p.yaml', '--json']);
+    expect(statuses(again.stdout)).toEqual({ quick: 'up-to-date', slow: 'ran' });
+  });
+});
+
+describe('workspace lock', () => {
+  it('a second run waits for the first (saying who holds it), or exits naming it with --no-wait', async () => {
+    ws = workspace({
+      'p.yaml': `name: l\nstages:\n  s:\n    cmd: sleep 1.5; echo > out/s.txt\n    outs: [out/s.txt]\n`,
+      'q.yaml': `name: l2\nstages:\n  t:\n    cmd: echo > out/t.txt\n    outs: [out/t.txt]\n`,
+    });
+    const first = pipeAsync(ws.dir, ['run', 'p.yaml', '--json']);
+    await first.until((out) => out.includes('"stage-start"'));
+    const nowait = pipe(ws.dir, ['run', 'q.yaml', '--no-wait']);
+    expect(nowait.code).toBe(1);
+    expect(nowait.stderr).toMatch(new RegExp(`locked by \`pipe run p\\.yaml --json\` \\(pid ${first.child.pid}`));
+    const second = pipeAsync(ws.dir, ['run', 'q.yaml']);
+    await second.until((_o, err) => /waiting for the workspace lock held by/.test(err));
+    const [a, b] = await Promise.all([first.done, second.done]);
+    expect(a.code).toBe(0);
+    expect(b.code, b.stderr).toBe(0);
+    expect(ws.exists('out/t.txt')).toBe(true);
+  });
+});
+
+describe('uses stages (stage runner)', () => {
+  it('runs a kind in a child runner: progress, logs, record() provenance, upstream', () => {
+    ws = workspace({
+      'in.txt': 'hello\n',
+      'p.yaml': `name: u\nstages:\n  one:\n    uses: testing/echo\n    with: {src: in.txt, out: out/one.txt, message: first, steps: 2}\n  two:\n    uses: testing/echo\n    with: {src: out/one.txt, out: out/two.txt, message: second}\n`,
+    });
+    const r = pipe(ws.dir, ['run', 'p.yaml', '--json']);
+    expect(r.code, r.stderr + r.stdout).toBe(0);
+    const ev = events(r.stdout);
+    expect(ev.filter((e) => e.type === 'stage-progress' && e.stage === 'one').map((e) => e.done)).toEqual([1, 2]);
+    expect(ev.some((e) => e.type === 'stage-log' && e.stage === 'one' && e.line === 'copying in.txt to out/one.txt')).toBe(true);
+    expect(ws.read('out/two.txt')).toMatch(/^hello\nfirst\n.*\nsecond\n/s);
+    const recs = runRecords(ws.dir) as unknown as Array<{ stage: string; extra: { echoed: string; upstream: string[] } }>;
+    const two = recs.find((x) => x.stage === 'two')!;
+    expect(two.extra).toMatchObject({ echoed: 'second', upstream: ['one'] });
+    expect(statuses(pipe(ws.dir, ['run', 'p.yaml', '--json']).stdout)).toEqual({ one: 'up-to-date', two: 'up-to-date' });
+  });
+
+  it('StageError: one paragraph, no stack; a crash shows the stack; a partial output is removed', () => {
+    ws = workspace({
+      'in.txt': 'x\n',
+      'p.yaml': `name: u\nstages:\n  se:\n    uses: testing/echo\n    with: {src: in.txt, out: out/se.txt, fail: stage-error}\n  cr:\n    uses: testing/echo\n    with: {src: in.txt, out: out/cr.txt, fail: crash}\n  pa:\n    uses: testing/echo\n    with: {src: in.txt, out: out/pa.txt, fail: partial}\n`,
+    });
+    const r = pipe(ws.dir, ['run', 'p.yaml', '--keep-going', '--json']);
+    expect(r.code).toBe(1);
+    const ends = Object.fromEntries(events(r.stdout).filter((e) => e.type === 'stage-end').map((e) => [e.stage, e]));
+    expect(ends.se!.reason).toBe('exit code 1');
+    expect(ends.se!.logTail).toMatch(/this is a test of StageError/);
+    expect(ends.se!.logTail).not.toMatch(/at run/);
+    expect(ends.cr!.reason).toBe('exit code 70');
+    expect(ends.cr!.logTail).toMatch(/TypeError: echo crashed on purpose\n\s+at /);
+    expect(ends.pa!.status).toBe('failed');
+    expect(ws.exists('out/pa.txt')).toBe(false);
+    expect(runRecords(ws.dir)).toEqual([]);
+  });
+});
