@@ -306,7 +306,8 @@ function buildStage(m: YMap, name: string, d: StageDecl, scope: Scope, ctx: Expa
     s.cmd = cmds.length > 1 ? cmds.map((c) => `{ ${c}\n}`).join(' && ') : (cmds[0] ?? '');
   }
 
-  const uses = val('uses');
+  // With both `cmd:` and `uses:` (reported by checkStageShape) the stage is treated as a cmd stage.
+  const uses = cmd ? undefined : val('uses');
   if (uses) {
     const v = interpolateNode(uses.value, scope, sink, 'uses');
     s.usesLoc = uses.value.loc;

@@ -79,14 +79,20 @@ export async function loadErr(yaml: string, files: Record<string, string> = {}, 
   const r = await load(yaml, files, opts);
   if (r.ok) throw new Error('expected diagnostics, the pipeline loaded');
   const errors = r.diagnostics.filter((d) => d.severity === 'error');
+  // Paths in messages are cwd-relative or absolute: show them relative to the workspace.
+  const relDir = path.relative(process.cwd(), r.dir);
+  const clean = (s: string) => s.replaceAll(`${r.dir}/`, '').replaceAll(`${relDir}/`, '').replaceAll(r.dir, '.');
   return {
+    clean,
     diagnostics: r.diagnostics,
     errors,
     dir: r.dir,
     file: r.file,
     /** `line:col message` for each error. */
-    lines: errors.map((d) => `${d.span ? `${d.span.line}:${d.span.col}` : '-'} ${d.message}`),
-    rendered: r.diagnostics.map((d) => formatDiagnostic(d)).join('\n'),
+    lines: errors.map((d) => clean(`${d.span ? `${d.span.line}:${d.span.col}` : '-'} ${d.message}`)),
+    /** `file:line:col` (workspace-relative file) and message for each error. */
+    located: errors.map((d) => clean(`${d.span ? `${path.relative(r.dir, d.span.file)}:${d.span.line}:${d.span.col}` : '-'} ${d.message}`)),
+    rendered: clean(r.diagnostics.map((d) => formatDiagnostic(d)).join('\n')),
   };
 }
 
