@@ -110,4 +110,11 @@ describe('warnings where the authors treat a value as missing', () => {
     const json = JSON.parse(r.files['review.json']!) as { warnings: { counts: Record<string, number> } };
     expect(json.warnings.counts).toEqual({ unparsed_peds_percentage: 1 });
   });
+  test('an unrecognised Peds vs. Adult value is counted as Unknown with a warning', async () => {
+    const r = await analyze(edit((s) => {
+      sheet(s, 'Data Collection (TCIA)').rows[0]!['Peds vs. Adult'] = 'adults';
+    }));
+    expect(r.warnings.map((w) => [w.kind, w.sheet, w.row])).toEqual([['unrecognised_peds_vs_adult', 'Data Collection (TCIA)', 2]]);
+    expect(r.totals.usable).toBe(6);
+  });
 });

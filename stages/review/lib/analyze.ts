@@ -109,6 +109,12 @@ export function analyzeWorkbook(wb: Workbook, opts: AnalyzeOptions): ReviewResul
     totals,
     summary_stats: summary,
     contains_children: contains,
+    // Why datasets of the analysis set are not among the usable ones (METHODS A.8).
+    not_usable: {
+      no_share_of_adults: rows.filter((d) => d.propAdult === null).length,
+      no_patient_count: rows.filter((d) => d.numPatients === null).length,
+      peds_adult_without_percentage: rows.filter((d) => d.containsChildren === 'Peds & Adult' && d.propAdult === null).length,
+    },
     breakdown: cells,
     peds_datasets: pedsCounts,
     figures: {

@@ -103,7 +103,12 @@ export function parseRow(wb: Workbook, raw: RawRow, warnings: WarningLog): Datas
     if (cells[key] === undefined || cells[key] === null) cells[key] = value;
   }
 
-  const age = parsePedsVsAdult(raw.cells[COL.pedsVsAdult] ?? null);
+  const pedsCell = raw.cells[COL.pedsVsAdult] ?? null;
+  const age = parsePedsVsAdult(pedsCell);
+  if (pedsCell !== null && age.containsChildren === 'Unknown') {
+    warnings.add({ kind: 'unrecognised_peds_vs_adult', ...at(COL.pedsVsAdult),
+      message: `${JSON.stringify(pedsCell)} is none of "Adult…", "Peds", "Peds, Adult (…%)"; the dataset counts as Unknown and is left out of the patient counts` });
+  }
   if (age.unparsedPercentage !== undefined) {
     warnings.add({ kind: 'unparsed_peds_percentage', ...at(COL.pedsVsAdult),
       message: `"${age.unparsedPercentage}": the percentage is not a number; the share of adults is treated as unknown, so the dataset is left out of the patient counts` });
