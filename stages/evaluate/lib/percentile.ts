@@ -1,12 +1,12 @@
 /**
- * numpy's `percentile(a, q)` with the default 'linear' method, operation for operation (virtual index
- * n·q + (1 − q) − 1, floor, and the two-sided lerp numpy uses for t ≥ 0.5), so bounds match to the last digit.
+ * numpy's `percentile(a, q)` with the default 'linear' method, operation for operation (q / 100, virtual index
+ * (n − 1)·q, floor, and the two-sided lerp numpy uses for t ≥ 0.5), so bounds match to the last digit.
  */
 export function percentileSorted(sorted: ArrayLike<number>, q: number): number {
   const n = sorted.length;
   if (n === 0) return NaN;
   const quantile = q / 100;
-  const virtual = n * quantile + (1 + quantile * (1 - 1 - 1)) - 1;
+  const virtual = (n - 1) * quantile;
   let prev: number;
   let next: number;
   if (virtual >= n - 1) {
