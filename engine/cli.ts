@@ -93,8 +93,9 @@ function program(): Command {
     .argument('<files...>', 'pipeline YAMLs whose lock files say what to keep')
     .option('-n, --dry-run', 'report what would be deleted; delete nothing')
     .option('--keep-days <n>', 'keep outputs of runs from the last n days (default 30)')
+    .option('--grace-seconds <n>', 'never delete objects younger than this, e.g. being stored by a running pipe (default 3600)')
     .option('--json', 'machine-readable output')
-    .action(async (files: string[], opts: { dryRun?: boolean; json?: boolean; keepDays?: string }) => {
+    .action(async (files: string[], opts: { dryRun?: boolean; json?: boolean; keepDays?: string; graceSeconds?: string }) => {
       const { gcCommand } = await import('./commands/gc.js');
       process.exitCode = await gcCommand(files, opts);
     });

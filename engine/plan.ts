@@ -9,6 +9,7 @@ import { implementationHash } from './kinds.js';
 import type { StageSpec } from './model.js';
 import { diffFields, nearest, type Change } from './why.js';
 import type { IndexedOutput, Workspace } from './workspace.js';
+import type { LockStage } from './lockfile.js';
 
 export interface StageKeyInfo {
   fields: KeyFields;
@@ -57,6 +58,11 @@ export interface DecideOptions {
   force: boolean;
   /** Hashes of paths an upstream would restore (plan-only mode). */
   known?: ReadonlyMap<string, Hash>;
+  /**
+   * The pipeline's lock file entry of this stage, loaded lazily (only on a run-cache miss): outputs a lock file
+   * references stay restorable when their run record is gone (gc of old records, a fresh clone sharing a cache).
+   */
+  lockEntry?: (stage: string) => LockStage | undefined;
 }
 
 export async function decide(stage: StageSpec, ws: Workspace, opts: DecideOptions): Promise<Decision> {
@@ -72,7 +78,7 @@ export async function decide(stage: StageSpec, ws: Workspace, opts: DecideOption
     if (outputProblems.length === 0) return { action: 'up-to-date', info, reasons: [] };
   }
 
-  const record = await ws.runs.get(info.key);
+  const record = (await ws.runs.get(info.key)) ?? recordFromLock(stage, info, opts.lockEntry?.(stage.name));
   if (record) {
     if (outputProblems.length === 0 && (await outputsMatch(stage, ws, record))) {
       return { action: 'up-to-date', info, reasons: [], record };
@@ -109,6 +115,30 @@ async function changedOutputs(stage: StageSpec, ws: Workspace, recorded: Indexed
   return problems;
 }
 
+/** A stand-in run record from a lock file entry with this very key (outputs only: enough to restore). */
+function recordFromLock(stage: StageSpec, info: StageKeyInfo, entry: LockStage | undefined): RunRecord | undefined {
+  if (!entry || entry.key !== info.key) return undefined;
+  if (stage.outs.some((o) => !o.cache) || entry.outs.some((o) => o.hash === null)) return undefined;
+  return {
+    key: info.key,
+    stage: stage.name,
+    fields: info.fields as unknown as Record<string, unknown>,
+    outputs: entry.outs.map((o) => ({
+      path: o.path,
+      kind: o.path.endsWith('/') ? 'dir' : 'file',
+      hash: o.hash as Hash,
+      size: o.size,
+      files: o.files ?? 1,
+    })),
+    startedAt: '',
+    endedAt: 'the lock file',
+    durationMs: 0,
+    host: '',
+    executor: 'lock',
+    pipeVersion: '',
+  };
+}
+
 /** The outputs on disk are exactly what `record` stored (e.g. after a fresh clone with the index missing). */
 async function outputsMatch(stage: StageSpec, ws: Workspace, record: RunRecord): Promise<boolean> {
   const stored = new Map(record.outputs.map((o) => [o.path, o.hash as string]));
@@ -131,7 +161,7 @@ async function canRestore(stage: StageSpec, record: RunRecord, ws: Workspace): P
 
 async function restoreReasons(stage: StageSpec, ws: Workspace, fields: KeyFields, record: RunRecord): Promise<string[]> {
   const latest = (await ws.runs.history(stage.name, 1))[0];
-  const when = `an earlier run (${record.endedAt}) had the same inputs`;
+  const when = record.executor === 'lock' ? 'the lock file records these inputs and the cache has their outputs' : `an earlier run (${record.endedAt}) had the same inputs`;
   if (!latest || latest.key === record.key) return [when];
   return [...diffFields(fields, latest.fields).map((c) => c.message), when];
 }

@@ -107,6 +107,7 @@ export async function planStages(opts: EngineOptions): Promise<Map<string, Decis
   const order = graph.order.filter((s) => selected.has(s));
   const decisions = new Map<string, Decision>();
   const known = new Map<string, Hash>();
+  const lockOf = lazyLock(pipeline);
   const done = new Map<string, Promise<void>>();
   const decideOne = async (name: string): Promise<void> => {
     const ups = waitsFor(name);
@@ -117,7 +118,7 @@ export async function planStages(opts: EngineOptions): Promise<Map<string, Decis
     if (running.length > 0 && !opts.force?.(name)) {
       d = { action: 'run', reasons: running.map((u) => `upstream stage ${u} will re-run`), changes: [] };
     } else {
-      d = await decide(stage, ws, { force: opts.force?.(name) ?? false, known });
+      d = await decide(stage, ws, { force: opts.force?.(name) ?? false, known, lockEntry: lockOf });
     }
     if (d.action === 'restore') for (const o of d.record.outputs) known.set(o.path, o.hash);
     decisions.set(name, d);
@@ -142,6 +143,7 @@ export async function runStages(opts: RunOptions): Promise<RunSummary> {
   const queue = new WaitQueue<{ stage: StageSpec; info: StageKeyInfo; reason: string; executor: Executor }>();
   const outcomes = new Map<string, StageOutcome>();
   const lockEntries = new Map<string, LockStage>();
+  const lockOf = lazyLock(pipeline);
   let stopping: string | undefined; // why no new stage starts (failure without --keep-going, or Ctrl-C)
   let remaining = order.length;
   let finishAll!: () => void;
@@ -191,7 +193,7 @@ export async function runStages(opts: RunOptions): Promise<RunSummary> {
       if (bad) return finish({ stage: name, status: signal.aborted ? 'cancelled' : 'skipped', reason: `upstream stage ${bad} ${outcomes.get(bad)!.status === 'failed' ? 'failed' : 'did not complete'}`, durationMs: 0 });
       if (stopping) return finish({ stage: name, status: signal.aborted ? 'cancelled' : 'skipped', reason: stopping, durationMs: 0 });
 
-      const d = await decide(stage, ws, { force: opts.force?.(name) ?? false });
+      const d = await decide(stage, ws, { force: opts.force?.(name) ?? false, lockEntry: lockOf });
       emit({ type: 'plan', stage: name, action: d.action, reasons: d.reasons, ...(d.info ? { key: d.info.key } : {}) });
       if (d.action === 'up-to-date') {
         const entry = ws.index.get(name);
@@ -427,6 +429,12 @@ export async function runStages(opts: RunOptions): Promise<RunSummary> {
   const ok = counts.failed === 0 && counts.cancelled === 0 && counts.skipped === 0;
   emit({ type: 'run-end', ok, interrupted: signal.aborted, counts, durationMs: Date.now() - started });
   return { ok, interrupted: signal.aborted, counts, outcomes };
+}
+
+/** The lock file's stage entries, parsed on first use (never on a no-op run). */
+function lazyLock(pipeline: Pipeline): (stage: string) => LockStage | undefined {
+  let stages: Record<string, LockStage> | undefined;
+  return (stage) => (stages ??= readLock(lockPath(pipeline.file))?.stages ?? {})[stage];
 }
 
 /** Save the index, the hash memo and the lock file (completed stages updated; others kept as they were). */

@@ -10,10 +10,13 @@ import { lockPath, readLock } from '../lockfile.js';
 import type { Pipeline } from '../model.js';
 import { formatBytes } from '../scheduler.js';
 import { pipeDirOf } from '../workspace.js';
-import { ExitError } from './errors.js';
+import { ExitError, UsageError } from './errors.js';
 import { loadAll } from './load.js';
 
-export async function gcCommand(files: string[], opts: { dryRun?: boolean; json?: boolean; keepDays?: string }): Promise<number> {
+export async function gcCommand(files: string[], opts: { dryRun?: boolean; json?: boolean; keepDays?: string; graceSeconds?: string }): Promise<number> {
+  for (const [flag, v] of [['--keep-days', opts.keepDays], ['--grace-seconds', opts.graceSeconds]] as const) {
+    if (v !== undefined && !(Number(v) >= 0)) throw new UsageError(`${flag} expects a number ≥ 0, got ${JSON.stringify(v)}`);
+  }
   const groups = new Map<string, { pipelines: Pipeline[]; keep: StoredOutput[] }>();
   for (const f of files) {
     const { pipeline } = await loadAll(f);
@@ -40,6 +43,7 @@ export async function gcCommand(files: string[], opts: { dryRun?: boolean; json?
         keep: g.keep,
         dryRun: opts.dryRun ?? false,
         ...(opts.keepDays !== undefined ? { keepRunsNewerThanMs: Number(opts.keepDays) * 86_400_000 } : {}),
+        ...(opts.graceSeconds !== undefined ? { graceMs: Number(opts.graceSeconds) * 1000 } : {}),
       });
       results.push({ cache: p.settings.cacheDir, ...r });
     } finally {
