@@ -128,6 +128,28 @@ describe('uses: plot', () => {
     expect(Number(/h([\d.]+)v/.exec(bar)![1])).toBeGreaterThan(80); // 400 px / 4 bands
   });
 
+  it('warns when an encoding reads a column the dataset does not have', async () => {
+    const ws = workspace();
+    const spec = { ...barSpec, transform: undefined, encoding: { x: { field: 'model', type: 'nominal' }, y: { field: 'fprr', type: 'quantitative' } } };
+    const ctx = fakeCtx(ws, withValues({ inline: spec, png: undefined }));
+    await run(ctx);
+    expect(ctx.logs).toContain(
+      'vega-lite: /encoding/y/field: field "fprr" is not a column of dataset "fpr" (columns: model, fpr, n, adult); that encoding will be empty',
+    );
+    // Fields a transform may derive are not second-guessed (the lookup adds "label").
+    const ok = fakeCtx(ws, withValues({ inline: barSpec, png: undefined }));
+    await run(ok);
+    expect(ok.logs.filter((l) => l.includes('not a column'))).toEqual([]);
+  });
+
+  it('replaces only the text of a title object', async () => {
+    const ws = workspace();
+    await run(fakeCtx(ws, withValues({ inline: { ...barSpec, title: { text: 'Old', subtitle: 'Keep me' } }, title: 'New', png: undefined })));
+    const svg = readFileSync(join(ws, 'out/fig.svg'), 'utf8');
+    expect(svg).toContain('>New</text>');
+    expect(svg).toContain('>Keep me</text>');
+  });
+
   it('names the missing dataset and lists the ones provided', async () => {
     const ws = workspace();
     writeFileSync(join(ws, 'figs/x.vl.json'), JSON.stringify({ ...barSpec, data: { name: 'fpr_by_age' } }));
@@ -180,6 +202,9 @@ describe('uses: plot', () => {
   });
 
   it('reports data file problems with the file and line', async () => {
+    const ws0 = workspace();
+    writeFileSync(join(ws0, 'out/labels.json'), '{"rows": [{"model": "a"}, 3]}');
+    await expectStageError(run(fakeCtx(ws0, withValues({ inline: barSpec }))), /out\/labels\.json: "rows"\[1\] is 3, not an object/);
     const ws = workspace();
     writeFileSync(join(ws, 'out/ragged.csv'), 'a,b\n1,2\n3\n');
     await expectStageError(run(fakeCtx(ws, withValues({ inline: barSpec, data: ['out/ragged.csv'] }))), /out\/ragged\.csv: .*line 3/);
@@ -189,5 +214,40 @@ describe('uses: plot', () => {
       run(fakeCtx(ws, withValues({ inline: barSpec, data: ['out/fpr.csv', 'out/other/fpr.json'] }))),
       /both give the dataset name "fpr"/,
     );
+  });
+});
+
+describe('plot helpers', () => {
+  it('parses CSV with one type per column', async () => {
+    const { parseCsvRows } = await import('../../stages/plot/lib/datasets.js');
+    const r = parseCsvRows('id,x,flag,note\n007,1.5,true,\n8,-2e3,FALSE,n/a\n9,,true,3\n');
+    expect(r).toEqual({
+      ok: true,
+      value: {
+        columns: ['id', 'x', 'flag', 'note'],
+        rows: [
+          { id: 7, x: 1.5, flag: true, note: null },
+          { id: 8, x: -2000, flag: false, note: 'n/a' },
+          { id: 9, x: null, flag: true, note: '3' },
+        ],
+      },
+    });
+    expect(parseCsvRows('a,a\n1,2\n')).toEqual({ ok: false, error: 'line 1: column name "a" appears twice' });
+  });
+
+  it('finds the first JSON syntax error with its position', async () => {
+    const { parseJsonText } = await import('../../stages/plot/lib/json-text.js');
+    expect(parseJsonText('{"a": [1, 2,, 3]}')).toEqual({ ok: false, error: { line: 1, column: 13, message: 'expected a JSON value but found ","' } });
+    expect(parseJsonText('{\n "a": tru\n}')).toEqual({ ok: false, error: { line: 2, column: 7, message: 'expected a JSON value but found "t"' } });
+    expect(parseJsonText('{"a": 1')).toEqual({ ok: false, error: { line: 1, column: 8, message: "expected ',' or '}' but found end of input" } });
+    expect(parseJsonText('\uFEFF{"a": "\\u00e9"}')).toEqual({ ok: true, value: { a: 'é' } });
+  });
+
+  it('reads the top-level name of nested and escaped field strings', async () => {
+    const { topLevelField } = await import('../../stages/plot/lib/spec.js');
+    expect(topLevelField('a.b')).toBe('a');
+    expect(topLevelField('a\\.b')).toBe('a.b');
+    expect(topLevelField('a[0]')).toBe('a');
+    expect(topLevelField('Pred. Percentage')).toBe('Pred');
   });
 });

@@ -93,10 +93,14 @@ export function parseCsvRows(text: string): Result<{ columns: string[]; rows: Ro
  * object is one row.
  */
 export function jsonRows(value: unknown): Result<Row[], string> {
-  if (Array.isArray(value)) return ok(value as Row[]);
+  const objects = (rows: unknown[], where: string): Result<Row[], string> => {
+    const bad = rows.findIndex((r) => r === null || typeof r !== 'object' || Array.isArray(r));
+    return bad < 0 ? ok(rows as Row[]) : err(`${where}[${bad}] is ${JSON.stringify(rows[bad])?.slice(0, 60)}, not an object (a row)`);
+  };
+  if (Array.isArray(value)) return objects(value, 'item');
   if (value !== null && typeof value === 'object') {
     const o = value as Record<string, unknown>;
-    for (const k of ['rows', 'values', 'data']) if (Array.isArray(o[k])) return ok(o[k] as Row[]);
+    for (const k of ['rows', 'values', 'data']) if (Array.isArray(o[k])) return objects(o[k] as unknown[], `"${k}"`);
     return ok([o]);
   }
   return err(`holds a ${value === null ? 'null' : typeof value}, not an array of rows or an object`);

@@ -4,7 +4,7 @@ import sharp from 'sharp';
 import type { Result } from '../../../engine/result.js';
 import { err, ok } from '../../../engine/result.js';
 import type { Row } from './datasets.js';
-import { externalData, specProblems, type JsonObject } from './spec.js';
+import { directFieldReferences, externalData, specProblems, topLevelField, type JsonObject } from './spec.js';
 
 export interface Rendered {
   svg: string;
@@ -48,6 +48,23 @@ function refusingLoader(): vega.Loader {
   return { ...base, sanitize: refuse, load: refuse } as unknown as vega.Loader;
 }
 
+/** Fields an encoding reads from a dataset that has no such column (Vega would silently draw nothing). */
+export function missingFieldWarnings(spec: JsonObject, datasets: ReadonlyMap<string, Row[]>): string[] {
+  const out: string[] = [];
+  for (const ref of directFieldReferences(spec)) {
+    const rows = datasets.get(ref.dataset);
+    if (!rows || rows.length === 0) continue;
+    const columns = new Set(rows.flatMap((r) => (r !== null && typeof r === 'object' ? Object.keys(r) : [])));
+    if (!columns.has(topLevelField(ref.field))) {
+      out.push(
+        `${ref.pointer}: field "${ref.field}" is not a column of dataset "${ref.dataset}" ` +
+          `(columns: ${[...columns].join(', ')}); that encoding will be empty`,
+      );
+    }
+  }
+  return out;
+}
+
 /**
  * Vega-Lite → Vega → SVG, headless (`renderer: 'none'`). Errors are plain messages; the caller prefixes the spec's
  * name. `datasets` are supplied by name; a name the spec needs but is not supplied is an error listing the ones
@@ -56,7 +73,7 @@ function refusingLoader(): vega.Loader {
 export async function renderSvg(spec: JsonObject, datasets: ReadonlyMap<string, Row[]>): Promise<Result<Rendered, string>> {
   const problems = specProblems(spec);
   if (problems.length > 0) return err(problems.join('; '));
-  const warnings: string[] = [];
+  const warnings: string[] = missingFieldWarnings(spec, datasets);
   let compiled: vega.Spec;
   try {
     compiled = vl.compile(spec as unknown as vl.TopLevelSpec, { logger: collectingLogger(warnings) }).spec;

@@ -33,7 +33,8 @@ export function applyOverrides(spec: JsonObject, o: Overrides): JsonObject {
   const out: JsonObject = { ...spec, config: mergeDeep(mergeDeep(DEFAULT_CONFIG, specConfig), o.config ?? {}) };
   if (o.width !== undefined) out.width = o.width;
   if (o.height !== undefined) out.height = o.height;
-  if (o.title !== undefined) out.title = o.title;
+  // A title object keeps its subtitle and styling; only its text is replaced.
+  if (o.title !== undefined) out.title = isObject(spec.title) ? { ...spec.title, text: o.title } : o.title;
   return out;
 }
 
@@ -88,6 +89,59 @@ export function specProblems(spec: Json, pointer = ''): string[] {
         out.push(...specProblems(v, here));
       }
     }
+  }
+  return out;
+}
+
+export interface FieldReference {
+  dataset: string;
+  field: string;
+  /** JSON pointer of the `field` in the spec. */
+  pointer: string;
+}
+
+/**
+ * `encoding` fields read straight from a named dataset — in views where no transform (own or inherited) could
+ * have derived them. A field missing from such a dataset draws nothing and raises no error in Vega, so the stage
+ * warns about it.
+ */
+export function directFieldReferences(spec: Json): FieldReference[] {
+  const out: FieldReference[] = [];
+  const walk = (node: Json, pointer: string, dataset: string | undefined, derived: boolean): void => {
+    if (!isObject(node)) return;
+    const data = isObject(node.data) && typeof node.data.name === 'string' ? node.data.name : undefined;
+    const ds = data ?? (isObject(node.data) ? undefined : dataset);
+    const d = derived || (Array.isArray(node.transform) && node.transform.length > 0);
+    if (node.mark !== undefined && ds !== undefined && !d && isObject(node.encoding)) {
+      for (const [channel, def] of Object.entries(node.encoding)) {
+        const defs = Array.isArray(def) ? def : [def];
+        defs.forEach((x, i) => {
+          if (isObject(x) && typeof x.field === 'string' && x.aggregate !== 'count') {
+            const at = `${pointer}/encoding/${channel}${Array.isArray(def) ? `/${i}` : ''}/field`;
+            out.push({ dataset: ds, field: x.field, pointer: at });
+          }
+        });
+      }
+    }
+    for (const key of ['layer', 'concat', 'hconcat', 'vconcat']) {
+      const kids = node[key];
+      if (Array.isArray(kids)) kids.forEach((k, i) => walk(k, `${pointer}/${key}/${i}`, ds, d));
+    }
+    // facet/repeat wrap one inner `spec`; repeat fields are {repeat: ...} objects, not strings, so they are skipped.
+    if (isObject(node.spec)) walk(node.spec, `${pointer}/spec`, ds, d);
+  };
+  walk(spec, '', undefined, false);
+  return out;
+}
+
+/** The top-level name a Vega-Lite field string reads: `a.b` reads `a` (nested), `a\.b` reads the key `a.b`. */
+export function topLevelField(field: string): string {
+  let out = '';
+  for (let i = 0; i < field.length; i++) {
+    const c = field[i]!;
+    if (c === '\\' && i + 1 < field.length) out += field[++i];
+    else if (c === '.' || c === '[') break;
+    else out += c;
   }
   return out;
 }
