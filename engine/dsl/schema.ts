@@ -144,21 +144,21 @@ const retriesSchema: Json = {
 
 function stageBody(withSchema: Json): Json {
   return obj(STAGE_KEYS, {
-    cmd: { type: 'string' },
+    cmd: { anyOf: [{ type: 'string', minLength: 1 }, { type: 'array', items: { type: 'string', minLength: 1 }, minItems: 1 }] },
     uses: { type: 'string' },
     with: withSchema,
     deps: pathList(false),
     outs: pathList(true),
     metrics: pathList(true),
-    params: { type: 'array', items: { type: 'string' } },
-    env: { type: 'object', additionalProperties: { type: ['string', 'number', 'boolean'] } },
+    params: { anyOf: [{ type: 'array', items: { type: 'string' } }, { type: 'string' }] },
+    env: { type: 'object', propertyNames: { pattern: '^[A-Za-z_][A-Za-z0-9_]*$' } },
     resources: resourcesSchema,
-    executor: { enum: ['local', 'slurm'] },
+    executor: { anyOf: [{ enum: ['local', 'slurm'] }, interp] },
     slurm: slurmSchema,
     retries: retriesSchema,
-    always_run: { type: 'boolean' },
-    cache: { type: 'boolean' },
-    watch: { enum: ['auto', 'manual'] },
+    always_run: { anyOf: [{ type: 'boolean' }, interp] },
+    cache: { anyOf: [{ type: 'boolean' }, interp] },
+    watch: { anyOf: [{ enum: ['auto', 'manual'] }, interp] },
     desc: { type: 'string' },
   }, {
     oneOf: [{ required: ['cmd'], not: { required: ['uses'] } }, { required: ['uses'], not: { required: ['cmd'] } }],
@@ -248,7 +248,6 @@ export function pipelineJsonSchema(kinds?: StageManifest[]): Json {
   });
   return {
     $schema: 'http://json-schema.org/draft-07/schema#',
-    $id: 'https://github.com/pipe/pipe/docs/pipeline.schema.json',
     title: 'pipe pipeline',
     description: 'A pipe pipeline file (see docs/pipeline-yaml.md). Fragments named in `include:` use the same schema.',
     ...top,
