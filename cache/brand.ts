@@ -22,3 +22,11 @@ export function asStageKey(hex: string): StageKey {
 export function isHashHex(s: string): boolean {
   return HEX64.test(s);
 }
+
+/**
+ * Brand a digest read back from pipe's own atomically written files, where only the length is checked: the hash
+ * state loads 100,000 of them per run and a regex per line measured a quarter of its load time.
+ */
+export function trustedHash(hex: string): Hash | undefined {
+  return hex.length === 64 ? (hex as Hash) : undefined;
+}

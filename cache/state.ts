@@ -14,28 +14,37 @@
  * changing. Such a file is hashed but not memoised: only a file whose mtime and ctime are older than the start of
  * its hashing by `racyWindowMs` enters the memo. Recently written files are therefore re-read until they age.
  *
- * Persistence: one tab-separated line per file (path, dev, ino, size, mtime_ns, ctime_ns, hash), written to a temp
- * file and renamed, and only when something changed. Loading 100,000 lines is a split, not a parse (see
- * bench/hashstate.ts). Two processes sharing a state file may each overwrite the other's additions: that loses
- * memo entries (a later re-read), never correctness.
+ * The memo is grouped by directory (Map<dir, Map<name, entry>>): a walk looks a directory up once and then short
+ * names (hashing a fresh 60-char path string per file measured ~1 µs of 5), and the file on disk gets the directory
+ * written once per group instead of once per file. Walking a directory also prunes entries of files and
+ * subdirectories that no longer exist, so the memo does not grow forever.
+ *
+ * Persistence: text, one line per directory (`/abs/dir`) followed by one tab-separated line per file
+ * (name, dev, ino, size, mtime_ns, ctime_ns, hash), written to a temp file and renamed, only when something
+ * changed. Identities stay text until first compared (parsing 5 bigints is cheaper than printing them). Two
+ * processes sharing a state file may each overwrite the other's additions: that loses memo entries (a later
+ * re-read), never correctness.
  */
 import type { BigIntStats } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
+import { basename, dirname } from 'node:path';
 import { writeFileAtomic } from './atomic.js';
-import { asHash, isHashHex } from './brand.js';
+import { asHash, trustedHash } from './brand.js';
 import { CacheError } from './errors.js';
-import { hashBytes, hashFileSized } from './hash.js';
+import { hashBytes, hashFile, hashSmallFileSync, SYNC_READ_MAX } from './hash.js';
 import { manifestJson, type ManifestEntry } from './manifest.js';
 import { mapPool } from './pool.js';
 import type { Hash, HashState, PathHash } from './types.js';
-import { byRel, walkFiles, type WalkedFile } from './walk.js';
+import { walk } from './walk.js';
 
-const HEADER = 'pipe-hashstate\t1';
+const HEADER = 'pipe-hashstate\t2';
+/** Placeholder for a hash being read; always overwritten before the manifest is built. */
+const PENDING = asHash('0'.repeat(64));
 
 export interface HashStateOptions {
   /** A file is memoised only when its mtime and ctime are this much older than its hashing. Default 2000 ms. */
   racyWindowMs?: number;
-  /** Concurrent file reads when hashing files the memo does not know. Default 8. */
+  /** Concurrent streamed reads of large (> 4 MiB) files the memo does not know. Default 4. */
   readConcurrency?: number;
 }
 
@@ -64,18 +73,46 @@ export interface LocalHashState extends HashState {
   hashDir(absDir: string): Promise<DirHash>;
 }
 
-interface MemoEntry {
-  id: string; // dev \t ino \t size \t mtime_ns \t ctime_ns, exactly as persisted
-  hash: Hash;
+/** A memo entry: the identity as persisted (text), parsed to bigints on first comparison. */
+class MemoEntry {
+  private parsed: bigint[] | undefined;
+  constructor(
+    readonly id: string, // dev \t ino \t size \t mtime_ns \t ctime_ns
+    readonly hash: Hash,
+  ) {}
+
+  matches(st: BigIntStats): boolean {
+    const p = (this.parsed ??= parseIdentity(this.id));
+    return p[3] === st.mtimeNs && p[4] === st.ctimeNs && p[2] === st.size && p[1] === st.ino && p[0] === st.dev;
+  }
 }
 
-export async function openHashState(stateFile: string, opts: HashStateOptions = {}): Promise<LocalHashState> {
-  const memo = await load(stateFile);
-  return new FileHashState(stateFile, memo, opts);
+const NEVER = [-1n, -1n, -1n, -1n, -1n];
+function parseIdentity(id: string): bigint[] {
+  try {
+    const f = id.split('\t').map((x) => BigInt(x));
+    return f.length === 5 ? f : NEVER;
+  } catch {
+    return NEVER; // damaged line: never matches, so the file is simply re-read
+  }
 }
 
 function identity(st: BigIntStats): string {
   return `${st.dev}\t${st.ino}\t${st.size}\t${st.mtimeNs}\t${st.ctimeNs}`;
+}
+
+type Memo = Map<string, Map<string, MemoEntry>>;
+
+interface Miss {
+  i: number;
+  dir: string;
+  name: string;
+  abs: string;
+  st: BigIntStats;
+}
+
+export async function openHashState(stateFile: string, opts: HashStateOptions = {}): Promise<LocalHashState> {
+  return new FileHashState(stateFile, await load(stateFile), opts);
 }
 
 class FileHashState implements LocalHashState {
@@ -86,15 +123,17 @@ class FileHashState implements LocalHashState {
 
   constructor(
     private readonly file: string,
-    private readonly memo: Map<string, MemoEntry>,
+    private readonly memo: Memo,
     opts: HashStateOptions,
   ) {
     this.racyNs = BigInt(Math.round((opts.racyWindowMs ?? 2000) * 1e6));
-    this.concurrency = opts.readConcurrency ?? 8;
+    this.concurrency = opts.readConcurrency ?? 4;
   }
 
   get size(): number {
-    return this.memo.size;
+    let n = 0;
+    for (const m of this.memo.values()) n += m.size;
+    return n;
   }
 
   async hashPath(absPath: string): Promise<PathHash> {
@@ -104,14 +143,23 @@ class FileHashState implements LocalHashState {
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       if (code === 'ENOENT' || code === 'ENOTDIR') {
-        if (this.memo.delete(absPath)) this.dirty = true;
+        this.forget(dirname(absPath), basename(absPath));
         return { kind: 'missing', hash: null, size: 0, files: 0 };
       }
       throw e;
     }
     if (st.isFile()) {
-      const hash = (await this.lookupOrRead([{ rel: '', abs: absPath, st }]))[0]!;
-      return { kind: 'file', hash, size: Number(st.size), files: 1 };
+      const dir = dirname(absPath);
+      const name = basename(absPath);
+      const out: Hash[] = [];
+      const hit = this.memo.get(dir)?.get(name);
+      if (hit?.matches(st)) {
+        this.stats.hits++;
+        out[0] = hit.hash;
+      } else {
+        await this.readMisses([{ i: 0, dir, name, abs: absPath, st }], out);
+      }
+      return { kind: 'file', hash: out[0]!, size: Number(st.size), files: 1 };
     }
     if (st.isDirectory()) {
       const d = await this.hashDir(absPath);
@@ -121,68 +169,147 @@ class FileHashState implements LocalHashState {
   }
 
   async hashDir(absDir: string): Promise<DirHash> {
-    const files = walkFiles(absDir).sort(byRel);
-    const hashes = await this.lookupOrRead(files);
-    const entries = new Array<ManifestEntry>(files.length);
-    let size = 0;
-    for (let i = 0; i < files.length; i++) {
-      const n = Number(files[i]!.st.size);
-      size += n;
-      entries[i] = [files[i]!.rel, hashes[i]!, n];
+    // One pass: stat, look up, and keep only (rel, hash, size) per file; stats are kept for misses alone.
+    const entries: ManifestEntry[] = [];
+    const misses: Miss[] = [];
+    const hashes: Hash[] = [];
+    const visited = new Set<string>();
+    let curDir = '';
+    let curMap: Map<string, MemoEntry> | undefined;
+    let names: string[] = [];
+    let found = 0; // names of this directory that the memo has: equal to its size means nothing was deleted
+    const endDir = (): void => {
+      if (curMap !== undefined && curMap.size > found) this.prune(curMap, names);
+    };
+    walk(absDir, (rel, abs, st, dir, name) => {
+      if (dir !== curDir) {
+        endDir();
+        curDir = dir;
+        curMap = this.memo.get(dir);
+        names = [];
+        found = 0;
+        visited.add(dir);
+      }
+      names.push(name);
+      const i = entries.length;
+      const m = curMap?.get(name);
+      if (m !== undefined) found++;
+      let hit: Hash | undefined;
+      if (m !== undefined && m.matches(st)) {
+        hit = m.hash;
+        hashes[i] = hit;
+      } else {
+        misses.push({ i, dir, name, abs, st });
+      }
+      entries.push([rel, hit ?? PENDING, Number(st.size)]);
+    });
+    endDir();
+    this.stats.hits += entries.length - misses.length;
+    this.pruneDirs(absDir, visited);
+    if (misses.length > 0) {
+      await this.readMisses(misses, hashes);
+      for (const m of misses) entries[m.i]![1] = hashes[m.i]!;
     }
-    return { hash: hashBytes(manifestJson(entries)), size, files: files.length, entries };
+    entries.sort(byEntryRel); // nearly sorted already (walk.ts sorts each directory): TimSort is ~linear here
+    let size = 0;
+    for (const e of entries) size += e[2];
+    return { hash: hashBytes(manifestJson(entries)), size, files: entries.length, entries };
   }
 
-  /** Memo hits cost nothing; misses are read with bounded concurrency and memoised unless racily clean. */
-  private async lookupOrRead(files: readonly WalkedFile[]): Promise<Hash[]> {
-    const out = new Array<Hash>(files.length);
-    const misses: number[] = [];
-    const ids = new Array<string>(files.length);
-    for (let i = 0; i < files.length; i++) {
-      const f = files[i]!;
-      const id = identity(f.st);
-      const m = this.memo.get(f.abs);
-      if (m !== undefined && m.id === id) {
-        out[i] = m.hash;
-      } else {
-        ids[i] = id;
-        misses.push(i);
+  /** Drop entries of files no longer in a walked directory (called only when the counts say some are gone). */
+  private prune(map: Map<string, MemoEntry>, present: string[]): void {
+    const keep = new Set(present);
+    for (const k of map.keys()) {
+      if (!keep.has(k)) {
+        map.delete(k);
+        this.dirty = true;
       }
     }
-    this.stats.hits += files.length - misses.length;
-    if (misses.length === 0) return out;
-    // Taken before reading: a write after this instant that keeps the identity is caught by the racy window.
-    const startNs = BigInt(Date.now()) * 1_000_000n;
-    await mapPool(misses, this.concurrency, async (i) => {
-      const f = files[i]!;
-      const hash = await hashFileSized(f.abs, Number(f.st.size));
-      out[i] = hash;
-      this.stats.reads++;
-      this.stats.bytesRead += Number(f.st.size);
-      const newest = f.st.mtimeNs > f.st.ctimeNs ? f.st.mtimeNs : f.st.ctimeNs;
-      if (newest + this.racyNs < startNs) {
-        this.memo.set(f.abs, { id: ids[i]!, hash });
-        this.dirty = true;
-      } else if (this.memo.delete(f.abs)) {
+  }
+
+  /** Drop memoised directories under `root` that the walk did not meet (deleted subdirectories). */
+  private pruneDirs(root: string, visited: Set<string>): void {
+    const prefix = `${root}/`;
+    for (const d of this.memo.keys()) {
+      if ((d === root || d.startsWith(prefix)) && !visited.has(d)) {
+        this.memo.delete(d);
         this.dirty = true;
       }
-    });
-    return out;
+    }
+  }
+
+  private forget(dir: string, name: string): void {
+    const m = this.memo.get(dir);
+    if (m?.delete(name)) this.dirty = true;
+    const sub = `${dir}/${name}`;
+    if (this.memo.has(sub)) this.pruneDirs(sub, new Set());
+  }
+
+  /**
+   * Read and hash the files the memo did not know; memoise them unless racily clean. Small files are read with
+   * synchronous calls in slices of ~20 ms (yielding to the event loop between slices, so progress output and
+   * signals still flow); large ones are streamed a few at a time.
+   */
+  private async readMisses(misses: readonly Miss[], out: Hash[]): Promise<void> {
+    // Taken before reading: a write after this instant that keeps the identity is caught by the racy window.
+    const startNs = BigInt(Date.now()) * 1_000_000n;
+    const large: Miss[] = [];
+    let buf: Buffer | undefined;
+    let sliceStart = Date.now();
+    for (const m of misses) {
+      const size = Number(m.st.size);
+      if (size > SYNC_READ_MAX) {
+        large.push(m);
+        continue;
+      }
+      buf ??= Buffer.allocUnsafe(SYNC_READ_MAX + 1);
+      const hash = hashSmallFileSync(m.abs, size, buf);
+      if (hash === undefined) large.push(m); // grew since its stat: stream it
+      else this.recordRead(m, hash, startNs, out);
+      if (Date.now() - sliceStart > 20) {
+        await new Promise((r) => setImmediate(r));
+        sliceStart = Date.now();
+      }
+    }
+    await mapPool(large, this.concurrency, async (m) => this.recordRead(m, await hashFile(m.abs), startNs, out));
+  }
+
+  private recordRead({ i, dir, name, st }: Miss, hash: Hash, startNs: bigint, out: Hash[]): void {
+    out[i] = hash;
+    this.stats.reads++;
+    this.stats.bytesRead += Number(st.size);
+    const newest = st.mtimeNs > st.ctimeNs ? st.mtimeNs : st.ctimeNs;
+    let map = this.memo.get(dir);
+    if (newest + this.racyNs < startNs) {
+      if (map === undefined) this.memo.set(dir, (map = new Map()));
+      map.set(name, new MemoEntry(identity(st), hash));
+      this.dirty = true;
+    } else if (map?.delete(name)) {
+      this.dirty = true;
+    }
   }
 
   async flush(): Promise<void> {
     if (!this.dirty) return;
     const lines: string[] = [HEADER];
-    for (const [path, e] of this.memo) lines.push(`${escapePath(path)}\t${e.id}\t${e.hash}`);
+    for (const [dir, map] of this.memo) {
+      if (map.size === 0) continue;
+      lines.push(escapePath(dir));
+      for (const [name, e] of map) lines.push(`${escapePath(name)}\t${e.id}\t${e.hash}`);
+    }
     lines.push('');
     await writeFileAtomic(this.file, lines.join('\n'));
     this.dirty = false;
   }
 }
 
-/** A missing or unreadable state file is an empty memo: the state is a cache, never a source of truth. */
-async function load(file: string): Promise<Map<string, MemoEntry>> {
-  const memo = new Map<string, MemoEntry>();
+function byEntryRel(a: ManifestEntry, b: ManifestEntry): number {
+  return a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0;
+}
+
+/** A missing, foreign or older-version state file is an empty memo: the state is a cache, never a source of truth. */
+async function load(file: string): Promise<Memo> {
+  const memo: Memo = new Map();
   let text: string;
   try {
     text = await readFile(file, 'utf8');
@@ -191,22 +318,29 @@ async function load(file: string): Promise<Map<string, MemoEntry>> {
     throw e;
   }
   const lines = text.split('\n');
-  if (lines[0] !== HEADER) return memo; // unknown version: start afresh rather than trust it
+  if (lines[0] !== HEADER) return memo;
+  let map: Map<string, MemoEntry> | undefined;
   for (let i = 1; i < lines.length; i++) {
     const line = lines[i]!;
+    if (line.charCodeAt(0) === 47 /* '/' */) {
+      // A directory line (file names never contain '/').
+      const dir = line.includes('\\') ? unescapePath(line) : line;
+      map = memo.get(dir);
+      if (map === undefined) memo.set(dir, (map = new Map()));
+      continue;
+    }
     const a = line.indexOf('\t');
     const b = line.lastIndexOf('\t');
-    // path \t 5 identity fields \t 64-hex hash; anything else (a torn tail) is skipped.
-    if (a <= 0 || b <= a || line.length - b !== 65) continue;
-    const hex = line.slice(b + 1);
-    if (!isHashHex(hex)) continue;
-    const path = line.slice(0, a);
-    memo.set(path.includes('\\') ? unescapePath(path) : path, { id: line.slice(a + 1, b), hash: asHash(hex) });
+    // name \t 5 identity fields \t 64-hex hash; anything else (a damaged line) is skipped.
+    const hash = b > a ? trustedHash(line.slice(b + 1)) : undefined;
+    if (map === undefined || a <= 0 || hash === undefined) continue;
+    const name = line.slice(0, a);
+    map.set(name.includes('\\') ? unescapePath(name) : name, new MemoEntry(line.slice(a + 1, b), hash));
   }
   return memo;
 }
 
-// Paths may contain tabs, newlines and backslashes; escape them so one line stays one entry.
+// Names may contain tabs, newlines and backslashes; escape them so one line stays one entry.
 const NEEDS_ESCAPE = /[\\\t\n\r]/;
 function escapePath(p: string): string {
   if (!NEEDS_ESCAPE.test(p)) return p;

@@ -42,7 +42,7 @@ import { manifestJson, parseManifest, type ManifestEntry } from './manifest.js';
 import { mapPool } from './pool.js';
 import type { LocalHashState } from './state.js';
 import type { Hash, RestoreMode, Store, StoredOutput } from './types.js';
-import { byRel, walkFiles } from './walk.js';
+import { byRel, walk } from './walk.js';
 
 export interface StoreOptions {
   /** When given, files whose memoised hash is already an object are not copied again (a stat instead of a read). */
@@ -99,9 +99,11 @@ class ContentStore implements LocalStore {
     if (!st.isDirectory()) {
       throw new CacheError(`${absPath} (declared output ${relPath}) is not a regular file or directory.`, 'special-file', absPath);
     }
-    const files = walkFiles(absPath).sort(byRel);
-    const hashes = await mapPool(files, this.concurrency, (f) => this.putFile(f.abs, Number(f.st.size)));
-    const entries = files.map((f, i): ManifestEntry => [f.rel, hashes[i]!, Number(f.st.size)]);
+    const files: Array<{ rel: string; abs: string; size: number }> = [];
+    walk(absPath, (rel, abs, st) => files.push({ rel, abs, size: Number(st.size) })); // not the stats: 1.5 KB each
+    files.sort(byRel);
+    const hashes = await mapPool(files, this.concurrency, (f) => this.putFile(f.abs, f.size));
+    const entries = files.map((f, i): ManifestEntry => [f.rel, hashes[i]!, f.size]);
     const json = manifestJson(entries);
     const hash = hashBytes(json);
     await this.putBytes(hash, json);

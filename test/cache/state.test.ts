@@ -11,7 +11,9 @@ const FAKE = 'f'.repeat(64);
 /** A state file claiming `path` (with its current identity) has hash FAKE: only a memo hit can return FAKE. */
 function forgeState(stateFile: string, path: string): void {
   const st = statSync(path, { bigint: true });
-  writeFileSync(stateFile, `pipe-hashstate\t1\n${path}\t${st.dev}\t${st.ino}\t${st.size}\t${st.mtimeNs}\t${st.ctimeNs}\t${FAKE}\n`);
+  const dir = path.slice(0, path.lastIndexOf('/'));
+  const name = path.slice(path.lastIndexOf('/') + 1);
+  writeFileSync(stateFile, `pipe-hashstate\t2\n${dir}\n${name}\t${st.dev}\t${st.ino}\t${st.size}\t${st.mtimeNs}\t${st.ctimeNs}\t${FAKE}\n`);
 }
 
 describe('HashState memo', () => {
@@ -180,7 +182,7 @@ describe('persistence', () => {
     await s.hashPath(`${d}/plain`);
     await s.flush();
     const text = readFileSync(`${d}/state`, 'utf8');
-    expect(text.split('\n').filter(Boolean)).toHaveLength(3); // header + 2 entries, one line each
+    expect(text.split('\n').filter(Boolean)).toHaveLength(4); // header + directory + 2 entries, one line each
 
     const again = await openHashState(`${d}/state`, { racyWindowMs: 0 });
     expect(again.size).toBe(2);
@@ -195,11 +197,31 @@ describe('persistence', () => {
     expect(statSync(`${d}/state`).mtimeMs).toBe(mtime);
   });
 
+  it('walking a directory prunes memo entries of deleted files and subdirectories', async () => {
+    const d = tempDir();
+    mkdirSync(`${d}/t/sub`, { recursive: true });
+    for (const f of ['a', 'b', 'sub/c', 'sub/d']) writeFileSync(`${d}/t/${f}`, f);
+    const s = await openHashState(`${d}/state`, { racyWindowMs: 0 });
+    await s.hashPath(`${d}/t`);
+    expect(s.size).toBe(4);
+    rmSync(`${d}/t/a`);
+    await s.hashPath(`${d}/t`);
+    expect(s.size).toBe(3);
+    rmSync(`${d}/t/sub`, { recursive: true });
+    await s.hashPath(`${d}/t`);
+    expect(s.size).toBe(1);
+    await s.flush();
+    expect(readFileSync(`${d}/state`, 'utf8')).not.toContain('/sub');
+    rmSync(`${d}/t/b`);
+    expect(await s.hashPath(`${d}/t/b`)).toMatchObject({ kind: 'missing' });
+    expect(s.size).toBe(0);
+  });
+
   it('a damaged or foreign state file is an empty memo, not an error', async () => {
     const d = tempDir();
     writeFileSync(`${d}/state`, 'something else\n');
     expect((await openHashState(`${d}/state`)).size).toBe(0);
-    writeFileSync(`${d}/state`, `pipe-hashstate\t1\n/x\t1\t2\t3\t4\t5\t${'a'.repeat(64)}\n/torn\t1\t2\t3\t4\t5\tab`);
+    writeFileSync(`${d}/state`, `pipe-hashstate\t2\n/d\nx\t1\t2\t3\t4\t5\t${'a'.repeat(64)}\ntorn\t1\t2\t3\t4\t5\tab`);
     expect((await openHashState(`${d}/state`)).size).toBe(1);
   });
 });

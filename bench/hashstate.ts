@@ -1,0 +1,127 @@
+// `npm run bench -- hashstate [--files N] [--drop-caches]`: the no-op cost of hashing a 100,000-file directory.
+//
+// Figures (wall ms, and CPU ms = user+sys of this process, which is steadier on a shared machine):
+//  - walk_stat_*: walking + stat'ing the tree alone, sync vs the promise API (why walk.ts is synchronous);
+//  - hash_cold: an empty memo (first run): every file read and hashed;
+//  - hash_warm_same_process: the memo hit for every file (walk + stat + lookup + manifest + its sha256);
+//  - state_save / state_load / state_size: the persisted memo of 100,000 entries;
+//  - noop_*: a later `pipe run`'s no-op, in a fresh child process: load state + hash the tree + flush (which writes
+//    nothing), with that process's peak RSS.
+// Baseline `vs full-rehash`: hashing the tree without a memo (what a tool without a stat memo does every run) =
+// cold time / no-op time. `--drop-caches` also times a walk with the OS dentry/inode caches dropped (needs root).
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { readdir, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { mapPool } from '../cache/pool.js';
+import { openHashState } from '../cache/state.js';
+import { walk } from '../cache/walk.js';
+
+const argv = process.argv.slice(2);
+const opt = (name: string): string | undefined => (argv.includes(name) ? argv[argv.indexOf(name) + 1] : undefined);
+const N = Number(opt('--files') ?? 100_000);
+const PER_DIR = 1000;
+const root = `${tmpdir()}/pipe-bench-hashstate-${N}`;
+const tree = `${root}/tree`;
+const stateFile = `${root}/state`;
+
+function bench(figure: string, value: number, unit: string): void {
+  console.log(`BENCH ${figure} ${Number(value.toFixed(value < 10 ? 2 : 1))} ${unit}`);
+}
+
+/** Time `fn`: best of `reps` for wall and CPU (the best is the least disturbed by other load). */
+async function timed<T>(reps: number, fn: () => Promise<T> | T): Promise<{ wall: number; cpu: number; value: T }> {
+  let wall = Infinity;
+  let cpu = Infinity;
+  let value!: T;
+  for (let i = 0; i < reps; i++) {
+    const c0 = process.cpuUsage();
+    const t0 = process.hrtime.bigint();
+    value = await fn();
+    wall = Math.min(wall, Number(process.hrtime.bigint() - t0) / 1e6);
+    const c = process.cpuUsage(c0);
+    cpu = Math.min(cpu, (c.user + c.system) / 1000);
+  }
+  return { wall, cpu, value };
+}
+
+function report(figure: string, t: { wall: number; cpu: number }): void {
+  bench(`${figure}_wall`, t.wall, 'ms');
+  bench(`${figure}_cpu`, t.cpu, 'ms');
+}
+
+/** The fixture is kept between runs (creating 100k files is most of the bench's time). */
+function makeTree(): void {
+  if (existsSync(`${root}/.complete`)) return;
+  rmSync(root, { recursive: true, force: true });
+  for (let d = 0; d * PER_DIR < N; d++) {
+    const dir = `${tree}/part-${String(d).padStart(4, '0')}`;
+    mkdirSync(dir, { recursive: true });
+    for (let i = 0; i < PER_DIR && d * PER_DIR + i < N; i++) writeFileSync(`${dir}/img-${i}.bin`, `file ${d}/${i} `.repeat(8));
+  }
+  writeFileSync(`${root}/.complete`, '');
+}
+
+async function walkPromises(dir: string): Promise<number> {
+  const ents = await readdir(dir, { withFileTypes: true });
+  const files = ents.filter((e) => !e.isDirectory()).map((e) => `${dir}/${e.name}`);
+  await mapPool(files, 64, (f) => stat(f, { bigint: true }));
+  let n = files.length;
+  for (const e of ents) if (e.isDirectory()) n += await walkPromises(`${dir}/${e.name}`);
+  return n;
+}
+
+/** Child mode: one no-op run as `pipe run` would do it, printing its own figures. */
+async function noopChild(): Promise<void> {
+  const t = await timed(1, async () => {
+    const s = await openHashState(stateFile);
+    const h = await s.hashPath(tree);
+    await s.flush();
+    return { h, reads: s.stats.reads };
+  });
+  if (t.value.reads !== 0) throw new Error(`no-op read ${t.value.reads} files`);
+  console.log(JSON.stringify({ wall: t.wall, cpu: t.cpu, rss: process.resourceUsage().maxRSS / 1024, hash: t.value.h.hash }));
+}
+
+async function main(): Promise<void> {
+  makeTree();
+  if (argv.includes('--drop-caches')) {
+    execFileSync('sh', ['-c', 'sync; echo 3 > /proc/sys/vm/drop_caches']);
+    report('walk_stat_os_cold', await timed(1, () => walk(tree, () => undefined)));
+  }
+  let n = 0;
+  report('walk_stat_sync', await timed(3, () => walk(tree, () => n++)));
+  const p = await timed(3, () => walkPromises(tree));
+  report('walk_stat_promises_pool64', p);
+  if (p.value * 3 !== n) throw new Error('walks disagree');
+
+  rmSync(stateFile, { force: true });
+  // The files were written before this run; no racy window so every one of them is memoised by the cold pass.
+  const state = await openHashState(stateFile, { racyWindowMs: 0 });
+  const cold = await timed(1, () => state.hashPath(tree));
+  report('hash_cold', cold);
+  if (state.stats.reads !== p.value) throw new Error(`cold: expected ${p.value} reads, got ${state.stats.reads}`);
+  const warm = await timed(3, () => state.hashPath(tree));
+  report('hash_warm_same_process', warm);
+  if (warm.value.hash !== cold.value.hash || state.stats.reads !== p.value) throw new Error('warm hash re-read files');
+
+  report('state_save', await timed(1, () => state.flush()));
+  bench('state_size', statSync(stateFile).size / 1024 / 1024, 'MiB');
+  report('state_load', await timed(3, () => openHashState(stateFile)));
+
+  const runs = [0, 1, 2].map(() => {
+    const r = spawnSync(process.execPath, [...process.execArgv, process.argv[1]!, '--files', String(N), '--noop-child'], {
+      encoding: 'utf8',
+    });
+    if (r.status !== 0) throw new Error(`no-op child failed: ${r.stderr}`);
+    return JSON.parse(r.stdout) as { wall: number; cpu: number; rss: number; hash: string };
+  });
+  if (runs.some((r) => r.hash !== cold.value.hash)) throw new Error('no-op hash differs');
+  const noop = { wall: Math.min(...runs.map((r) => r.wall)), cpu: Math.min(...runs.map((r) => r.cpu)) };
+  report('noop_load_hash_flush_100k', noop);
+  bench('noop_peak_rss', Math.max(...runs.map((r) => r.rss)), 'MiB');
+  console.log(`vs full-rehash ${(cold.wall / noop.wall).toFixed(2)}`);
+}
+
+if (argv.includes('--noop-child')) await noopChild();
+else await main();
