@@ -2,8 +2,8 @@ import { str } from './cells.js';
 import { parseDemographics } from './demographics.js';
 import { workbookError } from './errors.js';
 import { parseModalityShares } from './modality-shares.js';
-import { parsePedsVsAdult } from './peds-adult.js';
-import { imputeSampleSize, parseSampleSize } from './sample-size.js';
+import { parsePedsVsAdult, type AgeGroup } from './peds-adult.js';
+import { imputeSampleSize, parseSampleSize, type SampleSize } from './sample-size.js';
 import { COL, getSheet, type SheetKey } from './sheets.js';
 import type { Cell, Dataset, Workbook } from './types.js';
 import { WarningLog } from './warnings.js';
@@ -70,62 +70,19 @@ function forwardFill(rows: RawRow[], column: string): RawRow[] {
   });
 }
 
+type At = (column: string) => { sheet: string; row: number; column: string };
+
 /**
  * METHODS A.3–A.6 for one raw row. Unparseable sample sizes, demographics and modality shares are errors (the
- * authors' code would silently skip that step for the whole category); an unparseable "(x%)" in `Peds vs. Adult` is
- * treated as missing, as the authors do, and warned about.
+ * authors' code would silently skip that step for the whole category); values the authors treat as missing in
+ * `Peds vs. Adult` are kept missing and warned about.
  */
 export function parseRow(wb: Workbook, raw: RawRow, warnings: WarningLog): Dataset {
-  const at = (column: string) => ({ sheet: raw.sheet, row: raw.excelRow, column });
-  const sampleCell = raw.cells[COL.sampleSize] ?? null;
-  if (sampleCell !== null && typeof sampleCell !== 'string') {
-    throw workbookError(wb.file, at(COL.sampleSize),
-      `the sample size is the bare ${typeof sampleCell} ${JSON.stringify(sampleCell)}; expected lines like ` +
-        `"Patients: 1,234", "Sequences: 50" or "Images: 9,000" so that it is clear what is counted.`);
-  }
-  const parsed = parseSampleSize(sampleCell);
-  if (!parsed.ok) {
-    throw workbookError(wb.file, at(COL.sampleSize),
-      `cannot parse the sample size line ${JSON.stringify(parsed.line)}: ${parsed.reason} (one count per line, ` +
-        `e.g. "Patients: 1,234"; lines containing "N/A" are ignored).`);
-  }
+  const at: At = (column) => ({ sheet: raw.sheet, row: raw.excelRow, column });
   const modalityText = str(raw.cells[COL.modality]);
-  const size = imputeSampleSize(parsed.value, modalityText);
-
-  const demo = parseDemographics(raw.cells[COL.demographics] ?? null);
-  if (!demo.ok) {
-    throw workbookError(wb.file, at(COL.demographics),
-      `line ${demo.lineNumber} of the demographics cell, ${JSON.stringify(demo.line)}, is not "Key: Value" with ` +
-        `exactly one ": " (write e.g. "Age Range: 18 to 90"; a cell that is just "N/A" counts as empty).`);
-  }
-  const cells: Record<string, Cell> = { ...raw.cells };
-  for (const [key, value] of Object.entries(demo.value)) {
-    if (cells[key] === undefined || cells[key] === null) cells[key] = value;
-  }
-
-  const pedsCell = raw.cells[COL.pedsVsAdult] ?? null;
-  const age = parsePedsVsAdult(pedsCell);
-  if (pedsCell !== null && age.containsChildren === 'Unknown') {
-    warnings.add({ kind: 'unrecognised_peds_vs_adult', ...at(COL.pedsVsAdult),
-      message: `${JSON.stringify(pedsCell)} is none of "Adult…", "Peds", "Peds, Adult (…%)"; the dataset counts as Unknown and is left out of the patient counts` });
-  }
-  if (age.unparsedPercentage !== undefined) {
-    warnings.add({ kind: 'unparsed_peds_percentage', ...at(COL.pedsVsAdult),
-      message: `"${age.unparsedPercentage}": the percentage is not a number; the share of adults is treated as unknown, so the dataset is left out of the patient counts` });
-  }
-
-  let modalityShares: Record<string, number> | null = null;
-  const modalitiesText = str(cells['Modalities']);
-  if (modalitiesText !== null) {
-    const shares = parseModalityShares(modalitiesText);
-    if (!shares.ok) {
-      throw workbookError(wb.file, at(COL.demographics),
-        `the "Modalities" line ${JSON.stringify(modalitiesText)} has the part ${JSON.stringify(shares.part)} without ` +
-          `a percentage; expected e.g. "Modalities: CT (83.3%), MRI (17.7%)".`);
-    }
-    modalityShares = shares.value;
-  }
-
+  const size = imputeSampleSize(sampleSizeOf(wb, raw, at), modalityText);
+  const cells = withDemographics(wb, raw, at);
+  const age = ageGroupOf(raw, at, warnings);
   return {
     category: raw.category,
     sheet: raw.sheet,
@@ -137,8 +94,78 @@ export function parseRow(wb: Workbook, raw: RawRow, warnings: WarningLog): Datas
     imputedNumPatients: size.imputedNumPatients,
     containsChildren: age.containsChildren,
     propAdult: age.propAdult,
-    modalityShares,
+    modalityShares: modalitySharesOf(wb, cells, at),
   };
+}
+
+/** A.3: the `Sample Size` cell's counts; a bare number or a line without an integer is an error. */
+function sampleSizeOf(wb: Workbook, raw: RawRow, at: At): SampleSize {
+  const cell = raw.cells[COL.sampleSize] ?? null;
+  if (cell !== null && typeof cell !== 'string') {
+    throw workbookError(wb.file, at(COL.sampleSize),
+      `the sample size is the bare ${typeof cell} ${JSON.stringify(cell)}; expected lines like ` +
+        `"Patients: 1,234", "Sequences: 50" or "Images: 9,000" so that it is clear what is counted.`);
+  }
+  const parsed = parseSampleSize(cell);
+  if (!parsed.ok) {
+    throw workbookError(wb.file, at(COL.sampleSize),
+      `cannot parse the sample size line ${JSON.stringify(parsed.line)}: ${parsed.reason} (one count per line, ` +
+        `e.g. "Patients: 1,234"; lines containing "N/A" are ignored).`);
+  }
+  return parsed.value;
+}
+
+/** A.4: the row's cells plus its demographics keys, which only fill cells that are missing. */
+function withDemographics(wb: Workbook, raw: RawRow, at: At): Record<string, Cell> {
+  const demo = parseDemographics(raw.cells[COL.demographics] ?? null);
+  if (!demo.ok) {
+    throw workbookError(wb.file, at(COL.demographics),
+      `line ${demo.lineNumber} of the demographics cell, ${JSON.stringify(demo.line)}, is not "Key: Value" with ` +
+        `exactly one ": " (write e.g. "Age Range: 18 to 90"; a cell that is just "N/A" counts as empty).`);
+  }
+  const cells: Record<string, Cell> = { ...raw.cells };
+  for (const [key, value] of Object.entries(demo.value)) {
+    if (cells[key] === undefined || cells[key] === null) cells[key] = value;
+  }
+  return cells;
+}
+
+/** A.5, warning where the authors silently fall back to "unknown". */
+function ageGroupOf(raw: RawRow, at: At, warnings: WarningLog): AgeGroup {
+  const cell = raw.cells[COL.pedsVsAdult] ?? null;
+  const age = parsePedsVsAdult(cell);
+  if (age.unparsedPercentage !== undefined) {
+    warnings.add({
+      kind: 'unparsed_peds_percentage',
+      ...at(COL.pedsVsAdult),
+      message:
+        `"${age.unparsedPercentage}": the percentage is not a number; the share of adults is treated as unknown, ` +
+        'so the dataset is left out of the patient counts',
+    });
+  }
+  if (cell !== null && age.containsChildren === 'Unknown') {
+    warnings.add({
+      kind: 'unrecognised_peds_vs_adult',
+      ...at(COL.pedsVsAdult),
+      message:
+        `${JSON.stringify(cell)} is none of "Adult…", "Peds", "Peds, Adult (…%)"; the dataset counts as Unknown ` +
+        'and is left out of the patient counts',
+    });
+  }
+  return age;
+}
+
+/** A.6: the `Modalities` demographics key as a map, or null when the dataset has none. */
+function modalitySharesOf(wb: Workbook, cells: Record<string, Cell>, at: At): Record<string, number> | null {
+  const text = str(cells['Modalities']);
+  if (text === null) return null;
+  const shares = parseModalityShares(text);
+  if (!shares.ok) {
+    throw workbookError(wb.file, at(COL.demographics),
+      `the "Modalities" line ${JSON.stringify(text)} has the part ${JSON.stringify(shares.part)} without ` +
+        `a percentage; expected e.g. "Modalities: CT (83.3%), MRI (17.7%)".`);
+  }
+  return shares.value;
 }
 
 export function isCancerDataset(d: Dataset): boolean {
