@@ -1,0 +1,34 @@
+import type { StageManifest } from '../../engine/stage-api.js';
+
+export const manifest: StageManifest = {
+  kind: 'download',
+  description:
+    'Download files over HTTP(S) — single URLs or every entry of a SHA256SUMS.txt manifest — with resume (Range), ' +
+    'retries with exponential backoff, per-file sha256 verification, credentials from environment variables or ' +
+    'netrc (never stored), an offline mirror tried first, atomic placement and optional archive extraction.',
+  with: {
+    out: { type: 'path', role: 'out', required: true, description: 'Directory the files are placed in (relative layout kept).' },
+    url: { type: 'string', description: 'One http(s) URL (saved under its file name).' },
+    urls: { type: 'string[]', description: 'Several http(s) URLs.' },
+    sha256: { type: 'object', description: 'Expected sha256 per file name for url/urls: {"file.tar.gz": "<hex>"}.' },
+    manifest: {
+      type: 'string',
+      description: 'URL of a checksum manifest (`<sha256>  <relative path>` lines, as PhysioNet\'s SHA256SUMS.txt).',
+    },
+    base_url: { type: 'string', description: 'Base URL the manifest paths are relative to (default: the manifest\'s folder).' },
+    include: { type: 'string[]', description: 'Glob patterns (`*`, `**`, `?`) selecting manifest entries (default: all).' },
+    auth: {
+      type: 'object',
+      description:
+        'Credentials: {user_env: NAME, password_env: NAME} names environment variables (values are never stored); ' +
+        'falls back to ~/.netrc or $NETRC unless {netrc: false}.',
+    },
+    mirror: { type: 'string', description: 'Local directory with the same relative layout, tried before the network.' },
+    retries: { type: 'integer', default: 4, description: 'Extra attempts per file after the first.' },
+    backoff_ms: { type: 'number', default: 500, description: 'First retry delay; doubles each attempt (capped at 30 s).' },
+    timeout_s: { type: 'number', default: 60, description: 'Give up on a connection that sends nothing for this long (then retry).' },
+    extract: { type: 'boolean', default: false, description: 'Extract .tar/.tar.gz/.tgz/.zip files next to themselves.' },
+    concurrency: { type: 'integer', default: 4, description: 'Files downloaded in parallel.' },
+  },
+  resources: { cpus: 1 },
+};

@@ -1,0 +1,248 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import * as tar from 'tar';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { run, type DownloadWith } from '../../stages/download/run.js';
+import { parseChecksums } from '../../stages/download/checksums.js';
+import { lookupNetrc } from '../../stages/download/netrc.js';
+import { makeCtx, makeWorkspace } from '../imaging/ctx.js';
+import { rawTar, rawZip, startServer, type TestServer } from './server.js';
+
+const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+const BIG = randomBytes(300_000);
+const SMALL = Buffer.from('hello, radiographs\n');
+
+let ws: { dir: string; cleanup(): Promise<void> };
+let server: TestServer | null = null;
+beforeAll(async () => {
+  ws = await makeWorkspace('download-');
+});
+afterAll(async () => ws.cleanup());
+afterEach(async () => {
+  await server?.close();
+  server = null;
+  delete process.env['PIPE_TEST_USER'];
+  delete process.env['PIPE_TEST_PASSWORD'];
+  delete process.env['NETRC'];
+});
+
+let n = 0;
+const w = (over: Partial<DownloadWith>): DownloadWith => ({
+  out: `dl/${++n}`,
+  retries: 3,
+  backoff_ms: 20,
+  timeout_s: 10,
+  extract: false,
+  concurrency: 2,
+  ...over,
+});
+const out = (x: DownloadWith): string => join(ws.dir, x.out);
+
+describe('download', () => {
+  it('downloads, verifies sha256, reports bytes and rate, leaves no partial files', async () => {
+    server = await startServer({ '/data/big.bin': { body: BIG }, '/data/small.txt': { body: SMALL } });
+    const x = w({ urls: [`${server.url}/data/big.bin`, `${server.url}/data/small.txt`], sha256: { 'big.bin': sha(BIG) } });
+    const ctx = makeCtx(ws.dir, x);
+    await run(ctx);
+    expect(await readFile(join(out(x), 'big.bin'))).toEqual(BIG);
+    expect(await readFile(join(out(x), 'small.txt'))).toEqual(SMALL);
+    expect((await readdir(out(x))).sort()).toEqual(['big.bin', 'small.txt']);
+    const last = ctx.progressUpdates.at(-1)!;
+    expect(last).toMatchObject({ done: BIG.length + SMALL.length, total: BIG.length + SMALL.length, unit: 'bytes' });
+    expect(last.message).toMatch(/^2\/2 files, 300\.0 kB at [\d.]+ [kMG]B\/s$/);
+    expect(ctx.records).toMatchObject({ download: { files: 2, network: 2 } });
+    // A second run finds the verified files in place and does not touch the network.
+    const before = server.requests.length;
+    await run(makeCtx(ws.dir, x));
+    expect(server.requests.length).toBe(before);
+  });
+
+  it('resumes a dropped connection with Range and ends with the right hash', async () => {
+    server = await startServer({ '/f.bin': { body: BIG, dropAfter: 100_000, dropTimes: 2 } });
+    const x = w({ url: `${server.url}/f.bin`, sha256: { 'f.bin': sha(BIG) } });
+    const ctx = makeCtx(ws.dir, x);
+    await run(ctx);
+    expect(sha(await readFile(join(out(x), 'f.bin')))).toBe(sha(BIG));
+    const hits = server.hits('/f.bin');
+    expect(hits.map((h) => h.range)).toEqual([undefined, 'bytes=100000-', 'bytes=200000-']);
+    expect(ctx.logs.filter((l) => l.startsWith('retrying f.bin'))).toHaveLength(2);
+    expect(existsSync(join(out(x), 'f.bin.part'))).toBe(false);
+  });
+
+  it('keeps the .part file across runs and resumes from it', async () => {
+    server = await startServer({ '/p.bin': { body: BIG } });
+    const x = w({ url: `${server.url}/p.bin`, sha256: { 'p.bin': sha(BIG) } });
+    await mkdir(out(x), { recursive: true });
+    await writeFile(join(out(x), 'p.bin.part'), BIG.subarray(0, 123_456));
+    await run(makeCtx(ws.dir, x));
+    expect(server.hits('/p.bin').map((h) => h.range)).toEqual(['bytes=123456-']);
+    expect(sha(await readFile(join(out(x), 'p.bin')))).toBe(sha(BIG));
+  });
+
+  it('restarts cleanly when the server ignores Range', async () => {
+    server = await startServer({ '/r.bin': { body: BIG, ignoreRange: true, dropAfter: 50_000 } });
+    const x = w({ url: `${server.url}/r.bin`, sha256: { 'r.bin': sha(BIG) } });
+    await run(makeCtx(ws.dir, x));
+    expect(server.hits('/r.bin').map((h) => h.range)).toEqual([undefined, 'bytes=50000-']);
+    expect(sha(await readFile(join(out(x), 'r.bin')))).toBe(sha(BIG));
+  });
+
+  it('retries 500s with backoff, then succeeds or gives up naming the URL', async () => {
+    server = await startServer({ '/flaky': { body: SMALL, statuses: [500, 503] }, '/down': { body: SMALL, statuses: [500, 500, 500, 500, 500] } });
+    const ok = w({ url: `${server.url}/flaky` });
+    const ctx = makeCtx(ws.dir, ok);
+    await run(ctx);
+    expect(await readFile(join(out(ok), 'flaky'))).toEqual(SMALL);
+    expect(ctx.logs.filter((l) => /^retrying flaky in [\d.]+s \(attempt [23]\/4\): HTTP 50[03] from http:\/\/127\.0\.0\.1/.test(l))).toHaveLength(2);
+    const bad = w({ url: `${server.url}/down`, retries: 2 });
+    await expect(run(makeCtx(ws.dir, bad, { stage: 'dl' }))).rejects.toThrow(
+      `stage dl: gave up on ${server.url}/down after 3 attempt(s): HTTP 500 from ${server.url}/down.`,
+    );
+    expect(server.hits('/down')).toHaveLength(3);
+  });
+
+  it('fails at once on 404, naming the URL', async () => {
+    server = await startServer({});
+    await expect(run(makeCtx(ws.dir, w({ url: `${server.url}/missing.csv` }), { stage: 'dl' }))).rejects.toThrow(
+      `stage dl: HTTP 404: ${server.url}/missing.csv does not exist (file missing.csv).`,
+    );
+    expect(server.requests).toHaveLength(1);
+  });
+
+  it('deletes a file with the wrong checksum, retries once, then names file, expected and actual', async () => {
+    server = await startServer({ '/c.bin': { body: SMALL } });
+    const x = w({ url: `${server.url}/c.bin`, sha256: { 'c.bin': 'a'.repeat(64) } });
+    await expect(run(makeCtx(ws.dir, x, { stage: 'dl' }))).rejects.toThrow(
+      `stage dl: checksum mismatch for c.bin from ${server.url}/c.bin: expected sha256 ${'a'.repeat(64)}, got ${sha(SMALL)} (downloaded 2 time(s); the file was deleted).`,
+    );
+    expect(server.hits('/c.bin')).toHaveLength(2);
+    expect(await readdir(out(x))).toEqual([]);
+  });
+
+  it('authenticates from environment variables without ever logging the secret; 401 names the variables and netrc', async () => {
+    const secret = 'S3cr3t-p4ss!';
+    server = await startServer({ '/priv.csv': { body: SMALL, auth: { user: 'alice', pass: secret } } });
+    const x = w({ url: `${server.url}/priv.csv`, auth: { user_env: 'PIPE_TEST_USER', password_env: 'PIPE_TEST_PASSWORD' } });
+    process.env['NETRC'] = join(ws.dir, 'no-such-netrc');
+    let error: Error | null = null;
+    await run(makeCtx(ws.dir, x, { stage: 'dl' })).catch((e: Error) => (error = e));
+    expect(String(error)).toContain(
+      `HTTP 401 Unauthorized for ${server.url}/priv.csv: the server refused the credentials (no credentials). To authenticate, set the environment variables PIPE_TEST_USER and PIPE_TEST_PASSWORD, or add "machine 127.0.0.1 login <user> password <password>" to ${join(ws.dir, 'no-such-netrc')}.`,
+    );
+    process.env['PIPE_TEST_USER'] = 'alice';
+    process.env['PIPE_TEST_PASSWORD'] = secret;
+    const ctx = makeCtx(ws.dir, { ...x, out: `dl/${++n}` });
+    await run(ctx);
+    expect(await readFile(join(ws.dir, ctx.with.out, 'priv.csv'))).toEqual(SMALL);
+    expect(ctx.logs).toContain('using credentials for 127.0.0.1 from environment variables PIPE_TEST_USER and PIPE_TEST_PASSWORD');
+    const everything = JSON.stringify([ctx.logs, ctx.progressUpdates, ctx.records, ctx.with]);
+    expect(everything).not.toContain(secret);
+    expect(everything).not.toContain(Buffer.from(`alice:${secret}`).toString('base64'));
+    // Wrong password from the environment: still a clear 401 and no secret in the message.
+    process.env['PIPE_TEST_PASSWORD'] = 'wrong-one';
+    const e2 = await run(makeCtx(ws.dir, { ...x, out: `dl/${++n}` }, { stage: 'dl' })).catch((e: Error) => e);
+    expect(String(e2)).toContain('the server refused the credentials (environment variables PIPE_TEST_USER and PIPE_TEST_PASSWORD)');
+    expect(String(e2)).not.toContain('wrong-one');
+  });
+
+  it('authenticates from a netrc file named by $NETRC', async () => {
+    server = await startServer({ '/n.csv': { body: SMALL, auth: { user: 'bob', pass: 'netrc-secret' } } });
+    const netrc = join(ws.dir, 'test.netrc');
+    await writeFile(netrc, 'machine example.org login x password y\n\nmachine 127.0.0.1\n  login bob\n  password netrc-secret\n');
+    process.env['NETRC'] = netrc;
+    const ctx = makeCtx(ws.dir, w({ url: `${server.url}/n.csv`, auth: { user_env: 'PIPE_TEST_USER', password_env: 'PIPE_TEST_PASSWORD' } }));
+    await run(ctx);
+    expect(ctx.logs).toContain(`using credentials for 127.0.0.1 from netrc file ${netrc}`);
+    expect(JSON.stringify([ctx.logs, ctx.records])).not.toContain('netrc-secret');
+    expect(server.hits('/n.csv')[0]!.authorization).toBe(`Basic ${Buffer.from('bob:netrc-secret').toString('base64')}`);
+  });
+
+  it('survives a slow server and a stalled connection (idle timeout, then resume)', async () => {
+    const body = randomBytes(20_000);
+    server = await startServer({ '/slow': { body, bytesPerSec: 40_000 }, '/stall': { body, stallMs: 3000 } });
+    const ctx = makeCtx(ws.dir, w({ urls: [`${server.url}/slow`, `${server.url}/stall`], timeout_s: 0.5 }));
+    await run(ctx);
+    expect(await readFile(join(ws.dir, ctx.with.out, 'slow'))).toEqual(body);
+    expect(await readFile(join(ws.dir, ctx.with.out, 'stall'))).toEqual(body);
+    expect(server.hits('/stall').map((h) => h.range)).toEqual([undefined, 'bytes=10-']);
+    expect(ctx.logs.some((l) => /^retrying stall .*no data for 0\.5s/.test(l)), ctx.logs.join('\n')).toBe(true);
+    expect(ctx.progressUpdates.filter((p) => p.unit === 'bytes').length).toBeGreaterThan(2);
+  });
+
+  it('takes files from the offline mirror first, with no server at all', async () => {
+    const mirror = join(ws.dir, 'mirror');
+    await mkdir(join(mirror, 'sub'), { recursive: true });
+    await writeFile(join(mirror, 'SHA256SUMS.txt'), `${sha(SMALL)}  sub/a.txt\n${sha(BIG)}  b.bin\n`);
+    await writeFile(join(mirror, 'sub/a.txt'), SMALL);
+    await writeFile(join(mirror, 'b.bin'), BIG);
+    const x = w({ manifest: 'http://127.0.0.1:9/files/SHA256SUMS.txt', mirror, retries: 0 });
+    const ctx = makeCtx(ws.dir, x);
+    await run(ctx);
+    expect(await readFile(join(out(x), 'sub/a.txt'))).toEqual(SMALL);
+    expect(await readFile(join(out(x), 'b.bin'))).toEqual(BIG);
+    expect(ctx.records).toMatchObject({ download: { files: 2, mirror: 2, network: 0 } });
+  });
+
+  it('downloads a SHA256SUMS manifest selection relative to its folder', async () => {
+    const files = { 'annotations/labels.csv': SMALL, 'train/x y.dicom': BIG, 'test/z.dicom': randomBytes(10) };
+    const sums = Object.entries(files).map(([p, b]) => `${sha(b)}  ${p}`).join('\n') + '\n';
+    server = await startServer({
+      '/files/ds/1.0.0/SHA256SUMS.txt': { body: Buffer.from(sums) },
+      ...Object.fromEntries(Object.entries(files).map(([p, b]) => [`/files/ds/1.0.0/${p}`, { body: b }])),
+    });
+    const x = w({ manifest: `${server.url}/files/ds/1.0.0/SHA256SUMS.txt`, include: ['annotations/*', 'train/**'] });
+    const ctx = makeCtx(ws.dir, x);
+    await run(ctx);
+    expect(await readFile(join(out(x), 'train/x y.dicom'))).toEqual(BIG);
+    expect(existsSync(join(out(x), 'test/z.dicom'))).toBe(false);
+    expect(ctx.logs).toContain('2 of 3 manifest entries selected');
+  });
+
+  it('extracts tar.gz and zip archives, and rejects entries that escape the directory', async () => {
+    const src = join(ws.dir, 'src');
+    await mkdir(join(src, 'dir'), { recursive: true });
+    await writeFile(join(src, 'a.txt'), 'A');
+    await writeFile(join(src, 'dir/b.txt'), 'B');
+    await tar.c({ gzip: true, file: join(ws.dir, 'good.tar.gz'), cwd: src }, ['a.txt', 'dir/b.txt']);
+    server = await startServer({
+      '/good.tar.gz': { body: await readFile(join(ws.dir, 'good.tar.gz')) },
+      '/good.zip': { body: rawZip([{ name: 'z/one.txt', body: '1' }, { name: 'two.txt', body: '2' }]) },
+      '/evil.tar': { body: rawTar([{ name: 'ok.txt', body: 'fine' }, { name: '../evil.txt', body: 'pwned' }]) },
+      '/evil.zip': { body: rawZip([{ name: '../../evil.txt', body: 'pwned' }]) },
+      '/link.tar': { body: rawTar([{ name: 'innocent', type: '2', link: '../../etc/passwd' }]) },
+    });
+    const x = w({ urls: [`${server.url}/good.tar.gz`, `${server.url}/good.zip`], extract: true });
+    await run(makeCtx(ws.dir, x));
+    expect(await readFile(join(out(x), 'a.txt'), 'utf8')).toBe('A');
+    expect(await readFile(join(out(x), 'dir/b.txt'), 'utf8')).toBe('B');
+    expect(await readFile(join(out(x), 'z/one.txt'), 'utf8')).toBe('1');
+    expect(await readFile(join(out(x), 'two.txt'), 'utf8')).toBe('2');
+    for (const [name, entry] of [['evil.tar', '../evil.txt'], ['evil.zip', '../../evil.txt']]) {
+      const y = w({ url: `${server.url}/${name}`, extract: true });
+      await expect(run(makeCtx(ws.dir, y, { stage: 'dl' }))).rejects.toThrow(
+        `stage dl: ${name}: entry "${entry}" would be written outside the target directory (contains ".."); refusing to extract.`,
+      );
+      expect(existsSync(join(out(y), 'ok.txt'))).toBe(false);
+    }
+    await expect(run(makeCtx(ws.dir, w({ url: `${server.url}/link.tar`, extract: true })))).rejects.toThrow(/link "innocent" → "\.\.\/\.\.\/etc\/passwd" points outside/);
+    expect(existsSync(join(ws.dir, 'evil.txt'))).toBe(false);
+    expect(existsSync(join(ws.dir, 'dl', 'evil.txt'))).toBe(false);
+  });
+});
+
+describe('download helpers', () => {
+  it('parses SHA256SUMS with positions in errors and refuses unsafe paths', () => {
+    const h = 'ab'.repeat(32);
+    expect(parseChecksums(`${h}  a/b.csv\n${h} *c.bin\n\n`, 'S')).toEqual({ ok: true, value: [{ path: 'a/b.csv', sha256: h }, { path: 'c.bin', sha256: h }] });
+    expect(parseChecksums(`${h}  ok\nnot a line\n`, 'S')).toEqual({ ok: false, error: 'S:2:1: expected "<sha256>  <path>", got "not a line"' });
+    expect(parseChecksums(`${h}  ../x\n`, 'S')).toMatchObject({ ok: false, error: expect.stringContaining('unsafe path "../x"') });
+  });
+
+  it('reads netrc machines, default and macdef blocks', () => {
+    const text = 'macdef init\ncd /pub\n\nmachine a.org login u1 password p1\ndefault login anon password guest\n';
+    expect(lookupNetrc(text, 'a.org')).toEqual({ login: 'u1', password: 'p1' });
+    expect(lookupNetrc(text, 'b.org')).toEqual({ login: 'anon', password: 'guest' });
+  });
+});
