@@ -19,8 +19,11 @@ import type { StoredOutput } from './types.js';
 export interface GcOptions {
   /** Store root (e.g. `<ws>/.pipe/cache`). */
   store: string;
-  /** RunCache dir (e.g. `<ws>/.pipe/runs`). */
-  runsDir: string;
+  /**
+   * RunCache dir (e.g. `<ws>/.pipe/runs`), or several: a store shared by workspaces must be collected with all of
+   * their run caches, or one workspace's gc deletes what only another's recent runs reference.
+   */
+  runsDir: string | readonly string[];
   /** Outputs that must survive whatever their age (from lock files). */
   keep: Iterable<StoredOutput>;
   /** Run records that ended less than this long ago keep their outputs alive. Default 30 days. */
@@ -69,25 +72,9 @@ export async function collectGarbage(opts: GcOptions): Promise<GcResult> {
   for (const out of opts.keep) await addOutput(out);
 
   // Run records: keep recent ones' outputs, delete old ones.
-  const deletedKeys = new Set<string>();
-  for (const shard of await listDir(opts.runsDir)) {
-    if (!/^[0-9a-f]{2}$/.test(shard)) continue;
-    for (const name of await listDir(`${opts.runsDir}/${shard}`)) {
-      if (!name.endsWith('.json')) continue;
-      const path = `${opts.runsDir}/${shard}/${name}`;
-      const rec = await readRecord(path);
-      const ended = rec ? Date.parse(rec.endedAt) : NaN;
-      const when = Number.isFinite(ended) ? ended : (await stat(path)).mtimeMs;
-      if (now - when <= keepRunsMs) {
-        for (const out of rec?.outputs ?? []) await addOutput(out);
-        continue;
-      }
-      result.runs++;
-      deletedKeys.add(name.slice(0, -5));
-      if (!opts.dryRun) await unlink(path).catch(() => undefined);
-    }
+  for (const runsDir of typeof opts.runsDir === 'string' ? [opts.runsDir] : opts.runsDir) {
+    await collectRuns(runsDir, now, keepRunsMs, opts.dryRun, addOutput, result);
   }
-  if (!opts.dryRun) await pruneHistory(`${opts.runsDir}/by-stage`, deletedKeys);
 
   // Objects.
   const objRoot = `${opts.store}/objects`;
@@ -121,6 +108,36 @@ export async function collectGarbage(opts: GcOptions): Promise<GcResult> {
     }
   }
   return result;
+}
+
+/** Keep recent run records' outputs alive (through `addOutput`); delete older records and their history markers. */
+async function collectRuns(
+  runsDir: string,
+  now: number,
+  keepRunsMs: number,
+  dryRun: boolean,
+  addOutput: (out: StoredOutput) => Promise<void>,
+  result: GcResult,
+): Promise<void> {
+  const deletedKeys = new Set<string>();
+  for (const shard of await listDir(runsDir)) {
+    if (!/^[0-9a-f]{2}$/.test(shard)) continue;
+    for (const name of await listDir(`${runsDir}/${shard}`)) {
+      if (!name.endsWith('.json')) continue;
+      const path = `${runsDir}/${shard}/${name}`;
+      const rec = await readRecord(path);
+      const ended = rec ? Date.parse(rec.endedAt) : NaN;
+      const when = Number.isFinite(ended) ? ended : (await stat(path)).mtimeMs;
+      if (now - when <= keepRunsMs) {
+        for (const out of rec?.outputs ?? []) await addOutput(out);
+        continue;
+      }
+      result.runs++;
+      deletedKeys.add(name.slice(0, -5));
+      if (!dryRun) await unlink(path).catch(() => undefined);
+    }
+  }
+  if (!dryRun) await pruneHistory(`${runsDir}/by-stage`, deletedKeys);
 }
 
 /** Drop history markers whose record was deleted now or earlier. */

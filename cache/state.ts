@@ -71,6 +71,8 @@ export interface LocalHashState extends HashState {
   /** Number of memoised files. */
   readonly size: number;
   hashDir(absDir: string): Promise<DirHash>;
+  /** The memoised hash of a file whose current stat is `st`, without reading anything; undefined if unknown. */
+  peek(absPath: string, st: BigIntStats): Hash | undefined;
 }
 
 /** A memo entry: the identity as persisted (text), parsed to bigints on first comparison. */
@@ -166,6 +168,11 @@ class FileHashState implements LocalHashState {
       return { kind: 'dir', hash: d.hash, size: d.size, files: d.files };
     }
     throw new CacheError(`${absPath} is not a regular file or directory; pipe cannot hash it.`, 'special-file', absPath);
+  }
+
+  peek(absPath: string, st: BigIntStats): Hash | undefined {
+    const m = this.memo.get(dirname(absPath))?.get(basename(absPath));
+    return m?.matches(st) ? m.hash : undefined;
   }
 
   async hashDir(absDir: string): Promise<DirHash> {

@@ -45,7 +45,7 @@ import type { Hash, RestoreMode, Store, StoredOutput } from './types.js';
 import { byRel, walk } from './walk.js';
 
 export interface StoreOptions {
-  /** When given, files whose memoised hash is already an object are not copied again (a stat instead of a read). */
+  /** When given, files whose memoised hash is already an object are not read again (a stat instead of a read). */
   state?: LocalHashState;
   /** Concurrent file copies for directories. Default 8. */
   concurrency?: number;
@@ -93,16 +93,18 @@ class ContentStore implements LocalStore {
       throw e;
     }
     if (st.isFile()) {
-      const hash = await this.putFile(absPath, Number(st.size));
+      const hash = await this.putFile(absPath, Number(st.size), this.opts.state?.peek(absPath, st));
       return { path: relPath, kind: 'file', hash, size: Number(st.size), files: 1 };
     }
     if (!st.isDirectory()) {
       throw new CacheError(`${absPath} (declared output ${relPath}) is not a regular file or directory.`, 'special-file', absPath);
     }
-    const files: Array<{ rel: string; abs: string; size: number }> = [];
-    walk(absPath, (rel, abs, st) => files.push({ rel, abs, size: Number(st.size) })); // not the stats: 1.5 KB each
+    const files: Array<{ rel: string; abs: string; size: number; known: Hash | undefined }> = [];
+    const state = this.opts.state;
+    // Keep what is needed, not the stats (1.5 KB each).
+    walk(absPath, (rel, abs, st) => files.push({ rel, abs, size: Number(st.size), known: state?.peek(abs, st) }));
     files.sort(byRel);
-    const hashes = await mapPool(files, this.concurrency, (f) => this.putFile(f.abs, f.size));
+    const hashes = await mapPool(files, this.concurrency, (f) => this.putFile(f.abs, f.size, f.known));
     const entries = files.map((f, i): ManifestEntry => [f.rel, hashes[i]!, f.size]);
     const json = manifestJson(entries);
     const hash = hashBytes(json);
@@ -111,13 +113,12 @@ class ContentStore implements LocalStore {
     return { path: relPath.endsWith('/') ? relPath : `${relPath}/`, kind: 'dir', hash, size, files: files.length };
   }
 
-  /** Store one file; returns the hash of the bytes actually stored. */
-  private async putFile(abs: string, size: number): Promise<Hash> {
-    const state = this.opts.state;
-    if (state) {
-      const known = await state.hashPath(abs);
-      if (known.hash && (await this.touchIfPresent(known.hash))) return known.hash;
-    }
+  /**
+   * Store one file; returns the hash of the bytes actually stored. `known` is the hash memo's answer for the file's
+   * current identity: when that object is already stored, nothing is read (a re-stored unchanged output).
+   */
+  private async putFile(abs: string, size: number, known: Hash | undefined): Promise<Hash> {
+    if (known && (await this.touchIfPresent(known))) return known;
     const tmp = await this.tmpPath();
     try {
       const hash = await copyHashing(abs, tmp, size, 0o444);
@@ -338,7 +339,11 @@ async function swapInto(staged: string, dest: string): Promise<void> {
     if (code !== 'EISDIR' && code !== 'ENOTDIR' && code !== 'ENOTEMPTY' && code !== 'EEXIST') throw e;
   }
   const aside = tempName(dest, 'pipe-old');
-  await rename(dest, aside);
+  try {
+    await rename(dest, aside);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e; // moved away meanwhile: nothing to set aside
+  }
   await rename(staged, dest);
   await rm(aside, { recursive: true, force: true });
 }

@@ -110,4 +110,20 @@ describe('collectGarbage', () => {
     await collectGarbage({ store: `${d}/cache`, runsDir: `${d}/runs`, keep: [], dryRun: false, keepRunsNewerThanMs: 0 });
     expect(await openStore(`${d}/cache`).has(again)).toBe(true);
   });
+
+  it('a store shared by two workspaces keeps what either workspace\'s recent runs reference', async () => {
+    const { d, recent } = await setup(); // its runs live in d/runs
+    const other = openRunCache(`${d}/other-runs`); // the second workspace: no runs of its own
+    expect(await other.history('x')).toEqual([]);
+    const past = new Date(Date.now() - 2 * 3600 * 1000);
+    for (const s of readdirSync(`${d}/cache/objects`)) {
+      for (const o of readdirSync(`${d}/cache/objects/${s}`)) utimesSync(`${d}/cache/objects/${s}/${o}`, past, past);
+    }
+    const both = await collectGarbage({ store: `${d}/cache`, runsDir: [`${d}/other-runs`, `${d}/runs`], keep: [], dryRun: true });
+    const onlyOther = await collectGarbage({ store: `${d}/cache`, runsDir: `${d}/other-runs`, keep: [], dryRun: true });
+    expect(onlyOther.objects).toBe(9);
+    expect(both.objects).toBe(7); // recent's b + manifest survive
+    await collectGarbage({ store: `${d}/cache`, runsDir: [`${d}/other-runs`, `${d}/runs`], keep: [], dryRun: false });
+    expect(await openStore(`${d}/cache`).has(recent)).toBe(true);
+  });
 });
