@@ -89,6 +89,9 @@ export async function run(ctx: StageContext<PlotWith>): Promise<void> {
   const rendered = await renderSvg(prepared, datasets.value);
   if (!rendered.ok) throw new StageError(`${name}: ${rendered.error}.`);
   for (const warning of rendered.value.warnings) ctx.log(`vega-lite: ${warning}`);
+  if (rendered.value.metrics === 'estimated') {
+    ctx.log('fontconfig could not find the font file: text widths for layout are estimated (labels may truncate early)');
+  }
   if (ctx.signal.aborted) return;
 
   const svg = rendered.value.svg;
@@ -101,5 +104,7 @@ export async function run(ctx: StageContext<PlotWith>): Promise<void> {
     await writeFileAtomic(ctx.resolve(w.png), png);
     ctx.log(`wrote ${w.png}`);
   }
-  ctx.record({ vega: versions.vega, vegaLite: versions.vegaLite, librsvg: versions.librsvg, font: isObject(prepared.config) ? prepared.config.font : undefined });
+  ctx.record({ vega: versions.vega, vegaLite: versions.vegaLite, librsvg: versions.librsvg, font: isObject(prepared.config) ? prepared.config.font : undefined,
+    textMetrics: rendered.value.metrics,
+  });
 }

@@ -4,10 +4,13 @@ import sharp from 'sharp';
 import type { Result } from '../../../engine/result.js';
 import { err, ok } from '../../../engine/result.js';
 import type { Row } from './datasets.js';
-import { directFieldReferences, externalData, specProblems, topLevelField, type JsonObject } from './spec.js';
+import { directFieldReferences, externalData, isObject, specProblems, topLevelField, type JsonObject } from './spec.js';
+import { useFontMetrics } from './text-metrics.js';
 
 export interface Rendered {
   svg: string;
+  /** How text was measured for layout: the font file's advance widths, or vega's estimate. */
+  metrics: 'font-file' | 'estimated';
   /** Vega-Lite's compile warnings (e.g. a dropped encoding), for the stage log. */
   warnings: string[];
 }
@@ -96,6 +99,8 @@ export async function renderSvg(spec: JsonObject, datasets: ReadonlyMap<string, 
         `(a file's dataset name is its basename without extension)`,
     );
   }
+  const font = isObject(spec.config) && typeof spec.config.font === 'string' ? spec.config.font : 'sans-serif';
+  const metrics = useFontMetrics(font);
   try {
     const view = new vega.View(vega.parse(compiled), {
       renderer: 'none',
@@ -107,7 +112,7 @@ export async function renderSvg(spec: JsonObject, datasets: ReadonlyMap<string, 
     await view.runAsync();
     const svg = await view.toSVG();
     view.finalize();
-    return ok({ svg, warnings });
+    return ok({ svg, warnings, metrics });
   } catch (e) {
     return err(`Vega cannot render it: ${(e as Error).message}`);
   }
