@@ -20,6 +20,7 @@ export const stagesRoot = basename(distRoot) === 'dist' ? join(distRoot, 'stages
 export const engineDistDir = basename(distRoot) === 'dist' ? here : join(repoRoot, 'dist', 'engine');
 
 let manifests: Map<string, StageManifest> | undefined;
+let manifestPaths: string[] = [];
 /** kind → the root folder its compiled manifest.js/run.js live under. */
 const roots = new Map<string, string>();
 
@@ -40,8 +41,10 @@ function kindRoots(): string[] {
 export async function loadKinds(): Promise<Map<string, StageManifest>> {
   if (manifests) return manifests;
   const found = new Map<string, StageManifest>();
+  const all: string[] = [];
   for (const root of kindRoots()) {
     const files = existsSync(root) ? findManifests(root) : [];
+    all.push(...files);
     const mods = await Promise.all(files.map(async (file) => [file, (await import(pathToFileURL(file).href)) as { manifest?: StageManifest }] as const));
     for (const [file, mod] of mods) {
       const kind = relative(root, dirname(file)).split(sep).join('/');
@@ -51,7 +54,13 @@ export async function loadKinds(): Promise<Map<string, StageManifest>> {
     }
   }
   manifests = found;
+  manifestPaths = all;
   return found;
+}
+
+/** The manifest.js files loadKinds imported (a cached validated pipeline is only valid while they are unchanged). */
+export function loadedManifestFiles(): readonly string[] {
+  return manifestPaths;
 }
 
 /** The folder holding a kind's compiled run.js (the runner's `stagesRoot`). */

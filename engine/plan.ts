@@ -34,17 +34,50 @@ export function absPath(root: string, rel: string): string {
  * Hash every dep and compute the key. `known` supplies hashes of paths that are not on disk yet but will be
  * (outputs an upstream stage would restore: --dry-run can then still compute the downstream key).
  */
-export async function computeKey(stage: StageSpec, ws: Workspace, known?: ReadonlyMap<string, Hash>): Promise<StageKeyInfo> {
+export async function computeKey(stage: StageSpec, ws: Workspace, known?: ReadonlyMap<string, Hash>, memo?: DepMemo): Promise<StageKeyInfo> {
   const depHashes: Record<string, Hash | null> = {};
   await Promise.all(
     stage.deps.map(async (d) => {
       const k = known?.get(d.path);
-      depHashes[d.path] = k ?? (await ws.state.hashPath(absPath(ws.root, d.path))).hash;
+      depHashes[d.path] = k ?? (await (memo ? memo.hash(d.path) : ws.state.hashPath(absPath(ws.root, d.path)))).hash;
     }),
   );
   const impl = stage.uses ? await implementationHash(stage.uses, ws.state) : undefined;
   const fields = keyFields(stage, depHashes, impl);
   return { fields, key: stageKey(fields), depHashes };
+}
+
+/**
+ * Dep hashes shared by the decisions of one run: a file many stages depend on (a script, a dataset folder) is
+ * hashed once. A path is forgotten whenever a stage is about to write it or has written it, so a decision never
+ * sees a stale hash of an upstream output. (The after-run dep check never uses the memo.)
+ */
+export class DepMemo {
+  private readonly memo = new Map<string, Promise<PathHash>>();
+  constructor(private readonly ws: Workspace) {}
+
+  hash(rel: string): Promise<PathHash> {
+    let h = this.memo.get(rel);
+    if (!h) {
+      h = this.ws.state.hashPath(absPath(this.ws.root, rel));
+      this.memo.set(rel, h);
+    }
+    return h;
+  }
+
+  /** Forget every memoised path at, under, or above `rel` (a file inside a dir dep changes the dir's hash). */
+  forget(rel: string): void {
+    const bare = rel.endsWith('/') ? rel.slice(0, -1) : rel;
+    this.memo.delete(bare);
+    this.memo.delete(`${bare}/`);
+    // Ancestors: directory deps containing it.
+    for (let i = bare.lastIndexOf('/'); i > 0; i = bare.lastIndexOf('/', i - 1)) {
+      this.memo.delete(bare.slice(0, i));
+      this.memo.delete(`${bare.slice(0, i)}/`);
+    }
+    // Descendants: only a directory output can contain other deps (a scan, but directory outs are few).
+    if (rel.endsWith('/')) for (const k of this.memo.keys()) if (k.startsWith(`${bare}/`)) this.memo.delete(k);
+  }
 }
 
 /** Current identities of a stage's outputs on disk. */
@@ -58,15 +91,16 @@ export interface DecideOptions {
   force: boolean;
   /** Hashes of paths an upstream would restore (plan-only mode). */
   known?: ReadonlyMap<string, Hash>;
+  memo?: DepMemo;
   /**
    * The pipeline's lock file entry of this stage, loaded lazily (only on a run-cache miss): outputs a lock file
    * references stay restorable when their run record is gone (gc of old records, a fresh clone sharing a cache).
    */
-  lockEntry?: (stage: string) => LockStage | undefined;
+  lockEntry?: (stage: string) => Promise<LockStage | undefined>;
 }
 
 export async function decide(stage: StageSpec, ws: Workspace, opts: DecideOptions): Promise<Decision> {
-  const info = await computeKey(stage, ws, opts.known);
+  const info = await computeKey(stage, ws, opts.known, opts.memo);
   if (opts.force) return { action: 'run', info, reasons: ['--force'], changes: [] };
   if (stage.alwaysRun) return { action: 'run', info, reasons: ['always_run'], changes: [] };
 
@@ -78,7 +112,7 @@ export async function decide(stage: StageSpec, ws: Workspace, opts: DecideOption
     if (outputProblems.length === 0) return { action: 'up-to-date', info, reasons: [] };
   }
 
-  const record = (await ws.runs.get(info.key)) ?? recordFromLock(stage, info, opts.lockEntry?.(stage.name));
+  const record = (await ws.runs.get(info.key)) ?? recordFromLock(stage, info, await opts.lockEntry?.(stage.name));
   if (record) {
     if (outputProblems.length === 0 && (await outputsMatch(stage, ws, record))) {
       return { action: 'up-to-date', info, reasons: [], record };

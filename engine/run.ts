@@ -6,16 +6,16 @@
  *
  * `planStages` is the "what would run and why" half (no processes, nothing written but the hash memo).
  */
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { hostname } from 'node:os';
 import type { Hash, RunRecord, StoredOutput } from '../cache/types.js';
 import { emptyCounts, type Emit, type RunCounts, type StageStatus } from './events.js';
 import type { Executor, Job, JobResult } from './executors/executor.js';
 import { engineDistDir, kindRoot } from './kinds.js';
-import { lockPath, readLock, writeLock, type LockFile, type LockStage } from './lockfile.js';
+import { lockPath, readLockAsync, stageDigest, writeLock, type LockFile, type LockStage } from './lockfile.js';
 import type { Pipeline, StageSpec } from './model.js';
-import { absPath, computeKey, decide, hashOutputs, type Decision, type StageKeyInfo } from './plan.js';
+import { absPath, computeKey, decide, DepMemo, hashOutputs, type Decision, type StageKeyInfo } from './plan.js';
 import { fitRequest, ReadyTracker, ResourcePool, WaitQueue, type Grant, type Machine } from './scheduler.js';
 import type { UpstreamRun } from './stage-api.js';
 import type { IndexedOutput, Workspace } from './workspace.js';
@@ -108,6 +108,7 @@ export async function planStages(opts: EngineOptions): Promise<Map<string, Decis
   const decisions = new Map<string, Decision>();
   const known = new Map<string, Hash>();
   const lockOf = lazyLock(pipeline);
+  const memo = new DepMemo(ws);
   const done = new Map<string, Promise<void>>();
   const decideOne = async (name: string): Promise<void> => {
     const ups = waitsFor(name);
@@ -118,7 +119,7 @@ export async function planStages(opts: EngineOptions): Promise<Map<string, Decis
     if (running.length > 0 && !opts.force?.(name)) {
       d = { action: 'run', reasons: running.map((u) => `upstream stage ${u} will re-run`), changes: [] };
     } else {
-      d = await decide(stage, ws, { force: opts.force?.(name) ?? false, known, lockEntry: lockOf });
+      d = await decide(stage, ws, { force: opts.force?.(name) ?? false, known, lockEntry: lockOf, memo });
     }
     if (d.action === 'restore') for (const o of d.record.outputs) known.set(o.path, o.hash);
     decisions.set(name, d);
@@ -144,6 +145,10 @@ export async function runStages(opts: RunOptions): Promise<RunSummary> {
   const outcomes = new Map<string, StageOutcome>();
   const lockEntries = new Map<string, LockStage>();
   const lockOf = lazyLock(pipeline);
+  const memo = new DepMemo(ws);
+  const forgetOutputs = (stage: StageSpec): void => {
+    for (const o of stage.outs) memo.forget(o.path);
+  };
   let stopping: string | undefined; // why no new stage starts (failure without --keep-going, or Ctrl-C)
   let remaining = order.length;
   let finishAll!: () => void;
@@ -193,7 +198,7 @@ export async function runStages(opts: RunOptions): Promise<RunSummary> {
       if (bad) return finish({ stage: name, status: signal.aborted ? 'cancelled' : 'skipped', reason: `upstream stage ${bad} ${outcomes.get(bad)!.status === 'failed' ? 'failed' : 'did not complete'}`, durationMs: 0 });
       if (stopping) return finish({ stage: name, status: signal.aborted ? 'cancelled' : 'skipped', reason: stopping, durationMs: 0 });
 
-      const d = await decide(stage, ws, { force: opts.force?.(name) ?? false, lockEntry: lockOf });
+      const d = await decide(stage, ws, { force: opts.force?.(name) ?? false, lockEntry: lockOf, memo });
       emit({ type: 'plan', stage: name, action: d.action, reasons: d.reasons, ...(d.info ? { key: d.info.key } : {}) });
       if (d.action === 'up-to-date') {
         const entry = ws.index.get(name);
@@ -205,7 +210,9 @@ export async function runStages(opts: RunOptions): Promise<RunSummary> {
       }
       if (d.action === 'restore') {
         if (stopping) return finish({ stage: name, status: signal.aborted ? 'cancelled' : 'skipped', reason: stopping, durationMs: 0 });
+        forgetOutputs(stage);
         await restore(stage, d.record);
+        forgetOutputs(stage);
         const outputs = await indexedOutputs(stage, ws);
         ws.index.set(name, { key: d.info.key, outputs });
         lockEntries.set(name, lockEntry(stage, d.info, outputs));
@@ -258,6 +265,7 @@ export async function runStages(opts: RunOptions): Promise<RunSummary> {
     const logFile = join(ws.logsDir, `${safeName(name)}.log`);
     let outcome: StageOutcome;
     let logTail: string | undefined;
+    forgetOutputs(stage);
     try {
       removeOutputs(stage, ws.root);
       for (const o of stage.outs) mkdirSync(dirname(absPath(ws.root, o.path)), { recursive: true });
@@ -287,6 +295,7 @@ export async function runStages(opts: RunOptions): Promise<RunSummary> {
       removeOutputs(stage, ws.root);
       outcome = { stage: name, status: signal.aborted ? 'cancelled' : 'failed', reason: errorText(e), durationMs: Date.now() - t0, key: info.key };
     } finally {
+      forgetOutputs(stage);
       if (grant) pool.release(grant);
     }
     finish(outcome, { logFile, ...(logTail ? { logTail } : {}) });
@@ -432,24 +441,39 @@ export async function runStages(opts: RunOptions): Promise<RunSummary> {
 }
 
 /** The lock file's stage entries, parsed on first use (never on a no-op run). */
-function lazyLock(pipeline: Pipeline): (stage: string) => LockStage | undefined {
-  let stages: Record<string, LockStage> | undefined;
-  return (stage) => (stages ??= readLock(lockPath(pipeline.file))?.stages ?? {})[stage];
+function lazyLock(pipeline: Pipeline): (stage: string) => Promise<LockStage | undefined> {
+  let stages: Promise<Record<string, LockStage>> | undefined;
+  return async (stage) => (await (stages ??= readLockAsync(lockPath(pipeline.file)).then((l) => l?.stages ?? {})))[stage];
 }
 
-/** Save the index, the hash memo and the lock file (completed stages updated; others kept as they were). */
+/**
+ * Save the hash memo, the index and the lock file (completed stages updated; others kept as they were). The lock
+ * file is neither read nor rendered when it is exactly as pipe last wrote it and no entry changed (no-op runs).
+ */
 async function persist(pipeline: Pipeline, ws: Workspace, entries: Map<string, LockStage>): Promise<void> {
-  ws.index.save();
   await ws.state.flush();
   const file = lockPath(pipeline.file);
-  const old = readLock(file);
   const names = new Set(pipeline.stages.map((s) => s.name));
+  const meta = ws.index.lock;
+  const digests = new Map([...entries].map(([n, e]) => [n, stageDigest(n, e)]));
+  if (meta && Object.keys(meta.entries).every((n) => names.has(n)) && [...digests].every(([n, d]) => meta.entries[n] === d)) {
+    let st: { size: number; mtimeMs: number } | undefined;
+    try {
+      st = statSync(file);
+    } catch {
+      // Deleted: rewrite below.
+    }
+    if (st && st.size === meta.size && st.mtimeMs === meta.mtimeMs) return ws.index.save();
+  }
+  const old = await readLockAsync(file);
   const stages: Record<string, LockStage> = {};
   for (const [n, s] of Object.entries(old?.stages ?? {})) if (names.has(n)) stages[n] = s;
   for (const [n, s] of entries) stages[n] = s;
-  if (Object.keys(stages).length === 0 && !old) return;
+  if (Object.keys(stages).length === 0 && !old) return ws.index.save();
   const lock: LockFile = { schema: 1, pipeline: pipeline.name, stages };
-  writeLock(file, lock);
+  const st = writeLock(file, lock);
+  ws.index.lock = { ...st, entries: Object.fromEntries(Object.entries(stages).map(([n, e]) => [n, digests.get(n) ?? stageDigest(n, e)])) };
+  ws.index.save();
 }
 
 function lockEntry(stage: StageSpec, info: StageKeyInfo, outputs: IndexedOutput[]): LockStage {

@@ -71,37 +71,54 @@ export interface IndexEntry {
  * stage → the key of its latest completed run and the identities of the outputs it left. Only a shortcut: a stage
  * is up to date when its current key equals the entry's and its outputs on disk still hash to these values.
  */
+/** What pipe last wrote to the lock file, so an unchanged lock file is neither re-read nor re-rendered. */
+export interface LockMeta {
+  size: number;
+  mtimeMs: number;
+  /** stage → digest of the entry written for it. */
+  entries: Record<string, string>;
+}
+
+interface IndexFile {
+  version: 1;
+  stages: Record<string, IndexEntry>;
+  lock?: LockMeta;
+}
+
 export class StageIndex {
   private dirty = false;
   private constructor(
     private readonly file: string,
-    private readonly entries: Record<string, IndexEntry>,
+    private readonly data: IndexFile,
   ) {}
 
   static open(file: string): StageIndex {
-    let entries: Record<string, IndexEntry> = {};
+    let data: IndexFile = { version: 1, stages: {} };
     try {
-      entries = JSON.parse(readFileSync(file, 'utf8')) as Record<string, IndexEntry>;
+      const parsed = JSON.parse(readFileSync(file, 'utf8')) as IndexFile;
+      if (parsed.version === 1 && parsed.stages) data = parsed;
     } catch {
       // Missing or unreadable: every stage falls back to the run cache.
     }
-    return new StageIndex(file, entries);
+    return new StageIndex(file, data);
   }
 
   get(stage: string): IndexEntry | undefined {
-    return this.entries[stage];
+    return this.data.stages[stage];
   }
 
   set(stage: string, entry: IndexEntry): void {
-    this.entries[stage] = entry;
+    this.data.stages[stage] = entry;
     this.dirty = true;
   }
 
-  delete(stage: string): void {
-    if (stage in this.entries) {
-      delete this.entries[stage];
-      this.dirty = true;
-    }
+  get lock(): LockMeta | undefined {
+    return this.data.lock;
+  }
+
+  set lock(meta: LockMeta | undefined) {
+    this.data.lock = meta;
+    this.dirty = true;
   }
 
   /** Atomic write, only when something changed. */
@@ -109,7 +126,7 @@ export class StageIndex {
     if (!this.dirty) return;
     mkdirSync(join(this.file, '..'), { recursive: true });
     const tmp = `${this.file}.tmp-${process.pid}`;
-    writeFileSync(tmp, JSON.stringify(this.entries));
+    writeFileSync(tmp, JSON.stringify(this.data));
     renameSync(tmp, this.file);
     this.dirty = false;
   }

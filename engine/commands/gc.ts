@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { collectGarbage, type GcResult } from '../../cache/gc.js';
 import { workspaceLock } from '../../cache/lock.js';
 import type { Hash, StoredOutput } from '../../cache/types.js';
-import { lockPath, readLock } from '../lockfile.js';
+import { lockPath, readLockAsync } from '../lockfile.js';
 import type { Pipeline } from '../model.js';
 import { formatBytes } from '../scheduler.js';
 import { pipeDirOf } from '../workspace.js';
@@ -24,7 +24,7 @@ export async function gcCommand(files: string[], opts: { dryRun?: boolean; json?
     let g = groups.get(k);
     if (!g) groups.set(k, (g = { pipelines: [], keep: [] }));
     g.pipelines.push(pipeline);
-    for (const stage of Object.values(readLock(lockPath(pipeline.file))?.stages ?? {})) {
+    for (const stage of Object.values((await readLockAsync(lockPath(pipeline.file)))?.stages ?? {})) {
       for (const o of stage.outs) {
         if (!o.hash) continue;
         g.keep.push({ path: o.path, kind: o.path.endsWith('/') ? 'dir' : 'file', hash: o.hash as Hash, size: o.size, files: o.files ?? 1 });

@@ -3,16 +3,18 @@
  */
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { loadPipeline } from '../dsl/index.js';
 import { formatDiagnostic, type Diagnostic } from '../dsl/diagnostics.js';
 import { buildDag, selectTargets, type Dag } from '../graph.js';
-import { loadKinds, resolveKind } from '../kinds.js';
+import { loadedManifestFiles, loadKinds, resolveKind } from '../kinds.js';
+import { readCachedPipeline, writeCachedPipeline, type CacheInputs } from './pipeline-cache.js';
 import type { Pipeline } from '../model.js';
 import type { StageGraph } from '../run.js';
 import { UsageError } from './errors.js';
 
 export interface Loaded {
   pipeline: Pipeline;
+  /** The DSL's warnings (already rendered). */
+  warnings: string[];
   dag: Dag;
   graph: StageGraph;
 }
@@ -27,17 +29,31 @@ export async function loadAll(file: string, opts: LoadOptions = {}): Promise<Loa
   const abs = resolve(file);
   if (!existsSync(abs)) throw new UsageError(`pipeline file ${file} does not exist`);
   await loadKinds();
-  const loaded = await loadPipeline(abs, {
+  const inputs: CacheInputs = {
+    file: abs,
     overrides: opts.overrides ?? [],
-    paramsFiles: opts.paramsFiles ?? [],
-    resolveKind,
-    fileExists: (p: string) => existsSync(p),
-  });
-  if (!loaded.ok) throw new DiagnosticsError(loaded.error);
-  const pipeline = loaded.value;
+    paramsFiles: (opts.paramsFiles ?? []).map((f) => resolve(f)),
+    manifests: loadedManifestFiles(),
+  };
+  let cached = readCachedPipeline(inputs);
+  if (!cached) {
+    // The DSL (and the yaml parser) load only on a cache miss.
+    const { loadPipeline, pipelineWarnings } = await import('../dsl/pipeline.js');
+    const exists: Record<string, boolean> = {};
+    const loaded = await loadPipeline(abs, {
+      overrides: inputs.overrides,
+      paramsFiles: inputs.paramsFiles,
+      resolveKind,
+      fileExists: (p: string) => (exists[p] = existsSync(p)),
+    });
+    if (!loaded.ok) throw new DiagnosticsError(loaded.error);
+    cached = { pipeline: loaded.value, warnings: pipelineWarnings(loaded.value) };
+    writeCachedPipeline(inputs, loaded.value, cached.warnings, exists);
+  }
+  const pipeline = cached.pipeline;
   const dag = buildDag(pipeline);
   if (!dag.ok) throw new DiagnosticsError(dag.error);
-  return { pipeline, dag: dag.value, graph: stageGraph(dag.value) };
+  return { pipeline, warnings: (cached.warnings as Diagnostic[]).map((d) => formatDiagnostic(d)), dag: dag.value, graph: stageGraph(dag.value) };
 }
 
 export function stageGraph(dag: Dag): StageGraph {

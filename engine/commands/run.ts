@@ -38,6 +38,7 @@ export async function runCommand(file: string, targets: string[], opts: RunComma
   const ws = await openWorkspace(loaded.pipeline);
 
   if (opts.dryRun) {
+    for (const w of loaded.warnings) process.stderr.write(`${w}\n`);
     const decisions = await planStages({
       pipeline: loaded.pipeline,
       graph: loaded.graph,
@@ -52,6 +53,7 @@ export async function runCommand(file: string, targets: string[], opts: RunComma
   }
 
   const out = await openOutput(opts, true);
+  if (loaded.warnings.length > 0) out.bus.emit({ type: 'diagnostics', formatted: loaded.warnings, diagnostics: [] });
   const lock = workspaceLock(pipeDirOf(loaded.pipeline), `pipe run ${process.argv.slice(3).join(' ')}`.trim());
   const controller = new AbortController();
   let interrupts = 0;
