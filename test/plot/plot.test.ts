@@ -251,3 +251,22 @@ describe('plot helpers', () => {
     expect(topLevelField('Pred. Percentage')).toBe('Pred');
   });
 });
+
+describe('plot: composite specs', () => {
+  it('renders a faceted chart (Vega-Lite derives facet_domain_* datasets itself)', async () => {
+    const ws = mkdtempSync(join(tmpdir(), 'pipe-plot-facet-'));
+    mkdirSync(join(ws, 'out'));
+    writeFileSync(
+      join(ws, 'out/fpr_by_age.csv'),
+      'model,eval,age,fpr\n' + ['a', 'b'].flatMap((m) => ['x', 'y', 'z'].flatMap((e) => [0, 1, 2].map((age) => `${m},${e},${age},0.${age + 2}`))).join('\n') + '\n',
+    );
+    const spec = {
+      data: { name: 'fpr_by_age' },
+      facet: { row: { field: 'model', type: 'nominal' }, column: { field: 'eval', type: 'nominal' } },
+      spec: { width: 80, height: 60, mark: 'bar', encoding: { x: { field: 'age', type: 'ordinal' }, y: { field: 'fpr', type: 'quantitative' } } },
+    };
+    await run(fakeCtx(ws, { inline: spec, data: ['out/fpr_by_age.csv'], svg: 'out/f.svg', png: 'out/f.png', scale: 1, config: {} }));
+    const svg = readFileSync(join(ws, 'out/f.svg'), 'utf8');
+    expect(bars(svg)).toHaveLength(18);
+  });
+});

@@ -44,10 +44,11 @@ interface VegaData {
   url?: unknown;
   values?: unknown;
   source?: unknown;
+  transform?: unknown[];
 }
 
 /**
- * Named datasets a compiled Vega spec expects to be supplied from outside (no values, url or source), and datasets
+ * Named datasets a compiled Vega spec expects to be supplied from outside (no values, url, source or transform), and datasets
  * it would fetch by URL — which we refuse: a URL bypasses the stage's deps, so the cache could not see it change.
  */
 export function externalData(vegaSpec: { data?: VegaData[] }): { named: string[]; urls: string[] } {
@@ -55,7 +56,11 @@ export function externalData(vegaSpec: { data?: VegaData[] }): { named: string[]
   const urls: string[] = [];
   for (const d of vegaSpec.data ?? []) {
     if (d.url !== undefined) urls.push(typeof d.url === 'string' ? d.url : JSON.stringify(d.url));
-    else if (d.values === undefined && d.source === undefined && d.name !== undefined) named.push(d.name);
+    // Vega-Lite declares a named source as a bare {name}; entries it derives itself (facet domains...) have a
+    // source or a transform that computes them.
+    else if (d.values === undefined && d.source === undefined && !(d.transform && d.transform.length) && d.name !== undefined) {
+      named.push(d.name);
+    }
   }
   return { named, urls };
 }
