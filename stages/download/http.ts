@@ -25,15 +25,20 @@ export interface AttemptOptions {
   userAgent?: string;
 }
 
-/** `https://user:secret@host/p` → `https://host/p`: URLs in messages never carry credentials. */
+/**
+ * `https://user:secret@host/p?sig=…` → `https://host/p?…`: URLs in messages never carry credentials, and query
+ * strings (where signed URLs keep their tokens) are elided.
+ */
 export function redactUrl(url: string): string {
   try {
     const u = new URL(url);
     u.username = '';
     u.password = '';
-    return u.toString();
+    const q = u.search ? '?…' : '';
+    u.search = '';
+    return u.toString() + q;
   } catch {
-    return url.replace(/\/\/[^@/]*@/, '//');
+    return url.replace(/\/\/[^@/]*@/, '//').replace(/\?.*$/, '?…');
   }
 }
 

@@ -15,7 +15,22 @@ export const manifest: StageManifest = {
       type: 'string',
       description: 'URL of a checksum manifest (`<sha256>  <relative path>` lines, as PhysioNet\'s SHA256SUMS.txt).',
     },
-    base_url: { type: 'string', description: 'Base URL the manifest paths are relative to (default: the manifest\'s folder).' },
+    files: {
+      type: 'any',
+      description:
+        'List of {path, url?, sha256?, note?}: saved under `path`; `url` absolute or relative to the base URL; ' +
+        'no url = the file must come from the mirror (`note` says where to obtain it).',
+    },
+    base_url: {
+      type: 'string',
+      description: 'Base URL that relative urls and manifest paths resolve against (default for a manifest: its folder).',
+    },
+    base_url_env: {
+      type: 'string',
+      description:
+        'Name of an environment variable holding the base URL, for signed/private share links (e.g. an Azure SAS URL); ' +
+        'its value is never stored or logged.',
+    },
     include: { type: 'string[]', description: 'Glob patterns (`*`, `**`, `?`) selecting manifest entries (default: all).' },
     auth: {
       type: 'object',

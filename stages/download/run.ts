@@ -13,8 +13,10 @@ export interface DownloadWith {
   out: string;
   url?: string;
   urls?: string[];
+  files?: Array<{ path: string; url?: string | null; sha256?: string | null; note?: string | null }>;
   manifest?: string;
   base_url?: string;
+  base_url_env?: string;
   include?: string[];
   sha256?: Record<string, string>;
   auth?: AuthSpec;
@@ -27,9 +29,13 @@ export interface DownloadWith {
 }
 
 interface FileTask {
-  url: string;
+  /** null: no public URL; the file must come from the mirror (`note` says where to get it). */
+  url: string | null;
+  /** How the URL appears in messages (redacted, or `$VAR/path` when it derives from a secret base URL). */
+  display: string;
   rel: string;
   sha256?: string;
+  note?: string;
 }
 
 async function sha256File(file: string): Promise<string> {
@@ -69,9 +75,15 @@ class Meter {
   }
 }
 
+/** Join a relative path onto a base URL, keeping the base's query string (signed URLs carry their token there). */
 function fileUrl(base: string, rel: string): string {
-  return new URL(rel.split('/').map(encodeURIComponent).join('/'), base.endsWith('/') ? base : `${base}/`).toString();
+  const b = new URL(base);
+  const u = new URL(rel.split('/').map(encodeURIComponent).join('/'), new URL(b.pathname.endsWith('/') ? b.pathname : `${b.pathname}/`, b.origin));
+  u.search = b.search;
+  return u.toString();
 }
+
+const isHttpUrl = (u: string): boolean => /^https?:\/\//i.test(u);
 
 export async function run(ctx: StageContext<DownloadWith>): Promise<void> {
   const w = ctx.with;
@@ -81,16 +93,30 @@ export async function run(ctx: StageContext<DownloadWith>): Promise<void> {
   }
   const out = ctx.resolve(w.out);
   const urls = [...(w.url ? [w.url] : []), ...(w.urls ?? [])];
-  if (!urls.length && !w.manifest) fail('with: give url, urls or manifest (a SHA256SUMS.txt URL).');
-  for (const u of [...urls, ...(w.manifest ? [w.manifest] : []), ...(w.base_url ? [w.base_url] : [])]) {
+  if (!urls.length && !w.manifest && !w.files?.length) fail('with: give url, urls, files or manifest (a SHA256SUMS.txt URL).');
+  // A base URL from an environment variable is a secret (signed share links): messages show `$VAR/…` instead.
+  let base: { url: string; label: string } | null = null;
+  if (w.base_url_env) {
+    const v = process.env[w.base_url_env];
+    if (!v) fail(`with.base_url_env names ${w.base_url_env}, which is not set: export the dataset's (signed) download URL in it.`);
+    base = { url: v, label: `$${w.base_url_env}` };
+  } else if (w.base_url) base = { url: w.base_url, label: redactUrl(w.base_url) };
+  for (const u of [...urls, ...(base ? [base.url] : [])]) {
     let p: URL | null = null;
     try {
       p = new URL(u);
     } catch {
       /* reported below */
     }
-    if (!p || (p.protocol !== 'http:' && p.protocol !== 'https:')) fail(`with: ${JSON.stringify(redactUrl(u))} is not an http(s) URL.`);
+    if (!p || (p.protocol !== 'http:' && p.protocol !== 'https:'))
+      fail(`with: ${u === base?.url ? base.label : JSON.stringify(redactUrl(u))} is not an http(s) URL.`);
   }
+  /** An absolute URL, or a path relative to the base URL. */
+  const resolveRef = (ref: string, field: string): { url: string; display: string } => {
+    if (isHttpUrl(ref)) return { url: ref, display: redactUrl(ref) };
+    if (!base) fail(`with.${field} ${JSON.stringify(ref)} is relative, but there is no base_url or base_url_env.`);
+    return { url: fileUrl(base.url, ref), display: `${base.label.replace(/\/$/, '')}/${ref}` };
+  };
   if (!Number.isInteger(w.retries) || w.retries < 0) fail(`with.retries must be a non-negative integer (got ${w.retries}).`);
   const policy: BackoffPolicy = { retries: w.retries, baseMs: w.backoff_ms, capMs: 30_000 };
   const mirror = w.mirror ? (isAbsolute(w.mirror) ? w.mirror : ctx.resolve(w.mirror)) : null;
@@ -136,11 +162,17 @@ export async function run(ctx: StageContext<DownloadWith>): Promise<void> {
       await rm(tmp, { force: true });
       ctx.log(`mirror copy of ${task.rel} has sha256 ${bad}, expected ${task.sha256}; downloading instead`);
     }
-    const auth = authFor(task.url);
+    if (task.url === null)
+      fail(
+        `${task.rel} has no public download URL${mirror ? ` and is not in the mirror ${mirror}` : ' and no with.mirror is set'}` +
+          `${task.note ? `: ${task.note}` : ''}.`,
+      );
+    const url = task.url;
+    const auth = authFor(url);
     let checksumFailures = 0;
     for (let attempt = 0; ; attempt++) {
       if (ctx.signal.aborted) fail('cancelled.');
-      const outcome = await attemptDownload(task.url, part, {
+      const outcome = await attemptDownload(url, part, {
         authorization: auth.header,
         idleTimeoutMs: w.timeout_s * 1000,
         signal: ctx.signal,
@@ -154,7 +186,7 @@ export async function run(ctx: StageContext<DownloadWith>): Promise<void> {
             `${outcome.reason}: the server refused the credentials (${auth.source}). To authenticate, ${auth.hint}. ` +
               `Credentials are read at run time and never stored in the pipeline, lock file or logs.`,
           );
-        fail(`${outcome.reason} (file ${task.rel}).`);
+        fail(`${task.display === redactUrl(task.url) ? outcome.reason : outcome.reason.replace(redactUrl(task.url), task.display)} (file ${task.rel}).`);
       }
       let reason: string;
       if (outcome.kind === 'complete') {
@@ -168,14 +200,14 @@ export async function run(ctx: StageContext<DownloadWith>): Promise<void> {
         checksumFailures++;
         if (checksumFailures > 1 || attempt >= policy.retries)
           fail(
-            `checksum mismatch for ${task.rel} from ${redactUrl(task.url)}: expected sha256 ${task.sha256}, got ${bad} ` +
+            `checksum mismatch for ${task.rel} from ${task.display}: expected sha256 ${task.sha256}, got ${bad} ` +
               `(downloaded ${checksumFailures} time(s); the file was deleted).`,
           );
         reason = `sha256 ${bad} does not match ${task.sha256}`;
       } else reason = outcome.reason;
-      if (attempt >= policy.retries) fail(`gave up on ${redactUrl(task.url)} after ${attempt + 1} attempt(s): ${reason}.`);
+      if (attempt >= policy.retries) fail(`gave up on ${task.display} after ${attempt + 1} attempt(s): ${reason.replace(redactUrl(url), task.display)}.`);
       const delay = outcome.kind === 'retryable' && outcome.retryAfterMs !== undefined ? outcome.retryAfterMs : backoffDelay(policy, attempt);
-      ctx.log(`retrying ${task.rel} in ${(delay / 1000).toFixed(1)}s (attempt ${attempt + 2}/${policy.retries + 1}): ${reason}`);
+      ctx.log(`retrying ${task.rel} in ${(delay / 1000).toFixed(1)}s (attempt ${attempt + 2}/${policy.retries + 1}): ${reason.replace(redactUrl(url), task.display)}`);
       await sleep(delay, ctx.signal).catch(() => fail('cancelled.'));
     }
   }
@@ -198,21 +230,34 @@ export async function run(ctx: StageContext<DownloadWith>): Promise<void> {
   const tasks: FileTask[] = [];
   for (const u of urls) {
     const rel = decodeURIComponent(basename(new URL(u).pathname)) || 'index.html';
-    tasks.push({ url: u, rel, sha256: w.sha256?.[rel]?.toLowerCase() });
+    tasks.push({ url: u, display: redactUrl(u), rel, sha256: w.sha256?.[rel]?.toLowerCase() });
+  }
+  for (const [i, f] of (w.files ?? []).entries()) {
+    if (!f || typeof f.path !== 'string' || f.path === '') fail(`with.files[${i}] needs a path (where the file goes under out).`);
+    const ref = f.url ? resolveRef(f.url, `files[${i}].url`) : null;
+    tasks.push({
+      url: ref?.url ?? null,
+      display: ref?.display ?? f.path,
+      rel: f.path,
+      sha256: f.sha256?.toLowerCase() ?? w.sha256?.[f.path]?.toLowerCase(),
+      note: f.note ?? undefined,
+    });
   }
   if (w.manifest) {
     // The manifest itself is always fetched fresh (mirror first): it is what tells us what the dataset is.
-    const rel = decodeURIComponent(basename(new URL(w.manifest).pathname));
+    const m = resolveRef(w.manifest, 'manifest');
+    const rel = decodeURIComponent(basename(new URL(m.url).pathname));
     await rm(join(out, rel), { force: true });
-    await runAll([{ url: w.manifest, rel }]);
+    await runAll([{ url: m.url, display: m.display, rel }]);
     Object.assign(stats, { network: 0, mirror: 0, present: 0 }); // the record counts data files only
-    const parsed = parseChecksums(await readFile(join(out, rel), 'utf8'), `${redactUrl(w.manifest)}`);
+    const parsed = parseChecksums(await readFile(join(out, rel), 'utf8'), m.display);
     if (!parsed.ok) fail(`the checksum manifest is malformed: ${parsed.error}.`);
-    const base = w.base_url ?? new URL('.', w.manifest).toString();
+    const entryBase = base ?? { url: new URL('.', m.url).toString(), label: new URL('.', redactUrl(m.url).replace(/\?…$/, '')).toString() };
     const include = (w.include ?? []).map(globToRegExp);
     const entries = parsed.value.filter((e) => e.path !== rel && (!include.length || include.some((r) => r.test(e.path))));
-    if (!entries.length) fail(`no entry of ${redactUrl(w.manifest)} matches with.include ${JSON.stringify(w.include ?? [])}.`);
-    for (const e of entries) tasks.push({ url: fileUrl(base, e.path), rel: e.path, sha256: e.sha256 });
+    if (!entries.length) fail(`no entry of ${m.display} matches with.include ${JSON.stringify(w.include ?? [])}.`);
+    for (const e of entries)
+      tasks.push({ url: fileUrl(entryBase.url, e.path), display: `${entryBase.label.replace(/\/$/, '')}/${e.path}`, rel: e.path, sha256: e.sha256 });
     ctx.log(`${entries.length} of ${parsed.value.length} manifest entries selected`);
   }
   for (const t of tasks) {

@@ -232,6 +232,42 @@ describe('download', () => {
   });
 });
 
+describe('download: files, secret base URLs, mirror-only files', () => {
+  it('resolves files against a base URL from an environment variable and never shows its token', async () => {
+    server = await startServer({ '/share/a/x.bin': { body: SMALL }, '/share/a/sub/y.bin': { body: BIG } });
+    process.env['PIPE_TEST_BASE'] = `${server.url}/share/a?sig=TOPSECRET`;
+    const x = w({
+      files: [{ path: 'renamed.bin', url: 'x.bin' }, { path: 'deep/y.bin', url: 'sub/y.bin', sha256: sha(BIG) }],
+      base_url_env: 'PIPE_TEST_BASE',
+    });
+    const ctx = makeCtx(ws.dir, x);
+    await run(ctx);
+    expect(await readFile(join(out(x), 'renamed.bin'))).toEqual(SMALL);
+    expect(await readFile(join(out(x), 'deep/y.bin'))).toEqual(BIG);
+    expect(server.hits('/share/a/x.bin')[0]!.query).toBe('?sig=TOPSECRET');
+    const e = await run(makeCtx(ws.dir, { ...x, out: `dl/${++n}`, files: [{ path: 'gone.bin', url: 'gone.bin' }] }, { stage: 'dl' })).catch((err: Error) => err);
+    expect(String(e)).toContain('StageError: stage dl: HTTP 404: $PIPE_TEST_BASE/gone.bin does not exist (file gone.bin).');
+    expect(JSON.stringify([String(e), ctx.logs, ctx.records])).not.toContain('TOPSECRET');
+    delete process.env['PIPE_TEST_BASE'];
+    await expect(run(makeCtx(ws.dir, x, { stage: 'dl' }))).rejects.toThrow(
+      'stage dl: with.base_url_env names PIPE_TEST_BASE, which is not set: export the dataset\'s (signed) download URL in it.',
+    );
+  });
+
+  it('takes files without a public URL from the mirror, and says where to get them otherwise', async () => {
+    const note = 'download it from https://example.org/portal after registering';
+    const x = w({ files: [{ path: 'labels.csv', note }] });
+    await expect(run(makeCtx(ws.dir, x, { stage: 'dl' }))).rejects.toThrow(
+      `stage dl: labels.csv has no public download URL and no with.mirror is set: ${note}.`,
+    );
+    const mirror = join(ws.dir, 'mirror2');
+    await mkdir(mirror, { recursive: true });
+    await writeFile(join(mirror, 'labels.csv'), SMALL);
+    await run(makeCtx(ws.dir, { ...x, mirror }));
+    expect(await readFile(join(out(x), 'labels.csv'))).toEqual(SMALL);
+  });
+});
+
 describe('download helpers', () => {
   it('parses SHA256SUMS with positions in errors and refuses unsafe paths', () => {
     const h = 'ab'.repeat(32);

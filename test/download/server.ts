@@ -22,6 +22,7 @@ export interface Route {
 
 export interface RequestLog {
   path: string;
+  query: string;
   range?: string;
   authorization?: string;
 }
@@ -41,8 +42,9 @@ export async function startServer(routes: Record<string, Route>): Promise<TestSe
   const sockets = new Set<import('node:net').Socket>();
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
-    requests.push({ path, range: req.headers.range, authorization: req.headers.authorization });
+    const u = new URL(req.url ?? '/', 'http://x');
+    const path = decodeURIComponent(u.pathname);
+    requests.push({ path, query: u.search, range: req.headers.range, authorization: req.headers.authorization });
     const n = counts.get(path) ?? 0;
     counts.set(path, n + 1);
     const route = table.get(path);
