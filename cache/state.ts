@@ -27,7 +27,7 @@
  */
 import type { BigIntStats } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
-import { basename, dirname } from 'node:path';
+import { basename, dirname, resolve } from 'node:path';
 import { writeFileAtomic } from './atomic.js';
 import { asHash, trustedHash } from './brand.js';
 import { CacheError } from './errors.js';
@@ -138,7 +138,9 @@ class FileHashState implements LocalHashState {
     return n;
   }
 
-  async hashPath(absPath: string): Promise<PathHash> {
+  async hashPath(path: string): Promise<PathHash> {
+    // Normalised, so `data/`, `data` and `data//x` share memo entries (the engine writes directories with a `/`).
+    const absPath = resolve(path);
     let st: BigIntStats;
     try {
       st = await stat(absPath, { bigint: true });
@@ -175,7 +177,8 @@ class FileHashState implements LocalHashState {
     return m?.matches(st) ? m.hash : undefined;
   }
 
-  async hashDir(absDir: string): Promise<DirHash> {
+  async hashDir(dirPath: string): Promise<DirHash> {
+    const absDir = resolve(dirPath);
     // One pass: stat, look up, and keep only (rel, hash, size) per file; stats are kept for misses alone.
     const entries: ManifestEntry[] = [];
     const misses: Miss[] = [];

@@ -33,7 +33,7 @@ import {
   utimes,
   type FileHandle,
 } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { asHash } from './brand.js';
 import { tempName } from './atomic.js';
 import { CacheError } from './errors.js';
@@ -82,7 +82,8 @@ class ContentStore implements LocalStore {
 
   // ---------------------------------------------------------------- put
 
-  async put(absPath: string, relPath: string): Promise<StoredOutput> {
+  async put(path: string, relPath: string): Promise<StoredOutput> {
+    const absPath = resolve(path); // `out/` and `out` alike (and the same memo keys as the HashState's)
     let st: BigIntStats;
     try {
       st = await stat(absPath, { bigint: true });

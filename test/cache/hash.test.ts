@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { asHash, canonicalJson, hashFile, hashJson, manifestJson, parseManifest, type ManifestEntry } from '../../cache/index.js';
+import { hashFileSized, hashSmallFileSync } from '../../cache/hash.js';
 import { tempDir } from './helpers.js';
 
 const sha = (b: string | Buffer): string => createHash('sha256').update(b).digest('hex');
@@ -15,6 +16,16 @@ describe('hashFile', () => {
       writeFileSync(`${d}/${name}`, bytes);
       expect(await hashFile(`${d}/${name}`)).toBe(sha(bytes));
     }
+  });
+
+  it('small-file readers notice a file larger than its stat said (being written) instead of hashing a prefix', async () => {
+    const d = tempDir();
+    writeFileSync(`${d}/f`, 'grown content');
+    const buf = Buffer.alloc(64);
+    expect(hashSmallFileSync(`${d}/f`, 13, buf)).toBe(sha('grown content'));
+    expect(hashSmallFileSync(`${d}/f`, 5, buf)).toBeUndefined();
+    expect(await hashFileSized(`${d}/f`, 5)).toBe(sha('grown content'));
+    expect(await hashFileSized(`${d}/f`, 50)).toBe(sha('grown content')); // shrank: hashes what is there
   });
 
   it('rejects a missing file', async () => {

@@ -160,6 +160,17 @@ describe('directory hash (Merkle manifest)', () => {
     await expect(s.hashPath(`${d}/real`)).rejects.toMatchObject({ code: 'symlink-cycle' });
   });
 
+  it('a trailing slash or doubled slash names the same directory and the same memo entries', async () => {
+    const d = tempDir();
+    make(`${d}/t`, FILES);
+    const s = await openHashState(`${d}/state`, { racyWindowMs: 0 });
+    const plain = await s.hashPath(`${d}/t`);
+    expect(await s.hashPath(`${d}/t/`)).toEqual(plain);
+    expect(await s.hashPath(`${d}//t/./`)).toEqual(plain);
+    expect(s.stats).toMatchObject({ reads: 4, hits: 8 });
+    expect(s.size).toBe(4);
+  });
+
   it('a second hash of an unchanged tree reads nothing', async () => {
     const d = tempDir();
     make(`${d}/t`, FILES);
