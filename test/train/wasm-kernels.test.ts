@@ -96,3 +96,21 @@ describe('wasm MaxPoolGrad vs cpu', () => {
     expect(maxAbsDiff(await grad('wasm'), await grad('cpu'))).toBeLessThan(1e-5);
   });
 });
+
+describe('wasm Sum over all axes but the last (bias gradients) vs cpu', () => {
+  it.each([[[4, 6, 5, 3]], [[2, 7]], [[3, 1, 9, 16]]])('x %j', async (shape) => {
+    const sums = async (backend: string): Promise<[Float32Array, number[]]> => {
+      await tf.setBackend(backend);
+      return tf.tidy(() => {
+        const x = tf.randomNormal(shape, 0, 1, 'float32', 5);
+        const axes = shape.slice(0, -1).map((_, i) => i);
+        const keep = tf.sum(x, axes, true);
+        return [tf.sum(x, axes).dataSync() as Float32Array, keep.shape];
+      });
+    };
+    const [w, wShape] = await sums('wasm');
+    const [c, cShape] = await sums('cpu');
+    expect(maxAbsDiff(w, c)).toBeLessThan(1e-4);
+    expect(wShape).toEqual(cShape);
+  });
+});

@@ -1,0 +1,142 @@
+// `npm run bench -- train [--batches N] [--arch small_cnn] [--threads T]`: training and inference throughput of the
+// default CNN at 128×128 under the tfjs backend pipe picks (PIPE_TF_BACKEND forces one), using the stage's real
+// training step (AdamW with decoupled decay, MixUp, global-norm clipping, batch 32) and eval-mode inference (batch
+// 64). When Debian's python3-torch is installed (/usr/bin/python3 -c 'import torch'), the same architecture and step
+// run in PyTorch CPU in the same run, as the baseline: `vs pytorch_cpu` = ours / PyTorch (above 1 = we are faster).
+// PyTorch uses its default thread count (torch.get_num_threads(), printed) unless --threads is given.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { AdamW } from '../stages/lib/tf/adamw.js';
+import { selectBackend } from '../stages/lib/tf/backend.js';
+import { ARCH_SPECS, buildModel, type Arch } from '../stages/lib/tf/models.js';
+import { Rng } from '../stages/lib/tf/rng.js';
+import { trainStep } from '../stages/train/classifier/trainer.js';
+
+const argv = process.argv.slice(2);
+const arg = (name: string, dflt: string): string => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1]! : dflt;
+};
+const BATCHES = Number(arg('batches', '8'));
+const ARCH = arg('arch', 'small_cnn') as Arch;
+const THREADS = arg('threads', '');
+const SIZE = 128;
+const TRAIN_BATCH = 32;
+const INFER_BATCH = 64;
+
+function bench(figure: string, value: number, unit: string): void {
+  console.log(`BENCH ${figure} ${Number(value.toFixed(1))} ${unit}`);
+}
+
+async function ours(): Promise<{ train: number; infer: number; backend: string }> {
+  const choice = await selectBackend();
+  console.log(`# ${choice.detail}`);
+  const rng = new Rng(1);
+  const model = buildModel(ARCH, SIZE, 1);
+  const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  const opt = new AdamW({ lr: 1e-3, weightDecay: 5e-4 });
+  const pixels = Uint8Array.from({ length: TRAIN_BATCH * SIZE * SIZE }, () => rng.int(256));
+  const labels = Array.from({ length: TRAIN_BATCH }, (_, i) => i % 2);
+  const cfg = { imageSize: SIZE, gradClip: 1, mixupAlpha: 1 };
+  const step = (): void => {
+    trainStep(model, variables, opt, cfg, { pixels, labels, height: SIZE, width: SIZE, mean: 0.5, std: 0.25, lambda: rng.beta(1, 1) });
+  };
+  step();
+  step(); // warm-up: kernel setup, XNNPACK operator creation, optimizer slots
+  let t0 = performance.now();
+  for (let b = 0; b < BATCHES; b++) step();
+  const train = (BATCHES * TRAIN_BATCH) / ((performance.now() - t0) / 1000);
+
+  const x = tf.randomNormal([INFER_BATCH, SIZE, SIZE, 1], 0, 1, 'float32', 2);
+  const predict = (): void => {
+    tf.tidy(() => (model.predict(x) as tf.Tensor).dataSync());
+  };
+  predict();
+  t0 = performance.now();
+  const inferBatches = Math.max(2, Math.round(BATCHES / 2));
+  for (let b = 0; b < inferBatches; b++) predict();
+  const infer = (inferBatches * INFER_BATCH) / ((performance.now() - t0) / 1000);
+  return { train, infer, backend: choice.name };
+}
+
+/** The same network, step and timing loop in PyTorch (NCHW, its default CPU layout). */
+function pytorchScript(): string {
+  const ch = ARCH_SPECS[ARCH].blockChannels;
+  const bn = ARCH_SPECS[ARCH].batchNorm;
+  return `
+import time, sys, torch, torch.nn as nn, torch.nn.functional as F
+torch.manual_seed(1)
+if ${THREADS === '' ? 'False' : 'True'}: torch.set_num_threads(${THREADS || 1})
+print('# pytorch', torch.__version__, 'threads', torch.get_num_threads())
+layers, cin = [], 1
+for c in ${JSON.stringify(ch)}:
+    layers += [nn.Conv2d(cin, c, 3, padding=1, bias=${bn ? 'False' : 'True'})]
+    ${bn ? 'layers += [nn.BatchNorm2d(c)]' : 'pass'}
+    layers += [nn.ReLU(), nn.MaxPool2d(2)]
+    cin = c
+model = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, 2))
+print('# parameters', sum(p.numel() for p in model.parameters()))
+opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=5e-4)
+x = torch.randn(${TRAIN_BATCH}, 1, ${SIZE}, ${SIZE})
+y = F.one_hot(torch.arange(${TRAIN_BATCH}) % 2, 2).float()
+beta = torch.distributions.Beta(1.0, 1.0)
+def step():
+    lam = float(beta.sample())
+    xm = lam * x + (1 - lam) * x.roll(1, 0)
+    ym = lam * y + (1 - lam) * y.roll(1, 0)
+    opt.zero_grad()
+    loss = torch.sum(-ym * F.log_softmax(model(xm), 1), 1).mean()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    return float(loss)
+model.train(); step(); step()
+t = time.perf_counter()
+for _ in range(${BATCHES}): step()
+train = ${BATCHES * TRAIN_BATCH} / (time.perf_counter() - t)
+model.eval()
+xi = torch.randn(${INFER_BATCH}, 1, ${SIZE}, ${SIZE})
+nb = max(2, round(${BATCHES} / 2))
+with torch.no_grad():
+    torch.softmax(model(xi), 1)
+    t = time.perf_counter()
+    for _ in range(nb): torch.softmax(model(xi), 1).numpy()
+infer = nb * ${INFER_BATCH} / (time.perf_counter() - t)
+print('RESULT', train, infer)
+`;
+}
+
+function pytorch(): { train: number; infer: number } | undefined {
+  const probe = spawnSync('/usr/bin/python3', ['-c', 'import torch'], { encoding: 'utf8' });
+  if (probe.status !== 0) {
+    console.log('# PyTorch baseline skipped: /usr/bin/python3 cannot import torch (apt-get install python3-torch)');
+    return undefined;
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'pipe-bench-train-'));
+  try {
+    const file = join(dir, 'bench_torch.py');
+    writeFileSync(file, pytorchScript());
+    const r = spawnSync('/usr/bin/python3', [file], { encoding: 'utf8' });
+    if (r.status !== 0) {
+      console.log(`# PyTorch baseline failed: ${r.stderr.trim().split('\n').slice(-1)[0]}`);
+      return undefined;
+    }
+    for (const line of r.stdout.split('\n')) if (line.startsWith('#')) console.log(line);
+    const m = /RESULT (\S+) (\S+)/.exec(r.stdout);
+    return m ? { train: Number(m[1]), infer: Number(m[2]) } : undefined;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const o = await ours();
+console.log(`# ${ARCH} at ${SIZE}×${SIZE}, train batch ${TRAIN_BATCH} × ${BATCHES}, infer batch ${INFER_BATCH}, backend ${o.backend}`);
+const base = pytorch();
+bench('train_img_per_s', o.train, 'img/s');
+if (base) console.log(`vs pytorch_cpu ${(o.train / base.train).toFixed(2)}`);
+bench('infer_img_per_s', o.infer, 'img/s');
+if (base) console.log(`vs pytorch_cpu ${(o.infer / base.infer).toFixed(2)}`);
+if (base) console.log(`# pytorch_cpu: train ${base.train.toFixed(1)} img/s, infer ${base.infer.toFixed(1)} img/s`);
