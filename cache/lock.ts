@@ -9,15 +9,22 @@
  * live lock that replaced it in between, so it is done under a short-lived second lock (`lock.break`, same
  * link(2) create): inside it, the lock file is re-checked to be the very inode found stale before it is unlinked.
  * A holder on another host is never judged stale (its pid means nothing here): remove the file by hand.
+ * On Linux the lock also records the boot id and the holder's start time, so a pid reused after a crash or a reboot
+ * does not keep a dead run's lock alive.
  */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { link, mkdir, readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import type { LockHolder, WorkspaceLock } from './types.js';
 
 interface LockFile extends LockHolder {
   /** Distinguishes our lock from a later one by the same pid (pid reuse, or a second lock in one process). */
   nonce: string;
+  /** Linux boot id: a lock from before a reboot is stale whatever process now has its pid. */
+  bootId?: string;
+  /** The holder's start time (clock ticks since boot, /proc/<pid>/stat): a reused pid is a different process. */
+  start?: string;
 }
 
 export interface WorkspaceLockOptions {
@@ -37,6 +44,7 @@ export function workspaceLock(pipeDir: string, command: string, opts: WorkspaceL
         command,
         since: new Date().toISOString(),
         nonce: randomBytes(12).toString('hex'),
+        ...processIdentity(process.pid),
       };
       let told = false;
       for (;;) {
@@ -61,7 +69,7 @@ export function workspaceLock(pipeDir: string, command: string, opts: WorkspaceL
 }
 
 /** Exclusive create of a complete lock file; false when it already exists. */
-async function tryCreate(path: string, content: LockFile | { pid: number; host: string; nonce: string }): Promise<boolean> {
+async function tryCreate(path: string, content: LockFile | { pid: number; host: string; nonce: string; start?: string }): Promise<boolean> {
   const tmp = `${path}.${process.pid}-${randomBytes(6).toString('hex')}`;
   await writeFile(tmp, `${JSON.stringify(content)}\n`, { mode: 0o644 });
   try {
@@ -86,6 +94,8 @@ async function readLock(path: string): Promise<{ file: LockFile; ino: bigint } |
       command: typeof parsed.command === 'string' ? parsed.command : '',
       since: typeof parsed.since === 'string' ? parsed.since : '',
       nonce: typeof parsed.nonce === 'string' ? parsed.nonce : '',
+      ...(typeof parsed.bootId === 'string' ? { bootId: parsed.bootId } : {}),
+      ...(typeof parsed.start === 'string' ? { start: parsed.start } : {}),
     };
     return { file, ino: st.ino };
   } catch (e) {
@@ -99,10 +109,29 @@ async function readLock(path: string): Promise<{ file: LockFile; ino: bigint } |
   }
 }
 
-/** Stale = written on this host by a process that no longer exists. */
-function isStale(holder: LockHolder): boolean {
+/**
+ * Stale = written on this host by a process that no longer exists: its pid is gone, or (Linux) the machine has
+ * rebooted since, or the pid now belongs to a process that started at another time.
+ */
+function isStale(holder: LockFile): boolean {
   if (holder.host !== hostname() || holder.pid <= 0) return false;
-  return !pidAlive(holder.pid);
+  if (!pidAlive(holder.pid)) return true;
+  const now = processIdentity(holder.pid);
+  if (holder.bootId && now.bootId && holder.bootId !== now.bootId) return true;
+  if (holder.start && now.start && holder.start !== now.start) return true;
+  return false;
+}
+
+/** Boot id and process start time where /proc has them (Linux); empty elsewhere, leaving the pid check alone. */
+function processIdentity(pid: number): { bootId?: string; start?: string } {
+  try {
+    const bootId = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const start = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    return start ? { bootId, start } : { bootId };
+  } catch {
+    return {};
+  }
 }
 
 export function pidAlive(pid: number): boolean {
@@ -117,7 +146,7 @@ export function pidAlive(pid: number): boolean {
 /** Remove the lock file if it is still the stale inode we saw, under `lock.break` so only one process does it. */
 async function breakStale(lockPath: string, staleIno: bigint): Promise<void> {
   const breakPath = `${lockPath}.break`;
-  const me = { pid: process.pid, host: hostname(), nonce: randomBytes(8).toString('hex') };
+  const me = { pid: process.pid, host: hostname(), nonce: randomBytes(8).toString('hex'), ...processIdentity(process.pid) };
   if (!(await tryCreate(breakPath, me))) {
     // Someone else is breaking it. If that breaker died mid-way (a crash inside a few ms), clear its file.
     const b = await readLock(breakPath);

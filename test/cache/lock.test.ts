@@ -74,6 +74,26 @@ describe('WorkspaceLock', () => {
     }
   });
 
+  it('a live pid that is not the holder (pid reused after a crash or reboot) does not keep the lock', async () => {
+    const d = tempDir();
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(`${d}/.pipe`);
+    const lock = workspaceLock(`${d}/.pipe`, 'me');
+    const base = { pid: process.pid, host: hostname(), command: 'old run', since: 'then', nonce: 'n' };
+    // Our own pid is alive, so only the start time / boot id can tell the difference.
+    writeFileSync(`${d}/.pipe/lock`, JSON.stringify({ ...base, start: '1' }));
+    const r1 = await lock.acquire({ wait: false });
+    expect(r1.ok).toBe(true);
+    if (r1.ok) await r1.release();
+    writeFileSync(`${d}/.pipe/lock`, JSON.stringify({ ...base, bootId: 'another-boot' }));
+    const r2 = await lock.acquire({ wait: false });
+    expect(r2.ok).toBe(true);
+    if (r2.ok) await r2.release();
+    // Same pid, no start/boot recorded: alive, so held.
+    writeFileSync(`${d}/.pipe/lock`, JSON.stringify(base));
+    expect((await lock.acquire({ wait: false })).ok).toBe(false);
+  });
+
   it('release leaves a lock that is no longer ours', async () => {
     const d = tempDir();
     const r = await workspaceLock(`${d}/.pipe`, 'pipe run').acquire({ wait: false });

@@ -118,6 +118,21 @@ describe('Store.restore', () => {
     });
   }
 
+  it('a file restores over a directory and a directory over a file', async () => {
+    const d = tempDir();
+    makeTree(`${d}/src`);
+    const store = openStore(`${d}/cache`);
+    const dir = await store.put(`${d}/src`, 'src');
+    const file = await store.put(`${d}/src/a.txt`, 'src/a.txt');
+    mkdirSync(`${d}/was-dir/x`, { recursive: true });
+    writeFileSync(`${d}/was-file`, 'f');
+    await store.restore(file, `${d}/was-dir`, ['copy']);
+    await store.restore(dir, `${d}/was-file`, ['copy']);
+    expect(readFileSync(`${d}/was-dir`, 'utf8')).toBe('alpha');
+    expect(readFileSync(`${d}/was-file/sub/b.txt`, 'utf8')).toBe('beta');
+    expect(readdirSync(d).sort()).toEqual(['cache', 'src', 'was-dir', 'was-file']);
+  });
+
   it('reflink alone either clones (own inode) or says no mode worked', async () => {
     const d = tempDir();
     writeFileSync(`${d}/f`, 'x');
