@@ -6,6 +6,7 @@
  * Exit codes: 0 ok; 1 a stage failed (or the workspace is locked with --no-wait); 2 invalid pipeline or usage;
  * 130 interrupted.
  */
+import { existsSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { DiagnosticsError } from './commands/load.js';
 import { ExitError, UsageError } from './commands/errors.js';
@@ -110,9 +111,19 @@ function program(): Command {
   return p;
 }
 
+/** `pipe watch` lives in its own module (engine/commands/watch.ts, the watch engineer's); registered when present. */
+async function registerOptional(p: Command): Promise<void> {
+  const watch = new URL('./commands/watch.js', import.meta.url);
+  if (!existsSync(watch)) return;
+  const mod = (await import(watch.href)) as { registerWatchCommand?: (program: Command) => void };
+  mod.registerWatchCommand?.(p);
+}
+
 async function main(): Promise<void> {
   try {
-    await program().parseAsync(process.argv);
+    const p = program();
+    await registerOptional(p);
+    await p.parseAsync(process.argv);
   } catch (e) {
     process.exitCode = exitCodeFor(e);
   }

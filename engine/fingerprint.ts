@@ -10,6 +10,7 @@
  *  - retries, watch mode: scheduling policy only.
  *  - metrics flags of outs: which files `pipe metrics` reads changes no bytes on disk.
  */
+import { asStageKey } from '../cache/brand.js';
 import { hashJson } from '../cache/hash.js';
 import type { Hash, StageKey } from '../cache/types.js';
 import type { StageSpec } from './model.js';
@@ -89,7 +90,7 @@ export function keyFields(
 
 /** The key: sha256 of the canonical JSON of the fields (key order never matters). */
 export function stageKey(fields: KeyFields): StageKey {
-  return hashJson(fields) as unknown as StageKey;
+  return asStageKey(hashJson(fields));
 }
 
 function sortKeys<V>(o: Record<string, V>): Record<string, V> {

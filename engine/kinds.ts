@@ -108,7 +108,7 @@ async function computeImplementationHash(kind: string, state: HashState): Promis
   for (const extra of resolveKind(kind)?.implementation ?? []) {
     parts[extra] = (await state.hashPath(resolve(folder, extra))).hash;
   }
-  return hashJson({ kind, parts }) as Hash;
+  return hashJson({ kind, parts });
 }
 
 function findManifests(dir: string): string[] {

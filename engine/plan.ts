@@ -3,6 +3,7 @@
  * when it becomes ready, because its deps' hashes are only final once its upstream stages are done.
  */
 import { isAbsolute, join } from 'node:path';
+import { asHash } from '../cache/brand.js';
 import type { Hash, PathHash, RunRecord, StageKey } from '../cache/types.js';
 import { keyFields, stageKey, type KeyFields } from './fingerprint.js';
 import { implementationHash } from './kinds.js';
@@ -160,7 +161,7 @@ function recordFromLock(stage: StageSpec, info: StageKeyInfo, entry: LockStage |
     outputs: entry.outs.map((o) => ({
       path: o.path,
       kind: o.path.endsWith('/') ? 'dir' : 'file',
-      hash: o.hash as Hash,
+      hash: asHash(o.hash as string),
       size: o.size,
       files: o.files ?? 1,
     })),

@@ -12,6 +12,7 @@ import { hostname } from 'node:os';
 import type { Hash, RunRecord, StoredOutput } from '../cache/types.js';
 import { emptyCounts, type Emit, type RunCounts, type StageStatus } from './events.js';
 import type { Executor, Job, JobResult } from './executors/executor.js';
+import { runWithRetries } from './executors/retry.js';
 import { engineDistDir, kindRoot } from './kinds.js';
 import { lockPath, readLockAsync, stageDigest, writeLock, type LockFile, type LockStage } from './lockfile.js';
 import type { Pipeline, StageSpec } from './model.js';
@@ -283,11 +284,17 @@ export async function runStages(opts: RunOptions): Promise<RunSummary> {
           } else Object.assign(extra, msg.info);
         } else emit({ type: 'stage-log', stage: name, line });
       });
-      const result: JobResult = await executor.run(job, {
-        signal,
-        onOutput: lines.push,
-        onState: (state) => emit({ type: 'stage-state', stage: name, state }),
-      });
+      // retries: a failed attempt (not a cancellation) runs again, with more memory/time after OOM/timeout kills.
+      const result: JobResult = await runWithRetries(
+        executor,
+        job,
+        stage.retries,
+        { signal, onOutput: lines.push, onState: (state) => emit({ type: 'stage-state', stage: name, state }) },
+        (next) => {
+          removeOutputs(stage, ws.root);
+          emit({ type: 'stage-state', stage: name, state: `attempt ${next.attempt} of ${stage.retries.count + 1} after: ${next.result.reason}` });
+        },
+      );
       lines.end();
       outcome = await commit(stage, info, result, executor, extra, job, t0, reason);
       if (outcome.status !== 'ran') logTail = tail(logFile);

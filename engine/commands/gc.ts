@@ -5,7 +5,8 @@
 import { join } from 'node:path';
 import { collectGarbage, type GcResult } from '../../cache/gc.js';
 import { workspaceLock } from '../../cache/lock.js';
-import type { Hash, StoredOutput } from '../../cache/types.js';
+import { asHash } from '../../cache/brand.js';
+import type { StoredOutput } from '../../cache/types.js';
 import { lockPath, readLockAsync } from '../lockfile.js';
 import type { Pipeline } from '../model.js';
 import { formatBytes } from '../scheduler.js';
@@ -27,7 +28,7 @@ export async function gcCommand(files: string[], opts: { dryRun?: boolean; json?
     for (const stage of Object.values((await readLockAsync(lockPath(pipeline.file)))?.stages ?? {})) {
       for (const o of stage.outs) {
         if (!o.hash) continue;
-        g.keep.push({ path: o.path, kind: o.path.endsWith('/') ? 'dir' : 'file', hash: o.hash as Hash, size: o.size, files: o.files ?? 1 });
+        g.keep.push({ path: o.path, kind: o.path.endsWith('/') ? 'dir' : 'file', hash: asHash(o.hash), size: o.size, files: o.files ?? 1 });
       }
     }
   }

@@ -1,6 +1,5 @@
 /** `pipe metrics FILE [--all] [--json]`: every stage's metrics files as one table, optionally across earlier runs. */
 import { readFileSync } from 'node:fs';
-import type { Hash } from '../../cache/types.js';
 import { flatten, metricsTable, type MetricsRow } from '../metrics.js';
 import { absPath } from '../plan.js';
 import { openWorkspace } from '../workspace.js';
@@ -28,7 +27,7 @@ export async function metricsCommand(file: string, opts: { all?: boolean; json?:
         const stored = rec.outputs.find((x) => x.path === o.path);
         if (!stored) continue;
         try {
-          const text = (await ws.store.readObject(stored.hash as Hash)).toString('utf8');
+          const text = (await ws.store.readObject(stored.hash)).toString('utf8');
           rows.push({ stage: stage.name, path: o.path, run: rec.endedAt, metrics: flatten(JSON.parse(text)) });
         } catch {
           // Collected by gc, or not JSON: nothing to show for that run.

@@ -105,6 +105,18 @@ describe('failures', () => {
     expect(ws.read('out/after.txt')).toBe('ok\n');
   });
 
+  it('retries: a failed attempt runs again (outputs of the failed attempt removed)', () => {
+    ws = workspace({
+      'p.yaml': `name: r\nstages:\n  flaky:\n    cmd: echo try >> tries.txt; echo half > out/f.txt; test $(wc -l < tries.txt) -ge 2 && echo ok > out/f.txt\n    outs: [out/f.txt]\n    retries: {count: 2}\n`,
+    });
+    const r = pipe(ws.dir, ['run', 'p.yaml', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(statuses(r.stdout).flaky).toBe('ran');
+    expect(ws.read('tries.txt')).toBe('try\ntry\n');
+    expect(events(r.stdout).some((e) => e.type === 'stage-state' && /attempt 2 of 3 after: exit code 1/.test(String(e.state)))).toBe(true);
+    expect(ws.read('out/f.txt')).toBe('ok\n');
+  });
+
   it('invalid pipelines exit 2 with located diagnostics; bad usage exits 2', () => {
     ws = workspace({ 'p.yaml': 'name: x\nstages:\n  a:\n    cmd: true\n    bogus: 1\n' });
     let r = pipe(ws.dir, ['run', 'p.yaml']);
