@@ -15,7 +15,10 @@ const rowsOf = (text: string, model: string) => text.trim().split('\n').filter((
 describe('evaluation end to end (VinDr-CXR model)', () => {
   it('reproduces the full run\'s tables', async () => {
     const stages: string[] = [];
-    await fullRun(ws, { resamples: 12000, models: ['vindr_cxr'], evalSets: ['vindr_pcxr', 'vindr_cxr'], hmRatios: ['0.25'], onStage: (s) => stages.push(s) });
+    await fullRun(ws, {
+      resamples: 12000, models: ['vindr_cxr'], evalSets: ['vindr_pcxr', 'vindr_cxr'], hmRatios: ['0.25'], fprMethod: 'authors_reestimate',
+      onStage: (s) => stages.push(s),
+    });
     expect(stages).toEqual([
       'eval-threshold@vindr_cxr', 'eval-fpr@model=vindr_cxr,eval=vindr_pcxr', 'eval-fpr@model=vindr_cxr,eval=vindr_cxr',
       'eval-hm@model=vindr_cxr,ratio=0.25', 'eval-summary',
@@ -31,6 +34,18 @@ describe('evaluation end to end (VinDr-CXR model)', () => {
     );
     const fprJson = JSON.parse(readFileSync(join(out, 'fpr.json'), 'utf8'));
     expect(fprJson).toEqual({ vindr_cxr: { vindr_pcxr: { test: 30.4 }, vindr_cxr: { test_healthy_adult: 15.87 } } });
+    const head = JSON.parse(readFileSync(join(out, 'headline.json'), 'utf8'));
+    expect(head.fpr_method).toBe('authors_reestimate');
+    expect(head.models.vindr_cxr.threshold).toBe(0.2652);
+    expect(head.models.vindr_cxr.fpr_children).toEqual({
+      value: 0.304, lo: 0.292125, hi: 0.315681, direct_pct: 30.4, reestimate_pct: 30.4, n: 5816, positives: 1768,
+    });
+    expect(head.models.vindr_cxr.fpr_adults_same_source).toMatchObject({ value: 0.1587, direct_pct: 15.04, reestimate_pct: 15.87, n: 266 });
+    expect(readFileSync(join(out, 'fpr_table.csv'), 'utf8').split('\n').slice(0, 2)).toEqual([
+      "Model,Evaluated on,Healthy rows,Predicted positive,FPR (%),95% CI low (%),95% CI high (%),Authors' fpr.json (%)",
+      'VinDr-CXR,VinDr-PCXR (children),5816,1768,30.4,29.2125,31.5681,30.4',
+    ]);
+    expect(readFileSync(join(out, 'hm_table.csv'), 'utf8')).toBe('Model,No HM,Blend 0.25\nVinDr-CXR,0.4337,0.5938\n');
     expect(readFileSync(join(out, 'counts/vindr_cxr/vindr_cxr/cardiomegaly_calib_counts.csv'), 'utf8')).toBe(
       'age_bin,Pred. Count,Pred. Percentage,fpr_lower,fpr_upper\n"[18, 25)",0,0.0,0.0,0.0\n"[25, 40)",11,9.24,4.2017,14.2857\n' +
         '"[40, 60)",20,19.23,11.5385,26.9231\n"[60, 80)",9,31.03,13.7931,44.8276\n',

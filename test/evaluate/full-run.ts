@@ -20,6 +20,8 @@ export interface FullRunOptions {
   models?: string[];
   evalSets?: string[];
   hmRatios?: string[];
+  /** Headline definition of the summary (the paper pipeline: direct). */
+  fprMethod?: 'direct' | 'authors_reestimate';
   /** Called after each stage with its name and milliseconds. */
   onStage?: (stage: string, ms: number) => void;
 }
@@ -71,8 +73,9 @@ export async function fullRun(ws: string, o: FullRunOptions): Promise<void> {
   }
   await step('eval-summary', () => runSummary(makeCtx(ws, 'eval-summary', {
     fpr_dir: `${out}/fpr/`, threshold_dir: `${out}/threshold/`, hm_dir: `${out}/hm/`, models, eval_sets: evalSets,
-    hm_ratios: ratios, hm_eval_set: 'vindr_pcxr', fpr_method: 'authors_reestimate' as const,
+    hm_ratios: ratios, hm_eval_set: 'vindr_pcxr', fpr_method: o.fprMethod ?? 'direct',
     out: `${out}/fpr.json`, by_age: `${out}/fpr_by_age.csv`, overall: `${out}/fpr_overall.csv`,
+    headline: `${out}/headline.json`, fpr_table: `${out}/fpr_table.csv`, hm_table: `${out}/hm_table.csv`,
     thresholds: `${out}/thresholds.csv`, auroc: `${out}/auroc.csv`, hm_impact: `${out}/hm_impact.csv`,
   })));
 }

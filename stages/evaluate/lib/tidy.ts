@@ -123,3 +123,88 @@ export function aurocRows(ts: ThresholdJson[]): Array<Record<string, unknown>> {
     model: t.model, model_name: displayName(t.model), calib_set: a.set, calib_name: displayName(a.set), n: a.n, positives: a.positives, auroc: a.auroc,
   })));
 }
+
+export interface RateEntry {
+  /** Headline rate (proportion) under the chosen definition, with its BCa bounds (proportions). */
+  value: number;
+  lo: number;
+  hi: number;
+  direct_pct: number;
+  reestimate_pct: number;
+  n: number;
+  positives: number;
+}
+
+export interface Headline {
+  fpr_method: FprMethod;
+  definition: string;
+  models: Record<string, {
+    name: string;
+    threshold: number;
+    fpr_children?: RateEntry;
+    fpr_adults_same_source?: RateEntry;
+    fpr_adults: Record<string, RateEntry>;
+  }>;
+}
+
+const DEFINITIONS: Record<FprMethod, string> = {
+  direct: 'FPR = predicted positives / healthy rows (computed directly from the predictions)',
+  authors_reestimate:
+    "FPR as in the authors' fpr.json: re-estimated from the rounded per-bin counts table, bins with no positives dropped (METHODS B.7)",
+};
+
+function rateEntry(f: FprJson, method: FprMethod): RateEntry {
+  return {
+    value: prop(headlineRate(f, method)), lo: prop(f.fpr_lower), hi: prop(f.fpr_upper),
+    direct_pct: f.fpr, reestimate_pct: f.fpr_reestimate, n: f.n, positives: f.positives,
+  };
+}
+
+/** headline.json: per model its threshold and FPRs (children, own adults, every adult set) for the report. */
+export function headline(fprs: FprJson[], models: string[], method: FprMethod): Headline {
+  const out: Headline = { fpr_method: method, definition: DEFINITIONS[method], models: {} };
+  for (const m of models) {
+    const mine = fprs.filter((f) => f.model === m);
+    const children = mine.find((f) => population(f) === 'children');
+    const own = mine.find((f) => source(f) === 'same');
+    out.models[m] = {
+      name: displayName(m),
+      threshold: mine[0]?.threshold ?? NaN,
+      ...(children ? { fpr_children: rateEntry(children, method) } : {}),
+      ...(own ? { fpr_adults_same_source: rateEntry(own, method) } : {}),
+      fpr_adults: Object.fromEntries(mine.filter((f) => population(f) === 'adults').map((f) => [f.eval_set, rateEntry(f, method)])),
+    };
+  }
+  return out;
+}
+
+export const FPR_TABLE_COLUMNS = ['Model', 'Evaluated on', 'Healthy rows', 'Predicted positive', 'FPR (%)', '95% CI low (%)', '95% CI high (%)', "Authors' fpr.json (%)"];
+
+/** A compact table for the report: one row per model × evaluation set. */
+export function fprTableRows(fprs: FprJson[], method: FprMethod): Array<Record<string, unknown>> {
+  return fprs.map((f) => ({
+    Model: displayName(f.model),
+    'Evaluated on': `${displayName(f.eval_set)} (${population(f)})`,
+    'Healthy rows': f.n,
+    'Predicted positive': f.positives,
+    'FPR (%)': headlineRate(f, method),
+    '95% CI low (%)': f.fpr_lower,
+    '95% CI high (%)': f.fpr_upper,
+    "Authors' fpr.json (%)": f.fpr_reestimate,
+  }));
+}
+
+/** HM table for the report: one row per model, one column per blend ratio (FPR at ages 0–1). */
+export function hmTable(rows: Array<Record<string, unknown>>): { columns: string[]; rows: Array<Record<string, unknown>> } {
+  const ratios = [...new Set(rows.map((r) => Number(r.ratio)))].sort((a, b) => a - b);
+  const columns = ['Model', ...ratios.map((r) => (r === 0 ? 'No HM' : `Blend ${r}`))];
+  const models = [...new Set(rows.map((r) => String(r.model_name)))];
+  return {
+    columns,
+    rows: models.map((name) => {
+      const row: Record<string, unknown> = { Model: name };
+      for (const r of rows.filter((x) => x.model_name === name)) row[columns[1 + ratios.indexOf(Number(r.ratio))]!] = r.fpr;
+      return row;
+    }),
+  };
+}

@@ -4,8 +4,8 @@ import { StageError, type StageContext } from '../../../engine/stage-api.js';
 import { readJson, stringList, writeAtomic } from '../lib/io.js';
 import type { FprJson, HmJson, ThresholdJson } from '../lib/results.js';
 import {
-  AUROC_COLUMNS, BY_AGE_COLUMNS, HM_COLUMNS, OVERALL_COLUMNS, THRESHOLD_COLUMNS, aurocRows, byAgeRows, fprJsonShape,
-  hmRows, overallRows, thresholdRows, toCsv, type FprMethod,
+  AUROC_COLUMNS, BY_AGE_COLUMNS, FPR_TABLE_COLUMNS, HM_COLUMNS, OVERALL_COLUMNS, THRESHOLD_COLUMNS, aurocRows, byAgeRows,
+  fprJsonShape, fprTableRows, headline, hmRows, hmTable, overallRows, thresholdRows, toCsv, type FprMethod,
 } from '../lib/tidy.js';
 
 export interface SummaryWith {
@@ -20,6 +20,9 @@ export interface SummaryWith {
   out: string;
   by_age: string;
   overall: string;
+  headline?: string;
+  fpr_table?: string;
+  hm_table?: string;
   thresholds?: string;
   auroc?: string;
   hm_impact?: string;
@@ -43,6 +46,8 @@ export async function run(ctx: StageContext<SummaryWith>): Promise<void> {
   writeAtomic(ctx.resolve(w.out), JSON.stringify(fprJsonShape(fprs, models, evalSets, method), null, 4));
   writeAtomic(ctx.resolve(w.by_age), toCsv(byAgeRows(fprs, models, evalSets), BY_AGE_COLUMNS));
   writeAtomic(ctx.resolve(w.overall), toCsv(overallRows(fprs, method), OVERALL_COLUMNS));
+  if (w.headline) writeAtomic(ctx.resolve(w.headline), JSON.stringify(headline(fprs, models, method), null, 2) + '\n');
+  if (w.fpr_table) writeAtomic(ctx.resolve(w.fpr_table), toCsv(fprTableRows(fprs, method), FPR_TABLE_COLUMNS));
 
   if (w.thresholds || w.auroc) {
     if (!w.threshold_dir) throw new StageError(`Stage ${ctx.stage}: with.thresholds/with.auroc need with.threshold_dir.`);
@@ -50,13 +55,18 @@ export async function run(ctx: StageContext<SummaryWith>): Promise<void> {
     if (w.thresholds) writeAtomic(ctx.resolve(w.thresholds), toCsv(thresholdRows(ts), THRESHOLD_COLUMNS));
     if (w.auroc) writeAtomic(ctx.resolve(w.auroc), toCsv(aurocRows(ts), AUROC_COLUMNS));
   }
-  if (w.hm_impact) {
-    if (!w.hm_dir) throw new StageError(`Stage ${ctx.stage}: with.hm_impact needs with.hm_dir.`);
+  if (w.hm_impact || w.hm_table) {
+    if (!w.hm_dir) throw new StageError(`Stage ${ctx.stage}: with.hm_impact/with.hm_table need with.hm_dir.`);
     const ratios = stringList(ctx.stage, 'hm_ratios', w.hm_ratios);
     const hmSet = w.hm_eval_set ?? 'vindr_pcxr';
     const base = fprs.filter((f) => f.eval_set === hmSet);
     const hms = models.flatMap((m) => ratios.map((r) => need<HmJson>(join(w.hm_dir!, m, `${r}.json`))));
-    writeAtomic(ctx.resolve(w.hm_impact), toCsv(hmRows(base, hms, models), HM_COLUMNS));
+    const rows = hmRows(base, hms, models);
+    if (w.hm_impact) writeAtomic(ctx.resolve(w.hm_impact), toCsv(rows, HM_COLUMNS));
+    if (w.hm_table) {
+      const t = hmTable(rows);
+      writeAtomic(ctx.resolve(w.hm_table), toCsv(t.rows, t.columns));
+    }
   }
   const children = fprs.filter((f) => f.eval_set === 'vindr_pcxr');
   ctx.log(`headline (${method}) FPR on healthy children: ${children.map((f) => `${f.model} ${method === 'direct' ? f.fpr : f.fpr_reestimate}%`).join(', ')}`);
