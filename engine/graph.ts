@@ -102,15 +102,18 @@ export function buildDag(p: Pipeline): Result<Dag, Diagnostic[]> {
   }
   const index = new OutIndex(outs);
   for (const s of p.stages) {
+    // Edge labels of this stage's in-edges, by producer (a stage's deps are few: a small Map per stage).
+    let labels: Map<string, string[]> | undefined;
     for (const d of s.deps) {
       for (const prod of index.producersOf(d.path)) {
         if (prod.stage === s.name) continue; // a stage reading inside its own out: not an edge (validation reports exact overlaps)
-        const label = g.edge(prod.stage, s.name) as string[] | undefined;
-        if (label) {
-          if (!label.includes(d.path)) label.push(d.path);
-        } else g.setEdge(prod.stage, s.name, [d.path]);
+        labels ??= new Map();
+        const l = labels.get(prod.stage);
+        if (!l) labels.set(prod.stage, [d.path]);
+        else if (!l.includes(d.path)) l.push(d.path);
       }
     }
+    if (labels) for (const [from, l] of labels) g.setEdge(from, s.name, l);
   }
   const order = topoOrder(g, p.stages);
   if (order.length < p.stages.length) return err(cycleDiagnostics(g, p.stages, new Set(order)));

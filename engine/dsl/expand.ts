@@ -266,6 +266,18 @@ function checkStageShape(m: YMap, stage: string, bag: DiagnosticBag): boolean {
   return bag.items.length === before || !!(cmd || uses);
 }
 
+const NO_FIELDS: StageDraft['withFields'] = new Map();
+/** Where each `with:` field is written; the same for every expansion of a template, so computed once. */
+const withFieldsCache = new WeakMap<YMap, StageDraft['withFields']>();
+function withFieldsOf(m: YMap): StageDraft['withFields'] {
+  let f = withFieldsCache.get(m);
+  if (!f) {
+    f = new Map(m.entries.map((e) => [e.key, { keyLoc: e.keyLoc, valueLoc: e.value.loc }]));
+    withFieldsCache.set(m, f);
+  }
+  return f;
+}
+
 /** Build one stage from a (template) mapping in a scope. */
 function buildStage(m: YMap, name: string, d: StageDecl, scope: Scope, ctx: ExpandContext): StageDraft {
   const { bag } = ctx;
@@ -275,7 +287,7 @@ function buildStage(m: YMap, name: string, d: StageDecl, scope: Scope, ctx: Expa
   const s: StageDraft = {
     name,
     declaredAs: d.name,
-    withFields: new Map(),
+    withFields: NO_FIELDS,
     deps: [],
     outs: [],
     params,
@@ -321,10 +333,8 @@ function buildStage(m: YMap, name: string, d: StageDecl, scope: Scope, ctx: Expa
     s.withLoc = w.keyLoc;
     if (w.value.t === 'map') {
       s.with = {};
-      for (const e of w.value.entries) {
-        s.with[e.key] = interpolateNode(e.value, scope, sink, `with.${e.key}`);
-        s.withFields.set(e.key, { keyLoc: e.keyLoc, valueLoc: e.value.loc });
-      }
+      for (const e of w.value.entries) s.with[e.key] = interpolateNode(e.value, scope, sink, `with.${e.key}`);
+      s.withFields = withFieldsOf(w.value);
     } else if (!(w.value.t === 'scalar' && w.value.value === null)) {
       err(`\`with\` must be a mapping of the kind's fields, not ${nodeTypeName(w.value)}`, w.value.loc, 'with');
     } else s.with = {};

@@ -17,6 +17,7 @@ import {
 import type { SourceSpan } from '../model.js';
 import type { Diagnostic } from './diagnostics.js';
 import { registerSource } from './diagnostics.js';
+import { fastParse } from './fastyaml.js';
 
 /** One parsed file: its text and a line index for offset → line/col. */
 export class SourceFile {
@@ -98,9 +99,21 @@ function unprotect(s: string): string {
   return s.replace(PROTECTED, (c) => UNPROTECT[c]!);
 }
 
-/** Parse YAML text; syntax errors are diagnostics with positions. */
-export function parseYaml(file: string, text: string): { root?: YNode; src: SourceFile; diagnostics: Diagnostic[] } {
+/**
+ * Parse YAML text; syntax errors are diagnostics with positions. The fast subset parser (fastyaml.ts) handles
+ * ordinary pipeline files; anything else goes through the `yaml` package.
+ */
+export function parseYaml(
+  file: string,
+  text: string,
+  opts: { parser?: 'auto' | 'yaml' } = {},
+): { root?: YNode; src: SourceFile; diagnostics: Diagnostic[] } {
   registerSource(file, text);
+  if (opts.parser !== 'yaml') {
+    const src = new SourceFile(file, text);
+    const fast = fastParse(src);
+    if (fast) return { root: fast.root ?? emptyMap(new Loc(src, 0, 0)), src, diagnostics: [] };
+  }
   const src = new SourceFile(file, text);
   const doc = parseDocument(protect(text), { lineCounter: src.lines, prettyErrors: false, uniqueKeys: true, merge: true });
   const diagnostics: Diagnostic[] = [];

@@ -19,14 +19,15 @@ export function validatePipeline(p: Pipeline, bag: DiagnosticBag, exists: (abs: 
     if (e === undefined) known.set(abs, (e = exists(abs)));
     return e;
   };
-  const byName = new Map<string, StageSpec>(p.stages.map((s) => [s.name, s]));
+  let byNameMap: Map<string, StageSpec> | undefined; // only needed to explain conflicts (rare)
+  const byName = () => (byNameMap ??= new Map<string, StageSpec>(p.stages.map((s) => [s.name, s])));
   const outs: Array<{ stage: string; path: string }> = [];
   for (const s of p.stages) for (const o of s.outs) outs.push({ stage: s.name, path: o.path });
   const index = new OutIndex(outs);
 
   // Overlapping outs: same path, or one inside another's directory.
   for (const [a, b] of index.conflicts()) {
-    const sb = byName.get(b.stage)!;
+    const sb = byName().get(b.stage)!;
     const ob = sb.outs.find((o) => o.path === b.path);
     const same = a.path.replace(/\/$/, '') === b.path.replace(/\/$/, '');
     let message: string;
@@ -37,7 +38,7 @@ export function validatePipeline(p: Pipeline, bag: DiagnosticBag, exists: (abs: 
     } else {
       message = `out \`${b.path}\` is inside \`${a.path}\`, which stage \`${a.stage}\` writes (one stage owns a directory and all that is in it)`;
     }
-    const sa = byName.get(a.stage)!;
+    const sa = byName().get(a.stage)!;
     const oa = sa.outs.find((o) => o.path === a.path);
     const other = oa?.span && a.stage !== b.stage ? ` [${displayPath(oa.span.file)}:${oa.span.line}:${oa.span.col}]` : '';
     bag.error(message + other, ob?.span ?? sb.span, { stage: b.stage, field: (ob && fieldOf.get(ob)) ?? 'outs' });
@@ -45,9 +46,8 @@ export function validatePipeline(p: Pipeline, bag: DiagnosticBag, exists: (abs: 
 
   let suggestions = 0;
   for (const s of p.stages) {
-    const own = s.outs.length ? new Set(s.outs.map((o) => o.path.replace(/\/$/, ''))) : undefined;
     for (const d of s.deps) {
-      if (own?.has(d.path.replace(/\/$/, ''))) {
+      if (s.outs.length && s.outs.some((o) => samePath(o.path, d.path))) {
         bag.error(`\`${d.path}\` is both a dep and an out of this stage (a stage cannot read what it writes)`, d.span ?? s.span, { stage: s.name, field: fieldOf.get(d) ?? 'deps' });
         continue;
       }
@@ -71,6 +71,13 @@ export function validatePipeline(p: Pipeline, bag: DiagnosticBag, exists: (abs: 
 
   const dag = buildDag(p);
   if (!dag.ok) for (const d of dag.error) bag.add(d);
+}
+
+/** `a` and `a/` name the same path. */
+function samePath(a: string, b: string): boolean {
+  if (a === b) return true;
+  const d = a.length - b.length;
+  return (d === 1 && a.endsWith('/') && a.startsWith(b)) || (d === -1 && b.endsWith('/') && b.startsWith(a));
 }
 
 function nearestPath(p: string, candidates: string[]): string | undefined {

@@ -1,0 +1,447 @@
+/**
+ * A fast parser for the plain subset of YAML that pipelines are written in: block mappings and sequences, flow
+ * `[...]`/`{...}` collections, plain and quoted scalars, comments. It builds the located tree (YNode) directly,
+ * several times faster than the general `yaml` package (which builds a full CST and document first), so loading a
+ * 1,000-stage pipeline stays cheap on every no-op run.
+ *
+ * It never reports errors: on anything outside the subset (anchors, tags, block scalars, multi-line plain scalars,
+ * directives, duplicate keys, tabs in indentation, odd syntax...) it returns undefined and the caller parses with
+ * the `yaml` package, which gives the real message. A test checks both parsers build the same tree.
+ */
+import { Loc, type SourceFile, type YMap, type YNode, type YScalar, type ScalarValue } from './load.js';
+
+class Unsupported extends Error {}
+const bail = (): never => {
+  throw new Unsupported();
+};
+
+/** Core-schema resolution of a plain scalar (the `yaml` package's default, YAML 1.2). */
+export function resolvePlain(s: string): ScalarValue {
+  if (s === '' || s === '~' || s === 'null' || s === 'Null' || s === 'NULL') return null;
+  const c = s.charCodeAt(0);
+  // Only strings starting with a digit, sign, dot or letter t/f/T/F/n/N can be non-strings.
+  if (s === 'true' || s === 'True' || s === 'TRUE') return true;
+  if (s === 'false' || s === 'False' || s === 'FALSE') return false;
+  if (!((c >= 48 && c <= 57) || c === 43 || c === 45 || c === 46)) return s;
+  if (/^0o[0-7]+$/.test(s)) return parseInt(s.slice(2), 8);
+  if (/^[-+]?[0-9]+$/.test(s)) return parseInt(s, 10);
+  if (/^0x[0-9a-fA-F]+$/.test(s)) return parseInt(s.slice(2), 16);
+  if (/^(?:[-+]?\.(?:inf|Inf|INF)|\.nan|\.NaN|\.NAN)$/.test(s)) {
+    return s.slice(-3).toLowerCase() === 'nan' ? NaN : s[0] === '-' ? -Infinity : Infinity;
+  }
+  if (/^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$/.test(s)) return parseFloat(s);
+  if (/^[-+]?(?:\.[0-9]+|[0-9]+\.[0-9]*)$/.test(s)) return parseFloat(s);
+  return s;
+}
+
+const SP = 32;
+const NL = 10;
+
+class FastParser {
+  private readonly t: string;
+  /** Offsets where each line starts. */
+  readonly lineStarts: number[] = [0];
+  /** Per line: indentation (spaces), and whether it is blank or a comment only. */
+  private readonly indents: number[] = [];
+  private readonly blank: boolean[] = [];
+
+  constructor(private readonly src: SourceFile) {
+    const t = (this.t = src.text);
+    if (t.includes('\r') || t.charCodeAt(0) === 0xfeff) bail();
+    for (let i = t.indexOf('\n'); i >= 0; i = t.indexOf('\n', i + 1)) this.lineStarts.push(i + 1);
+    for (let l = 0; l < this.lineStarts.length; l++) {
+      const s = this.lineStarts[l]!;
+      let i = s;
+      while (t.charCodeAt(i) === SP) i++;
+      const ch = t[i];
+      const isBlank = i >= t.length || ch === '\n' || ch === '#';
+      if (ch === '\t' && !isBlank) {
+        // A tab after the indentation is allowed only when the rest is blank.
+        let j = i;
+        while (t[j] === '\t' || t[j] === ' ') j++;
+        if (!(j >= t.length || t[j] === '\n' || t[j] === '#')) bail();
+        this.blank.push(true);
+      } else this.blank.push(isBlank);
+      this.indents.push(i - s);
+      if (i - s === 0 && (t.startsWith('---', s) || t.startsWith('...', s) || ch === '%')) bail();
+    }
+  }
+
+  private loc(start: number, end: number): Loc {
+    return new Loc(this.src, start, end);
+  }
+
+  private lineOf(offset: number): number {
+    let lo = 0;
+    let hi = this.lineStarts.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (this.lineStarts[mid]! <= offset) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  }
+
+  private lineEnd(line: number): number {
+    const next = this.lineStarts[line + 1];
+    return next === undefined ? this.t.length : next - 1;
+  }
+
+  private nextContentLine(line: number): number {
+    let l = line;
+    while (l < this.lineStarts.length && this.blank[l]) l++;
+    return l;
+  }
+
+  private contentStart(line: number): number {
+    return this.lineStarts[line]! + this.indents[line]!;
+  }
+
+  parseDocument(): YNode | undefined {
+    const first = this.nextContentLine(0);
+    if (first >= this.lineStarts.length) return undefined;
+    const { node, line } = this.blockNode(this.contentStart(first), this.indents[first]!, -1);
+    if (this.nextContentLine(line + 1) < this.lineStarts.length) bail();
+    return node;
+  }
+
+  /**
+   * A block node starting at offset `p` (column `col`), inside a parent with indentation `parentIndent`.
+   * Returns the node and the last line it occupies.
+   */
+  private blockNode(p: number, col: number, parentIndent: number): { node: YNode; line: number } {
+    const t = this.t;
+    if (t[p] === '-' && (t[p + 1] === ' ' || t[p + 1] === '\n' || p + 1 >= t.length)) return this.blockSeq(p, col);
+    if (this.keyEnd(p) >= 0) return this.blockMap(p, col);
+    const r = this.inlineValue(p, parentIndent);
+    return r;
+  }
+
+  /**
+   * If a mapping key starts at `p`, the offset of its `:`; else -1. Keys are plain (up to `: `) or quoted.
+   */
+  private keyEnd(p: number): number {
+    const t = this.t;
+    const c = t[p];
+    if (c === '"' || c === "'") {
+      const q = this.quoted(p);
+      let i = q.end;
+      while (t.charCodeAt(i) === SP) i++;
+      return t[i] === ':' && (t[i + 1] === ' ' || t[i + 1] === '\n' || i + 1 >= t.length) ? i : -1;
+    }
+    if (c === undefined || '[]{},#&*!|>%@`?'.includes(c)) return -1;
+    if (c === '-' && (t[p + 1] === ' ' || t[p + 1] === '\n')) return -1;
+    for (let i = p; i < t.length; i++) {
+      const ch = t.charCodeAt(i);
+      if (ch === NL) return -1;
+      if (ch === 58 /* : */) {
+        const n = t[i + 1];
+        if (n === ' ' || n === '\n' || i + 1 >= t.length) return i;
+      } else if (ch === 35 /* # */ && (t[i - 1] === ' ' || t[i - 1] === '\t')) return -1;
+    }
+    return -1;
+  }
+
+  private blockMap(start: number, indent: number): { node: YMap; line: number } {
+    const t = this.t;
+    const map: YMap = { t: 'map', entries: [], byKey: new Map(), loc: this.loc(start, start) };
+    let p = start;
+    let line = this.lineOf(start);
+    for (;;) {
+      const colon = this.keyEnd(p);
+      if (colon < 0) bail();
+      let key: string;
+      let keyLoc: Loc;
+      if (t[p] === '"' || t[p] === "'") {
+        const q = this.quoted(p);
+        key = q.value;
+        keyLoc = this.loc(p, q.end);
+      } else {
+        let e = colon;
+        while (e > p && (t[e - 1] === ' ' || t[e - 1] === '\t')) e--;
+        const raw = t.slice(p, e);
+        if (raw === '<<') bail(); // merge keys need aliases: the slow path handles them
+        key = String(resolvePlain(raw));
+        keyLoc = this.loc(p, e);
+      }
+      if (map.byKey.has(key)) bail(); // duplicate key: let the yaml package report it
+      let v = colon + 1;
+      while (t.charCodeAt(v) === SP) v++;
+      let value: YNode;
+      if (v >= t.length || t[v] === '\n' || t[v] === '#') {
+        // The value is on the next lines (more indented, or a sequence at the same indent), or null.
+        const next = this.nextContentLine(line + 1);
+        const ni = this.indents[next];
+        const cs = next < this.lineStarts.length ? this.contentStart(next) : -1;
+        if (ni !== undefined && (ni > indent || (ni === indent && t[cs] === '-' && (t[cs + 1] === ' ' || t[cs + 1] === '\n' || cs + 1 >= t.length)))) {
+          const r = this.blockNode(cs, ni, indent);
+          value = r.node;
+          line = r.line;
+        } else {
+          if (t[v] === '#') bail();
+          const end = Math.min(this.lineEnd(line), t.length);
+          value = this.nullAt(end);
+        }
+      } else {
+        const r = this.inlineValue(v, indent);
+        value = r.node;
+        line = r.line;
+      }
+      const entry = { key, keyLoc, value };
+      map.entries.push(entry);
+      map.byKey.set(key, entry);
+      const next = this.nextContentLine(line + 1);
+      if (next >= this.lineStarts.length || this.indents[next]! < indent) break;
+      if (this.indents[next]! > indent) bail();
+      p = this.contentStart(next);
+      line = next;
+    }
+    return { node: map, line };
+  }
+
+  private blockSeq(start: number, indent: number): { node: YNode; line: number } {
+    const t = this.t;
+    const seq: YNode = { t: 'seq', items: [], loc: this.loc(start, start) };
+    let p = start;
+    let line = this.lineOf(start);
+    for (;;) {
+      if (!(t[p] === '-' && (t[p + 1] === ' ' || t[p + 1] === '\n' || p + 1 >= t.length))) bail();
+      let v = p + 1;
+      while (t.charCodeAt(v) === SP) v++;
+      let item: YNode;
+      if (v >= t.length || t[v] === '\n' || t[v] === '#') {
+        const next = this.nextContentLine(line + 1);
+        const ni = this.indents[next];
+        if (ni !== undefined && ni > indent) {
+          const r = this.blockNode(this.contentStart(next), ni, indent);
+          item = r.node;
+          line = r.line;
+        } else {
+          if (t[v] === '#') bail();
+          item = this.nullAt(Math.min(this.lineEnd(line), t.length));
+        }
+      } else {
+        // Compact forms: `- key: value` (a mapping at this column) or `- - x` (a nested sequence).
+        const col = v - this.lineStarts[line]!;
+        const r = this.blockNode(v, col, indent);
+        item = r.node;
+        line = r.line;
+      }
+      seq.items.push(item);
+      const next = this.nextContentLine(line + 1);
+      if (next >= this.lineStarts.length || this.indents[next]! < indent) break;
+      if (this.indents[next]! > indent) bail();
+      p = this.contentStart(next);
+      // `key:\n- a\n- b\nother: 1`: a sequence at its parent key's indentation ends at the next key.
+      if (!(t[p] === '-' && (t[p + 1] === ' ' || t[p + 1] === '\n' || p + 1 >= t.length))) break;
+      line = next;
+    }
+    return { node: seq, line };
+  }
+
+  private nullAt(offset: number): YScalar {
+    return { t: 'scalar', value: null, loc: this.loc(offset, offset), raw: '' };
+  }
+
+  /** A value that starts on this line: flow collection, quoted or plain scalar. Nothing may follow but a comment. */
+  private inlineValue(p: number, parentIndent: number): { node: YNode; line: number } {
+    const t = this.t;
+    const c = t[p]!;
+    let node: YNode;
+    let end: number;
+    if (c === '[' || c === '{') {
+      const r = this.flow(p, parentIndent);
+      node = r.node;
+      end = r.end;
+    } else if (c === '"' || c === "'") {
+      const q = this.quoted(p);
+      node = { t: 'scalar', value: q.value, loc: this.loc(p, q.end), raw: t.slice(p, q.end) };
+      end = q.end;
+    } else {
+      if ('&*!|>%@`'.includes(c)) bail();
+      if ((c === '-' || c === '?' || c === ':') && (t[p + 1] === ' ' || t[p + 1] === '\n')) bail();
+      let e = p;
+      for (; e < t.length; e++) {
+        const ch = t.charCodeAt(e);
+        if (ch === NL) break;
+        if (ch === 35 /* # */ && (t[e - 1] === ' ' || t[e - 1] === '\t')) break;
+        if (ch === 58 /* : */ && (t[e + 1] === ' ' || t[e + 1] === '\n' || t[e + 1] === '\t')) bail();
+      }
+      while (e > p && (t[e - 1] === ' ' || t[e - 1] === '\t')) e--;
+      const raw = t.slice(p, e);
+      node = { t: 'scalar', value: resolvePlain(raw), loc: this.loc(p, e), raw };
+      end = e;
+      // A continuation line (more indented than the parent) would make a multi-line plain scalar.
+      const line = this.lineOf(p);
+      const next = this.nextContentLine(line + 1);
+      if (next < this.lineStarts.length && this.indents[next]! > parentIndent) bail();
+    }
+    // Only spaces or a comment may follow on the line.
+    let i = end;
+    while (t[i] === ' ' || t[i] === '\t') i++;
+    if (!(i >= t.length || t[i] === '\n' || (t[i] === '#' && i > end))) bail();
+    return { node, line: this.lineOf(end) };
+  }
+
+  private quoted(p: number): { value: string; end: number } {
+    const t = this.t;
+    const q = t[p];
+    let out = '';
+    let i = p + 1;
+    if (q === "'") {
+      for (;;) {
+        const j = t.indexOf("'", i);
+        if (j < 0) bail();
+        const chunk = t.slice(i, j);
+        if (chunk.includes('\n')) bail();
+        out += chunk;
+        if (t[j + 1] === "'") {
+          out += "'";
+          i = j + 2;
+          continue;
+        }
+        return { value: out, end: j + 1 };
+      }
+    }
+    for (;;) {
+      const ch = t[i];
+      if (ch === undefined || ch === '\n') bail();
+      if (ch === '"') return { value: out, end: i + 1 };
+      if (ch !== '\\') {
+        out += ch;
+        i++;
+        continue;
+      }
+      const e = t[i + 1];
+      const simple: Record<string, string> = { '\\': '\\', '"': '"', '/': '/', n: '\n', t: '\t', r: '\r', '0': '\0', b: '\b', f: '\f', ' ': ' ', e: '\x1b', a: '\x07', v: '\v' };
+      if (e !== undefined && e in simple) {
+        out += simple[e];
+        i += 2;
+        continue;
+      }
+      const len = e === 'x' ? 2 : e === 'u' ? 4 : e === 'U' ? 8 : 0;
+      if (!len) bail();
+      const hex = t.slice(i + 2, i + 2 + len);
+      if (!/^[0-9a-fA-F]+$/.test(hex) || hex.length !== len) bail();
+      out += String.fromCodePoint(parseInt(hex, 16));
+      i += 2 + len;
+    }
+  }
+
+  /** Skip spaces, newlines and comments inside a flow collection; continuation lines must be indented. */
+  private flowSpace(i: number, parentIndent: number): number {
+    const t = this.t;
+    for (;;) {
+      const ch = t[i];
+      if (ch === ' ' || ch === '\t') i++;
+      else if (ch === '\n') {
+        const line = this.lineOf(i + 1);
+        if (!this.blank[line] && this.indents[line]! <= parentIndent) bail();
+        i++;
+      } else if (ch === '#' && (t[i - 1] === ' ' || t[i - 1] === '\t' || t[i - 1] === '\n')) {
+        const nl = t.indexOf('\n', i);
+        i = nl < 0 ? t.length : nl;
+      } else return i;
+    }
+  }
+
+  private flow(p: number, parentIndent: number): { node: YNode; end: number } {
+    const t = this.t;
+    const close = t[p] === '[' ? ']' : '}';
+    let i = this.flowSpace(p + 1, parentIndent);
+    if (close === ']') {
+      const seq: YNode = { t: 'seq', items: [], loc: this.loc(p, p) };
+      while (t[i] !== ']') {
+        const r = this.flowValue(i, parentIndent);
+        if (r.node.t === 'scalar' && t[this.flowSpace(r.end, parentIndent)] === ':') bail(); // `[a: b]` pairs
+        seq.items.push(r.node);
+        i = this.flowSpace(r.end, parentIndent);
+        if (t[i] === ',') i = this.flowSpace(i + 1, parentIndent);
+        else if (t[i] !== ']') bail();
+      }
+      seq.loc = this.loc(p, i + 1);
+      return { node: seq, end: i + 1 };
+    }
+    const map: YMap = { t: 'map', entries: [], byKey: new Map(), loc: this.loc(p, p) };
+    while (t[i] !== '}') {
+      const k = this.flowValue(i, parentIndent, true);
+      if (k.node.t !== 'scalar') bail();
+      const keyNode = k.node as YScalar;
+      const key = String(keyNode.value);
+      if (map.byKey.has(key) || key === '<<') bail();
+      i = this.flowSpace(k.end, parentIndent);
+      if (t[i] !== ':') bail();
+      i = this.flowSpace(i + 1, parentIndent);
+      if (t[i] === ',' || t[i] === '}') bail(); // `{a: }`: leave to the yaml package
+      const v = this.flowValue(i, parentIndent);
+      const entry = { key, keyLoc: keyNode.loc, value: v.node };
+      map.entries.push(entry);
+      map.byKey.set(key, entry);
+      i = this.flowSpace(v.end, parentIndent);
+      if (t[i] === ',') i = this.flowSpace(i + 1, parentIndent);
+      else if (t[i] !== '}') bail();
+    }
+    map.loc = this.loc(p, i + 1);
+    return { node: map, end: i + 1 };
+  }
+
+  /** A value inside a flow collection. Plain scalars stop at `,[]{}`, `: ` and comments; `${...}` is one unit. */
+  private flowValue(i: number, parentIndent: number, isKey = false): { node: YNode; end: number } {
+    const t = this.t;
+    const c = t[i];
+    if (c === undefined) bail();
+    if (c === '[' || c === '{') {
+      if (isKey) bail();
+      return this.flow(i, parentIndent);
+    }
+    if (c === '"' || c === "'") {
+      const q = this.quoted(i);
+      return { node: { t: 'scalar', value: q.value, loc: this.loc(i, q.end), raw: t.slice(i, q.end) }, end: q.end };
+    }
+    if ('&*!|>%@`#,]}'.includes(c!)) bail();
+    if ((c === '-' || c === '?' || c === ':') && (t[i + 1] === ' ' || t[i + 1] === '\n')) bail();
+    let e = i;
+    for (; e < t.length; e++) {
+      const ch = t[e]!;
+      if (ch === '$' && t[e + 1] === '{') {
+        const close = t.indexOf('}', e + 2);
+        const nl = t.indexOf('\n', e + 2);
+        const open = t.indexOf('{', e + 2);
+        if (close > 0 && (nl < 0 || close < nl) && (open < 0 || open > close)) {
+          e = close;
+          continue;
+        }
+      }
+      if (ch === '\n') break;
+      if (ch === ',' || ch === '[' || ch === ']' || ch === '{' || ch === '}') break;
+      if (ch === ':' && (t[e + 1] === ' ' || t[e + 1] === '\n' || t[e + 1] === ',' || t[e + 1] === ']' || t[e + 1] === '}')) break;
+      if (ch === '#' && (t[e - 1] === ' ' || t[e - 1] === '\t')) break;
+    }
+    let end = e;
+    while (end > i && (t[end - 1] === ' ' || t[end - 1] === '\t')) end--;
+    if (t[e] === '\n') {
+      // A plain scalar continuing on the next line: leave it to the yaml package.
+      const j = this.flowSpace(e, parentIndent);
+      if (!',]}:'.includes(t[j] ?? '')) bail();
+    }
+    if (t[e] === '[' || t[e] === '{') bail();
+    const raw = t.slice(i, end);
+    return { node: { t: 'scalar', value: resolvePlain(raw), loc: this.loc(i, end), raw }, end };
+  }
+}
+
+/**
+ * Parse with the fast subset parser. Returns undefined (and leaves `src.lines` untouched) when the text is
+ * outside the subset; the caller then uses the `yaml` package.
+ */
+export function fastParse(src: SourceFile): { root: YNode | undefined } | undefined {
+  try {
+    const p = new FastParser(src);
+    const root = p.parseDocument();
+    for (const s of p.lineStarts) src.lines.addNewLine(s);
+    return { root };
+  } catch (e) {
+    if (e instanceof Unsupported) return undefined;
+    throw e;
+  }
+}

@@ -1,0 +1,186 @@
+import { readdirSync, readFileSync, existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { fastParse } from '../../engine/dsl/fastyaml.js';
+import { parseYaml, SourceFile, type YNode } from '../../engine/dsl/load.js';
+
+/** A comparable picture of a located tree: values, types, and the offsets of every scalar, key and collection. */
+function shape(n: YNode | undefined): unknown {
+  if (!n) return undefined;
+  if (n.t === 'scalar') return { v: Number.isNaN(n.value) ? 'NaN' : n.value, s: n.loc.start, e: n.loc.end, raw: n.raw };
+  if (n.t === 'seq') return { seq: n.loc.start, items: n.items.map(shape) };
+  return { map: n.loc.start, entries: n.entries.map((e) => [e.key, e.keyLoc.start, e.keyLoc.end, shape(e.value)]) };
+}
+
+function both(text: string) {
+  const slow = parseYaml('/t.yaml', text, { parser: 'yaml' });
+  const src = new SourceFile('/t.yaml', text);
+  const fast = fastParse(src);
+  return { slow, fast, src };
+}
+
+const SUPPORTED: Record<string, string> = {
+  issue: `name: demo
+params: {lr: 0.001, epochs: 5}
+vars: {datasets: [vindr_cxr, padchest]}
+stages:
+  train:
+    foreach: \${vars.datasets}
+    do:
+      cmd: node train.js --data data/\${item} --lr \${params.lr} --out models/\${item}
+      deps:
+        - train.js
+        - data/\${item}/
+      outs:
+        - models/\${item}/
+      resources: {gpus: 1, mem: 8G}
+  eval:
+    matrix:
+      model: \${vars.datasets}
+      split: [test, calib]
+    do:
+      uses: evaluate/fpr
+      with:
+        model: models/\${item.model}/
+        split: \${item.split}
+        out: out/fpr-\${item.model}-\${item.split}.json
+`,
+  scalars: `# leading comment
+
+a: 1
+b: -2
+c: +3
+d: 0o17
+e: 0x1F
+f: 1.5
+g: -.5
+h: 1e3
+i: 2.5E-2
+j: .inf
+k: -.Inf
+l: .nan
+m: true
+n: False
+o: NULL
+p: ~
+q:
+r: 007
+s: 1.
+t: 12abc
+u: "quoted \\"esc\\" \\t tab \\u00e9 \\x41 \\\\"
+v: 'single ''quote'''
+w: a # trailing comment
+x: a#b
+y: http://host:80/x
+z: -dash
+1: numkey
+2.50: floatkey
+true: boolkey
+"quoted key": qk
+'sq key': sk
+`,
+  nesting: `top:
+  list:
+    - a
+    - b: 1
+      c: [x, y]
+    -
+      d: 2
+    - - n1
+      - n2
+    - [f1, {g: h}]
+  same:
+  - s1
+  - s2
+  after: 1
+  empty_list: []
+  empty_map: {}
+  nothing:
+last: end
+`,
+  flow: `a: [1, "two", 'three', {k: v, "q": [x]}, ]
+b: {x: 1,
+    y: [2, 3],   # comment inside
+    z: "s"}
+c: [models/\${item}/, \${params.x}, "a, b", x\${key}y]
+d: {mem: \${params.mem}, cpus: \${params.c}}
+e: ["\${item}", \${vars.list[0]}]
+`,
+  indentedComments: `stages:   # the stages
+  # a comment line
+  a:
+    cmd: x   # cmd
+
+    outs: [o]
+# dedented comment
+  b: {cmd: y}
+`,
+  rootSeq: `- a
+- b: 1
+- [c]
+`,
+  empty: `# nothing here\n\n`,
+  trailingNoNewline: `a: 1\nb: [x]`,
+  tabsInValue: `a: "x\\ty"\nb: x\ty\n`,
+};
+
+const UNSUPPORTED: Record<string, string> = {
+  anchors: `a: &x {b: 1}\nc: *x\n`,
+  merge: `a: &x {b: 1}\nc:\n  <<: *x\n`,
+  literal: `cmd: |\n  echo 1\n  echo 2\n`,
+  folded: `cmd: >\n  a\n  b\n`,
+  multilinePlain: `a: one\n  two\n`,
+  multilineQuoted: `a: "one\n  two"\n`,
+  tag: `a: !!str 1\n`,
+  dupKey: `a: 1\na: 2\n`,
+  tabIndent: `a:\n\tb: 1\n`,
+  docMarker: `---\na: 1\n`,
+  emptyFlowValue: `a: {b: }\n`,
+  crlf: `a: 1\r\nb: 2\r\n`,
+  complexKey: `? a\n: b\n`,
+  bad: `a: [1, 2\nb: 3\n`,
+};
+
+describe('fast YAML subset parser', () => {
+  for (const [name, text] of Object.entries(SUPPORTED)) {
+    it(`builds the same located tree as the yaml package: ${name}`, () => {
+      const { slow, fast, src } = both(text);
+      expect(slow.diagnostics).toEqual([]);
+      expect(fast).toBeDefined();
+      if (fast!.root === undefined) expect(shape(slow.root)).toEqual({ map: 0, entries: [] }); // an empty document
+      else expect(shape(fast!.root)).toEqual(shape(slow.root));
+      // Same line index: every offset maps to the same line/col.
+      for (let off = 0; off <= text.length; off += 7) expect(src.lines.linePos(off)).toEqual(slow.src.lines.linePos(off));
+    });
+  }
+
+  for (const [name, text] of Object.entries(UNSUPPORTED)) {
+    it(`leaves ${name} to the yaml package`, () => {
+      const src = new SourceFile('/t.yaml', text);
+      expect(fastParse(src)).toBeUndefined();
+      expect(src.lines.lineStarts).toEqual([]);
+    });
+  }
+
+  it('agrees with the yaml package on every pipeline YAML in the repository it can parse', () => {
+    const root = fileURLToPath(new URL('../..', import.meta.url));
+    const files: string[] = [];
+    const walk = (d: string) => {
+      if (!existsSync(d)) return;
+      for (const e of readdirSync(d, { withFileTypes: true })) {
+        const p = path.join(d, e.name);
+        if (e.isDirectory()) walk(p);
+        else if (/\.ya?ml$/.test(e.name)) files.push(p);
+      }
+    };
+    walk(path.join(root, 'pipelines'));
+    walk(path.join(root, 'test/fixtures'));
+    for (const f of files) {
+      const text = readFileSync(f, 'utf8');
+      const { slow, fast } = both(text);
+      if (!fast || slow.diagnostics.length) continue;
+      expect(shape(fast.root), f).toEqual(shape(slow.root));
+    }
+  });
+});
