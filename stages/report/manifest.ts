@@ -21,7 +21,7 @@ export const manifest: StageManifest = {
       type: 'any',
       required: true,
       description:
-        'List of {title, text?, numbers?: [{label, file, pointer, format?, suffix?, low?, high?, interval?}], ' +
+        'List of {title, text?, numbers?: [{label, file (JSON or CSV), pointer, where?, format?, suffix?, low?, high?, interval?}], ' +
         'figures?: [path | {path, caption?}], tables?: [path | {path, caption?, columns?, formats? (column or * → d3-format), maxRows?, headerRows?}]}.',
     },
     html: { type: 'path', role: 'out', required: true, description: 'The HTML report to write.' },

@@ -150,6 +150,22 @@ describe('uses: report', () => {
     await run(reportCtx(ws, reportWith({ inputs: ['out/review/'], sections: [{ title: 'B', tables: ['out/review/breakdown.csv'] }] })));
   });
 
+  it('reads numbers from a CSV row picked by `where`', async () => {
+    const ws = await reportWorkspace();
+    writeFileSync(join(ws, 'out/eval/hm.csv'), 'model,ratio,fpr\nvindr_cxr,0.5,0.51\nvindr_cxr,1.0,0.62\nnih,1.0,0.7\n');
+    const num = (extra: Record<string, unknown>) => ({ label: 'x', file: 'out/eval/hm.csv', pointer: '/fpr', format: '.0%', ...extra });
+    const w = (numbers: unknown[]) => reportWith({ inputs: ['out/eval/'], sections: [{ title: 'HM', numbers }] });
+    await run(reportCtx(ws, w([num({ where: { model: 'vindr_cxr', ratio: '1.0' } }), num({ pointer: '/2/fpr' })])));
+    const html = readFileSync(join(ws, 'out/report/report.html'), 'utf8');
+    expect(html).toContain('<div class="value">62%</div>');
+    expect(html).toContain('out/eval/hm.csv[model=vindr_cxr,ratio=1.0]#/fpr');
+    expect(html).toContain('<div class="value">70%</div>');
+    expect(await stageError(run(reportCtx(ws, w([num({ where: { ratio: 1 } })]))))).toBe(
+      'sections[0] ("HM").numbers[0]: out/eval/hm.csv: 2 rows have ratio=1; add columns to `where` to pick one.',
+    );
+    expect(await stageError(run(reportCtx(ws, w([num({ where: { model: 'padchest' } })]))))).toMatch(/no row has model=padchest/);
+  });
+
   it('takes the date from SOURCE_DATE_EPOCH for reproducible reports', () => {
     expect(reportDate({ SOURCE_DATE_EPOCH: '1700000000' })).toBe('2023-11-14T22:13:20.000Z');
     expect(reportDate({}, new Date(0))).toBe('1970-01-01T00:00:00.000Z');

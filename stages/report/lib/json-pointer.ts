@@ -25,3 +25,25 @@ export function resolvePointer(doc: unknown, pointer: string): Result<unknown, s
   }
   return ok(cur);
 }
+
+/** Equal as text, or as numbers when both read as numbers (`ratio: "1.0"` matches the CSV's 1). */
+function sameValue(a: unknown, b: unknown): boolean {
+  if (String(a) === String(b)) return true;
+  const x = Number(a);
+  const y = Number(b);
+  return a !== '' && b !== '' && a !== null && b !== null && Number.isFinite(x) && Number.isFinite(y) && x === y;
+}
+
+/** The one row of a list whose fields equal `match`. */
+export function selectRow(doc: unknown, match: Record<string, string | number | boolean>): Result<unknown, string> {
+  if (!Array.isArray(doc)) return err('`where` needs a list of rows, and this is not one');
+  const hits = doc.filter(
+    (row) =>
+      row !== null &&
+      typeof row === 'object' &&
+      Object.entries(match).every(([k, v]) => sameValue((row as Record<string, unknown>)[k], v)),
+  );
+  const what = Object.entries(match).map(([k, v]) => `${k}=${v}`).join(', ');
+  if (hits.length === 1) return ok(hits[0]);
+  return err(hits.length === 0 ? `no row has ${what}` : `${hits.length} rows have ${what}; add columns to \`where\` to pick one`);
+}

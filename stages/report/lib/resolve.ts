@@ -1,9 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import * as vega from 'vega';
 import { StageError } from '../../../engine/stage-api.js';
-import { columnKinds, parseCsvRecords, typedCell } from '../../plot/lib/datasets.js';
+import { columnKinds, parseCsvRecords, parseCsvRows, typedCell } from '../../plot/lib/datasets.js';
 import { parseJsonText } from '../../plot/lib/json-text.js';
-import { resolvePointer } from './json-pointer.js';
+import { resolvePointer, selectRow } from './json-pointer.js';
 import type { ResolvedFigure, ResolvedNumber, ResolvedSection, ResolvedTable } from './model.js';
 import { slugger } from './model.js';
 import type { FigureSpec, NumberSpec, SectionSpec, TableSpec } from './sections.js';
@@ -50,15 +50,31 @@ export class SectionResolver {
     return parsed.value;
   }
 
+  /** A CSV file as its typed rows (what `where` and pointers like `/0/fpr` address). */
+  private async csvRowsOf(rel: string, where: string): Promise<unknown> {
+    if (this.json.has(rel)) return this.json.get(rel);
+    const parsed = parseCsvRows((await this.read(rel, where)).toString('utf8'));
+    if (!parsed.ok) throw new StageError(`${where}: ${rel}: ${parsed.error}.`);
+    this.json.set(rel, parsed.value.rows);
+    return parsed.value.rows;
+  }
+
   async number(n: NumberSpec, where: string): Promise<ResolvedNumber> {
-    const doc = await this.jsonOf(n.file, where);
+    let doc = /\.csv$/i.test(n.file) ? await this.csvRowsOf(n.file, where) : await this.jsonOf(n.file, where);
+    let source = n.file;
+    if (n.where) {
+      const sel = selectRow(doc, n.where);
+      if (!sel.ok) throw new StageError(`${where}: ${n.file}: ${sel.error}.`);
+      doc = sel.value;
+      source += `[${Object.entries(n.where).map(([k, v]) => `${k}=${v}`).join(',')}]`;
+    }
     const fmt = n.format ? this.format(n.format, `${where}.format`) : undefined;
     const pick = (pointer: string): string => {
       const v = resolvePointer(doc, pointer);
-      if (!v.ok) throw new StageError(`${where}: ${n.file}#${pointer}: ${v.error}.`);
+      if (!v.ok) throw new StageError(`${where}: ${source}#${pointer}: ${v.error}.`);
       if (typeof v.value === 'number') return (fmt ? fmt(v.value) : String(v.value)) + n.suffix;
       if (fmt || (v.value !== null && typeof v.value === 'object')) {
-        throw new StageError(`${where}: ${n.file}#${pointer} is ${JSON.stringify(v.value)?.slice(0, 80)}, not a number.`);
+        throw new StageError(`${where}: ${source}#${pointer} is ${JSON.stringify(v.value)?.slice(0, 80)}, not a number.`);
       }
       return String(v.value) + n.suffix;
     };
@@ -66,7 +82,7 @@ export class SectionResolver {
       label: n.label,
       value: pick(n.pointer),
       interval: n.low !== undefined && n.high !== undefined ? `${n.interval} ${pick(n.low)}–${pick(n.high)}` : undefined,
-      source: `${n.file}#${n.pointer}`,
+      source: `${source}#${n.pointer}`,
     };
   }
 

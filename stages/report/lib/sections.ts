@@ -2,11 +2,15 @@ import { posix } from 'node:path';
 import type { Result } from '../../../engine/result.js';
 import { err, ok } from '../../../engine/result.js';
 
-/** A headline number: the value at a JSON pointer in a JSON file, optionally with an interval. */
+/**
+ * A headline number: the value at a JSON pointer in a JSON file — or in a CSV file, read as a list of typed rows —
+ * optionally with an interval. `where` first picks the one row of a list whose columns equal the given values.
+ */
 export interface NumberSpec {
   label: string;
   file: string;
   pointer: string;
+  where?: Record<string, string | number | boolean>;
   /** d3-format specifier, e.g. `.2%`, `,d`, `.4f`. */
   format?: string;
   /** Text after the value (and interval bounds), e.g. ` %` for a value already in percent. */
@@ -89,15 +93,24 @@ function checkPointer(where: string, p: string): void {
   if (/~[^01]|~$/.test(p)) throw new Invalid(`${where} "${p}" has a ~ that is not ~0 or ~1`);
 }
 
+function parseWhere(where: string, v: unknown): NumberSpec['where'] {
+  if (v === undefined || v === null) return undefined;
+  if (!isObj(v) || Object.keys(v).length === 0 || !Object.values(v).every((x) => ['string', 'number', 'boolean'].includes(typeof x))) {
+    throw new Invalid(`${where} must map column names to values, e.g. {model: vindr_cxr}`);
+  }
+  return v as Record<string, string | number | boolean>;
+}
+
 function parseNumber(where: string, v: unknown): NumberSpec {
-  if (!isObj(v)) throw new Invalid(`${where} must be a mapping {label, file, pointer, format?}`);
-  const r = reader(where, v, ['label', 'file', 'pointer', 'format', 'suffix', 'low', 'high', 'interval']);
+  if (!isObj(v)) throw new Invalid(`${where} must be a mapping {label, file, pointer, where?, format?}`);
+  const r = reader(where, v, ['label', 'file', 'pointer', 'where', 'format', 'suffix', 'low', 'high', 'interval']);
   const n: NumberSpec = {
     label: r.str('label', true)!,
     file: r.str('file', true)!,
     pointer: typeof v.pointer === 'string' ? v.pointer : r.str('pointer', true)!,
     format: r.str('format', false),
     suffix: typeof v.suffix === 'string' ? v.suffix : '',
+    where: parseWhere(`${where}.where`, v.where),
     low: r.str('low', false),
     high: r.str('high', false),
     interval: r.str('interval', false) ?? '95% CI',
