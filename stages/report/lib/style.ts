@@ -45,6 +45,8 @@ table.prov td { font-size: .8rem; overflow-wrap: anywhere; }
   nav.toc { display: none; }
   h2 { break-after: avoid; }
   figure, table, .number { break-inside: avoid; }
+  .table-wrap { overflow: visible; }
+  table { font-size: 8pt; }
   a { color: inherit; text-decoration: none; }
 }
 `;
