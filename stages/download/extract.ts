@@ -35,9 +35,11 @@ function checkEntry(archive: string, name: string, link?: string): void {
 async function extractTar(file: string, dest: string, label: string): Promise<string[]> {
   const names: string[] = [];
   let problem: Error | null = null;
+  let entries = 0;
   await tar.t({
     file,
     onReadEntry: (e) => {
+      entries++;
       try {
         const isLink = e.type === 'SymbolicLink' || e.type === 'Link';
         checkEntry(label, e.path, isLink ? e.linkpath ?? '' : undefined);
@@ -50,7 +52,10 @@ async function extractTar(file: string, dest: string, label: string): Promise<st
     throw new ArchiveError(`${label}: not a readable tar archive (${e.message})`);
   });
   if (problem) throw problem;
-  await tar.x({ file, cwd: dest, strict: true, preservePaths: false });
+  if (entries === 0) return names; // node-tar rejects extracting an archive without entries
+  await tar.x({ file, cwd: dest, strict: true, preservePaths: false }).catch((e: Error) => {
+    throw new ArchiveError(`${label}: extraction failed (${e.message})`);
+  });
   return names;
 }
 

@@ -10,6 +10,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import { parse } from 'csv-parse/sync';
 import { err, ok, type Result } from '../../engine/result.js';
 
@@ -59,10 +60,13 @@ export function parseAgeString(text: string | undefined | null): number | null {
 
 const fmt = (n: number | null): string => (n === null ? '' : String(n));
 
+/** Read a CSV, or its gzipped copy (`file.gz`, as PadChest distributes its table) when only that exists. */
 async function readCsv(file: string): Promise<Result<{ header: string[]; records: string[][] }, string>> {
-  if (!existsSync(file)) return err(`${file}: file not found`);
+  const gz = `${file}.gz`;
+  if (!existsSync(file) && !existsSync(gz)) return err(`${file}: file not found`);
   try {
-    const records = parse(await readFile(file), { relax_column_count: true, skip_empty_lines: true, bom: true }) as string[][];
+    const bytes = existsSync(file) ? await readFile(file) : gunzipSync(await readFile(gz));
+    const records = parse(bytes, { relax_column_count: true, skip_empty_lines: true, bom: true }) as string[][];
     const [header, ...rest] = records;
     if (!header) return err(`${file}: empty CSV`);
     return ok({ header, records: rest });
@@ -212,8 +216,9 @@ async function vindrPcxr(root: string): Promise<Result<DatasetMetadata, string>>
   return ok({ rows, columns, dropped: {} });
 }
 
-function imageDir(root: string, file: string): string {
-  for (const d of ['images-224', 'images']) if (existsSync(join(root, d, file))) return `${d}/${file}`;
+/** torchxrayvision's pre-resized `images-224/`, the originals' `images/`, or PadChest's numbered zip folders. */
+function imageDir(root: string, file: string, extraDirs: string[] = []): string {
+  for (const d of ['images-224', 'images', ...extraDirs]) if (existsSync(join(root, d, file))) return `${d}/${file}`;
   return `images-224/${file}`;
 }
 
@@ -258,7 +263,7 @@ async function padchest(root: string): Promise<Result<DatasetMetadata, string>> 
   const rows: MetaRow[] = [];
   for (const r of toObjects(csv.value.header, csv.value.records)) {
     const filename = r['ImageID']!;
-    const path = imageDir(root, filename);
+    const path = imageDir(root, filename, r['ImageDir'] ? [r['ImageDir']] : []);
     if (!existsSync(join(root, path))) {
       drop('image missing on disk');
       continue;

@@ -123,10 +123,10 @@ export async function startServer(routes: Record<string, Route>): Promise<TestSe
 }
 
 /** A tar archive built by hand, so tests can include entries a well-behaved tar writer would refuse ("../x"). */
-export function rawTar(entries: Array<{ name: string; body?: string; type?: '0' | '2' | '5'; link?: string }>): Buffer {
+export function rawTar(entries: Array<{ name: string; body?: string | Buffer; type?: '0' | '2' | '5'; link?: string }>): Buffer {
   const blocks: Buffer[] = [];
   for (const e of entries) {
-    const body = Buffer.from(e.body ?? '');
+    const body = Buffer.isBuffer(e.body) ? e.body : Buffer.from(e.body ?? '');
     const h = Buffer.alloc(512);
     h.write(e.name, 0, 100);
     h.write('0000644\0', 100);
@@ -149,14 +149,14 @@ export function rawTar(entries: Array<{ name: string; body?: string; type?: '0' 
 }
 
 /** A stored (uncompressed) zip built by hand, for the same reason. */
-export function rawZip(entries: Array<{ name: string; body: string }>): Buffer {
+export function rawZip(entries: Array<{ name: string; body: string | Buffer }>): Buffer {
   const { crc32 } = zlib as unknown as { crc32(b: Buffer): number };
   const locals: Buffer[] = [];
   const centrals: Buffer[] = [];
   let offset = 0;
   for (const e of entries) {
     const name = Buffer.from(e.name);
-    const body = Buffer.from(e.body);
+    const body = Buffer.isBuffer(e.body) ? e.body : Buffer.from(e.body);
     const crc = crc32(body);
     const lh = Buffer.alloc(30);
     lh.writeUInt32LE(0x04034b50, 0);
