@@ -104,7 +104,11 @@ export async function run(ctx: StageContext<PlotWith>): Promise<void> {
     await writeFileAtomic(ctx.resolve(w.png), png);
     ctx.log(`wrote ${w.png}`);
   }
-  ctx.record({ vega: versions.vega, vegaLite: versions.vegaLite, librsvg: versions.librsvg, font: isObject(prepared.config) ? prepared.config.font : undefined,
+  ctx.record({
+    vega: versions.vega,
+    vegaLite: versions.vegaLite,
+    librsvg: versions.librsvg,
+    font: isObject(prepared.config) ? prepared.config.font : undefined,
     textMetrics: rendered.value.metrics,
   });
 }
