@@ -9,12 +9,14 @@
 //    nothing), with that process's peak RSS.
 // Baseline `vs full-rehash`: hashing the tree without a memo (what a tool without a stat memo does every run) =
 // cold time / no-op time. `--drop-caches` also times a walk with the OS dentry/inode caches dropped (needs root).
+// Then the Store on 1,000 of the files: first put, a re-put that the memo answers, restores by copy and hardlink.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { mapPool } from '../cache/pool.js';
 import { openHashState } from '../cache/state.js';
+import { openStore } from '../cache/store.js';
 import { walk } from '../cache/walk.js';
 
 const argv = process.argv.slice(2);
@@ -121,6 +123,20 @@ async function main(): Promise<void> {
   report('noop_load_hash_flush_100k', noop);
   bench('noop_peak_rss', Math.max(...runs.map((r) => r.rss)), 'MiB');
   console.log(`vs full-rehash ${(cold.wall / noop.wall).toFixed(2)}`);
+
+  // The store on one 1,000-file part of the tree: first put (copies), re-put with the memo (stats only), restores.
+  const part = `${tree}/part-0000`;
+  const storeRoot = `${root}/store`;
+  rmSync(storeRoot, { recursive: true, force: true });
+  const files = (await readdir(part)).length;
+  const store = openStore(storeRoot, { state });
+  await state.hashPath(part);
+  const put = await timed(1, () => store.put(part, 'part'));
+  report(`store_put_${files}_files`, put);
+  report(`store_reput_${files}_files_memo`, await timed(3, () => store.put(part, 'part')));
+  for (const mode of ['copy', 'hardlink'] as const) {
+    report(`store_restore_${mode}_${files}_files`, await timed(3, () => store.restore(put.value, `${root}/restored-${mode}`, [mode])));
+  }
 }
 
 if (argv.includes('--noop-child')) await noopChild();

@@ -15,8 +15,25 @@
  *  - hardlink: shares the object's inode (instant, no space). Editing such a file IN PLACE would corrupt the cache,
  *    so both are read-only and the mode is opt-in;
  *  - copy: a streamed copy that re-hashes the bytes on the way; a corrupt object is deleted and reported.
+ *
+ * Files up to 4 MiB (the many small files of a dataset) are put and restored with synchronous calls in ~20 ms slices
+ * that yield to the event loop: measured 5-10x less CPU per file than the promise API (bench/hashstate.ts); larger
+ * files are streamed a few at a time.
  */
-import { constants, type BigIntStats } from 'node:fs';
+import {
+  chmodSync,
+  constants,
+  copyFileSync,
+  existsSync,
+  linkSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  utimesSync,
+  writeFileSync,
+  type BigIntStats,
+} from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { createHash } from 'node:crypto';
 import {
@@ -39,7 +56,7 @@ import { tempName } from './atomic.js';
 import { CacheError } from './errors.js';
 import { hashBytes } from './hash.js';
 import { manifestJson, parseManifest, type ManifestEntry } from './manifest.js';
-import { mapPool } from './pool.js';
+import { mapPool, Slicer } from './pool.js';
 import type { LocalHashState } from './state.js';
 import type { Hash, RestoreMode, Store, StoredOutput } from './types.js';
 import { byRel, walk } from './walk.js';
@@ -94,7 +111,9 @@ class ContentStore implements LocalStore {
       throw e;
     }
     if (st.isFile()) {
-      const hash = await this.putFile(absPath, Number(st.size), this.opts.state?.peek(absPath, st));
+      const known = this.opts.state?.peek(absPath, st);
+      const size = Number(st.size);
+      const hash = size <= SMALL ? this.putSmallSync(absPath, known) : await this.putFile(absPath, size, known);
       return { path: relPath, kind: 'file', hash, size: Number(st.size), files: 1 };
     }
     if (!st.isDirectory()) {
@@ -105,13 +124,61 @@ class ContentStore implements LocalStore {
     // Keep what is needed, not the stats (1.5 KB each).
     walk(absPath, (rel, abs, st) => files.push({ rel, abs, size: Number(st.size), known: state?.peek(abs, st) }));
     files.sort(byRel);
-    const hashes = await mapPool(files, this.concurrency, (f) => this.putFile(f.abs, f.size, f.known));
+    const hashes = new Array<Hash>(files.length);
+    const large: number[] = [];
+    const slicer = new Slicer();
+    for (let i = 0; i < files.length; i++) {
+      const f = files[i]!;
+      if (f.size > SMALL) {
+        large.push(i);
+        continue;
+      }
+      hashes[i] = this.putSmallSync(f.abs, f.known);
+      await slicer.tick();
+    }
+    await mapPool(large, this.concurrency, async (i) => {
+      hashes[i] = await this.putFile(files[i]!.abs, files[i]!.size, files[i]!.known);
+    });
     const entries = files.map((f, i): ManifestEntry => [f.rel, hashes[i]!, f.size]);
     const json = manifestJson(entries);
     const hash = hashBytes(json);
     await this.putBytes(hash, json);
     const size = entries.reduce((s, e) => s + e[2], 0);
     return { path: relPath.endsWith('/') ? relPath : `${relPath}/`, kind: 'dir', hash, size, files: files.length };
+  }
+
+  /** putFile for a small file, synchronously: read once, hash, write the temp object, rename. */
+  private putSmallSync(abs: string, known: Hash | undefined): Hash {
+    if (known && this.touchIfPresentSync(known)) return known;
+    const bytes = readFileSync(abs);
+    const hash = hashBytes(bytes);
+    if (this.touchIfPresentSync(hash)) return hash;
+    const tmpDir = `${this.root}/tmp`;
+    mkdirSync(tmpDir, { recursive: true });
+    const tmp = `${tmpDir}/${process.pid}-${randomBytes(8).toString('hex')}`;
+    try {
+      writeFileSync(tmp, bytes, { flag: 'wx', mode: 0o444 });
+      const obj = this.objectPath(hash);
+      mkdirSync(dirname(obj), { recursive: true });
+      renameSync(tmp, obj); // atomic; a racing identical rename just replaces equal bytes
+    } catch (e) {
+      rmSync(tmp, { force: true });
+      throw e;
+    }
+    return hash;
+  }
+
+  private touchIfPresentSync(hash: Hash): boolean {
+    try {
+      const now = new Date();
+      utimesSync(this.objectPath(hash), now, now);
+      return true;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return false;
+      if (code === 'EPERM' || code === 'EACCES') return true;
+      throw e;
+    }
   }
 
   /**
@@ -225,7 +292,8 @@ class ContentStore implements LocalStore {
     const staged = tempName(absDest, 'pipe-restore');
     try {
       if (out.kind === 'file') {
-        await this.placeFile(out.hash, staged, tryModes);
+        if (out.size <= SMALL) this.placeSmallSync(out.hash, staged, tryModes);
+        else await this.placeFile(out.hash, staged, tryModes);
       } else {
         const entries = await this.readManifest(out.hash);
         await mkdir(staged);
@@ -234,14 +302,59 @@ class ContentStore implements LocalStore {
           const i = rel.lastIndexOf('/');
           if (i > 0) dirs.add(rel.slice(0, i));
         }
-        for (const d of [...dirs].sort()) await mkdir(join(staged, d), { recursive: true });
-        await mapPool(entries, this.concurrency, (e) => this.placeFile(e[1], join(staged, e[0]), tryModes));
+        for (const d of [...dirs].sort()) mkdirSync(join(staged, d), { recursive: true });
+        const large: ManifestEntry[] = [];
+        const slicer = new Slicer();
+        for (const e of entries) {
+          if (e[2] > SMALL) {
+            large.push(e);
+            continue;
+          }
+          this.placeSmallSync(e[1], join(staged, e[0]), tryModes);
+          await slicer.tick();
+        }
+        await mapPool(large, this.concurrency, (e) => this.placeFile(e[1], join(staged, e[0]), tryModes));
       }
       await swapInto(staged, absDest);
     } catch (e) {
       await rm(staged, { recursive: true, force: true });
       throw e;
     }
+  }
+
+  /** placeFile for a small object, synchronously (same modes, same fallbacks, same verification). */
+  private placeSmallSync(hash: Hash, dest: string, modes: RestoreMode[]): void {
+    const obj = this.objectPath(hash);
+    for (const mode of [...modes]) {
+      try {
+        if (mode === 'reflink') {
+          copyFileSync(obj, dest, constants.COPYFILE_FICLONE_FORCE);
+          chmodSync(dest, 0o644);
+        } else if (mode === 'hardlink') {
+          linkSync(obj, dest);
+          chmodSync(dest, 0o444);
+        } else {
+          const bytes = readFileSync(obj);
+          if (hashBytes(bytes) !== hash) {
+            rmSync(obj, { force: true });
+            throw corrupt(obj, hash);
+          }
+          writeFileSync(dest, bytes, { flag: 'wx', mode: 0o644 });
+        }
+        return;
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT' && !existsSync(obj)) throw missing(obj, hash);
+        if (mode !== 'copy' && code !== undefined && UNSUPPORTED.has(code)) {
+          rmSync(dest, { force: true });
+          const i = modes.indexOf(mode);
+          if (i >= 0 && modes.length > 1) modes.splice(i, 1);
+          continue;
+        }
+        throw e;
+      }
+    }
+    throw noMode(dest, modes);
   }
 
   /**
@@ -279,11 +392,7 @@ class ContentStore implements LocalStore {
         throw e;
       }
     }
-    throw new CacheError(
-      `could not restore ${dest}: none of the restore modes [${modes.join(', ')}] is supported here; add 'copy'.`,
-      'missing-object',
-      dest,
-    );
+    throw noMode(dest, modes);
   }
 }
 
@@ -357,6 +466,14 @@ async function exists(p: string): Promise<boolean> {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
     throw e;
   }
+}
+
+function noMode(dest: string, modes: RestoreMode[]): CacheError {
+  return new CacheError(
+    `could not restore ${dest}: none of the restore modes [${modes.join(', ')}] is supported here; add 'copy'.`,
+    'missing-object',
+    dest,
+  );
 }
 
 function corrupt(obj: string, hash: Hash): CacheError {

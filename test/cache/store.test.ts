@@ -166,6 +166,25 @@ describe('Store.restore', () => {
     await expect(store.restore(out, `${d}/dest`, ['copy'])).rejects.toMatchObject({ code: 'missing-object' });
   });
 
+  it('a corrupt large (streamed) object inside a directory is detected and the old destination kept', async () => {
+    const d = tempDir();
+    makeTree(`${d}/src`);
+    const store = openStore(`${d}/cache`);
+    const out = await store.put(`${d}/src`, 'src');
+    const big = (await store.readManifest(out.hash)).find((e) => e[0] === 'sub/deeper/c.bin')!;
+    const obj = store.objectPath(big[1]);
+    chmodSync(obj, 0o644);
+    const bytes = readFileSync(obj);
+    bytes[4_000_000] ^= 1; // one flipped bit, same size
+    writeFileSync(obj, bytes);
+    mkdirSync(`${d}/dest`);
+    writeFileSync(`${d}/dest/keep`, 'old');
+    await expect(store.restore(out, `${d}/dest`, ['copy'])).rejects.toMatchObject({ code: 'corrupt-object' });
+    expect(existsSync(obj)).toBe(false);
+    expect(readdirSync(`${d}/dest`)).toEqual(['keep']);
+    expect(readdirSync(d).sort()).toEqual(['cache', 'dest', 'src']);
+  });
+
   it('a corrupt directory manifest is detected', async () => {
     const d = tempDir();
     makeTree(`${d}/src`);
