@@ -1,0 +1,387 @@
+/**
+ * Watch mode: keep the selected stages up to date while files are edited.
+ *
+ * One cycle = reload the pipeline (re-resolve the DAG), re-sync the watchers, hold back stale manual stages (GPU,
+ * SLURM, `watch: manual`) and what depends on them, then one `runStages` over the rest — the planner decides what
+ * actually runs, so cache hits stay hits. Cycles never overlap (one writer per workspace); changes that arrive during a
+ * cycle are coalesced into the next one, and stages of the running cycle that they make stale are cancelled at once
+ * (engine/watch/cancel.ts) so that they restart promptly with the new inputs instead of finishing into the cache.
+ *
+ * A pipeline that does not load (a YAML error mid-edit) is reported as diagnostics; the watchers stay, and the next
+ * save that fixes it resumes the cycles.
+ */
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { workspaceLock } from '../cache/lock.js';
+import { emptyCounts, type EventInput, type RunCounts } from './events.js';
+import * as kinds from './kinds.js';
+import type { Pipeline, StageSpec } from './model.js';
+import { planStages, runStages } from './run.js';
+import { openWorkspace, pipeDirOf, type Workspace } from './workspace.js';
+import { DiagnosticsError, loadAll, selectStages, type Loaded } from './commands/load.js';
+import { UsageError } from './commands/errors.js';
+import { executorChooser, machineFor } from './commands/session.js';
+import { pipeVersion } from './commands/version.js';
+import { StageCanceller } from './watch/cancel.js';
+import { Coalescer } from './watch/coalesce.js';
+import type { CycleTrigger, WatchEventInput, WatchSink } from './watch/events.js';
+import { ignoredPaths, relOf, touchedStages, watchTargets, withDownstream, type WatchTargets } from './watch/paths.js';
+import { WatchSet } from './watch/watchers.js';
+
+export interface WatchOptions {
+  file: string;
+  targets: string[];
+  /** Run manual stages (GPU, SLURM, `watch: manual`) automatically too. */
+  all?: boolean;
+  set?: string[];
+  paramsFile?: string[];
+  jobs?: string;
+  gpus?: string;
+  mem?: string;
+  /** Debounce window: a burst of events quiet for this long is one change (default 60 ms). */
+  quietMs?: number;
+  emit: WatchSink;
+}
+
+/** The cycle in flight: what the change handler needs to cancel its stale stages. */
+interface Current {
+  cycle: number;
+  loaded: Loaded;
+  runSet: ReadonlySet<string>;
+  finished: Set<string>;
+  canceller: StageCanceller;
+  restarted: Set<string>;
+}
+
+const PRIORITY: Record<CycleTrigger, number> = { 'follow-up': 0, start: 1, change: 2, manual: 3 };
+
+export class WatchSession {
+  private readonly file: string;
+  private readonly watchers: WatchSet;
+  private readonly coalescer: Coalescer;
+  private readonly cycleAbort = new AbortController();
+  private loaded: Loaded | undefined;
+  private selected: Set<string> = new Set();
+  private ws: Workspace | undefined;
+  private wsFor = '';
+  private gpuIds: string[] | undefined;
+  private cycleNo = 0;
+  private readonly pending = new Set<string>();
+  private wanted: CycleTrigger | undefined;
+  private loop: Promise<void> | undefined;
+  private current: Current | undefined;
+  private stopping = false;
+  private ready = false;
+  private readonly t0 = Date.now();
+  private lastPending = '';
+  private lastHeld = '';
+
+  constructor(private readonly opts: WatchOptions) {
+    this.file = resolve(opts.file);
+    this.watchers = new WatchSet({ onChange: (p) => this.coalescer.push(p), onWarning: (m) => this.say({ type: 'warning', message: m }) });
+    this.coalescer = new Coalescer(opts.quietMs ?? 60, 1000, (paths) => this.onBatch(paths));
+  }
+
+  /** Load, watch, and start the first cycle (returns at once; `idle()` waits for it). */
+  start(): void {
+    if (!existsSync(this.file)) throw new UsageError(`pipeline file ${this.opts.file} does not exist`);
+    this.request('start');
+  }
+
+  /** Run the stale manual stages (and what waits for them) now: the `a` key. */
+  runManual(): void {
+    this.request('manual');
+  }
+
+  /** A cycle without a change: the `r` key (e.g. after fixing something outside the watched files). */
+  refresh(): void {
+    this.request('change');
+  }
+
+  /** Resolves when no cycle runs and none is wanted. */
+  async idle(): Promise<void> {
+    while (this.loop) await this.loop;
+  }
+
+  /** Stop: cancel the running cycle, wait until the engine has cleaned up (no half-written outputs), unwatch. */
+  async stop(reason: 'quit' | 'interrupt'): Promise<void> {
+    if (this.stopping) return this.idle();
+    this.stopping = true;
+    this.coalescer.close();
+    this.cycleAbort.abort();
+    await this.idle();
+    await this.watchers.close();
+    this.say({ type: 'watch-stop', reason });
+  }
+
+  // ───────────────────────────── events in ─────────────────────────────
+
+  private onBatch(paths: string[]): void {
+    if (this.stopping) return;
+    const root = this.loaded?.pipeline.workdir ?? dirname(this.file);
+    const files = [...new Set(paths.map((p) => relOf(root, p)))].sort();
+    for (const f of files) this.pending.add(f);
+    this.say({ type: 'watch-change', files });
+    if (this.current) void this.cancelStale(this.current, files);
+    this.request('change');
+  }
+
+  /**
+   * Cancel the stages of the running cycle that `files` made stale: those whose deps, kind code or definition
+   * changed, and everything downstream of them (their inputs are about to change too).
+   */
+  private async cancelStale(cur: Current, files: string[]): Promise<void> {
+    const before = cur.loaded.pipeline;
+    let now = before;
+    let previous: Pipeline | undefined;
+    const sources = new Set(before.sourceFiles.map((f) => relOf(before.workdir, f)));
+    if (files.some((f) => sources.has(f))) {
+      try {
+        now = (await this.load()).pipeline;
+        previous = before;
+      } catch {
+        // Broken mid-edit: the next cycle reports it; nothing to compare with.
+      }
+    }
+    if (this.current !== cur) return;
+    const touched = touchedStages(now, files, codeDirs, previous);
+    const graph = cur.loaded.dag.graph;
+    const affected = withDownstream(touched, (s) => (graph.hasNode(s) ? ((graph.successors(s) as string[] | undefined) ?? []) : []));
+    const hit = [...affected].filter((s) => cur.runSet.has(s) && !cur.finished.has(s) && !cur.restarted.has(s));
+    if (hit.length === 0) return;
+    for (const s of hit) {
+      cur.restarted.add(s);
+      cur.canceller.cancel(s);
+    }
+    this.say({ type: 'watch-cancel', cycle: cur.cycle, stages: hit, files });
+  }
+
+  // ───────────────────────────── cycles ─────────────────────────────
+
+  private request(trigger: CycleTrigger): void {
+    if (this.stopping) return;
+    if (!this.wanted || PRIORITY[trigger] > PRIORITY[this.wanted]) this.wanted = trigger;
+    this.kick();
+  }
+
+  private kick(): void {
+    if (this.loop || this.stopping) return;
+    this.loop = (async () => {
+      try {
+        while (this.wanted && !this.stopping) {
+          const trigger = this.wanted;
+          this.wanted = undefined;
+          const files = [...this.pending].sort();
+          this.pending.clear();
+          try {
+            await this.cycle(trigger, files);
+          } catch (e) {
+            // Disk full, permissions: say it and keep watching (the next save retries).
+            this.say({ type: 'warning', message: `cycle failed: ${e instanceof Error ? e.message : String(e)}` });
+          }
+        }
+      } finally {
+        this.loop = undefined;
+      }
+      if (this.wanted && !this.stopping) this.kick();
+    })();
+  }
+
+  private async load(): Promise<Loaded> {
+    return loadAll(this.file, { overrides: this.opts.set ?? [], paramsFiles: this.opts.paramsFile ?? [] });
+  }
+
+  private async cycle(trigger: CycleTrigger, files: string[]): Promise<void> {
+    const started = Date.now();
+    // 1. Reload: the YAML, its includes and params files may have changed; kinds' code too.
+    let loaded: Loaded;
+    let selected: Set<string>;
+    try {
+      loaded = await this.load();
+      selected = selectStages(loaded, this.opts.targets, false);
+    } catch (e) {
+      await this.invalid(e);
+      return;
+    }
+    this.loaded = loaded;
+    this.selected = selected;
+    const p = loaded.pipeline;
+    if (loaded.warnings.length > 0 && trigger !== 'follow-up') this.say({ type: 'diagnostics', formatted: loaded.warnings, diagnostics: [] });
+    resetImplementationHashes();
+    const ws = await this.workspace(p);
+
+    // 2. Watch exactly what this pipeline reads.
+    const targets = watchTargets(p, selected, codeDirs);
+    await this.watchers.update(targets, ignoredPaths(p));
+    if (!this.ready) {
+      this.ready = true;
+      this.sayReady(p, targets);
+    }
+
+    // 3. Hold back stale manual stages and their downstream unless asked to run them.
+    const runAll = this.opts.all === true || trigger === 'manual';
+    const hold = runAll ? { pending: [], held: new Set<string>() } : await this.manualHold(loaded, selected, ws);
+    const runSet = new Set([...selected].filter((s) => !hold.held.has(s)));
+    const order = loaded.graph.order.filter((s) => runSet.has(s));
+    const cycle = ++this.cycleNo;
+    this.say({ type: 'cycle-start', cycle, trigger, files, stages: order });
+
+    // 4. Run.
+    const stages = p.stages.filter((s) => runSet.has(s.name));
+    const counts: RunCounts = emptyCounts();
+    let ok = true;
+    const restarted = new Set<string>();
+    if (order.length > 0) {
+      const lock = workspaceLock(pipeDirOf(p), `pipe watch ${this.opts.file}`);
+      const got = await lock.acquire({
+        wait: true,
+        signal: this.cycleAbort.signal,
+        onWait: (h) => this.say({ type: 'warning', message: `waiting for the workspace lock held by \`${h.command}\` (pid ${h.pid} on ${h.host})` }),
+      });
+      if (!got.ok) return; // stopping while waiting
+      const executors = await executorChooser(p, stages, ws.pipeDir);
+      const canceller = new StageCanceller(executors.choose);
+      const cur: Current = { cycle, loaded, runSet, finished: new Set(), canceller, restarted };
+      this.current = cur;
+      try {
+        const summary = await runStages({
+          pipeline: p,
+          graph: loaded.graph,
+          workspace: ws,
+          selected: runSet,
+          emit: (e) => {
+            if (e.type === 'stage-end') cur.finished.add(e.stage);
+            this.say({ ...e, cycle });
+          },
+          pipeVersion: pipeVersion(),
+          machine: this.machine(stages),
+          executorFor: canceller.executorFor,
+          signal: this.cycleAbort.signal,
+          keepGoing: true,
+        });
+        Object.assign(counts, summary.counts);
+        // Stages cancelled (and their downstream skipped) for a change are not failures: they run again next.
+        ok = counts.failed === 0;
+      } finally {
+        this.current = undefined;
+        await executors.close();
+        await got.release();
+      }
+    }
+    this.say({ type: 'cycle-end', cycle, ok, counts, restarted: [...restarted], durationMs: Date.now() - started });
+    if (this.stopping) return;
+
+    // 5. What manual stages wait now (an upstream that re-ran may have left them up to date after all).
+    if (!runAll && p.stages.some((s) => selected.has(s.name) && s.watch === 'manual')) {
+      const after = await this.manualHold(loaded, selected, ws);
+      this.sayPending(after);
+      // Held stages that are no longer blocked can run now.
+      if ([...hold.held].some((s) => !after.held.has(s))) this.request('follow-up');
+    } else if (this.lastPending !== '' && runAll) {
+      this.sayPending({ pending: [], held: new Set() });
+    }
+  }
+
+  /** Stale manual stages (the plan says `run`) and the selected stages downstream of them. */
+  private async manualHold(loaded: Loaded, selected: Set<string>, ws: Workspace): Promise<{ pending: Array<{ stage: string; reasons: string[] }>; held: Set<string> }> {
+    const manual = loaded.pipeline.stages.filter((s) => selected.has(s.name) && s.watch === 'manual');
+    if (manual.length === 0) return { pending: [], held: new Set() };
+    const decisions = await planStages({ pipeline: loaded.pipeline, graph: loaded.graph, workspace: ws, selected, emit: () => {}, pipeVersion: pipeVersion() });
+    const pending = manual.filter((s) => decisions.get(s.name)?.action === 'run').map((s) => ({ stage: s.name, reasons: decisions.get(s.name)!.reasons }));
+    const graph = loaded.dag.graph;
+    const held = withDownstream(
+      pending.map((x) => x.stage),
+      (s) => (graph.successors(s) as string[] | undefined) ?? [],
+    );
+    return { pending, held: new Set([...held].filter((s) => selected.has(s))) };
+  }
+
+  private sayPending(h: { pending: Array<{ stage: string; reasons: string[] }>; held: Set<string> }): void {
+    const names = h.pending.map((x) => x.stage);
+    const held = [...h.held].filter((s) => !names.includes(s));
+    const key = JSON.stringify(names);
+    const heldKey = JSON.stringify(held);
+    if (key === this.lastPending && heldKey === this.lastHeld) return;
+    this.lastPending = names.length > 0 || held.length > 0 ? key : '';
+    this.lastHeld = heldKey;
+    this.say({ type: 'manual-pending', stages: h.pending, held });
+  }
+
+  /** The pipeline does not load: show why, keep (or start) watching its files so that the fix is seen. */
+  private async invalid(e: unknown): Promise<void> {
+    if (e instanceof DiagnosticsError) {
+      this.say({ type: 'diagnostics', formatted: e.formatted, diagnostics: e.diagnostics });
+      this.say({ type: 'watch-invalid', problems: e.diagnostics.length });
+    } else if (e instanceof UsageError) {
+      this.say({ type: 'warning', message: `${e.message}; waiting for it to appear` });
+      this.say({ type: 'watch-invalid', problems: 1 });
+    } else throw e;
+    const prev: WatchTargets = this.loaded ? watchTargets(this.loaded.pipeline, this.selected, codeDirs) : { files: [], trees: [] };
+    const files = new Set([...prev.files, this.file]);
+    if (e instanceof DiagnosticsError) for (const d of e.diagnostics) if (d.span?.file) files.add(resolve(d.span.file));
+    const ignore = this.loaded ? ignoredPaths(this.loaded.pipeline) : () => false;
+    const targets = { files: [...files], trees: prev.trees };
+    await this.watchers.update(targets, ignore);
+    if (!this.ready) {
+      this.ready = true;
+      this.sayReady(undefined, targets);
+    }
+  }
+
+  private sayReady(p: Pipeline | undefined, t: WatchTargets): void {
+    const root = p?.workdir ?? dirname(this.file);
+    this.say({
+      type: 'watch-ready',
+      pipeline: this.file,
+      files: t.files.map((f) => relOf(root, f)).sort(),
+      trees: t.trees.map((f) => `${relOf(root, f)}/`).sort(),
+      watchedDirs: this.watchers.stats().dirs,
+      startupMs: Date.now() - this.t0,
+    });
+  }
+
+  private async workspace(p: Pipeline): Promise<Workspace> {
+    const id = `${p.workdir}\0${p.settings.cacheDir}\0${p.file}`;
+    if (!this.ws || this.wsFor !== id) {
+      this.ws = await openWorkspace(p);
+      this.wsFor = id;
+    }
+    return this.ws;
+  }
+
+  /** The machine; GPUs are detected (nvidia-smi) once, not every cycle. */
+  private machine(stages: StageSpec[]): ReturnType<typeof machineFor> {
+    if (this.opts.gpus !== undefined) return machineFor(this.opts, stages);
+    if (this.gpuIds === undefined && stages.some((s) => s.executor === 'local' && s.resources.gpus > 0)) {
+      this.gpuIds = machineFor(this.opts, stages).gpuIds;
+    }
+    return machineFor({ ...this.opts, gpus: this.gpuIds && this.gpuIds.length > 0 ? this.gpuIds.join(',') : 'none' }, stages);
+  }
+
+  private say(e: WatchEventInput | EventInput | (EventInput & { cycle: number })): void {
+    this.opts.emit({ ...e, at: Date.now() } as Parameters<WatchSink>[0]);
+  }
+}
+
+/**
+ * The folders a `uses` kind's implementation hash reads (see engine/kinds.ts): the repo's `stages/<kind>/` sources
+ * for built-in kinds when present, else the compiled folder; plus the manifest's extra `implementation` paths.
+ */
+export function codeDirs(kind: string): string[] {
+  const root = kinds.kindRoot(kind);
+  const parts = kind.split('/');
+  const src = join(dirname(dirname(kinds.stagesRoot)), 'stages', ...parts);
+  const folder = root === kinds.stagesRoot && existsSync(src) ? src : join(root, ...parts);
+  const extra = kinds.resolveKind(kind)?.implementation ?? [];
+  return [folder, ...extra.map((x) => resolve(folder, x))];
+}
+
+/**
+ * The engine memoises each kind's implementation hash for the life of the process (right for `pipe run`); a watcher
+ * lives for hours, so the memo must be dropped each cycle. Uses `kinds.resetImplementationHashes` when the engine
+ * offers it (requested from E2); without it an edited kind is only seen by a new `pipe watch`.
+ */
+function resetImplementationHashes(): void {
+  const reset = (kinds as unknown as Record<string, unknown>).resetImplementationHashes;
+  if (typeof reset === 'function') (reset as () => void)();
+}
