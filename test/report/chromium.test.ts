@@ -78,7 +78,7 @@ describe.skipIf(!present)(`report.html in headless Chromium (${CHROMIUM})`, () =
         const texts = svg ? [...svg.querySelectorAll('text')].filter((t) => t.getBBox().width > 0 && (t.textContent ?? '').trim() !== '') : [];
         const bars = svg
           ? [...svg.querySelectorAll('path[aria-roledescription="bar"]')].filter((b) => {
-              const r = (b as SVGGraphicsElement).getBBox();
+              const r = (b as unknown as { getBBox(): { width: number; height: number } }).getBBox();
               return r.width > 0 && r.height > 0;
             })
           : [];
