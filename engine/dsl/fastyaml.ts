@@ -257,6 +257,8 @@ class FastParser {
       const q = this.quoted(p);
       node = { t: 'scalar', value: q.value, loc: this.loc(p, q.end), raw: t.slice(p, q.end) };
       end = q.end;
+    } else if (c === '|' || c === '>') {
+      return this.blockScalar(p, parentIndent);
     } else {
       if ('&*!|>%@`'.includes(c)) bail();
       if ((c === '-' || c === '?' || c === ':') && (t[p + 1] === ' ' || t[p + 1] === '\n')) bail();
@@ -281,6 +283,89 @@ class FastParser {
     while (t[i] === ' ' || t[i] === '\t') i++;
     if (!(i >= t.length || t[i] === '\n' || (t[i] === '#' && i > end))) bail();
     return { node, line: this.lineOf(end) };
+  }
+
+  /**
+   * `|` literal and `>` folded block scalars with `-`/`+` chomping. Bails on explicit indentation indicators,
+   * folded blocks with more-indented lines, odd whitespace-only lines and blocks that end without a newline.
+   */
+  private blockScalar(p: number, parentIndent: number): { node: YNode; line: number } {
+    const t = this.t;
+    const folded = t[p] === '>';
+    let i = p + 1;
+    let chomp: 'clip' | 'strip' | 'keep' = 'clip';
+    if (t[i] === '-' || t[i] === '+') {
+      chomp = t[i] === '-' ? 'strip' : 'keep';
+      i++;
+    }
+    const afterIndicator = i;
+    while (t[i] === ' ' || t[i] === '\t') i++;
+    if (t[i] === '#' && i > afterIndicator) {
+      const nl = t.indexOf('\n', i);
+      i = nl < 0 ? t.length : nl;
+    }
+    if (t[i] !== '\n') bail();
+    const header = this.lineOf(p);
+    const nLines = this.lineStarts.length;
+    // Only-spaces lines are "empty"; the first other line sets the block's indentation.
+    const spaceOnly = (l: number) => {
+      const s0 = this.lineStarts[l]!;
+      const e0 = this.lineEnd(l);
+      for (let k = s0; k < e0; k++) if (t[k] !== ' ') return false;
+      return true;
+    };
+    let first = header + 1;
+    while (first < nLines && spaceOnly(first)) first++;
+    if (first >= nLines) bail();
+    const indent = this.indents[first]!;
+    if (indent <= parentIndent) bail(); // an empty block scalar
+    const lines: string[] = [];
+    let lastContent = -1;
+    let l = header + 1;
+    for (; l < nLines; l++) {
+      const s0 = this.lineStarts[l]!;
+      const e0 = this.lineEnd(l);
+      if (spaceOnly(l)) {
+        if (e0 - s0 > indent) bail();
+        lines.push('');
+        continue;
+      }
+      if (this.indents[l]! < indent) break;
+      const text = t.slice(s0 + indent, e0);
+      if (folded && (text[0] === ' ' || text[0] === '\t')) bail();
+      lines.push(text);
+      lastContent = l;
+    }
+    // The last content line must end with a newline, and a last line at EOF must not be empty-without-newline.
+    if (this.lineStarts[lastContent + 1] === undefined) bail();
+    const content = lines.slice(0, lastContent - header);
+    const trailing = lines.length - content.length - (l >= nLines && t.endsWith('\n') ? 1 : 0);
+    let body: string;
+    if (folded) {
+      body = '';
+      let empties = 0;
+      let started = false;
+      for (const line of content) {
+        if (line === '') {
+          empties++;
+          continue;
+        }
+        if (!started) body = '\n'.repeat(empties) + line;
+        else body += (empties ? '\n'.repeat(empties) : ' ') + line;
+        started = true;
+        empties = 0;
+      }
+    } else body = content.join('\n');
+    let value = body;
+    let end = this.lineStarts[lastContent + 1]!;
+    if (chomp === 'clip') value += '\n';
+    else if (chomp === 'keep') {
+      value += '\n'.repeat(1 + trailing);
+      const stop = lastContent + 1 + trailing;
+      end = this.lineStarts[stop] ?? t.length;
+    }
+    const node: YScalar = { t: 'scalar', value, loc: this.loc(p, end), raw: t.slice(p, end) };
+    return { node, line: lastContent };
   }
 
   private quoted(p: number): { value: string; end: number } {

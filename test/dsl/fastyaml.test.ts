@@ -123,13 +123,43 @@ e: ["\${item}", \${vars.list[0]}]
   empty: `# nothing here\n\n`,
   trailingNoNewline: `a: 1\nb: [x]`,
   tabsInValue: `a: "x\\ty"\nb: x\ty\n`,
+  blockScalars: `a: |
+  echo 1
+    indented
+  # not a comment
+
+  echo 2
+b: |-
+  x
+c: |+
+  y
+
+
+d: >-
+  folded
+  line
+
+  para
+e: >
+  one
+  two
+f:
+  - |
+    in seq
+  - >-
+    z
+g: |   # header comment
+  after
+h: end
+`,
 };
 
 const UNSUPPORTED: Record<string, string> = {
   anchors: `a: &x {b: 1}\nc: *x\n`,
   merge: `a: &x {b: 1}\nc:\n  <<: *x\n`,
-  literal: `cmd: |\n  echo 1\n  echo 2\n`,
-  folded: `cmd: >\n  a\n  b\n`,
+  foldedMoreIndented: `cmd: >\n  a\n    b\n  c\n`,
+  explicitIndent: `cmd: |2\n   x\n`,
+  blockAtEof: `cmd: |\n  x`,
   multilinePlain: `a: one\n  two\n`,
   multilineQuoted: `a: "one\n  two"\n`,
   tag: `a: !!str 1\n`,
