@@ -16,6 +16,9 @@ interface TaskLike {
 }
 
 interface StageView {
+  /** When it started running (for the live elapsed time). */
+  startedAt?: number;
+  running?: string;
   task?: TaskLike;
   resolve?: () => void;
   reject?: (e: Error) => void;
@@ -32,7 +35,15 @@ export interface Renderer {
 }
 
 export async function ttyRenderer(): Promise<Renderer> {
-  const { Listr, PRESET_TIMER } = await import('listr2');
+  const { Listr } = await import('listr2');
+  // Elapsed time of running stages, refreshed every second.
+  let ticker: NodeJS.Timeout | undefined;
+  const tick = (): void => {
+    for (const [name, v] of views) {
+      if (v.startedAt === undefined || !v.task || !v.running) continue;
+      v.task.title = `${name} ${dim(`${v.running} ${duration(Math.round((Date.now() - v.startedAt) / 1000) * 1000)}`)}`;
+    }
+  };
   const write = (s: string): void => void process.stderr.write(s);
   const views = new Map<string, StageView>();
   const failures: string[] = [];
@@ -42,6 +53,7 @@ export async function ttyRenderer(): Promise<Renderer> {
   const warnings: string[] = [];
 
   const apply = (name: string, v: StageView, e: PipeEvent & { type: 'stage-end' }): void => {
+    v.running = undefined;
     if (!v.task || !v.resolve || !v.reject) {
       v.pending = e;
       return;
@@ -95,16 +107,20 @@ export async function ttyRenderer(): Promise<Renderer> {
             exitOnError: false,
             registerSignalListeners: false,
             renderer: 'default',
-            rendererOptions: { collapseSkips: true, suffixSkips: false, showSkipMessage: true, timer: PRESET_TIMER, showErrorMessage: true },
+            rendererOptions: { collapseSkips: true, suffixSkips: false, showSkipMessage: true, showErrorMessage: true },
           },
         );
         running = list.run().catch(() => undefined);
+        ticker = setInterval(tick, 1000);
+        ticker.unref();
         return;
       }
       case 'stage-start': {
         const v = views.get(e.stage);
         if (!v) return;
-        v.title = `${e.stage} ${dim(`running${e.gpuIds.length ? ` on gpu ${e.gpuIds.join(',')}` : ''}${e.executor !== 'local' ? ` (${e.executor})` : ''}`)}`;
+        v.startedAt = e.at;
+        v.running = `running${e.gpuIds.length ? ` on gpu ${e.gpuIds.join(',')}` : ''}${e.executor !== 'local' ? ` (${e.executor})` : ''}`;
+        v.title = `${e.stage} ${dim(v.running)}`;
         if (v.task) v.task.title = v.title;
         return;
       }
@@ -143,6 +159,7 @@ export async function ttyRenderer(): Promise<Renderer> {
     listener,
     async close() {
       if (running) await running;
+      if (ticker) clearInterval(ticker);
       for (const w of warnings) write(`${w}\n`);
       for (const f of failures) write(`${f}\n`);
       if (endLine && !fallback) write(`${endLine}\n`);
