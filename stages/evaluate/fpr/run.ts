@@ -32,9 +32,8 @@ export async function run(ctx: StageContext<FprWith>): Promise<void> {
 
   const { rows, file } = loadEvalRows(ctx.workspace, ctx.resolve(w.predictions), w.predictions, evalSet, split);
   if (rows.n === 0) throw new StageError(`Stage ${ctx.stage}: no rows of ${file} survive the filters for ${evalSet}/${split} (METHODS B.2).`);
-  let done = 0;
-  const result = evaluateFpr(rows, threshold, boot, (label) => {
-    ctx.progress({ done: done++, unit: 'bins', message: `bootstrap bin ${label}` });
+  const result = evaluateFpr(rows, threshold, boot, (label, done, total) => {
+    ctx.progress({ done, total, unit: 'bins', message: `bootstrap bin ${label}` });
   });
   writeAtomic(ctx.resolve(w.counts), formatCountsCsv(result.bins));
   const json = fprToJson(result, { model, evalSet, file, ...boot });

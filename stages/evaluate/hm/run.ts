@@ -40,8 +40,8 @@ export async function run(ctx: StageContext<HmWith>): Promise<void> {
   }
   const { rows, file } = loadEvalRows(ctx.workspace, ctx.resolve(w.predictions), w.predictions, evalSet, defaultSplit(evalSet));
   if (rows.n === 0) throw new StageError(`Stage ${ctx.stage}: no rows of ${file} survive the filters (METHODS B.2).`);
-  let done = 0;
-  const result = evaluateFpr(rows, threshold, boot, (label) => ctx.progress({ done: done++, unit: 'bins', message: `bootstrap bin ${label}` }));
+  const result = evaluateFpr(rows, threshold, boot, (label, done, total) =>
+    ctx.progress({ done, total, unit: 'bins', message: `bootstrap bin ${label}` }));
   const impact = reestimate(result.bins.filter((b) => impactBins.has(b.ageBin)), { scale: 1, decimals: 4 });
   const json: HmJson = {
     ...fprToJson(result, { model, evalSet, file, ...boot }),

@@ -61,7 +61,7 @@ export function reestimate(bins: Array<{ count: number; percentage: number }>, o
   return nHat === 0 ? (totalCount === 0 ? 0 : NaN) : roundTo((opts.scale * totalCount) / nHat, opts.decimals);
 }
 
-export function evaluateFpr(rows: EvalRows, threshold: number, boot: BootstrapOptions, onBin?: (label: string) => void): FprResult {
+export function evaluateFpr(rows: EvalRows, threshold: number, boot: BootstrapOptions, onBin?: (label: string, index: number, total: number) => void): FprResult {
   const pred = predictPositive(rows, threshold);
   const scheme = schemeFor(rows.dset, rows.split);
   const byBin = new Map<string, number[]>();
@@ -71,8 +71,9 @@ export function evaluateFpr(rows: EvalRows, threshold: number, boot: BootstrapOp
     if (!list) byBin.set(label, (list = []));
     list.push(i);
   }
-  const bins: BinRate[] = [...byBin.keys()].sort(compareLabels).map((label) => {
-    onBin?.(label);
+  const labels = [...byBin.keys()].sort(compareLabels);
+  const bins: BinRate[] = labels.map((label, index) => {
+    onBin?.(label, index, labels.length);
     const idx = byBin.get(label)!;
     const sub = new Uint8Array(idx.length);
     let count = 0;
