@@ -42,6 +42,27 @@ describe('WorkspaceLock', () => {
     expect(readdirSync(`${d}/.pipe`)).toEqual([]);
   });
 
+  it('mutual exclusion: three processes doing unsafe read-modify-write under the lock lose no update', async () => {
+    const d = tempDir();
+    writeFileSync(`${d}/counter`, '0');
+    const body = `
+      const fs = await import('node:fs');
+      const lock = cache.workspaceLock(args.dir, 'worker', { pollMs: 5 });
+      for (let i = 0; i < 10; i++) {
+        const r = await lock.acquire({ wait: true });
+        if (!r.ok) throw new Error('not acquired');
+        const n = Number(fs.readFileSync(args.counter, 'utf8'));
+        await new Promise((res) => setTimeout(res, 3)); // widen the race window
+        fs.writeFileSync(args.counter, String(n + 1));
+        await r.release();
+      }`;
+    const kids = [0, 1, 2].map(() => startChild(d, body, { dir: `${d}/.pipe`, counter: `${d}/counter` }).done);
+    for (const r of await Promise.all(kids)) expect(r.code, r.stderr).toBe(0);
+    const { readFileSync } = await import('node:fs');
+    expect(readFileSync(`${d}/counter`, 'utf8')).toBe('30');
+    expect(readdirSync(`${d}/.pipe`)).toEqual([]);
+  });
+
   it('a lock left by a dead process on this host is taken over', async () => {
     const d = tempDir();
     const dead = await startChild(d, HOLD, { dir: `${d}/.pipe`, crash: true }).done;
