@@ -54,9 +54,15 @@ function walkDir(abs: string, rel: string, ancestors: Set<string>, visit: FileVi
       throw e;
     }
     if (st === undefined) {
-      // Listed but its target does not exist: a dangling symlink (or a file deleted this instant).
+      // Listed but not there: a dangling symlink, a file deleted this instant, or a name that is not valid UTF-8
+      // (Node decodes it lossily, so the path we build names nothing). None is skipped silently.
       if (lstatSync(childAbs, { throwIfNoEntry: false })?.isSymbolicLink()) throw broken(childAbs);
-      continue;
+      throw new CacheError(
+        `${childAbs} disappeared while its directory was being read, or its name is not valid UTF-8 (which pipe ` +
+          `cannot address). Re-run once the directory has stopped changing, or rename the file.`,
+        'not-found',
+        childAbs,
+      );
     }
     if (st.isFile()) visit(prefix + name, childAbs, st, abs, name);
     else if (st.isDirectory()) descend(childAbs, prefix + name, st, ancestors, visit);

@@ -171,6 +171,16 @@ describe('directory hash (Merkle manifest)', () => {
     expect(s.size).toBe(4);
   });
 
+  it('a file name that is not valid UTF-8 is an error, not silently skipped', async () => {
+    const d = tempDir();
+    mkdirSync(`${d}/t`);
+    writeFileSync(`${d}/t/ok`, 'ok');
+    writeFileSync(Buffer.from(`${d}/t/bad-\xff-name`, 'latin1'), 'x');
+    const s = await openHashState(`${d}/state`);
+    await expect(s.hashPath(`${d}/t`)).rejects.toMatchObject({ code: 'not-found' });
+    await expect(s.hashPath(`${d}/t`)).rejects.toThrow(/not valid UTF-8/);
+  });
+
   it('a second hash of an unchanged tree reads nothing', async () => {
     const d = tempDir();
     make(`${d}/t`, FILES);
