@@ -66,6 +66,20 @@ describe('wasm conv gradient kernels vs cpu', () => {
     expect(maxAbsDiff(dwWasm, dwCpu)).toBeLessThan(1e-3);
   });
 
+  // Kernels wider than the image ('same' padding shifts a whole row out) and 1-pixel images: the edge cases of the
+  // stride-1 contiguous-copy im2col.
+  const edge: Case[] = [
+    { x: [2, 3, 3, 2], f: [5, 5, 2, 3], stride: 1, pad: 'same' },
+    { x: [1, 1, 4, 1], f: [3, 3, 1, 2], stride: 1, pad: 'same' },
+    { x: [3, 2, 1, 3], f: [4, 2, 3, 2], stride: 1, pad: 'same' },
+  ];
+  it.each(edge.map((c) => [JSON.stringify(c), c] as const))('edge %s', async (_name, c) => {
+    const [dxCpu, dwCpu] = await convGrads('cpu', c);
+    const [dxWasm, dwWasm] = await convGrads('wasm', c);
+    expect(maxAbsDiff(dxWasm, dxCpu)).toBeLessThan(1e-3);
+    expect(maxAbsDiff(dwWasm, dwCpu)).toBeLessThan(1e-3);
+  });
+
   it('covers strides 1, 2 and 3 and both padding modes', () => {
     expect(new Set(all.map((c) => c.stride))).toEqual(new Set([1, 2, 3]));
     const pads = new Set(all.map((c) => (typeof c.pad === 'string' ? c.pad : 'explicit')));

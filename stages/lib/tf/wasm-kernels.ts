@@ -161,6 +161,10 @@ const DW_CHUNK_COLUMNS = 8192;
  *   A[(kh·KW + kw)·Ci + ci, (b−b0)·OH·OW + oh·OW + ow] = x[b, oh·sH + kh − pT, ow·sW + kw − pL, ci]   (0 outside).
  */
 function im2colChunk(xT: Float32Array, dst: Float32Array, info: tf.backend_util.Conv2DInfo, b0: number, nb: number): void {
+  if (info.strideHeight === 1 && info.strideWidth === 1 && info.outWidth === info.inWidth) {
+    im2colChunkStride1(xT, dst, info, b0, nb);
+    return;
+  }
   const { batchSize: nbAll, inHeight: h, inWidth: w, inChannels: ci, outHeight: oh, outWidth: ow } = info;
   const { filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = info;
   const pt = info.padInfo.top;
@@ -185,6 +189,52 @@ function im2colChunk(xT: Float32Array, dst: Float32Array, info: tf.backend_util.
             let at = img + iy * w + xa * sw + q - pl;
             for (let x = xa; x < xb; x++, at += sw) dst[o++] = xT[at]!;
             for (let x = xb; x < ow; x++) dst[o++] = 0;
+          }
+        }
+      }
+    }
+  }
+}
+
+/**
+ * The common case, stride 1 and output width = input width ('same' padding): the patch block of one (tap, channel,
+ * image) is the image itself shifted by (kh − pT) rows and (kw − pL) columns, so it is ONE contiguous copy of the
+ * image's valid rows followed by zeroing the columns that wrapped around from the neighbouring row.
+ */
+function im2colChunkStride1(xT: Float32Array, dst: Float32Array, info: tf.backend_util.Conv2DInfo, b0: number, nb: number): void {
+  const { batchSize: nbAll, inHeight: h, inWidth: w, inChannels: ci, outHeight: oh } = info;
+  const { filterHeight: kh, filterWidth: kw } = info;
+  const pt = info.padInfo.top;
+  const pl = info.padInfo.left;
+  const block = oh * w;
+  let o = 0;
+  for (let r = 0; r < kh; r++) {
+    // Output rows whose input row y + r − pT lies in [0, h).
+    const ya = Math.min(oh, Math.max(0, pt - r));
+    const yb = Math.max(ya, Math.min(oh, h + pt - r));
+    for (let q = 0; q < kw; q++) {
+      const shift = q - pl;
+      for (let c = 0; c < ci; c++) {
+        for (let b = b0; b < b0 + nb; b++, o += block) {
+          dst.fill(0, o, o + ya * w);
+          dst.fill(0, o + yb * w, o + block);
+          if (yb === ya) continue;
+          const img = (c * nbAll + b) * h * w;
+          let s0 = img + (ya + r - pt) * w + shift;
+          let d0 = o + ya * w;
+          let n = (yb - ya) * w;
+          // Reads outside this image land only in columns zeroed below; clamp them away.
+          if (s0 < img) {
+            d0 += img - s0;
+            n -= img - s0;
+            s0 = img;
+          }
+          n = Math.min(n, img + h * w - s0);
+          if (n > 0) dst.set(xT.subarray(s0, s0 + n), d0);
+          if (shift > 0) {
+            for (let y = ya; y < yb; y++) dst.fill(0, o + y * w + Math.max(0, w - shift), o + y * w + w);
+          } else if (shift < 0) {
+            for (let y = ya; y < yb; y++) dst.fill(0, o + y * w, o + y * w + Math.min(w, -shift));
           }
         }
       }
