@@ -73,8 +73,8 @@ export class WatchSession {
   private stopping = false;
   private ready = false;
   private readonly t0 = Date.now();
-  private lastPending = '';
-  private lastHeld = '';
+  private lastPending = '[]';
+  private lastHeld = '[]';
 
   constructor(private readonly opts: WatchOptions) {
     this.file = resolve(opts.file);
@@ -277,7 +277,7 @@ export class WatchSession {
       this.sayPending(after);
       // Held stages that are no longer blocked can run now.
       if ([...hold.held].some((s) => !after.held.has(s))) this.request('follow-up');
-    } else if (this.lastPending !== '' && runAll) {
+    } else if (this.lastPending !== '[]' && runAll) {
       this.sayPending({ pending: [], held: new Set() });
     }
   }
@@ -299,10 +299,10 @@ export class WatchSession {
   private sayPending(h: { pending: Array<{ stage: string; reasons: string[] }>; held: Set<string> }): void {
     const names = h.pending.map((x) => x.stage);
     const held = [...h.held].filter((s) => !names.includes(s));
-    const key = JSON.stringify(names);
+    const key = JSON.stringify(h.pending);
     const heldKey = JSON.stringify(held);
     if (key === this.lastPending && heldKey === this.lastHeld) return;
-    this.lastPending = names.length > 0 || held.length > 0 ? key : '';
+    this.lastPending = key;
     this.lastHeld = heldKey;
     this.say({ type: 'manual-pending', stages: h.pending, held });
   }

@@ -85,6 +85,12 @@ export async function watchCommand(file: string, targets: string[], opts: WatchC
     void session.stop(reason).then(stopped, stopped);
   };
   const onSignal = (): void => stop('interrupt');
+  // A reader that went away (`pipe watch --json | head`): stop cleanly instead of dying on EPIPE.
+  const onOutError = (e: NodeJS.ErrnoException): void => {
+    if (e.code === 'EPIPE') stop('quit');
+  };
+  process.stdout.on('error', onOutError);
+  process.stderr.on('error', onOutError);
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   const stopKeys = listenForKeys({
@@ -98,6 +104,8 @@ export async function watchCommand(file: string, targets: string[], opts: WatchC
     await done;
   } finally {
     stopKeys();
+    process.stdout.off('error', onOutError);
+    process.stderr.off('error', onOutError);
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     screen.close();

@@ -1,0 +1,162 @@
+// `pipe watch` through the real CLI on temp workspaces: edits to deps, params and the YAML itself, bursts of saves,
+// and writes the watcher must ignore. Every assertion is about the JSON events the watcher prints.
+import { afterEach, describe, expect, it } from 'vitest';
+import { lastCycle, startWatch, workspace, type Watcher, type Ws } from './helpers.js';
+
+let ws: Ws | undefined;
+let w: Watcher | undefined;
+afterEach(async () => {
+  await w?.stop();
+  ws?.cleanup();
+  w = undefined;
+  ws = undefined;
+});
+
+const chain = `name: w
+stages:
+  a:
+    cmd: cat data/a.txt > out/a.txt
+    deps: [data/a.txt]
+    outs: [out/a.txt]
+  b:
+    cmd: cat data/b.txt > out/b.txt
+    deps: [data/b.txt]
+    outs: [out/b.txt]
+  c:
+    cmd: cat out/a.txt out/b.txt > out/c.txt
+    deps: [out/a.txt, out/b.txt]
+    outs: [out/c.txt]
+  d:
+    cmd: cat data/d/*.txt data/d/sub/*.txt 2>/dev/null > out/d.txt; true
+    deps: [data/d/]
+    outs: [out/d.txt]
+`;
+
+describe('pipe watch: edits', () => {
+  it('a dep edit re-runs only its downstream; a new file in a dep folder re-runs its stage; outputs and .pipe/ never start a cycle', async () => {
+    ws = workspace({ 'p.yaml': chain, 'data/a.txt': 'a1\n', 'data/b.txt': 'b1\n', 'data/d/x.txt': 'x1\n' });
+    w = startWatch(ws.dir, ['p.yaml']);
+    const ready = await w.next('watch-ready', (e) => e.type === 'watch-ready');
+    expect(ready.files).toEqual(['data/a.txt', 'data/b.txt', 'p.yaml']);
+    expect(ready.trees).toEqual(['data/d/']); // out/* are produced: never watched
+    await w.cycle(1);
+    expect(w.started(1).sort()).toEqual(['a', 'b', 'c', 'd']);
+
+    ws.write('data/b.txt', 'b2\n');
+    const c2 = await w.cycle(2);
+    expect(c2.find((e) => e.type === 'cycle-start')!.files).toEqual(['data/b.txt']);
+    expect(w.started(2)).toEqual(['b', 'c']);
+    expect(ws.read('out/c.txt')).toBe('a1\nb2\n');
+
+    // A new subfolder and a file in it, inside a directory dep.
+    ws.write('data/d/sub/y.txt', 'y1\n');
+    await w.cycle(3);
+    expect(w.started(3)).toEqual(['d']);
+    expect(ws.read('out/d.txt')).toBe('x1\ny1\n');
+
+    // The engine's own kind of writes: outputs, .pipe/, the lock file. Then one real edit: the very next cycle must
+    // be the real edit's, with only that file in it.
+    ws.write('out/a.txt', 'tampered\n');
+    ws.write('out/c.txt', 'tampered\n');
+    ws.write('.pipe/scratch.txt', 'x');
+    ws.write('p.lock.yaml', ws.read('p.lock.yaml'));
+    ws.write('data/a.txt', 'a2\n');
+    const c4 = await w.cycle(4);
+    expect(c4.find((e) => e.type === 'cycle-start')!.files).toEqual(['data/a.txt']);
+    expect(w.started(4)).toEqual(['a', 'c']);
+    expect(ws.read('out/c.txt')).toBe('a2\nb2\n');
+    expect(lastCycle(w)).toBe(4);
+  });
+
+  it('a param edit in the YAML re-runs only the stages using that param; reverting it is a cache hit', async () => {
+    ws = workspace({
+      'p.yaml': `name: p
+params:
+  k: 1
+  m: 1
+stages:
+  x:
+    cmd: echo k=\${params.k} > out/x.txt
+    outs: [out/x.txt]
+  y:
+    cmd: echo m=\${params.m} > out/y.txt
+    outs: [out/y.txt]
+  z:
+    cmd: cat out/y.txt > out/z.txt
+    deps: [out/y.txt]
+    outs: [out/z.txt]
+`,
+    });
+    w = startWatch(ws.dir, ['p.yaml']);
+    await w.cycle(1);
+    expect(w.started(1).sort()).toEqual(['x', 'y', 'z']);
+
+    ws.write('p.yaml', ws.read('p.yaml').replace('m: 1', 'm: 2'));
+    const c2 = await w.cycle(2);
+    expect(w.started(2)).toEqual(['y', 'z']);
+    const plan = c2.find((e) => e.type === 'plan' && e.stage === 'y')!;
+    expect(plan.reasons!.join(' ')).toMatch(/param m: 1 → 2/);
+    expect(ws.read('out/z.txt')).toBe('m=2\n');
+
+    // Back to m: 1: both runs are in the cache.
+    ws.write('p.yaml', ws.read('p.yaml').replace('m: 2', 'm: 1'));
+    const c3 = await w.cycle(3);
+    expect(w.started(3)).toEqual([]);
+    const ends = c3.filter((e) => e.type === 'stage-end');
+    expect(ends.filter((e) => e.status === 'restored').map((e) => e.stage).sort()).toEqual(['y', 'z']);
+    expect(ws.read('out/z.txt')).toBe('m=1\n');
+  });
+
+  it('a broken YAML shows the diagnostic with file:line:col and keeps watching; the fix resumes the cycles', async () => {
+    const good = `name: b
+params:
+  k: 1
+stages:
+  s:
+    cmd: echo k=\${params.k} > out/s.txt
+    outs: [out/s.txt]
+`;
+    ws = workspace({ 'p.yaml': good });
+    w = startWatch(ws.dir, ['p.yaml']);
+    await w.cycle(1);
+
+    ws.write('p.yaml', good.replace('    outs:', '    outz:'));
+    const diag = await w.next('diagnostics', (e) => e.type === 'diagnostics');
+    expect(diag.formatted!.join('\n')).toMatch(/p\.yaml:7:5: error: .*unknown key `outz`/);
+    expect(diag.formatted!.join('\n')).toMatch(/\^/); // the marker under the culprit
+    await w.next('watch-invalid', (e) => e.type === 'watch-invalid');
+
+    // A syntax error too.
+    const n = w.events.length;
+    ws.write('p.yaml', good.replace('k: 1', 'k: [1'));
+    const syntax = await w.next('a second diagnostic', (e) => e.type === 'diagnostics', n);
+    expect(syntax.formatted!.join('\n')).toMatch(/p\.yaml:\d+:\d+: error/);
+
+    ws.write('p.yaml', good.replace('k: 1', 'k: 2'));
+    const resumed = await w.next('a cycle after the fix', (e) => e.type === 'cycle-end' && (e.cycle ?? 0) > 1);
+    expect(w.started(resumed.cycle!)).toEqual(['s']);
+    expect(ws.read('out/s.txt')).toBe('k=2\n');
+    expect(w.child.exitCode).toBe(null); // still watching
+  });
+
+  it('a burst of 10 saves within 50 ms is one cycle, run on the last content', async () => {
+    ws = workspace({ 'p.yaml': chain, 'data/a.txt': 'a0\n', 'data/b.txt': 'b0\n', 'data/d/x.txt': 'x\n' });
+    w = startWatch(ws.dir, ['p.yaml']);
+    await w.cycle(1);
+    const t0 = Date.now();
+    for (let i = 1; i <= 10; i++) {
+      ws.write('data/a.txt', `a${i}\n`);
+      await new Promise((r) => setTimeout(r, 3));
+    }
+    expect(Date.now() - t0).toBeLessThan(100); // the burst really was a burst (timers here are coarse)
+    const c2 = await w.cycle(2);
+    expect(c2.find((e) => e.type === 'cycle-start')!.files).toEqual(['data/a.txt']);
+    expect(w.started(2)).toEqual(['a', 'c']);
+    expect(ws.read('out/a.txt')).toBe('a10\n');
+    // A marker edit: the very next cycle is the marker's, so the burst made exactly one.
+    ws.write('data/b.txt', 'b1\n');
+    const c3 = await w.cycle(3);
+    expect(c3.find((e) => e.type === 'cycle-start')!.files).toEqual(['data/b.txt']);
+    expect(lastCycle(w)).toBe(3);
+  });
+});

@@ -1,0 +1,127 @@
+// `pipe watch` through the real CLI: stages in flight when their input changes, manual (GPU / watch: manual) stages,
+// keys on stdin, Ctrl-C.
+import { afterEach, describe, expect, it } from 'vitest';
+import { startWatch, workspace, type Watcher, type Ws } from './helpers.js';
+
+let ws: Ws | undefined;
+let w: Watcher | undefined;
+afterEach(async () => {
+  await w?.stop();
+  ws?.cleanup();
+  w = undefined;
+  ws = undefined;
+});
+
+const slow = `name: s
+stages:
+  slow:
+    cmd: cat data/in.txt > out/s.txt; sleep 5
+    deps: [data/in.txt]
+    outs: [out/s.txt]
+  other:
+    cmd: sleep 1; echo other > out/o.txt
+    outs: [out/o.txt]
+`;
+
+describe('pipe watch: in flight', () => {
+  it('a stage whose dep is edited while it runs is cancelled at once and restarted on the new input', async () => {
+    ws = workspace({ 'p.yaml': slow, 'data/in.txt': 'v1\n' });
+    w = startWatch(ws.dir, ['p.yaml']);
+    const start1 = await w.next('slow started', (e) => e.type === 'stage-start' && e.stage === 'slow');
+    ws.write('data/in.txt', 'v2\n');
+    const cancel = await w.next('watch-cancel', (e) => e.type === 'watch-cancel');
+    expect(cancel.stages).toEqual(['slow']); // `other` does not read in.txt: left alone
+    const end1 = await w.next('slow cancelled', (e) => e.type === 'stage-end' && e.stage === 'slow' && e.cycle === 1);
+    expect(end1.status).toBe('cancelled');
+    expect(end1.at - start1.at).toBeLessThan(4000); // promptly, not after its 5 s
+    const c1 = await w.cycle(1);
+    expect(c1.find((e) => e.type === 'stage-end' && e.stage === 'other')!.status).toBe('ran');
+    expect(c1.find((e) => e.type === 'cycle-end')!.restarted).toEqual(['slow']);
+
+    await w.cycle(2);
+    expect(w.started(2)).toEqual(['slow']);
+    const end2 = w.ofCycle(2).find((e) => e.type === 'stage-end' && e.stage === 'slow')!;
+    expect(end2.status).toBe('ran');
+    expect(ws.read('out/s.txt')).toBe('v2\n');
+  });
+
+  it('Ctrl-C mid-stage exits 130 and leaves no half-written output', async () => {
+    ws = workspace({ 'p.yaml': slow, 'data/in.txt': 'v1\n' });
+    w = startWatch(ws.dir, ['p.yaml']);
+    await w.next('slow started', (e) => e.type === 'stage-start' && e.stage === 'slow');
+    await w.next('slow wrote its output', () => ws!.exists('out/s.txt'));
+    const t0 = Date.now();
+    const r = await w.stop('SIGINT');
+    expect(r.code).toBe(130);
+    expect(Date.now() - t0).toBeLessThan(4000);
+    expect(ws.exists('out/s.txt')).toBe(false);
+    expect(w.events.find((e) => e.type === 'stage-end' && e.stage === 'slow')!.status).toBe('cancelled');
+    expect(w.events.at(-1)!.type).toBe('watch-stop');
+  });
+});
+
+const manual = `name: m
+stages:
+  prep:
+    cmd: cat data/a.txt > out/prep.txt
+    deps: [data/a.txt]
+    outs: [out/prep.txt]
+  train:
+    cmd: cat out/prep.txt > out/model.txt; echo "gpu=$CUDA_VISIBLE_DEVICES" >> out/model.txt
+    deps: [out/prep.txt]
+    outs: [out/model.txt]
+    resources: {gpus: 1}
+  report:
+    cmd: cat out/model.txt > out/report.txt
+    deps: [out/model.txt]
+    outs: [out/report.txt]
+  sweep:
+    cmd: echo swept > out/sweep.txt
+    outs: [out/sweep.txt]
+    watch: manual
+`;
+
+describe('pipe watch: manual stages', () => {
+  it('GPU and watch: manual stages are marked stale, not run, until the `a` key; `q` quits with 0', async () => {
+    ws = workspace({ 'p.yaml': manual, 'data/a.txt': 'a1\n' });
+    w = startWatch(ws.dir, ['p.yaml', '--gpus', '0']);
+    await w.cycle(1);
+    expect(w.started(1)).toEqual(['prep']);
+    const pending = await w.next('manual-pending', (e) => e.type === 'manual-pending');
+    expect((pending.stages as Array<{ stage: string }>).map((s) => s.stage).sort()).toEqual(['sweep', 'train']);
+    expect(pending.held).toEqual(['report']);
+    expect(ws.exists('out/model.txt')).toBe(false);
+
+    w.key('a');
+    const c2 = await w.cycle(2);
+    expect(c2.find((e) => e.type === 'cycle-start')!.trigger).toBe('manual');
+    expect(w.started(2).sort()).toEqual(['report', 'sweep', 'train']);
+    expect(ws.read('out/report.txt')).toBe('a1\ngpu=0\n');
+    await w.next('nothing pending', (e) => e.type === 'manual-pending' && (e.stages as unknown[]).length === 0);
+
+    // An edit upstream of the GPU stage: prep re-runs, train is stale again and waits, report with it.
+    const n = w.events.length;
+    ws.write('data/a.txt', 'a2\n');
+    await w.cycle(3);
+    expect(w.started(3)).toEqual(['prep']);
+    const again = await w.next('train pending again', (e) => e.type === 'manual-pending' && (e.stages as unknown[]).length > 0, n);
+    expect((again.stages as Array<{ stage: string }>).map((s) => s.stage)).toEqual(['train']);
+    expect(ws.read('out/report.txt')).toBe('a1\ngpu=0\n');
+
+    w.key('q');
+    const r = await w.done;
+    expect(r.code).toBe(0);
+  });
+
+  it('--all runs manual stages automatically', async () => {
+    ws = workspace({ 'p.yaml': manual, 'data/a.txt': 'a1\n' });
+    w = startWatch(ws.dir, ['p.yaml', '--gpus', '0', '--all']);
+    await w.cycle(1);
+    expect(w.started(1).sort()).toEqual(['prep', 'report', 'sweep', 'train']);
+    ws.write('data/a.txt', 'a2\n');
+    await w.cycle(2);
+    expect(w.started(2)).toEqual(['prep', 'train', 'report']);
+    expect(ws.read('out/report.txt')).toBe('a2\ngpu=0\n');
+    expect(w.events.some((e) => e.type === 'manual-pending')).toBe(false);
+  });
+});
