@@ -171,6 +171,20 @@ describe('download', () => {
     expect(ctx.progressUpdates.filter((p) => p.unit === 'bytes').length).toBeGreaterThan(2);
   });
 
+  it('stops promptly on cancellation and keeps the partial file for a later resume', async () => {
+    server = await startServer({ '/big': { body: BIG, bytesPerSec: 100_000 } });
+    const ac = new AbortController();
+    const x = w({ url: `${server.url}/big` });
+    const started = Date.now();
+    setTimeout(() => ac.abort(), 300);
+    await expect(run(makeCtx(ws.dir, x, { stage: 'dl', signal: ac.signal }))).rejects.toThrow('stage dl: cancelled.');
+    expect(Date.now() - started).toBeLessThan(2000);
+    const partial = await readFile(join(out(x), 'big.part'));
+    expect(partial.length).toBeGreaterThan(0);
+    expect(partial).toEqual(BIG.subarray(0, partial.length));
+    expect(existsSync(join(out(x), 'big'))).toBe(false);
+  });
+
   it('takes files from the offline mirror first, with no server at all', async () => {
     const mirror = join(ws.dir, 'mirror');
     await mkdir(join(mirror, 'sub'), { recursive: true });
