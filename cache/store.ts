@@ -34,8 +34,7 @@ import {
   writeFileSync,
   type BigIntStats,
 } from 'node:fs';
-import { randomBytes } from 'node:crypto';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import {
   chmod,
   copyFile,
@@ -78,6 +77,12 @@ export interface LocalStore extends Store {
 }
 
 const SMALL = 4 * 1024 * 1024;
+
+/** What was stored for one file: the hash and length of the bytes actually copied. */
+interface Put {
+  hash: Hash;
+  size: number;
+}
 const CHUNK = 1024 * 1024;
 
 export function openStore(root: string, opts: StoreOptions = {}): LocalStore {
@@ -113,8 +118,8 @@ class ContentStore implements LocalStore {
     if (st.isFile()) {
       const known = this.opts.state?.peek(absPath, st);
       const size = Number(st.size);
-      const hash = size <= SMALL ? this.putSmallSync(absPath, known) : await this.putFile(absPath, size, known);
-      return { path: relPath, kind: 'file', hash, size: Number(st.size), files: 1 };
+      const p = size <= SMALL ? this.putSmallSync(absPath, size, known) : await this.putFile(absPath, size, known);
+      return { path: relPath, kind: 'file', hash: p.hash, size: p.size, files: 1 };
     }
     if (!st.isDirectory()) {
       throw new CacheError(`${absPath} (declared output ${relPath}) is not a regular file or directory.`, 'special-file', absPath);
@@ -124,7 +129,8 @@ class ContentStore implements LocalStore {
     // Keep what is needed, not the stats (1.5 KB each).
     walk(absPath, (rel, abs, st) => files.push({ rel, abs, size: Number(st.size), known: state?.peek(abs, st) }));
     files.sort(byRel);
-    const hashes = new Array<Hash>(files.length);
+    // Hash and size of the bytes actually stored (a file still growing would otherwise disagree with its stat).
+    const stored = new Array<Put>(files.length);
     const large: number[] = [];
     const slicer = new Slicer();
     for (let i = 0; i < files.length; i++) {
@@ -133,13 +139,13 @@ class ContentStore implements LocalStore {
         large.push(i);
         continue;
       }
-      hashes[i] = this.putSmallSync(f.abs, f.known);
+      stored[i] = this.putSmallSync(f.abs, f.size, f.known);
       await slicer.tick();
     }
     await mapPool(large, this.concurrency, async (i) => {
-      hashes[i] = await this.putFile(files[i]!.abs, files[i]!.size, files[i]!.known);
+      stored[i] = await this.putFile(files[i]!.abs, files[i]!.size, files[i]!.known);
     });
-    const entries = files.map((f, i): ManifestEntry => [f.rel, hashes[i]!, f.size]);
+    const entries = files.map((f, i): ManifestEntry => [f.rel, stored[i]!.hash, stored[i]!.size]);
     const json = manifestJson(entries);
     const hash = hashBytes(json);
     await this.putBytes(hash, json);
@@ -148,11 +154,11 @@ class ContentStore implements LocalStore {
   }
 
   /** putFile for a small file, synchronously: read once, hash, write the temp object, rename. */
-  private putSmallSync(abs: string, known: Hash | undefined): Hash {
-    if (known && this.touchIfPresentSync(known)) return known;
+  private putSmallSync(abs: string, statSize: number, known: Hash | undefined): Put {
+    if (known && this.touchIfPresentSync(known)) return { hash: known, size: statSize };
     const bytes = readFileSync(abs);
     const hash = hashBytes(bytes);
-    if (this.touchIfPresentSync(hash)) return hash;
+    if (this.touchIfPresentSync(hash)) return { hash, size: bytes.length };
     const tmpDir = `${this.root}/tmp`;
     mkdirSync(tmpDir, { recursive: true });
     const tmp = `${tmpDir}/${process.pid}-${randomBytes(8).toString('hex')}`;
@@ -165,7 +171,7 @@ class ContentStore implements LocalStore {
       rmSync(tmp, { force: true });
       throw e;
     }
-    return hash;
+    return { hash, size: bytes.length };
   }
 
   private touchIfPresentSync(hash: Hash): boolean {
@@ -185,13 +191,13 @@ class ContentStore implements LocalStore {
    * Store one file; returns the hash of the bytes actually stored. `known` is the hash memo's answer for the file's
    * current identity: when that object is already stored, nothing is read (a re-stored unchanged output).
    */
-  private async putFile(abs: string, size: number, known: Hash | undefined): Promise<Hash> {
-    if (known && (await this.touchIfPresent(known))) return known;
+  private async putFile(abs: string, statSize: number, known: Hash | undefined): Promise<Put> {
+    if (known && (await this.touchIfPresent(known))) return { hash: known, size: statSize };
     const tmp = await this.tmpPath();
     try {
-      const hash = await copyHashing(abs, tmp, size, 0o444);
-      await this.commit(tmp, hash);
-      return hash;
+      const put = await copyHashing(abs, tmp, 0o444);
+      await this.commit(tmp, put.hash);
+      return put;
     } catch (e) {
       await rm(tmp, { force: true });
       throw e;
@@ -377,8 +383,8 @@ class ContentStore implements LocalStore {
           await link(obj, dest);
           await chmod(dest, 0o444); // same inode as the object: keep both read-only
         } else {
-          const got = await copyHashing(obj, dest, -1, 0o644);
-          if (got !== hash) {
+          const got = await copyHashing(obj, dest, 0o644);
+          if (got.hash !== hash) {
             await rm(dest, { force: true });
             await rm(obj, { force: true });
             throw corrupt(obj, hash);
@@ -406,23 +412,14 @@ const UNSUPPORTED = new Set(['ENOTSUP', 'EOPNOTSUPP', 'EXDEV', 'ENOSYS', 'EINVAL
 
 /**
  * Copy `src` to a new file `dest` (must not exist) while hashing the bytes written, so the hash names exactly what
- * was stored. `size` < 0 means unknown (stream).
+ * was stored. Streamed in 1 MiB chunks: used for large files (small ones go through the sync paths).
  */
-async function copyHashing(src: string, dest: string, size: number, mode: number): Promise<Hash> {
-  if (size >= 0 && size <= SMALL) {
-    const bytes = await readFile(src);
-    const fh = await open(dest, 'wx', mode);
-    try {
-      await fh.writeFile(bytes);
-    } finally {
-      await fh.close();
-    }
-    return hashBytes(bytes);
-  }
+async function copyHashing(src: string, dest: string, mode: number): Promise<Put> {
   const h = createHash('sha256');
   const buf = Buffer.allocUnsafe(CHUNK);
   let inp: FileHandle | undefined;
   let outp: FileHandle | undefined;
+  let size = 0;
   try {
     inp = await open(src, 'r');
     outp = await open(dest, 'wx', mode);
@@ -432,12 +429,13 @@ async function copyHashing(src: string, dest: string, size: number, mode: number
       const chunk = buf.subarray(0, bytesRead);
       h.update(chunk);
       await outp.write(chunk, 0, bytesRead);
+      size += bytesRead;
     }
   } finally {
     await inp?.close();
     await outp?.close();
   }
-  return asHash(h.digest('hex'));
+  return { hash: asHash(h.digest('hex')), size };
 }
 
 /**
