@@ -1,0 +1,237 @@
+// The parts of watch mode one by one: what is watched (pure), the debounce, the per-directory tree watcher and the
+// missing-path watch on a real file system, the screen, and a WatchSession in-process (includes, params files).
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Pipeline, StageSpec } from '../../engine/model.js';
+import { Coalescer } from '../../engine/watch/coalesce.js';
+import type { WatchOutputEvent } from '../../engine/watch/events.js';
+import { ignoredPaths, touchedStages, watchTargets, withDownstream } from '../../engine/watch/paths.js';
+import { TreeWatcher } from '../../engine/watch/tree.js';
+import { WatchSet } from '../../engine/watch/watchers.js';
+import { frame, initialState, plainLines, reduce } from '../../engine/ui/watch-screen.js';
+import { WatchSession } from '../../engine/watch.js';
+import { until, workspace, type Ws } from './helpers.js';
+
+function stage(name: string, s: Partial<StageSpec> & { deps?: string[]; outs?: string[] } = {}): StageSpec {
+  const { deps = [], outs = [], ...rest } = s as Partial<StageSpec> & { deps?: string[]; outs?: string[] };
+  return {
+    name,
+    declaredAs: name,
+    cmd: `echo ${name}`,
+    params: {},
+    env: {},
+    resources: { cpus: 1, memBytes: 0, gpus: 0 },
+    executor: 'local',
+    slurm: {},
+    retries: { count: 0 },
+    alwaysRun: false,
+    watch: 'auto',
+    span: { file: '/w/p.yaml', line: 1, col: 1 },
+    ...rest,
+    deps: deps.map((path) => ({ path })),
+    outs: outs.map((path) => ({ path, cache: true, metric: false })),
+  };
+}
+
+function pipeline(stages: StageSpec[]): Pipeline {
+  return {
+    file: '/w/p.yaml',
+    workdir: '/w',
+    name: 'p',
+    params: {},
+    vars: {},
+    stages,
+    sourceFiles: ['/w/p.yaml', '/w/inc.yaml'],
+    settings: { cacheDir: '/w/.pipe/cache', restore: ['copy'], executor: 'local', slurm: {} },
+  };
+}
+
+const p = pipeline([
+  stage('prep', { deps: ['data/raw/', 'scripts/prep.py'], outs: ['out/prep/'] }),
+  stage('train', { deps: ['out/prep/', 'scripts/train.py', 'out/prep/extra.csv'], outs: ['out/model.bin'], params: { lr: 0.1 } }),
+  stage('plot', { uses: 'plot', deps: ['out/model.bin', 'figs/spec.vl.json'], outs: ['out/fig.svg'] }),
+  stage('other', { deps: ['data/other.csv'], outs: ['out/other.csv'] }),
+]);
+const code = (kind: string): string[] => [`/repo/stages/${kind}`];
+
+describe('what is watched', () => {
+  it('deps of the selected stages, sources and kind code; never outputs, .pipe/, the lock file', () => {
+    const t = watchTargets(p, new Set(['prep', 'train', 'plot']), code);
+    expect(t.files.sort()).toEqual(['/w/figs/spec.vl.json', '/w/inc.yaml', '/w/p.yaml', '/w/scripts/prep.py', '/w/scripts/train.py']);
+    expect(t.trees.sort()).toEqual(['/repo/stages/plot', '/w/data/raw']);
+    const ign = ignoredPaths(p);
+    for (const x of ['/w/out/prep', '/w/out/prep/a/b.png', '/w/out/model.bin', '/w/.pipe/tmp/x', '/w/p.lock.yaml', '/w/.pipe/cache/ab/cd']) expect(ign(x)).toBe(true);
+    for (const x of ['/w/out', '/w/data/raw/a.png', '/w/p.yaml', '/w/out/prepx']) expect(ign(x)).toBe(false);
+  });
+
+  it('a file inside a watched tree gets no watcher of its own', () => {
+    const q = pipeline([stage('s', { deps: ['data/', 'data/a.csv', 'data/sub/'] })]);
+    const t = watchTargets(q, new Set(['s']), code);
+    expect(t.trees).toEqual(['/w/data']);
+    expect(t.files.sort()).toEqual(['/w/inc.yaml', '/w/p.yaml']);
+  });
+
+  it('changed paths → the stages they touch, and downstream', () => {
+    expect([...touchedStages(p, ['data/raw/img/1.png'], code)]).toEqual(['prep']);
+    expect([...touchedStages(p, ['data/raw'], code)]).toEqual(['prep']);
+    expect([...touchedStages(p, ['data'], code)].sort()).toEqual(['other', 'prep']); // a folder holding deps (renamed, removed)
+    expect([...touchedStages(p, ['/repo/stages/plot/run.ts'], code)]).toEqual(['plot']);
+    expect([...touchedStages(p, ['scripts/train.py', 'data/other.csv'], code)].sort()).toEqual(['other', 'train']);
+    expect([...touchedStages(p, ['README.md'], code)]).toEqual([]);
+    // Across a reload: a changed definition (param value) and a removed stage.
+    const next = pipeline([p.stages[0]!, { ...p.stages[1]!, params: { lr: 0.2 } }, p.stages[2]!]);
+    expect([...touchedStages(next, ['p.yaml'], code, p)].sort()).toEqual(['other', 'train']);
+    const succ: Record<string, string[]> = { prep: ['train'], train: ['plot'], plot: [] };
+    expect([...withDownstream(['prep'], (s) => succ[s] ?? [])].sort()).toEqual(['plot', 'prep', 'train']);
+  });
+});
+
+describe('debounce', () => {
+  it('a burst is one batch of distinct paths; a steady stream still fires every maxWait', async () => {
+    const batches: string[][] = [];
+    const c = new Coalescer(40, 300, (b) => batches.push(b));
+    for (let i = 0; i < 10; i++) {
+      c.push(i % 2 ? '/a' : '/b');
+      await new Promise((r) => setTimeout(r, 3));
+    }
+    await until('the burst batch', () => batches.length === 1, 2000);
+    expect(batches[0]!.sort()).toEqual(['/a', '/b']);
+    const t0 = Date.now();
+    const stream = setInterval(() => c.push('/c'), 10);
+    await until('a batch during the stream', () => batches.length === 2, 2000);
+    clearInterval(stream);
+    expect(Date.now() - t0).toBeLessThan(600);
+    c.close();
+  });
+});
+
+describe('watchers on a real file system', () => {
+  let dir = '';
+  let ws: Ws | undefined;
+  const closers: Array<() => unknown> = [];
+  afterEach(async () => {
+    for (const c of closers.splice(0)) await c();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+    ws?.cleanup();
+    ws = undefined;
+  });
+
+  it('TreeWatcher: one watch per directory; sees edits, new subfolders and files in them; skips ignored ones', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'pipe-tree-'));
+    for (const d of ['a', 'a/b', 'skip']) mkdirSync(join(dir, d), { recursive: true });
+    for (let i = 0; i < 50; i++) writeFileSync(join(dir, 'a', `f${i}.txt`), 'x');
+    const seen: string[] = [];
+    const t = new TreeWatcher(dir, { ignore: (p) => p.startsWith(join(dir, 'skip')), onChange: (p) => seen.push(p), onWarning: () => {} });
+    closers.push(() => t.close());
+    await t.start();
+    expect(t.size).toBe(3); // dir, a, a/b — not skip, not the 50 files
+    writeFileSync(join(dir, 'a', 'f7.txt'), 'changed');
+    await until('the edit', () => seen.includes(join(dir, 'a', 'f7.txt')));
+    mkdirSync(join(dir, 'a', 'b', 'new'));
+    await until('the new folder watched', () => t.size === 4);
+    writeFileSync(join(dir, 'a', 'b', 'new', 'deep.txt'), 'x');
+    await until('a file in the new folder', () => seen.includes(join(dir, 'a', 'b', 'new', 'deep.txt')));
+    writeFileSync(join(dir, 'skip', 'x.txt'), 'x');
+    writeFileSync(join(dir, 'a', 'b', 'marker'), 'x');
+    await until('the marker', () => seen.includes(join(dir, 'a', 'b', 'marker')));
+    expect(seen.some((s) => s.includes('skip'))).toBe(false);
+    rmSync(join(dir, 'a', 'b'), { recursive: true });
+    await until('the removed folder unwatched', () => t.size === 2);
+  });
+
+  it('WatchSet: a dep that does not exist yet (nor its folder) is reported when it appears', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'pipe-missing-'));
+    const seen: string[] = [];
+    const set = new WatchSet({ onChange: (p) => seen.push(p), onWarning: () => {} });
+    closers.push(() => set.close());
+    const target = join(dir, 'later', 'sub', 'f.csv');
+    await set.update({ files: [target, join(dir, 'p.yaml')], trees: [] }, () => false);
+    expect(set.stats().missing).toBe(2);
+    mkdirSync(join(dir, 'later', 'sub'), { recursive: true });
+    writeFileSync(target, 'x');
+    await until('the missing path reported', () => seen.includes(target));
+    // Re-synced, it is now a plain file watch (chokidar).
+    await set.update({ files: [target], trees: [] }, () => false);
+    expect(set.stats()).toMatchObject({ files: 1, missing: 0 });
+    writeFileSync(target, 'y');
+    await until('an edit of the now existing file', () => seen.filter((s) => s === target).length >= 2);
+  });
+
+  it('WatchSession in-process: an include fragment and a params file are watched; each edit runs only its stages', async () => {
+    ws = workspace({
+      'p.yaml': 'name: s\ninclude: [frag.yaml]\nparams_files: [params.yaml]\nstages:\n  main:\n    cmd: echo n=${params.n} > out/main.txt\n    outs: [out/main.txt]\n',
+      'frag.yaml': 'stages:\n  frag:\n    cmd: echo f=${params.f} > out/frag.txt\n    outs: [out/frag.txt]\n',
+      'params.yaml': 'n: 1\nf: 1\n',
+    });
+    const events: WatchOutputEvent[] = [];
+    const s = new WatchSession({ file: join(ws.dir, 'p.yaml'), targets: [], emit: (e) => events.push(e) });
+    closers.push(() => s.stop('quit'));
+    s.start();
+    const started = (cycle: number): string[] =>
+      events.filter((e) => e.type === 'stage-start' && 'cycle' in e && e.cycle === cycle).map((e) => (e as { stage: string }).stage).sort();
+    const ended = (cycle: number) => until(`cycle ${cycle}`, () => events.some((e) => e.type === 'cycle-end' && e.cycle === cycle));
+    await ended(1);
+    const ready = events.find((e) => e.type === 'watch-ready') as { files: string[] };
+    expect(ready.files).toEqual(['frag.yaml', 'p.yaml', 'params.yaml']);
+    expect(started(1)).toEqual(['frag', 'main']);
+    ws.write('params.yaml', 'n: 2\nf: 1\n');
+    await ended(2);
+    expect(started(2)).toEqual(['main']);
+    ws.write('frag.yaml', ws.read('frag.yaml').replace('f=', 'frag f='));
+    await ended(3);
+    expect(started(3)).toEqual(['frag']);
+    expect(ws.read('out/frag.txt')).toBe('frag f=1\n');
+  });
+});
+
+describe('the screen', () => {
+  const at = 1000;
+  const seq: WatchOutputEvent[] = [
+    { type: 'watch-ready', pipeline: '/w/p.yaml', files: ['p.yaml'], trees: ['data/'], watchedDirs: 3, startupMs: 40, at },
+    { type: 'cycle-start', cycle: 2, trigger: 'change', files: ['data/a.csv'], stages: ['a', 'b'], at },
+    { type: 'plan', stage: 'a', action: 'run', reasons: ['dep data/a.csv changed'], at, cycle: 2 },
+    { type: 'stage-start', stage: 'a', executor: 'local', gpuIds: [], cpus: 1, logFile: '/w/.pipe/logs/a.log', at, cycle: 2 },
+    { type: 'stage-end', stage: 'a', status: 'failed', reason: 'exit code 3', durationMs: 10, logFile: '/w/.pipe/logs/a.log', logTail: 'line 1\nTraceback: boom', at, cycle: 2 },
+    { type: 'stage-end', stage: 'b', status: 'restored', reason: 'restored', durationMs: 2, at, cycle: 2 },
+    { type: 'cycle-end', cycle: 2, ok: false, counts: { ran: 0, 'up-to-date': 3, restored: 1, failed: 1, cancelled: 0, skipped: 0 }, restarted: [], durationMs: 1500, at },
+    { type: 'manual-pending', stages: [{ stage: 'train', reasons: ['dep out/x changed'] }], held: ['report'], at },
+  ];
+
+  it('frame: what changed, what ran, cache hits, failures with their log tail, time per cycle, manual stages waiting', () => {
+    const s = initialState(true);
+    for (const e of seq) reduce(s, e);
+    const f = frame(s, at + 10, 120);
+    expect(f).toContain('changed: data/a.csv');
+    expect(f).toMatch(/✗ a .*exit code 3/);
+    expect(f).toContain('│ Traceback: boom');
+    expect(f).toMatch(/↺ b +cache hit/);
+    expect(f).toContain('cycle 2: 1 cache hit, 3 up to date, 1 failed in 1.5s');
+    expect(f).toMatch(/manual, stale: train .*holding report/);
+    expect(f).toContain('a run manual stages');
+  });
+
+  it('plain lines: one per event worth a line; a cancelled-for-restart stage is not a failure', () => {
+    const s = initialState(false);
+    const lines: string[] = [];
+    const more: WatchOutputEvent[] = [
+      { type: 'cycle-start', cycle: 3, trigger: 'change', files: ['in.txt'], stages: ['slow'], at },
+      { type: 'stage-start', stage: 'slow', executor: 'local', gpuIds: [], cpus: 1, logFile: 'l', at, cycle: 3 },
+      { type: 'watch-cancel', cycle: 3, stages: ['slow'], files: ['in.txt'], at },
+      { type: 'stage-end', stage: 'slow', status: 'cancelled', reason: 'cancelled', durationMs: 5, at, cycle: 3 },
+    ];
+    for (const e of [...seq, ...more]) {
+      reduce(s, e);
+      lines.push(...plainLines(s, e));
+    }
+    const text = lines.join('\n');
+    expect(text).toContain('── cycle 2 (data/a.csv)');
+    expect(text).toContain('▶ a (dep data/a.csv changed)');
+    expect(text).toContain('↺ b cache hit');
+    expect(text).toMatch(/⏸ manual, stale .*run with --all\): train \(dep out\/x changed\); holding report/);
+    expect(text).toContain('⟲ slow: made stale by in.txt — cancelled, restarting');
+    expect(text).toContain('⟲ slow stale: restarts next cycle');
+    expect(s.failures).toEqual([]);
+  });
+});
