@@ -34,6 +34,10 @@ describe('evaluation end to end (VinDr-CXR model)', () => {
     );
     const fprJson = JSON.parse(readFileSync(join(out, 'fpr.json'), 'utf8'));
     expect(fprJson).toEqual({ vindr_cxr: { vindr_pcxr: { test: 30.4 }, vindr_cxr: { test_healthy_adult: 15.87 } } });
+    // AUROC on each calibration set (cross-checked with scipy's rankdata on the same filtered rows).
+    expect(readFileSync(join(out, 'auroc.csv'), 'utf8').trim().split('\n').slice(1).map((l) => l.split(',').slice(2).join(','))).toEqual([
+      'vindr_cxr,VinDr-CXR,1452,213,0.9632', 'nih_cxr18,NIH,1884,150,0.8109', 'padchest,PadChest,2678,525,0.8836', 'chexbert,CheXBERT,593,225,0.8255',
+    ]);
     const head = JSON.parse(readFileSync(join(out, 'headline.json'), 'utf8'));
     expect(head.fpr_method).toBe('authors_reestimate');
     expect(head.models.vindr_cxr.threshold).toBe(0.2652);
