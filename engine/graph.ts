@@ -83,53 +83,91 @@ function lowerBound(a: string[], x: string): number {
   return lo;
 }
 
+/** Adjacency kept next to each Dag: the algorithms here use it instead of graphlib (cheaper at 10,000 stages). */
+interface Adjacency {
+  preds: Map<string, string[]>;
+  succs: Map<string, string[]>;
+  index: Map<string, number>;
+}
+
 /** Dags already built for a pipeline (loadPipeline builds one while validating; the engine reuses it). */
 const built = new WeakMap<Pipeline, Dag>();
-const topoIndex = new WeakMap<Dag, Map<string, number>>();
+const adjacency = new WeakMap<Dag, Adjacency>();
 
+/**
+ * Build the DAG. The graphlib `graph` is materialised on first access (node labels: the StageSpecs; edge labels:
+ * the dep paths that made the edge); order, producers, cycle detection and the selections below need no graphlib.
+ */
 export function buildDag(p: Pipeline): Result<Dag, Diagnostic[]> {
   const cached = built.get(p);
   if (cached) return ok(cached);
-  const g: Graph = new Graph({ directed: true });
   const producers = new Map<string, string>();
   const outs: Array<{ stage: string; path: string }> = [];
+  const preds = new Map<string, string[]>();
+  const succs = new Map<string, string[]>();
   for (const s of p.stages) {
-    g.setNode(s.name, s);
+    preds.set(s.name, []);
+    succs.set(s.name, []);
     for (const o of s.outs) {
       if (!producers.has(o.path)) producers.set(o.path, s.name);
       outs.push({ stage: s.name, path: o.path });
     }
   }
   const index = new OutIndex(outs);
+  /** Edge labels by `from\0to`. */
+  const labels = new Map<string, string[]>();
   for (const s of p.stages) {
-    // Edge labels of this stage's in-edges, by producer (a stage's deps are few: a small Map per stage).
-    let labels: Map<string, string[]> | undefined;
+    const into = preds.get(s.name)!;
     for (const d of s.deps) {
       for (const prod of index.producersOf(d.path)) {
         if (prod.stage === s.name) continue; // a stage reading inside its own out: not an edge (validation reports exact overlaps)
-        labels ??= new Map();
-        const l = labels.get(prod.stage);
-        if (!l) labels.set(prod.stage, [d.path]);
-        else if (!l.includes(d.path)) l.push(d.path);
+        const key = `${prod.stage}\0${s.name}`;
+        const l = labels.get(key);
+        if (l) {
+          if (!l.includes(d.path)) l.push(d.path);
+          continue;
+        }
+        labels.set(key, [d.path]);
+        into.push(prod.stage);
+        succs.get(prod.stage)!.push(s.name);
       }
     }
-    if (labels) for (const [from, l] of labels) g.setEdge(from, s.name, l);
   }
-  const order = topoOrder(g, p.stages);
-  if (order.length < p.stages.length) return err(cycleDiagnostics(g, p.stages, new Set(order)));
-  const dag: Dag = { graph: g, order, producers };
+  const makeGraph = (): Graph => {
+    const g: Graph = new Graph({ directed: true });
+    for (const s of p.stages) g.setNode(s.name, s);
+    for (const [key, l] of labels) {
+      const z = key.indexOf('\0');
+      g.setEdge(key.slice(0, z), key.slice(z + 1), l);
+    }
+    return g;
+  };
+  const order = topoOrder(preds, succs, p.stages);
+  if (order.length < p.stages.length) return err(cycleDiagnostics(makeGraph(), p.stages, new Set(order)));
+  let graph: Graph | undefined;
+  const dag: Dag = {
+    get graph() {
+      return (graph ??= makeGraph());
+    },
+    order,
+    producers,
+  };
+  adjacency.set(dag, { preds, succs, index: new Map(order.map((n, i) => [n, i])) });
   built.set(p, dag);
   return ok(dag);
 }
 
 /** Kahn's algorithm; free choices follow declaration order. Nodes on cycles are left out. */
-function topoOrder(g: Graph, stages: StageSpec[]): string[] {
+function topoOrder(preds: Map<string, string[]>, succs: Map<string, string[]>, stages: StageSpec[]): string[] {
   const indeg = new Map<string, number>();
-  for (const s of stages) indeg.set(s.name, (g.predecessors(s.name) ?? []).length);
   const queue: string[] = [];
-  for (const s of stages) if (indeg.get(s.name) === 0) queue.push(s.name);
+  for (const s of stages) {
+    const n = preds.get(s.name)!.length;
+    indeg.set(s.name, n);
+    if (n === 0) queue.push(s.name);
+  }
   for (let i = 0; i < queue.length; i++) {
-    for (const w of g.successors(queue[i]!) ?? []) {
+    for (const w of succs.get(queue[i]!)!) {
       const n = indeg.get(w)! - 1;
       indeg.set(w, n);
       if (n === 0) queue.push(w);
@@ -193,21 +231,29 @@ function shortestCycle(g: Graph, start: string, members: Set<string>): string[] 
   return [start, start];
 }
 
-function indexOf(dag: Dag): Map<string, number> {
-  let m = topoIndex.get(dag);
-  if (!m) {
-    m = new Map(dag.order.map((n, i) => [n, i]));
-    topoIndex.set(dag, m);
+/** The adjacency of a Dag built here, or one derived from its graph (a Dag assembled elsewhere). */
+function adjOf(dag: Dag): Adjacency {
+  let a = adjacency.get(dag);
+  if (!a) {
+    const g = dag.graph;
+    const preds = new Map<string, string[]>();
+    const succs = new Map<string, string[]>();
+    for (const n of g.nodes()) {
+      preds.set(n, (g.predecessors(n) as string[] | undefined) ?? []);
+      succs.set(n, (g.successors(n) as string[] | undefined) ?? []);
+    }
+    a = { preds, succs, index: new Map(dag.order.map((n, i) => [n, i])) };
+    adjacency.set(dag, a);
   }
-  return m;
+  return a;
 }
 
-function closure(dag: Dag, from: Iterable<string>, next: (v: string) => string[] | undefined): Set<string> {
+function closure(from: Iterable<string>, next: Map<string, string[]>): Set<string> {
   const seen = new Set<string>();
   const stack = [...from];
   while (stack.length) {
     const v = stack.pop()!;
-    for (const w of next(v) ?? []) {
+    for (const w of next.get(v) ?? []) {
       if (!seen.has(w)) {
         seen.add(w);
         stack.push(w);
@@ -218,18 +264,28 @@ function closure(dag: Dag, from: Iterable<string>, next: (v: string) => string[]
 }
 
 function sortTopo(dag: Dag, names: Iterable<string>): string[] {
-  const idx = indexOf(dag);
+  const idx = adjOf(dag).index;
   return [...names].sort((a, b) => (idx.get(a) ?? 0) - (idx.get(b) ?? 0));
+}
+
+/** Direct predecessors (the stages whose outs `stage` reads), without materialising the graphlib graph. */
+export function predecessorsOf(dag: Dag, stage: string): string[] {
+  return adjOf(dag).preds.get(stage) ?? [];
+}
+
+/** Direct successors (the stages that read `stage`'s outs), without materialising the graphlib graph. */
+export function successorsOf(dag: Dag, stage: string): string[] {
+  return adjOf(dag).succs.get(stage) ?? [];
 }
 
 /** Every stage `stage` transitively depends on, in topological order (not `stage` itself). */
 export function upstreamOf(dag: Dag, stage: string): string[] {
-  return sortTopo(dag, closure(dag, [stage], (v) => dag.graph.predecessors(v)));
+  return sortTopo(dag, closure([stage], adjOf(dag).preds));
 }
 
 /** Every stage that transitively depends on `stage`, in topological order (not `stage` itself). */
 export function downstreamOf(dag: Dag, stage: string): string[] {
-  return sortTopo(dag, closure(dag, [stage], (v) => dag.graph.successors(v)));
+  return sortTopo(dag, closure([stage], adjOf(dag).succs));
 }
 
 function globToRegExp(glob: string): RegExp {
@@ -302,7 +358,8 @@ export function selectTargets(
     });
   }
   if (errors.length) return err(errors);
-  const more = closure(dag, picked, (v) => (opts.downstream ? dag.graph.successors(v) : dag.graph.predecessors(v)));
+  const adj = adjOf(dag);
+  const more = closure(picked, opts.downstream ? adj.succs : adj.preds);
   for (const n of more) picked.add(n);
   return ok(picked);
 }

@@ -61,6 +61,7 @@ export interface ExpandContext {
   /** Absolute workspace root (POSIX). */
   workdir: string;
   bag: DiagnosticBag;
+  fields: FieldsBySpan;
 }
 
 const NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
@@ -268,14 +269,8 @@ function checkStageShape(m: YMap, stage: string, bag: DiagnosticBag): boolean {
 
 const NO_FIELDS: StageDraft['withFields'] = new Map();
 /** Where each `with:` field is written; the same for every expansion of a template, so computed once. */
-const withFieldsCache = new WeakMap<YMap, StageDraft['withFields']>();
 function withFieldsOf(m: YMap): StageDraft['withFields'] {
-  let f = withFieldsCache.get(m);
-  if (!f) {
-    f = new Map(m.entries.map((e) => [e.key, { keyLoc: e.keyLoc, valueLoc: e.value.loc }]));
-    withFieldsCache.set(m, f);
-  }
-  return f;
+  return (m.fieldLocs ??= new Map(m.entries.map((e) => [e.key, { keyLoc: e.keyLoc, valueLoc: e.value.loc }])));
 }
 
 /** Build one stage from a (template) mapping in a scope. */
@@ -489,13 +484,16 @@ function pathField(e: YEntry | undefined, field: 'deps' | 'outs' | 'metrics', s:
         sink.error(`\`${field}\` entries are path strings, not ${typeName(raw)}`, pathNode.loc, f);
         continue;
       }
-      addPath(s, field === 'deps' ? 'dep' : 'out', raw, pathNode.loc, f, sink, ctx.workdir, { cache: cache && s.cacheOuts, metric });
+      addPath(s, field === 'deps' ? 'dep' : 'out', raw, pathNode.loc, f, sink, ctx.workdir, ctx.fields, { cache: cache && s.cacheOuts, metric });
     }
   });
 }
 
-/** The YAML field each dep/out came from (`deps[1]`, `with.model`), for diagnostics found later. */
-export const fieldOf = new WeakMap<DepSpec | OutSpec, string>();
+/**
+ * The YAML field each dep/out was written in (`deps[1]`, `with.model`), for diagnostics found later. Keyed by the
+ * span object, which every expansion of one template node shares: one entry per written path, not per stage.
+ */
+export type FieldsBySpan = Map<SourceSpan, string>;
 
 /** Normalise one path and add it as a dep or an out; outs must stay inside the workspace. */
 export function addPath(
@@ -506,6 +504,7 @@ export function addPath(
   field: string,
   sink: Pick<Sink, 'error'>,
   workdir: string,
+  fields: FieldsBySpan,
   out: { cache: boolean; metric: boolean } = { cache: true, metric: false },
 ): string | undefined {
   const n = normalisePath(raw, workdir);
@@ -522,13 +521,13 @@ export function addPath(
       );
       return undefined;
     }
-    const o: OutSpec = { path: n.path, cache: out.cache, metric: out.metric, span: loc.span };
-    fieldOf.set(o, field);
-    s.outs.push(o);
+    const span = loc.span;
+    if (!fields.has(span)) fields.set(span, field);
+    s.outs.push({ path: n.path, cache: out.cache, metric: out.metric, span });
   } else {
-    const d: DepSpec = { path: n.path, span: loc.span };
-    fieldOf.set(d, field);
-    s.deps.push(d);
+    const span = loc.span;
+    if (!fields.has(span)) fields.set(span, field);
+    s.deps.push({ path: n.path, span });
   }
   return n.path;
 }

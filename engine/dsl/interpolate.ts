@@ -83,14 +83,8 @@ export function parseTemplate(s: string): Template {
   return { parts, errors, whole };
 }
 
-const templateCache = new WeakMap<YScalar, Template>();
 function templateOf(n: YScalar): Template {
-  let t = templateCache.get(n);
-  if (!t) {
-    t = parseTemplate(n.value as string);
-    templateCache.set(n, t);
-  }
-  return t;
+  return (n.tpl ??= parseTemplate(n.value as string));
 }
 
 /** What `${...}` can see. */

@@ -18,6 +18,7 @@ import type { SourceSpan } from '../model.js';
 import type { Diagnostic } from './diagnostics.js';
 import { registerSource } from './diagnostics.js';
 import { fastParse } from './fastyaml.js';
+import type { Template } from './interpolate.js';
 
 /** One parsed file: its text and a line index for offset → line/col. */
 export class SourceFile {
@@ -60,6 +61,8 @@ export interface YScalar {
   loc: Loc;
   /** The scalar's source text (quotes included), used to map string offsets back to columns. */
   raw: string;
+  /** Parsed `${...}` template, memoised by interpolate.ts (a property, not a WeakMap: cheaper to collect). */
+  tpl?: Template;
 }
 export interface YEntry {
   key: string;
@@ -71,6 +74,8 @@ export interface YMap {
   entries: YEntry[];
   byKey: Map<string, YEntry>;
   loc: Loc;
+  /** Where each entry is written, memoised by expand.ts for `with:` mappings. */
+  fieldLocs?: Map<string, { keyLoc: Loc; valueLoc: Loc }>;
 }
 export interface YSeq {
   t: 'seq';

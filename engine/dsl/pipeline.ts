@@ -6,7 +6,7 @@
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import type { Pipeline, SlurmOptions, StageSpec } from '../model.js';
+import type { Pipeline, SlurmOptions, SourceSpan, StageSpec } from '../model.js';
 import { err, ok, type Result } from '../result.js';
 import type { Resources, StageManifest } from '../stage-api.js';
 import { DiagnosticBag, sortDiagnostics, type Diagnostic } from './diagnostics.js';
@@ -111,7 +111,8 @@ export async function loadPipeline(file: string, opts: LoadOptions): Promise<Res
   const settings = readSettings(root, workdir, scope, topSink, bag);
 
   const decls = collectStageDecls(units, bag);
-  const drafts = expandStages(decls, { params, vars, workdir, bag });
+  const fields = new Map<SourceSpan, string>();
+  const drafts = expandStages(decls, { params, vars, workdir, bag, fields });
 
   // Resolve every distinct `uses:` kind once, in parallel.
   const kinds = new Map<string, Promise<StageManifest | undefined | Error>>();
@@ -134,14 +135,14 @@ export async function loadPipeline(file: string, opts: LoadOptions): Promise<Res
         bag.error(`unknown stage kind \`${d.uses}\` (a kind \`x/y\` lives in stages/x/y/)`, d.usesLoc?.span, { stage: d.name, field: 'uses', dedup: `kind|${d.uses}|${d.usesLoc?.start}` });
       } else {
         manifest = m;
-        applyWith(d, m, workdir, bag);
+        applyWith(d, m, workdir, bag, fields);
       }
     }
     stages.push(finish(d, manifest, settings));
   }
 
   const pipeline: Pipeline = { file: abs, workdir, name, params, vars, stages, sourceFiles, settings };
-  validatePipeline(pipeline, bag, opts.fileExists ?? existsSync);
+  validatePipeline(pipeline, bag, opts.fileExists ?? existsSync, fields);
   if (bag.hasErrors) return done();
   warningsOf.set(pipeline, sortDiagnostics(bag.items));
   return ok(pipeline);

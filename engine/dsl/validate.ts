@@ -4,14 +4,15 @@
  * Pure except for the `fileExists` callback.
  */
 import path from 'node:path';
-import type { Pipeline, StageSpec } from '../model.js';
+import type { Pipeline, SourceSpan, StageSpec } from '../model.js';
 import { buildDag, OutIndex } from '../graph.js';
 import { DiagnosticBag, displayPath, editDistance } from './diagnostics.js';
-import { fieldOf } from './expand.js';
+import type { FieldsBySpan } from './expand.js';
 
 const MAX_SUGGESTIONS = 20;
 
-export function validatePipeline(p: Pipeline, bag: DiagnosticBag, exists: (abs: string) => boolean): void {
+export function validatePipeline(p: Pipeline, bag: DiagnosticBag, exists: (abs: string) => boolean, fields: FieldsBySpan = new Map()): void {
+  const fieldOf = (x: { span?: SourceSpan }) => (x.span ? fields.get(x.span) : undefined);
   // Many stages share deps (a script, a dataset): ask the disk once per path.
   const known = new Map<string, boolean>();
   const fileExists = (abs: string) => {
@@ -41,14 +42,14 @@ export function validatePipeline(p: Pipeline, bag: DiagnosticBag, exists: (abs: 
     const sa = byName().get(a.stage)!;
     const oa = sa.outs.find((o) => o.path === a.path);
     const other = oa?.span && a.stage !== b.stage ? ` [${displayPath(oa.span.file)}:${oa.span.line}:${oa.span.col}]` : '';
-    bag.error(message + other, ob?.span ?? sb.span, { stage: b.stage, field: (ob && fieldOf.get(ob)) ?? 'outs' });
+    bag.error(message + other, ob?.span ?? sb.span, { stage: b.stage, field: (ob && fieldOf(ob)) ?? 'outs' });
   }
 
   let suggestions = 0;
   for (const s of p.stages) {
     for (const d of s.deps) {
       if (s.outs.length && s.outs.some((o) => samePath(o.path, d.path))) {
-        bag.error(`\`${d.path}\` is both a dep and an out of this stage (a stage cannot read what it writes)`, d.span ?? s.span, { stage: s.name, field: fieldOf.get(d) ?? 'deps' });
+        bag.error(`\`${d.path}\` is both a dep and an out of this stage (a stage cannot read what it writes)`, d.span ?? s.span, { stage: s.name, field: fieldOf(d) ?? 'deps' });
         continue;
       }
       const producers = index.producersOf(d.path).filter((x) => x.stage !== s.name);
@@ -64,7 +65,7 @@ export function validatePipeline(p: Pipeline, bag: DiagnosticBag, exists: (abs: 
       bag.error(
         `dep \`${d.path}\` does not exist and no stage writes it${hint} (looked for ${displayPath(abs)})`,
         d.span ?? s.span,
-        { stage: s.name, field: fieldOf.get(d) ?? 'deps' },
+        { stage: s.name, field: fieldOf(d) ?? 'deps' },
       );
     }
   }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { buildDag, downstreamOf, OutIndex, selectTargets, upstreamOf } from '../../engine/graph.js';
+import { buildDag, downstreamOf, OutIndex, predecessorsOf, selectTargets, successorsOf, upstreamOf } from '../../engine/graph.js';
 import type { Pipeline, StageSpec } from '../../engine/model.js';
 import { loadOk } from './helpers.js';
 
@@ -163,6 +163,13 @@ describe('selectTargets, upstreamOf, downstreamOf', () => {
     expect(upstreamOf(dag, 'report')).toEqual(['dl@a', 'dl@b', 'train@a', 'train@b', 'fpr@model=a,split=test', 'fpr@model=b,split=test']);
     expect(downstreamOf(dag, 'dl@b')).toEqual(['train@b', 'fpr@model=b,split=test', 'report']);
     expect(upstreamOf(dag, 'dl@a')).toEqual([]);
+  });
+  it('predecessorsOf / successorsOf agree with the graphlib graph', () => {
+    for (const n of dag.order) {
+      expect([...predecessorsOf(dag, n)].sort()).toEqual([...(dag.graph.predecessors(n) ?? [])].sort());
+      expect([...successorsOf(dag, n)].sort()).toEqual([...(dag.graph.successors(n) ?? [])].sort());
+    }
+    expect(predecessorsOf(dag, 'report').length).toBe(2);
   });
 });
 
