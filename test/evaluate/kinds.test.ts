@@ -152,7 +152,9 @@ describe('bad input is one clear StageError', () => {
     expect(err.message).toMatch(/preds\/bad2\.csv, line 3, column "class_probs" \(4\)/);
   });
   it('names the stage and field of a bad with: value, and writes nothing', async () => {
-    const err = await runFpr(makeCtx(ws, 'eval-fpr@x', { ...fprWith(`${EXP}/toy/`), resamples: 'many' })).catch((e) => e);
+    // An interpolated param can arrive as any string; the kind checks it itself.
+    const bad = { ...fprWith(`${EXP}/toy/`), resamples: 'many' as unknown as number };
+    const err = await runFpr(makeCtx(ws, 'eval-fpr@x', bad)).catch((e) => e);
     expect(err).toBeInstanceOf(StageError);
     expect(err.message).toMatch(/Stage eval-fpr@x, field with\.resamples: expected an integer/);
     expect(existsSync(join(ws, 'out/bad/fpr.json'))).toBe(false);
