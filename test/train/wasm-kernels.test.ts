@@ -72,6 +72,10 @@ describe('wasm conv gradient kernels vs cpu', () => {
     { x: [2, 3, 3, 2], f: [5, 5, 2, 3], stride: 1, pad: 'same' },
     { x: [1, 1, 4, 1], f: [3, 3, 1, 2], stride: 1, pad: 'same' },
     { x: [3, 2, 1, 3], f: [4, 2, 3, 2], stride: 1, pad: 'same' },
+    // Large enough for dW to run in several chunks (one image of 96×96 per chunk; 2 images of 64×64 per chunk).
+    { x: [3, 96, 96, 2], f: [3, 3, 2, 4], stride: 1, pad: 'same' },
+    { x: [5, 64, 64, 1], f: [3, 3, 1, 3], stride: 1, pad: 'same' },
+    { x: [2, 128, 96, 1], f: [3, 3, 1, 2], stride: 2, pad: 'valid' },
   ];
   it.each(edge.map((c) => [JSON.stringify(c), c] as const))('edge %s', async (_name, c) => {
     const [dxCpu, dwCpu] = await convGrads('cpu', c);

@@ -264,25 +264,27 @@ export function conv2DBackpropFilterWasm(args: {
   const xT = s.run('Transpose', { x }, { perm: [3, 0, 1, 2] }); // [Ci, B, H, W]
   const sum = new Float32Array(rows * co);
   let cols: TensorInfo | undefined;
-  let dyChunk: TensorInfo | undefined;
   for (let b0 = 0; b0 < info.batchSize; b0 += imagesPerChunk) {
     const nb = Math.min(imagesPerChunk, info.batchSize - b0);
     if (cols === undefined || cols.shape[1] !== nb * perImage) {
-      for (const t of [cols, dyChunk]) if (t !== undefined) backend.disposeData(t.dataId);
+      if (cols !== undefined) backend.disposeData(cols.dataId);
       cols = backend.makeOutput([rows, nb * perImage], 'float32');
-      dyChunk = backend.makeOutput([nb * perImage, co], 'float32');
     }
+    // The MatMul kernel caches its packed right-hand operand by tensor id, so dy's rows go into a NEW tensor for
+    // every chunk (rewriting one buffer in place would silently reuse the first chunk's packed values).
+    const dyChunk = backend.makeOutput([nb * perImage, co], 'float32');
     // Heap views only after every allocation: growing the wasm heap detaches earlier views. The dy rows of these
     // images are contiguous: a memcpy (the stock Slice kernel is ~50× slower for the same copy).
     const dyRows = backend.typedArrayFromHeap(dy);
-    backend.typedArrayFromHeap(dyChunk!).set(dyRows.subarray(b0 * perImage * co, (b0 + nb) * perImage * co));
+    backend.typedArrayFromHeap(dyChunk).set(dyRows.subarray(b0 * perImage * co, (b0 + nb) * perImage * co));
     im2colChunk(backend.typedArrayFromHeap(xT), backend.typedArrayFromHeap(cols), info, b0, nb);
-    const prod = s.run('BatchMatMul', { a: cols, b: dyChunk! }, { transposeA: false, transposeB: false });
+    const prod = s.run('BatchMatMul', { a: cols, b: dyChunk }, { transposeA: false, transposeB: false });
     const p = backend.typedArrayFromHeap(prod);
     for (let i = 0; i < sum.length; i++) sum[i] += p[i]!;
     s.release(prod);
+    backend.disposeData(dyChunk.dataId);
   }
-  for (const t of [cols, dyChunk]) if (t !== undefined) backend.disposeData(t.dataId);
+  if (cols !== undefined) backend.disposeData(cols.dataId);
   const out = backend.makeOutput(args.attrs.filterShape, 'float32');
   backend.typedArrayFromHeap(out).set(sum);
   return s.finish(out);
