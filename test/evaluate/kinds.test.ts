@@ -2,6 +2,7 @@
 // (`<exp>/<dset>/<split>/best/predictions.csv`), as the retrain part of the pipeline will write them.
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { gzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StageError, type StageManifest } from '../../engine/stage-api.js';
@@ -150,6 +151,11 @@ describe('bad input is one clear StageError', () => {
     const err = await runFpr(makeCtx(ws, 's', fprWith('preds/bad2.csv'))).catch((e) => e);
     expect(err).toBeInstanceOf(StageError);
     expect(err.message).toMatch(/preds\/bad2\.csv, line 3, column "class_probs" \(4\)/);
+  });
+  it('names a truncated gzip file', async () => {
+    const gz = gzipSync(Buffer.from('age_years,Has Finding,Cardiomegaly,class_probs\n40,0,0,"[0.5, 0.5]"\n'));
+    writeFileSync(join(ws, 'preds/cut.csv.gz'), gz.subarray(0, gz.length - 6));
+    await expect(runFpr(makeCtx(ws, 's', fprWith('preds/cut.csv.gz')))).rejects.toThrow(/preds\/cut\.csv\.gz looks gzip-compressed but cannot be decompressed/);
   });
   it('names the stage and field of a bad with: value, and writes nothing', async () => {
     // An interpolated param can arrive as any string; the kind checks it itself.

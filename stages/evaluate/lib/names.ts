@@ -19,5 +19,5 @@ export const displayName = (id: string): string => DISPLAY_NAMES[id] ?? id;
 
 /** The split a dataset is evaluated on: children's set `test`, adults' healthy hold-out otherwise. */
 export function defaultSplit(dset: string): string {
-  return dset === 'vindr_pcxr' ? 'test' : dset.endsWith('_peds') ? 'test_peds' : 'test_healthy_adult';
+  return dset === 'vindr_pcxr' ? 'test' : 'test_healthy_adult';
 }

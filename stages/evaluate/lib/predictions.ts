@@ -51,10 +51,15 @@ export function resolvePredictionsFile(absPath: string, split: string | undefine
   );
 }
 
-function readText(abs: string): string {
+function readText(abs: string, shown: string): string {
   const buf = readFileSync(abs);
   // gzip by magic number, not by name: a retrained run may write either.
-  return (buf[0] === 0x1f && buf[1] === 0x8b ? gunzipSync(buf) : buf).toString('utf8');
+  if (buf[0] !== 0x1f || buf[1] !== 0x8b) return buf.toString('utf8');
+  try {
+    return gunzipSync(buf).toString('utf8');
+  } catch (err) {
+    throw new StageError(`Predictions file ${shown} looks gzip-compressed but cannot be decompressed (${(err as Error).message}); is it truncated?`);
+  }
 }
 
 function num(text: string | undefined): number {
@@ -83,7 +88,7 @@ export function parseClassProbs(text: string): [number, number] | undefined {
 export function loadPredictions(abs: string, shown = abs): Predictions {
   let records: string[][];
   try {
-    records = parse(readText(abs), { relax_quotes: false, skip_empty_lines: true }) as string[][];
+    records = parse(readText(abs, shown), { relax_quotes: false, skip_empty_lines: true }) as string[][];
   } catch (err) {
     const e = err as { lines?: number; column?: number; message?: string };
     throw new StageError(`Cannot parse predictions CSV ${shown}${e.lines ? ` at line ${e.lines}` : ''}: ${e.message ?? String(err)}`);
