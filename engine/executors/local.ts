@@ -1,9 +1,15 @@
 /**
- * Runs a Job as a child process on this machine (execa): `sh -c cmd` for `cmd` stages, `node runner.js spec.json`
- * for `uses` stages. The child leads its own process group, so cancelling reaches everything it started
- * (SIGTERM to the group, SIGKILL after a grace period). Output goes to the job's log file and to hooks.onOutput.
+ * Runs a Job as a child process on this machine: `sh -c cmd` for `cmd` stages, `node runner.js spec.json` for `uses`
+ * stages. The child leads its own process group, so cancelling reaches everything it started (SIGTERM to the group,
+ * SIGKILL after a grace period). Output goes to the job's log file and to hooks.onOutput.
+ *
+ * Spawned with node:child_process directly rather than execa: with `-j 2` on 2 cores, the parent's CPU per spawn
+ * bounds how fast trivial stages go, and execa 9 measured ~2x the parent CPU per spawn here (400 `sh -c cp`:
+ * 0.39 s vs 0.82–0.91 s CPU, 3.1–4.3 s vs 5.4–6.4 s wall). Nothing of execa's is needed: no buffering, no
+ * promise-chained pipes, just a group kill and an exit code.
  */
-import { createWriteStream, mkdirSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { createWriteStream, mkdirSync, rmSync, type WriteStream } from 'node:fs';
 import { dirname } from 'node:path';
 import { hostname } from 'node:os';
 import type { Executor, Job, JobHooks, JobResult } from './executor.js';
@@ -11,13 +17,6 @@ import type { Executor, Job, JobHooks, JobResult } from './executor.js';
 export interface LocalExecutorOptions {
   /** How long a cancelled job gets between SIGTERM and SIGKILL (ms). */
   killGraceMs?: number;
-}
-
-type Execa = typeof import('execa').execa;
-let execaFn: Promise<Execa> | undefined;
-/** Loaded on first use: no-op runs never pay for it. */
-function loadExeca(): Promise<Execa> {
-  return (execaFn ??= import('execa').then((m) => m.execa));
 }
 
 export class LocalExecutor implements Executor {
@@ -31,64 +30,57 @@ export class LocalExecutor implements Executor {
 
   async run(job: Job, hooks: JobHooks): Promise<JobResult> {
     const startedAt = Date.now();
-    if (hooks.signal.aborted) return cancelled(startedAt, this.host);
-    const execa = await loadExeca();
+    const base = { startedAt, host: this.host };
+    if (hooks.signal.aborted) return { ...base, endedAt: startedAt, status: 'cancelled', exitCode: null, signal: null, failure: 'cancelled', reason: 'cancelled' };
     mkdirSync(dirname(job.logFile), { recursive: true });
-    const log = createWriteStream(job.logFile);
+    // The log is opened on the first output (most trivial stages print nothing); the previous attempt's log goes.
+    rmSync(job.logFile, { force: true });
+    let log: WriteStream | undefined;
     const [file, ...args] = job.argv;
-    const child = execa(file!, args, {
-      cwd: job.cwd,
-      env: job.env,
-      extendEnv: true,
-      detached: true, // own process group: a group kill reaches grandchildren (sh → python → workers)
-      cleanup: false,
-      stdin: 'ignore',
-      buffer: false,
-      reject: false,
-      all: true,
-      stripFinalNewline: false,
+
+    return new Promise<JobResult>((resolve) => {
+      let spawnError: Error | undefined;
+      let wasCancelled = false;
+      let killTimer: NodeJS.Timeout | undefined;
+      const child = spawn(file!, args, {
+        cwd: job.cwd,
+        env: { ...process.env, ...job.env },
+        detached: true, // own process group: a group kill reaches grandchildren (sh → python → workers)
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      const onAbort = (): void => {
+        wasCancelled = true;
+        killGroup(child.pid, 'SIGTERM');
+        killTimer = setTimeout(() => killGroup(child.pid, 'SIGKILL'), this.killGraceMs);
+        killTimer.unref();
+      };
+      hooks.signal.addEventListener('abort', onAbort, { once: true });
+      if (child.pid) hooks.onStart?.({ host: this.host });
+      // stdout and stderr interleave in the log in arrival order.
+      const onData = (chunk: Buffer): void => {
+        (log ??= createWriteStream(job.logFile)).write(chunk);
+        hooks.onOutput?.(chunk.toString('utf8'));
+      };
+      child.stdout.on('data', onData);
+      child.stderr.on('data', onData);
+      child.on('error', (e) => (spawnError = e));
+      child.on('close', (code, signal) => {
+        hooks.signal.removeEventListener('abort', onAbort);
+        if (killTimer) clearTimeout(killTimer);
+        if (wasCancelled) killGroup(child.pid, 'SIGKILL'); // nothing of a cancelled job may outlive it
+        const done = (): void => {
+          const r = { ...base, endedAt: Date.now(), ...(child.pid ? { jobId: String(child.pid) } : {}) };
+          if (wasCancelled) resolve({ ...r, status: 'cancelled', exitCode: code, signal, failure: 'cancelled', reason: 'cancelled' });
+          else if (spawnError && code === null && !signal) {
+            resolve({ ...r, status: 'failed', exitCode: null, signal: null, failure: 'submit', reason: `could not start ${file}: ${spawnError.message}` });
+          } else if (code === 0) resolve({ ...r, status: 'succeeded', exitCode: 0, signal: null, reason: 'exit code 0' });
+          else if (signal) resolve({ ...r, status: 'failed', exitCode: null, signal, failure: 'signal', reason: `killed by ${signal}` });
+          else resolve({ ...r, status: 'failed', exitCode: code, signal: null, failure: 'exit', reason: `exit code ${code}` });
+        };
+        if (log) log.end(done);
+        else done();
+      });
     });
-    hooks.onStart?.({ host: this.host });
-
-    let killTimer: NodeJS.Timeout | undefined;
-    let wasCancelled = false;
-    const onAbort = (): void => {
-      wasCancelled = true;
-      killGroup(child.pid, 'SIGTERM');
-      killTimer = setTimeout(() => killGroup(child.pid, 'SIGKILL'), this.killGraceMs);
-      killTimer.unref();
-    };
-    hooks.signal.addEventListener('abort', onAbort, { once: true });
-
-    child.all?.on('data', (chunk: Buffer) => {
-      log.write(chunk);
-      hooks.onOutput?.(chunk.toString('utf8'));
-    });
-
-    let result: { exitCode?: number; signal?: string; failed: boolean; code?: string; message: string };
-    try {
-      result = (await child) as unknown as typeof result;
-    } catch (e) {
-      result = { failed: true, message: e instanceof Error ? e.message : String(e) };
-    }
-    hooks.signal.removeEventListener('abort', onAbort);
-    if (killTimer) clearTimeout(killTimer);
-    if (wasCancelled) killGroup(child.pid, 'SIGKILL'); // nothing of a cancelled job may outlive it
-    await new Promise<void>((r) => log.end(r));
-    const endedAt = Date.now();
-    const base = { startedAt, endedAt, host: this.host, ...(child.pid ? { jobId: String(child.pid) } : {}) };
-
-    if (wasCancelled) {
-      return { ...base, status: 'cancelled', exitCode: result.exitCode ?? null, signal: result.signal ?? null, failure: 'cancelled', reason: 'cancelled' };
-    }
-    if (result.exitCode === 0) return { ...base, status: 'succeeded', exitCode: 0, signal: null, reason: 'exit code 0' };
-    if (result.signal) {
-      return { ...base, status: 'failed', exitCode: null, signal: result.signal, failure: 'signal', reason: `killed by ${result.signal}` };
-    }
-    if (result.exitCode === undefined) {
-      return { ...base, status: 'failed', exitCode: null, signal: null, failure: 'submit', reason: `could not start ${file}: ${firstLine(result.message)}` };
-    }
-    return { ...base, status: 'failed', exitCode: result.exitCode, signal: null, failure: 'exit', reason: `exit code ${result.exitCode}` };
   }
 
   async close(): Promise<void> {}
@@ -101,12 +93,4 @@ function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
   } catch {
     // Already gone.
   }
-}
-
-function cancelled(at: number, host: string): JobResult {
-  return { status: 'cancelled', exitCode: null, signal: null, failure: 'cancelled', reason: 'cancelled', startedAt: at, endedAt: at, host };
-}
-
-function firstLine(s: string): string {
-  return s.split('\n')[0] ?? s;
 }

@@ -13,17 +13,22 @@ export interface PlainOptions {
 export function plainRenderer(opts: PlainOptions = {}): (e: PipeEvent) => void {
   const write = opts.write ?? ((s: string) => process.stderr.write(s));
   const lastProgress = new Map<string, number>();
+  /** Why a stage will run, printed on its start line (one line less per stage). */
+  const why = new Map<string, string>();
   return (e) => {
     switch (e.type) {
       case 'run-start':
         if (opts.verbose) write(`pipe: ${e.stages.length} stage(s), -j ${e.jobs}\n`);
         break;
       case 'plan':
-        if (e.action === 'run' && e.reasons.length) write(`• ${e.stage}: will run (${e.reasons.join('; ')})\n`);
+        if (e.action === 'run' && e.reasons.length) why.set(e.stage, e.reasons.join('; '));
         break;
-      case 'stage-start':
-        write(`▶ ${e.stage}${e.gpuIds.length ? ` [gpu ${e.gpuIds.join(',')}]` : ''}${e.executor !== 'local' ? ` [${e.executor}]` : ''}\n`);
+      case 'stage-start': {
+        const reason = why.get(e.stage);
+        why.delete(e.stage);
+        write(`▶ ${e.stage}${e.gpuIds.length ? ` [gpu ${e.gpuIds.join(',')}]` : ''}${e.executor !== 'local' ? ` [${e.executor}]` : ''}${reason ? ` (${reason})` : ''}\n`);
         break;
+      }
       case 'stage-progress': {
         // At most one progress line per stage every 2 s: CI logs must stay readable.
         const last = lastProgress.get(e.stage) ?? 0;
