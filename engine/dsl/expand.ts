@@ -62,7 +62,11 @@ export interface ExpandContext {
   workdir: string;
   bag: DiagnosticBag;
   fields: FieldsBySpan;
+  /** Params each top-level var was built from. */
+  varParams?: VarParams;
 }
+
+export type VarParams = Map<string, Record<string, unknown>>;
 
 const NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
 
@@ -173,7 +177,7 @@ function label(v: unknown, index: number): string {
   return String(index);
 }
 
-function sinkFor(bag: DiagnosticBag, stage: string, decl: string, params?: Record<string, unknown>): Sink {
+function sinkFor(bag: DiagnosticBag, stage: string, decl: string, params?: Record<string, unknown>, varParams?: VarParams): Sink {
   return {
     error: (message, loc, field) =>
       bag.error(message, loc.span, { stage, field, dedup: `${decl}|${loc.src.file}|${loc.start}|${message}` }),
@@ -181,6 +185,15 @@ function sinkFor(bag: DiagnosticBag, stage: string, decl: string, params?: Recor
       if (!params) return;
       if (name === '') Object.assign(params, value as object);
       else params[name] = value;
+    },
+    // A var built from params (`root: out/${params.tag}`) makes the stage depend on those params too.
+    varUsed: (name) => {
+      if (!params || !varParams) return;
+      if (name === '') for (const used of varParams.values()) Object.assign(params, used);
+      else {
+        const used = varParams.get(name);
+        if (used) Object.assign(params, used);
+      }
     },
   };
 }
@@ -277,7 +290,7 @@ function withFieldsOf(m: YMap): StageDraft['withFields'] {
 function buildStage(m: YMap, name: string, d: StageDecl, scope: Scope, ctx: ExpandContext): StageDraft {
   const { bag } = ctx;
   const params: Record<string, unknown> = {};
-  const sink = sinkFor(bag, name, d.name, params);
+  const sink = sinkFor(bag, name, d.name, params, ctx.varParams);
   const err = (message: string, loc: Loc, field: string) => sink.error(message, loc, field);
   const s: StageDraft = {
     name,

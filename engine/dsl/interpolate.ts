@@ -102,6 +102,8 @@ export interface Sink {
   error(message: string, loc: Loc, field: string): void;
   /** A `${params.a.b}` reference: dotted name (`a.b`) and its value. */
   param(name: string, value: unknown): void;
+  /** A `${vars.x...}` reference: the top-level var name (`''` for all of `vars`). */
+  varUsed?(name: string): void;
 }
 
 /**
@@ -183,7 +185,7 @@ function resolveExpr(e: Expr, scope: Scope, sink: Sink, n: YScalar, field: strin
   if (root === 'params') {
     if (rest.length === 0) sink.param('', cur);
     else sink.param(rest.join('.'), cur);
-  }
+  } else if (root === 'vars') sink.varUsed?.(rest[0] ?? '');
   return { ok: true, value: cur };
 }
 

@@ -100,11 +100,21 @@ export async function loadPipeline(file: string, opts: LoadOptions): Promise<Res
     error: (message, loc, field) => bag.error(message, loc.span, { field, dedup: `${loc.src.file}|${loc.start}|${message}` }),
     param: () => {},
   };
+  const varParams = new Map<string, Record<string, unknown>>();
   for (const u of units) {
     const e = section(u, 'vars', bag);
-    if (!e) continue;
-    const v = interpolateNode(e.value, { params, vars: {} }, topSink, 'vars');
-    if (isPlainMap(v)) vars = deepMerge(vars, v);
+    if (!e || e.value.t !== 'map') continue;
+    const v: PlainMap = {};
+    for (const entry of e.value.entries) {
+      const used: Record<string, unknown> = varParams.get(entry.key) ?? {};
+      const sink: Sink = {
+        error: topSink.error,
+        param: (name, value) => (name === '' ? Object.assign(used, value as object) : (used[name] = value)),
+      };
+      v[entry.key] = interpolateNode(entry.value, { params, vars: {} }, sink, `vars.${entry.key}`);
+      if (Object.keys(used).length) varParams.set(entry.key, used);
+    }
+    vars = deepMerge(vars, v);
   }
   const scope: Scope = { params, vars };
 
@@ -112,7 +122,7 @@ export async function loadPipeline(file: string, opts: LoadOptions): Promise<Res
 
   const decls = collectStageDecls(units, bag);
   const fields = new Map<SourceSpan, string>();
-  const drafts = expandStages(decls, { params, vars, workdir, bag, fields });
+  const drafts = expandStages(decls, { params, vars, workdir, bag, fields, varParams });
 
   // Resolve every distinct `uses:` kind once, in parallel.
   const kinds = new Map<string, Promise<StageManifest | undefined | Error>>();

@@ -118,6 +118,8 @@ stages:
 `);
     expect(p.stages.map((s) => s.outs[0]!.path)).toEqual(['runs/v2/a.txt', 'runs/v2/b.txt']);
     expect(p.vars).toEqual({ sets: { a: 1, b: 2 }, root: 'runs/v2' });
+    // The stage uses `vars.root`, built from `params.tag`: it depends on that param.
+    expect(p.stages[0]!.params).toEqual({ tag: 'v2' });
   });
 
   it('expands 10,000 items', async () => {
