@@ -492,7 +492,8 @@ function pathField(e: YEntry | undefined, field: 'deps' | 'outs' | 'metrics', s:
     if (v === undefined) return;
     // `${vars.files}` may give a list of paths.
     const values = Array.isArray(v) ? v : [v];
-    for (const raw of values) {
+    for (let raw of values) {
+      if (typeof raw === 'number') raw = String(raw); // a file named `2024`
       if (typeof raw !== 'string') {
         sink.error(`\`${field}\` entries are path strings, not ${typeName(raw)}`, pathNode.loc, f);
         continue;

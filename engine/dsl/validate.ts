@@ -52,6 +52,16 @@ export function validatePipeline(p: Pipeline, bag: DiagnosticBag, exists: (abs: 
         bag.error(`\`${d.path}\` is both a dep and an out of this stage (a stage cannot read what it writes)`, d.span ?? s.span, { stage: s.name, field: fieldOf(d) ?? 'deps' });
         continue;
       }
+      // A dep directory holding the stage's own out changes with every run (the stage would never be up to date);
+      // a dep inside the stage's own out directory is removed before the stage runs.
+      const nested = s.outs.find((o) => inside(o.path, d.path) || inside(d.path, o.path));
+      if (nested) {
+        const why = inside(nested.path, d.path)
+          ? `contains this stage's own out \`${nested.path}\`, so every run would change its own input`
+          : `is inside this stage's own out \`${nested.path}\`, which is cleared before the stage runs`;
+        bag.error(`dep \`${d.path}\` ${why}; list the input files or subdirectories separately`, d.span ?? s.span, { stage: s.name, field: fieldOf(d) ?? 'deps' });
+        continue;
+      }
       const producers = index.producersOf(d.path).filter((x) => x.stage !== s.name);
       if (producers.length) continue;
       const abs = path.isAbsolute(d.path) ? d.path : path.join(p.workdir, d.path);
@@ -72,6 +82,12 @@ export function validatePipeline(p: Pipeline, bag: DiagnosticBag, exists: (abs: 
 
   const dag = buildDag(p);
   if (!dag.ok) for (const d of dag.error) bag.add(d);
+}
+
+/** Is `p` strictly inside the directory `dir`? */
+function inside(p: string, dir: string): boolean {
+  const d = dir.endsWith('/') ? dir : `${dir}/`;
+  return p.length > d.length && p.startsWith(d);
 }
 
 /** `a` and `a/` name the same path. */

@@ -165,6 +165,18 @@ stages:
     ]);
   });
 
+  it('a dep directory holding the stage\'s own out, or a dep inside its own out directory', async () => {
+    const e = await loadErr(`
+stages:
+  a: {cmd: x, deps: [data/], outs: [data/processed/]}
+  b: {cmd: x, deps: [work/in.txt], outs: [work/]}
+`, { 'data/': '', 'work/in.txt': '' });
+    expect(e.lines).toEqual([
+      "3:22 dep `data/` contains this stage's own out `data/processed/`, so every run would change its own input; list the input files or subdirectories separately",
+      "4:22 dep `work/in.txt` is inside this stage's own out `work/`, which is cleared before the stage runs; list the input files or subdirectories separately",
+    ]);
+  });
+
   it('cycles print their path', async () => {
     const e = await loadErr(`
 stages:
