@@ -25,8 +25,8 @@
  * processes sharing a state file may each overwrite the other's additions: that loses memo entries (a later
  * re-read), never correctness.
  */
-import type { BigIntStats } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
+import { statSync, type BigIntStats } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import { writeFileAtomic } from './atomic.js';
 import { asHash, trustedHash } from './brand.js';
@@ -141,16 +141,16 @@ class FileHashState implements LocalHashState {
   async hashPath(path: string): Promise<PathHash> {
     // Normalised, so `data/`, `data` and `data//x` share memo entries (the engine writes directories with a `/`).
     const absPath = resolve(path);
-    let st: BigIntStats;
+    // statSync: ~10x cheaper than a promise round trip, and the engine calls this once per dep of every stage.
+    let st: BigIntStats | undefined;
     try {
-      st = await stat(absPath, { bigint: true });
+      st = statSync(absPath, { bigint: true, throwIfNoEntry: false });
     } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'ENOTDIR') {
-        this.forget(dirname(absPath), basename(absPath));
-        return { kind: 'missing', hash: null, size: 0, files: 0 };
-      }
-      throw e;
+      if ((e as NodeJS.ErrnoException).code !== 'ENOTDIR') throw e;
+    }
+    if (st === undefined) {
+      this.forget(dirname(absPath), basename(absPath));
+      return { kind: 'missing', hash: null, size: 0, files: 0 };
     }
     if (st.isFile()) {
       const dir = dirname(absPath);

@@ -17,6 +17,14 @@ export function tempDir(): string {
   return d;
 }
 
+/**
+ * Let the clock move past files just written. With `racyWindowMs: 0` a file is memoised only if its timestamps are
+ * older than the start of its hashing, which Date.now() (ms, floored) may not yet show for a file written this ms.
+ */
+export function settle(ms = 15): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
 export const CACHE_DIST = pathToFileURL(fileURLToPath(new URL('../../dist/cache/index.js', import.meta.url))).href;
 
 export interface ChildResult {

@@ -3,7 +3,7 @@ import { mkdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, uti
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { CacheError, canonicalJson, openHashState } from '../../cache/index.js';
-import { tempDir } from './helpers.js';
+import { settle, tempDir } from './helpers.js';
 
 const sha = (b: string | Buffer): string => createHash('sha256').update(b).digest('hex');
 const FAKE = 'f'.repeat(64);
@@ -72,6 +72,8 @@ describe('HashState memo', () => {
     expect(racy.stats).toMatchObject({ hits: 0, reads: 2 });
     expect(racy.size).toBe(0);
 
+    await settle(); // racyWindowMs 0 memoises files older than the hash start: let the clock pass them
+
     const s = await openHashState(`${d}/s2`, { racyWindowMs: 0 });
     await s.hashPath(`${d}/f`);
     await s.hashPath(`${d}/f`);
@@ -125,6 +127,7 @@ describe('directory hash (Merkle manifest)', () => {
   it('changes on rename, content edit, added file, removed file; not on an empty subdirectory', async () => {
     const d = tempDir();
     make(`${d}/t`, FILES);
+    await settle(); // racyWindowMs 0 memoises files older than the hash start: let the clock pass them
     const s = await openHashState(`${d}/state`, { racyWindowMs: 0 });
     const seen = new Set<string>();
     const h = async (): Promise<string> => (await s.hashPath(`${d}/t`)).hash!;
@@ -163,6 +166,7 @@ describe('directory hash (Merkle manifest)', () => {
   it('a trailing slash or doubled slash names the same directory and the same memo entries', async () => {
     const d = tempDir();
     make(`${d}/t`, FILES);
+    await settle(); // racyWindowMs 0 memoises files older than the hash start: let the clock pass them
     const s = await openHashState(`${d}/state`, { racyWindowMs: 0 });
     const plain = await s.hashPath(`${d}/t`);
     expect(await s.hashPath(`${d}/t/`)).toEqual(plain);
@@ -184,6 +188,7 @@ describe('directory hash (Merkle manifest)', () => {
   it('a second hash of an unchanged tree reads nothing', async () => {
     const d = tempDir();
     make(`${d}/t`, FILES);
+    await settle(); // racyWindowMs 0 memoises files older than the hash start: let the clock pass them
     const s = await openHashState(`${d}/state`, { racyWindowMs: 0 });
     const first = await s.hashPath(`${d}/t`);
     expect(s.stats.reads).toBe(4);
@@ -198,12 +203,15 @@ describe('persistence', () => {
     const odd = `${d}/we\tird\\na\nme`;
     writeFileSync(odd, 'odd');
     writeFileSync(`${d}/plain`, 'plain');
+    await settle(); // racyWindowMs 0 memoises files older than the hash start: let the clock pass them
     const s = await openHashState(`${d}/state`, { racyWindowMs: 0 });
     await s.hashPath(odd);
     await s.hashPath(`${d}/plain`);
     await s.flush();
     const text = readFileSync(`${d}/state`, 'utf8');
     expect(text.split('\n').filter(Boolean)).toHaveLength(4); // header + directory + 2 entries, one line each
+
+    await settle(); // racyWindowMs 0 memoises files older than the hash start: let the clock pass them
 
     const again = await openHashState(`${d}/state`, { racyWindowMs: 0 });
     expect(again.size).toBe(2);
@@ -222,6 +230,7 @@ describe('persistence', () => {
     const d = tempDir();
     mkdirSync(`${d}/t/sub`, { recursive: true });
     for (const f of ['a', 'b', 'sub/c', 'sub/d']) writeFileSync(`${d}/t/${f}`, f);
+    await settle(); // racyWindowMs 0 memoises files older than the hash start: let the clock pass them
     const s = await openHashState(`${d}/state`, { racyWindowMs: 0 });
     await s.hashPath(`${d}/t`);
     expect(s.size).toBe(4);
