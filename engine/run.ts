@@ -118,7 +118,8 @@ export async function planStages(opts: EngineOptions): Promise<Map<string, Decis
     const running = ups.filter((u) => decisions.get(u)?.action === 'run');
     let d: Decision;
     if (running.length > 0 && !opts.force?.(name)) {
-      d = { action: 'run', reasons: running.map((u) => `upstream stage ${u} will re-run`), changes: [] };
+      const named = running.length <= 3 ? running.join(', ') : `${running.slice(0, 2).join(', ')} and ${running.length - 2} more`;
+      d = { action: 'run', reasons: [`upstream stage${running.length > 1 ? 's' : ''} ${named} will re-run`], changes: [] };
     } else {
       d = await decide(stage, ws, { force: opts.force?.(name) ?? false, known, lockEntry: lockOf, memo });
     }

@@ -43,7 +43,7 @@ describe('explaining', () => {
     expect(s.code).toBe(0);
     expect(s.stdout).toMatch(/prep: stale, will run\n\s+dep data\/raw\.csv changed \(hash [0-9a-f]{8}→[0-9a-f]{8}\)/);
     expect(s.stdout).toMatch(/train@a: stale, will run\n\s+upstream stage prep will re-run/);
-    expect(s.stdout).toMatch(/eval: stale, will run\n\s+upstream stage train@a will re-run/);
+    expect(s.stdout).toMatch(/eval: stale, will run\n\s+upstream stages train@a, train@b will re-run/);
     ws.write('data/raw.csv', 'x,y\n1,2\n');
 
     const d = pipe(ws.dir, ['run', 'p.yaml', '--dry-run', '-S', 'lr=0.5']);

@@ -56,6 +56,16 @@ describe('parallelism and resources', () => {
     expect(ws.read('out/cpu.txt')).toBe('cpu []\n');
   });
 
+  it('memory and cpus: --mem 1G fits one 600M stage at a time; a cpus request beyond the machine is clamped with a warning', () => {
+    const stages = ['m1', 'm2', 'm3'].map((n) => `  ${n}:\n    cmd: ${timed(n)}\n    outs: [out/${n}.txt]\n    resources: {mem: 600M}\n`).join('');
+    ws = workspace({ 'p.yaml': `name: m\nstages:\n${stages}  big:\n    cmd: echo $PIPE_CPUS > out/big.txt\n    outs: [out/big.txt]\n    resources: {cpus: 512}\n` });
+    const r = pipe(ws.dir, ['run', 'p.yaml', '-j', '8', '--mem', '1G']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(maxOverlap(intervals(ws.read('times.txt')))).toBe(1);
+    expect(r.stderr).toMatch(/warning: stage big asks for 512 cpus but this machine has \d+; it gets \d+/);
+    expect(Number(ws.read('out/big.txt'))).toBeLessThan(512);
+  });
+
   it('a GPU stage with no GPUs fails with a clear message', () => {
     ws = workspace({ 'p.yaml': `name: g\nstages:\n  g:\n    cmd: echo > out/g.txt\n    outs: [out/g.txt]\n    resources: {gpus: 1}\n` });
     const r = pipe(ws.dir, ['run', 'p.yaml', '--gpus', 'none']);
