@@ -4,10 +4,15 @@
  * (a Map for exact and ancestor hits, a sorted list for "outs under this directory"), so building is
  * O(deps × path depth + edges × log outs), never outs × deps.
  */
-import { Graph, alg } from '@dagrejs/graphlib';
+import { createRequire } from 'node:module';
+import type { Graph } from '@dagrejs/graphlib';
 import type { Pipeline, SourceSpan, StageSpec } from './model.js';
 import { err, ok, type Result } from './result.js';
 import { didYouMean, type Diagnostic } from './dsl/diagnostics.js';
+
+/** graphlib, loaded when a graph is first materialised (or a cycle explained): not on every start-up. */
+let graphlib: typeof import('@dagrejs/graphlib') | undefined;
+const lib = () => (graphlib ??= createRequire(import.meta.url)('@dagrejs/graphlib') as typeof import('@dagrejs/graphlib'));
 
 export interface Dag {
   /** Nodes are stage names (label: the StageSpec); edge labels are the dep paths that made the edge. */
@@ -134,7 +139,7 @@ export function buildDag(p: Pipeline): Result<Dag, Diagnostic[]> {
     }
   }
   const makeGraph = (): Graph => {
-    const g: Graph = new Graph({ directed: true });
+    const g: Graph = new (lib().Graph)({ directed: true });
     for (const s of p.stages) g.setNode(s.name, s);
     for (const [key, l] of labels) {
       const z = key.indexOf('\0');
@@ -181,7 +186,7 @@ function cycleDiagnostics(g: Graph, stages: StageSpec[], acyclic: Set<string>): 
   const declIndex = new Map(stages.map((s, i) => [s.name, i]));
   const byName = new Map(stages.map((s) => [s.name, s]));
   const out: Diagnostic[] = [];
-  for (const comp of alg.tarjan(g)) {
+  for (const comp of lib().alg.tarjan(g)) {
     if (comp.length < 2 || comp.some((n) => acyclic.has(n))) continue;
     const members = new Set(comp);
     const start = [...comp].sort((a, b) => declIndex.get(a)! - declIndex.get(b)!)[0]!;

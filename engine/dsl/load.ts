@@ -2,27 +2,48 @@
  * YAML text → a small located tree (YNode): plain values plus the source offsets of every key and value, so later
  * steps can point at the exact column of a problem. Aliases are resolved, `<<` merge keys are applied.
  */
-import {
-  LineCounter,
-  parseDocument,
-  isAlias,
-  isMap,
-  isScalar,
-  isSeq,
-  isPair,
-  Scalar,
-  type Document,
-  type Node as YamlNode,
-} from 'yaml';
+import { createRequire } from 'node:module';
+import type { Document, Node as YamlNode } from 'yaml';
 import type { SourceSpan } from '../model.js';
 import type { Diagnostic } from './diagnostics.js';
 import { registerSource } from './diagnostics.js';
 import { fastParse } from './fastyaml.js';
 import type { Template } from './interpolate.js';
 
+/**
+ * The `yaml` package, loaded on first use: ordinary pipelines are read by the fast parser, so a no-op run does not
+ * pay for importing it (tens of ms).
+ */
+let yamlLib: typeof import('yaml') | undefined;
+export function yaml(): typeof import('yaml') {
+  return (yamlLib ??= createRequire(import.meta.url)('yaml') as typeof import('yaml'));
+}
+
+/**
+ * Offsets of line starts → 1-based line/col (binary search). Same contract as the yaml package's LineCounter, which
+ * it replaces so that it can be filled by either parser without loading the package.
+ */
+export class LineIndex {
+  readonly lineStarts: number[] = [];
+  readonly addNewLine = (offset: number): number => this.lineStarts.push(offset);
+  linePos(offset: number): { line: number; col: number } {
+    const starts = this.lineStarts;
+    let low = 0;
+    let high = starts.length;
+    while (low < high) {
+      const mid = (low + high) >> 1;
+      if (starts[mid]! < offset) low = mid + 1;
+      else high = mid;
+    }
+    if (starts[low] === offset) return { line: low + 1, col: 1 };
+    if (low === 0) return { line: 0, col: offset };
+    return { line: low, col: offset - starts[low - 1]! + 1 };
+  }
+}
+
 /** One parsed file: its text and a line index for offset → line/col. */
 export class SourceFile {
-  readonly lines = new LineCounter();
+  readonly lines = new LineIndex();
   constructor(
     readonly file: string,
     readonly text: string,
@@ -120,7 +141,8 @@ export function parseYaml(
     if (fast) return { root: fast.root ?? emptyMap(new Loc(src, 0, 0)), src, diagnostics: [] };
   }
   const src = new SourceFile(file, text);
-  const doc = parseDocument(protect(text), { lineCounter: src.lines, prettyErrors: false, uniqueKeys: true, merge: true });
+  const lineCounter = src.lines as unknown as import('yaml').LineCounter;
+  const doc = yaml().parseDocument(protect(text), { lineCounter, prettyErrors: false, uniqueKeys: true, merge: true });
   const diagnostics: Diagnostic[] = [];
   for (const e of doc.errors) {
     const [start, end] = e.pos;
@@ -155,6 +177,7 @@ function locOf(src: SourceFile, node: YamlNode | null | undefined, fallback: num
 
 function convert(doc: Document, node: unknown, src: SourceFile, fallback: number, depth = 0): YNode {
   if (depth > 200) throw new Error('YAML nesting too deep (alias loop?)');
+  const { isAlias, isMap, isPair, isScalar, isSeq, Scalar } = yaml();
   if (isAlias(node)) {
     const target = node.resolve(doc);
     const here = locOf(src, node, fallback);

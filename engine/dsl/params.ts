@@ -1,5 +1,6 @@
 /** Params resolution: defaults, then params files, then `-S key=value` overrides (dotted keys for nested ones). */
-import { parse as parseYamlValue } from 'yaml';
+import { resolvePlain } from './fastyaml.js';
+import { yaml } from './load.js';
 import { didYouMean } from './diagnostics.js';
 
 export type PlainMap = Record<string, unknown>;
@@ -39,11 +40,14 @@ export function parseOverride(raw: string): Override | string {
   const text = raw.slice(eq + 1);
   let value: unknown = text;
   if (text.trim() !== '') {
-    try {
-      value = parseYamlValue(text);
-    } catch {
-      value = text;
-    }
+    // Plain scalars the cheap way; flow lists/maps and quoted strings through the yaml package.
+    if (/^[\s\[{"'!&*|>]/.test(text)) {
+      try {
+        value = yaml().parse(text);
+      } catch {
+        value = text;
+      }
+    } else value = resolvePlain(text.trim());
   }
   return { raw, path, value, add };
 }
