@@ -4,7 +4,7 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { formatDiagnostic, type Diagnostic } from '../dsl/diagnostics.js';
-import { buildDag, selectTargets, type Dag } from '../graph.js';
+import { buildDag, predecessorsOf, selectTargets, type Dag } from '../graph.js';
 import { loadedManifestFiles, loadKinds, resolveKind } from '../kinds.js';
 import { readCachedPipeline, writeCachedPipeline, type CacheInputs } from './pipeline-cache.js';
 import type { Pipeline } from '../model.js';
@@ -57,11 +57,8 @@ export async function loadAll(file: string, opts: LoadOptions = {}): Promise<Loa
 }
 
 export function stageGraph(dag: Dag): StageGraph {
-  const g = dag.graph;
-  return {
-    order: dag.order,
-    predecessors: (s) => (g.predecessors(s) as string[] | undefined) ?? [],
-  };
+  // The adjacency the DAG keeps itself: materialising graphlib's Graph costs more than the rest of a no-op load.
+  return { order: dag.order, predecessors: (s) => predecessorsOf(dag, s) };
 }
 
 /** Targets (names or globs) → the stages to consider; all stages when none are given. */

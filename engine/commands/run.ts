@@ -65,11 +65,28 @@ export async function runCommand(file: string, targets: string[], opts: RunComma
   };
   process.on('SIGINT', onSigint);
   process.on('SIGTERM', onSigint);
-  const got = await lock.acquire({
-    wait: opts.wait !== false,
-    signal: controller.signal,
-    onWait: (h) => process.stderr.write(`pipe: waiting for the workspace lock held by ${holderText(h)}\n`),
-  });
+  let got: Awaited<ReturnType<typeof lock.acquire>>;
+  try {
+    got = await lock.acquire({
+      wait: opts.wait !== false,
+      signal: controller.signal,
+      onWait: (h) => process.stderr.write(`pipe: waiting for the workspace lock held by ${holderText(h)}\n`),
+    });
+  } catch (e) {
+    // Ctrl-C while waiting for the lock: nothing ran.
+    if (controller.signal.aborted) {
+      process.off('SIGINT', onSigint);
+      process.off('SIGTERM', onSigint);
+      return 130;
+    }
+    throw e;
+  }
+  if (!got.ok && controller.signal.aborted) {
+    process.off('SIGINT', onSigint);
+    process.off('SIGTERM', onSigint);
+    await out.close();
+    return 130;
+  }
   if (!got.ok) {
     await out.close();
     throw new ExitError(`pipe: the workspace ${loaded.pipeline.workdir} is locked by ${holderText(got.holder)}; not waiting (--no-wait)`, 1);
