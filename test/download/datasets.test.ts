@@ -80,7 +80,7 @@ afterEach(async () => {
 
 async function synthFixture(layout: SynthWith['layout'], patients: number): Promise<Record<string, Buffer>> {
   const out = `origin/${layout}`;
-  await synth(makeCtx(ws.dir, { out, layout, patients, seed: 5, size: 48, test_fraction: 0.34, monochrome1_fraction: 0.5 } as SynthWith));
+  await synth(makeCtx(ws.dir, { out, layout, patients, seed: 5, size: 48, test_fraction: 0.34, monochrome1_fraction: 0.5, compression: 'none' } as SynthWith));
   return tree(join(ws.dir, out));
 }
 

@@ -86,6 +86,26 @@ describe('preprocess/images', () => {
     expect(got[1]![brightest]!).toBeLessThan(10);
   });
 
+  it('decodes JPEG baseline pixel data and refuses unsupported transfer syntaxes by name', async () => {
+    const sharp = (await import('sharp')).default;
+    const gray = Uint8Array.from({ length: N * N }, (_, i) => (i % N) * 8);
+    const jpeg = await sharp(gray, { raw: { width: N, height: N, channels: 1 } }).jpeg({ quality: 95 }).toBuffer();
+    const decodedBySharp = await sharp(jpeg).toColourspace('b-w').raw().toBuffer();
+    const enc: DicomEncoding = { photometric: 'MONOCHROME2', bitsStored: 12, slope: 1, intercept: 0, window: null };
+    const rng = createRng('jpeg');
+    const base = writeDicom(new Uint16Array(N * N), N, enc, { age: null, sex: 'M', id: 'j' }, rng, new Uint8Array(jpeg));
+    // Same bytes, but the JPEG baseline transfer syntax and 8 bits stored.
+    const patched = Buffer.from(base.toString('latin1').replace('1.2.840.10008.1.2.4.90', '1.2.840.10008.1.2.4.50'), 'latin1');
+    const [got] = await roundTrip('jpegdcm', [{ file: 'a.dcm', bytes: patched }]);
+    // Max below 256 → treated as 8-bit (C.5): value/256·255, truncated.
+    expect(maxDiff(got!, Array.from(decodedBySharp, (v) => Math.floor((v / 256) * 255)))).toBeLessThanOrEqual(1);
+    // JPEG-LS (same UID length, so the file stays well-formed): named in the error with what is supported.
+    const jpegls = Buffer.from(base.toString('latin1').replace('1.2.840.10008.1.2.4.90', '1.2.840.10008.1.2.4.80'), 'latin1');
+    await expect(roundTrip('jlsdcm', [{ file: 'r.dcm', bytes: jpegls }])).rejects.toThrow(
+      /r\.dcm: transfer syntax 1\.2\.840\.10008\.1\.2\.4\.80 is not supported \(supported: .*JPEG 2000/,
+    );
+  });
+
   it('treats DICOM whose maximum is below 256 as 8-bit (C.5) and clips outside the window', async () => {
     const stored = Uint16Array.from({ length: N * N }, (_, i) => i % 200);
     const enc: DicomEncoding = { photometric: 'MONOCHROME2', bitsStored: 12, slope: 1, intercept: 0, window: null };
@@ -104,12 +124,13 @@ describe('preprocess/images', () => {
   });
 
   it('gives the same images from a DICOM and a PNG copy of one synthetic dataset, with C.2 metadata', async () => {
-    const w = (out: string, format: SynthWith['format']): SynthWith => ({
-      out, layout: 'vindr_cxr', patients: 8, seed: 3, size: 96, format, test_fraction: 0.25, monochrome1_fraction: 0.5,
+    const w = (out: string, format: SynthWith['format'], compression: SynthWith['compression'] = 'none'): SynthWith => ({
+      out, layout: 'vindr_cxr', patients: 8, seed: 3, size: 96, format, test_fraction: 0.25, monochrome1_fraction: 0.5, compression,
     });
     await synth(makeCtx(ws.dir, w('data/vd', 'dicom')));
     await synth(makeCtx(ws.dir, w('data/vp', 'png8')));
-    for (const name of ['vd', 'vp']) {
+    await synth(makeCtx(ws.dir, w('data/vj', 'dicom', 'jpeg2000')));
+    for (const name of ['vd', 'vp', 'vj']) {
       const ctx = makeCtx<PreprocessWith>(ws.dir, { dataset: `data/${name}/`, layout: 'vindr_cxr', out: `out/${name}/`, size: 64, skip_unreadable: false });
       await preprocess(ctx);
       expect(ctx.progressUpdates.at(-1)).toMatchObject({ done: 8, total: 8, unit: 'images' });
@@ -120,6 +141,12 @@ describe('preprocess/images', () => {
     const a = await d.readBatch(d.rows.map((_, i) => i));
     const b = await p.readBatch(p.rows.map((_, i) => i));
     expect(maxDiff(a, b)).toBeLessThanOrEqual(2);
+    // Lossless JPEG 2000 pixel data decodes to exactly the uncompressed DICOM's pixels.
+    const j = await openShards(join(ws.dir, 'out/vj'));
+    expect(Buffer.from(await j.readBatch(j.rows.map((_, i) => i))).equals(Buffer.from(a))).toBe(true);
+    await j.close();
+    const header = (await readFile(join(ws.dir, 'data/vj', d.rows[0]!['path']!))).subarray(0, 400).toString('latin1');
+    expect(header).toContain('1.2.840.10008.1.2.4.90');
     expect(d.index.mean).toBeCloseTo(p.index.mean, 2);
     expect(d.index.std).toBeGreaterThan(0.1);
     // Metadata from the DICOM headers: ages ≥ 18 parsed, Has Finding = 1 − No finding.

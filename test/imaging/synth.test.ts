@@ -24,6 +24,7 @@ const base = (over: Partial<SynthWith>): SynthWith => ({
   size: 64,
   test_fraction: 0.17,
   monochrome1_fraction: 0.3,
+  compression: 'none',
   ...over,
 });
 

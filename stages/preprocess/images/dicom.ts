@@ -24,11 +24,75 @@ interface DataSet {
 }
 interface DicomParser {
   parseDicom(bytes: Uint8Array): DataSet;
+  readEncapsulatedPixelDataFromFragments(ds: DataSet, el: Element, start: number, count?: number): Uint8Array;
 }
-const dicomParser = createRequire(import.meta.url)('dicom-parser') as DicomParser;
+const require = createRequire(import.meta.url);
+const dicomParser = require('dicom-parser') as DicomParser;
 
 /** Transfer syntaxes whose pixel data is stored raw (implicit/explicit little endian, deflated is not). */
 const UNCOMPRESSED = new Set(['1.2.840.10008.1.2', '1.2.840.10008.1.2.1']);
+/** JPEG 2000 (lossless only / lossy) via OpenJPEG (WebAssembly); JPEG baseline 8-bit via sharp. */
+const JPEG2000 = new Set(['1.2.840.10008.1.2.4.90', '1.2.840.10008.1.2.4.91']);
+const JPEG_BASELINE = '1.2.840.10008.1.2.4.50';
+const SUPPORTED = 'explicit/implicit VR little endian, JPEG 2000 (1.2.840.10008.1.2.4.90/.91), JPEG baseline (1.2.840.10008.1.2.4.50)';
+
+interface J2KDecoder {
+  getEncodedBuffer(length: number): Uint8Array;
+  decode(): void;
+  getDecodedBuffer(): Uint8Array;
+  getFrameInfo(): { width: number; height: number; bitsPerSample: number; componentCount: number; isSigned: boolean };
+  delete?(): void;
+}
+type OpenJpegModule = { J2KDecoder: new () => J2KDecoder };
+let openjpeg: Promise<OpenJpegModule> | null = null;
+/** The OpenJPEG WebAssembly module, loaded once per thread on first use (its console chatter silenced). */
+function loadOpenJpeg(): Promise<OpenJpegModule> {
+  openjpeg ??= (require('@cornerstonejs/codec-openjpeg/decodewasmjs') as (o: object) => Promise<OpenJpegModule>)({
+    print: () => undefined,
+    printErr: () => undefined,
+  });
+  return openjpeg;
+}
+
+/** Decompressed samples of the first frame, with their type's signedness already applied. */
+async function decompress(ds: DataSet, el: Element, ts: string, n: number): Promise<Int32Array> {
+  const frags = (el as Element & { fragments?: unknown[] }).fragments;
+  if (!el.encapsulatedPixelData || !frags?.length) throw new DicomError(`transfer syntax ${ts} needs encapsulated Pixel Data`);
+  const frame = dicomParser.readEncapsulatedPixelDataFromFragments(ds, el, 0, frags.length);
+  const out = new Int32Array(n);
+  if (ts === JPEG_BASELINE) {
+    const { default: sharp } = await import('sharp');
+    const raw = await sharp(frame).toColourspace('b-w').raw().toBuffer();
+    if (raw.length !== n) throw new DicomError(`JPEG frame decodes to ${raw.length} samples, expected ${n}`);
+    for (let i = 0; i < n; i++) out[i] = raw[i]!;
+    return out;
+  }
+  const m = await loadOpenJpeg();
+  const dec = new m.J2KDecoder();
+  try {
+    dec.getEncodedBuffer(frame.length).set(frame);
+    dec.decode();
+    const info = dec.getFrameInfo();
+    if (info.width * info.height !== n || info.componentCount !== 1)
+      throw new DicomError(`JPEG 2000 frame is ${info.width}×${info.height}×${info.componentCount}, expected ${n} grayscale samples`);
+    const bytes = dec.getDecodedBuffer().slice();
+    const view =
+      info.bitsPerSample > 8
+        ? info.isSigned
+          ? new Int16Array(bytes.buffer, 0, n)
+          : new Uint16Array(bytes.buffer, 0, n)
+        : info.isSigned
+          ? new Int8Array(bytes.buffer, 0, n)
+          : bytes.subarray(0, n);
+    out.set(view);
+    return out;
+  } catch (e) {
+    if (e instanceof DicomError) throw e;
+    throw new DicomError(`JPEG 2000 pixel data could not be decoded (${typeof e === 'number' ? `OpenJPEG error ${e}` : (e as Error).message})`);
+  } finally {
+    dec.delete?.();
+  }
+}
 
 export class DicomError extends Error {}
 
@@ -51,16 +115,18 @@ export function applyWindow(x: number, center: number, width: number, y0: number
   return ((x - (center - 0.5)) / (width - 1) + 0.5) * (y1 - y0) + y0;
 }
 
-export function decodeDicom(bytes: Uint8Array): DicomDisplay {
+export async function decodeDicom(bytes: Uint8Array): Promise<DicomDisplay> {
   let ds: DataSet;
   try {
     ds = dicomParser.parseDicom(bytes);
   } catch (e) {
-    throw new DicomError(`not a readable DICOM file (${typeof e === 'string' ? e : (e as Error).message})`);
+    // dicom-parser throws strings, Errors, or {exception, dataSet} objects.
+    const why = e instanceof Error ? e.message : typeof e === 'string' ? e : String((e as { exception?: unknown })?.exception ?? 'unknown error');
+    throw new DicomError(`not a readable DICOM file (${why})`);
   }
   const ts = ds.string('x00020010')?.trim() ?? '1.2.840.10008.1.2';
-  if (!UNCOMPRESSED.has(ts))
-    throw new DicomError(`compressed transfer syntax ${ts} is not supported; decompress first (e.g. dcmdjpeg/gdcmconv --raw)`);
+  if (!UNCOMPRESSED.has(ts) && !JPEG2000.has(ts) && ts !== JPEG_BASELINE)
+    throw new DicomError(`transfer syntax ${ts} is not supported (supported: ${SUPPORTED}); convert with e.g. gdcmconv --raw`);
   const rows = ds.uint16('x00280010');
   const cols = ds.uint16('x00280011');
   const bitsAllocated = ds.uint16('x00280100') ?? 16;
@@ -74,10 +140,13 @@ export function decodeDicom(bytes: Uint8Array): DicomDisplay {
     throw new DicomError(`photometric interpretation ${photometric} is not a grayscale radiograph (MONOCHROME1/2 expected)`);
   if (bitsAllocated !== 8 && bitsAllocated !== 16) throw new DicomError(`Bits Allocated ${bitsAllocated} is not supported`);
   const n = rows * cols;
-  if (pixel.length < n * (bitsAllocated / 8)) throw new DicomError(`Pixel Data is shorter than Rows × Columns (${rows}×${cols})`);
+  const compressed = !UNCOMPRESSED.has(ts);
+  if (!compressed && pixel.length < n * (bitsAllocated / 8))
+    throw new DicomError(`Pixel Data is shorter than Rows × Columns (${rows}×${cols})`);
+  const decoded = compressed ? await decompress(ds, pixel, ts, n) : null;
 
   const buf = ds.byteArray;
-  const view = new DataView(buf.buffer, buf.byteOffset + pixel.dataOffset, n * (bitsAllocated / 8));
+  const view = compressed ? null : new DataView(buf.buffer, buf.byteOffset + pixel.dataOffset, n * (bitsAllocated / 8));
   const mask = bitsStored >= 32 ? 0xffffffff : 2 ** bitsStored - 1;
   const slope = ds.floatString('x00281053') ?? 1;
   const intercept = ds.floatString('x00281052') ?? 0;
@@ -93,9 +162,13 @@ export function decodeDicom(bytes: Uint8Array): DicomDisplay {
   const out = new Float32Array(n);
   let max = -Infinity;
   for (let i = 0; i < n; i++) {
-    let s = bitsAllocated === 16 ? view.getUint16(i * 2, true) : view.getUint8(i);
-    s &= mask;
-    if (signed && s > sMax) s -= 2 ** bitsStored;
+    let s: number;
+    if (decoded) s = decoded[i]!;
+    else {
+      s = bitsAllocated === 16 ? view!.getUint16(i * 2, true) : view!.getUint8(i);
+      s &= mask;
+      if (signed && s > sMax) s -= 2 ** bitsStored;
+    }
     let v = s * slope + intercept;
     if (center !== undefined && width !== undefined) v = applyWindow(v, center, width, y0, y1);
     out[i] = v;

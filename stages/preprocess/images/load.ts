@@ -26,7 +26,7 @@ async function resize16(data: Uint16Array, width: number, height: number, size: 
 }
 
 export async function loadDicom(bytes: Uint8Array, size: number): Promise<Uint8Array> {
-  const d = decodeDicom(bytes);
+  const d = await decodeDicom(bytes);
   const u16 = new Uint16Array(d.data.length);
   for (let i = 0; i < u16.length; i++) u16[i] = Math.round(d.data[i]! * 65535);
   const r = await resize16(u16, d.width, d.height, size);

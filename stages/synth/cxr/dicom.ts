@@ -13,7 +13,36 @@ import type { Rng } from './prng.js';
 interface DcmjsData {
   datasetToBuffer(dataset: Record<string, unknown>): Buffer;
 }
-const dcmjs = createRequire(import.meta.url)('dcmjs') as { data: DcmjsData };
+const require = createRequire(import.meta.url);
+const dcmjs = require('dcmjs') as { data: DcmjsData };
+
+interface J2KEncoder {
+  getDecodedBuffer(info: { width: number; height: number; bitsPerSample: number; componentCount: number; isSigned: boolean }): Uint8Array;
+  setQuality(lossless: boolean, quality: number): void;
+  encode(): void;
+  getEncodedBuffer(): Uint8Array;
+  delete?(): void;
+}
+let openjpeg: Promise<{ J2KEncoder: new () => J2KEncoder }> | null = null;
+
+/** Lossless JPEG 2000 codestream of a 16-bit grayscale image (OpenJPEG, WebAssembly). */
+export async function encodeJpeg2000(pixels: Uint16Array, size: number): Promise<Uint8Array> {
+  openjpeg ??= (require('@cornerstonejs/codec-openjpeg/wasmjs') as (o: object) => Promise<{ J2KEncoder: new () => J2KEncoder }>)({
+    print: () => undefined,
+    printErr: () => undefined,
+  });
+  const enc = new (await openjpeg).J2KEncoder();
+  try {
+    enc.getDecodedBuffer({ width: size, height: size, bitsPerSample: 16, componentCount: 1, isSigned: false }).set(
+      new Uint8Array(pixels.buffer, pixels.byteOffset, pixels.byteLength),
+    );
+    enc.setQuality(true, 0);
+    enc.encode();
+    return enc.getEncodedBuffer().slice();
+  } finally {
+    enc.delete?.();
+  }
+}
 
 export interface DicomEncoding {
   photometric: 'MONOCHROME1' | 'MONOCHROME2';
@@ -86,17 +115,22 @@ export interface DicomPatient {
 
 const uid = (rng: Rng): string => `2.25.${BigInt('0x' + rng.hex(30)).toString()}`;
 
-/** A DX image IOD, little-endian explicit VR, uncompressed. */
+/**
+ * A DX image IOD, explicit VR little endian: uncompressed, or with `jpeg2000` (a codestream of these pixels from
+ * encodeJpeg2000) as encapsulated Pixel Data in the JPEG 2000 lossless transfer syntax.
+ */
 export function writeDicom(
   pixels: Uint16Array,
   size: number,
   enc: DicomEncoding,
   patient: DicomPatient,
   rng: Rng,
+  jpeg2000?: Uint8Array,
 ): Buffer {
+  const ts = jpeg2000 ? '1.2.840.10008.1.2.4.90' : '1.2.840.10008.1.2.1';
   const ds: Record<string, unknown> = {
-    _meta: { TransferSyntaxUID: { Value: ['1.2.840.10008.1.2.1'] } },
-    _vrMap: { PixelData: 'OW' },
+    _meta: { TransferSyntaxUID: { Value: [ts] } },
+    _vrMap: { PixelData: jpeg2000 ? 'OB' : 'OW' },
     SOPClassUID: '1.2.840.10008.5.1.4.1.1.1.1',
     SOPInstanceUID: uid(rng),
     StudyInstanceUID: uid(rng),
@@ -116,7 +150,9 @@ export function writeDicom(
     PixelRepresentation: 0,
     RescaleSlope: String(enc.slope),
     RescaleIntercept: String(enc.intercept),
-    PixelData: pixels.buffer.slice(pixels.byteOffset, pixels.byteOffset + pixels.byteLength),
+    PixelData: jpeg2000
+      ? [jpeg2000.buffer.slice(jpeg2000.byteOffset, jpeg2000.byteOffset + jpeg2000.byteLength)]
+      : pixels.buffer.slice(pixels.byteOffset, pixels.byteOffset + pixels.byteLength),
   };
   if (patient.age !== null) ds['PatientAge'] = patient.age;
   if (enc.window) {

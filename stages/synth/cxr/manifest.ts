@@ -38,6 +38,12 @@ export const manifest: StageManifest = {
     },
     images_per_patient: { type: 'number', description: 'Mean images per patient (follow-ups/laterals); default per layout.' },
     test_fraction: { type: 'number', default: 0.17, description: 'Share of images in the official test split (VinDr).' },
+    compression: {
+      type: 'enum',
+      values: ['none', 'jpeg2000'],
+      default: 'none',
+      description: 'DICOM only: store pixel data uncompressed or as lossless JPEG 2000 (encapsulated).',
+    },
     monochrome1_fraction: {
       type: 'number',
       default: 0.3,

@@ -13,7 +13,7 @@ import {
   type Layout,
   type SynthImage,
 } from './cohort.js';
-import { drawEncoding, encodeDisplay, writeDicom } from './dicom.js';
+import { drawEncoding, encodeDisplay, encodeJpeg2000, writeDicom } from './dicom.js';
 import { layoutFiles, type ImageFormat } from './layouts.js';
 import { renderPhantom } from './phantom.js';
 import { createRng } from './prng.js';
@@ -31,6 +31,7 @@ export interface SynthWith {
   images_per_patient?: number;
   test_fraction: number;
   monochrome1_fraction: number;
+  compression: 'none' | 'jpeg2000';
 }
 
 const DEFAULT_FORMAT: Record<Layout, ImageFormat> = { vindr_cxr: 'dicom', vindr_pcxr: 'dicom', nih: 'png8', padchest: 'png16' };
@@ -64,6 +65,9 @@ export function resolveOptions(stage: string, w: SynthWith) {
   if (!Number.isInteger(w.patients) || w.patients < 1) fail(stage, 'patients', `must be a positive integer (got ${w.patients})`);
   if (!Number.isInteger(w.size) || w.size < 32 || w.size > 4096) fail(stage, 'size', `must be an integer in [32, 4096] (got ${w.size})`);
   const format = w.format ?? DEFAULT_FORMAT[w.layout];
+  if (w.compression !== undefined && w.compression !== 'none' && w.compression !== 'jpeg2000')
+    fail(stage, 'compression', `must be none or jpeg2000 (got ${String(w.compression)})`);
+  if (w.compression === 'jpeg2000' && format !== 'dicom') fail(stage, 'compression', `jpeg2000 applies to DICOM output only (format is ${format})`);
   if ((w.layout === 'nih' || w.layout === 'padchest') && format === 'dicom')
     fail(stage, 'format', `dicom is not available for layout ${w.layout}: that dataset is distributed as PNG files`);
   const prev = DEFAULT_PREVALENCE[w.layout];
@@ -96,6 +100,7 @@ export async function synthesizeImage(
   format: ImageFormat,
   monochrome1Fraction: number,
   seed: string,
+  compression: SynthWith['compression'] = 'none',
 ): Promise<{ bytes: Buffer; measuredCtr: number; photometric?: string }> {
   const rng = createRng(seed).fork(`render/${img.index}`);
   const ph = renderPhantom({ size, anatomy: img.anatomy, findings: img.findings, exposure: img.exposure }, rng);
@@ -103,7 +108,8 @@ export async function synthesizeImage(
     const enc = drawEncoding(rng, monochrome1Fraction);
     const stored = encodeDisplay(ph.image, enc);
     const age = img.ageDays === null ? null : formatAgeString(img.ageDays);
-    const bytes = writeDicom(stored, size, enc, { age, sex: img.sex, id: img.patientId }, rng);
+    const j2k = compression === 'jpeg2000' ? await encodeJpeg2000(stored, size) : undefined;
+    const bytes = writeDicom(stored, size, enc, { age, sex: img.sex, id: img.patientId }, rng, j2k);
     return { bytes, measuredCtr: ph.measuredCtr, photometric: enc.photometric };
   }
   const depth = format === 'png16' ? 16 : 8;
@@ -134,7 +140,7 @@ export async function run(ctx: StageContext<SynthWith>): Promise<void> {
       const rel = files.imagePath(img);
       const dir = dirname(join(tmp, rel));
       if (!made.has(dir)) await mkdir(dir, { recursive: true }), made.add(dir);
-      const { bytes, measuredCtr, photometric } = await synthesizeImage(img, w.size, opts.format, opts.monochrome1Fraction, `${w.seed}/${w.layout}`);
+      const { bytes, measuredCtr, photometric } = await synthesizeImage(img, w.size, opts.format, opts.monochrome1Fraction, `${w.seed}/${w.layout}`, w.compression);
       await writeFile(join(tmp, rel), bytes);
       truth.push([
         img.imageId,
