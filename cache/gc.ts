@@ -89,7 +89,7 @@ export async function collectGarbage(opts: GcOptions): Promise<GcResult> {
       }
       const st = await lstat(path).catch(() => undefined);
       if (!st) continue; // deleted by a concurrent gc
-      if (now - st.mtimeMs < graceMs) {
+      if (graceMs > 0 && now - st.mtimeMs < graceMs) {
         result.kept++;
         continue;
       }
