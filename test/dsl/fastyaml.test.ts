@@ -214,3 +214,55 @@ describe('fast YAML subset parser', () => {
     }
   });
 });
+
+describe('fast parser vs yaml package on generated documents', () => {
+  /** Small deterministic PRNG (mulberry32). */
+  function rng(seed: number) {
+    return () => {
+      seed = (seed + 0x6d2b79f5) | 0;
+      let t = seed;
+      t = Math.imul(t ^ (t >>> 15), t | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+  }
+  const WORDS = ['a', 'train', 'data/x.csv', 'models/${item}/', '${params.lr}', '0.5', '12', 'true', 'null', '~', 'x y',
+    'a: b', '#no', 'it\'s', 'q"uote', '-dash', '- item', '[br]', '{c}', 'tab\there', 'multi\nline', 'trail ', ' lead',
+    '', '0x1F', '1e3', '.inf', 'yes', '@at', '`bt`', '%p', 'x#y', 'é ü', '${a}${b}', 'k=v,w'];
+  function value(r: () => number, depth: number): unknown {
+    const k = r();
+    if (depth > 3 || k < 0.45) {
+      const s = r();
+      if (s < 0.55) return WORDS[Math.floor(r() * WORDS.length)];
+      if (s < 0.75) return Math.floor(r() * 2000) - 1000;
+      if (s < 0.85) return Math.round(r() * 1e4) / 100;
+      if (s < 0.93) return r() < 0.5;
+      return null;
+    }
+    if (k < 0.7) return Array.from({ length: Math.floor(r() * 4) }, () => value(r, depth + 1));
+    const o: Record<string, unknown> = {};
+    for (let i = Math.floor(r() * 5); i > 0; i--) o[WORDS[Math.floor(r() * WORDS.length)]!.replace(/\n/g, '') || 'k'] = value(r, depth + 1);
+    return o;
+  }
+
+  it('agrees on 400 random documents in block and flow styles, and takes the fast path for most', async () => {
+    const { stringify } = await import('yaml');
+    const r = rng(42);
+    let fastCount = 0;
+    for (let i = 0; i < 400; i++) {
+      const v = { root: value(r, 0), other: value(r, 1) };
+      const text = stringify(v, {
+        indent: 2 + Math.floor(r() * 3),
+        collectionStyle: r() < 0.3 ? 'flow' : 'any',
+        indentSeq: r() < 0.5,
+        lineWidth: r() < 0.5 ? 0 : 40,
+      });
+      const { slow, fast } = both(text);
+      if (slow.diagnostics.length) continue;
+      if (!fast) continue;
+      fastCount++;
+      expect(shape(fast.root), text).toEqual(shape(slow.root));
+    }
+    expect(fastCount).toBeGreaterThan(200);
+  });
+});
