@@ -31,11 +31,25 @@ function bench(figure: string, value: number, unit: string): void {
   console.log(`BENCH ${figure} ${Number(value.toFixed(1))} ${unit}`);
 }
 
-async function ours(): Promise<{ train: number; infer: number; backend: string }> {
+interface Rates {
+  train: number;
+  infer: number;
+  /** Images per CPU-second (all threads): what the rate would be on an otherwise idle core. */
+  trainCpu: number;
+  inferCpu: number;
+}
+
+const cpuSeconds = (since: NodeJS.CpuUsage): number => {
+  const u = process.cpuUsage(since);
+  return (u.user + u.system) / 1e6;
+};
+
+async function ours(): Promise<Rates & { backend: string }> {
   const choice = await selectBackend();
   console.log(`# ${choice.detail}`);
   const rng = new Rng(1);
   const model = buildModel(ARCH, SIZE, 1);
+  console.log(`# tfjs parameters ${model.countParams()}`);
   const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
   const opt = new AdamW({ lr: 1e-3, weightDecay: 5e-4 });
   const pixels = Uint8Array.from({ length: TRAIN_BATCH * SIZE * SIZE }, () => rng.int(256));
@@ -47,8 +61,10 @@ async function ours(): Promise<{ train: number; infer: number; backend: string }
   step();
   step(); // warm-up: kernel setup, XNNPACK operator creation, optimizer slots
   let t0 = performance.now();
+  let c0 = process.cpuUsage();
   for (let b = 0; b < BATCHES; b++) step();
   const train = (BATCHES * TRAIN_BATCH) / ((performance.now() - t0) / 1000);
+  const trainCpu = (BATCHES * TRAIN_BATCH) / cpuSeconds(c0);
 
   const x = tf.randomNormal([INFER_BATCH, SIZE, SIZE, 1], 0, 1, 'float32', 2);
   const predict = (): void => {
@@ -56,10 +72,12 @@ async function ours(): Promise<{ train: number; infer: number; backend: string }
   };
   predict();
   t0 = performance.now();
+  c0 = process.cpuUsage();
   const inferBatches = Math.max(2, Math.round(BATCHES / 2));
   for (let b = 0; b < inferBatches; b++) predict();
   const infer = (inferBatches * INFER_BATCH) / ((performance.now() - t0) / 1000);
-  return { train, infer, backend: choice.name };
+  const inferCpu = (inferBatches * INFER_BATCH) / cpuSeconds(c0);
+  return { train, infer, trainCpu, inferCpu, backend: choice.name };
 }
 
 /** The same network, step and timing loop in PyTorch (NCHW, its default CPU layout). */
@@ -94,22 +112,24 @@ def step():
     opt.step()
     return float(loss)
 model.train(); step(); step()
-t = time.perf_counter()
+t, c = time.perf_counter(), time.process_time()
 for _ in range(${BATCHES}): step()
 train = ${BATCHES * TRAIN_BATCH} / (time.perf_counter() - t)
+train_cpu = ${BATCHES * TRAIN_BATCH} / (time.process_time() - c)
 model.eval()
 xi = torch.randn(${INFER_BATCH}, 1, ${SIZE}, ${SIZE})
 nb = max(2, round(${BATCHES} / 2))
 with torch.no_grad():
     torch.softmax(model(xi), 1)
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     for _ in range(nb): torch.softmax(model(xi), 1).numpy()
 infer = nb * ${INFER_BATCH} / (time.perf_counter() - t)
-print('RESULT', train, infer)
+infer_cpu = nb * ${INFER_BATCH} / (time.process_time() - c)
+print('RESULT', train, infer, train_cpu, infer_cpu)
 `;
 }
 
-function pytorch(): { train: number; infer: number } | undefined {
+function pytorch(): Rates | undefined {
   const probe = spawnSync('/usr/bin/python3', ['-c', 'import torch'], { encoding: 'utf8' });
   if (probe.status !== 0) {
     console.log('# PyTorch baseline skipped: /usr/bin/python3 cannot import torch (apt-get install python3-torch)');
@@ -125,8 +145,8 @@ function pytorch(): { train: number; infer: number } | undefined {
       return undefined;
     }
     for (const line of r.stdout.split('\n')) if (line.startsWith('#')) console.log(line);
-    const m = /RESULT (\S+) (\S+)/.exec(r.stdout);
-    return m ? { train: Number(m[1]), infer: Number(m[2]) } : undefined;
+    const m = /RESULT (\S+) (\S+) (\S+) (\S+)/.exec(r.stdout);
+    return m ? { train: Number(m[1]), infer: Number(m[2]), trainCpu: Number(m[3]), inferCpu: Number(m[4]) } : undefined;
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -139,4 +159,12 @@ bench('train_img_per_s', o.train, 'img/s');
 if (base) console.log(`vs pytorch_cpu ${(o.train / base.train).toFixed(2)}`);
 bench('infer_img_per_s', o.infer, 'img/s');
 if (base) console.log(`vs pytorch_cpu ${(o.infer / base.infer).toFixed(2)}`);
-if (base) console.log(`# pytorch_cpu: train ${base.train.toFixed(1)} img/s, infer ${base.infer.toFixed(1)} img/s`);
+if (base) {
+  console.log(`# pytorch_cpu: train ${base.train.toFixed(1)} img/s, infer ${base.infer.toFixed(1)} img/s (wall clock)`);
+  // On a shared machine wall-clock rates move with other load; per-CPU-second rates do not (much).
+  console.log(
+    `# per CPU-second: ours train ${o.trainCpu.toFixed(1)}, infer ${o.inferCpu.toFixed(1)}; pytorch train ` +
+      `${base.trainCpu.toFixed(1)}, infer ${base.inferCpu.toFixed(1)}; ratios train ${(o.trainCpu / base.trainCpu).toFixed(2)}, ` +
+      `infer ${(o.inferCpu / base.inferCpu).toFixed(2)}`,
+  );
+}
