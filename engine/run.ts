@@ -175,7 +175,8 @@ export async function runStages(opts: RunOptions): Promise<RunSummary> {
       for (const w of queue.drain()) finish({ stage: w.stage.name, status: 'skipped', reason: stopping, durationMs: 0 });
     }
     remaining -= 1;
-    for (const next of tracker.complete(o.stage)) void onReady(next);
+    // A microtask, not a call: a failure at the head of a 10,000-stage chain skips the rest without deep recursion.
+    for (const next of tracker.complete(o.stage)) queueMicrotask(() => void onReady(next));
     if (remaining === 0) finishAll();
   };
 
@@ -197,7 +198,12 @@ export async function runStages(opts: RunOptions): Promise<RunSummary> {
         const s = outcomes.get(u)?.status;
         return s === 'failed' || s === 'cancelled' || s === 'skipped';
       });
-      if (bad) return finish({ stage: name, status: signal.aborted ? 'cancelled' : 'skipped', reason: `upstream stage ${bad} ${outcomes.get(bad)!.status === 'failed' ? 'failed' : 'did not complete'}`, durationMs: 0 });
+      if (bad) {
+        // Name the root cause (the failed stage), not the skipped stage in between.
+        const up = outcomes.get(bad)!;
+        const reason = up.status === 'failed' ? `upstream stage ${bad} failed` : up.reason.startsWith('upstream stage') ? up.reason : `upstream stage ${bad} did not complete`;
+        return finish({ stage: name, status: signal.aborted ? 'cancelled' : 'skipped', reason, durationMs: 0 });
+      }
       if (stopping) return finish({ stage: name, status: signal.aborted ? 'cancelled' : 'skipped', reason: stopping, durationMs: 0 });
 
       const d = await decide(stage, ws, { force: opts.force?.(name) ?? false, lockEntry: lockOf, memo });

@@ -15,6 +15,9 @@ export function plainRenderer(opts: PlainOptions = {}): (e: PipeEvent) => void {
   const lastProgress = new Map<string, number>();
   /** Why a stage will run, printed on its start line (one line less per stage). */
   const why = new Map<string, string>();
+  /** Skipped/cancelled stages beyond the first few are only counted (a failure at the head of a long chain). */
+  let unlisted = 0;
+  let listed = 0;
   return (e) => {
     switch (e.type) {
       case 'run-start':
@@ -52,7 +55,8 @@ export function plainRenderer(opts: PlainOptions = {}): (e: PipeEvent) => void {
         else if (e.status === 'failed') {
           write(`✗ ${e.stage} failed: ${e.reason}${e.logFile ? `\n    log: ${e.logFile}` : ''}\n`);
           if (e.logTail) write(`${indent(e.logTail, '    │ ')}\n`);
-        } else write(`- ${e.stage} ${e.status}: ${e.reason}\n`);
+        } else if (opts.verbose || listed++ < 10) write(`- ${e.stage} ${e.status}: ${e.reason}\n`);
+        else unlisted++;
         break;
       case 'warning':
         write(`warning: ${e.message}\n`);
@@ -61,6 +65,7 @@ export function plainRenderer(opts: PlainOptions = {}): (e: PipeEvent) => void {
         for (const d of e.formatted) write(`${d}\n`);
         break;
       case 'run-end':
+        if (unlisted > 0) write(`  … and ${unlisted} more not run (see --json or -v)\n`);
         write(`${summary(e.counts, e.durationMs, e.interrupted)}\n`);
         break;
     }
