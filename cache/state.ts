@@ -21,9 +21,9 @@
  *
  * Persistence: text, one line per directory (`/abs/dir`) followed by one tab-separated line per file
  * (name, dev, ino, size, mtime_ns, ctime_ns, hash), written to a temp file and renamed, only when something
- * changed. Identities stay text until first compared (parsing 5 bigints is cheaper than printing them). Two
- * processes sharing a state file may each overwrite the other's additions: that loses memo entries (a later
- * re-read), never correctness.
+ * changed. Identities stay text until first compared (parsing 5 bigints is cheaper than printing them). If another
+ * process rewrote the file since it was loaded, its entries are merged in before writing, so two processes sharing
+ * a state file do not drop each other's work (and a lost race costs a re-read later, never a wrong hash).
  */
 import { statSync, type BigIntStats } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -114,7 +114,8 @@ interface Miss {
 }
 
 export async function openHashState(stateFile: string, opts: HashStateOptions = {}): Promise<LocalHashState> {
-  return new FileHashState(stateFile, await load(stateFile), opts);
+  const stamp = fileStamp(stateFile);
+  return new FileHashState(stateFile, await load(stateFile), stamp, opts);
 }
 
 class FileHashState implements LocalHashState {
@@ -126,6 +127,8 @@ class FileHashState implements LocalHashState {
   constructor(
     private readonly file: string,
     private readonly memo: Memo,
+    /** The state file's identity when loaded or last written: another process's flush changes it. */
+    private stamp: string,
     opts: HashStateOptions,
   ) {
     this.racyNs = BigInt(Math.round((opts.racyWindowMs ?? 2000) * 1e6));
@@ -301,6 +304,15 @@ class FileHashState implements LocalHashState {
 
   async flush(): Promise<void> {
     if (!this.dirty) return;
+    if (fileStamp(this.file) !== this.stamp) {
+      // Another process (e.g. `pipe status` beside `pipe run`) wrote the file since we read it: keep its entries
+      // too. Every entry is a fact (this identity had this hash), so merging is safe; stale ones get pruned later.
+      for (const [dir, theirs] of await load(this.file)) {
+        let mine = this.memo.get(dir);
+        if (mine === undefined) this.memo.set(dir, (mine = new Map()));
+        for (const [name, e] of theirs) if (!mine.has(name)) mine.set(name, e);
+      }
+    }
     const lines: string[] = [HEADER];
     for (const [dir, map] of this.memo) {
       if (map.size === 0) continue;
@@ -309,8 +321,14 @@ class FileHashState implements LocalHashState {
     }
     lines.push('');
     await writeFileAtomic(this.file, lines.join('\n'));
+    this.stamp = fileStamp(this.file);
     this.dirty = false;
   }
+}
+
+function fileStamp(file: string): string {
+  const st = statSync(file, { bigint: true, throwIfNoEntry: false });
+  return st ? `${st.ino}:${st.size}:${st.mtimeNs}` : '';
 }
 
 function byEntryRel(a: ManifestEntry, b: ManifestEntry): number {

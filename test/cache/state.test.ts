@@ -247,6 +247,26 @@ describe('persistence', () => {
     expect(s.size).toBe(0);
   });
 
+  it('two processes flushing one state file keep each other\'s entries', async () => {
+    const d = tempDir();
+    mkdirSync(`${d}/a`);
+    mkdirSync(`${d}/b`);
+    writeFileSync(`${d}/a/x`, 'a');
+    writeFileSync(`${d}/b/y`, 'b');
+    await settle();
+    const one = await openHashState(`${d}/state`, { racyWindowMs: 0 });
+    const two = await openHashState(`${d}/state`, { racyWindowMs: 0 });
+    await one.hashPath(`${d}/a`);
+    await two.hashPath(`${d}/b`);
+    await one.flush();
+    await two.flush(); // would overwrite one's entries without the merge
+    const three = await openHashState(`${d}/state`);
+    expect(three.size).toBe(2);
+    await three.hashPath(`${d}/a/x`);
+    await three.hashPath(`${d}/b/y`);
+    expect(three.stats).toMatchObject({ hits: 2, reads: 0 });
+  });
+
   it('a damaged or foreign state file is an empty memo, not an error', async () => {
     const d = tempDir();
     writeFileSync(`${d}/state`, 'something else\n');
