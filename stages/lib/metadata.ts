@@ -7,7 +7,7 @@
  * can report them in one paragraph.
  */
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { open, readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
@@ -97,14 +97,70 @@ export interface DicomDemographics {
   weight: string;
 }
 
-/** Sex (0010,0040), age (0010,1010), size (0010,1020), weight (0010,1030); the value "O" counts as missing. */
-export async function readDicomDemographics(file: string): Promise<DicomDemographics> {
-  const ds = dicomParser.parseDicom(new Uint8Array(await readFile(file)), { untilTag: 'x7fe00010' });
+/** Header bytes read first: real DICOM headers are a few kB, the pixel data after them up to tens of MB. */
+const HEAD_BYTES = 128 * 1024;
+
+async function readHead(file: string): Promise<{ head: Uint8Array; whole: boolean }> {
+  const fh = await open(file, 'r');
+  try {
+    const { size } = await fh.stat();
+    const len = Math.min(size, HEAD_BYTES);
+    const head = new Uint8Array(len);
+    await fh.read(head, 0, len, 0);
+    return { head, whole: len === size };
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * Sex (0010,0040), age (0010,1010), size (0010,1020), weight (0010,1030); the value "O" counts as missing.
+ * Parses only up to Pixel Data from the file's first 128 kB (the whole file if the header is longer).
+ */
+export async function readDicomDemographics(file: string): Promise<Result<DicomDemographics, string>> {
+  const parseHeader = (bytes: Uint8Array) => dicomParser.parseDicom(bytes, { untilTag: 'x7fe00010' });
+  let ds: ReturnType<typeof parseHeader>;
+  try {
+    const { head, whole } = await readHead(file);
+    try {
+      ds = parseHeader(head);
+    } catch (e) {
+      if (whole) throw e;
+      ds = parseHeader(new Uint8Array(await readFile(file)));
+    }
+  } catch (e) {
+    const why = e instanceof Error ? e.message : typeof e === 'string' ? e : String((e as { exception?: unknown })?.exception ?? e);
+    return err(`${file}: not a readable DICOM file (${why})`);
+  }
   const get = (tag: string): string => {
     const v = (ds.string(tag) ?? '').trim();
     return v === 'O' ? '' : v;
   };
-  return { sex: get('x00100040'), age: get('x00101010'), size: get('x00101020'), weight: get('x00101030') };
+  return ok({ sex: get('x00100040'), age: get('x00101010'), size: get('x00101020'), weight: get('x00101030') });
+}
+
+const NO_DEMOGRAPHICS: DicomDemographics = { sex: '', age: '', size: '', weight: '' };
+
+/** Demographics of many images, 16 files at a time (header reads are I/O-bound), in input order. */
+async function demographicsOf(root: string, paths: string[]): Promise<Result<DicomDemographics[], string>> {
+  const out: DicomDemographics[] = new Array(paths.length);
+  let next = 0;
+  let failure: string | null = null;
+  const worker = async (): Promise<void> => {
+    while (next < paths.length && failure === null) {
+      const i = next++;
+      const p = paths[i]!;
+      if (p.endsWith('.png') || !existsSync(join(root, p))) {
+        out[i] = NO_DEMOGRAPHICS;
+        continue;
+      }
+      const r = await readDicomDemographics(join(root, p));
+      if (r.ok) out[i] = r.value;
+      else failure ??= r.error;
+    }
+  };
+  await Promise.all(Array.from({ length: 16 }, worker));
+  return failure === null ? ok(out) : err(failure);
 }
 
 /** Image path of a VinDr image: `<split>/<id>.dicom`, or the PNG a converted copy has. */
@@ -142,13 +198,22 @@ async function vindrCxr(root: string): Promise<Result<DatasetMetadata, string>> 
     g.push(r);
     groups.set(r['image_id']!, g);
   }
+  const entries: Array<{ id: string; split: string; lab: Record<string, number> }> = [];
+  for (const [id, g] of groups) {
+    const lab: Record<string, number> = {};
+    for (const l of labels) lab[l] = roundHalfEven(g.reduce((s, r) => s + Number(r[l] || 0), 0) / g.length);
+    entries.push({ id, split: 'train', lab });
+  }
+  for (const r of toObjects(testHeader, test.value.records))
+    entries.push({ id: r['image_id']!, split: 'test', lab: Object.fromEntries(labels.map((l) => [l, Number(r[l] || 0)])) });
+  const paths = entries.map((e) => vindrImage(root, e.split, e.id));
+  const demos = await demographicsOf(root, paths);
+  if (!demos.ok) return demos;
+
   const rows: MetaRow[] = [];
   const dropped: Record<string, number> = {};
-  const add = async (id: string, split: string, lab: Record<string, number>): Promise<void> => {
-    const path = vindrImage(root, split, id);
-    const demo = existsSync(join(root, path)) && path.endsWith('.png') === false
-      ? await readDicomDemographics(join(root, path))
-      : { sex: '', age: '', size: '', weight: '' };
+  entries.forEach(({ id, split, lab }, i) => {
+    const demo = demos.value[i]!;
     const parsed = parseAgeString(demo.age);
     const ageYears = parsed !== null && parsed >= 18 ? parsed : null; // C.2: VinDr-CXR ages kept only if ≥ 18
     if (parsed !== null && parsed < 18) dropped['age < 18 (age set missing)'] = (dropped['age < 18 (age set missing)'] ?? 0) + 1;
@@ -157,7 +222,7 @@ async function vindrCxr(root: string): Promise<Result<DatasetMetadata, string>> 
       split,
       image_id: id,
       patient_id: id,
-      path,
+      path: paths[i]!,
       sex: demo.sex,
       age: demo.age,
       age_years: fmt(ageYears),
@@ -166,21 +231,13 @@ async function vindrCxr(root: string): Promise<Result<DatasetMetadata, string>> 
       'Has Finding': String(1 - (lab['No finding'] ?? 0)),
       ...Object.fromEntries(labels.map((l) => [l, String(lab[l] ?? 0)])),
     });
-  };
-  for (const [id, g] of groups) {
-    const lab: Record<string, number> = {};
-    for (const l of labels) lab[l] = roundHalfEven(g.reduce((s, r) => s + Number(r[l] || 0), 0) / g.length);
-    await add(id, 'train', lab);
-  }
-  for (const r of toObjects(testHeader, test.value.records)) {
-    await add(r['image_id']!, 'test', Object.fromEntries(labels.map((l) => [l, Number(r[l] || 0)])));
-  }
+  });
   const columns = ['dset', 'split', 'image_id', 'patient_id', 'path', 'sex', 'age', 'age_years', 'age_months', 'view', 'Has Finding', ...labels];
   return ok({ rows, columns, dropped });
 }
 
 async function vindrPcxr(root: string): Promise<Result<DatasetMetadata, string>> {
-  const rows: MetaRow[] = [];
+  const entries: Array<{ r: MetaRow; path: string }> = [];
   let labels: string[] = [];
   for (const split of ['train', 'test']) {
     const file = join(root, `image_labels_${split}.csv`);
@@ -189,29 +246,28 @@ async function vindrPcxr(root: string): Promise<Result<DatasetMetadata, string>>
     const e = requireColumns(file, csv.value.header, ['image_id', 'No finding']);
     if (e) return err(e);
     labels = csv.value.header.filter((h) => h !== 'image_id' && h !== 'rad_ID' && h !== 'rad_id');
-    for (const r of toObjects(csv.value.header, csv.value.records)) {
-      const id = r['image_id']!;
-      const path = vindrImage(root, split, id);
-      const demo = existsSync(join(root, path)) && !path.endsWith('.png')
-        ? await readDicomDemographics(join(root, path))
-        : { sex: '', age: '', size: '', weight: '' };
-      const parsed = parseAgeString(demo.age);
-      rows.push({
-        dset: 'vindr_pcxr',
-        split: 'test', // C.2: the whole pediatric set is a test set
-        image_id: id,
-        patient_id: id,
-        path,
-        sex: demo.sex,
-        age: demo.age,
-        age_years: fmt(parsed !== null && Math.trunc(parsed) <= 10 ? parsed : null),
-        view: 'PA',
-        'Has Finding': String(1 - Number(r['No finding'] || 0)),
-        Cardiomegaly: '-1', // not labelled in VinDr-PCXR; the placeholder inference expects (B.1)
-        ...Object.fromEntries(labels.map((l) => [l, r[l] ?? ''])),
-      });
-    }
+    for (const r of toObjects(csv.value.header, csv.value.records)) entries.push({ r, path: vindrImage(root, split, r['image_id']!) });
   }
+  const demos = await demographicsOf(root, entries.map((e) => e.path));
+  if (!demos.ok) return demos;
+  const rows = entries.map(({ r, path }, i): MetaRow => {
+    const demo = demos.value[i]!;
+    const parsed = parseAgeString(demo.age);
+    return {
+      dset: 'vindr_pcxr',
+      split: 'test', // C.2: the whole pediatric set is a test set
+      image_id: r['image_id']!,
+      patient_id: r['image_id']!,
+      path,
+      sex: demo.sex,
+      age: demo.age,
+      age_years: fmt(parsed !== null && Math.trunc(parsed) <= 10 ? parsed : null),
+      view: 'PA',
+      'Has Finding': String(1 - Number(r['No finding'] || 0)),
+      Cardiomegaly: '-1', // not labelled in VinDr-PCXR; the placeholder inference expects (B.1)
+      ...Object.fromEntries(labels.map((l) => [l, r[l] ?? ''])),
+    };
+  });
   const columns = ['dset', 'split', 'image_id', 'patient_id', 'path', 'sex', 'age', 'age_years', 'view', 'Has Finding', 'Cardiomegaly', ...labels];
   return ok({ rows, columns, dropped: {} });
 }
