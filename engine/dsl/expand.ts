@@ -343,9 +343,14 @@ function buildStage(m: YMap, name: string, d: StageDecl, scope: Scope, ctx: Expa
       s.with = {};
       for (const e of w.value.entries) s.with[e.key] = interpolateNode(e.value, scope, sink, `with.${e.key}`);
       s.withFields = withFieldsOf(w.value);
-    } else if (!(w.value.t === 'scalar' && w.value.value === null)) {
-      err(`\`with\` must be a mapping of the kind's fields, not ${nodeTypeName(w.value)}`, w.value.loc, 'with');
-    } else s.with = {};
+    } else if (w.value.t === 'scalar' && w.value.value === null) {
+      s.with = {};
+    } else {
+      // `with: ${vars.fpr_defaults}`: a whole mapping from a var or an item.
+      const v = interpolateNode(w.value, scope, sink, 'with');
+      if (isPlainMap(v)) s.with = { ...v };
+      else if (v !== undefined) err(`\`with\` must be a mapping of the kind's fields, not ${typeName(v)}`, w.value.loc, 'with');
+    }
   } else if (uses) s.with = {};
 
   const cacheEntry = val('cache');

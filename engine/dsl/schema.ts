@@ -193,7 +193,8 @@ function fieldSchema(f: FieldSpec): Json {
 }
 
 function withSchemas(kinds: StageManifest[] | undefined): { with: Json; conditionals: Json[] } {
-  if (!kinds?.length) return { with: { type: 'object' }, conditionals: [] };
+  const anyWith = { anyOf: [{ type: 'object' }, interp] };
+  if (!kinds?.length) return { with: anyWith, conditionals: [] };
   const conditionals = kinds.map((k) => {
     const properties: Record<string, Json> = {};
     for (const [name, f] of Object.entries(k.with)) properties[name] = fieldSchema(f);
@@ -202,10 +203,10 @@ function withSchemas(kinds: StageManifest[] | undefined): { with: Json; conditio
     if (required.length) withSchema.required = required;
     return {
       if: { properties: { uses: { const: k.kind } }, required: ['uses'] },
-      then: { properties: { with: withSchema } },
+      then: { properties: { with: { anyOf: [withSchema, interp] } } },
     };
   });
-  return { with: { type: 'object' }, conditionals };
+  return { with: anyWith, conditionals };
 }
 
 /** The JSON Schema (draft-07) of a pipeline YAML; with `kinds`, `with:` is checked per `uses:` kind. */

@@ -217,6 +217,23 @@ stages:
     expect(s.resources).toEqual({ cpus: 4, memBytes: 2 * 1024 ** 3, gpus: 0, timeSec: 5400 });
   });
 
+  it('`with:` may be a whole mapping from vars or the item', async () => {
+    const p = await loadOk(`
+vars:
+  runs:
+    - {model: m/, split: test, out: a.json}
+    - {model: m/, split: calib, out: b.json, threshold: 0.7}
+stages:
+  e:
+    foreach: \${vars.runs}
+    do: {uses: evaluate/fpr, with: \${item}}
+`, { 'm/': '' });
+    expect(p.stages.map((s) => [s.name, s.with!.threshold, s.outs[0]!.path])).toEqual([
+      ['e@0', 0.5, 'a.json'],
+      ['e@1', 0.7, 'b.json'],
+    ]);
+  });
+
   it('a list in cmd becomes one quoted word per element', async () => {
     const p = await loadOk(`
 params: {files: [a.txt, "b c.txt"]}

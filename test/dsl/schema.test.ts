@@ -29,10 +29,11 @@ describe('JSON Schema for editors', () => {
     const stage = s.definitions.stage;
     expect(stage.properties.uses.enum).toEqual(['evaluate/fpr', 'train/cnn']);
     const fpr = stage.allOf.find((c: any) => c.if.properties.uses.const === 'evaluate/fpr');
-    expect(fpr.then.properties.with.required).toEqual(['model', 'split', 'out']);
-    expect(fpr.then.properties.with.additionalProperties).toBe(false);
-    expect(fpr.then.properties.with.properties.split.anyOf[0]).toEqual({ enum: ['test', 'calib'] });
-    expect(fpr.then.properties.with.properties.threshold.default).toBe(0.5);
+    const w = fpr.then.properties.with.anyOf[0];
+    expect(w.required).toEqual(['model', 'split', 'out']);
+    expect(w.additionalProperties).toBe(false);
+    expect(w.properties.split.anyOf[0]).toEqual({ enum: ['test', 'calib'] });
+    expect(w.properties.threshold.default).toBe(0.5);
   });
 });
 
@@ -103,6 +104,7 @@ stages:
     expect(check(`stages:\n  s: {uses: evaluate/fpr, with: {model: m, split: tset, out: o}}\n`).length).toBeGreaterThan(0);
     expect(check(`stages:\n  s: {uses: evaluate/fpr, with: {model: m, split: test}}\n`).length).toBeGreaterThan(0);
     expect(check(`stages:\n  s: {uses: evaluate/fpr, with: {model: m, split: test, out: o}}\n`)).toEqual([]);
+    expect(check(`stages:\n  s: {uses: evaluate/fpr, with: "\${item}"}\n`)).toEqual([]);
     expect(check(`nmae: x\n`).length).toBeGreaterThan(0);
   });
 });
