@@ -75,6 +75,7 @@ export class WatchSession {
   private readonly t0 = Date.now();
   private lastPending = '[]';
   private lastHeld = '[]';
+  private lastWarnings = '[]';
 
   constructor(private readonly opts: WatchOptions) {
     this.file = resolve(opts.file);
@@ -206,7 +207,12 @@ export class WatchSession {
     this.loaded = loaded;
     this.selected = selected;
     const p = loaded.pipeline;
-    if (loaded.warnings.length > 0 && trigger !== 'follow-up') this.say({ type: 'diagnostics', formatted: loaded.warnings, diagnostics: [] });
+    // The DSL's warnings once, and again only when they change (not on every save).
+    const warnings = JSON.stringify(loaded.warnings);
+    if (warnings !== this.lastWarnings) {
+      this.lastWarnings = warnings;
+      if (loaded.warnings.length > 0) this.say({ type: 'diagnostics', formatted: loaded.warnings, diagnostics: [] });
+    }
     resetImplementationHashes();
     const ws = await this.workspace(p);
 
@@ -309,6 +315,7 @@ export class WatchSession {
 
   /** The pipeline does not load: show why, keep (or start) watching its files so that the fix is seen. */
   private async invalid(e: unknown): Promise<void> {
+    this.lastWarnings = '[]';
     if (e instanceof DiagnosticsError) {
       this.say({ type: 'diagnostics', formatted: e.formatted, diagnostics: e.diagnostics });
       this.say({ type: 'watch-invalid', problems: e.diagnostics.length });

@@ -29,6 +29,8 @@ export interface ScreenState {
   last?: string;
   failures: string[];
   diagnostics: string[];
+  /** The diagnostics shown are errors (the pipeline did not load), cleared by the next cycle; warnings stay. */
+  diagnosticsAreErrors: boolean;
   warnings: string[];
   pending: Array<{ stage: string; reasons: string[] }>;
   held: string[];
@@ -49,6 +51,7 @@ export function initialState(keys: boolean): ScreenState {
     restarting: new Set(),
     failures: [],
     diagnostics: [],
+    diagnosticsAreErrors: false,
     warnings: [],
     pending: [],
     held: [],
@@ -91,6 +94,7 @@ export function reduce(s: ScreenState, e: WatchOutputEvent): void {
       return;
     case 'diagnostics':
       s.diagnostics = e.formatted;
+      s.diagnosticsAreErrors = e.diagnostics.length > 0;
       return;
     case 'cycle-start':
       s.cycle = e.cycle;
@@ -101,7 +105,8 @@ export function reduce(s: ScreenState, e: WatchOutputEvent): void {
       s.reasons.clear();
       s.restarting.clear();
       s.failures = [];
-      s.diagnostics = [];
+      if (s.diagnosticsAreErrors) s.diagnostics = [];
+      s.diagnosticsAreErrors = false;
       s.warnings = [];
       return;
     case 'plan':
@@ -236,6 +241,12 @@ export function plainLines(s: ScreenState, e: WatchOutputEvent): string[] {
   }
 }
 
+/** Terminal rows a text takes (long lines wrap), so that the next frame starts exactly where this one did. */
+export function screenRows(text: string, width: number): number {
+  const lines = text.endsWith('\n') ? text.slice(0, -1).split('\n') : text.split('\n');
+  return lines.reduce((n, l) => n + Math.max(1, Math.ceil([...l].length / Math.max(1, width))), 0);
+}
+
 export interface WatchScreen {
   listener: (e: WatchOutputEvent) => void;
   close(): void;
@@ -269,10 +280,11 @@ export function watchScreen(opts: WatchScreenOptions): WatchScreen {
   let lastLines = 0;
   const draw = (): void => {
     timer = undefined;
-    const text = frame(s, Date.now(), process.stderr.columns || 100);
+    const width = process.stderr.columns || 100;
+    const text = frame(s, Date.now(), width);
     // Move to the top of the previous frame and clear it: the frame stays compact, the scrollback stays clean.
     write(`${lastLines > 0 ? `\x1b[${lastLines}F` : ''}\x1b[J${text}`);
-    lastLines = text.split('\n').length - 1;
+    lastLines = screenRows(text, width);
   };
   const schedule = (): void => {
     timer ??= setTimeout(draw, 80);

@@ -14,8 +14,9 @@ import { frame, initialState, plainLines, reduce } from '../../engine/ui/watch-s
 import { WatchSession } from '../../engine/watch.js';
 import { until, workspace, type Ws } from './helpers.js';
 
-function stage(name: string, s: Partial<StageSpec> & { deps?: string[]; outs?: string[] } = {}): StageSpec {
-  const { deps = [], outs = [], ...rest } = s as Partial<StageSpec> & { deps?: string[]; outs?: string[] };
+type StageInit = Partial<Omit<StageSpec, 'deps' | 'outs'>> & { deps?: string[]; outs?: string[] };
+function stage(name: string, s: StageInit = {}): StageSpec {
+  const { deps = [], outs = [], ...rest } = s;
   return {
     name,
     declaredAs: name,
