@@ -156,9 +156,28 @@ export function parseYaml(
   if (doc.contents === null) {
     return { root: emptyMap(new Loc(src, 0, 0)), src, diagnostics };
   }
-  const root = convert(doc, doc.contents as YamlNode, src, 0);
-  return { root, src, diagnostics };
+  const budget = { aliases: 0 };
+  try {
+    const root = convert(doc, doc.contents as YamlNode, src, 0, 0, budget);
+    return { root, src, diagnostics };
+  } catch (e) {
+    if (!(e instanceof AliasError)) throw e;
+    diagnostics.push({ severity: 'error', message: e.message, span: e.loc.span });
+    return { src, diagnostics };
+  }
 }
+
+/** A self-referencing alias or an alias bomb (`&a [*b, *b, ...]` nested): refused, not expanded. */
+class AliasError extends Error {
+  constructor(
+    message: string,
+    readonly loc: Loc,
+  ) {
+    super(message);
+  }
+}
+const MAX_ALIASES = 10_000;
+const MAX_DEPTH = 200;
 
 /** The yaml package's first message line, without its own position suffix. */
 function yamlMessage(m: string): string {
@@ -175,13 +194,18 @@ function locOf(src: SourceFile, node: YamlNode | null | undefined, fallback: num
   return r ? new Loc(src, r[0], r[1]) : new Loc(src, fallback, fallback);
 }
 
-function convert(doc: Document, node: unknown, src: SourceFile, fallback: number, depth = 0): YNode {
-  if (depth > 200) throw new Error('YAML nesting too deep (alias loop?)');
+function convert(doc: Document, node: unknown, src: SourceFile, fallback: number, depth: number, budget: { aliases: number }): YNode {
+  if (depth > MAX_DEPTH) {
+    throw new AliasError(`YAML nested more than ${MAX_DEPTH} levels deep (a recursive alias?)`, locOf(src, node as YamlNode, fallback));
+  }
   const { isAlias, isMap, isPair, isScalar, isSeq, Scalar } = yaml();
   if (isAlias(node)) {
     const target = node.resolve(doc);
     const here = locOf(src, node, fallback);
-    const value = convert(doc, target, src, here.start, depth + 1);
+    if (++budget.aliases > MAX_ALIASES) {
+      throw new AliasError(`more than ${MAX_ALIASES} alias expansions (an alias bomb?)`, here);
+    }
+    const value = convert(doc, target, src, here.start, depth + 1, budget);
     return value;
   }
   if (isScalar(node)) {
@@ -197,7 +221,7 @@ function convert(doc: Document, node: unknown, src: SourceFile, fallback: number
   }
   if (isSeq(node)) {
     const loc = locOf(src, node, fallback);
-    return { t: 'seq', items: node.items.map((it) => convert(doc, it, src, loc.start, depth + 1)), loc };
+    return { t: 'seq', items: node.items.map((it) => convert(doc, it, src, loc.start, depth + 1, budget)), loc };
   }
   if (isMap(node)) {
     const loc = locOf(src, node, fallback);
@@ -207,13 +231,13 @@ function convert(doc: Document, node: unknown, src: SourceFile, fallback: number
       const keyNode = pair.key as YamlNode | null;
       const keyLoc = locOf(src, keyNode, loc.start);
       if (isScalar(keyNode) && (typeof keyNode.value === 'symbol' || (keyNode.value === '<<' && keyNode.type === Scalar.PLAIN))) {
-        mergeInto(out, convert(doc, pair.value, src, keyLoc.end, depth + 1));
+        mergeInto(out, convert(doc, pair.value, src, keyLoc.end, depth + 1, budget));
         continue;
       }
       const key = unprotect(isScalar(keyNode) ? String(keyNode.value) : String(keyNode));
       const value = pair.value == null
         ? ({ t: 'scalar', value: null, loc: new Loc(src, keyLoc.end, keyLoc.end), raw: '' } as YScalar)
-        : convert(doc, pair.value, src, keyLoc.end, depth + 1);
+        : convert(doc, pair.value, src, keyLoc.end, depth + 1, budget);
       const entry: YEntry = { key, keyLoc, value };
       const prev = out.byKey.get(key);
       if (prev) out.entries[out.entries.indexOf(prev)] = entry;

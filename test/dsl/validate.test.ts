@@ -264,6 +264,15 @@ stages:
     expect(e.errors[0]!.span!.line).toBeGreaterThanOrEqual(2);
   });
 
+  it('recursive aliases and alias bombs are errors, not crashes', async () => {
+    const rec = await loadErr(`a: &a [x, *a]\nstages: {}\n`);
+    expect(rec.lines[0]).toMatch(/^\d+:\d+ YAML nested more than 200 levels deep/);
+    const bomb = ['a: &a [x, x, x, x, x, x, x, x, x, x]'];
+    for (let i = 1; i < 8; i++) bomb.push(`${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(10).fill(`*${String.fromCharCode(96 + i)}`).join(', ')}]`);
+    const b = await loadErr(bomb.join('\n') + '\nstages: {}\n');
+    expect(b.lines[0]).toMatch(/more than 10000 alias expansions/);
+  });
+
   it('duplicate keys are errors', async () => {
     const e = await loadErr(`stages:\n  a: {cmd: x, outs: [a]}\n  a: {cmd: y, outs: [b]}\n`);
     expect(e.lines).toEqual(['3:3 Map keys must be unique']);
