@@ -147,6 +147,27 @@ describe('download', () => {
     expect(String(e2)).not.toContain('wrong-one');
   });
 
+  it('follows redirects, sending credentials only to the original origin', async () => {
+    const other = await startServer({ '/cdn/file.bin': { body: SMALL } });
+    try {
+      server = await startServer({
+        '/same': { body: SMALL, redirect: '/real/file.bin' },
+        '/real/file.bin': { body: SMALL },
+        '/away': { body: SMALL, redirect: `${other.url}/cdn/file.bin` },
+      });
+      process.env['PIPE_TEST_USER'] = 'dave';
+      process.env['PIPE_TEST_PASSWORD'] = 'redirect-secret';
+      const x = w({ urls: [`${server.url}/same`, `${server.url}/away`], auth: { user_env: 'PIPE_TEST_USER', password_env: 'PIPE_TEST_PASSWORD' } });
+      await run(makeCtx(ws.dir, x));
+      expect(await readFile(join(out(x), 'same'))).toEqual(SMALL);
+      expect(await readFile(join(out(x), 'away'))).toEqual(SMALL);
+      expect(server.hits('/real/file.bin')[0]!.authorization).toMatch(/^Basic /);
+      expect(other.hits('/cdn/file.bin')[0]!.authorization).toBeUndefined();
+    } finally {
+      await other.close();
+    }
+  });
+
   it('authenticates from a netrc file named by $NETRC', async () => {
     server = await startServer({ '/n.csv': { body: SMALL, auth: { user: 'bob', pass: 'netrc-secret' } } });
     const netrc = join(ws.dir, 'test.netrc');

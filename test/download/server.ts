@@ -18,6 +18,8 @@ export interface Route {
   stallMs?: number;
   stallTimes?: number;
   ignoreRange?: boolean;
+  /** Answer 302 with this Location. */
+  redirect?: string;
 }
 
 export interface RequestLog {
@@ -50,6 +52,10 @@ export async function startServer(routes: Record<string, Route>): Promise<TestSe
     const route = table.get(path);
     if (!route) {
       res.writeHead(404).end('not found');
+      return;
+    }
+    if (route.redirect) {
+      res.writeHead(302, { location: route.redirect }).end();
       return;
     }
     if (route.auth) {
