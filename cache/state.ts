@@ -92,8 +92,15 @@ class MemoEntry {
 const NEVER = [-1n, -1n, -1n, -1n, -1n];
 function parseIdentity(id: string): bigint[] {
   try {
-    const f = id.split('\t').map((x) => BigInt(x));
-    return f.length === 5 ? f : NEVER;
+    const out = new Array<bigint>(5);
+    let from = 0;
+    for (let k = 0; k < 5; k++) {
+      const to = k === 4 ? id.length : id.indexOf('\t', from);
+      if (to < 0 || to === from) return NEVER;
+      out[k] = BigInt(id.slice(from, to));
+      from = to + 1;
+    }
+    return from === id.length + 1 ? out : NEVER;
   } catch {
     return NEVER; // damaged line: never matches, so the file is simply re-read
   }
