@@ -52,8 +52,11 @@ async function main(): Promise<void> {
   // Ours: the stage, as the pipeline runs it.
   const ctx = makeCtx(root, { dataset: './', layout: 'table', metadata: 'meta.csv', out: 'shards/', size: OUT, skip_unreadable: false }, { cpus: CPUS });
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage(); // process-wide: includes the worker threads
   await preprocess(ctx);
   const ours = N / ((performance.now() - t0) / 1000);
+  const cpu = process.cpuUsage(cpu0);
+  const cpuPerImage = (cpu.user + cpu.system) / 1e6 / N;
 
   // Baseline: sequential sharp decode + resize on the main thread (sharp's default thread pool).
   const subset = files.slice(0, Math.min(N, 200));
@@ -65,6 +68,8 @@ async function main(): Promise<void> {
   console.log(`BENCH preprocess_1024_to_224 ${ours.toFixed(1)} img/s`);
   console.log(`vs sequential_sharp ${(ours / base).toFixed(2)}`);
   console.log(`# ${N} images, ${CPUS} worker(s) on ${availableParallelism()} core(s); baseline ${base.toFixed(1)} img/s over ${subset.length} images`);
+  // On a shared machine wall time depends on the neighbours; CPU time per image does not (much).
+  console.log(`# ${(cpuPerImage * 1000).toFixed(1)} ms CPU per image → ${(CPUS / cpuPerImage).toFixed(0)} img/s if ${CPUS} cores were ours alone`);
 }
 
 main().catch((e: unknown) => {
