@@ -27,7 +27,7 @@ export interface WalkedFile {
  */
 export type FileVisitor = (rel: string, abs: string, st: BigIntStats, dir: string, name: string) => void;
 
-/** Visit all regular files under `root` (following symlinks), in directory order. */
+/** Visit all regular files under `root` (following symlinks): a directory's files (sorted), then its subdirectories. */
 export function walk(root: string, visit: FileVisitor): void {
   const rootSt = statSync(root, { bigint: true });
   walkDir(root, '', new Set([`${rootSt.dev}:${rootSt.ino}`]), visit);
@@ -44,6 +44,7 @@ function walkDir(abs: string, rel: string, ancestors: Set<string>, visit: FileVi
   // Sorted per directory so the walk's output is nearly in manifest order (the final sort then costs ~nothing).
   const names = readdirSync(abs).sort();
   const prefix = rel === '' ? '' : `${rel}/`;
+  let subdirs: Array<[abs: string, rel: string, st: BigIntStats]> | undefined;
   for (const name of names) {
     const childAbs = `${abs}/${name}`;
     let st: BigIntStats | undefined;
@@ -65,9 +66,12 @@ function walkDir(abs: string, rel: string, ancestors: Set<string>, visit: FileVi
       );
     }
     if (st.isFile()) visit(prefix + name, childAbs, st, abs, name);
-    else if (st.isDirectory()) descend(childAbs, prefix + name, st, ancestors, visit);
+    else if (st.isDirectory()) (subdirs ??= []).push([childAbs, prefix + name, st]);
     else throw special(childAbs);
   }
+  // Subdirectories after all of this directory's files: visitors see each directory's files contiguously (the hash
+  // state prunes a directory's memo when it moves on to the next one).
+  if (subdirs) for (const [a, r, st] of subdirs) descend(a, r, st, ancestors, visit);
 }
 
 function descend(abs: string, rel: string, st: BigIntStats, ancestors: Set<string>, visit: FileVisitor): void {

@@ -185,6 +185,18 @@ describe('directory hash (Merkle manifest)', () => {
     await expect(s.hashPath(`${d}/t`)).rejects.toThrow(/not valid UTF-8/);
   });
 
+  it('files after a subdirectory (a, b/, c) stay memoised: a directory is pruned only once all its files are seen', async () => {
+    const d = tempDir();
+    make(`${d}/t`, [['a', '1'], ['b/x', '2'], ['c', '3'], ['b/y/z', '4'], ['b/zz', '5']]);
+    await settle();
+    const s = await openHashState(`${d}/state`, { racyWindowMs: 0 });
+    await s.hashPath(`${d}/t`);
+    await s.hashPath(`${d}/t`);
+    await s.hashPath(`${d}/t`);
+    expect(s.stats).toMatchObject({ reads: 5, hits: 10 });
+    expect(s.size).toBe(5);
+  });
+
   it('a second hash of an unchanged tree reads nothing', async () => {
     const d = tempDir();
     make(`${d}/t`, FILES);
