@@ -5,7 +5,7 @@
  * or `fatal` (401/403/404…). Only redacted URLs ever appear in reasons; the Authorization header is never logged.
  */
 import { createWriteStream, type WriteStream } from 'node:fs';
-import { stat, truncate } from 'node:fs/promises';
+import { readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
 
@@ -102,6 +102,28 @@ function writeBody(res: IncomingMessage, part: string, append: boolean, opts: At
   });
 }
 
+/** Strong ETag, else Last-Modified, of the response a part file was started from (kept in `<part>.meta`). */
+async function writeValidator(part: string, res: IncomingMessage): Promise<void> {
+  const etag = res.headers.etag;
+  const validator = etag && !etag.startsWith('W/') ? etag : res.headers['last-modified'];
+  if (validator) await writeFile(`${part}.meta`, JSON.stringify({ validator }));
+  else await rm(`${part}.meta`, { force: true });
+}
+
+async function readValidator(part: string): Promise<string | undefined> {
+  try {
+    const v = (JSON.parse(await readFile(`${part}.meta`, 'utf8')) as { validator?: unknown }).validator;
+    return typeof v === 'string' ? v : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Remove a finished (or abandoned) part file's validator. */
+export async function clearValidator(part: string): Promise<void> {
+  await rm(`${part}.meta`, { force: true });
+}
+
 export async function attemptDownload(url: string, part: string, opts: AttemptOptions): Promise<AttemptOutcome> {
   let current = new URL(url);
   const origin = current.origin;
@@ -109,7 +131,13 @@ export async function attemptDownload(url: string, part: string, opts: AttemptOp
     const have = await sizeOf(part);
     const headers: Record<string, string> = { 'user-agent': opts.userAgent ?? 'pipe-download/1', 'accept-encoding': 'identity' };
     if (opts.authorization && current.origin === origin) headers['authorization'] = opts.authorization;
-    if (have > 0) headers['range'] = `bytes=${have}-`;
+    if (have > 0) {
+      headers['range'] = `bytes=${have}-`;
+      // If-Range: resume only if the remote file is still the one the part file came from; else the server
+      // answers 200 with the new file and the part file restarts (no mixing of two versions).
+      const validator = await readValidator(part);
+      if (validator) headers['if-range'] = validator;
+    }
     let res: IncomingMessage;
     const state: { idle: string | null } = { idle: null };
     try {
@@ -169,6 +197,7 @@ export async function attemptDownload(url: string, part: string, opts: AttemptOp
     }
     if (expectedEnd !== null) opts.onTotal?.(expectedEnd);
     if (status === 200 && have > 0) opts.onData(-have);
+    if (status === 200) await writeValidator(part, res);
     const { written, error } = await writeBody(res, part, append, opts);
     if (opts.signal.aborted) return { kind: 'fatal', reason: 'cancelled' };
     const size = (append ? have : 0) + written;

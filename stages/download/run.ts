@@ -7,7 +7,7 @@ import { resolveAuth, type AuthSpec, type ResolvedAuth } from './auth.js';
 import { backoffDelay, sleep, type BackoffPolicy } from './backoff.js';
 import { globToRegExp, parseChecksums, unsafeRelativePath } from './checksums.js';
 import { ArchiveError, archiveKind, extractArchive } from './extract.js';
-import { attemptDownload, redactUrl } from './http.js';
+import { attemptDownload, clearValidator, redactUrl } from './http.js';
 
 export interface DownloadWith {
   out: string;
@@ -193,10 +193,12 @@ export async function run(ctx: StageContext<DownloadWith>): Promise<void> {
         const bad = await verify(part);
         if (bad === null) {
           await rename(part, final);
+          await clearValidator(part);
           stats.network++;
           return;
         }
         await rm(part, { force: true });
+        await clearValidator(part);
         checksumFailures++;
         if (checksumFailures > 1 || attempt >= policy.retries)
           fail(

@@ -81,6 +81,22 @@ describe('download', () => {
     expect(sha(await readFile(join(out(x), 'p.bin')))).toBe(sha(BIG));
   });
 
+  it('resumes only the same version of a file (If-Range with its ETag), restarting when it changed', async () => {
+    const v1 = randomBytes(200_000);
+    const v2 = randomBytes(180_000);
+    server = await startServer({ '/v.bin': { body: v1, etag: '"v1"', dropAfter: 70_000 } });
+    const x = w({ url: `${server.url}/v.bin`, retries: 0 });
+    await expect(run(makeCtx(ws.dir, x))).rejects.toThrow(/gave up/);
+    expect(existsSync(join(out(x), 'v.bin.part'))).toBe(true);
+    // The file changes on the server before the next run: the resume must not splice v1's head onto v2's tail.
+    server.routes.set('/v.bin', { body: v2, etag: '"v2"' });
+    await run(makeCtx(ws.dir, { ...x, retries: 1 }));
+    expect(sha(await readFile(join(out(x), 'v.bin')))).toBe(sha(v2));
+    const last = server.hits('/v.bin').at(-1)!;
+    expect(last).toMatchObject({ range: 'bytes=70000-', ifRange: '"v1"' });
+    expect(existsSync(join(out(x), 'v.bin.part.meta'))).toBe(false);
+  });
+
   it('restarts cleanly when the server ignores Range', async () => {
     server = await startServer({ '/r.bin': { body: BIG, ignoreRange: true, dropAfter: 50_000 } });
     const x = w({ url: `${server.url}/r.bin`, sha256: { 'r.bin': sha(BIG) } });

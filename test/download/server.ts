@@ -20,11 +20,14 @@ export interface Route {
   ignoreRange?: boolean;
   /** Answer 302 with this Location. */
   redirect?: string;
+  /** Send this ETag and honour If-Range with it (a mismatching If-Range gets the whole file with 200). */
+  etag?: string;
 }
 
 export interface RequestLog {
   path: string;
   query: string;
+  ifRange?: string;
   range?: string;
   authorization?: string;
 }
@@ -46,7 +49,7 @@ export async function startServer(routes: Record<string, Route>): Promise<TestSe
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const u = new URL(req.url ?? '/', 'http://x');
     const path = decodeURIComponent(u.pathname);
-    requests.push({ path, query: u.search, range: req.headers.range, authorization: req.headers.authorization });
+    requests.push({ path, query: u.search, range: req.headers.range, ifRange: req.headers['if-range'], authorization: req.headers.authorization });
     const n = counts.get(path) ?? 0;
     counts.set(path, n + 1);
     const route = table.get(path);
@@ -73,7 +76,10 @@ export async function startServer(routes: Record<string, Route>): Promise<TestSe
     const body = route.body;
     let start = 0;
     const m = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
-    if (m && !route.ignoreRange) {
+    const ifRange = req.headers['if-range'];
+    const rangeValid = ifRange === undefined || ifRange === route.etag;
+    if (route.etag) res.setHeader('etag', route.etag);
+    if (m && !route.ignoreRange && rangeValid) {
       start = Number(m[1]);
       if (start >= body.length) {
         res.writeHead(416, { 'content-range': `bytes */${body.length}` }).end();
