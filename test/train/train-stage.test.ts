@@ -83,4 +83,14 @@ describe('train/classifier', () => {
     const ctx = makeContext(ws.dir, 'train@y', withDefaults({ shards: 'shards/', splits: 'nosplit.csv', model: 'o/', metrics: 'o/m.json' }));
     await expect(run(ctx)).rejects.toThrow(/splits CSV nosplit\.csv has no "image_id" column \(line 1 has: id, split\)/);
   });
+
+  it('stops promptly when cancelled and says so', async () => {
+    const ctx = makeContext(ws.dir, 'train@c', withDefaults({
+      shards: 'shards/', model: 'c/model/', metrics: 'c/m.json', epochs: 3, arch: 'tiny_cnn', image_size: 32,
+    }));
+    const abort = new AbortController();
+    abort.abort();
+    await expect(run({ ...ctx, signal: abort.signal })).rejects.toThrow(/stage train@c: training cancelled/);
+    expect(existsSync(join(ws.dir, 'c/m.json'))).toBe(false);
+  });
 });

@@ -34,14 +34,17 @@ function cases(seed: number, n: number): Case[] {
 
 async function convGrads(backend: string, c: Case): Promise<[Float32Array, Float32Array]> {
   await tf.setBackend(backend);
-  return tf.tidy(() => {
-    const x = tf.randomUniform(c.x, -1, 1, 'float32', 7) as tf.Tensor4D;
-    const f = tf.randomUniform(c.f, -1, 1, 'float32', 8) as tf.Tensor4D;
+  const out = tf.tidy(() => {
+    const x = tf.randomUniform(c.x, -1, 1, 'float32', 7);
+    const f = tf.randomUniform(c.f, -1, 1, 'float32', 8);
     // A non-uniform upstream gradient (sin of the output) so every dy element matters.
-    const g = tf.grads((a: tf.Tensor4D, b: tf.Tensor4D) => tf.sum(tf.sin(tf.conv2d(a, b, c.stride, c.pad as 'same'))));
+    const g = tf.grads((...args: tf.Tensor[]) =>
+      tf.sum(tf.sin(tf.conv2d(args[0] as tf.Tensor4D, args[1] as tf.Tensor4D, c.stride, c.pad as 'same'))),
+    );
     const [dx, dw] = g([x, f]);
     return [dx!.dataSync() as Float32Array, dw!.dataSync() as Float32Array];
   });
+  return [out[0]!, out[1]!];
 }
 
 function maxAbsDiff(a: Float32Array, b: Float32Array): number {
@@ -96,7 +99,7 @@ describe('wasm conv gradient kernels vs cpu', () => {
 });
 
 describe('wasm MaxPoolGrad vs cpu', () => {
-  const pools: Array<[number[], number, number, 'same' | 'valid']> = [
+  const pools: Array<[[number, number, number, number], number, number, 'same' | 'valid']> = [
     [[2, 8, 8, 3], 2, 2, 'valid'], // the tiled 2×2 fast path
     [[2, 9, 7, 4], 2, 2, 'valid'], // odd size: last row/column outside every window
     [[1, 9, 9, 2], 3, 2, 'same'], // overlapping windows with padding
@@ -106,8 +109,12 @@ describe('wasm MaxPoolGrad vs cpu', () => {
     const grad = async (backend: string): Promise<Float32Array> => {
       await tf.setBackend(backend);
       return tf.tidy(() => {
-        const x = tf.randomNormal(shape, 0, 1, 'float32', 3) as tf.Tensor4D;
-        const g = tf.grad((a: tf.Tensor4D) => tf.sum(tf.mul(tf.maxPool(a, size, stride, pad), tf.range(1, 1 + tf.maxPool(a, size, stride, pad).size).reshape(tf.maxPool(a, size, stride, pad).shape))));
+        const x = tf.randomNormal(shape, 0, 1, 'float32', 3);
+        // Weight each pooled output differently so a gradient routed to the wrong window shows.
+        const g = tf.grad((a: tf.Tensor) => {
+          const y = tf.maxPool(a as tf.Tensor4D, size, stride, pad);
+          return tf.sum(tf.mul(y, tf.range(1, 1 + y.size).reshape(y.shape)));
+        });
         return g(x).dataSync() as Float32Array;
       });
     };
@@ -119,12 +126,14 @@ describe('wasm Sum over all axes but the last (bias gradients) vs cpu', () => {
   it.each([[[4, 6, 5, 3]], [[2, 7]], [[3, 1, 9, 16]]])('x %j', async (shape) => {
     const sums = async (backend: string): Promise<[Float32Array, number[]]> => {
       await tf.setBackend(backend);
-      return tf.tidy(() => {
+      let keepShape: number[] = [];
+      const values = tf.tidy(() => {
         const x = tf.randomNormal(shape, 0, 1, 'float32', 5);
         const axes = shape.slice(0, -1).map((_, i) => i);
-        const keep = tf.sum(x, axes, true);
-        return [tf.sum(x, axes).dataSync() as Float32Array, keep.shape];
+        keepShape = tf.sum(x, axes, true).shape;
+        return tf.sum(x, axes).dataSync() as Float32Array;
       });
+      return [values, keepShape];
     };
     const [w, wShape] = await sums('wasm');
     const [c, cShape] = await sums('cpu');
