@@ -204,6 +204,7 @@ export class WatchSession {
       await this.invalid(e);
       return;
     }
+    if (this.stopping) return;
     this.loaded = loaded;
     this.selected = selected;
     const p = loaded.pipeline;
@@ -227,52 +228,21 @@ export class WatchSession {
     // 3. Hold back stale manual stages and their downstream unless asked to run them.
     const runAll = this.opts.all === true || trigger === 'manual';
     const hold = runAll ? { pending: [], held: new Set<string>() } : await this.manualHold(loaded, selected, ws);
+    if (this.stopping) return;
     const runSet = new Set([...selected].filter((s) => !hold.held.has(s)));
     const order = loaded.graph.order.filter((s) => runSet.has(s));
     const cycle = ++this.cycleNo;
     this.say({ type: 'cycle-start', cycle, trigger, files, stages: order });
 
     // 4. Run.
-    const stages = p.stages.filter((s) => runSet.has(s.name));
     const counts: RunCounts = emptyCounts();
     let ok = true;
     const restarted = new Set<string>();
     if (order.length > 0) {
-      const lock = workspaceLock(pipeDirOf(p), `pipe watch ${this.opts.file}`);
-      const got = await lock.acquire({
-        wait: true,
-        signal: this.cycleAbort.signal,
-        onWait: (h) => this.say({ type: 'warning', message: `waiting for the workspace lock held by \`${h.command}\` (pid ${h.pid} on ${h.host})` }),
-      });
-      if (!got.ok) return; // stopping while waiting
-      const executors = await executorChooser(p, stages, ws.pipeDir);
-      const canceller = new StageCanceller(executors.choose);
-      const cur: Current = { cycle, loaded, runSet, finished: new Set(), canceller, restarted };
-      this.current = cur;
-      try {
-        const summary = await runStages({
-          pipeline: p,
-          graph: loaded.graph,
-          workspace: ws,
-          selected: runSet,
-          emit: (e) => {
-            if (e.type === 'stage-end') cur.finished.add(e.stage);
-            this.say({ ...e, cycle });
-          },
-          pipeVersion: pipeVersion(),
-          machine: this.machine(stages),
-          executorFor: canceller.executorFor,
-          signal: this.cycleAbort.signal,
-          keepGoing: true,
-        });
-        Object.assign(counts, summary.counts);
-        // Stages cancelled (and their downstream skipped) for a change are not failures: they run again next.
-        ok = counts.failed === 0;
-      } finally {
-        this.current = undefined;
-        await executors.close();
-        await got.release();
-      }
+      const r = await this.run(cycle, loaded, ws, runSet, restarted);
+      Object.assign(counts, r.counts);
+      // Stages cancelled (and their downstream skipped) for a change are not failures: they run again next.
+      ok = r.counts.failed === 0;
     }
     this.say({ type: 'cycle-end', cycle, ok, counts, restarted: [...restarted], durationMs: Date.now() - started });
     if (this.stopping) return;
@@ -285,6 +255,49 @@ export class WatchSession {
       if ([...hold.held].some((s) => !after.held.has(s))) this.request('follow-up');
     } else if (this.lastPending !== '[]' && runAll) {
       this.sayPending({ pending: [], held: new Set() });
+    }
+  }
+
+  /** One engine run over `runSet` under the workspace lock; nothing (zero counts) when stopping first. */
+  private async run(cycle: number, loaded: Loaded, ws: Workspace, runSet: Set<string>, restarted: Set<string>): Promise<{ counts: RunCounts }> {
+    const p = loaded.pipeline;
+    const stages = p.stages.filter((s) => runSet.has(s.name));
+    const lock = workspaceLock(pipeDirOf(p), `pipe watch ${this.opts.file}`);
+    const got = await lock.acquire({
+      wait: true,
+      signal: this.cycleAbort.signal,
+      onWait: (h) => this.say({ type: 'warning', message: `waiting for the workspace lock held by \`${h.command}\` (pid ${h.pid} on ${h.host})` }),
+    });
+    if (!got.ok) return { counts: emptyCounts() }; // stopped while waiting
+    if (this.stopping) {
+      await got.release();
+      return { counts: emptyCounts() };
+    }
+    const executors = await executorChooser(p, stages, ws.pipeDir);
+    const canceller = new StageCanceller(executors.choose);
+    const cur: Current = { cycle, loaded, runSet, finished: new Set(), canceller, restarted };
+    this.current = cur;
+    try {
+      const summary = await runStages({
+        pipeline: p,
+        graph: loaded.graph,
+        workspace: ws,
+        selected: runSet,
+        emit: (e) => {
+          if (e.type === 'stage-end') cur.finished.add(e.stage);
+          this.say({ ...e, cycle });
+        },
+        pipeVersion: pipeVersion(),
+        machine: this.machine(stages),
+        executorFor: canceller.executorFor,
+        signal: this.cycleAbort.signal,
+        keepGoing: true,
+      });
+      return { counts: summary.counts };
+    } finally {
+      this.current = undefined;
+      await executors.close();
+      await got.release();
     }
   }
 

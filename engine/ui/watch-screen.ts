@@ -122,7 +122,11 @@ export function reduce(s: ScreenState, e: WatchOutputEvent): void {
     }
     case 'stage-end': {
       if (e.status === 'up-to-date') return; // counted in the summary, not listed
-      const restarting = s.restarting.has(e.stage) && (e.status === 'cancelled' || e.status === 'failed');
+      // Cancelled for a change, or failed by the engine's own check that a dep changed mid-run (a save that landed
+      // before the debounce ended): either way it runs again in the next cycle; not a failure of the stage.
+      const restarting =
+        (s.restarting.has(e.stage) && (e.status === 'cancelled' || e.status === 'failed')) ||
+        (e.status === 'failed' && e.reason.includes('changed while the stage ran'));
       const detail =
         e.status === 'ran'
           ? duration(e.durationMs)

@@ -1,5 +1,7 @@
 // `pipe watch` through the real CLI on temp workspaces: edits to deps, params and the YAML itself, bursts of saves,
 // and writes the watcher must ignore. Every assertion is about the JSON events the watcher prints.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { lastCycle, startWatch, workspace, type Watcher, type Ws } from './helpers.js';
 
@@ -143,20 +145,30 @@ stages:
     ws = workspace({ 'p.yaml': chain, 'data/a.txt': 'a0\n', 'data/b.txt': 'b0\n', 'data/d/x.txt': 'x\n' });
     w = startWatch(ws.dir, ['p.yaml']);
     await w.cycle(1);
-    const t0 = Date.now();
-    for (let i = 1; i <= 10; i++) {
-      ws.write('data/a.txt', `a${i}\n`);
-      await new Promise((r) => setTimeout(r, 3));
+    const file = join(ws.dir, 'data', 'a.txt');
+    // Ten separate saves ~4 ms apart (spaced by a spin: timers on a busy machine are coarse). On a machine so loaded
+    // that the ten saves took over 50 ms, the premise does not hold: try again (at most 3 times).
+    for (let attempt = 1; ; attempt++) {
+      const before = lastCycle(w);
+      const t0 = performance.now();
+      for (let i = 1; i <= 10; i++) {
+        while (performance.now() < t0 + 4 * (i - 1)); // save i at t0 + 4(i-1) ms
+        writeFileSync(file, `a${attempt}.${i}\n`);
+      }
+      const took = performance.now() - t0;
+      // A marker edit of another file: the cycles between it and the burst are the burst's.
+      await w.cycle(before + 1);
+      const n = w.events.length;
+      writeFileSync(join(ws.dir, 'data', 'b.txt'), `b${attempt}\n`);
+      const marker = await w.next('the marker cycle', (e) => e.type === 'cycle-end' && (e.cycle ?? 0) > before && w.ofCycle(e.cycle!).some((x) => x.type === 'cycle-start' && (x.files ?? []).includes('data/b.txt')), n);
+      if (took >= 50 && attempt < 3) continue;
+      expect(took).toBeLessThan(50);
+      expect(marker.cycle).toBe(before + 2); // exactly one cycle for the whole burst
+      const burst = w.ofCycle(before + 1);
+      expect(burst.find((e) => e.type === 'cycle-start')!.files).toEqual(['data/a.txt']);
+      expect(w.started(before + 1)).toEqual(['a', 'c']);
+      expect(ws.read('out/a.txt')).toBe(`a${attempt}.10\n`);
+      break;
     }
-    expect(Date.now() - t0).toBeLessThan(100); // the burst really was a burst (timers here are coarse)
-    const c2 = await w.cycle(2);
-    expect(c2.find((e) => e.type === 'cycle-start')!.files).toEqual(['data/a.txt']);
-    expect(w.started(2)).toEqual(['a', 'c']);
-    expect(ws.read('out/a.txt')).toBe('a10\n');
-    // A marker edit: the very next cycle is the marker's, so the burst made exactly one.
-    ws.write('data/b.txt', 'b1\n');
-    const c3 = await w.cycle(3);
-    expect(c3.find((e) => e.type === 'cycle-start')!.files).toEqual(['data/b.txt']);
-    expect(lastCycle(w)).toBe(3);
   });
 });
