@@ -7,19 +7,12 @@ import type { DepSpec, OutSpec, RetryPolicy, SlurmOptions, SourceSpan } from '..
 import type { Resources } from '../stage-api.js';
 import { DiagnosticBag, didYouMean } from './diagnostics.js';
 import { interpolateNode, interpolateScalar, stringify, type Scope, type Sink } from './interpolate.js';
+import { foreachItems, matrixItems } from './items.js';
 import { nodeTypeName, typeName, type Loc, type YEntry, type YMap, type YNode } from './load.js';
 import { getDotted, isPlainMap } from './params.js';
-import { normalisePath } from './paths.js';
-import {
-  FOREACH_KEYS,
-  MATRIX_KEYS,
-  OUT_KEYS,
-  RESOURCE_KEYS,
-  RETRY_KEYS,
-  SLURM_KEYS,
-  STAGE_KEYS,
-} from './schema.js';
-import { parseMem, parseTime } from './units.js';
+import { FOREACH_KEYS, MATRIX_KEYS, STAGE_KEYS } from './schema.js';
+import { checkKeys, checkStageShape } from './shape.js';
+import { pathField, resourcesField, slurmOptions, type FieldsBySpan } from './stage-fields.js';
 
 /** One entry under `stages:` (of the main file or an include). */
 export interface StageDecl {
@@ -69,21 +62,6 @@ export interface ExpandContext {
 export type VarParams = Map<string, Record<string, unknown>>;
 
 const NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
-
-/** Check a mapping's keys against the known ones; unknown keys get "did you mean". */
-export function checkKeys(
-  m: YMap,
-  known: Record<string, string>,
-  bag: DiagnosticBag,
-  where: string,
-  extra: { stage?: string; field?: string; hint?: Record<string, string> } = {},
-): void {
-  for (const e of m.entries) {
-    if (Object.prototype.hasOwnProperty.call(known, e.key)) continue;
-    const hint = extra.hint?.[e.key] ?? didYouMean(e.key, Object.keys(known));
-    bag.error(`unknown key \`${e.key}\` in ${where}${hint}`, e.keyLoc.span, { stage: extra.stage, field: extra.field ?? e.key });
-  }
-}
 
 /** Expand every declaration. Names are unique across the result (duplicates are diagnostics). */
 export function expandStages(decls: StageDecl[], ctx: ExpandContext): StageDraft[] {
@@ -145,7 +123,10 @@ function expandDecl(d: StageDecl, ctx: ExpandContext): StageDraft[] {
     }
     const template = doEntry.value;
     if (!checkStageShape(template, d.name, bag)) return [];
-    const items = isForeach ? foreachItems(m.byKey.get('foreach')!, d.name, base, bag) : matrixItems(m.byKey.get('matrix')!, d.name, base, bag);
+    const itemSink = sinkFor(bag, d.name, d.name);
+    const items = isForeach
+      ? foreachItems(m.byKey.get('foreach')!, d.name, base, bag, itemSink)
+      : matrixItems(m.byKey.get('matrix')!, d.name, base, bag, itemSink);
     const drafts: StageDraft[] = [];
     for (const it of items) {
       const scope: Scope = { params: ctx.params, vars: ctx.vars, item: { value: it.value } };
@@ -162,19 +143,6 @@ function expandDecl(d: StageDecl, ctx: ExpandContext): StageDraft[] {
   }
   if (!checkStageShape(m, d.name, bag)) return [];
   return [buildStage(m, d.name, d, base, ctx)];
-}
-
-interface Item {
-  suffix: string;
-  value: unknown;
-  key?: string;
-}
-
-/** A label for a list item in a stage name: the scalar itself, an object's `name`, else its index. */
-function label(v: unknown, index: number): string {
-  if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') return String(v);
-  if (isPlainMap(v) && (typeof v.name === 'string' || typeof v.name === 'number')) return String(v.name);
-  return String(index);
 }
 
 function sinkFor(bag: DiagnosticBag, stage: string, decl: string, params?: Record<string, unknown>, varParams?: VarParams): Sink {
@@ -198,87 +166,6 @@ function sinkFor(bag: DiagnosticBag, stage: string, decl: string, params?: Recor
   };
 }
 
-function foreachItems(e: YEntry, decl: string, scope: Scope, bag: DiagnosticBag): Item[] {
-  const v = interpolateNode(e.value, scope, sinkFor(bag, decl, decl), 'foreach');
-  if (v === undefined) return [];
-  if (Array.isArray(v)) {
-    if (v.length === 0) bag.warning('`foreach:` over an empty list: no stages', e.value.loc.span, { stage: decl, field: 'foreach' });
-    return v.map((x, i) => ({ suffix: label(x, i), value: x }));
-  }
-  if (isPlainMap(v)) return Object.entries(v).map(([k, x]) => ({ suffix: k, value: x, key: k }));
-  bag.error(`\`foreach:\` needs a list or a mapping, got ${typeName(v)}`, e.value.loc.span, { stage: decl, field: 'foreach' });
-  return [];
-}
-
-function matrixItems(e: YEntry, decl: string, scope: Scope, bag: DiagnosticBag): Item[] {
-  if (e.value.t !== 'map' || e.value.entries.length === 0) {
-    bag.error('`matrix:` needs a mapping of named axes, each a list (e.g. `model: [a, b]`)', e.value.loc.span, { stage: decl, field: 'matrix' });
-    return [];
-  }
-  const axes: Array<{ name: string; values: unknown[] }> = [];
-  for (const a of e.value.entries) {
-    const v = interpolateNode(a.value, scope, sinkFor(bag, decl, decl), `matrix.${a.key}`);
-    if (v === undefined) return [];
-    if (!Array.isArray(v)) {
-      bag.error(`matrix axis \`${a.key}\` must be a list, got ${typeName(v)}`, a.value.loc.span, { stage: decl, field: `matrix.${a.key}` });
-      return [];
-    }
-    if (v.length === 0) bag.warning(`matrix axis \`${a.key}\` is empty: no stages`, a.value.loc.span, { stage: decl, field: `matrix.${a.key}` });
-    axes.push({ name: a.key, values: v });
-  }
-  let combos: Array<{ parts: string[]; value: Record<string, unknown> }> = [{ parts: [], value: {} }];
-  for (const axis of axes) {
-    const next: typeof combos = [];
-    for (const c of combos) {
-      axis.values.forEach((x, i) => {
-        next.push({ parts: [...c.parts, `${axis.name}=${label(x, i)}`], value: { ...c.value, [axis.name]: x } });
-      });
-    }
-    combos = next;
-  }
-  return combos.map((c) => ({ suffix: c.parts.join(','), value: c.value }));
-}
-
-/** Item-independent checks of a stage (template): known keys, nested mappings' keys, cmd XOR uses. */
-function checkStageShape(m: YMap, stage: string, bag: DiagnosticBag): boolean {
-  const before = bag.items.length;
-  const hint: Record<string, string> = {
-    foreach: ' (`foreach:` goes next to `do:`, at the stage level)',
-    matrix: ' (`matrix:` goes next to `do:`, at the stage level)',
-    command: ' (did you mean `cmd`?)',
-    run: ' (did you mean `cmd`?)',
-    inputs: ' (did you mean `deps`?)',
-    outputs: ' (did you mean `outs`?)',
-  };
-  checkKeys(m, STAGE_KEYS, bag, `stage \`${stage}\``, { stage, hint });
-  const sub: Array<[string, Record<string, string>]> = [
-    ['resources', RESOURCE_KEYS],
-    ['slurm', SLURM_KEYS],
-  ];
-  for (const [k, keys] of sub) {
-    const e = m.byKey.get(k);
-    if (e?.value.t === 'map') checkKeys(e.value, keys, bag, `\`${k}:\``, { stage, field: k });
-  }
-  const r = m.byKey.get('retries');
-  if (r?.value.t === 'map') checkKeys(r.value, RETRY_KEYS, bag, '`retries:`', { stage, field: 'retries' });
-  for (const k of ['outs', 'metrics']) {
-    const e = m.byKey.get(k);
-    const items = e?.value.t === 'seq' ? e.value.items : e ? [e.value] : [];
-    for (const it of items) if (it.t === 'map') checkKeys(it, OUT_KEYS, bag, `an entry of \`${k}:\``, { stage, field: k });
-  }
-  const cmd = m.byKey.get('cmd');
-  const uses = m.byKey.get('uses');
-  if (cmd && uses) {
-    bag.error('a stage has either `cmd:` or `uses:`, not both', uses.keyLoc.span, { stage, field: 'uses' });
-  } else if (!cmd && !uses) {
-    const at = m.entries[0]?.keyLoc ?? m.loc;
-    bag.error('a stage needs `cmd:` (a shell command) or `uses:` (a built-in stage kind)', at.span, { stage });
-  }
-  if (m.byKey.has('with') && !uses) {
-    bag.error('`with:` configures a `uses:` stage; a `cmd:` stage has no `with:`', m.byKey.get('with')!.keyLoc.span, { stage, field: 'with' });
-  }
-  return bag.items.length === before || !!(cmd || uses);
-}
 
 const NO_FIELDS: StageDraft['withFields'] = new Map();
 /** Where each `with:` field is written; the same for every expansion of a template, so computed once. */
@@ -459,162 +346,3 @@ function buildStage(m: YMap, name: string, d: StageDecl, scope: Scope, ctx: Expa
   return s;
 }
 
-/** deps / outs / metrics: a path, `{path, cache, metric}` (outs, metrics), or a list of those. */
-function pathField(e: YEntry | undefined, field: 'deps' | 'outs' | 'metrics', s: StageDraft, scope: Scope, sink: Sink, ctx: ExpandContext): void {
-  if (!e) return;
-  if (e.value.t === 'scalar' && e.value.value === null) return;
-  const items = e.value.t === 'seq' ? e.value.items : [e.value];
-  items.forEach((it, i) => {
-    const f = e.value.t === 'seq' ? `${field}[${i}]` : field;
-    let cache = true;
-    let metric = field === 'metrics';
-    let pathNode: YNode = it;
-    if (it.t === 'map') {
-      if (field === 'deps') {
-        sink.error('a dep is a path string (a trailing `/` for a directory), not a mapping', it.loc, f);
-        return;
-      }
-      const p = it.byKey.get('path');
-      if (!p) {
-        sink.error(`an entry of \`${field}\` written as a mapping needs \`path:\``, it.loc, f);
-        return;
-      }
-      pathNode = p.value;
-      const c = it.byKey.get('cache');
-      if (c) {
-        const v = interpolateNode(c.value, scope, sink, `${f}.cache`);
-        if (typeof v === 'boolean') cache = v;
-        else if (v !== undefined) sink.error(`\`cache\` must be true or false, not ${typeName(v)}`, c.value.loc, `${f}.cache`);
-      }
-      const mt = it.byKey.get('metric');
-      if (mt) {
-        const v = interpolateNode(mt.value, scope, sink, `${f}.metric`);
-        if (typeof v === 'boolean') metric = v;
-        else if (v !== undefined) sink.error(`\`metric\` must be true or false, not ${typeName(v)}`, mt.value.loc, `${f}.metric`);
-      }
-    }
-    const v = interpolateNode(pathNode, scope, sink, f);
-    if (v === undefined) return;
-    // `${vars.files}` may give a list of paths.
-    const values = Array.isArray(v) ? v : [v];
-    for (let raw of values) {
-      if (typeof raw === 'number') raw = String(raw); // a file named `2024`
-      if (typeof raw !== 'string') {
-        sink.error(`\`${field}\` entries are path strings, not ${typeName(raw)}`, pathNode.loc, f);
-        continue;
-      }
-      addPath(s, field === 'deps' ? 'dep' : 'out', raw, pathNode.loc, f, sink, ctx.workdir, ctx.fields, { cache: cache && s.cacheOuts, metric });
-    }
-  });
-}
-
-/**
- * The YAML field each dep/out was written in (`deps[1]`, `with.model`), for diagnostics found later. Keyed by the
- * span object, which every expansion of one template node shares: one entry per written path, not per stage.
- */
-export type FieldsBySpan = Map<SourceSpan, string>;
-
-/** Normalise one path and add it as a dep or an out; outs must stay inside the workspace. */
-export function addPath(
-  s: { deps: DepSpec[]; outs: OutSpec[] },
-  role: 'dep' | 'out',
-  raw: string,
-  loc: Loc,
-  field: string,
-  sink: Pick<Sink, 'error'>,
-  workdir: string,
-  fields: FieldsBySpan,
-  out: { cache: boolean; metric: boolean } = { cache: true, metric: false },
-): string | undefined {
-  const n = normalisePath(raw, workdir);
-  if (!n.ok) {
-    sink.error(`\`${raw}\` is not a usable path: it is ${n.reason}`, loc, field);
-    return undefined;
-  }
-  if (role === 'out') {
-    if (n.outside) {
-      sink.error(
-        `out \`${raw}\` is outside the workspace (${workdir}); outs must be workspace-relative paths (no absolute paths, no \`..\` escaping it)`,
-        loc,
-        field,
-      );
-      return undefined;
-    }
-    const span = loc.span;
-    if (!fields.has(span)) fields.set(span, field);
-    s.outs.push({ path: n.path, cache: out.cache, metric: out.metric, span });
-  } else {
-    const span = loc.span;
-    if (!fields.has(span)) fields.set(span, field);
-    s.deps.push({ path: n.path, span });
-  }
-  return n.path;
-}
-
-function resourcesField(e: YEntry, s: StageDraft, scope: Scope, sink: Sink): void {
-  if (e.value.t !== 'map') {
-    sink.error(`\`resources\` must be a mapping like \`{cpus: 4, mem: 8G, gpus: 1, time: 01:00:00}\`, not ${nodeTypeName(e.value)}`, e.value.loc, 'resources');
-    return;
-  }
-  for (const r of e.value.entries) {
-    const field = `resources.${r.key}`;
-    const v = interpolateNode(r.value, scope, sink, field);
-    if (v === undefined || v === null) continue;
-    const loc = r.value.loc;
-    switch (r.key) {
-      case 'cpus':
-        if (typeof v === 'number' && v > 0) s.resources.cpus = v;
-        else sink.error(`\`cpus\` must be a number > 0, not \`${String(v)}\``, loc, field);
-        break;
-      case 'gpus':
-        if (typeof v === 'number' && Number.isInteger(v) && v >= 0) s.resources.gpus = v;
-        else sink.error(`\`gpus\` must be a whole number ≥ 0, not \`${String(v)}\``, loc, field);
-        break;
-      case 'mem': {
-        const b = parseMem(v);
-        if (b === undefined) sink.error(`\`mem: ${String(v)}\` is not a memory size: write bytes or a number with K, M, G or T (e.g. \`512M\`, \`8G\`)`, loc, field);
-        else s.resources.memBytes = b;
-        break;
-      }
-      case 'time': {
-        const t = parseTime(v);
-        if (t === undefined) sink.error(`\`time: ${String(v)}\` is not a duration: write seconds, \`90m\`, \`1h30m\` or \`01:30:00\``, loc, field);
-        else s.resources.timeSec = t;
-        break;
-      }
-    }
-  }
-}
-
-/** `slurm:` options (stage- or settings-level). Undefined when invalid (reported). */
-export function slurmOptions(n: YNode, scope: Scope, sink: Sink, field: string): SlurmOptions | undefined {
-  if (n.t !== 'map') {
-    sink.error(`\`slurm\` must be a mapping (partition, account, qos, constraint, gpu_flag, extra), not ${nodeTypeName(n)}`, n.loc, field);
-    return undefined;
-  }
-  const o: SlurmOptions = {};
-  for (const e of n.entries) {
-    const f = `${field}.${e.key}`;
-    const v = interpolateNode(e.value, scope, sink, f);
-    if (v === undefined || v === null) continue;
-    switch (e.key) {
-      case 'partition':
-      case 'account':
-      case 'qos':
-      case 'constraint':
-        if (typeof v === 'string' || typeof v === 'number') o[e.key] = String(v);
-        else sink.error(`\`${e.key}\` must be a string, not ${typeName(v)}`, e.value.loc, f);
-        break;
-      case 'gpu_flag':
-        if (v === 'gres' || v === 'gpus') o.gpuFlag = v;
-        else sink.error(`\`gpu_flag\` must be \`gres\` or \`gpus\`, not \`${String(v)}\``, e.value.loc, f);
-        break;
-      case 'extra':
-        if (Array.isArray(v) && v.every((x) => typeof x === 'string')) o.extra = v as string[];
-        else if (typeof v === 'string') o.extra = [v];
-        else sink.error('`extra` must be a list of sbatch flags (strings)', e.value.loc, f);
-        break;
-    }
-  }
-  return o;
-}

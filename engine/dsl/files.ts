@@ -5,7 +5,8 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { DiagnosticBag, displayPath } from './diagnostics.js';
-import { checkKeys, type StageDecl } from './expand.js';
+import type { StageDecl } from './expand.js';
+import { checkKeys } from './shape.js';
 import { nodeTypeName, parseYaml, toPlain, type Loc, type YEntry, type YMap, type YNode } from './load.js';
 import { FRAGMENT_KEYS, TOP_KEYS } from './schema.js';
 

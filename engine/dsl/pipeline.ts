@@ -10,11 +10,13 @@ import type { Pipeline, SlurmOptions, SourceSpan, StageSpec } from '../model.js'
 import { err, ok, type Result } from '../result.js';
 import type { Resources, StageManifest } from '../stage-api.js';
 import { DiagnosticBag, sortDiagnostics, type Diagnostic } from './diagnostics.js';
-import { checkKeys, expandStages, slurmOptions, type StageDraft } from './expand.js';
+import { expandStages, type StageDraft } from './expand.js';
+import { checkKeys } from './shape.js';
+import { slurmOptions } from './stage-fields.js';
 import { collectStageDecls, readParamsFile, readText, readUnits, section, stringList } from './files.js';
 import { interpolateNode, type Scope, type Sink } from './interpolate.js';
 import { nodeTypeName, parseYaml, toPlain, typeName, type Loc, type YMap } from './load.js';
-import { applyOverride, deepMerge, isPlainMap, parseOverride, type PlainMap } from './params.js';
+import { applyOverride, deepMerge, parseOverride, type PlainMap } from './params.js';
 import { TOP_KEYS, SETTINGS_KEYS, SLURM_KEYS } from './schema.js';
 import { validatePipeline } from './validate.js';
 import { applyWith } from './with.js';

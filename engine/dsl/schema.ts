@@ -97,7 +97,6 @@ export const OUT_KEYS: Keys = {
 type Json = Record<string, unknown>;
 
 const interp = { type: 'string', pattern: '^\\$\\{[^}]+\\}$', description: 'A `${...}` interpolation.' };
-const str = (description: string): Json => ({ type: 'string', description });
 const orInterp = (s: Json): Json => ({ anyOf: [s, interp], description: s.description });
 
 function obj(keys: Keys, props: Record<string, Json>, extra: Json = {}): Json {

@@ -7,7 +7,7 @@ import path from 'node:path';
 import type { Pipeline, SourceSpan, StageSpec } from '../model.js';
 import { buildDag, OutIndex } from '../graph.js';
 import { DiagnosticBag, displayPath, editDistance } from './diagnostics.js';
-import type { FieldsBySpan } from './expand.js';
+import type { FieldsBySpan } from './stage-fields.js';
 
 const MAX_SUGGESTIONS = 20;
 

@@ -4,7 +4,8 @@
  */
 import type { FieldSpec, StageManifest } from '../stage-api.js';
 import { DiagnosticBag, didYouMean } from './diagnostics.js';
-import { addPath, type FieldsBySpan, type StageDraft } from './expand.js';
+import type { StageDraft } from './expand.js';
+import { addPath, type FieldsBySpan } from './stage-fields.js';
 import { typeName, type Loc } from './load.js';
 import { isPlainMap } from './params.js';
 
