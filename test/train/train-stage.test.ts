@@ -93,4 +93,14 @@ describe('train/classifier', () => {
     await expect(run({ ...ctx, signal: abort.signal })).rejects.toThrow(/stage train@c: training cancelled/);
     expect(existsSync(join(ws.dir, 'c/m.json'))).toBe(false);
   });
+
+  it('resizes shards to image_size when they differ (model input and infer follow the model)', async () => {
+    const ctx = makeContext(ws.dir, 'train@r', withDefaults({
+      shards: 'shards/', model: 'rs/model/', metrics: 'rs/m.json', epochs: 1, arch: 'tiny_cnn', image_size: 24,
+    }));
+    await run(ctx);
+    const json = JSON.parse(await readFile(join(ws.dir, 'rs/model/best/model.json'), 'utf8'));
+    expect(json.userDefinedMetadata.imageSize).toBe(24);
+    expect(JSON.stringify(json.modelTopology)).toContain('[null,24,24,1]');
+  });
 });
