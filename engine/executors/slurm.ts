@@ -49,6 +49,7 @@ interface Tracked {
   cancelledByUs: boolean;
   missingSince?: number;
   host?: string;
+  onAbort?: () => void;
 }
 
 interface Waiting {
@@ -56,6 +57,7 @@ interface Waiting {
   hooks: JobHooks;
   resolve: (r: JobResult) => void;
   cancelled: boolean;
+  onAbort?: () => void;
 }
 
 export class SlurmExecutor implements Executor {
@@ -108,10 +110,11 @@ export class SlurmExecutor implements Executor {
   // ---- submission ---------------------------------------------------------------------------------------------
 
   private enqueue(w: Waiting): void {
-    const onAbort = () => {
+    // Many jobs share one session signal: every listener added here is removed when its job settles.
+    w.onAbort = () => {
       w.cancelled = true;
     };
-    w.hooks.signal.addEventListener('abort', onAbort, { once: true });
+    w.hooks.signal.addEventListener('abort', w.onAbort, { once: true });
     if (this.opts.arrayWindowMs <= 0) {
       void this.submit([w]);
       return;
@@ -132,9 +135,10 @@ export class SlurmExecutor implements Executor {
 
   private async submit(waiting: Waiting[]): Promise<void> {
     const now = Date.now();
+    for (const w of waiting) if (w.onAbort) w.hooks.signal.removeEventListener('abort', w.onAbort);
     const live = waiting.filter((w) => {
-      if (w.cancelled) w.resolve(cancelledResult(now));
-      return !w.cancelled;
+      if (w.cancelled || w.hooks.signal.aborted) w.resolve(cancelledResult(now));
+      return !(w.cancelled || w.hooks.signal.aborted);
     });
     if (live.length === 0) return;
     const dir = this.opts.stateDir;
@@ -195,7 +199,7 @@ export class SlurmExecutor implements Executor {
         await this.registry.put(record);
         w.hooks.onState?.(`submitted as SLURM job ${jobId}`);
         this.track(record, w.job, w.hooks, w.resolve, now, 0);
-        if (w.cancelled) void this.cancel(this.active.get(jobId)!);
+        if (w.hooks.signal.aborted) void this.cancel(this.active.get(jobId)!);
       }),
     );
   }
@@ -225,7 +229,8 @@ export class SlurmExecutor implements Executor {
   private track(record: SubmittedJob, job: Job, hooks: JobHooks, resolve: (r: JobResult) => void, startedAt: number, logOffset: number): void {
     const t: Tracked = { jobId: record.jobId, job, hooks, resolve, record, startedAt, started: false, lastState: '', logOffset, cancelledByUs: false };
     this.active.set(record.jobId, t);
-    hooks.signal.addEventListener('abort', () => void this.cancel(t), { once: true });
+    t.onAbort = () => void this.cancel(t);
+    hooks.signal.addEventListener('abort', t.onAbort, { once: true });
     this.interval = this.opts.pollMinMs;
     this.schedulePoll(true);
   }
@@ -309,6 +314,7 @@ export class SlurmExecutor implements Executor {
 
   private finish(t: Tracked, v: { status: JobResult['status']; failure?: JobResult['failure']; reason: string; exitCode: number | null; signal: string | null }): void {
     this.active.delete(t.jobId);
+    if (t.onAbort) t.hooks.signal.removeEventListener('abort', t.onAbort);
     void this.registry.remove(t.record.key);
     t.resolve({ ...v, startedAt: t.startedAt, endedAt: Date.now(), jobId: t.jobId, ...(t.host ? { host: t.host } : {}) });
   }
