@@ -51,6 +51,10 @@ describe('synth/cxr', () => {
     expect(Object.keys(a).length).toBeGreaterThan(6);
     expect(b).toEqual(a);
     expect(Object.values(c).filter((h) => Object.values(a).includes(h))).toEqual([]);
+    // Worker threads (cpus > 1) write the same bytes as the single-threaded path.
+    await run(makeCtx(ws.dir, base({ out: 'data/w1', format: 'dicom', patients: 30 }), { cpus: 1 }));
+    await run(makeCtx(ws.dir, base({ out: 'data/w2', format: 'dicom', patients: 30 }), { cpus: 2 }));
+    expect(await digestTree(join(ws.dir, 'data/w2'))).toEqual(await digestTree(join(ws.dir, 'data/w1')));
     // PNG output is deterministic too (sharp's encoder is).
     for (const out of ['data/p1', 'data/p2']) await run(makeCtx(ws.dir, base({ out, layout: 'nih' })));
     expect(await digestTree(join(ws.dir, 'data/p2'))).toEqual(await digestTree(join(ws.dir, 'data/p1')));

@@ -1,22 +1,21 @@
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { stringify } from 'csv-stringify/sync';
 import { StageError, type StageContext } from '../../../engine/stage-api.js';
-import { encodeGrayPng, quantize } from '../../lib/png.js';
 import {
   DEFAULT_AGES,
   DEFAULT_PREVALENCE,
   LAYOUTS,
   drawCohort,
-  formatAgeString,
   type AgeDistribution,
   type Layout,
   type SynthImage,
 } from './cohort.js';
-import { drawEncoding, encodeDisplay, encodeJpeg2000, writeDicom } from './dicom.js';
 import { layoutFiles, type ImageFormat } from './layouts.js';
-import { renderPhantom } from './phantom.js';
+import { RenderPool } from './pool.js';
 import { createRng } from './prng.js';
+import { synthesizeImage } from './render.js';
 
 export interface SynthWith {
   out: string;
@@ -93,30 +92,6 @@ export function resolveOptions(stage: string, w: SynthWith) {
   };
 }
 
-/** Render one image and encode it in the requested format; returns the file bytes and the measured CTR. */
-export async function synthesizeImage(
-  img: SynthImage,
-  size: number,
-  format: ImageFormat,
-  monochrome1Fraction: number,
-  seed: string,
-  compression: SynthWith['compression'] = 'none',
-): Promise<{ bytes: Buffer; measuredCtr: number; photometric?: string }> {
-  const rng = createRng(seed).fork(`render/${img.index}`);
-  const ph = renderPhantom({ size, anatomy: img.anatomy, findings: img.findings, exposure: img.exposure }, rng);
-  if (format === 'dicom') {
-    const enc = drawEncoding(rng, monochrome1Fraction);
-    const stored = encodeDisplay(ph.image, enc);
-    const age = img.ageDays === null ? null : formatAgeString(img.ageDays);
-    const j2k = compression === 'jpeg2000' ? await encodeJpeg2000(stored, size) : undefined;
-    const bytes = writeDicom(stored, size, enc, { age, sex: img.sex, id: img.patientId }, rng, j2k);
-    return { bytes, measuredCtr: ph.measuredCtr, photometric: enc.photometric };
-  }
-  const depth = format === 'png16' ? 16 : 8;
-  const bytes = await encodeGrayPng({ width: size, height: size, depth, data: quantize(ph.image, depth) });
-  return { bytes, measuredCtr: ph.measuredCtr };
-}
-
 export async function run(ctx: StageContext<SynthWith>): Promise<void> {
   const w = ctx.with;
   const opts = resolveOptions(ctx.stage, w);
@@ -132,33 +107,52 @@ export async function run(ctx: StageContext<SynthWith>): Promise<void> {
   ctx.log(`synthesizing ${images.length} ${opts.format} images of ${w.patients} patients in the ${w.layout} layout`);
   ctx.progress({ done: 0, total: images.length, unit: 'images' });
 
-  const truth: unknown[][] = [];
+  const truth: unknown[][] = new Array(images.length);
   const made = new Set<string>();
-  try {
-    for (const img of images) {
-      if (ctx.signal.aborted) throw new StageError(`stage ${ctx.stage}: cancelled`);
-      const rel = files.imagePath(img);
-      const dir = dirname(join(tmp, rel));
+  const seed = `${w.seed}/${w.layout}`;
+  // Rendering is plain JS: with more than one CPU granted, spread it over worker threads (same bytes either way).
+  const workers = Math.min(ctx.resources.cpus || 1, availableParallelism(), Math.ceil(images.length / 8));
+  const pool = workers > 1 ? new RenderPool(workers) : null;
+  let done = 0;
+  const one = async (img: SynthImage): Promise<void> => {
+    if (ctx.signal.aborted) throw new StageError(`stage ${ctx.stage}: cancelled`);
+    const rel = files.imagePath(img);
+    const file = join(tmp, rel);
+    let r: { measuredCtr: number; photometric?: string };
+    if (pool) {
+      r = await pool.render({ id: img.index, img, file, size: w.size, format: opts.format, monochrome1Fraction: opts.monochrome1Fraction, seed, compression: w.compression ?? 'none' });
+    } else {
+      const dir = dirname(file);
       if (!made.has(dir)) await mkdir(dir, { recursive: true }), made.add(dir);
-      const { bytes, measuredCtr, photometric } = await synthesizeImage(img, w.size, opts.format, opts.monochrome1Fraction, `${w.seed}/${w.layout}`, w.compression);
-      await writeFile(join(tmp, rel), bytes);
-      truth.push([
-        img.imageId,
-        img.patientId,
-        rel,
-        img.ageDays ?? '',
-        img.ageDays === null ? '' : (img.ageDays / 365.25).toFixed(3),
-        img.sex,
-        img.cardiomegaly ? 1 : 0,
-        img.findings.join('|'),
-        img.anatomy.ctr.toFixed(4),
-        measuredCtr.toFixed(4),
-        img.view,
-        photometric ?? '',
-      ]);
-      if ((img.index + 1) % 10 === 0 || img.index + 1 === images.length)
-        ctx.progress({ done: img.index + 1, total: images.length, unit: 'images' });
+      const out = await synthesizeImage(img, w.size, opts.format, opts.monochrome1Fraction, seed, w.compression);
+      await writeFile(file, out.bytes);
+      r = out;
     }
+    truth[img.index] = [
+      img.imageId,
+      img.patientId,
+      rel,
+      img.ageDays ?? '',
+      img.ageDays === null ? '' : (img.ageDays / 365.25).toFixed(3),
+      img.sex,
+      img.cardiomegaly ? 1 : 0,
+      img.findings.join('|'),
+      img.anatomy.ctr.toFixed(4),
+      r.measuredCtr.toFixed(4),
+      img.view,
+      r.photometric ?? '',
+    ];
+    done++;
+    if (done % 10 === 0 || done === images.length) ctx.progress({ done, total: images.length, unit: 'images' });
+  };
+  try {
+    if (pool) {
+      let next = 0;
+      const lane = async (): Promise<void> => {
+        while (next < images.length) await one(images[next++]!);
+      };
+      await Promise.all(Array.from({ length: workers * 2 }, lane));
+    } else for (const img of images) await one(img);
     for (const [rel, text] of Object.entries(files.csv)) {
       await mkdir(dirname(join(tmp, rel)), { recursive: true });
       await writeFile(join(tmp, rel), text);
@@ -177,6 +171,8 @@ export async function run(ctx: StageContext<SynthWith>): Promise<void> {
   } catch (e) {
     await rm(tmp, { recursive: true, force: true });
     throw e;
+  } finally {
+    await pool?.close();
   }
   const positives = images.filter((i) => i.cardiomegaly).length;
   ctx.record({ synth: { layout: w.layout, images: images.length, patients: w.patients, format: opts.format, cardiomegaly: positives } });
