@@ -12,7 +12,7 @@ import { openShards, type ShardSet } from '../lib/shards.js';
 import { BackendUnavailableError, selectBackend } from '../lib/tf/backend.js';
 import { loadModel, MODEL_JSON, ModelLoadError } from '../lib/tf/model-io.js';
 import { joinSplits, parseLabel, RowSetError, selectSplit } from '../lib/tf/rowset.js';
-import { predictRows } from '../train/classifier/trainer.js';
+import { predictRows } from '../lib/tf/predict.js';
 import { predictionsCsv, type RowPrediction } from './format.js';
 
 export interface InferWith {

@@ -14,6 +14,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { ShardSet } from '../../lib/shards.js';
 import { AdamW, clipByGlobalNorm } from '../../lib/tf/adamw.js';
 import { toInputTensor } from '../../lib/tf/images.js';
+import { predictRows } from '../../lib/tf/predict.js';
 import { auroc, averagePrecision } from '../../lib/tf/metrics.js';
 import { mixBatch, sampleLambda } from '../../lib/tf/mixup.js';
 import { buildModel, type Arch } from '../../lib/tf/models.js';
@@ -198,33 +199,6 @@ export function trainStep(
 
 function globalNorm(grads: tf.NamedTensorMap): number {
   return tf.tidy(() => tf.sqrt(tf.addN(Object.values(grads).map((g) => tf.sum(tf.square(g)))))).dataSync()[0]!;
-}
-
-/** Softmax probabilities [n, 2] and raw logits for the given rows, in batches (eval mode). */
-export async function predictRows(
-  model: tf.LayersModel,
-  set: ShardSet,
-  rows: readonly number[],
-  norm: { imageSize: number; mean: number; std: number },
-  batchSize: number,
-  onBatch?: (done: number) => void,
-): Promise<{ probs: Float32Array; logits: Float32Array }> {
-  const { height, width } = set.index;
-  const probs = new Float32Array(rows.length * 2);
-  const logits = new Float32Array(rows.length * 2);
-  for (let i = 0; i < rows.length; i += batchSize) {
-    const idx = rows.slice(i, i + batchSize);
-    const px = await set.readBatch(idx);
-    const [p, l] = tf.tidy(() => {
-      const x = toInputTensor(px, idx.length, height, width, norm.imageSize, norm.mean, norm.std);
-      const out = model.predict(x) as tf.Tensor2D;
-      return [tf.softmax(out).dataSync(), out.dataSync()];
-    });
-    probs.set(p!, i * 2);
-    logits.set(l!, i * 2);
-    onBatch?.(Math.min(rows.length, i + batchSize));
-  }
-  return { probs, logits };
 }
 
 async function evaluate(
