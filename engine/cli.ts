@@ -135,6 +135,9 @@ function exitCodeFor(e: unknown): number {
     return e.exitCode === 0 ? 0 : 2;
   }
   if (e instanceof DiagnosticsError) {
+    if (process.argv.includes('--json')) {
+      process.stdout.write(`${JSON.stringify({ type: 'diagnostics', formatted: e.formatted, diagnostics: e.diagnostics, at: Date.now() })}\n`);
+    }
     for (const f of e.formatted) process.stderr.write(`${f}\n`);
     process.stderr.write(`pipe: ${e.diagnostics.length} problem(s); nothing was run.\n`);
     return 2;
