@@ -2,7 +2,7 @@
  * Reading the files a pipeline is made of: the main YAML, its `include:` fragments (recursively, relative to the
  * including file), and params files. This is the only part of the DSL that touches the disk.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { DiagnosticBag, displayPath } from './diagnostics.js';
 import type { StageDecl } from './expand.js';
@@ -60,25 +60,84 @@ export function readUnits(mainFile: string, root: YMap, bag: DiagnosticBag): Uni
           bag.error(`\`include\` lists fragment files (paths relative to ${displayPath(file)}), not ${nodeTypeName(it)}`, it.loc.span, { field: 'include' });
           continue;
         }
-        const target = path.resolve(path.dirname(file), it.value);
-        if (stack.includes(target)) {
-          bag.error(`include cycle: ${[...stack, target].map(displayPath).join(' → ')}`, it.loc.span, { field: 'include' });
-          continue;
+        let targets = [path.resolve(path.dirname(file), it.value)];
+        if (/[*?[]/.test(it.value)) {
+          targets = globFiles(path.dirname(file), it.value).filter((t) => t !== file);
+          if (targets.length === 0) bag.warning(`\`include: ${it.value}\` matches no file`, it.loc.span, { field: 'include' });
         }
-        if (seen.has(target)) continue; // already included elsewhere (a diamond): read once
-        seen.add(target);
-        const fr = readYamlMap(target, bag, it.loc);
-        if (!fr) continue;
-        const hint: Record<string, string> = {};
-        for (const k of Object.keys(TOP_KEYS)) if (!(k in FRAGMENT_KEYS)) hint[k] = ` (\`${k}:\` is only allowed in the main pipeline file)`;
-        checkKeys(fr, FRAGMENT_KEYS, bag, `fragment ${displayPath(target)}`, { hint });
-        visit(target, fr, false, [...stack, target]);
+        for (const target of targets) {
+          if (stack.includes(target)) {
+            bag.error(`include cycle: ${[...stack, target].map(displayPath).join(' → ')}`, it.loc.span, { field: 'include' });
+            continue;
+          }
+          if (seen.has(target)) continue; // already included elsewhere (a diamond): read once
+          seen.add(target);
+          const fr = readYamlMap(target, bag, it.loc);
+          if (!fr) continue;
+          const hint: Record<string, string> = {};
+          for (const k of Object.keys(TOP_KEYS)) if (!(k in FRAGMENT_KEYS)) hint[k] = ` (\`${k}:\` is only allowed in the main pipeline file)`;
+          checkKeys(fr, FRAGMENT_KEYS, bag, `fragment ${displayPath(target)}`, { hint });
+          visit(target, fr, false, [...stack, target]);
+        }
       }
     }
     units.push({ file, root: r, main });
   };
   visit(mainFile, root, true, [mainFile]);
   return units;
+}
+
+/**
+ * Files matching a relative glob (`paper/*.yaml`, `parts/?-[ab].yml`): `*`, `?` and `[...]` within one path
+ * segment (no `**`), sorted, so the include order is stable.
+ */
+export function globFiles(base: string, pattern: string): string[] {
+  let current = [path.resolve(base, pattern.startsWith('/') ? '/' : '.')];
+  const segments = pattern.split('/').filter((s) => s !== '' && s !== '.');
+  segments.forEach((seg, i) => {
+    const last = i === segments.length - 1;
+    const next: string[] = [];
+    for (const dir of current) {
+      if (!/[*?[]/.test(seg)) {
+        next.push(path.join(dir, seg));
+        continue;
+      }
+      const re = segmentRegExp(seg);
+      let entries: import('node:fs').Dirent[];
+      try {
+        entries = readdirSync(dir, { withFileTypes: true });
+      } catch {
+        continue;
+      }
+      for (const e of entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+        if (e.name.startsWith('.') && !seg.startsWith('.')) continue;
+        if (!re.test(e.name)) continue;
+        if (last ? e.isFile() || e.isSymbolicLink() : e.isDirectory() || e.isSymbolicLink()) next.push(path.join(dir, e.name));
+      }
+    }
+    current = next;
+  });
+  return current.filter((f) => existsSync(f) && statSync(f).isFile());
+}
+
+function segmentRegExp(seg: string): RegExp {
+  let re = '';
+  for (let i = 0; i < seg.length; i++) {
+    const c = seg[i]!;
+    if (c === '*') re += '[^/]*';
+    else if (c === '?') re += '[^/]';
+    else if (c === '[') {
+      const close = seg.indexOf(']', i + 1);
+      if (close < 0) re += '\\[';
+      else {
+        let cls = seg.slice(i + 1, close).replace(/\\/g, '\\\\');
+        if (cls.startsWith('!')) cls = `^${cls.slice(1)}`;
+        re += `[${cls}]`;
+        i = close;
+      }
+    } else re += c.replace(/[.+^${}()|\\]/g, '\\$&');
+  }
+  return new RegExp(`^${re}$`);
 }
 
 /** Stage declarations of every unit; a name defined twice is a diagnostic naming both places. */

@@ -132,6 +132,17 @@ params: {c_only: 3}
     ]);
   });
 
+  it('include globs expand to the matching files, sorted; a glob matching nothing is a warning', async () => {
+    const p = await loadOk(`include: [parts/*.yaml, none/*.yaml]\nstages: {}\n`, {
+      'parts/b.yaml': 'stages:\n  b: {cmd: x, outs: [b]}\n',
+      'parts/a.yaml': 'stages:\n  a: {cmd: x, outs: [a]}\n',
+      'parts/c.yml': 'stages:\n  c: {cmd: x, outs: [c]}\n',
+    });
+    expect(p.stages.map((s) => s.name)).toEqual(['a', 'b']);
+    const { pipelineWarnings } = await import('../../engine/dsl/index.js');
+    expect(pipelineWarnings(p).map((d) => d.message)).toEqual(['`include: none/*.yaml` matches no file']);
+  });
+
   it('an include cycle and a missing include are errors', async () => {
     const e = await loadErr(`include: [x.yaml, missing.yaml]\nstages: {}\n`, { 'x.yaml': 'include: [pipeline.yaml]\n' });
     expect(e.located).toEqual([
