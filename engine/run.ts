@@ -160,6 +160,7 @@ export async function runStages(opts: RunOptions): Promise<RunSummary> {
   emit({ type: 'run-start', pipeline: pipeline.file, stages: order, jobs: opts.machine.jobs, dryRun: false });
 
   const finish = (o: StageOutcome, extra: { logFile?: string; logTail?: string } = {}): void => {
+    if (outcomes.has(o.stage)) return; // an error after a stage ended must not end it twice
     outcomes.set(o.stage, o);
     emit({
       type: 'stage-end',
@@ -216,15 +217,24 @@ export async function runStages(opts: RunOptions): Promise<RunSummary> {
         lockEntries.set(name, lockEntry(stage, d.info, ws.index.get(name)!.outputs));
         return finish({ stage: name, status: 'up-to-date', reason: 'up to date', durationMs: Date.now() - t0, key: d.info.key, ...(d.record ? { record: d.record } : {}) });
       }
+      let reasons = d.reasons;
       if (d.action === 'restore') {
         if (stopping) return finish({ stage: name, status: signal.aborted ? 'cancelled' : 'skipped', reason: stopping, durationMs: 0 });
         forgetOutputs(stage);
-        await restore(stage, d.record);
-        forgetOutputs(stage);
-        const outputs = await indexedOutputs(stage, ws);
-        ws.index.set(name, { key: d.info.key, outputs });
-        lockEntries.set(name, lockEntry(stage, d.info, outputs));
-        return finish({ stage: name, status: 'restored', reason: d.reasons.join('; '), durationMs: Date.now() - t0, key: d.info.key, record: d.record });
+        try {
+          await restore(stage, d.record);
+          forgetOutputs(stage);
+          const outputs = await indexedOutputs(stage, ws);
+          ws.index.set(name, { key: d.info.key, outputs });
+          lockEntries.set(name, lockEntry(stage, d.info, outputs));
+          return finish({ stage: name, status: 'restored', reason: d.reasons.join('; '), durationMs: Date.now() - t0, key: d.info.key, record: d.record });
+        } catch (e) {
+          // A damaged or vanished cache object: running the stage is always a correct fallback.
+          removeOutputs(stage, ws.root);
+          forgetOutputs(stage);
+          emit({ type: 'warning', stage: name, message: `could not restore ${name} from the cache (${errorText(e)}); running it instead` });
+          reasons = [`restore failed: ${errorText(e)}`];
+        }
       }
       // Run.
       const info = d.info ?? (await computeKey(stage, ws));
@@ -242,11 +252,11 @@ export async function runStages(opts: RunOptions): Promise<RunSummary> {
       }
       if (stopping) return finish({ stage: name, status: signal.aborted ? 'cancelled' : 'skipped', reason: stopping, durationMs: 0 });
       if (executor.name === 'local') {
-        queue.push({ stage, info, reason: d.reasons.join('; '), executor }, req);
+        queue.push({ stage, info, reason: reasons.join('; '), executor }, req);
         pump();
       } else {
         // Remote executors bring their own resources: no local slot is taken.
-        void execute(stage, info, d.reasons.join('; '), executor, undefined);
+        void execute(stage, info, reasons.join('; '), executor, undefined);
       }
     } catch (e) {
       finish({ stage: name, status: 'failed', reason: errorText(e), durationMs: Date.now() - t0 });

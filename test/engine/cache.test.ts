@@ -1,5 +1,5 @@
 // Cache hits and misses for every key field, run-cache restore, and output verification — through the real CLI.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { pipe, reasons, runRecords, statuses, workspace, type Ws } from './helpers.js';
@@ -136,6 +136,23 @@ describe('run cache', () => {
     ws.write('out/f.txt', 'edited again\n');
     expect(run().status).toBe('restored');
     expect(ws.read('out/f.txt')).toBe('b\n');
+  });
+
+  it('falls back to running when a cache object cannot be restored', () => {
+    ws = workspace({ 'p.yaml': `name: rf\nstages:\n  t:\n    cmd: echo hi > out/t.txt; echo run >> count.txt\n    outs: [out/t.txt]\n` });
+    expect(run().status).toBe('ran');
+    const objects = readdirSync(join(ws.dir, '.pipe/cache/objects'), { recursive: true, withFileTypes: true }).filter((e) => e.isFile());
+    expect(objects).toHaveLength(1);
+    const obj = join(objects[0]!.parentPath, objects[0]!.name);
+    rmSync(obj);
+    mkdirSync(obj); // present (so restorable on paper) but unreadable as a file
+    ws.rm('out/t.txt');
+    const r = pipe(ws.dir, ['run', 'p.yaml', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(statuses(r.stdout).t).toBe('ran');
+    expect(r.stdout).toMatch(/could not restore t from the cache/);
+    expect(ws.read('out/t.txt')).toBe('hi\n');
+    expect(ws.read('count.txt')).toBe('run\nrun\n');
   });
 
   it('writes a deterministic lock file next to the YAML', () => {
