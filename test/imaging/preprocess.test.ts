@@ -179,6 +179,24 @@ describe('preprocess/images', () => {
     const set = await openShards(join(ws.dir, 'out/bad'));
     expect(set.rows.map((r) => r['image_id'])).toEqual(['ok', 'ok2']);
     await set.close();
+    // Several bad files among many good ones, with loads in flight when each failure arrives: rows and pixels stay paired.
+    const names: string[] = [];
+    for (let i = 0; i < 12; i++) {
+      const name = `m${i}.png`;
+      if (i === 2 || i === 7) await writeFile(join(dir, name), `broken ${i}`);
+      else await writeFile(join(dir, name), await encodeGrayPng({ width: 8, height: 8, depth: 8, data: new Uint8Array(64).fill(10 * i) }));
+      names.push(name);
+    }
+    await writeFile(join(dir, 'many.csv'), 'image_id,path\n' + names.map((n, i) => `${i},${n}`).join('\n') + '\n');
+    const many = makeCtx(ws.dir, { ...w, metadata: 'bad/many.csv', out: 'out/many/', skip_unreadable: true });
+    await preprocess(many);
+    expect(many.logs.filter((l) => l.startsWith('skipping unreadable image'))).toHaveLength(2);
+    const m = await openShards(join(ws.dir, 'out/many'));
+    const ids = m.rows.map((r) => Number(r['image_id']));
+    expect(ids).toEqual([0, 1, 3, 4, 5, 6, 8, 9, 10, 11]);
+    const px = await m.readBatch(ids.map((_, k) => k));
+    ids.forEach((id, k) => expect(px[k * 64]).toBe(10 * id));
+    await m.close();
     await writeFile(join(dir, 'meta2.csv'), 'image_id,path\nx,nope.png\n');
     await expect(preprocess(makeCtx(ws.dir, { ...w, metadata: 'bad/meta2.csv' }, { stage: 'prep' }))).rejects.toThrow(
       'stage prep: 1 image file(s) listed in the metadata are missing under bad/, e.g. nope.png',

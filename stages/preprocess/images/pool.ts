@@ -14,6 +14,8 @@ export class LoadPool {
   private readonly waiting = new Map<number, { resolve(p: Uint8Array): void; reject(e: Error): void }>();
   private readonly queue: Array<{ req: LoadRequest }> = [];
   private failure: Error | null = null;
+  /** Request ids are the pool's own: callers may abandon requests (skip_unreadable restarts), ids never collide. */
+  private nextId = 0;
 
   constructor(size: number) {
     const ts = import.meta.url.endsWith('.ts');
@@ -53,8 +55,9 @@ export class LoadPool {
     }
   }
 
-  load(req: LoadRequest): Promise<Uint8Array> {
+  load(file: string, size: number): Promise<Uint8Array> {
     if (this.failure) return Promise.reject(this.failure);
+    const req: LoadRequest = { id: this.nextId++, file, size };
     return new Promise((resolve, reject) => {
       this.waiting.set(req.id, { resolve, reject });
       this.queue.push({ req });
@@ -76,7 +79,7 @@ export async function* loadInOrder(pool: LoadPool, files: string[], size: number
   let next = 0;
   const refill = (): void => {
     while (next < files.length && pending.length < window) {
-      const p = pool.load({ id: next, file: files[next]!, size });
+      const p = pool.load(files[next]!, size);
       p.catch(() => undefined); // observed when awaited below; avoid an unhandled rejection meanwhile
       pending.push(p);
       next++;
