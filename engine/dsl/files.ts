@@ -48,7 +48,7 @@ export function readYamlMap(file: string, bag: DiagnosticBag, from?: Loc): YMap 
  * The main file and its fragments, fragments first (depth-first, each after its own includes), main last: the
  * order in which params and vars are merged, so the including file wins.
  */
-export function readUnits(mainFile: string, root: YMap, bag: DiagnosticBag): Unit[] {
+export function readUnits(mainFile: string, root: YMap, bag: DiagnosticBag, globDirs: Set<string> = new Set()): Unit[] {
   const units: Unit[] = [];
   const seen = new Set<string>([mainFile]);
   const visit = (file: string, r: YMap, main: boolean, stack: string[]) => {
@@ -63,6 +63,10 @@ export function readUnits(mainFile: string, root: YMap, bag: DiagnosticBag): Uni
         let targets = [path.resolve(path.dirname(file), it.value)];
         if (/[*?[]/.test(it.value)) {
           targets = globFiles(path.dirname(file), it.value).filter((t) => t !== file);
+          // A file added to (or removed from) the folder changes the pipeline: the folder is a source too.
+          const literal = path.resolve(path.dirname(file), it.value.split('/').filter((s, i, a) => i < a.length - 1 && !/[*?[]/.test(s)).join('/') || '.');
+          if (!/[*?[]/.test(path.dirname(it.value))) globDirs.add(literal);
+          for (const t of targets) globDirs.add(path.dirname(t));
           if (targets.length === 0) bag.warning(`\`include: ${it.value}\` matches no file`, it.loc.span, { field: 'include' });
         }
         for (const target of targets) {

@@ -62,8 +62,9 @@ export async function loadPipeline(file: string, opts: LoadOptions): Promise<Res
   const wd = scalarString(root, 'workdir', bag) ?? '.';
   const workdir = path.resolve(path.dirname(abs), wd);
 
-  const units = readUnits(abs, root, bag);
-  const sourceFiles = units.map((u) => u.file);
+  const globDirs = new Set<string>();
+  const units = readUnits(abs, root, bag, globDirs);
+  const sourceFiles = [...units.map((u) => u.file), ...[...globDirs].filter((d) => existsSync(d))];
 
   // Params: fragments in include order, then the main file (it wins), then params files, then -S.
   let params: PlainMap = {};

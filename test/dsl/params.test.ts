@@ -139,6 +139,7 @@ params: {c_only: 3}
       'parts/c.yml': 'stages:\n  c: {cmd: x, outs: [c]}\n',
     });
     expect(p.stages.map((s) => s.name)).toEqual(['a', 'b']);
+    expect(p.sourceFiles.map((f) => path.relative(path.dirname(p.file), f) || '.')).toEqual(['parts/a.yaml', 'parts/b.yaml', 'pipeline.yaml', 'parts']);
     const { pipelineWarnings } = await import('../../engine/dsl/index.js');
     expect(pipelineWarnings(p).map((d) => d.message)).toEqual(['`include: none/*.yaml` matches no file']);
   });
