@@ -68,6 +68,8 @@ export function workspaceLock(pipeDir: string, command: string, opts: WorkspaceL
   };
 }
 
+const NO_HARDLINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EMLINK']);
+
 /** Exclusive create of a complete lock file; false when it already exists. */
 async function tryCreate(path: string, content: LockFile | { pid: number; host: string; nonce: string; start?: string }): Promise<boolean> {
   const tmp = `${path}.${process.pid}-${randomBytes(6).toString('hex')}`;
@@ -76,7 +78,19 @@ async function tryCreate(path: string, content: LockFile | { pid: number; host: 
     await link(tmp, path);
     return true;
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return false;
+    if (code !== undefined && NO_HARDLINKS.has(code)) {
+      // A filesystem without hard links (some FUSE/SMB mounts): O_EXCL create instead. Readers may then briefly
+      // see an empty file; readLock treats a young unparsable lock as "being written".
+      try {
+        await writeFile(path, `${JSON.stringify(content)}\n`, { flag: 'wx', mode: 0o644 });
+        return true;
+      } catch (e2) {
+        if ((e2 as NodeJS.ErrnoException).code === 'EEXIST') return false;
+        throw e2;
+      }
+    }
     throw e;
   } finally {
     await unlink(tmp).catch(() => undefined);
@@ -101,8 +115,13 @@ async function readLock(path: string): Promise<{ file: LockFile; ino: bigint } |
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     if (e instanceof SyntaxError) {
-      // Not written by us (link(2) creates complete files): a foreign or damaged lock. Report it as held by
-      // "unknown" so the user sees it rather than have us delete a file we do not understand.
+      // Young: being written by the O_EXCL fallback; look again shortly. Old: a foreign or damaged lock, reported
+      // as held by "unknown" so the user sees it rather than have us delete a file we do not understand.
+      const st = await stat(path).catch(() => undefined);
+      if (st && Date.now() - st.mtimeMs < 2000) {
+        await sleep(10);
+        return undefined;
+      }
       return { file: { pid: 0, host: '?', command: `unreadable lock file ${path}`, since: '', nonce: '' }, ino: -1n };
     }
     throw e;

@@ -115,6 +115,19 @@ describe('WorkspaceLock', () => {
     expect((await lock.acquire({ wait: false })).ok).toBe(false);
   });
 
+  it('an unreadable lock file is reported, not deleted', async () => {
+    const d = tempDir();
+    const { mkdirSync, utimesSync, readFileSync } = await import('node:fs');
+    mkdirSync(`${d}/.pipe`);
+    writeFileSync(`${d}/.pipe/lock`, 'not json');
+    const old = new Date(Date.now() - 10_000);
+    utimesSync(`${d}/.pipe/lock`, old, old);
+    const r = await workspaceLock(`${d}/.pipe`, 'me').acquire({ wait: false });
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.holder.command).toContain('unreadable lock file');
+    expect(readFileSync(`${d}/.pipe/lock`, 'utf8')).toBe('not json');
+  });
+
   it('release leaves a lock that is no longer ours', async () => {
     const d = tempDir();
     const r = await workspaceLock(`${d}/.pipe`, 'pipe run').acquire({ wait: false });
