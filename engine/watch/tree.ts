@@ -10,7 +10,7 @@
  */
 import { watch, type FSWatcher } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { within } from './paths.js';
 
 export interface TreeWatcherOptions {
@@ -40,6 +40,11 @@ export class TreeWatcher {
   /** Directories under watch. */
   get size(): number {
     return this.dirs.size;
+  }
+
+  /** False once the root is gone (the caller watches its path for it to come back). */
+  get valid(): boolean {
+    return this.dirs.has(this.root);
   }
 
   close(): void {
@@ -87,11 +92,16 @@ export class TreeWatcher {
 
   private onEvent(dir: string, event: string, name: string | Buffer | null): void {
     if (this.closed) return;
-    const abs = name ? join(dir, name.toString()) : dir;
+    const base = name?.toString();
+    const abs = base ? join(dir, base) : dir;
     if (this.opts.ignore(abs)) return;
     this.opts.onChange(abs);
-    // A rename may have created a directory (watch it) or removed one (stop watching it).
-    if (event === 'rename' && abs !== dir) void this.refresh(abs);
+    if (event !== 'rename') return;
+    // A folder's own removal is reported under its own name; so is a child of the same name. Either way re-watch
+    // the folder: a removed and re-created folder (even one that got the same inode back) needs a new watch.
+    if (!base || base === basename(dir)) void this.refresh(dir);
+    // A child created, removed or renamed: watch it if it is a folder now, forget what was under it before.
+    if (abs !== dir) void this.refresh(abs);
   }
 
   private async refresh(abs: string): Promise<void> {
@@ -102,11 +112,9 @@ export class TreeWatcher {
       // Gone.
     }
     if (this.closed) return;
-    if (isDir) {
-      if (!this.dirs.has(abs)) await this.add(abs);
-    } else {
-      for (const d of [...this.dirs.keys()]) if (within(d, abs)) this.unwatch(d);
-    }
+    if (!isDir && !this.dirs.has(abs) && ![...this.dirs.keys()].some((d) => within(d, abs))) return; // a file
+    for (const d of [...this.dirs.keys()]) if (within(d, abs)) this.unwatch(d);
+    if (isDir) await this.add(abs);
   }
 
   private unwatch(dir: string): void {
@@ -114,3 +122,4 @@ export class TreeWatcher {
     this.dirs.delete(dir);
   }
 }
+

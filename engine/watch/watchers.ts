@@ -58,7 +58,8 @@ export class WatchSet {
     for (const [p, w] of this.missing) if (!wantMissing.has(p)) (w.close(), this.missing.delete(p));
     for (const p of wantMissing) if (!this.missing.has(p)) this.watchMissing(p);
 
-    for (const [p, t] of this.trees) if (!wantTrees.has(p)) (t.close(), this.trees.delete(p));
+    // A tree whose root went away or was replaced by a new folder of the same name is watched afresh.
+    for (const [p, t] of this.trees) if (!wantTrees.has(p) || !t.valid) (t.close(), this.trees.delete(p));
     const starting: Promise<void>[] = [];
     for (const p of wantTrees) {
       if (this.trees.has(p)) continue;

@@ -1,6 +1,6 @@
 // `pipe watch` through the real CLI on temp workspaces: edits to deps, params and the YAML itself, bursts of saves,
 // and writes the watcher must ignore. Every assertion is about the JSON events the watcher prints.
-import { writeFileSync } from 'node:fs';
+import { renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { lastCycle, startWatch, workspace, type Watcher, type Ws } from './helpers.js';
@@ -100,8 +100,9 @@ stages:
     expect(plan.reasons!.join(' ')).toMatch(/param m: 1 → 2/);
     expect(ws.read('out/z.txt')).toBe('m=2\n');
 
-    // Back to m: 1: both runs are in the cache.
-    ws.write('p.yaml', ws.read('p.yaml').replace('m: 2', 'm: 1'));
+    // Back to m: 1, saved the way many editors do (write a temp file, rename it over): both runs are in the cache.
+    ws.write('p.yaml.tmp', ws.read('p.yaml').replace('m: 2', 'm: 1'));
+    renameSync(join(ws.dir, 'p.yaml.tmp'), join(ws.dir, 'p.yaml'));
     const c3 = await w.cycle(3);
     expect(w.started(3)).toEqual([]);
     const ends = c3.filter((e) => e.type === 'stage-end');

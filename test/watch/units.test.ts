@@ -108,6 +108,19 @@ describe('debounce', () => {
   });
 });
 
+/**
+ * A folder just re-created is watched again once its re-watch has run: write a new file into it every 100 ms until
+ * one is reported (each write is a fresh name, so an early, unwatched one cannot count).
+ */
+async function eventuallySeen(seen: string[], folder: string): Promise<void> {
+  let i = 0;
+  await until(`a new file in ${folder}`, () => {
+    if (seen.some((s) => s.startsWith(join(folder, 'probe-')))) return true;
+    if (i++ % 5 === 0) writeFileSync(join(folder, `probe-${i}.txt`), 'x');
+    return undefined;
+  }, 5000);
+}
+
 describe('watchers on a real file system', () => {
   let dir = '';
   let ws: Ws | undefined;
@@ -138,8 +151,27 @@ describe('watchers on a real file system', () => {
     writeFileSync(join(dir, 'a', 'b', 'marker'), 'x');
     await until('the marker', () => seen.includes(join(dir, 'a', 'b', 'marker')));
     expect(seen.some((s) => s.includes('skip'))).toBe(false);
+    // Replaced by a new folder of the same name (rm -rf b && mkdir b): the new one is watched.
+    rmSync(join(dir, 'a', 'b'), { recursive: true });
+    mkdirSync(join(dir, 'a', 'b'));
+    await eventuallySeen(seen, join(dir, 'a', 'b'));
     rmSync(join(dir, 'a', 'b'), { recursive: true });
     await until('the removed folder unwatched', () => t.size === 2);
+  });
+
+  it('WatchSet: a directory dep removed and re-created is watched again after the next sync', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'pipe-replace-'));
+    const root = join(dir, 'data');
+    mkdirSync(root);
+    const seen: string[] = [];
+    const set = new WatchSet({ onChange: (p) => seen.push(p), onWarning: () => {} });
+    closers.push(() => set.close());
+    await set.update({ files: [], trees: [root] }, () => false);
+    rmSync(root, { recursive: true });
+    mkdirSync(root);
+    await until('the removal reported', () => seen.length > 0);
+    await set.update({ files: [], trees: [root] }, () => false); // what the next cycle does
+    await eventuallySeen(seen, root);
   });
 
   it('WatchSet: a dep that does not exist yet (nor its folder) is reported when it appears', async () => {
