@@ -1,0 +1,107 @@
+// `pipe run` with `executor: slurm` on the real single-node cluster: the whole path from YAML to sbatch to the cache,
+// a killed `pipe` that reattaches instead of submitting twice, failures said in plain words, and `uses:` stages
+// running the stage-runner inside the batch job.
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { pipe, pipeAsync, workspace, type Ws } from '../engine/helpers.js';
+import { hasSlurm, requireSlurm, startCluster } from './cluster.js';
+
+const run = hasSlurm || requireSlurm ? describe : describe.skip;
+
+/** How many jobs SLURM has accounted under this job name (the completion log keeps every finished job). */
+function submissions(name: string): number {
+  const log = existsSync('/var/log/slurm/jobcomp.log') ? readFileSync('/var/log/slurm/jobcomp.log', 'utf8') : '';
+  return log.split('\n').filter((l) => l.includes(` Name=${name} `)).length;
+}
+
+async function until(pred: () => boolean, ms = 30_000): Promise<void> {
+  const t0 = Date.now();
+  while (!pred()) {
+    if (Date.now() - t0 > ms) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+run('pipe run on SLURM', () => {
+  let ws: Ws | undefined;
+  beforeAll(() => startCluster());
+  afterEach(() => ws?.cleanup());
+
+  it('runs foreach stages as SLURM jobs, caches them, and a second run submits nothing', () => {
+    const tag = `t${Date.now()}`;
+    ws = workspace({
+      'in.txt': 'seed\n',
+      'p.yaml': [
+        'name: on-slurm',
+        'settings: {executor: slurm}',
+        'stages:',
+        `  ${tag}:`,
+        '    foreach: [a, b, c]',
+        '    do:',
+        '      cmd: cat in.txt > out-${item}.txt && echo "${item} on $(hostname) job $SLURM_JOB_ID" >> out-${item}.txt',
+        '      deps: [in.txt]',
+        '      outs:',
+        '        - out-${item}.txt',
+        '      resources: {cpus: 1, mem: 64M}',
+        '  merge:',
+        '    executor: local',
+        '    cmd: cat out-a.txt out-b.txt out-c.txt > all.txt',
+        '    deps: [out-a.txt, out-b.txt, out-c.txt]',
+        '    outs: [all.txt]',
+        '',
+      ].join('\n'),
+    });
+    const first = pipe(ws.dir, ['run', 'p.yaml']);
+    expect(first.code, first.stdout + first.stderr).toBe(0);
+    const all = ws.read('all.txt');
+    for (const item of ['a', 'b', 'c']) expect(all).toMatch(new RegExp(`${item} on \\S+ job \\d+`));
+    // The three expansions went out as one job array.
+    expect(submissions(`pipe:${tag}`)).toBe(3);
+    const arrayIds = new Set(readdirSync(join(ws.dir, '.pipe/slurm/out')).map((f) => f.split('_')[0]));
+    expect(arrayIds.size).toBe(1);
+    const second = pipe(ws.dir, ['run', 'p.yaml']);
+    expect(second.code).toBe(0);
+    expect(second.stdout + second.stderr).toMatch(/4 up-to-date/);
+    expect(submissions(`pipe:${tag}`)).toBe(3);
+  });
+
+  it('says why a SLURM job failed, in plain words, and exits 1', () => {
+    const tag = `f${Date.now()}`;
+    ws = workspace({
+      'p.yaml': ['name: fails', 'stages:', `  ${tag}:`, '    executor: slurm', '    cmd: echo partial > out.txt; exit 4', '    outs: [out.txt]', ''].join('\n'),
+    });
+    const r = pipe(ws.dir, ['run', 'p.yaml']);
+    expect(r.code).toBe(1);
+    expect(r.stdout + r.stderr).toMatch(/exit code 4/);
+    expect(ws.exists('out.txt')).toBe(false); // no half-written output left behind
+  });
+
+  it('reattaches to its running job after `pipe run` is killed, instead of submitting it again', async () => {
+    const tag = `r${Date.now()}`;
+    ws = workspace({
+      'p.yaml': ['name: reattach', 'stages:', `  ${tag}:`, '    executor: slurm', '    cmd: sleep 4 && echo finished > out.txt', '    outs: [out.txt]', ''].join('\n'),
+    });
+    const killed = pipeAsync(ws.dir, ['run', 'p.yaml']);
+    const jobsDir = join(ws.dir, '.pipe/slurm/jobs');
+    await until(() => existsSync(jobsDir) && readdirSync(jobsDir).some((f) => f.endsWith('.json')));
+    killed.child.kill('SIGKILL');
+    await killed.done;
+    const again = pipe(ws.dir, ['run', 'p.yaml']);
+    expect(again.code, again.stdout + again.stderr).toBe(0);
+    expect(again.stdout + again.stderr).toMatch(/reattached to SLURM job|collected SLURM job/);
+    expect(ws.read('out.txt')).toBe('finished\n');
+    expect(submissions(`pipe:${tag}`)).toBe(1);
+  });
+
+  it('runs a uses: stage through the stage-runner inside the batch job', () => {
+    ws = workspace({
+      'in.txt': 'payload\n',
+      'p.yaml': ['name: kind-on-slurm', 'stages:', '  echo:', '    executor: slurm', '    uses: testing/echo', '    with: {src: in.txt, out: out/echo.txt, message: from-slurm}', ''].join('\n'),
+    });
+    const r = pipe(ws.dir, ['run', 'p.yaml']);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(ws.read('out/echo.txt')).toContain('payload');
+    expect(ws.read('out/echo.txt')).toContain('from-slurm');
+  });
+});
