@@ -159,6 +159,7 @@ export async function attemptDownload(url: string, part: string, opts: AttemptOp
       const cr = /\/(\d+)$/.exec(String(res.headers['content-range'] ?? ''));
       if (cr && Number(cr[1]) === have) return { kind: 'complete', bytes: have };
       await truncate(part, 0).catch(() => undefined);
+      opts.onData(-have);
       return { kind: 'retryable', reason: `server refused the resume range at byte ${have} (${where}); restarting` };
     }
     if (status === 401 || status === 403) {
@@ -185,11 +186,11 @@ export async function attemptDownload(url: string, part: string, opts: AttemptOp
         // A partial response that does not continue our file cannot be appended: start over.
         res.destroy();
         await truncate(part, 0).catch(() => undefined);
+        opts.onData(-have);
         return { kind: 'retryable', reason: `server sent range ${res.headers['content-range'] ?? '(none)'} for a resume at byte ${have} (${where}); restarting` };
       }
       append = true;
       expectedEnd = cr.total ?? cr.end + 1;
-      opts.onData(0);
     } else {
       // 200 to a ranged request: the server ignored Range; the body is the whole file.
       const len = Number(res.headers['content-length']);

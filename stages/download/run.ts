@@ -169,7 +169,10 @@ export async function run(ctx: StageContext<DownloadWith>): Promise<void> {
       );
     const url = task.url;
     const auth = authFor(url);
+    // Bytes already in a part file from an earlier run count as done (later attempts in this run add live).
+    if (existsSync(part)) meter.add((await stat(part)).size);
     let checksumFailures = 0;
+    let fileTotal = 0;
     for (let attempt = 0; ; attempt++) {
       if (ctx.signal.aborted) fail('cancelled.');
       const outcome = await attemptDownload(url, part, {
@@ -177,7 +180,11 @@ export async function run(ctx: StageContext<DownloadWith>): Promise<void> {
         idleTimeoutMs: w.timeout_s * 1000,
         signal: ctx.signal,
         onData: (n) => meter.add(n),
-        onTotal: (n) => void (meter.total += n),
+        onTotal: (n) => {
+          // One total per file, however many attempts announced it.
+          meter.total += n - fileTotal;
+          fileTotal = n;
+        },
       });
       if (outcome.kind === 'fatal') {
         if (outcome.reason === 'cancelled') fail('cancelled.');
@@ -197,6 +204,7 @@ export async function run(ctx: StageContext<DownloadWith>): Promise<void> {
           stats.network++;
           return;
         }
+        meter.add(-(await stat(part)).size);
         await rm(part, { force: true });
         await clearValidator(part);
         checksumFailures++;

@@ -68,6 +68,7 @@ describe('download', () => {
     const hits = server.hits('/f.bin');
     expect(hits.map((h) => h.range)).toEqual([undefined, 'bytes=100000-', 'bytes=200000-']);
     expect(ctx.logs.filter((l) => l.startsWith('retrying f.bin'))).toHaveLength(2);
+    expect(ctx.progressUpdates.at(-1)).toMatchObject({ done: BIG.length, total: BIG.length, unit: 'bytes' });
     expect(existsSync(join(out(x), 'f.bin.part'))).toBe(false);
   });
 
@@ -76,8 +77,10 @@ describe('download', () => {
     const x = w({ url: `${server.url}/p.bin`, sha256: { 'p.bin': sha(BIG) } });
     await mkdir(out(x), { recursive: true });
     await writeFile(join(out(x), 'p.bin.part'), BIG.subarray(0, 123_456));
-    await run(makeCtx(ws.dir, x));
+    const ctx = makeCtx(ws.dir, x);
+    await run(ctx);
     expect(server.hits('/p.bin').map((h) => h.range)).toEqual(['bytes=123456-']);
+    expect(ctx.progressUpdates.at(-1)).toMatchObject({ done: BIG.length, total: BIG.length });
     expect(sha(await readFile(join(out(x), 'p.bin')))).toBe(sha(BIG));
   });
 
