@@ -4,8 +4,8 @@
  * torn one, and two processes writing at once each produce a whole file (the last rename wins).
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { basename, dirname } from 'node:path';
 
 /** A name beside `path` that no other process or call will pick. */
 export function tempName(path: string, tag = 'tmp'): string {
@@ -21,5 +21,35 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
   } catch (e) {
     await rm(tmp, { force: true });
     throw e;
+  }
+}
+
+/** True when a process with this pid exists on this host (EPERM: it exists but belongs to someone else). */
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Remove temp siblings of `path` (from tempName) left by processes that died mid-write, e.g. a restore interrupted
+ * by a crash: `<path>.<tag>-<pid>-<hex>` whose pid no longer exists. Live processes' temps are left alone.
+ */
+export async function removeDeadTemps(path: string, tags: readonly string[]): Promise<void> {
+  const base = basename(path);
+  let names: string[];
+  try {
+    names = await readdir(dirname(path));
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    if (!name.startsWith(`${base}.`)) continue;
+    const m = /^\.([\w-]+?)-(\d+)-[0-9a-f]{12}$/.exec(name.slice(base.length));
+    if (!m || !tags.includes(m[1]!) || pidAlive(Number(m[2]))) continue;
+    await rm(`${dirname(path)}/${name}`, { recursive: true, force: true });
   }
 }

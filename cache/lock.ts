@@ -16,7 +16,10 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { link, mkdir, readFile, stat, unlink, writeFile } from 'node:fs/promises';
+import { pidAlive } from './atomic.js';
 import type { LockHolder, WorkspaceLock } from './types.js';
+
+export { pidAlive };
 
 interface LockFile extends LockHolder {
   /** Distinguishes our lock from a later one by the same pid (pid reuse, or a second lock in one process). */
@@ -153,14 +156,6 @@ function processIdentity(pid: number): { bootId?: string; start?: string } {
   }
 }
 
-export function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM'; // exists, owned by someone else
-  }
-}
 
 /** Remove the lock file if it is still the stale inode we saw, under `lock.break` so only one process does it. */
 async function breakStale(lockPath: string, staleIno: bigint): Promise<void> {

@@ -51,7 +51,7 @@ import {
 } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { asHash } from './brand.js';
-import { tempName } from './atomic.js';
+import { removeDeadTemps, tempName } from './atomic.js';
 import { CacheError } from './errors.js';
 import { hashBytes } from './hash.js';
 import { manifestJson, parseManifest, type ManifestEntry } from './manifest.js';
@@ -300,6 +300,7 @@ class ContentStore implements LocalStore {
   async restore(out: StoredOutput, absDest: string, modes: RestoreMode[]): Promise<void> {
     const tryModes: RestoreMode[] = modes.length > 0 ? [...modes] : ['copy'];
     await mkdir(dirname(absDest), { recursive: true });
+    await removeDeadTemps(absDest, ['pipe-restore', 'pipe-old']); // left by a restore that crashed
     const staged = tempName(absDest, 'pipe-restore');
     try {
       if (out.kind === 'file') {

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { asHash, CacheError, openHashState, openStore, type RestoreMode } from '../../cache/index.js';
+import { asHash, CacheError, openHashState, openStore, pidAlive, type RestoreMode } from '../../cache/index.js';
 import { runChild, startChild, tempDir } from './helpers.js';
 
 const sha = (b: string | Buffer): string => createHash('sha256').update(b).digest('hex');
@@ -131,6 +131,23 @@ describe('Store.restore', () => {
     expect(readFileSync(`${d}/was-dir`, 'utf8')).toBe('alpha');
     expect(readFileSync(`${d}/was-file/sub/b.txt`, 'utf8')).toBe('beta');
     expect(readdirSync(d).sort()).toEqual(['cache', 'src', 'was-dir', 'was-file']);
+  });
+
+  it('a restore cleans up staging leftovers of crashed restores, not those of live processes', async () => {
+    const d = tempDir();
+    writeFileSync(`${d}/f`, 'x');
+    const store = openStore(`${d}/cache`);
+    const out = await store.put(`${d}/f`, 'f');
+    const dead = 4_000_000 + Math.floor(Math.random() * 100_000); // above the default pid_max: never alive
+    expect(pidAlive(dead)).toBe(false);
+    mkdirSync(`${d}/ws/out.pipe-restore-${dead}-0123456789ab/sub`, { recursive: true });
+    writeFileSync(`${d}/ws/out.pipe-old-${dead}-0123456789ab`, 'old');
+    mkdirSync(`${d}/ws/out.pipe-restore-${process.pid}-0123456789ab`); // ours: in progress
+    writeFileSync(`${d}/ws/other.pipe-restore-${dead}-0123456789ab`, 'not a sibling of out');
+    await store.restore(out, `${d}/ws/out`, ['copy']);
+    expect(readdirSync(`${d}/ws`).sort()).toEqual(
+      ['out', `out.pipe-restore-${process.pid}-0123456789ab`, `other.pipe-restore-${dead}-0123456789ab`].sort(),
+    );
   });
 
   it('reflink alone either clones (own inode) or says no mode worked', async () => {
