@@ -122,7 +122,7 @@ describe('wasm MaxPoolGrad vs cpu', () => {
   });
 });
 
-describe('wasm Sum over all axes but the last (bias gradients) vs cpu', () => {
+describe('wasm Sum and Mean over all axes but the last (bias gradients, BN statistics) vs cpu', () => {
   it.each([[[4, 6, 5, 3]], [[2, 7]], [[3, 1, 9, 16]]])('x %j', async (shape) => {
     const sums = async (backend: string): Promise<[Float32Array, number[]]> => {
       await tf.setBackend(backend);
@@ -131,7 +131,8 @@ describe('wasm Sum over all axes but the last (bias gradients) vs cpu', () => {
         const x = tf.randomNormal(shape, 0, 1, 'float32', 5);
         const axes = shape.slice(0, -1).map((_, i) => i);
         keepShape = tf.sum(x, axes, true).shape;
-        return tf.sum(x, axes).dataSync() as Float32Array;
+        expect(tf.mean(x, axes, true).shape).toEqual(keepShape);
+        return Float32Array.from([...tf.sum(x, axes).dataSync(), ...tf.mean(x, axes).dataSync()]);
       });
       return [values, keepShape];
     };
@@ -139,5 +140,28 @@ describe('wasm Sum over all axes but the last (bias gradients) vs cpu', () => {
     const [c, cShape] = await sums('cpu');
     expect(maxAbsDiff(w, c)).toBeLessThan(1e-4);
     expect(wShape).toEqual(cShape);
+  });
+});
+
+describe('wasm Tile vs cpu', () => {
+  const cases: Array<[number[], number[], 'float32' | 'int32' | 'bool']> = [
+    [[1, 1, 1, 5], [2, 3, 4, 1], 'float32'], // batch-norm statistics to activation size
+    [[2, 3], [3, 2], 'float32'],
+    [[3, 1, 2], [1, 4, 3], 'int32'],
+    [[4], [5], 'bool'],
+    [[2, 2, 2], [1, 1, 1], 'float32'],
+    [[2, 0], [3, 2], 'float32'],
+  ];
+  it.each(cases)('x %j reps %j %s', async (shape, reps, dtype) => {
+    const tiled = async (backend: string): Promise<number[]> => {
+      await tf.setBackend(backend);
+      return tf.tidy(() => {
+        const n = shape.reduce((p, d) => p * d, 1);
+        const x = tf.tensor(Array.from({ length: n }, (_, i) => (dtype === 'bool' ? i % 2 : i * 1.5 - 3)), shape, dtype);
+        const t = tf.tile(x, reps);
+        return [...t.shape, ...Array.from(t.dataSync())];
+      });
+    };
+    expect(await tiled('wasm')).toEqual(await tiled('cpu'));
   });
 });

@@ -10,7 +10,8 @@
  *  - dW = im2col(x)ᵀ · dy as ONE matrix product: im2col is written (plain JS, straight into the wasm heap) as a
  *    [KH·KW·Ci, B·OH·OW] matrix so the fast non-transposed MatMul applies and dy keeps its NHWC layout;
  *  - MaxPoolGrad (stock: a slow scalar loop) is a JS loop over the heap with a 2×2/stride-2 fast path;
- *  - forward Conv2D/FusedConv2D get tfjs-computed explicit padding (XNNPACK SAME padding disagrees for some strides).
+ *  - forward Conv2D/FusedConv2D get tfjs-computed explicit padding (XNNPACK SAME padding disagrees for some strides);
+ *  - Sum/Mean over all axes but the last (bias gradients, BN statistics) and Tile (BN gradients) in plain JS/memcpy.
  *
  * Kernels are composed from other wasm kernel functions (not tf ops) so nothing is recorded on the gradient tape and
  * every intermediate is freed here.
@@ -291,10 +292,11 @@ export function conv2DBackpropFilterWasm(args: {
 }
 
 /**
- * Sum over every axis but the last (bias gradients: dy [B,H,W,C] → [C]) as one sequential pass in JS with float64
- * accumulators; the stock kernel transposes the whole tensor first. Other reductions go to the stock kernel.
+ * Sum / Mean over every axis but the last (bias gradients, batch-norm statistics: [B,H,W,C] → [C]) as one sequential
+ * JS pass with float64 accumulators; the stock kernels transpose the whole tensor first. Other reductions go to the
+ * stock kernel.
  */
-function fastSum(original: tf.KernelConfig): tf.KernelConfig {
+function fastChannelReduce(original: tf.KernelConfig, mean: boolean): tf.KernelConfig {
   const kernelFunc: tf.KernelFunc = (args) => {
     const x = (args.inputs as unknown as { x: TensorInfo }).x;
     const { axis, keepDims } = args.attrs as unknown as { axis: number | number[]; keepDims: boolean };
@@ -308,7 +310,55 @@ function fastSum(original: tf.KernelConfig): tf.KernelConfig {
     const src = backend.typedArrayFromHeap(x);
     const acc = new Float64Array(c);
     for (let i = 0; i < src.length; i += c) for (let k = 0; k < c; k++) acc[k] += src[i + k]!;
+    if (mean) {
+      const n = src.length / c;
+      for (let k = 0; k < c; k++) acc[k] /= n;
+    }
     backend.typedArrayFromHeap(out).set(acc);
+    return out;
+  };
+  return { ...original, kernelFunc };
+}
+
+/**
+ * Tile as block copies: each axis' block is written once, then doubled with copyWithin (memcpy) until it is repeated
+ * `reps` times. The stock kernel computes every output element's source index; batch-norm gradients tile the
+ * per-channel statistics to the full activation size, where that dominated a training step.
+ */
+function fastTile(original: tf.KernelConfig): tf.KernelConfig {
+  const kernelFunc: tf.KernelFunc = (args) => {
+    const x = (args.inputs as unknown as { x: TensorInfo }).x;
+    const reps = (args.attrs as unknown as { reps: number[] }).reps;
+    if (x.dtype === 'string' || reps.length !== x.shape.length) return original.kernelFunc(args);
+    const backend = args.backend as WasmHeapBackend;
+    const shape = x.shape;
+    const rank = shape.length;
+    const out = backend.makeOutput(shape.map((d, i) => d * reps[i]!), x.dtype);
+    if (shape.some((d) => d === 0) || reps.some((r) => r === 0)) return out;
+    const src = backend.typedArrayFromHeap(x) as unknown as Float32Array;
+    const dst = backend.typedArrayFromHeap(out) as unknown as Float32Array;
+    // Sizes of one input / output block below each axis.
+    const inInner = new Array<number>(rank + 1).fill(1);
+    const outInner = new Array<number>(rank + 1).fill(1);
+    for (let a = rank - 1; a >= 0; a--) {
+      inInner[a] = inInner[a + 1]! * shape[a]!;
+      outInner[a] = outInner[a + 1]! * shape[a]! * reps[a]!;
+    }
+    const fill = (axis: number, inOff: number, outOff: number): void => {
+      if (axis === rank) {
+        dst[outOff] = src[inOff]!;
+        return;
+      }
+      const block = outInner[axis + 1]! * shape[axis]!;
+      if (axis === rank - 1) dst.set(src.subarray(inOff, inOff + shape[axis]!), outOff);
+      else for (let j = 0; j < shape[axis]!; j++) fill(axis + 1, inOff + j * inInner[axis + 1]!, outOff + j * outInner[axis + 1]!);
+      for (let done = 1; done < reps[axis]!; ) {
+        const n = Math.min(done, reps[axis]! - done);
+        dst.copyWithin(outOff + done * block, outOff, outOff + n * block);
+        done += n;
+      }
+    };
+    fill(0, 0, 0);
     return out;
   };
   return { ...original, kernelFunc };
@@ -453,7 +503,14 @@ let registered = false;
 export function registerWasmConvGradients(): void {
   if (registered) return;
   const sum = tf.getKernel('Sum', 'wasm');
-  const wrapped = [...(['Conv2D', 'FusedConv2D'] as const).map(withExplicitSamePadding), ...(sum ? [fastSum(sum)] : [])];
+  const mean = tf.getKernel('Mean', 'wasm');
+  const tile = tf.getKernel('Tile', 'wasm');
+  const wrapped = [
+    ...(['Conv2D', 'FusedConv2D'] as const).map(withExplicitSamePadding),
+    ...(sum ? [fastChannelReduce(sum, false)] : []),
+    ...(mean ? [fastChannelReduce(mean, true)] : []),
+    ...(tile ? [fastTile(tile)] : []),
+  ];
   for (const k of wrapped) {
     tf.unregisterKernel(k.kernelName, 'wasm');
     tf.registerKernel(k);
