@@ -29,3 +29,34 @@ export function indent(text: string, prefix = '    '): string {
     .map((l) => prefix + l)
     .join('\n');
 }
+
+/**
+ * Coalesce many small writes into one write per ~50 ms (or 64 KiB): a 10,000-stage run emits tens of thousands of
+ * lines, and a write(2) each cost more than the stages themselves. `flush()` writes what is pending at once.
+ */
+export function bufferedWriter(stream: NodeJS.WritableStream): { write: (s: string) => void; flush: () => void } {
+  let pending: string[] = [];
+  let size = 0;
+  let timer: NodeJS.Timeout | undefined;
+  const flush = (): void => {
+    if (timer) clearTimeout(timer);
+    timer = undefined;
+    if (pending.length === 0) return;
+    const text = pending.join('');
+    pending = [];
+    size = 0;
+    stream.write(text);
+  };
+  return {
+    write: (s) => {
+      pending.push(s);
+      size += s.length;
+      if (size > 65536) flush();
+      else if (!timer) {
+        timer = setTimeout(flush, 50);
+        timer.unref();
+      }
+    },
+    flush,
+  };
+}

@@ -3,7 +3,7 @@
  * counted (a no-op run of 1,000 stages prints one line), unless `verbose`.
  */
 import type { PipeEvent } from '../events.js';
-import { duration, indent, progressLine, summary } from './format.js';
+import { bufferedWriter, duration, indent, progressLine, summary } from './format.js';
 
 export interface PlainOptions {
   write?: (s: string) => void;
@@ -11,7 +11,8 @@ export interface PlainOptions {
 }
 
 export function plainRenderer(opts: PlainOptions = {}): (e: PipeEvent) => void {
-  const write = opts.write ?? ((s: string) => process.stderr.write(s));
+  const out = opts.write ? undefined : bufferedWriter(process.stderr);
+  const write = opts.write ?? out!.write;
   const lastProgress = new Map<string, number>();
   /** Why a stage will run, printed on its start line (one line less per stage). */
   const why = new Map<string, string>();
@@ -48,6 +49,7 @@ export function plainRenderer(opts: PlainOptions = {}): (e: PipeEvent) => void {
         write(`  ${e.stage}: ${e.state}\n`);
         break;
       case 'stage-end':
+        if (e.status === 'failed' || e.status === 'cancelled') out?.flush();
         if (e.status === 'up-to-date') {
           if (opts.verbose) write(`✓ ${e.stage} up to date\n`);
         } else if (e.status === 'ran') write(`✔ ${e.stage} done in ${duration(e.durationMs)}\n`);
@@ -67,6 +69,7 @@ export function plainRenderer(opts: PlainOptions = {}): (e: PipeEvent) => void {
       case 'run-end':
         if (unlisted > 0) write(`  … and ${unlisted} more not run (see --json or -v)\n`);
         write(`${summary(e.counts, e.durationMs, e.interrupted)}\n`);
+        out?.flush();
         break;
     }
   };

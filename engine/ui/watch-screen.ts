@@ -83,7 +83,7 @@ export function reduce(s: ScreenState, e: WatchOutputEvent): void {
   switch (e.type) {
     case 'watch-ready':
       s.pipeline = e.pipeline;
-      s.watching = `${e.files.length} file(s), ${e.trees.length} folder tree(s) (${e.watchedDirs} dirs) — ready in ${duration(e.startupMs)}`;
+      s.watching = `${e.files.length} file(s), ${e.trees.length} folder tree(s) (${e.watchedDirs} dirs)${e.missing.length ? `, ${e.missing.length} not there yet` : ''} — ready in ${duration(e.startupMs)}`;
       return;
     case 'watch-change':
       if (!s.cycleRunning) s.changed = e.files;
