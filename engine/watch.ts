@@ -18,6 +18,7 @@ import * as kinds from './kinds.js';
 import type { Pipeline, StageSpec } from './model.js';
 import { planStages, runStages } from './run.js';
 import { openWorkspace, pipeDirOf, type Workspace } from './workspace.js';
+import { successorsOf } from './graph.js';
 import { DiagnosticsError, loadAll, selectStages, type Loaded } from './commands/load.js';
 import { UsageError } from './commands/errors.js';
 import { executorChooser, machineFor } from './commands/session.js';
@@ -25,7 +26,7 @@ import { pipeVersion } from './commands/version.js';
 import { StageCanceller } from './watch/cancel.js';
 import { Coalescer } from './watch/coalesce.js';
 import type { CycleTrigger, WatchEventInput, WatchSink } from './watch/events.js';
-import { ignoredPaths, relOf, touchedStages, watchTargets, withDownstream, type WatchTargets } from './watch/paths.js';
+import { ignoredPaths, relOf, touchedStages, watchTargets, withDownstream, within, type WatchTargets } from './watch/paths.js';
 import { WatchSet } from './watch/watchers.js';
 
 export interface WatchOptions {
@@ -135,8 +136,9 @@ export class WatchSession {
     const before = cur.loaded.pipeline;
     let now = before;
     let previous: Pipeline | undefined;
-    const sources = new Set(before.sourceFiles.map((f) => relOf(before.workdir, f)));
-    if (files.some((f) => sources.has(f))) {
+    // Source files, or a file inside a globbed include folder (sourceFiles may list folders).
+    const sources = before.sourceFiles.map((f) => relOf(before.workdir, f));
+    if (files.some((f) => sources.some((src) => within(f, src)))) {
       try {
         now = (await this.load()).pipeline;
         previous = before;
@@ -146,8 +148,8 @@ export class WatchSession {
     }
     if (this.current !== cur) return;
     const touched = touchedStages(now, files, codeDirs, previous);
-    const graph = cur.loaded.dag.graph;
-    const affected = withDownstream(touched, (s) => (graph.hasNode(s) ? ((graph.successors(s) as string[] | undefined) ?? []) : []));
+    const known = new Set(cur.loaded.pipeline.stages.map((s) => s.name));
+    const affected = withDownstream(touched, (s) => (known.has(s) ? successorsOf(cur.loaded.dag, s) : []));
     const hit = [...affected].filter((s) => cur.runSet.has(s) && !cur.finished.has(s) && !cur.restarted.has(s));
     if (hit.length === 0) return;
     for (const s of hit) {
@@ -222,7 +224,7 @@ export class WatchSession {
     await this.watchers.update(targets, ignoredPaths(p));
     if (!this.ready) {
       this.ready = true;
-      this.sayReady(p, targets);
+      this.sayReady(p);
     }
 
     // 3. Hold back stale manual stages and their downstream unless asked to run them.
@@ -307,10 +309,9 @@ export class WatchSession {
     if (manual.length === 0) return { pending: [], held: new Set() };
     const decisions = await planStages({ pipeline: loaded.pipeline, graph: loaded.graph, workspace: ws, selected, emit: () => {}, pipeVersion: pipeVersion() });
     const pending = manual.filter((s) => decisions.get(s.name)?.action === 'run').map((s) => ({ stage: s.name, reasons: decisions.get(s.name)!.reasons }));
-    const graph = loaded.dag.graph;
     const held = withDownstream(
       pending.map((x) => x.stage),
-      (s) => (graph.successors(s) as string[] | undefined) ?? [],
+      (s) => successorsOf(loaded.dag, s),
     );
     return { pending, held: new Set([...held].filter((s) => selected.has(s))) };
   }
@@ -344,17 +345,20 @@ export class WatchSession {
     await this.watchers.update(targets, ignore);
     if (!this.ready) {
       this.ready = true;
-      this.sayReady(undefined, targets);
+      this.sayReady(undefined);
     }
   }
 
-  private sayReady(p: Pipeline | undefined, t: WatchTargets): void {
+  private sayReady(p: Pipeline | undefined): void {
     const root = p?.workdir ?? dirname(this.file);
+    const w = this.watchers.watched();
+    const rel = (xs: string[], suffix = ''): string[] => xs.map((f) => `${relOf(root, f)}${suffix}`).sort();
     this.say({
       type: 'watch-ready',
       pipeline: this.file,
-      files: t.files.map((f) => relOf(root, f)).sort(),
-      trees: t.trees.map((f) => `${relOf(root, f)}/`).sort(),
+      files: rel(w.files),
+      trees: rel(w.trees, '/'),
+      missing: rel(w.missing),
       watchedDirs: this.watchers.stats().dirs,
       startupMs: Date.now() - this.t0,
     });

@@ -14,6 +14,8 @@ export interface WatchReadyEvent {
   /** Paths watched (workspace-relative where possible): files, and directory trees (ending in `/`). */
   files: string[];
   trees: string[];
+  /** Deps that do not exist yet: their nearest existing folder is watched until they appear. */
+  missing: string[];
   /** Directories under watch (one fs.watch each) inside the trees. */
   watchedDirs: number;
   /** Time to set the watchers up. */

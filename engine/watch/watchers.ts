@@ -77,6 +77,11 @@ export class WatchSet {
     await Promise.all(starting);
   }
 
+  /** What is watched now, as classified on disk: files, folder trees, and paths waiting to appear. */
+  watched(): { files: string[]; trees: string[]; missing: string[] } {
+    return { files: [...this.files], trees: [...this.trees.keys()], missing: [...this.missing.keys()] };
+  }
+
   stats(): { files: number; trees: number; dirs: number; missing: number } {
     let dirs = 0;
     for (const t of this.trees.values()) dirs += t.size;

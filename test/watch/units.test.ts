@@ -219,10 +219,38 @@ describe('watchers on a real file system', () => {
   });
 });
 
+describe('globbed includes', () => {
+  let ws: Ws | undefined;
+  let s: WatchSession | undefined;
+  afterEach(async () => {
+    await s?.stop('quit');
+    ws?.cleanup();
+  });
+
+  it('a fragment added to a globbed include folder is loaded and its stages run', async () => {
+    ws = workspace({
+      'p.yaml': 'name: g\ninclude: [frags/*.yaml]\nstages:\n  main:\n    cmd: echo m > out/m.txt\n    outs: [out/m.txt]\n',
+      'frags/one.yaml': 'stages:\n  one:\n    cmd: echo 1 > out/one.txt\n    outs: [out/one.txt]\n',
+    });
+    const events: WatchOutputEvent[] = [];
+    s = new WatchSession({ file: join(ws.dir, 'p.yaml'), targets: [], emit: (e) => events.push(e) });
+    s.start();
+    const ended = (cycle: number) => until(`cycle ${cycle}`, () => events.some((e) => e.type === 'cycle-end' && e.cycle === cycle));
+    await ended(1);
+    const ready = events.find((e) => e.type === 'watch-ready') as { trees: string[] };
+    expect(ready.trees).toContain('frags/');
+    ws.write('frags/two.yaml', 'stages:\n  two:\n    cmd: echo 2 > out/two.txt\n    outs: [out/two.txt]\n');
+    await ended(2);
+    const started = events.filter((e) => e.type === 'stage-start' && 'cycle' in e && e.cycle === 2).map((e) => (e as { stage: string }).stage);
+    expect(started).toEqual(['two']);
+    expect(ws.read('out/two.txt')).toBe('2\n');
+  });
+});
+
 describe('the screen', () => {
   const at = 1000;
   const seq: WatchOutputEvent[] = [
-    { type: 'watch-ready', pipeline: '/w/p.yaml', files: ['p.yaml'], trees: ['data/'], watchedDirs: 3, startupMs: 40, at },
+    { type: 'watch-ready', pipeline: '/w/p.yaml', files: ['p.yaml'], trees: ['data/'], missing: [], watchedDirs: 3, startupMs: 40, at },
     { type: 'cycle-start', cycle: 2, trigger: 'change', files: ['data/a.csv'], stages: ['a', 'b'], at },
     { type: 'plan', stage: 'a', action: 'run', reasons: ['dep data/a.csv changed'], at, cycle: 2 },
     { type: 'stage-start', stage: 'a', executor: 'local', gpuIds: [], cpus: 1, logFile: '/w/.pipe/logs/a.log', at, cycle: 2 },
