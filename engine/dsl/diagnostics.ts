@@ -179,15 +179,22 @@ export class DiagnosticBag {
   }
 }
 
-/** Errors first in source order (file, line, col), then warnings; span-less ones first within each group. */
-export function sortDiagnostics(ds: Diagnostic[]): Diagnostic[] {
+/**
+ * Errors first, then warnings; within each, span-less ones (command-line problems) first, then by file (in
+ * `fileOrder`, e.g. the main file before its fragments; others by name), line and column.
+ */
+export function sortDiagnostics(ds: Diagnostic[], fileOrder: string[] = []): Diagnostic[] {
   const rank = (d: Diagnostic) => (d.severity === 'error' ? 0 : 1);
+  const fileRank = (f: string) => {
+    const i = fileOrder.indexOf(f);
+    return i < 0 ? fileOrder.length : i;
+  };
   return [...ds].sort((a, b) => {
     if (rank(a) !== rank(b)) return rank(a) - rank(b);
     const sa = a.span;
     const sb = b.span;
     if (!sa || !sb) return (sa ? 1 : 0) - (sb ? 1 : 0);
-    if (sa.file !== sb.file) return sa.file < sb.file ? -1 : 1;
+    if (sa.file !== sb.file) return fileRank(sa.file) - fileRank(sb.file) || (sa.file < sb.file ? -1 : 1);
     return sa.line - sb.line || sa.col - sb.col;
   });
 }

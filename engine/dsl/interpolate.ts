@@ -254,10 +254,3 @@ export function interpolateNode(n: YNode, scope: Scope, sink: Sink, field: strin
   for (const e of n.entries) o[e.key] = interpolateNode(e.value, scope, sink, field ? `${field}.${e.key}` : e.key);
   return o;
 }
-
-/** Does the subtree contain any `${`? (Lets params/vars without templates skip interpolation.) */
-export function hasTemplate(n: YNode): boolean {
-  if (n.t === 'scalar') return typeof n.value === 'string' && n.value.includes('${');
-  if (n.t === 'seq') return n.items.some(hasTemplate);
-  return n.entries.some((e) => hasTemplate(e.value));
-}

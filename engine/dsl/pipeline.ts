@@ -10,10 +10,10 @@ import type { Pipeline, SlurmOptions, SourceSpan, StageSpec } from '../model.js'
 import { err, ok, type Result } from '../result.js';
 import type { Resources, StageManifest } from '../stage-api.js';
 import { DiagnosticBag, sortDiagnostics, type Diagnostic } from './diagnostics.js';
-import { expandStages, type StageDraft } from './expand.js';
+import { expandStages, type StageDraft, type VarParams } from './expand.js';
 import { checkKeys } from './shape.js';
 import { slurmOptions } from './stage-fields.js';
-import { collectStageDecls, readParamsFile, readText, readUnits, section, stringList } from './files.js';
+import { collectStageDecls, readParamsFile, readText, readUnits, section, stringList, type Unit } from './files.js';
 import { interpolateNode, type Scope, type Sink } from './interpolate.js';
 import { nodeTypeName, parseYaml, toPlain, typeName, type Loc, type YMap } from './load.js';
 import { applyOverride, deepMerge, parseOverride, type PlainMap } from './params.js';
@@ -41,7 +41,8 @@ export function pipelineWarnings(p: Pipeline): Diagnostic[] {
 export async function loadPipeline(file: string, opts: LoadOptions): Promise<Result<Pipeline, Diagnostic[]>> {
   const abs = path.resolve(file);
   const bag = new DiagnosticBag();
-  const done = () => err(sortDiagnostics(bag.items));
+  const fileOrder = [abs];
+  const done = () => err(sortDiagnostics(bag.items, fileOrder));
 
   const r = readText(abs);
   if ('error' in r) {
@@ -65,60 +66,14 @@ export async function loadPipeline(file: string, opts: LoadOptions): Promise<Res
   const globDirs = new Set<string>();
   const units = readUnits(abs, root, bag, globDirs);
   const sourceFiles = [...units.map((u) => u.file), ...[...globDirs].filter((d) => existsSync(d))];
+  fileOrder.push(...sourceFiles);
 
-  // Params: fragments in include order, then the main file (it wins), then params files, then -S.
-  let params: PlainMap = {};
-  for (const u of units) {
-    const e = section(u, 'params', bag);
-    if (e) params = deepMerge(params, toPlain(e.value) as PlainMap);
-  }
-  const pf = root.byKey.get('params_files');
-  const paramsFiles: Array<{ file: string; from?: Loc }> = [];
-  if (pf) {
-    for (const it of stringList(pf.value)) {
-      if ('bad' in it) bag.error(`\`params_files\` lists file paths, not ${nodeTypeName(it.bad)}`, it.bad.loc.span, { field: 'params_files' });
-      else paramsFiles.push({ file: path.resolve(path.dirname(abs), it.value), from: it.node.loc });
-    }
-  }
-  for (const f of opts.paramsFiles ?? []) paramsFiles.push({ file: path.resolve(f) });
-  for (const f of paramsFiles) {
-    const m = readParamsFile(f.file, bag, f.from);
-    if (m) params = deepMerge(params, m);
-    sourceFiles.push(f.file);
-  }
-  for (const raw of opts.overrides ?? []) {
-    const o = parseOverride(raw);
-    if (typeof o === 'string') {
-      bag.error(o);
-      continue;
-    }
-    const applied = applyOverride(params, o);
-    if ('error' in applied) bag.error(applied.error);
-    else params = applied.params;
-  }
-
-  // Vars: interpolated with the final params (so `vars: {run: out/${params.tag}}` follows -S).
-  let vars: PlainMap = {};
+  const params = resolveParams(abs, root, units, opts, sourceFiles, bag);
   const topSink: Sink = {
     error: (message, loc, field) => bag.error(message, loc.span, { field, dedup: `${loc.src.file}|${loc.start}|${message}` }),
     param: () => {},
   };
-  const varParams = new Map<string, Record<string, unknown>>();
-  for (const u of units) {
-    const e = section(u, 'vars', bag);
-    if (!e || e.value.t !== 'map') continue;
-    const v: PlainMap = {};
-    for (const entry of e.value.entries) {
-      const used: Record<string, unknown> = varParams.get(entry.key) ?? {};
-      const sink: Sink = {
-        error: topSink.error,
-        param: (name, value) => (name === '' ? Object.assign(used, value as object) : (used[name] = value)),
-      };
-      v[entry.key] = interpolateNode(entry.value, { params, vars: {} }, sink, `vars.${entry.key}`);
-      if (Object.keys(used).length) varParams.set(entry.key, used);
-    }
-    vars = deepMerge(vars, v);
-  }
+  const { vars, varParams } = resolveVars(units, params, topSink, bag);
   const scope: Scope = { params, vars };
 
   const settings = readSettings(root, workdir, scope, topSink, bag);
@@ -157,8 +112,67 @@ export async function loadPipeline(file: string, opts: LoadOptions): Promise<Res
   const pipeline: Pipeline = { file: abs, workdir, name, params, vars, stages, sourceFiles, settings };
   validatePipeline(pipeline, bag, opts.fileExists ?? existsSync, fields);
   if (bag.hasErrors) return done();
-  warningsOf.set(pipeline, sortDiagnostics(bag.items));
+  warningsOf.set(pipeline, sortDiagnostics(bag.items, fileOrder));
   return ok(pipeline);
+}
+
+/** Params: fragments in include order, then the main file (it wins), then params files, then `-S` overrides. */
+function resolveParams(abs: string, root: YMap, units: Unit[], opts: LoadOptions, sourceFiles: string[], bag: DiagnosticBag): PlainMap {
+  let params: PlainMap = {};
+  for (const u of units) {
+    const e = section(u, 'params', bag);
+    if (e) params = deepMerge(params, toPlain(e.value) as PlainMap);
+  }
+  const pf = root.byKey.get('params_files');
+  const paramsFiles: Array<{ file: string; from?: Loc }> = [];
+  if (pf) {
+    for (const it of stringList(pf.value)) {
+      if ('bad' in it) bag.error(`\`params_files\` lists file paths, not ${nodeTypeName(it.bad)}`, it.bad.loc.span, { field: 'params_files' });
+      else paramsFiles.push({ file: path.resolve(path.dirname(abs), it.value), from: it.node.loc });
+    }
+  }
+  for (const f of opts.paramsFiles ?? []) paramsFiles.push({ file: path.resolve(f) });
+  for (const f of paramsFiles) {
+    const m = readParamsFile(f.file, bag, f.from);
+    if (m) params = deepMerge(params, m);
+    sourceFiles.push(f.file);
+  }
+  for (const raw of opts.overrides ?? []) {
+    const o = parseOverride(raw);
+    if (typeof o === 'string') {
+      bag.error(o);
+      continue;
+    }
+    const applied = applyOverride(params, o);
+    if ('error' in applied) bag.error(applied.error);
+    else params = applied.params;
+  }
+  return params;
+}
+
+/**
+ * Vars, interpolated with the final params (so `vars: {run: out/${params.tag}}` follows `-S`), merged like params.
+ * Also which params each top-level var was built from: a stage using the var depends on them.
+ */
+function resolveVars(units: Unit[], params: PlainMap, topSink: Sink, bag: DiagnosticBag): { vars: PlainMap; varParams: VarParams } {
+  let vars: PlainMap = {};
+  const varParams: VarParams = new Map();
+  for (const u of units) {
+    const e = section(u, 'vars', bag);
+    if (!e || e.value.t !== 'map') continue;
+    const v: PlainMap = {};
+    for (const entry of e.value.entries) {
+      const used: Record<string, unknown> = varParams.get(entry.key) ?? {};
+      const sink: Sink = {
+        error: topSink.error,
+        param: (name, value) => (name === '' ? Object.assign(used, value as object) : (used[name] = value)),
+      };
+      v[entry.key] = interpolateNode(entry.value, { params, vars: {} }, sink, `vars.${entry.key}`);
+      if (Object.keys(used).length) varParams.set(entry.key, used);
+    }
+    vars = deepMerge(vars, v);
+  }
+  return { vars, varParams };
 }
 
 function scalarString(m: YMap, key: string, bag: DiagnosticBag): string | undefined {

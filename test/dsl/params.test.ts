@@ -125,10 +125,11 @@ params: {c_only: 3}
       'parts/a.yaml': A,
       'parts/b.yaml': `settings: {executor: slurm}\nstages:\n  a:\n    cmd: x\n    outs: [z]\n`,
     });
+    // The main file's problems first, then the fragments' in include order.
     expect(e.located).toEqual([
+      'pipeline.yaml:9:19 dep `b.txt` does not exist and no stage writes it (did you mean `a.txt`, written by `a`?) (looked for b.txt)',
       'parts/b.yaml:1:1 unknown key `settings` in fragment parts/b.yaml (`settings:` is only allowed in the main pipeline file)',
       'parts/b.yaml:3:3 stage `a` is defined twice: also at parts/a.yaml:5:3 (stage names are unique across all included files)',
-      'pipeline.yaml:9:19 dep `b.txt` does not exist and no stage writes it (did you mean `a.txt`, written by `a`?) (looked for b.txt)',
     ]);
   });
 
