@@ -1,6 +1,7 @@
 // The explaining and housekeeping commands: --dry-run, status, why, targets/--force/--downstream, dag, metrics, gc.
+import { spawnSync } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
-import { events, pipe, statuses, workspace, type Ws } from './helpers.js';
+import { events, pipe, pipeBin, statuses, workspace, type Ws } from './helpers.js';
 
 let ws: Ws;
 afterEach(() => ws?.cleanup());
@@ -112,6 +113,25 @@ describe('selecting stages', () => {
     expect(ev[0]!.type).toBe('run-start');
     expect(ev.at(-1)).toMatchObject({ type: 'run-end', ok: true, counts: { ran: 4 } });
     expect(new Set(ev.map((e) => e.type))).toEqual(new Set(['run-start', 'plan', 'stage-start', 'stage-end', 'run-end']));
+  });
+});
+
+describe('terminal renderer', () => {
+  it('draws one listr2 line per stage on a TTY (run under script(1))', () => {
+    ws = workspace({ 'in.txt': 'x\n', 'p.yaml': `name: t\nstages:\n  a:\n    uses: testing/echo\n    with: {src: in.txt, out: out/a.txt}\n  b:\n    cmd: cp out/a.txt out/b.txt\n    deps: [out/a.txt]\n    outs: [out/b.txt]\n  c:\n    cmd: echo broken; exit 3\n    outs: [out/c.txt]\n` });
+    const r = spawnSync('script', ['-qec', `stty cols 120; ${process.execPath} ${pipeBin} run p.yaml -k`, '/dev/null'], {
+      cwd: ws.dir,
+      encoding: 'utf8',
+      env: { ...process.env, CI: '', TERM: 'xterm' },
+      timeout: 60_000,
+    });
+    const text = r.stdout.replace(/\x1b\[[0-9;?]*[a-zA-Z]/g, '');
+    expect(r.status).toBe(1);
+    expect(text).toMatch(/✔ a .*done in/);
+    expect(text).toMatch(/✔ b .*done in/);
+    expect(text).toMatch(/✖ c: exit code 3/);
+    expect(text).toMatch(/│ broken/); // the failed stage's log tail
+    expect(text).toMatch(/failed: 2 ran, 1 failed/);
   });
 });
 
