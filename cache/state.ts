@@ -274,7 +274,6 @@ class FileHashState implements LocalHashState {
     // Taken before reading: a write after this instant that keeps the identity is caught by the racy window.
     const startNs = BigInt(Date.now()) * 1_000_000n;
     const large: Miss[] = [];
-    let buf: Buffer | undefined;
     let sliceStart = Date.now();
     for (const m of misses) {
       const size = Number(m.st.size);
@@ -282,8 +281,7 @@ class FileHashState implements LocalHashState {
         large.push(m);
         continue;
       }
-      buf ??= Buffer.allocUnsafe(SYNC_READ_MAX + 1);
-      const hash = hashSmallFileSync(m.abs, size, buf);
+      const hash = hashSmallFileSync(m.abs, size); // into one process-wide buffer: no allocation per call
       if (hash === undefined) large.push(m); // grew since its stat: stream it
       else this.recordRead(m, hash, startNs, out);
       if (Date.now() - sliceStart > 20) {
