@@ -165,3 +165,21 @@ describe('wasm Tile vs cpu', () => {
     expect(await tiled('wasm')).toEqual(await tiled('cpu'));
   });
 });
+
+describe('wasm Identity shares data', () => {
+  it('a clone outlives its disposed original and a reassigned variable', async () => {
+    await tf.setBackend('wasm');
+    const x = tf.tensor1d([1, 2, 3]);
+    const c = tf.clone(x);
+    x.dispose();
+    expect(Array.from(c.dataSync())).toEqual([1, 2, 3]);
+    const v = tf.variable(tf.tensor1d([4, 5]));
+    const snap = tf.clone(v);
+    v.assign(tf.tensor1d([6, 7]));
+    expect(Array.from(snap.dataSync())).toEqual([4, 5]);
+    expect(Array.from(v.dataSync())).toEqual([6, 7]);
+    c.dispose();
+    snap.dispose();
+    v.dispose();
+  });
+});
