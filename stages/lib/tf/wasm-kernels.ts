@@ -1,5 +1,5 @@
 /**
- * Fast convolution gradients for tfjs's `wasm` backend.
+ * Fast training kernels for tfjs's `wasm` backend.
  *
  * The wasm backend (4.x) has no `Conv2DBackpropFilter` kernel at all (training a convnet throws) and its
  * `Conv2DBackpropInput` is a scalar C++ loop. Both gradients are themselves convolutions, so we express them with the
@@ -7,8 +7,9 @@
  *
  *  - dX = conv(dilate(dy, stride), rot180(W) with in/out channels swapped), padded so the output is X's size
  *    (a transposed convolution; zero-insertion "dilation" of dy handles stride > 1);
- *  - dW = im2col(x)ᵀ · dy as ONE matrix product: im2col is written (plain JS, straight into the wasm heap) as a
- *    [KH·KW·Ci, B·OH·OW] matrix so the fast non-transposed MatMul applies and dy keeps its NHWC layout;
+ *  - dW = im2col(x)ᵀ · dy as matrix products: im2col is written (plain JS, straight into the wasm heap) as a
+ *    [KH·KW·Ci, columns] matrix, in cache-sized chunks of whole images, so the fast non-transposed MatMul applies and
+ *    dy keeps its NHWC layout;
  *  - MaxPoolGrad (stock: a slow scalar loop) is a JS loop over the heap with a 2×2/stride-2 fast path;
  *  - forward Conv2D/FusedConv2D get tfjs-computed explicit padding (XNNPACK SAME padding disagrees for some strides);
  *  - Sum/Mean over all axes but the last (bias gradients, BN statistics) and Tile (BN gradients) in plain JS/memcpy;
