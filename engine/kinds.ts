@@ -86,6 +86,14 @@ export function runModulePath(kind: string): string {
 const implHashes = new Map<string, Promise<Hash>>();
 
 /**
+ * Forget the memoised implementation hashes (a long-lived process, e.g. `pipe watch`, calls this each cycle so an
+ * edited kind is seen; the HashState still makes re-hashing unchanged sources cost only stats).
+ */
+export function resetImplementationHashes(): void {
+  implHashes.clear();
+}
+
+/**
  * Hash of a kind's implementation: its source folder (`stages/<kind>/`, the .ts sources when the repo has them, else
  * the compiled .js) plus the manifest's `implementation` extra paths, relative to that folder. Goes through the
  * HashState, so a no-op run only stats these files.
