@@ -458,7 +458,12 @@ async function swapInto(staged: string, dest: string): Promise<void> {
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e; // moved away meanwhile: nothing to set aside
   }
-  await rename(staged, dest);
+  try {
+    await rename(staged, dest);
+  } catch (e) {
+    await rename(aside, dest).catch(() => undefined); // put the old one back rather than leave nothing
+    throw e;
+  }
   await rm(aside, { recursive: true, force: true });
 }
 
