@@ -94,9 +94,9 @@ export function resetImplementationHashes(): void {
 }
 
 /**
- * Hash of a kind's implementation: its source folder (`stages/<kind>/`, the .ts sources when the repo has them, else
- * the compiled .js) plus the manifest's `implementation` extra paths, relative to that folder. Goes through the
- * HashState, so a no-op run only stats these files.
+ * Hash of a kind's implementation: its source folder (`stages/<kind>/`, the .ts sources when the repo has them) and
+ * its compiled folder, plus the manifest's `implementation` extra paths, relative to the source folder. Goes through
+ * the HashState, so a no-op run only stats these files.
  */
 export function implementationHash(kind: string, state: HashState): Promise<Hash> {
   let h = implHashes.get(kind);
@@ -109,12 +109,16 @@ export function implementationHash(kind: string, state: HashState): Promise<Hash
 
 async function computeImplementationHash(kind: string, state: HashState): Promise<Hash> {
   const root = kindRoot(kind);
+  const compiled = join(root, ...kind.split('/'));
   const src = join(repoRoot, 'stages', ...kind.split('/'));
-  // Built-in kinds: the .ts sources when the repo has them (what a developer edits), else the compiled .js.
-  const folder = root === stagesRoot && existsSync(src) ? src : join(root, ...kind.split('/'));
+  // Built-in kinds: the .ts sources (what a developer edits) AND the compiled .js the runner executes, so an edit
+  // not yet rebuilt cannot put the old code's outputs under a key that claims the new code.
+  const folder = root === stagesRoot && existsSync(src) ? src : compiled;
   const parts: Record<string, string | null> = { '.': (await state.hashPath(folder)).hash };
+  if (folder !== compiled) parts.compiled = (await state.hashPath(compiled)).hash;
   for (const extra of resolveKind(kind)?.implementation ?? []) {
     parts[extra] = (await state.hashPath(resolve(folder, extra))).hash;
+    if (folder !== compiled) parts[`compiled:${extra}`] = (await state.hashPath(resolve(compiled, extra))).hash;
   }
   return hashJson({ kind, parts });
 }
