@@ -78,8 +78,8 @@ describe('synth/cxr', () => {
     expect(mean(infants)).toBeGreaterThan(0.53);
     expect(mean(infants)).toBeGreaterThan(mean(children));
     expect(mean(children)).toBeGreaterThan(mean(adults) + 0.03);
-    expect(Math.max(...adults)).toBeLessThanOrEqual(0.53);
-    expect(Math.min(...sick)).toBeGreaterThan(0.52);
+    expect(Math.max(...adults)).toBeLessThanOrEqual(0.55);
+    expect(Math.min(...sick)).toBeGreaterThan(0.49);
     expect(mean(sick)).toBeGreaterThan(mean(adults) + 0.1);
     // Many healthy infants cross the adult cardiomegaly cut-off: the bias the study measures.
     expect(infants.filter((c) => c > 0.5).length).toBeGreaterThanOrEqual(8);
