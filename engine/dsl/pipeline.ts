@@ -62,6 +62,10 @@ export async function loadPipeline(file: string, opts: LoadOptions): Promise<Res
   const name = scalarString(root, 'name', bag) ?? path.basename(abs).replace(/\.(ya?ml|json)$/i, '');
   const wd = scalarString(root, 'workdir', bag) ?? '.';
   const workdir = path.resolve(path.dirname(abs), wd);
+  const wdEntry = root.byKey.get('workdir');
+  if (wdEntry && !(opts.fileExists ?? existsSync)(workdir)) {
+    bag.error(`workdir \`${wd}\` does not exist (${workdir}); it is relative to the pipeline file's folder`, wdEntry.value.loc.span, { field: 'workdir' });
+  }
 
   const globDirs = new Set<string>();
   const units = readUnits(abs, root, bag, globDirs);

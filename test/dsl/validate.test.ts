@@ -258,6 +258,12 @@ stages:
     ]);
   });
 
+  it('a workdir that does not exist', async () => {
+    const e = await loadErr(`workdir: ../nope\nstages: {}\n`);
+    const parent = e.dir.replace(/\/[^/]+$/, '');
+    expect(e.lines).toEqual([`1:10 workdir \`../nope\` does not exist (${parent}/nope); it is relative to the pipeline file's folder`]);
+  });
+
   it('YAML syntax errors have positions', async () => {
     const e = await loadErr(`stages:\n  a: {cmd: x\n  b: [\n`);
     expect(e.errors.length).toBeGreaterThan(0);
