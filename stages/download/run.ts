@@ -118,6 +118,14 @@ export async function run(ctx: StageContext<DownloadWith>): Promise<void> {
     return { url: fileUrl(base.url, ref), display: `${base.label.replace(/\/$/, '')}/${ref}` };
   };
   if (!Number.isInteger(w.retries) || w.retries < 0) fail(`with.retries must be a non-negative integer (got ${w.retries}).`);
+  if (w.auth !== undefined && w.auth !== null) {
+    const known = ['user_env', 'password_env', 'netrc'];
+    for (const [k, v] of Object.entries(w.auth)) {
+      if (!known.includes(k)) fail(`with.auth has no field ${k} (fields: ${known.join(', ')}; values are environment variable NAMES).`);
+      if (k !== 'netrc' && (typeof v !== 'string' || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(v)))
+        fail(`with.auth.${k} must name an environment variable (e.g. PHYSIONET_USER), not hold a value.`);
+    }
+  }
   const policy: BackoffPolicy = { retries: w.retries, baseMs: w.backoff_ms, capMs: 30_000 };
   const mirror = w.mirror ? (isAbsolute(w.mirror) ? w.mirror : ctx.resolve(w.mirror)) : null;
   const authByHost = new Map<string, ResolvedAuth>();

@@ -187,6 +187,15 @@ describe('download', () => {
     }
   });
 
+  it('refuses auth settings that are not environment variable names', async () => {
+    await expect(run(makeCtx(ws.dir, w({ url: 'http://127.0.0.1:9/x', auth: { user_env: 'alice', password_env: 'hunter2 !' } }), { stage: 'dl' }))).rejects.toThrow(
+      'stage dl: with.auth.password_env must name an environment variable (e.g. PHYSIONET_USER), not hold a value.',
+    );
+    await expect(run(makeCtx(ws.dir, w({ url: 'http://127.0.0.1:9/x', auth: { password: 'x' } as never }), { stage: 'dl' }))).rejects.toThrow(
+      /with\.auth has no field password/,
+    );
+  });
+
   it('authenticates from a netrc file named by $NETRC', async () => {
     server = await startServer({ '/n.csv': { body: SMALL, auth: { user: 'bob', pass: 'netrc-secret' } } });
     const netrc = join(ws.dir, 'test.netrc');
