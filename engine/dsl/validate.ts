@@ -73,7 +73,7 @@ export function validatePipeline(p: Pipeline, bag: DiagnosticBag, exists: (abs: 
         if (near) hint = ` (did you mean \`${near}\`, written by \`${index.producersOf(near)[0]?.stage ?? '?'}\`?)`;
       }
       bag.error(
-        `dep \`${d.path}\` does not exist and no stage writes it${hint} (looked for ${displayPath(abs)})`,
+        `dep \`${d.path}\` does not exist and no stage writes it${hint}${displayPath(abs) === d.path ? '' : ` (looked for ${displayPath(abs)})`}`,
         d.span ?? s.span,
         { stage: s.name, field: fieldOf(d) ?? 'deps' },
       );
