@@ -45,6 +45,16 @@ export class OutIndex {
     this.sortedOwners = all.map((a) => a.owner);
   }
 
+  /** How many outs are indexed. */
+  get size(): number {
+    return this.sortedOwners.length;
+  }
+
+  /** Every indexed out path. */
+  paths(): string[] {
+    return this.sortedOwners.map((o) => o.path);
+  }
+
   /** The outs that feed `dep`: the same path, an enclosing directory out, or outs inside the directory `dep`. */
   producersOf(dep: string): Array<{ stage: string; path: string }> {
     const b = bare(dep);
@@ -97,6 +107,20 @@ interface Adjacency {
 
 /** Dags already built for a pipeline (loadPipeline builds one while validating; the engine reuses it). */
 const built = new WeakMap<Pipeline, Dag>();
+const outIndexes = new WeakMap<Pipeline, OutIndex>();
+const NONE: string[] = Object.freeze([]) as unknown as string[];
+
+/** The index of a pipeline's outs (built once; validation and buildDag share it). */
+export function outIndexOf(p: Pipeline): OutIndex {
+  let idx = outIndexes.get(p);
+  if (!idx) {
+    const outs: Array<{ stage: string; path: string }> = [];
+    for (const s of p.stages) for (const o of s.outs) outs.push({ stage: s.name, path: o.path });
+    idx = new OutIndex(outs);
+    outIndexes.set(p, idx);
+  }
+  return idx;
+}
 const adjacency = new WeakMap<Dag, Adjacency>();
 
 /**
@@ -107,22 +131,15 @@ export function buildDag(p: Pipeline): Result<Dag, Diagnostic[]> {
   const cached = built.get(p);
   if (cached) return ok(cached);
   const producers = new Map<string, string>();
-  const outs: Array<{ stage: string; path: string }> = [];
+  // Adjacency lists are created on a stage's first edge (most stages of a wide foreach have none on one side).
   const preds = new Map<string, string[]>();
   const succs = new Map<string, string[]>();
-  for (const s of p.stages) {
-    preds.set(s.name, []);
-    succs.set(s.name, []);
-    for (const o of s.outs) {
-      if (!producers.has(o.path)) producers.set(o.path, s.name);
-      outs.push({ stage: s.name, path: o.path });
-    }
-  }
-  const index = new OutIndex(outs);
+  for (const s of p.stages) for (const o of s.outs) if (!producers.has(o.path)) producers.set(o.path, s.name);
+  const index = outIndexOf(p);
   /** Edge labels by `from\0to`. */
   const labels = new Map<string, string[]>();
   for (const s of p.stages) {
-    const into = preds.get(s.name)!;
+    let into: string[] | undefined;
     for (const d of s.deps) {
       for (const prod of index.producersOf(d.path)) {
         if (prod.stage === s.name) continue; // a stage reading inside its own out: not an edge (validation reports exact overlaps)
@@ -133,8 +150,11 @@ export function buildDag(p: Pipeline): Result<Dag, Diagnostic[]> {
           continue;
         }
         labels.set(key, [d.path]);
+        if (!into) preds.set(s.name, (into = []));
         into.push(prod.stage);
-        succs.get(prod.stage)!.push(s.name);
+        const out = succs.get(prod.stage);
+        if (out) out.push(s.name);
+        else succs.set(prod.stage, [s.name]);
       }
     }
   }
@@ -167,12 +187,12 @@ function topoOrder(preds: Map<string, string[]>, succs: Map<string, string[]>, s
   const indeg = new Map<string, number>();
   const queue: string[] = [];
   for (const s of stages) {
-    const n = preds.get(s.name)!.length;
+    const n = preds.get(s.name)?.length ?? 0;
     indeg.set(s.name, n);
     if (n === 0) queue.push(s.name);
   }
   for (let i = 0; i < queue.length; i++) {
-    for (const w of succs.get(queue[i]!)!) {
+    for (const w of succs.get(queue[i]!) ?? NONE) {
       const n = indeg.get(w)! - 1;
       indeg.set(w, n);
       if (n === 0) queue.push(w);
@@ -275,12 +295,12 @@ function sortTopo(dag: Dag, names: Iterable<string>): string[] {
 
 /** Direct predecessors (the stages whose outs `stage` reads), without materialising the graphlib graph. */
 export function predecessorsOf(dag: Dag, stage: string): string[] {
-  return adjOf(dag).preds.get(stage) ?? [];
+  return adjOf(dag).preds.get(stage) ?? NONE;
 }
 
 /** Direct successors (the stages that read `stage`'s outs), without materialising the graphlib graph. */
 export function successorsOf(dag: Dag, stage: string): string[] {
-  return adjOf(dag).succs.get(stage) ?? [];
+  return adjOf(dag).succs.get(stage) ?? NONE;
 }
 
 /** Every stage `stage` transitively depends on, in topological order (not `stage` itself). */

@@ -5,7 +5,7 @@
  */
 import path from 'node:path';
 import type { Pipeline, SourceSpan, StageSpec } from '../model.js';
-import { buildDag, OutIndex } from '../graph.js';
+import { buildDag, outIndexOf } from '../graph.js';
 import { DiagnosticBag, displayPath, editDistance } from './diagnostics.js';
 import type { FieldsBySpan } from './stage-fields.js';
 
@@ -15,16 +15,15 @@ export function validatePipeline(p: Pipeline, bag: DiagnosticBag, exists: (abs: 
   const fieldOf = (x: { span?: SourceSpan }) => (x.span ? fields.get(x.span) : undefined);
   // Many stages share deps (a script, a dataset): ask the disk once per path.
   const known = new Map<string, boolean>();
-  const fileExists = (abs: string) => {
-    let e = known.get(abs);
-    if (e === undefined) known.set(abs, (e = exists(abs)));
+  const absOf = (dep: string) => (path.isAbsolute(dep) ? dep : path.join(p.workdir, dep));
+  const depExists = (dep: string) => {
+    let e = known.get(dep);
+    if (e === undefined) known.set(dep, (e = exists(absOf(dep))));
     return e;
   };
   let byNameMap: Map<string, StageSpec> | undefined; // only needed to explain conflicts (rare)
   const byName = () => (byNameMap ??= new Map<string, StageSpec>(p.stages.map((s) => [s.name, s])));
-  const outs: Array<{ stage: string; path: string }> = [];
-  for (const s of p.stages) for (const o of s.outs) outs.push({ stage: s.name, path: o.path });
-  const index = new OutIndex(outs);
+  const index = outIndexOf(p);
 
   // Overlapping outs: same path, or one inside another's directory.
   for (const [a, b] of index.conflicts()) {
@@ -62,14 +61,13 @@ export function validatePipeline(p: Pipeline, bag: DiagnosticBag, exists: (abs: 
         bag.error(`dep \`${d.path}\` ${why}; list the input files or subdirectories separately`, d.span ?? s.span, { stage: s.name, field: fieldOf(d) ?? 'deps' });
         continue;
       }
-      const producers = index.producersOf(d.path).filter((x) => x.stage !== s.name);
-      if (producers.length) continue;
-      const abs = path.isAbsolute(d.path) ? d.path : path.join(p.workdir, d.path);
-      if (fileExists(abs)) continue;
+      if (index.producersOf(d.path).some((x) => x.stage !== s.name)) continue;
+      if (depExists(d.path)) continue;
+      const abs = absOf(d.path);
       // Suggest a close out path (bounded: only for the first few, it scans the outs).
       let hint = '';
-      if (suggestions++ < MAX_SUGGESTIONS && outs.length <= 20_000) {
-        const near = nearestPath(d.path, outs.map((o) => o.path));
+      if (suggestions++ < MAX_SUGGESTIONS && index.size <= 20_000) {
+        const near = nearestPath(d.path, index.paths());
         if (near) hint = ` (did you mean \`${near}\`, written by \`${index.producersOf(near)[0]?.stage ?? '?'}\`?)`;
       }
       bag.error(
