@@ -126,4 +126,17 @@ describe('collectGarbage', () => {
     await collectGarbage({ store: `${d}/cache`, runsDir: [`${d}/other-runs`, `${d}/runs`], keep: [], dryRun: false });
     expect(await openStore(`${d}/cache`).has(recent)).toBe(true);
   });
+
+  it('removes temp files of crashed puts once a day old, never fresh ones (a put in progress)', async () => {
+    const { d } = await setup();
+    mkdirSync(`${d}/cache/tmp`, { recursive: true });
+    writeFileSync(`${d}/cache/tmp/123-old`, 'partial');
+    writeFileSync(`${d}/cache/tmp/456-fresh`, 'in progress');
+    const old = new Date(Date.now() - 2 * DAY);
+    utimesSync(`${d}/cache/tmp/123-old`, old, old);
+    await collectGarbage({ store: `${d}/cache`, runsDir: `${d}/runs`, keep: [], dryRun: true });
+    expect(readdirSync(`${d}/cache/tmp`).sort()).toEqual(['123-old', '456-fresh']);
+    await collectGarbage({ store: `${d}/cache`, runsDir: `${d}/runs`, keep: [], dryRun: false });
+    expect(readdirSync(`${d}/cache/tmp`)).toEqual(['456-fresh']);
+  });
 });
