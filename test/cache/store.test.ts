@@ -211,6 +211,19 @@ describe('Store.restore', () => {
     writeFileSync(store.objectPath(out.hash), '[]');
     await expect(store.restore(out, `${d}/dest`, ['copy'])).rejects.toMatchObject({ code: 'corrupt-object' });
     expect(existsSync(`${d}/dest`)).toBe(false);
+    expect(await store.has(out)).toBe(false); // the corrupt manifest was deleted
+  });
+
+  it('readObject returns verified bytes and refuses a corrupt object', async () => {
+    const d = tempDir();
+    writeFileSync(`${d}/m.json`, '{"auc":0.9}');
+    const store = openStore(`${d}/cache`);
+    const out = await store.put(`${d}/m.json`, 'm.json');
+    expect((await store.readObject(out.hash)).toString()).toBe('{"auc":0.9}');
+    chmodSync(store.objectPath(out.hash), 0o644);
+    writeFileSync(store.objectPath(out.hash), '{"auc":1.0}');
+    await expect(store.readObject(out.hash)).rejects.toMatchObject({ code: 'corrupt-object' });
+    await expect(store.readObject(out.hash)).rejects.toMatchObject({ code: 'missing-object' });
   });
 });
 
