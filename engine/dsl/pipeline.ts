@@ -9,7 +9,7 @@ import path from 'node:path';
 import type { Pipeline, SlurmOptions, SourceSpan, StageSpec } from '../model.js';
 import { err, ok, type Result } from '../result.js';
 import type { Resources, StageManifest } from '../stage-api.js';
-import { DiagnosticBag, sortDiagnostics, type Diagnostic } from './diagnostics.js';
+import { DiagnosticBag, didYouMean, sortDiagnostics, type Diagnostic } from './diagnostics.js';
 import { expandStages, type StageDraft, type VarParams } from './expand.js';
 import { checkKeys } from './shape.js';
 import { slurmOptions } from './stage-fields.js';
@@ -30,6 +30,8 @@ export interface LoadOptions {
   resolveKind(kind: string): Promise<StageManifest | undefined> | StageManifest | undefined;
   /** Default fs.existsSync. */
   fileExists?(absPath: string): boolean;
+  /** Optional: the kinds that exist, so an unknown `uses:` gets a "did you mean". */
+  knownKinds?(): readonly string[];
 }
 
 /** Warnings of a successfully loaded pipeline (errors come back as the Result's error). */
@@ -104,7 +106,8 @@ export async function loadPipeline(file: string, opts: LoadOptions): Promise<Res
       } else if (m instanceof Error) {
         bag.error(`cannot load stage kind \`${d.uses}\`: ${m.message}`, d.usesLoc?.span, { stage: d.name, field: 'uses', dedup: `kind|${d.uses}|${d.usesLoc?.start}` });
       } else if (!m) {
-        bag.error(`unknown stage kind \`${d.uses}\` (a kind \`x/y\` lives in stages/x/y/)`, d.usesLoc?.span, { stage: d.name, field: 'uses', dedup: `kind|${d.uses}|${d.usesLoc?.start}` });
+        const hint = opts.knownKinds ? didYouMean(d.uses, opts.knownKinds()) : '';
+        bag.error(`unknown stage kind \`${d.uses}\`${hint} (a kind \`x/y\` lives in stages/x/y/)`, d.usesLoc?.span, { stage: d.name, field: 'uses', dedup: `kind|${d.uses}|${d.usesLoc?.start}` });
       } else {
         manifest = m;
         applyWith(d, m, workdir, bag, fields);

@@ -228,6 +228,8 @@ stages:
       '19:11 `train/cnn` needs `with.epochs` (integer): Epochs.',
     ]);
     expect(e.errors[0]).toMatchObject({ stage: 'a', field: 'uses' });
+    const k = await loadErr(`stages:\n  a: {uses: evaluate/fp, with: {}}\n`, {}, { knownKinds: () => ['evaluate/fpr', 'train/cnn'] });
+    expect(k.lines).toEqual(['2:13 unknown stage kind `evaluate/fp` (did you mean `evaluate/fpr`?) (a kind `x/y` lives in stages/x/y/)']);
   });
 
   it('foreach/matrix shape errors and duplicate expanded names', async () => {
