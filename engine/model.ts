@@ -79,6 +79,8 @@ export interface StageSpec {
   watch: 'auto' | 'manual';
   /** Where the stage was declared (its key under `stages:`). */
   span: SourceSpan;
+  /** One line saying what the stage is for (`desc:`), shown by `pipe dag` and the report. */
+  desc?: string;
 }
 
 export interface Pipeline {
