@@ -18,7 +18,7 @@ import * as kinds from './kinds.js';
 import type { Pipeline, StageSpec } from './model.js';
 import { planStages, runStages } from './run.js';
 import { openWorkspace, pipeDirOf, type Workspace } from './workspace.js';
-import { successorsOf } from './graph.js';
+import { successorsOf, upstreamOf } from './graph.js';
 import { DiagnosticsError, loadAll, selectStages, type Loaded } from './commands/load.js';
 import { UsageError } from './commands/errors.js';
 import { executorChooser, machineFor } from './commands/session.js';
@@ -279,6 +279,8 @@ export class WatchSession {
     const canceller = new StageCanceller(executors.choose);
     const cur: Current = { cycle, loaded, runSet, finished: new Set(), canceller, restarted };
     this.current = cur;
+    // Changes that arrived while this cycle was loading and planning: their stages must not run on stale inputs.
+    if (this.pending.size > 0) void this.cancelStale(cur, [...this.pending]);
     try {
       const summary = await runStages({
         pipeline: p,
@@ -307,7 +309,10 @@ export class WatchSession {
   private async manualHold(loaded: Loaded, selected: Set<string>, ws: Workspace): Promise<{ pending: Array<{ stage: string; reasons: string[] }>; held: Set<string> }> {
     const manual = loaded.pipeline.stages.filter((s) => selected.has(s.name) && s.watch === 'manual');
     if (manual.length === 0) return { pending: [], held: new Set() };
-    const decisions = await planStages({ pipeline: loaded.pipeline, graph: loaded.graph, workspace: ws, selected, emit: () => {}, pipeVersion: pipeVersion() });
+    // Only the manual stages and their upstream need a decision (a big unrelated dataset is not re-stated).
+    const scope = new Set(manual.map((s) => s.name));
+    for (const m of manual) for (const u of upstreamOf(loaded.dag, m.name)) if (selected.has(u)) scope.add(u);
+    const decisions = await planStages({ pipeline: loaded.pipeline, graph: loaded.graph, workspace: ws, selected: scope, emit: () => {}, pipeVersion: pipeVersion() });
     const pending = manual.filter((s) => decisions.get(s.name)?.action === 'run').map((s) => ({ stage: s.name, reasons: decisions.get(s.name)!.reasons }));
     const held = withDownstream(
       pending.map((x) => x.stage),

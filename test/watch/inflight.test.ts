@@ -1,7 +1,9 @@
 // `pipe watch` through the real CLI: stages in flight when their input changes, manual (GPU / watch: manual) stages,
 // keys on stdin, Ctrl-C.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startWatch, workspace, type Watcher, type Ws } from './helpers.js';
+import { repoRoot, startWatch, workspace, type Watcher, type Ws } from './helpers.js';
 
 let ws: Ws | undefined;
 let w: Watcher | undefined;
@@ -123,5 +125,47 @@ describe('pipe watch: manual stages', () => {
     expect(w.started(2)).toEqual(['prep', 'train', 'report']);
     expect(ws.read('out/report.txt')).toBe('a2\ngpu=0\n');
     expect(w.events.some((e) => e.type === 'manual-pending')).toBe(false);
+  });
+});
+
+describe('pipe watch: stage-kind code', () => {
+  const kindFiles = (ws: Ws, tag: string): void => {
+    ws.write(
+      'kinds/local/copy/manifest.js',
+      `export const manifest = { kind: 'local/copy', description: 'test', with: { src: { type: 'path', role: 'dep', required: true, description: '' }, out: { type: 'path', role: 'out', required: true, description: '' } } };\n`,
+    );
+    ws.write(
+      'kinds/local/copy/run.js',
+      `import { readFileSync, writeFileSync } from 'node:fs';\nexport async function run(ctx) { writeFileSync(ctx.resolve(ctx.with.out), readFileSync(ctx.resolve(ctx.with.src), 'utf8') + '${tag}'); }\n`,
+    );
+  };
+  const yaml = 'name: k\nstages:\n  c:\n    uses: local/copy\n    with: {src: in.txt, out: out/c.txt}\n  d:\n    cmd: cat in.txt > out/d.txt\n    deps: [in.txt]\n    outs: [out/d.txt]\n';
+  // The engine memoises kind hashes per process; watch mode drops the memo each cycle once the engine offers it.
+  const canReset = readFileSync(join(repoRoot, 'engine', 'kinds.ts'), 'utf8').includes('export function resetImplementationHashes');
+
+  it("a kind's implementation folder is watched: editing it starts a cycle", async () => {
+    ws = workspace({ 'p.yaml': yaml, 'in.txt': 'x\n' });
+    kindFiles(ws, 'v1');
+    w = startWatch(ws.dir, ['p.yaml'], { PIPE_KINDS_PATH: join(ws.dir, 'kinds') });
+    const ready = await w.next('watch-ready', (e) => e.type === 'watch-ready');
+    expect(ready.trees).toEqual(['kinds/local/copy/']);
+    await w.cycle(1);
+    expect(ws.read('out/c.txt')).toBe('x\nv1');
+    kindFiles(ws, 'v2');
+    const c2 = await w.cycle(2);
+    expect(c2.find((e) => e.type === 'cycle-start')!.files).toEqual(['kinds/local/copy/manifest.js', 'kinds/local/copy/run.js']);
+    expect(w.started(2)).not.toContain('d');
+  });
+
+  it.skipIf(!canReset)('an edited kind re-runs the stages using it (needs kinds.resetImplementationHashes)', async () => {
+    ws = workspace({ 'p.yaml': yaml, 'in.txt': 'x\n' });
+    kindFiles(ws, 'v1');
+    w = startWatch(ws.dir, ['p.yaml'], { PIPE_KINDS_PATH: join(ws.dir, 'kinds') });
+    await w.cycle(1);
+    kindFiles(ws, 'v2');
+    const c2 = await w.cycle(2);
+    expect(w.started(2)).toEqual(['c']);
+    expect(c2.find((e) => e.type === 'plan' && e.stage === 'c')!.reasons!.join()).toMatch(/implementation of local\/copy changed/);
+    expect(ws.read('out/c.txt')).toBe('x\nv2');
   });
 });
