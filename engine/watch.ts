@@ -216,7 +216,8 @@ export class WatchSession {
       this.lastWarnings = warnings;
       if (loaded.warnings.length > 0) this.say({ type: 'diagnostics', formatted: loaded.warnings, diagnostics: [] });
     }
-    resetImplementationHashes();
+    // The engine memoises kinds' implementation hashes per process; a watcher lives for hours and kinds get edited.
+    kinds.resetImplementationHashes();
     const ws = await this.workspace(p);
 
     // 2. Watch exactly what this pipeline reads.
@@ -393,24 +394,16 @@ export class WatchSession {
 }
 
 /**
- * The folders a `uses` kind's implementation hash reads (see engine/kinds.ts): the repo's `stages/<kind>/` sources
- * for built-in kinds when present, else the compiled folder; plus the manifest's extra `implementation` paths.
+ * The folders a `uses` kind's implementation hash reads (see engine/kinds.ts `implementationHash`): the compiled
+ * folder the runner executes and, for built-in kinds in a repo checkout, the `stages/<kind>/` sources; plus the
+ * manifest's extra `implementation` paths under each.
  */
 export function codeDirs(kind: string): string[] {
   const root = kinds.kindRoot(kind);
   const parts = kind.split('/');
+  const compiled = join(root, ...parts);
   const src = join(dirname(dirname(kinds.stagesRoot)), 'stages', ...parts);
-  const folder = root === kinds.stagesRoot && existsSync(src) ? src : join(root, ...parts);
+  const folders = root === kinds.stagesRoot && existsSync(src) ? [src, compiled] : [compiled];
   const extra = kinds.resolveKind(kind)?.implementation ?? [];
-  return [folder, ...extra.map((x) => resolve(folder, x))];
-}
-
-/**
- * The engine memoises each kind's implementation hash for the life of the process (right for `pipe run`); a watcher
- * lives for hours, so the memo must be dropped each cycle. Uses `kinds.resetImplementationHashes` when the engine
- * offers it (requested from E2); without it an edited kind is only seen by a new `pipe watch`.
- */
-function resetImplementationHashes(): void {
-  const reset = (kinds as unknown as Record<string, unknown>).resetImplementationHashes;
-  if (typeof reset === 'function') (reset as () => void)();
+  return folders.flatMap((f) => [f, ...extra.map((x) => resolve(f, x))]);
 }
