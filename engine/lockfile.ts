@@ -8,7 +8,6 @@
  * with entries it did not compute itself.
  */
 import { readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
-import { createHash } from 'node:crypto';
 import { basename, dirname, extname, join } from 'node:path';
 
 export interface LockStage {
@@ -102,8 +101,15 @@ export function renderLock(lock: LockFile): string {
   return `${head.join('\n')}\nstages:\n${names.map((n) => renderStage(n, lock.stages[n]!)).join('\n')}\n`;
 }
 
+/** Bump when renderStage's output changes, so lock files written by an older pipe are rewritten. */
+const LOCK_FORMAT = 1;
+
+/**
+ * What identifies a stage's lock entry without rendering it: the key covers cmd/uses/with/params/deps, so the key
+ * and the outputs' hashes and sizes determine the entry (a no-op run compares 1,000 of these, not 1,000 renders).
+ */
 export function stageDigest(name: string, s: LockStage): string {
-  return createHash('sha1').update(renderStage(name, s)).digest('hex');
+  return `${LOCK_FORMAT}|${name}|${s.key}|${s.outs.map((o) => `${o.path}:${o.hash}:${o.size}:${o.files ?? ''}`).join(',')}`;
 }
 
 /** Write when the text differs; atomic (temp file + rename). Returns the written file's size and mtime. */

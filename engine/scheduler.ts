@@ -82,6 +82,10 @@ export class ResourcePool {
     for (const id of grant.gpuIds) this.freeGpus.add(id);
   }
 
+  get hasSlot(): boolean {
+    return this.slots > 0;
+  }
+
   get idle(): boolean {
     return this.slots === this.machine.jobs;
   }
@@ -98,7 +102,8 @@ export class WaitQueue<T> {
   }
   take(pool: ResourcePool): Array<{ item: T; grant: Grant }> {
     const started: Array<{ item: T; grant: Grant }> = [];
-    for (let i = 0; i < this.items.length; ) {
+    // No free job slot: nothing can start (and 10,000 waiting stages must not be scanned on every completion).
+    for (let i = 0; i < this.items.length && pool.hasSlot; ) {
       const { item, req } = this.items[i]!;
       const grant = pool.tryAcquire(req);
       if (grant) {
