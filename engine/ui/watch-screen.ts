@@ -19,6 +19,7 @@ export interface ScreenState {
   watching: string;
   keys: boolean;
   cycle: number;
+  trigger: string;
   cycleRunning: boolean;
   cycleStartedAt: number;
   changed: string[];
@@ -43,6 +44,7 @@ export function initialState(keys: boolean): ScreenState {
     watching: '',
     keys,
     cycle: 0,
+    trigger: '',
     cycleRunning: false,
     cycleStartedAt: 0,
     changed: [],
@@ -98,6 +100,7 @@ export function reduce(s: ScreenState, e: WatchOutputEvent): void {
       return;
     case 'cycle-start':
       s.cycle = e.cycle;
+      s.trigger = e.trigger;
       s.cycleRunning = true;
       s.cycleStartedAt = e.at;
       s.changed = e.files;
@@ -184,7 +187,8 @@ export function frame(s: ScreenState, now: number, width = 100): string {
   out.push(cut(`pipe watch ${s.pipeline}  ·  ${s.watching || 'starting…'}`));
   if (s.cycle > 0) {
     const state = s.cycleRunning ? `running ${duration(now - s.cycleStartedAt)}` : 'idle';
-    out.push(cut(`cycle ${s.cycle} (${state})  ·  changed: ${fileList(s.changed)}`));
+    const why = s.changed.length > 0 ? `changed: ${fileList(s.changed)}` : s.trigger === 'manual' ? 'manual stages (a)' : s.trigger === 'start' ? 'first check' : 're-check';
+    out.push(cut(`cycle ${s.cycle} (${state})  ·  ${why}`));
   }
   const rows = [...s.rows.values()];
   for (const r of rows.slice(-15)) {
