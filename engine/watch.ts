@@ -54,7 +54,7 @@ interface Current {
   restarted: Set<string>;
 }
 
-const PRIORITY: Record<CycleTrigger, number> = { 'follow-up': 0, start: 1, change: 2, manual: 3 };
+const PRIORITY: Record<CycleTrigger, number> = { 'follow-up': 0, start: 1, refresh: 2, change: 3, manual: 4 };
 
 export class WatchSession {
   private readonly file: string;
@@ -97,7 +97,7 @@ export class WatchSession {
 
   /** A cycle without a change: the `r` key (e.g. after fixing something outside the watched files). */
   refresh(): void {
-    this.request('change');
+    this.request('refresh');
   }
 
   /** Resolves when no cycle runs and none is wanted. */
@@ -342,6 +342,10 @@ export class WatchSession {
     } else if (e instanceof UsageError) {
       this.say({ type: 'warning', message: `${e.message}; waiting for it to appear` });
       this.say({ type: 'watch-invalid', problems: 1 });
+    } else if (isFsError(e)) {
+      // Unreadable mid-save (permissions, a file swapped out): say so, keep watching.
+      this.say({ type: 'warning', message: `cannot load ${this.opts.file}: ${e.message}` });
+      this.say({ type: 'watch-invalid', problems: 1 });
     } else throw e;
     const prev: WatchTargets = this.loaded ? watchTargets(this.loaded.pipeline, this.selected, codeDirs) : { files: [], trees: [] };
     const files = new Set([...prev.files, this.file]);
@@ -406,4 +410,8 @@ export function codeDirs(kind: string): string[] {
   const folders = root === kinds.stagesRoot && existsSync(src) ? [src, compiled] : [compiled];
   const extra = kinds.resolveKind(kind)?.implementation ?? [];
   return folders.flatMap((f) => [f, ...extra.map((x) => resolve(f, x))]);
+}
+
+function isFsError(e: unknown): e is NodeJS.ErrnoException {
+  return e instanceof Error && typeof (e as NodeJS.ErrnoException).code === 'string' && typeof (e as NodeJS.ErrnoException).syscall === 'string';
 }

@@ -221,7 +221,7 @@ export function plainLines(s: ScreenState, e: WatchOutputEvent): string[] {
     case 'diagnostics':
       return e.formatted;
     case 'cycle-start':
-      return [`── cycle ${e.cycle} (${e.trigger === 'change' ? fileList(e.files) : e.trigger}): ${e.stages.length} stage(s) to check`];
+      return [`── cycle ${e.cycle} (${e.files.length > 0 ? fileList(e.files) : e.trigger}): ${e.stages.length} stage(s) to check`];
     case 'stage-start': {
       const why = s.reasons.get(e.stage);
       return [`▶ ${e.stage}${why ? ` (${why})` : ''}`];

@@ -6,7 +6,7 @@
 import type { PipeEvent, RunCounts } from '../events.js';
 
 /** Why a cycle started. */
-export type CycleTrigger = 'start' | 'change' | 'manual' | 'follow-up';
+export type CycleTrigger = 'start' | 'change' | 'refresh' | 'manual' | 'follow-up';
 
 export interface WatchReadyEvent {
   type: 'watch-ready';
@@ -33,6 +33,7 @@ export interface WatchChangeEvent {
 export interface CycleStartEvent {
   type: 'cycle-start';
   cycle: number;
+  /** start: the first; change: saved files; refresh: the `r` key; manual: the `a` key; follow-up: held stages freed. */
   trigger: CycleTrigger;
   /** The changes that started it (workspace-relative). */
   files: string[];

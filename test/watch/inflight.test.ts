@@ -109,6 +109,12 @@ describe('pipe watch: manual stages', () => {
     expect((again.stages as Array<{ stage: string }>).map((s) => s.stage)).toEqual(['train']);
     expect(ws.read('out/report.txt')).toBe('a1\ngpu=0\n');
 
+    // `r`: a re-check without a change; nothing is stale but the held GPU stage.
+    w.key('r');
+    const c4 = await w.cycle(4);
+    expect(c4.find((e) => e.type === 'cycle-start')!.trigger).toBe('refresh');
+    expect(w.started(4)).toEqual([]);
+
     w.key('q');
     const r = await w.done;
     expect(r.code).toBe(0);
