@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { formatDiagnostic, type Diagnostic } from '../dsl/diagnostics.js';
 import { buildDag, predecessorsOf, selectTargets, type Dag } from '../graph.js';
-import { loadedManifestFiles, loadKinds, resolveKind } from '../kinds.js';
+import { knownKinds, loadedManifestFiles, loadKinds, resolveKind } from '../kinds.js';
 import { readCachedPipeline, writeCachedPipeline, type CacheInputs } from './pipeline-cache.js';
 import type { Pipeline } from '../model.js';
 import type { StageGraph } from '../run.js';
@@ -44,6 +44,7 @@ export async function loadAll(file: string, opts: LoadOptions = {}): Promise<Loa
       overrides: inputs.overrides,
       paramsFiles: inputs.paramsFiles,
       resolveKind,
+      knownKinds,
       fileExists: (p: string) => (exists[p] = existsSync(p)),
     });
     if (!loaded.ok) throw new DiagnosticsError(loaded.error);
