@@ -68,15 +68,17 @@ export function machineFor(opts: MachineOptions, stages: StageSpec[]): Machine {
   return { jobs, cpus: cores, memBytes, gpuIds };
 }
 
-/** Local stages run here; `executor: slurm` stages go through the SLURM executor, loaded only when needed. */
-export async function executorChooser(pipeline: Pipeline, stages: StageSpec[], pipeDir: string): Promise<{ choose: (s: StageSpec) => Executor; close: () => Promise<void> }> {
+/**
+ * Local stages run here; `executor: slurm` stages go through the SLURM executor (state in `<pipeDir>/slurm`), loaded
+ * only when a selected stage needs it. (`pipeline` is kept for executors configured per pipeline.)
+ */
+export async function executorChooser(_pipeline: Pipeline, stages: StageSpec[], pipeDir: string): Promise<{ choose: (s: StageSpec) => Executor; close: () => Promise<void> }> {
   const local = new LocalExecutor();
   let slurm: Executor | undefined;
   if (stages.some((s) => s.executor === 'slurm')) {
     const mod = (await import('../executors/slurm.js')) as { SlurmExecutor: new (o: { stateDir: string }) => Executor };
     slurm = new mod.SlurmExecutor({ stateDir: join(pipeDir, 'slurm') });
   }
-  void pipeline;
   return {
     choose: (s) => (s.executor === 'slurm' && slurm ? slurm : local),
     close: async () => {
