@@ -23,7 +23,7 @@ function maxOverlap(iv: Array<{ start: number; end: number }>): number {
 }
 
 const timed = (name: string, extra = ''): string =>
-  `s=$(date +%s%3N); sleep 0.4; e=$(date +%s%3N); echo "${name} $s $e${extra}" >> times.txt; echo ok > out/${name}.txt`;
+  `s=$(date +%s%3N); sleep 0.8; e=$(date +%s%3N); echo "${name} $s $e${extra}" >> times.txt; echo ok > out/${name}.txt`;
 
 describe('parallelism and resources', () => {
   it('-j bounds how many stages run at once', () => {
@@ -155,8 +155,7 @@ describe('Ctrl-C', () => {
     });
     const p = pipeAsync(ws.dir, ['run', 'p.yaml', '--json']);
     await p.until((out) => out.includes('"type":"stage-start","stage":"slow"'));
-    await new Promise((r) => setTimeout(r, 300)); // let it write its half output
-    expect(ws.exists('out/slow.txt')).toBe(true);
+    await p.until(() => ws.exists('out/slow.txt')); // it wrote its half output
     p.child.kill('SIGINT');
     const r = await p.done;
     expect(r.code).toBe(130);
@@ -176,7 +175,8 @@ describe('Ctrl-C', () => {
 describe('workspace lock', () => {
   it('a second run waits for the first (saying who holds it), or exits naming it with --no-wait', async () => {
     ws = workspace({
-      'p.yaml': `name: l\nstages:\n  s:\n    cmd: sleep 1.5; echo > out/s.txt\n    outs: [out/s.txt]\n`,
+      // The first run holds the lock until the test opens the gate (no timing assumptions on a loaded machine).
+      'p.yaml': `name: l\nstages:\n  s:\n    cmd: i=0; while [ ! -e gate ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done; echo > out/s.txt\n    outs: [out/s.txt]\n`,
       'q.yaml': `name: l2\nstages:\n  t:\n    cmd: echo > out/t.txt\n    outs: [out/t.txt]\n`,
     });
     const first = pipeAsync(ws.dir, ['run', 'p.yaml', '--json']);
@@ -186,6 +186,8 @@ describe('workspace lock', () => {
     expect(nowait.stderr).toMatch(new RegExp(`locked by \`pipe run p\\.yaml --json\` \\(pid ${first.child.pid}`));
     const second = pipeAsync(ws.dir, ['run', 'q.yaml']);
     await second.until((_o, err) => /waiting for the workspace lock held by/.test(err));
+    expect(ws.exists('out/t.txt')).toBe(false); // still waiting
+    ws.write('gate', '');
     const [a, b] = await Promise.all([first.done, second.done]);
     expect(a.code).toBe(0);
     expect(b.code, b.stderr).toBe(0);
