@@ -101,6 +101,15 @@ function program(): Command {
       process.exitCode = await gcCommand(files, opts);
     });
 
+  p.command('cancel')
+    .description('Cancel (scancel) every SLURM job this workspace submitted that is still pending or running.')
+    .argument('<file>', 'pipeline YAML')
+    .option('--json', 'machine-readable output')
+    .action(async (file: string, opts: { json?: boolean }) => {
+      const { cancelCommand } = await import('./commands/cancel.js');
+      process.exitCode = await cancelCommand(file, opts);
+    });
+
   p.command('schema')
     .description('Print the JSON Schema of pipeline YAML files (for editors).')
     .action(async () => {

@@ -302,6 +302,7 @@ export async function runStages(opts: RunOptions): Promise<RunSummary> {
         } else emit({ type: 'stage-log', stage: name, line });
       });
       // retries: a failed attempt (not a cancellation) runs again, with more memory/time after OOM/timeout kills.
+      let previous = job;
       const result: JobResult = await runWithRetries(
         executor,
         job,
@@ -309,7 +310,15 @@ export async function runStages(opts: RunOptions): Promise<RunSummary> {
         { signal, onOutput: lines.push, onState: (state) => emit({ type: 'stage-state', stage: name, state }) },
         (next) => {
           removeOutputs(stage, ws.root);
-          emit({ type: 'stage-state', stage: name, state: `attempt ${next.attempt} of ${stage.retries.count + 1} after: ${next.result.reason}` });
+          const before = previous.resources;
+          const after = next.job.resources;
+          previous = next.job;
+          const mb = (b: number) => `${Math.round(b / (1024 * 1024))}M`;
+          const escalated = [
+            after.memBytes !== before.memBytes ? `mem ${mb(before.memBytes)} → ${mb(after.memBytes)}` : '',
+            after.timeSec !== before.timeSec ? `time ${before.timeSec}s → ${after.timeSec}s` : '',
+          ].filter(Boolean);
+          emit({ type: 'stage-state', stage: name, state: `attempt ${next.attempt} of ${stage.retries.count + 1} after: ${next.result.reason}${escalated.length ? `; ${escalated.join(', ')}` : ''}` });
         },
       );
       lines.end();

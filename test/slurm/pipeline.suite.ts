@@ -5,7 +5,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { pipe, pipeAsync, workspace, type Ws } from '../engine/helpers.js';
-import { hasSlurm, requireSlurm, startCluster } from './cluster.js';
+import { hasSlurm, queuedIds, requireSlurm, startCluster } from './cluster.js';
 
 const run = hasSlurm || requireSlurm ? describe : describe.skip;
 
@@ -103,5 +103,50 @@ run('pipe run on SLURM', () => {
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(ws.read('out/echo.txt')).toContain('payload');
     expect(ws.read('out/echo.txt')).toContain('from-slurm');
+  });
+});
+
+run('pipe run on SLURM: retries and cancel', () => {
+  let ws: Ws | undefined;
+  beforeAll(() => startCluster());
+  afterEach(() => ws?.cleanup());
+
+  it('retries an out-of-memory job with the memory the YAML says, and says so', () => {
+    ws = workspace({
+      'p.yaml': [
+        'name: retry-oom',
+        'stages:',
+        '  grow:',
+        '    executor: slurm',
+        '    cmd: python3 -c "import time; a = bytearray(300 * 1024 * 1024); a[::4096] = b\'x\' * len(a[::4096]); time.sleep(4); open(\'out.txt\', \'w\').write(\'ok\')"',
+        '    outs: [out.txt]',
+        '    resources: {mem: 100M}',
+        '    retries: {count: 2, mem_factor: 8}',
+        '',
+      ].join('\n'),
+    });
+    const r = pipe(ws.dir, ['run', 'p.yaml']);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout + r.stderr).toMatch(/attempt 2 of 3 after: out of memory \(limit 100M\); mem 100M → 800M/);
+    expect(ws.read('out.txt')).toBe('ok');
+  });
+
+  it('pipe cancel: cancels the jobs a killed pipe left running', async () => {
+    const tag = `c${Date.now()}`;
+    ws = workspace({
+      'p.yaml': ['name: cancel', 'stages:', `  ${tag}:`, '    executor: slurm', '    cmd: sleep 300 && touch out.txt', '    outs: [out.txt]', ''].join('\n'),
+    });
+    const killed = pipeAsync(ws.dir, ['run', 'p.yaml']);
+    const jobsDir = join(ws.dir, '.pipe/slurm/jobs');
+    await until(() => existsSync(jobsDir) && readdirSync(jobsDir).some((f) => f.endsWith('.json')));
+    const record = JSON.parse(readFileSync(join(jobsDir, readdirSync(jobsDir)[0]!), 'utf8')) as { jobId: string };
+    killed.child.kill('SIGKILL');
+    await killed.done;
+    expect(queuedIds()).toContain(record.jobId);
+    const c = pipe(ws.dir, ['cancel', 'p.yaml']);
+    expect(c.code, c.stdout + c.stderr).toBe(0);
+    expect(c.stdout).toContain(`cancelled SLURM job ${record.jobId} (${tag})`);
+    await until(() => !queuedIds().includes(record.jobId));
+    expect(pipe(ws.dir, ['cancel', 'p.yaml']).stdout).toMatch(/No SLURM jobs/);
   });
 });
