@@ -10,7 +10,7 @@
  * A pipeline that does not load (a YAML error mid-edit) is reported as diagnostics; the watchers stay, and the next
  * save that fixes it resumes the cycles.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { workspaceLock } from '../cache/lock.js';
 import { emptyCounts, type EventInput, type RunCounts } from './events.js';
@@ -54,6 +54,9 @@ interface Current {
   restarted: Set<string>;
 }
 
+/** Cycles in a row started by files written during the previous cycle before watch mode suspects a loop. */
+const LOOP_LIMIT = 5;
+
 const PRIORITY: Record<CycleTrigger, number> = { 'follow-up': 0, start: 1, refresh: 2, change: 3, manual: 4 };
 
 export class WatchSession {
@@ -72,6 +75,11 @@ export class WatchSession {
   private loop: Promise<void> | undefined;
   private current: Current | undefined;
   private stopping = false;
+  /** Cycles in a row started by files written while the previous cycle ran (see `looksLikeLoop`). */
+  private busyStreak = 0;
+  private paused = false;
+  /** When the last cycle that ran stages began and ended. */
+  private lastRun: { start: number; end: number } | undefined;
   private ready = false;
   private readonly t0 = Date.now();
   private lastPending = '[]';
@@ -92,12 +100,19 @@ export class WatchSession {
 
   /** Run the stale manual stages (and what waits for them) now: the `a` key. */
   runManual(): void {
+    this.resume();
     this.request('manual');
   }
 
   /** A cycle without a change: the `r` key (e.g. after fixing something outside the watched files). */
   refresh(): void {
+    this.resume();
     this.request('refresh');
+  }
+
+  private resume(): void {
+    this.paused = false;
+    this.busyStreak = 0;
   }
 
   /** Resolves when no cycle runs and none is wanted. */
@@ -125,7 +140,7 @@ export class WatchSession {
     for (const f of files) this.pending.add(f);
     this.say({ type: 'watch-change', files });
     if (this.current) void this.cancelStale(this.current, files);
-    this.request('change');
+    if (!this.paused) this.request('change');
   }
 
   /**
@@ -169,13 +184,19 @@ export class WatchSession {
 
   private kick(): void {
     if (this.loop || this.stopping) return;
-    this.loop = (async () => {
+    // The body starts on a later microtask, so `this.loop` is assigned before its `finally` can clear it (a body
+    // that finished synchronously would otherwise leave a settled promise behind and block every later kick).
+    this.loop = Promise.resolve().then(async () => {
       try {
         while (this.wanted && !this.stopping) {
           const trigger = this.wanted;
           this.wanted = undefined;
           const files = [...this.pending].sort();
           this.pending.clear();
+          if (trigger === 'change' && this.looksLikeLoop(files)) {
+            for (const f of files) this.pending.add(f); // kept for the cycle `r` starts
+            break;
+          }
           try {
             await this.cycle(trigger, files);
           } catch (e) {
@@ -187,7 +208,34 @@ export class WatchSession {
         this.loop = undefined;
       }
       if (this.wanted && !this.stopping) this.kick();
-    })();
+    });
+  }
+
+  /**
+   * A stage that writes into a watched dep (an undeclared output: a log, a timestamp) changes it while it runs, and
+   * that change starts the next cycle, which runs it again: a loop. Its sign: every file of the change was last
+   * written while the previous cycle ran its stages. A person's saves rarely all land inside cycle after cycle, so
+   * after LOOP_LIMIT such cycles in a row, stop starting cycles on changes and say why. `r` or `a` resumes.
+   */
+  private looksLikeLoop(files: string[]): boolean {
+    const run = this.lastRun;
+    const root = this.loaded?.pipeline.workdir ?? dirname(this.file);
+    const during = (f: string): boolean => {
+      try {
+        const m = statSync(resolve(root, f)).mtimeMs;
+        return run !== undefined && m >= run.start && m <= run.end + 5;
+      } catch {
+        return false;
+      }
+    };
+    this.busyStreak = files.length > 0 && files.every(during) ? this.busyStreak + 1 : 0;
+    if (this.busyStreak < LOOP_LIMIT) return false;
+    this.paused = true;
+    this.say({
+      type: 'warning',
+      message: `paused: the last ${LOOP_LIMIT} cycles were each started by files written while the previous one ran (${files.slice(0, 3).join(', ')}): does a stage write into its own deps? Declare such files as outs. Press r to resume.`,
+    });
+    return true;
   }
 
   private async load(): Promise<Loaded> {
@@ -249,6 +297,7 @@ export class WatchSession {
     }
     this.say({ type: 'cycle-end', cycle, ok, counts, restarted: [...restarted], durationMs: Date.now() - started });
     if (this.stopping) return;
+    if (order.length > 0) this.lastRun = { start: started, end: Date.now() };
 
     // 5. What manual stages wait now (an upstream that re-ran may have left them up to date after all).
     if (!runAll && p.stages.some((s) => selected.has(s.name) && s.watch === 'manual')) {

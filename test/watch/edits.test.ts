@@ -173,3 +173,32 @@ stages:
     }
   });
 });
+
+describe('pipe watch: loops', () => {
+  it('a stage writing into its own dep folder does not loop forever: watch pauses after 5 busy cycles, r resumes', async () => {
+    ws = workspace({
+      'p.yaml': `name: l
+stages:
+  self:
+    cmd: cat data/self/* > out/x.txt; date +%s%N > data/self/stamp.txt
+    deps: [data/self/]
+    outs: [out/x.txt]
+`,
+      'data/self/in.txt': 'x\n',
+    });
+    w = startWatch(ws.dir, ['p.yaml']);
+    const paused = await w.next('the pause', (e) => e.type === 'warning' && String(e.message).startsWith('paused:'), 0, 60_000);
+    expect(String(paused.message)).toMatch(/data\/self\/stamp\.txt.*write into its own deps/);
+    const at = lastCycle(w);
+    expect(at).toBeLessThanOrEqual(7);
+    // Paused: a save starts no cycle, but `r` runs one (with the pending changes) and the guard counts again.
+    const n = w.events.length;
+    ws.write('data/self/in.txt', 'y\n');
+    await w.next('the change noted', (e) => e.type === 'watch-change' && (e.files ?? []).includes('data/self/in.txt'), n);
+    w.key('r');
+    const resumed = await w.next('a resumed cycle', (e) => e.type === 'cycle-start' && (e.cycle ?? 0) === at + 1, n);
+    expect(resumed.trigger).toBe('refresh');
+    expect(resumed.files).toContain('data/self/in.txt');
+    await w.next('paused again', (e) => e.type === 'warning' && String(e.message).startsWith('paused:'), n, 60_000);
+  });
+});

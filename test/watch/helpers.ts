@@ -112,7 +112,14 @@ export function startWatch(cwd: string, args: string[], env: NodeJS.ProcessEnv =
     key: (k) => void child.stdin.write(`${k}\n`),
     async stop(signal = 'SIGINT') {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-      return done;
+      // Never leave a watcher behind: one that has not exited 15 s after the signal is killed (and the test fails
+      // on its exit code or events).
+      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      try {
+        return await done;
+      } finally {
+        clearTimeout(timer);
+      }
     },
     done,
   };
