@@ -35,6 +35,8 @@ export interface ScreenState {
   warnings: string[];
   pending: Array<{ stage: string; reasons: string[] }>;
   held: string[];
+  /** Cycles paused by the loop guard until `r`. */
+  paused: boolean;
   stopped?: string;
 }
 
@@ -57,6 +59,7 @@ export function initialState(keys: boolean): ScreenState {
     warnings: [],
     pending: [],
     held: [],
+    paused: false,
   };
 }
 
@@ -101,6 +104,7 @@ export function reduce(s: ScreenState, e: WatchOutputEvent): void {
     case 'cycle-start':
       s.cycle = e.cycle;
       s.trigger = e.trigger;
+      s.paused = false;
       s.cycleRunning = true;
       s.cycleStartedAt = e.at;
       s.changed = e.files;
@@ -149,6 +153,7 @@ export function reduce(s: ScreenState, e: WatchOutputEvent): void {
       return;
     case 'warning':
       s.warnings.push(`warning: ${e.stage ? `${e.stage}: ` : ''}${e.message}`);
+      if (e.message.startsWith('paused:')) s.paused = true;
       return;
     case 'cycle-end':
       s.cycleRunning = false;
@@ -205,7 +210,7 @@ export function frame(s: ScreenState, now: number, width = 100): string {
     for (const p of s.pending.slice(0, 3)) out.push(cut(`    ${p.stage}: ${p.reasons.join('; ')}`));
   }
   if (s.stopped) out.push(s.stopped);
-  else if (s.keys) out.push(`keys: ${s.pending.length ? 'a run manual stages · ' : ''}r re-check · q quit`);
+  else if (s.keys) out.push(`keys: ${s.pending.length ? 'a run manual stages · ' : ''}r ${s.paused ? 'resume' : 're-check'} · q quit`);
   return `${out.join('\n')}\n`;
 }
 
