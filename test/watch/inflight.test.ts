@@ -120,6 +120,28 @@ describe('pipe watch: manual stages', () => {
     expect(r.code).toBe(0);
   });
 
+  it('a manual stage held for an upstream re-run is released when that re-run leaves its input unchanged', async () => {
+    const yaml = manual.replace('cmd: cat data/a.txt > out/prep.txt', "cmd: grep -v '^#' data/a.txt > out/prep.txt");
+    ws = workspace({ 'p.yaml': yaml, 'data/a.txt': 'a1\n' });
+    w = startWatch(ws.dir, ['p.yaml', '--gpus', '0', '--all']);
+    await w.cycle(1);
+    await w.stop();
+    // Now without --all: everything is up to date, nothing waits.
+    w = startWatch(ws.dir, ['p.yaml', '--gpus', '0']);
+    await w.cycle(1);
+    expect(w.started(1)).toEqual([]);
+    // A comment line: prep re-runs (its dep changed), its output does not: train and report stay up to date.
+    ws.write('data/a.txt', '# a note\na1\n');
+    const c2 = await w.cycle(2);
+    expect(w.started(2)).toEqual(['prep']);
+    expect(c2.find((e) => e.type === 'cycle-start')!.stages).toEqual(['prep', 'sweep']); // train, report held for now
+    const c3 = await w.cycle(3); // the follow-up: held stages are free again
+    expect(c3.find((e) => e.type === 'cycle-start')!.trigger).toBe('follow-up');
+    expect(w.started(3)).toEqual([]);
+    expect(c3.filter((e) => e.type === 'stage-end' && e.status === 'up-to-date').map((e) => e.stage)).toEqual(expect.arrayContaining(['train', 'report']));
+    expect(w.events.some((e) => e.type === 'manual-pending' && (e.stages as unknown[]).length > 0)).toBe(false);
+  });
+
   it('--all runs manual stages automatically', async () => {
     ws = workspace({ 'p.yaml': manual, 'data/a.txt': 'a1\n' });
     w = startWatch(ws.dir, ['p.yaml', '--gpus', '0', '--all']);
