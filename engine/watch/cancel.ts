@@ -7,15 +7,6 @@
 import type { Executor, Job, JobHooks, JobResult } from '../executors/executor.js';
 import type { StageSpec } from '../model.js';
 
-/**
- * The local executor imports execa on first use and only then listens to the job's signal: an abort during that
- * import would be missed and the stage would run to its end. Loading execa before the job starts closes the window.
- */
-let execaReady: Promise<unknown> | undefined;
-function warmExeca(): Promise<unknown> {
-  return (execaReady ??= import('execa').catch(() => undefined));
-}
-
 export class StageCanceller {
   private readonly running = new Map<string, AbortController>();
   /** Stages made stale before their job started: refused when it starts (they re-run in the next cycle). */
@@ -54,7 +45,6 @@ export class StageCanceller {
     return {
       name: inner.name,
       run: async (job: Job, hooks: JobHooks): Promise<JobResult> => {
-        if (inner.name === 'local') await warmExeca();
         if (this.stale.delete(job.stage)) {
           const now = Date.now();
           return { status: 'cancelled', exitCode: null, signal: null, failure: 'cancelled', reason: 'cancelled: a change made it stale before it started', startedAt: now, endedAt: now };
