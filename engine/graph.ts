@@ -9,6 +9,7 @@ import type { Graph } from '@dagrejs/graphlib';
 import type { Pipeline, SourceSpan, StageSpec } from './model.js';
 import { err, ok, type Result } from './result.js';
 import { didYouMean, type Diagnostic } from './dsl/diagnostics.js';
+import { globToRegExp } from './glob.js';
 
 /** graphlib, loaded when a graph is first materialised (or a cycle explained): not on every start-up. */
 let graphlib: typeof import('@dagrejs/graphlib') | undefined;
@@ -313,25 +314,6 @@ export function downstreamOf(dag: Dag, stage: string): string[] {
   return sortTopo(dag, closure([stage], adjOf(dag).succs));
 }
 
-function globToRegExp(glob: string): RegExp {
-  let re = '';
-  for (let i = 0; i < glob.length; i++) {
-    const c = glob[i]!;
-    if (c === '*') re += '.*';
-    else if (c === '?') re += '.';
-    else if (c === '[') {
-      const close = glob.indexOf(']', i + 1);
-      if (close < 0) re += '\\[';
-      else {
-        let cls = glob.slice(i + 1, close).replace(/\\/g, '\\\\');
-        if (cls.startsWith('!')) cls = `^${cls.slice(1)}`;
-        re += `[${cls}]`;
-        i = close;
-      }
-    } else re += c.replace(/[.+^${}()|\\]/g, '\\$&');
-  }
-  return new RegExp(`^${re}$`);
-}
 
 /**
  * Resolve targets (stage names, declaration names like `train` for all of `train@*`, or globs like `train@*`,

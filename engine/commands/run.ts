@@ -3,7 +3,7 @@ import { workspaceLock } from '../../cache/lock.js';
 import { planStages, runStages } from '../run.js';
 import { openWorkspace, pipeDirOf } from '../workspace.js';
 import { ExitError, UsageError } from './errors.js';
-import { matcher } from './glob.js';
+import { matcher } from '../glob.js';
 import { loadAll, selectStages } from './load.js';
 import { executorChooser, machineFor, openOutput } from './session.js';
 import { printPlan } from './status.js';

@@ -9,6 +9,7 @@ import type { StageDecl } from './expand.js';
 import { checkKeys } from './shape.js';
 import { nodeTypeName, parseYaml, toPlain, type Loc, type YEntry, type YMap, type YNode } from './load.js';
 import { FRAGMENT_KEYS, TOP_KEYS } from './schema.js';
+import { globToRegExp, isGlob } from '../glob.js';
 
 /** One file of the definition: the main file or a fragment. */
 export interface Unit {
@@ -102,11 +103,11 @@ export function globFiles(base: string, pattern: string): string[] {
     const last = i === segments.length - 1;
     const next: string[] = [];
     for (const dir of current) {
-      if (!/[*?[]/.test(seg)) {
+      if (!isGlob(seg)) {
         next.push(path.join(dir, seg));
         continue;
       }
-      const re = segmentRegExp(seg);
+      const re = globToRegExp(seg, { pathSegment: true });
       let entries: import('node:fs').Dirent[];
       try {
         entries = readdirSync(dir, { withFileTypes: true });
@@ -124,25 +125,6 @@ export function globFiles(base: string, pattern: string): string[] {
   return current.filter((f) => existsSync(f) && statSync(f).isFile());
 }
 
-function segmentRegExp(seg: string): RegExp {
-  let re = '';
-  for (let i = 0; i < seg.length; i++) {
-    const c = seg[i]!;
-    if (c === '*') re += '[^/]*';
-    else if (c === '?') re += '[^/]';
-    else if (c === '[') {
-      const close = seg.indexOf(']', i + 1);
-      if (close < 0) re += '\\[';
-      else {
-        let cls = seg.slice(i + 1, close).replace(/\\/g, '\\\\');
-        if (cls.startsWith('!')) cls = `^${cls.slice(1)}`;
-        re += `[${cls}]`;
-        i = close;
-      }
-    } else re += c.replace(/[.+^${}()|\\]/g, '\\$&');
-  }
-  return new RegExp(`^${re}$`);
-}
 
 /** Stage declarations of every unit; a name defined twice is a diagnostic naming both places. */
 export function collectStageDecls(units: Unit[], bag: DiagnosticBag): StageDecl[] {

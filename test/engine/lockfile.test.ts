@@ -2,7 +2,7 @@ import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { renderLock, stageDigest, type LockFile } from '../../engine/lockfile.js';
 import { flatten, metricsTable } from '../../engine/metrics.js';
-import { globToRegExp, matcher } from '../../engine/commands/glob.js';
+import { globToRegExp, matcher } from '../../engine/glob.js';
 
 const h = (c: string) => c.repeat(64);
 
