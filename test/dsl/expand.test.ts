@@ -1,31 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { loadOk, stage } from './helpers.js';
+import { ISSUE_EXAMPLE, loadOk, stage } from './helpers.js';
 
-const ISSUE_EXAMPLE = `name: demo
-params: {lr: 0.001, epochs: 5}
-vars: {datasets: [vindr_cxr, padchest]}
-stages:
-  train:
-    foreach: \${vars.datasets}
-    do:
-      cmd: node train.js --data data/\${item} --lr \${params.lr} --out models/\${item}
-      deps:
-        - train.js
-        - data/\${item}/
-      outs:
-        - models/\${item}/
-      resources: {gpus: 1, mem: 8G}
-  eval:
-    matrix:
-      model: \${vars.datasets}
-      split: [test, calib]
-    do:
-      uses: evaluate/fpr
-      with:
-        model: models/\${item.model}/
-        split: \${item.split}
-        out: out/fpr-\${item.model}-\${item.split}.json
-`;
 const ISSUE_FILES = { 'train.js': '', 'data/vindr_cxr/': '', 'data/padchest/': '' };
 
 describe('the issue example', () => {

@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { fastParse } from '../../engine/dsl/fastyaml.js';
 import { parseYaml, SourceFile, type YNode } from '../../engine/dsl/load.js';
+import { ISSUE_EXAMPLE } from './helpers.js';
 
 /** A comparable picture of a located tree: values, types, and the offsets of every scalar, key and collection. */
 function shape(n: YNode | undefined): unknown {
@@ -21,31 +22,7 @@ function both(text: string) {
 }
 
 const SUPPORTED: Record<string, string> = {
-  issue: `name: demo
-params: {lr: 0.001, epochs: 5}
-vars: {datasets: [vindr_cxr, padchest]}
-stages:
-  train:
-    foreach: \${vars.datasets}
-    do:
-      cmd: node train.js --data data/\${item} --lr \${params.lr} --out models/\${item}
-      deps:
-        - train.js
-        - data/\${item}/
-      outs:
-        - models/\${item}/
-      resources: {gpus: 1, mem: 8G}
-  eval:
-    matrix:
-      model: \${vars.datasets}
-      split: [test, calib]
-    do:
-      uses: evaluate/fpr
-      with:
-        model: models/\${item.model}/
-        split: \${item.split}
-        out: out/fpr-\${item.model}-\${item.split}.json
-`,
+  issue: ISSUE_EXAMPLE,
   scalars: `# leading comment
 
 a: 1

@@ -101,3 +101,30 @@ export function stage(p: Pipeline, name: string): StageSpec {
   if (!s) throw new Error(`no stage ${name}; have ${p.stages.map((x) => x.name).join(', ')}`);
   return s;
 }
+
+/** The pipeline example of issue 2, verbatim: several suites check that it loads, parses and validates. */
+export const ISSUE_EXAMPLE = `name: demo
+params: {lr: 0.001, epochs: 5}
+vars: {datasets: [vindr_cxr, padchest]}
+stages:
+  train:
+    foreach: \${vars.datasets}
+    do:
+      cmd: node train.js --data data/\${item} --lr \${params.lr} --out models/\${item}
+      deps:
+        - train.js
+        - data/\${item}/
+      outs:
+        - models/\${item}/
+      resources: {gpus: 1, mem: 8G}
+  eval:
+    matrix:
+      model: \${vars.datasets}
+      split: [test, calib]
+    do:
+      uses: evaluate/fpr
+      with:
+        model: models/\${item.model}/
+        split: \${item.split}
+        out: out/fpr-\${item.model}-\${item.split}.json
+`;

@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { pipelineJsonSchema } from '../../engine/dsl/index.js';
 import { FOREACH_KEYS, MATRIX_KEYS, STAGE_KEYS, TOP_KEYS } from '../../engine/dsl/schema.js';
-import { kinds } from './helpers.js';
+import { ISSUE_EXAMPLE, kinds } from './helpers.js';
 
 const FILE = fileURLToPath(new URL('../../docs/pipeline.schema.json', import.meta.url));
 const generated = () => `${JSON.stringify(pipelineJsonSchema(), null, 2)}\n`;
@@ -45,32 +45,7 @@ describe('the schema accepts what the loader accepts (ajv)', async () => {
   const check = (yaml: string) => (validate(parse(yaml)) ? [] : validate.errors!.map((e) => `${e.instancePath} ${e.message}`));
 
   it('accepts the issue example and a pipeline using every feature', () => {
-    expect(check(`
-name: demo
-params: {lr: 0.001, epochs: 5}
-vars: {datasets: [vindr_cxr, padchest]}
-stages:
-  train:
-    foreach: \${vars.datasets}
-    do:
-      cmd: node train.js --data data/\${item} --lr \${params.lr} --out models/\${item}
-      deps:
-        - train.js
-        - data/\${item}/
-      outs:
-        - models/\${item}/
-      resources: {gpus: 1, mem: 8G}
-  eval:
-    matrix:
-      model: \${vars.datasets}
-      split: [test, calib]
-    do:
-      uses: evaluate/fpr
-      with:
-        model: models/\${item.model}/
-        split: \${item.split}
-        out: out/fpr-\${item.model}-\${item.split}.json
-`)).toEqual([]);
+    expect(check(ISSUE_EXAMPLE)).toEqual([]);
     expect(check(`
 workdir: ..
 include: [a.yaml]
