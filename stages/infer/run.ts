@@ -5,11 +5,10 @@
 import { existsSync } from 'node:fs';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import * as tf from '@tensorflow/tfjs';
 import type { StageContext } from '../../engine/stage-api.js';
 import { StageError } from '../../engine/stage-api.js';
 import { openShards, type ShardSet } from '../lib/shards.js';
-import { BackendUnavailableError, selectBackend } from '../lib/tf/backend.js';
+import { useBestBackend } from '../lib/tf/backend.js';
 import { loadModel, MODEL_JSON, ModelLoadError } from '../lib/tf/model-io.js';
 import { joinSplits, parseLabel, RowSetError, selectSplit } from '../lib/tf/rowset.js';
 import { predictRows } from '../lib/tf/predict.js';
@@ -38,15 +37,7 @@ export async function run(ctx: StageContext<InferWith>): Promise<void> {
   if (!Number.isInteger(w.batch_size) || w.batch_size < 1) {
     throw new StageError(`stage ${ctx.stage}: with.batch_size must be an integer ≥ 1, got ${w.batch_size}.`);
   }
-  let backend;
-  try {
-    backend = await selectBackend();
-  } catch (e) {
-    if (e instanceof BackendUnavailableError) throw new StageError(`stage ${ctx.stage}: ${e.message}`);
-    throw e;
-  }
-  ctx.log(backend.detail);
-  ctx.record({ backend: backend.name, tfjs: tf.version_core });
+  await useBestBackend(ctx);
 
   const dir = checkpointDir(ctx.resolve(w.model), w.checkpoint);
   let loaded;

@@ -8,6 +8,7 @@
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
+import { StageError, type StageContext } from '../../../engine/stage-api.js';
 import { registerWasmConvGradients } from './wasm-kernels.js';
 
 export const BACKEND_ORDER = ['node-gpu', 'node', 'webgpu', 'wasm', 'cpu'] as const;
@@ -168,4 +169,21 @@ function describe(name: BackendName): string {
     return `tfjs backend wasm (SIMD ${simd ? 'on' : 'off'}, threads ${threads ? 'on' : 'off'}, fast conv gradients)`;
   }
   return `tfjs backend ${name}`;
+}
+
+/**
+ * What a stage does before touching tfjs: pick the best backend present, turn "none usable" into a StageError,
+ * and say which one runs — in the log and in the run record (the report's provenance prints it).
+ */
+export async function useBestBackend(ctx: Pick<StageContext, 'stage' | 'log' | 'record'>): Promise<BackendChoice> {
+  let backend: BackendChoice;
+  try {
+    backend = await selectBackend();
+  } catch (e) {
+    if (e instanceof BackendUnavailableError) throw new StageError(`stage ${ctx.stage}: ${e.message}`);
+    throw e;
+  }
+  ctx.log(backend.detail);
+  ctx.record({ backend: backend.name, tfjs: tf.version_core });
+  return backend;
 }

@@ -4,11 +4,10 @@
  */
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import * as tf from '@tensorflow/tfjs';
 import type { StageContext } from '../../../engine/stage-api.js';
 import { StageError } from '../../../engine/stage-api.js';
 import { openShards, type ShardSet } from '../../lib/shards.js';
-import { BackendUnavailableError, selectBackend } from '../../lib/tf/backend.js';
+import { useBestBackend } from '../../lib/tf/backend.js';
 import { pixelStats } from '../../lib/tf/images.js';
 import { learningCurveSpec } from '../../lib/tf/learning-curve.js';
 import { saveModel, type ModelMetadata } from '../../lib/tf/model-io.js';
@@ -64,15 +63,7 @@ async function writeJsonAtomic(abs: string, value: unknown): Promise<void> {
 export async function run(ctx: StageContext<TrainWith>): Promise<void> {
   const w = ctx.with;
   checkRanges(ctx.stage, w);
-  let backend;
-  try {
-    backend = await selectBackend();
-  } catch (e) {
-    if (e instanceof BackendUnavailableError) throw new StageError(`stage ${ctx.stage}: ${e.message}`);
-    throw e;
-  }
-  ctx.log(backend.detail);
-  ctx.record({ backend: backend.name, tfjs: tf.version_core });
+  const backend = await useBestBackend(ctx);
 
   let set: ShardSet;
   try {
