@@ -1,37 +1,10 @@
 // Helpers for the watch suites: temp workspaces and a REAL `pipe watch --json` process whose events are parsed as
 // they arrive. Everything waits by polling for an event (never a fixed sleep standing in for an assertion).
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 
-export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
-export const pipeBin = join(repoRoot, 'bin', 'pipe.js');
-
-export interface Ws {
-  dir: string;
-  write(rel: string, text: string): void;
-  read(rel: string): string;
-  exists(rel: string): boolean;
-  cleanup(): void;
-}
-
-export function workspace(files: Record<string, string> = {}): Ws {
-  const dir = mkdtempSync(join(tmpdir(), 'pipe-watch-'));
-  const ws: Ws = {
-    dir,
-    write(rel, text) {
-      mkdirSync(dirname(join(dir, rel)), { recursive: true });
-      writeFileSync(join(dir, rel), text);
-    },
-    read: (rel) => readFileSync(join(dir, rel), 'utf8'),
-    exists: (rel) => existsSync(join(dir, rel)),
-    cleanup: () => rmSync(dir, { recursive: true, force: true }),
-  };
-  for (const [rel, text] of Object.entries(files)) ws.write(rel, text);
-  return ws;
-}
+// Temp workspaces and the CLI's location are the engine suites' (one implementation for every suite).
+export { pipeBin, repoRoot, workspace, type Ws } from '../engine/helpers.js';
+import { pipeBin } from '../engine/helpers.js';
 
 export interface Ev {
   type: string;
