@@ -90,7 +90,8 @@ export async function ttyRenderer(): Promise<Renderer> {
             const v: StageView = {};
             views.set(name, v);
             return {
-              title: name,
+              // listr2 spins every concurrent task; the title tells waiting stages from running ones.
+              title: `${name} ${dim('waiting')}`,
               task: (_ctx: unknown, task: TaskLike) =>
                 new Promise<void>((resolve, reject) => {
                   v.task = task;
