@@ -76,6 +76,13 @@ changed=1
 if [ -f "$CONF_DIR/slurm.conf" ] && cmp -s "$CONF_DIR/slurm.conf" "$CONF_DIR/slurm.conf.new"; then changed=0; fi
 mv "$CONF_DIR/slurm.conf.new" "$CONF_DIR/slurm.conf"
 
+# Debian's munge package creates the key on install; make one if a minimal install did not.
+if [ ! -s /etc/munge/munge.key ]; then
+  mkdir -p /etc/munge
+  if command -v mungekey >/dev/null; then mungekey --create --force --keyfile=/etc/munge/munge.key
+  else dd if=/dev/urandom of=/etc/munge/munge.key bs=1 count=1024 2>/dev/null; fi
+fi
+
 if ! pgrep -x munged >/dev/null; then
   chown -R root:root /etc/munge /run/munge /var/lib/munge /var/log/munge || true
   chmod 0700 /etc/munge; chmod 0400 /etc/munge/munge.key
