@@ -87,6 +87,14 @@ export function addPath(
       );
       return undefined;
     }
+    // `metrics:` may name an out the stage already declares (typically one of its kind's `with:` outs): that
+    // marks the out as a metrics file instead of declaring it twice.
+    const same = (out.metric || s.outs.some((o) => o.metric)) && s.outs.find((o) => o.path === n.path && (o.metric || out.metric));
+    if (same) {
+      same.metric = true;
+      same.cache = same.cache && out.cache;
+      return n.path;
+    }
     const span = loc.span;
     if (!fields.has(span)) fields.set(span, field);
     s.outs.push({ path: n.path, cache: out.cache, metric: out.metric, span });
