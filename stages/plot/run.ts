@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import type { StageContext } from '../../engine/stage-api.js';
 import { StageError } from '../../engine/stage-api.js';
-import { writeFileAtomic } from './lib/atomic-write.js';
+import { writeFileAtomic } from '../lib/atomic-write.js';
 import { loadDatasets } from './lib/datasets.js';
 import { codePointName, distinctChars, matchedFamily, svgFontFamilies, svgTexts, uncoveredChars } from './lib/glyphs.js';
 import { parseJsonText } from './lib/json-text.js';

@@ -1,6 +1,6 @@
 import type { StageContext } from '../../engine/stage-api.js';
 import { StageError } from '../../engine/stage-api.js';
-import { writeFileAtomic } from '../plot/lib/atomic-write.js';
+import { writeFileAtomic } from '../lib/atomic-write.js';
 import { renderHtml } from './lib/html.js';
 import { renderMarkdown } from './lib/markdown.js';
 import type { ReportModel } from './lib/model.js';

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { StageError, type StageContext } from '../../../engine/stage-api.js';
 import { analyzeWorkbook } from '../lib/analyze.js';
 import { readWorkbook } from '../lib/workbook.js';
-import { writeFileAtomic } from '../lib/write.js';
+import { writeFileAtomic } from '../../lib/atomic-write.js';
 
 export interface AnalyzeWith {
   workbook: string;
