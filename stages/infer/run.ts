@@ -7,10 +7,9 @@ import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { StageContext } from '../../engine/stage-api.js';
 import { StageError } from '../../engine/stage-api.js';
-import { openShards, type ShardSet } from '../lib/shards.js';
 import { useBestBackend } from '../lib/tf/backend.js';
 import { loadModel, MODEL_JSON, ModelLoadError } from '../lib/tf/model-io.js';
-import { joinSplits, parseLabel, RowSetError, selectSplit } from '../lib/tf/rowset.js';
+import { joinSplits, openStageShards, parseLabel, RowSetError, selectSplit } from '../lib/tf/rowset.js';
 import { predictRows } from '../lib/tf/predict.js';
 import { predictionsCsv, type RowPrediction } from './format.js';
 
@@ -50,12 +49,7 @@ export async function run(ctx: StageContext<InferWith>): Promise<void> {
   const { model, metadata } = loaded;
   ctx.log(`model ${w.model} (${metadata.arch}, epoch ${metadata.epoch ?? '?'}, trained on ${metadata.backend ?? '?'})`);
 
-  let set: ShardSet;
-  try {
-    set = await openShards(ctx.resolve(w.shards));
-  } catch (e) {
-    throw new StageError(`stage ${ctx.stage}: cannot open the shard set ${w.shards}: ${(e as Error).message}`);
-  }
+  const set = await openStageShards(ctx, w.shards);
   try {
     let rows = set.rows;
     let columns = [...set.index.columns];

@@ -5,7 +5,8 @@
  */
 import { readFile } from 'node:fs/promises';
 import { parse } from 'csv-parse/sync';
-import type { ShardRow } from '../shards.js';
+import { StageError, type StageContext } from '../../../engine/stage-api.js';
+import { openShards, type ShardRow, type ShardSet } from '../shards.js';
 
 export class RowSetError extends Error {}
 
@@ -69,4 +70,13 @@ export function trainable(row: ShardRow, labelColumn: string, filterNegative: bo
   if (!filterNegative || label === 1) return true;
   const has = row['Has Finding'];
   return has === undefined || parseLabel(has) === 0;
+}
+
+/** The shard set a training or inference stage reads; an unreadable one is the stage's error, naming the path. */
+export async function openStageShards(ctx: Pick<StageContext, 'stage' | 'resolve'>, relPath: string): Promise<ShardSet> {
+  try {
+    return await openShards(ctx.resolve(relPath));
+  } catch (e) {
+    throw new StageError(`stage ${ctx.stage}: cannot open the shard set ${relPath}: ${(e as Error).message}`);
+  }
 }

@@ -6,13 +6,12 @@ import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { StageContext } from '../../../engine/stage-api.js';
 import { StageError } from '../../../engine/stage-api.js';
-import { openShards, type ShardSet } from '../../lib/shards.js';
 import { useBestBackend } from '../../lib/tf/backend.js';
 import { pixelStats } from '../../lib/tf/images.js';
 import { learningCurveSpec } from '../../lib/tf/learning-curve.js';
 import { saveModel, type ModelMetadata } from '../../lib/tf/model-io.js';
 import { ARCHS, type Arch } from '../../lib/tf/models.js';
-import { joinSplits, parseLabel, RowSetError, selectSplit, trainable } from '../../lib/tf/rowset.js';
+import { joinSplits, openStageShards, parseLabel, RowSetError, selectSplit, trainable } from '../../lib/tf/rowset.js';
 import { train, TrainingAborted, type EpochMetrics, type TrainConfig } from './trainer.js';
 
 export interface TrainWith {
@@ -65,12 +64,7 @@ export async function run(ctx: StageContext<TrainWith>): Promise<void> {
   checkRanges(ctx.stage, w);
   const backend = await useBestBackend(ctx);
 
-  let set: ShardSet;
-  try {
-    set = await openShards(ctx.resolve(w.shards));
-  } catch (e) {
-    throw new StageError(`stage ${ctx.stage}: cannot open the shard set ${w.shards}: ${(e as Error).message}`);
-  }
+  const set = await openStageShards(ctx, w.shards);
   try {
     let rows = set.rows;
     if (w.splits !== undefined) {
