@@ -65,8 +65,7 @@ async function main(): Promise<void> {
   const base = subset.length / ((performance.now() - t1) / 1000);
 
   await rm(join(root, 'shards'), { recursive: true, force: true });
-  console.log(`BENCH preprocess_1024_to_224 ${ours.toFixed(1)} img/s`);
-  console.log(`vs sequential_sharp ${(ours / base).toFixed(2)}`);
+  console.log(`BENCH preprocess_1024_to_224 ${ours.toFixed(1)} img/s vs sequential_sharp ${(ours / base).toFixed(2)}`);
   console.log(`# ${N} images, ${CPUS} worker(s) on ${availableParallelism()} core(s); baseline ${base.toFixed(1)} img/s over ${subset.length} images`);
   // On a shared machine wall time depends on the neighbours; CPU time per image does not (much).
   console.log(`# ${(cpuPerImage * 1000).toFixed(1)} ms CPU per image → ${(CPUS / cpuPerImage).toFixed(0)} img/s if ${CPUS} cores were ours alone`);

@@ -1,21 +1,22 @@
-// `npm run bench -- train [--batches N] [--arch small_cnn] [--threads T]`: training and inference throughput of the
-// default CNN at 128×128 under the tfjs backend pipe picks (PIPE_TF_BACKEND forces one), using the stage's real
-// training step (AdamW with decoupled decay, MixUp, global-norm clipping, batch 32) and eval-mode inference (batch
-// 64). When Debian's python3-torch is installed (/usr/bin/python3 -c 'import torch'), the same architecture and step
-// run in PyTorch CPU in the same run, as the baseline: `vs pytorch_cpu` = ours / PyTorch (above 1 = we are faster).
-// PyTorch uses its default thread count (torch.get_num_threads(), printed) unless --threads is given.
+// `npm run bench -- train [--batches N] [--arch small_cnn] [--threads T] [--micro-batch M] [--backend B] [--rounds R]`:
+// training and inference throughput of the default CNN at 128×128 through the stage's real data-parallel path
+// (lib/tf/data-parallel.ts: T worker-thread replicas, micro-batches of M (the stage's default), AdamW with decoupled
+// decay, MixUp, global-norm clipping, batch 32) and eval-mode inference (batches of 64 spread over the replicas).
+// When Debian's python3-torch is installed (/usr/bin/python3 -c 'import torch'), the same architecture and step run
+// in PyTorch CPU with T threads (torch.set_num_threads) in the same run, as the baseline; T defaults to the core count,
+// so both sides use every core. Each figure's line ends with `vs pytorch_cpu <ours / PyTorch>` (above 1: we are faster).
 // The two sides run in alternating rounds (--rounds, default 3) and each reports its best round, so a burst of other
 // load on this shared machine does not decide the ratio; per-CPU-second rates are printed as a second view.
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as tf from '@tensorflow/tfjs';
-import { AdamW } from '../stages/lib/tf/adamw.js';
-import { selectBackend } from '../stages/lib/tf/backend.js';
+import { memoryShards } from '../stages/lib/shards.js';
+import { selectBackend, type BackendSetting } from '../stages/lib/tf/backend.js';
+import { ReplicaPool } from '../stages/lib/tf/data-parallel.js';
 import { ARCH_SPECS, buildModel, type Arch } from '../stages/lib/tf/models.js';
 import { Rng } from '../stages/lib/tf/rng.js';
-import { trainStep } from '../stages/train/classifier/trainer.js';
+import { manifest } from '../stages/train/classifier/manifest.js';
 
 const argv = process.argv.slice(2);
 const arg = (name: string, dflt: string): string => {
@@ -24,66 +25,70 @@ const arg = (name: string, dflt: string): string => {
 };
 const BATCHES = Number(arg('batches', '8'));
 const ARCH = arg('arch', 'small_cnn') as Arch;
-const THREADS = arg('threads', '');
+const THREADS = Math.max(1, Number(arg('threads', String(availableParallelism()))));
+const MICRO = Number(arg('micro-batch', String(manifest.with['micro_batch']!.default)));
+const BACKEND = arg('backend', 'auto') as BackendSetting;
 const ROUNDS = Math.max(1, Number(arg('rounds', '3')));
 const SIZE = 128;
 const TRAIN_BATCH = 32;
 const INFER_BATCH = 64;
 
-function bench(figure: string, value: number, unit: string): void {
-  console.log(`BENCH ${figure} ${Number(value.toFixed(1))} ${unit}`);
+function bench(figure: string, value: number, unit: string, ratio?: number): void {
+  console.log(`BENCH ${figure} ${Number(value.toFixed(1))} ${unit}${ratio === undefined ? '' : ` vs pytorch_cpu ${ratio.toFixed(2)}`}`);
 }
 
 interface Rates {
   train: number;
   infer: number;
-  /** Images per CPU-second (all threads): what the rate would be on an otherwise idle core. */
+  /** Images per CPU-second (all threads): what the rate would be on otherwise idle cores. */
   trainCpu: number;
   inferCpu: number;
 }
 
 const cpuSeconds = (since: NodeJS.CpuUsage): number => {
-  const u = process.cpuUsage(since);
+  const u = process.cpuUsage(since); // process-wide: the worker threads included
   return (u.user + u.system) / 1e6;
 };
 
-/** Builds the model once; each call of the returned function times one round of training and inference. */
-async function ours(): Promise<{ backend: string; round: () => Rates }> {
-  const choice = await selectBackend();
+/** Starts the replicas once; each call of the returned function times one round of training and inference. */
+async function ours(): Promise<{ backend: string; workers: number; round: () => Promise<Rates>; close: () => Promise<void> }> {
+  const choice = await selectBackend(BACKEND);
   console.log(`# ${choice.detail}`);
   const rng = new Rng(1);
   const model = buildModel(ARCH, SIZE, 1);
   console.log(`# tfjs parameters ${model.countParams()}`);
-  const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
-  const opt = new AdamW({ lr: 1e-3, weightDecay: 5e-4 });
+  const pool = await ReplicaPool.start({
+    backend: choice.name,
+    workers: Math.min(THREADS, Math.ceil(TRAIN_BATCH / MICRO)),
+    model,
+    optimizer: { lr: 1e-3, weightDecay: 5e-4 },
+  });
   const pixels = Uint8Array.from({ length: TRAIN_BATCH * SIZE * SIZE }, () => rng.int(256));
   const labels = Array.from({ length: TRAIN_BATCH }, (_, i) => i % 2);
-  const cfg = { imageSize: SIZE, gradClip: 1, mixupAlpha: 1 };
-  const step = (): void => {
-    trainStep(model, variables, opt, cfg, { pixels, labels, height: SIZE, width: SIZE, mean: 0.5, std: 0.25, lambda: rng.beta(1, 1) });
-  };
-  const x = tf.randomNormal([INFER_BATCH, SIZE, SIZE, 1], 0, 1, 'float32', 2);
-  const predict = (): void => {
-    tf.tidy(() => (model.predict(x) as tf.Tensor).dataSync());
-  };
-  step();
-  step(); // warm-up: kernel setup, XNNPACK operator creation, optimizer slots
-  predict();
-  const round = (): Rates => {
+  const norm = { imageSize: SIZE, mean: 0.5, std: 0.25 };
+  const step = (): Promise<unknown> => pool.step({ pixels, labels, height: SIZE, width: SIZE, norm, lambda: rng.beta(1, 1) }, MICRO, 1);
+  // Inference: enough batches of 64 for every replica to get several.
+  const inferBatches = Math.max(2 * pool.size, Math.round(BATCHES / 2));
+  const rows = Array.from({ length: inferBatches * INFER_BATCH }, (_, i) => ({ image_id: String(i) }));
+  const set = memoryShards({ width: SIZE, height: SIZE }, rows, rows.map(() => Uint8Array.from({ length: SIZE * SIZE }, () => rng.int(256))));
+  const predict = (): Promise<unknown> => pool.predictRows(set, rows.map((_, i) => i), norm, INFER_BATCH);
+  await step();
+  await step(); // warm-up: kernel setup, XNNPACK operator creation, optimizer slots
+  await predict();
+  const round = async (): Promise<Rates> => {
     let t0 = performance.now();
     let c0 = process.cpuUsage();
-    for (let b = 0; b < BATCHES; b++) step();
+    for (let b = 0; b < BATCHES; b++) await step();
     const train = (BATCHES * TRAIN_BATCH) / ((performance.now() - t0) / 1000);
     const trainCpu = (BATCHES * TRAIN_BATCH) / cpuSeconds(c0);
     t0 = performance.now();
     c0 = process.cpuUsage();
-    const inferBatches = Math.max(2, Math.round(BATCHES / 2));
-    for (let b = 0; b < inferBatches; b++) predict();
-    const infer = (inferBatches * INFER_BATCH) / ((performance.now() - t0) / 1000);
-    const inferCpu = (inferBatches * INFER_BATCH) / cpuSeconds(c0);
+    await predict();
+    const infer = rows.length / ((performance.now() - t0) / 1000);
+    const inferCpu = rows.length / cpuSeconds(c0);
     return { train, infer, trainCpu, inferCpu };
   };
-  return { backend: choice.name, round };
+  return { backend: choice.name, workers: pool.size, round, close: () => pool.close() };
 }
 
 /** The same network, step and timing loop in PyTorch (NCHW, its default CPU layout). */
@@ -93,7 +98,7 @@ function pytorchScript(): string {
   return `
 import time, sys, torch, torch.nn as nn, torch.nn.functional as F
 torch.manual_seed(1)
-if ${THREADS === '' ? 'False' : 'True'}: torch.set_num_threads(${THREADS || 1})
+torch.set_num_threads(${THREADS})
 print('# pytorch', torch.__version__, 'threads', torch.get_num_threads())
 layers, cin = [], 1
 for c in ${JSON.stringify(ch)}:
@@ -166,24 +171,27 @@ const best = (rs: Rates[]): Rates => ({
 });
 
 const side = await ours();
-console.log(`# ${ARCH} at ${SIZE}×${SIZE}, train batch ${TRAIN_BATCH} × ${BATCHES}, infer batch ${INFER_BATCH}, backend ${side.backend}, best of ${ROUNDS} alternating rounds`);
+console.log(
+  `# ${ARCH} at ${SIZE}×${SIZE}, train batch ${TRAIN_BATCH} (micro-batches of ${MICRO}) × ${BATCHES}, infer batch ${INFER_BATCH}, ` +
+    `backend ${side.backend}, ${side.workers} worker thread(s), PyTorch ${THREADS} thread(s), best of ${ROUNDS} alternating rounds; ` +
+    `load average ${loadavg().map((l) => l.toFixed(1)).join(' ')} on ${availableParallelism()} core(s)`,
+);
 const mine: Rates[] = [];
 const theirs: Rates[] = [];
 let torchMissing = false;
 for (let r = 0; r < ROUNDS; r++) {
-  mine.push(side.round());
+  mine.push(await side.round());
   if (!torchMissing) {
     const t = pytorch(r === 0);
     if (t) theirs.push(t);
     else torchMissing = true;
   }
 }
+await side.close();
 const o = best(mine);
 const base = theirs.length > 0 ? best(theirs) : undefined;
-bench('train_img_per_s', o.train, 'img/s');
-if (base) console.log(`vs pytorch_cpu ${(o.train / base.train).toFixed(2)}`);
-bench('infer_img_per_s', o.infer, 'img/s');
-if (base) console.log(`vs pytorch_cpu ${(o.infer / base.infer).toFixed(2)}`);
+bench('train_img_per_s', o.train, 'img/s', base && o.train / base.train);
+bench('infer_img_per_s', o.infer, 'img/s', base && o.infer / base.infer);
 if (base) {
   console.log(`# pytorch_cpu: train ${base.train.toFixed(1)} img/s, infer ${base.infer.toFixed(1)} img/s (wall clock)`);
   // On a shared machine wall-clock rates move with other load; per-CPU-second rates do not (much).
@@ -193,3 +201,4 @@ if (base) {
       `infer ${(o.inferCpu / base.inferCpu).toFixed(2)}`,
   );
 }
+console.log(`# load average after: ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);

@@ -1,8 +1,10 @@
 import type { StageManifest } from '../../engine/stage-api.js';
+import { BACKEND_FIELD } from '../lib/tf/backend-field.js';
 
 /**
  * `uses: infer` — apply a model trained by train/classifier to a shard set (or one split of it) and write the
- * authors' predictions.csv (METHODS B.1/C.7), which the evaluate/* stages read as-is.
+ * authors' predictions.csv (METHODS B.1/C.7), which the evaluate/* stages read as-is. Batches run on `resources.cpus`
+ * worker threads; the keyed `backend` field picks tfjs's backend (auto: the best usable one, recorded).
  */
 export const manifest: StageManifest = {
   kind: 'infer',
@@ -44,8 +46,13 @@ export const manifest: StageManifest = {
       description: 'Label column; added with −1 when the rows lack it (VinDr-PCXR), which also drops the loss column.',
     },
     id_column: { type: 'string', default: 'image_id', description: 'Column joining rows.csv to the splits CSV.' },
-    batch_size: { type: 'integer', default: 64, description: 'Images per forward pass (results do not depend on it).' },
+    batch_size: {
+      type: 'integer',
+      default: 64,
+      description: 'Images per forward pass; batches are spread over resources.cpus worker threads (results depend on neither).',
+    },
+    backend: BACKEND_FIELD,
   },
-  implementation: ['../lib/tf/', '../lib/shards.ts'],
-  resources: { cpus: 1, memBytes: 2 * 1024 ** 3, gpus: 0 },
+  implementation: ['../lib/tf/', '../lib/shards.ts', '../lib/atomic-write.ts', '../lib/start-worker.ts'],
+  resources: { cpus: 2, memBytes: 2 * 1024 ** 3, gpus: 0 },
 };

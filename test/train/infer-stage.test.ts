@@ -20,11 +20,10 @@ import { discImage, makeContext, makeShardSet, tempWorkspace } from './fixtures.
 function defaults(m: { with: Record<string, { default?: unknown }> }): Record<string, unknown> {
   return Object.fromEntries(Object.entries(m.with).filter(([, f]) => f.default !== undefined).map(([k, f]) => [k, f.default]));
 }
-const inferWith = (o: Partial<InferWith>): InferWith => ({ ...defaults(inferManifest), ...o }) as InferWith;
+const inferWith = (o: Partial<InferWith>): InferWith => ({ ...defaults(inferManifest), backend: 'wasm', ...o }) as InferWith;
 
 let ws: { dir: string; cleanup: () => Promise<void> };
 beforeAll(async () => {
-  process.env['PIPE_TF_BACKEND'] = 'wasm';
   ws = await tempWorkspace();
   await makeShardSet(join(ws.dir, 'adult'), { n: 160, size: 32, seed: 5 });
   // A VinDr-PCXR-like set: no age_years (raw "age" strings), Cardiomegaly −1 everywhere, one split "test".
@@ -34,10 +33,9 @@ beforeAll(async () => {
   }));
   await writeShards(join(ws.dir, 'kids'), { width: 32, height: 32 }, rows, rows.map(() => discImage(32, 9, rng)));
   await train(makeContext(ws.dir, 'train', { ...defaults(trainManifest), shards: 'adult/', model: 'm/', metrics: 'm.json',
-    epochs: 2, batch_size: 16, lr: 0.003, arch: 'tiny_cnn', image_size: 32, seed: 2 } as TrainWith));
+    epochs: 2, batch_size: 16, lr: 0.003, arch: 'tiny_cnn', image_size: 32, seed: 2, backend: 'wasm' } as TrainWith));
 });
 afterAll(async () => {
-  delete process.env['PIPE_TF_BACKEND'];
   await ws.cleanup();
 });
 

@@ -15,7 +15,7 @@ function pipe(cwd: string, args: string[]): { code: number | null; out: string }
   const r = spawnSync(process.execPath, [join(ROOT, 'bin/pipe.js'), ...args], {
     cwd,
     encoding: 'utf8',
-    env: { ...process.env, CI: 'true', NO_COLOR: '1', PIPE_TF_BACKEND: '' },
+    env: { ...process.env, CI: 'true', NO_COLOR: '1' },
     timeout: 240_000,
   });
   return { code: r.status, out: `${r.stdout}${r.stderr}` };

@@ -1,6 +1,8 @@
 // train/classifier end to end through its run(ctx): a 2-epoch training on a small synthetic shard set whose loss
-// decreases, with checkpoints, metrics JSON, learning curve and the backend recorded; plus clear input errors.
+// decreases, with checkpoints, metrics JSON, learning curve and the backend, workers and timings recorded (in the run
+// record, never in the outputs: a retrain writes the same bytes); plus clear input errors.
 import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,17 +14,15 @@ import { makeContext, makeShardSet, tempWorkspace, writeText } from './fixtures.
 function withDefaults(over: Partial<TrainWith>): TrainWith {
   const d: Record<string, unknown> = {};
   for (const [k, f] of Object.entries(manifest.with)) if (f.default !== undefined) d[k] = f.default;
-  return { ...d, ...over } as TrainWith;
+  return { ...d, backend: 'wasm', ...over } as TrainWith;
 }
 
 let ws: { dir: string; cleanup: () => Promise<void> };
 beforeAll(async () => {
-  process.env['PIPE_TF_BACKEND'] = 'wasm';
   ws = await tempWorkspace();
   await makeShardSet(join(ws.dir, 'shards'), { n: 240, size: 32, seed: 1 });
 });
 afterAll(async () => {
-  delete process.env['PIPE_TF_BACKEND'];
   await ws.cleanup();
 });
 
@@ -30,7 +30,7 @@ describe('train/classifier', () => {
   it('trains 2 epochs with decreasing loss and writes best/last checkpoints, metrics and a learning curve', async () => {
     const ctx = makeContext(ws.dir, 'train@phantom', withDefaults({
       shards: 'shards/', model: 'out/model/', metrics: 'out/metrics.json', curve: 'out/learning_curve.vl.json',
-      epochs: 2, batch_size: 16, lr: 0.003, arch: 'tiny_cnn', image_size: 32, seed: 7,
+      epochs: 2, batch_size: 16, micro_batch: 8, lr: 0.003, arch: 'tiny_cnn', image_size: 32, seed: 7,
     }));
     await run(ctx);
     const metrics = JSON.parse(await readFile(join(ws.dir, 'out/metrics.json'), 'utf8'));
@@ -40,6 +40,11 @@ describe('train/classifier', () => {
     expect(e2.val_loss).toBeLessThan(e1.val_loss);
     expect(metrics.backend).toBe('wasm');
     expect(ctx.records['backend']).toBe('wasm');
+    // Timings and the worker count are provenance: in the run record, not in the metrics file.
+    expect(ctx.records['workers']).toBe(Math.min(2, availableParallelism()));
+    expect(ctx.records['train_seconds']).toBeGreaterThan(0);
+    expect(ctx.records['train_img_per_s']).toBeGreaterThan(0);
+    expect(JSON.stringify(metrics)).not.toMatch(/seconds|per_s/);
     expect(ctx.logs.some((l) => l.includes('tfjs backend wasm'))).toBe(true);
     expect(ctx.progressCalls).toBeGreaterThan(0);
     for (const which of ['best', 'last']) {
@@ -54,15 +59,20 @@ describe('train/classifier', () => {
     expect(curve.$schema).toContain('vega-lite/v5');
   });
 
-  it('is reproducible: the same seed gives the same metrics on the same backend', async () => {
-    const go = async (out: string): Promise<unknown> => {
-      await run(makeContext(ws.dir, 't', withDefaults({
-        shards: 'shards/', model: `${out}/model/`, metrics: `${out}/m.json`, epochs: 1, batch_size: 16, arch: 'tiny_cnn',
-        image_size: 32, seed: 3,
-      })));
-      return JSON.parse(await readFile(join(ws.dir, `${out}/m.json`), 'utf8')).epochs.map((e: Record<string, number>) => [e['train_loss'], e['val_loss']]);
+  it('a retrain with the same seed writes bit-identical files, whatever the number of cores it is given', async () => {
+    const outs = ['model/best/model.json', 'model/best/weights.bin', 'model/last/model.json', 'model/last/weights.bin', 'm.json', 'curve.vl.json'];
+    const go = async (out: string, cpus: number): Promise<string[]> => {
+      const ctx = makeContext(ws.dir, 't', withDefaults({
+        shards: 'shards/', model: `${out}/model/`, metrics: `${out}/m.json`, curve: `${out}/curve.vl.json`, epochs: 2,
+        batch_size: 16, micro_batch: 4, arch: 'tiny_cnn', image_size: 32, seed: 3,
+      }));
+      await run({ ...ctx, resources: { ...ctx.resources, cpus } });
+      expect(ctx.records['workers']).toBe(Math.min(cpus, availableParallelism()));
+      return Promise.all(outs.map(async (f) => (await readFile(join(ws.dir, out, f))).toString('base64')));
     };
-    expect(await go('r1')).toEqual(await go('r2'));
+    const one = await go('r1', 1);
+    expect(await go('r2', 1)).toEqual(one);
+    expect(await go('r3', 2)).toEqual(one);
   });
 
   it('joins a separate splits CSV on image_id and names a missing split clearly', async () => {

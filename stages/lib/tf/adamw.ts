@@ -45,18 +45,16 @@ export class AdamW {
 }
 
 /**
- * Gradient clipping by global L2 norm (torch.nn.utils.clip_grad_norm_): if ‖g‖ > maxNorm, every gradient is scaled
- * by maxNorm/(‖g‖ + 1e-6). Returns new tensors (the inputs are disposed) and the norm before clipping.
+ * Gradient clipping by global L2 norm (torch.nn.utils.clip_grad_norm_) over the gradients of every variable laid end to
+ * end: if ‖g‖ > maxNorm, every gradient is scaled by maxNorm/(‖g‖ + 1e-6), in place. The norm is summed in float64
+ * in index order, so it does not depend on how the gradient was computed. Returns the norm before clipping.
  */
-export function clipByGlobalNorm(grads: tf.NamedTensorMap, maxNorm: number): { grads: tf.NamedTensorMap; norm: number } {
-  const names = Object.keys(grads);
-  const norm = tf.tidy(() => tf.sqrt(tf.addN(names.map((n) => tf.sum(tf.square(grads[n]!)))))).dataSync()[0]!;
-  if (!(maxNorm > 0) || norm <= maxNorm || !Number.isFinite(norm)) return { grads, norm };
+export function clipByGlobalNorm(grads: Float32Array, maxNorm: number): number {
+  let sq = 0;
+  for (let i = 0; i < grads.length; i++) sq += grads[i]! * grads[i]!;
+  const norm = Math.sqrt(sq);
+  if (!(maxNorm > 0) || norm <= maxNorm || !Number.isFinite(norm)) return norm;
   const scale = maxNorm / (norm + 1e-6);
-  const out: tf.NamedTensorMap = {};
-  for (const n of names) {
-    out[n] = tf.mul(grads[n]!, scale);
-    grads[n]!.dispose();
-  }
-  return { grads: out, norm };
+  for (let i = 0; i < grads.length; i++) grads[i] = grads[i]! * scale;
+  return norm;
 }

@@ -1,31 +1,29 @@
 /**
- * Picks the tfjs backend at run time, best first: tfjs-node-gpu (CUDA), tfjs-node (libtensorflow, CPU), WebGPU (only
- * where `navigator.gpu` exists and the backend package is installed), wasm (XNNPACK + SIMD, with our fast gradient
- * kernels), and the pure-JS cpu backend. `PIPE_TF_BACKEND` forces one; forcing one that is not usable is an error that
- * names the usable ones. The native packages are optionalDependencies: npm skips them where libtensorflow cannot be
- * downloaded, so "not installed" is a normal outcome, not a failure.
+ * The tfjs backend of a stage, from its keyed `with.backend` setting (never from the environment: a setting that
+ * changes numerics must be part of the stage key). `auto` picks the best usable one, in this order: tfjs-node-gpu
+ * (CUDA), tfjs-node (libtensorflow, CPU), WebGPU (only where `navigator.gpu` exists and the backend package is
+ * installed), wasm (XNNPACK + SIMD, with our fast gradient kernels), and the pure-JS cpu backend. Naming one that is
+ * not usable is an error that names the usable ones. The native packages are optionalDependencies: npm skips them where
+ * libtensorflow cannot be downloaded, so "not installed" is a normal outcome, not a failure. `auto` therefore depends
+ * on the host; the backend actually used is logged and recorded in the run record, and a pipeline that must
+ * reproduce bit for bit pins `backend: wasm` (or `cpu`).
  */
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { StageError, type StageContext } from '../../../engine/stage-api.js';
+import { BACKEND_SETTINGS, type BackendSetting } from './backend-field.js';
 import { registerWasmConvGradients } from './wasm-kernels.js';
 
-export const BACKEND_ORDER = ['node-gpu', 'node', 'webgpu', 'wasm', 'cpu'] as const;
-export type BackendName = (typeof BACKEND_ORDER)[number];
+export { BACKEND_SETTINGS, type BackendSetting };
+export type BackendName = Exclude<BackendSetting, 'auto'>;
+/** `auto`'s order of preference. */
+export const BACKEND_ORDER: readonly BackendName[] = ['node-gpu', 'node', 'webgpu', 'wasm', 'cpu'];
 
-/** Accepted spellings of PIPE_TF_BACKEND (tfjs's own registry names included). */
-const ALIASES: Record<string, BackendName> = {
-  'node-gpu': 'node-gpu',
-  'tfjs-node-gpu': 'node-gpu',
-  gpu: 'node-gpu',
-  node: 'node',
-  'tfjs-node': 'node',
-  tensorflow: 'node',
-  webgpu: 'webgpu',
-  wasm: 'wasm',
-  cpu: 'cpu',
-};
+/** Backends whose kernels run in this JS thread (one core each): data-parallel worker threads spread them. */
+export function runsOnOneThread(name: BackendName): boolean {
+  return name === 'wasm' || name === 'cpu';
+}
 
 export interface BackendChoice {
   name: BackendName;
@@ -115,36 +113,28 @@ export function candidateBackends(): BackendName[] {
 }
 
 /**
- * Activates the best usable backend, or the one `forced` (normally `process.env.PIPE_TF_BACKEND`) names.
- * Idempotent within a process only for the same choice: tfjs has one global engine.
+ * Activates the backend `setting` names, or with `auto` the best usable one. tfjs has one engine per thread, so this
+ * is idempotent within a thread only for the same choice.
  */
-export async function selectBackend(forced: string | undefined = process.env['PIPE_TF_BACKEND']): Promise<BackendChoice> {
-  const skipped: string[] = [];
-  if (forced !== undefined && forced.trim() !== '') {
-    const name = ALIASES[forced.trim().toLowerCase()];
+export async function selectBackend(setting: BackendSetting = 'auto'): Promise<BackendChoice> {
+  if (setting !== 'auto') {
+    const name = setting;
     const usable = candidateBackends().join(', ');
-    if (name === undefined) {
+    if (!(BACKEND_ORDER as readonly string[]).includes(name)) {
       throw new BackendUnavailableError(
-        `PIPE_TF_BACKEND=${forced} is not a tfjs backend pipe knows; use one of ${BACKEND_ORDER.join(', ')} ` +
-          `(usable here: ${usable}).`,
+        `backend "${String(setting)}" is not a tfjs backend pipe knows; use one of ${BACKEND_SETTINGS.join(', ')} (usable here: ${usable}).`,
       );
     }
     const reason = unavailableReason(name);
-    if (reason !== undefined) {
-      throw new BackendUnavailableError(
-        `PIPE_TF_BACKEND=${forced} asks for the ${name} backend, but ${reason}; usable here: ${usable}.`,
-      );
-    }
+    if (reason !== undefined) throw new BackendUnavailableError(`backend ${name} is not usable here: ${reason}; usable here: ${usable}.`);
     try {
       const tfName = await activate(name);
-      return { name, tfName, detail: `${describe(name)} (forced by PIPE_TF_BACKEND)` };
+      return { name, tfName, detail: `${describe(name)} (with.backend: ${name})` };
     } catch (e) {
-      throw new BackendUnavailableError(
-        `PIPE_TF_BACKEND=${forced} asks for the ${name} backend, but it failed to start: ${errorText(e)}; ` +
-          `usable here: ${usable}.`,
-      );
+      throw new BackendUnavailableError(`backend ${name} failed to start: ${errorText(e)}; usable here: ${usable}.`);
     }
   }
+  const skipped: string[] = [];
   for (const name of BACKEND_ORDER) {
     const reason = unavailableReason(name);
     if (reason !== undefined) {
@@ -154,7 +144,7 @@ export async function selectBackend(forced: string | undefined = process.env['PI
     try {
       const tfName = await activate(name);
       const why = skipped.length > 0 ? `; not used: ${skipped.join('; ')}` : '';
-      return { name, tfName, detail: `${describe(name)}${why}` };
+      return { name, tfName, detail: `${describe(name)} (with.backend: auto${why})` };
     } catch (e) {
       skipped.push(`${name}: failed to start (${errorText(e)})`);
     }
@@ -172,15 +162,19 @@ function describe(name: BackendName): string {
 }
 
 /**
- * What a stage does before touching tfjs: pick the best backend present, turn "none usable" into a StageError,
- * and say which one runs — in the log and in the run record (the report's provenance prints it).
+ * What a stage does before touching tfjs: activate the backend its `with.backend` names (`auto`: the best present),
+ * turn "not usable" into a StageError naming the field, and say which one runs — in the log and in the run record
+ * (`backend`, `tfjs`; the report's provenance prints them).
  */
-export async function useBestBackend(ctx: Pick<StageContext, 'stage' | 'log' | 'record'>): Promise<BackendChoice> {
+export async function useBackend(
+  ctx: Pick<StageContext, 'stage' | 'log' | 'record'>,
+  setting: BackendSetting,
+): Promise<BackendChoice> {
   let backend: BackendChoice;
   try {
-    backend = await selectBackend();
+    backend = await selectBackend(setting);
   } catch (e) {
-    if (e instanceof BackendUnavailableError) throw new StageError(`stage ${ctx.stage}: ${e.message}`);
+    if (e instanceof BackendUnavailableError) throw new StageError(`stage ${ctx.stage}: with.backend: ${e.message}`);
     throw e;
   }
   ctx.log(backend.detail);

@@ -26,9 +26,20 @@ function rollBatch<T extends tf.Tensor>(t: T): T {
   return tf.concat([last, rest], 0) as T;
 }
 
+/** λ·a + (1−λ)·b, elementwise: the one MixUp formula (a whole batch and a micro-batch use it alike). */
+export function mixPair<T extends tf.Tensor>(a: T, b: T, lambda: number): T {
+  return tf.add(tf.mul(a, lambda), tf.mul(b, 1 - lambda)) as T;
+}
+
 /** Mixes a batch; `y` is one-hot [B, classes]. Call inside tf.tidy. */
 export function mixBatch(x: tf.Tensor4D, y: tf.Tensor2D, lambda: number): MixedBatch {
-  const xm = tf.add(tf.mul(x, lambda), tf.mul(rollBatch(x), 1 - lambda)) as tf.Tensor4D;
-  const ym = tf.add(tf.mul(y, lambda), tf.mul(rollBatch(y), 1 - lambda)) as tf.Tensor2D;
-  return { x: xm, y: ym, lambda };
+  return { x: mixPair(x, rollBatch(x), lambda), y: mixPair(y, rollBatch(y), lambda), lambda };
+}
+
+/**
+ * Row i's MixUp partner in a batch of n: i − 1, and n − 1 for row 0 (torch.roll(x, 1, 0)). A micro-batch [a, b) of
+ * the batch mixes with rows partner(a) … partner(b − 1), so it needs no other part of the batch than those rows.
+ */
+export function mixPartner(i: number, n: number): number {
+  return (i + n - 1) % n;
 }

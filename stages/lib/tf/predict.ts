@@ -1,33 +1,29 @@
 /**
- * Eval-mode predictions of a model on rows of a shard set, in batches: softmax probabilities and raw logits, with the
- * TRAINING set's normalisation (validation during training and the infer stage both use this).
+ * Eval-mode predictions of a model on one batch of shard pixels: softmax probabilities and raw logits, with the
+ * TRAINING set's normalisation (validation during training and the infer stage both use this, through a replica of
+ * the model in each worker: see data-parallel.ts). A row's result does not depend on the other rows of its batch.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { ShardSet } from '../shards.js';
 import { toInputTensor } from './images.js';
 
-export async function predictRows(
+export interface InputNorm {
+  imageSize: number;
+  mean: number;
+  std: number;
+}
+
+export function predictBatch(
   model: tf.LayersModel,
-  set: ShardSet,
-  rows: readonly number[],
-  norm: { imageSize: number; mean: number; std: number },
-  batchSize: number,
-  onBatch?: (done: number) => void,
-): Promise<{ probs: Float32Array; logits: Float32Array }> {
-  const { height, width } = set.index;
-  const probs = new Float32Array(rows.length * 2);
-  const logits = new Float32Array(rows.length * 2);
-  for (let i = 0; i < rows.length; i += batchSize) {
-    const idx = rows.slice(i, i + batchSize);
-    const px = await set.readBatch(idx);
-    const [p, l] = tf.tidy(() => {
-      const x = toInputTensor(px, idx.length, height, width, norm.imageSize, norm.mean, norm.std);
-      const out = model.predict(x) as tf.Tensor2D;
-      return [tf.softmax(out).dataSync(), out.dataSync()];
-    });
-    probs.set(p!, i * 2);
-    logits.set(l!, i * 2);
-    onBatch?.(Math.min(rows.length, i + batchSize));
-  }
-  return { probs, logits };
+  pixels: Uint8Array,
+  n: number,
+  height: number,
+  width: number,
+  norm: InputNorm,
+): { probs: Float32Array; logits: Float32Array } {
+  return tf.tidy(() => {
+    const x = toInputTensor(pixels, n, height, width, norm.imageSize, norm.mean, norm.std);
+    const out = model.predict(x) as tf.Tensor2D;
+    // Copies that own their buffers: a replica hands them to another thread.
+    return { probs: Float32Array.from(tf.softmax(out).dataSync()), logits: Float32Array.from(out.dataSync()) };
+  });
 }

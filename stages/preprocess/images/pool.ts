@@ -1,11 +1,9 @@
 /**
  * A fixed pool of worker threads that load images, with results delivered in submission order (the shard writer
  * needs images in row order) while up to `2 × workers` requests are in flight to keep every core busy.
- *
- * Under vitest/tsx the module is TypeScript, so the worker is started from worker.ts with tsx's loader; the
- * compiled pipeline (dist/) starts worker.js directly.
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startWorker } from '../../lib/start-worker.js';
 import type { LoadReply, LoadRequest } from './worker.js';
 
 export class LoadPool {
@@ -18,15 +16,8 @@ export class LoadPool {
   private nextId = 0;
 
   constructor(size: number) {
-    const ts = import.meta.url.endsWith('.ts');
-    const url = new URL(ts ? './worker.ts' : './worker.js', import.meta.url);
     for (let i = 0; i < Math.max(1, size); i++) {
-      const w = ts
-        ? new Worker(
-            `import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(url.href)}); })`,
-            { eval: true },
-          )
-        : new Worker(url);
+      const w = startWorker(new URL('./worker.js', import.meta.url));
       w.on('message', (m: LoadReply) => this.onReply(w, m));
       w.on('error', (e) => this.onCrash(e));
       this.workers.push(w);

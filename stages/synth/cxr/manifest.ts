@@ -50,5 +50,6 @@ export const manifest: StageManifest = {
       description: 'DICOM only: share of images stored as MONOCHROME1 (inverted).',
     },
   },
+  implementation: ['../../lib/png.ts', '../../lib/start-worker.ts'],
   resources: { cpus: 1 },
 };

@@ -1,9 +1,9 @@
 /**
  * Worker threads that render phantoms in parallel (rendering is plain JS, so threads are what spreads it over cores).
  * Each image has its own forked random stream, so the bytes do not depend on which worker drew it or when.
- * Under vitest/tsx the worker is started from worker.ts through tsx's loader; the compiled pipeline starts worker.js.
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startWorker } from '../../lib/start-worker.js';
 import type { RenderReply, RenderRequest } from './worker.js';
 
 type Done = { measuredCtr: number; photometric?: string };
@@ -16,12 +16,8 @@ export class RenderPool {
   private failure: Error | null = null;
 
   constructor(size: number) {
-    const ts = import.meta.url.endsWith('.ts');
-    const url = new URL(ts ? './worker.ts' : './worker.js', import.meta.url);
     for (let i = 0; i < Math.max(1, size); i++) {
-      const w = ts
-        ? new Worker(`import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(url.href)}); })`, { eval: true })
-        : new Worker(url);
+      const w = startWorker(new URL('./worker.js', import.meta.url));
       w.on('message', (m: RenderReply) => {
         const p = this.waiting.get(m.id);
         this.waiting.delete(m.id);

@@ -2,11 +2,14 @@
  * `train/classifier`: the thin layer between the stage context and the training loop (trainer.ts): reads the shard
  * set and splits, picks the tfjs backend, trains, and writes checkpoints, the metrics JSON and the learning curve.
  */
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { availableParallelism } from 'node:os';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { StageContext } from '../../../engine/stage-api.js';
 import { StageError } from '../../../engine/stage-api.js';
-import { useBestBackend } from '../../lib/tf/backend.js';
+import { writeFileAtomic } from '../../lib/atomic-write.js';
+import { useBackend, type BackendSetting } from '../../lib/tf/backend.js';
+import { ReplicaError } from '../../lib/tf/data-parallel.js';
 import { pixelStats } from '../../lib/tf/images.js';
 import { learningCurveSpec } from '../../lib/tf/learning-curve.js';
 import { saveModel, type ModelMetadata } from '../../lib/tf/model-io.js';
@@ -22,6 +25,8 @@ export interface TrainWith {
   curve?: string;
   epochs: number;
   batch_size: number;
+  micro_batch: number;
+  backend: BackendSetting;
   lr: number;
   weight_decay: number;
   mixup: boolean;
@@ -44,6 +49,7 @@ function checkRanges(stage: string, w: TrainWith): void {
   };
   if (!Number.isInteger(w.epochs) || w.epochs < 1) bad('epochs', `must be an integer ≥ 1, got ${w.epochs}`);
   if (!Number.isInteger(w.batch_size) || w.batch_size < 1) bad('batch_size', `must be an integer ≥ 1, got ${w.batch_size}`);
+  if (!Number.isInteger(w.micro_batch) || w.micro_batch < 1) bad('micro_batch', `must be an integer ≥ 1, got ${w.micro_batch}`);
   if (!(w.lr > 0)) bad('lr', `must be > 0, got ${w.lr}`);
   if (!(w.weight_decay >= 0)) bad('weight_decay', `must be ≥ 0, got ${w.weight_decay}`);
   if (!(w.mixup_alpha > 0)) bad('mixup_alpha', `must be > 0, got ${w.mixup_alpha}`);
@@ -52,17 +58,12 @@ function checkRanges(stage: string, w: TrainWith): void {
   if (!(ARCHS as readonly string[]).includes(w.arch)) bad('arch', `must be one of ${ARCHS.join(', ')}, got ${w.arch}`);
 }
 
-async function writeJsonAtomic(abs: string, value: unknown): Promise<void> {
-  await mkdir(dirname(abs), { recursive: true });
-  const tmp = `${abs}.tmp-${process.pid}`;
-  await writeFile(tmp, JSON.stringify(value, null, 2) + '\n');
-  await rename(tmp, abs);
-}
+const writeJsonAtomic = (abs: string, value: unknown): Promise<void> => writeFileAtomic(abs, JSON.stringify(value, null, 2) + '\n');
 
 export async function run(ctx: StageContext<TrainWith>): Promise<void> {
   const w = ctx.with;
   checkRanges(ctx.stage, w);
-  const backend = await useBestBackend(ctx);
+  const backend = await useBackend(ctx, w.backend);
 
   const set = await openStageShards(ctx, w.shards);
   try {
@@ -115,6 +116,7 @@ export async function run(ctx: StageContext<TrainWith>): Promise<void> {
       imbalancedSampler: w.imbalanced_sampler,
       gradClip: w.grad_clip,
       seed: w.seed,
+      microBatch: w.micro_batch,
     };
     const modelDir = ctx.resolve(w.model);
     await rm(modelDir, { recursive: true, force: true });
@@ -129,7 +131,6 @@ export async function run(ctx: StageContext<TrainWith>): Promise<void> {
       valLoss: m.val_loss,
       backend: backend.name,
     });
-    const t0 = performance.now();
     let result;
     try {
       result = await train(
@@ -141,12 +142,15 @@ export async function run(ctx: StageContext<TrainWith>): Promise<void> {
           signal: ctx.signal,
           checkpoint: (which, model, m) => saveModel(model, join(modelDir, which), meta(m)),
         },
+        { backend: backend.name, workers: Math.max(1, Math.min(ctx.resources.cpus, availableParallelism())) },
       );
     } catch (e) {
       if (e instanceof TrainingAborted) throw new StageError(`stage ${ctx.stage}: training cancelled.`);
+      if (e instanceof ReplicaError && /memory/i.test(e.message)) {
+        throw new StageError(`stage ${ctx.stage}: a training worker ran out of memory (${e.message}); lower with.micro_batch or with.image_size.`);
+      }
       throw e;
     }
-    const seconds = (performance.now() - t0) / 1000;
     const last = result.epochs[result.epochs.length - 1]!;
     await writeJsonAtomic(ctx.resolve(w.metrics), {
       backend: backend.name,
@@ -162,13 +166,22 @@ export async function run(ctx: StageContext<TrainWith>): Promise<void> {
       best_val_auroc: result.best.val_auroc,
       final_val_loss: last.val_loss,
       final_val_auroc: last.val_auroc,
-      seconds,
       epochs: result.epochs,
     });
     if (w.curve !== undefined) {
       await writeJsonAtomic(ctx.resolve(w.curve), learningCurveSpec(result.epochs, `${ctx.stage}: ${w.arch} on ${w.shards}`));
     }
-    ctx.record({ best_epoch: result.best.epoch, best_val_loss: result.best.val_loss, train_seconds: Math.round(seconds) });
+    // Clock-dependent figures are provenance (the run record), never output bytes: a bit-identical retrain must
+    // write bit-identical files.
+    const { trainSeconds, images, epochSeconds } = result.timing;
+    ctx.record({
+      best_epoch: result.best.epoch,
+      best_val_loss: result.best.val_loss,
+      workers: result.workers,
+      train_seconds: Number(trainSeconds.toFixed(3)),
+      train_img_per_s: Number((images / Math.max(trainSeconds, 1e-9)).toFixed(2)),
+      epoch_seconds: epochSeconds.map((t) => Number(t.toFixed(3))),
+    });
   } finally {
     await set.close();
   }

@@ -5,19 +5,24 @@
  * minimum validation loss plus the last one. It knows nothing of stage contexts: data comes in as a shard set and
  * index lists, checkpoints and progress go out through hooks, so tests drive it directly.
  *
- * Determinism: every random draw (initial weights, sampler, MixUp λ) is seeded. On the wasm and cpu backends (single
- * thread, fixed reduction order) the same seed, data and backend give bit-identical weights and metrics. tfjs-node
- * (multi-threaded Eigen reductions) and GPU backends may differ in the last bits from run to run, like PyTorch's
- * non-deterministic kernels that the authors allow; different backends never match bit for bit.
+ * The work is data-parallel over model replicas in worker threads (lib/tf/data-parallel.ts): each batch is cut into
+ * micro-batches of `microBatch` images whose gradients are added in a fixed order, so the result does not depend on
+ * the number of workers.
+ *
+ * Determinism: every random draw (initial weights, sampler, MixUp λ) is seeded. On the wasm and cpu backends (one
+ * thread per replica, fixed reduction order) the same seed, data, micro-batch size and backend give bit-identical
+ * weights and metrics, with any number of workers. tfjs-node (multi-threaded Eigen reductions) and GPU backends may
+ * differ in the last bits from run to run, like PyTorch's non-deterministic kernels that the authors allow; different
+ * backends never match bit for bit.
  */
-import * as tf from '@tensorflow/tfjs';
+import type * as tf from '@tensorflow/tfjs';
 import type { ShardSet } from '../../lib/shards.js';
-import { AdamW, clipByGlobalNorm } from '../../lib/tf/adamw.js';
-import { toInputTensor } from '../../lib/tf/images.js';
-import { predictRows } from '../../lib/tf/predict.js';
+import { runsOnOneThread, type BackendName } from '../../lib/tf/backend.js';
+import { ReplicaPool } from '../../lib/tf/data-parallel.js';
 import { auroc, averagePrecision } from '../../lib/tf/metrics.js';
-import { mixBatch, sampleLambda } from '../../lib/tf/mixup.js';
+import { sampleLambda } from '../../lib/tf/mixup.js';
 import { buildModel, type Arch } from '../../lib/tf/models.js';
+import { assignFlat } from '../../lib/tf/replica.js';
 import { Rng } from '../../lib/tf/rng.js';
 import { epochOrder } from '../../lib/tf/sampler.js';
 
@@ -34,6 +39,15 @@ export interface TrainConfig {
   /** Max global gradient norm; 0 disables clipping. */
   gradClip: number;
   seed: number;
+  /** Images per micro-batch: the unit of gradient work (and of batch-norm statistics). */
+  microBatch: number;
+}
+
+/** Where the work runs: changes the speed, never the numbers (on one-thread backends). */
+export interface TrainRuntime {
+  backend: BackendName;
+  /** Worker threads (replicas) wanted; capped by the micro-batches per batch. */
+  workers: number;
 }
 
 export interface TrainData {
@@ -57,8 +71,6 @@ export interface EpochMetrics {
   val_ap: number;
   /** Global gradient norm before clipping, mean over the epoch's batches. */
   grad_norm: number;
-  seconds: number;
-  train_img_per_s: number;
 }
 
 export interface TrainHooks {
@@ -73,31 +85,50 @@ export interface TrainResult {
   epochs: EpochMetrics[];
   best: EpochMetrics;
   parameters: number;
+  /** Replicas that shared the work. */
+  workers: number;
+  /** Clock time of the training passes (validation excluded) and the images they saw: provenance, never outputs. */
+  timing: { trainSeconds: number; images: number; epochSeconds: number[] };
 }
 
 export class TrainingAborted extends Error {}
 
-/** Mean softmax cross-entropy against (soft) targets [B, C]. */
-export function softCrossEntropy(logits: tf.Tensor2D, targets: tf.Tensor2D): tf.Scalar {
-  return tf.tidy(() => tf.neg(tf.mean(tf.sum(tf.mul(targets, tf.logSoftmax(logits)), 1))) as tf.Scalar);
-}
-
-export async function train(cfg: TrainConfig, data: TrainData, hooks: TrainHooks): Promise<TrainResult> {
+export async function train(cfg: TrainConfig, data: TrainData, hooks: TrainHooks, runtime: TrainRuntime): Promise<TrainResult> {
   if (data.train.length === 0) throw new RangeError('no training images');
   if (data.val.length === 0) throw new RangeError('no validation images');
   const { height, width } = data.set.index;
   const rng = new Rng(cfg.seed);
   const model = buildModel(cfg.arch, cfg.imageSize, cfg.seed);
-  const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
-  const optimizer = new AdamW({ lr: cfg.lr, weightDecay: cfg.weightDecay });
+  const norm = { imageSize: cfg.imageSize, mean: data.mean, std: data.std };
   const trainLabels = data.train.map((i) => data.labels.get(i)!);
   const batchesPerEpoch = Math.ceil(data.train.length / cfg.batchSize);
   const totalBatches = batchesPerEpoch * cfg.epochs;
+  const microPerBatch = Math.ceil(Math.min(cfg.batchSize, data.train.length) / cfg.microBatch);
   const history: EpochMetrics[] = [];
+  const timing = { trainSeconds: 0, images: 0, epochSeconds: [] as number[] };
   let best: EpochMetrics | undefined;
   let lastProgress = 0;
+  let pool: ReplicaPool | undefined;
 
   try {
+    pool = await ReplicaPool.start({
+      backend: runtime.backend,
+      workers: Math.min(runtime.workers, microPerBatch),
+      model,
+      optimizer: { lr: cfg.lr, weightDecay: cfg.weightDecay },
+    });
+    const capped =
+      runsOnOneThread(runtime.backend) && microPerBatch < runtime.workers
+        ? ` (${runtime.workers} cores granted; a smaller micro_batch gives more micro-batches to share out)`
+        : '';
+    hooks.log(
+      `data-parallel: ${pool.size} worker thread(s), ${microPerBatch} micro-batch(es) of ≤ ${cfg.microBatch} images per ` +
+        `batch of ${cfg.batchSize}${capped}`,
+    );
+    const checkpoint = async (which: 'best' | 'last', m: EpochMetrics): Promise<void> => {
+      assignFlat(model.weights, await pool!.weights());
+      await hooks.checkpoint(which, model, m);
+    };
     for (let epoch = 1; epoch <= cfg.epochs; epoch++) {
       const t0 = performance.now();
       const order = epochOrder(trainLabels, cfg.imbalancedSampler, rng).map((k) => data.train[k]!);
@@ -111,18 +142,14 @@ export async function train(cfg: TrainConfig, data: TrainData, hooks: TrainHooks
         const idx = order.slice(b * cfg.batchSize, (b + 1) * cfg.batchSize);
         const pixels = await pending;
         if (b + 1 < batchesPerEpoch) pending = data.set.readBatch(order.slice((b + 1) * cfg.batchSize, (b + 2) * cfg.batchSize));
-        const lambda = cfg.mixupAlpha > 0 ? sampleLambda(cfg.mixupAlpha, rng) : 1;
-        const { loss, norm } = trainStep(model, variables, optimizer, cfg, {
-          pixels,
-          labels: idx.map((i) => data.labels.get(i)!),
-          height,
-          width,
-          mean: data.mean,
-          std: data.std,
-          lambda,
-        });
+        const lambda = cfg.mixupAlpha > 0 ? sampleLambda(cfg.mixupAlpha, rng) : null;
+        const { loss, norm: gradNorm } = await pool.step(
+          { pixels, labels: idx.map((i) => data.labels.get(i)!), height, width, norm, lambda },
+          cfg.microBatch,
+          cfg.gradClip,
+        );
         lossSum += loss * idx.length;
-        normSum += norm;
+        normSum += gradNorm;
         seen += idx.length;
         const done = (epoch - 1) * batchesPerEpoch + b + 1;
         const now = performance.now();
@@ -132,7 +159,7 @@ export async function train(cfg: TrainConfig, data: TrainData, hooks: TrainHooks
         }
       }
       const trainSeconds = (performance.now() - t0) / 1000;
-      const val = await evaluate(model, data, cfg);
+      const val = await evaluate(pool, data, norm);
       const m: EpochMetrics = {
         epoch,
         train_loss: lossSum / seen,
@@ -141,72 +168,36 @@ export async function train(cfg: TrainConfig, data: TrainData, hooks: TrainHooks
         val_auroc: val.auroc,
         val_ap: val.ap,
         grad_norm: normSum / batchesPerEpoch,
-        seconds: (performance.now() - t0) / 1000,
-        train_img_per_s: seen / trainSeconds,
       };
       history.push(m);
+      timing.trainSeconds += trainSeconds;
+      timing.images += seen;
+      timing.epochSeconds.push((performance.now() - t0) / 1000);
       hooks.log(
         `epoch ${epoch}/${cfg.epochs}: train loss ${m.train_loss.toFixed(4)}, val loss ${m.val_loss.toFixed(4)}, ` +
           `val acc ${m.val_acc.toFixed(3)}, val AUROC ${m.val_auroc.toFixed(3)}, val AP ${m.val_ap.toFixed(3)}, ` +
-          `${m.train_img_per_s.toFixed(1)} img/s`,
+          `${(seen / trainSeconds).toFixed(1)} img/s`,
       );
       // Strictly lower only: on ties the earlier epoch stays best (Lightning's ModelCheckpoint behaves the same).
       if (best === undefined || m.val_loss < best.val_loss || (Number.isNaN(best.val_loss) && !Number.isNaN(m.val_loss))) {
         best = m;
-        await hooks.checkpoint('best', model, m);
+        await checkpoint('best', m);
       }
-      await hooks.checkpoint('last', model, m);
+      await checkpoint('last', m);
     }
-    return { epochs: history, best: best!, parameters: model.countParams() };
+    return { epochs: history, best: best!, parameters: model.countParams(), workers: pool.size, timing };
   } finally {
-    optimizer.dispose();
+    await pool?.close();
     model.dispose();
   }
 }
 
-interface StepBatch {
-  pixels: Uint8Array;
-  labels: number[];
-  height: number;
-  width: number;
-  mean: number;
-  std: number;
-  lambda: number;
-}
-
-/** One optimisation step; returns the (MixUp) loss and the gradient norm before clipping. */
-export function trainStep(
-  model: tf.LayersModel,
-  variables: tf.Variable[],
-  optimizer: AdamW,
-  cfg: Pick<TrainConfig, 'imageSize' | 'gradClip' | 'mixupAlpha'>,
-  batch: StepBatch,
-): { loss: number; norm: number } {
-  return tf.tidy(() => {
-    const n = batch.labels.length;
-    const x0 = toInputTensor(batch.pixels, n, batch.height, batch.width, cfg.imageSize, batch.mean, batch.std);
-    const y0 = tf.oneHot(tf.tensor1d(batch.labels, 'int32'), 2).toFloat() as tf.Tensor2D;
-    const { x, y } = cfg.mixupAlpha > 0 ? mixBatch(x0, y0, batch.lambda) : { x: x0, y: y0 };
-    const { value, grads } = tf.variableGrads(
-      () => softCrossEntropy(model.apply(x, { training: true }) as tf.Tensor2D, y),
-      variables,
-    );
-    const clipped = cfg.gradClip > 0 ? clipByGlobalNorm(grads, cfg.gradClip) : { grads, norm: globalNorm(grads) };
-    optimizer.applyGradients(clipped.grads, variables);
-    return { loss: value.dataSync()[0]!, norm: clipped.norm };
-  });
-}
-
-function globalNorm(grads: tf.NamedTensorMap): number {
-  return tf.tidy(() => tf.sqrt(tf.addN(Object.values(grads).map((g) => tf.sum(tf.square(g)))))).dataSync()[0]!;
-}
-
 async function evaluate(
-  model: tf.LayersModel,
+  pool: ReplicaPool,
   data: TrainData,
-  cfg: TrainConfig,
+  norm: { imageSize: number; mean: number; std: number },
 ): Promise<{ loss: number; acc: number; auroc: number; ap: number }> {
-  const { probs } = await predictRows(model, data.set, data.val, { imageSize: cfg.imageSize, mean: data.mean, std: data.std }, 64);
+  const { probs } = await pool.predictRows(data.set, data.val, norm, 64);
   const labels = data.val.map((i) => data.labels.get(i)!);
   const scores: number[] = [];
   let loss = 0;
