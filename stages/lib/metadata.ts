@@ -6,10 +6,10 @@
  * Expected problems (a missing CSV, a bad header) are returned as `Result` errors naming the file, so the stage
  * can report them in one paragraph.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, lstatSync, realpathSync } from 'node:fs';
 import { open, readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { join } from 'node:path';
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { parse } from 'csv-parse/sync';
 import { err, ok, type Result } from '../../engine/result.js';
@@ -32,6 +32,80 @@ export interface DatasetMetadata {
   columns: string[];
   /** Rows dropped and why (e.g. "view not PA": 12), for the stage log. */
   dropped: Record<string, number>;
+  /** Absolute path of each row's image, inside the dataset root (checked: see DatasetPaths). */
+  files: string[];
+}
+
+/** Where a row came from: the metadata file and the line its record ends on. */
+export interface RowSource {
+  file: string;
+  line: number;
+}
+
+/**
+ * Dataset-relative image paths, resolved so that none leaves its dataset root — `../` or an absolute path in a
+ * metadata table, or a symlink inside the dataset pointing elsewhere (realpath of the deepest existing part), is
+ * refused with the metadata file and line named. Reading outside the root would make a stage depend on files its key
+ * does not cover (a change there would go unnoticed), and read what the pipeline author never declared.
+ */
+export class DatasetPaths {
+  private readonly realRoot: string;
+  private readonly realDirs = new Map<string, string>();
+
+  constructor(readonly root: string) {
+    this.realRoot = existsSync(root) ? realpathSync(root) : resolve(root);
+  }
+
+  private inside(p: string, base: string): boolean {
+    const r = relative(base, p);
+    return r === '' || (!r.startsWith(`..${sep}`) && r !== '..' && !isAbsolute(r));
+  }
+
+  /** realpath of a directory that may not exist: its deepest existing ancestor's realpath plus the rest. */
+  private realDir(dir: string): string {
+    let real = this.realDirs.get(dir);
+    if (real === undefined) {
+      try {
+        real = realpathSync(dir);
+      } catch {
+        const parent = dirname(dir);
+        real = parent === dir ? dir : join(this.realDir(parent), basename(dir));
+      }
+      this.realDirs.set(dir, real);
+    }
+    return real;
+  }
+
+  /** The image's absolute path (symlinks resolved), or why it is refused. */
+  resolve(rel: string): Result<string, string> {
+    if (rel === '' || rel.includes('\0')) return err(`image path ${JSON.stringify(rel)} is not a file path`);
+    if (isAbsolute(rel)) return err(`image path "${rel}" is absolute; paths in the metadata must be relative to the dataset root`);
+    const abs = resolve(this.root, rel);
+    if (!this.inside(abs, resolve(this.root))) return err(`image path "${rel}" resolves outside the dataset root (to ${abs})`);
+    let real = join(this.realDir(dirname(abs)), basename(abs));
+    try {
+      if (lstatSync(real).isSymbolicLink()) real = realpathSync(real);
+    } catch {
+      // Missing (or a dangling link): the caller reports missing files; what exists is checked below either way.
+    }
+    if (!this.inside(real, this.realRoot))
+      return err(`image path "${rel}" resolves outside the dataset root through a symbolic link (to ${real})`);
+    return ok(real);
+  }
+
+  /** Every path resolved, or the first refusal as "<file> line <n>: …". */
+  resolveAll(paths: readonly string[], sources: readonly RowSource[]): Result<string[], string> {
+    const out: string[] = new Array(paths.length);
+    for (let i = 0; i < paths.length; i++) {
+      const r = this.resolve(paths[i]!);
+      if (!r.ok) {
+        const at = sources[i];
+        return err(`${at ? `${at.file} line ${at.line}: ` : ''}${r.error}; every image must lie inside the dataset`);
+      }
+      out[i] = r.value;
+    }
+    return ok(out);
+  }
 }
 
 /**
@@ -60,16 +134,32 @@ export function parseAgeString(text: string | undefined | null): number | null {
 
 const fmt = (n: number | null): string => (n === null ? '' : String(n));
 
+interface Csv {
+  header: string[];
+  records: string[][];
+  /** Where each record came from (the line it ends on). */
+  sources: RowSource[];
+}
+
+/** Parsed CSV records with the line each ends on (for errors that name a row). */
+export function parseCsvLines(bytes: Buffer | string, file: string): { records: string[][]; sources: RowSource[] } {
+  const parsed = parse(bytes, { relax_column_count: true, skip_empty_lines: true, bom: true, info: true }) as unknown as Array<{
+    record: string[];
+    info: { lines: number };
+  }>;
+  return { records: parsed.map((p) => p.record), sources: parsed.map((p) => ({ file, line: p.info.lines })) };
+}
+
 /** Read a CSV, or its gzipped copy (`file.gz`, as PadChest distributes its table) when only that exists. */
-async function readCsv(file: string): Promise<Result<{ header: string[]; records: string[][] }, string>> {
+async function readCsv(file: string): Promise<Result<Csv, string>> {
   const gz = `${file}.gz`;
   if (!existsSync(file) && !existsSync(gz)) return err(`${file}: file not found`);
   try {
     const bytes = existsSync(file) ? await readFile(file) : gunzipSync(await readFile(gz));
-    const records = parse(bytes, { relax_column_count: true, skip_empty_lines: true, bom: true }) as string[][];
+    const { records, sources } = parseCsvLines(bytes, existsSync(file) ? file : gz);
     const [header, ...rest] = records;
     if (!header) return err(`${file}: empty CSV`);
-    return ok({ header, records: rest });
+    return ok({ header, records: rest, sources: sources.slice(1) });
   } catch (e) {
     return err(`${file}: not valid CSV (${(e as Error).message})`);
   }
@@ -85,10 +175,8 @@ const toObjects = (header: string[], records: string[][]): MetaRow[] =>
 
 // ---- DICOM header tags (VinDr keeps sex/age only in the DICOM files) --------------------------------------------
 
-interface DicomParser {
-  parseDicom(bytes: Uint8Array, options?: { untilTag?: string }): { string(tag: string): string | undefined };
-}
-const dicomParser = createRequire(import.meta.url)('dicom-parser') as DicomParser;
+/** dicom-parser is a UMD bundle: loaded through require, typed by the package's own index.d.ts. */
+const dicomParser = createRequire(import.meta.url)('dicom-parser') as typeof import('dicom-parser');
 
 export interface DicomDemographics {
   sex: string;
@@ -141,20 +229,20 @@ export async function readDicomDemographics(file: string): Promise<Result<DicomD
 
 const NO_DEMOGRAPHICS: DicomDemographics = { sex: '', age: '', size: '', weight: '' };
 
-/** Demographics of many images, 16 files at a time (header reads are I/O-bound), in input order. */
-async function demographicsOf(root: string, paths: string[]): Promise<Result<DicomDemographics[], string>> {
-  const out: DicomDemographics[] = new Array(paths.length);
+/** Demographics of many images (absolute paths), 16 files at a time (header reads are I/O-bound), in input order. */
+async function demographicsOf(files: string[]): Promise<Result<DicomDemographics[], string>> {
+  const out: DicomDemographics[] = new Array(files.length);
   let next = 0;
   let failure: string | null = null;
   const worker = async (): Promise<void> => {
-    while (next < paths.length && failure === null) {
+    while (next < files.length && failure === null) {
       const i = next++;
-      const p = paths[i]!;
-      if (p.endsWith('.png') || !existsSync(join(root, p))) {
+      const p = files[i]!;
+      if (p.endsWith('.png') || !existsSync(p)) {
         out[i] = NO_DEMOGRAPHICS;
         continue;
       }
-      const r = await readDicomDemographics(join(root, p));
+      const r = await readDicomDemographics(p);
       if (r.ok) out[i] = r.value;
       else failure ??= r.error;
     }
@@ -178,7 +266,7 @@ function roundHalfEven(x: number): number {
   return f % 2 === 0 ? f : f + 1;
 }
 
-async function vindrCxr(root: string): Promise<Result<DatasetMetadata, string>> {
+async function vindrCxr(root: string, guard: DatasetPaths): Promise<Result<DatasetMetadata, string>> {
   const trainFile = join(root, 'annotations', 'image_labels_train.csv');
   const testFile = join(root, 'annotations', 'image_labels_test.csv');
   const train = await readCsv(trainFile);
@@ -192,22 +280,25 @@ async function vindrCxr(root: string): Promise<Result<DatasetMetadata, string>> 
   if (e2) return err(e2);
   const labels = train.value.header.filter((h) => h !== 'image_id' && h !== 'rad_id');
 
-  const groups = new Map<string, MetaRow[]>();
-  for (const r of toObjects(train.value.header, train.value.records)) {
-    const g = groups.get(r['image_id']!) ?? [];
-    g.push(r);
+  const groups = new Map<string, { rows: MetaRow[]; src: RowSource }>();
+  toObjects(train.value.header, train.value.records).forEach((r, k) => {
+    const g = groups.get(r['image_id']!) ?? { rows: [], src: train.value.sources[k]! };
+    g.rows.push(r);
     groups.set(r['image_id']!, g);
-  }
-  const entries: Array<{ id: string; split: string; lab: Record<string, number> }> = [];
-  for (const [id, g] of groups) {
+  });
+  const entries: Array<{ id: string; split: string; lab: Record<string, number>; src: RowSource }> = [];
+  for (const [id, { rows: g, src }] of groups) {
     const lab: Record<string, number> = {};
     for (const l of labels) lab[l] = roundHalfEven(g.reduce((s, r) => s + Number(r[l] || 0), 0) / g.length);
-    entries.push({ id, split: 'train', lab });
+    entries.push({ id, split: 'train', lab, src });
   }
-  for (const r of toObjects(testHeader, test.value.records))
-    entries.push({ id: r['image_id']!, split: 'test', lab: Object.fromEntries(labels.map((l) => [l, Number(r[l] || 0)])) });
+  toObjects(testHeader, test.value.records).forEach((r, k) =>
+    entries.push({ id: r['image_id']!, split: 'test', lab: Object.fromEntries(labels.map((l) => [l, Number(r[l] || 0)])), src: test.value.sources[k]! }),
+  );
   const paths = entries.map((e) => vindrImage(root, e.split, e.id));
-  const demos = await demographicsOf(root, paths);
+  const files = guard.resolveAll(paths, entries.map((e) => e.src));
+  if (!files.ok) return files;
+  const demos = await demographicsOf(files.value);
   if (!demos.ok) return demos;
 
   const rows: MetaRow[] = [];
@@ -233,11 +324,11 @@ async function vindrCxr(root: string): Promise<Result<DatasetMetadata, string>> 
     });
   });
   const columns = ['dset', 'split', 'image_id', 'patient_id', 'path', 'sex', 'age', 'age_years', 'age_months', 'view', 'Has Finding', ...labels];
-  return ok({ rows, columns, dropped });
+  return ok({ rows, columns, dropped, files: files.value });
 }
 
-async function vindrPcxr(root: string): Promise<Result<DatasetMetadata, string>> {
-  const entries: Array<{ r: MetaRow; path: string }> = [];
+async function vindrPcxr(root: string, guard: DatasetPaths): Promise<Result<DatasetMetadata, string>> {
+  const entries: Array<{ r: MetaRow; path: string; src: RowSource }> = [];
   let labels: string[] = [];
   for (const split of ['train', 'test']) {
     const file = join(root, `image_labels_${split}.csv`);
@@ -246,9 +337,13 @@ async function vindrPcxr(root: string): Promise<Result<DatasetMetadata, string>>
     const e = requireColumns(file, csv.value.header, ['image_id', 'No finding']);
     if (e) return err(e);
     labels = csv.value.header.filter((h) => h !== 'image_id' && h !== 'rad_ID' && h !== 'rad_id');
-    for (const r of toObjects(csv.value.header, csv.value.records)) entries.push({ r, path: vindrImage(root, split, r['image_id']!) });
+    toObjects(csv.value.header, csv.value.records).forEach((r, k) =>
+      entries.push({ r, path: vindrImage(root, split, r['image_id']!), src: csv.value.sources[k]! }),
+    );
   }
-  const demos = await demographicsOf(root, entries.map((e) => e.path));
+  const files = guard.resolveAll(entries.map((e) => e.path), entries.map((e) => e.src));
+  if (!files.ok) return files;
+  const demos = await demographicsOf(files.value);
   if (!demos.ok) return demos;
   const rows = entries.map(({ r, path }, i): MetaRow => {
     const demo = demos.value[i]!;
@@ -269,7 +364,7 @@ async function vindrPcxr(root: string): Promise<Result<DatasetMetadata, string>>
     };
   });
   const columns = ['dset', 'split', 'image_id', 'patient_id', 'path', 'sex', 'age', 'age_years', 'view', 'Has Finding', 'Cardiomegaly', ...labels];
-  return ok({ rows, columns, dropped: {} });
+  return ok({ rows, columns, dropped: {}, files: files.value });
 }
 
 /** torchxrayvision's pre-resized `images-224/`, the originals' `images/`, or PadChest's numbered zip folders. */
@@ -278,7 +373,7 @@ function imageDir(root: string, file: string, extraDirs: string[] = []): string 
   return `images-224/${file}`;
 }
 
-async function nih(root: string): Promise<Result<DatasetMetadata, string>> {
+async function nih(root: string, guard: DatasetPaths): Promise<Result<DatasetMetadata, string>> {
   const file = join(root, 'Data_Entry_2017.csv');
   const csv = await readCsv(file);
   if (!csv.ok) return csv;
@@ -305,10 +400,12 @@ async function nih(root: string): Promise<Result<DatasetMetadata, string>> {
     };
   });
   const columns = ['dset', 'split', 'image_id', 'patient_id', 'path', 'filename', 'visit', 'gender', 'view', 'age', 'age_years', 'Findings', 'Has Finding', 'Cardiomegaly'];
-  return ok({ rows, columns, dropped: {} });
+  const files = guard.resolveAll(rows.map((r) => r['path']!), csv.value.sources);
+  if (!files.ok) return files;
+  return ok({ rows, columns, dropped: {}, files: files.value });
 }
 
-async function padchest(root: string): Promise<Result<DatasetMetadata, string>> {
+async function padchest(root: string, guard: DatasetPaths): Promise<Result<DatasetMetadata, string>> {
   const file = join(root, 'PADCHEST_chest_x_ray_images_labels_160K_01.02.19.csv');
   const csv = await readCsv(file);
   if (!csv.ok) return csv;
@@ -317,10 +414,13 @@ async function padchest(root: string): Promise<Result<DatasetMetadata, string>> 
   const dropped: Record<string, number> = {};
   const drop = (why: string): void => void (dropped[why] = (dropped[why] ?? 0) + 1);
   const rows: MetaRow[] = [];
-  for (const r of toObjects(csv.value.header, csv.value.records)) {
+  const files: string[] = [];
+  for (const [k, r] of toObjects(csv.value.header, csv.value.records).entries()) {
     const filename = r['ImageID']!;
     const path = imageDir(root, filename, r['ImageDir'] ? [r['ImageDir']] : []);
-    if (!existsSync(join(root, path))) {
+    const file = guard.resolveAll([path], [csv.value.sources[k]!]);
+    if (!file.ok) return file;
+    if (!existsSync(file.value[0]!)) {
       drop('image missing on disk');
       continue;
     }
@@ -338,6 +438,7 @@ async function padchest(root: string): Promise<Result<DatasetMetadata, string>> 
     const birth = Number.parseInt(r['PatientBirth'] ?? '', 10);
     const age = /^\d{4}$/.test(year) && Number.isFinite(birth) ? Number(year) - birth : null;
     const lower = findings.toLowerCase();
+    files.push(file.value[0]!);
     rows.push({
       dset: 'padchest',
       split: '',
@@ -356,7 +457,7 @@ async function padchest(root: string): Promise<Result<DatasetMetadata, string>> 
     });
   }
   const columns = ['dset', 'split', 'image_id', 'patient_id', 'path', 'filename', 'birth_year', 'sex', 'view', 'age', 'age_years', 'Findings', 'Has Finding', 'Cardiomegaly'];
-  return ok({ rows, columns, dropped });
+  return ok({ rows, columns, dropped, files });
 }
 
 export const CHEXPERT_FINDINGS = [
@@ -364,8 +465,9 @@ export const CHEXPERT_FINDINGS = [
   'Atelectasis', 'Pneumothorax', 'Pleural Effusion', 'Pleural Other', 'Fracture', 'Support Devices', 'No Finding',
 ] as const;
 
-async function chexpert(root: string): Promise<Result<DatasetMetadata, string>> {
+async function chexpert(root: string, guard: DatasetPaths): Promise<Result<DatasetMetadata, string>> {
   const rows: MetaRow[] = [];
+  const sources: RowSource[] = [];
   const dropped: Record<string, number> = {};
   const drop = (why: string): void => void (dropped[why] = (dropped[why] ?? 0) + 1);
   for (const name of ['train_cheXbert.csv', 'valid.csv']) {
@@ -374,7 +476,7 @@ async function chexpert(root: string): Promise<Result<DatasetMetadata, string>> 
     if (!csv.ok) return csv;
     const e = requireColumns(file, csv.value.header, ['Path', 'Sex', 'Age', 'AP/PA', ...CHEXPERT_FINDINGS]);
     if (e) return err(e);
-    for (const r of toObjects(csv.value.header, csv.value.records)) {
+    for (const [k, r] of toObjects(csv.value.header, csv.value.records).entries()) {
       if (CHEXPERT_FINDINGS.every((f) => (r[f] ?? '') === '')) {
         drop('all findings empty');
         continue;
@@ -390,6 +492,7 @@ async function chexpert(root: string): Promise<Result<DatasetMetadata, string>> 
       // "CheXpert-v1.0/train/patient03922/study10/view1_frontal.jpg"
       const parts = r['Path']!.split('/');
       const noFinding = r['No Finding'] === '' ? 0 : Number(r['No Finding']);
+      sources.push(csv.value.sources[k]!);
       rows.push({
         dset: 'chexbert',
         split: '',
@@ -407,21 +510,27 @@ async function chexpert(root: string): Promise<Result<DatasetMetadata, string>> 
     }
   }
   const columns = ['dset', 'split', 'image_id', 'patient_id', 'visit', 'path', 'sex', 'view', 'age', 'age_years', 'Has Finding', ...CHEXPERT_FINDINGS];
-  return ok({ rows, columns, dropped });
+  const files = guard.resolveAll(rows.map((r) => r['path']!), sources);
+  if (!files.ok) return files;
+  return ok({ rows, columns, dropped, files: files.value });
 }
 
-/** Read a dataset root in its published layout (C.1) into unified metadata rows (C.2). */
+/**
+ * Read a dataset root in its published layout (C.1) into unified metadata rows (C.2), with every image path checked
+ * to stay inside the root (DatasetPaths).
+ */
 export async function readDatasetMetadata(root: string, layout: MetadataLayout): Promise<Result<DatasetMetadata, string>> {
+  const guard = new DatasetPaths(root);
   switch (layout) {
     case 'vindr_cxr':
-      return vindrCxr(root);
+      return vindrCxr(root, guard);
     case 'vindr_pcxr':
-      return vindrPcxr(root);
+      return vindrPcxr(root, guard);
     case 'nih':
-      return nih(root);
+      return nih(root, guard);
     case 'padchest':
-      return padchest(root);
+      return padchest(root, guard);
     case 'chexpert':
-      return chexpert(root);
+      return chexpert(root, guard);
   }
 }

@@ -57,6 +57,7 @@ export interface ShardSet {
 }
 
 const shardName = (i: number): string => `shard-${String(i).padStart(5, '0')}.bin`;
+const SHARD_FILE = /^shard-\d{5,}\.bin$/;
 
 /** Running sum and sum of squares of pixel values; doubles are exact far beyond any realistic set size. */
 class PixelStats {
@@ -111,6 +112,8 @@ export class ShardWriter {
   private readonly shards: Array<{ file: string; count: number }> = [];
   private stream: WriteStream | null = null;
   private ready: Promise<void> | null = null;
+  /** A write error (ENOSPC, EIO) the stream reported; the next append/finish throws it. */
+  private failure: Error | null = null;
 
   constructor(
     readonly dir: string,
@@ -146,18 +149,40 @@ export class ShardWriter {
       const file = shardName(this.shards.length);
       this.shards.push({ file, count: 0 });
       this.stream = createWriteStream(join(this.tmpDir, file));
+      this.stream.on('error', (e) => {
+        this.failure ??= e;
+      });
     }
+    if (this.failure) throw this.failure;
     this.stats.add(pixels);
     this.rows.push(row);
     this.shards[this.shards.length - 1]!.count++;
     // Copy: callers may reuse their buffer; respect backpressure so memory stays bounded.
-    if (!this.stream.write(Buffer.from(pixels))) await new Promise<void>((res) => this.stream!.once('drain', res));
+    if (!this.stream.write(Buffer.from(pixels))) {
+      const stream = this.stream;
+      await new Promise<void>((res, rej) => {
+        const onError = (e: Error): void => {
+          stream.off('drain', onDrain);
+          rej(e);
+        };
+        const onDrain = (): void => {
+          stream.off('error', onError);
+          res();
+        };
+        stream.once('drain', onDrain);
+        stream.once('error', onError);
+      });
+    }
   }
 
   private async closeStream(): Promise<void> {
     const s = this.stream;
     this.stream = null;
     if (!s) return;
+    if (this.failure) {
+      s.destroy();
+      throw this.failure;
+    }
     await new Promise<void>((res, rej) => {
       s.once('error', rej);
       s.end(() => res());
@@ -198,6 +223,7 @@ export class ShardWriter {
   /** Drop the partial set (after an error or cancellation). */
   async abort(): Promise<void> {
     await this.closeStream().catch(() => undefined);
+    this.stream?.destroy();
     await rm(this.tmpDir, { recursive: true, force: true });
   }
 }
@@ -236,9 +262,14 @@ function validateIndex(raw: unknown, file: string): ShardIndex {
   };
   if (typeof x !== 'object' || x === null) bad('not an object');
   if (x.version !== SHARD_FORMAT_VERSION) bad(`version ${String(x.version)}, expected ${SHARD_FORMAT_VERSION}`);
-  if (!Number.isInteger(x.width) || !Number.isInteger(x.height)) bad('width/height');
+  if (!Number.isInteger(x.width) || !Number.isInteger(x.height) || x.width! < 1 || x.height! < 1) bad('width/height');
   if (x.channels !== 1 || x.dtype !== 'uint8') bad('only 1-channel uint8 is supported');
   if (!Array.isArray(x.shards)) bad('shards');
+  for (const sh of x.shards!) {
+    // Shard files are names inside the set's directory; anything else (a path, `..`) would read outside it.
+    if (typeof sh?.file !== 'string' || !SHARD_FILE.test(sh.file)) bad(`shard file ${JSON.stringify(sh?.file)} is not a shard-NNNNN.bin name`);
+    if (!Number.isInteger(sh.count) || sh.count < 0) bad(`shard ${sh.file} has count ${String(sh.count)}`);
+  }
   const total = x.shards!.reduce((s, sh) => s + sh.count, 0);
   if (total !== x.count) bad(`shard counts sum to ${total}, count is ${String(x.count)}`);
   return x as ShardIndex;

@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, readFile, rm, stat, truncate } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -95,5 +95,17 @@ describe('shards', () => {
     const broken = await openShards(dir);
     await expect(broken.readBatch([0])).rejects.toThrow(/truncated/);
     await broken.close();
+  });
+
+  it('refuses an index.json whose shard file names leave the set directory (a hostile input never reads elsewhere)', async () => {
+    const dir = join(await tmp(), 'set');
+    await writeShards(dir, { width: 2, height: 2 }, [{ a: '1' }], [new Uint8Array(4).fill(5)]);
+    const idx = JSON.parse(await readFile(join(dir, 'index.json'), 'utf8'));
+    for (const file of ['../../../etc/passwd', '/etc/passwd', 'sub/shard-00000.bin', 'rows.csv']) {
+      await writeFile(join(dir, 'index.json'), JSON.stringify({ ...idx, shards: [{ file, count: 1 }] }));
+      await expect(openShards(dir)).rejects.toThrow(`index.json: not a shard index (shard file ${JSON.stringify(file)} is not a shard-NNNNN.bin name)`);
+    }
+    await writeFile(join(dir, 'index.json'), JSON.stringify({ ...idx, shards: [{ file: 'shard-00000.bin', count: -1 }], count: -1 }));
+    await expect(openShards(dir)).rejects.toThrow(/shard shard-00000\.bin has count -1/);
   });
 });

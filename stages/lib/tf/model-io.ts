@@ -4,9 +4,10 @@
  * serialised here through custom IOHandlers. Files are written to a temp name and renamed, so a crash never leaves a
  * half-written model.
  */
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
+import { writeFileAtomic } from '../atomic-write.js';
 
 export const MODEL_JSON = 'model.json';
 export const WEIGHTS_BIN = 'weights.bin';
@@ -25,12 +26,6 @@ export interface ModelMetadata {
   backend?: string;
 }
 
-async function writeAtomic(path: string, data: string | Uint8Array): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}`;
-  await writeFile(tmp, data);
-  await rename(tmp, path);
-}
-
 export async function saveModel(model: tf.LayersModel, dir: string, metadata: ModelMetadata): Promise<void> {
   await mkdir(dir, { recursive: true });
   model.setUserDefinedMetadata(metadata as unknown as Record<string, unknown>);
@@ -45,8 +40,8 @@ export async function saveModel(model: tf.LayersModel, dir: string, metadata: Mo
         weightsManifest: [{ paths: [`./${WEIGHTS_BIN}`], weights: artifacts.weightSpecs ?? [] }],
         userDefinedMetadata: artifacts.userDefinedMetadata,
       };
-      await writeAtomic(join(dir, WEIGHTS_BIN), new Uint8Array(weights));
-      await writeAtomic(join(dir, MODEL_JSON), JSON.stringify(json));
+      await writeFileAtomic(join(dir, WEIGHTS_BIN), new Uint8Array(weights));
+      await writeFileAtomic(join(dir, MODEL_JSON), JSON.stringify(json));
       return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(artifacts) };
     }),
   );

@@ -8,26 +8,11 @@
  * authors' arithmetic; with other rescales their chain would exceed 2^bits and raise, ours stays in range.
  */
 import { createRequire } from 'node:module';
+import type { DataSet, Element } from 'dicom-parser';
 
-interface Element {
-  dataOffset: number;
-  length: number;
-  vr?: string;
-  encapsulatedPixelData?: boolean;
-}
-interface DataSet {
-  byteArray: Uint8Array;
-  elements: Record<string, Element | undefined>;
-  string(tag: string): string | undefined;
-  uint16(tag: string): number | undefined;
-  floatString(tag: string, index?: number): number | undefined;
-}
-interface DicomParser {
-  parseDicom(bytes: Uint8Array): DataSet;
-  readEncapsulatedPixelDataFromFragments(ds: DataSet, el: Element, start: number, count?: number): Uint8Array;
-}
 const require = createRequire(import.meta.url);
-const dicomParser = require('dicom-parser') as DicomParser;
+/** dicom-parser is a UMD bundle: loaded through require, typed by the package's own index.d.ts. */
+const dicomParser = require('dicom-parser') as typeof import('dicom-parser');
 
 /** Transfer syntaxes whose pixel data is stored raw (implicit/explicit little endian, deflated is not). */
 const UNCOMPRESSED = new Set(['1.2.840.10008.1.2', '1.2.840.10008.1.2.1']);
@@ -56,7 +41,7 @@ function loadOpenJpeg(): Promise<OpenJpegModule> {
 
 /** Decompressed samples of the first frame, with their type's signedness already applied. */
 async function decompress(ds: DataSet, el: Element, ts: string, n: number): Promise<Int32Array> {
-  const frags = (el as Element & { fragments?: unknown[] }).fragments;
+  const frags = el.fragments;
   if (!el.encapsulatedPixelData || !frags?.length) throw new DicomError(`transfer syntax ${ts} needs encapsulated Pixel Data`);
   const frame = dicomParser.readEncapsulatedPixelDataFromFragments(ds, el, 0, frags.length);
   const out = new Int32Array(n);
@@ -115,7 +100,29 @@ export function applyWindow(x: number, center: number, width: number, y0: number
   return ((x - (center - 0.5)) / (width - 1) + 0.5) * (y1 - y0) + y0;
 }
 
-export async function decodeDicom(bytes: Uint8Array): Promise<DicomDisplay> {
+/** Limits a decode keeps to; the stage names the with: field that raises each. */
+export interface DecodeLimits {
+  /** Most pixels (Rows × Columns) an image may have. */
+  maxPixels: number;
+}
+
+/** Tag (gggg,eeee) as DICOM writes it, from dicom-parser's xggggeeee. */
+const tagName = (tag: string): string => `(${tag.slice(1, 5)},${tag.slice(5, 9)})`.toUpperCase();
+
+/**
+ * A decimal-string (DS) value, strictly: absent or empty → undefined; anything that is not a finite number ("abc",
+ * "12abc", "NaN") is an error naming the attribute, instead of dicom-parser's parseFloat leniency.
+ */
+function decimal(ds: DataSet, tag: string, name: string, index = 0): number | undefined {
+  if (ds.elements[tag] === undefined) return undefined;
+  const raw = ds.string(tag, index)?.trim();
+  if (raw === undefined || raw === '') return undefined;
+  const v = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(raw) ? Number(raw) : NaN;
+  if (!Number.isFinite(v)) throw new DicomError(`${name} ${tagName(tag)} is "${raw}", not a number`);
+  return v;
+}
+
+export async function decodeDicom(bytes: Uint8Array, limits: DecodeLimits): Promise<DicomDisplay> {
   let ds: DataSet;
   try {
     ds = dicomParser.parseDicom(bytes);
@@ -135,23 +142,35 @@ export async function decodeDicom(bytes: Uint8Array): Promise<DicomDisplay> {
   const samples = ds.uint16('x00280002') ?? 1;
   const photometric = (ds.string('x00280004') ?? 'MONOCHROME2').trim();
   const pixel = ds.elements['x7fe00010'];
-  if (!rows || !cols || !pixel) throw new DicomError('missing Rows, Columns or Pixel Data');
+  if (!rows || !cols || !pixel) throw new DicomError('missing Rows, Columns or Pixel Data (or Rows/Columns is 0)');
+  const n = rows * cols;
+  if (n > limits.maxPixels)
+    throw new DicomError(`Rows × Columns = ${rows}×${cols} = ${n} pixels, more than the limit of ${limits.maxPixels} pixels`);
   if (samples !== 1 || (photometric !== 'MONOCHROME1' && photometric !== 'MONOCHROME2'))
     throw new DicomError(`photometric interpretation ${photometric} is not a grayscale radiograph (MONOCHROME1/2 expected)`);
   if (bitsAllocated !== 8 && bitsAllocated !== 16) throw new DicomError(`Bits Allocated ${bitsAllocated} is not supported`);
-  const n = rows * cols;
+  if (bitsStored < 1 || bitsStored > bitsAllocated)
+    throw new DicomError(`Bits Stored ${bitsStored} does not fit Bits Allocated ${bitsAllocated}`);
   const compressed = !UNCOMPRESSED.has(ts);
   if (!compressed && pixel.length < n * (bitsAllocated / 8))
     throw new DicomError(`Pixel Data is shorter than Rows × Columns (${rows}×${cols})`);
+
+  // Every LUT parameter must be a number the chain can use; a value that cannot be interpreted fails the file
+  // (pydicom raises too) rather than turning every pixel into the same garbage value.
+  const slope = decimal(ds, 'x00281053', 'Rescale Slope') ?? 1;
+  const intercept = decimal(ds, 'x00281052', 'Rescale Intercept') ?? 0;
+  if (slope === 0) throw new DicomError('Rescale Slope (0028,1053) is 0: every pixel would have the same value');
+  const center = decimal(ds, 'x00281050', 'Window Center');
+  const width = decimal(ds, 'x00281051', 'Window Width');
+  if ((center === undefined) !== (width === undefined))
+    throw new DicomError(`${center === undefined ? 'Window Width (0028,1051)' : 'Window Center (0028,1050)'} is given without its partner: the VOI window cannot be applied`);
+  if (width !== undefined && width < 1)
+    throw new DicomError(`Window Width (0028,1051) is ${width}; a linear VOI window needs a width of at least 1`);
   const decoded = compressed ? await decompress(ds, pixel, ts, n) : null;
 
   const buf = ds.byteArray;
   const view = compressed ? null : new DataView(buf.buffer, buf.byteOffset + pixel.dataOffset, n * (bitsAllocated / 8));
   const mask = bitsStored >= 32 ? 0xffffffff : 2 ** bitsStored - 1;
-  const slope = ds.floatString('x00281053') ?? 1;
-  const intercept = ds.floatString('x00281052') ?? 0;
-  const center = ds.floatString('x00281050', 0);
-  const width = ds.floatString('x00281051', 0);
 
   // Stored value range, then its image under the modality LUT: the range the VOI output also spans (pydicom).
   const sMin = signed ? -(2 ** (bitsStored - 1)) : 0;
@@ -160,6 +179,7 @@ export async function decodeDicom(bytes: Uint8Array): Promise<DicomDisplay> {
   const y1 = Math.max(sMin * slope + intercept, sMax * slope + intercept);
 
   const out = new Float32Array(n);
+  let min = Infinity;
   let max = -Infinity;
   for (let i = 0; i < n; i++) {
     let s: number;
@@ -173,7 +193,15 @@ export async function decodeDicom(bytes: Uint8Array): Promise<DicomDisplay> {
     if (center !== undefined && width !== undefined) v = applyWindow(v, center, width, y0, y1);
     out[i] = v;
     if (v > max) max = v;
+    if (v < min) min = v;
   }
+  // An image that is one value after the LUTs (all-zero pixel data, a window that maps everything to one end) holds
+  // nothing to learn from and is almost surely a broken export: fail (or, with skip_unreadable, skip) it by name.
+  if (!(max > min))
+    throw new DicomError(
+      `pixel data is unusable: every pixel is ${Number.isFinite(min) ? min : 'not a number'} after the modality LUT` +
+        `${center !== undefined ? ` and the VOI window (center ${center}, width ${width})` : ''}`,
+    );
   // C.5: bit depth = Bits Stored, but 8 if the maximum is below 256; the LUT range [y0, y1] maps onto [0, 2^bits),
   // which with slope 1 / intercept 0 is the authors' division by 2^bits.
   const eightBit = y0 === 0 && max < 256;

@@ -24,7 +24,16 @@ export const manifest: StageManifest = {
     skip_unreadable: {
       type: 'boolean',
       default: false,
-      description: 'Drop images that cannot be decoded (logged) instead of failing the stage.',
+      description:
+        'Drop images that cannot be decoded or interpreted (an unreadable window, constant pixel data, over the pixel ' +
+        'limit; each logged with its reason) instead of failing the stage.',
+    },
+    max_image_pixels: {
+      type: 'integer',
+      default: 8192 * 8192,
+      description:
+        'Most pixels (width × height) one source image may have; larger ones fail (or are skipped) by name before ' +
+        'they are decoded. Bounds memory per worker (~10 bytes per pixel).',
     },
   },
   implementation: ['../../lib/'],

@@ -15,7 +15,10 @@ export class LoadPool {
   /** Request ids are the pool's own: callers may abandon requests (skip_unreadable restarts), ids never collide. */
   private nextId = 0;
 
-  constructor(size: number) {
+  constructor(
+    size: number,
+    private readonly maxPixels: number,
+  ) {
     for (let i = 0; i < Math.max(1, size); i++) {
       const w = startWorker(new URL('./worker.js', import.meta.url));
       w.on('message', (m: LoadReply) => this.onReply(w, m));
@@ -48,7 +51,7 @@ export class LoadPool {
 
   load(file: string, size: number): Promise<Uint8Array> {
     if (this.failure) return Promise.reject(this.failure);
-    const req: LoadRequest = { id: this.nextId++, file, size };
+    const req: LoadRequest = { id: this.nextId++, file, size, maxPixels: this.maxPixels };
     return new Promise((resolve, reject) => {
       this.waiting.set(req.id, { resolve, reject });
       this.queue.push({ req });

@@ -7,12 +7,13 @@ export interface LoadRequest {
   id: number;
   file: string;
   size: number;
+  maxPixels: number;
 }
 export type LoadReply = { id: number; pixels: Uint8Array } | { id: number; error: string };
 
 sharp.concurrency(1);
 parentPort?.on('message', (req: LoadRequest) => {
-  loadImage(req.file, req.size).then(
+  loadImage(req.file, req.size, { maxPixels: req.maxPixels }).then(
     (pixels) => {
       // Copy into a transferable buffer of exactly this image (sharp's may be a slice of a pool).
       const own = new Uint8Array(pixels);
