@@ -205,4 +205,34 @@ describe('preprocess/images', () => {
       preprocess(makeCtx(ws.dir, { ...w, layout: 'nih', metadata: undefined }, { stage: 'prep' })),
     ).rejects.toThrow(/stage prep: cannot read the nih metadata: .*Data_Entry_2017\.csv: file not found/);
   });
+
+  it('writes bit-identical shard sets from the same inputs, whatever the number of worker threads (no clock or host in them)', async () => {
+    const dir = join(ws.dir, 'same');
+    await mkdir(dir, { recursive: true });
+    const enc: DicomEncoding = { photometric: 'MONOCHROME1', bitsStored: 12, slope: 1, intercept: 0, window: { center: 2000, width: 3001 } };
+    const rng = createRng('same');
+    const names: string[] = [];
+    for (let k = 0; k < 6; k++) {
+      const name = k % 2 ? `i${k}.png` : `i${k}.dcm`;
+      const bytes = k % 2
+        ? await encodeGrayPng({ width: N, height: N, depth: 16, data: Uint16Array.from(display(k), (v) => Math.round(v * 65535)) })
+        : writeDicom(encodeDisplay(display(k), enc), N, enc, { age: '030Y', sex: 'M', id: `p${k}` }, rng);
+      await writeFile(join(dir, name), bytes);
+      names.push(name);
+    }
+    await writeFile(join(dir, 'meta.csv'), stringify([['image_id', 'path'], ...names.map((n) => [n, n])]));
+    const files = async (out: string): Promise<string[]> => {
+      const { readdir } = await import('node:fs/promises');
+      const list = (await readdir(join(ws.dir, out))).sort();
+      return Promise.all(list.map(async (f) => `${f}:${(await readFile(join(ws.dir, out, f))).toString('base64')}`));
+    };
+    const w = (out: string): PreprocessWith => ({ dataset: 'same/', layout: 'table', metadata: 'same/meta.csv', out, size: 24, skip_unreadable: false });
+    await preprocess(makeCtx(ws.dir, w('out/same1/'), { cpus: 1 }));
+    await preprocess(makeCtx(ws.dir, w('out/same2/'), { cpus: 2 }));
+    await preprocess(makeCtx(ws.dir, w('out/same3/'), { cpus: 2 }));
+    const one = await files('out/same1');
+    expect(one.map((f) => f.split(':')[0])).toEqual(['index.json', 'rows.csv', 'shard-00000.bin']);
+    expect(await files('out/same2')).toEqual(one);
+    expect(await files('out/same3')).toEqual(one);
+  });
 });

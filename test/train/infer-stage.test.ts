@@ -1,6 +1,7 @@
 // infer end to end: a model trained by train/classifier → predictions.csv in the authors' format, read back with the
 // evaluate stages' own parser; save → load round trip gives identical predictions.
 import { readFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'csv-parse/sync';
 import * as tf from '@tensorflow/tfjs';
@@ -89,6 +90,19 @@ describe('infer', () => {
     await expect(infer(ctx)).rejects.toThrow(/stage infer@x: no rows of adult\/ have split "nope"/);
     const bad = makeContext(ws.dir, 'infer@y', inferWith({ model: 'missing/', shards: 'adult/', out: 'x.csv' }));
     await expect(infer(bad)).rejects.toThrow(/stage infer@y: cannot read the model .*missing\/model\.json/);
+  });
+
+  it('writes the same predictions.csv bytes with 1 or 2 worker threads, and records the worker count and timing', async () => {
+    const go = async (out: string, cpus: number): Promise<string> => {
+      const ctx = makeContext(ws.dir, 'infer', inferWith({ model: 'm/', shards: 'adult/', out, batch_size: 16 }));
+      await infer({ ...ctx, resources: { ...ctx.resources, cpus } });
+      expect(ctx.records['workers']).toBe(Math.min(cpus, availableParallelism()));
+      expect(ctx.records['infer_img_per_s']).toBeGreaterThan(0);
+      return readFile(join(ws.dir, out), 'utf8');
+    };
+    const one = await go('same/p1.csv', 1);
+    expect(one.split('\n').length).toBe(162); // header + 160 rows + final newline
+    expect(await go('same/p2.csv', 2)).toBe(one);
   });
 
   it('save → load round trip gives identical predictions', async () => {
