@@ -100,7 +100,9 @@ describe('wasm conv gradient kernels vs cpu', () => {
 
 describe('wasm MaxPoolGrad vs cpu', () => {
   const pools: Array<[[number, number, number, number], number, number, 'same' | 'valid']> = [
-    [[2, 8, 8, 3], 2, 2, 'valid'], // the tiled 2×2 fast path
+    [[2, 8, 8, 3], 2, 2, 'valid'], // the tiled 2×2 fast path (JS: channels not a multiple of 4)
+    [[2, 8, 8, 4], 2, 2, 'valid'], // the tiled 2×2 fast path in SIMD
+    [[3, 16, 12, 16], 2, 2, 'valid'],
     [[2, 9, 7, 4], 2, 2, 'valid'], // odd size: last row/column outside every window
     [[1, 9, 9, 2], 3, 2, 'same'], // overlapping windows with padding
     [[3, 6, 10, 5], 3, 1, 'valid'],
@@ -122,8 +124,52 @@ describe('wasm MaxPoolGrad vs cpu', () => {
   });
 });
 
+describe('wasm MaxPoolGrad on ReLU outputs (ties: the first maximum of the window gets the gradient)', () => {
+  it.each([[[2, 8, 8, 4]], [[1, 6, 10, 12]], [[2, 4, 4, 3]]])('x %j', async (shape) => {
+    const grad = async (backend: string): Promise<number[]> => {
+      await tf.setBackend(backend);
+      return tf.tidy(() => {
+        // Rounded ReLU outputs: many windows hold several equal maxima (zeros, equal integers).
+        const x = tf.relu(tf.round(tf.randomNormal(shape, 0, 1.5, 'float32', 11)));
+        const g = tf.grad((a: tf.Tensor) => {
+          const y = tf.maxPool(a as tf.Tensor4D, 2, 2, 'valid');
+          return tf.sum(tf.mul(y, tf.range(1, 1 + y.size).reshape(y.shape)));
+        });
+        return Array.from(g(x).dataSync());
+      });
+    };
+    expect(await grad('wasm')).toEqual(await grad('cpu'));
+  });
+});
+
+describe('wasm bias Add and ReLU gradient (SIMD) vs cpu, bit for bit', () => {
+  it.each([[[2, 5, 6, 8]], [[3, 4]], [[2, 3, 3, 6]], [[7, 12]]])('bias add, x %j', async (shape) => {
+    const sum = async (backend: string): Promise<number[]> => {
+      await tf.setBackend(backend);
+      return tf.tidy(() => {
+        const x = tf.randomNormal(shape, 0, 1, 'float32', 12);
+        const b = tf.randomNormal([shape[shape.length - 1]!], 0, 1, 'float32', 13);
+        return Array.from(tf.add(x, b).dataSync());
+      });
+    };
+    expect(await sum('wasm')).toEqual(await sum('cpu'));
+  });
+
+  it.each([[[3, 5, 7]], [[2, 8, 8, 16]], [[1]]])('relu gradient, x %j (sizes with and without a tail of < 4)', async (shape) => {
+    const grad = async (backend: string): Promise<number[]> => {
+      await tf.setBackend(backend);
+      return tf.tidy(() => {
+        const x = tf.round(tf.randomNormal(shape, 0, 2, 'float32', 14)); // exact zeros included: step(0) = 0
+        const w = tf.randomNormal(shape, 0, 1, 'float32', 15);
+        return Array.from(tf.grad((a: tf.Tensor) => tf.sum(tf.mul(tf.relu(a), w)))(x).dataSync());
+      });
+    };
+    expect(await grad('wasm')).toEqual(await grad('cpu'));
+  });
+});
+
 describe('wasm Sum and Mean over all axes but the last (bias gradients, BN statistics) vs cpu', () => {
-  it.each([[[4, 6, 5, 3]], [[2, 7]], [[3, 1, 9, 16]]])('x %j', async (shape) => {
+  it.each([[[4, 6, 5, 3]], [[2, 7]], [[3, 1, 9, 16]], [[5, 7, 12]], [[1, 4]]])('x %j', async (shape) => {
     const sums = async (backend: string): Promise<[Float32Array, number[]]> => {
       await tf.setBackend(backend);
       let keepShape: number[] = [];

@@ -95,6 +95,8 @@ export class Replica {
   private readonly trainable: tf.LayerVariable[];
   private readonly variables: tf.Variable[];
   private readonly nonTrainable: tf.LayerVariable[];
+  /** Trainable weights in all (the length of a gradient). */
+  private readonly size: number;
 
   private constructor(
     readonly model: tf.LayersModel,
@@ -103,6 +105,7 @@ export class Replica {
     this.trainable = model.trainableWeights;
     this.variables = this.trainable.map((w) => w.read() as tf.Variable);
     this.nonTrainable = model.nonTrainableWeights;
+    this.size = this.variables.reduce((s, v) => s + v.size, 0);
   }
 
   static async create(init: ReplicaInit): Promise<Replica> {
@@ -121,6 +124,8 @@ export class Replica {
       return micro.map(([a, b], k) => {
         if (k > 0) start.forEach((t, i) => this.nonTrainable[i]!.write(t));
         const m = b - a;
+        const flat = new Float32Array(this.size);
+        // The tidy returns a plain number: tfjs walks whatever a tidy returns, element by element for typed arrays.
         const loss = tf.tidy(() => {
           const x0 = toInputTensor(batch.pixels.subarray(a * hw, b * hw), m, batch.height, batch.width, batch.norm.imageSize, batch.norm.mean, batch.norm.std);
           const y0 = tf.oneHot(tf.tensor1d(batch.labels.slice(a, b), 'int32'), 2).toFloat() as tf.Tensor2D;
@@ -136,15 +141,15 @@ export class Replica {
             y = mixPair(y0, yp, batch.lambda);
           }
           const { value, grads } = tf.variableGrads(() => crossEntropySum(this.model.apply(x, { training: true }) as tf.Tensor2D, y, n), this.variables);
-          return { value: value.dataSync()[0]!, grads: this.variables.map((v) => grads[v.name]!.dataSync() as Float32Array) };
+          let at = 0;
+          for (const v of this.variables) {
+            const g = grads[v.name]!.dataSync();
+            flat.set(g, at);
+            at += g.length;
+          }
+          return value.dataSync()[0]!;
         });
-        const flat = new Float32Array(this.variables.reduce((s, v) => s + v.size, 0));
-        let at = 0;
-        for (const g of loss.grads) {
-          flat.set(g, at);
-          at += g.length;
-        }
-        return { grads: flat, loss: loss.value, stats: this.nonTrainable.length > 0 ? flatten(this.nonTrainable) : null };
+        return { grads: flat, loss, stats: this.nonTrainable.length > 0 ? flatten(this.nonTrainable) : null };
       });
     } finally {
       for (const t of start) t.dispose();

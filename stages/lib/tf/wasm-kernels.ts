@@ -10,15 +10,20 @@
  *  - dW = im2col(x)ᵀ · dy as matrix products: im2col is written (plain JS, straight into the wasm heap) as a
  *    [KH·KW·Ci, columns] matrix, in cache-sized chunks of whole images, so the fast non-transposed MatMul applies and
  *    dy keeps its NHWC layout;
- *  - MaxPoolGrad (stock: a slow scalar loop) is a JS loop over the heap with a 2×2/stride-2 fast path;
+ *  - MaxPoolGrad (stock: a slow scalar loop) runs over the heap: 2×2/stride-2 windows in WebAssembly SIMD
+ *    (wasm-simd.ts, a module that imports the backend's own memory), other windows in JS;
  *  - forward Conv2D/FusedConv2D get tfjs-computed explicit padding (XNNPACK SAME padding disagrees for some strides);
- *  - Sum/Mean over all axes but the last (bias gradients, BN statistics) and Tile (BN gradients) in plain JS/memcpy;
+ *  - Sum/Mean over all axes but the last (bias gradients, BN statistics) in SIMD (JS for channel counts that are
+ *    not a multiple of 4), Tile (BN gradients) as memcpy; the bias Add ([…, C] + [C]) in SIMD;
+ *  - the ReLU gradient (stock: Step, Cast and Multiply, three passes) as one SIMD pass;
  *  - Identity shares the data by reference count (the stock kernel copies every tensor saved for backprop).
  *
  * Kernels are composed from other wasm kernel functions (not tf ops) so nothing is recorded on the gradient tape and
  * every intermediate is freed here.
  */
 import * as tf from '@tensorflow/tfjs';
+import type { WasmMemory } from '../wasm-asm.js';
+import { simdKernels, type SimdKernels } from './wasm-simd.js';
 
 type TensorInfo = tf.TensorInfo;
 type Backend = tf.KernelBackend & { disposeData(dataId: object, force?: boolean): boolean };
@@ -153,7 +158,17 @@ export function conv2DBackpropInputWasm(args: {
 interface WasmHeapBackend extends Backend {
   makeOutput(shape: number[], dtype: tf.DataType): TensorInfo;
   typedArrayFromHeap(t: TensorInfo): Float32Array;
+  wasm?: { asm?: { memory?: WasmMemory } };
 }
+
+/** The SIMD kernels bound to this backend's heap, or undefined where the build does not expose its memory. */
+function simdOf(backend: WasmHeapBackend): SimdKernels | undefined {
+  const memory = backend.wasm?.asm?.memory;
+  return memory === undefined ? undefined : simdKernels(memory);
+}
+
+/** A tensor's address in the heap, in bytes (stable across heap growth, unlike views). */
+const addr = (backend: WasmHeapBackend, t: TensorInfo): number => backend.typedArrayFromHeap(t).byteOffset;
 
 /** Images of the batch per dW chunk: about this many im2col columns, so a chunk's patches stay in cache. */
 const DW_CHUNK_COLUMNS = 8192;
@@ -308,13 +323,26 @@ function fastChannelReduce(original: tf.KernelConfig, mean: boolean): tf.KernelC
     if (!allButLast || x.dtype !== 'float32') return original.kernelFunc(args);
     const backend = args.backend as WasmHeapBackend;
     const c = x.shape[rank - 1]!;
+    const size = x.shape.reduce((a, b) => a * b, 1);
     const out = backend.makeOutput(keepDims ? x.shape.map((d, i) => (i === rank - 1 ? d : 1)) : [c], 'float32');
-    const src = backend.typedArrayFromHeap(x);
-    const acc = new Float64Array(c);
-    for (let i = 0; i < src.length; i += c) for (let k = 0; k < c; k++) acc[k] += src[i + k]!;
+    let acc: Float64Array;
+    const k = size > 0 && c % 4 === 0 ? simdOf(backend) : undefined;
+    if (k !== undefined) {
+      // float64 accumulators in the heap (a scratch tensor of 2c float32s), summed in the JS loop's order.
+      const scratch = backend.makeOutput([2 * c], 'float32');
+      backend.typedArrayFromHeap(scratch).fill(0);
+      k.channelSum(addr(backend, x), size / c, c, addr(backend, scratch));
+      const view = backend.typedArrayFromHeap(scratch);
+      acc = new Float64Array(view.buffer.slice(view.byteOffset, view.byteOffset + 8 * c));
+      backend.disposeData(scratch.dataId);
+    } else {
+      const src = backend.typedArrayFromHeap(x);
+      acc = new Float64Array(c);
+      for (let i = 0; i < src.length; i += c) for (let j = 0; j < c; j++) acc[j] += src[i + j]!;
+    }
     if (mean) {
-      const n = src.length / c;
-      for (let k = 0; k < c; k++) acc[k] /= n;
+      const n = size / c;
+      for (let j = 0; j < c; j++) acc[j] /= n;
     }
     backend.typedArrayFromHeap(out).set(acc);
     return out;
@@ -406,6 +434,13 @@ export function maxPoolGradWasm(args: {
     a.dimRoundingMode,
   );
   const out = backend.makeOutput(input.shape, 'float32');
+  if (isTiled2x2(info) && info.inChannels % 4 === 0 && info.batchSize * info.outHeight * info.outWidth > 0) {
+    const k = simdOf(backend);
+    if (k !== undefined) {
+      k.maxPoolGrad2x2(addr(backend, input), addr(backend, dy), addr(backend, out), info.batchSize * info.outHeight, info.outWidth, info.inChannels);
+      return out;
+    }
+  }
   const dx = backend.typedArrayFromHeap(out);
   const xs = backend.typedArrayFromHeap(input);
   const g = backend.typedArrayFromHeap(dy);
@@ -513,6 +548,66 @@ function withExplicitSamePadding(name: 'Conv2D' | 'FusedConv2D'): tf.KernelConfi
   return { ...original, kernelFunc };
 }
 
+/**
+ * Add of a per-channel bias ([…, C] + [C], both float32, C a multiple of 4) in SIMD: what every conv and dense layer
+ * does after its product. The stock kernel's generic broadcasting loop is several times slower. Same IEEE additions,
+ * same bits; every other Add goes to the stock kernel.
+ */
+function fastBiasAdd(original: tf.KernelConfig): tf.KernelConfig {
+  const kernelFunc: tf.KernelFunc = (args) => {
+    const { a, b } = args.inputs as unknown as { a: TensorInfo; b: TensorInfo };
+    const c = b.shape[0]!;
+    const simple =
+      a.dtype === 'float32' && b.dtype === 'float32' && b.shape.length === 1 && a.shape.length >= 2 && a.shape[a.shape.length - 1] === c && c % 4 === 0;
+    const backend = args.backend as WasmHeapBackend;
+    const k = simple ? simdOf(backend) : undefined;
+    const pixels = a.shape.reduce((x, y) => x * y, 1) / Math.max(c, 1);
+    if (k === undefined || pixels === 0) return original.kernelFunc(args);
+    const out = backend.makeOutput(a.shape, 'float32');
+    k.biasAdd(addr(backend, a), addr(backend, b), addr(backend, out), pixels, c);
+    return out;
+  };
+  return { ...original, kernelFunc };
+}
+
+/** The ReLU gradient in one SIMD pass: dx = dy · step(x), the stock formula's bits (a wasm kernel of its own). */
+export const RELU_GRAD = 'PipeReluGrad';
+function reluGradWasm(args: { inputs: { dy: TensorInfo; x: TensorInfo }; backend: Backend }): TensorInfo {
+  const { dy, x } = args.inputs;
+  const backend = args.backend as WasmHeapBackend;
+  const out = backend.makeOutput(x.shape, 'float32');
+  const n = x.shape.reduce((a, b) => a * b, 1);
+  const k = simdOf(backend);
+  const groups = k === undefined ? 0 : Math.floor(n / 4);
+  if (groups > 0) k!.reluGrad(addr(backend, dy), addr(backend, x), addr(backend, out), groups);
+  const g = backend.typedArrayFromHeap(dy);
+  const xs = backend.typedArrayFromHeap(x);
+  const dx = backend.typedArrayFromHeap(out);
+  for (let i = groups * 4; i < n; i++) dx[i] = g[i]! * (xs[i]! > 0 ? 1 : Number.isNaN(xs[i]!) ? NaN : 0);
+  return out;
+}
+
+/**
+ * tfjs's ReLU gradient is mul(dy, cast(step(x))): three full passes over the activation. On wasm it becomes one pass
+ * of RELU_GRAD; every other backend keeps the stock formula (a gradient is registered per kernel, for all backends).
+ */
+function registerReluGradient(): void {
+  tf.registerGradient({
+    kernelName: 'Relu',
+    inputsToSave: ['x'],
+    gradFunc: (dy, saved) => {
+      const [x] = saved as [tf.Tensor];
+      const g = dy as tf.Tensor;
+      return {
+        x: () =>
+          tf.getBackend() === 'wasm' && g.dtype === 'float32' && x.dtype === 'float32'
+            ? (tf.engine().runKernel(RELU_GRAD, { dy: g, x }) as tf.Tensor)
+            : tf.mul(g, tf.cast(tf.step(x), 'float32')),
+      };
+    },
+  });
+}
+
 let registered = false;
 
 /** Registers the fast gradient kernels on the `wasm` backend (idempotent; replaces the slow built-in dX kernel). */
@@ -522,8 +617,10 @@ export function registerWasmConvGradients(): void {
   const mean = tf.getKernel('Mean', 'wasm');
   const tile = tf.getKernel('Tile', 'wasm');
   const identity = tf.getKernel('Identity', 'wasm');
+  const addKernel = tf.getKernel('Add', 'wasm');
   const wrapped = [
     ...(identity ? [sharedIdentity(identity)] : []),
+    ...(addKernel ? [fastBiasAdd(addKernel)] : []),
     ...(['Conv2D', 'FusedConv2D'] as const).map(withExplicitSamePadding),
     ...(sum ? [fastChannelReduce(sum, false)] : []),
     ...(mean ? [fastChannelReduce(mean, true)] : []),
@@ -551,5 +648,7 @@ export function registerWasmConvGradients(): void {
     backendName: 'wasm',
     kernelFunc: maxPoolGradWasm as unknown as tf.KernelFunc,
   });
+  tf.registerKernel({ kernelName: RELU_GRAD, backendName: 'wasm', kernelFunc: reluGradWasm as unknown as tf.KernelFunc });
+  registerReluGradient();
   registered = true;
 }

@@ -4,7 +4,7 @@
  * slower); wasm's i64 makes each draw a few nanoseconds with no allocation. Bit-identical to `pcg64.ts`.
  */
 import { Pcg64, pcg64Seed } from './pcg64.js';
-import { encodeModule, gget, gset, i32c, i64c, lget, lset, ltee, op, type } from './wasm-asm.js';
+import { encodeModule, gget, gset, i32c, i64c, lget, lset, ltee, op, type, WebAssemblyApi as WebAssembly, type WasmMemory } from '../../../lib/wasm-asm.js';
 
 const M32 = 0xffffffffn;
 const MULT_HI = 0x2360ed051fc65da4n;
@@ -169,16 +169,6 @@ export const kernelBytes = encodeModule({
     { params: [i32, i32, i32, i32], results: [], locals: BOOT_LOCALS, body: bootBody(), export: 'boot' },
   ],
 });
-
-// The project's lib settings (ES2023, no DOM) carry no WebAssembly typings; this is the part we use.
-interface WasmMemory {
-  readonly buffer: ArrayBuffer;
-  grow(pages: number): number;
-}
-declare const WebAssembly: {
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object, imports: object) => { exports: unknown };
-};
 
 interface KernelExports {
   memory: WasmMemory;
