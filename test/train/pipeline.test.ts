@@ -1,8 +1,8 @@
 // The retrain fragment (pipelines/paper/retrain.yaml) through the real CLI on a temp workspace, scaled down by the
 // main file's params/vars: phantom datasets → preprocess → split → train → infer → threshold/FPR → summary → figures.
 // Then the cache: a second run does nothing, and an epochs change re-runs training and what follows, not the data.
-import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,14 +11,20 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
-function pipe(cwd: string, args: string[]): { code: number | null; out: string } {
-  const r = spawnSync(process.execPath, [join(ROOT, 'bin/pipe.js'), ...args], {
-    cwd,
-    encoding: 'utf8',
-    env: { ...process.env, CI: 'true', NO_COLOR: '1' },
-    timeout: 240_000,
+/** The real CLI, asynchronously: a synchronous spawn would block vitest's worker (its RPC times out meanwhile). */
+function pipe(cwd: string, args: string[]): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [join(ROOT, 'bin/pipe.js'), ...args], {
+      cwd,
+      env: { ...process.env, CI: 'true', NO_COLOR: '1' },
+      timeout: 240_000,
+    });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, out }));
   });
-  return { code: r.status, out: `${r.stdout}${r.stderr}` };
 }
 
 const MAIN = `name: retrain-test
@@ -44,8 +50,8 @@ vars:
 
 describe('pipe run with pipelines/paper/retrain.yaml (scaled down)', () => {
   let ws: string;
-  let first: ReturnType<typeof pipe>;
-  beforeAll(() => {
+  let first: Awaited<ReturnType<typeof pipe>>;
+  beforeAll(async () => {
     ws = mkdtempSync(join(tmpdir(), 'retrain-pipe-'));
     for (const d of ['pipelines/paper', 'pipelines/figures']) mkdirSync(join(ws, d), { recursive: true });
     copyFileSync(join(ROOT, 'pipelines/paper/retrain.yaml'), join(ws, 'pipelines/paper/retrain.yaml'));
@@ -53,7 +59,7 @@ describe('pipe run with pipelines/paper/retrain.yaml (scaled down)', () => {
       copyFileSync(join(ROOT, 'pipelines/figures', f), join(ws, 'pipelines/figures', f));
     }
     writeFileSync(join(ws, 'pipelines/paper.yaml'), MAIN);
-    first = pipe(ws, ['run', 'pipelines/paper.yaml']);
+    first = await pipe(ws, ['run', 'pipelines/paper.yaml']);
   }, 300_000);
   afterAll(() => rmSync(ws, { recursive: true, force: true }));
 
@@ -82,13 +88,23 @@ describe('pipe run with pipelines/paper/retrain.yaml (scaled down)', () => {
     for (const f of ['children', 'fig2']) expect(existsSync(join(root, `figures/${f}.svg`))).toBe(true);
     // The backend choice is in the stage log the engine keeps.
     expect(first.out).not.toMatch(/Error|✖/);
+    // Timings are provenance: in the run records under .pipe/, never in the metrics files.
+    const metricsText = readFileSync(join(root, 'train_metrics/vindr_cxr.json'), 'utf8');
+    expect(metricsText).not.toMatch(/seconds|per_s/);
+    const records = readdirSync(join(ws, '.pipe'), { recursive: true, withFileTypes: true })
+      .filter((e) => e.isFile())
+      .map((e) => readFileSync(join(e.parentPath, e.name)).toString('latin1'))
+      .filter((t) => t.includes('"train_img_per_s"'));
+    expect(records.length).toBeGreaterThan(0);
+    expect(records[0]).toMatch(/"workers":\s*\d/);
+    expect(records[0]).toMatch(/"train_seconds":\s*[\d.]+/);
   });
 
-  test('a second run is all cache hits; changing epochs re-runs training and what follows, not the data stages', () => {
-    const again = pipe(ws, ['run', 'pipelines/paper.yaml']);
+  test('a second run is all cache hits; changing epochs re-runs training and what follows, not the data stages', async () => {
+    const again = await pipe(ws, ['run', 'pipelines/paper.yaml']);
     expect(again.code, again.out).toBe(0);
     expect(again.out).not.toMatch(/▶/);
-    const changed = pipe(ws, ['run', 'pipelines/paper.yaml', '-S', 'retrain.epochs=1']);
+    const changed = await pipe(ws, ['run', 'pipelines/paper.yaml', '-S', 'retrain.epochs=1']);
     expect(changed.code, changed.out).toBe(0);
     expect(changed.out).toMatch(/▶ retrain-train@vindr_cxr/);
     expect(changed.out).toMatch(/▶ retrain-infer@model=vindr_cxr,target=vindr_pcxr/);
