@@ -1,7 +1,7 @@
 // train/classifier end to end through its run(ctx): a 2-epoch training on a small synthetic shard set whose loss
 // decreases, with checkpoints, metrics JSON, learning curve and the backend, workers and timings recorded (in the run
 // record, never in the outputs: a retrain writes the same bytes); plus clear input errors.
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -102,6 +102,21 @@ describe('train/classifier', () => {
     abort.abort();
     await expect(run({ ...ctx, signal: abort.signal })).rejects.toThrow(/stage train@c: training cancelled/);
     expect(existsSync(join(ws.dir, 'c/m.json'))).toBe(false);
+  });
+
+  it('cancelled mid-training: a clear error, no metrics written, and every worker thread gone', async () => {
+    const threads = (): number => readdirSync('/proc/self/task').length;
+    const before = threads();
+    const abort = new AbortController();
+    const ctx = makeContext(ws.dir, 'train@mid', withDefaults({
+      shards: 'shards/', model: 'mid/model/', metrics: 'mid/m.json', epochs: 5, batch_size: 8, micro_batch: 4, arch: 'tiny_cnn', image_size: 32,
+    }));
+    const run$ = run({ ...ctx, signal: abort.signal, progress: () => abort.abort() });
+    await expect(run$).rejects.toThrow(/^stage train@mid: training cancelled\.$/);
+    expect(existsSync(join(ws.dir, 'mid/m.json'))).toBe(false);
+    // Terminated threads leave the process shortly after terminate() resolves.
+    for (let i = 0; i < 50 && threads() > before; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(threads()).toBeLessThanOrEqual(before);
   });
 
   it('resizes shards to image_size when they differ (model input and infer follow the model)', async () => {
