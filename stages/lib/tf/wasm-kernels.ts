@@ -434,7 +434,7 @@ export function maxPoolGradWasm(args: {
     a.dimRoundingMode,
   );
   const out = backend.makeOutput(input.shape, 'float32');
-  if (isTiled2x2(info) && info.inChannels % 4 === 0 && info.batchSize * info.outHeight * info.outWidth > 0) {
+  if (isTiled2x2(info) && info.inChannels > 0 && info.inChannels % 4 === 0 && info.batchSize * info.outHeight * info.outWidth > 0) {
     const k = simdOf(backend);
     if (k !== undefined) {
       k.maxPoolGrad2x2(addr(backend, input), addr(backend, dy), addr(backend, out), info.batchSize * info.outHeight, info.outWidth, info.inChannels);
