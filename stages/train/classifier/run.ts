@@ -173,13 +173,14 @@ export async function run(ctx: StageContext<TrainWith>): Promise<void> {
     }
     // Clock-dependent figures are provenance (the run record), never output bytes: a bit-identical retrain must
     // write bit-identical files.
-    const { trainSeconds, images, epochSeconds } = result.timing;
+    const { totalSeconds, trainPassSeconds, images, epochSeconds } = result.timing;
     ctx.record({
       best_epoch: result.best.epoch,
       best_val_loss: result.best.val_loss,
       workers: result.workers,
-      train_seconds: Number(trainSeconds.toFixed(3)),
-      train_img_per_s: Number((images / Math.max(trainSeconds, 1e-9)).toFixed(2)),
+      // Whole training (validation and checkpoints included); the rate counts the training passes alone.
+      train_seconds: Number(totalSeconds.toFixed(3)),
+      train_img_per_s: Number((images / Math.max(trainPassSeconds, 1e-9)).toFixed(2)),
       epoch_seconds: epochSeconds.map((t) => Number(t.toFixed(3))),
     });
   } finally {

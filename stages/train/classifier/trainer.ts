@@ -87,8 +87,11 @@ export interface TrainResult {
   parameters: number;
   /** Replicas that shared the work. */
   workers: number;
-  /** Clock time of the training passes (validation excluded) and the images they saw: provenance, never outputs. */
-  timing: { trainSeconds: number; images: number; epochSeconds: number[] };
+  /**
+   * Clock times, provenance only (never outputs): the whole run, the training passes alone (validation and
+   * checkpoints excluded) and the images they saw, and each epoch with its validation.
+   */
+  timing: { totalSeconds: number; trainPassSeconds: number; images: number; epochSeconds: number[] };
 }
 
 export class TrainingAborted extends Error {}
@@ -105,7 +108,8 @@ export async function train(cfg: TrainConfig, data: TrainData, hooks: TrainHooks
   const totalBatches = batchesPerEpoch * cfg.epochs;
   const microPerBatch = Math.ceil(Math.min(cfg.batchSize, data.train.length) / cfg.microBatch);
   const history: EpochMetrics[] = [];
-  const timing = { trainSeconds: 0, images: 0, epochSeconds: [] as number[] };
+  const started = performance.now();
+  const timing = { totalSeconds: 0, trainPassSeconds: 0, images: 0, epochSeconds: [] as number[] };
   let best: EpochMetrics | undefined;
   let lastProgress = 0;
   let pool: ReplicaPool | undefined;
@@ -170,7 +174,7 @@ export async function train(cfg: TrainConfig, data: TrainData, hooks: TrainHooks
         grad_norm: normSum / batchesPerEpoch,
       };
       history.push(m);
-      timing.trainSeconds += trainSeconds;
+      timing.trainPassSeconds += trainSeconds;
       timing.images += seen;
       timing.epochSeconds.push((performance.now() - t0) / 1000);
       hooks.log(
@@ -185,6 +189,7 @@ export async function train(cfg: TrainConfig, data: TrainData, hooks: TrainHooks
       }
       await checkpoint('last', m);
     }
+    timing.totalSeconds = (performance.now() - started) / 1000;
     return { epochs: history, best: best!, parameters: model.countParams(), workers: pool.size, timing };
   } finally {
     await pool?.close();
