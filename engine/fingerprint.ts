@@ -94,7 +94,8 @@ export function stageKey(fields: KeyFields): StageKey {
 }
 
 function sortKeys<V>(o: Record<string, V>): Record<string, V> {
-  const out: Record<string, V> = {};
+  // No prototype: a param named `__proto__` must be a key, not a prototype change that drops it from the key.
+  const out: Record<string, V> = Object.create(null);
   for (const k of Object.keys(o).sort(cmp)) out[k] = o[k] as V;
   return out;
 }

@@ -120,7 +120,9 @@ function impliedByParams(before: string, now: string, pb: Record<string, unknown
 
 function pairs(a: Record<string, unknown>, b: Record<string, unknown>): Array<[string, unknown, unknown]> {
   const names = [...new Set([...Object.keys(a), ...Object.keys(b)])].sort();
-  return names.map((n) => [n, a[n], b[n]]);
+  // Own keys only: a record read back from JSON has Object.prototype, and `a.constructor` is not a param.
+  const own = (o: Record<string, unknown>, n: string) => (Object.prototype.hasOwnProperty.call(o, n) ? o[n] : undefined);
+  return names.map((n) => [n, own(a, n), own(b, n)]);
 }
 
 function same(x: unknown, y: unknown): boolean {

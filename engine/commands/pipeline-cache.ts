@@ -12,6 +12,7 @@ import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Pipeline } from '../model.js';
+import { LIMIT_VARS } from '../dsl/limits.js';
 
 const VERSION = 1;
 
@@ -39,10 +40,15 @@ function cacheDir(): string {
 
 function entryPath(inputs: CacheInputs): string {
   const h = createHash('sha256')
-    .update(JSON.stringify([inputs.file, inputs.overrides, inputs.paramsFiles, process.env.PIPE_KINDS_PATH ?? '']))
+    // The load bounds (PIPE_MAX_*) too: a pipeline loaded under raised limits is not valid under lower ones.
+    .update(JSON.stringify([inputs.file, inputs.overrides, inputs.paramsFiles, process.env.PIPE_KINDS_PATH ?? '', ...limitVars()]))
     .digest('hex')
     .slice(0, 32);
   return join(cacheDir(), `${h}.json`);
+}
+
+function limitVars(): string[] {
+  return Object.values(LIMIT_VARS).map((v) => process.env[v] ?? '');
 }
 
 function identity(path: string): string {

@@ -45,7 +45,10 @@ class FastParser {
   private readonly indents: number[] = [];
   private readonly blank: boolean[] = [];
 
-  constructor(private readonly src: SourceFile) {
+  constructor(
+    private readonly src: SourceFile,
+    private readonly maxDepth: number,
+  ) {
     const t = (this.t = src.text);
     if (t.includes('\r') || t.charCodeAt(0) === 0xfeff) bail();
     for (let i = t.indexOf('\n'); i >= 0; i = t.indexOf('\n', i + 1)) this.lineStarts.push(i + 1);
@@ -100,21 +103,20 @@ class FastParser {
   parseDocument(): YNode | undefined {
     const first = this.nextContentLine(0);
     if (first >= this.lineStarts.length) return undefined;
-    const { node, line } = this.blockNode(this.contentStart(first), this.indents[first]!, -1);
+    const { node, line } = this.blockNode(this.contentStart(first), this.indents[first]!, -1, 1);
     if (this.nextContentLine(line + 1) < this.lineStarts.length) bail();
     return node;
   }
 
   /**
-   * A block node starting at offset `p` (column `col`), inside a parent with indentation `parentIndent`.
-   * Returns the node and the last line it occupies.
+   * A block node starting at offset `p` (column `col`), inside a parent with indentation `parentIndent`; a
+   * collection there would be nested `depth` deep. Returns the node and the last line it occupies.
    */
-  private blockNode(p: number, col: number, parentIndent: number): { node: YNode; line: number } {
+  private blockNode(p: number, col: number, parentIndent: number, depth: number): { node: YNode; line: number } {
     const t = this.t;
-    if (t[p] === '-' && (t[p + 1] === ' ' || t[p + 1] === '\n' || p + 1 >= t.length)) return this.blockSeq(p, col);
-    if (this.keyEnd(p) >= 0) return this.blockMap(p, col);
-    const r = this.inlineValue(p, parentIndent);
-    return r;
+    if (t[p] === '-' && (t[p + 1] === ' ' || t[p + 1] === '\n' || p + 1 >= t.length)) return this.blockSeq(p, col, depth);
+    if (this.keyEnd(p) >= 0) return this.blockMap(p, col, depth);
+    return this.inlineValue(p, parentIndent, depth);
   }
 
   /**
@@ -142,8 +144,9 @@ class FastParser {
     return -1;
   }
 
-  private blockMap(start: number, indent: number): { node: YMap; line: number } {
+  private blockMap(start: number, indent: number, depth: number): { node: YMap; line: number } {
     const t = this.t;
+    if (depth > this.maxDepth) bail(); // too deep: the yaml package path reports it, with its position
     const map: YMap = { t: 'map', entries: [], byKey: new Map(), loc: this.loc(start, start) };
     let p = start;
     let line = this.lineOf(start);
@@ -174,7 +177,7 @@ class FastParser {
         const ni = this.indents[next];
         const cs = next < this.lineStarts.length ? this.contentStart(next) : -1;
         if (ni !== undefined && (ni > indent || (ni === indent && t[cs] === '-' && (t[cs + 1] === ' ' || t[cs + 1] === '\n' || cs + 1 >= t.length)))) {
-          const r = this.blockNode(cs, ni, indent);
+          const r = this.blockNode(cs, ni, indent, depth + 1);
           value = r.node;
           line = r.line;
         } else {
@@ -183,7 +186,7 @@ class FastParser {
           value = this.nullAt(end);
         }
       } else {
-        const r = this.inlineValue(v, indent);
+        const r = this.inlineValue(v, indent, depth + 1);
         value = r.node;
         line = r.line;
       }
@@ -199,8 +202,9 @@ class FastParser {
     return { node: map, line };
   }
 
-  private blockSeq(start: number, indent: number): { node: YNode; line: number } {
+  private blockSeq(start: number, indent: number, depth: number): { node: YNode; line: number } {
     const t = this.t;
+    if (depth > this.maxDepth) bail();
     const seq: YNode = { t: 'seq', items: [], loc: this.loc(start, start) };
     let p = start;
     let line = this.lineOf(start);
@@ -213,7 +217,7 @@ class FastParser {
         const next = this.nextContentLine(line + 1);
         const ni = this.indents[next];
         if (ni !== undefined && ni > indent) {
-          const r = this.blockNode(this.contentStart(next), ni, indent);
+          const r = this.blockNode(this.contentStart(next), ni, indent, depth + 1);
           item = r.node;
           line = r.line;
         } else {
@@ -223,7 +227,7 @@ class FastParser {
       } else {
         // Compact forms: `- key: value` (a mapping at this column) or `- - x` (a nested sequence).
         const col = v - this.lineStarts[line]!;
-        const r = this.blockNode(v, col, indent);
+        const r = this.blockNode(v, col, indent, depth + 1);
         item = r.node;
         line = r.line;
       }
@@ -244,13 +248,13 @@ class FastParser {
   }
 
   /** A value that starts on this line: flow collection, quoted or plain scalar. Nothing may follow but a comment. */
-  private inlineValue(p: number, parentIndent: number): { node: YNode; line: number } {
+  private inlineValue(p: number, parentIndent: number, depth: number): { node: YNode; line: number } {
     const t = this.t;
     const c = t[p]!;
     let node: YNode;
     let end: number;
     if (c === '[' || c === '{') {
-      const r = this.flow(p, parentIndent);
+      const r = this.flow(p, parentIndent, depth);
       node = r.node;
       end = r.end;
     } else if (c === '"' || c === "'") {
@@ -430,14 +434,15 @@ class FastParser {
     }
   }
 
-  private flow(p: number, parentIndent: number): { node: YNode; end: number } {
+  private flow(p: number, parentIndent: number, depth: number): { node: YNode; end: number } {
     const t = this.t;
+    if (depth > this.maxDepth) bail();
     const close = t[p] === '[' ? ']' : '}';
     let i = this.flowSpace(p + 1, parentIndent);
     if (close === ']') {
       const seq: YNode = { t: 'seq', items: [], loc: this.loc(p, p) };
       while (t[i] !== ']') {
-        const r = this.flowValue(i, parentIndent);
+        const r = this.flowValue(i, parentIndent, depth + 1);
         if (r.node.t === 'scalar' && t[this.flowSpace(r.end, parentIndent)] === ':') bail(); // `[a: b]` pairs
         seq.items.push(r.node);
         i = this.flowSpace(r.end, parentIndent);
@@ -449,7 +454,7 @@ class FastParser {
     }
     const map: YMap = { t: 'map', entries: [], byKey: new Map(), loc: this.loc(p, p) };
     while (t[i] !== '}') {
-      const k = this.flowValue(i, parentIndent, true);
+      const k = this.flowValue(i, parentIndent, depth + 1, true);
       if (k.node.t !== 'scalar') bail();
       const keyNode = k.node as YScalar;
       const key = String(keyNode.value);
@@ -458,7 +463,7 @@ class FastParser {
       if (t[i] !== ':') bail();
       i = this.flowSpace(i + 1, parentIndent);
       if (t[i] === ',' || t[i] === '}') bail(); // `{a: }`: leave to the yaml package
-      const v = this.flowValue(i, parentIndent);
+      const v = this.flowValue(i, parentIndent, depth + 1);
       const entry = { key, keyLoc: keyNode.loc, value: v.node };
       map.entries.push(entry);
       map.byKey.set(key, entry);
@@ -471,13 +476,13 @@ class FastParser {
   }
 
   /** A value inside a flow collection. Plain scalars stop at `,[]{}`, `: ` and comments; `${...}` is one unit. */
-  private flowValue(i: number, parentIndent: number, isKey = false): { node: YNode; end: number } {
+  private flowValue(i: number, parentIndent: number, depth: number, isKey = false): { node: YNode; end: number } {
     const t = this.t;
     const c = t[i];
     if (c === undefined) bail();
     if (c === '[' || c === '{') {
       if (isKey) bail();
-      return this.flow(i, parentIndent);
+      return this.flow(i, parentIndent, depth);
     }
     if (c === '"' || c === "'") {
       const q = this.quoted(i);
@@ -519,9 +524,9 @@ class FastParser {
  * Parse with the fast subset parser. Returns undefined (and leaves `src.lines` untouched) when the text is
  * outside the subset; the caller then uses the `yaml` package.
  */
-export function fastParse(src: SourceFile): { root: YNode | undefined } | undefined {
+export function fastParse(src: SourceFile, maxDepth = Infinity): { root: YNode | undefined } | undefined {
   try {
-    const p = new FastParser(src);
+    const p = new FastParser(src, maxDepth);
     const root = p.parseDocument();
     for (const s of p.lineStarts) src.lines.addNewLine(s);
     return { root };

@@ -246,11 +246,11 @@ export function interpolateScalar(n: YScalar, scope: Scope, sink: Sink, field: s
   return failed ? undefined : out;
 }
 
-/** Interpolate a whole subtree into plain JS. Mapping keys are not interpolated. */
+/** Interpolate a whole subtree into plain JS (mappings without a prototype). Mapping keys are not interpolated. */
 export function interpolateNode(n: YNode, scope: Scope, sink: Sink, field: string): unknown {
   if (n.t === 'scalar') return interpolateScalar(n, scope, sink, field);
   if (n.t === 'seq') return n.items.map((it, i) => interpolateNode(it, scope, sink, `${field}[${i}]`));
-  const o: Record<string, unknown> = {};
+  const o: Record<string, unknown> = Object.create(null);
   for (const e of n.entries) o[e.key] = interpolateNode(e.value, scope, sink, field ? `${field}.${e.key}` : e.key);
   return o;
 }

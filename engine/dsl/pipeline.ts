@@ -9,7 +9,8 @@ import path from 'node:path';
 import type { Pipeline, SlurmOptions, SourceSpan, StageSpec } from '../model.js';
 import { err, ok, type Result } from '../result.js';
 import type { Resources, StageManifest } from '../stage-api.js';
-import { DiagnosticBag, didYouMean, sortDiagnostics, type Diagnostic } from './diagnostics.js';
+import { DiagnosticBag, didYouMean, displayPath, sortDiagnostics, type Diagnostic } from './diagnostics.js';
+import { readLimits, type Limits } from './limits.js';
 import { expandStages, type StageDraft, type VarParams } from './expand.js';
 import { checkKeys } from './shape.js';
 import { slurmOptions } from './stage-fields.js';
@@ -32,6 +33,8 @@ export interface LoadOptions {
   fileExists?(absPath: string): boolean;
   /** Optional: the kinds that exist, so an unknown `uses:` gets a "did you mean". */
   knownKinds?(): readonly string[];
+  /** Bounds (limits.ts); default: from the environment (PIPE_MAX_*), else the defaults. */
+  limits?: Partial<Limits>;
 }
 
 /** Warnings of a successfully loaded pipeline (errors come back as the Result's error). */
@@ -46,14 +49,26 @@ export async function loadPipeline(file: string, opts: LoadOptions): Promise<Res
   const fileOrder = [abs];
   const done = () => err(sortDiagnostics(bag.items, fileOrder));
 
-  const r = readText(abs);
+  const fromEnv = readLimits();
+  for (const problem of fromEnv.problems) bag.error(problem);
+  if (bag.hasErrors) return done();
+  const limits: Limits = { ...fromEnv.limits, ...opts.limits };
+
+  const r = readText(abs, limits.fileBytes);
   if ('error' in r) {
-    bag.error(r.error);
+    bag.error(r.error, r.span);
     return done();
   }
-  const parsed = parseYaml(abs, r.text);
+  const parsed = parseYaml(abs, r.text, { maxDepth: limits.yamlDepth });
   for (const d of parsed.diagnostics) bag.add(d);
   if (!parsed.root) return done();
+  if (parsed.root.t === 'map' && parsed.root.entries.length === 0 && parsed.root.loc.end === 0) {
+    bag.error(
+      `${displayPath(abs)} is empty${r.text.trim() === '' ? '' : ' (only comments)'}: a pipeline declares its stages under \`stages:\` (see docs/pipeline-yaml.md)`,
+      { file: abs, line: 1, col: 1 },
+    );
+    return done();
+  }
   if (parsed.root.t !== 'map') {
     bag.error(`a pipeline file holds a mapping (\`name:\`, \`params:\`, \`stages:\`...), not ${nodeTypeName(parsed.root)}`, parsed.root.loc.span);
     return done();
@@ -70,11 +85,11 @@ export async function loadPipeline(file: string, opts: LoadOptions): Promise<Res
   }
 
   const globDirs = new Set<string>();
-  const units = readUnits(abs, root, bag, globDirs);
+  const units = readUnits(abs, root, bag, limits, globDirs);
   const sourceFiles = [...units.map((u) => u.file), ...[...globDirs].filter((d) => existsSync(d))];
   fileOrder.push(...sourceFiles);
 
-  const params = resolveParams(abs, root, units, opts, sourceFiles, bag);
+  const params = resolveParams(abs, root, units, opts, limits, sourceFiles, bag);
   const topSink: Sink = {
     error: (message, loc, field) => bag.error(message, loc.span, { field, dedup: `${loc.src.file}|${loc.start}|${message}` }),
     param: () => {},
@@ -86,7 +101,7 @@ export async function loadPipeline(file: string, opts: LoadOptions): Promise<Res
 
   const decls = collectStageDecls(units, bag);
   const fields = new Map<SourceSpan, string>();
-  const drafts = expandStages(decls, { params, vars, workdir, bag, fields, varParams });
+  const drafts = expandStages(decls, { params, vars, workdir, bag, fields, varParams, maxStages: limits.stages });
 
   // Resolve every distinct `uses:` kind once, in parallel.
   const kinds = new Map<string, Promise<StageManifest | undefined | Error>>();
@@ -124,28 +139,28 @@ export async function loadPipeline(file: string, opts: LoadOptions): Promise<Res
 }
 
 /** Params: fragments in include order, then the main file (it wins), then params files, then `-S` overrides. */
-function resolveParams(abs: string, root: YMap, units: Unit[], opts: LoadOptions, sourceFiles: string[], bag: DiagnosticBag): PlainMap {
-  let params: PlainMap = {};
+function resolveParams(abs: string, root: YMap, units: Unit[], opts: LoadOptions, limits: Limits, sourceFiles: string[], bag: DiagnosticBag): PlainMap {
+  let params: PlainMap = Object.create(null);
   for (const u of units) {
     const e = section(u, 'params', bag);
     if (e) params = deepMerge(params, toPlain(e.value) as PlainMap);
   }
   const pf = root.byKey.get('params_files');
-  const paramsFiles: Array<{ file: string; from?: Loc }> = [];
+  const paramsFiles: Array<{ file: string; from?: Loc; flag?: string }> = [];
   if (pf) {
     for (const it of stringList(pf.value)) {
       if ('bad' in it) bag.error(`\`params_files\` lists file paths, not ${nodeTypeName(it.bad)}`, it.bad.loc.span, { field: 'params_files' });
       else paramsFiles.push({ file: path.resolve(path.dirname(abs), it.value), from: it.node.loc });
     }
   }
-  for (const f of opts.paramsFiles ?? []) paramsFiles.push({ file: path.resolve(f) });
+  for (const f of opts.paramsFiles ?? []) paramsFiles.push({ file: path.resolve(f), flag: `--params-file ${displayPath(f)}` });
   for (const f of paramsFiles) {
-    const m = readParamsFile(f.file, bag, f.from);
+    const m = readParamsFile(f.file, bag, limits, f.from, f.flag);
     if (m) params = deepMerge(params, m);
     sourceFiles.push(f.file);
   }
   for (const raw of opts.overrides ?? []) {
-    const o = parseOverride(raw);
+    const o = parseOverride(raw, limits.yamlDepth);
     if (typeof o === 'string') {
       bag.error(o);
       continue;
@@ -162,14 +177,14 @@ function resolveParams(abs: string, root: YMap, units: Unit[], opts: LoadOptions
  * Also which params each top-level var was built from: a stage using the var depends on them.
  */
 function resolveVars(units: Unit[], params: PlainMap, topSink: Sink, bag: DiagnosticBag): { vars: PlainMap; varParams: VarParams } {
-  let vars: PlainMap = {};
+  let vars: PlainMap = Object.create(null);
   const varParams: VarParams = new Map();
   for (const u of units) {
     const e = section(u, 'vars', bag);
     if (!e || e.value.t !== 'map') continue;
-    const v: PlainMap = {};
+    const v: PlainMap = Object.create(null);
     for (const entry of e.value.entries) {
-      const used: Record<string, unknown> = varParams.get(entry.key) ?? {};
+      const used: Record<string, unknown> = varParams.get(entry.key) ?? Object.create(null);
       const sink: Sink = {
         error: topSink.error,
         param: (name, value) => (name === '' ? Object.assign(used, value as object) : (used[name] = value)),

@@ -40,6 +40,11 @@ export function pathField(e: YEntry | undefined, field: 'deps' | 'outs' | 'metri
         else if (v !== undefined) sink.error(`\`metric\` must be true or false, not ${typeName(v)}`, mt.value.loc, `${f}.metric`);
       }
     }
+    if (pathNode.t !== 'scalar') {
+      // `outs: [[a, b]]`, `{path: [a]}`: a list written here is not a path (only a `${...}` may give several).
+      sink.error(`\`${field}\` entries are path strings, not ${nodeTypeName(pathNode)}`, pathNode.loc, f);
+      return;
+    }
     const v = interpolateNode(pathNode, scope, sink, f);
     if (v === undefined) return;
     // `${vars.files}` may give a list of paths.
