@@ -8,6 +8,7 @@ import type { SourceSpan } from '../model.js';
 import type { Diagnostic } from './diagnostics.js';
 import { registerSource } from './diagnostics.js';
 import { fastParse } from './fastyaml.js';
+import { protectExprs as protect, unprotectExprs as unprotect } from './protect.js';
 import { DEFAULT_LIMITS, raiseHint } from './limits.js';
 import type { Template } from './interpolate.js';
 
@@ -105,26 +106,6 @@ export interface YSeq {
   loc: Loc;
 }
 export type YNode = YScalar | YMap | YSeq;
-
-/**
- * `${...}` must work unquoted everywhere, also inside flow collections (`outs: [models/${item}/]`,
- * `{mem: ${params.mem}}`), where YAML would read its braces and brackets as syntax. Before parsing, those four
- * characters inside each `${...}` become private-use characters of the same length (so every offset and column
- * stays exact); scalar values are mapped back after parsing.
- */
-const EXPR_IN_TEXT = /\$\{[^{}\n]*\}/g;
-const PROTECT: Record<string, string> = { '{': '\uE000', '}': '\uE001', '[': '\uE002', ']': '\uE003' };
-const UNPROTECT: Record<string, string> = { '\uE000': '{', '\uE001': '}', '\uE002': '[', '\uE003': ']' };
-const PROTECTED = /[\uE000-\uE003]/g;
-
-function protect(text: string): string {
-  if (!text.includes('${')) return text;
-  return text.replace(EXPR_IN_TEXT, (m) => '$' + m.slice(1).replace(/[{}[\]]/g, (c) => PROTECT[c]!));
-}
-
-function unprotect(s: string): string {
-  return s.replace(PROTECTED, (c) => UNPROTECT[c]!);
-}
 
 /**
  * Parse YAML text; syntax errors are diagnostics with positions. The fast subset parser (fastyaml.ts) handles
@@ -268,7 +249,7 @@ function convert(doc: Document, node: unknown, src: SourceFile, fallback: number
     if (value !== null && typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') {
       value = String(value);
     }
-    if (typeof value === 'string' && value.includes('\uE000')) value = unprotect(value);
+    if (typeof value === 'string') value = unprotect(value);
     return { t: 'scalar', value: value as ScalarValue, loc, raw: src.text.slice(loc.start, loc.end) };
   }
   if (isSeq(node)) {
