@@ -94,11 +94,15 @@ export function stageKey(fields: KeyFields): StageKey {
 }
 
 function sortKeys<V>(o: Record<string, V>): Record<string, V> {
-  // No prototype: a param named `__proto__` must be a key, not a prototype change that drops it from the key.
-  const out: Record<string, V> = Object.create(null);
-  for (const k of Object.keys(o).sort(cmp)) out[k] = o[k] as V;
+  const keys = Object.keys(o);
+  if (keys.length === 0) return NO_KEYS as Record<string, V>;
+  // A param named `__proto__` must be a key, not a prototype change that drops it from the key; other objects stay
+  // ordinary (a null-prototype object is a dictionary, and there is one of these per stage).
+  const out: Record<string, V> = keys.includes('__proto__') ? Object.create(null) : {};
+  for (const k of keys.sort(cmp)) out[k] = o[k] as V;
   return out;
 }
+const NO_KEYS: Record<string, never> = Object.freeze({});
 
 function cmp(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;

@@ -2,7 +2,8 @@
  * The per-stage decision: up to date, restore from the run cache, or run (and why). Incremental: a stage is decided
  * when it becomes ready, because its deps' hashes are only final once its upstream stages are done.
  */
-import { isAbsolute, join } from 'node:path';
+import { existsSync, readdirSync } from 'node:fs';
+import { basename, dirname, isAbsolute, join } from 'node:path';
 import { asHash } from '../cache/brand.js';
 import type { Hash, PathHash, RunRecord, StageKey } from '../cache/types.js';
 import { keyFields, stageKey, type KeyFields } from './fingerprint.js';
@@ -55,7 +56,37 @@ export async function computeKey(stage: StageSpec, ws: Workspace, known?: Readon
  */
 export class DepMemo {
   private readonly memo = new Map<string, Promise<PathHash>>();
-  constructor(private readonly ws: Workspace) {}
+  /**
+   * Plan-only (nothing is written while planning, so listings stay true): which run records and stage histories
+   * exist, from one listing per run-cache folder instead of a stat per stage — most of a big DAG that never ran
+   * has neither.
+   */
+  private readonly records?: Map<string, Set<string>>;
+  private histories?: Set<string>;
+  constructor(
+    private readonly ws: Workspace,
+    opts: { planOnly?: boolean } = {},
+  ) {
+    if (opts.planOnly) this.records = new Map();
+  }
+
+  /** Is there a run record for `key`? (A cheap answer; reading it may still find it unusable.) */
+  hasRecord(key: StageKey): boolean {
+    const path = this.ws.runs.recordPath(key);
+    if (!this.records) return existsSync(path);
+    const dir = dirname(path);
+    let names = this.records.get(dir);
+    if (!names) this.records.set(dir, (names = listNames(dir)));
+    return names.has(basename(path));
+  }
+
+  /** Has any run of `stage` been recorded? */
+  hasHistory(stage: string): boolean {
+    if (!this.records) return existsSync(this.ws.runs.historyDir(stage));
+    const byStage = dirname(this.ws.runs.historyDir('x'));
+    this.histories ??= listNames(byStage);
+    return this.histories.size > 0 && this.histories.has(basename(this.ws.runs.historyDir(stage)));
+  }
 
   hash(rel: string): Promise<PathHash> {
     let h = this.memo.get(rel);
@@ -113,7 +144,7 @@ export async function decide(stage: StageSpec, ws: Workspace, opts: DecideOption
     if (outputProblems.length === 0) return { action: 'up-to-date', info, reasons: [] };
   }
 
-  const record = (await ws.runs.get(info.key)) ?? recordFromLock(stage, info, await opts.lockEntry?.(stage.name));
+  const record = (await runRecord(ws, info.key, opts.memo)) ?? recordFromLock(stage, info, await opts.lockEntry?.(stage.name));
   if (record) {
     if (outputProblems.length === 0 && (await outputsMatch(stage, ws, record))) {
       return { action: 'up-to-date', info, reasons: [], record };
@@ -127,13 +158,31 @@ export async function decide(stage: StageSpec, ws: Workspace, opts: DecideOption
   }
   if (outputProblems.length > 0) return { action: 'run', info, reasons: outputProblems, changes: [] };
 
-  const history = await ws.runs.history(stage.name, 20);
+  const hasHistory = opts.memo ? opts.memo.hasHistory(stage.name) : existsSync(ws.runs.historyDir(stage.name));
+  const history = hasHistory ? await ws.runs.history(stage.name, 20) : [];
   const near = nearest(info.fields, history);
   if (!near) return { action: 'run', info, reasons: ['new stage (never ran)'], changes: [] };
   if (near.changes.length === 0) {
     return { action: 'run', info, reasons: ['the outputs of an identical earlier run are no longer in the cache'], changes: [] };
   }
   return { action: 'run', info, reasons: near.changes.map((c) => c.message), changes: near.changes };
+}
+
+/**
+ * The run record of a key, if any. Most keys of a big DAG that never ran have none: asking whether it exists (a
+ * stat, or a listing while planning) costs far less than a read that throws an exception with a stack per stage.
+ */
+async function runRecord(ws: Workspace, key: StageKey, memo: DepMemo | undefined): Promise<RunRecord | undefined> {
+  return (memo ? memo.hasRecord(key) : existsSync(ws.runs.recordPath(key))) ? ws.runs.get(key) : undefined;
+}
+
+/** The names in a folder; none when it does not exist. */
+function listNames(dir: string): Set<string> {
+  try {
+    return new Set(readdirSync(dir));
+  } catch {
+    return new Set();
+  }
 }
 
 /** "output out/x missing" / "output out/x modified" for outputs that differ from what the last run left. */

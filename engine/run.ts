@@ -63,12 +63,19 @@ export interface RunSummary {
   outcomes: Map<string, StageOutcome>;
 }
 
+const NO_STAGES: string[] = Object.freeze([]) as unknown as string[];
+
+/** At most this many plan decisions in flight: 100,000 concurrent ones would hold 100,000 pending reads in memory. */
+const PLAN_CONCURRENCY = 64;
+
 /** Each selected stage's nearest selected ancestors (through unselected stages): what it must wait for. */
 function waitsForOf(graph: StageGraph, selected: ReadonlySet<string>): (s: string) => string[] {
   const memo = new Map<string, string[]>();
   const walk = (s: string): string[] => {
     let r = memo.get(s);
     if (r) return r;
+    const preds = graph.predecessors(s);
+    if (preds.length === 0) return NO_STAGES; // most stages of a wide matrix: no Set, no array, no memo entry
     const found = new Set<string>();
     for (const p of graph.predecessors(s)) {
       if (selected.has(p)) found.add(p);
@@ -109,11 +116,11 @@ export async function planStages(opts: EngineOptions): Promise<Map<string, Decis
   const decisions = new Map<string, Decision>();
   const known = new Map<string, Hash>();
   const lockOf = lazyLock(pipeline);
-  const memo = new DepMemo(ws);
+  const memo = new DepMemo(ws, { planOnly: true });
   const done = new Map<string, Promise<void>>();
   const decideOne = async (name: string): Promise<void> => {
     const ups = waitsFor(name);
-    await Promise.all(ups.map((u) => done.get(u)));
+    if (ups.length > 0) await Promise.all(ups.map((u) => done.get(u)));
     const stage = byName.get(name)!;
     const running = ups.filter((u) => decisions.get(u)?.action === 'run');
     let d: Decision;
@@ -127,8 +134,19 @@ export async function planStages(opts: EngineOptions): Promise<Map<string, Decis
     decisions.set(name, d);
     opts.emit({ type: 'plan', stage: name, action: d.action, reasons: d.reasons, ...(d.info ? { key: d.info.key } : {}) });
   };
-  for (const name of order) done.set(name, decideOne(name));
-  await Promise.all(done.values());
+  // A pool of workers taking stages in topological order: every upstream stage was started before (its promise is
+  // in `done` until it is decided), and only PLAN_CONCURRENCY decisions are in flight at once.
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < order.length) {
+      const name = order[next++]!;
+      const p = decideOne(name);
+      done.set(name, p);
+      await p;
+      done.delete(name);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(PLAN_CONCURRENCY, order.length) }, worker));
   await ws.state.flush();
   return new Map(order.map((n) => [n, decisions.get(n)!]));
 }

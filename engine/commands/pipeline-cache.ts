@@ -11,19 +11,27 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync,
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Pipeline } from '../model.js';
+import type { DepSpec, OutSpec, Pipeline, SourceSpan, StageSpec } from '../model.js';
 import { LIMIT_VARS } from '../dsl/limits.js';
 
-const VERSION = 1;
+const VERSION = 2;
 
-interface Entry {
+/**
+ * On disk: one line of header (what the entry depends on), then the packed pipeline. The header is checked before
+ * the (possibly large) body is parsed, so a stale entry costs one short JSON.parse.
+ */
+interface Header {
   v: number;
-  pipeline: Pipeline;
-  warnings: unknown[];
   /** path → "size:mtimeMs:ino" (or "missing"). */
   files: Record<string, string>;
   /** Paths whose existence validation checked → what it found. */
   exists: Record<string, boolean>;
+}
+
+interface Body {
+  pipeline: Omit<Pipeline, 'stages'>;
+  stages: PackedStages;
+  warnings: unknown[];
 }
 
 export interface CacheInputs {
@@ -90,32 +98,117 @@ function codeFiles(): string[] {
 }
 
 export function readCachedPipeline(inputs: CacheInputs): { pipeline: Pipeline; warnings: unknown[] } | undefined {
-  let e: Entry;
+  let text: string;
+  let header: Header;
   try {
-    e = JSON.parse(readFileSync(entryPath(inputs), 'utf8')) as Entry;
+    text = readFileSync(entryPath(inputs), 'utf8');
+    header = JSON.parse(text.slice(0, text.indexOf('\n'))) as Header;
   } catch {
     return undefined;
   }
-  if (e.v !== VERSION) return undefined;
-  const expected = new Set([...inputs.manifests, ...codeFiles(), ...e.pipeline.sourceFiles]);
-  if (Object.keys(e.files).length !== expected.size) return undefined;
-  for (const f of expected) if (e.files[f] === undefined || e.files[f] !== identity(f)) return undefined;
-  for (const [p, was] of Object.entries(e.exists)) if (existsSync(p) !== was) return undefined;
-  return { pipeline: e.pipeline, warnings: e.warnings };
+  if (header.v !== VERSION) return undefined;
+  const sourceFiles = Object.keys(header.files);
+  const expected = new Set([...inputs.manifests, ...codeFiles()]);
+  for (const f of expected) if (header.files[f] === undefined) return undefined;
+  for (const f of sourceFiles) if (header.files[f] !== identity(f)) return undefined;
+  for (const [p, was] of Object.entries(header.exists)) if (existsSync(p) !== was) return undefined;
+  let body: Body;
+  try {
+    body = JSON.parse(text.slice(text.indexOf('\n') + 1)) as Body;
+  } catch {
+    return undefined;
+  }
+  // Every file the pipeline was read from is in the header: a new include changes the header's file set.
+  if (sourceFiles.length !== new Set([...expected, ...body.pipeline.sourceFiles]).size) return undefined;
+  return { pipeline: { ...body.pipeline, stages: unpackStages(body.stages) }, warnings: body.warnings };
 }
 
 export function writeCachedPipeline(inputs: CacheInputs, pipeline: Pipeline, warnings: unknown[], exists: Record<string, boolean>): void {
   if (recentlyChanged(pipeline.sourceFiles)) return;
   const files: Record<string, string> = {};
   for (const f of new Set([...inputs.manifests, ...codeFiles(), ...pipeline.sourceFiles])) files[f] = identity(f);
-  const entry: Entry = { v: VERSION, pipeline, warnings, files, exists };
+  const header: Header = { v: VERSION, files, exists };
+  const { stages, ...rest } = pipeline;
+  const body: Body = { pipeline: rest, stages: packStages(stages), warnings };
   const path = entryPath(inputs);
   try {
     mkdirSync(dirname(path), { recursive: true });
     const tmp = `${path}.tmp-${process.pid}`;
-    writeFileSync(tmp, JSON.stringify(entry));
+    writeFileSync(tmp, `${JSON.stringify(header)}\n${JSON.stringify(body)}`);
     renameSync(tmp, path);
   } catch {
     // A read-only home: no cache, just slower loads.
   }
+}
+
+/**
+ * Stages packed for the cache: the expanded stages of a matrix share their spans, deps, params, env, resources,
+ * SLURM options and retries (engine/dsl/shared.ts), and plain JSON would write — and read back — 100,000 copies of
+ * each. Packed, each distinct value is written once in a table and stages refer to it by index; unpacked, the
+ * stages share one object again. Fields not named here are kept as they are.
+ */
+interface PackedStages {
+  spans: SourceSpan[];
+  tables: Record<SharedField, unknown[]>;
+  list: Array<Record<string, unknown>>;
+}
+const SHARED_FIELDS = ['deps', 'params', 'env', 'resources', 'slurm', 'retries'] as const;
+type SharedField = (typeof SHARED_FIELDS)[number];
+
+function packStages(stages: StageSpec[]): PackedStages {
+  const spans: SourceSpan[] = [];
+  const spanIndex = new Map<SourceSpan, number>();
+  const spanOf = (sp: SourceSpan | undefined): number => {
+    if (!sp) return -1;
+    let i = spanIndex.get(sp);
+    if (i === undefined) spanIndex.set(sp, (i = spans.push(sp) - 1));
+    return i;
+  };
+  const tables = {} as Record<SharedField, unknown[]>;
+  const byObject = new Map<unknown, number>();
+  const byJson = new Map<string, number>();
+  const shared = (field: SharedField, value: unknown, pack: (v: unknown) => unknown): number => {
+    const known = byObject.get(value);
+    if (known !== undefined) return known;
+    const packed = pack(value);
+    const json = `${field}\0${JSON.stringify(packed)}`;
+    let i = byJson.get(json);
+    if (i === undefined) byJson.set(json, (i = (tables[field] ??= []).push(packed) - 1));
+    byObject.set(value, i);
+    return i;
+  };
+  const withSpan = (x: { span?: SourceSpan }) => ({ ...x, span: spanOf(x.span) });
+  const list = stages.map((st) => {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(st)) {
+      if (k === 'span') out[k] = spanOf(v as SourceSpan);
+      else if (k === 'outs') out[k] = (v as OutSpec[]).map(withSpan);
+      else if (k === 'deps') out[k] = shared('deps', v, (deps) => (deps as DepSpec[]).map(withSpan));
+      else if ((SHARED_FIELDS as readonly string[]).includes(k)) out[k] = shared(k as SharedField, v, (x) => x);
+      else out[k] = v;
+    }
+    return out;
+  });
+  for (const f of SHARED_FIELDS) tables[f] ??= [];
+  return { spans, tables, list };
+}
+
+function unpackStages(packed: PackedStages): StageSpec[] {
+  const { spans, tables } = packed;
+  const spanAt = (i: unknown) => (typeof i === 'number' && i >= 0 ? spans[i] : undefined);
+  const withSpan = <T extends { span?: SourceSpan }>(x: T): T => {
+    const sp = spanAt(x.span);
+    if (sp) x.span = sp;
+    else delete x.span;
+    return x;
+  };
+  for (const deps of tables.deps as DepSpec[][]) deps.forEach(withSpan);
+  return packed.list.map((p) => {
+    for (const k of Object.keys(p)) {
+      if (k === 'span') p[k] = spanAt(p[k]);
+      else if (k === 'outs') (p[k] as OutSpec[]).forEach(withSpan);
+      else if ((SHARED_FIELDS as readonly string[]).includes(k)) p[k] = tables[k as SharedField][p[k] as number];
+    }
+    return p as unknown as StageSpec;
+  });
 }

@@ -68,7 +68,9 @@ export function matrixItems(e: YEntry, decl: string, scope: Scope, bag: Diagnost
   }
   const at = (index: number): Item => {
     const parts = new Array<string>(axes.length);
-    const value: Record<string, unknown> = Object.create(null);
+    // An ordinary object: the combinations of one matrix share one hidden class (a null-prototype object would be a
+    // dictionary per stage). An axis called `__proto__` is defined as an own key, never a prototype.
+    const value: Record<string, unknown> = {};
     const picks = new Array<number>(axes.length);
     for (let k = axes.length - 1, rest = index; k >= 0; k--) {
       const n = axes[k]!.values.length;
@@ -77,7 +79,9 @@ export function matrixItems(e: YEntry, decl: string, scope: Scope, bag: Diagnost
     }
     // Keys in axis order: the combination as written.
     for (let k = 0; k < axes.length; k++) {
-      value[axes[k]!.name] = axes[k]!.values[picks[k]!];
+      const name = axes[k]!.name;
+      if (name === '__proto__') Object.defineProperty(value, name, { value: axes[k]!.values[picks[k]!], enumerable: true, writable: true, configurable: true });
+      else value[name] = axes[k]!.values[picks[k]!];
       parts[k] = axes[k]!.parts[picks[k]!]!;
     }
     return { suffix: parts.join(','), value };

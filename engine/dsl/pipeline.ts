@@ -21,6 +21,7 @@ import { applyOverride, deepMerge, parseOverride, type PlainMap } from './params
 import { TOP_KEYS, SETTINGS_KEYS, SLURM_KEYS } from './schema.js';
 import { validatePipeline } from './validate.js';
 import { applyWith } from './with.js';
+import { Interner } from './shared.js';
 
 export interface LoadOptions {
   /** Raw CLI `-S key=value` strings: dotted keys set nested params; values parsed as YAML scalars. */
@@ -111,8 +112,10 @@ export async function loadPipeline(file: string, opts: LoadOptions): Promise<Res
   const manifests = new Map<string, StageManifest | undefined | Error>();
   await Promise.all([...kinds].map(async ([k, pr]) => manifests.set(k, await pr)));
 
-  const stages: StageSpec[] = [];
-  for (const d of drafts) {
+  const stages: StageSpec[] = new Array(drafts.length);
+  const shared = new Interner();
+  for (let i = 0; i < drafts.length; i++) {
+    const d = drafts[i]!;
     let manifest: StageManifest | undefined;
     if (d.uses !== undefined) {
       const m = manifests.get(d.uses);
@@ -128,7 +131,8 @@ export async function loadPipeline(file: string, opts: LoadOptions): Promise<Res
         applyWith(d, m, workdir, bag, fields);
       }
     }
-    stages.push(finish(d, manifest, settings));
+    stages[i] = finish(d, manifest, settings, shared);
+    drafts[i] = undefined as unknown as StageDraft; // the draft is garbage now; do not keep 100,000 of them alive
   }
 
   const pipeline: Pipeline = { file: abs, workdir, name, params, vars, stages, sourceFiles, settings };
@@ -258,22 +262,22 @@ function readSettings(root: YMap, workdir: string, scope: Scope, sink: Sink, bag
   return s;
 }
 
-/** Defaults and pipeline settings applied: the final StageSpec. */
-function finish(d: StageDraft, manifest: StageManifest | undefined, settings: Pipeline['settings']): StageSpec {
-  const resources: Resources = { cpus: 1, memBytes: 0, gpus: 0, ...(manifest?.resources ?? {}), ...d.resources };
+/** Defaults and pipeline settings applied: the final StageSpec (equal parts shared with other stages). */
+function finish(d: StageDraft, manifest: StageManifest | undefined, settings: Pipeline['settings'], shared: Interner): StageSpec {
+  const resources: Resources = shared.resources(manifest?.resources, d.resources);
   const executor = d.executor ?? settings.executor;
-  const slurm: SlurmOptions = { ...settings.slurm, ...d.slurm };
+  const slurm: SlurmOptions = shared.slurm(settings.slurm, d.slurm);
   const s: StageSpec = {
     name: d.name,
     declaredAs: d.declaredAs,
-    deps: d.deps,
+    deps: shared.depList(d.deps),
     outs: d.outs,
-    params: d.params,
-    env: d.env,
+    params: shared.record('params', d.params),
+    env: shared.record('env', d.env),
     resources,
     executor,
     slurm,
-    retries: d.retries,
+    retries: shared.retries(d.retries),
     alwaysRun: d.alwaysRun,
     // GPU and cluster stages are expensive: in watch mode they wait for an explicit go unless they say otherwise.
     watch: d.watch ?? (resources.gpus > 0 || executor === 'slurm' ? 'manual' : 'auto'),

@@ -12,7 +12,7 @@ export function pathField(e: YEntry | undefined, field: 'deps' | 'outs' | 'metri
   if (e.value.t === 'scalar' && e.value.value === null) return;
   const items = e.value.t === 'seq' ? e.value.items : [e.value];
   items.forEach((it, i) => {
-    const f = e.value.t === 'seq' ? `${field}[${i}]` : field;
+    const f = e.value.t === 'seq' ? indexedField(field, i) : field;
     let cache = true;
     let metric = field === 'metrics';
     let pathNode: YNode = it;
@@ -58,6 +58,14 @@ export function pathField(e: YEntry | undefined, field: 'deps' | 'outs' | 'metri
       addPath(s, field === 'deps' ? 'dep' : 'out', raw, pathNode.loc, f, sink, ctx.workdir, ctx.fields, { cache: cache && s.cacheOuts, metric });
     }
   });
+}
+
+/** `deps[3]`: built once per field and index, not once per expanded stage. */
+const indexedNames = new Map<string, string[]>();
+function indexedField(field: string, i: number): string {
+  let names = indexedNames.get(field);
+  if (!names) indexedNames.set(field, (names = []));
+  return (names[i] ??= `${field}[${i}]`);
 }
 
 /**
