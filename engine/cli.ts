@@ -74,9 +74,11 @@ function program(): Command {
     .description('Print the stage graph.')
     .argument('<file>', 'pipeline YAML')
     .addOption(new Option('--format <format>', 'output format').choices(['text', 'mermaid', 'dot']).default('text'))
-    .action(async (file: string, opts: { format?: string }) => {
+    .addOption(new Option('--resource-usage').hideHelp())
+    .action(async (file: string, opts: { format?: string; resourceUsage?: boolean }) => {
       const { dagCommand } = await import('./commands/dag.js');
       process.exitCode = await dagCommand(file, opts);
+      if (opts.resourceUsage) process.stderr.write(`PEAK_RSS_KB ${process.resourceUsage().maxRSS}\n`);
     });
 
   p.command('metrics')

@@ -7,7 +7,7 @@
  * Stored under $PIPE_CACHE_HOME, $XDG_CACHE_HOME/pipe or ~/.cache/pipe (a tool cache: deleting it is always safe).
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -72,8 +72,8 @@ function identity(path: string): string {
  * A file changed in the last 2 s may change again within the same timestamp tick without its identity changing
  * (git's "racily clean" problem): pipelines read from such files are not cached.
  */
-function recentlyChanged(paths: Iterable<string>): boolean {
-  const limit = Date.now() - 2000;
+function recentlyChanged(paths: Iterable<string>, now: number): boolean {
+  const limit = now - 2000;
   for (const p of paths) {
     try {
       const st = statSync(p);
@@ -123,22 +123,57 @@ export function readCachedPipeline(inputs: CacheInputs): { pipeline: Pipeline; w
   return { pipeline: { ...body.pipeline, stages: unpackStages(body.stages) }, warnings: body.warnings };
 }
 
-export function writeCachedPipeline(inputs: CacheInputs, pipeline: Pipeline, warnings: unknown[], exists: Record<string, boolean>): void {
-  if (recentlyChanged(pipeline.sourceFiles)) return;
+/** `now`: the clock the racy window is measured against (tests move it instead of sleeping). */
+export function writeCachedPipeline(
+  inputs: CacheInputs,
+  pipeline: Pipeline,
+  warnings: unknown[],
+  exists: Record<string, boolean>,
+  now: number = Date.now(),
+): void {
+  if (recentlyChanged(pipeline.sourceFiles, now)) return;
   const files: Record<string, string> = {};
   for (const f of new Set([...inputs.manifests, ...codeFiles(), ...pipeline.sourceFiles])) files[f] = identity(f);
   const header: Header = { v: VERSION, files, exists };
-  const { stages, ...rest } = pipeline;
-  const body: Body = { pipeline: rest, stages: packStages(stages), warnings };
   const path = entryPath(inputs);
+  const tmp = `${path}.tmp-${process.pid}`;
+  let fd: number | undefined;
   try {
     mkdirSync(dirname(path), { recursive: true });
-    const tmp = `${path}.tmp-${process.pid}`;
-    writeFileSync(tmp, `${JSON.stringify(header)}\n${JSON.stringify(body)}`);
+    fd = openSync(tmp, 'w');
+    writeBody(fd, `${JSON.stringify(header)}\n`, pipeline, warnings);
+    closeSync(fd);
+    fd = undefined;
     renameSync(tmp, path);
   } catch {
-    // A read-only home: no cache, just slower loads.
+    // A read-only home or a full disk: no cache, just slower loads.
+    if (fd !== undefined) closeSync(fd);
+    rmSync(tmp, { force: true });
   }
+}
+
+/**
+ * The body, written a megabyte at a time as the stages are packed: at 100,000 stages neither the packed stages nor
+ * one 30 MB JSON string exist at once.
+ */
+function writeBody(fd: number, head: string, pipeline: Pipeline, warnings: unknown[]): void {
+  let buffered: string[] = [head];
+  let size = head.length;
+  const put = (text: string) => {
+    buffered.push(text);
+    size += text.length;
+    if (size >= 1 << 20) {
+      writeSync(fd, buffered.join(''));
+      buffered = [];
+      size = 0;
+    }
+  };
+  const { stages, ...rest } = pipeline;
+  put(`{"pipeline":${JSON.stringify(rest)},"warnings":${JSON.stringify(warnings)},"stages":{"list":[`);
+  const packer = new StagePacker();
+  stages.forEach((st, i) => put(`${i ? ',' : ''}${JSON.stringify(packer.pack(st))}`));
+  put(`],"spans":${JSON.stringify(packer.spans)},"tables":${JSON.stringify(packer.tables)}}}`);
+  writeSync(fd, buffered.join(''));
 }
 
 /**
@@ -155,42 +190,70 @@ interface PackedStages {
 const SHARED_FIELDS = ['deps', 'params', 'env', 'resources', 'slurm', 'retries'] as const;
 type SharedField = (typeof SHARED_FIELDS)[number];
 
-function packStages(stages: StageSpec[]): PackedStages {
-  const spans: SourceSpan[] = [];
-  const spanIndex = new Map<SourceSpan, number>();
-  const spanOf = (sp: SourceSpan | undefined): number => {
+class StagePacker {
+  readonly spans: SourceSpan[] = [];
+  readonly tables = Object.fromEntries(SHARED_FIELDS.map((f) => [f, []])) as unknown as Record<SharedField, unknown[]>;
+  private readonly spanIndex = new Map<SourceSpan, number>();
+  private readonly byObject = new Map<unknown, number>();
+  private readonly byJson = new Map<string, number>();
+
+  /** The previous stage's field names (joined) and its packed values that are numbers, strings or booleans. */
+  private prevKeys = '';
+  private prev = new Map<string, unknown>();
+
+  /**
+   * One stage, as a delta from the one before: `@` lists the field names when they change, and a field whose
+   * packed value is the same number, string or boolean as the previous stage's is left out (a matrix's instances
+   * differ only in name, item, command and outs).
+   */
+  pack(st: StageSpec): Record<string, unknown> {
+    const out: Record<string, unknown> = {};
+    const keys = Object.keys(st);
+    const joined = keys.join('\0');
+    if (joined !== this.prevKeys) {
+      out['@'] = keys;
+      this.prevKeys = joined;
+      this.prev.clear();
+    }
+    for (const k of keys) {
+      const v = (st as unknown as Record<string, unknown>)[k];
+      let packed: unknown;
+      if (k === 'span') packed = this.spanOf(v as SourceSpan);
+      else if (k === 'outs') packed = (v as OutSpec[]).map((o) => this.withSpan(o));
+      else if (k === 'deps') packed = this.shared('deps', v, (deps) => (deps as DepSpec[]).map((d) => this.withSpan(d)));
+      else if ((SHARED_FIELDS as readonly string[]).includes(k)) packed = this.shared(k as SharedField, v, (x) => x);
+      else packed = v;
+      const primitive = packed === null || typeof packed !== 'object';
+      if (primitive && this.prev.has(k) && this.prev.get(k) === packed) continue;
+      out[k] = packed;
+      if (primitive) this.prev.set(k, packed);
+      else this.prev.delete(k);
+    }
+    return out;
+  }
+
+  private spanOf(sp: SourceSpan | undefined): number {
     if (!sp) return -1;
-    let i = spanIndex.get(sp);
-    if (i === undefined) spanIndex.set(sp, (i = spans.push(sp) - 1));
+    let i = this.spanIndex.get(sp);
+    if (i === undefined) this.spanIndex.set(sp, (i = this.spans.push(sp) - 1));
     return i;
-  };
-  const tables = {} as Record<SharedField, unknown[]>;
-  const byObject = new Map<unknown, number>();
-  const byJson = new Map<string, number>();
-  const shared = (field: SharedField, value: unknown, pack: (v: unknown) => unknown): number => {
-    const known = byObject.get(value);
+  }
+
+  private withSpan(x: { span?: SourceSpan }): unknown {
+    return { ...x, span: this.spanOf(x.span) };
+  }
+
+  /** The table index of `value` (equal values, by identity or JSON, share one entry). */
+  private shared(field: SharedField, value: unknown, pack: (v: unknown) => unknown): number {
+    const known = this.byObject.get(value);
     if (known !== undefined) return known;
     const packed = pack(value);
     const json = `${field}\0${JSON.stringify(packed)}`;
-    let i = byJson.get(json);
-    if (i === undefined) byJson.set(json, (i = (tables[field] ??= []).push(packed) - 1));
-    byObject.set(value, i);
+    let i = this.byJson.get(json);
+    if (i === undefined) this.byJson.set(json, (i = this.tables[field].push(packed) - 1));
+    this.byObject.set(value, i);
     return i;
-  };
-  const withSpan = (x: { span?: SourceSpan }) => ({ ...x, span: spanOf(x.span) });
-  const list = stages.map((st) => {
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(st)) {
-      if (k === 'span') out[k] = spanOf(v as SourceSpan);
-      else if (k === 'outs') out[k] = (v as OutSpec[]).map(withSpan);
-      else if (k === 'deps') out[k] = shared('deps', v, (deps) => (deps as DepSpec[]).map(withSpan));
-      else if ((SHARED_FIELDS as readonly string[]).includes(k)) out[k] = shared(k as SharedField, v, (x) => x);
-      else out[k] = v;
-    }
-    return out;
-  });
-  for (const f of SHARED_FIELDS) tables[f] ??= [];
-  return { spans, tables, list };
+  }
 }
 
 function unpackStages(packed: PackedStages): StageSpec[] {
@@ -203,12 +266,20 @@ function unpackStages(packed: PackedStages): StageSpec[] {
     return x;
   };
   for (const deps of tables.deps as DepSpec[][]) deps.forEach(withSpan);
+  let keys: string[] = [];
+  let prev: Record<string, unknown> = {};
   return packed.list.map((p) => {
-    for (const k of Object.keys(p)) {
-      if (k === 'span') p[k] = spanAt(p[k]);
-      else if (k === 'outs') (p[k] as OutSpec[]).forEach(withSpan);
-      else if ((SHARED_FIELDS as readonly string[]).includes(k)) p[k] = tables[k as SharedField][p[k] as number];
+    if (p['@']) keys = p['@'] as string[];
+    // Fields in their original order (one hidden class for all stages); a left-out field is the previous stage's.
+    const st: Record<string, unknown> = {};
+    for (const k of keys) {
+      if (!Object.prototype.hasOwnProperty.call(p, k)) st[k] = prev[k];
+      else if (k === 'span') st[k] = spanAt(p[k]);
+      else if (k === 'outs') st[k] = (p[k] as OutSpec[]).map(withSpan);
+      else if ((SHARED_FIELDS as readonly string[]).includes(k)) st[k] = tables[k as SharedField][p[k] as number];
+      else st[k] = p[k];
     }
-    return p as unknown as StageSpec;
+    prev = st;
+    return st as unknown as StageSpec;
   });
 }
