@@ -521,7 +521,7 @@ class FastParser {
       const ch = t[e]!;
       if (ch === '\n') break;
       if (ch === ',' || ch === '[' || ch === ']' || ch === '{' || ch === '}') break;
-      if (ch === ':' && (t[e + 1] === ' ' || t[e + 1] === '\n' || t[e + 1] === ',' || t[e + 1] === ']' || t[e + 1] === '}')) break;
+      if (ch === ':' && (this.spaceOrEnd(e + 1) || t[e + 1] === ',' || t[e + 1] === ']' || t[e + 1] === '}')) break;
       if (ch === '#' && (t[e - 1] === ' ' || t[e - 1] === '\t')) break;
     }
     let end = e;
