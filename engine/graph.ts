@@ -52,7 +52,7 @@ export class OutIndex {
       const o = outs[i]!;
       const k = bare(o.path);
       if (!this.exact.has(k)) this.exact.set(k, o);
-      keys[i] = `${k}/`;
+      keys[i] = [k, '/'].join(''); // one flat string (kept while the index lives), not a rope node
     }
     // Sort a permutation, not an array of {key, owner} pairs: one small typed array instead of an object per out.
     const perm = new Uint32Array(outs.length);

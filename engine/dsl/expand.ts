@@ -72,15 +72,22 @@ interface StageBudget {
   used: number;
 }
 
-/** Expand every declaration. Names are unique across the result (duplicates are diagnostics). */
-export function expandStages(decls: StageDecl[], ctx: ExpandContext): StageDraft[] {
-  const out: StageDraft[] = [];
-  const byName = new Map<string, StageDraft>();
+/**
+ * Expand every declaration. Names are unique across the result (duplicates are diagnostics). `settle` may turn a
+ * draft into its final form at once (a `cmd:` stage needs no kind): then the draft dies young instead of living,
+ * 100,000 of them, until every stage is expanded.
+ */
+export function expandStages<T extends { name: string; span: SourceSpan } = StageDraft>(
+  decls: StageDecl[],
+  ctx: ExpandContext,
+  settle: (d: StageDraft) => StageDraft | T = (d) => d,
+): Array<StageDraft | T> {
+  const out: Array<StageDraft | T> = [];
+  const names = new Set<string>();
   const budget: StageBudget = { max: ctx.maxStages ?? DEFAULT_LIMITS.stages, used: 0 };
   for (const d of decls) {
     for (const s of expandDecl(d, ctx, budget)) {
-      const prev = byName.get(s.name);
-      if (prev) {
+      if (names.has(s.name)) {
         ctx.bag.error(
           `two stages are named \`${s.name}\` after expansion (foreach/matrix items must give distinct names; ` +
             'give object items a `name:` field)',
@@ -89,8 +96,8 @@ export function expandStages(decls: StageDecl[], ctx: ExpandContext): StageDraft
         );
         continue;
       }
-      byName.set(s.name, s);
-      out.push(s);
+      names.add(s.name);
+      out.push(settle(s));
     }
   }
   return out;
@@ -165,7 +172,8 @@ function expandDecl(d: StageDecl, ctx: ExpandContext, budget: StageBudget): Stag
       const it = items.at(i);
       const scope: Scope = { params: ctx.params, vars: ctx.vars, item: { value: it.value } };
       if (it.key !== undefined) scope.key = it.key;
-      const s = buildStage(template, `${d.name}@${it.suffix}`, d, scope, ctx);
+      // Joined, not concatenated: one flat string per name (it lives as long as the pipeline).
+      const s = buildStage(template, [d.name, it.suffix].join('@'), d, scope, ctx);
       s.item = it.value;
       drafts[i] = s;
     }

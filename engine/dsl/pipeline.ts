@@ -102,20 +102,28 @@ export async function loadPipeline(file: string, opts: LoadOptions): Promise<Res
 
   const decls = collectStageDecls(units, bag);
   const fields = new Map<SourceSpan, string>();
-  const drafts = expandStages(decls, { params, vars, workdir, bag, fields, varParams, maxStages: limits.stages });
+  const shared = new Interner();
+  // `cmd:` stages are final as soon as they are expanded; `uses:` stages wait for their kind's manifest.
+  const expanded = expandStages(decls, { params, vars, workdir, bag, fields, varParams, maxStages: limits.stages }, (d) =>
+    d.uses === undefined ? finish(d, undefined, settings, shared) : d,
+  );
+  const isDraft = (x: StageDraft | StageSpec): x is StageDraft => 'withFields' in x;
 
   // Resolve every distinct `uses:` kind once, in parallel.
   const kinds = new Map<string, Promise<StageManifest | undefined | Error>>();
-  for (const d of drafts) {
-    if (d.uses && !kinds.has(d.uses)) kinds.set(d.uses, Promise.resolve().then(() => opts.resolveKind(d.uses!)).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e)))));
+  for (const d of expanded) {
+    if (isDraft(d) && d.uses && !kinds.has(d.uses)) kinds.set(d.uses, Promise.resolve().then(() => opts.resolveKind(d.uses!)).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e)))));
   }
   const manifests = new Map<string, StageManifest | undefined | Error>();
   await Promise.all([...kinds].map(async ([k, pr]) => manifests.set(k, await pr)));
 
-  const stages: StageSpec[] = new Array(drafts.length);
-  const shared = new Interner();
-  for (let i = 0; i < drafts.length; i++) {
-    const d = drafts[i]!;
+  const stages: StageSpec[] = new Array(expanded.length);
+  for (let i = 0; i < expanded.length; i++) {
+    const d = expanded[i]!;
+    if (!isDraft(d)) {
+      stages[i] = d;
+      continue;
+    }
     let manifest: StageManifest | undefined;
     if (d.uses !== undefined) {
       const m = manifests.get(d.uses);
@@ -132,7 +140,6 @@ export async function loadPipeline(file: string, opts: LoadOptions): Promise<Res
       }
     }
     stages[i] = finish(d, manifest, settings, shared);
-    drafts[i] = undefined as unknown as StageDraft; // the draft is garbage now; do not keep 100,000 of them alive
   }
 
   const pipeline: Pipeline = { file: abs, workdir, name, params, vars, stages, sourceFiles, settings };

@@ -8,15 +8,8 @@ import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { fastParse } from '../../engine/dsl/fastyaml.js';
-import { parseYaml, SourceFile, type YNode } from '../../engine/dsl/load.js';
-
-/** A comparable picture of a located tree. */
-function shape(n: YNode | undefined): unknown {
-  if (!n) return undefined;
-  if (n.t === 'scalar') return { v: Number.isNaN(n.value) ? 'NaN' : n.value, s: n.loc.start, e: n.loc.end, raw: n.raw };
-  if (n.t === 'seq') return { seq: n.loc.start, items: n.items.map(shape) };
-  return { map: n.loc.start, entries: n.entries.map((e) => [e.key, e.keyLoc.start, e.keyLoc.end, shape(e.value)]) };
-}
+import { parseYaml, SourceFile } from '../../engine/dsl/load.js';
+import { yamlShape } from './helpers.js';
 
 /** Either the fast parser defers, or it agrees with the yaml package exactly. Returns whether it took the input. */
 function agrees(text: string): boolean {
@@ -25,8 +18,8 @@ function agrees(text: string): boolean {
   if (!fast) return false;
   const slow = parseYaml('/t.yaml', text, { parser: 'yaml' });
   expect(slow.diagnostics.map((d) => d.message), `the fast parser accepted YAML the package rejects:\n${JSON.stringify(text)}`).toEqual([]);
-  const fastShape = fast.root === undefined ? { map: 0, entries: [] } : shape(fast.root);
-  expect(fastShape, JSON.stringify(text)).toEqual(shape(slow.root));
+  const fastShape = fast.root === undefined ? { map: 0, entries: [] } : yamlShape(fast.root);
+  expect(fastShape, JSON.stringify(text)).toEqual(yamlShape(slow.root));
   // The same line index (offset → line/col), compared as the line-start offsets both fill.
   expect(src.lines.lineStarts, JSON.stringify(text)).toEqual(slow.src.lines.lineStarts);
   return true;
