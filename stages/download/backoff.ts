@@ -25,3 +25,18 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
+
+/**
+ * `Retry-After` in both forms (RFC 9110 §10.2.3): delta-seconds, or an HTTP-date — measured from the response's own
+ * `Date` when it has one, so a skewed local clock does not stretch or skip the wait. Null when absent or unreadable;
+ * a date in the past is 0. The caller bounds the result.
+ */
+export function parseRetryAfter(value: string | undefined, date: string | undefined, now: number = Date.now()): number | null {
+  const v = value?.trim();
+  if (!v) return null;
+  if (/^\d+$/.test(v)) return Number(v) * 1000;
+  const at = Date.parse(v);
+  if (!Number.isFinite(at) || !/[a-z]/i.test(v)) return null;
+  const sent = date ? Date.parse(date) : NaN;
+  return Math.max(0, at - (Number.isFinite(sent) ? sent : now));
+}

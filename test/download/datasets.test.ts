@@ -60,7 +60,11 @@ function withFor(decl: Declaration, origin: string, out: string, extra: Partial<
     retries: 1,
     backoff_ms: 10,
     timeout_s: 10,
+    max_bytes: 2 ** 30,
+    max_time_s: 600,
     extract: Boolean(d.extract),
+    max_extract_bytes: 2 ** 30,
+    max_extract_ratio: 100,
     concurrency: 3,
     ...extra,
   };

@@ -7,6 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { run, type DownloadWith } from '../../stages/download/run.js';
 import { parseChecksums } from '../../stages/download/checksums.js';
 import { lookupNetrc } from '../../stages/download/netrc.js';
+import { partFileFor } from '../../stages/download/resume.js';
 import { makeCtx, makeWorkspace } from '../imaging/ctx.js';
 import { rawTar, rawZip, startServer, type TestServer } from './server.js';
 
@@ -34,11 +35,17 @@ const w = (over: Partial<DownloadWith>): DownloadWith => ({
   retries: 3,
   backoff_ms: 20,
   timeout_s: 10,
+  max_bytes: 2 ** 30,
+  max_time_s: 600,
   extract: false,
+  max_extract_bytes: 2 ** 30,
+  max_extract_ratio: 100,
   concurrency: 2,
   ...over,
 });
 const out = (x: DownloadWith): string => join(ws.dir, x.out);
+/** Where the kind keeps the part file of out/rel (under .pipe/tmp/download, not in the out directory). */
+const partOf = async (x: DownloadWith, rel: string) => partFileFor(ws.dir, join(out(x), rel));
 
 describe('download', () => {
   it('downloads, verifies sha256, reports bytes and rate, leaves no partial files', async () => {
@@ -60,28 +67,35 @@ describe('download', () => {
   });
 
   it('resumes a dropped connection with Range and ends with the right hash', async () => {
-    server = await startServer({ '/f.bin': { body: BIG, dropAfter: 100_000, dropTimes: 2 } });
+    server = await startServer({ '/f.bin': { body: BIG, dropAfter: 100_000, dropTimes: 2, etag: '"f1"' } });
     const x = w({ url: `${server.url}/f.bin`, sha256: { 'f.bin': sha(BIG) } });
     const ctx = makeCtx(ws.dir, x);
     await run(ctx);
     expect(sha(await readFile(join(out(x), 'f.bin')))).toBe(sha(BIG));
     const hits = server.hits('/f.bin');
     expect(hits.map((h) => h.range)).toEqual([undefined, 'bytes=100000-', 'bytes=200000-']);
+    expect(hits.map((h) => h.ifRange)).toEqual([undefined, '"f1"', '"f1"']);
     expect(ctx.logs.filter((l) => l.startsWith('retrying f.bin'))).toHaveLength(2);
     expect(ctx.progressUpdates.at(-1)).toMatchObject({ done: BIG.length, total: BIG.length, unit: 'bytes' });
-    expect(existsSync(join(out(x), 'f.bin.part'))).toBe(false);
+    const part = await partOf(x, 'f.bin');
+    expect(existsSync(part.part) || existsSync(part.meta)).toBe(false);
+    expect(await readdir(out(x))).toEqual(['f.bin']);
   });
 
-  it('keeps the .part file across runs and resumes from it', async () => {
-    server = await startServer({ '/p.bin': { body: BIG } });
-    const x = w({ url: `${server.url}/p.bin`, sha256: { 'p.bin': sha(BIG) } });
-    await mkdir(out(x), { recursive: true });
-    await writeFile(join(out(x), 'p.bin.part'), BIG.subarray(0, 123_456));
+  it('keeps the part file across runs (outside the out directory) and resumes from it', async () => {
+    server = await startServer({ '/p.bin': { body: BIG, etag: '"p1"', dropAfter: 123_456 } });
+    const x = w({ url: `${server.url}/p.bin`, sha256: { 'p.bin': sha(BIG) }, retries: 0 });
+    await expect(run(makeCtx(ws.dir, x))).rejects.toThrow(/gave up on .*p\.bin after 1 attempt/);
+    const part = await partOf(x, 'p.bin');
+    expect((await readFile(part.part)).length).toBe(123_456);
+    expect(JSON.parse(await readFile(part.meta, 'utf8'))).toMatchObject({ etag: '"p1"', total: BIG.length });
+    expect(await readdir(out(x))).toEqual([]); // nothing partial among the outputs
     const ctx = makeCtx(ws.dir, x);
     await run(ctx);
-    expect(server.hits('/p.bin').map((h) => h.range)).toEqual(['bytes=123456-']);
+    expect(server.hits('/p.bin').map((h) => h.range)).toEqual([undefined, 'bytes=123456-']);
     expect(ctx.progressUpdates.at(-1)).toMatchObject({ done: BIG.length, total: BIG.length });
     expect(sha(await readFile(join(out(x), 'p.bin')))).toBe(sha(BIG));
+    expect(existsSync(part.part)).toBe(false);
   });
 
   it('resumes only the same version of a file (If-Range with its ETag), restarting when it changed', async () => {
@@ -90,22 +104,29 @@ describe('download', () => {
     server = await startServer({ '/v.bin': { body: v1, etag: '"v1"', dropAfter: 70_000 } });
     const x = w({ url: `${server.url}/v.bin`, retries: 0 });
     await expect(run(makeCtx(ws.dir, x))).rejects.toThrow(/gave up/);
-    expect(existsSync(join(out(x), 'v.bin.part'))).toBe(true);
+    const part = await partOf(x, 'v.bin');
+    expect(existsSync(part.part)).toBe(true);
     // The file changes on the server before the next run: the resume must not splice v1's head onto v2's tail.
     server.routes.set('/v.bin', { body: v2, etag: '"v2"' });
-    await run(makeCtx(ws.dir, { ...x, retries: 1 }));
+    const ctx = makeCtx(ws.dir, { ...x, retries: 1 });
+    await run(ctx);
     expect(sha(await readFile(join(out(x), 'v.bin')))).toBe(sha(v2));
     const last = server.hits('/v.bin').at(-1)!;
     expect(last).toMatchObject({ range: 'bytes=70000-', ifRange: '"v1"' });
-    expect(existsSync(join(out(x), 'v.bin.part.meta'))).toBe(false);
+    expect(ctx.logs).toContain(
+      `cannot resume ${server.url}/v.bin from byte 70000: the server sent the whole file (it changed since, or ignores Range); restarting from byte 0`,
+    );
+    expect(existsSync(part.meta)).toBe(false);
   });
 
   it('restarts cleanly when the server ignores Range', async () => {
-    server = await startServer({ '/r.bin': { body: BIG, ignoreRange: true, dropAfter: 50_000 } });
+    server = await startServer({ '/r.bin': { body: BIG, ignoreRange: true, dropAfter: 50_000, etag: '"r"' } });
     const x = w({ url: `${server.url}/r.bin`, sha256: { 'r.bin': sha(BIG) } });
-    await run(makeCtx(ws.dir, x));
+    const ctx = makeCtx(ws.dir, x);
+    await run(ctx);
     expect(server.hits('/r.bin').map((h) => h.range)).toEqual([undefined, 'bytes=50000-']);
     expect(sha(await readFile(join(out(x), 'r.bin')))).toBe(sha(BIG));
+    expect(ctx.logs.some((l) => l.includes('from byte 50000: the server sent the whole file'))).toBe(true);
   });
 
   it('retries 500s with backoff, then succeeds or gives up naming the URL', async () => {
@@ -210,7 +231,7 @@ describe('download', () => {
 
   it('survives a slow server and a stalled connection (idle timeout, then resume)', async () => {
     const body = randomBytes(20_000);
-    server = await startServer({ '/slow': { body, bytesPerSec: 40_000 }, '/stall': { body, stallMs: 3000 } });
+    server = await startServer({ '/slow': { body, bytesPerSec: 40_000 }, '/stall': { body, stallMs: 3000, etag: '"s"' } });
     const ctx = makeCtx(ws.dir, w({ urls: [`${server.url}/slow`, `${server.url}/stall`], timeout_s: 0.5 }));
     await run(ctx);
     expect(await readFile(join(ws.dir, ctx.with.out, 'slow'))).toEqual(body);
@@ -228,7 +249,7 @@ describe('download', () => {
     setTimeout(() => ac.abort(), 300);
     await expect(run(makeCtx(ws.dir, x, { stage: 'dl', signal: ac.signal }))).rejects.toThrow('stage dl: cancelled.');
     expect(Date.now() - started).toBeLessThan(2000);
-    const partial = await readFile(join(out(x), 'big.part'));
+    const partial = await readFile((await partOf(x, 'big')).part);
     expect(partial.length).toBeGreaterThan(0);
     expect(partial).toEqual(BIG.subarray(0, partial.length));
     expect(existsSync(join(out(x), 'big'))).toBe(false);
