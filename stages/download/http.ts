@@ -11,6 +11,7 @@
 import { createWriteStream } from 'node:fs';
 import { rm, stat, truncate } from 'node:fs/promises';
 import type { ClientRequest, IncomingMessage } from 'node:http';
+import { dirname } from 'node:path';
 import { parseRetryAfter } from './backoff.js';
 import { ProxyRefusal, proxyFor, proxyLabel, startGet, type ProxyConfig } from './proxy.js';
 import { partialMismatch, planResume, readPartMeta, sourceId, validatorsOf, writePartMeta, type PartFile, type PartMeta } from './resume.js';
@@ -115,33 +116,54 @@ function responseOf(req: ClientRequest, opts: AttemptOptions, state: { stop: Sto
   });
 }
 
-/** Write the response body to the part file (append or overwrite), up to `cap` bytes; resolves once it is closed. */
-function writeBody(res: IncomingMessage, part: string, append: boolean, cap: number, opts: AttemptOptions, state: { stop: Stop | null }): Promise<{ written: number; error?: Error }> {
+/**
+ * Write the response body to the part file (append or overwrite), up to `cap` bytes; resolves once it is closed.
+ * The response is read as it arrives and queued for the disk up to WRITE_QUEUE bytes before reading pauses: Node
+ * discards what a response has buffered but not handed on when its connection drops, and those bytes are paid for.
+ */
+const WRITE_QUEUE = 8 * 2 ** 20;
+
+function writeBody(
+  res: IncomingMessage,
+  part: string,
+  append: boolean,
+  cap: number,
+  opts: AttemptOptions,
+  state: { stop: Stop | null },
+): Promise<{ written: number; error?: Error; diskError?: Error }> {
   return new Promise((resolve) => {
-    const ws = createWriteStream(part, { flags: append ? 'a' : 'w' });
+    const ws = createWriteStream(part, { flags: append ? 'a' : 'w', highWaterMark: WRITE_QUEUE });
     let written = 0;
     let error: Error | undefined;
-    const fail = (e: Error): void => {
-      error ??= e;
-      res.unpipe(ws);
-      ws.end();
+    let diskError: Error | undefined;
+    const finish = (e?: Error): void => {
+      if (e) error ??= e;
+      if (!ws.writableEnded) ws.end();
     };
     res.on('data', (chunk: Buffer) => {
+      if (ws.writableEnded) return;
       written += chunk.length;
       opts.onData(chunk.length);
       if (written > cap && !state.stop) {
         state.stop = { reason: 'max_bytes', message: 'size limit' };
         res.destroy(new OwnError('size limit'));
+        return;
+      }
+      if (!ws.write(chunk)) {
+        res.pause();
+        ws.once('drain', () => res.resume());
       }
     });
-    res.on('aborted', () => fail(new OwnError('connection closed mid-file')));
-    res.on('error', (e) => fail(e));
+    res.on('end', () => finish());
+    res.on('aborted', () => finish(new OwnError('connection closed mid-file')));
+    res.on('error', (e) => finish(e));
+    res.on('close', () => finish(res.complete ? undefined : new OwnError('connection closed mid-file')));
     ws.on('error', (e) => {
-      error ??= e;
+      // The disk, not the network (ENOSPC, EACCES…): retrying would not help.
+      diskError ??= e;
       res.destroy();
     });
-    ws.on('close', () => resolve({ written, error }));
-    res.pipe(ws);
+    ws.on('close', () => resolve({ written, error, diskError }));
   });
 }
 
@@ -261,7 +283,6 @@ export async function attemptDownload(url: string, part: PartFile, opts: Attempt
         }
         const len = res.headers['content-length'] !== undefined ? Number(res.headers['content-length']) : NaN;
         total = Number.isSafeInteger(len) && len >= 0 ? len : null;
-        await writePartMeta(part.meta, { source, ...validatorsOf(res.headers), total });
       }
       if (total !== null && total > opts.maxBytes) {
         res.destroy();
@@ -271,7 +292,12 @@ export async function attemptDownload(url: string, part: PartFile, opts: Attempt
         return { kind: 'fatal', reason: 'size limit', limit: { field: 'max_bytes', detail: `the server announced ${total} bytes`, partKept: false } };
       }
       if (total !== null) opts.onTotal?.(total);
-      const { written, error } = await writeBody(res, part.part, append, opts.maxBytes - have, opts, state);
+      // Reading starts before anything else is awaited: a response that ends meanwhile must not be missed.
+      const body = writeBody(res, part.part, append, opts.maxBytes - have, opts, state);
+      const metaError = append ? null : await writePartMeta(part.meta, { source, ...validatorsOf(res.headers), total }).then(() => null, (e: Error) => e);
+      if (metaError) res.destroy();
+      const { written, error, diskError } = await body;
+      if (metaError ?? diskError) return { kind: 'fatal', reason: `cannot write the partial download in ${dirname(part.part)} (${(metaError ?? diskError)!.message})` };
       if (opts.signal.aborted) return cancelled;
       const size = have + written;
       if (state.stop?.reason === 'max_bytes') {

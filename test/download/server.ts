@@ -130,8 +130,9 @@ export async function startServer(routes: Record<string, Route>, opts: { tls?: {
     }
     if (route.dropAfter !== undefined && n < (route.dropTimes ?? 1)) {
       count(path, Math.min(route.dropAfter, rest.length));
-      // Cut only once the bytes are handed to the kernel, so the client sees exactly dropAfter of them.
-      res.write(rest.subarray(0, route.dropAfter), () => setTimeout(() => req.socket.destroy(), 20));
+      // Cut with a FIN after the bytes (a destroy can reset the connection, and the peer's kernel then discards what
+      // it had not yet read): the client sees exactly dropAfter bytes, then a premature end.
+      res.write(rest.subarray(0, route.dropAfter), () => req.socket.end());
       return;
     }
     if (route.stallMs !== undefined && n < (route.stallTimes ?? 1)) {
