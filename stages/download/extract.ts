@@ -12,7 +12,8 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { lstat, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, normalize } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { createGunzip } from 'node:zlib';
+import zlib, { createGunzip } from 'node:zlib';
+import { Transform } from 'node:stream';
 import * as tar from 'tar';
 import yauzl from 'yauzl';
 import { unsafeRelativePath } from './checksums.js';
@@ -87,7 +88,7 @@ function isTarHeader(block: Buffer): boolean {
 function describeContent(head: Buffer): string {
   if (head.length === 0) return 'it is empty';
   const text = head.subarray(0, 512).toString('utf8').replace(/^\uFEFF/, '');
-  const start = text.trimStart().slice(0, 60).replace(/\s+/g, ' ');
+  const start = text.trimStart().slice(0, 60).replace(/\s+/g, ' ').trimEnd();
   const printable = /^[\x09\x0a\x0d\x20-\x7e\u00a0-\uffff]*$/.test(text.slice(0, 200));
   const quote = printable ? ` (it starts with ${JSON.stringify(start + (text.trimStart().length > 60 ? '…' : ''))})` : '';
   if (/^\s*(<!doctype html|<html|<head|<body|<!--)/i.test(text)) return `it is an HTML page${quote} — often a login, consent or error page served instead of the file`;
@@ -150,16 +151,16 @@ class ExpansionBudget {
     this.entries++;
     const { maxBytes, maxRatio } = this.limits;
     const ratio = this.total / Math.max(1, this.archiveSize);
-    if (this.total > maxBytes)
-      return (
-        `${this.label} expands to more than ${fmtBytes(maxBytes)} (with.max_extract_bytes = ${maxBytes}; ${this.entries} entr${this.entries === 1 ? 'y' : 'ies'} ` +
-        `declare ${this.total} bytes so far); nothing was extracted. If the archive is trusted and meant to be this large, raise with.max_extract_bytes`
-      );
     if (ratio > maxRatio)
       return (
         `${this.label} expands to ${Math.floor(ratio)}× its own size of ${fmtBytes(this.archiveSize)} (${this.total} bytes declared by ` +
         `${this.entries} entr${this.entries === 1 ? 'y' : 'ies'} so far), more than with.max_extract_ratio = ${maxRatio} — a decompression bomb? ` +
         `Nothing was extracted. If the archive is trusted, raise with.max_extract_ratio`
+      );
+    if (this.total > maxBytes)
+      return (
+        `${this.label} expands to more than ${fmtBytes(maxBytes)} (with.max_extract_bytes = ${maxBytes}; ${this.entries} entr${this.entries === 1 ? 'y' : 'ies'} ` +
+        `declare ${this.total} bytes so far); nothing was extracted. If the archive is trusted and meant to be this large, raise with.max_extract_bytes`
       );
     return null;
   }
@@ -253,6 +254,40 @@ async function zipEntries(file: string): Promise<yauzl.Entry[]> {
   });
 }
 
+const hex = (n: number): string => n.toString(16).padStart(8, '0');
+
+/** CRC-32 (zlib's polynomial) over a stream, with zlib.crc32 where Node has it (20.15+), else a table. */
+class Crc32 {
+  private static table: Uint32Array | null = null;
+  private crc = 0;
+  get value(): number {
+    return this.crc >>> 0;
+  }
+  update(b: Buffer): void {
+    const native = (zlib as unknown as { crc32?: (d: Buffer, v: number) => number }).crc32;
+    if (native) {
+      this.crc = native(b, this.crc);
+      return;
+    }
+    const t = (Crc32.table ??= Uint32Array.from({ length: 256 }, (_, n) => {
+      let c = n;
+      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+      return c >>> 0;
+    }));
+    let c = ~this.crc >>> 0;
+    for (let i = 0; i < b.length; i++) c = t[(c ^ b[i]!) & 0xff]! ^ (c >>> 8);
+    this.crc = ~c >>> 0;
+  }
+  pass(): Transform {
+    return new Transform({
+      transform: (chunk: Buffer, _enc, cb) => {
+        this.update(chunk);
+        cb(null, chunk);
+      },
+    });
+  }
+}
+
 const zipName = (e: yauzl.Entry): string => Buffer.from(e.fileName as unknown as Buffer).toString('utf8');
 
 async function extractZip(file: string, staging: string, label: string, limits: ExtractLimits): Promise<string[]> {
@@ -282,9 +317,13 @@ async function extractZip(file: string, staging: string, label: string, limits: 
       const stream = await new Promise<NodeJS.ReadableStream>((resolve, reject) =>
         z.openReadStream(e, (err, s) => (err || !s ? reject(err ?? new Error('no stream')) : resolve(s))),
       );
-      await pipeline(stream, createWriteStream(target)).catch((err: Error) => {
+      const crc = new Crc32();
+      await pipeline(stream, crc.pass(), createWriteStream(target)).catch((err: Error) => {
         throw new ArchiveError(`${label}: entry ${JSON.stringify(name)} could not be extracted (${err.message})`);
       });
+      // yauzl checks sizes but leaves the CRC to its caller: a corrupt entry must not pass as data.
+      if (crc.value !== e.crc32 >>> 0)
+        throw new ArchiveError(`${label}: entry ${JSON.stringify(name)} is corrupt (CRC-32 ${hex(crc.value)}, the archive says ${hex(e.crc32 >>> 0)})`);
       names.push(name);
     }
   } finally {

@@ -17,13 +17,11 @@ import { ProxyRefusal, proxyFor, proxyLabel, startGet, type ProxyConfig } from '
 import { partialMismatch, planResume, readPartMeta, sourceId, validatorsOf, writePartMeta, type PartFile, type PartMeta } from './resume.js';
 
 /** A bound that stopped the download (the caller words the error with the with: field and how to raise it). */
-export interface LimitHit {
-  field: 'max_bytes' | 'max_time_s';
-  /** What happened, e.g. "the server announced 5000000 bytes". */
-  detail: string;
-  /** Whether the part file was kept for a resume. */
-  partKept: boolean;
-}
+export type LimitHit =
+  /** `announced`: the size the server gave, when that is what broke the bound (else the body ran past it). */
+  | { field: 'max_bytes'; announced?: number }
+  /** `bytes`: what the part file holds, kept for a resume. */
+  | { field: 'max_time_s'; bytes: number };
 
 export type AttemptOutcome =
   | { kind: 'complete'; bytes: number }
@@ -181,7 +179,7 @@ export async function attemptDownload(url: string, part: PartFile, opts: Attempt
   const limitTime = (bytes: number): AttemptOutcome => ({
     kind: 'fatal',
     reason: 'time limit',
-    limit: { field: 'max_time_s', detail: `it had not finished after ${bytes} bytes`, partKept: bytes > 0 },
+    limit: { field: 'max_time_s', bytes },
   });
   // Redirects and resume restarts each take one turn; ten is far more than a well-behaved server needs.
   for (let turn = 0; turn < 10; turn++) {
@@ -289,7 +287,7 @@ export async function attemptDownload(url: string, part: PartFile, opts: Attempt
         await rm(part.part, { force: true });
         await rm(part.meta, { force: true });
         opts.onData(-have);
-        return { kind: 'fatal', reason: 'size limit', limit: { field: 'max_bytes', detail: `the server announced ${total} bytes`, partKept: false } };
+        return { kind: 'fatal', reason: 'size limit', limit: { field: 'max_bytes', announced: total } };
       }
       if (total !== null) opts.onTotal?.(total);
       // Reading starts before anything else is awaited: a response that ends meanwhile must not be missed.
@@ -304,7 +302,7 @@ export async function attemptDownload(url: string, part: PartFile, opts: Attempt
         await rm(part.part, { force: true });
         await rm(part.meta, { force: true });
         opts.onData(-size);
-        return { kind: 'fatal', reason: 'size limit', limit: { field: 'max_bytes', detail: `the body went past ${opts.maxBytes} bytes without ending`, partKept: false } };
+        return { kind: 'fatal', reason: 'size limit', limit: { field: 'max_bytes' } };
       }
       if (state.stop?.reason === 'deadline') return limitTime(size);
       if (error) return { kind: 'retryable', reason: `${state.stop?.message ?? networkErrorText(error, opts.secret)} after ${size} bytes (${where})` };

@@ -215,15 +215,17 @@ async function download(ctx: StageContext<DownloadWith>, setScrubber: (s: (text:
 
   /** The one-paragraph error for a bound the file ran into: the field, its value, and how to raise it. */
   const limitError = (task: FileTask, hit: LimitHit): string => {
+    const bound = `with.max_bytes = ${w.max_bytes} (${fmtSize(w.max_bytes)})`;
     if (hit.field === 'max_bytes')
       return (
-        `${task.display} (file ${task.rel}): ${hit.detail}, more than with.max_bytes = ${w.max_bytes} (${fmtSize(w.max_bytes)}); ` +
-        `the partial file was deleted. If the file is meant to be this large, raise with.max_bytes.`
+        `${task.display} (file ${task.rel}): ` +
+        (hit.announced !== undefined ? `the server announced ${hit.announced} bytes, more than ${bound}` : `the body went on past ${bound} without ending`) +
+        '; the partial file was deleted. If the file is meant to be this large, raise with.max_bytes.'
       );
     return (
-      `${task.display} (file ${task.rel}) did not finish within with.max_time_s = ${w.max_time_s} s: ${hit.detail}` +
-      `${hit.partKept ? ' (the partial file is kept; the next run resumes it if the server proves the file unchanged)' : ''}. ` +
-      `For a large file on a slow link, raise with.max_time_s.`
+      `${task.display} (file ${task.rel}) did not finish within with.max_time_s = ${w.max_time_s} s (${hit.bytes} bytes had arrived` +
+      `${hit.bytes > 0 ? '; the partial file is kept, and the next run resumes it if the server proves the file unchanged' : ''}). ` +
+      'For a large file on a slow link, raise with.max_time_s.'
     );
   };
 
