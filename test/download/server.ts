@@ -27,8 +27,8 @@ export interface Route {
   lastModified?: string;
   /** Answer a Range request with 206 whatever If-Range says (a server that does not implement If-Range). */
   ignoreIfRange?: boolean;
-  /** `Retry-After` values sent with the scripted statuses, in the same order. */
-  retryAfter?: string[];
+  /** `Retry-After` values sent with the scripted statuses, in the same order (a function: computed when sent). */
+  retryAfter?: Array<string | (() => string)>;
   /** 200 without a length, and a body that never ends (fast), or one chunk every `trickleMs`. */
   endless?: boolean;
   trickleMs?: number;
@@ -88,7 +88,8 @@ export async function startServer(routes: Record<string, Route>, opts: { tls?: {
     }
     const scripted = route.statuses?.[n];
     if (scripted !== undefined) {
-      const after = route.retryAfter?.[n];
+      const a = route.retryAfter?.[n];
+      const after = typeof a === 'function' ? a() : a;
       res.writeHead(scripted, after !== undefined ? { 'retry-after': after } : {}).end(`scripted ${scripted}`);
       return;
     }
