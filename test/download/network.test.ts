@@ -8,80 +8,54 @@ import { readFileSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseRetryAfter } from '../../stages/download/backoff.js';
 import { proxyConfig, proxyFor } from '../../stages/download/proxy.js';
 import { run, secretScrubber, type DownloadWith } from '../../stages/download/run.js';
 import { pipeAsync, repoRoot } from '../engine/helpers.js';
-import { makeCtx, makeWorkspace } from '../imaging/ctx.js';
-import { startProxy, startServer, type TestProxy, type TestServer } from './server.js';
+import { makeCtx } from '../imaging/ctx.js';
+import { downloadSuite, downloadWith } from './fixture.js';
+import { startProxy, startServer } from './server.js';
 
 const PROXY_VARS = ['http_proxy', 'HTTP_PROXY', 'https_proxy', 'HTTPS_PROXY', 'no_proxy', 'NO_PROXY'];
-let ws: { dir: string; cleanup(): Promise<void> };
-let server: TestServer | null = null;
-let proxy: TestProxy | null = null;
-beforeAll(async () => {
-  ws = await makeWorkspace('download-network-');
-});
-afterAll(async () => ws.cleanup());
-afterEach(async () => {
-  await server?.close();
-  await proxy?.close();
-  server = null;
-  proxy = null;
-  for (const v of PROXY_VARS) delete process.env[v];
-});
-
-let n = 0;
-const w = (over: Partial<DownloadWith>): DownloadWith => ({
-  out: `data/${++n}/`,
-  retries: 3,
-  backoff_ms: 20,
-  timeout_s: 10,
-  max_bytes: 2 ** 30,
-  max_time_s: 600,
-  extract: false,
-  max_extract_bytes: 2 ** 30,
-  max_extract_ratio: 100,
-  concurrency: 1,
-  ...over,
-});
+const t = downloadSuite('download-network-', PROXY_VARS);
+const w = (over: Partial<DownloadWith> = {}): DownloadWith => downloadWith({ concurrency: 1, ...over });
 const BODY = randomBytes(50_000);
 
 describe('download: proxies from the environment', () => {
   it('sends http:// requests through $http_proxy (lower case wins), and NO_PROXY hosts directly', async () => {
-    server = await startServer({ '/p.bin': { body: BODY } });
-    proxy = await startProxy();
-    process.env['http_proxy'] = proxy.url;
+    t.server = await startServer({ '/p.bin': { body: BODY } });
+    t.proxy = await startProxy();
+    process.env['http_proxy'] = t.proxy!.url;
     process.env['HTTP_PROXY'] = 'http://127.0.0.1:9'; // would fail: the lower-case variable must win
-    const x = w({ url: `${server.url}/p.bin` });
-    const ctx = makeCtx(ws.dir, x);
+    const x = w({ url: `${t.server.url}/p.bin` });
+    const ctx = makeCtx(t.dir, x);
     await run(ctx);
-    expect(await readFile(join(ws.dir, x.out, 'p.bin'))).toEqual(BODY);
-    expect(proxy.log).toEqual([{ method: 'GET', target: `${server.url}/p.bin`, proxyAuthorization: undefined }]);
-    expect(ctx.logs).toContain(`proxies from the environment: http:// URLs through ${proxy.url} ($http_proxy), https:// URLs through ${proxy.url} ($http_proxy)`);
+    expect(await readFile(join(t.dir, x.out, 'p.bin'))).toEqual(BODY);
+    expect(t.proxy!.log).toEqual([{ method: 'GET', target: `${t.server.url}/p.bin`, proxyAuthorization: undefined }]);
+    expect(ctx.logs).toContain(`proxies from the environment: http:// URLs through ${t.proxy!.url} ($http_proxy), https:// URLs through ${t.proxy!.url} ($http_proxy)`);
 
     process.env['NO_PROXY'] = 'example.org, 127.0.0.0/8';
-    const y = w({ url: `${server.url}/p.bin` });
-    await run(makeCtx(ws.dir, y));
-    expect(await readFile(join(ws.dir, y.out, 'p.bin'))).toEqual(BODY);
-    expect(proxy.log).toHaveLength(1);
-    expect(server.hits('/p.bin')).toHaveLength(2);
+    const y = w({ url: `${t.server.url}/p.bin` });
+    await run(makeCtx(t.dir, y));
+    expect(await readFile(join(t.dir, y.out, 'p.bin'))).toEqual(BODY);
+    expect(t.proxy!.log).toHaveLength(1);
+    expect(t.server.hits('/p.bin')).toHaveLength(2);
   });
 
   it('authenticates to the proxy from the credentials in its URL, never printing them; a 407 says what to set', async () => {
-    server = await startServer({ '/a.bin': { body: BODY } });
-    proxy = await startProxy({ auth: { user: 'proxyuser', pass: 'proxy-s3cret' } });
-    const port = new URL(proxy.url).port;
+    t.server = await startServer({ '/a.bin': { body: BODY } });
+    t.proxy = await startProxy({ auth: { user: 'proxyuser', pass: 'proxy-s3cret' } });
+    const port = new URL(t.proxy!.url).port;
     process.env['HTTP_PROXY'] = `http://proxyuser:proxy-s3cret@127.0.0.1:${port}`;
-    const ctx = makeCtx(ws.dir, w({ url: `${server.url}/a.bin` }));
+    const ctx = makeCtx(t.dir, w({ url: `${t.server.url}/a.bin` }));
     await run(ctx);
-    expect(proxy.log[0]!.proxyAuthorization).toBe(`Basic ${Buffer.from('proxyuser:proxy-s3cret').toString('base64')}`);
+    expect(t.proxy!.log[0]!.proxyAuthorization).toBe(`Basic ${Buffer.from('proxyuser:proxy-s3cret').toString('base64')}`);
     expect(JSON.stringify([ctx.logs, ctx.records, ctx.progressUpdates])).not.toContain('s3cret');
 
     process.env['HTTP_PROXY'] = `http://127.0.0.1:${port}`;
-    await expect(run(makeCtx(ws.dir, w({ url: `${server.url}/a.bin` }), { stage: 'dl' }))).rejects.toThrow(
-      `stage dl: HTTP 407 from the proxy for ${server.url}/a.bin: the proxy http://127.0.0.1:${port} wants credentials; ` +
+    await expect(run(makeCtx(t.dir, w({ url: `${t.server.url}/a.bin` }), { stage: 'dl' }))).rejects.toThrow(
+      `stage dl: HTTP 407 from the proxy for ${t.server.url}/a.bin: the proxy http://127.0.0.1:${port} wants credentials; ` +
         `put them in the proxy variable's URL (http://user:password@host:port) (file a.bin).`,
     );
   });
@@ -93,9 +67,9 @@ describe('download: proxies from the environment', () => {
       const cert = join(dir, 'cert.pem');
       const ssl = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { encoding: 'utf8' });
       if (ssl.error || ssl.status !== 0) throw new Error(`this test needs openssl on PATH to make a test certificate: ${ssl.error?.message ?? ssl.stderr}`);
-      server = await startServer({ '/s/secure.bin': { body: BODY } }, { tls: { key: readFileSync(key, 'utf8'), cert: readFileSync(cert, 'utf8') } });
-      proxy = await startProxy();
-      const x = w({ url: `${server.url}/s/secure.bin` });
+      t.server = await startServer({ '/s/secure.bin': { body: BODY } }, { tls: { key: readFileSync(key, 'utf8'), cert: readFileSync(cert, 'utf8') } });
+      t.proxy = await startProxy();
+      const x = w({ url: `${t.server.url}/s/secure.bin` });
       const spec = {
         stage: 'fetch',
         kind: 'download',
@@ -111,7 +85,7 @@ describe('download: proxies from the environment', () => {
         tmpDir: join(dir, 'scratch'),
       };
       await writeFile(join(dir, 'spec.json'), JSON.stringify(spec));
-      const env = { PATH: process.env['PATH'] ?? '', HOME: dir, HTTPS_PROXY: proxy.url, NODE_EXTRA_CA_CERTS: cert };
+      const env = { PATH: process.env['PATH'] ?? '', HOME: dir, HTTPS_PROXY: t.proxy!.url, NODE_EXTRA_CA_CERTS: cert };
       const child = spawn(process.execPath, [join(repoRoot, 'dist/engine/runner.js'), join(dir, 'spec.json')], { cwd: dir, env });
       let out = '';
       child.stdout.on('data', (d: Buffer) => (out += d));
@@ -119,10 +93,10 @@ describe('download: proxies from the environment', () => {
       const code = await new Promise<number | null>((r) => child.on('close', r));
       expect(code, out).toBe(0);
       expect(await readFile(join(dir, x.out, 'secure.bin'))).toEqual(BODY);
-      const port = new URL(server.url).port;
-      expect(proxy.log).toEqual([{ method: 'CONNECT', target: `127.0.0.1:${port}`, proxyAuthorization: undefined }]);
-      expect(server.hits('/s/secure.bin')).toHaveLength(1);
-      expect(out).toContain(`https:// URLs through ${proxy.url} ($HTTPS_PROXY)`);
+      const port = new URL(t.server.url).port;
+      expect(t.proxy!.log).toEqual([{ method: 'CONNECT', target: `127.0.0.1:${port}`, proxyAuthorization: undefined }]);
+      expect(t.server.hits('/s/secure.bin')).toHaveLength(1);
+      expect(out).toContain(`https:// URLs through ${t.proxy!.url} ($HTTPS_PROXY)`);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
@@ -162,13 +136,13 @@ describe('download: Retry-After', () => {
   });
 
   it('waits as the server asks, in both forms', async () => {
-    server = await startServer({
+    t.server = await startServer({
       '/r.bin': { body: BODY, statuses: [503, 429], retryAfter: ['1', () => new Date(Date.now() + 2000).toUTCString()] },
     });
-    const ctx = makeCtx(ws.dir, w({ url: `${server.url}/r.bin` }));
+    const ctx = makeCtx(t.dir, w({ url: `${t.server.url}/r.bin` }));
     await run(ctx);
     const waits = ctx.logs.filter((l) => l.startsWith('retrying r.bin'));
-    expect(waits[0]).toBe(`retrying r.bin in 1.0s (attempt 2/4, as the server's Retry-After asks): HTTP 503 from ${server.url}/r.bin`);
+    expect(waits[0]).toBe(`retrying r.bin in 1.0s (attempt 2/4, as the server's Retry-After asks): HTTP 503 from ${t.server.url}/r.bin`);
     expect(waits[1]).toMatch(/^retrying r\.bin in [123]\.\ds \(attempt 3\/4, as the server's Retry-After asks\): HTTP 429 from /);
   });
 });
@@ -182,15 +156,15 @@ describe('download: a signed base URL is never revealed (issue 11.21)', () => {
     const dir = await mkdtemp(join(tmpdir(), 'download-secret-'));
     try {
       const html = Buffer.from('<!doctype html><html><body>expired</body></html>');
-      server = await startServer({
+      t.server = await startServer({
         '/sas-c0ntainer-x9/busy.bin': { body: BODY, statuses: [500, 500, 500] },
         '/sas-c0ntainer-x9/moved.bin': { body: BODY, redirect: `${other.url}/blob-hidden-path-q7/moved.bin?sig=TOPSECRET-SIG-3` },
         '/sas-c0ntainer-x9/priv.bin': { body: BODY, auth: { user: 'u', pass: 'right' } },
         '/sas-c0ntainer-x9/x.tar.gz': { body: html },
         '/sas-c0ntainer-x9/big.bin': { body: randomBytes(5000) },
       });
-      const port = new URL(server.url).port;
-      const base = `${server.url}/sas-c0ntainer-x9/?sv=2024-01-01&sig=TOPSECRET-SIG-1`;
+      const port = new URL(t.server.url).port;
+      const base = `${t.server.url}/sas-c0ntainer-x9/?sv=2024-01-01&sig=TOPSECRET-SIG-1`;
       const stage = (name: string, lines: string): string => `  ${name}:\n    uses: download\n    with:\n      out: data/${name}/\n      base_url_env: SAS_URL\n      retries: 1\n      backoff_ms: 10\n${lines}`;
       await writeFile(
         join(dir, 'pipeline.yaml'),

@@ -6,45 +6,23 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { partFileFor, planResume, partialMismatch, validatorsOf } from '../../stages/download/resume.js';
 import { run, type DownloadWith } from '../../stages/download/run.js';
 import { pipeAsync } from '../engine/helpers.js';
-import { makeCtx, makeWorkspace } from '../imaging/ctx.js';
-import { startServer, type TestServer } from './server.js';
+import { makeCtx } from '../imaging/ctx.js';
+import { downloadSuite, downloadWith } from './fixture.js';
+import { startServer } from './server.js';
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
-let ws: { dir: string; cleanup(): Promise<void> };
-let server: TestServer | null = null;
-beforeAll(async () => {
-  ws = await makeWorkspace('download-resume-');
-});
-afterAll(async () => ws.cleanup());
-afterEach(async () => {
-  await server?.close();
-  server = null;
-});
-
-let n = 0;
-const w = (over: Partial<DownloadWith>): DownloadWith => ({
-  out: `data/${++n}/`,
-  retries: 0,
-  backoff_ms: 20,
-  timeout_s: 10,
-  max_bytes: 2 ** 30,
-  max_time_s: 600,
-  extract: false,
-  max_extract_bytes: 2 ** 30,
-  max_extract_ratio: 100,
-  concurrency: 1,
-  ...over,
-});
+const t = downloadSuite('download-resume-');
+const w = (over: Partial<DownloadWith> = {}): DownloadWith => downloadWith({ retries: 0, concurrency: 1, ...over });
 
 /** First run: the server drops the connection at byte `at`; the run fails and leaves a part file of `at` bytes. */
 async function interrupted(x: DownloadWith, file: string, at: number): Promise<void> {
-  await expect(run(makeCtx(ws.dir, x))).rejects.toThrow(/gave up/);
-  const part = await partFileFor(ws.dir, join(ws.dir, x.out, file));
+  await expect(run(makeCtx(t.dir, x))).rejects.toThrow(/gave up/);
+  const part = await partFileFor(t.dir, join(t.dir, x.out, file));
   expect((await stat(part.part)).size).toBe(at);
 }
 
@@ -52,67 +30,67 @@ describe('download: a resume must prove it continues the same file', () => {
   it('a server without ETag/Last-Modified: the changed file restarts from zero instead of being spliced (issue 16.1)', async () => {
     const v1 = randomBytes(200_000);
     const v2 = randomBytes(240_000);
-    server = await startServer({ '/b.bin': { body: v1, dropAfter: 90_000 } });
-    const x = w({ url: `${server.url}/b.bin` });
+    t.server = await startServer({ '/b.bin': { body: v1, dropAfter: 90_000 } });
+    const x = w({ url: `${t.server.url}/b.bin` });
     await interrupted(x, 'b.bin', 90_000);
     // The file changes; a ranged request would now get `206 bytes 90000-239999/240000`.
-    server.routes.set('/b.bin', { body: v2 });
-    const ctx = makeCtx(ws.dir, x);
+    t.server.routes.set('/b.bin', { body: v2 });
+    const ctx = makeCtx(t.dir, x);
     await run(ctx);
-    const got = await readFile(join(ws.dir, x.out, 'b.bin'));
+    const got = await readFile(join(t.dir, x.out, 'b.bin'));
     expect(got.length).toBe(240_000);
     expect(sha(got)).toBe(sha(v2));
-    expect(server.hits('/b.bin').at(-1)!.range).toBeUndefined();
+    expect(t.server.hits('/b.bin').at(-1)!.range).toBeUndefined();
     expect(ctx.logs).toContain(
-      `cannot resume ${server.url}/b.bin from byte 90000: the server gave no strong ETag or Last-Modified that could prove the file is unchanged; restarting from byte 0`,
+      `cannot resume ${t.server.url}/b.bin from byte 90000: the server gave no strong ETag or Last-Modified that could prove the file is unchanged; restarting from byte 0`,
     );
   });
 
   it('a 206 whose total length differs from the first response restarts, even under the same ETag', async () => {
     const v1 = randomBytes(200_000);
     const v2 = randomBytes(240_000);
-    server = await startServer({ '/t.bin': { body: v1, etag: '"same"', dropAfter: 90_000 } });
-    const x = w({ url: `${server.url}/t.bin`, retries: 1 });
+    t.server = await startServer({ '/t.bin': { body: v1, etag: '"same"', dropAfter: 90_000 } });
+    const x = w({ url: `${t.server.url}/t.bin`, retries: 1 });
     await interrupted({ ...x, retries: 0 }, 't.bin', 90_000);
     // A server that does not implement If-Range, and reuses the ETag for the new content.
-    server.routes.set('/t.bin', { body: v2, etag: '"same"', ignoreIfRange: true });
-    const ctx = makeCtx(ws.dir, x);
+    t.server.routes.set('/t.bin', { body: v2, etag: '"same"', ignoreIfRange: true });
+    const ctx = makeCtx(t.dir, x);
     await run(ctx);
-    expect(sha(await readFile(join(ws.dir, x.out, 't.bin')))).toBe(sha(v2));
-    expect(server.hits('/t.bin').slice(-2).map((h) => h.range)).toEqual(['bytes=90000-', undefined]);
+    expect(sha(await readFile(join(t.dir, x.out, 't.bin')))).toBe(sha(v2));
+    expect(t.server.hits('/t.bin').slice(-2).map((h) => h.range)).toEqual(['bytes=90000-', undefined]);
     expect(ctx.logs).toContain(
-      `cannot resume ${server.url}/t.bin from byte 90000: the server's partial response the total length changed from 200000 to 240000 bytes; restarting from byte 0`,
+      `cannot resume ${t.server.url}/t.bin from byte 90000: the server's partial response the total length changed from 200000 to 240000 bytes; restarting from byte 0`,
     );
   });
 
   it('a 206 with another ETag restarts; a weak ETag is never used to resume', async () => {
     const v1 = randomBytes(100_000);
     const v2 = randomBytes(100_000);
-    server = await startServer({ '/e.bin': { body: v1, etag: '"a"', dropAfter: 30_000 }, '/weak.bin': { body: v1, etag: 'W/"w"', dropAfter: 30_000 } });
-    const x = w({ url: `${server.url}/e.bin` });
+    t.server = await startServer({ '/e.bin': { body: v1, etag: '"a"', dropAfter: 30_000 }, '/weak.bin': { body: v1, etag: 'W/"w"', dropAfter: 30_000 } });
+    const x = w({ url: `${t.server.url}/e.bin` });
     await interrupted(x, 'e.bin', 30_000);
-    server.routes.set('/e.bin', { body: v2, etag: '"b"', ignoreIfRange: true });
-    const ctx = makeCtx(ws.dir, x);
+    t.server.routes.set('/e.bin', { body: v2, etag: '"b"', ignoreIfRange: true });
+    const ctx = makeCtx(t.dir, x);
     await run(ctx);
-    expect(sha(await readFile(join(ws.dir, x.out, 'e.bin')))).toBe(sha(v2));
+    expect(sha(await readFile(join(t.dir, x.out, 'e.bin')))).toBe(sha(v2));
     expect(ctx.logs.some((l) => l.includes('its ETag changed from "a" to "b"'))).toBe(true);
 
-    const y = w({ url: `${server.url}/weak.bin` });
+    const y = w({ url: `${t.server.url}/weak.bin` });
     await interrupted(y, 'weak.bin', 30_000);
-    await run(makeCtx(ws.dir, y));
-    expect(server.hits('/weak.bin').map((h) => h.range)).toEqual([undefined, undefined]);
-    expect(await readFile(join(ws.dir, y.out, 'weak.bin'))).toEqual(v1);
+    await run(makeCtx(t.dir, y));
+    expect(t.server.hits('/weak.bin').map((h) => h.range)).toEqual([undefined, undefined]);
+    expect(await readFile(join(t.dir, y.out, 'weak.bin'))).toEqual(v1);
   });
 
   it('resumes with a strong Last-Modified when there is no ETag', async () => {
     const body = randomBytes(150_000);
     const lastModified = 'Wed, 01 Jan 2025 00:00:00 GMT';
-    server = await startServer({ '/lm.bin': { body, lastModified, dropAfter: 60_000 } });
-    const x = w({ url: `${server.url}/lm.bin`, sha256: { 'lm.bin': sha(body) } });
+    t.server = await startServer({ '/lm.bin': { body, lastModified, dropAfter: 60_000 } });
+    const x = w({ url: `${t.server.url}/lm.bin`, sha256: { 'lm.bin': sha(body) } });
     await interrupted(x, 'lm.bin', 60_000);
-    await run(makeCtx(ws.dir, x));
-    expect(server.hits('/lm.bin').at(-1)).toMatchObject({ range: 'bytes=60000-', ifRange: lastModified });
-    expect(await readFile(join(ws.dir, x.out, 'lm.bin'))).toEqual(body);
+    await run(makeCtx(t.dir, x));
+    expect(t.server.hits('/lm.bin').at(-1)).toMatchObject({ range: 'bytes=60000-', ifRange: lastModified });
+    expect(await readFile(join(t.dir, x.out, 'lm.bin'))).toEqual(body);
   });
 
   it('decides from what the first response proved (pure rules)', () => {
@@ -136,12 +114,12 @@ describe('download: Ctrl-C of pipe run keeps the part file, and the next run res
     const body = randomBytes(400_000);
     // The first request sends 150,000 bytes and then holds the connection open: the transfer is under way when
     // the test presses Ctrl-C (gated on the bytes having reached the part file, not on a sleep).
-    server = await startServer({ '/big.bin': { body, etag: '"big-1"', holdAfter: 150_000 } });
+    t.server = await startServer({ '/big.bin': { body, etag: '"big-1"', holdAfter: 150_000 } });
     const dir = await mkdtemp(join(tmpdir(), 'download-sigint-'));
     try {
       await writeFile(
         join(dir, 'pipeline.yaml'),
-        `name: dl\nstages:\n  fetch:\n    uses: download\n    with:\n      url: ${server.url}/big.bin\n      out: data/b/\n      sha256: { big.bin: ${sha(body)} }\n`,
+        `name: dl\nstages:\n  fetch:\n    uses: download\n    with:\n      url: ${t.server.url}/big.bin\n      out: data/b/\n      sha256: { big.bin: ${sha(body)} }\n`,
       );
       const parts = join(dir, '.pipe/tmp/download');
       const partSize = async (): Promise<number> => {
@@ -164,7 +142,7 @@ describe('download: Ctrl-C of pipe run keeps the part file, and the next run res
       const r2 = await second.done;
       expect(r2.code, r2.stdout + r2.stderr).toBe(0);
       expect(await readFile(join(dir, 'data/b/big.bin'))).toEqual(body);
-      expect(server.hits('/big.bin').map((h) => [h.range, h.ifRange])).toEqual([
+      expect(t.server.hits('/big.bin').map((h) => [h.range, h.ifRange])).toEqual([
         [undefined, undefined],
         ['bytes=150000-', '"big-1"'],
       ]);

@@ -99,7 +99,16 @@ export async function startServer(routes: Record<string, Route>, opts: { tls?: {
       const chunk = Buffer.alloc(64 * 1024, 7);
       while (!res.destroyed && !req.socket.destroyed) {
         count(path, chunk.length);
-        if (!res.write(chunk)) await new Promise((r) => (res.once('drain', r), res.once('close', r)));
+        if (!res.write(chunk))
+          await new Promise<void>((r) => {
+            const done = (): void => {
+              res.off('drain', done);
+              res.off('close', done);
+              r();
+            };
+            res.once('drain', done);
+            res.once('close', done);
+          });
         if (route.trickleMs) await new Promise((r) => setTimeout(r, route.trickleMs));
       }
       return;
