@@ -63,12 +63,23 @@ const fmtSize = (b: number): string => (b >= 1e9 ? `${(b / 1e9).toFixed(2)} GB` 
  */
 export function secretScrubber(secretUrl: string, label: string): (text: string) => string {
   const u = new URL(secretUrl);
+  const decoded = (s: string): string => {
+    try {
+      return decodeURIComponent(s);
+    } catch {
+      return s;
+    }
+  };
   const pieces: Array<[string, string]> = [
     [u.href, label],
     [`${u.origin}${u.pathname}`, label],
     [u.host, `<the host of ${label}>`],
     [u.hostname, `<the host of ${label}>`],
-    [decodeURIComponent(u.pathname).replace(/\/+$/, ''), `<the path of ${label}>`],
+    [u.username, '…'],
+    [u.password, '…'],
+    [decoded(u.username), '…'],
+    [decoded(u.password), '…'],
+    [decoded(u.pathname).replace(/\/+$/, ''), `<the path of ${label}>`],
     [u.pathname.replace(/\/+$/, ''), `<the path of ${label}>`],
     [u.search.slice(1), '…'],
     ...[...u.searchParams.values()].map((v): [string, string] => [v, '…']),
