@@ -35,7 +35,8 @@ export function parseRetryAfter(value: string | undefined, date: string | undefi
   const v = value?.trim();
   if (!v) return null;
   if (/^\d+$/.test(v)) return Number(v) * 1000;
-  const at = Date.parse(v);
+  // HTTP-dates are GMT; the asctime form does not say so, and Date.parse would read it as local time.
+  const at = Date.parse(/\b(GMT|UTC)\b|[+-]\d{4}$/i.test(v) ? v : `${v} GMT`);
   if (!Number.isFinite(at) || !/[a-z]/i.test(v)) return null;
   const sent = date ? Date.parse(date) : NaN;
   return Math.max(0, at - (Number.isFinite(sent) ? sent : now));

@@ -209,7 +209,7 @@ export async function attemptDownload(url: string, part: PartFile, opts: Attempt
     const deadlineTimer = setTimeout(() => {
       state.stop ??= { reason: 'deadline', message: 'time limit' };
       req.destroy(new OwnError('time limit'));
-    }, Math.max(0, opts.deadline - Date.now()));
+    }, Math.min(2 ** 31 - 1, Math.max(0, opts.deadline - Date.now()))); // setTimeout's range: about 24.8 days
     try {
       let res: IncomingMessage;
       try {

@@ -127,7 +127,7 @@ describe('download: Retry-After', () => {
     expect(parseRetryAfter('120', undefined)).toBe(120_000);
     expect(parseRetryAfter('Wed, 01 Jan 2025 00:00:30 GMT', date)).toBe(30_000);
     expect(parseRetryAfter('Wednesday, 01-Jan-25 00:00:30 GMT', date)).toBe(30_000); // RFC 850 form
-    expect(parseRetryAfter('Wed Jan  1 00:00:30 2025', 'Wed, 01 Jan 2025 00:00:00 GMT'.replace('GMT', '') + 'GMT')).toBeGreaterThanOrEqual(0);
+    expect(parseRetryAfter('Wed Jan  1 00:00:30 2025', date)).toBe(30_000); // asctime form, GMT though it does not say so
     expect(parseRetryAfter('Tue, 31 Dec 2024 23:00:00 GMT', date)).toBe(0);
     expect(parseRetryAfter('Wed, 01 Jan 2025 00:01:00 GMT', undefined, Date.parse(date))).toBe(60_000);
     expect(parseRetryAfter('soon', date)).toBeNull();
