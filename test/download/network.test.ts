@@ -157,6 +157,7 @@ describe('download: a signed base URL is never revealed (issue 11.21)', () => {
     try {
       const html = Buffer.from('<!doctype html><html><body>expired</body></html>');
       t.server = await startServer({
+        '/sas-c0ntainer-x9/fine.bin': { body: BODY },
         '/sas-c0ntainer-x9/busy.bin': { body: BODY, statuses: [500, 500, 500] },
         '/sas-c0ntainer-x9/moved.bin': { body: BODY, redirect: `${other.url}/blob-hidden-path-q7/moved.bin?sig=TOPSECRET-SIG-3` },
         '/sas-c0ntainer-x9/priv.bin': { body: BODY, auth: { user: 'u', pass: 'right' } },
@@ -170,6 +171,7 @@ describe('download: a signed base URL is never revealed (issue 11.21)', () => {
         join(dir, 'pipeline.yaml'),
         'name: secret\nstages:\n' +
           [
+            stage('fine', '      files: [{ path: fine.bin, url: fine.bin }]\n'), // succeeds: a lock entry and a run record
             stage('missing', '      files: [{ path: gone.bin, url: gone.bin }]\n'),
             stage('busy', '      files: [{ path: busy.bin, url: busy.bin }]\n'),
             stage('moved', '      files: [{ path: moved.bin, url: moved.bin }]\n'),
@@ -212,7 +214,9 @@ describe('download: a signed base URL is never revealed (issue 11.21)', () => {
         forbidden.filter((s) => text.includes(s)).map((s) => `${s} in ${where.replace(dir, '')}: …${text.slice(Math.max(0, text.indexOf(s) - 150), text.indexOf(s) + 80)}…`),
       );
       expect(found).toEqual([]);
-      expect(files.filter((f) => f.startsWith(join(dir, 'data')))).toEqual([]); // failed stages leave no outputs
+      expect(files.filter((f) => f.startsWith(join(dir, 'data')))).toEqual([join(dir, 'data/fine/fine.bin')]); // failed stages leave no outputs
+      expect(files.some((f) => f.endsWith('.lock') || f.endsWith('lock.yaml'))).toBe(true);
+      expect(files.some((f) => f.includes(join('.pipe', 'runs')))).toBe(true);
     } finally {
       await other.close();
       await rm(dir, { recursive: true, force: true });
