@@ -129,15 +129,14 @@ function fileUrl(base: string, rel: string): string {
 
 const isHttpUrl = (u: string): boolean => /^https?:\/\//i.test(u);
 
-
 const POSITIVE_FIELDS = ['timeout_s', 'max_bytes', 'max_time_s', 'max_extract_bytes', 'max_extract_ratio'] as const;
 
 export async function run(ctx: StageContext<DownloadWith>): Promise<void> {
   // A base URL from an environment variable is a secret (signed share links): messages show `$VAR/…` instead, and
   // everything this stage logs or throws passes through the scrubber as a second line of defence.
-  let scrub = (text: string): string => text;
+  const scrub = scrubberFor(ctx.with);
   try {
-    await download(ctx, (s) => (scrub = s));
+    await download(ctx, scrub);
   } catch (e) {
     if (e instanceof Error) {
       e.message = scrub(e.message);
@@ -147,10 +146,20 @@ export async function run(ctx: StageContext<DownloadWith>): Promise<void> {
   }
 }
 
-async function download(ctx: StageContext<DownloadWith>, setScrubber: (s: (text: string) => string) => void): Promise<void> {
+function scrubberFor(w: DownloadWith): (text: string) => string {
+  const secret = w.base_url_env ? process.env[w.base_url_env] : undefined;
+  if (!secret) return (text) => text;
+  const label = `$${w.base_url_env}`;
+  try {
+    return secretScrubber(secret, label);
+  } catch {
+    return (text) => text.split(secret).join(label); // not a URL (refused below): its text is still never shown
+  }
+}
+
+async function download(ctx: StageContext<DownloadWith>, scrub: (text: string) => string): Promise<void> {
   const w = ctx.with;
   const stage = ctx.stage;
-  let scrub = (text: string): string => text;
   function fail(msg: string): never {
     throw new StageError(scrub(`stage ${stage}: ${msg}`));
   }
@@ -173,10 +182,6 @@ async function download(ctx: StageContext<DownloadWith>, setScrubber: (s: (text:
     }
     if (!p || (p.protocol !== 'http:' && p.protocol !== 'https:'))
       fail(`with: ${u === base?.url ? base.label : JSON.stringify(redactUrl(u))} is not an http(s) URL.`);
-  }
-  if (base?.secret) {
-    scrub = secretScrubber(base.url, base.label);
-    setScrubber(scrub);
   }
   /** An absolute URL, or a path relative to the base URL. */
   const resolveRef = (ref: string, field: string): { url: string; display: string; secret: boolean } => {
@@ -325,7 +330,7 @@ async function download(ctx: StageContext<DownloadWith>, setScrubber: (s: (text:
         fail(`${outcome.reason} (file ${task.rel}).`);
       }
       let reason: string;
-      let delay: number;
+      let delay = backoffDelay(policy, attempt);
       if (outcome.kind === 'complete') {
         const bad = await verify(part.part);
         if (bad === null) {
@@ -347,11 +352,7 @@ async function download(ctx: StageContext<DownloadWith>, setScrubber: (s: (text:
               `(downloaded ${checksumFailures} time(s); the file was deleted).`,
           );
         reason = `sha256 ${bad} does not match ${task.sha256}`;
-        delay = backoffDelay(policy, attempt);
-      } else {
-        reason = outcome.reason;
-        delay = backoffDelay(policy, attempt);
-      }
+      } else reason = outcome.reason;
       if (attempt >= policy.retries) fail(`gave up on ${task.display} after ${attempt + 1} attempt(s): ${reason}.`);
       let why = '';
       if (outcome.kind === 'retryable' && outcome.retryAfterMs !== undefined) {
