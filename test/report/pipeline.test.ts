@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { runRecords } from '../engine/helpers.js';
 
 const PIPE = fileURLToPath(new URL('../../bin/pipe.js', import.meta.url));
 
@@ -101,6 +102,17 @@ describe('plot → report through the engine', () => {
     expect(second.code, second.out).toBe(0);
     expect(second.out).not.toMatch(/▶|will run/);
     expect(readFileSync(join(ws, 'out/report.html'), 'utf8')).toBe(before);
+
+    // Re-running the report itself on the same inputs writes the same bytes (issue 10.8): its date is the end of
+    // the newest upstream run on record, not the clock.
+    const md = readFileSync(join(ws, 'out/report.md'), 'utf8');
+    const forced = pipe(ws, 'run', 'pipeline.yaml', '--force', 'report');
+    expect(forced.code, forced.out).toBe(0);
+    expect(forced.out).toMatch(/✔ report done/);
+    expect(readFileSync(join(ws, 'out/report.html'), 'utf8')).toBe(before);
+    expect(readFileSync(join(ws, 'out/report.md'), 'utf8')).toBe(md);
+    const ends = (runRecords(ws) as Array<{ stage: string; endedAt?: string }>).filter((r) => r.stage !== 'report').map((r) => r.endedAt!).sort();
+    expect(before).toContain(`<dt>Generated</dt><dd>${ends.at(-1)} `);
 
     // Editing the spec re-renders the figure and, since its SVG changed, the report.
     writeFileSync(join(ws, 'figures/fpr.vl.json'), JSON.stringify({ ...SPEC, title: 'Retitled' }));
