@@ -192,6 +192,25 @@ stages:
     expect(s.resources).toEqual({ cpus: 4, memBytes: 2 * 1024 ** 3, gpus: 0, timeSec: 5400 });
   });
 
+  it('does not key params read only by where and how a stage runs (resources, executor, slurm, retries, watch, desc)', async () => {
+    const p = await loadOk(`
+params: {ex: slurm, gpus: 1, part: gpu, tries: 2, w: manual, what: training, lr: 0.1}
+stages:
+  s:
+    desc: \${params.what}
+    cmd: train --lr \${params.lr}
+    executor: \${params.ex}
+    resources: {gpus: \${params.gpus}}
+    slurm: {partition: \${params.part}}
+    retries: \${params.tries}
+    watch: \${params.w}
+    outs: [m]
+`);
+    const s = stage(p, 's');
+    expect(s.params).toEqual({ lr: 0.1 });
+    expect([s.executor, s.resources.gpus, s.slurm.partition, s.retries.count, s.watch, s.desc]).toEqual(['slurm', 1, 'gpu', 2, 'manual', 'training']);
+  });
+
   it('`with:` may be a whole mapping from vars or the item', async () => {
     const p = await loadOk(`
 vars:
