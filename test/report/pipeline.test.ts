@@ -22,6 +22,8 @@ printf '{"children": {"fpr": 0.304}}' > out/data/headline.json
 `;
 
 const PIPELINE = `name: mini-paper
+settings:
+  summary: [out/report.html]
 stages:
   data:
     cmd: sh make-data.sh
@@ -72,6 +74,8 @@ describe('plot → report through the engine', () => {
     const ws = miniWorkspace();
     const first = pipe(ws, 'run', 'pipeline.yaml');
     expect(first.code, first.out).toBe(0);
+    // The closing line names the pipeline's main output (settings.summary).
+    expect(first.out.trim().split('\n').slice(-2)).toEqual([expect.stringMatching(/^done: 3 ran in /), 'report: out/report.html']);
 
     const svg = readFileSync(join(ws, 'out/fig/fpr.svg'), 'utf8');
     expect(svg.match(/aria-roledescription="bar"/g)).toHaveLength(3);
@@ -101,6 +105,7 @@ describe('plot → report through the engine', () => {
     const second = pipe(ws, 'run', 'pipeline.yaml');
     expect(second.code, second.out).toBe(0);
     expect(second.out).not.toMatch(/▶|will run/);
+    expect(second.out.trim().split('\n').slice(-1)).toEqual(['report: out/report.html']);
     expect(readFileSync(join(ws, 'out/report.html'), 'utf8')).toBe(before);
 
     // Re-running the report itself on the same inputs writes the same bytes (issue 10.8): its date is the end of
@@ -127,5 +132,6 @@ describe('plot → report through the engine', () => {
     expect(r.code).not.toBe(0);
     expect(r.out).toContain("figures/fpr.vl.json:4:3: the spec is not valid JSON: expected ',' or '}' but found");
     expect(r.out).not.toMatch(/\n\s+at .*\.js:\d+/);
+    expect(r.out).not.toContain('report: out/report.html'); // the report was not made: not named
   });
 });
