@@ -126,6 +126,25 @@ describe('plot → report through the engine', () => {
     expect(readFileSync(join(ws, 'out/report.html'), 'utf8')).toContain('>Retitled</text>');
   });
 
+  it('names the report on the closing line of the live terminal view too', (ctx) => {
+    // `script` gives pipe a pseudo-terminal, so it draws the listr2 view (CI unset) as on a user's screen.
+    const script = spawnSync('sh', ['-c', 'command -v script'], { encoding: 'utf8' });
+    if (script.status !== 0) {
+      console.warn('TTY closing-line test skipped: `script` (util-linux / bsdutils) is not installed');
+      ctx.skip();
+    }
+    const ws = miniWorkspace();
+    const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1', TERM: 'xterm' };
+    delete env.CI;
+    const r = spawnSync('script', ['-qec', `${process.execPath} ${PIPE} run pipeline.yaml`, '/dev/null'], { cwd: ws, encoding: 'utf8', env, timeout: 90_000 });
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+    const lines = r.stdout.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
+    expect(lines.slice(-2)).toEqual([expect.stringMatching(/^done: 3 ran in /), 'report: out/report.html']);
+    // Drawn by the live view (cursor control, no plain "▶ stage" start lines), not by the plain renderer.
+    expect(r.stdout).toContain('\x1b[?25');
+    expect(lines.some((l) => l.startsWith('▶'))).toBe(false);
+  });
+
   it('reports a broken spec as one paragraph with file, line and column, no stack trace', () => {
     const ws = miniWorkspace('{\n  "mark": "bar",\n  "data": {"name": "fpr"}\n  "encoding": {}\n}\n');
     const r = pipe(ws, 'run', 'pipeline.yaml');
