@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -336,6 +337,10 @@ describe('report helpers', () => {
     expect(await stageError(run(reportCtx(ws, big)))).toMatch(
       /^sections\[0\] \("B"\)\.tables\[0\]: out\/eval\/big\.csv is 65\.0 MiB, over the report's 64 MiB limit for one input; summarise it/,
     );
+    // A FIFO in place of a figure is refused at once, not waited on.
+    execFileSync('mkfifo', [join(ws, 'out/eval/figures/fifo.svg')]);
+    const fifo = reportWith({ inputs: ['out/eval/'], sections: [{ title: 'F', figures: ['out/eval/figures/fifo.svg'] }] });
+    expect(await stageError(run(reportCtx(ws, fifo)))).toBe('sections[0] ("F").figures[0]: cannot read out/eval/figures/fifo.svg (not a regular file).');
   });
 
   it('treats an input ending in / as the folder it names', () => {

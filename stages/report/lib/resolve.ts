@@ -1,3 +1,4 @@
+import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
 import * as vega from 'vega';
 import { StageError, type UpstreamRun } from '../../../engine/stage-api.js';
@@ -25,9 +26,9 @@ class TooBig extends Error {
   }
 }
 
-/** A regular file's bytes, refusing one over `limit` before reading it. */
+/** A regular file's bytes, refusing one over `limit` before reading it (and a FIFO or device without blocking on it). */
 async function readBounded(path: string, limit: number): Promise<Buffer> {
-  const fh = await open(path, 'r');
+  const fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
   try {
     const st = await fh.stat();
     if (!st.isFile()) throw Object.assign(new Error('not a regular file'), { code: 'not a regular file' });
