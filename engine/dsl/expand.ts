@@ -178,6 +178,10 @@ function buildStage(m: YMap, name: string, d: StageDecl, scope: Scope, ctx: Expa
   const { bag } = ctx;
   const params: Record<string, unknown> = {};
   const sink = sinkFor(bag, name, d.name, params, ctx.varParams);
+  // Where and how a stage runs (resources, executor, slurm, retries, always_run, watch, desc) never changes what it
+  // writes, so the params those fields read are not keyed (engine/fingerprint.ts): `-S retrain.executor=slurm`
+  // sends a stage to the cluster without invalidating what a local run already computed.
+  const schedulingSink = sinkFor(bag, name, d.name);
   const err = (message: string, loc: Loc, field: string) => sink.error(message, loc, field);
   const s: StageDraft = {
     name,
@@ -290,24 +294,24 @@ function buildStage(m: YMap, name: string, d: StageDecl, scope: Scope, ctx: Expa
   }
 
   const res = val('resources');
-  if (res) resourcesField(res, s, scope, sink);
+  if (res) resourcesField(res, s, scope, schedulingSink);
 
   const ex = val('executor');
   if (ex) {
-    const v = interpolateNode(ex.value, scope, sink, 'executor');
+    const v = interpolateNode(ex.value, scope, schedulingSink, 'executor');
     if (v === 'local' || v === 'slurm') s.executor = v;
     else if (v !== undefined) err(`\`executor\` must be \`local\` or \`slurm\`, not \`${String(v)}\`${didYouMean(String(v), ['local', 'slurm'])}`, ex.value.loc, 'executor');
   }
 
   const sl = val('slurm');
   if (sl) {
-    const v = slurmOptions(sl.value, scope, sink, 'slurm');
+    const v = slurmOptions(sl.value, scope, schedulingSink, 'slurm');
     if (v) s.slurm = v;
   }
 
   const rt = val('retries');
   if (rt) {
-    const v = interpolateNode(rt.value, scope, sink, 'retries');
+    const v = interpolateNode(rt.value, scope, schedulingSink, 'retries');
     if (typeof v === 'number' && Number.isInteger(v) && v >= 0) s.retries = { count: v };
     else if (isPlainMap(v)) {
       const count = v.count ?? 0;
@@ -323,21 +327,21 @@ function buildStage(m: YMap, name: string, d: StageDecl, scope: Scope, ctx: Expa
 
   const ar = val('always_run');
   if (ar) {
-    const v = interpolateNode(ar.value, scope, sink, 'always_run');
+    const v = interpolateNode(ar.value, scope, schedulingSink, 'always_run');
     if (typeof v === 'boolean') s.alwaysRun = v;
     else if (v !== undefined) err(`\`always_run\` must be true or false, not ${typeName(v)}`, ar.value.loc, 'always_run');
   }
 
   const wt = val('watch');
   if (wt) {
-    const v = interpolateNode(wt.value, scope, sink, 'watch');
+    const v = interpolateNode(wt.value, scope, schedulingSink, 'watch');
     if (v === 'auto' || v === 'manual') s.watch = v;
     else if (v !== undefined) err(`\`watch\` must be \`auto\` or \`manual\`, not \`${String(v)}\``, wt.value.loc, 'watch');
   }
 
   const desc = val('desc');
   if (desc) {
-    const v = interpolateNode(desc.value, scope, sink, 'desc');
+    const v = interpolateNode(desc.value, scope, schedulingSink, 'desc');
     if (typeof v === 'string') s.desc = v;
     else if (v !== undefined) err(`\`desc\` must be a string, not ${typeName(v)}`, desc.value.loc, 'desc');
   }
