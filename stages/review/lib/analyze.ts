@@ -1,5 +1,5 @@
 import { breakdown, breakdownCsvRows, digitClass, digitClassLabel, MODALITY_UNITS, BREAKDOWN_TASKS, type BreakdownCell } from './breakdown.js';
-import { floatText, toCsv } from './csv.js';
+import { csvText, pandasNumber } from '../../lib/pandas-csv.js';
 import { ageDocumented, countries, modalities, summaryStatisticsAgeFields, taskCategories, AGE_LEVELS, type ShareRow } from './figures.js';
 import { isUsable, loadAll } from './load.js';
 import { pedsCsvRows, pedsDatasets, pedsFileStem } from './peds-datasets.js';
@@ -42,9 +42,9 @@ export function analyzeWorkbook(wb: Workbook, opts: AnalyzeOptions): ReviewResul
 
   // A.9 summary statistics (its rows are fixed by the authors; "Total w/o Cancer" always excludes cancer).
   const summary = summaryTable(wb, warnings);
-  files['summary_stats.csv'] = toCsv([
+  files['summary_stats.csv'] = csvText([
     [...SUMMARY_COLUMNS],
-    ...summary.map((s) => SUMMARY_COLUMNS.map((c) => (c === 'perc_children' ? floatText(s[c]) : String(s[c])))),
+    ...summary.map((s) => SUMMARY_COLUMNS.map((c) => (c === 'perc_children' ? pandasNumber(s[c], 'float') : String(s[c])))),
   ]);
 
   const rows = loadAll(wb, { excludeCancer: opts.excludeCancer }, warnings);
@@ -64,20 +64,20 @@ export function analyzeWorkbook(wb: Workbook, opts: AnalyzeOptions): ReviewResul
 
   // A.10 breakdown: the authors' two-header-row table, plus a long table for plotting.
   const cells = breakdown(rows);
-  files['breakdown_by_modality_and_task.csv'] = toCsv(breakdownCsvRows(cells));
-  files['breakdown.csv'] = toCsv(breakdownLongRows(cells));
+  files['breakdown_by_modality_and_task.csv'] = csvText(breakdownCsvRows(cells));
+  files['breakdown.csv'] = csvText(breakdownLongRows(cells));
 
   // A.11 pediatric datasets per modality.
   const pedsCounts: Record<string, number> = {};
   for (const { modality } of MODALITY_UNITS) {
     const list = pedsDatasets(rows, modality);
     pedsCounts[pedsFileStem(modality)] = list.length;
-    files[`peds_datasets/${pedsFileStem(modality)}.csv`] = toCsv(pedsCsvRows(list));
+    files[`peds_datasets/${pedsFileStem(modality)}.csv`] = csvText(pedsCsvRows(list, rows));
   }
 
   // A.11 figure data.
   const age = ageDocumented(wb);
-  files['age_documented_how.csv'] = toCsv([
+  files['age_documented_how.csv'] = csvText([
     ['category', 'category_order', 'level', 'level_order', 'color', 'count', 'total', 'percent', 'start', 'end'],
     ...age.rows.map((r) => [
       r.category, String(r.category_order), r.level, String(r.level_order),
@@ -91,7 +91,7 @@ export function analyzeWorkbook(wb: Workbook, opts: AnalyzeOptions): ReviewResul
   }
   const c = countries(rows, opts.topCountries);
   const countryCsv = (list: typeof c.top) =>
-    toCsv([
+    csvText([
       ['country', 'group', 'percent', 'patients', 'rank'],
       ...list.map((r) => [r.country, r.group, String(r.percent), String(r.patients), String(r.rank)]),
     ]);
@@ -137,7 +137,7 @@ export function analyzeWorkbook(wb: Workbook, opts: AnalyzeOptions): ReviewResul
 }
 
 function shareCsv(labelColumn: string, rows: readonly ShareRow[]): string {
-  return toCsv([
+  return csvText([
     [labelColumn, 'count', 'total', 'percent', 'rank'],
     ...rows.map((r) => [r.label, String(r.count), String(r.total), String(r.percent), String(r.rank)]),
   ]);

@@ -1,6 +1,6 @@
 import { str } from './cells.js';
 import { isUsable, rawRows, type Category } from './load.js';
-import { pyRound } from './python.js';
+import { pyRound } from '../../lib/pynum.js';
 import { COL } from './sheets.js';
 import { datasetCountries } from './sources.js';
 import type { Dataset, Workbook } from './types.js';
