@@ -10,6 +10,8 @@ import { npRound, pyFloatRepr, pyFloorDiv, pyRound } from '../../stages/lib/pynu
 import { imputeSampleSize, parseSampleSize } from '../../stages/review/lib/sample-size.js';
 import { firstParenCountry, institutionOf, lastParenCountry } from '../../stages/review/lib/sources.js';
 import { digitClass, digitClassLabel } from '../../stages/review/lib/breakdown.js';
+import { pedsDatasets } from '../../stages/review/lib/peds-datasets.js';
+import type { Dataset } from '../../stages/review/lib/types.js';
 
 describe('sample size (A.3)', () => {
   test('sums each kind over its lines, commas removed', () => {
@@ -134,6 +136,13 @@ describe('sources (A.8 vs A.11)', () => {
     expect(firstParenCountry('No country here')).toBeNull();
     expect(institutionOf('No country here')).toBe('No country here');
   });
+  test('exactly the authors\' string splits: institution stops at ")", the figure\'s country is not trimmed', () => {
+    // extract_from_multi_str: line.split("(")[0].split(")")[0].strip()
+    expect(institutionOf('Lab B) Site C (USA)')).toBe('Lab B');
+    // plot_countries: line.split("(")[-1].split(")")[0], no strip; a line without "(" is its own "country".
+    expect(lastParenCountry('Hospital ( USA)')).toBe(' USA');
+    expect(lastParenCountry('Stanford University')).toBe('Stanford University');
+  });
 });
 
 describe('Python number semantics', () => {
@@ -187,5 +196,20 @@ describe('Python number semantics', () => {
     expect([0, 4, 17, 751, 7520, 27500, 959482].map(digitClass)).toEqual([0, 1, 2, 3, 4, 5, 6]);
     expect(digitClassLabel(0)).toBe('0');
     expect(digitClassLabel(6)).toBe('[10^5,10^6)');
+  });
+});
+
+describe('peds_datasets Percentage Overall (A.11)', () => {
+  const dataset = (name: string, sequences: number, ctShare: number): Dataset => ({
+    category: 'challenges', sheet: 'Challenges', excelRow: 2, cells: { 'Dataset Name': name, 'Imaging Modality(ies)': 'CT, MRI' },
+    numPatients: sequences, numSequences: sequences, numImages: null, imputedNumPatients: false,
+    containsChildren: 'Peds Only', propAdult: 0, modalityShares: { CT: ctShare, MRI: 1 - ctShare },
+  });
+  test('is pandas Series.round(2) (numpy rounding), not Python round: 0.015 % → 0.02', () => {
+    // Values checked with pandas 1.5: (100 * pts / pts.sum()).astype(float).round(2) → [0.02, 99.98].
+    const list = pedsDatasets([dataset('small', 3, 0.005), dataset('large', 99985, 0.001)], 'CT');
+    expect(list.map((r) => [r.dataset.cells['Dataset Name'], r.pedsSampleSize, r.percentageOverall])).toEqual([
+      ['large', 99.985, 99.98], ['small', 0.015, 0.02],
+    ]);
   });
 });

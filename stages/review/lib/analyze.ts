@@ -2,6 +2,7 @@ import { breakdown, breakdownCsvRows, digitClass, digitClassLabel, MODALITY_UNIT
 import { csvText, pandasNumber } from '../../lib/pandas-csv.js';
 import { ageDocumented, countries, modalities, summaryStatisticsAgeFields, taskCategories, AGE_LEVELS, type ShareRow } from './figures.js';
 import { isUsable, loadAll } from './load.js';
+import { countryLinesWithoutParen } from './sources.js';
 import { pedsCsvRows, pedsDatasets, pedsFileStem } from './peds-datasets.js';
 import { describePapers, describeRepackaging } from './printed.js';
 import { containsChildrenCounts } from './summary.js';
@@ -90,6 +91,13 @@ export function analyzeWorkbook(wb: Workbook, opts: AnalyzeOptions): ReviewResul
       message: `${n} row(s) have the level "${level}", which is none of the five the figure shows` });
   }
   const c = countries(rows, opts.topCountries);
+  for (const d of usable) {
+    for (const line of countryLinesWithoutParen(d)) {
+      warnings.add({ kind: 'source_line_without_country', sheet: d.sheet, row: d.excelRow, column: 'Source / Institutions (Location)',
+        message: `the line ${JSON.stringify(line)} has no "(country)"; the country figure counts it as a country of its ` +
+          'own, as the authors\' plot_countries does (the summary statistics skip it)' });
+    }
+  }
   const countryCsv = (list: typeof c.top) =>
     csvText([
       ['country', 'group', 'percent', 'patients', 'rank'],
