@@ -2,6 +2,7 @@
  * The row filters applied when predictions are loaded (`filter_metadata`, METHODS B.2), and the rows that survive
  * as plain arrays in file order (the bootstrap resamples bins in that order).
  */
+import { StageError } from '../../../engine/stage-api.js';
 import { parseAgeString } from './age.js';
 import type { Predictions } from './predictions.js';
 
@@ -48,6 +49,18 @@ export function keepRow(dset: string, split: string, age: number, hasFinding: nu
  * (e.g. a predictions.csv without metadata columns).
  */
 export function filterPredictions(p: Predictions, fallback: { dset?: string; split?: string } = {}): EvalRows {
+  // A file whose own dset/split columns say otherwise than the stage asked for is the wrong file: its rows would be
+  // filtered and binned as what it says it is, and reported as what was asked.
+  for (const key of ['dset', 'split'] as const) {
+    const mine = p[key];
+    const asked = fallback[key];
+    if (mine !== undefined && asked !== undefined && mine !== asked) {
+      throw new StageError(
+        `Predictions CSV ${p.file}: its ${key} column says "${mine}" but the stage reads it as ${key} "${asked}"; point the ` +
+          `stage at the ${asked} predictions (or correct the stage's with.${key === 'dset' ? 'model / eval_set' : 'split'}).`,
+      );
+    }
+  }
   const dset = p.dset ?? fallback.dset ?? '';
   const split = p.split ?? fallback.split ?? '';
   const ages = agesOf(p);
