@@ -289,3 +289,18 @@ describe('predictions that would be quietly misread are refused (issue 16, same 
     await expect(fpr('preds/mis/cell.csv')).rejects.toThrow(`Predictions CSV preds/mis/cell.csv, line 2, column "${column}" (${header.indexOf(column) + 1}): "${value}" ${problem}`);
   });
 });
+
+describe('calibration rows with a finding and an uncertain label (the authors count them as negatives)', () => {
+  it.each([['-1', '"-1"'], ['', 'missing']])('Cardiomegaly %j is refused, naming the line', async (label, shown) => {
+    const header = ['dset', 'split', 'image_id', 'age_years', 'Has Finding', 'Cardiomegaly', 'pred', 'prob', 'out', 'loss', 'class_probs'];
+    writePreds('preds/uncertain/toy/test_adult_calib.csv', header, [
+      ['toy', 'test_adult_calib', 'a', 50, 1, 1, 0, 0.5, 0, 0, probs(0.9)],
+      ['toy', 'test_adult_calib', 'b', 50, 0, 0, 0, 0.5, 0, 0, probs(0.1)],
+      ['toy', 'test_adult_calib', 'c', 50, 1, label, 0, 0.5, 0, 0, probs(0.95)],
+      ['toy', 'test_adult_calib', 'd', 50, 1, 0, 0, 0.5, 0, 0, probs(0.95)], // another finding: dropped, as B.2 says
+    ]);
+    await expect(runThreshold(makeCtx(ws, 'eval-threshold@toy', {
+      model: 'toy', calib: 'preds/uncertain/toy/', split: 'test_adult_calib', method: 'youden' as const, auroc_sets: [], out: 'out/unc.json',
+    }))).rejects.toThrow(`Predictions CSV preds/uncertain/toy/test_adult_calib.csv, line 4, column "Cardiomegaly": a calibration row with a finding has the label ${shown}`);
+  });
+});

@@ -40,7 +40,8 @@ export function keepRow(dset: string, split: string, age: number, hasFinding: nu
   if (dset === 'vindr_pcxr' && !(hasAge && healthy && Math.trunc(age) <= 10)) return false;
   if (split.includes('test_peds')) return healthy && hasAge;
   if (split === 'test_healthy_adult') return hasAge;
-  if (split === 'test_adult_calib') return healthy || cardiomegaly === 1;
+  // (~Has Finding.astype(bool)) | Cardiomegaly.astype(bool): −1 and missing labels are truthy (see filterPredictions).
+  if (split === 'test_adult_calib') return healthy || Number.isNaN(cardiomegaly) || cardiomegaly !== 0;
   return true;
 }
 
@@ -66,7 +67,18 @@ export function filterPredictions(p: Predictions, fallback: { dset?: string; spl
   const ages = agesOf(p);
   const keep: number[] = [];
   for (let i = 0; i < p.n; i++) {
-    if (keepRow(dset, split, ages[i]!, p.hasFinding[i]!, p.cardiomegaly[i]!)) keep.push(i);
+    if (!keepRow(dset, split, ages[i]!, p.hasFinding[i]!, p.cardiomegaly[i]!)) continue;
+    const cm = p.cardiomegaly[i]!;
+    if (split === 'test_adult_calib' && p.hasFinding[i] !== 0 && cm !== 1) {
+      // The authors' filter keeps a row with a finding and an uncertain or missing Cardiomegaly label (astype(bool)),
+      // and their threshold then counts it as a negative: a wrong calibration that looks right. Refused instead.
+      throw new StageError(
+        `Predictions CSV ${p.file}, line ${i + 2}, column "Cardiomegaly": a calibration row with a finding has the label ` +
+          `${Number.isNaN(cm) ? 'missing' : JSON.stringify(String(cm))}; the threshold needs 1 or 0 there (the authors' ` +
+          'filter would keep it and count it as a negative). Give the row its label or leave it out.',
+      );
+    }
+    keep.push(i);
   }
   const n = keep.length;
   const rows: EvalRows = {
