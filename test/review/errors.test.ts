@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { StageError } from '../../engine/stage-api.js';
 import { analyzeWorkbook } from '../../stages/review/lib/analyze.js';
-import { readWorkbook } from '../../stages/review/lib/workbook.js';
+import { mangleDuplicateColumns, readWorkbook } from '../../stages/review/lib/workbook.js';
 import { csvRecords } from './helpers.js';
 import { miniSheets, writeWorkbook, type SheetData } from './mini-workbook.js';
 
@@ -177,5 +177,20 @@ describe('the authors\' rules where METHODS is silent or says otherwise', () => 
     // Python's round(100 * 23 / 80, 1) would give 28.8; pandas multiplies the share and rounds with numpy.
     expect(rows.find((x) => x.level === 'Patient-Level')!.percent).toBe('28.7');
     expect(rows.find((x) => x.level === 'Summary Statistics')!.percent).toBe('71.2');
+  });
+});
+
+describe('a header with a repeated column name', () => {
+  test('is de-duplicated as pandas does: the first "Sample Size" is the one read, the second is "Sample Size.1"', async () => {
+    const r = await analyze(edit((s) => {
+      const c = sheet(s, 'Challenges');
+      c.columns = [...c.columns, 'Sample Size (again)'];
+      c.header = [...c.columns.slice(0, -1), 'Sample Size'];
+      for (const row of c.rows) row['Sample Size (again)'] = 'Patients: 999,999';
+    }));
+    expect(r.totals.patients).toBe(2450); // as without the second column (the later one won before)
+  });
+  test('mangling follows pandas (values printed by pandas 1.5 read_csv)', () => {
+    expect(mangleDuplicateColumns(['a', 'b', 'a', 'a.1', 'a'])).toEqual(['a', 'b', 'a.2', 'a.1', 'a.3']);
   });
 });

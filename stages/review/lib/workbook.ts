@@ -66,16 +66,41 @@ function limitText(limit: keyof XlsxLimits, value: number): string {
   }
 }
 
+/**
+ * pandas' header de-duplication (python parser, `mangle_dupe_cols`): a repeated name becomes "name.1", "name.2"…,
+ * skipping names the header already has — so the first "Sample Size" stays "Sample Size", as the authors read it.
+ */
+export function mangleDuplicateColumns(names: readonly string[]): string[] {
+  const out = [...names];
+  const counts = new Map<string, number>();
+  for (let i = 0; i < out.length; i++) {
+    const old = out[i]!;
+    let col = old;
+    let cur = counts.get(col) ?? 0;
+    if (cur > 0) {
+      while (cur > 0) {
+        counts.set(old, cur + 1);
+        col = `${old}.${cur}`;
+        cur = out.includes(col) ? cur + 1 : (counts.get(col) ?? 0);
+      }
+      out[i] = col;
+    }
+    counts.set(col, cur + 1);
+  }
+  return out;
+}
+
 function readSheet(raw: RawSheet, index: number): Sheet {
-  const columns: string[] = [];
+  const names: string[] = [];
   const columnNumbers: number[] = [];
   const header = raw.rows.get(1) ?? new Map();
   for (const col of [...header.keys()].sort((a, b) => a - b)) {
     const name = toCell(header.get(col));
     if (name === null) continue;
-    columns.push(String(name));
+    names.push(String(name));
     columnNumbers.push(col);
   }
+  const columns = mangleDuplicateColumns(names);
   const rows: SheetRow[] = [];
   for (const rowNumber of [...raw.rows.keys()].sort((a, b) => a - b)) {
     if (rowNumber === 1) continue;
