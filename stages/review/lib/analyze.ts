@@ -45,7 +45,7 @@ export function analyzeWorkbook(wb: Workbook, opts: AnalyzeOptions): ReviewResul
   const summary = summaryTable(wb, warnings);
   files['summary_stats.csv'] = csvText([
     [...SUMMARY_COLUMNS],
-    ...summary.map((s) => SUMMARY_COLUMNS.map((c) => (c === 'perc_children' ? pandasNumber(s[c], 'float') : String(s[c])))),
+    ...summary.map((s) => SUMMARY_COLUMNS.map((c) => (c === 'index' ? s[c] : pandasNumber(s[c], c === 'perc_children' ? 'float' : 'int')))),
   ]);
 
   const rows = loadAll(wb, { excludeCancer: opts.excludeCancer }, warnings);
@@ -81,9 +81,9 @@ export function analyzeWorkbook(wb: Workbook, opts: AnalyzeOptions): ReviewResul
   files['age_documented_how.csv'] = csvText([
     ['category', 'category_order', 'level', 'level_order', 'color', 'count', 'total', 'percent', 'start', 'end'],
     ...age.rows.map((r) => [
-      r.category, String(r.category_order), r.level, String(r.level_order),
-      AGE_LEVELS[r.level_order]!.color, String(r.count), String(r.total), String(r.percent), String(r.start),
-      String(r.end),
+      r.category, pandasNumber(r.category_order), r.level, pandasNumber(r.level_order),
+      AGE_LEVELS[r.level_order]!.color, pandasNumber(r.count), pandasNumber(r.total), pandasNumber(r.percent),
+      pandasNumber(r.start), pandasNumber(r.end),
     ]),
   ]);
   for (const [level, n] of Object.entries(age.otherLevels)) {
@@ -101,7 +101,7 @@ export function analyzeWorkbook(wb: Workbook, opts: AnalyzeOptions): ReviewResul
   const countryCsv = (list: typeof c.top) =>
     csvText([
       ['country', 'group', 'percent', 'patients', 'rank'],
-      ...list.map((r) => [r.country, r.group, String(r.percent), String(r.patients), String(r.rank)]),
+      ...list.map((r) => [r.country, r.group, pandasNumber(r.percent), pandasNumber(r.patients), pandasNumber(r.rank)]),
     ]);
   files['countries.csv'] = countryCsv(c.top);
   files['countries_all.csv'] = countryCsv(c.all);
@@ -147,7 +147,7 @@ export function analyzeWorkbook(wb: Workbook, opts: AnalyzeOptions): ReviewResul
 function shareCsv(labelColumn: string, rows: readonly ShareRow[]): string {
   return csvText([
     [labelColumn, 'count', 'total', 'percent', 'rank'],
-    ...rows.map((r) => [r.label, String(r.count), String(r.total), String(r.percent), String(r.rank)]),
+    ...rows.map((r) => [r.label, pandasNumber(r.count), pandasNumber(r.total), pandasNumber(r.percent), pandasNumber(r.rank)]),
   ]);
 }
 
@@ -160,9 +160,9 @@ function breakdownLongRows(cells: readonly BreakdownCell[]): string[][] {
     ...cells.map((cell) => {
       const columnOrder = taskOrder.indexOf(cell.task) * 2 + (cell.type === 'Adult' ? 0 : 1);
       return [
-        cell.modality, String(modalityOrder.indexOf(cell.modality)), cell.task, cell.type,
-        `${cell.task} (${cell.type})`, String(columnOrder), String(cell.count), cell.count.toLocaleString('en-US'),
-        String(digitClass(cell.count)), digitClassLabel(digitClass(cell.count)),
+        cell.modality, pandasNumber(modalityOrder.indexOf(cell.modality)), cell.task, cell.type,
+        `${cell.task} (${cell.type})`, pandasNumber(columnOrder), pandasNumber(cell.count, 'int'),
+        cell.count.toLocaleString('en-US'), pandasNumber(digitClass(cell.count)), digitClassLabel(digitClass(cell.count)),
       ];
     }),
   ];

@@ -1,3 +1,4 @@
+import { pandasNumber } from '../../lib/pandas-csv.js';
 import { str } from './cells.js';
 import { isUsable } from './load.js';
 import { modalityShare, modalityTokens } from './modality-shares.js';
@@ -120,7 +121,7 @@ export function breakdownCsvRows(cells: readonly BreakdownCell[]): string[][] {
     ...BREAKDOWN_TASKS.flatMap((task) =>
       SIDES.map((side) => {
         const c = cells.find((x) => x.modality === modality && x.task === task.label && x.type === side);
-        return String(c?.count ?? 0);
+        return pandasNumber(c?.count ?? 0, 'int');
       }),
     ),
   ]);
