@@ -29,6 +29,29 @@ export function pandasCell(v: unknown): string {
   return String(v);
 }
 
+/** Strings pandas' `read_csv` / `read_excel` read as NaN by default (`na_values`). */
+export const PANDAS_NA_STRINGS: ReadonlySet<string> = new Set([
+  '', '#N/A', '#N/A N/A', '#NA', '-1.#IND', '-1.#QNAN', '-NaN', '-nan', '1.#IND', '1.#QNAN', '<NA>', 'N/A', 'NA',
+  'NULL', 'NaN', 'None', 'n/a', 'nan', 'null',
+]);
+
+const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+
+/**
+ * A numeric CSV cell as pandas reads it: NaN for a missing value, 1/0 for its booleans (True/TRUE/true…), the number
+ * for decimal text; undefined for anything else (text, hex, "Infinity", a value that overflows) — which a reader must
+ * refuse rather than take as missing.
+ */
+export function parsePandasNumber(text: string | undefined): number | undefined {
+  const t = (text ?? '').trim();
+  if (PANDAS_NA_STRINGS.has(t)) return NaN;
+  if (t === 'True' || t === 'TRUE' || t === 'true') return 1;
+  if (t === 'False' || t === 'FALSE' || t === 'false') return 0;
+  if (!DECIMAL.test(t)) return undefined;
+  const v = Number(t);
+  return Number.isFinite(v) ? v : undefined;
+}
+
 /** Rows of already-formatted cells (header first) → CSV text with "\n" line ends and a final newline. */
 export function csvText(rows: ReadonlyArray<ReadonlyArray<string>>): string {
   return stringify(rows as string[][], { record_delimiter: '\n', eof: true });

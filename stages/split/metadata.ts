@@ -6,13 +6,11 @@
  * and value: never merged, never silently read as missing.
  */
 import { parse } from 'csv-parse/sync';
+import { parsePandasNumber } from '../lib/pandas-csv.js';
 import { CHEXBERT_FINDINGS, DATASET_RULES, type MetaRow } from './recipe.js';
 
 export type Row = Record<string, string>;
 
-/** Strings pandas' `read_csv` reads as NaN by default. */
-const NA = new Set(['', '#N/A', '#N/A N/A', '#NA', '-1.#IND', '-1.#QNAN', '-NaN', '-nan', '1.#IND', '1.#QNAN', '<NA>', 'N/A', 'NA', 'NULL', 'NaN', 'None', 'n/a', 'nan', 'null']);
-const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
 
 export class MetadataError extends Error {}
 
@@ -79,13 +77,9 @@ export function parseMetadata(text: string | Buffer, shown: string, dataset?: st
 
     const num = (column: string, allowed?: readonly number[]): number => {
       const raw = (row[column] ?? '').trim();
-      if (NA.has(raw)) return NaN;
-      let v: number;
-      if (raw === 'True' || raw === 'False') v = raw === 'True' ? 1 : 0; // pandas' default true/false values
-      else if (NUMBER.test(raw)) v = Number(raw);
-      else throw at(column, raw, 'is not a number (an empty cell means missing).');
-      if (!Number.isFinite(v)) throw at(column, raw, 'is not a finite number.');
-      if (allowed && !allowed.includes(v)) throw at(column, raw, `is not one of ${allowed.join(', ')} (or empty).`);
+      const v = parsePandasNumber(raw);
+      if (v === undefined) throw at(column, raw, 'is not a number (an empty cell means missing).');
+      if (allowed && !Number.isNaN(v) && !allowed.includes(v)) throw at(column, raw, `is not one of ${allowed.join(', ')} (or empty).`);
       return v;
     };
     const age = has('age_years') ? num('age_years') : NaN;

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { parse } from 'csv-parse/sync';
 import { StageError } from '../../../engine/stage-api.js';
+import { parsePandasNumber } from '../../lib/pandas-csv.js';
 
 export interface Predictions {
   /** Path as given (for messages). */
@@ -62,21 +63,8 @@ function readText(abs: string, shown: string): string {
   }
 }
 
-/** Strings pandas' `read_csv` reads as NaN by default. */
-const NA = new Set(['', '#N/A', '#N/A N/A', '#NA', '-1.#IND', '-1.#QNAN', '-NaN', '-nan', '1.#IND', '1.#QNAN', '<NA>', 'N/A', 'NA', 'NULL', 'NaN', 'None', 'n/a', 'nan', 'null']);
 /** A decimal number as Python writes one (no hex, no "Infinity"). */
 const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
-
-/** A cell as pandas reads it: a finite number, True/False, or missing (NaN); undefined for anything else. */
-function num(text: string | undefined): number | undefined {
-  const t = (text ?? '').trim();
-  if (NA.has(t)) return NaN;
-  if (t === 'True' || t === 'true') return 1;
-  if (t === 'False' || t === 'false') return 0;
-  if (!NUMBER.test(t)) return undefined;
-  const v = Number(t);
-  return Number.isFinite(v) ? v : undefined;
-}
 
 /**
  * Parse `"[0.795, 0.205]"` (the authors' JSON list); undefined if it is not a list of two numbers. NaN and infinities
@@ -186,7 +174,7 @@ export function loadPredictions(abs: string, shown = abs): Predictions {
     out.pNeg[r] = probs[0];
     out.pPos[r] = probs[1];
     const cell = (i: number, name: string, what: string): number => {
-      const v = num(row[i]);
+      const v = parsePandasNumber(row[i]);
       if (v === undefined) {
         throw new StageError(
           `Predictions CSV ${shown}, line ${line}, column "${name}" (${i + 1}): "${row[i]}" is not ${what} (an empty cell means missing).`,

@@ -1,16 +1,11 @@
+import { PANDAS_NA_STRINGS } from '../../lib/pandas-csv.js';
 import type { Cell } from './types.js';
 import type { RawCell } from './xlsx.js';
 
 /**
- * Strings pandas' `read_excel` turns into NaN by default (its `na_values`). The authors' code relies on this: a
- * demographics cell that reads "N/A" is missing, not a line without ": ".
+ * A cell as read from the .xlsx (lib/xlsx.ts) → what pandas would hold: its NA strings and NaN missing, dates as text.
+ * The authors' code relies on this: a demographics cell that reads "N/A" is missing, not a line without ": ".
  */
-export const PANDAS_NA_STRINGS: ReadonlySet<string> = new Set([
-  '', '#N/A', '#N/A N/A', '#NA', '-1.#IND', '-1.#QNAN', '-NaN', '-nan', '1.#IND', '1.#QNAN', '<NA>', 'N/A', 'NA',
-  'NULL', 'NaN', 'None', 'n/a', 'nan', 'null',
-]);
-
-/** A cell as read from the .xlsx (lib/xlsx.ts) → what pandas would hold: NA strings and NaN missing, dates as text. */
 export function toCell(value: RawCell | undefined): Cell {
   if (value === null || value === undefined) return null;
   if (typeof value === 'string') return PANDAS_NA_STRINGS.has(value) ? null : value;
