@@ -103,5 +103,7 @@ export interface Pipeline {
     restore: Array<'reflink' | 'hardlink' | 'copy'>;
     executor: 'local' | 'slurm';
     slurm: SlurmOptions;
+    /** The pipeline's main outputs (workspace-relative), named on a run's closing line. Each is an out of a stage. */
+    summary: string[];
   };
 }

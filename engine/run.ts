@@ -415,6 +415,7 @@ export async function runStages(opts: RunOptions): Promise<RunSummary> {
         ...(s?.uses ? { uses: s.uses } : {}),
         ...(s?.cmd ? { cmd: s.cmd } : {}),
         ...(rec.extra ? { extra: rec.extra } : {}),
+        endedAt: rec.endedAt,
       });
     }
     return runs;

@@ -56,6 +56,10 @@ export async function main(specFile: string): Promise<number> {
   const modPath = join(stagesRoot, ...spec.kind.split('/'), 'run.js');
   const extra: Record<string, unknown> = {};
   mkdirSync(spec.tmpDir, { recursive: true });
+  // Locally the engine granted the GPUs; on SLURM the allocation did, and slurmd exported CUDA_VISIBLE_DEVICES.
+  const visible = process.env.CUDA_VISIBLE_DEVICES;
+  const gpuIds = spec.resources.gpuIds.length > 0 || spec.resources.gpus === 0 ? spec.resources.gpuIds : (visible ?? '').split(',').filter((g) => g !== '');
+  if (spec.resources.gpus > 0) send({ type: 'log', message: `GPUs: CUDA_VISIBLE_DEVICES=${visible ?? '(not set)'}` });
   const ctx: StageContext = {
     stage: spec.stage,
     workspace: spec.workspace,
@@ -67,7 +71,7 @@ export async function main(specFile: string): Promise<number> {
     pipeline: spec.pipeline,
     resolve: (rel) => (isAbsolute(rel) ? rel : resolve(spec.workspace, rel)),
     tmpDir: spec.tmpDir,
-    resources: spec.resources,
+    resources: { ...spec.resources, gpuIds },
     signal: controller.signal,
     log: (message) => send({ type: 'log', message: String(message) }),
     progress: (update) => send({ type: 'progress', ...update }),

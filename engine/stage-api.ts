@@ -76,6 +76,8 @@ export interface UpstreamRun {
   cmd?: string;
   /** Extra provenance the stage recorded (ctx.record), e.g. `{ backend: 'wasm' }`. */
   extra?: Record<string, unknown>;
+  /** When the recorded run ended (ISO 8601): a date derived from inputs, not the clock (the report's "generated"). */
+  endedAt?: string;
 }
 
 export interface StageContext<W = Record<string, unknown>> {

@@ -5,7 +5,7 @@ import { openWorkspace, pipeDirOf } from '../workspace.js';
 import { ExitError, UsageError } from './errors.js';
 import { matcher } from '../glob.js';
 import { loadAll, selectStages } from './load.js';
-import { executorChooser, machineFor, openOutput } from './session.js';
+import { executorChooser, machineFor, openOutput, summaryOutputs } from './session.js';
 import { printPlan } from './status.js';
 import { pipeVersion } from './version.js';
 
@@ -52,7 +52,7 @@ export async function runCommand(file: string, targets: string[], opts: RunComma
     return 0;
   }
 
-  const out = await openOutput(opts, true);
+  const out = await openOutput(opts, true, summaryOutputs(loaded.pipeline, selected));
   if (loaded.warnings.length > 0) out.bus.emit({ type: 'diagnostics', formatted: loaded.warnings, diagnostics: [] });
   const lock = workspaceLock(pipeDirOf(loaded.pipeline), `pipe run ${process.argv.slice(3).join(' ')}`.trim());
   const controller = new AbortController();

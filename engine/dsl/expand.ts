@@ -238,6 +238,10 @@ function withFieldsOf(m: YMap): StageDraft['withFields'] {
 /** Build one stage from a (template) mapping in a scope. */
 function buildStage(m: YMap, name: string, d: StageDecl, scope: Scope, ctx: ExpandContext): StageDraft {
   const sink = new StageSink(ctx.bag, name, d.name, true, ctx.varParams);
+  // Where and how a stage runs (resources, executor, slurm, retries, always_run, watch, desc) never changes what it
+  // writes, so the params those fields read are not keyed (engine/fingerprint.ts): `-S retrain.executor=slurm`
+  // sends a stage to the cluster without invalidating what a local run already computed.
+  const schedulingSink = new StageSink(ctx.bag, name, d.name);
   const s: StageDraft = {
     name,
     declaredAs: d.name,
@@ -350,24 +354,24 @@ function buildStage(m: YMap, name: string, d: StageDecl, scope: Scope, ctx: Expa
   }
 
   const res = by.get('resources');
-  if (res) resourcesField(res, s, scope, sink);
+  if (res) resourcesField(res, s, scope, schedulingSink);
 
   const ex = by.get('executor');
   if (ex) {
-    const v = interpolateNode(ex.value, scope, sink, 'executor');
+    const v = interpolateNode(ex.value, scope, schedulingSink, 'executor');
     if (v === 'local' || v === 'slurm') s.executor = v;
     else if (v !== undefined) sink.error(`\`executor\` must be \`local\` or \`slurm\`, not \`${String(v)}\`${didYouMean(String(v), ['local', 'slurm'])}`, ex.value.loc, 'executor');
   }
 
   const sl = by.get('slurm');
   if (sl) {
-    const v = slurmOptions(sl.value, scope, sink, 'slurm');
+    const v = slurmOptions(sl.value, scope, schedulingSink, 'slurm');
     if (v) s.slurm = v;
   }
 
   const rt = by.get('retries');
   if (rt) {
-    const v = interpolateNode(rt.value, scope, sink, 'retries');
+    const v = interpolateNode(rt.value, scope, schedulingSink, 'retries');
     if (typeof v === 'number' && Number.isInteger(v) && v >= 0) s.retries = { count: v };
     else if (isPlainMap(v)) {
       const count = v.count ?? 0;
@@ -383,21 +387,21 @@ function buildStage(m: YMap, name: string, d: StageDecl, scope: Scope, ctx: Expa
 
   const ar = by.get('always_run');
   if (ar) {
-    const v = interpolateNode(ar.value, scope, sink, 'always_run');
+    const v = interpolateNode(ar.value, scope, schedulingSink, 'always_run');
     if (typeof v === 'boolean') s.alwaysRun = v;
     else if (v !== undefined) sink.error(`\`always_run\` must be true or false, not ${typeName(v)}`, ar.value.loc, 'always_run');
   }
 
   const wt = by.get('watch');
   if (wt) {
-    const v = interpolateNode(wt.value, scope, sink, 'watch');
+    const v = interpolateNode(wt.value, scope, schedulingSink, 'watch');
     if (v === 'auto' || v === 'manual') s.watch = v;
     else if (v !== undefined) sink.error(`\`watch\` must be \`auto\` or \`manual\`, not \`${String(v)}\``, wt.value.loc, 'watch');
   }
 
   const desc = by.get('desc');
   if (desc) {
-    const v = interpolateNode(desc.value, scope, sink, 'desc');
+    const v = interpolateNode(desc.value, scope, schedulingSink, 'desc');
     if (typeof v === 'string') s.desc = v;
     else if (v !== undefined) sink.error(`\`desc\` must be a string, not ${typeName(v)}`, desc.value.loc, 'desc');
   }

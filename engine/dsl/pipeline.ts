@@ -7,6 +7,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Pipeline, SlurmOptions, SourceSpan, StageSpec } from '../model.js';
+import { normalisePath } from './paths.js';
 import { err, ok, type Result } from '../result.js';
 import type { Resources, StageManifest } from '../stage-api.js';
 import { DiagnosticBag, didYouMean, displayPath, sortDiagnostics, type Diagnostic } from './diagnostics.js';
@@ -98,7 +99,7 @@ export async function loadPipeline(file: string, opts: LoadOptions): Promise<Res
   const { vars, varParams } = resolveVars(units, params, topSink, bag);
   const scope: Scope = { params, vars };
 
-  const settings = readSettings(root, workdir, scope, topSink, bag);
+  const { settings, summarySpans } = readSettings(root, workdir, scope, topSink, bag);
 
   const decls = collectStageDecls(units, bag);
   const fields = new Map<SourceSpan, string>();
@@ -144,6 +145,7 @@ export async function loadPipeline(file: string, opts: LoadOptions): Promise<Res
 
   const pipeline: Pipeline = { file: abs, workdir, name, params, vars, stages, sourceFiles, settings };
   validatePipeline(pipeline, bag, opts.fileExists ?? existsSync, fields);
+  checkSummary(settings.summary, summarySpans, stages, bag);
   if (bag.hasErrors) return done();
   warningsOf.set(pipeline, sortDiagnostics(bag.items, fileOrder));
   return ok(pipeline);
@@ -218,18 +220,40 @@ function scalarString(m: YMap, key: string, bag: DiagnosticBag): string | undefi
   return undefined;
 }
 
-function readSettings(root: YMap, workdir: string, scope: Scope, sink: Sink, bag: DiagnosticBag): Pipeline['settings'] {
+/** A `settings.summary` path must be what some stage writes: an out, or a file under a directory out. */
+function checkSummary(summary: string[], spans: SourceSpan[], stages: StageSpec[], bag: DiagnosticBag): void {
+  summary.forEach((p, i) => {
+    const producer = stages.some((s) => s.outs.some((o) => o.path === p || (o.path.endsWith('/') && p.startsWith(o.path))));
+    if (!producer) {
+      bag.error(
+        `\`settings.summary\` names \`${p}\`, which no stage writes; list outputs of stages (their \`outs\` or \`with:\` out fields)`,
+        spans[i],
+        { field: 'settings.summary' },
+      );
+    }
+  });
+}
+
+function readSettings(
+  root: YMap,
+  workdir: string,
+  scope: Scope,
+  sink: Sink,
+  bag: DiagnosticBag,
+): { settings: Pipeline['settings']; summarySpans: SourceSpan[] } {
   const s: Pipeline['settings'] = {
     cacheDir: path.join(workdir, '.pipe', 'cache'),
     restore: ['reflink', 'copy'],
     executor: 'local',
     slurm: {},
+    summary: [],
   };
+  const summarySpans: SourceSpan[] = [];
   const e = root.byKey.get('settings');
-  if (!e || (e.value.t === 'scalar' && e.value.value === null)) return s;
+  if (!e || (e.value.t === 'scalar' && e.value.value === null)) return { settings: s, summarySpans };
   if (e.value.t !== 'map') {
     bag.error(`\`settings\` must be a mapping, not ${nodeTypeName(e.value)}`, e.value.loc.span, { field: 'settings' });
-    return s;
+    return { settings: s, summarySpans };
   }
   checkKeys(e.value, SETTINGS_KEYS, bag, '`settings:`', { field: 'settings' });
   for (const f of e.value.entries) {
@@ -264,9 +288,26 @@ function readSettings(root: YMap, workdir: string, scope: Scope, sink: Sink, bag
         if (v) s.slurm = v;
         break;
       }
+      case 'summary': {
+        if (f.value.t !== 'seq') {
+          bag.error(`\`summary\` must be a list of output paths (e.g. \`[out/report.html]\`), not ${nodeTypeName(f.value)}`, f.value.loc.span, { field });
+          break;
+        }
+        for (const item of f.value.items) {
+          const v = interpolateNode(item, scope, sink, field);
+          const n = typeof v === 'string' ? normalisePath(v, workdir) : undefined;
+          if (n?.ok && !n.outside) {
+            s.summary.push(n.path);
+            summarySpans.push(item.loc.span);
+          } else if (v !== undefined) {
+            bag.error(`\`summary\` lists output paths inside the workspace, not ${typeof v === 'string' ? `\`${v}\`` : typeName(v)}`, item.loc.span, { field });
+          }
+        }
+        break;
+      }
     }
   }
-  return s;
+  return { settings: s, summarySpans };
 }
 
 /** Defaults and pipeline settings applied: the final StageSpec (equal parts shared with other stages). */
