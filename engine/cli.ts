@@ -130,7 +130,27 @@ async function registerOptional(p: Command): Promise<void> {
   mod.registerWatchCommand?.(p);
 }
 
+/**
+ * A reader that goes away (`pipe run x.yaml -n --json | head -1`) is not an error: output stops, the command ends as
+ * it would have, quietly — no "Unhandled 'error' event" stack trace. Any other output error is one line.
+ */
+function endQuietlyOnClosedOutput(stream: NodeJS.WriteStream): void {
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    // Later writes go nowhere, but still call back (someone may wait for a write to finish).
+    stream.write = ((_chunk: unknown, enc?: unknown, cb?: unknown) => {
+      const done = typeof enc === 'function' ? enc : cb;
+      if (typeof done === 'function') queueMicrotask(() => (done as () => void)());
+      return true;
+    }) as typeof stream.write;
+    if (e.code === 'EPIPE') return;
+    if (stream !== process.stderr) process.stderr.write(`pipe: cannot write output: ${e.message}\n`);
+    process.exitCode = 1;
+  });
+}
+
 async function main(): Promise<void> {
+  endQuietlyOnClosedOutput(process.stdout);
+  endQuietlyOnClosedOutput(process.stderr);
   try {
     const p = program();
     await registerOptional(p);

@@ -1,14 +1,14 @@
 // Issue 11 (items 9–11, 17) and issue 10 ("no stack traces"): every input the DSL reads has a bound, and bad bytes
 // or shapes are located errors. Real files, a real FIFO, real devices, the real CLI where a flag or variable is the
 // subject.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { firstInvalidUtf8, readText } from '../../engine/dsl/files.js';
 import { readLimits } from '../../engine/dsl/limits.js';
 import { parseYaml } from '../../engine/dsl/load.js';
-import { pipe, workspace as cliWorkspace } from '../engine/helpers.js';
+import { pipe, pipeBin, workspace as cliWorkspace } from '../engine/helpers.js';
 import { loadErr, loadOk, stage, workspace } from './helpers.js';
 
 const CMD = '{cmd: "true", outs: [o]}';
@@ -237,6 +237,31 @@ describe('shapes that used to pass silently', () => {
       const r = pipe(ws.dir, ['run', 'empty.yaml']);
       expect(r.code).toBe(2);
       expect(r.stderr).toContain('empty.yaml:1:1: error: empty.yaml is empty');
+    } finally {
+      ws.cleanup();
+    }
+  });
+});
+
+describe('a closed stdout (issue 10.9)', () => {
+  it('`pipe run p.yaml -n --json | head -1` ends quietly: exit 0, no EPIPE stack trace', async () => {
+    // 3,000 stages: far more JSON than a pipe buffer holds, so pipe is still writing when the reader goes away.
+    const ws = cliWorkspace({ 'p.yaml': `vars: {n: [${Array.from({ length: 3000 }, (_, i) => i).join(', ')}]}\nstages:\n  s:\n    foreach: \${vars.n}\n    do: {cmd: "true", outs: ["o/\${item}"]}\n` });
+    try {
+      for (const args of [['run', 'p.yaml', '-n', '--json'], ['status', 'p.yaml'], ['dag', 'p.yaml']]) {
+        const child = spawn(process.execPath, [pipeBin, ...args], { cwd: ws.dir, env: { ...process.env, CI: 'true' } });
+        let stderr = '';
+        child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+        let first = '';
+        child.stdout.once('data', (d: Buffer) => {
+          first = d.toString().split('\n')[0]!;
+          child.stdout.destroy(); // what `head -1` does: read a line, close the pipe
+        });
+        const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+        expect(first.length, args.join(' ')).toBeGreaterThan(0);
+        expect(stderr, args.join(' ')).not.toMatch(/EPIPE|Unhandled|\n\s+at /);
+        expect(code, `${args.join(' ')}: ${stderr}`).toBe(0);
+      }
     } finally {
       ws.cleanup();
     }
