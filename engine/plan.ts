@@ -83,10 +83,11 @@ export class DepMemo {
   hasRecord(key: StageKey): boolean {
     const path = this.ws.runs.recordPath(key);
     if (!this.records) return existsSync(path);
-    const dir = dirname(path);
+    const slash = path.lastIndexOf('/');
+    const dir = path.slice(0, slash);
     let names = this.records.get(dir);
     if (!names) this.records.set(dir, (names = listNames(dir)));
-    return names.has(basename(path));
+    return names.has(path.slice(slash + 1));
   }
 
   /** Has any run of `stage` been recorded? */
