@@ -77,11 +77,48 @@ export interface RunRecord {
   pipeVersion: string;
 }
 
+/** One output that two runs of one key produced differently (cache/runs.ts). */
+export interface Disagreement {
+  key: string;
+  stage: string;
+  /** The output as declared. */
+  path: string;
+  /** Its hash in the first (kept) result, and in the run that disagreed; null where that run had no such output. */
+  first: string | null;
+  second: string | null;
+  /** When and where the disagreeing run ended. */
+  at: string;
+  host: string;
+  /** Which result stayed in force: the first, unless its objects could no longer be served. */
+  kept: 'first' | 'second';
+}
+
+export interface RunPut {
+  /**
+   * The record in force for the key: the earlier one when it disagrees and can still be served (the caller puts its
+   * outputs back in the workspace), else the record given.
+   */
+  record: RunRecord;
+  /** Outputs that differ from the earlier result under this key (empty when the bytes agree or nothing ran before). */
+  disagreements: Disagreement[];
+}
+
 export interface RunCache {
+  /** The record of `key`: this workspace's, else the one shared through the store. */
   get(key: StageKey): Promise<RunRecord | undefined>;
-  put(record: RunRecord): Promise<void>;
+  /**
+   * Record a completed run. Same key, different bytes: the first result stays (when it can still be served) and
+   * the disagreement is recorded; `replace` (stages that always run) overwrites instead.
+   */
+  put(record: RunRecord, opts?: { replace?: boolean }): Promise<RunPut>;
   /** Earlier runs of a stage name, newest first (for `pipe why` and `pipe metrics`). */
   history(stage: string, limit?: number): Promise<RunRecord[]>;
+  /** Record that one output of a key came out differently (`pipe verify` uses this too). */
+  recordDisagreement(d: Disagreement): Promise<void>;
+  /** Every disagreement recorded for `key` (one per output and pair of hashes). */
+  disagreements(key: string): Promise<Disagreement[]>;
+  /** Keys with a recorded disagreement (one directory listing per process, then cached). */
+  nondeterministicKeys(): Promise<ReadonlySet<string>>;
 }
 
 export interface LockHolder {

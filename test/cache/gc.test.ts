@@ -49,7 +49,7 @@ describe('collectGarbage', () => {
     expect(before).toBe(9);
     const r = await collectGarbage({ store: `${d}/cache`, runsDir: `${d}/runs`, keep: [], dryRun: true, graceMs: 0 });
     // not live: kept's 3 objects (no lock file keeps them), old's c + manifest, orphan's d + manifest
-    expect(r).toEqual({ objects: 7, bytes: expect.any(Number), kept: 2, runs: 1 });
+    expect(r).toEqual({ objects: 7, bytes: expect.any(Number), kept: 2, runs: 1, sharedRuns: 0, keptFor: [], dropped: [], unknown: [] });
     expect(countObjects(`${d}/cache`)).toBe(before);
     expect(await openRunCache(`${d}/runs`).history('old')).toHaveLength(1);
   });
