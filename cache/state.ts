@@ -277,7 +277,10 @@ class FileHashState implements LocalHashState {
     const absDir = resolve(dirPath);
     const links = opts.links ?? 'follow';
     const t = links === 'follow' ? this.tracked.get(absDir) : undefined;
-    if (t === undefined) return (await this.walkDir(absDir, links)).dir;
+    if (t === undefined) {
+      const { dir } = await this.walkDir(absDir, links);
+      return { ...dir, hash: hashBytes(manifestJson(dir.entries)) };
+    }
     // One hash of a tracked tree at a time: a second caller must not see the view half updated.
     const run = t.queue.then(() => this.hashTracked(absDir, t, opts.fresh === true));
     t.queue = run.then(
@@ -315,12 +318,15 @@ class FileHashState implements LocalHashState {
     t.changesAtView = at;
     const { dir, summary } = await this.walkDir(absDir, 'follow');
     const trusted = t.never === undefined && summary.links === 0 && summary.hardlinked === 0 && !summary.crossDevice;
-    if (trusted && this.tracked.get(absDir) === t && this.changes - at <= this.maxChanges) t.view = new ManifestView(dir.entries);
-    return dir;
+    if (!trusted || this.tracked.get(absDir) !== t || this.changes - at > this.maxChanges) return { ...dir, hash: hashBytes(manifestJson(dir.entries)) };
+    // The view renders the manifest chunk by chunk (the same bytes): later hashes re-render only edited chunks.
+    const view = new ManifestView(dir.entries);
+    t.view = view;
+    return { ...dir, hash: view.hash() };
   }
 
-  /** Hash a directory by walking all of it. */
-  private async walkDir(absDir: string, links: LinkPolicy): Promise<{ dir: DirHash; summary: WalkSummary }> {
+  /** Walk all of a directory: its sorted manifest entries, size and file count (the caller hashes them). */
+  private async walkDir(absDir: string, links: LinkPolicy): Promise<{ dir: Omit<DirHash, 'hash'>; summary: WalkSummary }> {
     // One pass: stat, look up, and keep only (rel, hash, size) per file; stats are kept for misses alone.
     const entries: ManifestEntry[] = [];
     const misses: Miss[] = [];
@@ -386,7 +392,7 @@ class FileHashState implements LocalHashState {
       size += e[2];
       files++;
     }
-    return { dir: { hash: hashBytes(manifestJson(entries)), size, files, entries }, summary };
+    return { dir: { size, files, entries }, summary };
   }
 
   // ---------------------------------------------------------------- incremental (tracked) directories

@@ -409,8 +409,11 @@ class ContentStore implements LocalStore {
     const staged = tempName(absDest, 'pipe-restore');
     try {
       if (out.kind === 'file') {
-        if (out.size <= SMALL) this.placeSmallSync(out.hash, staged, tryModes);
-        else await this.placeFile(out.hash, staged, tryModes);
+        const linked = out.size <= SMALL ? this.placeSmallSync(out.hash, staged, tryModes) : await this.placeFile(out.hash, staged, tryModes);
+        await swapInto(staged, absDest);
+        // Renaming the staged link moved the object's ctime once more (same inode): still vouched for.
+        if (linked) this.stillSound(out.hash, linked, true);
+        return;
       } else {
         const entries = await this.readManifest(out.hash);
         const linkRoot = this.opts.workspace ?? absDest;
@@ -441,16 +444,19 @@ class ContentStore implements LocalStore {
           await slicer.tick();
         }
         await mapPool(large, this.concurrency, (e) => this.placeFile(e[1], join(staged, e[0]), tryModes));
+        await swapInto(staged, absDest);
       }
-      await swapInto(staged, absDest);
     } catch (e) {
       await rm(staged, { recursive: true, force: true });
       throw e;
     }
   }
 
-  /** placeFile for a small object, synchronously (same modes, same fallbacks, same verification). */
-  private placeSmallSync(hash: Hash, dest: string, modes: RestoreMode[]): void {
+  /**
+   * placeFile for a small object, synchronously (same modes, same fallbacks, same verification). Returns the
+   * object's stat after a hard link (for the vouch after the final rename), else undefined.
+   */
+  private placeSmallSync(hash: Hash, dest: string, modes: RestoreMode[]): BigIntStats | undefined {
     const obj = this.objectPath(hash);
     for (const mode of [...modes]) {
       try {
@@ -478,8 +484,9 @@ class ContentStore implements LocalStore {
             this.verifiedSync(hash); // throws (and evicts) if it is no longer sound
             throw changedMeanwhile(obj);
           }
+          if (mode === 'hardlink') return lstatSync(obj, { bigint: true });
         }
-        return;
+        return undefined;
       } catch (e) {
         if (this.dropMode(e, mode, modes, dest)) continue;
         throw e;
@@ -492,7 +499,7 @@ class ContentStore implements LocalStore {
    * Materialise one object at `dest` (a fresh name) using the first mode that works. A mode the filesystem does not
    * support is dropped from `modes` (shared by the whole restore), so a 100,000-file directory tries it once.
    */
-  private async placeFile(hash: Hash, dest: string, modes: RestoreMode[]): Promise<void> {
+  private async placeFile(hash: Hash, dest: string, modes: RestoreMode[]): Promise<BigIntStats | undefined> {
     const obj = this.objectPath(hash);
     for (const mode of [...modes]) {
       try {
@@ -520,8 +527,9 @@ class ContentStore implements LocalStore {
             await this.verified(hash); // throws (and evicts) if it is no longer sound
             throw changedMeanwhile(obj);
           }
+          if (mode === 'hardlink') return lstatSync(obj, { bigint: true });
         }
-        return;
+        return undefined;
       } catch (e) {
         if (this.dropMode(e, mode, modes, dest)) continue;
         throw e;
