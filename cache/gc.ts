@@ -144,11 +144,12 @@ export async function collectGarbage(opts: GcOptions): Promise<GcResult> {
         continue;
       }
       const live = self ? own : new LiveSet(store);
-      for (const lock of ws.locks) {
+      for (const { pipeline, lock } of ws.pipelines) {
         const refs = await opts.readLock(lock);
         if (refs === undefined) {
-          // The pipeline was deleted or renamed (its lock file with it): nothing to keep for it any more.
-          if (!opts.dryRun && !(await exists(lock))) dropLock(ws, lock);
+          // No lock file: not written yet (a first run in progress), or the pipeline is gone (deleted or renamed,
+          // its lock file with it): then it is forgotten.
+          if (!opts.dryRun && !(await exists(lock)) && !(await exists(pipeline))) dropLock(ws, lock);
           continue;
         }
         for (const k of refs.keys) lockKeys.add(k);
@@ -161,9 +162,17 @@ export async function collectGarbage(opts: GcOptions): Promise<GcResult> {
     }
   }
 
-  // The store's shared run records: kept while recent or named by a lock file.
+  // The store's shared run records: kept while recent, named by a lock file, or just written (a run in another
+  // workspace whose lock file does not name them yet: the objects' grace period, for records).
   const shared = new LiveSet(store);
-  await sweepRuns(sharedRunsDir(opts.store), (rec, mtime) => (rec !== undefined && lockKeys.has(rec.key)) || recent(rec, mtime), opts.dryRun, shared, () => result.sharedRuns++);
+  await sweepRuns(
+    sharedRunsDir(opts.store),
+    (rec, mtime) => (rec !== undefined && lockKeys.has(rec.key)) || recent(rec, mtime) || (graceMs > 0 && now - mtime < graceMs),
+    opts.dryRun,
+    shared,
+    () => result.sharedRuns++,
+    true,
+  );
 
   // Objects.
   const keptFor = new Map<RegisteredWorkspace, number>();
@@ -174,12 +183,12 @@ export async function collectGarbage(opts: GcOptions): Promise<GcResult> {
     for (const rest of await listDir(`${objRoot}/${shard}`)) {
       const hex = shard + rest;
       const path = `${objRoot}/${shard}/${rest}`;
-      if (own.hashes.has(hex) || shared.hashes.has(hex)) {
+      if (own.hashes.has(hex)) {
         result.kept++;
         continue;
       }
       const users = others.filter((o) => o.live.hashes.has(hex));
-      if (users.length > 0) {
+      if (users.length > 0 || shared.hashes.has(hex)) {
         result.kept++;
         for (const u of users) keptFor.set(u.ws, (keptFor.get(u.ws) ?? 0) + 1);
         continue;
@@ -218,6 +227,8 @@ async function sweepRuns(
   dryRun: boolean,
   live: LiveSet,
   counted: () => void,
+  /** Pass the file's mtime to `keep` always (else only when the record has no usable end time). */
+  withMtime = false,
 ): Promise<void> {
   const deletedKeys = new Set<string>();
   for (const shard of await listDir(runsDir)) {
@@ -227,7 +238,7 @@ async function sweepRuns(
       const path = `${runsDir}/${shard}/${name}`;
       const rec = await readRecord(path);
       const hasEnd = rec !== undefined && Number.isFinite(Date.parse(rec.endedAt));
-      const mtime = hasEnd ? 0 : await stat(path).then((s) => s.mtimeMs, () => 0);
+      const mtime = hasEnd && !withMtime ? 0 : await stat(path).then((s) => s.mtimeMs, () => 0);
       if (keep(rec, mtime)) {
         if (rec) await live.addRecord(rec);
         continue;

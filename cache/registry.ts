@@ -28,7 +28,8 @@ export interface RegistryEntry {
   root: string;
   /** Its `.pipe` folder: `runs/` and `workspace.json` live there. */
   pipeDir: string;
-  /** A lock file of a pipeline run in it (absolute). */
+  /** A pipeline file used in it and that pipeline's lock file (absolute). */
+  pipeline: string;
   lock: string;
 }
 
@@ -37,7 +38,8 @@ export interface RegisteredWorkspace {
   host: string;
   root: string;
   pipeDir: string;
-  locks: string[];
+  /** Its pipelines, each with its lock file. */
+  pipelines: Array<{ pipeline: string; lock: string }>;
   state: 'visible' | 'gone' | 'unknown';
   /** The registry folder of this workspace (`<store>/workspaces/<id>`). */
   dir: string;
@@ -70,13 +72,13 @@ function readId(file: string): string | undefined {
  * Record that the workspace at `root` uses the store, with the lock file of the pipeline it runs. Best effort: a
  * read-only store (nobody can collect it anyway) is not an error. Cheap when already registered (one stat).
  */
-export async function registerWorkspace(storeRoot: string, ws: { root: string; pipeDir: string; lock: string }): Promise<void> {
+export async function registerWorkspace(storeRoot: string, ws: { root: string; pipeDir: string; pipeline: string; lock: string }): Promise<void> {
   try {
     const id = await workspaceId(ws.pipeDir);
     const dir = `${registryDir(storeRoot)}/${id}`;
     const file = `${dir}/${createHash('sha256').update(ws.lock).digest('hex').slice(0, 16)}.json`;
     if (existsSync(file)) return;
-    const entry: RegistryEntry = { version: 1, id, host: hostname(), root: ws.root, pipeDir: ws.pipeDir, lock: ws.lock };
+    const entry: RegistryEntry = { version: 1, id, host: hostname(), root: ws.root, pipeDir: ws.pipeDir, pipeline: ws.pipeline, lock: ws.lock };
     mkdirSync(dir, { recursive: true });
     const tmp = `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
     writeFileSync(tmp, `${JSON.stringify(entry)}\n`);
@@ -102,7 +104,8 @@ export async function listWorkspaces(storeRoot: string): Promise<RegisteredWorks
     const first = entries[0];
     if (!first) continue;
     const state = stateOf(first);
-    out.push({ id, host: first.host, root: first.root, pipeDir: first.pipeDir, locks: [...new Set(entries.map((e) => e.lock))].sort(), state, dir });
+    const pipelines = new Map(entries.map((e) => [e.lock, { pipeline: e.pipeline, lock: e.lock }]));
+    out.push({ id, host: first.host, root: first.root, pipeDir: first.pipeDir, pipelines: [...pipelines.values()], state, dir });
   }
   return out;
 }
@@ -131,7 +134,7 @@ export async function dropWorkspace(w: RegisteredWorkspace): Promise<void> {
   await rm(w.dir, { recursive: true, force: true });
 }
 
-/** Forget one lock file of a workspace (the pipeline file was deleted or renamed). */
+/** Forget one pipeline of a workspace (its file was deleted or renamed, and its lock file with it). */
 export function dropLock(w: RegisteredWorkspace, lock: string): void {
   rmSync(`${w.dir}/${createHash('sha256').update(lock).digest('hex').slice(0, 16)}.json`, { force: true });
 }
@@ -139,7 +142,7 @@ export function dropLock(w: RegisteredWorkspace, lock: string): void {
 async function readEntry(file: string, id: string): Promise<RegistryEntry | undefined> {
   try {
     const e = JSON.parse(await readFile(file, 'utf8')) as RegistryEntry;
-    const ok = e.version === 1 && e.id === id && [e.host, e.root, e.pipeDir, e.lock].every((x) => typeof x === 'string' && x !== '');
+    const ok = e.version === 1 && e.id === id && [e.host, e.root, e.pipeDir, e.pipeline, e.lock].every((x) => typeof x === 'string' && x !== '');
     return ok ? e : undefined;
   } catch {
     return undefined;

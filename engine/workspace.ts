@@ -42,7 +42,7 @@ export async function openWorkspace(p: Pipeline): Promise<Workspace> {
   const store = openStore(p.settings.cacheDir, { state, workspace: p.workdir });
   // Run records are kept in the store too: every workspace sharing it restores through them.
   const runs = openRunCache(join(pipeDir, 'runs'), { store });
-  await registerWorkspace(p.settings.cacheDir, { root: p.workdir, pipeDir, lock: lockPath(p.file) });
+  await registerWorkspace(p.settings.cacheDir, { root: p.workdir, pipeDir, pipeline: p.file, lock: lockPath(p.file) });
   return {
     root: p.workdir,
     pipeDir,

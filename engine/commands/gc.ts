@@ -36,7 +36,7 @@ export async function gcCommand(files: string[], opts: { dryRun?: boolean; json?
     const release = opts.dryRun ? undefined : await take(pipeDir);
     try {
       // Registered here too (not only by runs): a workspace that only ever ran gc is still known to the store.
-      for (const q of g.pipelines) await registerWorkspace(q.settings.cacheDir, { root: q.workdir, pipeDir, lock: lockPath(q.file) });
+      for (const q of g.pipelines) await registerWorkspace(q.settings.cacheDir, { root: q.workdir, pipeDir, pipeline: q.file, lock: lockPath(q.file) });
       const r = await collectGarbage({
         store: p.settings.cacheDir,
         runsDir: join(pipeDir, 'runs'),
