@@ -4,10 +4,12 @@
  * Implementations (one concept per file):
  *  - cache/hash.ts   streaming sha256 of files; canonical JSON hashing.
  *  - cache/state.ts  HashState: (dev, ino, size, mtime_ns, ctime_ns) → hash memo, so unchanged files are never re-read.
- *  - cache/store.ts  Store: content-addressed objects, atomic put, restore by reflink/hardlink/copy.
- *  - cache/runs.ts   RunCache: RunRecords by StageKey (any earlier matching run restores) + per-stage history.
+ *  - cache/store.ts  Store: content-addressed objects verified before served, atomic put, restore by
+ *                    reflink/hardlink/copy.
+ *  - cache/runs.ts   RunCache: RunRecords by StageKey (any earlier matching run restores; shared through the store;
+ *                    the first result of a key stays, disagreements recorded) + per-stage history.
  *  - cache/lock.ts   WorkspaceLock: one writer per workspace; a second waits or is told who holds it.
- *  - cache/gc.ts     remove objects no lock file or recent run references.
+ *  - cache/gc.ts     remove objects no registered workspace's lock file or recent run references.
  */
 
 /** A sha256 digest in lowercase hex (64 chars). Branded so a path or key can't be passed where a hash is meant. */
@@ -16,9 +18,10 @@ export type Hash = string & { readonly __brand: 'Hash' };
 export type StageKey = string & { readonly __brand: 'StageKey' };
 
 /**
- * A hashed path. A directory's hash is the sha256 of its manifest: the canonical JSON of
- * `[[relPath, fileHash, size], ...]` sorted by relPath (files only, `/`-separated); the manifest is stored in the
- * Store under that hash, so a directory output can be restored from its hash alone.
+ * A hashed path. A directory's hash is the sha256 of its manifest: the canonical JSON of its entries sorted by
+ * relPath (`/`-separated): `[relPath, fileHash, size]` per file, and `[relPath, target]` per symlink kept in a
+ * directory output (cache/manifest.ts); the manifest is stored in the Store under that hash, so a directory output
+ * can be restored from its hash alone.
  */
 export interface PathHash {
   kind: 'file' | 'dir' | 'missing';
@@ -28,8 +31,11 @@ export interface PathHash {
 }
 
 export interface HashState {
-  /** Hash a file or directory (absolute path), re-reading only files whose stat identity changed. */
-  hashPath(absPath: string): Promise<PathHash>;
+  /**
+   * Hash a file or directory (absolute path), re-reading only files whose stat identity changed. Symlinks inside a
+   * directory are followed unless `links: 'keep'` (how outputs are stored and hashed).
+   */
+  hashPath(absPath: string, opts?: { links?: 'follow' | 'keep'; fresh?: boolean }): Promise<PathHash>;
   /** Persist the memo (atomic write); cheap when nothing changed. */
   flush(): Promise<void>;
 }
@@ -37,7 +43,10 @@ export interface HashState {
 export type RestoreMode = 'reflink' | 'hardlink' | 'copy';
 
 export interface StoredOutput {
-  /** Workspace-relative path as declared (directory ends with `/`). */
+  /**
+   * Workspace-relative path as declared (`dir` or `dir/`; records of older versions say `dir/` for both): compare
+   * with `outPathKey` (cache/paths.ts), never as raw strings.
+   */
   path: string;
   kind: 'file' | 'dir';
   hash: Hash;
@@ -47,14 +56,18 @@ export interface StoredOutput {
 
 export interface Store {
   readonly root: string;
-  /** Store a file or directory (absolute path) and return what was stored. Atomic per object; idempotent. */
+  /**
+   * Store a file or directory (absolute path) and return what was stored, with `relPath` as the path. Atomic per
+   * object; idempotent. Objects keep only their source's read bits; links inside a directory are stored as links.
+   */
   put(absPath: string, relPath: string): Promise<StoredOutput>;
-  /** True when the object (and for a directory, every file object) is present. */
+  /** True when the object (and for a directory, its manifest and every file object) is present as a regular file. */
   has(out: StoredOutput): Promise<boolean>;
   /**
    * Place `out` at `absDest` atomically (staged beside it, then renamed over any existing file/dir), trying the
-   * modes in order. A restored file never shares an inode with a cache object unless mode is `hardlink`, and then
-   * both are made read-only.
+   * modes in order. Every object is verified against its name before it is served (corrupt ones are evicted and a
+   * `corrupt-object` CacheError thrown). A restored file never shares an inode with a cache object unless mode is
+   * `hardlink`, and then it is read-only.
    */
   restore(out: StoredOutput, absDest: string, modes: RestoreMode[]): Promise<void>;
 }

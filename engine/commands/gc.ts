@@ -4,13 +4,13 @@
  * other workspace registered in the store (a shared `settings.cache_dir`): gc keeps what they reference, says how
  * much it kept for them, and drops workspaces that no longer exist from the registry (docs/cache.md).
  */
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { collectGarbage, type GcResult, type LockRefs } from '../../cache/gc.js';
 import { workspaceLock } from '../../cache/lock.js';
 import { registerWorkspace } from '../../cache/registry.js';
 import { lockPath, readLockAsync } from '../lockfile.js';
 import type { Pipeline } from '../model.js';
-import { hostname } from 'node:os';
 import { formatBytes } from '../scheduler.js';
 import { pipeDirOf } from '../workspace.js';
 import { ExitError, UsageError } from './errors.js';
