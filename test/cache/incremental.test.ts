@@ -1,7 +1,7 @@
 // Incremental directory hashing (issue 12): a tracked directory is walked once; later hashes re-check only the paths
 // a watcher reported, recombining the Merkle hash from the in-memory view — and fall back to a full walk whenever
 // the view cannot be trusted.
-import { mkdirSync, renameSync, rmSync, symlinkSync, linkSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { asHash, hashBytes, manifestJson, openHashState, type ManifestEntry } from '../../cache/index.js';
 import { ManifestView } from '../../cache/view.js';
@@ -152,5 +152,44 @@ describe('tracked directories', () => {
     s.untrack(`${d}/t`);
     writeFileSync(`${d}/t/p3/f2`, 'unreported');
     expect((await s.hashPath(`${d}/t`)).hash).toBe((await (await openHashState(`${d}/o4`)).hashPath(`${d}/t`)).hash);
+  });
+});
+
+describe('watch mode keeps a big dep folder\'s hash from its events', () => {
+  it('a save inside re-checks that file only, and the stage runs on the right hash', async () => {
+    const { WatchSession } = await import('../../engine/watch.js');
+    const d = tempDir();
+    for (let k = 0; k < 20; k++) {
+      mkdirSync(`${d}/data/big/d${k}`, { recursive: true });
+      for (let i = 0; i < 100; i++) writeFileSync(`${d}/data/big/d${k}/f${i}.txt`, `${k}-${i}`);
+    }
+    writeFileSync(`${d}/p.yaml`, 'name: w\nstages:\n  s:\n    cmd: cat data/big/d3/f7.txt > out/s.txt\n    deps: [data/big/]\n    outs: [out/s.txt]\n');
+    const events: Array<{ type: string; cycle?: number; stage?: string; status?: string }> = [];
+    const s = new WatchSession({ file: `${d}/p.yaml`, targets: [], emit: (e) => events.push(e as (typeof events)[number]) });
+    const until = async (what: string, f: () => boolean): Promise<void> => {
+      const t0 = Date.now();
+      while (!f()) {
+        if (Date.now() - t0 > 60_000) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(events.slice(-5))}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
+    try {
+      s.start();
+      await until('cycle 1', () => events.some((e) => e.type === 'cycle-end' && e.cycle === 1));
+      const state = (s as unknown as { ws: { state: { stats: { hits: number; reads: number; incremental: number; rechecked: number } } } }).ws.state;
+      const before = { ...state.stats };
+      writeFileSync(`${d}/data/big/d3/f7.txt`, 'edited');
+      await until('cycle 2', () => events.some((e) => e.type === 'cycle-end' && e.cycle === 2));
+      expect(events.find((e) => e.type === 'stage-end' && e.cycle === 2)).toMatchObject({ stage: 's', status: 'ran' });
+      expect(readFileSync(`${d}/out/s.txt`, 'utf8')).toBe('edited');
+      // The decision re-checked the one reported file; the dep check after the run walked the folder (2,000 stats).
+      expect(state.stats.incremental - before.incremental).toBe(1);
+      expect(state.stats.rechecked - before.rechecked).toBe(1);
+      // And what it recorded is the folder's true hash (a fresh walk by another memo agrees).
+      const truth = (await (await openHashState(`${d}/truth`)).hashPath(`${d}/data/big`)).hash!;
+      expect(readFileSync(`${d}/p.lock.yaml`, 'utf8')).toContain(truth);
+    } finally {
+      await s.stop('quit');
+    }
   });
 });
