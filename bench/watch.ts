@@ -80,6 +80,22 @@ function percentile(xs: number[], p: number): number {
   return s[lo]! + (s[hi]! - s[lo]!) * (i - lo);
 }
 
+/** The baseline without watch mode: save `file`, start a fresh `pipe run`; ms from the write to its stage-start. */
+async function runAfterSave(dir: string, file: string, content: string): Promise<number | undefined> {
+  const t0 = Date.now();
+  writeFileSync(file, content);
+  const r = spawn(process.execPath, [pipeBin, 'run', 'p.yaml', '--json'], { cwd: dir, env });
+  let out = '';
+  r.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  await new Promise((res) => r.once('close', res));
+  const ev = out
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l) as Ev)
+    .find((e) => e.type === 'stage-start');
+  return ev ? ev.at - t0 : undefined;
+}
+
 const pipelineYaml = `name: bench
 stages:
   s:
@@ -114,18 +130,8 @@ async function saveToStart(): Promise<void> {
       // A fresh `pipe run` after each save (a shell loop or an editor hook): write → its stage-start.
       const base: number[] = [];
       for (let i = 1; i <= Math.min(SAVES, 15); i++) {
-        const t0 = Date.now();
-        writeFileSync(join(dir, 'data', 'in.txt'), `b${i}\n`);
-        const r = spawn(process.execPath, [pipeBin, 'run', 'p.yaml', '--json'], { cwd: dir, env });
-        let out = '';
-        r.stdout.on('data', (d: Buffer) => (out += d.toString()));
-        await new Promise((res) => r.once('close', res));
-        const ev = out
-          .split('\n')
-          .filter((l) => l.trim())
-          .map((l) => JSON.parse(l) as Ev)
-          .find((e) => e.type === 'stage-start');
-        if (ev) base.push(ev.at - t0);
+        const ms = await runAfterSave(dir, join(dir, 'data', 'in.txt'), `b${i}\n`);
+        if (ms !== undefined) base.push(ms);
       }
       const b50 = percentile(base, 0.5);
       process.stdout.write(`BENCH watch_save_to_start_p50 ${p50.toFixed(1)} ms vs pipe_run_per_save ${(b50 / p50).toFixed(2)}\n`);
@@ -198,18 +204,8 @@ async function idleCpu(): Promise<void> {
       // Without watch mode: a fresh `pipe run` after the save walks and stats the whole folder.
       const base: number[] = [];
       for (let i = 0; i < 3; i++) {
-        const t0 = Date.now();
-        writeFileSync(join(dir, 'data', 'big', 'd050', 'f9.txt'), `run ${i}\n`);
-        const r = spawn(process.execPath, [pipeBin, 'run', 'p.yaml', '--json'], { cwd: dir, env });
-        let out = '';
-        r.stdout.on('data', (d: Buffer) => (out += d.toString()));
-        await new Promise((res) => r.once('close', res));
-        const ev = out
-          .split('\n')
-          .filter((l) => l.trim())
-          .map((l) => JSON.parse(l) as Ev)
-          .find((e) => e.type === 'stage-start');
-        if (ev) base.push(ev.at - t0);
+        const ms = await runAfterSave(dir, join(dir, 'data', 'big', 'd050', 'f9.txt'), `run ${i}\n`);
+        if (ms !== undefined) base.push(ms);
       }
       process.stdout.write(`BENCH watch_save_to_start_100k ${deep50.toFixed(1)} ms vs pipe_run_per_save ${(percentile(base, 0.5) / deep50).toFixed(2)}\n`);
       process.stdout.write(`BENCH watch_save_to_start_100k_max ${Math.max(...deep).toFixed(1)} ms\n`);

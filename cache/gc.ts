@@ -18,8 +18,9 @@
  * refreshes the mtime of an existing object whenever it is put again, so outputs being stored right now, whose run
  * record is not yet written, survive. Temp files of crashed puts older than a day are removed too.
  */
-import { lstat, open, readdir, rm, stat, unlink } from 'node:fs/promises';
+import { lstat, open, rm, stat, unlink } from 'node:fs/promises';
 import { asHash, isHashHex } from './brand.js';
+import { listDir } from './dir.js';
 import { isLinkEntry } from './manifest.js';
 import { dropLock, dropWorkspace, listWorkspaces, type RegisteredWorkspace } from './registry.js';
 import { readRecord, sharedRunsDir } from './runs.js';
@@ -288,13 +289,4 @@ async function exists(path: string): Promise<boolean> {
   );
 }
 
-async function listDir(dir: string): Promise<string[]> {
-  try {
-    return await readdir(dir);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') return [];
-    throw e;
-  }
-}
 

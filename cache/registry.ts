@@ -16,9 +16,10 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync, renameSync, rmSync } from 'node:fs';
-import { readdir, readFile, rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { createExclusive } from './atomic.js';
+import { listDir } from './dir.js';
 
 export interface RegistryEntry {
   version: 1;
@@ -149,12 +150,3 @@ async function readEntry(file: string, id: string): Promise<RegistryEntry | unde
   }
 }
 
-async function listDir(dir: string): Promise<string[]> {
-  try {
-    return await readdir(dir);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') return [];
-    throw e;
-  }
-}

@@ -23,6 +23,7 @@ import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { createHash, randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { createExclusive, writeFileAtomic } from './atomic.js';
+import { listDir } from './dir.js';
 import { asStageKey, isHashHex } from './brand.js';
 import { outPathKey } from './paths.js';
 import type { LocalStore } from './store.js';
@@ -259,15 +260,6 @@ async function readDisagreement(path: string, key: string): Promise<Disagreement
   }
 }
 
-async function listDir(dir: string): Promise<string[]> {
-  try {
-    return await readdir(dir);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') return [];
-    throw e;
-  }
-}
 
 /**
  * Stage names (`fpr@model=padchest,eval=vindr_pcxr`) as one directory name: URI-encoded (reversible, no `/`), and

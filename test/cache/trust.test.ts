@@ -1,17 +1,13 @@
 // "Trust nothing at rest": objects are verified before they are served, damaged ones are evicted, objects never
 // widen the permissions of their source, and links inside directory outputs are stored as links (issues 10, 11).
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { asHash, CacheError, manifestJson, openHashState, openStore, outPathKey, sameOutPath, type ManifestEntry } from '../../cache/index.js';
-import { settle, tempDir } from './helpers.js';
+import { listObjects, settle, tempDir } from './helpers.js';
 
 const sha = (b: string | Buffer): string => createHash('sha256').update(b).digest('hex');
 
-function objects(root: string): string[] {
-  if (!existsSync(`${root}/objects`)) return [];
-  return readdirSync(`${root}/objects`).flatMap((s) => readdirSync(`${root}/objects/${s}`).map((r) => `${root}/objects/${s}/${r}`));
-}
 
 describe('hard-linked restores cannot corrupt the cache', () => {
   it('a restored link is read-only; an in-place edit of it is found at the next restore, evicted, and reported', async () => {
@@ -167,7 +163,7 @@ describe('symlinks inside a directory output', () => {
       ['v2/model.bin', sha('weights'), 7],
     ] satisfies ManifestEntry[]);
     expect(out).toMatchObject({ kind: 'dir', files: 1, size: 7, hash: sha(manifestJson(manifest)) });
-    expect(objects(`${d}/cache`).map((o) => readFileSync(o, 'utf8'))).not.toContain('input'); // the target was not copied
+    expect(listObjects(`${d}/cache`).map((o) => readFileSync(o, 'utf8'))).not.toContain('input'); // the target was not copied
     expect((await state.hashPath(`${d}/ws/out`, { links: 'keep' })).hash).toBe(out.hash);
     // Dependencies still follow links (what a stage reads): a different hash.
     expect((await state.hashPath(`${d}/ws/out`)).hash).not.toBe(out.hash);
@@ -197,7 +193,7 @@ describe('symlinks inside a directory output', () => {
     symlinkSync(`${d}/elsewhere`, `${d}/ws/portal`); // a link in the workspace (not in the output) to outside
     symlinkSync('../../portal/shadow', `${d}/ws/out/sub/s`);
     await expect(store.put(`${d}/ws/out`, 'out/')).rejects.toMatchObject({ code: 'link-outside' });
-    expect(objects(`${d}/cache`).map((o) => readFileSync(o, 'utf8'))).not.toContain('root:secret-hash');
+    expect(listObjects(`${d}/cache`).map((o) => readFileSync(o, 'utf8'))).not.toContain('root:secret-hash');
 
     // A manifest in a shared store whose link would leave the workspace it is restored into (crafted, or written by
     // a foreign tool) is refused before anything is written.
