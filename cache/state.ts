@@ -117,6 +117,11 @@ export interface LocalHashState extends HashState {
    * made on another host raise no local event), or more reports than `maxChanges`.
    */
   track(absDir: string): void;
+  /**
+   * Drop memo entries below `absDir` whose file no longer exists (a stat each), e.g. cache objects `pipe gc`
+   * deleted: entries are only pruned when their directory is walked, and nothing walks the store.
+   */
+  pruneMissing(absDir: string): number;
   /** Stop trusting reports for `absDir` (its watcher stopped or missed part of the tree): walk it again. */
   untrack(absDir: string): void;
   /** A path changed (from a watcher event). Cheap; paths outside tracked directories only count toward the limit. */
@@ -490,6 +495,22 @@ class FileHashState implements LocalHashState {
   }
 
   // ---------------------------------------------------------------- memo upkeep
+
+  pruneMissing(dirPath: string): number {
+    const root = resolve(dirPath);
+    let n = 0;
+    for (const [dir, map] of this.memo) {
+      if (dir !== root && !dir.startsWith(`${root}/`)) continue;
+      for (const name of [...map.keys()]) {
+        if (lstatSync(`${dir}/${name}`, { throwIfNoEntry: false }) !== undefined) continue;
+        map.delete(name);
+        n++;
+      }
+      if (map.size === 0) this.memo.delete(dir);
+    }
+    if (n > 0) this.dirty = true;
+    return n;
+  }
 
   /** Drop entries of files no longer in a walked directory (called only when the counts say some are gone). */
   private prune(map: Map<string, MemoEntry>, present: string[]): void {

@@ -461,14 +461,14 @@ class ContentStore implements LocalStore {
     for (const mode of [...modes]) {
       try {
         if (mode === 'copy') {
+          // Verified on the way, every time (the bytes are read anyway): nothing to memoise, so a workspace that
+          // restores by copy does not grow its hash memo by one entry per object.
           const st = this.objectStat(obj, hash);
-          const started = Date.now();
           const bytes = readFileSync(obj);
           if (hashBytes(bytes) !== hash) {
             evictSync(obj);
             throw corrupt(obj, hash);
           }
-          this.opts.state?.remember(obj, st, hash, started);
           writeFileSync(dest, bytes, { flag: 'wx', mode: restoredMode(st) });
         } else {
           const st = this.verifiedSync(hash);
@@ -505,14 +505,12 @@ class ContentStore implements LocalStore {
       try {
         if (mode === 'copy') {
           const st = this.objectStat(obj, hash);
-          const started = Date.now();
           const got = await copyHashing(obj, dest, restoredMode(st));
           if (got.hash !== hash) {
             await rm(dest, { force: true });
             evictSync(obj);
             throw corrupt(obj, hash);
           }
-          this.opts.state?.remember(obj, st, hash, started);
         } else {
           const st = await this.verified(hash);
           if (mode === 'reflink') {

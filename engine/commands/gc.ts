@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { collectGarbage, type GcResult, type LockRefs } from '../../cache/gc.js';
 import { workspaceLock } from '../../cache/lock.js';
 import { registerWorkspace } from '../../cache/registry.js';
+import { openHashState } from '../../cache/state.js';
 import { lockPath, readLockAsync } from '../lockfile.js';
 import type { Pipeline } from '../model.js';
 import { formatBytes } from '../scheduler.js';
@@ -48,6 +49,11 @@ export async function gcCommand(files: string[], opts: { dryRun?: boolean; json?
         ...(opts.graceSeconds !== undefined ? { graceMs: Number(opts.graceSeconds) * 1000 } : {}),
       });
       results.push({ cache: p.settings.cacheDir, ...r });
+      if (!opts.dryRun && r.objects > 0) {
+        // The hash memo vouches for objects a hard-linked restore served: forget the ones just deleted.
+        const state = await openHashState(join(pipeDir, 'hashstate'));
+        if (state.pruneMissing(join(p.settings.cacheDir, 'objects')) > 0) await state.flush();
+      }
     } finally {
       await release?.();
     }

@@ -70,6 +70,26 @@ describe('hard-linked restores cannot corrupt the cache', () => {
   });
 });
 
+describe('the memo of verified objects', () => {
+  it('copy restores add nothing to it; hard-linked ones do, and gc\'s pruning forgets deleted objects', async () => {
+    const d = tempDir();
+    writeFileSync(`${d}/f`, 'bytes');
+    const state = await openHashState(`${d}/state`, { racyWindowMs: 0 });
+    const store = openStore(`${d}/cache`, { state });
+    const out = await store.put(`${d}/f`, 'f');
+    await settle();
+    const before = state.size;
+    await store.restore(out, `${d}/copy`, ['copy']);
+    expect(state.size).toBe(before);
+    await store.restore(out, `${d}/link`, ['hardlink']);
+    expect(state.size).toBe(before + 1);
+    expect(state.pruneMissing(`${d}/cache/objects`)).toBe(0);
+    rmSync(store.objectPath(out.hash));
+    expect(state.pruneMissing(`${d}/cache/objects`)).toBe(1);
+    expect(state.size).toBe(before);
+  });
+});
+
 describe('malformed objects', () => {
   it('an object replaced by a directory is evicted, not an EISDIR for every later run', async () => {
     const d = tempDir();
