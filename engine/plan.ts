@@ -3,8 +3,8 @@
  * when it becomes ready, because its deps' hashes are only final once its upstream stages are done.
  */
 import { isAbsolute, join } from 'node:path';
-import { asHash } from '../cache/brand.js';
-import type { Hash, PathHash, RunRecord, StageKey } from '../cache/types.js';
+import { outPathKey } from '../cache/paths.js';
+import type { Disagreement, Hash, PathHash, RunRecord, StageKey } from '../cache/types.js';
 import { keyFields, stageKey, type KeyFields } from './fingerprint.js';
 import { implementationHash } from './kinds.js';
 import type { StageSpec } from './model.js';
@@ -19,11 +19,22 @@ export interface StageKeyInfo {
   depHashes: Record<string, Hash | null>;
 }
 
-export type Decision =
+export type Decision = (
   /** `record` is set when the index did not know this run but the run cache did (outputs on disk already match). */
   | { action: 'up-to-date'; info: StageKeyInfo; reasons: string[]; record?: RunRecord }
   | { action: 'restore'; info: StageKeyInfo; record: RunRecord; reasons: string[]; changes: Change[] }
-  | { action: 'run'; info?: StageKeyInfo; reasons: string[]; changes: Change[] };
+  | { action: 'run'; info?: StageKeyInfo; reasons: string[]; changes: Change[] }
+) & {
+  /** Outputs that earlier runs of this very key produced with different bytes (the stage is nondeterministic). */
+  nondeterministic?: Disagreement[];
+};
+
+/** One output of a nondeterministic stage, in words (run warnings, `pipe status`, `pipe why`). */
+export function disagreementText(d: Disagreement): string {
+  const h = (x: string | null): string => (x === null ? 'nothing' : `${x.slice(0, 12)}…`);
+  const kept = d.kept === 'first' ? 'the first result is kept' : 'the first result could no longer be served, so this one replaced it';
+  return `nondeterministic: ${d.path} came out as ${h(d.second)} where an earlier run with the same inputs gave ${h(d.first)} (${d.at}${d.host ? ` on ${d.host}` : ''}); ${kept}`;
+}
 
 /** Absolute path of a workspace-relative path (dirs keep no trailing slash for the file system). */
 export function absPath(root: string, rel: string): string {
@@ -40,7 +51,9 @@ export async function computeKey(stage: StageSpec, ws: Workspace, known?: Readon
   await Promise.all(
     stage.deps.map(async (d) => {
       const k = known?.get(d.path);
-      depHashes[d.path] = k ?? (await (memo ? memo.hash(d.path) : ws.state.hashPath(absPath(ws.root, d.path)))).hash;
+      // Without a memo (the dep check after a stage ran, `pipe why`) the disk itself is read: `fresh` walks a
+      // directory even where watch mode keeps an incremental view of it.
+      depHashes[d.path] = k ?? (await (memo ? memo.hash(d.path) : ws.state.hashPath(absPath(ws.root, d.path), { fresh: true }))).hash;
     }),
   );
   const impl = stage.uses ? await implementationHash(stage.uses, ws.state) : undefined;
@@ -81,10 +94,13 @@ export class DepMemo {
   }
 }
 
-/** Current identities of a stage's outputs on disk. */
+/**
+ * Current identities of a stage's outputs on disk, hashed as the Store stores them: a symlink inside a directory
+ * output is an entry of its own (`links: 'keep'`), so these hashes equal the run records' (docs/cache.md).
+ */
 export async function hashOutputs(stage: StageSpec, ws: Workspace): Promise<Map<string, PathHash>> {
   const out = new Map<string, PathHash>();
-  await Promise.all(stage.outs.map(async (o) => out.set(o.path, await ws.state.hashPath(absPath(ws.root, o.path)))));
+  await Promise.all(stage.outs.map(async (o) => out.set(o.path, await ws.state.hashPath(absPath(ws.root, o.path), { links: 'keep' }))));
   return out;
 }
 
@@ -94,13 +110,21 @@ export interface DecideOptions {
   known?: ReadonlyMap<string, Hash>;
   memo?: DepMemo;
   /**
-   * The pipeline's lock file entry of this stage, loaded lazily (only on a run-cache miss): outputs a lock file
-   * references stay restorable when their run record is gone (gc of old records, a fresh clone sharing a cache).
+   * The pipeline's lock file entry of this stage, loaded lazily (only when a result comes from the store's shared
+   * records): a lock file is a record, never a source of content, so it only explains a disagreement with the
+   * result the store vouches for.
    */
   lockEntry?: (stage: string) => Promise<LockStage | undefined>;
 }
 
 export async function decide(stage: StageSpec, ws: Workspace, opts: DecideOptions): Promise<Decision> {
+  const d = await decideAction(stage, ws, opts);
+  const key = d.info?.key;
+  if (key === undefined || !(await ws.runs.nondeterministicKeys()).has(key)) return d;
+  return { ...d, nondeterministic: await ws.runs.disagreements(key) };
+}
+
+async function decideAction(stage: StageSpec, ws: Workspace, opts: DecideOptions): Promise<Decision> {
   const info = await computeKey(stage, ws, opts.known, opts.memo);
   if (opts.force) return { action: 'run', info, reasons: ['--force'], changes: [] };
   if (stage.alwaysRun) return { action: 'run', info, reasons: ['always_run'], changes: [] };
@@ -113,7 +137,10 @@ export async function decide(stage: StageSpec, ws: Workspace, opts: DecideOption
     if (outputProblems.length === 0) return { action: 'up-to-date', info, reasons: [] };
   }
 
-  const record = (await ws.runs.get(info.key)) ?? recordFromLock(stage, info, await opts.lockEntry?.(stage.name));
+  // This workspace's record of the key, else the one the store keeps for every workspace using it. Never the lock
+  // file: anyone can edit it, and a hash it names may be another output's (docs/cache.md).
+  const found = await ws.runs.get(info.key);
+  const record = found && found.fields && Object.keys(found.fields).length === 0 ? { ...found, fields: info.fields as unknown as Record<string, unknown> } : found;
   if (record) {
     if (outputProblems.length === 0 && (await outputsMatch(stage, ws, record))) {
       return { action: 'up-to-date', info, reasons: [], record };
@@ -121,6 +148,7 @@ export async function decide(stage: StageSpec, ws: Workspace, opts: DecideOption
     const restorable = await canRestore(stage, record, ws);
     if (restorable === true) {
       const reasons = outputProblems.length > 0 ? outputProblems : await restoreReasons(stage, ws, info.fields, record);
+      if (found !== record) reasons.push(...(await lockDisagrees(record, await opts.lockEntry?.(stage.name))));
       return { action: 'restore', info, record, reasons, changes: [] };
     }
     if (outputProblems.length > 0) return { action: 'run', info, reasons: [...outputProblems, restorable], changes: [] };
@@ -150,53 +178,41 @@ async function changedOutputs(stage: StageSpec, ws: Workspace, recorded: Indexed
   return problems;
 }
 
-/** A stand-in run record from a lock file entry with this very key (outputs only: enough to restore). */
-function recordFromLock(stage: StageSpec, info: StageKeyInfo, entry: LockStage | undefined): RunRecord | undefined {
-  if (!entry || entry.key !== info.key) return undefined;
-  if (stage.outs.some((o) => !o.cache) || entry.outs.some((o) => o.hash === null)) return undefined;
-  return {
-    key: info.key,
-    stage: stage.name,
-    fields: info.fields as unknown as Record<string, unknown>,
-    outputs: entry.outs.map((o) => ({
-      path: o.path,
-      kind: o.path.endsWith('/') ? 'dir' : 'file',
-      hash: asHash(o.hash as string),
-      size: o.size,
-      files: o.files ?? 1,
-    })),
-    startedAt: '',
-    endedAt: 'the lock file',
-    durationMs: 0,
-    host: '',
-    executor: 'lock',
-    pipeVersion: '',
-  };
+/**
+ * Where the lock file names other hashes for this key than the record being restored: said, not followed (the lock
+ * file is rewritten with what is restored).
+ */
+async function lockDisagrees(record: RunRecord, entry: LockStage | undefined): Promise<string[]> {
+  if (!entry || entry.key !== record.key) return [];
+  const stored = new Map(record.outputs.map((o) => [outPathKey(o.path), o.hash as string]));
+  return entry.outs
+    .filter((o) => o.hash !== null && stored.has(outPathKey(o.path)) && stored.get(outPathKey(o.path)) !== o.hash)
+    .map((o) => `the lock file names ${o.path} ${String(o.hash).slice(0, 12)}…, which this key did not produce; restoring the recorded ${stored.get(outPathKey(o.path))!.slice(0, 12)}…`);
 }
 
 /** The outputs on disk are exactly what `record` stored (e.g. after a fresh clone with the index missing). */
 async function outputsMatch(stage: StageSpec, ws: Workspace, record: RunRecord): Promise<boolean> {
-  const stored = new Map(record.outputs.map((o) => [o.path, o.hash as string]));
-  if (stage.outs.some((o) => !stored.has(o.path))) return false;
+  const stored = new Map(record.outputs.map((o) => [outPathKey(o.path), o.hash as string]));
+  if (stage.outs.some((o) => !stored.has(outPathKey(o.path)))) return false;
   const now = await hashOutputs(stage, ws);
-  return stage.outs.every((o) => now.get(o.path)?.hash === stored.get(o.path));
+  return stage.outs.every((o) => now.get(o.path)?.hash === stored.get(outPathKey(o.path)));
 }
 
 /** true, or why the record cannot provide the outputs. */
 async function canRestore(stage: StageSpec, record: RunRecord, ws: Workspace): Promise<true | string> {
-  const stored = new Map(record.outputs.map((o) => [o.path, o]));
+  const stored = new Map(record.outputs.map((o) => [outPathKey(o.path), o]));
   for (const o of stage.outs) {
     if (!o.cache) return `output ${o.path} has cache: false, so it cannot be restored`;
-    const s = stored.get(o.path);
+    const s = stored.get(outPathKey(o.path));
     if (!s) return `the earlier run did not store ${o.path}`;
-    if (!(await ws.store.has(s))) return `the cached copy of ${o.path} is gone from the cache (gc?)`;
+    if (!(await ws.store.has(s))) return `the cached copy of ${o.path} is gone from the cache (garbage-collected, or removed as corrupt)`;
   }
   return true;
 }
 
 async function restoreReasons(stage: StageSpec, ws: Workspace, fields: KeyFields, record: RunRecord): Promise<string[]> {
   const latest = (await ws.runs.history(stage.name, 1))[0];
-  const when = record.executor === 'lock' ? 'the lock file records these inputs and the cache has their outputs' : `an earlier run (${record.endedAt}) had the same inputs`;
+  const when = `an earlier run (${record.endedAt}${record.host ? ` on ${record.host}` : ''}) had the same inputs`;
   if (!latest || latest.key === record.key) return [when];
   return [...diffFields(fields, latest.fields).map((c) => c.message), when];
 }

@@ -16,7 +16,7 @@ import { runWithRetries } from './executors/retry.js';
 import { engineDistDir, kindRoot } from './kinds.js';
 import { lockPath, readLockAsync, stageDigest, writeLock, type LockFile, type LockStage } from './lockfile.js';
 import type { Pipeline, StageSpec } from './model.js';
-import { absPath, computeKey, decide, DepMemo, hashOutputs, type Decision, type StageKeyInfo } from './plan.js';
+import { absPath, computeKey, decide, DepMemo, disagreementText, hashOutputs, type Decision, type StageKeyInfo } from './plan.js';
 import { fitRequest, ReadyTracker, ResourcePool, WaitQueue, type Grant, type Machine } from './scheduler.js';
 import type { UpstreamRun } from './stage-api.js';
 import type { IndexedOutput, Workspace } from './workspace.js';
@@ -441,7 +441,6 @@ export async function runStages(opts: RunOptions): Promise<RunSummary> {
     }
     const stored: StoredOutput[] = [];
     for (const o of stage.outs) if (o.cache) stored.push(await ws.store.put(absPath(ws.root, o.path), o.path));
-    const outputs = await indexedOutputs(stage, ws);
     const record: RunRecord = {
       key: info.key,
       stage: name,
@@ -456,10 +455,14 @@ export async function runStages(opts: RunOptions): Promise<RunSummary> {
       ...(Object.keys(extra).length > 0 ? { extra } : {}),
       pipeVersion: opts.pipeVersion,
     };
-    await ws.runs.put(record);
+    // Same key, different bytes is news, not an overwrite: the first result stays in force (put back here).
+    const put = await ws.runs.put(record, { replace: stage.alwaysRun });
+    for (const d of put.disagreements) emit({ type: 'warning', stage: name, message: disagreementText(d) });
+    if (put.record !== record) await restore(stage, put.record);
+    const outputs = await indexedOutputs(stage, ws);
     ws.index.set(name, { key: info.key, outputs });
     lockEntries.set(name, lockEntry(stage, info, outputs));
-    return { stage: name, status: 'ran', reason, durationMs: Date.now() - t0, key: info.key, record };
+    return { stage: name, status: 'ran', reason, durationMs: Date.now() - t0, key: info.key, record: put.record };
   };
 
   for (const name of tracker.initial()) void onReady(name);
