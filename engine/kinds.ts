@@ -1,12 +1,13 @@
 /**
- * Built-in stage kinds (`uses:`): their manifests (loaded on every run: small, no heavy imports) and the hash of
- * their implementation (part of the key). A kind's run.js is never imported here: only the stage runner does that,
+ * Built-in stage kinds (`uses:`): their manifests (loaded on every run: small, no heavy imports) and the fingerprint
+ * of their implementation and toolchain (part of the key). A kind's run.js is never imported here: only the stage runner does that,
  * when the stage actually runs.
  */
-import { existsSync, readdirSync } from 'node:fs';
-import { dirname, join, relative, resolve, sep, basename } from 'node:path';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname, isAbsolute, join, relative, resolve, sep, basename } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { hashJson } from '../cache/hash.js';
+import { scanModule, type ModuleRefs } from './closure.js';
+import { declaredDependencies, forgetInstalledPackages, installedVersions } from './packages.js';
 import type { Hash, HashState } from '../cache/types.js';
 import type { StageManifest } from './stage-api.js';
 
@@ -83,44 +84,154 @@ export function runModulePath(kind: string): string {
   return join(kindRoot(kind), ...kind.split('/'), 'run.js');
 }
 
-const implHashes = new Map<string, Promise<Hash>>();
+/** The Node version and platform a `uses` stage runs on, and the npm packages its code reaches (see fingerprint.ts). */
+export interface Toolchain {
+  node: string;
+  platform: string;
+  /** package name → installed version(s) (several, space-separated, when the tree holds more than one). */
+  packages: Record<string, string>;
+}
+
+/** What of a kind's code and toolchain goes into the key of the stages using it. */
+export interface KindFingerprint {
+  /** Repo-relative path of every file in the closure → its sha256 (null: imported but missing). */
+  implementation: Record<string, Hash | null>;
+  toolchain: Toolchain;
+}
+
+/** The implementation closure of a kind: files (absolute) and the packages its code reaches (name → a folder it is imported from). */
+export interface KindClosure {
+  files: string[];
+  /** Closure files that are imported but do not exist (the stage would fail; the key still says so). */
+  missing: string[];
+  packages: Map<string, string>;
+}
+
+const closures = new Map<string, KindClosure>();
+/** Module scans, shared by every kind's walk (the runner, the stage API and stages/lib are in most closures). */
+const scans = new Map<string, ModuleRefs>();
+const fingerprints = new Map<string, Promise<KindFingerprint>>();
 
 /**
- * Forget the memoised implementation hashes (a long-lived process, e.g. `pipe watch`, calls this each cycle so an
- * edited kind is seen; the HashState still makes re-hashing unchanged sources cost only stats).
+ * Forget the memoised closures and fingerprints (a long-lived process, e.g. `pipe watch`, calls this each cycle so
+ * an edited kind is seen; the HashState still makes re-hashing unchanged files cost only stats).
  */
 export function resetImplementationHashes(): void {
-  implHashes.clear();
+  closures.clear();
+  fingerprints.clear();
+  scans.clear();
+  forgetInstalledPackages();
 }
 
 /**
- * Hash of a kind's implementation: its source folder (`stages/<kind>/`, the .ts sources when the repo has them) and
- * its compiled folder, plus the manifest's `implementation` extra paths, relative to the source folder. Goes through
- * the HashState, so a no-op run only stats these files.
+ * A kind's implementation closure: its compiled run module, the stage runner and the stage API, every module they
+ * import (transitively, stages/lib included), every worker or data file they locate with
+ * `new URL('./x.js', import.meta.url)`, plus the manifest's `workers` and `data` lists. Nothing else of dist/: a
+ * leftover .js that no import reaches changes nothing. Compiled .js, not .ts sources: the key describes the code
+ * that runs (docs/cache.md says why).
  */
-export function implementationHash(kind: string, state: HashState): Promise<Hash> {
-  let h = implHashes.get(kind);
-  if (!h) {
-    h = computeImplementationHash(kind, state);
-    implHashes.set(kind, h);
-  }
-  return h;
+export function kindClosure(kind: string): KindClosure {
+  let c = closures.get(kind);
+  if (c) return c;
+  const manifest = resolveKind(kind);
+  const compiled = join(kindRoot(kind), ...kind.split('/'));
+  const src = join(repoRoot, 'stages', ...kind.split('/'));
+  const builtIn = kindRoot(kind) === stagesRoot;
+  const roots = [runModulePath(kind), join(engineDistDir, 'runner.js'), join(engineDistDir, 'stage-api.js')];
+  for (const w of manifest?.workers ?? []) roots.push(resolve(compiled, w.replace(/\.ts$/, '.js')));
+  const data = (manifest?.data ?? []).map((d) => resolve(builtIn && existsSync(src) ? src : compiled, d));
+  c = walkClosure(roots, data);
+  closures.set(kind, c);
+  return c;
 }
 
-async function computeImplementationHash(kind: string, state: HashState): Promise<Hash> {
-  const root = kindRoot(kind);
-  const compiled = join(root, ...kind.split('/'));
-  const src = join(repoRoot, 'stages', ...kind.split('/'));
-  // Built-in kinds: the .ts sources (what a developer edits) AND the compiled .js the runner executes, so an edit
-  // not yet rebuilt cannot put the old code's outputs under a key that claims the new code.
-  const folder = root === stagesRoot && existsSync(src) ? src : compiled;
-  const parts: Record<string, string | null> = { '.': (await state.hashPath(folder)).hash };
-  if (folder !== compiled) parts.compiled = (await state.hashPath(compiled)).hash;
-  for (const extra of resolveKind(kind)?.implementation ?? []) {
-    parts[extra] = (await state.hashPath(resolve(folder, extra))).hash;
-    if (folder !== compiled) parts[`compiled:${extra}`] = (await state.hashPath(resolve(compiled, extra))).hash;
+function walkClosure(roots: string[], data: string[]): KindClosure {
+  const deps = declaredDependencies(repoRoot);
+  const seen = new Set<string>();
+  const missing = new Set<string>();
+  const packages = new Map<string, string>();
+  const queue = [...roots];
+  for (const d of data) {
+    if (isFile(d)) seen.add(d);
+    else missing.add(d);
   }
-  return hashJson({ kind, parts });
+  while (queue.length > 0) {
+    const file = queue.pop()!;
+    if (seen.has(file) || missing.has(file)) continue;
+    if (!isFile(file)) {
+      missing.add(file);
+      continue;
+    }
+    seen.add(file);
+    if (!/\.[cm]?js$/.test(file)) continue;
+    let refs = scans.get(file);
+    if (!refs) scans.set(file, (refs = scanModule(readFileSync(file, 'utf8'), deps)));
+    const dir = dirname(file);
+    for (const r of refs.imports) queue.push(resolve(dir, r));
+    // Located files count only when they exist (`ts ? './worker.ts' : './worker.js'` names both).
+    for (const r of refs.located) {
+      const p = resolve(dir, r);
+      if (isFile(p)) queue.push(p);
+    }
+    for (const p of refs.packages) if (!packages.has(p)) packages.set(p, dir);
+  }
+  return { files: [...seen].sort(), missing: [...missing].sort(), packages };
+}
+
+/**
+ * The key material of a kind: the content of every closure file, by repo-relative path, and the toolchain (Node,
+ * platform, installed versions of the packages the closure reaches and their dependencies). Goes through the
+ * HashState, so a no-op run only stats the files (and reads the small modules to follow their imports).
+ */
+export function kindFingerprint(kind: string, state: HashState): Promise<KindFingerprint> {
+  let f = fingerprints.get(kind);
+  if (!f) {
+    f = computeFingerprint(kind, state);
+    fingerprints.set(kind, f);
+  }
+  return f;
+}
+
+async function computeFingerprint(kind: string, state: HashState): Promise<KindFingerprint> {
+  return { implementation: await implementationHashes(kind, state), toolchain: toolchainOf(kind) };
+}
+
+/** The content of a kind's closure: repo-relative path → sha256 (null: imported but missing). */
+export async function implementationHashes(kind: string, state: HashState): Promise<Record<string, Hash | null>> {
+  const c = kindClosure(kind);
+  const root = kindRoot(kind);
+  const label = (file: string): string => {
+    const rel = relative(repoRoot, file);
+    return rel.startsWith('..') || isAbsolute(rel) ? `PIPE_KINDS_PATH/${relative(root, file).split(sep).join('/')}` : rel.split(sep).join('/');
+  };
+  const implementation: Record<string, Hash | null> = {};
+  for (const f of c.missing) implementation[label(f)] = null;
+  const hashes = await Promise.all(c.files.map((f) => state.hashPath(f)));
+  c.files.forEach((f, i) => (implementation[label(f)] = hashes[i]!.hash));
+  return implementation;
+}
+
+/** Node, platform-arch, and the installed versions of the packages a kind's closure reaches (transitively). */
+export function toolchainOf(kind: string): Toolchain {
+  return { node: process.version, platform: `${process.platform}-${process.arch}`, packages: installedVersions(kindClosure(kind).packages, repoRoot) };
+}
+
+/** Files and folders whose edits can change a kind's key (watch mode watches them; engine files excluded: editing the engine needs a restart anyway). */
+export function kindWatchPaths(kind: string): string[] {
+  const compiled = join(kindRoot(kind), ...kind.split('/'));
+  const src = join(repoRoot, 'stages', ...kind.split('/'));
+  const folders = kindRoot(kind) === stagesRoot && existsSync(src) ? [src, compiled] : [compiled];
+  const inside = (f: string, d: string): boolean => f === d || f.startsWith(`${d}${sep}`);
+  const others = kindClosure(kind).files.filter((f) => !folders.some((d) => inside(f, d)) && !inside(f, engineDistDir));
+  return [...folders, ...others];
+}
+
+function isFile(p: string): boolean {
+  try {
+    return statSync(p).isFile();
+  } catch {
+    return false;
+  }
 }
 
 function findManifests(dir: string): string[] {

@@ -6,7 +6,7 @@ import { isAbsolute, join } from 'node:path';
 import { asHash } from '../cache/brand.js';
 import type { Hash, PathHash, RunRecord, StageKey } from '../cache/types.js';
 import { keyFields, stageKey, type KeyFields } from './fingerprint.js';
-import { implementationHash } from './kinds.js';
+import { kindFingerprint } from './kinds.js';
 import type { StageSpec } from './model.js';
 import { diffFields, nearest, type Change } from './why.js';
 import type { IndexedOutput, Workspace } from './workspace.js';
@@ -43,8 +43,8 @@ export async function computeKey(stage: StageSpec, ws: Workspace, known?: Readon
       depHashes[d.path] = k ?? (await (memo ? memo.hash(d.path) : ws.state.hashPath(absPath(ws.root, d.path)))).hash;
     }),
   );
-  const impl = stage.uses ? await implementationHash(stage.uses, ws.state) : undefined;
-  const fields = keyFields(stage, depHashes, impl);
+  const kind = stage.uses ? await kindFingerprint(stage.uses, ws.state) : undefined;
+  const fields = keyFields(stage, depHashes, kind);
   return { fields, key: stageKey(fields), depHashes };
 }
 

@@ -32,6 +32,11 @@ export interface RunnerSpec {
   tmpDir: string;
   /** Absolute path of the compiled kinds (`<stagesRoot>/<kind>/run.js`); default: dist/stages next to this file. */
   stagesRoot?: string;
+  /**
+   * The Node version and platform the stage's key was computed for. A runner on another (a SLURM node with another
+   * Node) refuses to run: its outputs would be recorded under a key that names a runtime they did not come from.
+   */
+  toolchain?: { node: string; platform: string };
 }
 
 /** The protocol line prefix shared with the engine (engine/run.ts parses it). */
@@ -52,6 +57,14 @@ export async function main(specFile: string): Promise<number> {
   process.on('SIGTERM', () => controller.abort(new Error('cancelled')));
   process.on('SIGINT', () => controller.abort(new Error('cancelled')));
 
+  const runtime = `${process.version} ${process.platform}-${process.arch}`;
+  if (spec.toolchain && runtime !== `${spec.toolchain.node} ${spec.toolchain.platform}`) {
+    process.stderr.write(
+      `stage ${spec.stage}: this runner is Node ${runtime} but the stage's key was computed for Node ${spec.toolchain.node} ${spec.toolchain.platform}; ` +
+        'its outputs would be recorded under the wrong key. Run pipe with the same Node as the executor (on SLURM: load the same node module in the job).\n',
+    );
+    return 1;
+  }
   const stagesRoot = spec.stagesRoot ?? fileURLToPath(new URL('../stages/', import.meta.url));
   const modPath = join(stagesRoot, ...spec.kind.split('/'), 'run.js');
   const extra: Record<string, unknown> = {};

@@ -40,10 +40,16 @@ export interface StageManifest {
   description: string;
   with: Record<string, FieldSpec>;
   /**
-   * Extra source files/folders (relative to the kind's folder) whose content is part of the implementation hash,
-   * e.g. `../../lib/` for shared helpers. The kind's own folder is always included.
+   * Worker entry points the kind starts in a way its code does not spell as `new URL('./x.js', import.meta.url)`
+   * (which is found on its own), relative to the kind's folder (`.ts` names are read as the compiled `.js`). Their
+   * import closure joins the implementation hash.
    */
-  implementation?: string[];
+  workers?: string[];
+  /**
+   * Data files the kind reads at run time that no import reaches (relative to the kind's source folder), hashed
+   * into its implementation. Code never goes here: the implementation hash follows imports on its own.
+   */
+  data?: string[];
   /** Default resources when the YAML gives none. */
   resources?: Partial<Resources>;
 }

@@ -122,6 +122,7 @@ export async function buildJob(ctx: DispatchContext, stage: StageSpec, info: Sta
       resultFile: join(ws.tmpDir, `${jobId}.result.json`),
       tmpDir: join(ws.tmpDir, `${jobId}.scratch`),
       stagesRoot: kindRoot(stage.uses!),
+      ...(info.fields.toolchain ? { toolchain: { node: info.fields.toolchain.node, platform: info.fields.toolchain.platform } } : {}),
     };
     rmSync(spec.resultFile, { force: true });
     writeFileSync(specFile, JSON.stringify(spec));

@@ -31,5 +31,4 @@ export const manifest: StageManifest = {
     one_per_patient: { type: 'boolean', default: true, description: 'Keep one image per patient_id (C.2 rule).' },
     seed: { type: 'integer', default: 42, description: 'Seed of every draw.' },
   },
-  implementation: ['../synth/cxr/prng.ts'],
 };

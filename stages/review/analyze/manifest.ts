@@ -38,6 +38,5 @@ export const manifest: StageManifest = {
       description: 'How many countries the country figure shows (the authors show 3).',
     },
   },
-  implementation: ['../lib/', '../../lib/atomic-write.ts'],
   resources: { cpus: 1, memBytes: 512 * 1024 * 1024, gpus: 0 },
 };
