@@ -103,5 +103,10 @@ export interface Pipeline {
     restore: Array<'reflink' | 'hardlink' | 'copy'>;
     executor: 'local' | 'slurm';
     slurm: SlurmOptions;
+    /**
+     * What ambient environment `cmd` stages see: `inherit` (default) all of pipe's; `strict` only their declared
+     * `env:` and the pass-through list (engine/env.ts). `uses` stages are always strict.
+     */
+    env: 'inherit' | 'strict';
   };
 }

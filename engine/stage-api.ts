@@ -50,6 +50,14 @@ export interface StageManifest {
    * into its implementation. Code never goes here: the implementation hash follows imports on its own.
    */
   data?: string[];
+  /**
+   * Names of environment variables the kind reads, given its `with:` values (e.g. download's `base_url_env`). A
+   * kind's process sees no other ambient variable but the pass-through list (PATH, HOME, TMPDIR, LANG/LC_*, proxies,
+   * NETRC, SLURM_*, CUDA_VISIBLE_DEVICES). Their values are not part of the key: name only variables that say where
+   * or as whom to fetch (locations, credentials), never ones that change what the kind computes — those belong in
+   * `with:`.
+   */
+  envFrom?(w: Record<string, unknown>): string[];
   /** Default resources when the YAML gives none. */
   resources?: Partial<Resources>;
 }
@@ -91,7 +99,10 @@ export interface StageContext<W = Record<string, unknown>> {
   readonly workspace: string;
   /** Validated `with:` values, defaults applied. Path values are workspace-relative strings. */
   readonly with: W;
-  /** The pipeline's resolved params (after CLI overrides). */
+  /**
+   * The params this stage uses — exactly those in its key (`${params.x}` in its fields, or listed in `params:`),
+   * nested as in the pipeline (`a.b` → `{a: {b: …}}`), after CLI overrides. Other params never reach a kind.
+   */
   readonly params: Readonly<Record<string, unknown>>;
   /** This stage's key and its deps' content hashes (workspace-relative path → hash). */
   readonly key: string;

@@ -198,6 +198,7 @@ function readSettings(root: YMap, workdir: string, scope: Scope, sink: Sink, bag
     restore: ['reflink', 'copy'],
     executor: 'local',
     slurm: {},
+    env: 'inherit',
   };
   const e = root.byKey.get('settings');
   if (!e || (e.value.t === 'scalar' && e.value.value === null)) return s;
@@ -230,6 +231,12 @@ function readSettings(root: YMap, workdir: string, scope: Scope, sink: Sink, bag
         const v = interpolateNode(f.value, scope, sink, field);
         if (v === 'local' || v === 'slurm') s.executor = v;
         else if (v !== undefined) bag.error(`\`executor\` must be \`local\` or \`slurm\`, not \`${String(v)}\``, f.value.loc.span, { field });
+        break;
+      }
+      case 'env': {
+        const v = interpolateNode(f.value, scope, sink, field);
+        if (v === 'inherit' || v === 'strict') s.env = v;
+        else if (v !== undefined) bag.error(`\`env\` must be \`inherit\` or \`strict\`, not \`${String(v)}\``, f.value.loc.span, { field });
         break;
       }
       case 'slurm': {

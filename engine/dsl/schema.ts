@@ -30,6 +30,7 @@ export const SETTINGS_KEYS: Keys = {
   restore: 'Restore strategies tried in order: `reflink`, `hardlink`, `copy` (default `[reflink, copy]`).',
   executor: 'Default executor for every stage: `local` (default) or `slurm`.',
   slurm: 'SLURM defaults for stages run with `executor: slurm`.',
+  env: '`inherit` (default): `cmd` stages see pipe\'s whole environment; `strict`: only their `env:` and the pass-through list (PATH, HOME, TMPDIR, LANG/LC_*, proxies, NETRC, SLURM_*, CUDA_VISIBLE_DEVICES).',
 };
 
 export const SLURM_KEYS: Keys = {
@@ -243,6 +244,7 @@ export function pipelineJsonSchema(kinds?: StageManifest[]): Json {
       restore: { type: 'array', items: { enum: ['reflink', 'hardlink', 'copy'] }, minItems: 1 },
       executor: { enum: ['local', 'slurm'] },
       slurm: slurmSchema,
+      env: { enum: ['inherit', 'strict'] },
     }),
     stages,
   });

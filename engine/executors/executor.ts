@@ -18,8 +18,14 @@ export interface Job {
   argv: string[];
   /** Absolute working directory (the workspace root). */
   cwd: string;
-  /** Extra environment, merged over the parent's (`CUDA_VISIBLE_DEVICES` included when GPUs were granted). */
+  /** Explicit environment (`CUDA_VISIBLE_DEVICES` included when GPUs were granted), over the ambient variables. */
   env: Record<string, string>;
+  /**
+   * Which ambient variables (of the process that starts the job: pipe locally, the task on a SLURM node) the job
+   * also gets: undefined = all of them (inherit); else only these names (a trailing `*` = prefix; engine/env.ts).
+   * Names only, never values: a secret named by a kind (`base_url_env`) is never written into a job file.
+   */
+  passEnv?: readonly string[];
   resources: Resources;
   /** GPU device ids the local scheduler granted (empty on SLURM, which assigns its own). */
   gpuIds: string[];

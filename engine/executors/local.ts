@@ -13,6 +13,7 @@ import { createWriteStream, mkdirSync, rmSync, type WriteStream } from 'node:fs'
 import { dirname } from 'node:path';
 import { hostname } from 'node:os';
 import type { Executor, Job, JobHooks, JobResult } from './executor.js';
+import { childEnv } from '../env.js';
 
 export interface LocalExecutorOptions {
   /** How long a cancelled job gets between SIGTERM and SIGKILL (ms). */
@@ -44,7 +45,7 @@ export class LocalExecutor implements Executor {
       let killTimer: NodeJS.Timeout | undefined;
       const child = spawn(file!, args, {
         cwd: job.cwd,
-        env: { ...process.env, ...job.env },
+        env: childEnv(process.env, job.env, job.passEnv),
         detached: true, // own process group: a group kill reaches grandchildren (sh → python → workers)
         stdio: ['ignore', 'pipe', 'pipe'],
       });

@@ -9,7 +9,8 @@ import type { Hash } from '../../cache/types.js';
 import type { Emit } from '../events.js';
 import type { Executor, Job, JobResult } from '../executors/executor.js';
 import { runWithRetries } from '../executors/retry.js';
-import { engineDistDir, kindRoot } from '../kinds.js';
+import { engineDistDir, kindRoot, resolveKind } from '../kinds.js';
+import { isEnvName, PASS_THROUGH } from '../env.js';
 import type { Pipeline, StageSpec } from '../model.js';
 import type { StageKeyInfo } from '../plan.js';
 import { PIPE_LINE, type RunnerMessage, type RunnerSpec } from '../runner.js';
@@ -104,15 +105,19 @@ export async function buildJob(ctx: DispatchContext, stage: StageSpec, info: Sta
   env.PIPE_CPUS = String(cpus);
   const resources = { ...stage.resources, cpus, ...(grant ? { memBytes: grant.memBytes } : {}) };
   let argv: string[];
-  if (stage.cmd !== undefined) argv = ['sh', '-c', stage.cmd];
-  else {
+  let passEnv: readonly string[] | undefined;
+  if (stage.cmd !== undefined) {
+    argv = ['sh', '-c', stage.cmd];
+    if (pipeline.settings.env === 'strict') passEnv = PASS_THROUGH;
+  } else {
+    passEnv = [...PASS_THROUGH, ...kindEnvNames(stage)];
     mkdirSync(ws.tmpDir, { recursive: true });
     const specFile = join(ws.tmpDir, `${jobId}.json`);
     const spec: RunnerSpec = {
       stage: stage.name,
       kind: stage.uses!,
       with: stage.with ?? {},
-      params: pipeline.params,
+      params: nestParams(stage.params),
       workspace: ws.root,
       key: info.key,
       depHashes: Object.fromEntries(Object.entries(info.depHashes).filter((e): e is [string, Hash] => e[1] !== null)),
@@ -136,11 +141,37 @@ export async function buildJob(ctx: DispatchContext, stage: StageSpec, info: Sta
     argv,
     cwd: ws.root,
     env,
+    ...(passEnv ? { passEnv } : {}),
     resources,
     gpuIds,
     logFile,
     slurm: stage.slurm,
   };
+}
+
+/** The ambient variables a kind says it reads, given its `with:` (manifest `envFrom`); only valid names. */
+export function kindEnvNames(stage: StageSpec): string[] {
+  const names = resolveKind(stage.uses!)?.envFrom?.(stage.with ?? {}) ?? [];
+  return names.filter((n) => typeof n === 'string' && isEnvName(n));
+}
+
+/** A stage's keyed params (dotted name → value) nested as in the pipeline: `{'a.b': 1}` → `{a: {b: 1}}`. */
+export function nestParams(flat: Readonly<Record<string, unknown>>): Record<string, unknown> {
+  const out: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
+  // Shorter names first: a whole object (`a`) is set before a part of it (`a.b`), which then agrees with it.
+  for (const name of Object.keys(flat).sort((x, y) => x.length - y.length)) {
+    const parts = name.split('.');
+    // A part of a param the stage also uses whole (`a.b` beside `a`) is already in it.
+    if (parts.some((_, i) => i > 0 && parts.slice(0, i).join('.') in flat)) continue;
+    let at = out;
+    for (const p of parts.slice(0, -1)) {
+      const next = at[p];
+      if (typeof next !== 'object' || next === null || Array.isArray(next)) at[p] = Object.create(null) as Record<string, unknown>;
+      at = at[p] as Record<string, unknown>;
+    }
+    at[parts.at(-1)!] = flat[name];
+  }
+  return out;
 }
 
 export function safeName(stage: string): string {

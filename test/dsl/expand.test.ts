@@ -274,6 +274,7 @@ stages:
       restore: ['hardlink', 'copy'],
       executor: 'slurm',
       slurm: { partition: 'gpu', gpuFlag: 'gpus', extra: ['--exclusive'] },
+      env: 'inherit',
     });
   });
 
@@ -285,7 +286,7 @@ stages:
   c: {uses: train/cnn, with: {data: a, out: models/c/, epochs: 2}}
 `);
     expect(p.name).toBe('pipeline');
-    expect(p.settings).toEqual({ cacheDir: `${p.workdir}/.pipe/cache`, restore: ['reflink', 'copy'], executor: 'local', slurm: {} });
+    expect(p.settings).toEqual({ cacheDir: `${p.workdir}/.pipe/cache`, restore: ['reflink', 'copy'], executor: 'local', slurm: {}, env: 'inherit' });
     expect(stage(p, 'a').watch).toBe('auto');
     expect(stage(p, 'b').watch).toBe('manual');
     // Manifest resources (gpus: 1) apply to the uses stage, so it is manual too.

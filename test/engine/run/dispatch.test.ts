@@ -1,5 +1,6 @@
 // Dispatch: the Job a stage becomes, and a real child run through the local executor, its output turned into events.
-import { readFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildJob, dispatch, lineSplitter, logTail, parseRunnerLine, retryState, type DispatchContext } from '../../../engine/run/dispatch.js';
 import { LocalExecutor } from '../../../engine/executors/local.js';
@@ -65,6 +66,20 @@ describe('jobs', () => {
     expect(job.argv[1]).toMatch(/dist\/engine\/runner\.js$/);
     const spec = JSON.parse(readFileSync(job.argv[2]!, 'utf8')) as RunnerSpec;
     expect(spec).toMatchObject({ stage: 'e', kind: 'testing/echo', key: info.key, workspace: f.dir, pipeline: { file: 'p.yaml', name: 'j' } });
+  });
+
+  it('the runner refuses a spec whose key names another Node (a SLURM node with a different runtime)', async () => {
+    f = await fixture('name: j\nstages:\n  e:\n    uses: testing/echo\n    with: {src: in.txt, out: out/e.txt}\n', { 'in.txt': 'x\n' });
+    const e = f.stage('e');
+    const info = await computeKey(e, f.ws);
+    const job = await buildJob(context(f), e, info, 'e-1', '/tmp/e.log', undefined);
+    const spec = JSON.parse(readFileSync(job.argv[2]!, 'utf8')) as RunnerSpec;
+    expect(spec.toolchain).toEqual({ node: process.version, platform: `${process.platform}-${process.arch}` });
+    writeFileSync(job.argv[2]!, JSON.stringify({ ...spec, toolchain: { ...spec.toolchain, node: 'v0.1.0' } }));
+    const r = spawnSync(job.argv[0]!, job.argv.slice(1), { cwd: f.dir, encoding: 'utf8' });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/stage e: this runner is Node v\d+.* but the stage's key was computed for Node v0\.1\.0/);
+    expect(f.exists('out/e.txt')).toBe(false);
   });
 
   it('runs a real child: stage-start, log lines and runner progress become events; the log keeps the output', async () => {
