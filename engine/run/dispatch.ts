@@ -94,6 +94,17 @@ export function retryState(attempt: number, of: number, reason: string, before: 
   return `attempt ${attempt} of ${of} after: ${reason}${escalated.length ? `; ${escalated.join(', ')}` : ''}`;
 }
 
+/**
+ * How a `cmd` runs: `sh -e` (errexit: a failing line fails the stage, as Snakemake's strict mode) and pipefail where
+ * the shell has it (bash, busybox ash; not dash, Debian's sh, where a pipeline's status stays its last command's).
+ * `command set` keeps an unknown option from ending the shell (set is a special builtin) and costs no fork; it shares
+ * line 1 with the command, so the shell's line numbers in errors are the command's own. A command opts out with
+ * `set +e`.
+ */
+export function shellArgv(cmd: string): string[] {
+  return ['sh', '-e', '-c', `command set -o pipefail 2>/dev/null || :; ${cmd}`];
+}
+
 /** The Job of one stage: `sh -c CMD`, or the stage runner with a spec file for `uses` stages. */
 export async function buildJob(ctx: DispatchContext, stage: StageSpec, info: StageKeyInfo, jobId: string, logFile: string, grant: Grant | undefined): Promise<Job> {
   const { ws, pipeline } = ctx;
@@ -107,7 +118,7 @@ export async function buildJob(ctx: DispatchContext, stage: StageSpec, info: Sta
   let argv: string[];
   let passEnv: readonly string[] | undefined;
   if (stage.cmd !== undefined) {
-    argv = ['sh', '-c', stage.cmd];
+    argv = shellArgv(stage.cmd);
     if (pipeline.settings.env === 'strict') passEnv = PASS_THROUGH;
   } else {
     passEnv = [...PASS_THROUGH, ...kindEnvNames(stage)];

@@ -303,7 +303,7 @@ stages:
     cmd: [mkdir -p o, "touch o/x"]
     outs: [o/]
 `);
-    expect(stage(p, 's').cmd).toBe('{ mkdir -p o\n} && { touch o/x\n}');
+    expect(stage(p, 's').cmd).toBe('{ mkdir -p o\n}\n{ touch o/x\n}');
   });
 
   it('merge keys and anchors are resolved', async () => {

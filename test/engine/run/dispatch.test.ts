@@ -52,7 +52,7 @@ describe('jobs', () => {
     const a = f.stage('a');
     const info = await computeKey(a, f.ws);
     const job = await buildJob(context(f, undefined, ['0']), a, info, 'a-1', '/tmp/a.log', { slots: 1, cpus: 1, memBytes: 100, gpuIds: [] });
-    expect(job.argv.slice(0, 2)).toEqual(['sh', '-c']);
+    expect(job.argv.slice(0, 3)).toEqual(['sh', '-e', '-c']);
     expect(job.argv.at(-1)).toContain('echo hi');
     expect(job.env).toMatchObject({ SEED: '3', PIPE_STAGE: 'a', PIPE_WORKSPACE: f.dir, PIPE_CPUS: '1', CUDA_VISIBLE_DEVICES: '' });
     expect(job.cwd).toBe(f.dir);
