@@ -15,6 +15,7 @@
  */
 import { asStageKey } from '../cache/brand.js';
 import { hashJson } from '../cache/hash.js';
+import { outPathKey } from '../cache/paths.js';
 import type { Hash, StageKey } from '../cache/types.js';
 import type { KindFingerprint, Toolchain } from './kinds.js';
 import type { StageSpec } from './model.js';
@@ -95,7 +96,8 @@ export function keyFields(stage: StageSpec, depHashes: Record<string, Hash | nul
     params: sortKeys(stage.params),
     deps: sortKeys(depHashes),
     env: sortKeys(stage.env),
-    outs: stage.outs.map((o) => ({ path: o.path, cache: o.cache })).sort((a, b) => cmp(a.path, b.path)),
+    // `dir` and `dir/` are one output (cache/paths.ts): respelling it changes no key.
+    outs: stage.outs.map((o) => ({ path: outPathKey(o.path), cache: o.cache })).sort((a, b) => cmp(a.path, b.path)),
   };
   if (stage.cmd !== undefined) fields.cmd = stage.cmd;
   if (stage.uses !== undefined) {

@@ -5,6 +5,7 @@
 import { isAbsolute, join } from 'node:path';
 import { asHash } from '../cache/brand.js';
 import type { Hash, PathHash, RunRecord, StageKey } from '../cache/types.js';
+import { outPathKey } from '../cache/paths.js';
 import { keyFields, stageKey, type KeyFields } from './fingerprint.js';
 import { kindFingerprint } from './kinds.js';
 import type { StageSpec } from './model.js';
@@ -27,7 +28,7 @@ export type Decision =
 
 /** Absolute path of a workspace-relative path (dirs keep no trailing slash for the file system). */
 export function absPath(root: string, rel: string): string {
-  const p = rel.endsWith('/') ? rel.slice(0, -1) : rel;
+  const p = outPathKey(rel);
   return isAbsolute(p) ? p : join(root, p);
 }
 
@@ -68,7 +69,7 @@ export class DepMemo {
 
   /** Forget every memoised path at, under, or above `rel` (a file inside a dir dep changes the dir's hash). */
   forget(rel: string): void {
-    const bare = rel.endsWith('/') ? rel.slice(0, -1) : rel;
+    const bare = outPathKey(rel);
     this.memo.delete(bare);
     this.memo.delete(`${bare}/`);
     // Ancestors: directory deps containing it.
@@ -76,8 +77,8 @@ export class DepMemo {
       this.memo.delete(bare.slice(0, i));
       this.memo.delete(`${bare.slice(0, i)}/`);
     }
-    // Descendants: only a directory output can contain other deps (a scan, but directory outs are few).
-    if (rel.endsWith('/')) for (const k of this.memo.keys()) if (k.startsWith(`${bare}/`)) this.memo.delete(k);
+    // Descendants: an output (`dir` or `dir/`) that is a directory can contain other deps.
+    for (const k of this.memo.keys()) if (k.startsWith(`${bare}/`)) this.memo.delete(k);
   }
 }
 
@@ -138,12 +139,12 @@ export async function decide(stage: StageSpec, ws: Workspace, opts: DecideOption
 
 /** "output out/x missing" / "output out/x modified" for outputs that differ from what the last run left. */
 async function changedOutputs(stage: StageSpec, ws: Workspace, recorded: IndexedOutput[]): Promise<string[]> {
-  const byPath = new Map(recorded.map((o) => [o.path, o]));
+  const byPath = new Map(recorded.map((o) => [outPathKey(o.path), o]));
   const now = await hashOutputs(stage, ws);
   const problems: string[] = [];
   for (const o of stage.outs) {
     const h = now.get(o.path)!;
-    const before = byPath.get(o.path);
+    const before = byPath.get(outPathKey(o.path));
     if (h.kind === 'missing') problems.push(`output ${o.path} missing`);
     else if (!before || before.hash !== h.hash) problems.push(`output ${o.path} modified`);
   }
@@ -160,7 +161,7 @@ function recordFromLock(stage: StageSpec, info: StageKeyInfo, entry: LockStage |
     fields: info.fields as unknown as Record<string, unknown>,
     outputs: entry.outs.map((o) => ({
       path: o.path,
-      kind: o.path.endsWith('/') ? 'dir' : 'file',
+      kind: o.path.endsWith('/') || o.files !== undefined ? 'dir' : 'file',
       hash: asHash(o.hash as string),
       size: o.size,
       files: o.files ?? 1,
@@ -176,18 +177,18 @@ function recordFromLock(stage: StageSpec, info: StageKeyInfo, entry: LockStage |
 
 /** The outputs on disk are exactly what `record` stored (e.g. after a fresh clone with the index missing). */
 async function outputsMatch(stage: StageSpec, ws: Workspace, record: RunRecord): Promise<boolean> {
-  const stored = new Map(record.outputs.map((o) => [o.path, o.hash as string]));
-  if (stage.outs.some((o) => !stored.has(o.path))) return false;
+  const stored = new Map(record.outputs.map((o) => [outPathKey(o.path), o.hash as string]));
+  if (stage.outs.some((o) => !stored.has(outPathKey(o.path)))) return false;
   const now = await hashOutputs(stage, ws);
-  return stage.outs.every((o) => now.get(o.path)?.hash === stored.get(o.path));
+  return stage.outs.every((o) => now.get(o.path)?.hash === stored.get(outPathKey(o.path)));
 }
 
 /** true, or why the record cannot provide the outputs. */
 async function canRestore(stage: StageSpec, record: RunRecord, ws: Workspace): Promise<true | string> {
-  const stored = new Map(record.outputs.map((o) => [o.path, o]));
+  const stored = new Map(record.outputs.map((o) => [outPathKey(o.path), o]));
   for (const o of stage.outs) {
     if (!o.cache) return `output ${o.path} has cache: false, so it cannot be restored`;
-    const s = stored.get(o.path);
+    const s = stored.get(outPathKey(o.path));
     if (!s) return `the earlier run did not store ${o.path}`;
     if (!(await ws.store.has(s))) return `the cached copy of ${o.path} is gone from the cache (gc?)`;
   }

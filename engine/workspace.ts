@@ -60,6 +60,8 @@ export interface IndexedOutput {
   hash: string | null;
   size: number;
   files: number;
+  /** A directory (declared `dir/`, or `dir` found to be one). */
+  dir?: boolean;
 }
 
 export interface IndexEntry {

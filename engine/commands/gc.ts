@@ -28,7 +28,7 @@ export async function gcCommand(files: string[], opts: { dryRun?: boolean; json?
     for (const stage of Object.values((await readLockAsync(lockPath(pipeline.file)))?.stages ?? {})) {
       for (const o of stage.outs) {
         if (!o.hash) continue;
-        g.keep.push({ path: o.path, kind: o.path.endsWith('/') ? 'dir' : 'file', hash: asHash(o.hash), size: o.size, files: o.files ?? 1 });
+        g.keep.push({ path: o.path, kind: o.files !== undefined || o.path.endsWith('/') ? 'dir' : 'file', hash: asHash(o.hash), size: o.size, files: o.files ?? 1 });
       }
     }
   }

@@ -164,7 +164,7 @@ export function lockEntry(stage: StageSpec, info: StageKeyInfo, outputs: Indexed
     ...(stage.uses !== undefined ? { uses: stage.uses, with: stage.with ?? {} } : {}),
     params: stage.params,
     deps: Object.entries(info.depHashes).map(([path, hash]) => ({ path, hash })),
-    outs: outputs.map((o) => ({ path: o.path, hash: o.hash, size: o.size, ...(o.path.endsWith('/') ? { files: o.files } : {}) })),
+    outs: outputs.map((o) => ({ path: o.path, hash: o.hash, size: o.size, ...(o.dir ? { files: o.files } : {}) })),
   };
 }
 
@@ -172,7 +172,7 @@ export async function indexedOutputs(stage: StageSpec, ws: Workspace): Promise<I
   const now = await hashOutputs(stage, ws);
   return stage.outs.map((o) => {
     const h = now.get(o.path)!;
-    return { path: o.path, hash: h.hash, size: h.size, files: h.files };
+    return { path: o.path, hash: h.hash, size: h.size, files: h.files, ...(h.kind === 'dir' || o.path.endsWith('/') ? { dir: true } : {}) };
   });
 }
 

@@ -4,6 +4,7 @@
  * decisions for every selected stage without running anything (`--dry-run`, `pipe status`, `pipe why`).
  */
 import type { Hash } from '../../cache/types.js';
+import { outPathKey } from '../../cache/paths.js';
 import { lockPath, readLockAsync, type LockStage } from '../lockfile.js';
 import type { Pipeline } from '../model.js';
 import { decide, DepMemo, type Decision, type StageKeyInfo } from '../plan.js';
@@ -84,7 +85,8 @@ export function missingDeps(stage: StageSpec, info: StageKeyInfo): string[] {
 /** The failure reason for missing deps, naming the stage that produces the first one when there is one. */
 export function missingDepsReason(pipeline: Pipeline, missing: readonly string[]): string {
   const first = missing[0]!;
-  const p = pipeline.stages.find((s) => s.outs.some((o) => o.path === first || (o.path.endsWith('/') && first.startsWith(o.path))));
+  const dep = outPathKey(first);
+  const p = pipeline.stages.find((s) => s.outs.some((o) => outPathKey(o.path) === dep || dep.startsWith(`${outPathKey(o.path)}/`)));
   return `dep ${missing.join(', ')} does not exist${p ? ` (stage ${p.name} produces it: run it first or select it)` : ''}`;
 }
 
