@@ -4,12 +4,13 @@
  * imported here at all.
  *
  * Exit codes: 0 ok; 1 a stage failed (or the workspace is locked with --no-wait); 2 invalid pipeline or usage;
- * 130 interrupted.
+ * 130 interrupted; 141 the reader of the output went away (`| head`: quietly, as SIGPIPE would).
  */
 import { existsSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { DiagnosticsError } from './commands/load.js';
 import { ExitError, UsageError } from './commands/errors.js';
+import { CLOSED_OUTPUT_EXIT, outputClosed, watchForClosedOutput } from './commands/closed-output.js';
 import { pipeVersion } from './commands/version.js';
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
@@ -129,6 +130,7 @@ async function registerOptional(p: Command): Promise<void> {
 }
 
 async function main(): Promise<void> {
+  watchForClosedOutput();
   try {
     const p = program();
     await registerOptional(p);
@@ -136,6 +138,7 @@ async function main(): Promise<void> {
   } catch (e) {
     process.exitCode = exitCodeFor(e);
   }
+  if (outputClosed.aborted) process.exitCode = CLOSED_OUTPUT_EXIT;
 }
 
 function exitCodeFor(e: unknown): number {

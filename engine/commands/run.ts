@@ -3,6 +3,7 @@ import { workspaceLock } from '../../cache/lock.js';
 import { planStages, runStages } from '../run.js';
 import { openWorkspace, pipeDirOf } from '../workspace.js';
 import { ExitError, UsageError } from './errors.js';
+import { outputClosed } from './closed-output.js';
 import { matcher } from '../glob.js';
 import { loadAll, selectStages } from './load.js';
 import { executorChooser, machineFor, openOutput } from './session.js';
@@ -45,7 +46,7 @@ export async function runCommand(file: string, targets: string[], opts: RunComma
       workspace: ws,
       selected,
       force: isForced,
-      emit: opts.json ? (e) => process.stdout.write(`${JSON.stringify({ ...e, at: Date.now() })}\n`) : () => {},
+      emit: opts.json ? (e) => void (outputClosed.aborted || process.stdout.write(`${JSON.stringify({ ...e, at: Date.now() })}\n`)) : () => {},
       pipeVersion: pipeVersion(),
     });
     if (!opts.json) printPlan(decisions, { all: true, header: 'would' });
@@ -65,6 +66,9 @@ export async function runCommand(file: string, targets: string[], opts: RunComma
   };
   process.on('SIGINT', onSigint);
   process.on('SIGTERM', onSigint);
+  // Nobody reads the output any more (`pipe run p.yaml | head`): stop as on a first Ctrl-C.
+  const onOutputClosed = (): void => controller.abort();
+  outputClosed.addEventListener('abort', onOutputClosed, { once: true });
   let got: Awaited<ReturnType<typeof lock.acquire>>;
   try {
     got = await lock.acquire({
@@ -115,6 +119,7 @@ export async function runCommand(file: string, targets: string[], opts: RunComma
     await got.release();
     process.off('SIGINT', onSigint);
     process.off('SIGTERM', onSigint);
+    outputClosed.removeEventListener('abort', onOutputClosed);
   }
 }
 
