@@ -96,6 +96,9 @@ export async function runStages(opts: RunOptions): Promise<RunSummary> {
       const blocked = upstreamBlock(waitsFor(name), (u) => report.get(u));
       if (blocked) return notStarted(name, blocked);
       if (stopping) return notStarted(name, stopping);
+      // Outs that resolve outside the workspace, or onto pipe's own files, are neither hashed nor touched.
+      const refused = ws.outs.checkStage(stage);
+      if (refused) return finish({ stage: name, status: 'failed', reason: refused.reason, durationMs: 0 });
 
       const d = await decide(stage, ws, { force: opts.force?.(name) ?? false, lockEntry: lockOf, memo });
       emit({ type: 'plan', stage: name, action: d.action, reasons: d.reasons, ...(d.info ? { key: d.info.key } : {}) });
@@ -148,6 +151,7 @@ export async function runStages(opts: RunOptions): Promise<RunSummary> {
     let outcome: StageOutcome;
     let tail: string | undefined;
     commit.forget(stage);
+    ws.outs.forget(); // a running stage may turn folders into links
     try {
       commit.prepare(stage);
       const { job, result, extra } = await dispatch(jobs, stage, info, executor, grant, () => commit.discard(stage));
@@ -160,6 +164,7 @@ export async function runStages(opts: RunOptions): Promise<RunSummary> {
       outcome = { stage: name, status: signal.aborted ? 'cancelled' : 'failed', reason: errorText(e), durationMs: Date.now() - t0, key: info.key };
     } finally {
       commit.forget(stage);
+      ws.outs.forget();
       if (grant) pool.release(grant);
     }
     finish(outcome, { logFile, ...(tail ? { logTail: tail } : {}) });

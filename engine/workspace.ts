@@ -13,6 +13,7 @@ import type { LocalHashState } from '../cache/state.js';
 import type { LocalStore } from '../cache/store.js';
 import type { LocalRunCache } from '../cache/runs.js';
 import type { Pipeline } from './model.js';
+import { OutPolicy } from './out-policy.js';
 
 export interface Workspace {
   root: string;
@@ -23,6 +24,8 @@ export interface Workspace {
   store: LocalStore;
   runs: LocalRunCache;
   index: StageIndex;
+  /** Where outputs may be written, deleted, restored and hashed (engine/out-policy.ts). */
+  outs: OutPolicy;
 }
 
 export function pipeDirOf(p: Pipeline): string {
@@ -45,6 +48,7 @@ export async function openWorkspace(p: Pipeline): Promise<Workspace> {
     store,
     runs,
     index: StageIndex.open(join(pipeDir, 'index', indexName(p))),
+    outs: OutPolicy.of(p, pipeDir),
   };
 }
 

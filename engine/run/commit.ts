@@ -35,14 +35,27 @@ export class Committer {
 
   /** Before a run: declared outputs are deleted (never truncated in place), parent folders created. */
   prepare(stage: StageSpec): void {
+    this.allowed(stage);
     removeOutputs(stage, this.ws.root);
     for (const o of stage.outs) mkdirSync(dirname(absPath(this.ws.root, o.path)), { recursive: true });
   }
 
-  /** A run or restore that did not complete: its outputs go. */
+  /**
+   * A run or restore that did not complete: its outputs go — but never through a link that leaves the workspace
+   * (an out that is itself such a link loses the link, not its target).
+   */
   discard(stage: StageSpec): void {
-    removeOutputs(stage, this.ws.root);
+    for (const o of stage.outs) {
+      const refused = this.ws.outs.check(o.path, { fresh: true });
+      if (!refused || refused.linkOnly) rmSync(absPath(this.ws.root, o.path), { recursive: true, force: true });
+    }
     this.forget(stage);
+  }
+
+  /** Throws the policy's refusal (engine/out-policy.ts) when an out may not be touched now. */
+  private allowed(stage: StageSpec): void {
+    const refused = this.ws.outs.checkStage(stage, { fresh: true });
+    if (refused) throw new Error(refused.reason);
   }
 
   /** An up-to-date stage: refresh its index entry when the index did not know this run, and keep its lock entry. */
@@ -56,6 +69,7 @@ export class Committer {
 
   /** Place a record's outputs from the store. Throws when an object cannot be restored (the caller runs instead). */
   async restore(stage: StageSpec, info: StageKeyInfo, record: RunRecord): Promise<void> {
+    this.allowed(stage);
     this.forget(stage);
     for (const out of record.outputs) {
       const dest = absPath(this.ws.root, out.path);
@@ -75,7 +89,7 @@ export class Committer {
   async ran(stage: StageSpec, info: StageKeyInfo, job: Job, result: JobResult, extra: Record<string, unknown>, executor: string, aborted: boolean): Promise<CommitVerdict> {
     const ws = this.ws;
     const fail = (status: 'failed' | 'cancelled', reason: string): CommitVerdict => {
-      removeOutputs(stage, ws.root);
+      this.discard(stage);
       return { status, reason };
     };
     if (result.status === 'cancelled' || aborted) return fail('cancelled', result.status === 'succeeded' ? 'cancelled' : result.reason);
@@ -86,6 +100,9 @@ export class Committer {
     if (changed.length > 0) {
       return fail('failed', `dep ${changed.join(', ')} changed while the stage ran; its outputs were discarded (run again)`);
     }
+    // What the stage left must still resolve inside the workspace before it is hashed and stored.
+    const refused = ws.outs.checkStage(stage, { fresh: true });
+    if (refused) return fail('failed', refused.reason);
     const missing = stage.outs.filter((o) => !existsSync(absPath(ws.root, o.path))).map((o) => o.path);
     if (missing.length > 0) return fail('failed', `stage ${stage.name} said it writes ${missing.join(', ')} but did not`);
     if (stage.uses !== undefined) {

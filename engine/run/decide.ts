@@ -117,7 +117,9 @@ export async function planStages(opts: EngineOptions): Promise<Map<string, Decis
     const stage = byName.get(name)!;
     const running = ups.filter((u) => decisions.get(u)?.action === 'run');
     let d: Decision;
-    if (running.length > 0 && !opts.force?.(name)) {
+    const refused = ws.outs.checkStage(stage);
+    if (refused) d = { action: 'run', reasons: [`refused: ${refused.reason}`], changes: [] };
+    else if (running.length > 0 && !opts.force?.(name)) {
       const named = running.length <= 3 ? running.join(', ') : `${running.slice(0, 2).join(', ')} and ${running.length - 2} more`;
       d = { action: 'run', reasons: [`upstream stage${running.length > 1 ? 's' : ''} ${named} will re-run`], changes: [] };
     } else {
