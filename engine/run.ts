@@ -26,6 +26,8 @@ export interface RunOptions extends EngineOptions {
   machine: Machine;
   executorFor: (stage: StageSpec) => Executor;
   signal: AbortSignal;
+  /** Aborted on a second Ctrl-C: running stages are killed at once (no grace period). */
+  kill?: AbortSignal;
   keepGoing: boolean;
 }
 
@@ -55,6 +57,7 @@ export async function runStages(opts: RunOptions): Promise<RunSummary> {
     pipeVersion: opts.pipeVersion,
     emit,
     signal,
+    ...(opts.kill ? { kill: opts.kill } : {}),
     upstreamOf: (name) => upstreamRuns(name),
   };
   let stopping: string | undefined; // why no new stage starts (failure without --keep-going, or Ctrl-C)
@@ -154,11 +157,11 @@ export async function runStages(opts: RunOptions): Promise<RunSummary> {
     ws.outs.forget(); // a running stage may turn folders into links
     try {
       commit.prepare(stage);
-      const { job, result, extra } = await dispatch(jobs, stage, info, executor, grant, () => commit.discard(stage));
+      const { job, result, extra, lastLines } = await dispatch(jobs, stage, info, executor, grant, () => commit.discard(stage));
       const verdict = await commit.ran(stage, info, job, result, extra, executor.name, signal.aborted);
       const base = { stage: name, durationMs: Date.now() - t0, key: info.key };
       outcome = verdict.status === 'ran' ? { ...base, status: 'ran', reason, record: verdict.record } : { ...base, status: verdict.status, reason: verdict.reason };
-      if (outcome.status !== 'ran') tail = logTail(logFile);
+      if (outcome.status !== 'ran') tail = logTail(logFile) ?? (lastLines.length > 0 ? lastLines.join('\n') : undefined);
     } catch (e) {
       commit.discard(stage);
       outcome = { stage: name, status: signal.aborted ? 'cancelled' : 'failed', reason: errorText(e), durationMs: Date.now() - t0, key: info.key };
@@ -195,7 +198,13 @@ export async function runStages(opts: RunOptions): Promise<RunSummary> {
   await allDone;
   signal.removeEventListener('abort', onAbort);
 
-  await commit.persist();
+  try {
+    await commit.persist();
+  } catch (e) {
+    // The stages' results are in the store and the run cache; only the index, memo or lock file could not be saved.
+    emit({ type: 'warning', message: `could not save the run's index and lock file (${errorText(e)}); the next run finds the results in the cache` });
+    return report.close(signal.aborted, false);
+  }
   return report.close(signal.aborted);
 }
 

@@ -52,6 +52,9 @@ function send(msg: RunnerMessage): void {
 }
 
 export async function main(specFile: string): Promise<number> {
+  // The engine reads our stdout; if it went away (killed), writes fail quietly instead of crashing with a stack.
+  process.stdout.on('error', () => {});
+  process.stderr.on('error', () => {});
   const spec = JSON.parse(readFileSync(specFile, 'utf8')) as RunnerSpec;
   const controller = new AbortController();
   process.on('SIGTERM', () => controller.abort(new Error('cancelled')));
@@ -111,6 +114,11 @@ export async function main(specFile: string): Promise<number> {
     }
     if (e instanceof Error && e.name === 'StageError') {
       process.stderr.write(`${e.message}\n`);
+      return 1;
+    }
+    // A file-system failure (a full disk, a permission) is the environment's, not a bug: one paragraph, no stack.
+    if (e instanceof Error && typeof (e as NodeJS.ErrnoException).code === 'string' && typeof (e as NodeJS.ErrnoException).syscall === 'string') {
+      process.stderr.write(`stage ${spec.stage}: ${e.message}\n`);
       return 1;
     }
     process.stderr.write(`${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);

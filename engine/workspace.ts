@@ -3,7 +3,7 @@
  * the per-pipeline index of each stage's latest key and output identities (one small JSON file read per no-op run
  * instead of one run record per stage).
  */
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { basename, join, relative } from 'node:path';
 import { openHashState } from '../cache/state.js';
@@ -132,8 +132,13 @@ export class StageIndex {
     if (!this.dirty) return;
     mkdirSync(join(this.file, '..'), { recursive: true });
     const tmp = `${this.file}.tmp-${process.pid}`;
-    writeFileSync(tmp, JSON.stringify(this.data));
-    renameSync(tmp, this.file);
+    try {
+      writeFileSync(tmp, JSON.stringify(this.data));
+      renameSync(tmp, this.file);
+    } catch (e) {
+      rmSync(tmp, { force: true }); // a full disk leaves no half-written temp file behind
+      throw e;
+    }
     this.dirty = false;
   }
 }

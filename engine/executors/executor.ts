@@ -61,6 +61,8 @@ export interface JobResult {
 export interface JobHooks {
   /** Abort = cancel the job (SIGTERM then SIGKILL locally; scancel on SLURM); resolves as `cancelled`. */
   signal: AbortSignal;
+  /** Abort = kill now, no grace period (a second Ctrl-C): SIGKILL to the whole process group locally. */
+  kill?: AbortSignal;
   /** Output as it arrives (also written to `logFile`); lines starting with `::pipe::` carry runner events. */
   onOutput?(chunk: string): void;
   /** Called when the job actually starts (a SLURM job leaves the queue). */

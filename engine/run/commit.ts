@@ -116,7 +116,15 @@ export class Committer {
       rmSync(join(ws.tmpDir, `${job.id}.json`), { force: true });
     }
     const stored: StoredOutput[] = [];
-    for (const o of stage.outs) if (o.cache) stored.push(await ws.store.put(absPath(ws.root, o.path), o.path));
+    for (const o of stage.outs) {
+      if (!o.cache) continue;
+      try {
+        stored.push(await ws.store.put(absPath(ws.root, o.path), o.path));
+      } catch (e) {
+        // A full disk, a read-only cache: the stage fails saying where, and its outputs go (they are not recorded).
+        return fail('failed', `could not store ${o.path} in the cache ${ws.store.root}: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    }
     const outputs = await indexedOutputs(stage, ws);
     const record: RunRecord = {
       key: info.key,

@@ -26,6 +26,8 @@ export interface DispatchContext {
   pipeVersion: string;
   emit: Emit;
   signal: AbortSignal;
+  /** A second Ctrl-C: kill at once. */
+  kill?: AbortSignal;
   /** Provenance of every transitive upstream stage (a `uses` stage's ctx.upstream). */
   upstreamOf(stage: string): Promise<UpstreamRun[]>;
 }
@@ -35,6 +37,8 @@ export interface Dispatched {
   job: Job;
   result: JobResult;
   extra: Record<string, unknown>;
+  /** The last output lines seen (protocol lines left out): the log tail when the log file could not be written. */
+  lastLines: string[];
 }
 
 /** The log file of a stage (the last attempt's stdout and stderr). */
@@ -52,6 +56,11 @@ export async function dispatch(ctx: DispatchContext, stage: StageSpec, info: Sta
   const name = stage.name;
   const logFile = logFileOf(ctx.ws, name);
   const extra: Record<string, unknown> = {};
+  const lastLines: string[] = [];
+  const keep = (line: string): void => {
+    lastLines.push(line);
+    if (lastLines.length > TAIL_LINES) lastLines.shift();
+  };
   const job = await buildJob(ctx, stage, info, jobIdOf(name, info), logFile, grant);
   ctx.emit({ type: 'stage-start', stage: name, executor: executor.name, gpuIds: grant?.gpuIds ?? [], cpus: grant?.cpus ?? stage.resources.cpus, logFile });
   const lines = lineSplitter((line) => {
@@ -63,7 +72,10 @@ export async function dispatch(ctx: DispatchContext, stage: StageSpec, info: Sta
         const { type: _t, ...p } = msg;
         ctx.emit({ type: 'stage-progress', stage: name, ...p });
       } else Object.assign(extra, msg.info);
-    } else ctx.emit({ type: 'stage-log', stage: name, line });
+    } else {
+      keep(line);
+      ctx.emit({ type: 'stage-log', stage: name, line });
+    }
   });
   // retries: a failed attempt (not a cancellation) runs again, with more memory/time after OOM/timeout kills.
   let previous = job;
@@ -71,7 +83,7 @@ export async function dispatch(ctx: DispatchContext, stage: StageSpec, info: Sta
     executor,
     job,
     stage.retries,
-    { signal: ctx.signal, onOutput: lines.push, onState: (state) => ctx.emit({ type: 'stage-state', stage: name, state }) },
+    { signal: ctx.signal, ...(ctx.kill ? { kill: ctx.kill } : {}), onOutput: lines.push, onState: (state) => ctx.emit({ type: 'stage-state', stage: name, state }) },
     (next) => {
       onRetry();
       const before = previous.resources;
@@ -81,7 +93,7 @@ export async function dispatch(ctx: DispatchContext, stage: StageSpec, info: Sta
     },
   );
   lines.end();
-  return { job, result, extra };
+  return { job, result, extra, lastLines };
 }
 
 /** "attempt 2 of 3 after: out of memory; mem 512M → 1024M". */
@@ -216,8 +228,10 @@ export function lineSplitter(onLine: (line: string) => void): { push: (chunk: st
   };
 }
 
+const TAIL_LINES = 15;
+
 /** The last lines of a log (runner protocol lines left out), for failed stages. */
-export function logTail(file: string, lines = 15): string | undefined {
+export function logTail(file: string, lines = TAIL_LINES): string | undefined {
   try {
     const text = readFileSync(file, 'utf8').trimEnd();
     if (!text) return undefined;

@@ -62,10 +62,10 @@ export class RunReport {
     return counts;
   }
 
-  /** The run's summary, announced as `run-end`: ok when nothing failed, was cancelled or skipped. */
-  close(interrupted: boolean): RunSummary {
+  /** The run's summary, announced as `run-end`: ok when nothing failed, was cancelled or skipped (and `saved`). */
+  close(interrupted: boolean, saved = true): RunSummary {
     const counts = this.counts();
-    const ok = counts.failed === 0 && counts.cancelled === 0 && counts.skipped === 0;
+    const ok = saved && counts.failed === 0 && counts.cancelled === 0 && counts.skipped === 0;
     this.emit({ type: 'run-end', ok, interrupted, counts, durationMs: Date.now() - this.started });
     return { ok, interrupted, counts, outcomes: this.outcomes };
   }
