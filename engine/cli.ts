@@ -45,6 +45,22 @@ function program(): Command {
       if (opts.resourceUsage) process.stderr.write(`PEAK_RSS_KB ${process.resourceUsage().maxRSS}\n`);
     });
 
+  p.command('verify')
+    .description("Re-run recorded stages in a scratch copy and compare every output with its record (Nix's --check); the workspace and its cache are only read.")
+    .argument('<file>', 'pipeline YAML')
+    .argument('[targets...]', 'stage names, declaration names or globs (default: every stage); their upstream is included')
+    .option('-j, --jobs <n>', 'run at most n stages at once (default: number of cores)')
+    .option('-S, --set <key=value>', 'override a param; repeatable', collect)
+    .option('--params-file <file>', 'params file; repeatable', collect)
+    .option('--scratch-dir <dir>', 'where the scratch copy is made (default: the system temp folder)')
+    .option('--keep-scratch', 'keep the scratch copy for inspection (its path is printed)')
+    .option('--json', 'print events as JSON lines, one verify-stage event per stage, and verify-end')
+    .option('-v, --verbose', 'plain output with every stage line and log line')
+    .action(async (file: string, targets: string[], opts: Record<string, unknown>) => {
+      const { verifyCommand } = await import('./commands/verify.js');
+      process.exitCode = await verifyCommand(file, targets, opts);
+    });
+
   p.command('status')
     .description('List stale stages and the reason each would run (runs nothing; exit 0).')
     .argument('<file>', 'pipeline YAML')

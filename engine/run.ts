@@ -29,6 +29,10 @@ export interface RunOptions extends EngineOptions {
   /** Aborted on a second Ctrl-C: running stages are killed at once (no grace period). */
   kill?: AbortSignal;
   keepGoing: boolean;
+  /** What a forced stage's plan says instead of `--force` (`pipe verify`: "verify against the recorded run"). */
+  forceReason?: string;
+  /** Another commit policy (`pipe verify` compares instead of storing); default: store, record, index, lock file. */
+  committer?: (memo: DepMemo) => Committer;
 }
 
 interface Waiting {
@@ -49,7 +53,7 @@ export async function runStages(opts: RunOptions): Promise<RunSummary> {
   const report = new RunReport(emit);
   const lockOf = lazyLock(pipeline);
   const memo = new DepMemo(ws);
-  const commit = new Committer(pipeline, ws, memo, opts.pipeVersion);
+  const commit = opts.committer?.(memo) ?? new Committer(pipeline, ws, memo, opts.pipeVersion);
   const jobs: DispatchContext = {
     pipeline,
     ws,
@@ -103,7 +107,9 @@ export async function runStages(opts: RunOptions): Promise<RunSummary> {
       const refused = ws.outs.checkStage(stage);
       if (refused) return finish({ stage: name, status: 'failed', reason: refused.reason, durationMs: 0 });
 
-      const d = await decide(stage, ws, { force: opts.force?.(name) ?? false, lockEntry: lockOf, memo });
+      const forced = opts.force?.(name) ?? false;
+      const d = await decide(stage, ws, { force: forced, lockEntry: lockOf, memo });
+      if (forced && opts.forceReason && d.action === 'run') d.reasons = [opts.forceReason];
       emit({ type: 'plan', stage: name, action: d.action, reasons: d.reasons, ...(d.info ? { key: d.info.key } : {}) });
       if (d.action === 'up-to-date') {
         await commit.upToDate(stage, d.info, d.record);

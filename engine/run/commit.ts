@@ -22,8 +22,8 @@ export class Committer {
   readonly lockEntries = new Map<string, LockStage>();
 
   constructor(
-    private readonly pipeline: Pipeline,
-    private readonly ws: Workspace,
+    protected readonly pipeline: Pipeline,
+    protected readonly ws: Workspace,
     private readonly memo: DepMemo,
     private readonly pipeVersion: string,
   ) {}
@@ -87,6 +87,50 @@ export class Committer {
    * `extra` holds record() data streamed so far; the runner's result file completes it.
    */
   async ran(stage: StageSpec, info: StageKeyInfo, job: Job, result: JobResult, extra: Record<string, unknown>, executor: string, aborted: boolean): Promise<CommitVerdict> {
+    const bad = await this.checkJob(stage, info, job, result, extra, aborted);
+    if (bad) return bad;
+    const ws = this.ws;
+    const fail = (reason: string): CommitVerdict => {
+      this.discard(stage);
+      return { status: 'failed', reason };
+    };
+    const stored: StoredOutput[] = [];
+    for (const o of stage.outs) {
+      if (!o.cache) continue;
+      try {
+        stored.push(await ws.store.put(absPath(ws.root, o.path), o.path));
+      } catch (e) {
+        // A full disk, a read-only cache: the stage fails saying where, and its outputs go (they are not recorded).
+        return fail(`could not store ${o.path} in the cache ${ws.store.root}: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    }
+    const outputs = await indexedOutputs(stage, ws);
+    const record: RunRecord = {
+      key: info.key,
+      stage: stage.name,
+      fields: info.fields as unknown as Record<string, unknown>,
+      outputs: stored,
+      startedAt: new Date(result.startedAt).toISOString(),
+      endedAt: new Date(result.endedAt).toISOString(),
+      durationMs: result.endedAt - result.startedAt,
+      host: result.host ?? hostname(),
+      executor,
+      ...(result.jobId ? { jobId: result.jobId } : {}),
+      ...(Object.keys(extra).length > 0 ? { extra } : {}),
+      pipeVersion: this.pipeVersion,
+    };
+    await ws.runs.put(record);
+    ws.index.set(stage.name, { key: info.key, outputs });
+    this.lockEntries.set(stage.name, lockEntry(stage, info, outputs));
+    return { status: 'ran', record };
+  }
+
+  /**
+   * What every finished job must pass before its outputs count: it succeeded (and was not cancelled), its deps are
+   * still what the key says, its outs exist and still resolve inside the workspace. Returns the failing verdict
+   * (outputs discarded), or undefined; collects the runner's record() data into `extra`.
+   */
+  protected async checkJob(stage: StageSpec, info: StageKeyInfo, job: Job, result: JobResult, extra: Record<string, unknown>, aborted: boolean): Promise<CommitVerdict | undefined> {
     const ws = this.ws;
     const fail = (status: 'failed' | 'cancelled', reason: string): CommitVerdict => {
       this.discard(stage);
@@ -115,35 +159,7 @@ export class Committer {
       rmSync(resultFile, { force: true });
       rmSync(join(ws.tmpDir, `${job.id}.json`), { force: true });
     }
-    const stored: StoredOutput[] = [];
-    for (const o of stage.outs) {
-      if (!o.cache) continue;
-      try {
-        stored.push(await ws.store.put(absPath(ws.root, o.path), o.path));
-      } catch (e) {
-        // A full disk, a read-only cache: the stage fails saying where, and its outputs go (they are not recorded).
-        return fail('failed', `could not store ${o.path} in the cache ${ws.store.root}: ${e instanceof Error ? e.message : String(e)}`);
-      }
-    }
-    const outputs = await indexedOutputs(stage, ws);
-    const record: RunRecord = {
-      key: info.key,
-      stage: stage.name,
-      fields: info.fields as unknown as Record<string, unknown>,
-      outputs: stored,
-      startedAt: new Date(result.startedAt).toISOString(),
-      endedAt: new Date(result.endedAt).toISOString(),
-      durationMs: result.endedAt - result.startedAt,
-      host: result.host ?? hostname(),
-      executor,
-      ...(result.jobId ? { jobId: result.jobId } : {}),
-      ...(Object.keys(extra).length > 0 ? { extra } : {}),
-      pipeVersion: this.pipeVersion,
-    };
-    await ws.runs.put(record);
-    ws.index.set(stage.name, { key: info.key, outputs });
-    this.lockEntries.set(stage.name, lockEntry(stage, info, outputs));
-    return { status: 'ran', record };
+    return undefined;
   }
 
   /** The end of a run: hash memo, index and lock file. */
