@@ -29,7 +29,7 @@ function headOne(cwd: string, args: string[]): Promise<{ first: string; code: nu
 
 describe('closed output', () => {
   it('-n --json | head -1: the first event, then a quiet exit 141 (SIGPIPE), no stack trace', async () => {
-    ws = workspace({ 'p.yaml': many(2000) });
+    ws = workspace({ 'p.yaml': many(600) }); // ~120 KB of plan events: more than a pipe holds
     const r = await headOne(ws.dir, ['run', 'p.yaml', '-n', '--json']);
     expect(JSON.parse(r.first)).toMatchObject({ type: 'plan', stage: 's0', action: 'run' });
     expect(r.stderr).toBe('');
@@ -37,15 +37,15 @@ describe('closed output', () => {
   });
 
   it('a real run whose reader goes away cancels like Ctrl-C: no outputs of unfinished stages, lock released', async () => {
-    ws = workspace({ 'p.yaml': many(40, 'sleep 0.2; echo $PIPE_STAGE > out/$PIPE_STAGE.txt') });
+    ws = workspace({ 'p.yaml': many(12, 'sleep 0.2; echo $PIPE_STAGE > out/$PIPE_STAGE.txt') });
     const r = await headOne(ws.dir, ['run', 'p.yaml', '--json', '-j', '2']);
     expect(JSON.parse(r.first)).toMatchObject({ type: 'run-start' });
     expect(r.stderr).toBe('');
     expect(r.code).toBe(141);
     expect(ws.exists('.pipe/lock')).toBe(false);
-    // Not all 40 ran; the next run finishes the rest and nothing half-written is up to date.
+    // Not all 12 ran; the next run finishes the rest and nothing half-written is up to date.
     const again = spawnSync(process.execPath, [pipeBin, 'run', 'p.yaml'], { cwd: ws.dir, encoding: 'utf8', env: { ...process.env, CI: 'true' } });
     expect(again.status, again.stderr).toBe(0);
-    for (let i = 0; i < 40; i++) expect(ws.read(`out/s${i}.txt`)).toBe(`s${i}\n`);
+    for (let i = 0; i < 12; i++) expect(ws.read(`out/s${i}.txt`)).toBe(`s${i}\n`);
   });
 });
