@@ -49,14 +49,17 @@ export interface KeyFields {
    */
   implementation?: Record<string, string | null>;
   /**
-   * For `uses` stages: the Node version, platform-arch, and the installed version of every npm package the
-   * closure reaches, with their dependencies (transitively; optional ones where installed).
+   * For `uses` stages: the Node version, platform-arch, and for every npm package the closure's code names, its
+   * installed version and a digest of its installed dependency tree (engine/packages.ts).
    * Why: the same code on another Node (V8 Math, sort stability, Intl) or with another sharp/tfjs/vega computes
-   * other bytes. Granularity: the full Node version (as wireit keys it: a patch release can change V8 numerics;
-   * re-running after a Node update is cheap next to serving results of another runtime); per kind only the packages
-   * its code reaches, so bumping exceljs does not re-run training, and transitively, because the code that computes
-   * lives in dependencies (tfjs kernels are in @tensorflow/tfjs-core and the backend packages, sharp's in @img/*).
-   * Not the whole lock file: a dev-dependency bump would re-run everything.
+   * other bytes. Granularity, decided:
+   *  - the full Node version, as wireit keys it: a patch release can change V8 numerics, and re-running after a Node
+   *    update is cheap next to serving results of another runtime;
+   *  - per kind, only the packages its code reaches, so bumping exceljs does not re-run training;
+   *  - each with its whole installed dependency tree (tfjs kernels live in @tensorflow/tfjs-core and the backend
+   *    packages, sharp's in @img/*), folded into one digest per named package: the key stays small, and `pipe why`
+   *    still names the package whose tree changed;
+   *  - not the lock file as a whole: a dev-dependency bump would re-run everything.
    */
   toolchain?: Toolchain;
   /**

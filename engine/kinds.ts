@@ -3,11 +3,12 @@
  * of their implementation and toolchain (part of the key). A kind's run.js is never imported here: only the stage runner does that,
  * when the stage actually runs.
  */
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, type BigIntStats } from 'node:fs';
 import { dirname, isAbsolute, join, relative, resolve, sep, basename } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { scanModule, type ModuleRefs } from './closure.js';
 import { declaredDependencies, forgetInstalledPackages, installedVersions } from './packages.js';
+import { hashBytes } from '../cache/hash.js';
 import type { Hash, HashState } from '../cache/types.js';
 import type { StageManifest } from './stage-api.js';
 
@@ -88,7 +89,7 @@ export function runModulePath(kind: string): string {
 export interface Toolchain {
   node: string;
   platform: string;
-  /** package name → installed version(s) (several, space-separated, when the tree holds more than one). */
+  /** package the code names → its installed version and a digest of its installed dependency tree (packages.ts). */
   packages: Record<string, string>;
 }
 
@@ -130,7 +131,7 @@ export function resetImplementationHashes(): void {
  * leftover .js that no import reaches changes nothing. Compiled .js, not .ts sources: the key describes the code
  * that runs (docs/cache.md says why).
  */
-export function kindClosure(kind: string): KindClosure {
+export function kindClosure(kind: string, state?: HashState & PeekingState): KindClosure {
   let c = closures.get(kind);
   if (c) return c;
   const manifest = resolveKind(kind);
@@ -140,13 +141,12 @@ export function kindClosure(kind: string): KindClosure {
   const roots = [runModulePath(kind), join(engineDistDir, 'runner.js'), join(engineDistDir, 'stage-api.js')];
   for (const w of manifest?.workers ?? []) roots.push(resolve(compiled, w.replace(/\.ts$/, '.js')));
   const data = (manifest?.data ?? []).map((d) => resolve(builtIn && existsSync(src) ? src : compiled, d));
-  c = walkClosure(roots, data);
+  c = walkClosure(roots, data, (file) => refsOf(file, state));
   closures.set(kind, c);
   return c;
 }
 
-function walkClosure(roots: string[], data: string[]): KindClosure {
-  const deps = declaredDependencies(repoRoot);
+function walkClosure(roots: string[], data: string[], refsOf: (file: string) => ModuleRefs): KindClosure {
   const seen = new Set<string>();
   const missing = new Set<string>();
   const packages = new Map<string, string>();
@@ -164,8 +164,7 @@ function walkClosure(roots: string[], data: string[]): KindClosure {
     }
     seen.add(file);
     if (!/\.[cm]?js$/.test(file)) continue;
-    let refs = scans.get(file);
-    if (!refs) scans.set(file, (refs = scanModule(readFileSync(file, 'utf8'), deps)));
+    const refs = refsOf(file);
     const dir = dirname(file);
     for (const r of refs.imports) queue.push(resolve(dir, r));
     // Located files count only when they exist (`ts ? './worker.ts' : './worker.js'` names both).
@@ -183,7 +182,7 @@ function walkClosure(roots: string[], data: string[]): KindClosure {
  * platform, installed versions of the packages the closure reaches and their dependencies). Goes through the
  * HashState, so a no-op run only stats the files (and reads the small modules to follow their imports).
  */
-export function kindFingerprint(kind: string, state: HashState): Promise<KindFingerprint> {
+export function kindFingerprint(kind: string, state: HashState & PeekingState): Promise<KindFingerprint> {
   let f = fingerprints.get(kind);
   if (!f) {
     f = computeFingerprint(kind, state);
@@ -192,13 +191,15 @@ export function kindFingerprint(kind: string, state: HashState): Promise<KindFin
   return f;
 }
 
-async function computeFingerprint(kind: string, state: HashState): Promise<KindFingerprint> {
-  return { implementation: await implementationHashes(kind, state), toolchain: toolchainOf(kind) };
+async function computeFingerprint(kind: string, state: HashState & PeekingState): Promise<KindFingerprint> {
+  const f = { implementation: await implementationHashes(kind, state), toolchain: toolchainOf(kind) };
+  memo.saveSoon();
+  return f;
 }
 
 /** The content of a kind's closure: repo-relative path → sha256 (null: imported but missing). */
-export async function implementationHashes(kind: string, state: HashState): Promise<Record<string, Hash | null>> {
-  const c = kindClosure(kind);
+export async function implementationHashes(kind: string, state: HashState & PeekingState): Promise<Record<string, Hash | null>> {
+  const c = kindClosure(kind, state);
   const root = kindRoot(kind);
   const label = (file: string): string => {
     const rel = relative(repoRoot, file);
@@ -213,7 +214,116 @@ export async function implementationHashes(kind: string, state: HashState): Prom
 
 /** Node, platform-arch, and the installed versions of the packages a kind's closure reaches (transitively). */
 export function toolchainOf(kind: string): Toolchain {
-  return { node: process.version, platform: `${process.platform}-${process.arch}`, packages: installedVersions(kindClosure(kind).packages, repoRoot) };
+  const roots = kindClosure(kind).packages;
+  return { node: process.version, platform: `${process.platform}-${process.arch}`, packages: memo.packages(roots, () => installedVersions(roots, repoRoot)) };
+}
+
+// ── what a no-op run need not recompute ──
+
+/** The HashState's synchronous memo lookup (cache/state.ts `peek`), when the state has one. */
+interface PeekingState {
+  peek?(absPath: string, st: BigIntStats): Hash | undefined;
+}
+
+/** What one compiled module refers to: from this process's scans, the memo (by content), or a scan now. */
+function refsOf(file: string, state: PeekingState | undefined): ModuleRefs {
+  let refs = scans.get(file);
+  if (refs) return refs;
+  const st = statSync(file, { bigint: true });
+  const known = state?.peek?.(file, st);
+  refs = known ? memo.scan(known) : undefined;
+  if (!refs) {
+    const bytes = readFileSync(file);
+    const hash = hashBytes(bytes);
+    refs = memo.scan(hash) ?? memo.addScan(hash, scanModule(bytes.toString('utf8'), declaredDependencies(repoRoot)));
+  }
+  scans.set(file, refs);
+  return refs;
+}
+
+/**
+ * A small cache of the closure's costs, so a no-op run neither reads nor lexes the kinds' modules nor walks the
+ * installed package tree: module scans by content (sha256 of a compiled module → what it refers to; a module whose
+ * identity the HashState vouches for is not read at all) and package answers by the identity of the installed tree
+ * (npm's hidden lock file and package.json, Node's version). Kept in `<workspace>/.pipe/kinds.json`; a cache only —
+ * missing, damaged, or written for other declared dependencies, it is empty. Entries are facts (content → scan), so
+ * two processes writing it at once lose nothing but work.
+ */
+class KindMemo {
+  private file: string | undefined;
+  private data: { v: number; deps: string; scans: Record<string, ModuleRefs>; packages: Record<string, Record<string, string>> } = { v: 1, deps: '', scans: {}, packages: {} };
+  private used = new Set<string>();
+  private dirty = false;
+  private pending = false;
+
+  open(file: string): void {
+    if (this.file === file) return;
+    this.file = file;
+    const deps = [...declaredDependencies(repoRoot)].sort().join(',');
+    this.data = { v: 1, deps, scans: {}, packages: {} };
+    try {
+      const d = JSON.parse(readFileSync(file, 'utf8')) as KindMemo['data'];
+      if (d.v === 1 && d.deps === deps && d.scans && d.packages) this.data = d;
+    } catch {
+      // No memo yet, or a damaged one: start empty.
+    }
+  }
+
+  scan(hash: string): ModuleRefs | undefined {
+    const r = this.data.scans[hash];
+    if (r) this.used.add(hash);
+    return r;
+  }
+
+  addScan(hash: string, refs: ModuleRefs): ModuleRefs {
+    this.data.scans[hash] = refs;
+    this.used.add(hash);
+    this.dirty = true;
+    return refs;
+  }
+
+  packages(roots: ReadonlyMap<string, string>, compute: () => Record<string, string>): Record<string, string> {
+    const tree = identity(join(repoRoot, 'node_modules', '.package-lock.json'));
+    if (tree === undefined) return compute(); // no npm record of the tree: nothing cheap to validate against
+    const key = JSON.stringify([process.version, tree, identity(join(repoRoot, 'package.json')), [...roots].sort()]);
+    let p = this.data.packages[key];
+    if (!p) {
+      p = this.data.packages[key] = compute();
+      this.dirty = true;
+    }
+    return p;
+  }
+
+  /** Save once the current burst of fingerprints is done; only what this process used is kept. */
+  saveSoon(): void {
+    if (!this.dirty || !this.file || this.pending) return;
+    this.pending = true;
+    setImmediate(() => {
+      this.pending = false;
+      if (!this.dirty || !this.file) return;
+      const scans = Object.fromEntries(Object.entries(this.data.scans).filter(([h]) => this.used.has(h)));
+      const tmp = `${this.file}.tmp-${process.pid}`;
+      try {
+        writeFileSync(tmp, JSON.stringify({ ...this.data, scans }));
+        renameSync(tmp, this.file);
+        this.dirty = false;
+      } catch {
+        rmSync(tmp, { force: true }); // a cache: a full disk costs the next run a re-scan, nothing else
+      }
+    });
+  }
+}
+
+const memo = new KindMemo();
+
+/** Where the closure memo lives (`<workspace>/.pipe/kinds.json`); set when a workspace is opened. */
+export function useKindMemo(file: string): void {
+  memo.open(file);
+}
+
+function identity(file: string): string | undefined {
+  const st = statSync(file, { bigint: true, throwIfNoEntry: false });
+  return st ? `${st.size}:${st.mtimeNs}:${st.ino}` : undefined;
 }
 
 /** Files and folders whose edits can change a kind's key (watch mode watches them; engine files excluded: editing the engine needs a restart anyway). */

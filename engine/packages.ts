@@ -4,6 +4,7 @@
  * walking up from the importing folder), answered from npm's hidden lock file `node_modules/.package-lock.json`
  * (one read: what npm itself trusts as the record of the installed tree) and from package.json files elsewhere.
  */
+import { createHash } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join, sep } from 'node:path';
 
@@ -29,6 +30,7 @@ export function forgetInstalledPackages(): void {
   fromFiles = new Map();
   declared = new Map();
   trees = new Map();
+  folders = new Map();
 }
 
 /** Package names a project's package.json declares (dependencies and optionalDependencies). */
@@ -46,19 +48,24 @@ export function declaredDependencies(projectRoot: string): Set<string> {
 }
 
 /**
- * The installed versions of `roots` (package name → a folder it is imported from) and of everything they depend on
- * (optional dependencies where installed), by name, sorted; several versions of one name are space-separated. A
- * root that is not installed is named `not installed`. `projectRoot` holds the hidden lock file.
+ * For each of `roots` (package name → a folder it is imported from): its installed version and a digest of its
+ * installed dependency tree (every package it depends on, transitively — optional ones where installed — as
+ * `name@version`), `"4.22.0 tree 1a2b3c4d5e6f"`; `"not installed"` when Node would not find it. One entry per package
+ * the code names, not per package of the tree: the key stays small (one hash per stage key), and `pipe why` still
+ * says which package's tree changed. `projectRoot` holds the hidden lock file.
  */
 export function installedVersions(roots: ReadonlyMap<string, string>, projectRoot: string): Record<string, string> {
-  const versions = new Map<string, Set<string>>();
-  for (const [name, from] of roots) {
-    const info = findPackage(name, from, projectRoot);
-    if (!info) versions.set(name, new Set(['not installed']));
-    else for (const [n, v] of treeOf(info, projectRoot)) for (const x of v) (versions.get(n) ?? versions.set(n, new Set()).get(n)!).add(x);
-  }
   const out: Record<string, string> = {};
-  for (const name of [...versions.keys()].sort()) out[name] = [...versions.get(name)!].sort().join(' ');
+  for (const name of [...roots.keys()].sort()) {
+    const info = findPackage(name, roots.get(name)!, projectRoot);
+    if (!info) {
+      out[name] = 'not installed';
+      continue;
+    }
+    const tree = treeOf(info, projectRoot);
+    const list = [...tree].flatMap(([n, vs]) => [...vs].map((v) => `${n}@${v}`)).sort();
+    out[name] = `${info.version} tree ${createHash('sha256').update(list.join('\n')).digest('hex').slice(0, 12)}`;
+  }
   return out;
 }
 
@@ -88,13 +95,25 @@ function treeOf(top: PackageInfo, projectRoot: string): Map<string, Set<string>>
 function findPackage(name: string, fromDir: string, projectRoot: string): PackageInfo | undefined {
   const lock = hiddenLock(projectRoot);
   for (let dir = fromDir; ; dir = dirname(dir)) {
-    if (basename(dir) !== 'node_modules') {
+    if (basename(dir) !== 'node_modules' && ((lock && inside(join(dir, 'node_modules', 'x'), lock.root)) || hasNodeModules(dir))) {
       const pkgDir = join(dir, 'node_modules', ...name.split('/'));
       const info = lock && inside(pkgDir, lock.root) ? fromLock(lock, pkgDir) : fromPackageJson(pkgDir);
       if (info) return info;
     }
     if (dirname(dir) === dir) return undefined;
   }
+}
+
+let folders = new Map<string, boolean>();
+
+/** Does `dir` hold a node_modules folder? (One stat per folder, not one per package looked up from it.) */
+function hasNodeModules(dir: string): boolean {
+  let has = folders.get(dir);
+  if (has === undefined) {
+    has = statSync(join(dir, 'node_modules'), { throwIfNoEntry: false })?.isDirectory() ?? false;
+    folders.set(dir, has);
+  }
+  return has;
 }
 
 function inside(p: string, root: string): boolean {

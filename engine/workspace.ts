@@ -14,6 +14,7 @@ import type { LocalStore } from '../cache/store.js';
 import type { LocalRunCache } from '../cache/runs.js';
 import type { Pipeline } from './model.js';
 import { OutPolicy } from './out-policy.js';
+import { useKindMemo } from './kinds.js';
 
 export interface Workspace {
   root: string;
@@ -36,6 +37,7 @@ export async function openWorkspace(p: Pipeline): Promise<Workspace> {
   const pipeDir = pipeDirOf(p);
   mkdirSync(pipeDir, { recursive: true });
   const state = await openHashState(join(pipeDir, 'hashstate'));
+  useKindMemo(join(pipeDir, 'kinds.json'));
   // The store shares the memo: an output whose hash is known and already stored is not copied again.
   const store = openStore(p.settings.cacheDir, { state });
   const runs = openRunCache(join(pipeDir, 'runs'));

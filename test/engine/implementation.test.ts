@@ -79,8 +79,10 @@ describe('implementation closure', () => {
     const train = (await fingerprint('train/classifier')).toolchain;
     expect(train.node).toBe(process.version);
     expect(train.platform).toBe(`${process.platform}-${process.arch}`);
-    expect(train.packages['@tensorflow/tfjs']).toMatch(/^\d+\.\d+\.\d+/);
-    expect(train.packages['@tensorflow/tfjs-core']).toMatch(/^\d+\.\d+\.\d+/); // a dependency of @tensorflow/tfjs
+    // Each package the code names, with a digest of its installed dependency tree (tfjs-core is in @tensorflow/tfjs's).
+    expect(train.packages['@tensorflow/tfjs']).toMatch(/^\d+\.\d+\.\d+ tree [0-9a-f]{12}$/);
+    expect(train.packages['@tensorflow/tfjs-backend-wasm']).toMatch(/^\d+\.\d+\.\d+ tree [0-9a-f]{12}$/);
+    expect(train.packages['@tensorflow/tfjs-core']).toBeUndefined();
     expect(train.packages.exceljs).toBeUndefined();
     const echo = (await fingerprint('testing/echo')).toolchain;
     expect(echo.packages).toEqual({});
@@ -107,6 +109,36 @@ describe('implementation closure', () => {
     } finally {
       delete process.env.PIPE_KINDS_PATH;
       rmSync(extra, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('across processes (the closure memo in .pipe/kinds.json)', () => {
+  it('an import added to a kind brings the imported file into its key; editing that file re-runs the stage', async () => {
+    const { pipe, reasons, statuses, workspace } = await import('./helpers.js');
+    const w = workspace({ 'in.txt': 'x\n', 'p.yaml': 'name: k\nstages:\n  c:\n    uses: local/copy\n    with: {src: in.txt, out: out/c.txt}\n' });
+    try {
+      const dir = join(w.dir, 'kinds', 'local', 'copy');
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, 'manifest.js'), "export const manifest = { kind: 'local/copy', description: '', with: { src: { type: 'path', role: 'dep', required: true, description: '' }, out: { type: 'path', role: 'out', required: true, description: '' } } };\n");
+      writeFileSync(join(dir, 'helper.js'), "export const tag = 'h1';\n");
+      const body = "export async function run(ctx) { writeFileSync(ctx.resolve(ctx.with.out), readFileSync(ctx.resolve(ctx.with.src), 'utf8') + tag); }\n";
+      writeFileSync(join(dir, 'run.js'), `import { readFileSync, writeFileSync } from 'node:fs';\nconst tag = 'none';\n${body}`);
+      const go = () => pipe(w.dir, ['run', 'p.yaml', '--json'], { PIPE_KINDS_PATH: join(w.dir, 'kinds') });
+      expect(statuses(go().stdout).c).toBe('ran');
+      expect(w.exists('.pipe/kinds.json')).toBe(true);
+      expect(statuses(go().stdout).c).toBe('up-to-date');
+      writeFileSync(join(dir, 'run.js'), `import { readFileSync, writeFileSync } from 'node:fs';\nimport { tag } from './helper.js';\n${body}`);
+      let r = go();
+      expect(statuses(r.stdout).c).toBe('ran');
+      expect(reasons(r.stdout).c).toContain('implementation of local/copy changed: PIPE_KINDS_PATH/local/copy/helper.js added, PIPE_KINDS_PATH/local/copy/run.js');
+      expect(w.read('out/c.txt')).toBe('x\nh1');
+      writeFileSync(join(dir, 'helper.js'), "export const tag = 'h2';\n");
+      r = go();
+      expect(reasons(r.stdout).c).toContain('implementation of local/copy changed: PIPE_KINDS_PATH/local/copy/helper.js');
+      expect(w.read('out/c.txt')).toBe('x\nh2');
+    } finally {
+      w.cleanup();
     }
   });
 });
