@@ -6,7 +6,7 @@ import { isAbsolute, join } from 'node:path';
 import { outPathKey } from '../cache/paths.js';
 import type { Disagreement, Hash, PathHash, RunRecord, StageKey } from '../cache/types.js';
 import { keyFields, stageKey, type KeyFields } from './fingerprint.js';
-import { implementationHash } from './kinds.js';
+import { kindFingerprint } from './kinds.js';
 import type { StageSpec } from './model.js';
 import { diffFields, nearest, type Change } from './why.js';
 import type { IndexedOutput, Workspace } from './workspace.js';
@@ -38,7 +38,7 @@ export function disagreementText(d: Disagreement): string {
 
 /** Absolute path of a workspace-relative path (dirs keep no trailing slash for the file system). */
 export function absPath(root: string, rel: string): string {
-  const p = rel.endsWith('/') ? rel.slice(0, -1) : rel;
+  const p = outPathKey(rel);
   return isAbsolute(p) ? p : join(root, p);
 }
 
@@ -56,8 +56,8 @@ export async function computeKey(stage: StageSpec, ws: Workspace, known?: Readon
       depHashes[d.path] = k ?? (await (memo ? memo.hash(d.path) : ws.state.hashPath(absPath(ws.root, d.path), { fresh: true }))).hash;
     }),
   );
-  const impl = stage.uses ? await implementationHash(stage.uses, ws.state) : undefined;
-  const fields = keyFields(stage, depHashes, impl);
+  const kind = stage.uses ? await kindFingerprint(stage.uses, ws.state) : undefined;
+  const fields = keyFields(stage, depHashes, kind);
   return { fields, key: stageKey(fields), depHashes };
 }
 
@@ -81,7 +81,7 @@ export class DepMemo {
 
   /** Forget every memoised path at, under, or above `rel` (a file inside a dir dep changes the dir's hash). */
   forget(rel: string): void {
-    const bare = rel.endsWith('/') ? rel.slice(0, -1) : rel;
+    const bare = outPathKey(rel);
     this.memo.delete(bare);
     this.memo.delete(`${bare}/`);
     // Ancestors: directory deps containing it.
@@ -89,8 +89,8 @@ export class DepMemo {
       this.memo.delete(bare.slice(0, i));
       this.memo.delete(`${bare.slice(0, i)}/`);
     }
-    // Descendants: only a directory output can contain other deps (a scan, but directory outs are few).
-    if (rel.endsWith('/')) for (const k of this.memo.keys()) if (k.startsWith(`${bare}/`)) this.memo.delete(k);
+    // Descendants: an output (`dir` or `dir/`) that is a directory can contain other deps.
+    for (const k of this.memo.keys()) if (k.startsWith(`${bare}/`)) this.memo.delete(k);
   }
 }
 
@@ -166,12 +166,12 @@ async function decideAction(stage: StageSpec, ws: Workspace, opts: DecideOptions
 
 /** "output out/x missing" / "output out/x modified" for outputs that differ from what the last run left. */
 async function changedOutputs(stage: StageSpec, ws: Workspace, recorded: IndexedOutput[]): Promise<string[]> {
-  const byPath = new Map(recorded.map((o) => [o.path, o]));
+  const byPath = new Map(recorded.map((o) => [outPathKey(o.path), o]));
   const now = await hashOutputs(stage, ws);
   const problems: string[] = [];
   for (const o of stage.outs) {
     const h = now.get(o.path)!;
-    const before = byPath.get(o.path);
+    const before = byPath.get(outPathKey(o.path));
     if (h.kind === 'missing') problems.push(`output ${o.path} missing`);
     else if (!before || before.hash !== h.hash) problems.push(`output ${o.path} modified`);
   }

@@ -455,19 +455,9 @@ export class WatchSession {
   }
 }
 
-/**
- * The folders a `uses` kind's implementation hash reads (see engine/kinds.ts `implementationHash`): the compiled
- * folder the runner executes and, for built-in kinds in a repo checkout, the `stages/<kind>/` sources; plus the
- * manifest's extra `implementation` paths under each.
- */
+/** The files and folders whose edits can change a `uses` kind's key (engine/kinds.ts `kindWatchPaths`). */
 export function codeDirs(kind: string): string[] {
-  const root = kinds.kindRoot(kind);
-  const parts = kind.split('/');
-  const compiled = join(root, ...parts);
-  const src = join(dirname(dirname(kinds.stagesRoot)), 'stages', ...parts);
-  const folders = root === kinds.stagesRoot && existsSync(src) ? [src, compiled] : [compiled];
-  const extra = kinds.resolveKind(kind)?.implementation ?? [];
-  return folders.flatMap((f) => [f, ...extra.map((x) => resolve(f, x))]);
+  return kinds.kindWatchPaths(kind);
 }
 
 function isFsError(e: unknown): e is NodeJS.ErrnoException {

@@ -4,7 +4,7 @@
  * instead of one run record per stage). Opening a workspace registers it (with the pipeline's lock file) in the
  * store's registry, so `pipe gc` in another workspace sharing the store keeps what this one references.
  */
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { basename, join, relative } from 'node:path';
 import { openHashState } from '../cache/state.js';
@@ -16,6 +16,8 @@ import type { LocalHashState } from '../cache/state.js';
 import type { LocalStore } from '../cache/store.js';
 import type { LocalRunCache } from '../cache/runs.js';
 import type { Pipeline } from './model.js';
+import { OutPolicy } from './out-policy.js';
+import { useKindMemo } from './kinds.js';
 
 export interface Workspace {
   root: string;
@@ -26,6 +28,8 @@ export interface Workspace {
   store: LocalStore;
   runs: LocalRunCache;
   index: StageIndex;
+  /** Where outputs may be written, deleted, restored and hashed (engine/out-policy.ts). */
+  outs: OutPolicy;
 }
 
 export function pipeDirOf(p: Pipeline): string {
@@ -36,6 +40,7 @@ export async function openWorkspace(p: Pipeline): Promise<Workspace> {
   const pipeDir = pipeDirOf(p);
   mkdirSync(pipeDir, { recursive: true });
   const state = await openHashState(join(pipeDir, 'hashstate'));
+  useKindMemo(join(pipeDir, 'kinds.json'));
   // The store shares the memo: an output whose hash is known and already stored is not copied again, and an object
   // whose identity the memo vouches for is served without being read again. Links inside directory outputs must
   // stay inside the workspace.
@@ -52,6 +57,7 @@ export async function openWorkspace(p: Pipeline): Promise<Workspace> {
     store,
     runs,
     index: StageIndex.open(join(pipeDir, 'index', indexName(p))),
+    outs: OutPolicy.of(p, pipeDir),
   };
 }
 
@@ -67,6 +73,8 @@ export interface IndexedOutput {
   hash: string | null;
   size: number;
   files: number;
+  /** A directory (declared `dir/`, or `dir` found to be one). */
+  dir?: boolean;
 }
 
 export interface IndexEntry {
@@ -133,8 +141,13 @@ export class StageIndex {
     if (!this.dirty) return;
     mkdirSync(join(this.file, '..'), { recursive: true });
     const tmp = `${this.file}.tmp-${process.pid}`;
-    writeFileSync(tmp, JSON.stringify(this.data));
-    renameSync(tmp, this.file);
+    try {
+      writeFileSync(tmp, JSON.stringify(this.data));
+      renameSync(tmp, this.file);
+    } catch (e) {
+      rmSync(tmp, { force: true }); // a full disk leaves no half-written temp file behind
+      throw e;
+    }
     this.dirty = false;
   }
 }

@@ -99,7 +99,7 @@ describe('cache key fields', () => {
     writeFileSync(join(kinds, 'run.js'), runJs('v2'));
     r = go();
     expect(statuses(r.stdout).c).toBe('ran');
-    expect(reasons(r.stdout).c).toContain('implementation of local/copy changed');
+    expect(reasons(r.stdout).c).toContain('implementation of local/copy changed: PIPE_KINDS_PATH/local/copy/run.js');
     expect(ws.read('out/c.txt')).toBe('x\nv2');
   });
 });
