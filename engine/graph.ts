@@ -4,6 +4,7 @@
  * (a Map for exact and ancestor hits, a sorted list for "outs under this directory"), so building is
  * O(deps × path depth + edges × log outs), never outs × deps.
  */
+import { outPathKey } from '../cache/paths.js';
 import { createRequire } from 'node:module';
 import type { Graph } from '@dagrejs/graphlib';
 import type { Pipeline, SourceSpan, StageSpec } from './model.js';
@@ -24,7 +25,7 @@ export interface Dag {
   producers: Map<string, string>;
 }
 
-const bare = (p: string) => (p.endsWith('/') ? p.slice(0, -1) : p);
+const bare = outPathKey;
 
 /** An out as the index knows it: its writer, the path as declared, and the writer's position in `p.stages`. */
 export interface IndexedOut {
@@ -93,8 +94,9 @@ export class OutIndex {
     if (same) add(same);
     // Enclosing directories: a/b/c → a/b, a.
     for (let i = b.lastIndexOf('/'); i > 0; i = b.lastIndexOf('/', i - 1)) {
+      // An out enclosing the dep is a directory whether it was written `dir` or `dir/`.
       const o = this.exact.get(b.slice(0, i));
-      if (o && o.path.endsWith('/')) add(o);
+      if (o) add(o);
     }
     // Outs strictly inside: keys starting with `b/` (other than `b/` itself).
     const prefix = `${b}/`;

@@ -259,7 +259,8 @@ function buildStage(m: YMap, name: string, d: StageDecl, scope: Scope, ctx: Expa
   };
   const by = m.byKey;
 
-  // cmd: a string, or a list of commands run in sequence (joined with `&&`).
+  // cmd: a string, or a list of commands run in sequence: one brace group per line, so the engine's errexit
+  // (`sh -e`) stops at a failing line inside any of them (`&&` would switch errexit off in all but the last).
   const cmd = by.get('cmd');
   if (cmd) {
     const parts = cmd.value.t === 'seq' ? cmd.value.items : [cmd.value];
@@ -273,7 +274,7 @@ function buildStage(m: YMap, name: string, d: StageDecl, scope: Scope, ctx: Expa
       const v = interpolateScalar(p, scope, sink, field, true);
       if (typeof v === 'string') cmds.push(v);
     }
-    s.cmd = cmds.length > 1 ? cmds.map((c) => `{ ${c}\n}`).join(' && ') : (cmds[0] ?? '');
+    s.cmd = cmds.length > 1 ? cmds.map((c) => `{ ${c}\n}`).join('\n') : (cmds[0] ?? '');
   }
 
   // With both `cmd:` and `uses:` (reported by checkStageShape) the stage is treated as a cmd stage.

@@ -247,6 +247,7 @@ function readSettings(
     executor: 'local',
     slurm: {},
     summary: [],
+    env: 'inherit',
   };
   const summarySpans: SourceSpan[] = [];
   const e = root.byKey.get('settings');
@@ -280,6 +281,12 @@ function readSettings(
         const v = interpolateNode(f.value, scope, sink, field);
         if (v === 'local' || v === 'slurm') s.executor = v;
         else if (v !== undefined) bag.error(`\`executor\` must be \`local\` or \`slurm\`, not \`${String(v)}\``, f.value.loc.span, { field });
+        break;
+      }
+      case 'env': {
+        const v = interpolateNode(f.value, scope, sink, field);
+        if (v === 'inherit' || v === 'strict') s.env = v;
+        else if (v !== undefined) bag.error(`\`env\` must be \`inherit\` or \`strict\`, not \`${String(v)}\``, f.value.loc.span, { field });
         break;
       }
       case 'slurm': {

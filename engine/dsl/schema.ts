@@ -31,6 +31,7 @@ export const SETTINGS_KEYS: Keys = {
   executor: 'Default executor for every stage: `local` (default) or `slurm`.',
   slurm: 'SLURM defaults for stages run with `executor: slurm`.',
   summary: 'Main outputs (outs of stages) a run names on its closing line: `[out/report.html]` → `report: out/report.html`.',
+  env: '`inherit` (default): `cmd` stages see pipe\'s whole environment; `strict`: only their `env:` and the pass-through list (PATH, HOME, TMPDIR, LANG/LC_*, proxies, NETRC, SLURM_*, CUDA_VISIBLE_DEVICES).',
 };
 
 export const SLURM_KEYS: Keys = {
@@ -245,6 +246,7 @@ export function pipelineJsonSchema(kinds?: StageManifest[]): Json {
       executor: { enum: ['local', 'slurm'] },
       slurm: slurmSchema,
       summary: { type: 'array', items: { type: 'string', minLength: 1 } },
+      env: { enum: ['inherit', 'strict'] },
     }),
     stages,
   });

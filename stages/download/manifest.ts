@@ -66,5 +66,10 @@ export const manifest: StageManifest = {
     },
     concurrency: { type: 'integer', default: 4, description: 'Files downloaded in parallel.' },
   },
+  // The variables `base_url_env` and `auth` name reach the stage (names keyed through `with:`, values never).
+  envFrom: (w) => {
+    const auth = (w.auth ?? {}) as { user_env?: unknown; password_env?: unknown };
+    return [w.base_url_env, auth.user_env, auth.password_env].filter((n): n is string => typeof n === 'string');
+  },
   resources: { cpus: 1 },
 };

@@ -46,6 +46,5 @@ export const manifest: StageManifest = {
     id_column: { type: 'string', default: 'image_id', description: 'Column joining rows.csv to the splits CSV.' },
     batch_size: { type: 'integer', default: 64, description: 'Images per forward pass (results do not depend on it).' },
   },
-  implementation: ['../lib/tf/', '../lib/shards.ts'],
   resources: { cpus: 1, memBytes: 2 * 1024 ** 3, gpus: 0 },
 };

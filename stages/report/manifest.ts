@@ -30,6 +30,5 @@ export const manifest: StageManifest = {
     html: { type: 'path', role: 'out', required: true, description: 'The HTML report to write.' },
     markdown: { type: 'path', role: 'out', description: 'The Markdown summary to write.' },
   },
-  implementation: ['../plot/lib/', '../lib/atomic-write.ts'],
   resources: { cpus: 1, memBytes: 512 * 1024 * 1024, gpus: 0 },
 };

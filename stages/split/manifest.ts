@@ -35,5 +35,4 @@ export const manifest: StageManifest = {
     seed: { type: 'integer', default: 42, description: 'Seed of every draw (numpy RandomState, 0 … 2^32 − 1).' },
     max_metadata_mb: { type: 'number', default: 1024, description: 'Largest metadata file read (MB); it is held in memory.' },
   },
-  implementation: ['../lib/pandas-csv.ts', '../lib/pynum.ts', '../lib/atomic-write.ts'],
 };

@@ -294,6 +294,7 @@ stages:
       executor: 'slurm',
       slurm: { partition: 'gpu', gpuFlag: 'gpus', extra: ['--exclusive'] },
       summary: [],
+      env: 'inherit',
     });
   });
 
@@ -305,7 +306,7 @@ stages:
   c: {uses: train/cnn, with: {data: a, out: models/c/, epochs: 2}}
 `);
     expect(p.name).toBe('pipeline');
-    expect(p.settings).toEqual({ cacheDir: `${p.workdir}/.pipe/cache`, restore: ['reflink', 'copy'], executor: 'local', slurm: {}, summary: [] });
+    expect(p.settings).toEqual({ cacheDir: `${p.workdir}/.pipe/cache`, restore: ['reflink', 'copy'], executor: 'local', slurm: {}, summary: [], env: 'inherit' });
     expect(stage(p, 'a').watch).toBe('auto');
     expect(stage(p, 'b').watch).toBe('manual');
     // Manifest resources (gpus: 1) apply to the uses stage, so it is manual too.
@@ -347,7 +348,7 @@ stages:
     cmd: [mkdir -p o, "touch o/x"]
     outs: [o/]
 `);
-    expect(stage(p, 's').cmd).toBe('{ mkdir -p o\n} && { touch o/x\n}');
+    expect(stage(p, 's').cmd).toBe('{ mkdir -p o\n}\n{ touch o/x\n}');
   });
 
   it('merge keys and anchors are resolved', async () => {

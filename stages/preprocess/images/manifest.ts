@@ -27,6 +27,5 @@ export const manifest: StageManifest = {
       description: 'Drop images that cannot be decoded (logged) instead of failing the stage.',
     },
   },
-  implementation: ['../../lib/'],
   resources: { cpus: 2 },
 };

@@ -45,6 +45,5 @@ export const manifest: StageManifest = {
         '(`resources: { mem: … }`): file and decompressed XML up to 1/8 of it, one held cell per 256 bytes of it.',
     },
   },
-  implementation: ['../lib/', '../../lib/atomic-write.ts', '../../lib/pandas-csv.ts', '../../lib/pynum.ts'],
   resources: { cpus: 1, memBytes: 512 * 1024 * 1024, gpus: 0 },
 };
