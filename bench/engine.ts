@@ -6,19 +6,28 @@
 // no-op `pipe status` of a stage whose dep is a 100,000-file directory. Where `snakemake` is installed, the same DAG
 // runs under it (`-j` equal) and `vs snakemake <baseline/ours>` follows our figure (above 1: we are faster).
 //
+// Then the 100,000-stage figure (issue 12): a 100 × 1,000 `matrix` (one `cp` per stage, all reading seed.txt) that
+// never ran, through `pipe status`, `pipe run -n` and `pipe dag`: wall time and peak RSS, each first with the
+// validated-pipeline cache cold (parse, expand, validate, write the cache) and then warm. Beside it, Snakemake's
+// dry-run of the same DAG (`snakemake -n`), which takes minutes (449 s / 1.5 GB on the 2-core machine): it runs
+// only with `--snakemake-100k`, and its result is cached (per host, core count and Snakemake version) under
+// $XDG_CACHE_HOME/pipe-bench, so later runs print the ratio from the cached figure and say so.
+//
 // Targets (2 cores): no-op of 1,000 stages < 0.3 s; first run of 1,000 < 6 s; first run of 10,000 < 60 s;
-// 100,000-file no-op status < 1 s; peak memory < 500 MB.
+// 100,000-file no-op status < 1 s; peak memory < 500 MB; 100,000-stage status, dry-run and dag < 4 s and < 700 MB.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { availableParallelism, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { availableParallelism, homedir, hostname, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const pipeBin = fileURLToPath(new URL('../bin/pipe.js', import.meta.url));
 const args = process.argv.slice(2);
 const sizesArg = args.includes('--sizes') ? args[args.indexOf('--sizes') + 1]! : '1000,10000';
-const sizes = sizesArg.split(',').map(Number);
+const sizes = sizesArg === 'none' ? [] : sizesArg.split(',').map(Number);
 const bigDir = !args.includes('--no-big-dir');
+const dag100k = !args.includes('--no-100k');
+const measureSnakemake100k = args.includes('--snakemake-100k');
 const jobs = availableParallelism();
 const env = { ...process.env, CI: 'true', PIPE_CACHE_HOME: '' };
 
@@ -120,4 +129,96 @@ if (bigDir) {
     rmSync(dir, { recursive: true, force: true });
   }
 }
+if (dag100k) bench100k();
 rmSync(pipeCache, { recursive: true, force: true });
+
+/** The 100 × 1,000 matrix: pipe's YAML and the equivalent Snakefile. */
+function matrixWorkspace(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'pipe-bench-100k-'));
+  writeFileSync(join(dir, 'seed.txt'), 'seed\n');
+  const a = Array.from({ length: 100 }, (_, i) => `a${i}`);
+  const b = Array.from({ length: 1000 }, (_, i) => `b${i}`);
+  writeFileSync(
+    join(dir, 'm.yaml'),
+    `name: matrix\nstages:\n  m:\n    matrix:\n      a: [${a.join(', ')}]\n      b: [${b.join(', ')}]\n` +
+      '    do:\n      cmd: cp seed.txt out/${item.a}/${item.b}.txt\n      deps: [seed.txt]\n      outs: [out/${item.a}/${item.b}.txt]\n',
+  );
+  writeFileSync(
+    join(dir, 'Snakefile'),
+    'A = [f"a{i}" for i in range(100)]\nB = [f"b{j}" for j in range(1000)]\n\n' +
+      'rule all:\n    input: expand("out/{a}/{b}.txt", a=A, b=B)\n\n' +
+      'rule cp:\n    input: "seed.txt"\n    output: "out/{a}/{b}.txt"\n    shell: "cp {input} {output}"\n',
+  );
+  // Older than the validated-pipeline cache's racy window (2 s), so the first command writes the cache.
+  const past = new Date(Date.now() - 60_000);
+  utimesSync(join(dir, 'm.yaml'), past, past);
+  return dir;
+}
+
+/** Peak RSS of any command, through GNU time when it is installed. */
+function timedWithRss(cmd: string, argv: string[], cwd: string): { s: number; rssMb: number; ok: boolean; err: string } {
+  if (!existsSync('/usr/bin/time')) return timed(cmd, argv, cwd);
+  const r = timed('/usr/bin/time', ['-f', 'PEAK_RSS_KB %M', cmd, ...argv], cwd);
+  const all = [...r.err.matchAll(/PEAK_RSS_KB (\d+)/g)];
+  return { ...r, rssMb: all.length ? Number(all[all.length - 1]![1]) / 1024 : NaN };
+}
+
+interface SnakeBaseline {
+  s: number;
+  rssMb: number;
+  measuredAt: string;
+}
+
+/** Snakemake's dry-run of the 100k DAG: measured with --snakemake-100k (minutes), else the cached measurement. */
+function snakemake100k(dir: string): { baseline: SnakeBaseline; cached: boolean } | undefined {
+  if (!snake) return undefined;
+  const version = spawnSync('snakemake', ['--version'], { encoding: 'utf8' }).stdout.trim();
+  const cacheFile = join(
+    process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'),
+    'pipe-bench',
+    `snakemake-${version}-dry-run-100k-${hostname()}-${availableParallelism()}cpu.json`,
+  );
+  if (!measureSnakemake100k) {
+    if (!existsSync(cacheFile)) {
+      console.log('# snakemake 100k dry-run: not measured (takes minutes); run with --snakemake-100k once to measure and cache it');
+      return undefined;
+    }
+    return { baseline: JSON.parse(readFileSync(cacheFile, 'utf8')) as SnakeBaseline, cached: true };
+  }
+  const r = timedWithRss('snakemake', ['-n', '-j', '1', '--quiet'], dir);
+  if (!r.ok) throw new Error(`snakemake -n failed:\n${r.err}`);
+  const baseline: SnakeBaseline = { s: r.s, rssMb: r.rssMb, measuredAt: new Date().toISOString() };
+  mkdirSync(dirname(cacheFile), { recursive: true });
+  writeFileSync(cacheFile, JSON.stringify(baseline));
+  return { baseline, cached: false };
+}
+
+function bench100k(): void {
+  const dir = matrixWorkspace();
+  try {
+    const snakeRef = snakemake100k(dir);
+    if (snakeRef?.cached) console.log(`# snakemake 100k dry-run from the cache (measured ${snakeRef.baseline.measuredAt}; --snakemake-100k re-measures)`);
+    const vs = (ours: number, theirs: number | undefined) =>
+      snakeRef && theirs !== undefined && Number.isFinite(theirs) ? ` vs snakemake_dry_run ${(theirs / ours).toFixed(2)}` : '';
+    const line = (figure: string, value: number, unit: string, theirs?: number) =>
+      console.log(`BENCH ${figure} ${unit === 'MB' ? value.toFixed(0) : value.toFixed(3)} ${unit}${vs(value, theirs)}`);
+    const commands: Array<[string, string[]]> = [
+      ['status', ['status', 'm.yaml', '--resource-usage']],
+      ['dry_run', ['run', '-n', 'm.yaml', '--resource-usage']],
+      ['dag', ['dag', 'm.yaml', '--resource-usage']],
+    ];
+    for (const [figure, argv] of commands) {
+      // Cold: no validated-pipeline cache (parse, expand, validate, and write it). Warm: median of 3.
+      rmSync(join(pipeCache, 'pipelines'), { recursive: true, force: true });
+      const cold = timed(process.execPath, [pipeBin, ...argv], dir);
+      if (!cold.ok) throw new Error(`pipe ${argv.join(' ')} failed:\n${cold.err}`);
+      const warm = [0, 1, 2].map(() => timed(process.execPath, [pipeBin, ...argv], dir));
+      const theirs = figure === 'dag' ? undefined : snakeRef?.baseline;
+      line(`${figure}_100k_stages_cold`, cold.s, 's', theirs?.s);
+      line(`${figure}_100k_stages`, median(warm.map((x) => x.s)), 's', theirs?.s);
+      line(`peak_rss_${figure}_100k_stages`, Math.max(cold.rssMb, ...warm.map((x) => x.rssMb)), 'MB', theirs?.rssMb);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

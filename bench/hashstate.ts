@@ -10,9 +10,11 @@
 //    nothing), with that process's peak RSS.
 // Baseline `vs full-rehash`: hashing the tree without a memo (what a tool without a stat memo does every run) =
 // cold time / no-op time. `--drop-caches` also times a no-op with the OS dentry/inode/page caches dropped (root).
-// Then the Store on 1,000 of the files: first put, a re-put that the memo answers, restores by copy and hardlink.
+// Then the Store on 1,000 of the files: first put, a re-put that the memo answers, restores by copy and hardlink,
+// and what verifying objects before serving them costs; and the incremental hash of the tree (watch mode).
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { readdir, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { mapPool } from '../cache/pool.js';
@@ -28,8 +30,10 @@ const root = `${tmpdir()}/pipe-bench-hashstate-v2-${N}`;
 const tree = `${root}/tree`;
 const stateFile = `${root}/state`;
 
-function bench(figure: string, value: number, unit: string): void {
-  console.log(`BENCH ${figure} ${Number(value.toFixed(value < 10 ? 2 : 1))} ${unit}`);
+/** One figure per line; `vs` (a baseline run in this script, ratio > 1 = we win) on the same line. */
+function bench(figure: string, value: number, unit: string, vs?: { baseline: string; ratio: number }): void {
+  const tail = vs ? ` vs ${vs.baseline} ${vs.ratio.toFixed(2)}` : '';
+  console.log(`BENCH ${figure} ${Number(value.toFixed(value < 10 ? 2 : 1))} ${unit}${tail}`);
 }
 
 /** Time `fn`: best of `reps` for wall and CPU (the best is the least disturbed by other load). */
@@ -48,9 +52,9 @@ async function timed<T>(reps: number, fn: () => Promise<T> | T): Promise<{ wall:
   return { wall, cpu, value };
 }
 
-function report(figure: string, t: { wall: number; cpu: number }): void {
-  bench(`${figure}_wall`, t.wall, 'ms');
-  bench(`${figure}_cpu`, t.cpu, 'ms');
+function report(figure: string, t: { wall: number; cpu: number }, vs?: { baseline: string; wall: number; cpu: number }): void {
+  bench(`${figure}_wall`, t.wall, 'ms', vs && { baseline: vs.baseline, ratio: vs.wall / t.wall });
+  bench(`${figure}_cpu`, t.cpu, 'ms', vs && { baseline: vs.baseline, ratio: vs.cpu / t.cpu });
 }
 
 /** The fixture is kept between runs (creating 100k files is most of the bench's time). */
@@ -132,9 +136,8 @@ async function main(): Promise<void> {
   }
   if (runs.some((r) => r.hash !== cold.value.hash)) throw new Error('no-op hash differs');
   const noop = { wall: Math.min(...runs.map((r) => r.wall)), cpu: Math.min(...runs.map((r) => r.cpu)) };
-  report('noop_load_hash_flush_100k', noop);
+  report('noop_load_hash_flush_100k', noop, { baseline: 'full-rehash', wall: cold.wall, cpu: cold.cpu });
   bench('noop_peak_rss', Math.max(...runs.map((r) => r.rss)), 'MiB');
-  console.log(`vs full-rehash ${(cold.wall / noop.wall).toFixed(2)}`);
 
   // The store on one 1,000-file part of the tree: first put (copies), re-put with the memo (stats only), restores.
   const part = `${tree}/part-0000`;
@@ -149,6 +152,46 @@ async function main(): Promise<void> {
   for (const mode of ['copy', 'hardlink'] as const) {
     report(`store_restore_${mode}_${files}_files`, await timed(3, () => store.restore(put.value, `${root}/restored-${mode}`, [mode])));
   }
+
+  // What verifying objects before serving them costs a hard-linked restore (docs/cache.md "Verified before served").
+  // A fresh memo reads every object once (what "always verify" would cost on every restore); once the memo vouches
+  // for their identities, a restore is a stat per object. Baseline: link(2) alone, no verification at all.
+  const fresh = await openHashState(`${root}/state-verify`, { racyWindowMs: 0 });
+  rmSync(`${root}/state-verify`, { force: true });
+  const vstore = openStore(storeRoot, { state: fresh });
+  const always = await timed(1, () => vstore.restore(put.value, `${root}/restored-verify-first`, ['hardlink']));
+  report(`store_restore_hardlink_${files}_files_read_verified`, always);
+  const vouched = await timed(3, () => vstore.restore(put.value, `${root}/restored-verify-memo`, ['hardlink']));
+  report(`store_restore_hardlink_${files}_files_memo_verified`, vouched, { baseline: 'read_every_object', ...always });
+  const manifest = await vstore.readManifest(put.value.hash);
+  const bare = await timed(3, () => {
+    const dir = `${root}/restored-bare`;
+    rmSync(dir, { recursive: true, force: true });
+    for (const e of manifest) {
+      if (e.length === 2) continue;
+      mkdirSync(dirname(`${dir}/${e[0]}`), { recursive: true });
+      linkSync(vstore.objectPath(e[1]), `${dir}/${e[0]}`);
+    }
+  });
+  report(`link_only_${files}_files_unverified`, bare);
+
+  // Incremental hashing of a tracked 100,000-file tree (watch mode): one file changed and reported, the hash
+  // recombined from the in-memory view. Baseline: the full walk (what a watch cycle did before).
+  const inc = await openHashState(stateFile);
+  inc.track(tree);
+  await inc.hashPath(tree); // the one full walk
+  let k = 0;
+  const one = `${tree}/part-0003/img-7.bin`;
+  const incremental = await timed(5, async () => {
+    writeFileSync(one, `changed ${k++} `.repeat(8));
+    inc.changed(one);
+    return inc.hashPath(tree);
+  });
+  const full = await timed(3, () => inc.hashPath(tree, { fresh: true }));
+  if (incremental.value.hash !== full.value.hash) throw new Error('incremental hash differs from the full walk');
+  report('hash_incremental_1_change_100k', incremental, { baseline: 'full_walk', ...full });
+  report('hash_full_walk_100k', full);
+  writeFileSync(one, `file 3/7 `.repeat(8)); // the fixture as made, for the next run
 }
 
 if (argv.includes('--noop-child')) await noopChild();

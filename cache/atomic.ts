@@ -4,7 +4,7 @@
  * torn one, and two processes writing at once each produce a whole file (the last rename wins).
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { link, mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 
 /** A name beside `path` that no other process or call will pick. */
@@ -20,6 +20,34 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
     await rename(tmp, path);
   } catch (e) {
     await rm(tmp, { force: true });
+    throw e;
+  }
+}
+
+/**
+ * Create `path` with `data` only if it does not exist yet: false when it does (someone was first). Done as link(2)
+ * of a fully written temp file, so readers never see it half written; on a filesystem without hard links, an
+ * O_EXCL create (a reader may then briefly see a short file, which pipe's readers treat as absent).
+ */
+export async function createExclusive(path: string, data: string | Uint8Array, mode = 0o644): Promise<boolean> {
+  await mkdir(dirname(path), { recursive: true });
+  const tmp = tempName(path);
+  try {
+    await writeFile(tmp, data, { mode });
+    await link(tmp, path);
+    return true;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return false;
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'EMLINK') throw e;
+  } finally {
+    await rm(tmp, { force: true });
+  }
+  try {
+    await writeFile(path, data, { mode, flag: 'wx' });
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
     throw e;
   }
 }

@@ -14,7 +14,8 @@ export class CacheError extends Error {
       | 'corrupt-object'
       | 'missing-object'
       | 'not-found'
-      | 'bad-manifest',
+      | 'bad-manifest'
+      | 'link-outside',
     readonly path?: string,
   ) {
     super(message);

@@ -2,36 +2,72 @@
  * RunCache: every completed stage run, kept by its StageKey so that ANY earlier run with the same key can be
  * restored (switch a param back and forth: no re-run), as DVC's run-cache does.
  *
- * Layout under `dir`:
- *  - `<key[0:2]>/<key>.json`  the RunRecord, written atomically (temp + rename): never torn, and two processes
- *    finishing the same key each write a whole record (the last wins; both describe equal outputs);
+ * Layout under `dir` (the workspace's `.pipe/runs`):
+ *  - `<key[0:2]>/<key>.json`  the RunRecord, written atomically (temp + rename): never torn;
  *  - `by-stage/<stage>/<endedAt ms, 15 digits>-<key>`  one empty marker file per run, the per-stage history index.
  *    A file per entry (rather than appending to one .jsonl) because creating a file is atomic on every filesystem,
  *    while O_APPEND is not on NFS: two processes (or hosts) recording runs at once can never lose or tear an entry.
- *    The directory listing sorted by name is the history, newest last.
+ *    The directory listing sorted by name is the history, newest last;
+ *  - `nondeterministic/<key>/<ms>-<pid>-<rand>.json`  one file per disagreement found (see below).
+ *
+ * With a Store, the same records are also kept in it, `<store>/runs/<key[0:2]>/<key>.json` (without the key fields,
+ * which may hold env values): every workspace sharing the store can restore through them, a fresh clone included.
+ * This, not a lock file, is what vouches that a key produced given outputs: the lock file in git is a record anyone
+ * can edit, so it is never a source of content (docs/cache.md).
+ *
+ * Same key, different bytes is news, not an overwrite: the first result under a key stays the result (as long as
+ * its objects can still be served), and each differing output is recorded as a Disagreement that `pipe status`,
+ * `pipe why` and `pipe verify` report. Stages that always run (`always_run`) replace their record instead.
  */
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
-import { createHash } from 'node:crypto';
-import { writeFileAtomic } from './atomic.js';
+import { createHash, randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { createExclusive, writeFileAtomic } from './atomic.js';
+import { listDir } from './dir.js';
 import { asStageKey, isHashHex } from './brand.js';
-import type { RunCache, RunRecord, StageKey } from './types.js';
+import { outPathKey } from './paths.js';
+import type { LocalStore } from './store.js';
+import type { Disagreement, RunCache, RunPut, RunRecord, StageKey, StoredOutput } from './types.js';
+
+export interface RunCacheOptions {
+  /** Keep records in the store too (shared by the workspaces using it) and check old results against it. */
+  store?: LocalStore;
+}
 
 export interface LocalRunCache extends RunCache {
   readonly dir: string;
   recordPath(key: StageKey): string;
+  /** Every file a record of `key` may be in: this workspace's, then the store's shared one. */
+  recordPaths(key: StageKey): string[];
   historyDir(stage: string): string;
 }
 
-export function openRunCache(dir: string): LocalRunCache {
-  return new FileRunCache(dir);
+export function openRunCache(dir: string, opts: RunCacheOptions = {}): LocalRunCache {
+  return new FileRunCache(dir, opts.store);
+}
+
+/** Where the store keeps run records shared by the workspaces using it. */
+export function sharedRunsDir(storeRoot: string): string {
+  return `${storeRoot}/runs`;
 }
 
 class FileRunCache implements LocalRunCache {
-  constructor(readonly dir: string) {}
+  private readonly shared: string | undefined;
+  private ndKeys: Set<string> | undefined;
+
+  constructor(
+    readonly dir: string,
+    private readonly store: LocalStore | undefined,
+  ) {
+    this.shared = store ? sharedRunsDir(store.root) : undefined;
+  }
 
   recordPath(key: StageKey): string {
-    if (!isHashHex(key)) throw new TypeError(`not a stage key: ${JSON.stringify(key)}`);
-    return `${this.dir}/${key.slice(0, 2)}/${key}.json`;
+    return keyPath(this.dir, key);
+  }
+
+  recordPaths(key: StageKey): string[] {
+    return this.shared ? [keyPath(this.dir, key), keyPath(this.shared, key)] : [keyPath(this.dir, key)];
   }
 
   historyDir(stage: string): string {
@@ -39,17 +75,89 @@ class FileRunCache implements LocalRunCache {
   }
 
   async get(key: StageKey): Promise<RunRecord | undefined> {
-    return readRecord(this.recordPath(key), key);
+    return (await readRecord(this.recordPath(key), key)) ?? (this.shared ? await readRecord(keyPath(this.shared, key), key) : undefined);
   }
 
-  async put(record: RunRecord): Promise<void> {
-    await writeFileAtomic(this.recordPath(record.key), `${JSON.stringify(record, null, 1)}\n`);
+  async put(record: RunRecord, opts: { replace?: boolean } = {}): Promise<RunPut> {
+    const key = record.key;
+    let kept = record;
+    let disagreements: Disagreement[] = [];
+    for (let attempt = 0; ; attempt++) {
+      const shared = this.shared ? await readRecord(keyPath(this.shared, key), key) : undefined;
+      const prior = opts.replace ? undefined : (shared ?? (await readRecord(this.recordPath(key), key)));
+      disagreements = prior ? differences(prior, record) : [];
+      kept = record;
+      if (prior && disagreements.length > 0 && (await this.servable(prior))) kept = { ...prior, fields: record.fields };
+      for (const d of disagreements) d.kept = kept === record ? 'second' : 'first';
+      if (!this.shared) break;
+      if (shared && !opts.replace && (kept !== record || disagreements.length === 0)) break; // the store has the first
+      const text = `${JSON.stringify(sharedRecord(kept), null, 1)}\n`;
+      if (shared || opts.replace) {
+        await writeFileAtomic(keyPath(this.shared, key), text); // replacing an unservable first result, or always_run
+        break;
+      }
+      if (await createExclusive(keyPath(this.shared, key), text)) break;
+      if (attempt > 0) break; // another process keeps writing first results: ours stands locally
+      // Another workspace recorded this key a moment ago: compare with that one instead.
+    }
+    await writeFileAtomic(this.recordPath(key), `${JSON.stringify(kept, null, 1)}\n`);
     const hist = this.historyDir(record.stage);
     await mkdir(hist, { recursive: true });
     const ms = Date.parse(record.endedAt);
     const stamp = String(Number.isFinite(ms) ? ms : Date.now()).padStart(15, '0');
     // An empty marker; 'w' so re-recording the same key at the same instant is harmless.
-    await writeFile(`${hist}/${stamp}-${record.key}`, '', { flag: 'w' });
+    await writeFile(`${hist}/${stamp}-${key}`, '', { flag: 'w' });
+    for (const d of disagreements) await this.recordDisagreement(d);
+    return { record: kept, disagreements };
+  }
+
+  /** Whether an earlier result can still be put in a workspace: all of its objects present and sound. */
+  private async servable(rec: RunRecord): Promise<boolean> {
+    if (!this.store) return true;
+    for (const o of rec.outputs) if (!(await this.store.verify(o))) return false;
+    return true;
+  }
+
+  async recordDisagreement(d: Disagreement): Promise<void> {
+    const name = `${String(Date.now()).padStart(15, '0')}-${process.pid}-${randomBytes(4).toString('hex')}.json`;
+    for (const root of [this.dir, this.shared]) {
+      if (root === undefined) continue;
+      const dir = `${root}/nondeterministic/${d.key}`;
+      await mkdir(dir, { recursive: true });
+      await writeFileAtomic(`${dir}/${name}`, `${JSON.stringify(d)}\n`);
+    }
+    this.ndKeys?.add(d.key);
+  }
+
+  async disagreements(key: string): Promise<Disagreement[]> {
+    if (!isHashHex(key)) return [];
+    const out: Disagreement[] = [];
+    const seen = new Set<string>();
+    for (const root of [this.dir, this.shared]) {
+      if (root === undefined) continue;
+      const dir = `${root}/nondeterministic/${key}`;
+      for (const name of (await listDir(dir)).sort()) {
+        const d = await readDisagreement(`${dir}/${name}`, key);
+        if (!d) continue;
+        const id = `${outPathKey(d.path)}\0${d.first}\0${d.second}`;
+        if (seen.has(id)) continue;
+        seen.add(id);
+        out.push(d);
+      }
+    }
+    return out;
+  }
+
+  async nondeterministicKeys(): Promise<ReadonlySet<string>> {
+    if (!this.ndKeys) {
+      const keys = new Set<string>();
+      for (const root of [this.dir, this.shared]) {
+        if (root === undefined) continue;
+        for (const k of await listDir(`${root}/nondeterministic`)) if (isHashHex(k)) keys.add(k);
+      }
+      this.ndKeys = keys;
+    }
+    return this.ndKeys;
   }
 
   async history(stage: string, limit = Infinity): Promise<RunRecord[]> {
@@ -68,7 +176,7 @@ class FileRunCache implements LocalRunCache {
       const key = m.slice(16);
       if (seen.has(key)) continue; // the same key re-run later: listed once, at its newest run
       seen.add(key);
-      const rec = await this.get(asStageKey(key));
+      const rec = await readRecord(this.recordPath(asStageKey(key)), key);
       // A record gc'd or overwritten by another stage with the same key is not part of this stage's history.
       if (rec && rec.stage === stage) out.push(rec);
     }
@@ -76,24 +184,88 @@ class FileRunCache implements LocalRunCache {
   }
 }
 
-/** A record that is missing, unreadable, or not for `key` is treated as absent: the stage simply runs again. */
+function keyPath(dir: string, key: string): string {
+  if (!isHashHex(key)) throw new TypeError(`not a stage key: ${JSON.stringify(key)}`);
+  return `${dir}/${key.slice(0, 2)}/${key}.json`;
+}
+
+/** What the store keeps of a record: everything but the key fields (which may hold env values). */
+function sharedRecord(r: RunRecord): RunRecord {
+  return { ...r, fields: {} };
+}
+
+/** Outputs whose hashes differ between the first result and a later run of the same key (paths compared by key). */
+function differences(first: RunRecord, later: RunRecord): Disagreement[] {
+  const a = new Map(first.outputs.map((o) => [outPathKey(o.path), o]));
+  const b = new Map(later.outputs.map((o) => [outPathKey(o.path), o]));
+  const out: Disagreement[] = [];
+  for (const k of [...new Set([...a.keys(), ...b.keys()])].sort()) {
+    const x = a.get(k);
+    const y = b.get(k);
+    if (x?.hash === y?.hash) continue;
+    out.push({
+      key: later.key,
+      stage: later.stage,
+      path: (y ?? x)!.path,
+      first: x?.hash ?? null,
+      second: y?.hash ?? null,
+      at: later.endedAt,
+      host: later.host || hostname(),
+      kept: 'first',
+    });
+  }
+  return out;
+}
+
+/**
+ * A record that is missing, unreadable, not for `key`, or whose outputs are not well-formed is treated as absent:
+ * the stage simply runs again.
+ */
 export async function readRecord(path: string, key?: string): Promise<RunRecord | undefined> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'EISDIR' || code === 'ENOTDIR') return undefined;
     throw e;
   }
   try {
     const rec = JSON.parse(text) as RunRecord;
-    if (typeof rec !== 'object' || rec === null || !Array.isArray(rec.outputs)) return undefined;
+    if (typeof rec !== 'object' || rec === null || !Array.isArray(rec.outputs) || !rec.outputs.every(wellFormed)) return undefined;
+    if (typeof rec.key !== 'string' || typeof rec.stage !== 'string') return undefined;
     if (key !== undefined && rec.key !== key) return undefined;
     return rec;
   } catch {
     return undefined;
   }
 }
+
+function wellFormed(o: unknown): o is StoredOutput {
+  const x = o as StoredOutput;
+  return (
+    typeof x === 'object' &&
+    x !== null &&
+    typeof x.path === 'string' &&
+    (x.kind === 'file' || x.kind === 'dir') &&
+    typeof x.hash === 'string' &&
+    isHashHex(x.hash) &&
+    Number.isSafeInteger(x.size) &&
+    Number.isSafeInteger(x.files)
+  );
+}
+
+async function readDisagreement(path: string, key: string): Promise<Disagreement | undefined> {
+  try {
+    const d = JSON.parse(await readFile(path, 'utf8')) as Disagreement;
+    const hashOrNull = (h: unknown): boolean => h === null || (typeof h === 'string' && isHashHex(h));
+    if (d.key !== key || typeof d.path !== 'string' || typeof d.stage !== 'string' || !hashOrNull(d.first) || !hashOrNull(d.second)) return undefined;
+    return { ...d, kept: d.kept === 'second' ? 'second' : 'first' };
+  } catch {
+    return undefined;
+  }
+}
+
 
 /**
  * Stage names (`fpr@model=padchest,eval=vindr_pcxr`) as one directory name: URI-encoded (reversible, no `/`), and
@@ -104,3 +276,4 @@ export function safeStageName(stage: string): string {
   if (enc.length <= 180) return enc;
   return `${enc.slice(0, 150)}~${createHash('sha256').update(stage).digest('hex').slice(0, 16)}`;
 }
+

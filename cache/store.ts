@@ -10,11 +10,20 @@
  *  - the object's name is computed from the bytes actually copied, never from an earlier hash of a file that may
  *    have changed since, so an object can never be misnamed.
  *
+ * Nothing at rest is trusted (docs/cache.md "Verified before served"): every object is checked against its name
+ * before its bytes reach a workspace. A copy re-hashes the bytes on the way; a reflink or hard link is checked
+ * through the hash memo (a stat when the object's identity is unchanged since it was last verified, a read
+ * otherwise). An object that does not hash to its name, or is not a regular file at all, is evicted and reported as
+ * `corrupt-object`: the engine then runs the stage again.
+ *
  * Restores are staged beside the destination and renamed over it; modes are tried in order:
  *  - reflink: copy-on-write clone (btrfs, XFS, APFS...): instant, own inode, edits never reach the object;
- *  - hardlink: shares the object's inode (instant, no space). Editing such a file IN PLACE would corrupt the cache,
- *    so both are read-only and the mode is opt-in;
- *  - copy: a streamed copy that re-hashes the bytes on the way; a corrupt object is deleted and reported.
+ *  - hardlink: shares the object's inode (instant, no space). Both are read-only; an in-place edit (root, or after
+ *    chmod) changes the object's identity, so the next restore re-reads it, finds it corrupt and evicts it;
+ *  - copy: a streamed copy that re-hashes the bytes on the way.
+ *
+ * Modes: an object keeps only the read bits of the file it came from (a 0600 file gives a 0400 object, never a
+ * world-readable one); a restored copy gets those read bits plus the owner's write bit.
  *
  * Files up to 4 MiB (the many small files of a dataset) are put and restored with synchronous calls in ~20 ms slices
  * that yield to the event loop: measured 5-10x less CPU per file than the promise API (bench/hashstate.ts); larger
@@ -24,47 +33,44 @@ import {
   chmodSync,
   constants,
   copyFileSync,
-  existsSync,
   linkSync,
+  lstatSync,
   mkdirSync,
   readFileSync,
+  realpathSync,
   renameSync,
   rmSync,
+  symlinkSync,
   utimesSync,
   writeFileSync,
   type BigIntStats,
 } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
-import {
-  chmod,
-  copyFile,
-  link,
-  lstat,
-  mkdir,
-  open,
-  readFile,
-  rename,
-  rm,
-  stat,
-  utimes,
-  type FileHandle,
-} from 'node:fs/promises';
+import { chmod, copyFile, link, lstat, mkdir, open, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { asHash } from './brand.js';
 import { removeDeadTemps, tempName } from './atomic.js';
 import { CacheError } from './errors.js';
-import { hashBytes } from './hash.js';
-import { manifestJson, parseManifest, type ManifestEntry } from './manifest.js';
+import { hashBytes, hashFile, hashSmallFileSync } from './hash.js';
+import { isLinkEntry, manifestJson, parseManifest, type FileEntry, type ManifestEntry } from './manifest.js';
 import { mapPool, Slicer } from './pool.js';
 import type { LocalHashState } from './state.js';
 import type { Hash, RestoreMode, Store, StoredOutput } from './types.js';
 import { byRel, walk } from './walk.js';
 
 export interface StoreOptions {
-  /** When given, files whose memoised hash is already an object are not read again (a stat instead of a read). */
+  /**
+   * The hash memo: files whose memoised hash is already an object are not read again when put, and an object
+   * whose identity the memo vouches for is served without re-reading it (reflink / hardlink restores).
+   */
   state?: LocalHashState;
   /** Concurrent file copies for directories. Default 8. */
   concurrency?: number;
+  /**
+   * The workspace root: a symlink inside a directory output may point anywhere inside it (and is refused, with its
+   * path named, when it points outside). Without it, links must stay inside the output directory itself.
+   */
+  workspace?: string;
 }
 
 /** The Store plus helpers the engine and gc use. */
@@ -74,6 +80,11 @@ export interface LocalStore extends Store {
   readManifest(hash: Hash): Promise<ManifestEntry[]>;
   /** A stored file's bytes, verified against its hash (e.g. an old metrics file for `pipe metrics`). */
   readObject(hash: Hash): Promise<Buffer>;
+  /**
+   * True when every object of `out` is present and verified (through the memo where it vouches, else by reading):
+   * stronger and costlier than `has`; for deciding which of two recorded results can still be served.
+   */
+  verify(out: StoredOutput): Promise<boolean>;
 }
 
 const SMALL = 4 * 1024 * 1024;
@@ -115,19 +126,30 @@ class ContentStore implements LocalStore {
       }
       throw e;
     }
+    // The path is returned as declared: the engine looks outputs up by its declared paths (see outPathKey).
     if (st.isFile()) {
       const known = this.opts.state?.peek(absPath, st);
       const size = Number(st.size);
-      const p = size <= SMALL ? this.putSmallSync(absPath, size, known) : await this.putFile(absPath, size, known);
+      const mode = objectMode(st);
+      const p = size <= SMALL ? this.putSmallSync(absPath, size, known, mode) : await this.putFile(absPath, size, known, mode);
       return { path: relPath, kind: 'file', hash: p.hash, size: p.size, files: 1 };
     }
     if (!st.isDirectory()) {
       throw new CacheError(`${absPath} (declared output ${relPath}) is not a regular file or directory.`, 'special-file', absPath);
     }
-    const files: Array<{ rel: string; abs: string; size: number; known: Hash | undefined }> = [];
+    const files: Array<{ rel: string; abs: string; size: number; known: Hash | undefined; mode: number }> = [];
+    const links: ManifestEntry[] = [];
     const state = this.opts.state;
-    // Keep what is needed, not the stats (1.5 KB each).
-    walk(absPath, (rel, abs, st) => files.push({ rel, abs, size: Number(st.size), known: state?.peek(abs, st) }));
+    const linkRoot = this.opts.workspace ?? absPath;
+    // Keep what is needed, not the stats (1.5 KB each). Links are stored as links: never followed, so what they
+    // point to is never copied into the cache.
+    walk(absPath, (rel, abs, st) => files.push({ rel, abs, size: Number(st.size), known: state?.peek(abs, st), mode: objectMode(st) }), {
+      links: 'keep',
+      onLink: (rel, abs, target) => {
+        if (!linkInside(linkRoot, abs, target)) throw linkOutside(`${relPath.replace(/\/$/, '')}/${rel}`, abs, target, this.opts.workspace !== undefined);
+        links.push([rel, target]);
+      },
+    });
     files.sort(byRel);
     // Hash and size of the bytes actually stored (a file still growing would otherwise disagree with its stat).
     const stored = new Array<Put>(files.length);
@@ -139,31 +161,37 @@ class ContentStore implements LocalStore {
         large.push(i);
         continue;
       }
-      stored[i] = this.putSmallSync(f.abs, f.size, f.known);
+      stored[i] = this.putSmallSync(f.abs, f.size, f.known, f.mode);
       await slicer.tick();
     }
     await mapPool(large, this.concurrency, async (i) => {
-      stored[i] = await this.putFile(files[i]!.abs, files[i]!.size, files[i]!.known);
+      const f = files[i]!;
+      stored[i] = await this.putFile(f.abs, f.size, f.known, f.mode);
     });
-    const entries = files.map((f, i): ManifestEntry => [f.rel, stored[i]!.hash, stored[i]!.size]);
+    const entries: ManifestEntry[] = files.map((f, i): ManifestEntry => [f.rel, stored[i]!.hash, stored[i]!.size]);
+    if (links.length > 0) {
+      entries.push(...links);
+      entries.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    }
     const json = manifestJson(entries);
     const hash = hashBytes(json);
-    await this.putBytes(hash, json);
-    const size = entries.reduce((s, e) => s + e[2], 0);
-    return { path: relPath.endsWith('/') ? relPath : `${relPath}/`, kind: 'dir', hash, size, files: files.length };
+    await this.putBytes(hash, json, objectMode(st));
+    const size = stored.reduce((s, p) => s + p.size, 0);
+    return { path: relPath, kind: 'dir', hash, size, files: files.length };
   }
 
   /** putFile for a small file, synchronously: read once, hash, write the temp object, rename. */
-  private putSmallSync(abs: string, statSize: number, known: Hash | undefined): Put {
-    if (known && this.touchIfPresentSync(known)) return { hash: known, size: statSize };
+  private putSmallSync(abs: string, statSize: number, known: Hash | undefined, mode: number): Put {
+    if (known && this.touchIfPresentSync(known, mode)) return { hash: known, size: statSize };
     const bytes = readFileSync(abs);
     const hash = hashBytes(bytes);
-    if (this.touchIfPresentSync(hash)) return { hash, size: bytes.length };
+    if (this.touchIfPresentSync(hash, mode)) return { hash, size: bytes.length };
     const tmpDir = `${this.root}/tmp`;
     mkdirSync(tmpDir, { recursive: true });
     const tmp = `${tmpDir}/${process.pid}-${randomBytes(8).toString('hex')}`;
     try {
-      writeFileSync(tmp, bytes, { flag: 'wx', mode: 0o444 });
+      writeFileSync(tmp, bytes, { flag: 'wx', mode });
+      chmodSync(tmp, mode); // exactly: the umask may have narrowed it further, never widened
       const obj = this.objectPath(hash);
       mkdirSync(dirname(obj), { recursive: true });
       renameSync(tmp, obj); // atomic; a racing identical rename just replaces equal bytes
@@ -174,70 +202,23 @@ class ContentStore implements LocalStore {
     return { hash, size: bytes.length };
   }
 
-  private touchIfPresentSync(hash: Hash): boolean {
-    try {
-      const now = new Date();
-      utimesSync(this.objectPath(hash), now, now);
-      return true;
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') return false;
-      if (code === 'EPERM' || code === 'EACCES') return true;
-      throw e;
-    }
-  }
-
   /**
-   * Store one file; returns the hash of the bytes actually stored. `known` is the hash memo's answer for the file's
-   * current identity: when that object is already stored, nothing is read (a re-stored unchanged output).
+   * An object already stored: refresh its mtime (gc's grace period) and narrow its mode to `mode` if the file now
+   * being stored is less readable. Something other than a regular file at its path (a directory put there by hand)
+   * is evicted: the caller writes a proper object.
    */
-  private async putFile(abs: string, statSize: number, known: Hash | undefined): Promise<Put> {
-    if (known && (await this.touchIfPresent(known))) return { hash: known, size: statSize };
-    const tmp = await this.tmpPath();
-    try {
-      const put = await copyHashing(abs, tmp, 0o444);
-      await this.commit(tmp, put.hash);
-      return put;
-    } catch (e) {
-      await rm(tmp, { force: true });
-      throw e;
-    }
-  }
-
-  private async putBytes(hash: Hash, bytes: string | Buffer): Promise<void> {
-    if (await this.touchIfPresent(hash)) return;
-    const tmp = await this.tmpPath();
-    try {
-      const fh = await open(tmp, 'wx', 0o444);
-      try {
-        await fh.writeFile(bytes);
-      } finally {
-        await fh.close();
-      }
-      await this.commit(tmp, hash);
-    } catch (e) {
-      await rm(tmp, { force: true });
-      throw e;
-    }
-  }
-
-  /** Rename a finished temp object into place unless an identical object is already there. */
-  private async commit(tmp: string, hash: Hash): Promise<void> {
-    if (await this.touchIfPresent(hash)) {
-      await rm(tmp, { force: true });
-      return;
-    }
+  private touchIfPresentSync(hash: Hash, mode: number): boolean {
     const obj = this.objectPath(hash);
-    await mkdir(dirname(obj), { recursive: true });
-    await rename(tmp, obj); // atomic; a racing identical rename just replaces equal bytes
-  }
-
-  /** Present objects get a fresh mtime so a concurrent gc's grace period spares them until a record points at them. */
-  private async touchIfPresent(hash: Hash): Promise<boolean> {
-    const obj = this.objectPath(hash);
+    const st = lstatSync(obj, { throwIfNoEntry: false });
+    if (st === undefined) return false;
+    if (!st.isFile()) {
+      evictSync(obj);
+      return false;
+    }
     try {
       const now = new Date();
-      await utimes(obj, now, now);
+      utimesSync(obj, now, now);
+      if ((st.mode & 0o777 & ~mode) !== 0) chmodSync(obj, st.mode & mode & 0o444);
       return true;
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
@@ -247,16 +228,62 @@ class ContentStore implements LocalStore {
     }
   }
 
+  /**
+   * Store one file; returns the hash of the bytes actually stored. `known` is the hash memo's answer for the file's
+   * current identity: when that object is already stored, nothing is read (a re-stored unchanged output).
+   */
+  private async putFile(abs: string, statSize: number, known: Hash | undefined, mode: number): Promise<Put> {
+    if (known && this.touchIfPresentSync(known, mode)) return { hash: known, size: statSize };
+    const tmp = await this.tmpPath();
+    try {
+      const put = await copyHashing(abs, tmp, mode);
+      await this.commit(tmp, put.hash, mode);
+      return put;
+    } catch (e) {
+      await rm(tmp, { force: true });
+      throw e;
+    }
+  }
+
+  private async putBytes(hash: Hash, bytes: string | Buffer, mode: number): Promise<void> {
+    if (this.touchIfPresentSync(hash, mode)) return;
+    const tmp = await this.tmpPath();
+    try {
+      const fh = await open(tmp, 'wx', mode);
+      try {
+        await fh.writeFile(bytes);
+        await fh.chmod(mode);
+      } finally {
+        await fh.close();
+      }
+      await this.commit(tmp, hash, mode);
+    } catch (e) {
+      await rm(tmp, { force: true });
+      throw e;
+    }
+  }
+
+  /** Rename a finished temp object into place unless an identical object is already there. */
+  private async commit(tmp: string, hash: Hash, mode: number): Promise<void> {
+    if (this.touchIfPresentSync(hash, mode)) {
+      await rm(tmp, { force: true });
+      return;
+    }
+    const obj = this.objectPath(hash);
+    await mkdir(dirname(obj), { recursive: true });
+    await rename(tmp, obj); // atomic; a racing identical rename just replaces equal bytes
+  }
+
   private async tmpPath(): Promise<string> {
     const dir = `${this.root}/tmp`;
     await mkdir(dir, { recursive: true });
     return `${dir}/${process.pid}-${randomBytes(8).toString('hex')}`;
   }
 
-  // ---------------------------------------------------------------- has / read
+  // ---------------------------------------------------------------- has / read / verify
 
   async has(out: StoredOutput): Promise<boolean> {
-    if (!(await exists(this.objectPath(out.hash)))) return false;
+    if (!isObject(this.objectPath(out.hash))) return false;
     if (out.kind === 'file') return true;
     let entries: ManifestEntry[];
     try {
@@ -265,34 +292,112 @@ class ContentStore implements LocalStore {
       if (e instanceof CacheError) return false;
       throw e;
     }
-    // Sync existence checks in slices: a 100,000-file output is 100,000 stats, ~5x cheaper than via promises.
+    // Sync checks in slices: a 100,000-file output is 100,000 lstats, ~5x cheaper than via promises.
     const slicer = new Slicer();
     for (const e of entries) {
-      if (!existsSync(this.objectPath(e[1]))) return false;
+      if (!isLinkEntry(e) && !isObject(this.objectPath(e[1]))) return false;
       await slicer.tick();
     }
     return true;
   }
 
+  async verify(out: StoredOutput): Promise<boolean> {
+    try {
+      const files: FileEntry[] = out.kind === 'file' ? [[out.path, out.hash, out.size]] : (await this.readManifest(out.hash)).filter((e): e is FileEntry => !isLinkEntry(e));
+      const slicer = new Slicer();
+      for (const e of files) {
+        if (e[2] <= SMALL) this.verifiedSync(e[1]);
+        else await this.verified(e[1]);
+        await slicer.tick();
+      }
+      return true;
+    } catch (e) {
+      if (e instanceof CacheError) return false;
+      throw e;
+    }
+  }
+
   async readManifest(hash: Hash): Promise<ManifestEntry[]> {
     const text = (await this.readObject(hash)).toString('utf8');
+    // Bytes that verify but do not parse are no manifest (a record naming a file object as a directory): refused,
+    // not evicted, since the object itself is sound.
     return parseManifest(text, this.objectPath(hash));
   }
 
   async readObject(hash: Hash): Promise<Buffer> {
     const obj = this.objectPath(hash);
-    let bytes: Buffer;
-    try {
-      bytes = await readFile(obj);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw missing(obj, hash);
+    const st = await lstat(obj, { bigint: true }).catch((e: NodeJS.ErrnoException) => {
+      if (e.code === 'ENOENT') throw missing(obj, hash);
       throw e;
+    });
+    if (!st.isFile()) {
+      evictSync(obj);
+      throw notAFile(obj, hash);
     }
+    const bytes = await readFile(obj);
     if (hashBytes(bytes) !== hash) {
-      await rm(obj, { force: true });
+      evictSync(obj);
       throw corrupt(obj, hash);
     }
     return bytes;
+  }
+
+  /**
+   * The object for `hash` is sound: a regular file whose bytes hash to its name. Read only when the memo cannot
+   * vouch for its current identity. Returns the stat it was checked at (for `vouch` after a link).
+   */
+  private verifiedSync(hash: Hash): BigIntStats {
+    const obj = this.objectPath(hash);
+    const st = this.objectStat(obj, hash);
+    const state = this.opts.state;
+    if (state?.peek(obj, st) === hash) return st;
+    const started = Date.now();
+    const got = hashSmallFileSync(obj, Number(st.size));
+    if (got !== hash) {
+      // undefined: it grew since its stat (someone is writing it). Either way not what was stored.
+      evictSync(obj);
+      throw corrupt(obj, hash);
+    }
+    state?.remember(obj, st, hash, started);
+    return st;
+  }
+
+  /** verifiedSync for a large object (streamed). */
+  private async verified(hash: Hash): Promise<BigIntStats> {
+    const obj = this.objectPath(hash);
+    const st = this.objectStat(obj, hash);
+    const state = this.opts.state;
+    if (state?.peek(obj, st) === hash) return st;
+    const started = Date.now();
+    if ((await hashFile(obj)) !== hash) {
+      evictSync(obj);
+      throw corrupt(obj, hash);
+    }
+    state?.remember(obj, st, hash, started);
+    return st;
+  }
+
+  private objectStat(obj: string, hash: Hash): BigIntStats {
+    const st = lstatSync(obj, { bigint: true, throwIfNoEntry: false });
+    if (st === undefined) throw missing(obj, hash);
+    if (!st.isFile()) {
+      evictSync(obj);
+      throw notAFile(obj, hash);
+    }
+    return st;
+  }
+
+  /**
+   * Whether the object is still what was verified at `before` after we served it. After a hard link its ctime moved
+   * (link count): if nothing else did, the memo keeps vouching for it. A clone does not touch the object, so any
+   * change means it changed meanwhile (and the clone may hold the changed bytes).
+   */
+  private stillSound(hash: Hash, before: BigIntStats, linked: boolean): boolean {
+    const obj = this.objectPath(hash);
+    const after = lstatSync(obj, { bigint: true, throwIfNoEntry: false });
+    if (after === undefined || after.ino !== before.ino || after.mtimeNs !== before.mtimeNs || after.size !== before.size) return false;
+    if (linked) this.opts.state?.vouch(obj, before, after);
+    return linked || after.ctimeNs === before.ctimeNs;
   }
 
   // ---------------------------------------------------------------- restore
@@ -304,10 +409,19 @@ class ContentStore implements LocalStore {
     const staged = tempName(absDest, 'pipe-restore');
     try {
       if (out.kind === 'file') {
-        if (out.size <= SMALL) this.placeSmallSync(out.hash, staged, tryModes);
-        else await this.placeFile(out.hash, staged, tryModes);
+        const linked = out.size <= SMALL ? this.placeSmallSync(out.hash, staged, tryModes) : await this.placeFile(out.hash, staged, tryModes);
+        await swapInto(staged, absDest);
+        // Renaming the staged link moved the object's ctime once more (same inode): still vouched for.
+        if (linked) this.stillSound(out.hash, linked, true);
+        return;
       } else {
         const entries = await this.readManifest(out.hash);
+        const linkRoot = this.opts.workspace ?? absDest;
+        for (const e of entries) {
+          if (isLinkEntry(e) && !linkInside(linkRoot, join(absDest, e[0]), e[1])) {
+            throw linkOutside(`${out.path.replace(/\/$/, '')}/${e[0]}`, join(absDest, e[0]), e[1], this.opts.workspace !== undefined);
+          }
+        }
         await mkdir(staged);
         const dirs = new Set<string>();
         for (const [rel] of entries) {
@@ -315,9 +429,13 @@ class ContentStore implements LocalStore {
           if (i > 0) dirs.add(rel.slice(0, i));
         }
         for (const d of [...dirs].sort()) mkdirSync(join(staged, d), { recursive: true });
-        const large: ManifestEntry[] = [];
+        const large: FileEntry[] = [];
         const slicer = new Slicer();
         for (const e of entries) {
+          if (isLinkEntry(e)) {
+            symlinkSync(e[1], join(staged, e[0]));
+            continue;
+          }
           if (e[2] > SMALL) {
             large.push(e);
             continue;
@@ -326,43 +444,51 @@ class ContentStore implements LocalStore {
           await slicer.tick();
         }
         await mapPool(large, this.concurrency, (e) => this.placeFile(e[1], join(staged, e[0]), tryModes));
+        await swapInto(staged, absDest);
       }
-      await swapInto(staged, absDest);
     } catch (e) {
       await rm(staged, { recursive: true, force: true });
       throw e;
     }
   }
 
-  /** placeFile for a small object, synchronously (same modes, same fallbacks, same verification). */
-  private placeSmallSync(hash: Hash, dest: string, modes: RestoreMode[]): void {
+  /**
+   * placeFile for a small object, synchronously (same modes, same fallbacks, same verification). Returns the
+   * object's stat after a hard link (for the vouch after the final rename), else undefined.
+   */
+  private placeSmallSync(hash: Hash, dest: string, modes: RestoreMode[]): BigIntStats | undefined {
     const obj = this.objectPath(hash);
     for (const mode of [...modes]) {
       try {
-        if (mode === 'reflink') {
-          copyFileSync(obj, dest, constants.COPYFILE_FICLONE_FORCE);
-          chmodSync(dest, 0o644);
-        } else if (mode === 'hardlink') {
-          linkSync(obj, dest);
-          chmodSync(dest, 0o444);
-        } else {
+        if (mode === 'copy') {
+          // Verified on the way, every time (the bytes are read anyway): nothing to memoise, so a workspace that
+          // restores by copy does not grow its hash memo by one entry per object.
+          const st = this.objectStat(obj, hash);
           const bytes = readFileSync(obj);
           if (hashBytes(bytes) !== hash) {
-            rmSync(obj, { force: true });
+            evictSync(obj);
             throw corrupt(obj, hash);
           }
-          writeFileSync(dest, bytes, { flag: 'wx', mode: 0o644 });
+          writeFileSync(dest, bytes, { flag: 'wx', mode: restoredMode(st) });
+        } else {
+          const st = this.verifiedSync(hash);
+          if (mode === 'reflink') {
+            copyFileSync(obj, dest, constants.COPYFILE_FICLONE_FORCE);
+            chmodSync(dest, restoredMode(st));
+          } else {
+            readOnlySync(obj, st);
+            linkSync(obj, dest);
+          }
+          if (!this.stillSound(hash, st, mode === 'hardlink') && !(mode === 'reflink' && hashSmallFileSync(dest, Number(st.size)) === hash)) {
+            rmSync(dest, { force: true });
+            this.verifiedSync(hash); // throws (and evicts) if it is no longer sound
+            throw changedMeanwhile(obj);
+          }
+          if (mode === 'hardlink') return lstatSync(obj, { bigint: true });
         }
-        return;
+        return undefined;
       } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code;
-        if (code === 'ENOENT' && !existsSync(obj)) throw missing(obj, hash);
-        if (mode !== 'copy' && code !== undefined && UNSUPPORTED.has(code)) {
-          rmSync(dest, { force: true });
-          const i = modes.indexOf(mode);
-          if (i >= 0 && modes.length > 1) modes.splice(i, 1);
-          continue;
-        }
+        if (this.dropMode(e, mode, modes, dest)) continue;
         throw e;
       }
     }
@@ -373,43 +499,119 @@ class ContentStore implements LocalStore {
    * Materialise one object at `dest` (a fresh name) using the first mode that works. A mode the filesystem does not
    * support is dropped from `modes` (shared by the whole restore), so a 100,000-file directory tries it once.
    */
-  private async placeFile(hash: Hash, dest: string, modes: RestoreMode[]): Promise<void> {
+  private async placeFile(hash: Hash, dest: string, modes: RestoreMode[]): Promise<BigIntStats | undefined> {
     const obj = this.objectPath(hash);
     for (const mode of [...modes]) {
       try {
-        if (mode === 'reflink') {
-          await copyFile(obj, dest, constants.COPYFILE_FICLONE_FORCE);
-          await chmod(dest, 0o644); // the clone inherits the object's 0444; the restored file is the user's
-        } else if (mode === 'hardlink') {
-          await link(obj, dest);
-          await chmod(dest, 0o444); // same inode as the object: keep both read-only
-        } else {
-          const got = await copyHashing(obj, dest, 0o644);
+        if (mode === 'copy') {
+          const st = this.objectStat(obj, hash);
+          const got = await copyHashing(obj, dest, restoredMode(st));
           if (got.hash !== hash) {
             await rm(dest, { force: true });
-            await rm(obj, { force: true });
+            evictSync(obj);
             throw corrupt(obj, hash);
           }
+        } else {
+          const st = await this.verified(hash);
+          if (mode === 'reflink') {
+            await copyFile(obj, dest, constants.COPYFILE_FICLONE_FORCE);
+            await chmod(dest, restoredMode(st)); // the clone inherits the object's read-only mode
+          } else {
+            readOnlySync(obj, st);
+            await link(obj, dest);
+          }
+          if (!this.stillSound(hash, st, mode === 'hardlink') && !(mode === 'reflink' && (await hashFile(dest)) === hash)) {
+            await rm(dest, { force: true });
+            await this.verified(hash); // throws (and evicts) if it is no longer sound
+            throw changedMeanwhile(obj);
+          }
+          if (mode === 'hardlink') return lstatSync(obj, { bigint: true });
         }
-        return;
+        return undefined;
       } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code;
-        if (code === 'ENOENT' && !(await exists(obj))) throw missing(obj, hash);
-        if (mode !== 'copy' && code !== undefined && UNSUPPORTED.has(code)) {
-          await rm(dest, { force: true });
-          const i = modes.indexOf(mode);
-          if (i >= 0 && modes.length > 1) modes.splice(i, 1);
-          continue;
-        }
+        if (this.dropMode(e, mode, modes, dest)) continue;
         throw e;
       }
     }
     throw noMode(dest, modes);
   }
+
+  /** True when `mode` is one this filesystem refuses (dropped for the rest of the restore: try the next). */
+  private dropMode(e: unknown, mode: RestoreMode, modes: RestoreMode[], dest: string): boolean {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (e instanceof CacheError || mode === 'copy' || code === undefined || !UNSUPPORTED.has(code)) return false;
+    rmSync(dest, { force: true });
+    const i = modes.indexOf(mode);
+    if (i >= 0 && modes.length > 1) modes.splice(i, 1);
+    return true;
+  }
 }
 
 /** errno codes meaning "this filesystem can't do that mode", as opposed to a real failure. */
 const UNSUPPORTED = new Set(['ENOTSUP', 'EOPNOTSUPP', 'EXDEV', 'ENOSYS', 'EINVAL', 'EPERM', 'EMLINK', 'ENOTTY']);
+
+/** An object keeps only the read bits of the file it is stored from: never more readable than its source. */
+function objectMode(st: { mode: number | bigint }): number {
+  return Number(st.mode) & 0o444;
+}
+
+/** A restored copy: the object's read bits, writable by its owner. */
+function restoredMode(objSt: { mode: number | bigint }): number {
+  return (Number(objSt.mode) & 0o444) | 0o200;
+}
+
+/** A hard-linked restore IS the object: it must not be writable (someone chmod'ed it? take the bits back). */
+function readOnlySync(obj: string, st: BigIntStats): void {
+  if ((Number(st.mode) & 0o222) !== 0) chmodSync(obj, Number(st.mode) & 0o444);
+}
+
+function isObject(path: string): boolean {
+  return lstatSync(path, { throwIfNoEntry: false })?.isFile() === true;
+}
+
+/** Remove a damaged object, whatever it is (a directory put in its place included). */
+function evictSync(obj: string): void {
+  rmSync(obj, { recursive: true, force: true });
+}
+
+/**
+ * True when a link at `linkAbs` with `target` resolves inside `root`: lexically, and through the links on the way
+ * (the real path of the deepest part of it that exists).
+ */
+export function linkInside(root: string, linkAbs: string, target: string): boolean {
+  const resolved = resolve(dirname(linkAbs), target);
+  if (!within(resolved, resolve(root))) return false;
+  let real: string;
+  try {
+    real = realpathSync(root);
+  } catch {
+    return true; // the root does not exist yet (a restore into a new folder): the lexical check is all there is
+  }
+  let p = resolved;
+  for (;;) {
+    try {
+      return within(realpathSync(p), real);
+    } catch {
+      const up = dirname(p);
+      if (up === p) return false;
+      p = up;
+    }
+  }
+}
+
+function within(p: string, root: string): boolean {
+  return p === root || p.startsWith(root.endsWith('/') ? root : `${root}/`);
+}
+
+function linkOutside(rel: string, abs: string, target: string, workspace: boolean): CacheError {
+  return new CacheError(
+    `${rel} is a symbolic link to ${target}, which is outside the ${workspace ? 'workspace' : 'output directory'}. pipe ` +
+      `stores links inside a directory output as links and never follows them, so a link that leaves the ` +
+      `${workspace ? 'workspace' : 'directory'} is refused: write the file itself, or a link to a path inside it.`,
+    'link-outside',
+    abs,
+  );
+}
 
 /**
  * Copy `src` to a new file `dest` (must not exist) while hashing the bytes written, so the hash names exactly what
@@ -432,6 +634,7 @@ async function copyHashing(src: string, dest: string, mode: number): Promise<Put
       await outp.write(chunk, 0, bytesRead);
       size += bytesRead;
     }
+    await outp.chmod(mode);
   } finally {
     await inp?.close();
     await outp?.close();
@@ -467,16 +670,6 @@ async function swapInto(staged: string, dest: string): Promise<void> {
   await rm(aside, { recursive: true, force: true });
 }
 
-async function exists(p: string): Promise<boolean> {
-  try {
-    await lstat(p);
-    return true;
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw e;
-  }
-}
-
 function noMode(dest: string, modes: RestoreMode[]): CacheError {
   return new CacheError(
     `could not restore ${dest}: none of the restore modes [${modes.join(', ')}] is supported here; add 'copy'.`,
@@ -494,7 +687,19 @@ function corrupt(obj: string, hash: Hash): CacheError {
   );
 }
 
+function notAFile(obj: string, hash: Hash): CacheError {
+  return new CacheError(
+    `cache object ${obj} (${hash}) is not a regular file (something replaced it); it has been removed. The stage ` +
+      `that produced it will run again.`,
+    'corrupt-object',
+    obj,
+  );
+}
+
+function changedMeanwhile(obj: string): CacheError {
+  return new CacheError(`cache object ${obj} changed while it was being restored; the restore was undone.`, 'corrupt-object', obj);
+}
+
 function missing(obj: string, hash: Hash): CacheError {
   return new CacheError(`cache object ${hash} is missing from the store (${obj}); it was garbage-collected or deleted.`, 'missing-object', obj);
 }
-

@@ -4,12 +4,13 @@
  * imported here at all.
  *
  * Exit codes: 0 ok; 1 a stage failed (or the workspace is locked with --no-wait); 2 invalid pipeline or usage;
- * 130 interrupted.
+ * 130 interrupted; 141 the reader of the output went away (`| head`: quietly, as SIGPIPE would).
  */
 import { existsSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { DiagnosticsError } from './commands/load.js';
 import { ExitError, UsageError } from './commands/errors.js';
+import { CLOSED_OUTPUT_EXIT, outputClosed, watchForClosedOutput } from './commands/closed-output.js';
 import { pipeVersion } from './commands/version.js';
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
@@ -44,6 +45,22 @@ function program(): Command {
       if (opts.resourceUsage) process.stderr.write(`PEAK_RSS_KB ${process.resourceUsage().maxRSS}\n`);
     });
 
+  p.command('verify')
+    .description("Re-run recorded stages in a scratch copy and compare every output with its record (Nix's --check); the workspace and its cache are only read.")
+    .argument('<file>', 'pipeline YAML')
+    .argument('[targets...]', 'stage names, declaration names or globs (default: every stage); their upstream is included')
+    .option('-j, --jobs <n>', 'run at most n stages at once (default: number of cores)')
+    .option('-S, --set <key=value>', 'override a param; repeatable', collect)
+    .option('--params-file <file>', 'params file; repeatable', collect)
+    .option('--scratch-dir <dir>', 'where the scratch copy is made (default: the system temp folder)')
+    .option('--keep-scratch', 'keep the scratch copy for inspection (its path is printed)')
+    .option('--json', 'print events as JSON lines, one verify-stage event per stage, and verify-end')
+    .option('-v, --verbose', 'plain output with every stage line and log line')
+    .action(async (file: string, targets: string[], opts: Record<string, unknown>) => {
+      const { verifyCommand } = await import('./commands/verify.js');
+      process.exitCode = await verifyCommand(file, targets, opts);
+    });
+
   p.command('status')
     .description('List stale stages and the reason each would run (runs nothing; exit 0).')
     .argument('<file>', 'pipeline YAML')
@@ -74,9 +91,11 @@ function program(): Command {
     .description('Print the stage graph.')
     .argument('<file>', 'pipeline YAML')
     .addOption(new Option('--format <format>', 'output format').choices(['text', 'mermaid', 'dot']).default('text'))
-    .action(async (file: string, opts: { format?: string }) => {
+    .addOption(new Option('--resource-usage').hideHelp())
+    .action(async (file: string, opts: { format?: string; resourceUsage?: boolean }) => {
       const { dagCommand } = await import('./commands/dag.js');
       process.exitCode = await dagCommand(file, opts);
+      if (opts.resourceUsage) process.stderr.write(`PEAK_RSS_KB ${process.resourceUsage().maxRSS}\n`);
     });
 
   p.command('metrics')
@@ -129,6 +148,7 @@ async function registerOptional(p: Command): Promise<void> {
 }
 
 async function main(): Promise<void> {
+  watchForClosedOutput();
   try {
     const p = program();
     await registerOptional(p);
@@ -136,6 +156,7 @@ async function main(): Promise<void> {
   } catch (e) {
     process.exitCode = exitCodeFor(e);
   }
+  if (outputClosed.aborted) process.exitCode = CLOSED_OUTPUT_EXIT;
 }
 
 function exitCodeFor(e: unknown): number {

@@ -107,7 +107,23 @@ export interface RunEndEvent {
   at: number;
 }
 
+/** `pipe verify`: how one stage's re-run in the scratch copy compares with its recorded run. */
+export interface VerifyStageEvent {
+  type: 'verify-stage';
+  stage: string;
+  /**
+   * `reproduced`: every recorded output came out byte-identical; `differs`: some did not (named in `outputs`);
+   * `failed`: the re-run failed (`reason`); `unverified`: it could not be re-run (`reason`: no record, …).
+   */
+  verdict: 'reproduced' | 'differs' | 'failed' | 'unverified';
+  reason?: string;
+  /** Outputs that differ: the recorded and the new hash; for a directory, the files that differ in it. */
+  outputs?: Array<{ path: string; recorded: string; now: string | null; files?: { changed: string[]; added: string[]; removed: string[] } }>;
+  at: number;
+}
+
 export type PipeEvent =
+  | VerifyStageEvent
   | RunStartEvent
   | PlanEvent
   | StageStartEvent

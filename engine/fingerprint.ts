@@ -9,17 +9,22 @@
  *    moving a stage to the cluster must not re-run it.
  *  - retries, watch mode: scheduling policy only.
  *  - metrics flags of outs: which files `pipe metrics` reads changes no bytes on disk.
+ *  - for `cmd` stages, the toolchain: pipe cannot know which programs a shell command runs (declare a dep on a
+ *    script, or an `env:` value naming a version, to key them); the ambient environment (see `env`).
+ *  - the manifest of a kind: its defaults reach the key through `with`, its descriptions change nothing.
  */
 import { asStageKey } from '../cache/brand.js';
 import { hashJson } from '../cache/hash.js';
+import { outPathKey } from '../cache/paths.js';
 import type { Hash, StageKey } from '../cache/types.js';
+import type { KindFingerprint, Toolchain } from './kinds.js';
 import type { StageSpec } from './model.js';
 
 /**
  * Bumped whenever the meaning of a field changes, so keys computed by an older pipe never match by accident
  * (an old run record would be restored under different semantics).
  */
-export const KEY_SCHEMA = 1;
+export const KEY_SCHEMA = 2;
 
 export interface KeyFields {
   /** Why: a new key format must not collide with old records. */
@@ -32,10 +37,31 @@ export interface KeyFields {
   /** Why: a different built-in kind is a different computation. */
   uses?: string;
   /**
-   * Hash of the kind's source files (stages/<kind>/ plus manifest.implementation extras).
-   * Why: fixing a bug in a stage kind must re-run the stages using it, like editing a script a `cmd` depends on.
+   * The content of the kind's implementation closure: repo-relative path of each compiled file → its sha256 (null
+   * when an import names a missing file). The closure is the kind's `run.js`, the stage runner and the stage API,
+   * every module they import (stages/lib included), worker entry points and files located with
+   * `new URL('./x', import.meta.url)`, and the manifest's `data` files (engine/kinds.ts `kindClosure`).
+   * Why: fixing a bug in a kind, or in a helper it imports, must re-run the stages using it, like editing a script a
+   * `cmd` depends on; nothing else may count (a leftover .js in dist/ must not change a key, or a fresh clone and a
+   * long-lived checkout would disagree). Compiled .js, not .ts sources: the key must describe the code that runs; an
+   * edited source that is not rebuilt yet runs the old code, and its outputs belong to the old key.
+   * Per file rather than one hash, so `pipe why` can name the file that changed.
    */
-  implementation?: string;
+  implementation?: Record<string, string | null>;
+  /**
+   * For `uses` stages: the Node version, platform-arch, and for every npm package the closure's code names, its
+   * installed version and a digest of its installed dependency tree (engine/packages.ts).
+   * Why: the same code on another Node (V8 Math, sort stability, Intl) or with another sharp/tfjs/vega computes
+   * other bytes. Granularity, decided:
+   *  - the full Node version, as wireit keys it: a patch release can change V8 numerics, and re-running after a Node
+   *    update is cheap next to serving results of another runtime;
+   *  - per kind, only the packages its code reaches, so bumping exceljs does not re-run training;
+   *  - each with its whole installed dependency tree (tfjs kernels live in @tensorflow/tfjs-core and the backend
+   *    packages, sharp's in @img/*), folded into one digest per named package: the key stays small, and `pipe why`
+   *    still names the package whose tree changed;
+   *  - not the lock file as a whole: a dev-dependency bump would re-run everything.
+   */
+  toolchain?: Toolchain;
   /**
    * The validated `with:` values of a `uses` stage (paths included).
    * Why: they are the kind's arguments, as the command line is for `cmd` stages.
@@ -66,23 +92,23 @@ export interface KeyFields {
   outs: Array<{ path: string; cache: boolean }>;
 }
 
-/** The fields of a stage's key, given its deps' content hashes and (for `uses`) its kind's implementation hash. */
-export function keyFields(
-  stage: StageSpec,
-  depHashes: Record<string, Hash | null>,
-  implementation: Hash | undefined,
-): KeyFields {
+/** The fields of a stage's key, given its deps' content hashes and (for `uses`) its kind's fingerprint. */
+export function keyFields(stage: StageSpec, depHashes: Record<string, Hash | null>, kind: KindFingerprint | undefined): KeyFields {
   const fields: KeyFields = {
     schema: KEY_SCHEMA,
     params: sortKeys(stage.params),
     deps: sortKeys(depHashes),
     env: sortKeys(stage.env),
-    outs: stage.outs.map((o) => ({ path: o.path, cache: o.cache })).sort((a, b) => cmp(a.path, b.path)),
+    // `dir` and `dir/` are one output (cache/paths.ts): respelling it changes no key.
+    outs: stage.outs.map((o) => ({ path: outPathKey(o.path), cache: o.cache })).sort((a, b) => cmp(a.path, b.path)),
   };
   if (stage.cmd !== undefined) fields.cmd = stage.cmd;
   if (stage.uses !== undefined) {
     fields.uses = stage.uses;
-    if (implementation !== undefined) fields.implementation = implementation;
+    if (kind !== undefined) {
+      fields.implementation = sortKeys(kind.implementation);
+      fields.toolchain = { ...kind.toolchain, packages: sortKeys(kind.toolchain.packages) };
+    }
     fields.with = stage.with ?? {};
   }
   return fields;
@@ -94,10 +120,15 @@ export function stageKey(fields: KeyFields): StageKey {
 }
 
 function sortKeys<V>(o: Record<string, V>): Record<string, V> {
-  const out: Record<string, V> = {};
-  for (const k of Object.keys(o).sort(cmp)) out[k] = o[k] as V;
+  const keys = Object.keys(o);
+  if (keys.length === 0) return NO_KEYS as Record<string, V>;
+  // A param named `__proto__` must be a key, not a prototype change that drops it from the key; other objects stay
+  // ordinary (a null-prototype object is a dictionary, and there is one of these per stage).
+  const out: Record<string, V> = keys.includes('__proto__') ? Object.create(null) : {};
+  for (const k of keys.sort(cmp)) out[k] = o[k] as V;
   return out;
 }
+const NO_KEYS: Record<string, never> = Object.freeze({});
 
 function cmp(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;

@@ -4,6 +4,7 @@
  * (a Map for exact and ancestor hits, a sorted list for "outs under this directory"), so building is
  * O(deps × path depth + edges × log outs), never outs × deps.
  */
+import { outPathKey } from '../cache/paths.js';
 import { createRequire } from 'node:module';
 import type { Graph } from '@dagrejs/graphlib';
 import type { Pipeline, SourceSpan, StageSpec } from './model.js';
@@ -24,26 +25,46 @@ export interface Dag {
   producers: Map<string, string>;
 }
 
-const bare = (p: string) => (p.endsWith('/') ? p.slice(0, -1) : p);
+const bare = outPathKey;
+
+/** An out as the index knows it: its writer, the path as declared, and the writer's position in `p.stages`. */
+export interface IndexedOut {
+  stage: string;
+  path: string;
+  index: number;
+}
 
 /** Where every out lives, for prefix-aware lookups. */
 export class OutIndex {
   /** Out path without trailing `/` → writer. */
-  private readonly exact = new Map<string, { stage: string; path: string }>();
+  private readonly exact = new Map<string, IndexedOut>();
   /** `path/` keys of every out, sorted, with their writers (for "outs inside directory d"). */
   private readonly sortedKeys: string[];
-  private readonly sortedOwners: Array<{ stage: string; path: string }>;
+  private readonly sortedOwners: IndexedOut[];
+  /**
+   * Answers of producersOf by dep path. Validation and buildDag ask the same questions, and the stages of a wide
+   * foreach or matrix mostly share their deps (a script, a dataset): each distinct path is looked up once.
+   */
+  private readonly answers = new Map<string, IndexedOut[]>();
 
-  constructor(outs: Iterable<{ stage: string; path: string }>) {
-    const all: Array<{ key: string; owner: { stage: string; path: string } }> = [];
-    for (const o of outs) {
+  constructor(outs: IndexedOut[]) {
+    const keys = new Array<string>(outs.length);
+    for (let i = 0; i < outs.length; i++) {
+      const o = outs[i]!;
       const k = bare(o.path);
       if (!this.exact.has(k)) this.exact.set(k, o);
-      all.push({ key: `${k}/`, owner: o });
+      keys[i] = [k, '/'].join(''); // one flat string (kept while the index lives), not a rope node
     }
-    all.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-    this.sortedKeys = all.map((a) => a.key);
-    this.sortedOwners = all.map((a) => a.owner);
+    // Sort a permutation, not an array of {key, owner} pairs: one small typed array instead of an object per out.
+    const perm = new Uint32Array(outs.length);
+    for (let i = 0; i < perm.length; i++) perm[i] = i;
+    perm.sort((a, b) => (keys[a]! < keys[b]! ? -1 : keys[a]! > keys[b]! ? 1 : a - b));
+    this.sortedKeys = new Array<string>(perm.length);
+    this.sortedOwners = new Array<IndexedOut>(perm.length);
+    for (let i = 0; i < perm.length; i++) {
+      this.sortedKeys[i] = keys[perm[i]!]!;
+      this.sortedOwners[i] = outs[perm[i]!]!;
+    }
   }
 
   /** How many outs are indexed. */
@@ -56,28 +77,39 @@ export class OutIndex {
     return this.sortedOwners.map((o) => o.path);
   }
 
-  /** The outs that feed `dep`: the same path, an enclosing directory out, or outs inside the directory `dep`. */
-  producersOf(dep: string): Array<{ stage: string; path: string }> {
+  /**
+   * The outs that feed `dep`: the same path, an enclosing directory out, or outs inside the directory `dep`.
+   * Shared answers: treat the array as read-only.
+   */
+  producersOf(dep: string): IndexedOut[] {
+    const known = this.answers.get(dep);
+    if (known) return known;
+    let found = NO_OUTS;
+    const add = (o: IndexedOut): void => {
+      if (found === NO_OUTS) found = [o];
+      else found.push(o);
+    };
     const b = bare(dep);
-    const found: Array<{ stage: string; path: string }> = [];
     const same = this.exact.get(b);
-    if (same) found.push(same);
+    if (same) add(same);
     // Enclosing directories: a/b/c → a/b, a.
     for (let i = b.lastIndexOf('/'); i > 0; i = b.lastIndexOf('/', i - 1)) {
+      // An out enclosing the dep is a directory whether it was written `dir` or `dir/`.
       const o = this.exact.get(b.slice(0, i));
-      if (o && o.path.endsWith('/')) found.push(o);
+      if (o) add(o);
     }
     // Outs strictly inside: keys starting with `b/` (other than `b/` itself).
     const prefix = `${b}/`;
     for (let i = lowerBound(this.sortedKeys, prefix); i < this.sortedKeys.length && this.sortedKeys[i]!.startsWith(prefix); i++) {
-      if (this.sortedKeys[i] !== prefix) found.push(this.sortedOwners[i]!);
+      if (this.sortedKeys[i] !== prefix) add(this.sortedOwners[i]!);
     }
+    this.answers.set(dep, found);
     return found;
   }
 
   /** Pairs of outs where one equals or lies inside another (each pair once). Linear in outs plus conflicts. */
-  conflicts(): Array<[{ stage: string; path: string }, { stage: string; path: string }]> {
-    const pairs: Array<[{ stage: string; path: string }, { stage: string; path: string }]> = [];
+  conflicts(): Array<[IndexedOut, IndexedOut]> {
+    const pairs: Array<[IndexedOut, IndexedOut]> = [];
     for (let i = 0; i < this.sortedKeys.length; i++) {
       const k = this.sortedKeys[i]!;
       for (let j = i + 1; j < this.sortedKeys.length && this.sortedKeys[j]!.startsWith(k); j++) {
@@ -87,6 +119,7 @@ export class OutIndex {
     return pairs;
   }
 }
+const NO_OUTS: IndexedOut[] = Object.freeze([]) as unknown as IndexedOut[];
 
 function lowerBound(a: string[], x: string): number {
   let lo = 0;
@@ -99,11 +132,13 @@ function lowerBound(a: string[], x: string): number {
   return lo;
 }
 
-/** Adjacency kept next to each Dag: the algorithms here use it instead of graphlib (cheaper at 10,000 stages). */
+/** Adjacency kept next to each Dag: the algorithms here use it instead of graphlib (cheaper at 100,000 stages). */
 interface Adjacency {
+  /** Only stages with an edge on that side have an entry. */
   preds: Map<string, string[]>;
   succs: Map<string, string[]>;
-  index: Map<string, number>;
+  /** Stage name → position in `order`, built when first needed (sorting a selection). */
+  index(): Map<string, number>;
 }
 
 /** Dags already built for a pipeline (loadPipeline builds one while validating; the engine reuses it). */
@@ -115,8 +150,10 @@ const NONE: string[] = Object.freeze([]) as unknown as string[];
 export function outIndexOf(p: Pipeline): OutIndex {
   let idx = outIndexes.get(p);
   if (!idx) {
-    const outs: Array<{ stage: string; path: string }> = [];
-    for (const s of p.stages) for (const o of s.outs) outs.push({ stage: s.name, path: o.path });
+    const outs: IndexedOut[] = [];
+    p.stages.forEach((s, index) => {
+      for (const o of s.outs) outs.push({ stage: s.name, path: o.path, index });
+    });
     idx = new OutIndex(outs);
     outIndexes.set(p, idx);
   }
@@ -125,81 +162,113 @@ export function outIndexOf(p: Pipeline): OutIndex {
 const adjacency = new WeakMap<Dag, Adjacency>();
 
 /**
- * Build the DAG. The graphlib `graph` is materialised on first access (node labels: the StageSpecs; edge labels:
- * the dep paths that made the edge); order, producers, cycle detection and the selections below need no graphlib.
+ * Build the DAG. The graphlib `graph` and the `producers` map are materialised on first access (node labels: the
+ * StageSpecs; edge labels: the dep paths that made the edge); order, cycle detection and the selections below work
+ * on stage positions (numbers), with no per-stage strings, closures or maps.
  */
 export function buildDag(p: Pipeline): Result<Dag, Diagnostic[]> {
   const cached = built.get(p);
   if (cached) return ok(cached);
-  const producers = new Map<string, string>();
-  // Adjacency lists are created on a stage's first edge (most stages of a wide foreach have none on one side).
-  const preds = new Map<string, string[]>();
-  const succs = new Map<string, string[]>();
-  for (const s of p.stages) for (const o of s.outs) if (!producers.has(o.path)) producers.set(o.path, s.name);
+  const stages = p.stages;
+  const n = stages.length;
   const index = outIndexOf(p);
-  /** Edge labels by `from\0to`. */
-  const labels = new Map<string, string[]>();
-  for (const s of p.stages) {
-    let into: string[] | undefined;
+  // Edges as (from, to) positions; labels by `from * n + to` (a number key: no string per edge).
+  const labels = new Map<number, string[]>();
+  const from: number[] = [];
+  const to: number[] = [];
+  for (let j = 0; j < n; j++) {
+    const s = stages[j]!;
     for (const d of s.deps) {
       for (const prod of index.producersOf(d.path)) {
-        if (prod.stage === s.name) continue; // a stage reading inside its own out: not an edge (validation reports exact overlaps)
-        const key = `${prod.stage}\0${s.name}`;
+        const i = prod.index;
+        if (i === j) continue; // a stage reading inside its own out: not an edge (validation reports exact overlaps)
+        const key = i * n + j;
         const l = labels.get(key);
         if (l) {
           if (!l.includes(d.path)) l.push(d.path);
           continue;
         }
         labels.set(key, [d.path]);
-        if (!into) preds.set(s.name, (into = []));
-        into.push(prod.stage);
-        const out = succs.get(prod.stage);
-        if (out) out.push(s.name);
-        else succs.set(prod.stage, [s.name]);
+        from.push(i);
+        to.push(j);
       }
     }
   }
   const makeGraph = (): Graph => {
     const g: Graph = new (lib().Graph)({ directed: true });
-    for (const s of p.stages) g.setNode(s.name, s);
-    for (const [key, l] of labels) {
-      const z = key.indexOf('\0');
-      g.setEdge(key.slice(0, z), key.slice(z + 1), l);
-    }
+    for (const s of stages) g.setNode(s.name, s);
+    for (const [key, l] of labels) g.setEdge(stages[Math.floor(key / n)]!.name, stages[key % n]!.name, l);
     return g;
   };
-  const order = topoOrder(preds, succs, p.stages);
-  if (order.length < p.stages.length) return err(cycleDiagnostics(makeGraph(), p.stages, new Set(order)));
+  const topo = topoOrder(n, from, to);
+  if (topo.length < n) {
+    const acyclic = new Set<string>();
+    for (const i of topo) acyclic.add(stages[i]!.name);
+    return err(cycleDiagnostics(makeGraph(), stages, acyclic));
+  }
+  const order = new Array<string>(n);
+  for (let k = 0; k < n; k++) order[k] = stages[topo[k]!]!.name;
+  // Name adjacency only for stages that have edges (most stages of a wide foreach have none on one side).
+  const preds = new Map<string, string[]>();
+  const succs = new Map<string, string[]>();
+  for (let e = 0; e < from.length; e++) {
+    const a = stages[from[e]!]!.name;
+    const b = stages[to[e]!]!.name;
+    const pl = preds.get(b);
+    if (pl) pl.push(a);
+    else preds.set(b, [a]);
+    const sl = succs.get(a);
+    if (sl) sl.push(b);
+    else succs.set(a, [b]);
+  }
   let graph: Graph | undefined;
+  let producers: Map<string, string> | undefined;
   const dag: Dag = {
     get graph() {
       return (graph ??= makeGraph());
     },
     order,
-    producers,
+    get producers() {
+      if (!producers) {
+        producers = new Map();
+        for (const s of stages) for (const o of s.outs) if (!producers.has(o.path)) producers.set(o.path, s.name);
+      }
+      return producers;
+    },
   };
-  adjacency.set(dag, { preds, succs, index: new Map(order.map((n, i) => [n, i])) });
+  let positions: Map<string, number> | undefined;
+  adjacency.set(dag, { preds, succs, index: () => (positions ??= new Map(order.map((name, i) => [name, i]))) });
   built.set(p, dag);
   return ok(dag);
 }
 
-/** Kahn's algorithm; free choices follow declaration order. Nodes on cycles are left out. */
-function topoOrder(preds: Map<string, string[]>, succs: Map<string, string[]>, stages: StageSpec[]): string[] {
-  const indeg = new Map<string, number>();
-  const queue: string[] = [];
-  for (const s of stages) {
-    const n = preds.get(s.name)?.length ?? 0;
-    indeg.set(s.name, n);
-    if (n === 0) queue.push(s.name);
+/**
+ * Kahn's algorithm over stage positions; free choices follow declaration order (a FIFO of positions, seeded in
+ * declaration order). Returns the positions in topological order; nodes on cycles are left out.
+ */
+function topoOrder(n: number, from: number[], to: number[]): Uint32Array {
+  // Successor lists in CSR form: one typed array for all edges, offsets per node.
+  const indeg = new Uint32Array(n);
+  const start = new Uint32Array(n + 1);
+  for (let e = 0; e < from.length; e++) {
+    indeg[to[e]!]!++;
+    start[from[e]! + 1]!++;
   }
-  for (let i = 0; i < queue.length; i++) {
-    for (const w of succs.get(queue[i]!) ?? NONE) {
-      const n = indeg.get(w)! - 1;
-      indeg.set(w, n);
-      if (n === 0) queue.push(w);
+  for (let i = 0; i < n; i++) start[i + 1]! += start[i]!;
+  const fill = start.slice(0, n);
+  const succ = new Uint32Array(from.length);
+  for (let e = 0; e < from.length; e++) succ[fill[from[e]!]!++] = to[e]!;
+  const queue = new Uint32Array(n);
+  let tail = 0;
+  for (let i = 0; i < n; i++) if (indeg[i] === 0) queue[tail++] = i;
+  for (let head = 0; head < tail; head++) {
+    const v = queue[head]!;
+    for (let k = start[v]!; k < start[v + 1]!; k++) {
+      const w = succ[k]!;
+      if (--indeg[w]! === 0) queue[tail++] = w;
     }
   }
-  return queue;
+  return queue.subarray(0, tail);
 }
 
 /** One diagnostic per strongly connected component, printing its shortest cycle `a → b → a`. */
@@ -268,7 +337,8 @@ function adjOf(dag: Dag): Adjacency {
       preds.set(n, (g.predecessors(n) as string[] | undefined) ?? []);
       succs.set(n, (g.successors(n) as string[] | undefined) ?? []);
     }
-    a = { preds, succs, index: new Map(dag.order.map((n, i) => [n, i])) };
+    let positions: Map<string, number> | undefined;
+    a = { preds, succs, index: () => (positions ??= new Map(dag.order.map((n, i) => [n, i]))) };
     adjacency.set(dag, a);
   }
   return a;
@@ -290,7 +360,7 @@ function closure(from: Iterable<string>, next: Map<string, string[]>): Set<strin
 }
 
 function sortTopo(dag: Dag, names: Iterable<string>): string[] {
-  const idx = adjOf(dag).index;
+  const idx = adjOf(dag).index();
   return [...names].sort((a, b) => (idx.get(a) ?? 0) - (idx.get(b) ?? 0));
 }
 

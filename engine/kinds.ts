@@ -1,12 +1,14 @@
 /**
- * Built-in stage kinds (`uses:`): their manifests (loaded on every run: small, no heavy imports) and the hash of
- * their implementation (part of the key). A kind's run.js is never imported here: only the stage runner does that,
+ * Built-in stage kinds (`uses:`): their manifests (loaded on every run: small, no heavy imports) and the fingerprint
+ * of their implementation and toolchain (part of the key). A kind's run.js is never imported here: only the stage runner does that,
  * when the stage actually runs.
  */
-import { existsSync, readdirSync } from 'node:fs';
-import { dirname, join, relative, resolve, sep, basename } from 'node:path';
+import { existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, type BigIntStats } from 'node:fs';
+import { dirname, isAbsolute, join, relative, resolve, sep, basename } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { hashJson } from '../cache/hash.js';
+import { scanModule, type ModuleRefs } from './closure.js';
+import { declaredDependencies, forgetInstalledPackages, installedVersions } from './packages.js';
+import { hashBytes } from '../cache/hash.js';
 import type { Hash, HashState } from '../cache/types.js';
 import type { StageManifest } from './stage-api.js';
 
@@ -83,44 +85,263 @@ export function runModulePath(kind: string): string {
   return join(kindRoot(kind), ...kind.split('/'), 'run.js');
 }
 
-const implHashes = new Map<string, Promise<Hash>>();
+/** The Node version and platform a `uses` stage runs on, and the npm packages its code reaches (see fingerprint.ts). */
+export interface Toolchain {
+  node: string;
+  platform: string;
+  /** package the code names → its installed version and a digest of its installed dependency tree (packages.ts). */
+  packages: Record<string, string>;
+}
+
+/** What of a kind's code and toolchain goes into the key of the stages using it. */
+export interface KindFingerprint {
+  /** Repo-relative path of every file in the closure → its sha256 (null: imported but missing). */
+  implementation: Record<string, Hash | null>;
+  toolchain: Toolchain;
+}
+
+/** The implementation closure of a kind: files (absolute) and the packages its code reaches (name → a folder it is imported from). */
+export interface KindClosure {
+  files: string[];
+  /** Closure files that are imported but do not exist (the stage would fail; the key still says so). */
+  missing: string[];
+  packages: Map<string, string>;
+}
+
+const closures = new Map<string, KindClosure>();
+/** Module scans, shared by every kind's walk (the runner, the stage API and stages/lib are in most closures). */
+const scans = new Map<string, ModuleRefs>();
+const fingerprints = new Map<string, Promise<KindFingerprint>>();
 
 /**
- * Forget the memoised implementation hashes (a long-lived process, e.g. `pipe watch`, calls this each cycle so an
- * edited kind is seen; the HashState still makes re-hashing unchanged sources cost only stats).
+ * Forget the memoised closures and fingerprints (a long-lived process, e.g. `pipe watch`, calls this each cycle so
+ * an edited kind is seen; the HashState still makes re-hashing unchanged files cost only stats).
  */
 export function resetImplementationHashes(): void {
-  implHashes.clear();
+  closures.clear();
+  fingerprints.clear();
+  scans.clear();
+  forgetInstalledPackages();
 }
 
 /**
- * Hash of a kind's implementation: its source folder (`stages/<kind>/`, the .ts sources when the repo has them) and
- * its compiled folder, plus the manifest's `implementation` extra paths, relative to the source folder. Goes through
- * the HashState, so a no-op run only stats these files.
+ * A kind's implementation closure: its compiled run module, the stage runner and the stage API, every module they
+ * import (transitively, stages/lib included), every worker or data file they locate with
+ * `new URL('./x.js', import.meta.url)`, plus the manifest's `workers` and `data` lists. Nothing else of dist/: a
+ * leftover .js that no import reaches changes nothing. Compiled .js, not .ts sources: the key describes the code
+ * that runs (docs/cache.md says why).
  */
-export function implementationHash(kind: string, state: HashState): Promise<Hash> {
-  let h = implHashes.get(kind);
-  if (!h) {
-    h = computeImplementationHash(kind, state);
-    implHashes.set(kind, h);
-  }
-  return h;
+export function kindClosure(kind: string, state?: HashState & PeekingState): KindClosure {
+  let c = closures.get(kind);
+  if (c) return c;
+  const manifest = resolveKind(kind);
+  const compiled = join(kindRoot(kind), ...kind.split('/'));
+  const src = join(repoRoot, 'stages', ...kind.split('/'));
+  const builtIn = kindRoot(kind) === stagesRoot;
+  const roots = [runModulePath(kind), join(engineDistDir, 'runner.js'), join(engineDistDir, 'stage-api.js')];
+  for (const w of manifest?.workers ?? []) roots.push(resolve(compiled, w.replace(/\.ts$/, '.js')));
+  const data = (manifest?.data ?? []).map((d) => resolve(builtIn && existsSync(src) ? src : compiled, d));
+  c = walkClosure(roots, data, (file) => refsOf(file, state));
+  closures.set(kind, c);
+  return c;
 }
 
-async function computeImplementationHash(kind: string, state: HashState): Promise<Hash> {
-  const root = kindRoot(kind);
-  const compiled = join(root, ...kind.split('/'));
-  const src = join(repoRoot, 'stages', ...kind.split('/'));
-  // Built-in kinds: the .ts sources (what a developer edits) AND the compiled .js the runner executes, so an edit
-  // not yet rebuilt cannot put the old code's outputs under a key that claims the new code.
-  const folder = root === stagesRoot && existsSync(src) ? src : compiled;
-  const parts: Record<string, string | null> = { '.': (await state.hashPath(folder)).hash };
-  if (folder !== compiled) parts.compiled = (await state.hashPath(compiled)).hash;
-  for (const extra of resolveKind(kind)?.implementation ?? []) {
-    parts[extra] = (await state.hashPath(resolve(folder, extra))).hash;
-    if (folder !== compiled) parts[`compiled:${extra}`] = (await state.hashPath(resolve(compiled, extra))).hash;
+function walkClosure(roots: string[], data: string[], refsOf: (file: string) => ModuleRefs): KindClosure {
+  const seen = new Set<string>();
+  const missing = new Set<string>();
+  const packages = new Map<string, string>();
+  const queue = [...roots];
+  for (const d of data) {
+    if (isFile(d)) seen.add(d);
+    else missing.add(d);
   }
-  return hashJson({ kind, parts });
+  while (queue.length > 0) {
+    const file = queue.pop()!;
+    if (seen.has(file) || missing.has(file)) continue;
+    if (!isFile(file)) {
+      missing.add(file);
+      continue;
+    }
+    seen.add(file);
+    if (!/\.[cm]?js$/.test(file)) continue;
+    const refs = refsOf(file);
+    const dir = dirname(file);
+    for (const r of refs.imports) queue.push(resolve(dir, r));
+    // Located files count only when they exist (`ts ? './worker.ts' : './worker.js'` names both).
+    for (const r of refs.located) {
+      const p = resolve(dir, r);
+      if (isFile(p)) queue.push(p);
+    }
+    for (const p of refs.packages) if (!packages.has(p)) packages.set(p, dir);
+  }
+  return { files: [...seen].sort(), missing: [...missing].sort(), packages };
+}
+
+/**
+ * The key material of a kind: the content of every closure file, by repo-relative path, and the toolchain (Node,
+ * platform, installed versions of the packages the closure reaches and their dependencies). Goes through the
+ * HashState, so a no-op run only stats the files (and reads the small modules to follow their imports).
+ */
+export function kindFingerprint(kind: string, state: HashState & PeekingState): Promise<KindFingerprint> {
+  let f = fingerprints.get(kind);
+  if (!f) {
+    f = computeFingerprint(kind, state);
+    fingerprints.set(kind, f);
+  }
+  return f;
+}
+
+async function computeFingerprint(kind: string, state: HashState & PeekingState): Promise<KindFingerprint> {
+  const f = { implementation: await implementationHashes(kind, state), toolchain: toolchainOf(kind) };
+  memo.saveSoon();
+  return f;
+}
+
+/** The content of a kind's closure: repo-relative path → sha256 (null: imported but missing). */
+export async function implementationHashes(kind: string, state: HashState & PeekingState): Promise<Record<string, Hash | null>> {
+  const c = kindClosure(kind, state);
+  const root = kindRoot(kind);
+  const label = (file: string): string => {
+    const rel = relative(repoRoot, file);
+    return rel.startsWith('..') || isAbsolute(rel) ? `PIPE_KINDS_PATH/${relative(root, file).split(sep).join('/')}` : rel.split(sep).join('/');
+  };
+  const implementation: Record<string, Hash | null> = {};
+  for (const f of c.missing) implementation[label(f)] = null;
+  const hashes = await Promise.all(c.files.map((f) => state.hashPath(f)));
+  c.files.forEach((f, i) => (implementation[label(f)] = hashes[i]!.hash));
+  return implementation;
+}
+
+/** Node, platform-arch, and the installed versions of the packages a kind's closure reaches (transitively). */
+export function toolchainOf(kind: string): Toolchain {
+  const roots = kindClosure(kind).packages;
+  return { node: process.version, platform: `${process.platform}-${process.arch}`, packages: memo.packages(roots, () => installedVersions(roots, repoRoot)) };
+}
+
+// ── what a no-op run need not recompute ──
+
+/** The HashState's synchronous memo lookup (cache/state.ts `peek`), when the state has one. */
+interface PeekingState {
+  peek?(absPath: string, st: BigIntStats): Hash | undefined;
+}
+
+/** What one compiled module refers to: from this process's scans, the memo (by content), or a scan now. */
+function refsOf(file: string, state: PeekingState | undefined): ModuleRefs {
+  let refs = scans.get(file);
+  if (refs) return refs;
+  const st = statSync(file, { bigint: true });
+  const known = state?.peek?.(file, st);
+  refs = known ? memo.scan(known) : undefined;
+  if (!refs) {
+    const bytes = readFileSync(file);
+    const hash = hashBytes(bytes);
+    refs = memo.scan(hash) ?? memo.addScan(hash, scanModule(bytes.toString('utf8'), declaredDependencies(repoRoot)));
+  }
+  scans.set(file, refs);
+  return refs;
+}
+
+/**
+ * A small cache of the closure's costs, so a no-op run neither reads nor lexes the kinds' modules nor walks the
+ * installed package tree: module scans by content (sha256 of a compiled module → what it refers to; a module whose
+ * identity the HashState vouches for is not read at all) and package answers by the identity of the installed tree
+ * (npm's hidden lock file and package.json, Node's version). Kept in `<workspace>/.pipe/kinds.json`; a cache only —
+ * missing, damaged, or written for other declared dependencies, it is empty. Entries are facts (content → scan), so
+ * two processes writing it at once lose nothing but work.
+ */
+class KindMemo {
+  private file: string | undefined;
+  private data: { v: number; deps: string; scans: Record<string, ModuleRefs>; packages: Record<string, Record<string, string>> } = { v: 1, deps: '', scans: {}, packages: {} };
+  private used = new Set<string>();
+  private dirty = false;
+  private pending = false;
+
+  open(file: string): void {
+    if (this.file === file) return;
+    this.file = file;
+    const deps = [...declaredDependencies(repoRoot)].sort().join(',');
+    this.data = { v: 1, deps, scans: {}, packages: {} };
+    try {
+      const d = JSON.parse(readFileSync(file, 'utf8')) as KindMemo['data'];
+      if (d.v === 1 && d.deps === deps && d.scans && d.packages) this.data = d;
+    } catch {
+      // No memo yet, or a damaged one: start empty.
+    }
+  }
+
+  scan(hash: string): ModuleRefs | undefined {
+    const r = this.data.scans[hash];
+    if (r) this.used.add(hash);
+    return r;
+  }
+
+  addScan(hash: string, refs: ModuleRefs): ModuleRefs {
+    this.data.scans[hash] = refs;
+    this.used.add(hash);
+    this.dirty = true;
+    return refs;
+  }
+
+  packages(roots: ReadonlyMap<string, string>, compute: () => Record<string, string>): Record<string, string> {
+    const tree = identity(join(repoRoot, 'node_modules', '.package-lock.json'));
+    if (tree === undefined) return compute(); // no npm record of the tree: nothing cheap to validate against
+    const key = JSON.stringify([process.version, tree, identity(join(repoRoot, 'package.json')), [...roots].sort()]);
+    let p = this.data.packages[key];
+    if (!p) {
+      p = this.data.packages[key] = compute();
+      this.dirty = true;
+    }
+    return p;
+  }
+
+  /** Save once the current burst of fingerprints is done; only what this process used is kept. */
+  saveSoon(): void {
+    if (!this.dirty || !this.file || this.pending) return;
+    this.pending = true;
+    setImmediate(() => {
+      this.pending = false;
+      if (!this.dirty || !this.file) return;
+      const scans = Object.fromEntries(Object.entries(this.data.scans).filter(([h]) => this.used.has(h)));
+      const tmp = `${this.file}.tmp-${process.pid}`;
+      try {
+        writeFileSync(tmp, JSON.stringify({ ...this.data, scans }));
+        renameSync(tmp, this.file);
+        this.dirty = false;
+      } catch {
+        rmSync(tmp, { force: true }); // a cache: a full disk costs the next run a re-scan, nothing else
+      }
+    });
+  }
+}
+
+const memo = new KindMemo();
+
+/** Where the closure memo lives (`<workspace>/.pipe/kinds.json`); set when a workspace is opened. */
+export function useKindMemo(file: string): void {
+  memo.open(file);
+}
+
+function identity(file: string): string | undefined {
+  const st = statSync(file, { bigint: true, throwIfNoEntry: false });
+  return st ? `${st.size}:${st.mtimeNs}:${st.ino}` : undefined;
+}
+
+/** Files and folders whose edits can change a kind's key (watch mode watches them; engine files excluded: editing the engine needs a restart anyway). */
+export function kindWatchPaths(kind: string): string[] {
+  const compiled = join(kindRoot(kind), ...kind.split('/'));
+  const src = join(repoRoot, 'stages', ...kind.split('/'));
+  const folders = kindRoot(kind) === stagesRoot && existsSync(src) ? [src, compiled] : [compiled];
+  const inside = (f: string, d: string): boolean => f === d || f.startsWith(`${d}${sep}`);
+  const others = kindClosure(kind).files.filter((f) => !folders.some((d) => inside(f, d)) && !inside(f, engineDistDir));
+  return [...folders, ...others];
+}
+
+function isFile(p: string): boolean {
+  try {
+    return statSync(p).isFile();
+  } catch {
+    return false;
+  }
 }
 
 function findManifests(dir: string): string[] {

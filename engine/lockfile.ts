@@ -7,7 +7,7 @@
  * stringifier costs a third of a second for 1,000 stages. Read with the `yaml` parser, only when a run must merge
  * with entries it did not compute itself.
  */
-import { readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
 
 export interface LockStage {
@@ -123,8 +123,13 @@ export function writeLock(file: string, lock: LockFile): { size: number; mtimeMs
   }
   if (!same) {
     const tmp = `${file}.tmp-${process.pid}`;
-    writeFileSync(tmp, text);
-    renameSync(tmp, file);
+    try {
+      writeFileSync(tmp, text);
+      renameSync(tmp, file);
+    } catch (e) {
+      rmSync(tmp, { force: true }); // a full disk leaves no half-written temp file beside the lock file
+      throw e;
+    }
   }
   const st = statSync(file);
   return { size: st.size, mtimeMs: st.mtimeMs };

@@ -103,5 +103,12 @@ export interface Pipeline {
     restore: Array<'reflink' | 'hardlink' | 'copy'>;
     executor: 'local' | 'slurm';
     slurm: SlurmOptions;
+    /** The pipeline's main outputs (workspace-relative), named on a run's closing line. Each is an out of a stage. */
+    summary: string[];
+    /**
+     * What ambient environment `cmd` stages see: `inherit` (default) all of pipe's; `strict` only their declared
+     * `env:` and the pass-through list (engine/env.ts). `uses` stages are always strict.
+     */
+    env: 'inherit' | 'strict';
   };
 }

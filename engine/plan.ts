@@ -2,11 +2,12 @@
  * The per-stage decision: up to date, restore from the run cache, or run (and why). Incremental: a stage is decided
  * when it becomes ready, because its deps' hashes are only final once its upstream stages are done.
  */
-import { isAbsolute, join } from 'node:path';
-import { asHash } from '../cache/brand.js';
-import type { Hash, PathHash, RunRecord, StageKey } from '../cache/types.js';
+import { existsSync, readdirSync } from 'node:fs';
+import { basename, dirname, isAbsolute, join } from 'node:path';
+import { outPathKey } from '../cache/paths.js';
+import type { Disagreement, Hash, PathHash, RunRecord, StageKey } from '../cache/types.js';
 import { keyFields, stageKey, type KeyFields } from './fingerprint.js';
-import { implementationHash } from './kinds.js';
+import { kindFingerprint } from './kinds.js';
 import type { StageSpec } from './model.js';
 import { diffFields, nearest, type Change } from './why.js';
 import type { IndexedOutput, Workspace } from './workspace.js';
@@ -19,15 +20,26 @@ export interface StageKeyInfo {
   depHashes: Record<string, Hash | null>;
 }
 
-export type Decision =
+export type Decision = (
   /** `record` is set when the index did not know this run but the run cache did (outputs on disk already match). */
   | { action: 'up-to-date'; info: StageKeyInfo; reasons: string[]; record?: RunRecord }
   | { action: 'restore'; info: StageKeyInfo; record: RunRecord; reasons: string[]; changes: Change[] }
-  | { action: 'run'; info?: StageKeyInfo; reasons: string[]; changes: Change[] };
+  | { action: 'run'; info?: StageKeyInfo; reasons: string[]; changes: Change[] }
+) & {
+  /** Outputs that earlier runs of this very key produced with different bytes (the stage is nondeterministic). */
+  nondeterministic?: Disagreement[];
+};
+
+/** One output of a nondeterministic stage, in words (run warnings, `pipe status`, `pipe why`). */
+export function disagreementText(d: Disagreement): string {
+  const h = (x: string | null): string => (x === null ? 'nothing' : `${x.slice(0, 12)}…`);
+  const kept = d.kept === 'first' ? 'the first result is kept' : 'the first result could no longer be served, so this one replaced it';
+  return `nondeterministic: ${d.path} came out as ${h(d.second)} where an earlier run with the same inputs gave ${h(d.first)} (${d.at}${d.host ? ` on ${d.host}` : ''}); ${kept}`;
+}
 
 /** Absolute path of a workspace-relative path (dirs keep no trailing slash for the file system). */
 export function absPath(root: string, rel: string): string {
-  const p = rel.endsWith('/') ? rel.slice(0, -1) : rel;
+  const p = outPathKey(rel);
   return isAbsolute(p) ? p : join(root, p);
 }
 
@@ -37,14 +49,25 @@ export function absPath(root: string, rel: string): string {
  */
 export async function computeKey(stage: StageSpec, ws: Workspace, known?: ReadonlyMap<string, Hash>, memo?: DepMemo): Promise<StageKeyInfo> {
   const depHashes: Record<string, Hash | null> = {};
-  await Promise.all(
-    stage.deps.map(async (d) => {
-      const k = known?.get(d.path);
-      depHashes[d.path] = k ?? (await (memo ? memo.hash(d.path) : ws.state.hashPath(absPath(ws.root, d.path)))).hash;
-    }),
-  );
-  const impl = stage.uses ? await implementationHash(stage.uses, ws.state) : undefined;
-  const fields = keyFields(stage, depHashes, impl);
+  // All hashes start at once, then are collected in order: no closure or Promise.all per stage (at 100,000 stages
+  // that garbage is most of a plan's cost), and a memoised dep costs one await. Without a memo (the dep check after a
+  // stage ran, `pipe why`) the disk itself is read: `fresh` walks a directory even where watch mode keeps an
+  // incremental view of it.
+  const pending = new Array<Hash | Promise<PathHash>>(stage.deps.length);
+  for (let i = 0; i < pending.length; i++) {
+    const path = stage.deps[i]!.path;
+    pending[i] = known?.get(path) ?? (memo ? memo.hash(path) : ws.state.hashPath(absPath(ws.root, path), { fresh: true }));
+  }
+  for (let i = 0; i < pending.length; i++) {
+    const h = pending[i]!;
+    const path = stage.deps[i]!.path;
+    const value = typeof h === 'string' ? h : (await h).hash;
+    // A file may be called `__proto__`: an own key, never a prototype change.
+    if (path === '__proto__') Object.defineProperty(depHashes, path, { value, enumerable: true, writable: true, configurable: true });
+    else depHashes[path] = value;
+  }
+  const kind = stage.uses ? await kindFingerprint(stage.uses, ws.state) : undefined;
+  const fields = keyFields(stage, depHashes, kind);
   return { fields, key: stageKey(fields), depHashes };
 }
 
@@ -55,7 +78,39 @@ export async function computeKey(stage: StageSpec, ws: Workspace, known?: Readon
  */
 export class DepMemo {
   private readonly memo = new Map<string, Promise<PathHash>>();
-  constructor(private readonly ws: Workspace) {}
+  /**
+   * Plan-only (nothing is written while planning, so listings stay true): which run records and stage histories
+   * exist, from one listing per run-cache folder instead of a stat per stage — most of a big DAG that never ran
+   * has neither.
+   */
+  private readonly records?: Map<string, Set<string>>;
+  private histories?: Set<string>;
+  constructor(
+    private readonly ws: Workspace,
+    opts: { planOnly?: boolean } = {},
+  ) {
+    if (opts.planOnly) this.records = new Map();
+  }
+
+  /** Is there a run record for `key`? (A cheap answer; reading it may still find it unusable.) */
+  hasRecord(key: StageKey): boolean {
+    return this.ws.runs.recordPaths(key).some((path) => {
+      if (!this.records) return existsSync(path);
+      const slash = path.lastIndexOf('/');
+      const dir = path.slice(0, slash);
+      let names = this.records.get(dir);
+      if (!names) this.records.set(dir, (names = listNames(dir)));
+      return names.has(path.slice(slash + 1));
+    });
+  }
+
+  /** Has any run of `stage` been recorded? */
+  hasHistory(stage: string): boolean {
+    if (!this.records) return existsSync(this.ws.runs.historyDir(stage));
+    const byStage = dirname(this.ws.runs.historyDir('x'));
+    this.histories ??= listNames(byStage);
+    return this.histories.size > 0 && this.histories.has(basename(this.ws.runs.historyDir(stage)));
+  }
 
   hash(rel: string): Promise<PathHash> {
     let h = this.memo.get(rel);
@@ -68,7 +123,7 @@ export class DepMemo {
 
   /** Forget every memoised path at, under, or above `rel` (a file inside a dir dep changes the dir's hash). */
   forget(rel: string): void {
-    const bare = rel.endsWith('/') ? rel.slice(0, -1) : rel;
+    const bare = outPathKey(rel);
     this.memo.delete(bare);
     this.memo.delete(`${bare}/`);
     // Ancestors: directory deps containing it.
@@ -76,15 +131,18 @@ export class DepMemo {
       this.memo.delete(bare.slice(0, i));
       this.memo.delete(`${bare.slice(0, i)}/`);
     }
-    // Descendants: only a directory output can contain other deps (a scan, but directory outs are few).
-    if (rel.endsWith('/')) for (const k of this.memo.keys()) if (k.startsWith(`${bare}/`)) this.memo.delete(k);
+    // Descendants: an output (`dir` or `dir/`) that is a directory can contain other deps.
+    for (const k of this.memo.keys()) if (k.startsWith(`${bare}/`)) this.memo.delete(k);
   }
 }
 
-/** Current identities of a stage's outputs on disk. */
+/**
+ * Current identities of a stage's outputs on disk, hashed as the Store stores them: a symlink inside a directory
+ * output is an entry of its own (`links: 'keep'`), so these hashes equal the run records' (docs/cache.md).
+ */
 export async function hashOutputs(stage: StageSpec, ws: Workspace): Promise<Map<string, PathHash>> {
   const out = new Map<string, PathHash>();
-  await Promise.all(stage.outs.map(async (o) => out.set(o.path, await ws.state.hashPath(absPath(ws.root, o.path)))));
+  await Promise.all(stage.outs.map(async (o) => out.set(o.path, await ws.state.hashPath(absPath(ws.root, o.path), { links: 'keep' }))));
   return out;
 }
 
@@ -94,13 +152,21 @@ export interface DecideOptions {
   known?: ReadonlyMap<string, Hash>;
   memo?: DepMemo;
   /**
-   * The pipeline's lock file entry of this stage, loaded lazily (only on a run-cache miss): outputs a lock file
-   * references stay restorable when their run record is gone (gc of old records, a fresh clone sharing a cache).
+   * The pipeline's lock file entry of this stage, loaded lazily (only when a result comes from the store's shared
+   * records): a lock file is a record, never a source of content, so it only explains a disagreement with the
+   * result the store vouches for.
    */
   lockEntry?: (stage: string) => Promise<LockStage | undefined>;
 }
 
 export async function decide(stage: StageSpec, ws: Workspace, opts: DecideOptions): Promise<Decision> {
+  const d = await decideAction(stage, ws, opts);
+  const key = d.info?.key;
+  if (key === undefined || !(await ws.runs.nondeterministicKeys()).has(key)) return d;
+  return { ...d, nondeterministic: await ws.runs.disagreements(key) };
+}
+
+async function decideAction(stage: StageSpec, ws: Workspace, opts: DecideOptions): Promise<Decision> {
   const info = await computeKey(stage, ws, opts.known, opts.memo);
   if (opts.force) return { action: 'run', info, reasons: ['--force'], changes: [] };
   if (stage.alwaysRun) return { action: 'run', info, reasons: ['always_run'], changes: [] };
@@ -113,7 +179,10 @@ export async function decide(stage: StageSpec, ws: Workspace, opts: DecideOption
     if (outputProblems.length === 0) return { action: 'up-to-date', info, reasons: [] };
   }
 
-  const record = (await ws.runs.get(info.key)) ?? recordFromLock(stage, info, await opts.lockEntry?.(stage.name));
+  // This workspace's record of the key, else the one the store keeps for every workspace using it. Never the lock
+  // file: anyone can edit it, and a hash it names may be another output's (docs/cache.md).
+  const found = await runRecord(ws, info.key, opts.memo);
+  const record = found && found.fields && Object.keys(found.fields).length === 0 ? { ...found, fields: info.fields as unknown as Record<string, unknown> } : found;
   if (record) {
     if (outputProblems.length === 0 && (await outputsMatch(stage, ws, record))) {
       return { action: 'up-to-date', info, reasons: [], record };
@@ -121,13 +190,15 @@ export async function decide(stage: StageSpec, ws: Workspace, opts: DecideOption
     const restorable = await canRestore(stage, record, ws);
     if (restorable === true) {
       const reasons = outputProblems.length > 0 ? outputProblems : await restoreReasons(stage, ws, info.fields, record);
+      if (found !== record) reasons.push(...(await lockDisagrees(record, await opts.lockEntry?.(stage.name))));
       return { action: 'restore', info, record, reasons, changes: [] };
     }
     if (outputProblems.length > 0) return { action: 'run', info, reasons: [...outputProblems, restorable], changes: [] };
   }
   if (outputProblems.length > 0) return { action: 'run', info, reasons: outputProblems, changes: [] };
 
-  const history = await ws.runs.history(stage.name, 20);
+  const hasHistory = opts.memo ? opts.memo.hasHistory(stage.name) : existsSync(ws.runs.historyDir(stage.name));
+  const history = hasHistory ? await ws.runs.history(stage.name, 20) : [];
   const near = nearest(info.fields, history);
   if (!near) return { action: 'run', info, reasons: ['new stage (never ran)'], changes: [] };
   if (near.changes.length === 0) {
@@ -136,67 +207,72 @@ export async function decide(stage: StageSpec, ws: Workspace, opts: DecideOption
   return { action: 'run', info, reasons: near.changes.map((c) => c.message), changes: near.changes };
 }
 
+/**
+ * The run record of a key, if any. Most keys of a big DAG that never ran have none: asking whether it exists (a
+ * stat, or a listing while planning) costs far less than a read that throws an exception with a stack per stage.
+ */
+async function runRecord(ws: Workspace, key: StageKey, memo: DepMemo | undefined): Promise<RunRecord | undefined> {
+  return (memo ? memo.hasRecord(key) : ws.runs.recordPaths(key).some((p) => existsSync(p))) ? ws.runs.get(key) : undefined;
+}
+
+/** The names in a folder; none when it does not exist. */
+function listNames(dir: string): Set<string> {
+  try {
+    return new Set(readdirSync(dir));
+  } catch {
+    return new Set();
+  }
+}
+
 /** "output out/x missing" / "output out/x modified" for outputs that differ from what the last run left. */
 async function changedOutputs(stage: StageSpec, ws: Workspace, recorded: IndexedOutput[]): Promise<string[]> {
-  const byPath = new Map(recorded.map((o) => [o.path, o]));
+  const byPath = new Map(recorded.map((o) => [outPathKey(o.path), o]));
   const now = await hashOutputs(stage, ws);
   const problems: string[] = [];
   for (const o of stage.outs) {
     const h = now.get(o.path)!;
-    const before = byPath.get(o.path);
+    const before = byPath.get(outPathKey(o.path));
     if (h.kind === 'missing') problems.push(`output ${o.path} missing`);
     else if (!before || before.hash !== h.hash) problems.push(`output ${o.path} modified`);
   }
   return problems;
 }
 
-/** A stand-in run record from a lock file entry with this very key (outputs only: enough to restore). */
-function recordFromLock(stage: StageSpec, info: StageKeyInfo, entry: LockStage | undefined): RunRecord | undefined {
-  if (!entry || entry.key !== info.key) return undefined;
-  if (stage.outs.some((o) => !o.cache) || entry.outs.some((o) => o.hash === null)) return undefined;
-  return {
-    key: info.key,
-    stage: stage.name,
-    fields: info.fields as unknown as Record<string, unknown>,
-    outputs: entry.outs.map((o) => ({
-      path: o.path,
-      kind: o.path.endsWith('/') ? 'dir' : 'file',
-      hash: asHash(o.hash as string),
-      size: o.size,
-      files: o.files ?? 1,
-    })),
-    startedAt: '',
-    endedAt: 'the lock file',
-    durationMs: 0,
-    host: '',
-    executor: 'lock',
-    pipeVersion: '',
-  };
+/**
+ * Where the lock file names other hashes for this key than the record being restored: said, not followed (the lock
+ * file is rewritten with what is restored).
+ */
+async function lockDisagrees(record: RunRecord, entry: LockStage | undefined): Promise<string[]> {
+  if (!entry || entry.key !== record.key) return [];
+  const stored = new Map(record.outputs.map((o) => [outPathKey(o.path), o.hash as string]));
+  return entry.outs
+    .filter((o) => o.hash !== null && stored.has(outPathKey(o.path)) && stored.get(outPathKey(o.path)) !== o.hash)
+    .map((o) => `the lock file names ${o.path} ${String(o.hash).slice(0, 12)}…, which this key did not produce; restoring the recorded ${stored.get(outPathKey(o.path))!.slice(0, 12)}…`);
 }
 
 /** The outputs on disk are exactly what `record` stored (e.g. after a fresh clone with the index missing). */
 async function outputsMatch(stage: StageSpec, ws: Workspace, record: RunRecord): Promise<boolean> {
-  const stored = new Map(record.outputs.map((o) => [o.path, o.hash as string]));
-  if (stage.outs.some((o) => !stored.has(o.path))) return false;
+  const stored = new Map(record.outputs.map((o) => [outPathKey(o.path), o.hash as string]));
+  if (stage.outs.some((o) => !stored.has(outPathKey(o.path)))) return false;
   const now = await hashOutputs(stage, ws);
-  return stage.outs.every((o) => now.get(o.path)?.hash === stored.get(o.path));
+  return stage.outs.every((o) => now.get(o.path)?.hash === stored.get(outPathKey(o.path)));
 }
 
 /** true, or why the record cannot provide the outputs. */
 async function canRestore(stage: StageSpec, record: RunRecord, ws: Workspace): Promise<true | string> {
-  const stored = new Map(record.outputs.map((o) => [o.path, o]));
+  const stored = new Map(record.outputs.map((o) => [outPathKey(o.path), o]));
   for (const o of stage.outs) {
     if (!o.cache) return `output ${o.path} has cache: false, so it cannot be restored`;
-    const s = stored.get(o.path);
+    const s = stored.get(outPathKey(o.path));
     if (!s) return `the earlier run did not store ${o.path}`;
-    if (!(await ws.store.has(s))) return `the cached copy of ${o.path} is gone from the cache (gc?)`;
+    if (!(await ws.store.has(s))) return `the cached copy of ${o.path} is gone from the cache (garbage-collected, or removed as corrupt)`;
   }
   return true;
 }
 
 async function restoreReasons(stage: StageSpec, ws: Workspace, fields: KeyFields, record: RunRecord): Promise<string[]> {
   const latest = (await ws.runs.history(stage.name, 1))[0];
-  const when = record.executor === 'lock' ? 'the lock file records these inputs and the cache has their outputs' : `an earlier run (${record.endedAt}) had the same inputs`;
+  const when = `an earlier run (${record.endedAt}${record.host ? ` on ${record.host}` : ''}) had the same inputs`;
   if (!latest || latest.key === record.key) return [when];
   return [...diffFields(fields, latest.fields).map((c) => c.message), when];
 }

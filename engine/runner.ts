@@ -32,6 +32,11 @@ export interface RunnerSpec {
   tmpDir: string;
   /** Absolute path of the compiled kinds (`<stagesRoot>/<kind>/run.js`); default: dist/stages next to this file. */
   stagesRoot?: string;
+  /**
+   * The Node version and platform the stage's key was computed for. A runner on another (a SLURM node with another
+   * Node) refuses to run: its outputs would be recorded under a key that names a runtime they did not come from.
+   */
+  toolchain?: { node: string; platform: string };
 }
 
 /** The protocol line prefix shared with the engine (engine/run.ts parses it). */
@@ -47,15 +52,30 @@ function send(msg: RunnerMessage): void {
 }
 
 export async function main(specFile: string): Promise<number> {
+  // The engine reads our stdout; if it went away (killed), writes fail quietly instead of crashing with a stack.
+  process.stdout.on('error', () => {});
+  process.stderr.on('error', () => {});
   const spec = JSON.parse(readFileSync(specFile, 'utf8')) as RunnerSpec;
   const controller = new AbortController();
   process.on('SIGTERM', () => controller.abort(new Error('cancelled')));
   process.on('SIGINT', () => controller.abort(new Error('cancelled')));
 
+  const runtime = `${process.version} ${process.platform}-${process.arch}`;
+  if (spec.toolchain && runtime !== `${spec.toolchain.node} ${spec.toolchain.platform}`) {
+    process.stderr.write(
+      `stage ${spec.stage}: this runner is Node ${runtime} but the stage's key was computed for Node ${spec.toolchain.node} ${spec.toolchain.platform}; ` +
+        'its outputs would be recorded under the wrong key. Run pipe with the same Node as the executor (on SLURM: load the same node module in the job).\n',
+    );
+    return 1;
+  }
   const stagesRoot = spec.stagesRoot ?? fileURLToPath(new URL('../stages/', import.meta.url));
   const modPath = join(stagesRoot, ...spec.kind.split('/'), 'run.js');
   const extra: Record<string, unknown> = {};
   mkdirSync(spec.tmpDir, { recursive: true });
+  // Locally the engine granted the GPUs; on SLURM the allocation did, and slurmd exported CUDA_VISIBLE_DEVICES.
+  const visible = process.env.CUDA_VISIBLE_DEVICES;
+  const gpuIds = spec.resources.gpuIds.length > 0 || spec.resources.gpus === 0 ? spec.resources.gpuIds : (visible ?? '').split(',').filter((g) => g !== '');
+  if (spec.resources.gpus > 0) send({ type: 'log', message: `GPUs: CUDA_VISIBLE_DEVICES=${visible ?? '(not set)'}` });
   const ctx: StageContext = {
     stage: spec.stage,
     workspace: spec.workspace,
@@ -67,7 +87,7 @@ export async function main(specFile: string): Promise<number> {
     pipeline: spec.pipeline,
     resolve: (rel) => (isAbsolute(rel) ? rel : resolve(spec.workspace, rel)),
     tmpDir: spec.tmpDir,
-    resources: spec.resources,
+    resources: { ...spec.resources, gpuIds },
     signal: controller.signal,
     log: (message) => send({ type: 'log', message: String(message) }),
     progress: (update) => send({ type: 'progress', ...update }),
@@ -98,6 +118,11 @@ export async function main(specFile: string): Promise<number> {
     }
     if (e instanceof Error && e.name === 'StageError') {
       process.stderr.write(`${e.message}\n`);
+      return 1;
+    }
+    // A file-system failure (a full disk, a permission) is the environment's, not a bug: one paragraph, no stack.
+    if (e instanceof Error && typeof (e as NodeJS.ErrnoException).code === 'string' && typeof (e as NodeJS.ErrnoException).syscall === 'string') {
+      process.stderr.write(`stage ${spec.stage}: ${e.message}\n`);
       return 1;
     }
     process.stderr.write(`${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);

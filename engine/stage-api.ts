@@ -40,10 +40,24 @@ export interface StageManifest {
   description: string;
   with: Record<string, FieldSpec>;
   /**
-   * Extra source files/folders (relative to the kind's folder) whose content is part of the implementation hash,
-   * e.g. `../../lib/` for shared helpers. The kind's own folder is always included.
+   * Worker entry points the kind starts in a way its code does not spell as `new URL('./x.js', import.meta.url)`
+   * (which is found on its own), relative to the kind's folder (`.ts` names are read as the compiled `.js`). Their
+   * import closure joins the implementation hash.
    */
-  implementation?: string[];
+  workers?: string[];
+  /**
+   * Data files the kind reads at run time that no import reaches (relative to the kind's source folder), hashed
+   * into its implementation. Code never goes here: the implementation hash follows imports on its own.
+   */
+  data?: string[];
+  /**
+   * Names of environment variables the kind reads, given its `with:` values (e.g. download's `base_url_env`). A
+   * kind's process sees no other ambient variable but the pass-through list (PATH, HOME, TMPDIR, LANG/LC_*, proxies,
+   * NETRC, SLURM_*, CUDA_VISIBLE_DEVICES). Their values are not part of the key: name only variables that say where
+   * or as whom to fetch (locations, credentials), never ones that change what the kind computes — those belong in
+   * `with:`.
+   */
+  envFrom?(w: Record<string, unknown>): string[];
   /** Default resources when the YAML gives none. */
   resources?: Partial<Resources>;
 }
@@ -76,6 +90,8 @@ export interface UpstreamRun {
   cmd?: string;
   /** Extra provenance the stage recorded (ctx.record), e.g. `{ backend: 'wasm' }`. */
   extra?: Record<string, unknown>;
+  /** When the recorded run ended (ISO 8601): a date derived from inputs, not the clock (the report's "generated"). */
+  endedAt?: string;
 }
 
 export interface StageContext<W = Record<string, unknown>> {
@@ -85,7 +101,10 @@ export interface StageContext<W = Record<string, unknown>> {
   readonly workspace: string;
   /** Validated `with:` values, defaults applied. Path values are workspace-relative strings. */
   readonly with: W;
-  /** The pipeline's resolved params (after CLI overrides). */
+  /**
+   * The params this stage uses — exactly those in its key (`${params.x}` in its fields, or listed in `params:`),
+   * nested as in the pipeline (`a.b` → `{a: {b: …}}`), after CLI overrides. Other params never reach a kind.
+   */
   readonly params: Readonly<Record<string, unknown>>;
   /** This stage's key and its deps' content hashes (workspace-relative path → hash). */
   readonly key: string;

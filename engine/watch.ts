@@ -26,7 +26,7 @@ import { pipeVersion } from './commands/version.js';
 import { StageCanceller } from './watch/cancel.js';
 import { Coalescer } from './watch/coalesce.js';
 import type { CycleTrigger, WatchEventInput, WatchSink } from './watch/events.js';
-import { ignoredPaths, relOf, touchedStages, watchTargets, withDownstream, within, type WatchTargets } from './watch/paths.js';
+import { ignoredPaths, relOf, touchedStages, trackableTrees, watchTargets, withDownstream, within, type WatchTargets } from './watch/paths.js';
 import { WatchSet } from './watch/watchers.js';
 
 export interface WatchOptions {
@@ -88,7 +88,14 @@ export class WatchSession {
 
   constructor(private readonly opts: WatchOptions) {
     this.file = resolve(opts.file);
-    this.watchers = new WatchSet({ onChange: (p) => this.coalescer.push(p), onWarning: (m) => this.say({ type: 'warning', message: m }) });
+    this.watchers = new WatchSet({
+      onChange: (p) => this.coalescer.push(p),
+      onWarning: (m) => this.say({ type: 'warning', message: m }),
+      // Incremental directory hashing (cache/state.ts `track`): the events name what changed, so a big dep folder
+      // is re-checked path by path instead of re-stat'ed whole; a folder no longer watched in full is walked again.
+      onRaw: (p) => this.ws?.state.changed(p),
+      onTreeLost: (root) => this.ws?.state.untrack(root),
+    });
     this.coalescer = new Coalescer(opts.quietMs ?? 60, 1000, (paths) => this.onBatch(paths));
   }
 
@@ -271,6 +278,7 @@ export class WatchSession {
     // 2. Watch exactly what this pipeline reads.
     const targets = watchTargets(p, selected, codeDirs);
     await this.watchers.update(targets, ignoredPaths(p));
+    for (const tree of trackableTrees(p, this.watchers.fullTrees())) ws.state.track(tree);
     if (!this.ready) {
       this.ready = true;
       this.sayReady(p);
@@ -426,6 +434,7 @@ export class WatchSession {
   private async workspace(p: Pipeline): Promise<Workspace> {
     const id = `${p.workdir}\0${p.settings.cacheDir}\0${p.file}`;
     if (!this.ws || this.wsFor !== id) {
+      // A new hash state tracks nothing yet: it walks each folder once, then follows the events again.
       this.ws = await openWorkspace(p);
       this.wsFor = id;
     }
@@ -446,19 +455,9 @@ export class WatchSession {
   }
 }
 
-/**
- * The folders a `uses` kind's implementation hash reads (see engine/kinds.ts `implementationHash`): the compiled
- * folder the runner executes and, for built-in kinds in a repo checkout, the `stages/<kind>/` sources; plus the
- * manifest's extra `implementation` paths under each.
- */
+/** The files and folders whose edits can change a `uses` kind's key (engine/kinds.ts `kindWatchPaths`). */
 export function codeDirs(kind: string): string[] {
-  const root = kinds.kindRoot(kind);
-  const parts = kind.split('/');
-  const compiled = join(root, ...parts);
-  const src = join(dirname(dirname(kinds.stagesRoot)), 'stages', ...parts);
-  const folders = root === kinds.stagesRoot && existsSync(src) ? [src, compiled] : [compiled];
-  const extra = kinds.resolveKind(kind)?.implementation ?? [];
-  return folders.flatMap((f) => [f, ...extra.map((x) => resolve(f, x))]);
+  return kinds.kindWatchPaths(kind);
 }
 
 function isFsError(e: unknown): e is NodeJS.ErrnoException {

@@ -4,7 +4,7 @@
  */
 import type { KeyFields } from './fingerprint.js';
 
-export type ChangeField = 'schema' | 'cmd' | 'uses' | 'implementation' | 'with' | 'param' | 'dep' | 'env' | 'outs';
+export type ChangeField = 'schema' | 'cmd' | 'uses' | 'implementation' | 'toolchain' | 'with' | 'param' | 'dep' | 'env' | 'outs';
 
 export interface Change {
   field: ChangeField;
@@ -30,13 +30,19 @@ export function diffFields(now: KeyFields, before: Partial<KeyFields> | Record<s
       after: now.uses,
       message: b.uses === undefined ? `now uses ${now.uses}` : now.uses === undefined ? `no longer uses ${b.uses}` : `kind: ${b.uses} → ${now.uses}`,
     });
-  } else if (now.uses !== undefined && now.implementation !== b.implementation) {
+  } else if (now.uses !== undefined && !same(now.implementation, b.implementation)) {
+    const files = changedFiles(b.implementation, now.implementation);
     changes.push({
       field: 'implementation',
       before: b.implementation,
       after: now.implementation,
-      message: `implementation of ${now.uses} changed`,
+      message: `implementation of ${now.uses} changed${files.length > 0 ? `: ${listed(files)}` : ''}`,
     });
+  }
+  if (now.uses !== undefined && now.uses === b.uses && b.toolchain !== undefined && !same(now.toolchain, b.toolchain)) {
+    for (const [what, x, y] of toolchainPairs(b.toolchain, now.toolchain)) {
+      if (x !== y) changes.push({ field: 'toolchain', name: what, before: x, after: y, message: `${what}: ${show(x)} → ${show(y)}` });
+    }
   }
   // A switch between cmd and uses (or to another kind) says it all; listing every field would be noise.
   const switched = now.uses !== b.uses;
@@ -118,9 +124,32 @@ function impliedByParams(before: string, now: string, pb: Record<string, unknown
   return any && cmd === now;
 }
 
+/** Files added, removed or changed between two implementation maps (path → hash). */
+function changedFiles(before: unknown, now: Record<string, string | null> | undefined): string[] {
+  if (typeof before !== 'object' || before === null || now === undefined) return [];
+  return pairs(before as Record<string, unknown>, now)
+    .filter(([, x, y]) => x !== y)
+    .map(([p, x, y]) => (x === undefined ? `${p} added` : y === undefined ? `${p} removed` : p));
+}
+
+function toolchainPairs(b: KeyFields['toolchain'], n: KeyFields['toolchain']): Array<[string, unknown, unknown]> {
+  const out: Array<[string, unknown, unknown]> = [
+    ['node', b?.node, n?.node],
+    ['platform', b?.platform, n?.platform],
+  ];
+  for (const [name, x, y] of pairs(b?.packages ?? {}, n?.packages ?? {})) out.push([`package ${name}`, x, y]);
+  return out;
+}
+
+function listed(items: string[], n = 3): string {
+  return items.length <= n ? items.join(', ') : `${items.slice(0, n).join(', ')} and ${items.length - n} more`;
+}
+
 function pairs(a: Record<string, unknown>, b: Record<string, unknown>): Array<[string, unknown, unknown]> {
   const names = [...new Set([...Object.keys(a), ...Object.keys(b)])].sort();
-  return names.map((n) => [n, a[n], b[n]]);
+  // Own keys only: a record read back from JSON has Object.prototype, and `a.constructor` is not a param.
+  const own = (o: Record<string, unknown>, n: string) => (Object.prototype.hasOwnProperty.call(o, n) ? o[n] : undefined);
+  return names.map((n) => [n, own(a, n), own(b, n)]);
 }
 
 function same(x: unknown, y: unknown): boolean {

@@ -1,18 +1,23 @@
 /**
  * The `.pipe/` folder of a workspace and the caches in it: hash state, object store, run cache, logs, scratch, and
  * the per-pipeline index of each stage's latest key and output identities (one small JSON file read per no-op run
- * instead of one run record per stage).
+ * instead of one run record per stage). Opening a workspace registers it (with the pipeline's lock file) in the
+ * store's registry, so `pipe gc` in another workspace sharing the store keeps what this one references.
  */
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { basename, join, relative } from 'node:path';
 import { openHashState } from '../cache/state.js';
 import { openStore } from '../cache/store.js';
 import { openRunCache } from '../cache/runs.js';
+import { registerWorkspace } from '../cache/registry.js';
+import { lockPath } from './lockfile.js';
 import type { LocalHashState } from '../cache/state.js';
 import type { LocalStore } from '../cache/store.js';
 import type { LocalRunCache } from '../cache/runs.js';
 import type { Pipeline } from './model.js';
+import { OutPolicy } from './out-policy.js';
+import { useKindMemo } from './kinds.js';
 
 export interface Workspace {
   root: string;
@@ -23,6 +28,8 @@ export interface Workspace {
   store: LocalStore;
   runs: LocalRunCache;
   index: StageIndex;
+  /** Where outputs may be written, deleted, restored and hashed (engine/out-policy.ts). */
+  outs: OutPolicy;
 }
 
 export function pipeDirOf(p: Pipeline): string {
@@ -33,9 +40,14 @@ export async function openWorkspace(p: Pipeline): Promise<Workspace> {
   const pipeDir = pipeDirOf(p);
   mkdirSync(pipeDir, { recursive: true });
   const state = await openHashState(join(pipeDir, 'hashstate'));
-  // The store shares the memo: an output whose hash is known and already stored is not copied again.
-  const store = openStore(p.settings.cacheDir, { state });
-  const runs = openRunCache(join(pipeDir, 'runs'));
+  useKindMemo(join(pipeDir, 'kinds.json'));
+  // The store shares the memo: an output whose hash is known and already stored is not copied again, and an object
+  // whose identity the memo vouches for is served without being read again. Links inside directory outputs must
+  // stay inside the workspace.
+  const store = openStore(p.settings.cacheDir, { state, workspace: p.workdir });
+  // Run records are kept in the store too: every workspace sharing it restores through them.
+  const runs = openRunCache(join(pipeDir, 'runs'), { store });
+  await registerWorkspace(p.settings.cacheDir, { root: p.workdir, pipeDir, pipeline: p.file, lock: lockPath(p.file) });
   return {
     root: p.workdir,
     pipeDir,
@@ -45,6 +57,7 @@ export async function openWorkspace(p: Pipeline): Promise<Workspace> {
     store,
     runs,
     index: StageIndex.open(join(pipeDir, 'index', indexName(p))),
+    outs: OutPolicy.of(p, pipeDir),
   };
 }
 
@@ -60,6 +73,8 @@ export interface IndexedOutput {
   hash: string | null;
   size: number;
   files: number;
+  /** A directory (declared `dir/`, or `dir` found to be one). */
+  dir?: boolean;
 }
 
 export interface IndexEntry {
@@ -126,8 +141,13 @@ export class StageIndex {
     if (!this.dirty) return;
     mkdirSync(join(this.file, '..'), { recursive: true });
     const tmp = `${this.file}.tmp-${process.pid}`;
-    writeFileSync(tmp, JSON.stringify(this.data));
-    renameSync(tmp, this.file);
+    try {
+      writeFileSync(tmp, JSON.stringify(this.data));
+      renameSync(tmp, this.file);
+    } catch (e) {
+      rmSync(tmp, { force: true }); // a full disk leaves no half-written temp file behind
+      throw e;
+    }
     this.dirty = false;
   }
 }

@@ -10,6 +10,8 @@ import { readCachedPipeline, writeCachedPipeline, type CacheInputs } from './pip
 import type { Pipeline } from '../model.js';
 import type { StageGraph } from '../run.js';
 import { UsageError } from './errors.js';
+import { OutPolicy } from '../out-policy.js';
+import { pipeDirOf } from '../workspace.js';
 
 export interface Loaded {
   pipeline: Pipeline;
@@ -54,7 +56,26 @@ export async function loadAll(file: string, opts: LoadOptions = {}): Promise<Loa
   const pipeline = cached.pipeline;
   const dag = buildDag(pipeline);
   if (!dag.ok) throw new DiagnosticsError(dag.error);
+  const refused = refusedOuts(pipeline);
+  if (refused.length > 0) throw new DiagnosticsError(refused);
   return { pipeline, warnings: (cached.warnings as Diagnostic[]).map((d) => formatDiagnostic(d)), dag: dag.value, graph: stageGraph(dag.value) };
+}
+
+/**
+ * Outs the path policy refuses as the disk is now (engine/out-policy.ts): an out under a link that leaves the
+ * workspace, or on `.pipe/`, the cache, the pipeline's own files. Located, at load time; the engine checks again
+ * before touching anything (a stage may create such a link while the pipeline runs).
+ */
+export function refusedOuts(pipeline: Pipeline): Diagnostic[] {
+  const policy = OutPolicy.of(pipeline, pipeDirOf(pipeline));
+  const out: Diagnostic[] = [];
+  for (const s of pipeline.stages) {
+    for (const o of s.outs) {
+      const r = policy.check(o.path, { leaf: false });
+      if (r) out.push({ severity: 'error', message: r.reason, span: o.span ?? s.span, stage: s.name, field: 'outs' });
+    }
+  }
+  return out;
 }
 
 export function stageGraph(dag: Dag): StageGraph {

@@ -7,22 +7,31 @@
  * Stored under $PIPE_CACHE_HOME, $XDG_CACHE_HOME/pipe or ~/.cache/pipe (a tool cache: deleting it is always safe).
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Pipeline } from '../model.js';
+import type { DepSpec, OutSpec, Pipeline, SourceSpan, StageSpec } from '../model.js';
+import { LIMIT_VARS } from '../dsl/limits.js';
 
-const VERSION = 1;
+const VERSION = 2;
 
-interface Entry {
+/**
+ * On disk: one line of header (what the entry depends on), then the packed pipeline. The header is checked before
+ * the (possibly large) body is parsed, so a stale entry costs one short JSON.parse.
+ */
+interface Header {
   v: number;
-  pipeline: Pipeline;
-  warnings: unknown[];
   /** path → "size:mtimeMs:ino" (or "missing"). */
   files: Record<string, string>;
   /** Paths whose existence validation checked → what it found. */
   exists: Record<string, boolean>;
+}
+
+interface Body {
+  pipeline: Omit<Pipeline, 'stages'>;
+  stages: PackedStages;
+  warnings: unknown[];
 }
 
 export interface CacheInputs {
@@ -39,10 +48,15 @@ function cacheDir(): string {
 
 function entryPath(inputs: CacheInputs): string {
   const h = createHash('sha256')
-    .update(JSON.stringify([inputs.file, inputs.overrides, inputs.paramsFiles, process.env.PIPE_KINDS_PATH ?? '']))
+    // The load bounds (PIPE_MAX_*) too: a pipeline loaded under raised limits is not valid under lower ones.
+    .update(JSON.stringify([inputs.file, inputs.overrides, inputs.paramsFiles, process.env.PIPE_KINDS_PATH ?? '', ...limitVars()]))
     .digest('hex')
     .slice(0, 32);
   return join(cacheDir(), `${h}.json`);
+}
+
+function limitVars(): string[] {
+  return Object.values(LIMIT_VARS).map((v) => process.env[v] ?? '');
 }
 
 function identity(path: string): string {
@@ -58,8 +72,8 @@ function identity(path: string): string {
  * A file changed in the last 2 s may change again within the same timestamp tick without its identity changing
  * (git's "racily clean" problem): pipelines read from such files are not cached.
  */
-function recentlyChanged(paths: Iterable<string>): boolean {
-  const limit = Date.now() - 2000;
+function recentlyChanged(paths: Iterable<string>, now: number): boolean {
+  const limit = now - 2000;
   for (const p of paths) {
     try {
       const st = statSync(p);
@@ -84,32 +98,188 @@ function codeFiles(): string[] {
 }
 
 export function readCachedPipeline(inputs: CacheInputs): { pipeline: Pipeline; warnings: unknown[] } | undefined {
-  let e: Entry;
+  let text: string;
+  let header: Header;
   try {
-    e = JSON.parse(readFileSync(entryPath(inputs), 'utf8')) as Entry;
+    text = readFileSync(entryPath(inputs), 'utf8');
+    header = JSON.parse(text.slice(0, text.indexOf('\n'))) as Header;
   } catch {
     return undefined;
   }
-  if (e.v !== VERSION) return undefined;
-  const expected = new Set([...inputs.manifests, ...codeFiles(), ...e.pipeline.sourceFiles]);
-  if (Object.keys(e.files).length !== expected.size) return undefined;
-  for (const f of expected) if (e.files[f] === undefined || e.files[f] !== identity(f)) return undefined;
-  for (const [p, was] of Object.entries(e.exists)) if (existsSync(p) !== was) return undefined;
-  return { pipeline: e.pipeline, warnings: e.warnings };
+  if (header.v !== VERSION) return undefined;
+  const sourceFiles = Object.keys(header.files);
+  const expected = new Set([...inputs.manifests, ...codeFiles()]);
+  for (const f of expected) if (header.files[f] === undefined) return undefined;
+  for (const f of sourceFiles) if (header.files[f] !== identity(f)) return undefined;
+  for (const [p, was] of Object.entries(header.exists)) if (existsSync(p) !== was) return undefined;
+  let body: Body;
+  try {
+    body = JSON.parse(text.slice(text.indexOf('\n') + 1)) as Body;
+  } catch {
+    return undefined;
+  }
+  // Every file the pipeline was read from is in the header: a new include changes the header's file set.
+  if (sourceFiles.length !== new Set([...expected, ...body.pipeline.sourceFiles]).size) return undefined;
+  return { pipeline: { ...body.pipeline, stages: unpackStages(body.stages) }, warnings: body.warnings };
 }
 
-export function writeCachedPipeline(inputs: CacheInputs, pipeline: Pipeline, warnings: unknown[], exists: Record<string, boolean>): void {
-  if (recentlyChanged(pipeline.sourceFiles)) return;
+/** `now`: the clock the racy window is measured against (tests move it instead of sleeping). */
+export function writeCachedPipeline(
+  inputs: CacheInputs,
+  pipeline: Pipeline,
+  warnings: unknown[],
+  exists: Record<string, boolean>,
+  now: number = Date.now(),
+): void {
+  if (recentlyChanged(pipeline.sourceFiles, now)) return;
   const files: Record<string, string> = {};
   for (const f of new Set([...inputs.manifests, ...codeFiles(), ...pipeline.sourceFiles])) files[f] = identity(f);
-  const entry: Entry = { v: VERSION, pipeline, warnings, files, exists };
+  const header: Header = { v: VERSION, files, exists };
   const path = entryPath(inputs);
+  const tmp = `${path}.tmp-${process.pid}`;
+  let fd: number | undefined;
   try {
     mkdirSync(dirname(path), { recursive: true });
-    const tmp = `${path}.tmp-${process.pid}`;
-    writeFileSync(tmp, JSON.stringify(entry));
+    fd = openSync(tmp, 'w');
+    writeBody(fd, `${JSON.stringify(header)}\n`, pipeline, warnings);
+    closeSync(fd);
+    fd = undefined;
     renameSync(tmp, path);
   } catch {
-    // A read-only home: no cache, just slower loads.
+    // A read-only home or a full disk: no cache, just slower loads.
+    if (fd !== undefined) closeSync(fd);
+    rmSync(tmp, { force: true });
   }
+}
+
+/**
+ * The body, written a megabyte at a time as the stages are packed: at 100,000 stages neither the packed stages nor
+ * one 30 MB JSON string exist at once.
+ */
+function writeBody(fd: number, head: string, pipeline: Pipeline, warnings: unknown[]): void {
+  let buffered: string[] = [head];
+  let size = head.length;
+  const put = (text: string) => {
+    buffered.push(text);
+    size += text.length;
+    if (size >= 1 << 20) {
+      writeSync(fd, buffered.join(''));
+      buffered = [];
+      size = 0;
+    }
+  };
+  const { stages, ...rest } = pipeline;
+  put(`{"pipeline":${JSON.stringify(rest)},"warnings":${JSON.stringify(warnings)},"stages":{"list":[`);
+  const packer = new StagePacker();
+  stages.forEach((st, i) => put(`${i ? ',' : ''}${JSON.stringify(packer.pack(st))}`));
+  put(`],"spans":${JSON.stringify(packer.spans)},"tables":${JSON.stringify(packer.tables)}}}`);
+  writeSync(fd, buffered.join(''));
+}
+
+/**
+ * Stages packed for the cache: the expanded stages of a matrix share their spans, deps, params, env, resources,
+ * SLURM options and retries (engine/dsl/shared.ts), and plain JSON would write — and read back — 100,000 copies of
+ * each. Packed, each distinct value is written once in a table and stages refer to it by index; unpacked, the
+ * stages share one object again. Fields not named here are kept as they are.
+ */
+interface PackedStages {
+  spans: SourceSpan[];
+  tables: Record<SharedField, unknown[]>;
+  list: Array<Record<string, unknown>>;
+}
+const SHARED_FIELDS = ['deps', 'params', 'env', 'resources', 'slurm', 'retries'] as const;
+type SharedField = (typeof SHARED_FIELDS)[number];
+
+class StagePacker {
+  readonly spans: SourceSpan[] = [];
+  readonly tables = Object.fromEntries(SHARED_FIELDS.map((f) => [f, []])) as unknown as Record<SharedField, unknown[]>;
+  private readonly spanIndex = new Map<SourceSpan, number>();
+  private readonly byObject = new Map<unknown, number>();
+  private readonly byJson = new Map<string, number>();
+
+  /** The previous stage's field names (joined) and its packed values that are numbers, strings or booleans. */
+  private prevKeys = '';
+  private prev = new Map<string, unknown>();
+
+  /**
+   * One stage, as a delta from the one before: `@` lists the field names when they change, and a field whose
+   * packed value is the same number, string or boolean as the previous stage's is left out (a matrix's instances
+   * differ only in name, item, command and outs).
+   */
+  pack(st: StageSpec): Record<string, unknown> {
+    const out: Record<string, unknown> = {};
+    const keys = Object.keys(st);
+    const joined = keys.join('\0');
+    if (joined !== this.prevKeys) {
+      out['@'] = keys;
+      this.prevKeys = joined;
+      this.prev.clear();
+    }
+    for (const k of keys) {
+      const v = (st as unknown as Record<string, unknown>)[k];
+      let packed: unknown;
+      if (k === 'span') packed = this.spanOf(v as SourceSpan);
+      else if (k === 'outs') packed = (v as OutSpec[]).map((o) => this.withSpan(o));
+      else if (k === 'deps') packed = this.shared('deps', v, (deps) => (deps as DepSpec[]).map((d) => this.withSpan(d)));
+      else if ((SHARED_FIELDS as readonly string[]).includes(k)) packed = this.shared(k as SharedField, v, (x) => x);
+      else packed = v;
+      const primitive = packed === null || typeof packed !== 'object';
+      if (primitive && this.prev.has(k) && this.prev.get(k) === packed) continue;
+      out[k] = packed;
+      if (primitive) this.prev.set(k, packed);
+      else this.prev.delete(k);
+    }
+    return out;
+  }
+
+  private spanOf(sp: SourceSpan | undefined): number {
+    if (!sp) return -1;
+    let i = this.spanIndex.get(sp);
+    if (i === undefined) this.spanIndex.set(sp, (i = this.spans.push(sp) - 1));
+    return i;
+  }
+
+  private withSpan(x: { span?: SourceSpan }): unknown {
+    return { ...x, span: this.spanOf(x.span) };
+  }
+
+  /** The table index of `value` (equal values, by identity or JSON, share one entry). */
+  private shared(field: SharedField, value: unknown, pack: (v: unknown) => unknown): number {
+    const known = this.byObject.get(value);
+    if (known !== undefined) return known;
+    const packed = pack(value);
+    const json = `${field}\0${JSON.stringify(packed)}`;
+    let i = this.byJson.get(json);
+    if (i === undefined) this.byJson.set(json, (i = this.tables[field].push(packed) - 1));
+    this.byObject.set(value, i);
+    return i;
+  }
+}
+
+function unpackStages(packed: PackedStages): StageSpec[] {
+  const { spans, tables } = packed;
+  const spanAt = (i: unknown) => (typeof i === 'number' && i >= 0 ? spans[i] : undefined);
+  const withSpan = <T extends { span?: SourceSpan }>(x: T): T => {
+    const sp = spanAt(x.span);
+    if (sp) x.span = sp;
+    else delete x.span;
+    return x;
+  };
+  for (const deps of tables.deps as DepSpec[][]) deps.forEach(withSpan);
+  let keys: string[] = [];
+  let prev: Record<string, unknown> = {};
+  return packed.list.map((p) => {
+    if (p['@']) keys = p['@'] as string[];
+    // Fields in their original order (one hidden class for all stages); a left-out field is the previous stage's.
+    const st: Record<string, unknown> = {};
+    for (const k of keys) {
+      if (!Object.prototype.hasOwnProperty.call(p, k)) st[k] = prev[k];
+      else if (k === 'span') st[k] = spanAt(p[k]);
+      else if (k === 'outs') st[k] = (p[k] as OutSpec[]).map(withSpan);
+      else if ((SHARED_FIELDS as readonly string[]).includes(k)) st[k] = tables[k as SharedField][p[k] as number];
+      else st[k] = p[k];
+    }
+    prev = st;
+    return st as unknown as StageSpec;
+  });
 }

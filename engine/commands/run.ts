@@ -3,9 +3,11 @@ import { workspaceLock } from '../../cache/lock.js';
 import { planStages, runStages } from '../run.js';
 import { openWorkspace, pipeDirOf } from '../workspace.js';
 import { ExitError, UsageError } from './errors.js';
+import { outputClosed } from './closed-output.js';
+import { interrupts, releaseLockOnExit } from './interrupts.js';
 import { matcher } from '../glob.js';
 import { loadAll, selectStages } from './load.js';
-import { executorChooser, machineFor, openOutput } from './session.js';
+import { executorChooser, machineFor, openOutput, summaryOutputs } from './session.js';
 import { printPlan } from './status.js';
 import { pipeVersion } from './version.js';
 
@@ -45,55 +47,41 @@ export async function runCommand(file: string, targets: string[], opts: RunComma
       workspace: ws,
       selected,
       force: isForced,
-      emit: opts.json ? (e) => process.stdout.write(`${JSON.stringify({ ...e, at: Date.now() })}\n`) : () => {},
+      emit: opts.json ? (e) => void (outputClosed.aborted || process.stdout.write(`${JSON.stringify({ ...e, at: Date.now() })}\n`)) : () => {},
       pipeVersion: pipeVersion(),
     });
     if (!opts.json) printPlan(decisions, { all: true, header: 'would' });
     return 0;
   }
 
-  const out = await openOutput(opts, true);
+  const out = await openOutput(opts, true, summaryOutputs(loaded.pipeline, selected));
   if (loaded.warnings.length > 0) out.bus.emit({ type: 'diagnostics', formatted: loaded.warnings, diagnostics: [] });
   const lock = workspaceLock(pipeDirOf(loaded.pipeline), `pipe run ${process.argv.slice(3).join(' ')}`.trim());
-  const controller = new AbortController();
-  let interrupts = 0;
-  const onSigint = (): void => {
-    interrupts += 1;
-    // A second Ctrl-C while children are being stopped: give up waiting.
-    if (interrupts > 1) process.exit(130);
-    controller.abort();
-  };
-  process.on('SIGINT', onSigint);
-  process.on('SIGTERM', onSigint);
-  let got: Awaited<ReturnType<typeof lock.acquire>>;
+  const stop = interrupts();
+  let got: Awaited<ReturnType<typeof lock.acquire>> | undefined;
+  let undoExitHook = (): void => {};
+  let executors: Awaited<ReturnType<typeof executorChooser>> | undefined;
   try {
     got = await lock.acquire({
       wait: opts.wait !== false,
-      signal: controller.signal,
+      signal: stop.cancel,
       onWait: (h) => process.stderr.write(`pipe: waiting for the workspace lock held by ${holderText(h)}\n`),
+    }).catch((e: unknown) => {
+      // Ctrl-C while waiting for the lock: nothing ran.
+      if (stop.cancel.aborted) return undefined;
+      throw e;
     });
-  } catch (e) {
-    // Ctrl-C while waiting for the lock: nothing ran.
-    if (controller.signal.aborted) {
-      process.off('SIGINT', onSigint);
-      process.off('SIGTERM', onSigint);
+    if (!got || (!got.ok && stop.cancel.aborted)) {
+      await out.close();
       return 130;
     }
-    throw e;
-  }
-  if (!got.ok && controller.signal.aborted) {
-    process.off('SIGINT', onSigint);
-    process.off('SIGTERM', onSigint);
-    await out.close();
-    return 130;
-  }
-  if (!got.ok) {
-    await out.close();
-    throw new ExitError(`pipe: the workspace ${loaded.pipeline.workdir} is locked by ${holderText(got.holder)}; not waiting (--no-wait)`, 1);
-  }
-  const executors = await executorChooser(loaded.pipeline, stages, ws.pipeDir);
-  try {
-    if (controller.signal.aborted) return 130;
+    if (!got.ok) {
+      await out.close();
+      throw new ExitError(`pipe: the workspace ${loaded.pipeline.workdir} is locked by ${holderText(got.holder)}; not waiting (--no-wait)`, 1);
+    }
+    undoExitHook = releaseLockOnExit(ws.pipeDir);
+    executors = await executorChooser(loaded.pipeline, stages, ws.pipeDir);
+    if (stop.cancel.aborted) return 130;
     const summary = await runStages({
       pipeline: loaded.pipeline,
       graph: loaded.graph,
@@ -104,17 +92,19 @@ export async function runCommand(file: string, targets: string[], opts: RunComma
       pipeVersion: pipeVersion(),
       machine,
       executorFor: executors.choose,
-      signal: controller.signal,
+      signal: stop.cancel,
+      kill: stop.kill,
       keepGoing: opts.keepGoing ?? false,
     });
     await out.close();
     if (summary.interrupted) return 130;
     return summary.ok ? 0 : 1;
   } finally {
-    await executors.close();
-    await got.release();
-    process.off('SIGINT', onSigint);
-    process.off('SIGTERM', onSigint);
+    // Every way out — success, failure, Ctrl-C, an error thrown by the engine — releases the lock.
+    await executors?.close();
+    if (got?.ok) await got.release();
+    undoExitHook();
+    stop.dispose();
   }
 }
 

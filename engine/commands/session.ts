@@ -3,7 +3,7 @@
  * executor chooser.
  */
 import { availableParallelism, totalmem } from 'node:os';
-import { join } from 'node:path';
+import { basename, join, relative } from 'node:path';
 import { EventBus, type PipeEvent } from '../events.js';
 import type { Executor } from '../executors/executor.js';
 import { LocalExecutor } from '../executors/local.js';
@@ -11,6 +11,7 @@ import { detectGpus, parseGpuList } from '../gpus.js';
 import type { Pipeline, StageSpec } from '../model.js';
 import { parseBytes, type Machine } from '../scheduler.js';
 import { jsonRenderer } from '../ui/json.js';
+import type { SummaryOutput } from '../ui/format.js';
 import { plainRenderer } from '../ui/plain.js';
 import { UsageError } from './errors.js';
 
@@ -24,8 +25,23 @@ export interface Output {
   close(): Promise<void>;
 }
 
-/** JSON lines with --json; listr2 on a terminal; plain lines in CI or when piped. */
-export async function openOutput(opts: OutputOptions, live: boolean): Promise<Output> {
+/**
+ * The main outputs of `settings.summary` that this run brings up to date (their stage is selected), labelled by
+ * file name without extension (`out/report.html` → "report") and shown relative to the current directory.
+ */
+export function summaryOutputs(pipeline: Pipeline, selected: ReadonlySet<string>, cwd = process.cwd()): SummaryOutput[] {
+  const out: SummaryOutput[] = [];
+  for (const path of pipeline.settings.summary ?? []) {
+    const stage = pipeline.stages.find((s) => selected.has(s.name) && s.outs.some((o) => o.path === path || (o.path.endsWith('/') && path.startsWith(o.path))));
+    if (!stage) continue;
+    const shown = relative(cwd, join(pipeline.workdir, path)) || path;
+    out.push({ label: basename(path.replace(/\/$/, '')).replace(/\.[^.]*$/, ''), path: shown, stage: stage.name });
+  }
+  return out;
+}
+
+/** JSON lines with --json; listr2 on a terminal; plain lines in CI or when piped. `outputs` close a run's summary. */
+export async function openOutput(opts: OutputOptions, live: boolean, outputs: readonly SummaryOutput[] = []): Promise<Output> {
   const bus = new EventBus();
   if (opts.json) {
     bus.subscribe(jsonRenderer());
@@ -34,11 +50,11 @@ export async function openOutput(opts: OutputOptions, live: boolean): Promise<Ou
   const ci = process.env.CI === 'true' || process.env.CI === '1';
   if (live && process.stderr.isTTY && !ci && !opts.verbose) {
     const { ttyRenderer } = await import('../ui/tty.js');
-    const r = await ttyRenderer();
+    const r = await ttyRenderer(outputs);
     bus.subscribe(r.listener);
     return { bus, close: () => r.close() };
   }
-  bus.subscribe(plainRenderer({ verbose: opts.verbose ?? false }));
+  bus.subscribe(plainRenderer({ verbose: opts.verbose ?? false, outputs }));
   return { bus, close: async () => {} };
 }
 

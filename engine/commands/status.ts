@@ -1,5 +1,5 @@
 /** `pipe status FILE`: which stages are stale, and why (nothing runs; exit 0). Also prints `--dry-run` plans. */
-import type { Decision } from '../plan.js';
+import { disagreementText, type Decision } from '../plan.js';
 import { planStages } from '../run.js';
 import { openWorkspace } from '../workspace.js';
 import { loadAll, selectStages } from './load.js';
@@ -24,7 +24,13 @@ export async function statusCommand(file: string, targets: string[], opts: Statu
     pipeVersion: pipeVersion(),
   });
   if (opts.json) {
-    const stages = [...decisions].map(([stage, d]) => ({ stage, action: d.action, reasons: d.reasons, key: d.info?.key ?? null }));
+    const stages = [...decisions].map(([stage, d]) => ({
+      stage,
+      action: d.action,
+      reasons: d.reasons,
+      key: d.info?.key ?? null,
+      ...(d.nondeterministic?.length ? { nondeterministic: d.nondeterministic } : {}),
+    }));
     process.stdout.write(`${JSON.stringify({ pipeline: loaded.pipeline.file, stages }, null, 2)}\n`);
   } else printPlan(decisions, { all: false, header: 'status' });
   return 0;
@@ -40,16 +46,22 @@ export function printPlan(decisions: Map<string, Decision>, opts: { all: boolean
   const words = WORDS[opts.header]!;
   const lines: string[] = [];
   let upToDate = 0;
+  let nondeterministic = 0;
   for (const [stage, d] of decisions) {
+    // A stage whose key gave different bytes on different runs is named whatever its state.
+    const nd = d.nondeterministic ?? [];
+    if (nd.length > 0) nondeterministic++;
     if (d.action === 'up-to-date') {
       upToDate++;
-      if (!opts.all || decisions.size > 50) continue;
+      if ((!opts.all || decisions.size > 50) && nd.length === 0) continue;
     }
-    lines.push(`${stage}: ${words[d.action]}`);
+    lines.push(`${stage}: ${words[d.action]}${nd.length > 0 ? ' (nondeterministic)' : ''}`);
     for (const r of d.reasons) lines.push(`    ${r}`);
+    for (const x of nd) lines.push(`    ${disagreementText(x)}`);
   }
   const stale = decisions.size - upToDate;
   if (stale === 0) lines.push(`All ${decisions.size} stage(s) are up to date.`);
   else lines.push(`${stale} of ${decisions.size} stage(s) ${opts.header === 'would' ? 'would change' : 'are stale'}; ${upToDate} up to date.`);
+  if (nondeterministic > 0) lines.push(`${nondeterministic} stage(s) produced different outputs from the same inputs (nondeterministic; see above).`);
   process.stdout.write(`${lines.join('\n')}\n`);
 }

@@ -8,6 +8,7 @@
  * everything, `q` quits, Ctrl-C interrupts. Exit: 0 after `q`, 130 after Ctrl-C/SIGTERM (the running cycle is
  * cancelled and the engine has removed every half-written output before the process exits).
  */
+import { outputClosed } from './closed-output.js';
 import type { Command } from 'commander';
 
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
@@ -85,12 +86,9 @@ export async function watchCommand(file: string, targets: string[], opts: WatchC
     void session.stop(reason).then(stopped, stopped);
   };
   const onSignal = (): void => stop('interrupt');
-  // A reader that went away (`pipe watch --json | head`): stop cleanly instead of dying on EPIPE.
-  const onOutError = (e: NodeJS.ErrnoException): void => {
-    if (e.code === 'EPIPE') stop('quit');
-  };
-  process.stdout.on('error', onOutError);
-  process.stderr.on('error', onOutError);
+  // A reader that went away (`pipe watch --json | head`): stop cleanly (the CLI exits 141).
+  const onOutputClosed = (): void => stop('quit');
+  outputClosed.addEventListener('abort', onOutputClosed, { once: true });
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   const stopKeys = listenForKeys({
@@ -104,8 +102,7 @@ export async function watchCommand(file: string, targets: string[], opts: WatchC
     await done;
   } finally {
     stopKeys();
-    process.stdout.off('error', onOutError);
-    process.stderr.off('error', onOutError);
+    outputClosed.removeEventListener('abort', onOutputClosed);
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     screen.close();

@@ -2,7 +2,7 @@
  * `pipe why FILE STAGE`: the field-by-field difference between the stage's current key fields and the nearest
  * earlier run of it (which param, which file, which env), plus the plan's verdict.
  */
-import { computeKey } from '../plan.js';
+import { computeKey, disagreementText } from '../plan.js';
 import { planStages } from '../run.js';
 import { nearest } from '../why.js';
 import { openWorkspace } from '../workspace.js';
@@ -45,6 +45,7 @@ export async function whyCommand(file: string, stageName: string, opts: WhyOptio
           changes: near?.changes ?? [],
           upstream: upstreamRuns,
           runs: history.length,
+          nondeterministic: d.nondeterministic ?? [],
         },
         null,
         2,
@@ -62,6 +63,7 @@ export async function whyCommand(file: string, stageName: string, opts: WhyOptio
     for (const c of near.changes) lines.push(`    ${c.message}`);
   }
   for (const r of d.reasons) if (!near?.changes.some((c) => c.message === r)) lines.push(`  ${r}`);
+  for (const x of d.nondeterministic ?? []) lines.push(`  ${disagreementText(x)}`);
   for (const u of upstreamRuns) {
     lines.push(`  upstream stage ${u.stage} ${u.action === 'run' ? 'will re-run' : 'will be restored'}: the deps above are its current outputs`);
   }

@@ -62,6 +62,21 @@ const ansi = {
   dim: (s: string) => `\x1b[2m${s}\x1b[0m`,
 };
 
+/**
+ * A source line longer than a screen (minified YAML, a 4,000-deep `[[[[`) shown as a window around the column, `…`
+ * marking what was cut; the column (and end column) move with it.
+ */
+function clipLine(text: string, col: number, endCol: number | undefined): { text: string; col: number; endCol: number | undefined } {
+  const WIDTH = 160;
+  if (text.length <= WIDTH) return { text, col, endCol };
+  const start = Math.max(0, Math.min(col - 1 - 60, text.length - WIDTH));
+  const end = Math.min(text.length, start + WIDTH);
+  const lead = start > 0 ? '…' : '';
+  const shift = start - lead.length;
+  const clippedEnd = endCol === undefined ? undefined : Math.min(endCol, end + 1) - shift;
+  return { text: `${lead}${text.slice(start, end)}${end < text.length ? '…' : ''}`, col: col - shift, endCol: clippedEnd };
+}
+
 /** Tabs would misalign the marker: expand them to the same width on both lines. */
 function expandTabs(s: string): string {
   return s.replace(/\t/g, '  ');
@@ -82,17 +97,18 @@ export function formatDiagnostic(d: Diagnostic, opts: { color?: boolean } = {}):
   if (d.field) ctx.push(`field \`${d.field}\``);
   const head = `${c.bold(where)}${sev}: ${ctx.length ? ctx.join(', ') + ': ' : ''}${d.message}`;
   if (!d.span) return head;
-  const text = sourceLine(d.span.file, d.span.line);
-  if (text === undefined) return head;
+  const full = sourceLine(d.span.file, d.span.line);
+  if (full === undefined) return head;
+  const { text, col, endCol } = clipLine(full, d.span.col, d.span.endLine === d.span.line ? d.span.endCol : undefined);
   const lineNo = String(d.span.line);
   const gutter = ' '.repeat(lineNo.length);
-  const before = expandTabs(text.slice(0, d.span.col - 1));
+  const before = expandTabs(text.slice(0, col - 1));
   // The marker covers the span on its first line (at least one column).
   let width = 1;
-  if (d.span.endLine === d.span.line && d.span.endCol !== undefined && d.span.endCol > d.span.col) {
-    width = expandTabs(text.slice(d.span.col - 1, d.span.endCol - 1)).length;
+  if (endCol !== undefined && endCol > col) {
+    width = expandTabs(text.slice(col - 1, endCol - 1)).length;
   } else if (d.span.endLine !== undefined && d.span.endLine > d.span.line) {
-    width = Math.max(1, expandTabs(text.slice(d.span.col - 1)).trimEnd().length);
+    width = Math.max(1, expandTabs(text.slice(col - 1)).trimEnd().length);
   }
   const marker = '^' + '~'.repeat(Math.max(0, width - 1));
   return [

@@ -9,6 +9,7 @@
  * the `yaml` package, which gives the real message. A test checks both parsers build the same tree.
  */
 import { Loc, type SourceFile, type YMap, type YNode, type YScalar, type ScalarValue } from './load.js';
+import { protectExprs, unprotectExprs } from './protect.js';
 
 class Unsupported extends Error {}
 const bail = (): never => {
@@ -38,16 +39,26 @@ const SP = 32;
 const NL = 10;
 
 class FastParser {
+  /** The text as parsed: `${...}` protected (protect.ts), the same text the yaml package path parses. */
   private readonly t: string;
+  /** The text as written, for `raw`. */
+  private readonly orig: string;
+  /** Whether any `${...}` was protected (then values and keys are mapped back). */
+  private readonly prot: boolean;
   /** Offsets where each line starts. */
   readonly lineStarts: number[] = [0];
   /** Per line: indentation (spaces), and whether it is blank or a comment only. */
   private readonly indents: number[] = [];
   private readonly blank: boolean[] = [];
 
-  constructor(private readonly src: SourceFile) {
-    const t = (this.t = src.text);
-    if (t.includes('\r') || t.charCodeAt(0) === 0xfeff) bail();
+  constructor(
+    private readonly src: SourceFile,
+    private readonly maxDepth: number,
+  ) {
+    this.orig = src.text;
+    const t = (this.t = protectExprs(src.text));
+    this.prot = t !== this.orig;
+    if (t.includes('\r') || t.includes('\uFEFF')) bail();
     for (let i = t.indexOf('\n'); i >= 0; i = t.indexOf('\n', i + 1)) this.lineStarts.push(i + 1);
     for (let l = 0; l < this.lineStarts.length; l++) {
       const s = this.lineStarts[l]!;
@@ -55,13 +66,9 @@ class FastParser {
       while (t.charCodeAt(i) === SP) i++;
       const ch = t[i];
       const isBlank = i >= t.length || ch === '\n' || ch === '#';
-      if (ch === '\t' && !isBlank) {
-        // A tab after the indentation is allowed only when the rest is blank.
-        let j = i;
-        while (t[j] === '\t' || t[j] === ' ') j++;
-        if (!(j >= t.length || t[j] === '\n' || t[j] === '#')) bail();
-        this.blank.push(true);
-      } else this.blank.push(isBlank);
+      // A tab where indentation could be read: the yaml package's rules for it are subtle, leave it to them.
+      if (ch === '\t') bail();
+      this.blank.push(isBlank);
       this.indents.push(i - s);
       if (i - s === 0 && (t.startsWith('---', s) || t.startsWith('...', s) || ch === '%')) bail();
     }
@@ -100,21 +107,20 @@ class FastParser {
   parseDocument(): YNode | undefined {
     const first = this.nextContentLine(0);
     if (first >= this.lineStarts.length) return undefined;
-    const { node, line } = this.blockNode(this.contentStart(first), this.indents[first]!, -1);
+    const { node, line } = this.blockNode(this.contentStart(first), this.indents[first]!, -1, 1);
     if (this.nextContentLine(line + 1) < this.lineStarts.length) bail();
     return node;
   }
 
   /**
-   * A block node starting at offset `p` (column `col`), inside a parent with indentation `parentIndent`.
-   * Returns the node and the last line it occupies.
+   * A block node starting at offset `p` (column `col`), inside a parent with indentation `parentIndent`; a
+   * collection there would be nested `depth` deep. Returns the node and the last line it occupies.
    */
-  private blockNode(p: number, col: number, parentIndent: number): { node: YNode; line: number } {
+  private blockNode(p: number, col: number, parentIndent: number, depth: number): { node: YNode; line: number } {
     const t = this.t;
-    if (t[p] === '-' && (t[p + 1] === ' ' || t[p + 1] === '\n' || p + 1 >= t.length)) return this.blockSeq(p, col);
-    if (this.keyEnd(p) >= 0) return this.blockMap(p, col);
-    const r = this.inlineValue(p, parentIndent);
-    return r;
+    if (t[p] === '-' && this.spaceOrEnd(p + 1)) return this.blockSeq(p, col, depth);
+    if (this.keyEnd(p) >= 0) return this.blockMap(p, col, depth);
+    return this.inlineValue(p, parentIndent, depth);
   }
 
   /**
@@ -127,23 +133,21 @@ class FastParser {
       const q = this.quoted(p);
       let i = q.end;
       while (t.charCodeAt(i) === SP) i++;
-      return t[i] === ':' && (t[i + 1] === ' ' || t[i + 1] === '\n' || i + 1 >= t.length) ? i : -1;
+      return t[i] === ':' && this.spaceOrEnd(i + 1) ? i : -1;
     }
     if (c === undefined || '[]{},#&*!|>%@`?'.includes(c)) return -1;
-    if (c === '-' && (t[p + 1] === ' ' || t[p + 1] === '\n')) return -1;
+    if (c === '-' && this.spaceOrEnd(p + 1)) return -1;
     for (let i = p; i < t.length; i++) {
       const ch = t.charCodeAt(i);
       if (ch === NL) return -1;
-      if (ch === 58 /* : */) {
-        const n = t[i + 1];
-        if (n === ' ' || n === '\n' || i + 1 >= t.length) return i;
-      } else if (ch === 35 /* # */ && (t[i - 1] === ' ' || t[i - 1] === '\t')) return -1;
+      if (ch === 58 /* : */ && this.spaceOrEnd(i + 1)) return i; else if (ch === 35 /* # */ && (t[i - 1] === ' ' || t[i - 1] === '\t')) return -1;
     }
     return -1;
   }
 
-  private blockMap(start: number, indent: number): { node: YMap; line: number } {
+  private blockMap(start: number, indent: number, depth: number): { node: YMap; line: number } {
     const t = this.t;
+    if (depth > this.maxDepth) bail(); // too deep: the yaml package path reports it, with its position
     const map: YMap = { t: 'map', entries: [], byKey: new Map(), loc: this.loc(start, start) };
     let p = start;
     let line = this.lineOf(start);
@@ -154,27 +158,29 @@ class FastParser {
       let keyLoc: Loc;
       if (t[p] === '"' || t[p] === "'") {
         const q = this.quoted(p);
-        key = q.value;
+        key = this.str(q.value);
         keyLoc = this.loc(p, q.end);
       } else {
         let e = colon;
         while (e > p && (t[e - 1] === ' ' || t[e - 1] === '\t')) e--;
         const raw = t.slice(p, e);
         if (raw === '<<') bail(); // merge keys need aliases: the slow path handles them
-        key = String(resolvePlain(raw));
+        if (raw === '') bail(); // `: value`, an empty key
+        key = this.str(String(resolvePlain(raw)));
         keyLoc = this.loc(p, e);
       }
       if (map.byKey.has(key)) bail(); // duplicate key: let the yaml package report it
       let v = colon + 1;
       while (t.charCodeAt(v) === SP) v++;
+      if (t[v] === '\t') bail(); // tabs as separation: the yaml package's rules are subtle
       let value: YNode;
       if (v >= t.length || t[v] === '\n' || t[v] === '#') {
         // The value is on the next lines (more indented, or a sequence at the same indent), or null.
         const next = this.nextContentLine(line + 1);
         const ni = this.indents[next];
         const cs = next < this.lineStarts.length ? this.contentStart(next) : -1;
-        if (ni !== undefined && (ni > indent || (ni === indent && t[cs] === '-' && (t[cs + 1] === ' ' || t[cs + 1] === '\n' || cs + 1 >= t.length)))) {
-          const r = this.blockNode(cs, ni, indent);
+        if (ni !== undefined && (ni > indent || (ni === indent && t[cs] === '-' && this.spaceOrEnd(cs + 1)))) {
+          const r = this.blockNode(cs, ni, indent, depth + 1);
           value = r.node;
           line = r.line;
         } else {
@@ -183,7 +189,7 @@ class FastParser {
           value = this.nullAt(end);
         }
       } else {
-        const r = this.inlineValue(v, indent);
+        const r = this.inlineValue(v, indent, depth + 1);
         value = r.node;
         line = r.line;
       }
@@ -199,21 +205,23 @@ class FastParser {
     return { node: map, line };
   }
 
-  private blockSeq(start: number, indent: number): { node: YNode; line: number } {
+  private blockSeq(start: number, indent: number, depth: number): { node: YNode; line: number } {
     const t = this.t;
+    if (depth > this.maxDepth) bail();
     const seq: YNode = { t: 'seq', items: [], loc: this.loc(start, start) };
     let p = start;
     let line = this.lineOf(start);
     for (;;) {
-      if (!(t[p] === '-' && (t[p + 1] === ' ' || t[p + 1] === '\n' || p + 1 >= t.length))) bail();
+      if (!(t[p] === '-' && this.spaceOrEnd(p + 1))) bail();
       let v = p + 1;
       while (t.charCodeAt(v) === SP) v++;
+      if (t[v] === '\t') bail();
       let item: YNode;
       if (v >= t.length || t[v] === '\n' || t[v] === '#') {
         const next = this.nextContentLine(line + 1);
         const ni = this.indents[next];
         if (ni !== undefined && ni > indent) {
-          const r = this.blockNode(this.contentStart(next), ni, indent);
+          const r = this.blockNode(this.contentStart(next), ni, indent, depth + 1);
           item = r.node;
           line = r.line;
         } else {
@@ -223,7 +231,7 @@ class FastParser {
       } else {
         // Compact forms: `- key: value` (a mapping at this column) or `- - x` (a nested sequence).
         const col = v - this.lineStarts[line]!;
-        const r = this.blockNode(v, col, indent);
+        const r = this.blockNode(v, col, indent, depth + 1);
         item = r.node;
         line = r.line;
       }
@@ -233,10 +241,27 @@ class FastParser {
       if (this.indents[next]! > indent) bail();
       p = this.contentStart(next);
       // `key:\n- a\n- b\nother: 1`: a sequence at its parent key's indentation ends at the next key.
-      if (!(t[p] === '-' && (t[p + 1] === ' ' || t[p + 1] === '\n' || p + 1 >= t.length))) break;
+      if (!(t[p] === '-' && this.spaceOrEnd(p + 1))) break;
       line = next;
     }
     return { node: seq, line };
+  }
+
+  /** A space, tab, line end or the end of the text at `i`: what makes `-`, `?` and `:` indicators. */
+  private spaceOrEnd(i: number): boolean {
+    const c = this.t[i];
+    return c === undefined || c === ' ' || c === '\n' || c === '\t';
+  }
+
+  /** A string as written: `${...}` protection undone. */
+  private str(s: string): string {
+    return this.prot ? unprotectExprs(s) : s;
+  }
+
+  /** A scalar node over [start, end): its raw text as written, a string value unprotected. */
+  private scalar(value: ScalarValue, start: number, end: number): YScalar {
+    const v = typeof value === 'string' ? this.str(value) : value;
+    return { t: 'scalar', value: v, loc: this.loc(start, end), raw: this.orig.slice(start, end) };
   }
 
   private nullAt(offset: number): YScalar {
@@ -244,34 +269,35 @@ class FastParser {
   }
 
   /** A value that starts on this line: flow collection, quoted or plain scalar. Nothing may follow but a comment. */
-  private inlineValue(p: number, parentIndent: number): { node: YNode; line: number } {
+  private inlineValue(p: number, parentIndent: number, depth: number): { node: YNode; line: number } {
     const t = this.t;
     const c = t[p]!;
     let node: YNode;
     let end: number;
     if (c === '[' || c === '{') {
-      const r = this.flow(p, parentIndent);
+      const r = this.flow(p, parentIndent, depth);
       node = r.node;
       end = r.end;
     } else if (c === '"' || c === "'") {
       const q = this.quoted(p);
-      node = { t: 'scalar', value: q.value, loc: this.loc(p, q.end), raw: t.slice(p, q.end) };
+      node = this.scalar(q.value, p, q.end);
       end = q.end;
     } else if (c === '|' || c === '>') {
       return this.blockScalar(p, parentIndent);
     } else {
-      if ('&*!|>%@`'.includes(c)) bail();
-      if ((c === '-' || c === '?' || c === ':') && (t[p + 1] === ' ' || t[p + 1] === '\n')) bail();
+      // Indicators cannot start a plain scalar (`-`, `?`, `:` only when a non-space follows).
+      if ('&*!|>%@`,]}#'.includes(c)) bail();
+      if ((c === '-' || c === '?' || c === ':') && this.spaceOrEnd(p + 1)) bail();
       let e = p;
       for (; e < t.length; e++) {
         const ch = t.charCodeAt(e);
         if (ch === NL) break;
         if (ch === 35 /* # */ && (t[e - 1] === ' ' || t[e - 1] === '\t')) break;
-        if (ch === 58 /* : */ && (t[e + 1] === ' ' || t[e + 1] === '\n' || t[e + 1] === '\t')) bail();
+        // `a: x: y` or `a: x:` (a mapping in a compact value): the yaml package rejects it.
+        if (ch === 58 /* : */ && this.spaceOrEnd(e + 1)) bail();
       }
       while (e > p && (t[e - 1] === ' ' || t[e - 1] === '\t')) e--;
-      const raw = t.slice(p, e);
-      node = { t: 'scalar', value: resolvePlain(raw), loc: this.loc(p, e), raw };
+      node = this.scalar(resolvePlain(t.slice(p, e)), p, e);
       end = e;
       // A continuation line (more indented than the parent) would make a multi-line plain scalar.
       const line = this.lineOf(p);
@@ -330,6 +356,7 @@ class FastParser {
         lines.push('');
         continue;
       }
+      if (t[s0 + this.indents[l]!] === '\t') bail(); // a tab where the block's indentation is expected
       if (this.indents[l]! < indent) break;
       const text = t.slice(s0 + indent, e0);
       if (folded && (text[0] === ' ' || text[0] === '\t')) bail();
@@ -338,6 +365,8 @@ class FastParser {
     }
     // The last content line must end with a newline, and a last line at EOF must not be empty-without-newline.
     if (this.lineStarts[lastContent + 1] === undefined) bail();
+    // Trailing lines that run to the end of a text without a final newline: leave the chomping to the package.
+    if (l >= nLines && !t.endsWith('\n')) bail();
     const content = lines.slice(0, lastContent - header);
     const trailing = lines.length - content.length - (l >= nLines && t.endsWith('\n') ? 1 : 0);
     let body: string;
@@ -364,7 +393,7 @@ class FastParser {
       const stop = lastContent + 1 + trailing;
       end = this.lineStarts[stop] ?? t.length;
     }
-    const node: YScalar = { t: 'scalar', value, loc: this.loc(p, end), raw: t.slice(p, end) };
+    const node = this.scalar(value, p, end);
     return { node, line: lastContent };
   }
 
@@ -430,14 +459,15 @@ class FastParser {
     }
   }
 
-  private flow(p: number, parentIndent: number): { node: YNode; end: number } {
+  private flow(p: number, parentIndent: number, depth: number): { node: YNode; end: number } {
     const t = this.t;
+    if (depth > this.maxDepth) bail();
     const close = t[p] === '[' ? ']' : '}';
     let i = this.flowSpace(p + 1, parentIndent);
     if (close === ']') {
       const seq: YNode = { t: 'seq', items: [], loc: this.loc(p, p) };
       while (t[i] !== ']') {
-        const r = this.flowValue(i, parentIndent);
+        const r = this.flowValue(i, parentIndent, depth + 1);
         if (r.node.t === 'scalar' && t[this.flowSpace(r.end, parentIndent)] === ':') bail(); // `[a: b]` pairs
         seq.items.push(r.node);
         i = this.flowSpace(r.end, parentIndent);
@@ -449,7 +479,7 @@ class FastParser {
     }
     const map: YMap = { t: 'map', entries: [], byKey: new Map(), loc: this.loc(p, p) };
     while (t[i] !== '}') {
-      const k = this.flowValue(i, parentIndent, true);
+      const k = this.flowValue(i, parentIndent, depth + 1, true);
       if (k.node.t !== 'scalar') bail();
       const keyNode = k.node as YScalar;
       const key = String(keyNode.value);
@@ -458,7 +488,7 @@ class FastParser {
       if (t[i] !== ':') bail();
       i = this.flowSpace(i + 1, parentIndent);
       if (t[i] === ',' || t[i] === '}') bail(); // `{a: }`: leave to the yaml package
-      const v = this.flowValue(i, parentIndent);
+      const v = this.flowValue(i, parentIndent, depth + 1);
       const entry = { key, keyLoc: keyNode.loc, value: v.node };
       map.entries.push(entry);
       map.byKey.set(key, entry);
@@ -470,36 +500,28 @@ class FastParser {
     return { node: map, end: i + 1 };
   }
 
-  /** A value inside a flow collection. Plain scalars stop at `,[]{}`, `: ` and comments; `${...}` is one unit. */
-  private flowValue(i: number, parentIndent: number, isKey = false): { node: YNode; end: number } {
+  /** A value inside a flow collection. Plain scalars stop at `,[]{}`, `: ` and comments (`${...}` is protected). */
+  private flowValue(i: number, parentIndent: number, depth: number, isKey = false): { node: YNode; end: number } {
     const t = this.t;
     const c = t[i];
     if (c === undefined) bail();
     if (c === '[' || c === '{') {
       if (isKey) bail();
-      return this.flow(i, parentIndent);
+      return this.flow(i, parentIndent, depth);
     }
     if (c === '"' || c === "'") {
       const q = this.quoted(i);
-      return { node: { t: 'scalar', value: q.value, loc: this.loc(i, q.end), raw: t.slice(i, q.end) }, end: q.end };
+      return { node: this.scalar(q.value, i, q.end), end: q.end };
     }
     if ('&*!|>%@`#,]}'.includes(c!)) bail();
-    if ((c === '-' || c === '?' || c === ':') && (t[i + 1] === ' ' || t[i + 1] === '\n')) bail();
+    // In flow context `-`, `?`, `:` start a plain scalar only before a character that is neither space nor flow syntax.
+    if ((c === '-' || c === '?' || c === ':') && (this.spaceOrEnd(i + 1) || ',[]{}'.includes(t[i + 1]!))) bail();
     let e = i;
     for (; e < t.length; e++) {
       const ch = t[e]!;
-      if (ch === '$' && t[e + 1] === '{') {
-        const close = t.indexOf('}', e + 2);
-        const nl = t.indexOf('\n', e + 2);
-        const open = t.indexOf('{', e + 2);
-        if (close > 0 && (nl < 0 || close < nl) && (open < 0 || open > close)) {
-          e = close;
-          continue;
-        }
-      }
       if (ch === '\n') break;
       if (ch === ',' || ch === '[' || ch === ']' || ch === '{' || ch === '}') break;
-      if (ch === ':' && (t[e + 1] === ' ' || t[e + 1] === '\n' || t[e + 1] === ',' || t[e + 1] === ']' || t[e + 1] === '}')) break;
+      if (ch === ':' && (this.spaceOrEnd(e + 1) || t[e + 1] === ',' || t[e + 1] === ']' || t[e + 1] === '}')) break;
       if (ch === '#' && (t[e - 1] === ' ' || t[e - 1] === '\t')) break;
     }
     let end = e;
@@ -510,8 +532,7 @@ class FastParser {
       if (!',]}:'.includes(t[j] ?? '')) bail();
     }
     if (t[e] === '[' || t[e] === '{') bail();
-    const raw = t.slice(i, end);
-    return { node: { t: 'scalar', value: resolvePlain(raw), loc: this.loc(i, end), raw }, end };
+    return { node: this.scalar(resolvePlain(t.slice(i, end)), i, end), end };
   }
 }
 
@@ -519,9 +540,9 @@ class FastParser {
  * Parse with the fast subset parser. Returns undefined (and leaves `src.lines` untouched) when the text is
  * outside the subset; the caller then uses the `yaml` package.
  */
-export function fastParse(src: SourceFile): { root: YNode | undefined } | undefined {
+export function fastParse(src: SourceFile, maxDepth = Infinity): { root: YNode | undefined } | undefined {
   try {
-    const p = new FastParser(src);
+    const p = new FastParser(src, maxDepth);
     const root = p.parseDocument();
     for (const s of p.lineStarts) src.lines.addNewLine(s);
     return { root };

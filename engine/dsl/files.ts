@@ -2,9 +2,11 @@
  * Reading the files a pipeline is made of: the main YAML, its `include:` fragments (recursively, relative to the
  * including file), and params files. This is the only part of the DSL that touches the disk.
  */
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, constants, existsSync, fstatSync, openSync, readdirSync, readSync, statSync, type Stats } from 'node:fs';
 import path from 'node:path';
-import { DiagnosticBag, displayPath } from './diagnostics.js';
+import type { SourceSpan } from '../model.js';
+import { DiagnosticBag, displayPath, registerSource } from './diagnostics.js';
+import { DEFAULT_LIMITS, formatBytes, LIMIT_VARS, raiseHint, type Limits } from './limits.js';
 import type { StageDecl } from './expand.js';
 import { checkKeys } from './shape.js';
 import { nodeTypeName, parseYaml, toPlain, type Loc, type YEntry, type YMap, type YNode } from './load.js';
@@ -18,24 +20,131 @@ export interface Unit {
   main: boolean;
 }
 
-export function readText(file: string): { text: string } | { error: string } {
+export type ReadResult = { text: string } | { error: string; span?: SourceSpan };
+
+/**
+ * A pipeline, include or params file as text: a regular file only (a FIFO, device or directory is refused without
+ * blocking on it), at most `maxBytes` (the file's size is checked first and the read stops one byte past the limit,
+ * so `/dev/zero`-like files cannot fill memory), and valid UTF-8 (an invalid byte is an error at its line and
+ * column, never silently replaced by U+FFFD).
+ */
+export function readText(file: string, maxBytes: number = DEFAULT_LIMITS.fileBytes): ReadResult {
+  let fd: number;
   try {
-    return { text: readFileSync(file, 'utf8') };
+    // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever.
+    fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : (e as Error).message;
-    return { error: `cannot read ${displayPath(file)}: ${why}` };
+    return { error: cannotRead(file, e) };
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) {
+      return { error: `cannot read ${displayPath(file)}: it is ${fileKind(st)}; pipeline, include and params files must be regular files` };
+    }
+    if (st.size > maxBytes) return { error: tooBig(file, `is ${formatBytes(st.size)}, over`, maxBytes) };
+    const bytes = readAtMost(fd, maxBytes + 1, st.size);
+    if (bytes.length > maxBytes) return { error: tooBig(file, 'grew while it was read, past', maxBytes) };
+    return decodeUtf8(file, bytes);
+  } catch (e) {
+    return { error: cannotRead(file, e) };
+  } finally {
+    closeSync(fd);
   }
 }
 
+function cannotRead(file: string, e: unknown): string {
+  const code = (e as NodeJS.ErrnoException).code;
+  const why =
+    code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : code === 'EACCES' ? 'permission denied' : (e as Error).message;
+  return `cannot read ${displayPath(file)}: ${why}`;
+}
+
+function tooBig(file: string, what: string, maxBytes: number): string {
+  return (
+    `${displayPath(file)} ${what} the limit of ${formatBytes(maxBytes)} for one pipeline, include or params file ` +
+    `(${raiseHint('fileBytes')}, e.g. ${LIMIT_VARS.fileBytes}=256M)`
+  );
+}
+
+function fileKind(st: Stats): string {
+  if (st.isDirectory()) return 'a directory';
+  if (st.isFIFO()) return 'a FIFO (named pipe)';
+  if (st.isCharacterDevice()) return 'a character device';
+  if (st.isBlockDevice()) return 'a block device';
+  if (st.isSocket()) return 'a socket';
+  return 'not a regular file';
+}
+
+/** Up to `limit` bytes of an open file; `sizeHint` (its stat size) sizes the first read. */
+function readAtMost(fd: number, limit: number, sizeHint: number): Buffer {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  let want = Math.min(limit, Math.max(sizeHint + 1, 64 * 1024));
+  while (total < limit) {
+    const buf = Buffer.allocUnsafe(Math.min(want, limit - total));
+    const n = readSync(fd, buf, 0, buf.length, null);
+    if (n === 0) break;
+    chunks.push(n === buf.length ? buf : buf.subarray(0, n));
+    total += n;
+    want = Math.min(want * 2, 16 * 1024 * 1024);
+  }
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total);
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+function decodeUtf8(file: string, bytes: Buffer): ReadResult {
+  try {
+    return { text: utf8.decode(bytes) };
+  } catch {
+    const at = firstInvalidUtf8(bytes);
+    const lineStart = bytes.lastIndexOf(0x0a, at - 1) + 1;
+    let line = 1;
+    for (let i = bytes.indexOf(0x0a); i >= 0 && i < at; i = bytes.indexOf(0x0a, i + 1)) line++;
+    const col = utf8.decode(bytes.subarray(lineStart, at)).length + 1;
+    // The text with replacement characters, only so the diagnostic can show the line.
+    registerSource(file, bytes.toString('utf8'));
+    const byte = bytes[at]!.toString(16).padStart(2, '0');
+    return {
+      error:
+        `not valid UTF-8: byte 0x${byte} at byte offset ${at} does not belong to a UTF-8 character; pipeline, include and ` +
+        'params files must be UTF-8 text (pipe neither guesses encodings nor replaces bytes)',
+      span: { file, line, col, endLine: line, endCol: col + 1 },
+    };
+  }
+}
+
+/** Offset of the first byte that is not part of a well-formed UTF-8 sequence (RFC 3629), or -1. */
+export function firstInvalidUtf8(b: Uint8Array): number {
+  let i = 0;
+  while (i < b.length) {
+    const c = b[i]!;
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
+    const n = c >= 0xc2 && c <= 0xdf ? 1 : c >= 0xe0 && c <= 0xef ? 2 : c >= 0xf0 && c <= 0xf4 ? 3 : 0;
+    if (n === 0 || i + n >= b.length) return i; // not a lead byte, or a sequence cut off by the end of the file
+    const c1 = b[i + 1]!;
+    // Overlong forms, UTF-16 surrogates and code points past U+10FFFF are excluded by the second byte's range.
+    const lo = c === 0xe0 ? 0xa0 : c === 0xf0 ? 0x90 : 0x80;
+    const hi = c === 0xed ? 0x9f : c === 0xf4 ? 0x8f : 0xbf;
+    if (c1 < lo || c1 > hi) return i;
+    for (let k = 2; k <= n; k++) if ((b[i + k]! & 0xc0) !== 0x80) return i;
+    i += n + 1;
+  }
+  return -1;
+}
+
 /** Parse one YAML file into a mapping; problems go to the bag. */
-export function readYamlMap(file: string, bag: DiagnosticBag, from?: Loc): YMap | undefined {
-  const r = readText(file);
+export function readYamlMap(file: string, bag: DiagnosticBag, limits: Limits, from?: Loc, flag?: string): YMap | undefined {
+  const r = readText(file, limits.fileBytes);
   if ('error' in r) {
-    bag.error(r.error, from?.span);
+    // Named by where it came from: the `include:`/`params_files:` entry, or the command-line flag.
+    bag.error(flag && !r.span ? `\`${flag}\`: ${r.error}` : r.error, r.span ?? from?.span);
     return undefined;
   }
-  const parsed = parseYaml(file, r.text);
+  const parsed = parseYaml(file, r.text, { maxDepth: limits.yamlDepth });
   for (const d of parsed.diagnostics) bag.add(d);
   if (!parsed.root) return undefined;
   if (parsed.root.t !== 'map') {
@@ -49,7 +158,7 @@ export function readYamlMap(file: string, bag: DiagnosticBag, from?: Loc): YMap 
  * The main file and its fragments, fragments first (depth-first, each after its own includes), main last: the
  * order in which params and vars are merged, so the including file wins.
  */
-export function readUnits(mainFile: string, root: YMap, bag: DiagnosticBag, globDirs: Set<string> = new Set()): Unit[] {
+export function readUnits(mainFile: string, root: YMap, bag: DiagnosticBag, limits: Limits, globDirs: Set<string> = new Set()): Unit[] {
   const units: Unit[] = [];
   const seen = new Set<string>([mainFile]);
   const visit = (file: string, r: YMap, main: boolean, stack: string[]) => {
@@ -77,7 +186,7 @@ export function readUnits(mainFile: string, root: YMap, bag: DiagnosticBag, glob
           }
           if (seen.has(target)) continue; // already included elsewhere (a diamond): read once
           seen.add(target);
-          const fr = readYamlMap(target, bag, it.loc);
+          const fr = readYamlMap(target, bag, limits, it.loc);
           if (!fr) continue;
           const hint: Record<string, string> = {};
           for (const k of Object.keys(TOP_KEYS)) if (!(k in FRAGMENT_KEYS)) hint[k] = ` (\`${k}:\` is only allowed in the main pipeline file)`;
@@ -167,8 +276,8 @@ export function section(u: Unit, key: string, bag: DiagnosticBag): YEntry | unde
 }
 
 /** A params file (YAML or JSON) as a plain mapping. */
-export function readParamsFile(file: string, bag: DiagnosticBag, from?: Loc): Record<string, unknown> | undefined {
-  const m = readYamlMap(file, bag, from);
+export function readParamsFile(file: string, bag: DiagnosticBag, limits: Limits, from?: Loc, flag?: string): Record<string, unknown> | undefined {
+  const m = readYamlMap(file, bag, limits, from, flag);
   return m ? (toPlain(m) as Record<string, unknown>) : undefined;
 }
 

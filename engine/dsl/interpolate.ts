@@ -229,11 +229,14 @@ export function interpolateScalar(n: YScalar, scope: Scope, sink: Sink, field: s
     const r = resolveExpr(t.parts[0] as Expr, scope, sink, n, field);
     return r.ok ? r.value : undefined;
   }
-  let out = '';
+  // Pieces joined once: one flat string. (`+=` would leave a chain of rope nodes per value, and these strings —
+  // commands and paths of every expanded stage — live as long as the pipeline.)
+  const pieces = new Array<string>(t.parts.length);
   let failed = false;
-  for (const p of t.parts) {
+  for (let i = 0; i < t.parts.length; i++) {
+    const p = t.parts[i]!;
     if (typeof p === 'string') {
-      out += p;
+      pieces[i] = p;
       continue;
     }
     const r = resolveExpr(p, scope, sink, n, field);
@@ -241,16 +244,16 @@ export function interpolateScalar(n: YScalar, scope: Scope, sink: Sink, field: s
       failed = true;
       continue;
     }
-    out += shell ? shellWords(r.value) : stringify(r.value);
+    pieces[i] = shell ? shellWords(r.value) : stringify(r.value);
   }
-  return failed ? undefined : out;
+  return failed ? undefined : pieces.length === 1 ? pieces[0] : pieces.join('');
 }
 
-/** Interpolate a whole subtree into plain JS. Mapping keys are not interpolated. */
+/** Interpolate a whole subtree into plain JS (mappings without a prototype). Mapping keys are not interpolated. */
 export function interpolateNode(n: YNode, scope: Scope, sink: Sink, field: string): unknown {
   if (n.t === 'scalar') return interpolateScalar(n, scope, sink, field);
   if (n.t === 'seq') return n.items.map((it, i) => interpolateNode(it, scope, sink, `${field}[${i}]`));
-  const o: Record<string, unknown> = {};
+  const o: Record<string, unknown> = Object.create(null);
   for (const e of n.entries) o[e.key] = interpolateNode(e.value, scope, sink, field ? `${field}.${e.key}` : e.key);
   return o;
 }

@@ -8,6 +8,8 @@ import type { SourceSpan } from '../model.js';
 import type { Diagnostic } from './diagnostics.js';
 import { registerSource } from './diagnostics.js';
 import { fastParse } from './fastyaml.js';
+import { protectExprs as protect, unprotectExprs as unprotect } from './protect.js';
+import { DEFAULT_LIMITS, raiseHint } from './limits.js';
 import type { Template } from './interpolate.js';
 
 /**
@@ -106,43 +108,30 @@ export interface YSeq {
 export type YNode = YScalar | YMap | YSeq;
 
 /**
- * `${...}` must work unquoted everywhere, also inside flow collections (`outs: [models/${item}/]`,
- * `{mem: ${params.mem}}`), where YAML would read its braces and brackets as syntax. Before parsing, those four
- * characters inside each `${...}` become private-use characters of the same length (so every offset and column
- * stays exact); scalar values are mapped back after parsing.
- */
-const EXPR_IN_TEXT = /\$\{[^{}\n]*\}/g;
-const PROTECT: Record<string, string> = { '{': '\uE000', '}': '\uE001', '[': '\uE002', ']': '\uE003' };
-const UNPROTECT: Record<string, string> = { '\uE000': '{', '\uE001': '}', '\uE002': '[', '\uE003': ']' };
-const PROTECTED = /[\uE000-\uE003]/g;
-
-function protect(text: string): string {
-  if (!text.includes('${')) return text;
-  return text.replace(EXPR_IN_TEXT, (m) => '$' + m.slice(1).replace(/[{}[\]]/g, (c) => PROTECT[c]!));
-}
-
-function unprotect(s: string): string {
-  return s.replace(PROTECTED, (c) => UNPROTECT[c]!);
-}
-
-/**
  * Parse YAML text; syntax errors are diagnostics with positions. The fast subset parser (fastyaml.ts) handles
- * ordinary pipeline files; anything else goes through the `yaml` package.
+ * ordinary pipeline files; anything else goes through the `yaml` package. `maxDepth` bounds how deeply mappings and
+ * lists may nest (see limits.ts): a deeper document is one located error, found before anything recurses into it.
  */
 export function parseYaml(
   file: string,
   text: string,
-  opts: { parser?: 'auto' | 'yaml' } = {},
+  opts: { parser?: 'auto' | 'yaml'; maxDepth?: number } = {},
 ): { root?: YNode; src: SourceFile; diagnostics: Diagnostic[] } {
   registerSource(file, text);
+  const maxDepth = opts.maxDepth ?? DEFAULT_LIMITS.yamlDepth;
   if (opts.parser !== 'yaml') {
     const src = new SourceFile(file, text);
-    const fast = fastParse(src);
+    const fast = fastParse(src, maxDepth);
     if (fast) return { root: fast.root ?? emptyMap(new Loc(src, 0, 0)), src, diagnostics: [] };
   }
   const src = new SourceFile(file, text);
   const lineCounter = src.lines as unknown as import('yaml').LineCounter;
-  const doc = yaml().parseDocument(protect(text), { lineCounter, prettyErrors: false, uniqueKeys: true, merge: true });
+  const protectedText = protect(text);
+  const cst = parseCst(protectedText, lineCounter, maxDepth);
+  if ('tooDeep' in cst) {
+    return { src, diagnostics: [{ severity: 'error', message: depthMessage(maxDepth), span: src.span(cst.tooDeep, cst.tooDeep + 1) }] };
+  }
+  const doc = composeDocument(cst.tokens, protectedText.length);
   const diagnostics: Diagnostic[] = [];
   for (const e of doc.errors) {
     const [start, end] = e.pos;
@@ -156,15 +145,60 @@ export function parseYaml(
   if (doc.contents === null) {
     return { root: emptyMap(new Loc(src, 0, 0)), src, diagnostics };
   }
-  const budget = { aliases: 0 };
+  const budget = { aliases: 0, maxDepth };
   try {
-    const root = convert(doc, doc.contents as YamlNode, src, 0, 0, budget);
+    const root = convert(doc, doc.contents as YamlNode, src, 0, 1, budget);
     return { root, src, diagnostics };
   } catch (e) {
     if (!(e instanceof AliasError)) throw e;
     diagnostics.push({ severity: 'error', message: e.message, span: e.loc.span });
     return { src, diagnostics };
   }
+}
+
+const TOO_DEEP = 'YAML nested more than';
+export function depthMessage(maxDepth: number): string {
+  return `${TOO_DEEP} ${maxDepth} levels deep (mappings and lists inside each other); ${raiseHint('yamlDepth')} (at most 500)`;
+}
+export function isDepthDiagnostic(d: Diagnostic): boolean {
+  return d.message.startsWith(TOO_DEEP);
+}
+
+/**
+ * The yaml package's CST, built token by token so that nesting deeper than `maxDepth` stops the parse where it
+ * happens (the CST parser itself keeps an explicit stack; the composer after it recurses once per level).
+ */
+function parseCst(text: string, lineCounter: import('yaml').LineCounter, maxDepth: number): { tokens: import('yaml').CST.Token[] } | { tooDeep: number } {
+  const { Lexer, Parser } = yaml();
+  const parser = new Parser(lineCounter.addNewLine);
+  lineCounter.addNewLine(0);
+  const tokens: import('yaml').CST.Token[] = [];
+  for (const lexeme of new Lexer().lex(text, false)) {
+    for (const t of parser.next(lexeme)) tokens.push(t);
+    // The stack also holds the document and scalars: count collections only when it could be too deep.
+    if (parser.stack.length > maxDepth) {
+      let depth = 0;
+      for (const t of parser.stack) if (t.type === 'block-map' || t.type === 'block-seq' || t.type === 'flow-collection') depth++;
+      if (depth > maxDepth) return { tooDeep: Math.min(parser.offset, text.length - 1) };
+    }
+  }
+  for (const t of parser.end()) tokens.push(t);
+  return { tokens };
+}
+
+/** What `yaml.parseDocument` does after parsing: compose one document (a second one is an error). */
+function composeDocument(tokens: import('yaml').CST.Token[], length: number): Document.Parsed {
+  const { Composer, YAMLParseError } = yaml();
+  const composer = new Composer({ prettyErrors: false, uniqueKeys: true, merge: true });
+  let doc: Document.Parsed | undefined;
+  for (const d of composer.compose(tokens, true, length)) {
+    if (!doc) doc = d;
+    else {
+      doc.errors.push(new YAMLParseError([d.range[0], d.range[1]], 'MULTIPLE_DOCS', 'Source contains multiple documents; a pipeline file holds one'));
+      break;
+    }
+  }
+  return doc!;
 }
 
 /** A self-referencing alias or an alias bomb (`&a [*b, *b, ...]` nested): refused, not expanded. */
@@ -177,7 +211,6 @@ class AliasError extends Error {
   }
 }
 const MAX_ALIASES = 10_000;
-const MAX_DEPTH = 200;
 
 /** The yaml package's first message line, without its own position suffix. */
 function yamlMessage(m: string): string {
@@ -194,19 +227,19 @@ function locOf(src: SourceFile, node: YamlNode | null | undefined, fallback: num
   return r ? new Loc(src, r[0], r[1]) : new Loc(src, fallback, fallback);
 }
 
-function convert(doc: Document, node: unknown, src: SourceFile, fallback: number, depth: number, budget: { aliases: number }): YNode {
-  if (depth > MAX_DEPTH) {
-    throw new AliasError(`YAML nested more than ${MAX_DEPTH} levels deep (a recursive alias?)`, locOf(src, node as YamlNode, fallback));
-  }
+function convert(doc: Document, node: unknown, src: SourceFile, fallback: number, depth: number, budget: { aliases: number; maxDepth: number }): YNode {
   const { isAlias, isMap, isPair, isScalar, isSeq, Scalar } = yaml();
+  if (depth > budget.maxDepth && (isMap(node) || isSeq(node))) {
+    // Only aliases can get here (the CST depth was checked): each one re-nests its target's collections.
+    throw new AliasError(`${depthMessage(budget.maxDepth)}, counting what aliases expand to`, locOf(src, node as YamlNode, fallback));
+  }
   if (isAlias(node)) {
     const target = node.resolve(doc);
     const here = locOf(src, node, fallback);
     if (++budget.aliases > MAX_ALIASES) {
       throw new AliasError(`more than ${MAX_ALIASES} alias expansions (an alias bomb?)`, here);
     }
-    const value = convert(doc, target, src, here.start, depth + 1, budget);
-    return value;
+    return convert(doc, target, src, here.start, depth, budget);
   }
   if (isScalar(node)) {
     const loc = locOf(src, node, fallback);
@@ -216,7 +249,7 @@ function convert(doc: Document, node: unknown, src: SourceFile, fallback: number
     if (value !== null && typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') {
       value = String(value);
     }
-    if (typeof value === 'string' && value.includes('\uE000')) value = unprotect(value);
+    if (typeof value === 'string') value = unprotect(value);
     return { t: 'scalar', value: value as ScalarValue, loc, raw: src.text.slice(loc.start, loc.end) };
   }
   if (isSeq(node)) {
@@ -262,11 +295,14 @@ function mergeInto(target: YMap, source: YNode): void {
   }
 }
 
-/** A located node → plain JS (for params/vars values). */
+/**
+ * A located node → plain JS (for params/vars values). Mappings have no prototype: a param may be called
+ * `constructor`, `toString` or `__proto__` and is then just a key like any other.
+ */
 export function toPlain(n: YNode): unknown {
   if (n.t === 'scalar') return n.value;
   if (n.t === 'seq') return n.items.map(toPlain);
-  const o: Record<string, unknown> = {};
+  const o: Record<string, unknown> = Object.create(null);
   for (const e of n.entries) o[e.key] = toPlain(e.value);
   return o;
 }

@@ -1,9 +1,20 @@
-/** Params resolution: defaults, then params files, then `-S key=value` overrides (dotted keys for nested ones). */
+/**
+ * Params resolution: defaults, then params files, then `-S key=value` overrides (dotted keys for nested ones).
+ * Every mapping here has no prototype (`Object.create(null)`), wherever it came from: a param named `constructor`,
+ * `toString` or `__proto__` is an ordinary key, never a property of Object.prototype and never a prototype change.
+ */
 import { resolvePlain } from './fastyaml.js';
-import { yaml } from './load.js';
+import { isDepthDiagnostic, parseYaml, toPlain } from './load.js';
 import { didYouMean } from './diagnostics.js';
 
 export type PlainMap = Record<string, unknown>;
+
+/** A mapping without a prototype holding `src`'s own keys. */
+export function nullProtoCopy(src?: PlainMap): PlainMap {
+  const out: PlainMap = Object.create(null);
+  if (src) for (const k of Object.keys(src)) out[k] = src[k];
+  return out;
+}
 
 export function isPlainMap(v: unknown): v is PlainMap {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
@@ -11,9 +22,9 @@ export function isPlainMap(v: unknown): v is PlainMap {
 
 /** `over` merged into a copy of `base`: mappings merge key by key, anything else replaces. */
 export function deepMerge(base: PlainMap, over: PlainMap): PlainMap {
-  const out: PlainMap = { ...base };
+  const out = nullProtoCopy(base);
   for (const [k, v] of Object.entries(over)) {
-    const b = out[k];
+    const b = Object.prototype.hasOwnProperty.call(out, k) ? out[k] : undefined;
     out[k] = isPlainMap(b) && isPlainMap(v) ? deepMerge(b, v) : v;
   }
   return out;
@@ -28,8 +39,11 @@ export interface Override {
   add: boolean;
 }
 
-/** Parse `-S key=value` (`+key=value` to add a new key). Values are YAML (`0.01` is a number, `[a, b]` a list). */
-export function parseOverride(raw: string): Override | string {
+/**
+ * Parse `-S key=value` (`+key=value` to add a new key). Values are YAML (`0.01` is a number, `[a, b]` a list);
+ * `maxDepth` bounds their nesting like that of a file.
+ */
+export function parseOverride(raw: string, maxDepth?: number): Override | string {
   const eq = raw.indexOf('=');
   if (eq <= 0) return `\`-S ${raw}\`: expected \`key=value\` (e.g. \`-S lr=0.01\`, \`-S model.depth=3\`)`;
   let key = raw.slice(0, eq).trim();
@@ -42,11 +56,11 @@ export function parseOverride(raw: string): Override | string {
   if (text.trim() !== '') {
     // Plain scalars the cheap way; flow lists/maps and quoted strings through the yaml package.
     if (/^[\s\[{"'!&*|>]/.test(text)) {
-      try {
-        value = yaml().parse(text);
-      } catch {
-        value = text;
-      }
+      const parsed = parseYaml(`-S ${key}`, text, maxDepth === undefined ? {} : { maxDepth });
+      const tooDeep = parsed.diagnostics.find(isDepthDiagnostic);
+      if (tooDeep) return `\`-S ${key}=…\`: the value is ${tooDeep.message}`;
+      // Not valid YAML (`-S note=[draft`): the text itself, as before.
+      value = parsed.root && parsed.diagnostics.length === 0 ? toPlain(parsed.root) : text;
     } else value = resolvePlain(text.trim());
   }
   return { raw, path, value, add };
@@ -57,7 +71,7 @@ export function parseOverride(raw: string): Override | string {
  * `-S lrr=0.1` would otherwise silently run the default); `+key=value` adds it deliberately.
  */
 export function applyOverride(params: PlainMap, o: Override): { params: PlainMap } | { error: string } {
-  const root: PlainMap = { ...params };
+  const root = nullProtoCopy(params);
   let cur = root;
   for (let i = 0; i < o.path.length; i++) {
     const seg = o.path[i]!;
@@ -75,11 +89,11 @@ export function applyOverride(params: PlainMap, o: Override): { params: PlainMap
       cur[seg] = o.value;
       break;
     }
-    const next = cur[seg];
+    const next = exists ? cur[seg] : undefined;
     if (next !== undefined && !isPlainMap(next)) {
       return { error: `\`-S ${o.raw}\`: \`params.${o.path.slice(0, i + 1).join('.')}\` is not a mapping, so it has no \`${o.path[i + 1]}\`` };
     }
-    const copy: PlainMap = { ...(next as PlainMap | undefined) };
+    const copy = nullProtoCopy(next as PlainMap | undefined);
     cur[seg] = copy;
     cur = copy;
   }

@@ -7,9 +7,11 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Pipeline, SlurmOptions, SourceSpan, StageSpec } from '../model.js';
+import { normalisePath } from './paths.js';
 import { err, ok, type Result } from '../result.js';
 import type { Resources, StageManifest } from '../stage-api.js';
-import { DiagnosticBag, didYouMean, sortDiagnostics, type Diagnostic } from './diagnostics.js';
+import { DiagnosticBag, didYouMean, displayPath, sortDiagnostics, type Diagnostic } from './diagnostics.js';
+import { readLimits, type Limits } from './limits.js';
 import { expandStages, type StageDraft, type VarParams } from './expand.js';
 import { checkKeys } from './shape.js';
 import { slurmOptions } from './stage-fields.js';
@@ -20,6 +22,7 @@ import { applyOverride, deepMerge, parseOverride, type PlainMap } from './params
 import { TOP_KEYS, SETTINGS_KEYS, SLURM_KEYS } from './schema.js';
 import { validatePipeline } from './validate.js';
 import { applyWith } from './with.js';
+import { Interner } from './shared.js';
 
 export interface LoadOptions {
   /** Raw CLI `-S key=value` strings: dotted keys set nested params; values parsed as YAML scalars. */
@@ -32,6 +35,8 @@ export interface LoadOptions {
   fileExists?(absPath: string): boolean;
   /** Optional: the kinds that exist, so an unknown `uses:` gets a "did you mean". */
   knownKinds?(): readonly string[];
+  /** Bounds (limits.ts); default: from the environment (PIPE_MAX_*), else the defaults. */
+  limits?: Partial<Limits>;
 }
 
 /** Warnings of a successfully loaded pipeline (errors come back as the Result's error). */
@@ -46,14 +51,26 @@ export async function loadPipeline(file: string, opts: LoadOptions): Promise<Res
   const fileOrder = [abs];
   const done = () => err(sortDiagnostics(bag.items, fileOrder));
 
-  const r = readText(abs);
+  const fromEnv = readLimits();
+  for (const problem of fromEnv.problems) bag.error(problem);
+  if (bag.hasErrors) return done();
+  const limits: Limits = { ...fromEnv.limits, ...opts.limits };
+
+  const r = readText(abs, limits.fileBytes);
   if ('error' in r) {
-    bag.error(r.error);
+    bag.error(r.error, r.span);
     return done();
   }
-  const parsed = parseYaml(abs, r.text);
+  const parsed = parseYaml(abs, r.text, { maxDepth: limits.yamlDepth });
   for (const d of parsed.diagnostics) bag.add(d);
   if (!parsed.root) return done();
+  if (parsed.root.t === 'map' && parsed.root.entries.length === 0 && parsed.root.loc.end === 0) {
+    bag.error(
+      `${displayPath(abs)} is empty${r.text.trim() === '' ? '' : ' (only comments)'}: a pipeline declares its stages under \`stages:\` (see docs/pipeline-yaml.md)`,
+      { file: abs, line: 1, col: 1 },
+    );
+    return done();
+  }
   if (parsed.root.t !== 'map') {
     bag.error(`a pipeline file holds a mapping (\`name:\`, \`params:\`, \`stages:\`...), not ${nodeTypeName(parsed.root)}`, parsed.root.loc.span);
     return done();
@@ -70,11 +87,11 @@ export async function loadPipeline(file: string, opts: LoadOptions): Promise<Res
   }
 
   const globDirs = new Set<string>();
-  const units = readUnits(abs, root, bag, globDirs);
+  const units = readUnits(abs, root, bag, limits, globDirs);
   const sourceFiles = [...units.map((u) => u.file), ...[...globDirs].filter((d) => existsSync(d))];
   fileOrder.push(...sourceFiles);
 
-  const params = resolveParams(abs, root, units, opts, sourceFiles, bag);
+  const params = resolveParams(abs, root, units, opts, limits, sourceFiles, bag);
   const topSink: Sink = {
     error: (message, loc, field) => bag.error(message, loc.span, { field, dedup: `${loc.src.file}|${loc.start}|${message}` }),
     param: () => {},
@@ -82,22 +99,32 @@ export async function loadPipeline(file: string, opts: LoadOptions): Promise<Res
   const { vars, varParams } = resolveVars(units, params, topSink, bag);
   const scope: Scope = { params, vars };
 
-  const settings = readSettings(root, workdir, scope, topSink, bag);
+  const { settings, summarySpans } = readSettings(root, workdir, scope, topSink, bag);
 
   const decls = collectStageDecls(units, bag);
   const fields = new Map<SourceSpan, string>();
-  const drafts = expandStages(decls, { params, vars, workdir, bag, fields, varParams });
+  const shared = new Interner();
+  // `cmd:` stages are final as soon as they are expanded; `uses:` stages wait for their kind's manifest.
+  const expanded = expandStages(decls, { params, vars, workdir, bag, fields, varParams, maxStages: limits.stages }, (d) =>
+    d.uses === undefined ? finish(d, undefined, settings, shared) : d,
+  );
+  const isDraft = (x: StageDraft | StageSpec): x is StageDraft => 'withFields' in x;
 
   // Resolve every distinct `uses:` kind once, in parallel.
   const kinds = new Map<string, Promise<StageManifest | undefined | Error>>();
-  for (const d of drafts) {
-    if (d.uses && !kinds.has(d.uses)) kinds.set(d.uses, Promise.resolve().then(() => opts.resolveKind(d.uses!)).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e)))));
+  for (const d of expanded) {
+    if (isDraft(d) && d.uses && !kinds.has(d.uses)) kinds.set(d.uses, Promise.resolve().then(() => opts.resolveKind(d.uses!)).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e)))));
   }
   const manifests = new Map<string, StageManifest | undefined | Error>();
   await Promise.all([...kinds].map(async ([k, pr]) => manifests.set(k, await pr)));
 
-  const stages: StageSpec[] = [];
-  for (const d of drafts) {
+  const stages: StageSpec[] = new Array(expanded.length);
+  for (let i = 0; i < expanded.length; i++) {
+    const d = expanded[i]!;
+    if (!isDraft(d)) {
+      stages[i] = d;
+      continue;
+    }
     let manifest: StageManifest | undefined;
     if (d.uses !== undefined) {
       const m = manifests.get(d.uses);
@@ -113,39 +140,40 @@ export async function loadPipeline(file: string, opts: LoadOptions): Promise<Res
         applyWith(d, m, workdir, bag, fields);
       }
     }
-    stages.push(finish(d, manifest, settings));
+    stages[i] = finish(d, manifest, settings, shared);
   }
 
   const pipeline: Pipeline = { file: abs, workdir, name, params, vars, stages, sourceFiles, settings };
   validatePipeline(pipeline, bag, opts.fileExists ?? existsSync, fields);
+  checkSummary(settings.summary, summarySpans, stages, bag);
   if (bag.hasErrors) return done();
   warningsOf.set(pipeline, sortDiagnostics(bag.items, fileOrder));
   return ok(pipeline);
 }
 
 /** Params: fragments in include order, then the main file (it wins), then params files, then `-S` overrides. */
-function resolveParams(abs: string, root: YMap, units: Unit[], opts: LoadOptions, sourceFiles: string[], bag: DiagnosticBag): PlainMap {
-  let params: PlainMap = {};
+function resolveParams(abs: string, root: YMap, units: Unit[], opts: LoadOptions, limits: Limits, sourceFiles: string[], bag: DiagnosticBag): PlainMap {
+  let params: PlainMap = Object.create(null);
   for (const u of units) {
     const e = section(u, 'params', bag);
     if (e) params = deepMerge(params, toPlain(e.value) as PlainMap);
   }
   const pf = root.byKey.get('params_files');
-  const paramsFiles: Array<{ file: string; from?: Loc }> = [];
+  const paramsFiles: Array<{ file: string; from?: Loc; flag?: string }> = [];
   if (pf) {
     for (const it of stringList(pf.value)) {
       if ('bad' in it) bag.error(`\`params_files\` lists file paths, not ${nodeTypeName(it.bad)}`, it.bad.loc.span, { field: 'params_files' });
       else paramsFiles.push({ file: path.resolve(path.dirname(abs), it.value), from: it.node.loc });
     }
   }
-  for (const f of opts.paramsFiles ?? []) paramsFiles.push({ file: path.resolve(f) });
+  for (const f of opts.paramsFiles ?? []) paramsFiles.push({ file: path.resolve(f), flag: `--params-file ${displayPath(f)}` });
   for (const f of paramsFiles) {
-    const m = readParamsFile(f.file, bag, f.from);
+    const m = readParamsFile(f.file, bag, limits, f.from, f.flag);
     if (m) params = deepMerge(params, m);
     sourceFiles.push(f.file);
   }
   for (const raw of opts.overrides ?? []) {
-    const o = parseOverride(raw);
+    const o = parseOverride(raw, limits.yamlDepth);
     if (typeof o === 'string') {
       bag.error(o);
       continue;
@@ -162,14 +190,14 @@ function resolveParams(abs: string, root: YMap, units: Unit[], opts: LoadOptions
  * Also which params each top-level var was built from: a stage using the var depends on them.
  */
 function resolveVars(units: Unit[], params: PlainMap, topSink: Sink, bag: DiagnosticBag): { vars: PlainMap; varParams: VarParams } {
-  let vars: PlainMap = {};
+  let vars: PlainMap = Object.create(null);
   const varParams: VarParams = new Map();
   for (const u of units) {
     const e = section(u, 'vars', bag);
     if (!e || e.value.t !== 'map') continue;
-    const v: PlainMap = {};
+    const v: PlainMap = Object.create(null);
     for (const entry of e.value.entries) {
-      const used: Record<string, unknown> = varParams.get(entry.key) ?? {};
+      const used: Record<string, unknown> = varParams.get(entry.key) ?? Object.create(null);
       const sink: Sink = {
         error: topSink.error,
         param: (name, value) => (name === '' ? Object.assign(used, value as object) : (used[name] = value)),
@@ -192,18 +220,41 @@ function scalarString(m: YMap, key: string, bag: DiagnosticBag): string | undefi
   return undefined;
 }
 
-function readSettings(root: YMap, workdir: string, scope: Scope, sink: Sink, bag: DiagnosticBag): Pipeline['settings'] {
+/** A `settings.summary` path must be what some stage writes: an out, or a file under a directory out. */
+function checkSummary(summary: string[], spans: SourceSpan[], stages: StageSpec[], bag: DiagnosticBag): void {
+  summary.forEach((p, i) => {
+    const producer = stages.some((s) => s.outs.some((o) => o.path === p || (o.path.endsWith('/') && p.startsWith(o.path))));
+    if (!producer) {
+      bag.error(
+        `\`settings.summary\` names \`${p}\`, which no stage writes; list outputs of stages (their \`outs\` or \`with:\` out fields)`,
+        spans[i],
+        { field: 'settings.summary' },
+      );
+    }
+  });
+}
+
+function readSettings(
+  root: YMap,
+  workdir: string,
+  scope: Scope,
+  sink: Sink,
+  bag: DiagnosticBag,
+): { settings: Pipeline['settings']; summarySpans: SourceSpan[] } {
   const s: Pipeline['settings'] = {
     cacheDir: path.join(workdir, '.pipe', 'cache'),
     restore: ['reflink', 'copy'],
     executor: 'local',
     slurm: {},
+    summary: [],
+    env: 'inherit',
   };
+  const summarySpans: SourceSpan[] = [];
   const e = root.byKey.get('settings');
-  if (!e || (e.value.t === 'scalar' && e.value.value === null)) return s;
+  if (!e || (e.value.t === 'scalar' && e.value.value === null)) return { settings: s, summarySpans };
   if (e.value.t !== 'map') {
     bag.error(`\`settings\` must be a mapping, not ${nodeTypeName(e.value)}`, e.value.loc.span, { field: 'settings' });
-    return s;
+    return { settings: s, summarySpans };
   }
   checkKeys(e.value, SETTINGS_KEYS, bag, '`settings:`', { field: 'settings' });
   for (const f of e.value.entries) {
@@ -232,33 +283,56 @@ function readSettings(root: YMap, workdir: string, scope: Scope, sink: Sink, bag
         else if (v !== undefined) bag.error(`\`executor\` must be \`local\` or \`slurm\`, not \`${String(v)}\``, f.value.loc.span, { field });
         break;
       }
+      case 'env': {
+        const v = interpolateNode(f.value, scope, sink, field);
+        if (v === 'inherit' || v === 'strict') s.env = v;
+        else if (v !== undefined) bag.error(`\`env\` must be \`inherit\` or \`strict\`, not \`${String(v)}\``, f.value.loc.span, { field });
+        break;
+      }
       case 'slurm': {
         if (f.value.t === 'map') checkKeys(f.value, SLURM_KEYS, bag, '`settings.slurm:`', { field });
         const v = slurmOptions(f.value, scope, sink, field);
         if (v) s.slurm = v;
         break;
       }
+      case 'summary': {
+        if (f.value.t !== 'seq') {
+          bag.error(`\`summary\` must be a list of output paths (e.g. \`[out/report.html]\`), not ${nodeTypeName(f.value)}`, f.value.loc.span, { field });
+          break;
+        }
+        for (const item of f.value.items) {
+          const v = interpolateNode(item, scope, sink, field);
+          const n = typeof v === 'string' ? normalisePath(v, workdir) : undefined;
+          if (n?.ok && !n.outside) {
+            s.summary.push(n.path);
+            summarySpans.push(item.loc.span);
+          } else if (v !== undefined) {
+            bag.error(`\`summary\` lists output paths inside the workspace, not ${typeof v === 'string' ? `\`${v}\`` : typeName(v)}`, item.loc.span, { field });
+          }
+        }
+        break;
+      }
     }
   }
-  return s;
+  return { settings: s, summarySpans };
 }
 
-/** Defaults and pipeline settings applied: the final StageSpec. */
-function finish(d: StageDraft, manifest: StageManifest | undefined, settings: Pipeline['settings']): StageSpec {
-  const resources: Resources = { cpus: 1, memBytes: 0, gpus: 0, ...(manifest?.resources ?? {}), ...d.resources };
+/** Defaults and pipeline settings applied: the final StageSpec (equal parts shared with other stages). */
+function finish(d: StageDraft, manifest: StageManifest | undefined, settings: Pipeline['settings'], shared: Interner): StageSpec {
+  const resources: Resources = shared.resources(manifest?.resources, d.resources);
   const executor = d.executor ?? settings.executor;
-  const slurm: SlurmOptions = { ...settings.slurm, ...d.slurm };
+  const slurm: SlurmOptions = shared.slurm(settings.slurm, d.slurm);
   const s: StageSpec = {
     name: d.name,
     declaredAs: d.declaredAs,
-    deps: d.deps,
+    deps: shared.depList(d.deps),
     outs: d.outs,
-    params: d.params,
-    env: d.env,
+    params: shared.record('params', d.params),
+    env: shared.record('env', d.env),
     resources,
     executor,
     slurm,
-    retries: d.retries,
+    retries: shared.retries(d.retries),
     alwaysRun: d.alwaysRun,
     // GPU and cluster stages are expensive: in watch mode they wait for an explicit go unless they say otherwise.
     watch: d.watch ?? (resources.gpus > 0 || executor === 'slurm' ? 'manual' : 'auto'),

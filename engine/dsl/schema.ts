@@ -14,7 +14,7 @@ export const TOP_KEYS: Keys = {
   params_files: 'YAML/JSON files (relative to this file) merged over `params:` in order.',
   vars: 'Constants for `${vars.x}` (lists for `foreach:`/`matrix:`, path prefixes...). May use `${params.x}`.',
   include: 'Fragment files (relative to this file) that add `params`, `vars` and `stages`.',
-  settings: 'Pipeline-wide settings: cache directory, restore strategy, default executor, SLURM defaults.',
+  settings: 'Pipeline-wide settings: cache directory, restore strategy, default executor, SLURM defaults, main outputs.',
   stages: 'Stages by name. Each is a `cmd:` or a `uses:` stage, or a `foreach:`/`matrix:` with a `do:` template.',
 };
 
@@ -30,6 +30,8 @@ export const SETTINGS_KEYS: Keys = {
   restore: 'Restore strategies tried in order: `reflink`, `hardlink`, `copy` (default `[reflink, copy]`).',
   executor: 'Default executor for every stage: `local` (default) or `slurm`.',
   slurm: 'SLURM defaults for stages run with `executor: slurm`.',
+  summary: 'Main outputs (outs of stages) a run names on its closing line: `[out/report.html]` → `report: out/report.html`.',
+  env: '`inherit` (default): `cmd` stages see pipe\'s whole environment; `strict`: only their `env:` and the pass-through list (PATH, HOME, TMPDIR, LANG/LC_*, proxies, NETRC, SLURM_*, CUDA_VISIBLE_DEVICES).',
 };
 
 export const SLURM_KEYS: Keys = {
@@ -243,6 +245,8 @@ export function pipelineJsonSchema(kinds?: StageManifest[]): Json {
       restore: { type: 'array', items: { enum: ['reflink', 'hardlink', 'copy'] }, minItems: 1 },
       executor: { enum: ['local', 'slurm'] },
       slurm: slurmSchema,
+      summary: { type: 'array', items: { type: 'string', minLength: 1 } },
+      env: { enum: ['inherit', 'strict'] },
     }),
     stages,
   });

@@ -12,7 +12,7 @@ export function pathField(e: YEntry | undefined, field: 'deps' | 'outs' | 'metri
   if (e.value.t === 'scalar' && e.value.value === null) return;
   const items = e.value.t === 'seq' ? e.value.items : [e.value];
   items.forEach((it, i) => {
-    const f = e.value.t === 'seq' ? `${field}[${i}]` : field;
+    const f = e.value.t === 'seq' ? indexedField(field, i) : field;
     let cache = true;
     let metric = field === 'metrics';
     let pathNode: YNode = it;
@@ -40,6 +40,11 @@ export function pathField(e: YEntry | undefined, field: 'deps' | 'outs' | 'metri
         else if (v !== undefined) sink.error(`\`metric\` must be true or false, not ${typeName(v)}`, mt.value.loc, `${f}.metric`);
       }
     }
+    if (pathNode.t !== 'scalar') {
+      // `outs: [[a, b]]`, `{path: [a]}`: a list written here is not a path (only a `${...}` may give several).
+      sink.error(`\`${field}\` entries are path strings, not ${nodeTypeName(pathNode)}`, pathNode.loc, f);
+      return;
+    }
     const v = interpolateNode(pathNode, scope, sink, f);
     if (v === undefined) return;
     // `${vars.files}` may give a list of paths.
@@ -53,6 +58,14 @@ export function pathField(e: YEntry | undefined, field: 'deps' | 'outs' | 'metri
       addPath(s, field === 'deps' ? 'dep' : 'out', raw, pathNode.loc, f, sink, ctx.workdir, ctx.fields, { cache: cache && s.cacheOuts, metric });
     }
   });
+}
+
+/** `deps[3]`: built once per field and index, not once per expanded stage. */
+const indexedNames = new Map<string, string[]>();
+function indexedField(field: string, i: number): string {
+  let names = indexedNames.get(field);
+  if (!names) indexedNames.set(field, (names = []));
+  return (names[i] ??= `${field}[${i}]`);
 }
 
 /**

@@ -3,6 +3,7 @@
  * directory), a stage reading its own out, deps that nobody writes and that do not exist, and cycles.
  * Pure except for the `fileExists` callback.
  */
+import { sameOutPath } from '../../cache/paths.js';
 import path from 'node:path';
 import type { Pipeline, SourceSpan, StageSpec } from '../model.js';
 import { buildDag, outIndexOf } from '../graph.js';
@@ -47,7 +48,7 @@ export function validatePipeline(p: Pipeline, bag: DiagnosticBag, exists: (abs: 
   let suggestions = 0;
   for (const s of p.stages) {
     for (const d of s.deps) {
-      if (s.outs.length && s.outs.some((o) => samePath(o.path, d.path))) {
+      if (s.outs.length && s.outs.some((o) => sameOutPath(o.path, d.path))) {
         bag.error(`\`${d.path}\` is both a dep and an out of this stage (a stage cannot read what it writes)`, d.span ?? s.span, { stage: s.name, field: fieldOf(d) ?? 'deps' });
         continue;
       }
@@ -86,13 +87,6 @@ export function validatePipeline(p: Pipeline, bag: DiagnosticBag, exists: (abs: 
 function inside(p: string, dir: string): boolean {
   const d = dir.endsWith('/') ? dir : `${dir}/`;
   return p.length > d.length && p.startsWith(d);
-}
-
-/** `a` and `a/` name the same path. */
-function samePath(a: string, b: string): boolean {
-  if (a === b) return true;
-  const d = a.length - b.length;
-  return (d === 1 && a.endsWith('/') && a.startsWith(b)) || (d === -1 && b.endsWith('/') && b.startsWith(a));
 }
 
 function nearestPath(p: string, candidates: string[]): string | undefined {

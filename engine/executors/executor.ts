@@ -18,8 +18,14 @@ export interface Job {
   argv: string[];
   /** Absolute working directory (the workspace root). */
   cwd: string;
-  /** Extra environment, merged over the parent's (`CUDA_VISIBLE_DEVICES` included when GPUs were granted). */
+  /** Explicit environment (`CUDA_VISIBLE_DEVICES` included when GPUs were granted), over the ambient variables. */
   env: Record<string, string>;
+  /**
+   * Which ambient variables (of the process that starts the job: pipe locally, the task on a SLURM node) the job
+   * also gets: undefined = all of them (inherit); else only these names (a trailing `*` = prefix; engine/env.ts).
+   * Names only, never values: a secret named by a kind (`base_url_env`) is never written into a job file.
+   */
+  passEnv?: readonly string[];
   resources: Resources;
   /** GPU device ids the local scheduler granted (empty on SLURM, which assigns its own). */
   gpuIds: string[];
@@ -55,6 +61,8 @@ export interface JobResult {
 export interface JobHooks {
   /** Abort = cancel the job (SIGTERM then SIGKILL locally; scancel on SLURM); resolves as `cancelled`. */
   signal: AbortSignal;
+  /** Abort = kill now, no grace period (a second Ctrl-C): SIGKILL to the whole process group locally. */
+  kill?: AbortSignal;
   /** Output as it arrives (also written to `logFile`); lines starting with `::pipe::` carry runner events. */
   onOutput?(chunk: string): void;
   /** Called when the job actually starts (a SLURM job leaves the queue). */

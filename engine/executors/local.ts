@@ -13,6 +13,7 @@ import { createWriteStream, mkdirSync, rmSync, type WriteStream } from 'node:fs'
 import { dirname } from 'node:path';
 import { hostname } from 'node:os';
 import type { Executor, Job, JobHooks, JobResult } from './executor.js';
+import { childEnv } from '../env.js';
 
 export interface LocalExecutorOptions {
   /** How long a cancelled job gets between SIGTERM and SIGKILL (ms). */
@@ -36,6 +37,7 @@ export class LocalExecutor implements Executor {
     // The log is opened on the first output (most trivial stages print nothing); the previous attempt's log goes.
     rmSync(job.logFile, { force: true });
     let log: WriteStream | undefined;
+    let logError: Error | undefined;
     const [file, ...args] = job.argv;
 
     return new Promise<JobResult>((resolve) => {
@@ -44,47 +46,85 @@ export class LocalExecutor implements Executor {
       let killTimer: NodeJS.Timeout | undefined;
       const child = spawn(file!, args, {
         cwd: job.cwd,
-        env: { ...process.env, ...job.env },
+        env: childEnv(process.env, job.env, job.passEnv),
         detached: true, // own process group: a group kill reaches grandchildren (sh → python → workers)
         stdio: ['ignore', 'pipe', 'pipe'],
       });
+      const group = child.pid;
+      if (group) liveGroups.add(group);
       const onAbort = (): void => {
         wasCancelled = true;
-        killGroup(child.pid, 'SIGTERM');
-        killTimer = setTimeout(() => killGroup(child.pid, 'SIGKILL'), this.killGraceMs);
+        killGroup(group, 'SIGTERM');
+        killTimer = setTimeout(() => killGroup(group, 'SIGKILL'), this.killGraceMs);
         killTimer.unref();
       };
+      // A second Ctrl-C: no grace period left.
+      const onKill = (): void => {
+        wasCancelled = true;
+        killGroup(group, 'SIGKILL');
+      };
       hooks.signal.addEventListener('abort', onAbort, { once: true });
-      if (child.pid) hooks.onStart?.({ host: this.host });
-      // stdout and stderr interleave in the log in arrival order.
+      hooks.kill?.addEventListener('abort', onKill, { once: true });
+      if (hooks.kill?.aborted) onKill();
+      if (group) hooks.onStart?.({ host: this.host });
+      // stdout and stderr interleave in the log in arrival order. A log that cannot be written (a full disk) fails
+      // the job with that reason; the output still reaches the engine.
       const onData = (chunk: Buffer): void => {
-        (log ??= createWriteStream(job.logFile)).write(chunk);
+        if (!logError) {
+          if (!log) {
+            log = createWriteStream(job.logFile);
+            log.on('error', (e) => (logError ??= e));
+          }
+          log.write(chunk);
+        }
         hooks.onOutput?.(chunk.toString('utf8'));
       };
       child.stdout.on('data', onData);
       child.stderr.on('data', onData);
+      child.stdout.on('error', (e) => (logError ??= e));
+      child.stderr.on('error', (e) => (logError ??= e));
       child.on('error', (e) => (spawnError = e));
       child.on('close', (code, signal) => {
         hooks.signal.removeEventListener('abort', onAbort);
+        hooks.kill?.removeEventListener('abort', onKill);
         if (killTimer) clearTimeout(killTimer);
-        if (wasCancelled) killGroup(child.pid, 'SIGKILL'); // nothing of a cancelled job may outlive it
+        // Nothing of a job outlives it: whatever it left running in its group (a background process, a worker a
+        // cancelled stage did not stop) is killed.
+        killGroup(group, 'SIGKILL');
+        if (group) liveGroups.delete(group);
         const done = (): void => {
-          const r = { ...base, endedAt: Date.now(), ...(child.pid ? { jobId: String(child.pid) } : {}) };
+          const r = { ...base, endedAt: Date.now(), ...(group ? { jobId: String(group) } : {}) };
+          const logNote = logError ? `its log ${job.logFile} could not be written (${logError.message})` : '';
           if (wasCancelled) resolve({ ...r, status: 'cancelled', exitCode: code, signal, failure: 'cancelled', reason: 'cancelled' });
           else if (spawnError && code === null && !signal) {
             resolve({ ...r, status: 'failed', exitCode: null, signal: null, failure: 'submit', reason: `could not start ${file}: ${spawnError.message}` });
-          } else if (code === 0) resolve({ ...r, status: 'succeeded', exitCode: 0, signal: null, reason: 'exit code 0' });
-          else if (signal) resolve({ ...r, status: 'failed', exitCode: null, signal, failure: 'signal', reason: `killed by ${signal}` });
-          else resolve({ ...r, status: 'failed', exitCode: code, signal: null, failure: 'exit', reason: `exit code ${code}` });
+          } else if (code === 0 && logError) resolve({ ...r, status: 'failed', exitCode: 0, signal: null, failure: 'exit', reason: `exit code 0, but ${logNote}` });
+          else if (code === 0) resolve({ ...r, status: 'succeeded', exitCode: 0, signal: null, reason: 'exit code 0' });
+          else if (signal) resolve({ ...r, status: 'failed', exitCode: null, signal, failure: 'signal', reason: `killed by ${signal}${logNote ? `; ${logNote}` : ''}` });
+          else resolve({ ...r, status: 'failed', exitCode: code, signal: null, failure: 'exit', reason: `exit code ${code}${logNote ? `; ${logNote}` : ''}` });
         };
-        if (log) log.end(done);
-        else done();
+        // end(cb) calls back on finish or on error alike (with the error, before the 'error' event).
+        if (log && !log.destroyed) {
+          log.end((e?: Error | null) => {
+            if (e) logError ??= e;
+            done();
+          });
+        } else done();
       });
     });
   }
 
   async close(): Promise<void> {}
 }
+
+/**
+ * Process groups of jobs still running. If pipe itself ends without having stopped them (a bug, a third Ctrl-C), the
+ * 'exit' hook kills them: no stage outlives pipe.
+ */
+const liveGroups = new Set<number>();
+process.on('exit', () => {
+  for (const g of liveGroups) killGroup(g, 'SIGKILL');
+});
 
 function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
   if (!pid) return;

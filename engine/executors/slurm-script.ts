@@ -68,13 +68,29 @@ export function taskScript(job: Job, markerFile: string): string {
     `export PIPE_SLURM_JOB="\${SLURM_ARRAY_JOB_ID:+\${SLURM_ARRAY_JOB_ID}_\${SLURM_ARRAY_TASK_ID}}"`,
     `export PIPE_SLURM_JOB="\${PIPE_SLURM_JOB:-$SLURM_JOB_ID}"`,
     `echo "::pipe::{\\"type\\":\\"slurm\\",\\"job\\":\\"$PIPE_SLURM_JOB\\",\\"host\\":\\"$(hostname)\\"}" >> ${shellQuote(job.logFile)}`,
-    `${job.argv.map(shellQuote).join(' ')} >> ${shellQuote(job.logFile)} 2>&1 < /dev/null`,
+    ...passEnvLines(job),
+    `${job.passEnv ? 'env -i "${__pipe_env[@]}" ' : ''}${job.argv.map(shellQuote).join(' ')} >> ${shellQuote(job.logFile)} 2>&1 < /dev/null`,
     'rc=$?',
     `echo "$rc" > ${shellQuote(markerFile + '.tmp')} && mv -f ${shellQuote(markerFile + '.tmp')} ${shellQuote(markerFile)}`,
     'exit $rc',
     '',
   );
   return lines.join('\n');
+}
+
+/**
+ * A hermetic job (`passEnv` set) keeps, of the task's environment on the node, only the pass-through names and its
+ * own explicit variables: collected into `__pipe_env` and handed to `env -i`. Names only in the script, never values.
+ */
+function passEnvLines(job: Job): string[] {
+  if (!job.passEnv) return [];
+  const names = [...job.passEnv, ...Object.keys(job.env), 'PIPE_SLURM_JOB'].filter((n) => /^[A-Za-z_][A-Za-z0-9_]*\*?$/.test(n));
+  return [
+    '__pipe_env=()',
+    'while IFS= read -r -d \'\' __kv; do',
+    `  case "\${__kv%%=*}" in ${[...new Set(names)].join('|')}) __pipe_env+=("$__kv") ;; esac`,
+    'done < <(env -0)',
+  ];
 }
 
 /** The script an array job runs: task N executes the N-th task script. */

@@ -14,6 +14,24 @@ export function summary(counts: RunCounts, ms: number, interrupted: boolean): st
   return `${head}: ${parts.length ? parts.join(', ') : 'nothing to do'} in ${duration(ms)}`;
 }
 
+/** A main output the pipeline declares (`settings.summary`): its label, its path as shown, the stage that writes it. */
+export interface SummaryOutput {
+  label: string;
+  path: string;
+  stage: string;
+}
+
+/**
+ * The lines after "done: …" naming the main outputs, `report: out/report.html` — only those whose stage ended
+ * well in this run (ran, restored or up to date): a failed or unselected stage's file would be stale or missing.
+ */
+export function outputLines(outputs: readonly SummaryOutput[], completed: ReadonlySet<string>): string[] {
+  return outputs.filter((o) => completed.has(o.stage)).map((o) => `${o.label}: ${o.path}`);
+}
+
+/** Stage statuses after which a stage's outputs are in place. */
+export const COMPLETED: ReadonlySet<string> = new Set(['ran', 'restored', 'up-to-date']);
+
 export function progressLine(p: { done?: number; total?: number; unit?: string; message?: string }): string {
   const bits: string[] = [];
   if (p.done !== undefined && p.total !== undefined && p.total > 0) {

@@ -8,6 +8,6 @@ export function jsonRenderer(write?: (s: string) => void): (e: PipeEvent) => voi
   return (e) => {
     w(`${JSON.stringify(e)}\n`);
     // Flush promptly on what a tool waits for (a stage starting or ending) and at the end.
-    if (e.type === 'run-end' || e.type === 'stage-start' || e.type === 'diagnostics') out?.flush();
+    if (e.type === 'run-end' || e.type === 'stage-start' || e.type === 'diagnostics' || e.type === 'verify-stage') out?.flush();
   };
 }

@@ -3,11 +3,13 @@
  * counted (a no-op run of 1,000 stages prints one line), unless `verbose`.
  */
 import type { PipeEvent } from '../events.js';
-import { bufferedWriter, duration, indent, progressLine, summary } from './format.js';
+import { bufferedWriter, COMPLETED, duration, indent, outputLines, progressLine, summary, type SummaryOutput } from './format.js';
 
 export interface PlainOptions {
   write?: (s: string) => void;
   verbose?: boolean;
+  /** The pipeline's main outputs, named after the closing line. */
+  outputs?: readonly SummaryOutput[];
 }
 
 export function plainRenderer(opts: PlainOptions = {}): (e: PipeEvent) => void {
@@ -19,6 +21,7 @@ export function plainRenderer(opts: PlainOptions = {}): (e: PipeEvent) => void {
   /** Skipped/cancelled stages beyond the first few are only counted (a failure at the head of a long chain). */
   let unlisted = 0;
   let listed = 0;
+  const completed = new Set<string>();
   return (e) => {
     switch (e.type) {
       case 'run-start':
@@ -49,6 +52,7 @@ export function plainRenderer(opts: PlainOptions = {}): (e: PipeEvent) => void {
         write(`  ${e.stage}: ${e.state}\n`);
         break;
       case 'stage-end':
+        if (COMPLETED.has(e.status)) completed.add(e.stage);
         if (e.status === 'failed' || e.status === 'cancelled') out?.flush();
         if (e.status === 'up-to-date') {
           if (opts.verbose) write(`✓ ${e.stage} up to date\n`);
@@ -69,6 +73,7 @@ export function plainRenderer(opts: PlainOptions = {}): (e: PipeEvent) => void {
       case 'run-end':
         if (unlisted > 0) write(`  … and ${unlisted} more not run (see --json or -v)\n`);
         write(`${summary(e.counts, e.durationMs, e.interrupted)}\n`);
+        for (const line of outputLines(opts.outputs ?? [], completed)) write(`${line}\n`);
         out?.flush();
         break;
     }

@@ -4,7 +4,7 @@
  * stages fall back to the plain renderer: redrawing thousands of lines helps nobody.
  */
 import type { PipeEvent } from '../events.js';
-import { duration, indent, progressLine, summary } from './format.js';
+import { COMPLETED, duration, indent, outputLines, progressLine, summary, type SummaryOutput } from './format.js';
 import { plainRenderer } from './plain.js';
 
 const MAX_LIVE_STAGES = 150;
@@ -34,7 +34,8 @@ export interface Renderer {
   close(): Promise<void>;
 }
 
-export async function ttyRenderer(): Promise<Renderer> {
+/** `outputs`: the pipeline's main outputs, named after the closing line. */
+export async function ttyRenderer(outputs: readonly SummaryOutput[] = []): Promise<Renderer> {
   const { Listr } = await import('listr2');
   // Elapsed time of running stages, refreshed every second.
   let ticker: NodeJS.Timeout | undefined;
@@ -51,6 +52,7 @@ export async function ttyRenderer(): Promise<Renderer> {
   let running: Promise<unknown> | undefined;
   let endLine: string | undefined;
   const warnings: string[] = [];
+  const completed = new Set<string>();
 
   const apply = (name: string, v: StageView, e: PipeEvent & { type: 'stage-end' }): void => {
     v.running = undefined;
@@ -82,7 +84,7 @@ export async function ttyRenderer(): Promise<Renderer> {
     switch (e.type) {
       case 'run-start': {
         if (e.stages.length > MAX_LIVE_STAGES) {
-          fallback = plainRenderer();
+          fallback = plainRenderer({ outputs });
           return fallback(e);
         }
         const list = new Listr(
@@ -138,6 +140,7 @@ export async function ttyRenderer(): Promise<Renderer> {
         return;
       }
       case 'stage-end': {
+        if (COMPLETED.has(e.status)) completed.add(e.stage);
         const v = views.get(e.stage);
         if (v) apply(e.stage, v, e);
         return;
@@ -149,7 +152,7 @@ export async function ttyRenderer(): Promise<Renderer> {
         for (const d of e.formatted) write(`${d}\n`);
         return;
       case 'run-end':
-        endLine = summary(e.counts, e.durationMs, e.interrupted);
+        endLine = [summary(e.counts, e.durationMs, e.interrupted), ...outputLines(outputs, completed)].join('\n');
         return;
       default:
         return;

@@ -47,14 +47,28 @@ export function producedPaths(p: Pipeline): string[] {
   return p.stages.flatMap((s) => s.outs.map((o) => bare(o.path)));
 }
 
+/** The absolute paths the watcher ignores (see ignoredPaths). */
+function ignoredRoots(p: Pipeline): string[] {
+  const outs = producedPaths(p).map((o) => absOf(p.workdir, o));
+  const fixed = [join(p.workdir, '.pipe'), p.settings.cacheDir, lockPath(p.file)].map((x) => (x.endsWith(sep) ? x.slice(0, -1) : x));
+  return [...fixed, ...outs];
+}
+
+/**
+ * The watched folder trees whose hash may be kept incrementally from the watcher's events: those with nothing
+ * ignored inside them (an output or the cache in a dep folder changes without an event reaching its hash).
+ */
+export function trackableTrees(p: Pipeline, trees: readonly string[]): string[] {
+  const ignored = ignoredRoots(p);
+  return trees.filter((t) => !ignored.some((x) => x !== t && within(x, t)));
+}
+
 /**
  * The predicate that keeps the engine's own writes out of the watcher: outputs, `.pipe/`, the cache directory,
  * the lock file. Takes absolute paths.
  */
 export function ignoredPaths(p: Pipeline): (abs: string) => boolean {
-  const outs = producedPaths(p).map((o) => absOf(p.workdir, o));
-  const fixed = [join(p.workdir, '.pipe'), p.settings.cacheDir, lockPath(p.file)].map((x) => (x.endsWith(sep) ? x.slice(0, -1) : x));
-  const all = [...fixed, ...outs];
+  const all = ignoredRoots(p);
   return (abs) => {
     const a = abs.endsWith(sep) && abs.length > 1 ? abs.slice(0, -1) : abs;
     return all.some((x) => within(a, x));

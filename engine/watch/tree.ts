@@ -18,6 +18,14 @@ export interface TreeWatcherOptions {
   ignore: (abs: string) => boolean;
   /** A path inside the tree changed (created, written, removed, renamed). */
   onChange: (abs: string) => void;
+  /**
+   * Every event as it arrives, ignored paths included (the incremental hash counts them: a burst that may have
+   * overflowed the kernel's event queue means a full walk), and every folder whose watch was (re)established after
+   * it appeared (what was written into it before that raised no event: it must be re-checked).
+   */
+  onRaw?: (abs: string) => void;
+  /** Part of the tree stopped being watched while it exists (a watch failed): changes there may go unseen. */
+  onGap?: () => void;
   /** A directory could not be watched (e.g. the inotify watch limit). */
   onWarning: (message: string) => void;
 }
@@ -26,6 +34,8 @@ export class TreeWatcher {
   private readonly dirs = new Map<string, FSWatcher>();
   private closed = false;
   private warned = false;
+  /** A watch inside the tree failed: it is no longer watched in full. */
+  gapped = false;
 
   constructor(
     readonly root: string,
@@ -78,6 +88,8 @@ export class TreeWatcher {
     } catch (e) {
       const err = e as NodeJS.ErrnoException;
       if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return false;
+      this.gapped = true;
+      this.opts.onGap?.();
       if (!this.warned) {
         this.warned = true;
         const hint = err.code === 'ENOSPC' ? ' (the inotify watch limit: raise fs.inotify.max_user_watches)' : '';
@@ -85,7 +97,11 @@ export class TreeWatcher {
       }
       return false;
     }
-    w.on('error', () => this.unwatch(dir));
+    w.on('error', () => {
+      this.unwatch(dir);
+      this.gapped = true;
+      this.opts.onGap?.();
+    });
     this.dirs.set(dir, w);
     return true;
   }
@@ -94,6 +110,7 @@ export class TreeWatcher {
     if (this.closed) return;
     const base = name?.toString();
     const abs = base ? join(dir, base) : dir;
+    this.opts.onRaw?.(abs);
     if (this.opts.ignore(abs)) return;
     this.opts.onChange(abs);
     if (event !== 'rename') return;
@@ -114,7 +131,9 @@ export class TreeWatcher {
     if (this.closed) return;
     if (!isDir && !this.dirs.has(abs) && ![...this.dirs.keys()].some((d) => within(d, abs))) return; // a file
     for (const d of [...this.dirs.keys()]) if (within(d, abs)) this.unwatch(d);
-    if (isDir) await this.add(abs);
+    if (!isDir) return;
+    await this.add(abs);
+    if (!this.closed) this.opts.onRaw?.(abs); // watched from now on: what landed in it before must be re-checked
   }
 
   private unwatch(dir: string): void {

@@ -13,6 +13,10 @@ import type { WatchTargets } from './paths.js';
 export interface WatchSetOptions {
   onChange: (abs: string) => void;
   onWarning: (message: string) => void;
+  /** Every raw event and re-established folder watch (see TreeWatcherOptions.onRaw). */
+  onRaw?: (abs: string) => void;
+  /** A folder tree stopped being watched in full (closed, its root gone, or a watch failed inside it). */
+  onTreeLost?: (root: string) => void;
 }
 
 type Kind = 'file' | 'dir' | 'missing';
@@ -59,11 +63,22 @@ export class WatchSet {
     for (const p of wantMissing) if (!this.missing.has(p)) this.watchMissing(p);
 
     // A tree whose root went away or was replaced by a new folder of the same name is watched afresh.
-    for (const [p, t] of this.trees) if (!wantTrees.has(p) || !t.valid) (t.close(), this.trees.delete(p));
+    for (const [p, t] of this.trees) {
+      if (wantTrees.has(p) && t.valid) continue;
+      t.close();
+      this.trees.delete(p);
+      this.opts.onTreeLost?.(p);
+    }
     const starting: Promise<void>[] = [];
     for (const p of wantTrees) {
       if (this.trees.has(p)) continue;
-      const t = new TreeWatcher(p, { ignore: (a) => this.ignore(a), onChange: this.opts.onChange, onWarning: this.opts.onWarning });
+      const t = new TreeWatcher(p, {
+        ignore: (a) => this.ignore(a),
+        onChange: this.opts.onChange,
+        onWarning: this.opts.onWarning,
+        ...(this.opts.onRaw ? { onRaw: this.opts.onRaw } : {}),
+        onGap: () => this.opts.onTreeLost?.(p),
+      });
       this.trees.set(p, t);
       starting.push(t.start());
     }
@@ -75,6 +90,11 @@ export class WatchSet {
     if (removed.length > 0) this.chokidar?.unwatch(removed);
     if (added.length > 0) starting.push(this.addFiles(added));
     await Promise.all(starting);
+  }
+
+  /** Folder trees watched in full right now (every directory in them under a watch). */
+  fullTrees(): string[] {
+    return [...this.trees].filter(([, t]) => t.valid && !t.gapped).map(([p]) => p);
   }
 
   /** What is watched now, as classified on disk: files, folder trees, and paths waiting to appear. */
@@ -89,7 +109,10 @@ export class WatchSet {
   }
 
   async close(): Promise<void> {
-    for (const t of this.trees.values()) t.close();
+    for (const [p, t] of this.trees) {
+      t.close();
+      this.opts.onTreeLost?.(p);
+    }
     for (const w of this.missing.values()) w.close();
     this.trees.clear();
     this.missing.clear();
@@ -102,7 +125,10 @@ export class WatchSet {
       const { watch } = await import('chokidar');
       const w = watch(files, { ignoreInitial: true, persistent: true, ignored: (p: string) => this.ignore(p) });
       this.chokidar = w;
-      w.on('all', (_event: string, path: string) => this.opts.onChange(path));
+      w.on('all', (_event: string, path: string) => {
+        this.opts.onRaw?.(path);
+        this.opts.onChange(path);
+      });
       w.on('error', (e: unknown) => this.opts.onWarning(`watcher: ${e instanceof Error ? e.message : String(e)}`));
       await new Promise<void>((r) => w.once('ready', () => r()));
     } else {

@@ -26,13 +26,17 @@ export interface ResolvedAuth {
 
 export const netrcPath = (env: NodeJS.ProcessEnv = process.env): string => env['NETRC'] || join(homedir(), '.netrc');
 
-export function resolveAuth(spec: AuthSpec | undefined, host: string, env: NodeJS.ProcessEnv = process.env): ResolvedAuth {
+/**
+ * `hostLabel` is how the host appears in the hint: the host itself, or e.g. "<the host of $CHEXPERT_URL>" when the
+ * URL is a secret whose host must not be printed.
+ */
+export function resolveAuth(spec: AuthSpec | undefined, host: string, env: NodeJS.ProcessEnv = process.env, hostLabel: string = host): ResolvedAuth {
   const file = netrcPath(env);
   const vars = spec?.user_env || spec?.password_env ? `${spec?.user_env ?? '?'} and ${spec?.password_env ?? '?'}` : null;
   const useNetrc = spec?.netrc !== false;
   const hint = [
     vars ? `set the environment variables ${vars}` : null,
-    useNetrc ? `add "machine ${host} login <user> password <password>" to ${file}` : null,
+    useNetrc ? `add "machine ${hostLabel} login <user> password <password>" to ${file}` : null,
   ]
     .filter(Boolean)
     .join(', or ');

@@ -25,3 +25,19 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
+
+/**
+ * `Retry-After` in both forms (RFC 9110 §10.2.3): delta-seconds, or an HTTP-date — measured from the response's own
+ * `Date` when it has one, so a skewed local clock does not stretch or skip the wait. Null when absent or unreadable;
+ * a date in the past is 0. The caller bounds the result.
+ */
+export function parseRetryAfter(value: string | undefined, date: string | undefined, now: number = Date.now()): number | null {
+  const v = value?.trim();
+  if (!v) return null;
+  if (/^\d+$/.test(v)) return Number(v) * 1000;
+  // HTTP-dates are GMT; the asctime form does not say so, and Date.parse would read it as local time.
+  const at = Date.parse(/\b(GMT|UTC)\b|[+-]\d{4}$/i.test(v) ? v : `${v} GMT`);
+  if (!Number.isFinite(at) || !/[a-z]/i.test(v)) return null;
+  const sent = date ? Date.parse(date) : NaN;
+  return Math.max(0, at - (Number.isFinite(sent) ? sent : now));
+}

@@ -53,6 +53,5 @@ export const manifest: StageManifest = {
     },
     backend: BACKEND_FIELD,
   },
-  implementation: ['../lib/tf/', '../lib/shards.ts', '../lib/atomic-write.ts', '../lib/start-worker.ts'],
   resources: { cpus: 2, memBytes: 2 * 1024 ** 3, gpus: 0 },
 };

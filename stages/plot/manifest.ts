@@ -30,6 +30,5 @@ export const manifest: StageManifest = {
       description: 'Merged over the spec’s `config` (e.g. `{font: "DejaVu Sans"}`, the default font).',
     },
   },
-  implementation: ['../lib/atomic-write.ts'],
   resources: { cpus: 1, memBytes: 512 * 1024 * 1024, gpus: 0 },
 };

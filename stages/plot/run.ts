@@ -89,6 +89,9 @@ export async function run(ctx: StageContext<PlotWith>): Promise<void> {
   const rendered = await renderSvg(prepared, datasets.value);
   if (!rendered.ok) throw new StageError(`${name}: ${rendered.error}.`);
   for (const warning of rendered.value.warnings) ctx.log(`vega-lite: ${warning}`);
+  for (const pointer of rendered.value.droppedLinks) {
+    ctx.log(`${name}: ${pointer}: links are not rendered (a figure is a static SVG/PNG file); the figure is drawn without them`);
+  }
   if (rendered.value.metrics === 'estimated') {
     ctx.log('fontconfig could not find the font file: text widths for layout are estimated (labels may truncate early)');
   }

@@ -1,9 +1,9 @@
-import type { StageContext } from '../../engine/stage-api.js';
+import type { StageContext, UpstreamRun } from '../../engine/stage-api.js';
 import { StageError } from '../../engine/stage-api.js';
 import { writeFileAtomic } from '../lib/atomic-write.js';
 import { renderHtml } from './lib/html.js';
 import { renderMarkdown } from './lib/markdown.js';
-import type { ReportModel } from './lib/model.js';
+import type { GeneratedAt, ReportModel } from './lib/model.js';
 import { SectionResolver } from './lib/resolve.js';
 import { parseSections } from './lib/sections.js';
 
@@ -16,10 +16,26 @@ export interface ReportWith {
   markdown?: string;
 }
 
-/** Report date: SOURCE_DATE_EPOCH when set (reproducible builds), else now. */
-export function reportDate(env: NodeJS.ProcessEnv = process.env, now = new Date()): string {
+/**
+ * The report's "generated" date, never the clock (two runs on the same inputs write the same bytes):
+ * SOURCE_DATE_EPOCH when set (reproducible-builds convention; declare it in the stage's `env:` so it is keyed),
+ * else the end of the newest upstream run on record, else none.
+ */
+export function reportDate(env: Readonly<Record<string, string | undefined>>, upstream: readonly UpstreamRun[]): GeneratedAt | undefined {
   const epoch = env.SOURCE_DATE_EPOCH;
-  return (epoch && /^\d+$/.test(epoch) ? new Date(Number(epoch) * 1000) : now).toISOString();
+  if (epoch !== undefined && epoch !== '') {
+    const t = /^\d{1,12}$/.test(epoch) ? new Date(Number(epoch) * 1000) : undefined;
+    if (!t || Number.isNaN(t.getTime())) {
+      throw new StageError(`SOURCE_DATE_EPOCH must be a whole number of seconds since 1970-01-01 UTC, not "${epoch.slice(0, 40)}".`);
+    }
+    return { at: t.toISOString(), from: 'SOURCE_DATE_EPOCH' };
+  }
+  let newest: UpstreamRun | undefined;
+  for (const u of upstream) {
+    if (u.endedAt === undefined || Number.isNaN(Date.parse(u.endedAt))) continue;
+    if (!newest || Date.parse(u.endedAt) > Date.parse(newest.endedAt!)) newest = u;
+  }
+  return newest ? { at: new Date(Date.parse(newest.endedAt!)).toISOString(), from: `the end of the newest upstream run (${newest.stage})` } : undefined;
 }
 
 export async function run(ctx: StageContext<ReportWith>): Promise<void> {
@@ -27,7 +43,7 @@ export async function run(ctx: StageContext<ReportWith>): Promise<void> {
   const specs = parseSections(w.sections, w.inputs ?? []);
   if (!specs.ok) throw new StageError(`stage ${ctx.stage}: ${specs.error}.`);
 
-  const sections = await new SectionResolver(ctx.resolve).sections(specs.value);
+  const sections = await new SectionResolver(ctx.resolve, (line) => ctx.log(line), ctx.upstream).sections(specs.value);
   if (ctx.signal.aborted) return;
   const model: ReportModel = {
     title: w.title,
@@ -39,7 +55,7 @@ export async function run(ctx: StageContext<ReportWith>): Promise<void> {
       pipeVersion: ctx.pipeline.pipeVersion,
       stage: ctx.stage,
       key: ctx.key,
-      generatedAt: reportDate(),
+      generatedAt: reportDate(process.env, ctx.upstream),
       upstream: ctx.upstream,
       inputs: Object.entries(ctx.depHashes).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
     },

@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { describe, expect, it } from 'vitest';
-import { asStageKey, collectGarbage, hashJson, openRunCache, openStore, type StoredOutput } from '../../cache/index.js';
+import { asStageKey, collectGarbage, hashJson, listWorkspaces, openRunCache, openStore, registerWorkspace, type LockRefs, type StoredOutput } from '../../cache/index.js';
 import { tempDir } from './helpers.js';
 
 const sha = (b: string): string => createHash('sha256').update(b).digest('hex');
@@ -49,7 +50,7 @@ describe('collectGarbage', () => {
     expect(before).toBe(9);
     const r = await collectGarbage({ store: `${d}/cache`, runsDir: `${d}/runs`, keep: [], dryRun: true, graceMs: 0 });
     // not live: kept's 3 objects (no lock file keeps them), old's c + manifest, orphan's d + manifest
-    expect(r).toEqual({ objects: 7, bytes: expect.any(Number), kept: 2, runs: 1 });
+    expect(r).toEqual({ objects: 7, bytes: expect.any(Number), kept: 2, runs: 1, sharedRuns: 0, keptFor: [], dropped: [], unknown: [] });
     expect(countObjects(`${d}/cache`)).toBe(before);
     expect(await openRunCache(`${d}/runs`).history('old')).toHaveLength(1);
   });
@@ -138,5 +139,103 @@ describe('collectGarbage', () => {
     expect(readdirSync(`${d}/cache/tmp`).sort()).toEqual(['123-old', '456-fresh']);
     await collectGarbage({ store: `${d}/cache`, runsDir: `${d}/runs`, keep: [], dryRun: false });
     expect(readdirSync(`${d}/cache/tmp`)).toEqual(['456-fresh']);
+  });
+});
+
+describe('collectGarbage with the store\'s registry of workspaces', () => {
+  /** Two workspaces A and B on one store, each with a "lock file" (JSON here: the reader is the caller's). */
+  async function shared() {
+    const d = tempDir();
+    const storeRoot = `${d}/cache`;
+    const store = openStore(storeRoot);
+    const ws = async (name: string, content: string) => {
+      const root = `${d}/${name}`;
+      mkdirSync(`${root}/.pipe`, { recursive: true });
+      writeFileSync(`${root}/out.txt`, content);
+      const out = await store.put(`${root}/out.txt`, 'out.txt');
+      const lock = `${root}/p.lock.json`;
+      writeFileSync(lock, JSON.stringify({ keys: [], outputs: [{ hash: out.hash }] }));
+      await registerWorkspace(storeRoot, { root, pipeDir: `${root}/.pipe`, pipeline: `${root}/p.yaml`, lock });
+      return { root, pipeDir: `${root}/.pipe`, out, lock };
+    };
+    const a = await ws('a', 'result of a');
+    const b = await ws('b', 'result of b');
+    const readLock = async (file: string): Promise<LockRefs | undefined> => {
+      try {
+        return JSON.parse(readFileSync(file, 'utf8')) as LockRefs;
+      } catch {
+        return undefined;
+      }
+    };
+    const gcA = (extra: Partial<Parameters<typeof collectGarbage>[0]> = {}) =>
+      collectGarbage({ store: storeRoot, runsDir: `${a.pipeDir}/runs`, keep: [], readLock, self: a.pipeDir, dryRun: false, graceMs: 0, keepRunsNewerThanMs: 0, ...extra });
+    return { d, storeRoot, store, a, b, gcA, readLock };
+  }
+
+  it('keeps what another workspace\'s lock file references, and says so', async () => {
+    const { store, a, b, gcA } = await shared();
+    const r = await gcA();
+    expect(r.objects).toBe(0);
+    expect(r.keptFor).toEqual([{ root: b.root, host: hostname(), objects: 1 }]);
+    expect(await store.has(b.out)).toBe(true);
+    expect(await store.has(a.out)).toBe(true); // a's own lock file (registered) keeps its output too
+    // Without the registry (the old behaviour), b's output would have gone.
+    const { store: s2, gcA: gc2, b: b2 } = await shared();
+    await gc2({ readLock: undefined, keep: [] });
+    expect(await s2.has(b2.out)).toBe(false);
+  });
+
+  it('drops a workspace that no longer exists, and collects what only it referenced', async () => {
+    const { storeRoot, store, b, gcA } = await shared();
+    rmSync(b.root, { recursive: true });
+    const dry = await gcA({ dryRun: true });
+    expect(dry.dropped).toEqual([{ root: b.root, host: hostname() }]);
+    expect(await listWorkspaces(storeRoot)).toHaveLength(2);
+    const r = await gcA();
+    expect(r.dropped).toEqual([{ root: b.root, host: hostname() }]);
+    expect(r.objects).toBe(1);
+    expect(await store.has(b.out)).toBe(false);
+    expect((await listWorkspaces(storeRoot)).map((w) => w.root)).toEqual([expect.stringMatching(/\/a$/)]);
+    expect((await gcA()).dropped).toEqual([]); // said once
+  });
+
+  it('a workspace on another host that cannot be seen from here stops gc from deleting any object', async () => {
+    const { d, storeRoot, store, gcA } = await shared();
+    mkdirSync(`${storeRoot}/workspaces/${'f'.repeat(24)}`, { recursive: true });
+    writeFileSync(
+      `${storeRoot}/workspaces/${'f'.repeat(24)}/0123456789abcdef.json`,
+      JSON.stringify({ version: 1, id: 'f'.repeat(24), host: 'cluster-node-7', root: '/scratch/ws', pipeDir: '/scratch/ws/.pipe', pipeline: '/scratch/ws/p.yaml', lock: '/scratch/ws/p.lock.yaml' }),
+    );
+    writeFileSync(`${d}/orphan`, 'orphan');
+    const orphan = await store.put(`${d}/orphan`, 'orphan');
+    const r = await gcA();
+    expect(r.unknown).toEqual([{ root: '/scratch/ws', host: 'cluster-node-7' }]);
+    expect(r.objects).toBe(0);
+    expect(await store.has(orphan)).toBe(true);
+  });
+
+  it('the store\'s shared run records live while recent or named by a lock file', async () => {
+    const { d, storeRoot, store, a, gcA } = await shared();
+    const runs = openRunCache(`${a.pipeDir}/runs`, { store });
+    const rec = (stage: string, outputs: StoredOutput[]) => ({
+      key: asStageKey(hashJson({ stage })), stage, fields: {}, outputs, startedAt: '2020-01-01T00:00:00.000Z', endedAt: '2020-01-01T00:00:00.000Z',
+      durationMs: 1, host: 'h', executor: 'local', pipeVersion: '0',
+    });
+    writeFileSync(`${d}/named`, 'named by the lock');
+    writeFileSync(`${d}/unnamed`, 'named by nothing');
+    const named = rec('named', [await store.put(`${d}/named`, 'named')]);
+    const unnamed = rec('unnamed', [await store.put(`${d}/unnamed`, 'unnamed')]);
+    await runs.put(named);
+    await runs.put(unnamed);
+    writeFileSync(a.lock, JSON.stringify({ keys: [named.key], outputs: [{ hash: a.out.hash }] }));
+    const r = await gcA();
+    expect(r.sharedRuns).toBe(1);
+    expect(r.runs).toBe(2); // a's own old records
+    const other = openRunCache(`${d}/fresh-clone/.pipe/runs`, { store });
+    expect(await other.get(named.key)).toBeDefined(); // a fresh clone still restores what the lock file names
+    expect(await other.get(unnamed.key)).toBeUndefined();
+    expect(await store.has(named.outputs[0]!)).toBe(true);
+    expect(await store.has(unnamed.outputs[0]!)).toBe(false);
+    expect(existsSync(`${storeRoot}/runs/${named.key.slice(0, 2)}/${named.key}.json`)).toBe(true);
   });
 });

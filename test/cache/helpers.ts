@@ -1,7 +1,7 @@
 // Shared by the cache suites: real temp dirs, and child processes that use the compiled cache (dist/, built by the
 // global setup) so concurrency is tested between real processes, not promises.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterEach } from 'vitest';
@@ -23,6 +23,12 @@ export function tempDir(): string {
  */
 export function settle(ms = 15): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+/** Every object file in a store (`<root>/objects/xx/yyyy`). */
+export function listObjects(root: string): string[] {
+  if (!existsSync(`${root}/objects`)) return [];
+  return readdirSync(`${root}/objects`).flatMap((s) => readdirSync(`${root}/objects/${s}`).map((r) => `${root}/objects/${s}/${r}`));
 }
 
 export const CACHE_DIST = pathToFileURL(fileURLToPath(new URL('../../dist/cache/index.js', import.meta.url))).href;

@@ -1,6 +1,6 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { asStageKey, hashJson, openRunCache, safeStageName, type RunRecord } from '../../cache/index.js';
+import { asStageKey, hashJson, openRunCache, openStore, safeStageName, type RunRecord } from '../../cache/index.js';
 import { startChild, tempDir } from './helpers.js';
 
 function record(stage: string, n: number, endedAt: string, extra: Partial<RunRecord> = {}): RunRecord {
@@ -88,5 +88,86 @@ describe('RunCache', () => {
     expect(readdirSync(`${d}/runs/by-stage/train`)).toHaveLength(80);
     const ended = hist.map((r) => r.endedAt);
     expect([...ended].sort().reverse()).toEqual(ended);
+  });
+});
+
+describe('same key, different bytes', () => {
+  async function setup() {
+    const d = tempDir();
+    const store = openStore(`${d}/cache`);
+    const put = async (name: string, text: string) => {
+      writeFileSync(`${d}/${name}`, text);
+      return store.put(`${d}/${name}`, 'out/x.txt');
+    };
+    const runs = openRunCache(`${d}/runs`, { store });
+    const base = record('train', 1, '2026-01-01T00:00:00.000Z');
+    return { d, store, put, runs, base };
+  }
+
+  it('keeps the first result, records the disagreement, and says which output differs', async () => {
+    const { put, runs, base } = await setup();
+    const first = { ...base, outputs: [await put('a', 'first')] };
+    expect(await runs.put(first)).toEqual({ record: first, disagreements: [] });
+    const later = { ...base, endedAt: '2026-01-02T00:00:00.000Z', host: 'h2', outputs: [{ ...(await put('b', 'second')), path: 'out/x.txt' }] };
+    const r = await runs.put(later);
+    expect(r.record.outputs).toEqual(first.outputs); // the first result stays in force
+    expect(r.disagreements).toEqual([
+      { key: base.key, stage: 'train', path: 'out/x.txt', first: first.outputs[0]!.hash, second: later.outputs[0]!.hash, at: later.endedAt, host: 'h2', kept: 'first' },
+    ]);
+    expect((await runs.get(base.key))!.outputs).toEqual(first.outputs);
+    expect([...(await runs.nondeterministicKeys())]).toEqual([base.key]);
+    expect(await runs.disagreements(base.key)).toEqual(r.disagreements);
+    // The same bytes again is no news.
+    expect((await runs.put({ ...first, endedAt: '2026-01-03T00:00:00.000Z' })).disagreements).toEqual([]);
+    // A fresh reader (another process) sees the record too.
+    const again = openRunCache(runs.dir);
+    expect(await again.disagreements(base.key)).toHaveLength(1);
+    expect((await again.nondeterministicKeys()).has(base.key)).toBe(true);
+  });
+
+  it('a first result that can no longer be served is replaced (and the disagreement still recorded)', async () => {
+    const { store, put, runs, base } = await setup();
+    const first = { ...base, outputs: [await put('a', 'first')] };
+    await runs.put(first);
+    rmSync(store.objectPath(first.outputs[0]!.hash));
+    const later = { ...base, outputs: [await put('b', 'second')] };
+    const r = await runs.put(later);
+    expect(r.record).toEqual(later);
+    expect(r.disagreements[0]).toMatchObject({ kept: 'second' });
+    expect((await runs.get(base.key))!.outputs).toEqual(later.outputs);
+  });
+
+  it('always_run stages replace their record (replace: true)', async () => {
+    const { put, runs, base } = await setup();
+    await runs.put({ ...base, outputs: [await put('a', 'one')] });
+    const later = { ...base, outputs: [await put('b', 'two')] };
+    expect(await runs.put(later, { replace: true })).toEqual({ record: later, disagreements: [] });
+    expect((await runs.get(base.key))!.outputs).toEqual(later.outputs);
+  });
+
+  it('records are shared through the store: another workspace restores through them, and its first result stands', async () => {
+    const { d, store, put, runs, base } = await setup();
+    const first = { ...base, fields: { env: { TOKEN: 'secret' } }, outputs: [await put('a', 'first')] };
+    await runs.put(first);
+    const other = openRunCache(`${d}/other-ws/runs`, { store });
+    const seen = await other.get(base.key);
+    expect(seen!.outputs).toEqual(first.outputs);
+    expect(seen!.fields).toEqual({}); // key fields (env values) stay in the workspace
+    expect(readFileSync(`${d}/cache/runs/${base.key.slice(0, 2)}/${base.key}.json`, 'utf8')).not.toContain('secret');
+    // The other workspace's own run of the key gives other bytes: the store's first result is kept there too.
+    const r = await other.put({ ...base, outputs: [await put('b', 'second')] });
+    expect(r.record.outputs).toEqual(first.outputs);
+    expect(r.disagreements).toHaveLength(1);
+    // Both workspaces see the disagreement (it is recorded in the store as well).
+    expect(await openRunCache(runs.dir, { store }).disagreements(base.key)).toHaveLength(1);
+  });
+
+  it('a record with malformed outputs reads as absent', async () => {
+    const { d, runs, base } = await setup();
+    await runs.put(base);
+    const p = `${d}/runs/${base.key.slice(0, 2)}/${base.key}.json`;
+    writeFileSync(p, JSON.stringify({ ...base, outputs: [{ path: 'x', kind: 'file', hash: '../../etc/passwd', size: 1, files: 1 }] }));
+    rmSync(`${d}/cache/runs`, { recursive: true });
+    expect(await runs.get(base.key)).toBeUndefined();
   });
 });

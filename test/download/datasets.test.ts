@@ -19,6 +19,7 @@ import { run as preprocess, type PreprocessWith } from '../../stages/preprocess/
 import { manifest as splitManifest } from '../../stages/split/manifest.js';
 import { run as synth, type SynthWith } from '../../stages/synth/cxr/run.js';
 import { makeCtx, makeWorkspace } from '../imaging/ctx.js';
+import { downloadWith } from './fixture.js';
 import { rawTar, rawZip, startServer, type Route, type TestServer } from './server.js';
 
 const DECL_DIR = join(import.meta.dirname, '../../pipelines/datasets');
@@ -53,6 +54,7 @@ function withFor(decl: Declaration, origin: string, out: string, extra: Partial<
   const local = (u: string): string => (/^https?:/.test(u) ? origin + new URL(u).pathname : u);
   const d = Object.fromEntries(Object.entries(decl.download).filter(([, v]) => v !== null)) as Partial<DownloadWith>;
   return {
+    ...downloadWith(),
     ...d,
     ...(d.manifest ? { manifest: local(d.manifest) } : {}),
     ...(d.files ? { files: d.files.map((f) => ({ ...f, ...(f.url ? { url: local(f.url) } : {}) })) } : {}),

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ISSUE_EXAMPLE, loadOk, stage } from './helpers.js';
+import { ISSUE_EXAMPLE, loadErr, loadOk, stage } from './helpers.js';
 
 const ISSUE_FILES = { 'train.js': '', 'data/vindr_cxr/': '', 'data/padchest/': '' };
 
@@ -192,6 +192,25 @@ stages:
     expect(s.resources).toEqual({ cpus: 4, memBytes: 2 * 1024 ** 3, gpus: 0, timeSec: 5400 });
   });
 
+  it('does not key params read only by where and how a stage runs (resources, executor, slurm, retries, watch, desc)', async () => {
+    const p = await loadOk(`
+params: {ex: slurm, gpus: 1, part: gpu, tries: 2, w: manual, what: training, lr: 0.1}
+stages:
+  s:
+    desc: \${params.what}
+    cmd: train --lr \${params.lr}
+    executor: \${params.ex}
+    resources: {gpus: \${params.gpus}}
+    slurm: {partition: \${params.part}}
+    retries: \${params.tries}
+    watch: \${params.w}
+    outs: [m]
+`);
+    const s = stage(p, 's');
+    expect(s.params).toEqual({ lr: 0.1 });
+    expect([s.executor, s.resources.gpus, s.slurm.partition, s.retries.count, s.watch, s.desc]).toEqual(['slurm', 1, 'gpu', 2, 'manual', 'training']);
+  });
+
   it('`with:` may be a whole mapping from vars or the item', async () => {
     const p = await loadOk(`
 vars:
@@ -274,6 +293,8 @@ stages:
       restore: ['hardlink', 'copy'],
       executor: 'slurm',
       slurm: { partition: 'gpu', gpuFlag: 'gpus', extra: ['--exclusive'] },
+      summary: [],
+      env: 'inherit',
     });
   });
 
@@ -285,7 +306,7 @@ stages:
   c: {uses: train/cnn, with: {data: a, out: models/c/, epochs: 2}}
 `);
     expect(p.name).toBe('pipeline');
-    expect(p.settings).toEqual({ cacheDir: `${p.workdir}/.pipe/cache`, restore: ['reflink', 'copy'], executor: 'local', slurm: {} });
+    expect(p.settings).toEqual({ cacheDir: `${p.workdir}/.pipe/cache`, restore: ['reflink', 'copy'], executor: 'local', slurm: {}, summary: [], env: 'inherit' });
     expect(stage(p, 'a').watch).toBe('auto');
     expect(stage(p, 'b').watch).toBe('manual');
     // Manifest resources (gpus: 1) apply to the uses stage, so it is manual too.
@@ -295,6 +316,31 @@ stages:
     expect(p.sourceFiles).toEqual([p.file]);
   });
 
+  it('settings.summary names main outputs: outs of stages (directories included), each located when it is not one', async () => {
+    const p = await loadOk(`
+params: {out: out}
+settings:
+  summary: [./\${params.out}/report.html, out/figs/a.svg]
+stages:
+  report: {cmd: x, outs: [out/report.html]}
+  figs: {cmd: x, outs: [out/figs/]}
+`);
+    expect(p.settings.summary).toEqual(['out/report.html', 'out/figs/a.svg']);
+    const e = await loadErr(`
+settings:
+  summary: [out/report.html, out/nothing.html, ../elsewhere.html]
+stages:
+  report: {cmd: x, outs: [out/report.html]}
+`);
+    expect(e.lines).toEqual([
+      '3:30 `settings.summary` names `out/nothing.html`, which no stage writes; list outputs of stages (their `outs` or `with:` out fields)',
+      '3:48 `summary` lists output paths inside the workspace, not `../elsewhere.html`',
+    ]);
+    expect((await loadErr('settings: {summary: out/report.html}\nstages:\n  a: {cmd: x, outs: [out/report.html]}\n')).lines).toEqual([
+      '1:21 `summary` must be a list of output paths (e.g. `[out/report.html]`), not a string',
+    ]);
+  });
+
   it('a list cmd runs its commands in sequence', async () => {
     const p = await loadOk(`
 stages:
@@ -302,7 +348,7 @@ stages:
     cmd: [mkdir -p o, "touch o/x"]
     outs: [o/]
 `);
-    expect(stage(p, 's').cmd).toBe('{ mkdir -p o\n} && { touch o/x\n}');
+    expect(stage(p, 's').cmd).toBe('{ mkdir -p o\n}\n{ touch o/x\n}');
   });
 
   it('merge keys and anchors are resolved', async () => {

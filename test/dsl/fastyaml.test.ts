@@ -3,16 +3,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { fastParse } from '../../engine/dsl/fastyaml.js';
-import { parseYaml, SourceFile, type YNode } from '../../engine/dsl/load.js';
-import { ISSUE_EXAMPLE } from './helpers.js';
-
-/** A comparable picture of a located tree: values, types, and the offsets of every scalar, key and collection. */
-function shape(n: YNode | undefined): unknown {
-  if (!n) return undefined;
-  if (n.t === 'scalar') return { v: Number.isNaN(n.value) ? 'NaN' : n.value, s: n.loc.start, e: n.loc.end, raw: n.raw };
-  if (n.t === 'seq') return { seq: n.loc.start, items: n.items.map(shape) };
-  return { map: n.loc.start, entries: n.entries.map((e) => [e.key, e.keyLoc.start, e.keyLoc.end, shape(e.value)]) };
-}
+import { parseYaml, SourceFile } from '../../engine/dsl/load.js';
+import { ISSUE_EXAMPLE, yamlShape } from './helpers.js';
 
 function both(text: string) {
   const slow = parseYaml('/t.yaml', text, { parser: 'yaml' });
@@ -155,8 +147,8 @@ describe('fast YAML subset parser', () => {
       const { slow, fast, src } = both(text);
       expect(slow.diagnostics).toEqual([]);
       expect(fast).toBeDefined();
-      if (fast!.root === undefined) expect(shape(slow.root)).toEqual({ map: 0, entries: [] }); // an empty document
-      else expect(shape(fast!.root)).toEqual(shape(slow.root));
+      if (fast!.root === undefined) expect(yamlShape(slow.root)).toEqual({ map: 0, entries: [] }); // an empty document
+      else expect(yamlShape(fast!.root)).toEqual(yamlShape(slow.root));
       // Same line index: every offset maps to the same line/col.
       for (let off = 0; off <= text.length; off += 7) expect(src.lines.linePos(off)).toEqual(slow.src.lines.linePos(off));
     });
@@ -187,7 +179,7 @@ describe('fast YAML subset parser', () => {
       const text = readFileSync(f, 'utf8');
       const { slow, fast } = both(text);
       if (!fast || slow.diagnostics.length) continue;
-      expect(shape(fast.root), f).toEqual(shape(slow.root));
+      expect(yamlShape(fast.root), f).toEqual(yamlShape(slow.root));
     }
   });
 });
@@ -238,7 +230,7 @@ describe('fast parser vs yaml package on generated documents', () => {
       if (slow.diagnostics.length) continue;
       if (!fast) continue;
       fastCount++;
-      expect(shape(fast.root), text).toEqual(shape(slow.root));
+      expect(yamlShape(fast.root), text).toEqual(yamlShape(slow.root));
     }
     expect(fastCount).toBeGreaterThan(200);
   });

@@ -30,7 +30,7 @@ function pipeline(stages: Array<{ name: string; deps?: string[]; outs?: string[]
     vars: {},
     stages: specs,
     sourceFiles: ['/x.yaml'],
-    settings: { cacheDir: '/.pipe/cache', restore: ['copy'], executor: 'local', slurm: {} },
+    settings: { cacheDir: '/.pipe/cache', restore: ['copy'], executor: 'local', slurm: {}, summary: [] },
   };
 }
 

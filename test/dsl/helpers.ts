@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { loadPipeline, formatDiagnostic, type Diagnostic, type LoadOptions } from '../../engine/dsl/index.js';
 import type { Pipeline, StageSpec } from '../../engine/model.js';
+import type { YNode } from '../../engine/dsl/load.js';
 import type { StageManifest } from '../../engine/stage-api.js';
 
 export const kinds: Record<string, StageManifest> = {
@@ -128,3 +129,11 @@ stages:
         split: \${item.split}
         out: out/fpr-\${item.model}-\${item.split}.json
 `;
+
+/** A comparable picture of a located YAML tree: values, types, and the offsets of every scalar, key and collection. */
+export function yamlShape(n: YNode | undefined): unknown {
+  if (!n) return undefined;
+  if (n.t === 'scalar') return { v: Number.isNaN(n.value) ? 'NaN' : n.value, s: n.loc.start, e: n.loc.end, raw: n.raw };
+  if (n.t === 'seq') return { seq: n.loc.start, items: n.items.map(yamlShape) };
+  return { map: n.loc.start, entries: n.entries.map((e) => [e.key, e.keyLoc.start, e.keyLoc.end, yamlShape(e.value)]) };
+}

@@ -50,7 +50,7 @@ describe('the schema accepts what the loader accepts (ajv)', async () => {
 workdir: ..
 include: [a.yaml]
 params_files: [p.yaml]
-settings: {cache_dir: c, restore: [reflink, copy], executor: slurm, slurm: {partition: gpu, gpu_flag: gpus, extra: [-N1]}}
+settings: {cache_dir: c, restore: [reflink, copy], executor: slurm, slurm: {partition: gpu, gpu_flag: gpus, extra: [-N1]}, summary: [o]}
 stages:
   s:
     cmd: [a, b]

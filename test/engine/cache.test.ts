@@ -1,8 +1,10 @@
 // Cache hits and misses for every key field, run-cache restore, and output verification — through the real CLI.
-import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { pipe, reasons, runRecords, statuses, workspace, type Ws } from './helpers.js';
+import { pipe, pipeAsync, reasons, runRecords, statuses, workspace, type Ws } from './helpers.js';
 
 let ws: Ws;
 afterEach(() => ws?.cleanup());
@@ -97,7 +99,7 @@ describe('cache key fields', () => {
     writeFileSync(join(kinds, 'run.js'), runJs('v2'));
     r = go();
     expect(statuses(r.stdout).c).toBe('ran');
-    expect(reasons(r.stdout).c).toContain('implementation of local/copy changed');
+    expect(reasons(r.stdout).c).toContain('implementation of local/copy changed: PIPE_KINDS_PATH/local/copy/run.js');
     expect(ws.read('out/c.txt')).toBe('x\nv2');
   });
 });
@@ -150,9 +152,11 @@ describe('run cache', () => {
     const r = pipe(ws.dir, ['run', 'p.yaml', '--json']);
     expect(r.code, r.stderr).toBe(0);
     expect(statuses(r.stdout).t).toBe('ran');
-    expect(r.stdout).toMatch(/could not restore t from the cache/);
+    // Seen at planning time now (an object that is not a regular file is no object), and repaired by the run.
+    expect(reasons(r.stdout).t!.join()).toMatch(/the cached copy of out\/t\.txt is gone from the cache/);
     expect(ws.read('out/t.txt')).toBe('hi\n');
     expect(ws.read('count.txt')).toBe('run\nrun\n');
+    expect(statSync(obj).isFile()).toBe(true);
   });
 
   it('writes a deterministic lock file next to the YAML', () => {
@@ -200,5 +204,238 @@ describe('atomicity', () => {
     expect(r.stderr).toMatch(/dep dep\.txt changed while the stage ran/);
     expect(ws.exists('out/x.txt')).toBe(false);
     expect(runRecords(ws.dir)).toEqual([]);
+  });
+});
+
+// ───────────── trust: nothing at rest is served unverified (issues 10, 11, 16) ─────────────
+
+/** Every object file in a store with its mode. */
+function objectFiles(cache: string): string[] {
+  if (!existsSync(`${cache}/objects`)) return [];
+  return readdirSync(`${cache}/objects`).flatMap((s) => readdirSync(`${cache}/objects/${s}`).map((o) => `${cache}/objects/${s}/${o}`));
+}
+
+const sha = (b: string | Buffer): string => createHash('sha256').update(b).digest('hex');
+const objectOf = (dir: string, content: string): string => `${dir}/.pipe/cache/objects/${sha(content).slice(0, 2)}/${sha(content).slice(2)}`;
+
+describe('hard-linked restores (restore: [hardlink, copy])', () => {
+  const hl = (cmd: string, outs = '[out/a.txt]') => `name: hl\nsettings:\n  restore: [hardlink, copy]\nstages:\n  a:\n    cmd: ${cmd}\n    outs: ${outs}\n  b:\n    cmd: tr a-z A-Z < out/a.txt > out/b.txt\n    deps: [out/a.txt]\n    outs: [out/b.txt]\n`;
+
+  it('a restored link is read-only; an in-place edit of it never poisons the cache: the stage runs again', () => {
+    ws = workspace({ 'p.yaml': hl('echo hello > out/a.txt; echo run >> count.txt') });
+    expect(statuses(pipe(ws.dir, ['run', 'p.yaml', '--json']).stdout).a).toBe('ran');
+    ws.rm('out/a.txt');
+    expect(statuses(pipe(ws.dir, ['run', 'p.yaml', '--json']).stdout).a).toBe('restored');
+    const st = statSync(join(ws.dir, 'out/a.txt'));
+    expect(st.ino).toBe(statSync(objectOf(ws.dir, 'hello\n')).ino);
+    expect(st.mode & 0o222).toBe(0);
+    // The user (root ignores modes; others chmod first) edits the restored output in place, same size.
+    chmodSync(join(ws.dir, 'out/a.txt'), 0o644);
+    writeFileSync(join(ws.dir, 'out/a.txt'), 'HELLO\n');
+    let r = pipe(ws.dir, ['run', 'p.yaml', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(statuses(r.stdout).a).toBe('ran'); // the object was found edited, evicted, and the stage re-ran
+    expect(r.stdout).toMatch(/could not restore a from the cache \(cache object .* is corrupt/);
+    expect(ws.read('out/a.txt')).toBe('hello\n');
+    expect(ws.read('count.txt')).toBe('run\nrun\n');
+    // ... and the cache holds the right bytes again: a later restore serves them.
+    ws.rm('out/a.txt');
+    r = pipe(ws.dir, ['run', 'p.yaml', '--json']);
+    expect(statuses(r.stdout).a).toBe('restored');
+    expect(ws.read('out/a.txt')).toBe('hello\n');
+    expect(ws.read('out/b.txt')).toBe('HELLO\n');
+  });
+
+  it('a flipped byte in a cache object is never restored: the stage re-runs, the consumer and the lock file see the right bytes', () => {
+    ws = workspace({ 'p.yaml': hl('echo hello > out/a.txt') });
+    pipe(ws.dir, ['run', 'p.yaml']);
+    const obj = objectOf(ws.dir, 'hello\n');
+    chmodSync(obj, 0o644);
+    writeFileSync(obj, 'hellp\n');
+    ws.rm('out');
+    const r = pipe(ws.dir, ['run', 'p.yaml', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(statuses(r.stdout)).toEqual({ a: 'ran', b: 'restored' });
+    expect(ws.read('out/a.txt')).toBe('hello\n');
+    expect(ws.read('out/b.txt')).toBe('HELLO\n');
+    expect(ws.read('p.lock.yaml')).toContain(sha('hello\n'));
+    expect(ws.read('p.lock.yaml')).not.toContain(sha('hellp\n'));
+    expect(pipe(ws.dir, ['status', 'p.yaml']).stdout).toMatch(/All 2 stage\(s\) are up to date/);
+  });
+});
+
+describe('malformed objects and records', () => {
+  it('a directory manifest object replaced by a directory: the stage re-runs (no EISDIR on every later run)', () => {
+    ws = workspace({ 'p.yaml': `name: m\nstages:\n  d:\n    cmd: mkdir -p out/d && echo x > out/d/x.txt && echo run >> count.txt\n    outs: [out/d/]\n` });
+    pipe(ws.dir, ['run', 'p.yaml']);
+    const rec = runRecords(ws.dir)[0] as unknown as { outputs: Array<{ hash: string }> };
+    const manifest = `${ws.dir}/.pipe/cache/objects/${rec.outputs[0]!.hash.slice(0, 2)}/${rec.outputs[0]!.hash.slice(2)}`;
+    rmSync(manifest);
+    mkdirSync(`${manifest}/junk`, { recursive: true });
+    ws.rm('out/d');
+    let r = pipe(ws.dir, ['run', 'p.yaml', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(statuses(r.stdout).d).toBe('ran');
+    expect(statSync(manifest).isFile()).toBe(true); // a proper object again
+    ws.rm('out/d');
+    r = pipe(ws.dir, ['run', 'p.yaml', '--json']);
+    expect(statuses(r.stdout).d).toBe('restored');
+    expect(ws.read('out/d/x.txt')).toBe('x\n');
+    expect(ws.read('count.txt')).toBe('run\nrun\n');
+  });
+
+  it('a lock file is a record, never a source of content: an out hash edited to another object restores nothing wrong', () => {
+    ws = workspace({ 'p.yaml': `name: l\nstages:\n  a:\n    cmd: echo right > out/a.txt\n    outs: [out/a.txt]\n  z:\n    cmd: echo other > out/z.txt\n    outs: [out/z.txt]\n` });
+    pipe(ws.dir, ['run', 'p.yaml']);
+    // The lock file says a's output is z's bytes (another valid object); the workspace's records are gone, as in a
+    // fresh clone sharing this cache.
+    ws.write('p.lock.yaml', ws.read('p.lock.yaml').replace(sha('right\n'), sha('other\n')));
+    ws.rm('.pipe/runs');
+    ws.rm('.pipe/index');
+    ws.rm('out');
+    let r = pipe(ws.dir, ['run', 'p.yaml', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(ws.read('out/a.txt')).toBe('right\n'); // restored through the store's own record of the key
+    expect(statuses(r.stdout).a).toBe('restored');
+    expect(reasons(r.stdout).a!.join()).toMatch(/the lock file names out\/a\.txt [0-9a-f]{12}…, which this key did not produce/);
+    expect(ws.read('p.lock.yaml')).toContain(sha('right\n')); // rewritten from what was restored
+    // Without any record of the key (the store's gone too), the lock file alone restores nothing: the stage runs.
+    ws.write('p.lock.yaml', ws.read('p.lock.yaml').replace(sha('right\n'), sha('other\n')));
+    for (const p of ['.pipe/runs', '.pipe/index', '.pipe/cache/runs', 'out']) ws.rm(p);
+    r = pipe(ws.dir, ['run', 'p.yaml', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(statuses(r.stdout).a).toBe('ran');
+    expect(ws.read('out/a.txt')).toBe('right\n');
+  });
+
+  it('cache objects never widen the permissions of the file they came from', () => {
+    ws = workspace({ 'p.yaml': `name: p\nstages:\n  s:\n    cmd: umask 077 && echo token > out/secret.txt && echo hi > out/public.txt && chmod 644 out/public.txt\n    outs: [out/secret.txt, out/public.txt]\n` });
+    expect(pipe(ws.dir, ['run', 'p.yaml']).code).toBe(0);
+    expect(statSync(objectOf(ws.dir, 'token\n')).mode & 0o777).toBe(0o400);
+    expect(statSync(objectOf(ws.dir, 'hi\n')).mode & 0o777).toBe(0o444);
+    ws.rm('out');
+    expect(statuses(pipe(ws.dir, ['run', 'p.yaml', '--json']).stdout).s).toBe('restored');
+    expect(statSync(join(ws.dir, 'out/secret.txt')).mode & 0o777).toBe(0o600);
+  });
+});
+
+describe('symlinks inside a directory output', () => {
+  it('a link leaving the workspace fails the stage, naming it; nothing of its target reaches the cache', () => {
+    const outside = mkdtempSync(join(tmpdir(), 'pipe-outside-'));
+    try {
+      writeFileSync(join(outside, 'shadow'), 'root:$6$secret', { mode: 0o600 });
+      ws = workspace({ 'p.yaml': `name: s\nstages:\n  d:\n    cmd: mkdir -p out/d && echo ok > out/d/ok.txt && ln -s ${join(outside, 'shadow')} out/d/s\n    outs: [out/d/]\n` });
+      const r = pipe(ws.dir, ['run', 'p.yaml']);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/out\/d\/s is a symbolic link to .*shadow, which is outside the workspace/);
+      for (const o of objectFiles(join(ws.dir, '.pipe/cache'))) expect(readFileSync(o, 'utf8')).not.toContain('secret');
+      expect(runRecords(ws.dir)).toEqual([]);
+    } finally {
+      rmSync(outside, { recursive: true, force: true });
+    }
+  });
+
+  it('a link inside is stored and restored as a link (never copied from its target)', () => {
+    ws = workspace({ 'p.yaml': `name: s\nstages:\n  d:\n    cmd: mkdir -p out/d/v1 && echo w > out/d/v1/m.bin && ln -s v1 out/d/latest && ln -s ../../in.txt out/d/input\n    deps: [in.txt]\n    outs: [out/d/]\n`, 'in.txt': 'input\n' });
+    expect(pipe(ws.dir, ['run', 'p.yaml']).code).toBe(0);
+    ws.rm('out');
+    const r = pipe(ws.dir, ['run', 'p.yaml', '--json']);
+    expect(statuses(r.stdout).d).toBe('restored');
+    expect(readlinkSync(join(ws.dir, 'out/d/latest'))).toBe('v1');
+    expect(readlinkSync(join(ws.dir, 'out/d/input'))).toBe('../../in.txt');
+    expect(ws.read('out/d/latest/m.bin')).toBe('w\n');
+    expect(statuses(pipe(ws.dir, ['run', 'p.yaml', '--json']).stdout).d).toBe('up-to-date');
+  });
+});
+
+describe('outputs declared without a trailing slash', () => {
+  it('`outs: [out/d]` (a directory) is restored after rm -rf', () => {
+    ws = workspace({ 'p.yaml': `name: d\nstages:\n  d:\n    cmd: mkdir -p out/d && echo a > out/d/a.txt && echo run >> count.txt\n    outs: [out/d]\n` });
+    expect(statuses(pipe(ws.dir, ['run', 'p.yaml', '--json']).stdout).d).toBe('ran');
+    ws.rm('out/d');
+    const r = pipe(ws.dir, ['run', 'p.yaml', '--json']);
+    expect(statuses(r.stdout).d).toBe('restored');
+    expect(ws.read('out/d/a.txt')).toBe('a\n');
+    expect(ws.read('count.txt')).toBe('run\n');
+  });
+});
+
+describe('same key, different bytes', () => {
+  it('keeps the first result, warns, and status / why name the stage and file as nondeterministic', () => {
+    ws = workspace({ 'p.yaml': `name: n\nstages:\n  r:\n    cmd: od -An -N8 -tx1 /dev/urandom > out/r.txt; echo fixed > out/f.txt\n    outs: [out/r.txt, out/f.txt]\n` });
+    pipe(ws.dir, ['run', 'p.yaml']);
+    const first = ws.read('out/r.txt');
+    const r = pipe(ws.dir, ['run', 'p.yaml', '--force', 'r', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/nondeterministic: out\/r\.txt came out as [0-9a-f]{12}… where an earlier run with the same inputs gave [0-9a-f]{12}….*the first result is kept/);
+    expect(r.stdout).not.toMatch(/nondeterministic: out\/f\.txt/);
+    expect(ws.read('out/r.txt')).toBe(first); // the first result, put back
+    expect(ws.read('p.lock.yaml')).toContain(sha(first));
+    const st = pipe(ws.dir, ['status', 'p.yaml']);
+    expect(st.stdout).toMatch(/^r: up to date \(nondeterministic\)$/m);
+    expect(st.stdout).toMatch(/nondeterministic: out\/r\.txt came out as/);
+    const js = JSON.parse(pipe(ws.dir, ['status', 'p.yaml', '--json']).stdout) as { stages: Array<{ nondeterministic?: Array<{ path: string; stage: string }> }> };
+    expect(js.stages[0]!.nondeterministic).toEqual([expect.objectContaining({ stage: 'r', path: 'out/r.txt' })]);
+    expect(pipe(ws.dir, ['why', 'p.yaml', 'r']).stdout).toMatch(/nondeterministic: out\/r\.txt came out as/);
+  });
+});
+
+describe('a cache shared by two workspaces (settings.cache_dir)', () => {
+  const shared = (cache: string, name: string, n: number) =>
+    `name: ${name}\nsettings:\n  cache_dir: ${cache}\nstages:\n${Array.from({ length: n }, (_, i) => `  s${i}:\n    cmd: sleep 0.2; echo ${name}-${i} > out/s${i}.txt\n    outs: [out/s${i}.txt]\n`).join('')}`;
+
+  it('gc in one workspace keeps what the other references, reports it, and drops workspaces that are gone', () => {
+    const cache = mkdtempSync(join(tmpdir(), 'pipe-shared-cache-'));
+    const a = workspace({ 'p.yaml': shared(cache, 'a', 1) });
+    const b = workspace({ 'p.yaml': shared(cache, 'b', 2) });
+    const c = workspace({ 'p.yaml': shared(cache, 'c', 1) });
+    try {
+      for (const w of [a, b, c]) expect(pipe(w.dir, ['run', 'p.yaml']).code).toBe(0);
+      c.cleanup(); // a workspace deleted by its owner
+      const g = pipe(a.dir, ['gc', 'p.yaml', '--keep-days', '0', '--grace-seconds', '0']);
+      expect(g.code, g.stderr).toBe(0);
+      expect(g.stdout).toContain(`kept 2 object(s) for the workspace ${b.dir}, which uses this cache too`);
+      expect(g.stdout).toContain(`dropped the workspace ${c.dir} from the cache's registry: it no longer exists`);
+      expect(g.stdout).toMatch(/removed 1 object\(s\)/); // c's output, referenced by no one now
+      // b's results survived a's gc: nothing of b re-runs.
+      b.rm('out');
+      const r = pipe(b.dir, ['run', 'p.yaml', '--json']);
+      expect(statuses(r.stdout)).toEqual({ s0: 'restored', s1: 'restored' });
+      expect(b.read('out/s1.txt')).toBe('b-1\n');
+    } finally {
+      for (const w of [a, b, c]) w.cleanup();
+      rmSync(cache, { recursive: true, force: true });
+    }
+  });
+
+  it('gc in one workspace while another runs (real processes): the running workspace loses nothing', async () => {
+    const cache = mkdtempSync(join(tmpdir(), 'pipe-shared-cache-'));
+    const a = workspace({ 'p.yaml': shared(cache, 'a', 1) });
+    const b = workspace({ 'p.yaml': shared(cache, 'b', 6) });
+    try {
+      expect(pipe(a.dir, ['run', 'p.yaml']).code).toBe(0);
+      const run = pipeAsync(b.dir, ['run', 'p.yaml', '-j', '1', '--json']);
+      let finished = false;
+      void run.done.then(() => (finished = true));
+      let gcs = 0;
+      while (!finished) {
+        const g = pipe(a.dir, ['gc', 'p.yaml', '--keep-days', '0']);
+        expect(g.code, g.stderr).toBe(0);
+        gcs++;
+        await new Promise((r) => setTimeout(r, 20)); // let the run's events (and its exit) through
+      }
+      const done = await run.done;
+      expect(done.code, done.stderr).toBe(0);
+      expect(gcs).toBeGreaterThan(1);
+      // Then a gc with no grace at all: b's lock file (registered in the cache) keeps all of its outputs.
+      expect(pipe(a.dir, ['gc', 'p.yaml', '--keep-days', '0', '--grace-seconds', '0']).code).toBe(0);
+      b.rm('out');
+      const r = pipe(b.dir, ['run', 'p.yaml', '--json']);
+      expect(Object.values(statuses(r.stdout))).toEqual(Array(6).fill('restored'));
+      expect(b.read('out/s5.txt')).toBe('b-5\n');
+    } finally {
+      for (const w of [a, b]) w.cleanup();
+      rmSync(cache, { recursive: true, force: true });
+    }
   });
 });

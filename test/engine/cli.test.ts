@@ -171,7 +171,8 @@ describe('dag, metrics, gc', () => {
     g = pipe(ws.dir, ['gc', 'p.yaml', '--json', '--keep-days', '0', '--grace-seconds', '0']);
     expect(JSON.parse(g.stdout)).toMatchObject([{ objects: 1, runs: 2, kept: 1 }]);
     expect(pipe(ws.dir, ['gc', 'p.yaml', '--dry-run', '--keep-days', '0', '--grace-seconds', '0']).stdout).toMatch(/would remove 0 object/);
-    // What the lock file references is still restorable (from the lock entry: its run record is gone).
+    // What the lock file references is still restorable: its workspace run record is gone, but the store keeps its
+    // shared record (the lock file names the key), which vouches for the outputs; the lock file itself never does.
     ws.rm('out/s.txt');
     let r = pipe(ws.dir, ['run', 'p.yaml', '-S', 'v=2', '--json']);
     expect(statuses(r.stdout).s).toBe('restored');

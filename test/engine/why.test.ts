@@ -53,3 +53,25 @@ describe('nearest', () => {
     expect(nearest(base, [])).toBeUndefined();
   });
 });
+
+describe('implementation and toolchain changes', () => {
+  const kind: KeyFields = {
+    schema: KEY_SCHEMA,
+    uses: 'synth/cxr',
+    implementation: { 'dist/stages/synth/cxr/run.js': 'a', 'dist/stages/lib/png.js': 'b' },
+    toolchain: { node: 'v20.1.0', platform: 'linux-x64', packages: { sharp: '0.35.5' } },
+    with: {},
+    params: {},
+    deps: {},
+    env: {},
+    outs: [],
+  };
+  it('names the file of the closure that changed', () => {
+    const now = { ...kind, implementation: { ...kind.implementation, 'dist/stages/lib/png.js': 'c', 'dist/stages/lib/new.js': 'd' } };
+    expect(diffFields(now, kind).map((c) => c.message)).toEqual(['implementation of synth/cxr changed: dist/stages/lib/new.js added, dist/stages/lib/png.js']);
+  });
+  it('names the Node version and the package versions that changed', () => {
+    const now = { ...kind, toolchain: { node: 'v20.2.0', platform: 'linux-x64', packages: { sharp: '0.35.6' } } };
+    expect(diffFields(now, kind).map((c) => c.message)).toEqual(['node: v20.1.0 → v20.2.0', 'package sharp: 0.35.5 → 0.35.6']);
+  });
+});

@@ -35,7 +35,10 @@ describe('filters (METHODS B.2)', () => {
     expect(keepRow('nih_cxr18', 'test_adult_calib', NaN, 1, 1)).toBe(true);
     expect(keepRow('nih_cxr18', 'test_adult_calib', 50, 1, 0)).toBe(false);
     expect(keepRow('nih_cxr18', 'test_adult_calib', 50, 0, 0)).toBe(true);
-    expect(keepRow('chexbert', 'test_adult_calib', 50, 1, -1)).toBe(false);
+    // (~Has Finding.astype(bool)) | Cardiomegaly.astype(bool): −1 and missing are truthy, so the authors keep these rows
+    // (and count them as negatives); filterPredictions refuses them (kinds.test.ts).
+    expect(keepRow('chexbert', 'test_adult_calib', 50, 1, -1)).toBe(true);
+    expect(keepRow('chexbert', 'test_adult_calib', 50, 1, NaN)).toBe(true);
     expect(keepRow('padchest', 'test_healthy_adult', NaN, 0, 0)).toBe(false);
     expect(keepRow('padchest', 'test_peds', 5, 1, 0)).toBe(false);
   });

@@ -175,9 +175,10 @@ describe('manifests', () => {
   const manifests: Array<[string, StageManifest]> = [
     ['threshold', thresholdManifest], ['fpr', fprManifest], ['hm', hmManifest], ['summary', summaryManifest],
   ];
-  it.each(manifests)('%s: kind = folder, path fields have roles, hashes the shared lib', (name, m) => {
+  it.each(manifests)('%s: kind = folder, path fields have roles, no hand-kept implementation list', (name, m) => {
     expect(m.kind).toBe(`evaluate/${name}`);
-    expect(m.implementation).toEqual(['../lib/']);
+    // The shared lib is in the key through the import closure (engine/kinds.ts), not a manual list.
+    expect(m).not.toHaveProperty('implementation');
     for (const [field, spec] of Object.entries(m.with)) {
       if (spec.type === 'path' || spec.type === 'path[]') expect(spec.role, field).toMatch(/^(dep|out)$/);
       expect(spec.description.length, field).toBeGreaterThan(10);
@@ -190,5 +191,117 @@ describe('manifests', () => {
       const imports = [...src.matchAll(/from '([^']+)'/g)].map((m) => m[1]);
       expect(imports.every((i) => i === '../../../engine/stage-api.js' || i === '../lib/bootstrap-fields.js'), name).toBe(true);
     }
+  });
+});
+
+describe('scores that are not finite probabilities are refused by every kind that reads predictions (issue 16)', () => {
+  const header = ['dset', 'split', 'image_id', 'age_years', 'Has Finding', 'Cardiomegaly', 'pred', 'prob', 'out', 'loss', 'class_probs'];
+  // The issue's case: 120 separable calibration rows (positives score 0.8+, negatives 0.3−), 15 negatives "[0, 0]".
+  function issueCalib(rel: string, bad = '[0, 0]'): void {
+    const rows = Array.from({ length: 120 }, (_, i) => {
+      const positive = i % 4 === 0;
+      const p = positive ? 0.8 + (i % 7) / 100 : 0.3 - (i % 11) / 100;
+      const cell = !positive && i % 8 === 1 ? bad : probs(p);
+      return ['iss', 'test_adult_calib', `c${i}`, 40 + (i % 30), positive ? 1 : 0, positive ? 1 : 0, 0, 0.5, 0, 0, cell];
+    });
+    writePreds(rel, header, rows);
+  }
+  it('threshold: 15 of 120 calibration rows "[0, 0]" — refused, naming file, line and value (was: accepted, 0/0 scores sorted in)', async () => {
+    issueCalib('preds/issue/iss/test_adult_calib.csv');
+    const ok = 'preds/issue-clean/iss/test_adult_calib.csv';
+    issueCalib(ok, probs(0.1));
+    const w = { model: 'iss', split: 'test_adult_calib', method: 'youden' as const, auroc_sets: [], out: 'out/issue/t.json' };
+    await runThreshold(makeCtx(ws, 'eval-threshold@iss', { ...w, calib: ok }));
+    expect(JSON.parse(readFileSync(join(ws, 'out/issue/t.json'), 'utf8'))).toMatchObject({ youden_j: 1, auroc: [{ auroc: 1 }] });
+    const err = await runThreshold(makeCtx(ws, 'eval-threshold@iss', { ...w, calib: 'preds/issue/iss/', out: 'out/issue/t2.json' })).catch((e) => e);
+    expect(err).toBeInstanceOf(StageError);
+    expect(err.message).toBe(
+      'Predictions CSV preds/issue/iss/test_adult_calib.csv, line 3 (row 2), column "class_probs": "[0, 0]" sums to 0, so the ' +
+        'normalised score p1 / (p0 + p1) is 0/0; every score must be a pair of finite probabilities in [0, 1], not both 0. ' +
+        'Re-run the inference that wrote the file.',
+    );
+    expect(existsSync(join(ws, 'out/issue/t2.json'))).toBe(false);
+  });
+  it.each([
+    ['[nan, 0.5]', 'holds NaN'],
+    ['[0.2, Infinity]', 'holds infinity'],
+    ['[-0.5, 1.5]', 'holds -0.5, outside [0, 1]'],
+    ['[0.3, 1.7]', 'holds 1.7, outside [0, 1]'],
+  ])('fpr: a healthy row with %s', async (cell, problem) => {
+    writePreds('preds/degenerate/toy/test_healthy_adult.csv', header, [
+      ['toy', 'test_healthy_adult', 'a', 30, 0, 0, 0, 0.5, 0, 0, probs(0.4)],
+      ['toy', 'test_healthy_adult', 'b', 31, 0, 0, 0, 0.5, 0, 0, cell],
+    ]);
+    const err = await runFpr(makeCtx(ws, 'eval-fpr@x', {
+      model: 'toy', eval_set: 'toy', split: 'auto', predictions: 'preds/degenerate/toy/', threshold_value: 0.5, ...boot,
+      counts: 'out/degenerate/c.csv', out: 'out/degenerate/f.json',
+    })).catch((e) => e);
+    expect(err).toBeInstanceOf(StageError);
+    expect(err.message).toContain(`preds/degenerate/toy/test_healthy_adult.csv, line 3 (row 2), column "class_probs": "${cell}" ${problem}`);
+  });
+  it('hm: a degenerate calibration row or a degenerate child row', async () => {
+    const hmWith = (calib: string, predictions: string) => ({
+      model: 'toy', ratio: '0.5', calib, predictions, eval_set: 'vindr_pcxr', impact_bins: ['0', '1'], ...boot,
+      counts: 'out/hm-bad/c.csv', out: 'out/hm-bad/h.json',
+    });
+    issueCalib('preds/hm-bad/toy/test_adult_calib.csv');
+    const rows = readFileSync(join(ws, 'preds/hm-bad/toy/test_adult_calib.csv'), 'utf8').replaceAll('iss,', 'toy,');
+    writeFileSync(join(ws, 'preds/hm-bad/toy/test_adult_calib.csv'), rows);
+    await expect(runHm(makeCtx(ws, 'eval-hm@x', hmWith('preds/hm-bad/toy/', 'preds/hm-0.5/exp_cardiomegaly-toy-mixup-imb_sampler/vindr_pcxr/'))))
+      .rejects.toThrow(/preds\/hm-bad\/toy\/test_adult_calib\.csv, line 3 \(row 2\), column "class_probs": "\[0, 0\]" sums to 0/);
+    const childHeader = ['image_id', 'dset', 'split', 'age', 'Has Finding', 'Cardiomegaly', 'pred', 'prob', 'out', 'class_probs'];
+    writePreds('preds/hm-bad/vindr_pcxr/test.csv', childHeader, [['k0', 'vindr_pcxr', 'test', '001Y', 0, -1, 0, 0.5, 0, '[1.2, -0.2]']]);
+    await expect(runHm(makeCtx(ws, 'eval-hm@x', hmWith('preds/hm-0.5/exp_cardiomegaly-toy-mixup-imb_sampler/toy/', 'preds/hm-bad/vindr_pcxr/'))))
+      .rejects.toThrow(/preds\/hm-bad\/vindr_pcxr\/test\.csv, line 2 \(row 1\), column "class_probs": "\[1\.2, -0\.2\]" holds 1\.2, outside \[0, 1\]/);
+  });
+});
+
+describe('predictions that would be quietly misread are refused (issue 16, same class of bug)', () => {
+  const header = ['dset', 'split', 'image_id', 'age_years', 'Has Finding', 'Cardiomegaly', 'pred', 'prob', 'out', 'loss', 'class_probs'];
+  const fpr = (predictions: string, extra: Record<string, unknown> = {}) => runFpr(makeCtx(ws, 'eval-fpr@x', {
+    model: 'toy', eval_set: 'toy', split: 'auto', predictions, threshold_value: 0.5, ...boot, counts: 'out/mis/c.csv', out: 'out/mis/f.json', ...extra,
+  }));
+  it('a file mixing splits (its filters follow the first row\'s)', async () => {
+    writePreds('preds/mis/mixed.csv', header, [
+      ['toy', 'test_healthy_adult', 'a', 30, 0, 0, 0, 0.5, 0, 0, probs(0.4)],
+      ['toy', 'test_adult_calib', 'b', 31, 1, 0, 0, 0.5, 0, 0, probs(0.4)],
+    ]);
+    await expect(fpr('preds/mis/mixed.csv')).rejects.toThrow(
+      'Predictions CSV preds/mis/mixed.csv, line 3, column "split": "test_adult_calib" where line 2 has "test_healthy_adult"; a predictions file holds one dataset and one split',
+    );
+  });
+  it('a file of another split or dataset than the stage asks for', async () => {
+    writePreds('preds/mis/calib.csv', header, [['toy', 'test_adult_calib', 'a', 30, 0, 0, 0, 0.5, 0, 0, probs(0.4)]]);
+    await expect(fpr('preds/mis/calib.csv')).rejects.toThrow(
+      'Predictions CSV preds/mis/calib.csv: its split column says "test_adult_calib" but the stage reads it as split "test_healthy_adult"',
+    );
+    writePreds('preds/mis/other.csv', header, [['padchest', 'test_healthy_adult', 'a', 30, 0, 0, 0, 0.5, 0, 0, probs(0.4)]]);
+    await expect(fpr('preds/mis/other.csv')).rejects.toThrow('its dset column says "padchest" but the stage reads it as dset "toy"');
+  });
+  it.each([
+    ['age_years', 'sixty', 'is not an age in years'],
+    ['age_years', '-3', 'is a negative age'],
+    ['Has Finding', 'yes', 'is not a 0/1 label'],
+    ['Cardiomegaly', '0x1', 'is not a label (1, 0, −1)'],
+  ])('%s = %s', async (column, value, problem) => {
+    const row: Array<string | number> = ['toy', 'test_healthy_adult', 'a', 30, 0, 0, 0, 0.5, 0, 0, probs(0.4)];
+    row[header.indexOf(column)] = value;
+    writePreds('preds/mis/cell.csv', header, [row]);
+    await expect(fpr('preds/mis/cell.csv')).rejects.toThrow(`Predictions CSV preds/mis/cell.csv, line 2, column "${column}" (${header.indexOf(column) + 1}): "${value}" ${problem}`);
+  });
+});
+
+describe('calibration rows with a finding and an uncertain label (the authors count them as negatives)', () => {
+  it.each([['-1', '"-1"'], ['', 'missing']])('Cardiomegaly %j is refused, naming the line', async (label, shown) => {
+    const header = ['dset', 'split', 'image_id', 'age_years', 'Has Finding', 'Cardiomegaly', 'pred', 'prob', 'out', 'loss', 'class_probs'];
+    writePreds('preds/uncertain/toy/test_adult_calib.csv', header, [
+      ['toy', 'test_adult_calib', 'a', 50, 1, 1, 0, 0.5, 0, 0, probs(0.9)],
+      ['toy', 'test_adult_calib', 'b', 50, 0, 0, 0, 0.5, 0, 0, probs(0.1)],
+      ['toy', 'test_adult_calib', 'c', 50, 1, label, 0, 0.5, 0, 0, probs(0.95)],
+      ['toy', 'test_adult_calib', 'd', 50, 1, 0, 0, 0.5, 0, 0, probs(0.95)], // another finding: dropped, as B.2 says
+    ]);
+    await expect(runThreshold(makeCtx(ws, 'eval-threshold@toy', {
+      model: 'toy', calib: 'preds/uncertain/toy/', split: 'test_adult_calib', method: 'youden' as const, auroc_sets: [], out: 'out/unc.json',
+    }))).rejects.toThrow(`Predictions CSV preds/uncertain/toy/test_adult_calib.csv, line 4, column "Cardiomegaly": a calibration row with a finding has the label ${shown}`);
   });
 });

@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { StageError } from '../../engine/stage-api.js';
 import { run, type PlotWith } from '../../stages/plot/run.js';
 import { fakeCtx } from './fake-ctx.js';
+import { pipe, workspace as cliWorkspace } from '../engine/helpers.js';
 
 function workspace(): string {
   const ws = mkdtempSync(join(tmpdir(), 'pipe-plot-'));
@@ -268,5 +269,51 @@ describe('plot: composite specs', () => {
     await run(fakeCtx(ws, { inline: spec, data: ['out/fpr_by_age.csv'], svg: 'out/f.svg', png: 'out/f.png', scale: 1, config: {} }));
     const svg = readFileSync(join(ws, 'out/f.svg'), 'utf8');
     expect(bars(svg)).toHaveLength(18);
+  });
+});
+
+describe('plot: hyperlinks (issue 11.19)', () => {
+  // Through the real CLI: vega-scenegraph's crash was an unhandled TypeError in the stage's own process.
+  it('renders a spec with an href channel without links, and says which field it dropped', () => {
+    const ws = cliWorkspace({
+      'data/d.csv': 'model,fpr,url\nvindr_cxr,0.3,https://example.org/a\nnih,0.5,javascript:alert(1)\n',
+      'figs/links.vl.json': JSON.stringify({
+        layer: [
+          {
+            mark: 'bar',
+            encoding: {
+              x: { field: 'model', type: 'nominal' },
+              y: { field: 'fpr', type: 'quantitative' },
+              href: { field: 'url', type: 'nominal' },
+            },
+          },
+          { mark: { type: 'text', href: 'https://example.org/constant', dy: -5 }, encoding: { x: { field: 'model', type: 'nominal' }, y: { field: 'fpr', type: 'quantitative' }, text: { field: 'model' } } },
+        ],
+        data: { name: 'd' },
+      }),
+      'p.yaml': [
+        'name: links',
+        'stages:',
+        '  fig:',
+        '    uses: plot',
+        '    with: {spec: figs/links.vl.json, data: [data/d.csv], svg: out/links.svg, png: out/links.png}',
+        '',
+      ].join('\n'),
+    });
+    try {
+      const r = pipe(ws.dir, ['run', 'p.yaml', '-v']);
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      const svg = ws.read('out/links.svg');
+      expect(bars(svg)).toHaveLength(2);
+      expect(svg).not.toMatch(/<a[\s>]/);
+      expect(svg).not.toMatch(/href="(?!#)/);
+      expect(svg).not.toContain('cursor');
+      expect(ws.exists('out/links.png')).toBe(true);
+      const log = r.stdout + r.stderr;
+      expect(log).toContain('figs/links.vl.json: /layer/0/encoding/href: links are not rendered');
+      expect(log).toContain('figs/links.vl.json: /layer/1/mark/href: links are not rendered');
+    } finally {
+      ws.cleanup();
+    }
   });
 });

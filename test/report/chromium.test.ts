@@ -1,15 +1,16 @@
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { chromium, type BrowserContext } from 'playwright-core';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../stages/report/run.js';
-import { reportCtx, reportWorkspace } from './fixture.js';
+import { HOSTILE_SVG, reportCtx, reportWith, reportWorkspace } from './fixture.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACT = fileURLToPath(new URL('../../artifacts/report.png', import.meta.url));
+const HOSTILE_ARTIFACT = fileURLToPath(new URL('../../artifacts/report-hostile.png', import.meta.url));
 const present = existsSync(CHROMIUM);
 if (!present) console.warn(`report Chromium test skipped: ${CHROMIUM} is not installed (Debian package "chromium")`);
 
@@ -19,6 +20,39 @@ async function inkPixels(png: Buffer): Promise<number> {
   let n = 0;
   for (let i = 0; i < data.length; i += info.channels) if (data[i]! < 200 || data[i + 1]! < 200 || data[i + 2]! < 200) n++;
   return n;
+}
+
+/** What a page did that it must not: dialogs, console markers, page errors, and every request it made. */
+interface Watch {
+  dialogs: string[];
+  markers: string[];
+  requests: string[];
+}
+
+/**
+ * Open `file` with the network blocked (offline, and every request but the page itself aborted — and recorded),
+ * then do what a reader does: hover and click the figures. Returns what ran.
+ */
+async function openHostile(context: BrowserContext, file: string): Promise<{ page: Page; watch: Watch }> {
+  const page = await context.newPage();
+  const url = pathToFileURL(file).href;
+  const watch: Watch = { dialogs: [], markers: [], requests: [] };
+  page.on('dialog', (d) => {
+    watch.dialogs.push(d.message());
+    void d.dismiss();
+  });
+  page.on('console', (m) => {
+    if (m.text().includes('PWNED')) watch.markers.push(m.text());
+  });
+  page.on('request', (r) => {
+    if (r.url() !== url && !r.url().startsWith('data:image/')) watch.requests.push(r.url());
+  });
+  await page.route('**/*', (route) => (route.request().url() === url ? route.continue() : route.abort()));
+  await page.goto(url, { waitUntil: 'load' });
+  for (const circle of await page.locator('svg circle').all()) await circle.hover({ force: true });
+  for (const bait of await page.getByText('click me').all()) await bait.click({ force: true, noWaitAfter: true }).catch(() => undefined);
+  await page.waitForTimeout(500);
+  return { page, watch };
 }
 
 describe.skipIf(!present)(`report.html in headless Chromium (${CHROMIUM})`, () => {
@@ -126,5 +160,47 @@ describe.skipIf(!present)(`report.html in headless Chromium (${CHROMIUM})`, () =
     expect(meta.height).toBeGreaterThan(900);
     expect(problems).toEqual([]);
     await page.close();
+  });
+
+  it('runs no script from a hostile SVG figure, with the network blocked (issue 11.20), and saves a screenshot', async () => {
+    const ws = await reportWorkspace();
+    writeFileSync(join(ws, 'out/eval/figures/hostile.svg'), HOSTILE_SVG);
+    // The same figure with a stylesheet: embedded as an image (its rules stay inside it), scripts stripped all the same.
+    writeFileSync(join(ws, 'out/eval/figures/hostile-styled.svg'), HOSTILE_SVG.replace('<defs>', '<style>text { fill: #036 }</style><defs>'));
+    const w = reportWith({
+      inputs: ['out/eval/figures/'],
+      sections: [{ title: 'Hostile figures', figures: ['out/eval/figures/hostile.svg', 'out/eval/figures/hostile-styled.svg'] }],
+    });
+    const ctx = reportCtx(ws, w);
+    await run(ctx);
+    expect(ctx.logs.filter((l) => l.includes('removed from the figure'))).toHaveLength(2);
+    const report = join(ws, 'out/report/report.html');
+
+    // Control: the raw figure inline in a page of its own does run script here (the payloads are live).
+    writeFileSync(join(ws, 'raw.html'), `<!DOCTYPE html><html><body>${HOSTILE_SVG.replace(/^<\?xml[^>]*>\s*/, '')}</body></html>`);
+    const raw = await openHostile(context, join(ws, 'raw.html'));
+    expect(raw.watch.dialogs).toEqual(expect.arrayContaining(['svg-onload', 'script', 'img-onerror']));
+    expect(raw.watch.markers.length).toBeGreaterThanOrEqual(3);
+    await raw.page.close();
+
+    // The report: nothing runs, nothing is fetched, and the figures are still drawn.
+    const { page, watch } = await openHostile(context, report);
+    expect(watch).toEqual({ dialogs: [], markers: [], requests: [] });
+    const kinds = await page.$$eval('figure', (fs) => fs.map((f) => (f.querySelector('svg') ? 'svg' : f.querySelector('img') ? 'img' : 'none')));
+    expect(kinds).toEqual(['svg', 'img']);
+    expect(await page.$$eval('figure img', (is) => is.map((i) => (i as HTMLImageElement).naturalWidth))).toEqual([320]);
+    expect(await inkPixels(await page.locator('figure .plot').first().screenshot())).toBeGreaterThan(2000);
+    mkdirSync(join(HOSTILE_ARTIFACT, '..'), { recursive: true });
+    await page.screenshot({ path: HOSTILE_ARTIFACT, fullPage: true });
+    await page.close();
+
+    // The sanitiser alone (the page's Content-Security-Policy removed) is enough.
+    const html = readFileSync(report, 'utf8');
+    const noCsp = html.replace(/<meta http-equiv="Content-Security-Policy"[^>]*>/, '');
+    expect(noCsp).not.toEqual(html);
+    writeFileSync(join(ws, 'out/report/no-csp.html'), noCsp);
+    const bare = await openHostile(context, join(ws, 'out/report/no-csp.html'));
+    expect(bare.watch).toEqual({ dialogs: [], markers: [], requests: [] });
+    await bare.page.close();
   });
 });

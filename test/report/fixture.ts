@@ -47,6 +47,7 @@ export const UPSTREAM: UpstreamRun[] = [
     key: 'a'.repeat(64),
     uses: 'review/summary',
     outputs: [{ path: 'out/review/summary_stats.csv', hash: h('1') }],
+    endedAt: '2025-03-01T10:00:00.000Z',
   },
   {
     stage: 'eval_fpr@vindr_cxr',
@@ -57,8 +58,9 @@ export const UPSTREAM: UpstreamRun[] = [
       { path: 'out/eval/headline.json', hash: h('3') },
     ],
     extra: { backend: 'wasm', resamples: 12000 },
+    endedAt: '2025-03-02T09:30:15.250Z',
   },
-  { stage: 'fig_counts', key: 'c'.repeat(64), cmd: 'python plot.py --out out/review/figures', outputs: [] },
+  { stage: 'fig_counts', key: 'c'.repeat(64), cmd: 'python plot.py --out out/review/figures', outputs: [], endedAt: '2025-03-01T12:00:00.000Z' },
 ];
 
 export const INPUTS = [
@@ -105,13 +107,34 @@ export function reportWith(over: Partial<ReportWith> = {}): ReportWith {
   };
 }
 
-export function reportCtx(ws: string, w: ReportWith = reportWith()): FakeCtx<ReportWith> {
+export function reportCtx(ws: string, w: ReportWith = reportWith(), upstream: UpstreamRun[] = UPSTREAM): FakeCtx<ReportWith> {
   return fakeCtx(ws, w, {
     stage: 'report',
     key: 'd'.repeat(64),
-    upstream: UPSTREAM,
+    upstream,
     depHashes: { 'out/review/summary_stats.csv': h('1'), 'out/eval/fpr_children.csv': h('2'), 'out/eval/headline.json': h('3') },
     pipeline: { file: 'pipelines/paper.yaml', name: 'paper', pipeVersion: '0.1.0' },
   });
 }
 
+
+/**
+ * A figure written by someone hostile: every way an SVG has run script in a browser — on the root (onload), a
+ * <script> element (inline and by href), HTML inside <foreignObject> (<img onerror>), an <image> that fails to load,
+ * a javascript: link (clicked) and handlers on hover and click, plus a stylesheet that loads from outside. Each
+ * payload shows a dialog and logs a console marker, so a test can see any that ran.
+ */
+export const HOSTILE_SVG = `<?xml version="1.0" encoding="UTF-8"?>
+<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" width="320" height="200" viewBox="0 0 320 200" onload="console.log('PWNED svg-onload'); alert('svg-onload')">
+  <script>console.log('PWNED script'); alert('script')</script>
+  <script xlink:href="data:text/javascript,console.log('PWNED script-href');alert('script-href')"/>
+  <foreignObject x="0" y="0" width="100" height="40"><img xmlns="http://www.w3.org/1999/xhtml" src="does-not-exist.png" onerror="console.log('PWNED img-onerror'); alert('img-onerror')"/></foreignObject>
+  <image href="does-not-exist.png" x="0" y="40" width="10" height="10" onerror="console.log('PWNED image-onerror'); alert('image-onerror')"/>
+  <a xlink:href="javascript:console.log('PWNED link');alert('link')"><rect id="bait" x="20" y="60" width="120" height="60" fill="#c33"/><text x="30" y="95" fill="white" font-family="DejaVu Sans">click me</text></a>
+  <circle id="hover" cx="230" cy="90" r="40" fill="url(#grad)" onmouseover="console.log('PWNED hover'); alert('hover')" onclick="console.log('PWNED click'); alert('click')"/>
+  <defs><linearGradient id="grad"><stop offset="0" stop-color="#36c"/><stop offset="1" stop-color="#9cf"/></linearGradient></defs>
+  <rect x="160" y="150" width="140" height="30" fill="#393" style="fill: url(http://127.0.0.1:9/exfil.svg#x)"/>
+  <set attributeName="onmouseover" to="alert('set')"/>
+  <text x="20" y="180" font-family="DejaVu Sans" font-size="14">hostile figure</text>
+</svg>
+`;

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { runRecords } from '../engine/helpers.js';
 
 const PIPE = fileURLToPath(new URL('../../bin/pipe.js', import.meta.url));
 
@@ -21,6 +22,8 @@ printf '{"children": {"fpr": 0.304}}' > out/data/headline.json
 `;
 
 const PIPELINE = `name: mini-paper
+settings:
+  summary: [out/report.html]
 stages:
   data:
     cmd: sh make-data.sh
@@ -71,6 +74,8 @@ describe('plot → report through the engine', () => {
     const ws = miniWorkspace();
     const first = pipe(ws, 'run', 'pipeline.yaml');
     expect(first.code, first.out).toBe(0);
+    // The closing line names the pipeline's main output (settings.summary).
+    expect(first.out.trim().split('\n').slice(-2)).toEqual([expect.stringMatching(/^done: 3 ran in /), 'report: out/report.html']);
 
     const svg = readFileSync(join(ws, 'out/fig/fpr.svg'), 'utf8');
     expect(svg.match(/aria-roledescription="bar"/g)).toHaveLength(3);
@@ -100,7 +105,19 @@ describe('plot → report through the engine', () => {
     const second = pipe(ws, 'run', 'pipeline.yaml');
     expect(second.code, second.out).toBe(0);
     expect(second.out).not.toMatch(/▶|will run/);
+    expect(second.out.trim().split('\n').slice(-1)).toEqual(['report: out/report.html']);
     expect(readFileSync(join(ws, 'out/report.html'), 'utf8')).toBe(before);
+
+    // Re-running the report itself on the same inputs writes the same bytes (issue 10.8): its date is the end of
+    // the newest upstream run on record, not the clock.
+    const md = readFileSync(join(ws, 'out/report.md'), 'utf8');
+    const forced = pipe(ws, 'run', 'pipeline.yaml', '--force', 'report');
+    expect(forced.code, forced.out).toBe(0);
+    expect(forced.out).toMatch(/✔ report done/);
+    expect(readFileSync(join(ws, 'out/report.html'), 'utf8')).toBe(before);
+    expect(readFileSync(join(ws, 'out/report.md'), 'utf8')).toBe(md);
+    const ends = (runRecords(ws) as Array<{ stage: string; endedAt?: string }>).filter((r) => r.stage !== 'report').map((r) => r.endedAt!).sort();
+    expect(before).toContain(`<dt>Generated</dt><dd>${ends.at(-1)} `);
 
     // Editing the spec re-renders the figure and, since its SVG changed, the report.
     writeFileSync(join(ws, 'figures/fpr.vl.json'), JSON.stringify({ ...SPEC, title: 'Retitled' }));
@@ -109,11 +126,31 @@ describe('plot → report through the engine', () => {
     expect(readFileSync(join(ws, 'out/report.html'), 'utf8')).toContain('>Retitled</text>');
   });
 
+  it('names the report on the closing line of the live terminal view too', (ctx) => {
+    // `script` gives pipe a pseudo-terminal, so it draws the listr2 view (CI unset) as on a user's screen.
+    const script = spawnSync('sh', ['-c', 'command -v script'], { encoding: 'utf8' });
+    if (script.status !== 0) {
+      console.warn('TTY closing-line test skipped: `script` (util-linux / bsdutils) is not installed');
+      ctx.skip();
+    }
+    const ws = miniWorkspace();
+    const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1', TERM: 'xterm' };
+    delete env.CI;
+    const r = spawnSync('script', ['-qec', `${process.execPath} ${PIPE} run pipeline.yaml`, '/dev/null'], { cwd: ws, encoding: 'utf8', env, timeout: 90_000 });
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+    const lines = r.stdout.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '').split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
+    expect(lines.slice(-2)).toEqual([expect.stringMatching(/^done: 3 ran in /), 'report: out/report.html']);
+    // Drawn by the live view (cursor control, no plain "▶ stage" start lines), not by the plain renderer.
+    expect(r.stdout).toContain('\x1b[?25');
+    expect(lines.some((l) => l.startsWith('▶'))).toBe(false);
+  });
+
   it('reports a broken spec as one paragraph with file, line and column, no stack trace', () => {
     const ws = miniWorkspace('{\n  "mark": "bar",\n  "data": {"name": "fpr"}\n  "encoding": {}\n}\n');
     const r = pipe(ws, 'run', 'pipeline.yaml');
     expect(r.code).not.toBe(0);
     expect(r.out).toContain("figures/fpr.vl.json:4:3: the spec is not valid JSON: expected ',' or '}' but found");
     expect(r.out).not.toMatch(/\n\s+at .*\.js:\d+/);
+    expect(r.out).not.toContain('report: out/report.html'); // the report was not made: not named
   });
 });

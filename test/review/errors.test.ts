@@ -5,7 +5,8 @@ import { dirname, join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { StageError } from '../../engine/stage-api.js';
 import { analyzeWorkbook } from '../../stages/review/lib/analyze.js';
-import { readWorkbook } from '../../stages/review/lib/workbook.js';
+import { mangleDuplicateColumns, readWorkbook } from '../../stages/review/lib/workbook.js';
+import { csvRecords } from './helpers.js';
 import { miniSheets, writeWorkbook, type SheetData } from './mini-workbook.js';
 
 async function analyze(sheets: SheetData[]) {
@@ -116,5 +117,80 @@ describe('warnings where the authors treat a value as missing', () => {
     }));
     expect(r.warnings.map((w) => [w.kind, w.sheet, w.row])).toEqual([['unrecognised_peds_vs_adult', 'Data Collection (TCIA)', 2]]);
     expect(r.totals.usable).toBe(6);
+  });
+});
+
+describe('values the authors\' parser takes but that would quietly corrupt the totals are errors', () => {
+  test.each([
+    ['Peds, Adult (nan%)', 'NaN'],
+    ['Peds, Adult (inf%)', 'Infinity'],
+    ['Peds, Adult (>150%)', '150'],
+    ['Peds, Adult (-5%)', '-5'],
+  ])('Peds vs. Adult %s', async (value, shown) => {
+    const e = await stageError(edit((s) => {
+      sheet(s, 'Challenges').rows[0]!['Peds vs. Adult'] = value;
+    }));
+    expect(e.message).toContain('sheet "Challenges", row 2, column "Peds vs. Adult"');
+    expect(e.message).toContain(`percentage from 0 to 100, got ${shown}`);
+  });
+  test('a negative sample size', async () => {
+    const e = await stageError(edit((s) => {
+      sheet(s, 'Challenges').rows[1]!['Sample Size'] = 'Patients: -500';
+    }));
+    expect(e.message).toContain('sheet "Challenges", row 3, column "Sample Size"');
+    expect(e.message).toContain('the patients count adds up to -500');
+  });
+  test('a Modalities share above 100 %', async () => {
+    const e = await stageError(edit((s) => {
+      sheet(s, 'Benchmarks').rows[0]!['Patient Demographics / Covariates / Metadata'] = 'Modalities: CT (140%), MRI (10%)';
+    }));
+    expect(e.message).toContain('sheet "Benchmarks", row 2, column "Patient Demographics / Covariates / Metadata"');
+    expect(e.message).toContain('gives CT 140%');
+  });
+});
+
+describe('the authors\' rules where METHODS is silent or says otherwise', () => {
+  test('a Source line without "(country)" counts as a country in the country figure, with a warning', async () => {
+    const r = await analyze(edit((s) => {
+      sheet(s, 'Challenges').rows[1]!['Source / Institutions (Location)'] = 'Hosp B (Spain)\nCentral Lab';
+    }));
+    // Chal B (500 patients) splits over Spain and "Central Lab": 250 each (plot_countries' floor division).
+    const all = csvRecords(r.files['countries_all.csv']!).filter((x) => x.group === 'All');
+    expect(all.find((x) => x.country === 'Central Lab')).toMatchObject({ patients: '250' });
+    expect(all.find((x) => x.country === 'Spain')).toMatchObject({ patients: '250' });
+    expect(r.warnings.map((w) => [w.kind, w.sheet, w.row, w.column])).toEqual([
+      ['source_line_without_country', 'Challenges', 3, 'Source / Institutions (Location)'],
+    ]);
+    // The summary statistics skip the line: countries stay those with "(…)".
+    const total = csvRecords(r.files['summary_stats.csv']!).find((x) => x.index === 'Total')!;
+    expect(total.num_countries).toBe('4');
+  });
+  test('age documentation shares are pandas\' (100 * value_counts(normalize=True)).round(1): 23 of 80 → 28.7', async () => {
+    const r = await analyze(edit((s) => {
+      const c = sheet(s, 'Challenges');
+      const template = c.rows[0]!;
+      c.rows = Array.from({ length: 80 }, (_, i) => ({
+        ...template, 'Dataset Name': `Chal ${i}`, 'Age Documented How': i < 23 ? 'Patient-Level' : 'Summary Statistics',
+      }));
+    }));
+    const rows = csvRecords(r.files['age_documented_how.csv']!).filter((x) => x.category === 'Challenges');
+    // Python's round(100 * 23 / 80, 1) would give 28.8; pandas multiplies the share and rounds with numpy.
+    expect(rows.find((x) => x.level === 'Patient-Level')!.percent).toBe('28.7');
+    expect(rows.find((x) => x.level === 'Summary Statistics')!.percent).toBe('71.2');
+  });
+});
+
+describe('a header with a repeated column name', () => {
+  test('is de-duplicated as pandas does: the first "Sample Size" is the one read, the second is "Sample Size.1"', async () => {
+    const r = await analyze(edit((s) => {
+      const c = sheet(s, 'Challenges');
+      c.columns = [...c.columns, 'Sample Size (again)'];
+      c.header = [...c.columns.slice(0, -1), 'Sample Size'];
+      for (const row of c.rows) row['Sample Size (again)'] = 'Patients: 999,999';
+    }));
+    expect(r.totals.patients).toBe(2450); // as without the second column (the later one won before)
+  });
+  test('mangling follows pandas (values printed by pandas 1.5 read_csv)', () => {
+    expect(mangleDuplicateColumns(['a', 'b', 'a', 'a.1', 'a'])).toEqual(['a', 'b', 'a.2', 'a.1', 'a.3']);
   });
 });

@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ExcelJS from 'exceljs';
 
-export type SheetData = { name: string; rows: Array<Record<string, unknown>>; columns: string[] };
+/** `columns` key the row values; `header`, when given, is what row 1 shows instead (e.g. a repeated name). */
+export type SheetData = { name: string; rows: Array<Record<string, unknown>>; columns: string[]; header?: string[] };
 
 const ANALYSIS = [
   'Dataset Name', 'Source / Institutions (Location)', 'Patient Demographics / Covariates / Metadata', 'Sample Size',
@@ -68,7 +69,7 @@ export async function writeWorkbook(sheets: SheetData[]): Promise<string> {
   const wb = new ExcelJS.Workbook();
   for (const s of sheets) {
     const ws = wb.addWorksheet(s.name);
-    ws.addRow(s.columns);
+    ws.addRow(s.header ?? s.columns);
     for (const r of s.rows) ws.addRow(s.columns.map((c) => (r[c] === '' ? null : r[c] ?? null)));
   }
   const file = join(await mkdtemp(join(tmpdir(), 'review-wb-')), 'workbook.xlsx');

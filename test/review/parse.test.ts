@@ -1,14 +1,17 @@
 // Unit tests of the review's parsing rules (METHODS A.3–A.8) and the Python number semantics they depend on.
 import { describe, expect, test } from 'vitest';
 import { toCell } from '../../stages/review/lib/cells.js';
-import { csvField, toCsv } from '../../stages/review/lib/csv.js';
+import { cellText, pandasKind } from '../../stages/review/lib/csv.js';
+import { csvText } from '../../stages/lib/pandas-csv.js';
 import { parseDemographics } from '../../stages/review/lib/demographics.js';
 import { modalityShare, parseModalityShares } from '../../stages/review/lib/modality-shares.js';
 import { parsePedsVsAdult } from '../../stages/review/lib/peds-adult.js';
-import { pyFloatRepr, pyRound } from '../../stages/review/lib/python.js';
+import { npRound, pyFloatRepr, pyFloorDiv, pyRound } from '../../stages/lib/pynum.js';
 import { imputeSampleSize, parseSampleSize } from '../../stages/review/lib/sample-size.js';
 import { firstParenCountry, institutionOf, lastParenCountry } from '../../stages/review/lib/sources.js';
 import { digitClass, digitClassLabel } from '../../stages/review/lib/breakdown.js';
+import { pedsDatasets } from '../../stages/review/lib/peds-datasets.js';
+import type { Dataset } from '../../stages/review/lib/types.js';
 
 describe('sample size (A.3)', () => {
   test('sums each kind over its lines, commas removed', () => {
@@ -31,16 +34,29 @@ describe('sample size (A.3)', () => {
     expect(r.ok).toBe(false);
     if (!r.ok) expect(r.line).toBe('Patients: about 40');
   });
-  test('imputation: CT/MRI patients = sequences, Fundus ceil(images / 2), sequences fall back to images then patients', () => {
+  test('imputation: CT/MRI patients = sequences, Fundus ceil(images / 2), sequences fall back to patients then images', () => {
     expect(imputeSampleSize({ patients: null, sequences: 7, images: null }, 'CT, MRI')).toMatchObject({
       patients: 7,
       sequences: 7,
       imputedNumPatients: true,
     });
+    // Fundus: the imputed patient count (not the image count) becomes the sequence count.
     expect(imputeSampleSize({ patients: null, sequences: null, images: 9 }, 'Fundus')).toMatchObject({
       patients: 5,
-      sequences: 9,
+      sequences: 5,
       images: 9,
+    });
+    // Patients and images but no sequences (2020 LoDoPaB-CT, OCT, SPR Head CT…): sequences = patients, not images.
+    expect(imputeSampleSize({ patients: 40, sequences: null, images: 2144 }, 'CT')).toMatchObject({
+      patients: 40,
+      sequences: 40,
+      images: 2144,
+      imputedNumPatients: false,
+    });
+    // Only images: the sequence count falls back to them.
+    expect(imputeSampleSize({ patients: null, sequences: null, images: 30 }, 'US')).toMatchObject({
+      patients: null,
+      sequences: 30,
     });
     expect(imputeSampleSize({ patients: 12, sequences: null, images: null }, 'X-ray')).toMatchObject({
       patients: 12,
@@ -120,6 +136,13 @@ describe('sources (A.8 vs A.11)', () => {
     expect(firstParenCountry('No country here')).toBeNull();
     expect(institutionOf('No country here')).toBe('No country here');
   });
+  test('exactly the authors\' string splits: institution stops at ")", the figure\'s country is not trimmed', () => {
+    // extract_from_multi_str: line.split("(")[0].split(")")[0].strip()
+    expect(institutionOf('Lab B) Site C (USA)')).toBe('Lab B');
+    // plot_countries: line.split("(")[-1].split(")")[0], no strip; a line without "(" is its own "country".
+    expect(lastParenCountry('Hospital ( USA)')).toBe(' USA');
+    expect(lastParenCountry('Stanford University')).toBe('Stanford University');
+  });
 });
 
 describe('Python number semantics', () => {
@@ -139,17 +162,54 @@ describe('Python number semantics', () => {
     expect(pyFloatRepr(2144.750000000002)).toBe('2144.750000000002');
     expect(pyFloatRepr(0.00001)).toBe('1e-05');
     expect(pyFloatRepr(1.5e16)).toBe('1.5e+16');
+    // Values printed by CPython 3.11: repr() picks the exponent form from the shortest digits, not from log10.
+    expect([9.999999999999999e-5, 1e-4, 123456789012345.6, 1e15, -2.5e-7].map(pyFloatRepr)).toEqual(
+      ['9.999999999999999e-05', '0.0001', '123456789012345.6', '1000000000000000.0', '-2.5e-07'],
+    );
   });
-  test('CSV fields are quoted like Python csv (QUOTE_MINIMAL)', () => {
-    expect(csvField('plain')).toBe('plain');
-    expect(csvField('a,b')).toBe('"a,b"');
-    expect(csvField('line\nbreak')).toBe('"line\nbreak"');
-    expect(csvField('say "hi"')).toBe('"say ""hi"""');
-    expect(toCsv([['a', 'b'], ['1', '']])).toBe('a,b\n1,\n');
+  test('numpy round (pandas Series.round) is not Python round: 0.015 → 0.02 vs 0.01', () => {
+    expect([npRound(0.015, 2), pyRound(0.015, 2)]).toEqual([0.02, 0.01]);
+    expect([npRound(0.025, 2), pyRound(0.025, 2)]).toEqual([0.02, 0.03]);
+    expect([npRound(0.45, 1), pyRound(0.45, 1)]).toEqual([0.4, 0.5]);
+  });
+  test('float floor division as CPython', () => {
+    const cases: Array<[number, number]> = [[7, 2], [2.9999999999999996, 3], [1, 0.1], [0.3, 0.1], [-7.5, 2], [12.5, 3]];
+    expect(cases.map(([a, b]) => pyFloorDiv(a, b))).toEqual([3, 0, 9, 2, -4, 4]);
+  });
+  test('CSV fields are quoted like Python csv (QUOTE_MINIMAL, "\\n" line ends)', () => {
+    // As CPython's csv.writer(lineterminator="\n") writes them: a lone "\r" is no reason to quote.
+    expect(csvText([['plain', 'a,b', 'line\nbreak', 'say "hi"', 'cr\rx'], ['1', '']])).toBe(
+      'plain,"a,b","line\nbreak","say ""hi""",cr\rx\n1,\n',
+    );
+  });
+  test('workbook columns take the dtype pandas gives them', () => {
+    expect(pandasKind([true, false])).toBe('bool');
+    expect(pandasKind([true, null, false])).toBe('float'); // "Is Age Complete": published as 1.0 / 0.0
+    expect(pandasKind([3, 4])).toBe('int');
+    expect(pandasKind([3, null])).toBe('float');
+    expect(pandasKind([3, 'x', null])).toBe('object');
+    expect([cellText(true, 'float'), cellText(false, 'float'), cellText(true, 'bool'), cellText(3, 'float'), cellText(3, 'int')])
+      .toEqual(['1.0', '0.0', 'True', '3.0', '3']);
+    expect([cellText(null, 'float'), cellText('N/A text', 'object'), cellText(2.5, 'object')]).toEqual(['', 'N/A text', '2.5']);
   });
   test('breakdown colour classes by number of digits', () => {
     expect([0, 4, 17, 751, 7520, 27500, 959482].map(digitClass)).toEqual([0, 1, 2, 3, 4, 5, 6]);
     expect(digitClassLabel(0)).toBe('0');
     expect(digitClassLabel(6)).toBe('[10^5,10^6)');
+  });
+});
+
+describe('peds_datasets Percentage Overall (A.11)', () => {
+  const dataset = (name: string, sequences: number, ctShare: number): Dataset => ({
+    category: 'challenges', sheet: 'Challenges', excelRow: 2, cells: { 'Dataset Name': name, 'Imaging Modality(ies)': 'CT, MRI' },
+    numPatients: sequences, numSequences: sequences, numImages: null, imputedNumPatients: false,
+    containsChildren: 'Peds Only', propAdult: 0, modalityShares: { CT: ctShare, MRI: 1 - ctShare },
+  });
+  test('is pandas Series.round(2) (numpy rounding), not Python round: 0.015 % → 0.02', () => {
+    // Values checked with pandas 1.5: (100 * pts / pts.sum()).astype(float).round(2) → [0.02, 99.98].
+    const list = pedsDatasets([dataset('small', 3, 0.005), dataset('large', 99985, 0.001)], 'CT');
+    expect(list.map((r) => [r.dataset.cells['Dataset Name'], r.pedsSampleSize, r.percentageOverall])).toEqual([
+      ['large', 99.985, 99.98], ['small', 0.015, 0.02],
+    ]);
   });
 });

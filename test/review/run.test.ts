@@ -74,6 +74,15 @@ describe('run(ctx)', () => {
     await expect(run(context(ws, { top_countries: 0 }).ctx)).rejects.toThrow(StageError);
     await expect(run(context(ws, { workbook: 'in/nope.xlsx' }).ctx)).rejects.toThrow(/in\/nope\.xlsx: cannot read the workbook/);
   });
+  test('the workbook is read within the stage\'s memory budget; a budget too small for it is a clear refusal', async () => {
+    const ws = await workspace();
+    const { ctx } = context(ws, {});
+    await expect(run({ ...ctx, resources: { ...ctx.resources, memBytes: 4 * 1024 * 1024 } })).rejects.toThrow(
+      /^review: in\/workbook\.xlsx: the workbook is too large to read within the stage's limits: .* where 524,288 bytes of XML is allowed\. To read it, raise the review stage's memory budget \(`resources: \{ mem: 2G \}` on the stage/,
+    );
+    await expect(run(context(ws, { max_sheets: 14 }).ctx)).rejects.toThrow(/has more than 14 sheets, where 14 sheets is allowed\. To read it, raise `with\.max_sheets`/);
+    await expect(run(context(ws, { max_sheets: 5 }).ctx)).rejects.toThrow('review: with.max_sheets must be an integer of at least 13');
+  });
   test('a cancelled stage writes nothing', async () => {
     const ws = await workspace();
     const c = context(ws, {});

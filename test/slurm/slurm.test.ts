@@ -2,3 +2,4 @@
 // failure): they live in one test file so vitest runs them one after another, never beside each other.
 import './executor.suite.js';
 import './pipeline.suite.js';
+import './retrain.suite.js';

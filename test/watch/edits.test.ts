@@ -29,7 +29,7 @@ stages:
     deps: [out/a.txt, out/b.txt]
     outs: [out/c.txt]
   d:
-    cmd: cat data/d/*.txt data/d/sub/*.txt 2>/dev/null > out/d.txt; true
+    cmd: cat data/d/*.txt data/d/sub/*.txt 2>/dev/null > out/d.txt || true
     deps: [data/d/]
     outs: [out/d.txt]
 `;

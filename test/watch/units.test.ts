@@ -45,7 +45,7 @@ function pipeline(stages: StageSpec[]): Pipeline {
     vars: {},
     stages,
     sourceFiles: ['/w/p.yaml', '/w/inc.yaml'],
-    settings: { cacheDir: '/w/.pipe/cache', restore: ['copy'], executor: 'local', slurm: {} },
+    settings: { cacheDir: '/w/.pipe/cache', restore: ['copy'], executor: 'local', slurm: {}, summary: [] },
   };
 }
 

@@ -6,7 +6,6 @@ export const manifest: StageManifest = {
   description:
     'False-positive rate of one thresholded model on one healthy evaluation set, overall and per age bin, each with a ' +
     "95% BCa bootstrap interval (METHODS B.2–B.7); writes the authors' cardiomegaly_calib_counts.csv table and a JSON.",
-  implementation: ['../lib/'],
   with: {
     model: { type: 'string', required: true, description: 'Training dataset of the model (e.g. padchest).' },
     eval_set: { type: 'string', required: true, description: 'Evaluated dataset (vindr_pcxr for children, or an adult dataset).' },

@@ -7,7 +7,6 @@ export const manifest: StageManifest = {
     'One cell of the histogram-matching experiment as the authors ran it (METHODS B.9, B.8 impact_of_hm): the threshold ' +
     're-derived from the HM-processed calibration predictions, then the FPR on VinDr-PCXR children per age bin with BCa ' +
     'intervals, and the impact value (FPR over ages 0–1, re-estimated from the counts table).',
-  implementation: ['../lib/'],
   with: {
     model: { type: 'string', required: true, description: 'Training dataset of the model.' },
     ratio: { type: 'string', required: true, description: 'Blend ratio as in the directory name (0.25, 0.5, 0.75, 1.0).' },

@@ -6,7 +6,7 @@ import { stringField, stringList, writeAtomic } from '../lib/io.js';
 import { loadEvalRows } from '../lib/load.js';
 import { defaultSplit } from '../lib/names.js';
 import { fprToJson, type HmJson } from '../lib/results.js';
-import { roundTo } from '../lib/round.js';
+import { npRound } from '../../lib/pynum.js';
 import { auroc, youdenThreshold } from '../lib/threshold.js';
 
 export interface HmWith {
@@ -48,7 +48,7 @@ export async function run(ctx: StageContext<HmWith>): Promise<void> {
     kind: 'evaluate/hm',
     ratio,
     fpr_age_0_1: impact,
-    auroc_calib: roundTo(auroc(cal.rows.score, cal.rows.label), 4),
+    auroc_calib: npRound(auroc(cal.rows.score, cal.rows.label), 4),
   };
   writeAtomic(ctx.resolve(w.counts), formatCountsCsv(result.bins));
   writeAtomic(ctx.resolve(w.out), JSON.stringify(json, null, 2) + '\n');

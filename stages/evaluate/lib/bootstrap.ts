@@ -8,7 +8,7 @@
  */
 import { normCdf, normPpf } from './normal.js';
 import { percentileSorted } from './percentile.js';
-import { roundTo } from './round.js';
+import { npRound } from '../../lib/pynum.js';
 import { Pcg64Kernel } from './rng/pcg64-wasm.js';
 
 export interface BootstrapOptions {
@@ -40,7 +40,7 @@ export function bcaInterval(pred: Uint8Array, opts: BootstrapOptions = DEFAULT_B
   let k = 0;
   for (let i = 0; i < n; i++) k += pred[i]!;
   const base = (100 * k) / n;
-  const point = roundTo(base, 4);
+  const point = npRound(base, 4);
 
   const counts = new Pcg64Kernel(opts.seed).resampleCounts(pred, opts.resamples);
   counts.sort();
@@ -59,7 +59,7 @@ export function bcaInterval(pred: Uint8Array, opts: BootstrapOptions = DEFAULT_B
   const bound = (level: number): number => {
     const zq = normPpf(level);
     const adjusted = normCdf(z0 + (z0 + zq) / (1 - a * (z0 + zq)));
-    return roundTo(percentileSorted(stats, 100 * adjusted), 4);
+    return npRound(percentileSorted(stats, 100 * adjusted), 4);
   };
   return { lower: bound(alpha), upper: bound(1 - alpha) };
 }

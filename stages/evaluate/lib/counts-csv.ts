@@ -4,21 +4,19 @@
  * (`30.4`, `0.0`), adult labels quoted because they contain a comma.
  */
 import { parse } from 'csv-parse/sync';
+import { csvText, pandasNumber } from '../../lib/pandas-csv.js';
 import type { BinRate } from './fpr.js';
-import { pyFloat } from './round.js';
 
 export const COUNTS_HEADER = ['age_bin', 'Pred. Count', 'Pred. Percentage', 'fpr_lower', 'fpr_upper'] as const;
 
-function csvField(text: string): string {
-  return /[",\n\r]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
-}
-
 export function formatCountsCsv(bins: BinRate[]): string {
-  const lines = [COUNTS_HEADER.join(',')];
-  for (const b of bins) {
-    lines.push([csvField(b.ageBin), String(b.count), pyFloat(b.percentage), pyFloat(b.ci.lower), pyFloat(b.ci.upper)].join(','));
-  }
-  return lines.join('\n') + '\n';
+  return csvText([
+    [...COUNTS_HEADER],
+    ...bins.map((b) => [
+      b.ageBin, pandasNumber(b.count, 'int'), pandasNumber(b.percentage, 'float'), pandasNumber(b.ci.lower, 'float'),
+      pandasNumber(b.ci.upper, 'float'),
+    ]),
+  ]);
 }
 
 export interface CountsRow {

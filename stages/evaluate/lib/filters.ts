@@ -2,6 +2,7 @@
  * The row filters applied when predictions are loaded (`filter_metadata`, METHODS B.2), and the rows that survive
  * as plain arrays in file order (the bootstrap resamples bins in that order).
  */
+import { StageError } from '../../../engine/stage-api.js';
 import { parseAgeString } from './age.js';
 import type { Predictions } from './predictions.js';
 
@@ -39,7 +40,8 @@ export function keepRow(dset: string, split: string, age: number, hasFinding: nu
   if (dset === 'vindr_pcxr' && !(hasAge && healthy && Math.trunc(age) <= 10)) return false;
   if (split.includes('test_peds')) return healthy && hasAge;
   if (split === 'test_healthy_adult') return hasAge;
-  if (split === 'test_adult_calib') return healthy || cardiomegaly === 1;
+  // (~Has Finding.astype(bool)) | Cardiomegaly.astype(bool): −1 and missing labels are truthy (see filterPredictions).
+  if (split === 'test_adult_calib') return healthy || Number.isNaN(cardiomegaly) || cardiomegaly !== 0;
   return true;
 }
 
@@ -48,12 +50,35 @@ export function keepRow(dset: string, split: string, age: number, hasFinding: nu
  * (e.g. a predictions.csv without metadata columns).
  */
 export function filterPredictions(p: Predictions, fallback: { dset?: string; split?: string } = {}): EvalRows {
+  // A file whose own dset/split columns say otherwise than the stage asked for is the wrong file: its rows would be
+  // filtered and binned as what it says it is, and reported as what was asked.
+  for (const key of ['dset', 'split'] as const) {
+    const mine = p[key];
+    const asked = fallback[key];
+    if (mine !== undefined && asked !== undefined && mine !== asked) {
+      throw new StageError(
+        `Predictions CSV ${p.file}: its ${key} column says "${mine}" but the stage reads it as ${key} "${asked}"; point the ` +
+          `stage at the ${asked} predictions (or correct the stage's with.${key === 'dset' ? 'model / eval_set' : 'split'}).`,
+      );
+    }
+  }
   const dset = p.dset ?? fallback.dset ?? '';
   const split = p.split ?? fallback.split ?? '';
   const ages = agesOf(p);
   const keep: number[] = [];
   for (let i = 0; i < p.n; i++) {
-    if (keepRow(dset, split, ages[i]!, p.hasFinding[i]!, p.cardiomegaly[i]!)) keep.push(i);
+    if (!keepRow(dset, split, ages[i]!, p.hasFinding[i]!, p.cardiomegaly[i]!)) continue;
+    const cm = p.cardiomegaly[i]!;
+    if (split === 'test_adult_calib' && p.hasFinding[i] !== 0 && cm !== 1) {
+      // The authors' filter keeps a row with a finding and an uncertain or missing Cardiomegaly label (astype(bool)),
+      // and their threshold then counts it as a negative: a wrong calibration that looks right. Refused instead.
+      throw new StageError(
+        `Predictions CSV ${p.file}, line ${i + 2}, column "Cardiomegaly": a calibration row with a finding has the label ` +
+          `${Number.isNaN(cm) ? 'missing' : JSON.stringify(String(cm))}; the threshold needs 1 or 0 there (the authors' ` +
+          'filter would keep it and count it as a negative). Give the row its label or leave it out.',
+      );
+    }
+    keep.push(i);
   }
   const n = keep.length;
   const rows: EvalRows = {

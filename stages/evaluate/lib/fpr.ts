@@ -5,7 +5,7 @@
 import { bcaInterval, type BootstrapOptions, type Interval } from './bootstrap.js';
 import { binLabel, compareLabels, schemeFor, type BinScheme } from './bins.js';
 import type { EvalRows } from './filters.js';
-import { roundTo } from './round.js';
+import { npRound } from '../../lib/pynum.js';
 
 export interface BinRate {
   /** Bin label as in the counts CSV ("0", "[18, 25)"). */
@@ -43,7 +43,7 @@ export function predictPositive(rows: EvalRows, threshold: number): Uint8Array {
 }
 
 export function percentage(count: number, n: number): number {
-  return roundTo(100 * (count / n), 2);
+  return npRound(100 * (count / n), 2);
 }
 
 /**
@@ -58,7 +58,7 @@ export function reestimate(bins: Array<{ count: number; percentage: number }>, o
     const est = (100 * b.count) / b.percentage;
     if (!Number.isNaN(est)) nHat += est;
   }
-  return nHat === 0 ? (totalCount === 0 ? 0 : NaN) : roundTo((opts.scale * totalCount) / nHat, opts.decimals);
+  return nHat === 0 ? (totalCount === 0 ? 0 : NaN) : npRound((opts.scale * totalCount) / nHat, opts.decimals);
 }
 
 export function evaluateFpr(rows: EvalRows, threshold: number, boot: BootstrapOptions, onBin?: (label: string, index: number, total: number) => void): FprResult {

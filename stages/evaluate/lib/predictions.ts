@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { parse } from 'csv-parse/sync';
 import { StageError } from '../../../engine/stage-api.js';
+import { parsePandasNumber } from '../../lib/pandas-csv.js';
 
 export interface Predictions {
   /** Path as given (for messages). */
@@ -62,26 +63,37 @@ function readText(abs: string, shown: string): string {
   }
 }
 
-function num(text: string | undefined): number {
-  if (text === undefined) return NaN;
-  const t = text.trim();
-  if (t === '') return NaN;
-  const lower = t.toLowerCase();
-  if (lower === 'true') return 1;
-  if (lower === 'false') return 0;
-  return Number(t);
-}
+/** A decimal number as Python writes one (no hex, no "Infinity"). */
+const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
 
-/** Parse `"[0.795, 0.205]"`; undefined if it is not a list of two numbers. */
+/**
+ * Parse `"[0.795, 0.205]"` (the authors' JSON list); undefined if it is not a list of two numbers. NaN and infinities
+ * parse (as Python's `json.loads` reads them) so that `scoreProblem` can name them.
+ */
 export function parseClassProbs(text: string): [number, number] | undefined {
   const t = text.trim();
   if (!t.startsWith('[') || !t.endsWith(']')) return undefined;
-  const parts = t.slice(1, -1).split(',');
+  const parts = t.slice(1, -1).split(',').map((x) => x.trim());
   if (parts.length !== 2) return undefined;
-  const a = Number(parts[0]!.trim());
-  const b = Number(parts[1]!.trim());
-  if (parts[0]!.trim() === '' || parts[1]!.trim() === '' || !Number.isFinite(a) || !Number.isFinite(b)) return undefined;
-  return [a, b];
+  const value = (x: string): number | undefined =>
+    NUMBER.test(x) ? Number(x) : x === 'NaN' || x === 'nan' ? NaN : /^[+-]?(Infinity|inf)$/.test(x) ? (x.startsWith('-') ? -Infinity : Infinity) : undefined;
+  const a = value(parts[0]!);
+  const b = value(parts[1]!);
+  return a === undefined || b === undefined ? undefined : [a, b];
+}
+
+/**
+ * Why a class-probability pair is not a usable score, or undefined if it is: every value a finite probability in
+ * [0, 1] and the pair not summing to 0 (the threshold divides by the sum; 0/0 is NaN and would sort anywhere).
+ */
+export function scoreProblem([a, b]: readonly [number, number]): string | undefined {
+  for (const v of [a, b]) {
+    if (Number.isNaN(v)) return 'holds NaN';
+    if (!Number.isFinite(v)) return `holds ${v > 0 ? '' : '-'}infinity`;
+    if (v < 0 || v > 1) return `holds ${v}, outside [0, 1]`;
+  }
+  if (a + b === 0) return 'sums to 0, so the normalised score p1 / (p0 + p1) is 0/0';
+  return undefined;
 }
 
 /** Load a predictions file (absolute path `abs`, shown to users as `shown`). */
@@ -127,6 +139,17 @@ export function loadPredictions(abs: string, shown = abs): Predictions {
   const iSplit = col('split');
   if (n > 0 && iDset >= 0) out.dset = records[1]![iDset];
   if (n > 0 && iSplit >= 0) out.split = records[1]![iSplit];
+  // The filters and age bins follow the file's dataset and split: a file mixing them would be read by its first row's.
+  for (const [i, name, first] of [[iDset, 'dset', out.dset], [iSplit, 'split', out.split]] as const) {
+    if (i < 0) continue;
+    const r = records.findIndex((row, k) => k > 0 && row[i] !== first);
+    if (r > 0) {
+      throw new StageError(
+        `Predictions CSV ${shown}, line ${r + 1}, column "${name}": "${records[r]![i]}" where line 2 has "${first}"; a ` +
+          'predictions file holds one dataset and one split (its filters and age bins depend on them). Split the file.',
+      );
+    }
+  }
   if (iAgeYears >= 0) out.ageYears = new Float64Array(n);
   else out.ageRaw = new Array<string>(n);
   for (let r = 0; r < n; r++) {
@@ -141,12 +164,31 @@ export function loadPredictions(abs: string, shown = abs): Predictions {
         `Predictions CSV ${shown}, line ${line}, column "class_probs" (${iProbs + 1}): "${row[iProbs]}" is not a list of two probabilities like "[0.7, 0.3]".`,
       );
     }
+    const problem = scoreProblem(probs);
+    if (problem) {
+      throw new StageError(
+        `Predictions CSV ${shown}, line ${line} (row ${r + 1}), column "class_probs": "${row[iProbs]}" ${problem}; every ` +
+          'score must be a pair of finite probabilities in [0, 1], not both 0. Re-run the inference that wrote the file.',
+      );
+    }
     out.pNeg[r] = probs[0];
     out.pPos[r] = probs[1];
-    out.hasFinding[r] = num(row[iHas]);
-    out.cardiomegaly[r] = iCardio >= 0 ? num(row[iCardio]) : -1;
-    if (out.ageYears) out.ageYears[r] = num(row[iAgeYears]);
-    else out.ageRaw![r] = row[iAge] ?? '';
+    const cell = (i: number, name: string, what: string): number => {
+      const v = parsePandasNumber(row[i]);
+      if (v === undefined) {
+        throw new StageError(
+          `Predictions CSV ${shown}, line ${line}, column "${name}" (${i + 1}): "${row[i]}" is not ${what} (an empty cell means missing).`,
+        );
+      }
+      return v;
+    };
+    out.hasFinding[r] = cell(iHas, 'Has Finding', 'a 0/1 label');
+    out.cardiomegaly[r] = iCardio >= 0 ? cell(iCardio, 'Cardiomegaly', 'a label (1, 0, −1)') : -1;
+    if (out.ageYears) {
+      const age = cell(iAgeYears, 'age_years', 'an age in years');
+      if (age < 0) throw new StageError(`Predictions CSV ${shown}, line ${line}, column "age_years" (${iAgeYears + 1}): "${row[iAgeYears]}" is a negative age.`);
+      out.ageYears[r] = age;
+    } else out.ageRaw![r] = row[iAge] ?? '';
   }
   return out;
 }

@@ -2,7 +2,7 @@
  * The decision threshold (METHODS B.3): Youden's J over sklearn's DET curve on the model's own calibration split,
  * ties resolved to the lowest threshold, rounded to 4 decimals; and the AUROC.
  */
-import { roundTo } from './round.js';
+import { npRound } from '../../lib/pynum.js';
 
 export interface Curve {
   /** Candidate thresholds in increasing order, with their false-positive and false-negative rates. */
@@ -84,7 +84,7 @@ export function youdenThreshold(scores: ArrayLike<number>, labels: ArrayLike<num
     }
   }
   const raw = c.thresholds[best]!;
-  return { threshold: roundTo(raw, 4), raw, youdenJ: bestJ, tpr: 1 - c.fnr[best]!, fpr: c.fpr[best]! };
+  return { threshold: npRound(raw, 4), raw, youdenJ: bestJ, tpr: 1 - c.fnr[best]!, fpr: c.fpr[best]! };
 }
 
 /** Area under the ROC curve (Mann–Whitney with ties counted half), or NaN with a single class. */

@@ -3,24 +3,15 @@
  * observation; proportions (0–1) for plotting next to the percentages the authors' tables hold.
  */
 import { reestimate } from './fpr.js';
-import { roundTo } from './round.js';
+import { npRound } from '../../lib/pynum.js';
 import { displayName } from './names.js';
 import type { FprJson, HmJson, ThresholdJson } from './results.js';
 
 /** Percent → proportion without float noise in the CSV (inputs have ≤ 4 decimals). */
-const prop = (pct: number): number => roundTo(pct / 100, 6);
+const prop = (pct: number): number => npRound(pct / 100, 6);
 
 export type FprMethod = 'direct' | 'authors_reestimate';
 
-function csvField(v: unknown): string {
-  if (v === undefined || v === null || (typeof v === 'number' && Number.isNaN(v))) return '';
-  const s = String(v);
-  return /[",\n\r]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
-}
-
-export function toCsv(rows: Array<Record<string, unknown>>, columns: string[]): string {
-  return [columns.join(','), ...rows.map((r) => columns.map((c) => csvField(r[c])).join(','))].join('\n') + '\n';
-}
 
 const population = (f: FprJson): 'children' | 'adults' =>
   f.eval_set === 'vindr_pcxr' || f.split.includes('peds') ? 'children' : 'adults';

@@ -7,7 +7,6 @@ export const manifest: StageManifest = {
     'figures and report: FPR by age, overall FPR (true and re-estimated), thresholds, AUROC, impact of histogram matching. ' +
     'fpr_method picks the headline definition: `direct` = positives / rows (the correct FPR); `authors_reestimate` = ' +
     "the published fpr.json value, re-estimated from the rounded per-bin table with zero-count bins dropped (METHODS B.7).",
-  implementation: ['../lib/'],
   with: {
     fpr_dir: { type: 'path', role: 'dep', required: true, description: 'Directory of evaluate/fpr JSONs, laid out `<model>/<eval_set>.json`.' },
     models: { type: 'string[]', required: true, description: 'Models (training datasets), in display order.' },

@@ -5,7 +5,6 @@ export const manifest: StageManifest = {
   description:
     "Decision threshold of one model: Youden's J on the model's own calibration split (sklearn det_curve " +
     'candidates, ties → lowest threshold, rounded to 4 dp; METHODS B.3), and AUROC on each calibration set.',
-  implementation: ['../lib/'],
   with: {
     model: { type: 'string', required: true, description: 'Training dataset of the model (e.g. vindr_cxr).' },
     calib: {

@@ -3,7 +3,7 @@ import { StageError, type StageContext } from '../../../engine/stage-api.js';
 import { stringField, stringList, writeAtomic } from '../lib/io.js';
 import { loadEvalRows } from '../lib/load.js';
 import type { AurocEntry, ThresholdJson } from '../lib/results.js';
-import { roundTo } from '../lib/round.js';
+import { npRound } from '../../lib/pynum.js';
 import { auroc, youdenThreshold } from '../lib/threshold.js';
 
 export interface ThresholdWith {
@@ -36,7 +36,7 @@ export async function run(ctx: StageContext<ThresholdWith>): Promise<void> {
     file,
     n: rows.n,
     positives: rows.label.reduce((a, b) => a + b, 0),
-    auroc: roundTo(auroc(rows.score, rows.label), 4),
+    auroc: npRound(auroc(rows.score, rows.label), 4),
   });
   const aurocs: AurocEntry[] = [entry(model, own.rows, own.file)];
   sets.forEach((set, i) => {

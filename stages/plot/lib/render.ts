@@ -4,7 +4,7 @@ import sharp from 'sharp';
 import type { Result } from '../../../engine/result.js';
 import { err, ok } from '../../../engine/result.js';
 import type { Row } from './datasets.js';
-import { directFieldReferences, externalData, isObject, specProblems, topLevelField, type JsonObject } from './spec.js';
+import { directFieldReferences, externalData, hrefPointers, isObject, specProblems, stripHrefs, topLevelField, type JsonObject } from './spec.js';
 import { useFontMetrics } from './text-metrics.js';
 
 export interface Rendered {
@@ -13,6 +13,8 @@ export interface Rendered {
   metrics: 'font-file' | 'estimated';
   /** Vega-Lite's compile warnings (e.g. a dropped encoding), for the stage log. */
   warnings: string[];
+  /** JSON pointers of the spec's `href`s: a static figure has no links, so they were not rendered. */
+  droppedLinks: string[];
 }
 
 /** A vega-util logger that collects messages instead of printing them to the console. */
@@ -42,13 +44,21 @@ function collectingLogger(warnings: string[]): vega.LoggerInterface {
   return logger as unknown as vega.LoggerInterface;
 }
 
-/** Data comes only from the stage's declared inputs: any load (data URL, image mark) is refused, never fetched. */
+/**
+ * Data comes only from the stage's declared inputs: any load (data URL, image mark) is refused, never fetched. A
+ * hyperlink (should one survive stripHrefs) sanitises to no link: vega-scenegraph's SVG renderer dereferences what
+ * sanitize resolves to, and a rejection there is an unhandled TypeError that kills the process.
+ */
 function refusingLoader(): vega.Loader {
   const base = vega.loader();
   const refuse = async (uri: string): Promise<never> => {
     throw new Error(`refused to load "${uri}": list the file under with.data and reference it by name`);
   };
-  return { ...base, sanitize: refuse, load: refuse } as unknown as vega.Loader;
+  const sanitize = async (uri: string, options?: { context?: string }): Promise<{ href: null }> => {
+    if (options?.context === 'href') return { href: null };
+    return refuse(uri);
+  };
+  return { ...base, sanitize, load: refuse } as unknown as vega.Loader;
 }
 
 /** Fields an encoding reads from a dataset that has no such column (Vega would silently draw nothing). */
@@ -83,6 +93,8 @@ export async function renderSvg(spec: JsonObject, datasets: ReadonlyMap<string, 
   } catch (e) {
     return err(`Vega-Lite cannot compile it: ${(e as Error).message}`);
   }
+  const droppedLinks = hrefPointers(spec);
+  stripHrefs(compiled);
   const ext = externalData(compiled as { data?: [] });
   if (ext.urls.length > 0) {
     return err(
@@ -112,7 +124,7 @@ export async function renderSvg(spec: JsonObject, datasets: ReadonlyMap<string, 
     await view.runAsync();
     const svg = await view.toSVG();
     view.finalize();
-    return ok({ svg, warnings, metrics });
+    return ok({ svg, warnings, metrics, droppedLinks });
   } catch (e) {
     return err(`Vega cannot render it: ${(e as Error).message}`);
   }

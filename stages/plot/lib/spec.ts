@@ -98,6 +98,43 @@ export function specProblems(spec: Json, pointer = ''): string[] {
   return out;
 }
 
+/**
+ * Where a Vega-Lite spec asks for hyperlinks: every `href` (the encoding channel, a mark property, a config default),
+ * as JSON pointers. A figure is a static SVG/PNG file, so links are dropped (and vega-scenegraph would crash
+ * rendering them headless: it cannot sanitise a URL without a loader that fetches).
+ */
+export function hrefPointers(spec: Json, pointer = ''): string[] {
+  const out: string[] = [];
+  if (Array.isArray(spec)) spec.forEach((v, i) => out.push(...hrefPointers(v, `${pointer}/${i}`)));
+  else if (isObject(spec)) {
+    for (const [k, v] of Object.entries(spec)) {
+      const here = `${pointer}/${k.replace(/~/g, '~0').replace(/\//g, '~1')}`;
+      if (k === 'href') out.push(here);
+      else if (k !== 'data' && k !== 'datasets' && k !== 'usermeta') out.push(...hrefPointers(v, here));
+    }
+  }
+  return out;
+}
+
+/**
+ * Removes every `href` property from a compiled Vega spec's marks (their `encode` blocks, nested group marks
+ * included) and from its `config`, in place; returns how many it removed. Inline `values` of datasets are left alone.
+ */
+export function stripHrefs(node: unknown): number {
+  let n = 0;
+  if (Array.isArray(node)) for (const v of node) n += stripHrefs(v);
+  else if (node !== null && typeof node === 'object') {
+    const o = node as Record<string, unknown>;
+    for (const k of Object.keys(o)) {
+      if (k === 'href') {
+        delete o[k];
+        n++;
+      } else if (k !== 'data' && k !== 'values') n += stripHrefs(o[k]);
+    }
+  }
+  return n;
+}
+
 export interface FieldReference {
   dataset: string;
   field: string;

@@ -36,6 +36,5 @@ export const manifest: StageManifest = {
         'they are decoded. Bounds memory per worker (~10 bytes per pixel).',
     },
   },
-  implementation: ['../../lib/'],
   resources: { cpus: 2 },
 };

@@ -18,7 +18,7 @@ function figureHtml(f: ResolvedFigure): string {
   const body =
     f.kind === 'svg'
       ? `<div class="plot">${f.svg}</div>`
-      : `<img src="${f.dataUri}" alt="${e(f.caption ?? f.path)}">`;
+      : `<img src="${e(f.dataUri)}" alt="${e(f.caption ?? f.path)}">`;
   return `<figure data-source="${e(f.path)}">${body}${caption}</figure>`;
 }
 
@@ -91,7 +91,7 @@ function provenanceHtml(p: Provenance): string {
     `<dt>Pipeline file</dt><dd><code>${e(p.pipelineFile)}</code></dd>`,
     `<dt>Pipeline</dt><dd>${e(p.pipelineName)}</dd>`,
     `<dt>pipe version</dt><dd>${e(p.pipeVersion)}</dd>`,
-    `<dt>Generated</dt><dd>${e(p.generatedAt)}</dd>`,
+    `<dt>Generated</dt><dd>${p.generatedAt ? `${e(p.generatedAt.at)} <span class="source">(${e(p.generatedAt.from)})</span>` : 'undated (no upstream run record, and SOURCE_DATE_EPOCH is not set)'}</dd>`,
     `<dt>Report stage</dt><dd>${e(p.stage)}</dd>`,
     `<dt>Report key</dt><dd class="hash">${e(p.key)}</dd>`,
     `</dl>`,
@@ -109,6 +109,12 @@ function provenanceHtml(p: Provenance): string {
   ].join('\n');
 }
 
+/**
+ * The page's Content Security Policy, a second wall behind the SVG sanitiser: no script of any kind (inline, event
+ * handler, javascript: URL), nothing fetched (images only as data: URIs), styles only inline.
+ */
+export const CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'";
+
 /** One self-contained page: inline CSS, inline figures, nothing fetched. */
 export function renderHtml(m: ReportModel): string {
   const toc = [...m.sections.map((s) => [s.id, s.title]), ['provenance', 'Provenance']]
@@ -118,6 +124,7 @@ export function renderHtml(m: ReportModel): string {
 <html lang="en">
 <head>
 <meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="${CSP}">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="generator" content="pipe ${e(m.provenance.pipeVersion)}">
 <title>${e(m.title)}</title>
@@ -127,7 +134,7 @@ export function renderHtml(m: ReportModel): string {
 <header>
 <h1>${e(m.title)}</h1>
 ${para(m.intro)}
-<p class="meta">Generated ${e(m.provenance.generatedAt)} by pipe ${e(m.provenance.pipeVersion)} from <code>${e(m.provenance.pipelineFile)}</code> (pipeline ${e(m.provenance.pipelineName)}).</p>
+<p class="meta">Generated ${m.provenance.generatedAt ? `${e(m.provenance.generatedAt.at)} ` : ''}by pipe ${e(m.provenance.pipeVersion)} from <code>${e(m.provenance.pipelineFile)}</code> (pipeline ${e(m.provenance.pipelineName)}).</p>
 </header>
 <nav class="toc"><strong>Contents</strong><ol>${toc}</ol></nav>
 <main>

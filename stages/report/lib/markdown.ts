@@ -37,7 +37,7 @@ export function renderMarkdown(m: ReportModel, markdownPath: string): string {
   const out = [`# ${m.title}`, ''];
   if (m.intro) for (const para of paragraphs(m.intro)) out.push(para, '');
   out.push(
-    `_Generated ${p.generatedAt} by pipe ${p.pipeVersion} from \`${p.pipelineFile}\` (pipeline ${p.pipelineName}); ` +
+    `_Generated ${p.generatedAt ? `${p.generatedAt.at} ` : ''}by pipe ${p.pipeVersion} from \`${p.pipelineFile}\` (pipeline ${p.pipelineName}); ` +
       `report stage \`${p.stage}\`, key \`${p.key}\`._`,
     '',
   );

@@ -17,9 +17,10 @@ export interface ResolvedNumber {
   source: string;
 }
 
+/** An SVG inlined after sanitising, or an image embedded as a data: URI (a PNG, or an SVG whose <style> must stay inside it). */
 export type ResolvedFigure =
   | { kind: 'svg'; path: string; caption?: string; svg: string }
-  | { kind: 'png'; path: string; caption?: string; dataUri: string };
+  | { kind: 'image'; path: string; caption?: string; dataUri: string };
 
 export interface ResolvedTable {
   path: string;
@@ -43,13 +44,21 @@ export interface ResolvedSection {
   tables: ResolvedTable[];
 }
 
+export interface GeneratedAt {
+  /** ISO 8601. */
+  at: string;
+  /** Where the date comes from, in words (`SOURCE_DATE_EPOCH`, `the end of the newest upstream run (fig)`). */
+  from: string;
+}
+
 export interface Provenance {
   pipelineFile: string;
   pipelineName: string;
   pipeVersion: string;
   stage: string;
   key: string;
-  generatedAt: string;
+  /** Derived from the inputs (see run.ts reportDate); absent when nothing dates them. */
+  generatedAt?: GeneratedAt;
   upstream: ReadonlyArray<UpstreamRun>;
   /** Input path → content hash, sorted by path. */
   inputs: Array<[string, string]>;

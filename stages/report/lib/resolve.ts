@@ -1,33 +1,71 @@
-import { readFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { open } from 'node:fs/promises';
 import * as vega from 'vega';
-import { StageError } from '../../../engine/stage-api.js';
+import { StageError, type UpstreamRun } from '../../../engine/stage-api.js';
 import { columnKinds, parseCsvRecords, parseCsvRows, typedCell } from '../../plot/lib/datasets.js';
 import { parseJsonText } from '../../plot/lib/json-text.js';
 import { resolvePointer, selectRow } from './json-pointer.js';
 import type { ResolvedFigure, ResolvedNumber, ResolvedSection, ResolvedTable } from './model.js';
 import { slugger } from './model.js';
-import type { FigureSpec, NumberSpec, SectionSpec, TableSpec } from './sections.js';
-import { inlineSvg } from './svg-inline.js';
+import type { FigureSpec, NumberSpec, RunsTableSpec, SectionSpec, TableSpec } from './sections.js';
+import { isRunsTable } from './sections.js';
+import { sanitizeSvg } from './svg-sanitize.js';
 
 /** vega re-exports d3-format's locale (vega-format); its typings omit it. */
 const numberLocale = (vega as unknown as { defaultLocale(): { format(spec: string): (n: number) => string } }).defaultLocale();
+
+/**
+ * Bound on one file a section reads: a report input is a summary (a table, a figure, a metrics JSON), and a page
+ * that embeds more than this does not open. Not a setting: summarise a bigger file in an upstream stage.
+ */
+export const MAX_INPUT_BYTES = 64 * 1024 * 1024;
+
+class TooBig extends Error {
+  constructor(readonly size: number) {
+    super('too big');
+  }
+}
+
+/** A regular file's bytes, refusing one over `limit` before reading it (and a FIFO or device without blocking on it). */
+async function readBounded(path: string, limit: number): Promise<Buffer> {
+  const fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) throw Object.assign(new Error('not a regular file'), { code: 'not a regular file' });
+    if (st.size > limit) throw new TooBig(st.size);
+    return await fh.readFile();
+  } finally {
+    await fh.close();
+  }
+}
 
 /** Reads the files a section references, through a per-run cache (a JSON file often feeds several numbers). */
 export class SectionResolver {
   private readonly texts = new Map<string, Promise<Buffer>>();
   private readonly json = new Map<string, unknown>();
 
-  constructor(private readonly resolvePath: (rel: string) => string) {}
+  /** `log` gets one line per figure the sanitiser changed (what it removed); `upstream` feeds `runs` tables. */
+  constructor(
+    private readonly resolvePath: (rel: string) => string,
+    private readonly log: (line: string) => void = () => undefined,
+    private readonly upstream: readonly UpstreamRun[] = [],
+  ) {}
 
   private async read(rel: string, where: string): Promise<Buffer> {
     let p = this.texts.get(rel);
     if (!p) {
-      p = readFile(this.resolvePath(rel));
+      p = readBounded(this.resolvePath(rel), MAX_INPUT_BYTES);
       this.texts.set(rel, p);
     }
     try {
       return await p;
     } catch (e) {
+      if (e instanceof TooBig) {
+        throw new StageError(
+          `${where}: ${rel} is ${(e.size / 2 ** 20).toFixed(1)} MiB, over the report's ${MAX_INPUT_BYTES / 2 ** 20} MiB limit ` +
+            `for one input; summarise it in an upstream stage (fewer rows, or a PNG instead of a huge SVG).`,
+        );
+      }
       throw new StageError(`${where}: cannot read ${rel} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}).`);
     }
   }
@@ -86,16 +124,25 @@ export class SectionResolver {
     };
   }
 
-  /** `idPrefix` comes from the figure's position, so ids are the same on every run (reads finish in any order). */
+  /**
+   * A PNG as a data: URI; an SVG sanitised (svg-sanitize.ts) and inlined, or embedded as an image when it carries
+   * a <style> sheet. `idPrefix` comes from the figure's position, so ids are the same on every run (reads finish in
+   * any order).
+   */
   async figure(f: FigureSpec, where: string, idPrefix: string): Promise<ResolvedFigure> {
     const data = await this.read(f.path, where);
     if (/\.png$/i.test(f.path)) {
       if (data.subarray(0, 8).toString('hex') !== '89504e470d0a1a0a') throw new StageError(`${where}: ${f.path} is not a PNG file.`);
-      return { kind: 'png', path: f.path, caption: f.caption, dataUri: `data:image/png;base64,${data.toString('base64')}` };
+      return { kind: 'image', path: f.path, caption: f.caption, dataUri: `data:image/png;base64,${data.toString('base64')}` };
     }
-    const svg = inlineSvg(data.toString('utf8'), idPrefix);
+    const svg = sanitizeSvg(data.toString('utf8'), idPrefix);
     if (!svg.ok) throw new StageError(`${where}: ${f.path} ${svg.error}.`);
-    return { kind: 'svg', path: f.path, caption: f.caption, svg: svg.value };
+    if (svg.value.removed.length > 0) this.log(`${f.path}: removed from the figure: ${svg.value.removed.join(', ')}`);
+    if (svg.value.scoped) {
+      const uri = `data:image/svg+xml;base64,${Buffer.from(svg.value.svg).toString('base64')}`;
+      return { kind: 'image', path: f.path, caption: f.caption, dataUri: uri };
+    }
+    return { kind: 'svg', path: f.path, caption: f.caption, svg: svg.value.svg };
   }
 
   /**
@@ -141,6 +188,40 @@ export class SectionResolver {
     };
   }
 
+  /**
+   * Upstream run records as a table: one row per run of the stage (or of the declaration's expansions), one column
+   * per recorded key; a key a run did not record is an empty cell (older records, or a kind that stopped recording it).
+   */
+  runsTable(t: RunsTableSpec, where: string): ResolvedTable {
+    const runs = this.upstream.filter((u) => u.stage === t.runs || u.stage.startsWith(`${t.runs}@`));
+    if (runs.length === 0) {
+      const names = this.upstream.map((u) => u.stage);
+      throw new StageError(
+        `${where}.runs: no upstream stage is ${t.runs} or an expansion of it (${t.runs}@…); this report's upstream stages: ` +
+          `${names.length ? names.slice(0, 12).join(', ') + (names.length > 12 ? ', …' : '') : 'none'}.`,
+      );
+    }
+    const fmts = t.fields.map(([k]) => (t.formats[k] !== undefined ? this.format(t.formats[k]!, `${where}.formats.${k}`) : undefined));
+    const rows = runs.map((u) => [
+      u.stage,
+      ...t.fields.map(([k], j) => {
+        const v = u.extra?.[k];
+        if (v === undefined || v === null) return '';
+        if (typeof v === 'number') return fmts[j] ? fmts[j]!(v) : String(Number(v.toPrecision(12)));
+        return typeof v === 'string' ? v : JSON.stringify(v);
+      }),
+    ]);
+    // Right-aligned where every recorded value is a number.
+    const numeric = [
+      false,
+      ...t.fields.map(([k]) => {
+        const values = runs.map((u) => u.extra?.[k]).filter((v) => v !== undefined && v !== null);
+        return values.length > 0 && values.every((v) => typeof v === 'number');
+      }),
+    ];
+    return { path: `run records of ${t.runs}`, caption: t.caption, header: [['Stage', ...t.fields.map(([, label]) => label)]], numeric, rows, omitted: 0 };
+  }
+
   async sections(specs: readonly SectionSpec[]): Promise<ResolvedSection[]> {
     const slug = slugger();
     slug('provenance'); // reserved for the provenance section
@@ -153,7 +234,9 @@ export class SectionResolver {
         text: s.text,
         numbers: await Promise.all(s.numbers.map((n, j) => this.number(n, `${where}.numbers[${j}]`))),
         figures: await Promise.all(s.figures.map((f, j) => this.figure(f, `${where}.figures[${j}]`, `s${i + 1}f${j + 1}-`))),
-        tables: await Promise.all(s.tables.map((t, j) => this.table(t, `${where}.tables[${j}]`))),
+        tables: await Promise.all(
+          s.tables.map((t, j) => (isRunsTable(t) ? this.runsTable(t, `${where}.tables[${j}]`) : this.table(t, `${where}.tables[${j}]`))),
+        ),
       });
     }
     return out;

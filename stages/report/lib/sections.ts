@@ -37,13 +37,29 @@ export interface TableSpec {
   headerRows: number;
 }
 
+/**
+ * A table of what upstream run records say (ctx.record extras: timings, backend…) — provenance, not files, so
+ * values that differ from run to run (seconds) never have to live in an output. One row per matching run.
+ */
+export interface RunsTableSpec {
+  /** A stage name, or a declaration covering its expansions (`retrain-train` → `retrain-train@vindr_cxr`, …). */
+  runs: string;
+  caption?: string;
+  /** Recorded key → column label, in column order. */
+  fields: Array<[string, string]>;
+  /** Recorded key → d3-format specifier. */
+  formats: Record<string, string>;
+}
+
 export interface SectionSpec {
   title: string;
   text?: string;
   numbers: NumberSpec[];
   figures: FigureSpec[];
-  tables: TableSpec[];
+  tables: Array<TableSpec | RunsTableSpec>;
 }
+
+export const isRunsTable = (t: TableSpec | RunsTableSpec): t is RunsTableSpec => 'runs' in t;
 
 /** Workspace-relative path in one spelling, so `./out/a.svg` and `out/a.svg` are the same input. */
 export function normalizePath(p: string): string {
@@ -133,9 +149,28 @@ function parseFigure(where: string, v: unknown): FigureSpec {
   return fig;
 }
 
-function parseTable(where: string, v: unknown): TableSpec {
+function parseRunsTable(where: string, v: Record<string, unknown>): RunsTableSpec {
+  const r = reader(where, v, ['runs', 'caption', 'fields', 'formats']);
+  const runs = r.str('runs', true)!;
+  const f = v.fields;
+  let fields: Array<[string, string]>;
+  if (Array.isArray(f) && f.length > 0 && f.every((x) => typeof x === 'string' && x !== '')) fields = (f as string[]).map((k) => [k, k]);
+  else if (isObj(f) && Object.keys(f).length > 0 && Object.values(f).every((x) => typeof x === 'string')) {
+    fields = Object.entries(f as Record<string, string>);
+  } else throw new Invalid(`${where}.fields must name the recorded values to show: a list of keys, or a mapping key → column label`);
+  const formats = v.formats ?? {};
+  if (!isObj(formats) || !Object.values(formats).every((x) => typeof x === 'string')) {
+    throw new Invalid(`${where}.formats must map recorded keys to d3-format specifiers`);
+  }
+  const unknown = Object.keys(formats).filter((k) => !fields.some(([f]) => f === k));
+  if (unknown.length > 0) throw new Invalid(`${where}.formats names ${unknown.map((k) => `"${k}"`).join(', ')}, which ${unknown.length > 1 ? 'are' : 'is'} not in fields`);
+  return { runs, caption: r.str('caption', false), fields, formats: formats as Record<string, string> };
+}
+
+function parseTable(where: string, v: unknown): TableSpec | RunsTableSpec {
   if (typeof v === 'string') return { path: v, formats: {}, headerRows: 1 };
-  if (!isObj(v)) throw new Invalid(`${where} must be a path or {path, caption?, columns?, formats?, maxRows?, headerRows?}`);
+  if (isObj(v) && 'runs' in v) return parseRunsTable(where, v);
+  if (!isObj(v)) throw new Invalid(`${where} must be a path, {path, caption?, columns?, formats?, maxRows?, headerRows?} or {runs, fields, caption?, formats?}`);
   const r = reader(where, v, ['path', 'caption', 'columns', 'formats', 'maxRows', 'headerRows']);
   const columns = v.columns === undefined ? undefined : r.list('columns');
   if (columns && !columns.every((c) => typeof c === 'string')) throw new Invalid(`${where}.columns must be a list of names`);
@@ -185,7 +220,7 @@ export function parseSections(value: unknown, inputs: readonly string[]): Result
       const refs: Array<[string, string]> = [
         ...s.numbers.map((n, j): [string, string] => [`numbers[${j}].file`, n.file]),
         ...s.figures.map((f, j): [string, string] => [`figures[${j}]`, f.path]),
-        ...s.tables.map((t, j): [string, string] => [`tables[${j}]`, t.path]),
+        ...s.tables.flatMap((t, j): Array<[string, string]> => (isRunsTable(t) ? [] : [[`tables[${j}]`, t.path]])),
       ];
       for (const [field, file] of refs) {
         if (!isListed(file, inputs)) {

@@ -37,7 +37,13 @@ export const manifest: StageManifest = {
       default: 3,
       description: 'How many countries the country figure shows (the authors show 3).',
     },
+    max_sheets: {
+      type: 'integer',
+      default: 64,
+      description:
+        'Most sheets the workbook may have (the authors\' has 15). The other bounds follow the stage\'s memory budget ' +
+        '(`resources: { mem: … }`): file and decompressed XML up to 1/8 of it, one held cell per 256 bytes of it.',
+    },
   },
-  implementation: ['../lib/', '../../lib/atomic-write.ts'],
   resources: { cpus: 1, memBytes: 512 * 1024 * 1024, gpus: 0 },
 };

@@ -1,7 +1,8 @@
 import { breakdown, breakdownCsvRows, digitClass, digitClassLabel, MODALITY_UNITS, BREAKDOWN_TASKS, type BreakdownCell } from './breakdown.js';
-import { floatText, toCsv } from './csv.js';
+import { csvText, pandasNumber } from '../../lib/pandas-csv.js';
 import { ageDocumented, countries, modalities, summaryStatisticsAgeFields, taskCategories, AGE_LEVELS, type ShareRow } from './figures.js';
 import { isUsable, loadAll } from './load.js';
+import { countryLinesWithoutParen } from './sources.js';
 import { pedsCsvRows, pedsDatasets, pedsFileStem } from './peds-datasets.js';
 import { describePapers, describeRepackaging } from './printed.js';
 import { containsChildrenCounts } from './summary.js';
@@ -42,9 +43,9 @@ export function analyzeWorkbook(wb: Workbook, opts: AnalyzeOptions): ReviewResul
 
   // A.9 summary statistics (its rows are fixed by the authors; "Total w/o Cancer" always excludes cancer).
   const summary = summaryTable(wb, warnings);
-  files['summary_stats.csv'] = toCsv([
+  files['summary_stats.csv'] = csvText([
     [...SUMMARY_COLUMNS],
-    ...summary.map((s) => SUMMARY_COLUMNS.map((c) => (c === 'perc_children' ? floatText(s[c]) : String(s[c])))),
+    ...summary.map((s) => SUMMARY_COLUMNS.map((c) => (c === 'index' ? s[c] : pandasNumber(s[c], c === 'perc_children' ? 'float' : 'int')))),
   ]);
 
   const rows = loadAll(wb, { excludeCancer: opts.excludeCancer }, warnings);
@@ -64,25 +65,25 @@ export function analyzeWorkbook(wb: Workbook, opts: AnalyzeOptions): ReviewResul
 
   // A.10 breakdown: the authors' two-header-row table, plus a long table for plotting.
   const cells = breakdown(rows);
-  files['breakdown_by_modality_and_task.csv'] = toCsv(breakdownCsvRows(cells));
-  files['breakdown.csv'] = toCsv(breakdownLongRows(cells));
+  files['breakdown_by_modality_and_task.csv'] = csvText(breakdownCsvRows(cells));
+  files['breakdown.csv'] = csvText(breakdownLongRows(cells));
 
   // A.11 pediatric datasets per modality.
   const pedsCounts: Record<string, number> = {};
   for (const { modality } of MODALITY_UNITS) {
     const list = pedsDatasets(rows, modality);
     pedsCounts[pedsFileStem(modality)] = list.length;
-    files[`peds_datasets/${pedsFileStem(modality)}.csv`] = toCsv(pedsCsvRows(list));
+    files[`peds_datasets/${pedsFileStem(modality)}.csv`] = csvText(pedsCsvRows(list, rows));
   }
 
   // A.11 figure data.
   const age = ageDocumented(wb);
-  files['age_documented_how.csv'] = toCsv([
+  files['age_documented_how.csv'] = csvText([
     ['category', 'category_order', 'level', 'level_order', 'color', 'count', 'total', 'percent', 'start', 'end'],
     ...age.rows.map((r) => [
-      r.category, String(r.category_order), r.level, String(r.level_order),
-      AGE_LEVELS[r.level_order]!.color, String(r.count), String(r.total), String(r.percent), String(r.start),
-      String(r.end),
+      r.category, pandasNumber(r.category_order), r.level, pandasNumber(r.level_order),
+      AGE_LEVELS[r.level_order]!.color, pandasNumber(r.count), pandasNumber(r.total), pandasNumber(r.percent),
+      pandasNumber(r.start), pandasNumber(r.end),
     ]),
   ]);
   for (const [level, n] of Object.entries(age.otherLevels)) {
@@ -90,10 +91,17 @@ export function analyzeWorkbook(wb: Workbook, opts: AnalyzeOptions): ReviewResul
       message: `${n} row(s) have the level "${level}", which is none of the five the figure shows` });
   }
   const c = countries(rows, opts.topCountries);
+  for (const d of usable) {
+    for (const line of countryLinesWithoutParen(d)) {
+      warnings.add({ kind: 'source_line_without_country', sheet: d.sheet, row: d.excelRow, column: 'Source / Institutions (Location)',
+        message: `the line ${JSON.stringify(line)} has no "(country)"; the country figure counts it as a country of its ` +
+          'own, as the authors\' plot_countries does (the summary statistics skip it)' });
+    }
+  }
   const countryCsv = (list: typeof c.top) =>
-    toCsv([
+    csvText([
       ['country', 'group', 'percent', 'patients', 'rank'],
-      ...list.map((r) => [r.country, r.group, String(r.percent), String(r.patients), String(r.rank)]),
+      ...list.map((r) => [r.country, r.group, pandasNumber(r.percent), pandasNumber(r.patients), pandasNumber(r.rank)]),
     ]);
   files['countries.csv'] = countryCsv(c.top);
   files['countries_all.csv'] = countryCsv(c.all);
@@ -137,9 +145,9 @@ export function analyzeWorkbook(wb: Workbook, opts: AnalyzeOptions): ReviewResul
 }
 
 function shareCsv(labelColumn: string, rows: readonly ShareRow[]): string {
-  return toCsv([
+  return csvText([
     [labelColumn, 'count', 'total', 'percent', 'rank'],
-    ...rows.map((r) => [r.label, String(r.count), String(r.total), String(r.percent), String(r.rank)]),
+    ...rows.map((r) => [r.label, pandasNumber(r.count), pandasNumber(r.total), pandasNumber(r.percent), pandasNumber(r.rank)]),
   ]);
 }
 
@@ -152,9 +160,9 @@ function breakdownLongRows(cells: readonly BreakdownCell[]): string[][] {
     ...cells.map((cell) => {
       const columnOrder = taskOrder.indexOf(cell.task) * 2 + (cell.type === 'Adult' ? 0 : 1);
       return [
-        cell.modality, String(modalityOrder.indexOf(cell.modality)), cell.task, cell.type,
-        `${cell.task} (${cell.type})`, String(columnOrder), String(cell.count), cell.count.toLocaleString('en-US'),
-        String(digitClass(cell.count)), digitClassLabel(digitClass(cell.count)),
+        cell.modality, pandasNumber(modalityOrder.indexOf(cell.modality)), cell.task, cell.type,
+        `${cell.task} (${cell.type})`, pandasNumber(columnOrder), pandasNumber(cell.count, 'int'),
+        cell.count.toLocaleString('en-US'), pandasNumber(digitClass(cell.count)), digitClassLabel(digitClass(cell.count)),
       ];
     }),
   ];

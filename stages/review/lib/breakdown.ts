@@ -1,3 +1,4 @@
+import { pandasNumber } from '../../lib/pandas-csv.js';
 import { str } from './cells.js';
 import { isUsable } from './load.js';
 import { modalityShare, modalityTokens } from './modality-shares.js';
@@ -44,27 +45,50 @@ export function modalityPoints(d: Dataset, modality: string, unit: 'images' | 's
   return n * modalityShare(d.modalityShares, str(d.cells[COL.modality] ?? null), modality);
 }
 
+/** One dataset's part of a breakdown cell: its unit count × modality share (`points`) × its subgroup share. */
+export interface BreakdownContribution {
+  dataset: Dataset;
+  points: number;
+  share: number;
+  value: number;
+}
+
 /**
- * METHODS A.10: per modality, task and side, trunc(Σ points × subgroup share) over usable datasets of that side
- * (Peds: Peds Only + Peds & Adult, share 1 − PropAdult; Adult: all but Peds Only, share PropAdult), summed in row
- * order with missing products counting 0.
+ * The usable datasets feeding one A.10 cell, in row order: side (Peds: Peds Only + Peds & Adult, share 1 − PropAdult;
+ * Adult: all but Peds Only, share PropAdult), exact modality token, task substring; datasets whose unit count is
+ * missing add nothing (the authors' missing products count as 0) and are left out.
  */
+export function breakdownContributions(
+  rows: readonly Dataset[],
+  modality: string,
+  task: { match: string | null },
+  side: Side,
+): BreakdownContribution[] {
+  const unit = MODALITY_UNITS.find((m) => m.modality === modality)?.unit;
+  if (!unit) throw new Error(`unknown modality ${modality}`);
+  const out: BreakdownContribution[] = [];
+  for (const d of rows) {
+    if (!isUsable(d)) continue;
+    const inSide = side === 'Peds' ? d.containsChildren.includes('Peds') : d.containsChildren !== 'Peds Only';
+    if (!inSide || !hasModalityToken(d, modality)) continue;
+    const tc = str(d.cells[COL.taskCategory] ?? null);
+    if (task.match !== null && (tc === null || !tc.includes(task.match))) continue;
+    const points = modalityPoints(d, modality, unit);
+    if (points === null) continue;
+    const share = side === 'Peds' ? 1 - d.propAdult! : d.propAdult!;
+    out.push({ dataset: d, points, share, value: points * share });
+  }
+  return out;
+}
+
+/** METHODS A.10: per modality, task and side, trunc(Σ points × subgroup share), summed in row order. */
 export function breakdown(rows: readonly Dataset[]): BreakdownCell[] {
-  const usable = rows.filter(isUsable);
   const cells: BreakdownCell[] = [];
-  for (const { modality, unit } of MODALITY_UNITS) {
+  for (const { modality } of MODALITY_UNITS) {
     for (const task of BREAKDOWN_TASKS) {
       for (const side of SIDES) {
         let sum = 0;
-        for (const d of usable) {
-          const inSide = side === 'Peds' ? d.containsChildren.includes('Peds') : d.containsChildren !== 'Peds Only';
-          if (!inSide || !hasModalityToken(d, modality)) continue;
-          const tc = str(d.cells[COL.taskCategory] ?? null);
-          if (task.match !== null && (tc === null || !tc.includes(task.match))) continue;
-          const points = modalityPoints(d, modality, unit);
-          if (points === null) continue;
-          sum += points * (side === 'Peds' ? 1 - d.propAdult! : d.propAdult!);
-        }
+        for (const c of breakdownContributions(rows, modality, task, side)) sum += c.value;
         cells.push({ modality, task: task.label, type: side, count: Math.trunc(sum) });
       }
     }
@@ -97,7 +121,7 @@ export function breakdownCsvRows(cells: readonly BreakdownCell[]): string[][] {
     ...BREAKDOWN_TASKS.flatMap((task) =>
       SIDES.map((side) => {
         const c = cells.find((x) => x.modality === modality && x.task === task.label && x.type === side);
-        return String(c?.count ?? 0);
+        return pandasNumber(c?.count ?? 0, 'int');
       }),
     ),
   ]);

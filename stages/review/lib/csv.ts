@@ -1,25 +1,35 @@
-import { pyFloatRepr } from './python.js';
+import { pandasCell, pandasNumber } from '../../lib/pandas-csv.js';
 import type { Cell } from './types.js';
 
-/** A field as Python's csv module writes it (QUOTE_MINIMAL): quoted when it holds a comma, quote or line break. */
-export function csvField(s: string): string {
-  return /[",\r\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
+/**
+ * The dtype pandas gives a workbook column after the authors' `read_excel` + `concat` (pandas 2, as the published
+ * tables show): booleans stay booleans only when no cell is missing, else the column is float64 (True → 1.0); whole
+ * numbers stay int64 only when none is missing; any text makes it an object column (each value written as is).
+ */
+export type PandasKind = 'bool' | 'int' | 'float' | 'object';
+
+export function pandasKind(cells: Iterable<Cell | undefined>): PandasKind {
+  let missing = false;
+  let bools = 0;
+  let numbers = 0;
+  let integral = true;
+  for (const c of cells) {
+    if (c === null || c === undefined) missing = true;
+    else if (typeof c === 'string') return 'object';
+    else if (typeof c === 'boolean') bools++;
+    else {
+      numbers++;
+      if (!Number.isInteger(c)) integral = false;
+    }
+  }
+  if (bools > 0 && numbers === 0 && !missing) return 'bool';
+  if (numbers > 0 && bools === 0 && integral && !missing) return 'int';
+  return 'float';
 }
 
-/** Rows → CSV text with "\n" line ends, as pandas `to_csv` writes them. */
-export function toCsv(rows: ReadonlyArray<ReadonlyArray<string>>): string {
-  return rows.map((r) => r.map(csvField).join(',')).join('\n') + '\n';
-}
-
-/** A workbook cell as pandas writes it: missing → "", booleans → True/False, numbers as read. */
-export function cellText(cell: Cell | undefined): string {
+/** A workbook cell as pandas writes it in a column of `kind` (missing → ""). */
+export function cellText(cell: Cell | undefined, kind: PandasKind = 'object'): string {
   if (cell === null || cell === undefined) return '';
-  if (typeof cell === 'boolean') return cell ? 'True' : 'False';
-  if (typeof cell === 'number') return Number.isInteger(cell) ? String(cell) : pyFloatRepr(cell);
-  return cell;
-}
-
-/** A float column value as pandas writes it (NaN → ""). */
-export function floatText(x: number | null): string {
-  return x === null || Number.isNaN(x) ? '' : pyFloatRepr(x);
+  if (kind === 'float' && typeof cell !== 'string') return pandasNumber(Number(cell), 'float');
+  return pandasCell(cell);
 }

@@ -1,6 +1,7 @@
 import { str } from './cells.js';
 import { isUsable, rawRows, type Category } from './load.js';
-import { pyRound } from './python.js';
+import { pandasCell } from '../../lib/pandas-csv.js';
+import { npRound, pyFloorDiv, pyRound } from '../../lib/pynum.js';
 import { COL } from './sheets.js';
 import { datasetCountries } from './sources.js';
 import type { Dataset, Workbook } from './types.js';
@@ -44,17 +45,20 @@ export function ageDocumented(wb: Workbook): { rows: AgeDocumentedRow[]; otherLe
     const raw = rawRows(wb, category);
     const counts = new Map<string, number>();
     for (const r of raw) {
-      const level = str(r.cells[COL.ageDocumentedHow] ?? null) ?? 'Not Documented';
+      // fillna("Not Documented"): only missing cells; any other value is its own level.
+      const cell = r.cells[COL.ageDocumentedHow] ?? null;
+      const level = cell === null ? 'Not Documented' : pandasCell(cell);
       counts.set(level, (counts.get(level) ?? 0) + 1);
       if (!AGE_LEVELS.some((l) => l.level === level)) otherLevels[level] = (otherLevels[level] ?? 0) + 1;
     }
     let cumulative = 0;
     AGE_LEVELS.forEach(({ level }, levelOrder) => {
       const count = counts.get(level) ?? 0;
-      const percent = raw.length === 0 ? 0 : pyRound((100 * count) / raw.length, 1);
+      // (100 * value_counts(normalize=True)).round(1): the share first, then ×100, then numpy rounding.
+      const percent = raw.length === 0 ? 0 : npRound(100 * (count / raw.length), 1);
       rows.push({
         category: label, category_order: categoryOrder, level, level_order: levelOrder, count, total: raw.length,
-        percent, start: pyRound(cumulative, 1), end: pyRound(cumulative + percent, 1),
+        percent, start: npRound(cumulative, 1), end: npRound(cumulative + percent, 1),
       });
       cumulative += percent;
     });
@@ -84,9 +88,11 @@ export interface CountryRow {
 }
 
 /**
- * A.11 `plot_countries`: each usable dataset's patients split evenly (floored) over its country occurrences (last
- * "(…)" of each Source line), children likewise with num_patients × (1 − PropAdult) (0 counts as missing). Percent of
- * each group's grand total; the top `top` countries by "All", with their "Children" share (0 if absent).
+ * A.11 `plot_countries`: each usable dataset's patients split evenly over its country occurrences (last "(…)" of each
+ * Source line) with Python's float floor division, children likewise with num_patients × (1 − PropAdult) (0 counts
+ * as missing). Percent of each group's grand total (Python round, 2 dp); countries ranked by that rounded percent
+ * (ties in order of first appearance: the authors' unstable sort leaves them undefined); the top `top` countries by
+ * "All", with their "Children" share (0 if absent).
  */
 export function countries(rows: readonly Dataset[], top = 3): { top: CountryRow[]; all: CountryRow[] } {
   const all = new Map<string, number>();
@@ -94,20 +100,24 @@ export function countries(rows: readonly Dataset[], top = 3): { top: CountryRow[
   for (const d of rows.filter(isUsable)) {
     const list = datasetCountries(d);
     if (list.length === 0) continue;
-    const each = Math.floor(d.numPatients! / list.length);
+    const each = pyFloorDiv(d.numPatients!, list.length);
     const kids = d.numPatients! * (1 - d.propAdult!);
     for (const c of list) all.set(c, (all.get(c) ?? 0) + each);
     if (kids !== 0) {
-      const eachKid = Math.floor(kids / list.length);
+      const eachKid = pyFloorDiv(kids, list.length);
       for (const c of list) children.set(c, (children.get(c) ?? 0) + eachKid);
     }
   }
   const totalAll = sum(all.values());
   const totalChildren = sum(children.values());
-  const ranked = [...all.entries()].sort((a, b) => b[1] - a[1]);
+  const percentAll = (patients: number) => pyRound((100 * patients) / totalAll, 2);
+  const ranked = [...all.entries()]
+    .map((e, i) => ({ e, i }))
+    .sort((a, b) => percentAll(b.e[1]) - percentAll(a.e[1]) || a.i - b.i)
+    .map(({ e }) => e);
   const rowsOf = (entries: Array<[string, number]>): CountryRow[] =>
     entries.flatMap(([country, patients], rank) => [
-      { country, group: 'All' as const, percent: pyRound((100 * patients) / totalAll, 2), patients, rank },
+      { country, group: 'All' as const, percent: percentAll(patients), patients, rank },
       {
         country, group: 'Children' as const, rank,
         percent: totalChildren === 0 ? 0 : pyRound((100 * (children.get(country) ?? 0)) / totalChildren, 2),

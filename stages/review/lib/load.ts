@@ -82,7 +82,7 @@ export function parseRow(wb: Workbook, raw: RawRow, warnings: WarningLog): Datas
   const modalityText = str(raw.cells[COL.modality]);
   const size = imputeSampleSize(sampleSizeOf(wb, raw, at), modalityText);
   const cells = withDemographics(wb, raw, at);
-  const age = ageGroupOf(raw, at, warnings);
+  const age = ageGroupOf(wb, raw, at, warnings);
   return {
     category: raw.category,
     sheet: raw.sheet,
@@ -112,6 +112,13 @@ function sampleSizeOf(wb: Workbook, raw: RawRow, at: At): SampleSize {
       `cannot parse the sample size line ${JSON.stringify(parsed.line)}: ${parsed.reason} (one count per line, ` +
         `e.g. "Patients: 1,234"; lines containing "N/A" are ignored).`);
   }
+  for (const [kind, n] of Object.entries(parsed.value)) {
+    // The authors' int() takes "-40" and the count would quietly subtract patients from every total.
+    if (n !== null && n < 0) {
+      throw workbookError(wb.file, at(COL.sampleSize),
+        `the ${kind} count adds up to ${n} in ${JSON.stringify(cell)}; counts cannot be negative.`);
+    }
+  }
   return parsed.value;
 }
 
@@ -131,9 +138,16 @@ function withDemographics(wb: Workbook, raw: RawRow, at: At): Record<string, Cel
 }
 
 /** A.5, warning where the authors silently fall back to "unknown". */
-function ageGroupOf(raw: RawRow, at: At, warnings: WarningLog): AgeGroup {
+function ageGroupOf(wb: Workbook, raw: RawRow, at: At, warnings: WarningLog): AgeGroup {
   const cell = raw.cells[COL.pedsVsAdult] ?? null;
   const age = parsePedsVsAdult(cell);
+  if (age.propAdult !== null && !(age.propAdult >= 0 && age.propAdult <= 1)) {
+    // Python's float() takes "nan", "inf" and "150": the share would poison every sum it enters (NaN children,
+    // negative children), where the authors' code carries on.
+    throw workbookError(wb.file, at(COL.pedsVsAdult),
+      `${JSON.stringify(cell)}: the share of adults must be a percentage from 0 to 100, got ` +
+        `${String(age.propAdult * 100)}; write e.g. "Peds, Adult (>97.5%)".`);
+  }
   if (age.unparsedPercentage !== undefined) {
     warnings.add({
       kind: 'unparsed_peds_percentage',
@@ -164,6 +178,13 @@ function modalitySharesOf(wb: Workbook, cells: Record<string, Cell>, at: At): Re
     throw workbookError(wb.file, at(COL.demographics),
       `the "Modalities" line ${JSON.stringify(text)} has the part ${JSON.stringify(shares.part)} without ` +
         `a percentage; expected e.g. "Modalities: CT (83.3%), MRI (17.7%)".`);
+  }
+  for (const [modality, share] of Object.entries(shares.value)) {
+    if (!(share >= 0 && share <= 1)) {
+      throw workbookError(wb.file, at(COL.demographics),
+        `the "Modalities" line ${JSON.stringify(text)} gives ${modality} ${String(share * 100)}%; each share must be ` +
+          'a percentage from 0 to 100.');
+    }
   }
   return shares.value;
 }

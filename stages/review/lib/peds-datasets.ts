@@ -1,7 +1,8 @@
 import { hasModalityToken, MODALITY_UNITS, modalityPoints } from './breakdown.js';
-import { cellText, floatText } from './csv.js';
+import { pandasNumber } from '../../lib/pandas-csv.js';
+import { npRound } from '../../lib/pynum.js';
+import { cellText, pandasKind } from './csv.js';
 import { isUsable } from './load.js';
-import { pyRound } from './python.js';
 import type { Dataset } from './types.js';
 
 /** A.11 `save_peds_dataset_in_each_modality` columns, in order. */
@@ -26,7 +27,8 @@ export function pedsFileStem(modality: string): string {
 
 /**
  * A.11: usable datasets with children (PropAdult < 1) having the modality as a token, with their pediatric sample
- * size and its share of the modality's total, sorted by share descending. The sort is stable (the authors' was not:
+ * size and its share of the modality's total (pandas `Series.round(2)`, i.e. numpy's rounding of 100·value/Σ, the
+ * sum taken row by row as on the authors' object column), sorted by share descending. The sort is stable (the authors' was not:
  * the 2022 AMOS / AMOS tie in ct.csv may come out in the other order), missing shares last as pandas puts them.
  */
 export function pedsDatasets(rows: readonly Dataset[], modality: string): PedsDatasetRow[] {
@@ -42,22 +44,27 @@ export function pedsDatasets(rows: readonly Dataset[], modality: string): PedsDa
   const out = selected.map((dataset, i) => ({
     dataset,
     pedsSampleSize: values[i]!,
-    percentageOverall: values[i] === null ? null : pyRound((100 * values[i]!) / total, 2),
+    percentageOverall: values[i] === null ? null : npRound((100 * values[i]!) / total, 2),
   }));
   const key = (r: PedsDatasetRow) => (r.percentageOverall === null ? -Infinity : r.percentageOverall);
   return out.map((r, i) => ({ r, i })).sort((a, b) => key(b.r) - key(a.r) || a.i - b.i).map(({ r }) => r);
 }
 
-/** The CSV rows (header first) of one modality's list. */
-export function pedsCsvRows(rows: readonly PedsDatasetRow[]): string[][] {
+/**
+ * The CSV rows (header first) of one modality's list. `analysisSet` is the whole loaded set the list was drawn from:
+ * each workbook column is written with the dtype pandas gives it over that set (e.g. "Is Age Complete" holds
+ * booleans and blanks, so pandas writes 1.0 / 0.0, while "Is Age Explicitly Documented" has no blank: True / False).
+ */
+export function pedsCsvRows(rows: readonly PedsDatasetRow[], analysisSet: readonly Dataset[]): string[][] {
+  const kinds = new Map(PEDS_COLUMNS.map((c) => [c, pandasKind(analysisSet.map((d) => d.cells[c]))]));
   return [
     [...PEDS_COLUMNS],
     ...rows.map((r) =>
       PEDS_COLUMNS.map((column) => {
         if (column === 'Category') return r.dataset.category;
-        if (column === 'Peds Sample Size') return floatText(r.pedsSampleSize);
-        if (column === 'Percentage Overall') return floatText(r.percentageOverall);
-        return cellText(r.dataset.cells[column]);
+        if (column === 'Peds Sample Size') return pandasNumber(r.pedsSampleSize, 'float');
+        if (column === 'Percentage Overall') return pandasNumber(r.percentageOverall, 'float');
+        return cellText(r.dataset.cells[column], kinds.get(column));
       }),
     ),
   ];

@@ -1,6 +1,6 @@
 import { str } from './cells.js';
 import { parseRow, rawRows } from './load.js';
-import { pyRound } from './python.js';
+import { pyRound } from '../../lib/pynum.js';
 import { COL } from './sheets.js';
 import type { Cell, Dataset, Workbook } from './types.js';
 import { WarningLog } from './warnings.js';

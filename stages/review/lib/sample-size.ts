@@ -37,7 +37,10 @@ export function parseSampleSize(text: string | null): SampleSizeResult {
 
 /**
  * A.3 imputation, decided on the originally missing patient count: CT/MRI → patients = sequences; Fundus →
- * ceil(images / 2). Then a missing sequence count takes the image count, else the patient count.
+ * ceil(images / 2). Then a missing sequence count takes the (possibly imputed) patient count, else the image count —
+ * patients first, as the authors' `parse_sample_size` does (`row["num_patients"] if not pd.isnull(...) else
+ * row["num_images"]`). Taking images first inflates CT/US sequence counts where a dataset reports many images per
+ * patient (2020 LoDoPaB-CT: 40 children, not 2,144.75).
  */
 export function imputeSampleSize(
   parsed: SampleSize,
@@ -56,6 +59,6 @@ export function imputeSampleSize(
       imputed = true;
     }
   }
-  if (sequences === null) sequences = images ?? patients;
+  if (sequences === null) sequences = patients ?? images;
   return { patients, sequences, images, imputedNumPatients: imputed };
 }

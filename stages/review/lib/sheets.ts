@@ -61,7 +61,7 @@ export function getSheet(wb: Workbook, key: SheetKey): Sheet {
       wb.file,
       { sheet: want.name },
       `the sheet is missing: the review reads sheets by position and expects "${want.name}" as sheet ` +
-        `${want.index + 1}, but the workbook has only ${wb.sheets.length} sheet(s). Restore the sheet (sheet order ` +
+        `${want.index + 1}, but the workbook has only ${wb.sheetNames.length} sheet(s). Restore the sheet (sheet order ` +
         `matters) or use the authors' workbook.`,
     );
   }
@@ -71,7 +71,7 @@ export function getSheet(wb: Workbook, key: SheetKey): Sheet {
       { sheet: want.name },
       `the sheet is missing or out of place: sheet ${want.index + 1} should be "${want.name}" but is ` +
         `"${sheet.name}" (sheets are read by position; the workbook's sheets are: ` +
-        `${wb.sheets.map((s) => `"${s.name}"`).join(', ')}).`,
+        `${wb.sheetNames.map((name) => `"${name}"`).join(', ')}).`,
     );
   }
   for (const column of REQUIRED_COLUMNS[key] ?? []) {

@@ -17,16 +17,18 @@ export function firstParenCountry(line: string): string | null {
   return line.slice(open + 1).split(')')[0]!.trim();
 }
 
-/** A.11 `plot_countries` country of one Source line: between the LAST "(" and the following ")"; null without "(". */
-export function lastParenCountry(line: string): string | null {
-  const open = line.lastIndexOf('(');
-  if (open < 0) return null;
-  return line.slice(open + 1).split(')')[0]!.trim();
+/**
+ * A.11 `plot_countries` country of one Source line, as the authors' `line.split("(")[-1].split(")")[0]`: the text
+ * after the LAST "(" up to the next ")", not trimmed; a line without "(" yields its own text (up to a ")") — the
+ * institution then counts as a country, which `countryLinesWithoutParen` reports.
+ */
+export function lastParenCountry(line: string): string {
+  return line.split('(').at(-1)!.split(')')[0]!;
 }
 
-/** A.8 institution of one Source line: the text before the first "(" (the whole line without one), trimmed. */
+/** A.8 institution of one Source line: `line.split("(")[0].split(")")[0]`, trimmed (the whole line without "("). */
 export function institutionOf(line: string): string {
-  return line.split('(')[0]!.trim();
+  return line.split('(')[0]!.split(')')[0]!.trim();
 }
 
 /** A.8: distinct countries and institutions over all rows of a set (not only the usable ones). */
@@ -44,9 +46,14 @@ export function countriesAndInstitutions(rows: readonly Dataset[]): { countries:
   return { countries, institutions };
 }
 
-/** A.11: the countries of one dataset for the country figure (last "(…)" of each line, unknowns dropped). */
+/** A.11: the countries of one dataset for the country figure (last "(…)" of each line; "", "N/A", "NA" dropped). */
 export function datasetCountries(d: Dataset): string[] {
   return sourceLines(d.cells[COL.source])
     .map(lastParenCountry)
-    .filter((c): c is string => c !== null && c !== '' && c !== 'N/A' && c !== 'NA');
+    .filter((c) => c !== '' && c !== 'N/A' && c !== 'NA');
+}
+
+/** Source lines of a dataset without "(", which the country figure counts as a country named after the line. */
+export function countryLinesWithoutParen(d: Dataset): string[] {
+  return sourceLines(d.cells[COL.source]).filter((line) => !line.includes('(') && lastParenCountry(line) !== '');
 }

@@ -6,6 +6,11 @@ import type { WarningLog } from './warnings.js';
 
 /** METHODS A.9 `describe_peds_in_each_category`: the 14 rows of summary_stats.csv, in the authors' order. */
 export function summaryTable(wb: Workbook, warnings: WarningLog): SummaryStats[] {
+  return summaryRowSets(wb, warnings).map(({ index, rows }) => computeSummaryStats(index, rows));
+}
+
+/** The row set behind each of the 14 summary rows (A.9), labelled as in the CSV: what feeds each of its cells. */
+export function summaryRowSets(wb: Workbook, warnings: WarningLog): Array<{ index: string; rows: Dataset[] }> {
   const load = (categories?: Parameters<typeof loadAll>[1]['categories'], excludeCancer = false) =>
     loadAll(wb, { categories, excludeCancer }, warnings);
   const where = (rows: Dataset[], column: string, value: string) => rows.filter((d) => d.cells[column] === value);
@@ -13,19 +18,19 @@ export function summaryTable(wb: Workbook, warnings: WarningLog): SummaryStats[]
   const challenges = load(['challenges']);
   const benchmarks = load(['benchmarks']);
   return [
-    computeSummaryStats('Dataset Collections', load(['collections_datasets'])),
-    computeSummaryStats('Collection tcia', load(['tcia'])),
-    computeSummaryStats('Collection midrc_parsed', load(['midrc_parsed'])),
-    computeSummaryStats('Collection stanford_aimi', load(['stanford_aimi'])),
-    computeSummaryStats('ML Challenges', challenges),
-    computeSummaryStats('ML Challenges (Grand Challenge)', where(challenges, COL.dataLocation, 'Grand Challenge')),
-    computeSummaryStats('ML Challenges (Kaggle)', where(challenges, COL.dataLocation, 'Kaggle')),
-    computeSummaryStats('Highly-Cited Datasets', load(['datasets'])),
-    computeSummaryStats('ML Benchmarks', benchmarks),
-    computeSummaryStats('Benchmarks (MSD)', where(benchmarks, COL.benchmark, 'Medical Segmentation Decathlon')),
-    computeSummaryStats('Benchmarks (MedFAIR)', where(benchmarks, COL.benchmark, 'MedFAIR')),
-    computeSummaryStats('Benchmarks (AMOS)', where(benchmarks, COL.benchmark, 'AMOS')),
-    computeSummaryStats('Total', load()),
-    computeSummaryStats('Total w/o Cancer', load(undefined, true)),
+    { index: 'Dataset Collections', rows: load(['collections_datasets']) },
+    { index: 'Collection tcia', rows: load(['tcia']) },
+    { index: 'Collection midrc_parsed', rows: load(['midrc_parsed']) },
+    { index: 'Collection stanford_aimi', rows: load(['stanford_aimi']) },
+    { index: 'ML Challenges', rows: challenges },
+    { index: 'ML Challenges (Grand Challenge)', rows: where(challenges, COL.dataLocation, 'Grand Challenge') },
+    { index: 'ML Challenges (Kaggle)', rows: where(challenges, COL.dataLocation, 'Kaggle') },
+    { index: 'Highly-Cited Datasets', rows: load(['datasets']) },
+    { index: 'ML Benchmarks', rows: benchmarks },
+    { index: 'Benchmarks (MSD)', rows: where(benchmarks, COL.benchmark, 'Medical Segmentation Decathlon') },
+    { index: 'Benchmarks (MedFAIR)', rows: where(benchmarks, COL.benchmark, 'MedFAIR') },
+    { index: 'Benchmarks (AMOS)', rows: where(benchmarks, COL.benchmark, 'AMOS') },
+    { index: 'Total', rows: load() },
+    { index: 'Total w/o Cancer', rows: load(undefined, true) },
   ];
 }

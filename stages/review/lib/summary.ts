@@ -1,5 +1,5 @@
 import { isUsable } from './load.js';
-import { pyRound } from './python.js';
+import { pyRound } from '../../lib/pynum.js';
 import { countriesAndInstitutions } from './sources.js';
 import type { Dataset } from './types.js';
 

@@ -24,6 +24,9 @@ export interface Sheet {
 
 export interface Workbook {
   file: string;
+  /** Every sheet's name, in workbook order. */
+  sheetNames: string[];
+  /** The sheets read, from the first on (those the review addresses by position). */
   sheets: Sheet[];
 }
 

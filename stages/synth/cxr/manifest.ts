@@ -50,6 +50,5 @@ export const manifest: StageManifest = {
       description: 'DICOM only: share of images stored as MONOCHROME1 (inverted).',
     },
   },
-  implementation: ['../../lib/png.ts', '../../lib/start-worker.ts'],
   resources: { cpus: 1 },
 };

@@ -71,6 +71,5 @@ export const manifest: StageManifest = {
       description: 'METHODS C.4: drop rows with another finding but no cardiomegaly from training and validation.',
     },
   },
-  implementation: ['../../lib/tf/', '../../lib/shards.ts', '../../lib/atomic-write.ts', '../../lib/start-worker.ts'],
   resources: { cpus: 2, memBytes: 4 * 1024 ** 3, gpus: 0 },
 };

@@ -1,0 +1,149 @@
+/**
+ * The one path policy for outputs: every path pipe writes, deletes, restores or hashes as an out must resolve —
+ * symlinks included (the real path of its deepest existing ancestor, and of the out itself when it is a link) —
+ * strictly inside the workspace, and neither inside nor around pipe's own files: the workspace's `.pipe/`, the cache
+ * directory, and the pipeline's definition (its YAML, includes, params files and lock file). A refusal names the
+ * path and what it resolves to.
+ *
+ * Checked at load time (engine/commands/load.ts: located diagnostics, exit 2), before a stage is decided (its outs
+ * are hashed), and again, fresh, right before anything is deleted, restored, or stored (engine/run/commit.ts): a
+ * stage that ran may have turned a folder into a link.
+ */
+import { lstatSync, readlinkSync, realpathSync } from 'node:fs';
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { outPathKey } from '../cache/paths.js';
+import { lockPath } from './lockfile.js';
+import type { Pipeline, StageSpec } from './model.js';
+
+export interface Refusal {
+  /** The out as declared. */
+  path: string;
+  /** One sentence naming the out, what it resolves to, and the rule it breaks. */
+  reason: string;
+  /**
+   * Only the out itself is a link to somewhere it may not go; its folder is fine. Deleting the link (never its
+   * target) is then safe, and is how a failed stage's outputs are cleared.
+   */
+  linkOnly: boolean;
+}
+
+interface Guarded {
+  real: string;
+  /** How a message names it: "pipe's own folder .pipe/", "the pipeline file p.yaml". */
+  what: string;
+}
+
+export class OutPolicy {
+  private readonly root: string;
+  private readonly guarded: Guarded[];
+  /** Real paths of out folders, between stage executions (see `forget`). */
+  private readonly folders = new Map<string, string>();
+
+  constructor(
+    private readonly workdir: string,
+    guarded: Array<{ path: string; what: string }>,
+  ) {
+    this.root = realOf(workdir);
+    this.guarded = guarded.map((g) => ({ real: realOf(g.path), what: g.what }));
+  }
+
+  /** The policy of a pipeline's workspace: `.pipe/`, the cache, and the pipeline's own files are guarded. */
+  static of(p: Pipeline, pipeDir: string): OutPolicy {
+    const rel = (f: string) => relative(p.workdir, f) || f;
+    return new OutPolicy(p.workdir, [
+      { path: pipeDir, what: `pipe's own folder ${rel(pipeDir)}/` },
+      { path: p.settings.cacheDir, what: `the cache directory ${rel(p.settings.cacheDir)}/` },
+      ...p.sourceFiles.map((f) => ({ path: f, what: f === p.file ? `the pipeline file ${rel(f)}` : `the pipeline's file ${rel(f)}` })),
+      { path: lockPath(p.file), what: `the lock file ${rel(lockPath(p.file))}` },
+    ]);
+  }
+
+  /**
+   * Forget the memoised folder resolutions: called whenever a stage starts or ends running (it may have made links).
+   * Checks before a delete, a restore or a store never use the memo.
+   */
+  forget(): void {
+    this.folders.clear();
+  }
+
+  /**
+   * Why `rel` may not be an out, or undefined. `fresh`: resolve everything now (before writing or deleting);
+   * otherwise folder resolutions may come from the memo. `leaf: false` skips the out itself (load time).
+   */
+  check(rel: string, opts: { fresh?: boolean; leaf?: boolean } = {}): Refusal | undefined {
+    const bare = outPathKey(rel);
+    const abs = isAbsolute(bare) ? bare : join(this.workdir, bare);
+    const folder = dirname(abs);
+    let realFolder = opts.fresh ? undefined : this.folders.get(folder);
+    if (realFolder === undefined) {
+      realFolder = realOf(folder);
+      if (!opts.fresh) this.folders.set(folder, realFolder);
+    }
+    const folderProblem = this.problem(join(realFolder, basename(abs)));
+    if (folderProblem) return { path: rel, reason: this.say(rel, join(realFolder, basename(abs)), folderProblem), linkOnly: false };
+    if (opts.leaf === false) return undefined;
+    const st = lstatSync(abs, { throwIfNoEntry: false });
+    if (!st?.isSymbolicLink()) return undefined;
+    const real = realOf(abs);
+    const leafProblem = this.problem(real);
+    return leafProblem ? { path: rel, reason: this.say(rel, real, leafProblem, true), linkOnly: true } : undefined;
+  }
+
+  /** The first refusal among a stage's outs. */
+  checkStage(stage: StageSpec, opts: { fresh?: boolean } = {}): Refusal | undefined {
+    for (const o of stage.outs) {
+      const r = this.check(o.path, opts);
+      if (r) return r;
+    }
+    return undefined;
+  }
+
+  /** What is wrong with an out that resolves to `real`, or undefined. */
+  private problem(real: string): string | undefined {
+    if (real === this.root || !inside(real, this.root)) return `outside the workspace ${this.root}`;
+    for (const g of this.guarded) {
+      if (real === g.real) return `${g.what} itself`;
+      if (inside(real, g.real)) return `inside ${g.what}`;
+      if (inside(g.real, real)) return `a folder holding ${g.what}`;
+    }
+    return undefined;
+  }
+
+  private say(rel: string, real: string, problem: string, link = false): string {
+    const shown = inside(real, this.root) ? relative(this.root, real) : real;
+    const via = shown === outPathKey(rel) ? '' : ` resolves${link ? ' (it is a symbolic link)' : ' (through a symbolic link)'} to ${shown}, which`;
+    return `out ${rel}${via || ' is'} ${via ? 'is ' : ''}${problem}: pipe never writes, deletes, restores or hashes an output there`;
+  }
+}
+
+function inside(p: string, dir: string): boolean {
+  return p.startsWith(dir.endsWith(sep) ? dir : `${dir}${sep}`);
+}
+
+/**
+ * The real path of `abs` as far as it exists: the real path of its deepest existing ancestor (a dangling link
+ * followed to where it points, at most 40 hops), with the rest appended.
+ */
+export function realOf(abs: string): string {
+  const rest: string[] = [];
+  let p = resolve(abs);
+  for (let hops = 0; hops <= 40; ) {
+    const st = lstatSync(p, { throwIfNoEntry: false });
+    if (!st) {
+      const up = dirname(p);
+      if (up === p) return join(p, ...rest);
+      rest.unshift(basename(p));
+      p = up;
+      continue;
+    }
+    try {
+      return join(realpathSync.native(p), ...rest);
+    } catch {
+      // A dangling link (or a loop): follow it by hand; whatever gets created through it lands at its target.
+      if (!st.isSymbolicLink()) return join(p, ...rest);
+      p = resolve(dirname(p), readlinkSync(p));
+      hops++;
+    }
+  }
+  return join(p, ...rest);
+}

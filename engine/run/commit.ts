@@ -1,0 +1,231 @@
+/**
+ * Commit: what a stage's end leaves behind. After a run: deps re-hashed (unchanged?), declared outs present, cached
+ * outs stored, the RunRecord written; after a restore: the outputs placed from the store. Either way the index entry
+ * and the lock file entry. Anything wrong removes the stage's outputs: a half result never passes as a result.
+ * `persist` writes the hash memo, the index and the lock file once, at the end of a run.
+ */
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { hostname } from 'node:os';
+import type { Disagreement, RunRecord, StoredOutput } from '../../cache/types.js';
+import type { Job, JobResult } from '../executors/executor.js';
+import { lockPath, readLockAsync, stageDigest, writeLock, type LockFile, type LockStage } from '../lockfile.js';
+import type { Pipeline, StageSpec } from '../model.js';
+import { absPath, computeKey, hashOutputs, type DepMemo, type StageKeyInfo } from '../plan.js';
+import type { IndexedOutput, Workspace } from '../workspace.js';
+
+/** How a run's commit ended: recorded, or why its outputs were discarded. */
+export type CommitVerdict =
+  /** `record` is the record in force: the first result of this key when an earlier run wrote other bytes. */
+  | { status: 'ran'; record: RunRecord; disagreements: Disagreement[] }
+  | { status: 'failed' | 'cancelled'; reason: string };
+
+export class Committer {
+  /** Lock file entries of the stages that ended well in this run (written by `persist`). */
+  readonly lockEntries = new Map<string, LockStage>();
+
+  constructor(
+    protected readonly pipeline: Pipeline,
+    protected readonly ws: Workspace,
+    private readonly memo: DepMemo,
+    private readonly pipeVersion: string,
+  ) {}
+
+  /** Forget memoised hashes of the stage's outputs: whoever writes or deletes them calls this. */
+  forget(stage: StageSpec): void {
+    for (const o of stage.outs) this.memo.forget(o.path);
+  }
+
+  /** Before a run: declared outputs are deleted (never truncated in place), parent folders created. */
+  prepare(stage: StageSpec): void {
+    this.allowed(stage);
+    removeOutputs(stage, this.ws.root);
+    for (const o of stage.outs) mkdirSync(dirname(absPath(this.ws.root, o.path)), { recursive: true });
+  }
+
+  /**
+   * A run or restore that did not complete: its outputs go — but never through a link that leaves the workspace
+   * (an out that is itself such a link loses the link, not its target).
+   */
+  discard(stage: StageSpec): void {
+    for (const o of stage.outs) {
+      const refused = this.ws.outs.check(o.path, { fresh: true });
+      if (!refused || refused.linkOnly) rmSync(absPath(this.ws.root, o.path), { recursive: true, force: true });
+    }
+    this.forget(stage);
+  }
+
+  /** Throws the policy's refusal (engine/out-policy.ts) when an out may not be touched now. */
+  private allowed(stage: StageSpec): void {
+    const refused = this.ws.outs.checkStage(stage, { fresh: true });
+    if (refused) throw new Error(refused.reason);
+  }
+
+  /** An up-to-date stage: refresh its index entry when the index did not know this run, and keep its lock entry. */
+  async upToDate(stage: StageSpec, info: StageKeyInfo, record: RunRecord | undefined): Promise<void> {
+    const entry = this.ws.index.get(stage.name);
+    if (record || !entry || entry.key !== info.key) {
+      this.ws.index.set(stage.name, { key: info.key, outputs: await indexedOutputs(stage, this.ws) });
+    }
+    this.lockEntries.set(stage.name, lockEntry(stage, info, this.ws.index.get(stage.name)!.outputs));
+  }
+
+  /** Place a record's outputs from the store. Throws when an object cannot be restored (the caller runs instead). */
+  async restore(stage: StageSpec, info: StageKeyInfo, record: RunRecord): Promise<void> {
+    this.allowed(stage);
+    this.forget(stage);
+    for (const out of record.outputs) {
+      const dest = absPath(this.ws.root, out.path);
+      mkdirSync(dirname(dest), { recursive: true });
+      await this.ws.store.restore(out, dest, this.pipeline.settings.restore);
+    }
+    this.forget(stage);
+    const outputs = await indexedOutputs(stage, this.ws);
+    this.ws.index.set(stage.name, { key: info.key, outputs });
+    this.lockEntries.set(stage.name, lockEntry(stage, info, outputs));
+  }
+
+  /**
+   * After the job: verify deps and outs, store outputs, write the run record. Anything wrong removes the outputs.
+   * `extra` holds record() data streamed so far; the runner's result file completes it.
+   */
+  async ran(stage: StageSpec, info: StageKeyInfo, job: Job, result: JobResult, extra: Record<string, unknown>, executor: string, aborted: boolean): Promise<CommitVerdict> {
+    const bad = await this.checkJob(stage, info, job, result, extra, aborted);
+    if (bad) return bad;
+    const ws = this.ws;
+    const fail = (reason: string): CommitVerdict => {
+      this.discard(stage);
+      return { status: 'failed', reason };
+    };
+    const stored: StoredOutput[] = [];
+    for (const o of stage.outs) {
+      if (!o.cache) continue;
+      try {
+        stored.push(await ws.store.put(absPath(ws.root, o.path), o.path));
+      } catch (e) {
+        // A full disk, a read-only cache: the stage fails saying where, and its outputs go (they are not recorded).
+        return fail(`could not store ${o.path} in the cache ${ws.store.root}: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    }
+    const record: RunRecord = {
+      key: info.key,
+      stage: stage.name,
+      fields: info.fields as unknown as Record<string, unknown>,
+      outputs: stored,
+      startedAt: new Date(result.startedAt).toISOString(),
+      endedAt: new Date(result.endedAt).toISOString(),
+      durationMs: result.endedAt - result.startedAt,
+      host: result.host ?? hostname(),
+      executor,
+      ...(result.jobId ? { jobId: result.jobId } : {}),
+      ...(Object.keys(extra).length > 0 ? { extra } : {}),
+      pipeVersion: this.pipeVersion,
+    };
+    // Same key, different bytes is news, not an overwrite: the first result stays in force (put back here).
+    const put = await ws.runs.put(record, { replace: stage.alwaysRun });
+    if (put.record !== record) {
+      for (const out of put.record.outputs) await ws.store.restore(out, absPath(ws.root, out.path), this.pipeline.settings.restore);
+      this.forget(stage);
+    }
+    const outputs = await indexedOutputs(stage, ws);
+    ws.index.set(stage.name, { key: info.key, outputs });
+    this.lockEntries.set(stage.name, lockEntry(stage, info, outputs));
+    return { status: 'ran', record: put.record, disagreements: put.disagreements };
+  }
+
+  /**
+   * What every finished job must pass before its outputs count: it succeeded (and was not cancelled), its deps are
+   * still what the key says, its outs exist and still resolve inside the workspace. Returns the failing verdict
+   * (outputs discarded), or undefined; collects the runner's record() data into `extra`.
+   */
+  protected async checkJob(stage: StageSpec, info: StageKeyInfo, job: Job, result: JobResult, extra: Record<string, unknown>, aborted: boolean): Promise<CommitVerdict | undefined> {
+    const ws = this.ws;
+    const fail = (status: 'failed' | 'cancelled', reason: string): CommitVerdict => {
+      this.discard(stage);
+      return { status, reason };
+    };
+    if (result.status === 'cancelled' || aborted) return fail('cancelled', result.status === 'succeeded' ? 'cancelled' : result.reason);
+    if (result.status !== 'succeeded') return fail('failed', result.reason);
+    // Deps must be what the key says: a dep rewritten mid-run makes the outputs belong to no key.
+    const after = await computeKey(stage, ws);
+    const changed = stage.deps.filter((d) => after.depHashes[d.path] !== info.depHashes[d.path]).map((d) => d.path);
+    if (changed.length > 0) {
+      return fail('failed', `dep ${changed.join(', ')} changed while the stage ran; its outputs were discarded (run again)`);
+    }
+    // What the stage left must still resolve inside the workspace before it is hashed and stored.
+    const refused = ws.outs.checkStage(stage, { fresh: true });
+    if (refused) return fail('failed', refused.reason);
+    const missing = stage.outs.filter((o) => !existsSync(absPath(ws.root, o.path))).map((o) => o.path);
+    if (missing.length > 0) return fail('failed', `stage ${stage.name} said it writes ${missing.join(', ')} but did not`);
+    if (stage.uses !== undefined) {
+      const resultFile = join(ws.tmpDir, `${job.id}.result.json`);
+      try {
+        Object.assign(extra, (JSON.parse(readFileSync(resultFile, 'utf8')) as { extra?: Record<string, unknown> }).extra ?? {});
+      } catch {
+        // Streamed record lines already collected it.
+      }
+      rmSync(resultFile, { force: true });
+      rmSync(join(ws.tmpDir, `${job.id}.json`), { force: true });
+    }
+    return undefined;
+  }
+
+  /** The end of a run: hash memo, index and lock file. */
+  persist(): Promise<void> {
+    return persist(this.pipeline, this.ws, this.lockEntries);
+  }
+}
+
+/**
+ * Save the hash memo, the index and the lock file (completed stages updated; others kept as they were). The lock
+ * file is neither read nor rendered when it is exactly as pipe last wrote it and no entry changed (no-op runs).
+ */
+export async function persist(pipeline: Pipeline, ws: Workspace, entries: Map<string, LockStage>): Promise<void> {
+  await ws.state.flush();
+  const file = lockPath(pipeline.file);
+  const names = new Set(pipeline.stages.map((s) => s.name));
+  const meta = ws.index.lock;
+  const digests = new Map([...entries].map(([n, e]) => [n, stageDigest(n, e)]));
+  if (meta && Object.keys(meta.entries).every((n) => names.has(n)) && [...digests].every(([n, d]) => meta.entries[n] === d)) {
+    let st: { size: number; mtimeMs: number } | undefined;
+    try {
+      st = statSync(file);
+    } catch {
+      // Deleted: rewrite below.
+    }
+    if (st && st.size === meta.size && st.mtimeMs === meta.mtimeMs) return ws.index.save();
+  }
+  const old = await readLockAsync(file);
+  const stages: Record<string, LockStage> = {};
+  for (const [n, s] of Object.entries(old?.stages ?? {})) if (names.has(n)) stages[n] = s;
+  for (const [n, s] of entries) stages[n] = s;
+  if (Object.keys(stages).length === 0 && !old) return ws.index.save();
+  const lock: LockFile = { schema: 1, pipeline: pipeline.name, stages };
+  const st = writeLock(file, lock);
+  ws.index.lock = { ...st, entries: Object.fromEntries(Object.entries(stages).map(([n, e]) => [n, digests.get(n) ?? stageDigest(n, e)])) };
+  ws.index.save();
+}
+
+export function lockEntry(stage: StageSpec, info: StageKeyInfo, outputs: IndexedOutput[]): LockStage {
+  return {
+    key: info.key,
+    ...(stage.cmd !== undefined ? { cmd: stage.cmd } : {}),
+    ...(stage.uses !== undefined ? { uses: stage.uses, with: stage.with ?? {} } : {}),
+    params: stage.params,
+    deps: Object.entries(info.depHashes).map(([path, hash]) => ({ path, hash })),
+    outs: outputs.map((o) => ({ path: o.path, hash: o.hash, size: o.size, ...(o.dir ? { files: o.files } : {}) })),
+  };
+}
+
+export async function indexedOutputs(stage: StageSpec, ws: Workspace): Promise<IndexedOutput[]> {
+  const now = await hashOutputs(stage, ws);
+  return stage.outs.map((o) => {
+    const h = now.get(o.path)!;
+    return { path: o.path, hash: h.hash, size: h.size, files: h.files, ...(h.kind === 'dir' || o.path.endsWith('/') ? { dir: true } : {}) };
+  });
+}
+
+/** Declared outputs must not survive a run that did not complete: stale files could pass as results. */
+export function removeOutputs(stage: StageSpec, root: string): void {
+  for (const o of stage.outs) rmSync(absPath(root, o.path), { recursive: true, force: true });
+}

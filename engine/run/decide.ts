@@ -1,0 +1,153 @@
+/**
+ * Decide: what happens to a stage once everything it waits for has ended — skipped (an upstream did not complete, or
+ * the run is stopping), up to date, restored, or run and why (engine/plan.ts `decide`). Also `planStages`: the same
+ * decisions for every selected stage without running anything (`--dry-run`, `pipe status`, `pipe why`).
+ */
+import type { Hash } from '../../cache/types.js';
+import { outPathKey } from '../../cache/paths.js';
+import { lockPath, readLockAsync, type LockStage } from '../lockfile.js';
+import type { Pipeline } from '../model.js';
+import { decide, DepMemo, type Decision, type StageKeyInfo } from '../plan.js';
+import type { StageSpec } from '../model.js';
+import type { Workspace } from '../workspace.js';
+import type { Emit } from '../events.js';
+import type { StageOutcome } from './report.js';
+
+/** The DAG as the engine needs it: a topological order and each stage's direct upstream stages. */
+export interface StageGraph {
+  order: readonly string[];
+  predecessors(stage: string): readonly string[];
+}
+
+export interface EngineOptions {
+  pipeline: Pipeline;
+  graph: StageGraph;
+  workspace: Workspace;
+  /** The stages to consider (targets and their upstream), from selectTargets. */
+  selected: ReadonlySet<string>;
+  /** `--force`: run these even when up to date. */
+  force?: (stage: string) => boolean;
+  emit: Emit;
+  pipeVersion: string;
+}
+
+const NO_STAGES: string[] = Object.freeze([]) as unknown as string[];
+
+/** At most this many plan decisions in flight: 100,000 concurrent ones would hold 100,000 pending reads in memory. */
+const PLAN_CONCURRENCY = 64;
+
+/** Each selected stage's nearest selected ancestors (through unselected stages): what it must wait for. */
+export function waitsForOf(graph: StageGraph, selected: ReadonlySet<string>): (s: string) => string[] {
+  const memo = new Map<string, string[]>();
+  const walk = (s: string): string[] => {
+    let r = memo.get(s);
+    if (r) return r;
+    if (graph.predecessors(s).length === 0) return NO_STAGES; // most stages of a wide matrix: no Set, no array, no memo entry
+    const found = new Set<string>();
+    for (const p of graph.predecessors(s)) {
+      if (selected.has(p)) found.add(p);
+      else for (const q of walk(p)) found.add(q);
+    }
+    r = [...found];
+    memo.set(s, r);
+    return r;
+  };
+  return walk;
+}
+
+/** Transitive upstream of a stage in topological order. */
+export function ancestorsOf(graph: StageGraph, stage: string): string[] {
+  const seen = new Set<string>();
+  const stack = [...graph.predecessors(stage)];
+  while (stack.length) {
+    const s = stack.pop()!;
+    if (seen.has(s)) continue;
+    seen.add(s);
+    stack.push(...graph.predecessors(s));
+  }
+  return graph.order.filter((s) => seen.has(s));
+}
+
+/**
+ * Why a stage cannot start because of what it waits for, or undefined. Names the root cause (the failed stage), not
+ * a skipped stage in between.
+ */
+export function upstreamBlock(waitsFor: readonly string[], outcomeOf: (stage: string) => StageOutcome | undefined): string | undefined {
+  const bad = waitsFor.find((u) => {
+    const s = outcomeOf(u)?.status;
+    return s === 'failed' || s === 'cancelled' || s === 'skipped';
+  });
+  if (!bad) return undefined;
+  const up = outcomeOf(bad)!;
+  if (up.status === 'failed') return `upstream stage ${bad} failed`;
+  return up.reason.startsWith('upstream stage') ? up.reason : `upstream stage ${bad} did not complete`;
+}
+
+/** Deps that do not exist (a stage cannot run without them), or an empty list. */
+export function missingDeps(stage: StageSpec, info: StageKeyInfo): string[] {
+  return stage.deps.filter((dep) => info.depHashes[dep.path] === null).map((dep) => dep.path);
+}
+
+/** The failure reason for missing deps, naming the stage that produces the first one when there is one. */
+export function missingDepsReason(pipeline: Pipeline, missing: readonly string[]): string {
+  const first = missing[0]!;
+  const dep = outPathKey(first);
+  const p = pipeline.stages.find((s) => s.outs.some((o) => outPathKey(o.path) === dep || dep.startsWith(`${outPathKey(o.path)}/`)));
+  return `dep ${missing.join(', ')} does not exist${p ? ` (stage ${p.name} produces it: run it first or select it)` : ''}`;
+}
+
+/** The lock file's stage entries, parsed on first use (never on a no-op run). */
+export function lazyLock(pipeline: Pipeline): (stage: string) => Promise<LockStage | undefined> {
+  let stages: Promise<Record<string, LockStage>> | undefined;
+  return async (stage) => (await (stages ??= readLockAsync(lockPath(pipeline.file)).then((l) => l?.stages ?? {})))[stage];
+}
+
+/**
+ * Decide every selected stage without running anything. A stage whose upstream would run cannot know its dep
+ * hashes, so its decision is "run: upstream stage X will re-run"; an upstream that would be restored supplies the
+ * hashes of its recorded outputs.
+ */
+export async function planStages(opts: EngineOptions): Promise<Map<string, Decision>> {
+  const { pipeline, graph, selected, workspace: ws } = opts;
+  const byName = new Map(pipeline.stages.map((s) => [s.name, s]));
+  const waitsFor = waitsForOf(graph, selected);
+  const order = graph.order.filter((s) => selected.has(s));
+  const decisions = new Map<string, Decision>();
+  const known = new Map<string, Hash>();
+  const lockOf = lazyLock(pipeline);
+  const memo = new DepMemo(ws, { planOnly: true });
+  const done = new Map<string, Promise<void>>();
+  const decideOne = async (name: string): Promise<void> => {
+    const ups = waitsFor(name);
+    if (ups.length > 0) await Promise.all(ups.map((u) => done.get(u)));
+    const stage = byName.get(name)!;
+    const running = ups.filter((u) => decisions.get(u)?.action === 'run');
+    let d: Decision;
+    const refused = ws.outs.checkStage(stage);
+    if (refused) d = { action: 'run', reasons: [`refused: ${refused.reason}`], changes: [] };
+    else if (running.length > 0 && !opts.force?.(name)) {
+      const named = running.length <= 3 ? running.join(', ') : `${running.slice(0, 2).join(', ')} and ${running.length - 2} more`;
+      d = { action: 'run', reasons: [`upstream stage${running.length > 1 ? 's' : ''} ${named} will re-run`], changes: [] };
+    } else {
+      d = await decide(stage, ws, { force: opts.force?.(name) ?? false, known, lockEntry: lockOf, memo });
+    }
+    if (d.action === 'restore') for (const o of d.record.outputs) known.set(o.path, o.hash);
+    decisions.set(name, d);
+    opts.emit({ type: 'plan', stage: name, action: d.action, reasons: d.reasons, ...(d.info ? { key: d.info.key } : {}) });
+  };
+  // A pool of workers taking stages in topological order: every upstream stage was started before (its promise is
+  // in `done` until it is decided), and only PLAN_CONCURRENCY decisions are in flight at once.
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < order.length) {
+      const name = order[next++]!;
+      const p = decideOne(name);
+      done.set(name, p);
+      await p;
+      done.delete(name);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(PLAN_CONCURRENCY, order.length) }, worker));
+  await ws.state.flush();
+  return new Map(order.map((n) => [n, decisions.get(n)!]));
+}

@@ -1,0 +1,72 @@
+/**
+ * Report: the run's ledger. Every stage ends exactly once; its end is a `stage-end` event, and the run's end is the
+ * counts of those ends (`run-end`). Knows nothing of scheduling, the cache or processes.
+ */
+import { emptyCounts, type Emit, type RunCounts, type StageStatus } from '../events.js';
+import type { RunRecord } from '../../cache/types.js';
+
+export interface StageOutcome {
+  stage: string;
+  status: StageStatus;
+  reason: string;
+  durationMs: number;
+  key?: string;
+  record?: RunRecord;
+}
+
+export interface RunSummary {
+  ok: boolean;
+  interrupted: boolean;
+  counts: RunCounts;
+  outcomes: Map<string, StageOutcome>;
+}
+
+/** Extra fields of a stage-end event (the log of a stage that ran). */
+export interface EndDetails {
+  logFile?: string;
+  logTail?: string;
+}
+
+export class RunReport {
+  readonly outcomes = new Map<string, StageOutcome>();
+  private readonly started = Date.now();
+
+  constructor(private readonly emit: Emit) {}
+
+  /**
+   * Record a stage's outcome and emit its `stage-end`. Returns false (and emits nothing) when the stage already
+   * ended: an error after a stage ended must not end it twice.
+   */
+  end(o: StageOutcome, details: EndDetails = {}): boolean {
+    if (this.outcomes.has(o.stage)) return false;
+    this.outcomes.set(o.stage, o);
+    this.emit({
+      type: 'stage-end',
+      stage: o.stage,
+      status: o.status,
+      reason: o.reason,
+      durationMs: o.durationMs,
+      ...(o.key ? { key: o.key } : {}),
+      ...details,
+    });
+    return true;
+  }
+
+  get(stage: string): StageOutcome | undefined {
+    return this.outcomes.get(stage);
+  }
+
+  counts(): RunCounts {
+    const counts = emptyCounts();
+    for (const o of this.outcomes.values()) counts[o.status] += 1;
+    return counts;
+  }
+
+  /** The run's summary, announced as `run-end`: ok when nothing failed, was cancelled or skipped (and `saved`). */
+  close(interrupted: boolean, saved = true): RunSummary {
+    const counts = this.counts();
+    const ok = saved && counts.failed === 0 && counts.cancelled === 0 && counts.skipped === 0;
+    this.emit({ type: 'run-end', ok, interrupted, counts, durationMs: Date.now() - this.started });
+    return { ok, interrupted, counts, outcomes: this.outcomes };
+  }
+}

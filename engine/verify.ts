@@ -1,0 +1,251 @@
+/**
+ * `pipe verify` (Nix's `--check`): re-run recorded stages in a scratch copy of their inputs and compare every
+ * output's hash with the recorded run. The workspace and its cache are only read: nothing there is written,
+ * restored or recorded — the scratch copy has its own `.pipe/` and cache, and shares no file with the workspace.
+ *
+ * Each stage is checked against the inputs its record was computed from: after a stage re-ran and was compared, its
+ * recorded outputs (copied from the workspace) are put back, so a nondeterministic stage is named once, not again in
+ * every stage below it.
+ */
+import { cpSync, existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { basename, dirname, isAbsolute, join, relative } from 'node:path';
+import { outPathKey } from '../cache/paths.js';
+import { openRunCache } from '../cache/runs.js';
+import { openStore, type LocalStore } from '../cache/store.js';
+import type { Hash, RunRecord } from '../cache/types.js';
+import type { Emit, VerifyStageEvent } from './events.js';
+import type { Job, JobResult } from './executors/executor.js';
+import { LocalExecutor } from './executors/local.js';
+import type { Pipeline, StageSpec } from './model.js';
+import { absPath, computeKey, hashOutputs, type DepMemo, type StageKeyInfo } from './plan.js';
+import { Committer, indexedOutputs, type CommitVerdict } from './run/commit.js';
+import { safeName } from './run/dispatch.js';
+import { runStages, type StageGraph } from './run.js';
+import type { Machine } from './scheduler.js';
+import { openWorkspace, pipeDirOf, type Workspace } from './workspace.js';
+
+export type Verdict = Omit<VerifyStageEvent, 'type' | 'at'>;
+
+export interface VerifyOptions {
+  pipeline: Pipeline;
+  graph: StageGraph;
+  /** The stages to verify (targets and their upstream). */
+  selected: ReadonlySet<string>;
+  /** An empty directory on a disk with room for the inputs and outputs; the scratch workspace. */
+  scratch: string;
+  emit: Emit;
+  pipeVersion: string;
+  machine: Machine;
+  signal: AbortSignal;
+  kill?: AbortSignal;
+  /** Called once the inputs are copied: the workspace may be unlocked from here on. */
+  onCopied?: () => Promise<void> | void;
+}
+
+export interface VerifyResult {
+  verdicts: Map<string, Verdict>;
+  interrupted: boolean;
+}
+
+export async function verifyStages(opts: VerifyOptions): Promise<VerifyResult> {
+  const real = opts.pipeline;
+  const recordedStore = openStore(real.settings.cacheDir);
+  // Read-only: the workspace's own records, then those shared in the store (another workspace may have run it).
+  const records = openRunCache(join(pipeDirOf(real), 'runs'), { store: recordedStore });
+  const order = opts.graph.order.filter((s) => opts.selected.has(s));
+  const byName = new Map(real.stages.map((s) => [s.name, s]));
+  const verdicts = new Map<string, Verdict>();
+  const say = (v: Verdict): void => {
+    verdicts.set(v.stage, v);
+    opts.emit({ type: 'verify-stage', ...v });
+  };
+
+  copyInputs(real, order.map((n) => byName.get(n)!), opts.scratch);
+  await opts.onCopied?.();
+
+  const pipeline = scratchPipeline(real, opts.scratch);
+  const ws = await openWorkspace(pipeline);
+  const scratchStages = new Map(pipeline.stages.map((s) => [s.name, s]));
+  const expected = new Map<string, RunRecord>();
+  for (const name of order) {
+    const stage = scratchStages.get(name)!;
+    const named = namesWorkspace(stage, real.workdir);
+    if (named) {
+      say({ stage: name, verdict: 'unverified', reason: `its ${named} names the workspace's absolute path ${real.workdir}: re-run elsewhere it would write the workspace` });
+      continue;
+    }
+    const info = await computeKey(stage, ws);
+    const missing = stage.deps.filter((d) => info.depHashes[d.path] === null).map((d) => d.path);
+    if (missing.length > 0) {
+      say({ stage: name, verdict: 'unverified', reason: `dep ${missing.join(', ')} is missing in the workspace: run \`pipe run\` first` });
+      continue;
+    }
+    const record = await records.get(info.key);
+    if (!record) {
+      say({ stage: name, verdict: 'unverified', reason: 'no recorded run has its current inputs (the workspace is not up to date for it): run `pipe run` first' });
+      continue;
+    }
+    expected.set(name, record);
+  }
+
+  const local = new LocalExecutor();
+  const stash = join(ws.pipeDir, 'verify-stash');
+  const summary = await runStages({
+    pipeline,
+    graph: opts.graph,
+    workspace: ws,
+    selected: new Set(expected.keys()),
+    force: () => true,
+    forceReason: 'verify: re-run and compare with the recorded run',
+    emit: opts.emit,
+    pipeVersion: opts.pipeVersion,
+    machine: opts.machine,
+    // A scratch copy lives on this machine: every stage runs here, whatever its executor.
+    executorFor: () => local,
+    signal: opts.signal,
+    ...(opts.kill ? { kill: opts.kill } : {}),
+    keepGoing: true,
+    committer: (memo) => new VerifyCommitter(pipeline, ws, memo, opts.pipeVersion, expected, recordedStore, stash, say),
+  });
+  await local.close();
+  for (const [name, o] of summary.outcomes) {
+    if (!verdicts.has(name)) say({ stage: name, verdict: 'failed', reason: o.status === 'failed' ? o.reason : `${o.status}: ${o.reason}` });
+  }
+  return { verdicts, interrupted: summary.interrupted };
+}
+
+/**
+ * Copy every dep of the stages (inside the workspace) into the scratch folder, links followed (a dep hashes as what
+ * it points to), directories whole. Copies, never links: the scratch shares no inode with the workspace.
+ */
+function copyInputs(real: Pipeline, stages: StageSpec[], scratch: string): void {
+  const paths = [...new Set(stages.flatMap((s) => s.deps.map((d) => outPathKey(d.path))).filter((p) => !isAbsolute(p)))].sort();
+  let lastDir: string | undefined;
+  for (const rel of paths) {
+    if (lastDir !== undefined && rel.startsWith(`${lastDir}/`)) continue; // inside a directory already copied
+    const src = join(real.workdir, rel);
+    if (!existsSync(src)) continue;
+    const dst = join(scratch, rel);
+    mkdirSync(dirname(dst), { recursive: true });
+    cpSync(src, dst, { recursive: true, dereference: true, force: true, preserveTimestamps: true });
+    lastDir = rel;
+  }
+}
+
+/** The pipeline as it runs in the scratch folder: its workspace, `.pipe/` and cache there; restores by copy. */
+function scratchPipeline(p: Pipeline, scratch: string): Pipeline {
+  const rel = relative(p.workdir, p.file);
+  const file = rel.startsWith('..') || isAbsolute(rel) ? join(scratch, basename(p.file)) : join(scratch, rel);
+  return {
+    ...p,
+    file,
+    workdir: scratch,
+    sourceFiles: [],
+    settings: { ...p.settings, cacheDir: join(scratch, '.pipe', 'cache'), restore: ['copy'] },
+  };
+}
+
+/** Which field of a stage spells out the workspace's absolute path, if any (it would write there from the copy). */
+function namesWorkspace(stage: StageSpec, workdir: string): string | undefined {
+  if (stage.cmd?.includes(workdir)) return 'command';
+  if (Object.values(stage.env).some((v) => v.includes(workdir))) return 'env';
+  if (JSON.stringify(stage.with ?? {}).includes(workdir)) return '`with:`';
+  return undefined;
+}
+
+/**
+ * Commits by comparing: a re-run's outputs are hashed and compared with the recorded run's, then replaced by the
+ * recorded ones again (moved aside before the stage ran), so stages below see the inputs their records saw. Nothing
+ * is stored or recorded.
+ */
+class VerifyCommitter extends Committer {
+  constructor(
+    pipeline: Pipeline,
+    ws: Workspace,
+    memo: DepMemo,
+    pipeVersion: string,
+    private readonly expected: ReadonlyMap<string, RunRecord>,
+    private readonly recordedStore: LocalStore,
+    private readonly stashDir: string,
+    private readonly say: (v: Verdict) => void,
+  ) {
+    super(pipeline, ws, memo, pipeVersion);
+  }
+
+  override prepare(stage: StageSpec): void {
+    stage.outs.forEach((o, i) => {
+      const abs = absPath(this.ws.root, o.path);
+      if (!existsSync(abs)) return;
+      const to = join(this.stashDir, safeName(stage.name), String(i));
+      mkdirSync(dirname(to), { recursive: true });
+      renameSync(abs, to);
+    });
+    super.prepare(stage);
+  }
+
+  override async ran(stage: StageSpec, info: StageKeyInfo, job: Job, result: JobResult, extra: Record<string, unknown>, _executor: string, aborted: boolean): Promise<CommitVerdict> {
+    const bad = await this.checkJob(stage, info, job, result, extra, aborted);
+    if (bad) {
+      this.unstash(stage);
+      return bad;
+    }
+    const record = this.expected.get(stage.name)!;
+    const outputs = await this.compare(stage, record);
+    this.say(outputs.length === 0 ? { stage: stage.name, verdict: 'reproduced' } : { stage: stage.name, verdict: 'differs', outputs });
+    this.discard(stage);
+    this.unstash(stage);
+    // Stages below get this stage's provenance as a real run would give it (ctx.upstream).
+    this.ws.index.set(stage.name, { key: info.key, outputs: await indexedOutputs(stage, this.ws) });
+    return { status: 'ran', record, disagreements: [] };
+  }
+
+  override async persist(): Promise<void> {}
+
+  private unstash(stage: StageSpec): void {
+    stage.outs.forEach((o, i) => {
+      const from = join(this.stashDir, safeName(stage.name), String(i));
+      if (!existsSync(from)) return;
+      const abs = absPath(this.ws.root, o.path);
+      rmSync(abs, { recursive: true, force: true });
+      mkdirSync(dirname(abs), { recursive: true });
+      renameSync(from, abs);
+    });
+    this.forget(stage);
+  }
+
+  /** Recorded outputs whose re-run differs; for directories, the files that differ in them. */
+  private async compare(stage: StageSpec, record: RunRecord): Promise<NonNullable<Verdict['outputs']>> {
+    const recorded = new Map(record.outputs.map((o) => [outPathKey(o.path), o]));
+    const now = await hashOutputs(stage, this.ws);
+    const diffs: NonNullable<Verdict['outputs']> = [];
+    for (const o of stage.outs) {
+      const r = recorded.get(outPathKey(o.path));
+      if (!r) continue; // cache: false — no recorded content to compare with
+      const h = now.get(o.path)!;
+      if (h.hash === r.hash) continue;
+      const d: NonNullable<Verdict['outputs']>[number] = { path: o.path, recorded: r.hash, now: h.hash };
+      if (r.kind === 'dir' && h.kind === 'dir') {
+        const files = await this.fileDiff(r.hash, absPath(this.ws.root, o.path), o.path);
+        if (files) d.files = files;
+      }
+      diffs.push(d);
+    }
+    return diffs;
+  }
+
+  /** Files added, removed or changed in a directory output (its manifest now against the recorded one). */
+  private async fileDiff(recordedHash: Hash, abs: string, rel: string): Promise<{ changed: string[]; added: string[]; removed: string[] } | undefined> {
+    try {
+      const before = new Map((await this.recordedStore.readManifest(recordedHash)).map((e) => [e[0], e[1]]));
+      const put = await this.ws.store.put(abs, rel);
+      const after = new Map((await this.ws.store.readManifest(put.hash)).map((e) => [e[0], e[1]]));
+      return {
+        changed: [...after].filter(([f, h]) => before.has(f) && before.get(f) !== h).map(([f]) => f),
+        added: [...after.keys()].filter((f) => !before.has(f)),
+        removed: [...before.keys()].filter((f) => !after.has(f)),
+      };
+    } catch {
+      return undefined; // the recorded manifest is gone from the cache: the directory's hash says enough
+    }
+  }
+}

@@ -1,0 +1,154 @@
+// Resumed downloads never splice two versions of a file (issue 16.1), and a part file survives Ctrl-C of `pipe run`
+// so that the next run continues it (issue 16.2). A real HTTP server on 127.0.0.1; the interruption is a real SIGINT
+// to a real `pipe run` process.
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { partFileFor, planResume, partialMismatch, validatorsOf } from '../../stages/download/resume.js';
+import { run, type DownloadWith } from '../../stages/download/run.js';
+import { pipeAsync } from '../engine/helpers.js';
+import { makeCtx } from '../imaging/ctx.js';
+import { downloadSuite, downloadWith } from './fixture.js';
+import { startServer } from './server.js';
+
+const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+const t = downloadSuite('download-resume-');
+const w = (over: Partial<DownloadWith> = {}): DownloadWith => downloadWith({ retries: 0, concurrency: 1, ...over });
+
+/** First run: the server drops the connection at byte `at`; the run fails and leaves a part file of `at` bytes. */
+async function interrupted(x: DownloadWith, file: string, at: number): Promise<void> {
+  await expect(run(makeCtx(t.dir, x))).rejects.toThrow(/gave up/);
+  const part = await partFileFor(t.dir, join(t.dir, x.out, file));
+  expect((await stat(part.part)).size).toBe(at);
+}
+
+describe('download: a resume must prove it continues the same file', () => {
+  it('a server without ETag/Last-Modified: the changed file restarts from zero instead of being spliced (issue 16.1)', async () => {
+    const v1 = randomBytes(200_000);
+    const v2 = randomBytes(240_000);
+    t.server = await startServer({ '/b.bin': { body: v1, dropAfter: 90_000 } });
+    const x = w({ url: `${t.server.url}/b.bin` });
+    await interrupted(x, 'b.bin', 90_000);
+    // The file changes; a ranged request would now get `206 bytes 90000-239999/240000`.
+    t.server.routes.set('/b.bin', { body: v2 });
+    const ctx = makeCtx(t.dir, x);
+    await run(ctx);
+    const got = await readFile(join(t.dir, x.out, 'b.bin'));
+    expect(got.length).toBe(240_000);
+    expect(sha(got)).toBe(sha(v2));
+    expect(t.server.hits('/b.bin').at(-1)!.range).toBeUndefined();
+    expect(ctx.logs).toContain(
+      `cannot resume ${t.server.url}/b.bin from byte 90000: the server gave no strong ETag or Last-Modified that could prove the file is unchanged; restarting from byte 0`,
+    );
+  });
+
+  it('a 206 whose total length differs from the first response restarts, even under the same ETag', async () => {
+    const v1 = randomBytes(200_000);
+    const v2 = randomBytes(240_000);
+    t.server = await startServer({ '/t.bin': { body: v1, etag: '"same"', dropAfter: 90_000 } });
+    const x = w({ url: `${t.server.url}/t.bin`, retries: 1 });
+    await interrupted({ ...x, retries: 0 }, 't.bin', 90_000);
+    // A server that does not implement If-Range, and reuses the ETag for the new content.
+    t.server.routes.set('/t.bin', { body: v2, etag: '"same"', ignoreIfRange: true });
+    const ctx = makeCtx(t.dir, x);
+    await run(ctx);
+    expect(sha(await readFile(join(t.dir, x.out, 't.bin')))).toBe(sha(v2));
+    expect(t.server.hits('/t.bin').slice(-2).map((h) => h.range)).toEqual(['bytes=90000-', undefined]);
+    expect(ctx.logs).toContain(
+      `cannot resume ${t.server.url}/t.bin from byte 90000: the server's partial response the total length changed from 200000 to 240000 bytes; restarting from byte 0`,
+    );
+  });
+
+  it('a 206 with another ETag restarts; a weak ETag is never used to resume', async () => {
+    const v1 = randomBytes(100_000);
+    const v2 = randomBytes(100_000);
+    t.server = await startServer({ '/e.bin': { body: v1, etag: '"a"', dropAfter: 30_000 }, '/weak.bin': { body: v1, etag: 'W/"w"', dropAfter: 30_000 } });
+    const x = w({ url: `${t.server.url}/e.bin` });
+    await interrupted(x, 'e.bin', 30_000);
+    t.server.routes.set('/e.bin', { body: v2, etag: '"b"', ignoreIfRange: true });
+    const ctx = makeCtx(t.dir, x);
+    await run(ctx);
+    expect(sha(await readFile(join(t.dir, x.out, 'e.bin')))).toBe(sha(v2));
+    expect(ctx.logs.some((l) => l.includes('its ETag changed from "a" to "b"'))).toBe(true);
+
+    const y = w({ url: `${t.server.url}/weak.bin` });
+    await interrupted(y, 'weak.bin', 30_000);
+    await run(makeCtx(t.dir, y));
+    expect(t.server.hits('/weak.bin').map((h) => h.range)).toEqual([undefined, undefined]);
+    expect(await readFile(join(t.dir, y.out, 'weak.bin'))).toEqual(v1);
+  });
+
+  it('resumes with a strong Last-Modified when there is no ETag', async () => {
+    const body = randomBytes(150_000);
+    const lastModified = 'Wed, 01 Jan 2025 00:00:00 GMT';
+    t.server = await startServer({ '/lm.bin': { body, lastModified, dropAfter: 60_000 } });
+    const x = w({ url: `${t.server.url}/lm.bin`, sha256: { 'lm.bin': sha(body) } });
+    await interrupted(x, 'lm.bin', 60_000);
+    await run(makeCtx(t.dir, x));
+    expect(t.server.hits('/lm.bin').at(-1)).toMatchObject({ range: 'bytes=60000-', ifRange: lastModified });
+    expect(await readFile(join(t.dir, x.out, 'lm.bin'))).toEqual(body);
+  });
+
+  it('decides from what the first response proved (pure rules)', () => {
+    const meta = { source: 's', etag: '"x"', total: 100 };
+    expect(planResume(meta, 40, 's')).toEqual({ resume: true, ifRange: '"x"' });
+    expect(planResume(meta, 40, 'other')).toMatchObject({ resume: false, why: 'the partial file came from another URL' });
+    expect(planResume({ ...meta, total: null }, 40, 's')).toMatchObject({ resume: false });
+    expect(planResume(null, 40, 's')).toMatchObject({ resume: false });
+    expect(partialMismatch(meta, 40, { 'content-range': 'bytes 40-99/100', etag: '"x"' })).toBeNull();
+    expect(partialMismatch(meta, 40, { 'content-range': 'bytes 41-99/100' })).toBe('it starts at byte 41, not at 40');
+    expect(partialMismatch(meta, 40, { 'content-range': 'bytes 40-99/*' })).toBe('it does not give the total length');
+    // Last-Modified is a strong validator only when at least a second older than the response's Date.
+    const date = 'Wed, 01 Jan 2025 00:00:00 GMT';
+    expect(validatorsOf({ 'last-modified': date, date })).toEqual({});
+    expect(validatorsOf({ 'last-modified': date, date: 'Wed, 01 Jan 2025 00:00:05 GMT', etag: 'W/"weak"' })).toEqual({ lastModified: date });
+  });
+});
+
+describe('download: Ctrl-C of pipe run keeps the part file, and the next run resumes it (issue 16.2)', () => {
+  it('SIGINT mid-file: rc 130, no partial output, the part kept under .pipe/tmp; the rerun sends Range + If-Range', async () => {
+    const body = randomBytes(400_000);
+    // The first request sends 150,000 bytes and then holds the connection open: the transfer is under way when
+    // the test presses Ctrl-C (gated on the bytes having reached the part file, not on a sleep).
+    t.server = await startServer({ '/big.bin': { body, etag: '"big-1"', holdAfter: 150_000 } });
+    const dir = await mkdtemp(join(tmpdir(), 'download-sigint-'));
+    try {
+      await writeFile(
+        join(dir, 'pipeline.yaml'),
+        `name: dl\nstages:\n  fetch:\n    uses: download\n    with:\n      url: ${t.server.url}/big.bin\n      out: data/b/\n      sha256: { big.bin: ${sha(body)} }\n`,
+      );
+      const parts = join(dir, '.pipe/tmp/download');
+      const partSize = async (): Promise<number> => {
+        const names = existsSync(parts) ? (await readdir(parts)).filter((f) => f.endsWith('.part')) : [];
+        return names.length === 1 ? (await stat(join(parts, names[0]!))).size : -1;
+      };
+      const first = pipeAsync(dir, ['run', 'pipeline.yaml']);
+      const t0 = Date.now();
+      while ((await partSize()) < 150_000) {
+        if (Date.now() - t0 > 60_000) throw new Error(`the download never started:\n${first.out()}\n${first.err()}`);
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      first.child.kill('SIGINT');
+      const r1 = await first.done;
+      expect(r1.code, r1.stdout + r1.stderr).toBe(130);
+      expect(existsSync(join(dir, 'data/b/big.bin'))).toBe(false);
+      expect(await partSize()).toBe(150_000);
+
+      const second = pipeAsync(dir, ['run', 'pipeline.yaml']);
+      const r2 = await second.done;
+      expect(r2.code, r2.stdout + r2.stderr).toBe(0);
+      expect(await readFile(join(dir, 'data/b/big.bin'))).toEqual(body);
+      expect(t.server.hits('/big.bin').map((h) => [h.range, h.ifRange])).toEqual([
+        [undefined, undefined],
+        ['bytes=150000-', '"big-1"'],
+      ]);
+      expect(await readdir(parts)).toEqual([]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,0 +1,163 @@
+// Issue 12: 100,000-stage DAGs stay linear and compact — shared structures for matrix instances, a validated-pipeline
+// cache that keeps that sharing, and planning that decides every stage of a long chain correctly with a bounded
+// number of decisions in flight. (Speed and memory are figures in bench/engine.ts, not assertions here.)
+import { mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readCachedPipeline, writeCachedPipeline, type CacheInputs } from '../../engine/commands/pipeline-cache.js';
+import { buildDag, predecessorsOf } from '../../engine/graph.js';
+import type { Pipeline } from '../../engine/model.js';
+import { planStages } from '../../engine/run.js';
+import { openWorkspace } from '../../engine/workspace.js';
+import { loadOk, stage } from './helpers.js';
+
+const matrix = (a: number, b: number, extra = '') =>
+  `stages:\n  m:\n    matrix:\n      a: [${Array.from({ length: a }, (_, i) => `a${i}`).join(', ')}]\n      b: [${Array.from({ length: b }, (_, i) => `b${i}`).join(', ')}]\n` +
+  `    do:\n      cmd: cp seed.txt out/\${item.a}/\${item.b}.txt\n      deps: [seed.txt, lib/]\n      outs: [out/\${item.a}/\${item.b}.txt]\n${extra}`;
+
+describe('a 100 × 1,000 matrix', () => {
+  let p: Pipeline;
+  beforeAll(async () => {
+    p = await loadOk(matrix(100, 1000, '      resources: {cpus: 2}\n      env: {MODE: fast}\n'), { 'seed.txt': 'x', 'lib/': '' });
+  });
+
+  it('expands to 100,000 stages in axis order (the last axis fastest)', () => {
+    expect(p.stages).toHaveLength(100_000);
+    expect(p.stages[0]!.name).toBe('m@a=a0,b=b0');
+    expect(p.stages[1]!.name).toBe('m@a=a0,b=b1');
+    expect(p.stages[1000]!.name).toBe('m@a=a1,b=b0');
+    expect(p.stages[99_999]!.name).toBe('m@a=a99,b=b999');
+    expect(stage(p, 'm@a=a7,b=b42').item).toEqual({ a: 'a7', b: 'b42' });
+    expect(stage(p, 'm@a=a7,b=b42').outs.map((o) => o.path)).toEqual(['out/a7/b42.txt']);
+  });
+
+  it('shares every part that is equal across instances: one object, not 100,000 copies', () => {
+    const first = p.stages[0]!;
+    for (const s of [p.stages[1]!, p.stages[54_321]!, p.stages[99_999]!]) {
+      expect(s.resources).toBe(first.resources);
+      expect(s.slurm).toBe(first.slurm);
+      expect(s.retries).toBe(first.retries);
+      expect(s.env).toBe(first.env);
+      expect(s.params).toBe(first.params);
+      expect(s.span).toBe(first.span);
+      expect(s.deps[0]).toBe(first.deps[0]);
+      expect(s.deps[1]).toBe(first.deps[1]);
+      expect(s.outs[0]!.span).toBe(first.outs[0]!.span);
+      expect(s.cmd).not.toBe(first.cmd);
+    }
+    expect(first.resources).toEqual({ cpus: 2, memBytes: 0, gpus: 0 });
+    expect(first.env).toEqual({ MODE: 'fast' });
+  });
+
+  it('has a DAG with no edges and the declaration order', () => {
+    const d = buildDag(p);
+    if (!d.ok) throw new Error('cycle');
+    expect(d.value.order).toHaveLength(100_000);
+    expect(d.value.order[12_345]).toBe(p.stages[12_345]!.name);
+    expect(predecessorsOf(d.value, 'm@a=a3,b=b3')).toEqual([]);
+  });
+});
+
+describe('the validated-pipeline cache (v2: packed, shared values written once)', () => {
+  let home: string;
+  const saved = process.env.PIPE_CACHE_HOME;
+  beforeAll(() => {
+    home = mkdtempSync(path.join(tmpdir(), 'pipe-cache-home-'));
+    process.env.PIPE_CACHE_HOME = home;
+  });
+  afterAll(() => {
+    if (saved === undefined) delete process.env.PIPE_CACHE_HOME;
+    else process.env.PIPE_CACHE_HOME = saved;
+    rmSync(home, { recursive: true, force: true });
+  });
+
+  const VARIED = `params: {lr: 0.1, __proto__: {x: 1}}
+stages:
+  prep: {cmd: "echo \${params.lr} > a.csv", outs: [a.csv], desc: prepare}
+  eval:
+    foreach: [x, y, z]
+    do:
+      uses: evaluate/fpr
+      with: {model: a.csv, split: test, out: "out/\${item}.json", tags: ["\${item}"]}
+      metrics: ["out/\${item}.json"]
+      retries: {count: 2, mem_factor: 2}
+  last: {cmd: "cat out/*", deps: [out/], outs: [{path: all.txt, cache: false}], always_run: true, executor: local, env: {A: "\${params.__proto__.x}"}}
+`;
+
+  async function roundTrip(yaml: string, files: Record<string, string> = {}): Promise<{ p: Pipeline; back: Pipeline | undefined; inputs: CacheInputs }> {
+    const p = await loadOk(yaml, files);
+    const inputs: CacheInputs = { file: p.file, overrides: [], paramsFiles: [], manifests: [] };
+    // A clock 10 s ahead: the files are past the racy window (changed in the last 2 s: not cached).
+    const exists = files['seed.txt'] ? { [path.join(p.workdir, 'seed.txt')]: true } : {};
+    writeCachedPipeline(inputs, p, [], exists, Date.now() + 10_000);
+    return { p, back: readCachedPipeline(inputs)?.pipeline, inputs };
+  }
+
+  it('reads back exactly the pipeline it wrote, stage by stage', async () => {
+    const { p, back } = await roundTrip(VARIED);
+    expect(back).toBeDefined();
+    expect(JSON.parse(JSON.stringify(back))).toEqual(JSON.parse(JSON.stringify(p)));
+    // Fields only some stages have come back only on those stages.
+    expect(back!.stages.map((s) => s.desc ?? '-')).toEqual(p.stages.map((s) => s.desc ?? '-'));
+    expect(back!.stages.map((s) => Object.keys(s))).toEqual(p.stages.map((s) => Object.keys(s)));
+  });
+
+  it('keeps matrix instances sharing one object per equal part after reading', async () => {
+    const { back } = await roundTrip(matrix(4, 50), { 'seed.txt': 'x', 'lib/': '' });
+    const s = back!.stages;
+    expect(s).toHaveLength(200);
+    expect(s[199]!.resources).toBe(s[0]!.resources);
+    expect(s[199]!.deps).toBe(s[0]!.deps);
+    expect(s[199]!.span).toBe(s[0]!.span);
+    expect(s[199]!.outs[0]!.span).toBe(s[0]!.outs[0]!.span);
+    expect(s[199]!.outs[0]!.path).toBe('out/a3/b49.txt');
+  });
+
+  it('is not used when a source file changed, or when what validation saw on disk changed', async () => {
+    const { p, inputs } = await roundTrip(VARIED);
+    writeFileSync(p.file, `${VARIED}# edited\n`);
+    expect(readCachedPipeline(inputs)).toBeUndefined();
+    // Same size and mtime, different ctime (`touch -r`-style restores cannot fool it).
+    const { back } = await roundTrip(VARIED);
+    expect(back).toBeDefined();
+    const { inputs: again0 } = await roundTrip(VARIED);
+    const t = new Date(Date.now() - 60_000);
+    utimesSync(again0.file, t, t);
+    expect(readCachedPipeline(again0)).toBeUndefined();
+    const again = await roundTrip(matrix(2, 2), { 'seed.txt': 'x', 'lib/': '' });
+    expect(again.back).toBeDefined();
+    rmSync(path.join(again.p.workdir, 'seed.txt'));
+    expect(readCachedPipeline(again.inputs)).toBeUndefined();
+  });
+});
+
+describe('planning a chain longer than the pool of decisions in flight', () => {
+  it('decides every stage, in order, each after its upstream', async () => {
+    // 300 stages: s0 → s1 → … → s299, plus a wide fan of 200 readers of s0's out.
+    const lines = ['stages:'];
+    for (let i = 0; i < 300; i++) lines.push(`  s${i}: {cmd: "true", ${i ? `deps: [c/${i - 1}.txt], ` : ''}outs: [c/${i}.txt]}`);
+    lines.push('  fan:', '    foreach: ${vars.n}', '    do: {cmd: "true", deps: [c/0.txt], outs: ["f/${item}.txt"]}');
+    const yaml = `vars: {n: [${Array.from({ length: 200 }, (_, i) => i).join(', ')}]}\n${lines.join('\n')}\n`;
+    const p = await loadOk(yaml);
+    const d = buildDag(p);
+    if (!d.ok) throw new Error('cycle');
+    const ws = await openWorkspace(p);
+    const order: string[] = [];
+    const decisions = await planStages({
+      pipeline: p,
+      graph: { order: d.value.order, predecessors: (s) => predecessorsOf(d.value, s) },
+      workspace: ws,
+      selected: new Set(p.stages.map((s) => s.name)),
+      emit: (e) => void (e.type === 'plan' && order.push(e.stage)),
+      pipeVersion: 'test',
+    });
+    expect(decisions.size).toBe(500);
+    expect([...decisions.keys()]).toEqual(d.value.order);
+    expect(decisions.get('s0')!.reasons).toEqual(['new stage (never ran)']);
+    expect(decisions.get('s299')!.reasons).toEqual(['upstream stage s298 will re-run']);
+    expect(decisions.get('fan@199')!.reasons).toEqual(['upstream stage s0 will re-run']);
+    // Each stage was decided after its upstream.
+    for (let i = 1; i < 300; i++) expect(order.indexOf(`s${i}`)).toBeGreaterThan(order.indexOf(`s${i - 1}`));
+  });
+});

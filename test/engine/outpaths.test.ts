@@ -1,0 +1,51 @@
+// `dir` and `dir/` are one output everywhere (issue 10.4): graph, store, restore, status, why, lock file, gc.
+import { afterEach, describe, expect, it } from 'vitest';
+import { outPathKey, sameOutPath } from '../../cache/paths.js';
+import { pipe, reasons, statuses, workspace, type Ws } from './helpers.js';
+
+let ws: Ws;
+afterEach(() => ws?.cleanup());
+
+const yaml = (out: string) =>
+  `name: d\nstages:\n  s:\n    cmd: mkdir -p d && echo hi > d/x && echo ho > d/y\n    outs: [${out}]\n  t:\n    cmd: cat d/x > t.txt\n    deps: [d/x]\n    outs: [t.txt]\n`;
+
+describe('dir and dir/', () => {
+  it('one normalise function', () => {
+    expect(['d', 'd/', './d', 'd//'].map(outPathKey)).toEqual(['d', 'd', 'd', 'd']);
+    expect(sameOutPath('a/b/', 'a/b')).toBe(true);
+    expect(sameOutPath('a/b', 'a/bc')).toBe(false);
+  });
+
+  it('outs: [d] (no slash) feeds a dep inside it, is restored after rm -rf, and respelling it as d/ re-runs nothing', () => {
+    ws = workspace({ 'p.yaml': yaml('d') });
+    let r = pipe(ws.dir, ['run', 'p.yaml', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(statuses(r.stdout)).toEqual({ s: 'ran', t: 'ran' });
+    // The lock file knows d is a directory (gc expands it through its manifest).
+    expect(ws.read('p.lock.yaml')).toMatch(/path: d\n\s+hash: [0-9a-f]{64}\n\s+size: 6\n\s+files: 2/);
+
+    ws.rm('d');
+    r = pipe(ws.dir, ['status', 'p.yaml']);
+    expect(r.stdout).toMatch(/output d missing/);
+    r = pipe(ws.dir, ['run', 'p.yaml', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(statuses(r.stdout)).toEqual({ s: 'restored', t: 'up-to-date' });
+    expect(ws.read('d/y')).toBe('ho\n');
+
+    ws.write('p.yaml', yaml('d/'));
+    r = pipe(ws.dir, ['run', 'p.yaml', '--json']);
+    expect(statuses(r.stdout)).toEqual({ s: 'up-to-date', t: 'up-to-date' });
+    r = pipe(ws.dir, ['why', 'p.yaml', 's']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/up to date/);
+
+    // gc keeps the directory's files (the lock file references it), so a later restore still works.
+    r = pipe(ws.dir, ['gc', 'p.yaml', '--keep-days', '0', '--grace-seconds', '0']);
+    expect(r.code, r.stderr).toBe(0);
+    ws.rm('d');
+    ws.write('p.yaml', yaml('d'));
+    r = pipe(ws.dir, ['run', 'p.yaml', '--json']);
+    expect(statuses(r.stdout).s, JSON.stringify(reasons(r.stdout))).toBe('restored');
+    expect(ws.read('d/x')).toBe('hi\n');
+  });
+});

@@ -1,0 +1,136 @@
+// `pipe verify` (issue 10, Nix's --check): re-run recorded stages in a scratch copy, name each stage and file that
+// differ, exit non-zero when any does — and leave the workspace, its .pipe/ and its cache byte-for-byte untouched.
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { events, pipe, pipeBin, workspace, type Ws } from './helpers.js';
+
+let ws: Ws;
+let shared: string | undefined;
+afterEach(() => {
+  ws?.cleanup();
+  if (shared) rmSync(shared, { recursive: true, force: true });
+  shared = undefined;
+});
+
+/** Every entry below `dir`: files with their sha256 and mode, folders, links with their targets. */
+function snapshot(dir: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (rel: string): void => {
+    const abs = join(dir, rel);
+    for (const name of readdirSync(abs).sort()) {
+      const r = rel ? `${rel}/${name}` : name;
+      const st = lstatSync(join(dir, r));
+      if (st.isSymbolicLink()) out[r] = `link ${readlinkSync(join(dir, r))}`;
+      else if (st.isDirectory()) {
+        out[`${r}/`] = 'dir';
+        walk(r);
+      } else out[r] = `${createHash('sha256').update(readFileSync(join(dir, r))).digest('hex')} ${st.mode.toString(8)} ${st.mtimeMs}`;
+    }
+  };
+  walk('');
+  return out;
+}
+
+const pipeline = (cacheDir: string) => `name: v
+settings: {cache_dir: ${cacheDir}}
+stages:
+  a:
+    cmd: cat in.txt in.txt > out/a.txt
+    deps: [in.txt]
+    outs: [out/a.txt]
+  rnd:
+    cmd: mkdir -p out/d && echo same > out/d/same.txt && head -c 16 /dev/urandom > out/d/noise.bin
+    deps: [out/a.txt]
+    outs: [out/d/]
+  b:
+    cmd: cat out/d/same.txt out/a.txt > out/b.txt
+    deps: [out/d/same.txt, out/a.txt]
+    outs: [out/b.txt]
+  e:
+    uses: testing/echo
+    with: {src: out/b.txt, out: out/e.txt}
+`;
+
+interface VerifyEv {
+  type: string;
+  stage?: string;
+  verdict?: string;
+  reason?: string;
+  outputs?: Array<{ path: string; recorded: string; now: string | null; files?: { changed: string[]; added: string[]; removed: string[] } }>;
+  ok?: boolean;
+}
+
+const verdicts = (stdout: string) => Object.fromEntries((events(stdout) as VerifyEv[]).filter((e) => e.type === 'verify-stage').map((e) => [e.stage, e]));
+
+describe('pipe verify', () => {
+  it('names the nondeterministic stage and file, checks the stages below against recorded inputs, and touches nothing', () => {
+    shared = mkdtempSync(join(tmpdir(), 'pipe-shared-cache-'));
+    ws = workspace({ 'p.yaml': pipeline(shared), 'in.txt': 'in\n' });
+    expect(pipe(ws.dir, ['run', 'p.yaml']).code).toBe(0);
+    const before = { ws: snapshot(ws.dir), cache: snapshot(shared) };
+    const pipeListing = readdirSync(join(ws.dir, '.pipe')).sort();
+
+    const r = pipe(ws.dir, ['verify', 'p.yaml', '--json']);
+    expect(r.code, r.stderr).toBe(1);
+    const v = verdicts(r.stdout);
+    expect(v.a!.verdict).toBe('reproduced');
+    expect(v.b!.verdict).toBe('reproduced'); // ran on the recorded out/d/, not on rnd's new noise
+    expect(v.e!.verdict).toBe('reproduced'); // a uses stage: same key, same bytes
+    expect(v.rnd!.verdict).toBe('differs');
+    expect(v.rnd!.outputs).toHaveLength(1);
+    expect(v.rnd!.outputs![0]).toMatchObject({ path: 'out/d/', files: { changed: ['noise.bin'], added: [], removed: [] } });
+    expect((events(r.stdout) as VerifyEv[]).at(-1)).toMatchObject({ type: 'verify-end', ok: false });
+
+    // The workspace, its .pipe/ and the (shared) cache: byte for byte, entry for entry, as before.
+    expect(snapshot(ws.dir)).toEqual(before.ws);
+    expect(readdirSync(join(ws.dir, '.pipe')).sort()).toEqual(pipeListing);
+    expect(snapshot(shared)).toEqual(before.cache);
+
+    // Plain output names the stage and the file; targets limit it to a stage and its upstream.
+    const plain = pipe(ws.dir, ['verify', 'p.yaml', 'b']);
+    expect(plain.code).toBe(1);
+    expect(plain.stdout).toMatch(/^verify: 2 reproduced, 1 differ, 0 failed, 0 not verified$/m);
+    expect(plain.stdout).toMatch(/✗ rnd: outputs differ from the recorded run\n\s+out\/d\/: recorded [0-9a-f]{12}…, now [0-9a-f]{12}…\n\s+changed noise\.bin/);
+    expect(plain.stdout).not.toMatch(/\be:/);
+    const onlyA = pipe(ws.dir, ['verify', 'p.yaml', 'a']);
+    expect(onlyA.code, onlyA.stdout).toBe(0);
+    expect(onlyA.stdout).toMatch(/^verify: 1 reproduced, 0 differ, 0 failed, 0 not verified$/m);
+    expect(snapshot(ws.dir)).toEqual(before.ws);
+    expect(snapshot(shared)).toEqual(before.cache);
+  });
+
+  it('a stage the workspace is not up to date for is not verified (exit 1); a re-run that fails (an undeclared input) is named', () => {
+    ws = workspace({
+      'p.yaml': 'name: v\nstages:\n  a:\n    cmd: cat in.txt > out/a.txt\n    deps: [in.txt]\n    outs: [out/a.txt]\n  sneaky:\n    cmd: cat notes.txt > out/s.txt\n    outs: [out/s.txt]\n',
+      'in.txt': '1\n',
+      'notes.txt': 'undeclared\n',
+    });
+    expect(pipe(ws.dir, ['run', 'p.yaml']).code).toBe(0);
+    ws.write('in.txt', '2\n');
+    const r = pipe(ws.dir, ['verify', 'p.yaml', '--json']);
+    expect(r.code).toBe(1);
+    const v = verdicts(r.stdout);
+    expect(v.a).toMatchObject({ verdict: 'unverified', reason: expect.stringMatching(/no recorded run has its current inputs.*pipe run/) });
+    expect(v.sneaky).toMatchObject({ verdict: 'failed', reason: 'exit code 1' });
+    expect(ws.read('out/a.txt')).toBe('1\n');
+  });
+
+  it('shows progress on a terminal', () => {
+    ws = workspace({ 'p.yaml': 'name: v\nstages:\n  a:\n    cmd: echo a > out/a.txt\n    outs: [out/a.txt]\n' });
+    expect(pipe(ws.dir, ['run', 'p.yaml']).code).toBe(0);
+    const r = spawnSync('script', ['-qec', `stty cols 120; ${process.execPath} ${pipeBin} verify p.yaml`, '/dev/null'], {
+      cwd: ws.dir,
+      encoding: 'utf8',
+      env: { ...process.env, CI: '', TERM: 'xterm' },
+      timeout: 60_000,
+    });
+    const text = r.stdout.replace(/\x1b\[[0-9;?]*[a-zA-Z]/g, '');
+    expect(r.status, text).toBe(0);
+    expect(text).toMatch(/✔ a .*done in/);
+    expect(text).toMatch(/verify: 1 reproduced, 0 differ, 0 failed, 0 not verified/);
+  });
+});
