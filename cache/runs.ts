@@ -218,7 +218,8 @@ function differences(first: RunRecord, later: RunRecord): Disagreement[] {
 }
 
 /**
- * A record that is missing, unreadable, not for `key`, or whose outputs are not well-formed is treated as absent:
+ * A record that is missing, unreadable, not for `key`, or whose outputs are not well-formed (a relative path that
+ * stays inside the workspace, `file`/`dir`, a sha256 hash, sizes) is treated as absent:
  * the stage simply runs again.
  */
 export async function readRecord(path: string, key?: string): Promise<RunRecord | undefined> {
@@ -247,12 +248,19 @@ function wellFormed(o: unknown): o is StoredOutput {
     typeof x === 'object' &&
     x !== null &&
     typeof x.path === 'string' &&
+    workspaceRelative(x.path) &&
     (x.kind === 'file' || x.kind === 'dir') &&
     typeof x.hash === 'string' &&
     isHashHex(x.hash) &&
     Number.isSafeInteger(x.size) &&
     Number.isSafeInteger(x.files)
   );
+}
+
+/** An output path as pipe records them: relative, and not leaving the folder it is relative to. */
+function workspaceRelative(path: string): boolean {
+  const k = outPathKey(path);
+  return k !== '' && k !== '.' && k !== '..' && !k.startsWith('/') && !k.startsWith('../') && !path.includes('\0');
 }
 
 async function readDisagreement(path: string, key: string): Promise<Disagreement | undefined> {

@@ -7,6 +7,7 @@
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { hostname } from 'node:os';
+import { outPathKey } from '../../cache/paths.js';
 import type { Disagreement, RunRecord, StoredOutput } from '../../cache/types.js';
 import type { Job, JobResult } from '../executors/executor.js';
 import { lockPath, readLockAsync, stageDigest, writeLock, type LockFile, type LockStage } from '../lockfile.js';
@@ -74,7 +75,7 @@ export class Committer {
   async restore(stage: StageSpec, info: StageKeyInfo, record: RunRecord): Promise<void> {
     this.allowed(stage);
     this.forget(stage);
-    for (const out of record.outputs) {
+    for (const out of declaredOutputs(stage, record)) {
       const dest = absPath(this.ws.root, out.path);
       mkdirSync(dirname(dest), { recursive: true });
       await this.ws.store.restore(out, dest, this.pipeline.settings.restore);
@@ -124,7 +125,7 @@ export class Committer {
     // Same key, different bytes is news, not an overwrite: the first result stays in force (put back here).
     const put = await ws.runs.put(record, { replace: stage.alwaysRun });
     if (put.record !== record) {
-      for (const out of put.record.outputs) await ws.store.restore(out, absPath(ws.root, out.path), this.pipeline.settings.restore);
+      for (const out of declaredOutputs(stage, put.record)) await ws.store.restore(out, absPath(ws.root, out.path), this.pipeline.settings.restore);
       this.forget(stage);
     }
     const outputs = await indexedOutputs(stage, ws);
@@ -223,6 +224,23 @@ export async function indexedOutputs(stage: StageSpec, ws: Workspace): Promise<I
     const h = now.get(o.path)!;
     return { path: o.path, hash: h.hash, size: h.size, files: h.files, ...(h.kind === 'dir' || o.path.endsWith('/') ? { dir: true } : {}) };
   });
+}
+
+/**
+ * The record's outputs for the stage's declared cached outs, at the declared paths — never a path only the record
+ * names: a record is data at rest (a shared store's record can be written by anyone using the store), and an extra
+ * entry (`../x`, `p.yaml`) would otherwise be restored where the out policy never looked. Throws when a declared
+ * cached out has no stored output (the caller runs the stage instead).
+ */
+export function declaredOutputs(stage: StageSpec, record: RunRecord): StoredOutput[] {
+  const stored = new Map(record.outputs.map((o) => [outPathKey(o.path), o]));
+  return stage.outs
+    .filter((o) => o.cache)
+    .map((o) => {
+      const s = stored.get(outPathKey(o.path));
+      if (!s) throw new Error(`the recorded run of ${stage.name} did not store ${o.path}`);
+      return { ...s, path: o.path };
+    });
 }
 
 /** Declared outputs must not survive a run that did not complete: stale files could pass as results. */

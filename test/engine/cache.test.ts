@@ -308,6 +308,50 @@ describe('malformed objects and records', () => {
     expect(ws.read('out/a.txt')).toBe('right\n');
   });
 
+  it('a record naming outputs the stage does not declare (`../x`, the pipeline file) restores only the declared outs', () => {
+    ws = workspace({ 'p.yaml': `name: r\nstages:\n  a:\n    cmd: echo right > out/a.txt\n    outs: [out/a.txt]\n` });
+    expect(pipe(ws.dir, ['run', 'p.yaml']).code).toBe(0);
+    const pipeline = ws.read('p.yaml');
+    const outsideName = `pipe-audit-escape-${process.pid}-${Date.now()}.txt`;
+    const outside = join(ws.dir, '..', outsideName);
+    // Records are data at rest (the store's shared ones are writable by every workspace using it): add entries
+    // pointing outside the workspace and at the pipeline file, both with a valid object.
+    const records = [`${ws.dir}/.pipe/runs`, `${ws.dir}/.pipe/cache/runs`].flatMap((d) =>
+      readdirSync(d).filter((x) => /^[0-9a-f]{2}$/.test(x)).flatMap((x) => readdirSync(join(d, x)).map((f) => join(d, x, f))),
+    );
+    expect(records.length).toBe(2);
+    for (const f of records) {
+      const rec = JSON.parse(readFileSync(f, 'utf8')) as { outputs: Array<{ path: string }> };
+      rec.outputs.push({ ...rec.outputs[0]!, path: `../${outsideName}` }, { ...rec.outputs[0]!, path: 'p.yaml' });
+      writeFileSync(f, JSON.stringify(rec));
+    }
+    ws.rm('out');
+    ws.rm('.pipe/index');
+    try {
+      const r = pipe(ws.dir, ['run', 'p.yaml', '--json']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(existsSync(outside)).toBe(false);
+      expect(ws.read('p.yaml')).toBe(pipeline);
+      // A record whose outputs leave the workspace is no record at all: the stage runs.
+      expect(statuses(r.stdout).a).toBe('ran');
+      expect(ws.read('out/a.txt')).toBe('right\n');
+    } finally {
+      rmSync(outside, { force: true });
+    }
+    // Only an extra path inside the workspace, in the store's record (a fresh clone sharing the store): the declared
+    // out is restored, the pipeline file is left alone.
+    const shared = records.find((f) => f.includes('/.pipe/cache/runs/'))!;
+    const rec = JSON.parse(readFileSync(shared, 'utf8')) as { outputs: Array<{ path: string }> };
+    rec.outputs = rec.outputs.filter((o) => !o.path.startsWith('..'));
+    expect(rec.outputs.map((o) => o.path)).toEqual(['out/a.txt', 'p.yaml']);
+    writeFileSync(shared, JSON.stringify(rec));
+    for (const p of ['out', '.pipe/index', '.pipe/runs']) ws.rm(p);
+    const r = pipe(ws.dir, ['run', 'p.yaml', '--json']);
+    expect(statuses(r.stdout).a).toBe('restored');
+    expect(ws.read('out/a.txt')).toBe('right\n');
+    expect(ws.read('p.yaml')).toBe(pipeline);
+  });
+
   it('cache objects never widen the permissions of the file they came from', () => {
     ws = workspace({ 'p.yaml': `name: p\nstages:\n  s:\n    cmd: umask 077 && echo token > out/secret.txt && echo hi > out/public.txt && chmod 644 out/public.txt\n    outs: [out/secret.txt, out/public.txt]\n` });
     expect(pipe(ws.dir, ['run', 'p.yaml']).code).toBe(0);
