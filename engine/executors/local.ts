@@ -84,6 +84,17 @@ export class LocalExecutor implements Executor {
       child.stdout.on('error', (e) => (logError ??= e));
       child.stderr.on('error', (e) => (logError ??= e));
       child.on('error', (e) => (spawnError = e));
+      // The job ends when its process exits, not when the last holder of its stdout lets go: a background process
+      // (`server &`) would otherwise keep pipe waiting as long as it lives. Its group goes at once (what was
+      // written to the pipes is still read); anything that left the group (setsid) gets OUTPUT_DRAIN_MS to close
+      // them, then they are closed from this side.
+      child.on('exit', () => {
+        killGroup(group, 'SIGKILL');
+        setTimeout(() => {
+          child.stdout.destroy();
+          child.stderr.destroy();
+        }, OUTPUT_DRAIN_MS).unref();
+      });
       child.on('close', (code, signal) => {
         hooks.signal.removeEventListener('abort', onAbort);
         hooks.kill?.removeEventListener('abort', onKill);
@@ -116,6 +127,9 @@ export class LocalExecutor implements Executor {
 
   async close(): Promise<void> {}
 }
+
+/** How long the pipes of an exited job may stay open (held by a process outside its group) before pipe closes them. */
+const OUTPUT_DRAIN_MS = 2000;
 
 /**
  * Process groups of jobs still running. If pipe itself ends without having stopped them (a bug, a third Ctrl-C), the
