@@ -324,6 +324,23 @@ describe('report helpers', () => {
     expect(safeStyleDeclarations('position: fixed; top: 0')).toBeUndefined();
   });
 
+  it('drops CSS image functions that load a URL without url(): image-set, -webkit-image-set, image(), cross-fade()', () => {
+    for (const v of [
+      "mask: image-set('http://127.0.0.1:9/x.png' 1x)",
+      "cursor: -webkit-image-set('https://x/y.png' 1x), auto",
+      "fill: image('https://x/y.png')",
+      "mask: cross-fade('https://x/a.png', 'https://x/b.png', 50%)",
+    ]) expect(safeStyleDeclarations(v), v).toBeUndefined();
+    const hostile =
+      '<svg xmlns="http://www.w3.org/2000/svg"><style>rect{background: image-set("http://127.0.0.1:9/s.png" 1x)}</style>' +
+      `<rect width="10" height="10" mask="image-set('http://127.0.0.1:9/m.png' 1x)" style="mask: image-set('http://127.0.0.1:9/x.png' 1x)"/></svg>`;
+    const r = sanitizeSvg(hostile, 'f-');
+    expect(r.ok).toBe(true);
+    if (!r.ok) return;
+    expect(r.value.svg).not.toMatch(/127\.0\.0\.1|image-set/);
+    expect(r.value.removed.join('\n')).toMatch(/mask attribute \(loads or escapes\)/);
+  });
+
   it('names a figure that is not well-formed SVG, and refuses an input over the size limit', async () => {
     const ws = await reportWorkspace();
     writeFileSync(join(ws, 'out/eval/figures/broken.svg'), '<svg xmlns="http://www.w3.org/2000/svg">\n<g><rect></g></svg>');

@@ -80,9 +80,12 @@ export interface SanitizedSvg {
 /** A `url(...)` that is not a reference inside the document (`url(#id)`, optionally quoted). */
 const FOREIGN_URL = /url\(\s*(?!['"]?#)/i;
 
+/** CSS functions that take a URL as a plain string, without `url(`: `image-set("https://…" 1x)` loads it. */
+const LOADING_FUNCTION = /(?:^|[^\w-])(?:-webkit-)?(?:image-set|image|cross-fade|element|src)\s*\(/i;
+
 /** A CSS value (attribute or declaration) with nothing that loads, runs or hides from this check. */
 export function safeCssValue(v: string): boolean {
-  return !(FOREIGN_URL.test(v) || /[\\<@]|\/\*|expression\s*\(|javascript:|-moz-binding|behavior\s*:/i.test(v));
+  return !(FOREIGN_URL.test(v) || LOADING_FUNCTION.test(v) || /[\\<@]|\/\*|expression\s*\(|javascript:|-moz-binding|behavior\s*:/i.test(v));
 }
 
 /** A <style> element's text: same rules as a value (no @import, @font-face, escapes or comments). */
