@@ -9,8 +9,8 @@
  *     so a failure leaves nothing half-extracted.
  */
 import { createReadStream, createWriteStream } from 'node:fs';
-import { lstat, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
-import { basename, dirname, join, normalize } from 'node:path';
+import { lstat, mkdir, open, readdir, readlink, realpath, rename, rm, stat } from 'node:fs/promises';
+import { basename, dirname, join, normalize, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import zlib, { createGunzip } from 'node:zlib';
 import { Transform } from 'node:stream';
@@ -350,6 +350,42 @@ async function moveInto(from: string, to: string, label: string, rel = ''): Prom
   }
 }
 
+/**
+ * Every link the archive made resolves inside the staging folder, through the archive's other links too. Each link
+ * target was checked on its own (checkEntry), but that check is lexical: with `s/up → ..` (inside: the top) and
+ * `s/esc → up/..` (lexically `s`), `esc` really names the folder above the target. Resolved on disk, in the staging
+ * folder, before anything is moved into place (node-tar itself never writes a file through a link).
+ */
+async function linksStayInside(staging: string, label: string, rel = ''): Promise<void> {
+  const root = await realpath(staging);
+  const dir = rel ? join(staging, rel) : staging;
+  for (const e of await readdir(dir, { withFileTypes: true })) {
+    const relName = rel ? `${rel}/${e.name}` : e.name;
+    if (e.isDirectory()) await linksStayInside(staging, label, relName);
+    if (!e.isSymbolicLink()) continue;
+    const target = await readlink(join(dir, e.name));
+    // Not path.resolve: it would fold `up/..` lexically, which is exactly what the kernel does not do.
+    const real = await realOfExisting(target.startsWith('/') ? target : `${dir}/${target}`);
+    if (real !== root && !real.startsWith(root + sep))
+      throw new ArchiveError(`${label}: link ${JSON.stringify(relName)} → ${JSON.stringify(target)} points outside the target directory (through the archive's other links); refusing to extract`);
+  }
+}
+
+/** The real path of `p` as far as it exists (a dangling or looping link: its folder's real path plus the rest). */
+async function realOfExisting(p: string): Promise<string> {
+  const rest: string[] = [];
+  for (let cur = p; ; ) {
+    try {
+      return join(await realpath(cur), ...rest);
+    } catch {
+      const up = dirname(cur);
+      if (up === cur) return p;
+      rest.unshift(basename(cur));
+      cur = up;
+    }
+  }
+}
+
 /** Extract `file` into `dest`, all or nothing; returns the relative paths of the files written. */
 export async function extractArchive(file: string, dest: string, label: string, limits: ExtractLimits): Promise<string[]> {
   const kind = archiveKind(file);
@@ -363,6 +399,7 @@ export async function extractArchive(file: string, dest: string, label: string, 
   await mkdir(staging);
   try {
     const names = kind === 'zip' ? await extractZip(file, staging, label, limits) : await extractTar(file, staging, label, limits);
+    await linksStayInside(staging, label);
     await moveInto(staging, dest, label);
     return names;
   } finally {

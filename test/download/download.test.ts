@@ -289,6 +289,26 @@ describe('download', () => {
     expect(existsSync(join(t.dir, 'evil.txt'))).toBe(false);
     expect(existsSync(join(t.dir, 'dl', 'evil.txt'))).toBe(false);
   });
+
+  it('refuses a chain of links each inside on paper that together leave the directory (s/up → .., s/esc → up/..)', async () => {
+    // Each target is inside the directory lexically (`s/up/..` is `s`), but `up` is itself a link to the top, so
+    // `esc` resolves to the folder above the target, `esc2` above that: out of the workspace with enough links.
+    t.server = await startServer({
+      '/chain.tar': {
+        body: rawTar([
+          { name: 's/', type: '5' },
+          { name: 's/up', type: '2', link: '..' },
+          { name: 's/esc', type: '2', link: 'up/..' },
+          { name: 's/esc2', type: '2', link: 'esc/..' },
+          { name: 'ok.txt', body: 'fine' },
+        ]),
+      },
+    });
+    const x = w({ url: `${t.server.url}/chain.tar`, extract: true });
+    await expect(run(makeCtx(t.dir, x, { stage: 'dl' }))).rejects.toThrow(/chain\.tar: link "s\/esc" → "up\/\.\." points outside the target directory/);
+    expect(existsSync(join(out(x), 's'))).toBe(false);
+    expect(existsSync(join(out(x), 'ok.txt'))).toBe(false);
+  });
 });
 
 describe('download: files, secret base URLs, mirror-only files', () => {
