@@ -182,6 +182,7 @@ export async function collectGarbage(opts: GcOptions): Promise<GcResult> {
   for (const shard of await listDir(objRoot)) {
     if (!/^[0-9a-f]{2}$/.test(shard)) continue;
     for (const rest of await listDir(`${objRoot}/${shard}`)) {
+      if (!OBJECT_NAME.test(rest)) continue; // not an object name: not the store's to delete
       const hex = shard + rest;
       const path = `${objRoot}/${shard}/${rest}`;
       if (own.hashes.has(hex)) {
@@ -210,6 +211,8 @@ export async function collectGarbage(opts: GcOptions): Promise<GcResult> {
   // Leftovers of crashed puts.
   if (!opts.dryRun) {
     for (const name of await listDir(`${opts.store}/tmp`)) {
+      // Only names a put writes: a cache_dir set to a folder that already had a tmp/ ($HOME) keeps its files.
+      if (!TEMP_NAME.test(name)) continue;
       const path = `${opts.store}/tmp/${name}`;
       const st = await lstat(path).catch(() => undefined);
       if (st && now - st.mtimeMs > TMP_MAX_AGE_MS) await rm(path, { force: true, recursive: true });
@@ -217,6 +220,11 @@ export async function collectGarbage(opts: GcOptions): Promise<GcResult> {
   }
   return result;
 }
+
+/** What the Store writes under objects/<2 hex>/ and tmp/ (store.ts): gc deletes nothing else there. */
+const OBJECT_NAME = /^[0-9a-f]{62}$/;
+const TEMP_NAME = /^\d+-[0-9a-f]{16}$/;
+const RECORD_NAME = /^[0-9a-f]{64}\.json$/;
 
 /**
  * Walk a run cache: the outputs of records `keep` says stay go into `live`; the others are deleted (unless
@@ -235,7 +243,7 @@ async function sweepRuns(
   for (const shard of await listDir(runsDir)) {
     if (!/^[0-9a-f]{2}$/.test(shard)) continue;
     for (const name of await listDir(`${runsDir}/${shard}`)) {
-      if (!name.endsWith('.json')) continue;
+      if (!RECORD_NAME.test(name)) continue;
       const path = `${runsDir}/${shard}/${name}`;
       const rec = await readRecord(path);
       const hasEnd = rec !== undefined && Number.isFinite(Date.parse(rec.endedAt));

@@ -131,14 +131,32 @@ describe('collectGarbage', () => {
   it('removes temp files of crashed puts once a day old, never fresh ones (a put in progress)', async () => {
     const { d } = await setup();
     mkdirSync(`${d}/cache/tmp`, { recursive: true });
-    writeFileSync(`${d}/cache/tmp/123-old`, 'partial');
-    writeFileSync(`${d}/cache/tmp/456-fresh`, 'in progress');
+    const crashed = '123-0123456789abcdef';
+    const fresh = '456-fedcba9876543210';
+    writeFileSync(`${d}/cache/tmp/${crashed}`, 'partial');
+    writeFileSync(`${d}/cache/tmp/${fresh}`, 'in progress');
     const old = new Date(Date.now() - 2 * DAY);
-    utimesSync(`${d}/cache/tmp/123-old`, old, old);
+    utimesSync(`${d}/cache/tmp/${crashed}`, old, old);
     await collectGarbage({ store: `${d}/cache`, runsDir: `${d}/runs`, keep: [], dryRun: true });
-    expect(readdirSync(`${d}/cache/tmp`).sort()).toEqual(['123-old', '456-fresh']);
+    expect(readdirSync(`${d}/cache/tmp`).sort()).toEqual([crashed, fresh]);
     await collectGarbage({ store: `${d}/cache`, runsDir: `${d}/runs`, keep: [], dryRun: false });
-    expect(readdirSync(`${d}/cache/tmp`)).toEqual(['456-fresh']);
+    expect(readdirSync(`${d}/cache/tmp`)).toEqual([fresh]);
+  });
+
+  it('deletes only what the store itself writes: a cache_dir that already held a tmp/ (say $HOME) keeps its files', async () => {
+    const { d } = await setup();
+    // `settings.cache_dir: ~` — the user's own ~/tmp and ~/objects/ab/ are not the store's to collect.
+    mkdirSync(`${d}/cache/tmp/thesis`, { recursive: true });
+    writeFileSync(`${d}/cache/tmp/thesis/ch1.tex`, 'chapter 1');
+    writeFileSync(`${d}/cache/tmp/notes.txt`, 'notes');
+    mkdirSync(`${d}/cache/objects/ab`, { recursive: true });
+    writeFileSync(`${d}/cache/objects/ab/README`, 'mine');
+    const old = new Date(Date.now() - 30 * DAY);
+    for (const p of ['tmp/thesis/ch1.tex', 'tmp/thesis', 'tmp/notes.txt', 'objects/ab/README']) utimesSync(`${d}/cache/${p}`, old, old);
+    await collectGarbage({ store: `${d}/cache`, runsDir: `${d}/runs`, keep: [], dryRun: false, graceMs: 0 });
+    expect(readFileSync(`${d}/cache/tmp/thesis/ch1.tex`, 'utf8')).toBe('chapter 1');
+    expect(readFileSync(`${d}/cache/tmp/notes.txt`, 'utf8')).toBe('notes');
+    expect(readFileSync(`${d}/cache/objects/ab/README`, 'utf8')).toBe('mine');
   });
 });
 
