@@ -73,20 +73,36 @@ export class OutPolicy {
   check(rel: string, opts: { fresh?: boolean; leaf?: boolean } = {}): Refusal | undefined {
     const bare = outPathKey(rel);
     const abs = isAbsolute(bare) ? bare : join(this.workdir, bare);
-    const folder = dirname(abs);
-    let realFolder = opts.fresh ? undefined : this.folders.get(folder);
-    if (realFolder === undefined) {
-      realFolder = realOf(folder);
-      if (!opts.fresh) this.folders.set(folder, realFolder);
-    }
-    const folderProblem = this.problem(join(realFolder, basename(abs)));
-    if (folderProblem) return { path: rel, reason: this.say(rel, join(realFolder, basename(abs)), folderProblem), linkOnly: false };
+    const placed = this.placeOf(rel, opts.fresh);
+    const folderProblem = this.problem(placed);
+    if (folderProblem) return { path: rel, reason: this.say(rel, placed, folderProblem), linkOnly: false };
     if (opts.leaf === false) return undefined;
     const st = lstatSync(abs, { throwIfNoEntry: false });
     if (!st?.isSymbolicLink()) return undefined;
     const real = realOf(abs);
     const leafProblem = this.problem(real);
     return leafProblem ? { path: rel, reason: this.say(rel, real, leafProblem, true), linkOnly: true } : undefined;
+  }
+
+  /**
+   * Where writing `rel` lands: the real path of its folder (links resolved) plus its name. Two outs that differ as
+   * written may land in one place (`L/x` with `L -> d`, and `d/`).
+   */
+  placeOf(rel: string, fresh = false): string {
+    const bare = outPathKey(rel);
+    const abs = isAbsolute(bare) ? bare : join(this.workdir, bare);
+    const folder = dirname(abs);
+    let realFolder = fresh ? undefined : this.folders.get(folder);
+    if (realFolder === undefined) {
+      realFolder = realOf(folder);
+      if (!fresh) this.folders.set(folder, realFolder);
+    }
+    return join(realFolder, basename(abs));
+  }
+
+  /** How a message names a place: workspace-relative when inside it. */
+  shown(real: string): string {
+    return inside(real, this.root) ? relative(this.root, real) : real;
   }
 
   /** The first refusal among a stage's outs. */

@@ -2,12 +2,12 @@
  * Shared by every command: load and validate a pipeline (DSL), build its DAG, and turn diagnostics into exit code 2.
  */
 import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { resolve, sep } from 'node:path';
 import { formatDiagnostic, type Diagnostic } from '../dsl/diagnostics.js';
 import { buildDag, predecessorsOf, selectTargets, type Dag } from '../graph.js';
 import { knownKinds, loadedManifestFiles, loadKinds, resolveKind } from '../kinds.js';
 import { readCachedPipeline, writeCachedPipeline, type CacheInputs } from './pipeline-cache.js';
-import type { Pipeline } from '../model.js';
+import type { OutSpec, Pipeline, StageSpec } from '../model.js';
 import type { StageGraph } from '../run.js';
 import { UsageError } from './errors.js';
 import { OutPolicy } from '../out-policy.js';
@@ -69,11 +69,56 @@ export async function loadAll(file: string, opts: LoadOptions = {}): Promise<Loa
 export function refusedOuts(pipeline: Pipeline): Diagnostic[] {
   const policy = OutPolicy.of(pipeline, pipeDirOf(pipeline));
   const out: Diagnostic[] = [];
+  const placed: Placed[] = [];
   for (const s of pipeline.stages) {
     for (const o of s.outs) {
       const r = policy.check(o.path, { leaf: false });
       if (r) out.push({ severity: 'error', message: r.reason, span: o.span ?? s.span, stage: s.name, field: 'outs' });
+      else placed.push({ stage: s, out: o, parts: policy.placeOf(o.path).split(sep) });
     }
+  }
+  if (out.length === 0) out.push(...overlapsThroughLinks(placed, policy));
+  return out;
+}
+
+interface Placed {
+  stage: StageSpec;
+  out: OutSpec;
+  /** Where it lands on disk, as path components. */
+  parts: string[];
+}
+
+/**
+ * Outs of two stages that land in one place, or one inside the other's directory, through a link (`L/x.txt` with
+ * `L -> d`, and `d/`): the DSL's check compares paths as written. Each stage would delete or hash the other's
+ * result, and the two would restore over each other on every run.
+ */
+function overlapsThroughLinks(placed: Placed[], policy: OutPolicy): Diagnostic[] {
+  const cmp = (a: string[], b: string[]): number => {
+    for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] !== b[i]) return a[i]! < b[i]! ? -1 : 1;
+    return a.length - b.length;
+  };
+  const under = (outer: string[], p: string[]): boolean => outer.length <= p.length && outer.every((x, i) => x === p[i]);
+  placed.sort((a, b) => cmp(a.parts, b.parts));
+  const out: Diagnostic[] = [];
+  const open: Placed[] = [];
+  for (const p of placed) {
+    while (open.length > 0 && !under(open[open.length - 1]!.parts, p.parts)) open.pop();
+    const owner = open[open.length - 1];
+    if (owner && owner.stage.name !== p.stage.name) {
+      const where = policy.shown(p.parts.join(sep));
+      const same = owner.parts.length === p.parts.length;
+      out.push({
+        severity: 'error',
+        message:
+          `out ${p.out.path} resolves (through a symbolic link) to ${where}, ${same ? 'which' : `inside ${owner.out.path}, which`} stage \`${owner.stage.name}\` ` +
+          `also writes: one stage owns a path and all that is in it (each would delete or overwrite the other's result)`,
+        span: p.out.span ?? p.stage.span,
+        stage: p.stage.name,
+        field: 'outs',
+      });
+    }
+    open.push(p);
   }
   return out;
 }

@@ -70,6 +70,28 @@ describe('load time: located errors, nothing runs', () => {
   });
 });
 
+describe('load time: two stages writing one place through a link', () => {
+  it('`L/x.txt` with L -> d, and `d/` of another stage: a located error (they would restore over each other forever)', () => {
+    ws = workspace({
+      'p.yaml':
+        'name: p\nstages:\n' +
+        '  a:\n    cmd: mkdir -p d && echo a > d/a.txt\n    outs: [d/]\n' +
+        '  b:\n    cmd: echo b > L/x.txt\n    outs: [L/x.txt]\n' +
+        '  c:\n    cmd: echo c > M/y.txt\n    outs: [M/y.txt]\n' +
+        '  e:\n    cmd: mkdir -p e && echo e > e/y.txt\n    outs: [e/y.txt]\n',
+    });
+    symlinkSync('d', join(ws.dir, 'L'));
+    mkdirSync(join(ws.dir, 'e'));
+    symlinkSync('e', join(ws.dir, 'M'));
+    const r = pipe(ws.dir, ['run', 'p.yaml']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/p\.yaml:8:12: error: stage `b`, field `outs`: out L\/x\.txt resolves \(through a symbolic link\) to d\/x\.txt, inside d\/, which stage `a` also writes/);
+    expect(r.stderr).toMatch(/stage `(c|e)`, field `outs`: out (M|e)\/y\.txt resolves \(through a symbolic link\) to e\/y\.txt, which stage `(c|e)` also writes/);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+    expect(ws.exists('d')).toBe(false);
+  });
+});
+
 describe('run time: links made while the pipeline runs', () => {
   it('a stage that creates a folder link to outside: the stage writing through it is refused before anything is deleted', () => {
     ws = workspace({
