@@ -7,7 +7,7 @@
  * can report them in one paragraph.
  */
 import { existsSync, lstatSync, realpathSync } from 'node:fs';
-import { open, readFile } from 'node:fs/promises';
+import { open, readFile, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { gunzipSync } from 'node:zlib';
@@ -150,12 +150,34 @@ export function parseCsvLines(bytes: Buffer | string, file: string): { records: 
   return { records: parsed.map((p) => p.record), sources: parsed.map((p) => ({ file, line: p.info.lines })) };
 }
 
+/** Default bound on a metadata table's bytes (unzipped): the biggest real one, PadChest's, is ~60 MB unzipped. */
+export const DEFAULT_MAX_TABLE_BYTES = 1024 * 1024 * 1024;
+
+/**
+ * The bytes of a metadata table, or its gzipped copy unzipped, refused past `maxBytes` (a table is held in memory
+ * whole). A gzipped table is inflated only up to the bound, so a gzip bomb in a downloaded dataset stops there.
+ */
+export async function readTableBytes(file: string, maxBytes: number, gzipped = false): Promise<Result<Buffer, string>> {
+  const tooLarge = () =>
+    err(`${file} is more than ${maxBytes} bytes${gzipped ? ' unzipped' : ''}, the limit for a metadata table (it is held in memory); raise with.max_metadata_mb to read it`);
+  const { size } = await stat(file);
+  if (!gzipped) return size > maxBytes ? tooLarge() : ok(await readFile(file));
+  try {
+    return ok(gunzipSync(await readFile(file), { maxOutputLength: maxBytes }));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') return tooLarge();
+    throw e;
+  }
+}
+
 /** Read a CSV, or its gzipped copy (`file.gz`, as PadChest distributes its table) when only that exists. */
-async function readCsv(file: string): Promise<Result<Csv, string>> {
+async function readCsv(file: string, maxBytes: number): Promise<Result<Csv, string>> {
   const gz = `${file}.gz`;
   if (!existsSync(file) && !existsSync(gz)) return err(`${file}: file not found`);
   try {
-    const bytes = existsSync(file) ? await readFile(file) : gunzipSync(await readFile(gz));
+    const read = existsSync(file) ? await readTableBytes(file, maxBytes) : await readTableBytes(gz, maxBytes, true);
+    if (!read.ok) return read;
+    const bytes = read.value;
     const { records, sources } = parseCsvLines(bytes, existsSync(file) ? file : gz);
     const [header, ...rest] = records;
     if (!header) return err(`${file}: empty CSV`);
@@ -266,12 +288,12 @@ function roundHalfEven(x: number): number {
   return f % 2 === 0 ? f : f + 1;
 }
 
-async function vindrCxr(root: string, guard: DatasetPaths): Promise<Result<DatasetMetadata, string>> {
+async function vindrCxr(root: string, guard: DatasetPaths, maxTableBytes: number): Promise<Result<DatasetMetadata, string>> {
   const trainFile = join(root, 'annotations', 'image_labels_train.csv');
   const testFile = join(root, 'annotations', 'image_labels_test.csv');
-  const train = await readCsv(trainFile);
+  const train = await readCsv(trainFile, maxTableBytes);
   if (!train.ok) return train;
-  const test = await readCsv(testFile);
+  const test = await readCsv(testFile, maxTableBytes);
   if (!test.ok) return test;
   const e1 = requireColumns(trainFile, train.value.header, ['image_id', 'rad_id', 'No finding', 'Cardiomegaly']);
   if (e1) return err(e1);
@@ -327,12 +349,12 @@ async function vindrCxr(root: string, guard: DatasetPaths): Promise<Result<Datas
   return ok({ rows, columns, dropped, files: files.value });
 }
 
-async function vindrPcxr(root: string, guard: DatasetPaths): Promise<Result<DatasetMetadata, string>> {
+async function vindrPcxr(root: string, guard: DatasetPaths, maxTableBytes: number): Promise<Result<DatasetMetadata, string>> {
   const entries: Array<{ r: MetaRow; path: string; src: RowSource }> = [];
   let labels: string[] = [];
   for (const split of ['train', 'test']) {
     const file = join(root, `image_labels_${split}.csv`);
-    const csv = await readCsv(file);
+    const csv = await readCsv(file, maxTableBytes);
     if (!csv.ok) return csv;
     const e = requireColumns(file, csv.value.header, ['image_id', 'No finding']);
     if (e) return err(e);
@@ -373,9 +395,9 @@ function imageDir(root: string, file: string, extraDirs: string[] = []): string 
   return `images-224/${file}`;
 }
 
-async function nih(root: string, guard: DatasetPaths): Promise<Result<DatasetMetadata, string>> {
+async function nih(root: string, guard: DatasetPaths, maxTableBytes: number): Promise<Result<DatasetMetadata, string>> {
   const file = join(root, 'Data_Entry_2017.csv');
-  const csv = await readCsv(file);
+  const csv = await readCsv(file, maxTableBytes);
   if (!csv.ok) return csv;
   const e = requireColumns(file, csv.value.header, ['Image Index', 'Finding Labels', 'Follow-up #', 'Patient ID', 'Patient Age', 'Patient Gender', 'View Position']);
   if (e) return err(e);
@@ -405,9 +427,9 @@ async function nih(root: string, guard: DatasetPaths): Promise<Result<DatasetMet
   return ok({ rows, columns, dropped: {}, files: files.value });
 }
 
-async function padchest(root: string, guard: DatasetPaths): Promise<Result<DatasetMetadata, string>> {
+async function padchest(root: string, guard: DatasetPaths, maxTableBytes: number): Promise<Result<DatasetMetadata, string>> {
   const file = join(root, 'PADCHEST_chest_x_ray_images_labels_160K_01.02.19.csv');
-  const csv = await readCsv(file);
+  const csv = await readCsv(file, maxTableBytes);
   if (!csv.ok) return csv;
   const e = requireColumns(file, csv.value.header, ['ImageID', 'StudyID', 'PatientBirth', 'ViewPosition_DICOM', 'PatientSex_DICOM', 'StudyDate_DICOM', 'Labels']);
   if (e) return err(e);
@@ -465,14 +487,14 @@ export const CHEXPERT_FINDINGS = [
   'Atelectasis', 'Pneumothorax', 'Pleural Effusion', 'Pleural Other', 'Fracture', 'Support Devices', 'No Finding',
 ] as const;
 
-async function chexpert(root: string, guard: DatasetPaths): Promise<Result<DatasetMetadata, string>> {
+async function chexpert(root: string, guard: DatasetPaths, maxTableBytes: number): Promise<Result<DatasetMetadata, string>> {
   const rows: MetaRow[] = [];
   const sources: RowSource[] = [];
   const dropped: Record<string, number> = {};
   const drop = (why: string): void => void (dropped[why] = (dropped[why] ?? 0) + 1);
   for (const name of ['train_cheXbert.csv', 'valid.csv']) {
     const file = join(root, name);
-    const csv = await readCsv(file);
+    const csv = await readCsv(file, maxTableBytes);
     if (!csv.ok) return csv;
     const e = requireColumns(file, csv.value.header, ['Path', 'Sex', 'Age', 'AP/PA', ...CHEXPERT_FINDINGS]);
     if (e) return err(e);
@@ -517,20 +539,24 @@ async function chexpert(root: string, guard: DatasetPaths): Promise<Result<Datas
 
 /**
  * Read a dataset root in its published layout (C.1) into unified metadata rows (C.2), with every image path checked
- * to stay inside the root (DatasetPaths).
+ * to stay inside the root (DatasetPaths). Each table is bounded by `maxTableBytes` (unzipped).
  */
-export async function readDatasetMetadata(root: string, layout: MetadataLayout): Promise<Result<DatasetMetadata, string>> {
+export async function readDatasetMetadata(
+  root: string,
+  layout: MetadataLayout,
+  maxTableBytes = DEFAULT_MAX_TABLE_BYTES,
+): Promise<Result<DatasetMetadata, string>> {
   const guard = new DatasetPaths(root);
   switch (layout) {
     case 'vindr_cxr':
-      return vindrCxr(root, guard);
+      return vindrCxr(root, guard, maxTableBytes);
     case 'vindr_pcxr':
-      return vindrPcxr(root, guard);
+      return vindrPcxr(root, guard, maxTableBytes);
     case 'nih':
-      return nih(root, guard);
+      return nih(root, guard, maxTableBytes);
     case 'padchest':
-      return padchest(root, guard);
+      return padchest(root, guard, maxTableBytes);
     case 'chexpert':
-      return chexpert(root, guard);
+      return chexpert(root, guard, maxTableBytes);
   }
 }

@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { mkdir, readdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeGrayPng } from '../../stages/lib/png.js';
 import { DatasetPaths, readDatasetMetadata } from '../../stages/lib/metadata.js';
@@ -164,6 +165,35 @@ describe('image pixel count is bounded', () => {
       await preprocess(makeCtx(ws.dir, { ...w, max_image_pixels: 256 }));
       expect(existsSync(join(ws.dir, `out/big-${kind}/index.json`))).toBe(true);
     }
+  });
+});
+
+describe('metadata tables are bounded (with.max_metadata_mb)', () => {
+  it('a table over the limit, or a gzipped table that inflates past it (a gzip bomb), is refused naming the field to raise', async () => {
+    const dir = join(ws.dir, 'data/tables');
+    await mkdir(join(dir, 'img'), { recursive: true });
+    await writeFile(join(dir, 'img/a.png'), await png(3));
+    // A table layout: 2 MiB of rows, limit 1 MB.
+    const rows = 'image_id,path\n' + 'a,img/a.png\n'.repeat(2 * 1024 * 1024 / 12);
+    await writeFile(join(dir, 'big.csv'), rows);
+    const w: PreprocessWith = { dataset: 'data/tables/', layout: 'table', metadata: 'data/tables/big.csv', out: 'out/tables/', size: 8, skip_unreadable: false, max_metadata_mb: 1 };
+    await expect(preprocess(makeCtx(ws.dir, w, { stage: 'prep' }))).rejects.toThrow(
+      /^stage prep: with\.metadata data\/tables\/big\.csv is more than 1048576 bytes, the limit for a metadata table \(it is held in memory\); raise with\.max_metadata_mb to read it\.$/,
+    );
+    expect(existsSync(join(ws.dir, 'out/tables'))).toBe(false);
+    // PadChest's published table is gzipped: a few KB on disk that would inflate to 4 MiB stops at the bound.
+    const pad = join(ws.dir, 'data/padbomb');
+    await mkdir(pad, { recursive: true });
+    await writeFile(join(pad, 'PADCHEST_chest_x_ray_images_labels_160K_01.02.19.csv.gz'), gzipSync(Buffer.alloc(4 * 1024 * 1024, 0x41)));
+    const wp: PreprocessWith = { dataset: 'data/padbomb/', layout: 'padchest', out: 'out/padbomb/', size: 8, skip_unreadable: false, max_metadata_mb: 1 };
+    await expect(preprocess(makeCtx(ws.dir, wp, { stage: 'prep' }))).rejects.toThrow(
+      /labels_160K_01\.02\.19\.csv\.gz is more than 1048576 bytes unzipped, the limit for a metadata table \(it is held in memory\); raise with\.max_metadata_mb to read it/,
+    );
+    // Within the limit the table itself is read (and found wanting for its own reasons, not the bound).
+    await expect(preprocess(makeCtx(ws.dir, { ...wp, max_metadata_mb: 8 }, { stage: 'prep' }))).rejects.toThrow(/missing column/);
+    await expect(preprocess(makeCtx(ws.dir, { ...w, max_metadata_mb: 0 }, { stage: 'prep' }))).rejects.toThrow(
+      'stage prep: with.max_metadata_mb must be a positive number (got 0).',
+    );
   });
 });
 

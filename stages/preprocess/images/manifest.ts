@@ -35,6 +35,11 @@ export const manifest: StageManifest = {
         'Most pixels (width × height) one source image may have; larger ones fail (or are skipped) by name before ' +
         'they are decoded. Bounds memory per worker (~10 bytes per pixel).',
     },
+    max_metadata_mb: {
+      type: 'number',
+      default: 1024,
+      description: 'Largest metadata table read (MB, unzipped for a .csv.gz); it is held in memory.',
+    },
   },
   resources: { cpus: 2 },
 };

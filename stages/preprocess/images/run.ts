@@ -1,12 +1,12 @@
 import { availableParallelism } from 'node:os';
 import { existsSync } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
 import { StageError, type StageContext } from '../../../engine/stage-api.js';
 import {
   DatasetPaths,
   METADATA_LAYOUTS,
   parseCsvLines,
   readDatasetMetadata,
+  readTableBytes,
   type MetaRow,
   type MetadataLayout,
 } from '../../lib/metadata.js';
@@ -22,18 +22,22 @@ export interface PreprocessWith {
   size: number;
   skip_unreadable: boolean;
   max_image_pixels?: number;
+  max_metadata_mb?: number;
 }
 
-/** Largest metadata table read (a bound on memory; the biggest real one, PadChest's, is ~60 MB unzipped). */
-const MAX_TABLE_BYTES = 1024 * 1024 * 1024;
-
-async function readTable(stage: string, file: string, shown: string, guard: DatasetPaths): Promise<{ rows: MetaRow[]; columns: string[]; files: string[] }> {
+async function readTable(
+  stage: string,
+  file: string,
+  shown: string,
+  guard: DatasetPaths,
+  maxBytes: number,
+): Promise<{ rows: MetaRow[]; columns: string[]; files: string[] }> {
   if (!existsSync(file)) throw new StageError(`stage ${stage}: with.metadata ${shown} does not exist.`);
-  const { size } = await stat(file);
-  if (size > MAX_TABLE_BYTES) throw new StageError(`stage ${stage}: with.metadata ${shown} is ${size} bytes, more than the ${MAX_TABLE_BYTES}-byte limit for a metadata table.`);
+  const bytes = await readTableBytes(file, maxBytes);
+  if (!bytes.ok) throw new StageError(`stage ${stage}: with.metadata ${bytes.error.replace(file, shown)}.`);
   let parsed: ReturnType<typeof parseCsvLines>;
   try {
-    parsed = parseCsvLines(await readFile(file), shown);
+    parsed = parseCsvLines(bytes.value, shown);
   } catch (e) {
     throw new StageError(`stage ${stage}: with.metadata ${shown} is not valid CSV: ${(e as Error).message}.`);
   }
@@ -62,6 +66,10 @@ export async function run(ctx: StageContext<PreprocessWith>): Promise<void> {
   const maxPixels = w.max_image_pixels ?? (manifest.with['max_image_pixels']!.default as number);
   if (!Number.isInteger(maxPixels) || maxPixels < 1)
     throw new StageError(`stage ${ctx.stage}: with.max_image_pixels must be a positive integer (got ${maxPixels}).`);
+  const maxMb = w.max_metadata_mb ?? (manifest.with['max_metadata_mb']!.default as number);
+  if (!(typeof maxMb === 'number' && maxMb > 0))
+    throw new StageError(`stage ${ctx.stage}: with.max_metadata_mb must be a positive number (got ${String(maxMb)}).`);
+  const maxTableBytes = Math.floor(maxMb * 1024 * 1024);
   const root = ctx.resolve(w.dataset);
   if (!existsSync(root)) throw new StageError(`stage ${ctx.stage}: with.dataset ${w.dataset} does not exist.`);
   const guard = new DatasetPaths(root);
@@ -71,11 +79,11 @@ export async function run(ctx: StageContext<PreprocessWith>): Promise<void> {
   let files: string[];
   if (w.layout === 'table') {
     if (!w.metadata) throw new StageError(`stage ${ctx.stage}: layout "table" needs with.metadata (a CSV with a path column).`);
-    ({ rows, columns, files } = await readTable(ctx.stage, ctx.resolve(w.metadata), w.metadata, guard));
+    ({ rows, columns, files } = await readTable(ctx.stage, ctx.resolve(w.metadata), w.metadata, guard, maxTableBytes));
   } else {
     if (!METADATA_LAYOUTS.includes(w.layout))
       throw new StageError(`stage ${ctx.stage}: with.layout must be one of ${[...METADATA_LAYOUTS, 'table'].join(', ')} (got ${String(w.layout)}).`);
-    const meta = await readDatasetMetadata(root, w.layout);
+    const meta = await readDatasetMetadata(root, w.layout, maxTableBytes);
     if (!meta.ok) throw new StageError(`stage ${ctx.stage}: cannot read the ${w.layout} metadata: ${meta.error}.`);
     ({ rows, columns, files } = meta.value);
     for (const [why, n] of Object.entries(meta.value.dropped)) ctx.log(`metadata: ${n} row(s): ${why}`);
