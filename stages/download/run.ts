@@ -386,8 +386,24 @@ async function download(ctx: StageContext<DownloadWith>, scrub: (text: string) =
 
   await mkdir(out, { recursive: true });
   const tasks: FileTask[] = [];
+  /**
+   * The file name a URL's last path segment gives: decoded, so it must still be one plain name (`..%2F..%2Fx` decodes
+   * to a path that would leave `out`).
+   */
+  const nameFromUrl = (u: string, field: string, display: string): string => {
+    const raw = basename(new URL(u).pathname);
+    let rel: string;
+    try {
+      rel = decodeURIComponent(raw);
+    } catch {
+      fail(`${field} ${display}: its file name ${JSON.stringify(raw)} is not valid percent-encoding.`);
+    }
+    if (rel === '.' || rel === '..' || /[/\\\0]/.test(rel))
+      fail(`${field} ${display}: its file name decodes to ${JSON.stringify(rel)}, which is not a plain file name; refusing to write it (it would leave with.out).`);
+    return rel;
+  };
   for (const u of urls) {
-    const rel = decodeURIComponent(basename(new URL(u).pathname)) || 'index.html';
+    const rel = nameFromUrl(u, 'with.urls', redactUrl(u)) || 'index.html';
     tasks.push({ url: u, display: redactUrl(u), rel, sha256: w.sha256?.[rel]?.toLowerCase(), secret: false });
   }
   for (const [i, f] of (w.files ?? []).entries()) {
@@ -405,7 +421,8 @@ async function download(ctx: StageContext<DownloadWith>, scrub: (text: string) =
   if (w.manifest) {
     // The manifest itself is always fetched fresh (mirror first): it is what tells us what the dataset is.
     const m = resolveRef(w.manifest, 'manifest');
-    const rel = decodeURIComponent(basename(new URL(m.url).pathname));
+    const rel = nameFromUrl(m.url, 'with.manifest', m.display);
+    if (rel === '') fail(`with.manifest ${m.display} names a folder, not a checksum file.`);
     await rm(join(out, rel), { force: true });
     await runAll([{ url: m.url, display: m.display, rel, secret: m.secret }]);
     Object.assign(stats, { network: 0, mirror: 0, present: 0 }); // the record counts data files only

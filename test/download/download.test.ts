@@ -261,6 +261,22 @@ describe('download', () => {
     expect(ctx.logs).toContain('2 of 3 manifest entries selected');
   });
 
+  it('a manifest or file URL whose name decodes to a path (..%2F..%2Fx) is refused before anything is deleted or written', async () => {
+    // The file name comes from the URL's last segment, decoded: `..%2F..%2Fvictim.txt` once deleted the workspace's
+    // victim.txt (outside with.out) and wrote the server's body there.
+    await writeFile(join(t.dir, 'victim.txt'), 'keep\n');
+    t.server = await startServer({ '/files/../../victim.txt': { body: Buffer.from(`${sha(SMALL)}  a.txt\n`) } });
+    for (const over of [{ manifest: `${t.server.url}/files/..%2F..%2Fvictim.txt` }, { urls: [`${t.server.url}/files/..%2F..%2Fvictim.txt`] }]) {
+      const x = w(over);
+      await expect(run(makeCtx(t.dir, x))).rejects.toThrow(
+        /files\/\.\.%2F\.\.%2Fvictim\.txt: its file name decodes to "\.\.\/\.\.\/victim\.txt", which is not a plain file name; refusing to write it/,
+      );
+    }
+    expect(await readFile(join(t.dir, 'victim.txt'), 'utf8')).toBe('keep\n');
+    expect(t.server.requests).toEqual([]);
+    await expect(run(makeCtx(t.dir, w({ manifest: `${t.server.url}/files/%E0%A4%A` })))).rejects.toThrow(/its file name "%E0%A4%A" is not valid percent-encoding/);
+  });
+
   it('extracts tar.gz and zip archives, and rejects entries that escape the directory', async () => {
     const src = join(t.dir, 'src');
     await mkdir(join(src, 'dir'), { recursive: true });
