@@ -4,8 +4,41 @@
  * torn one, and two processes writing at once each produce a whole file (the last rename wins).
  */
 import { randomBytes } from 'node:crypto';
-import { link, mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { link, mkdir, open, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
+
+/**
+ * The text of `path` when it is a regular file of at most `maxBytes`, else undefined (missing, a directory, a FIFO or
+ * device, larger). For what pipe reads from a store that other workspaces can write (run records, the registry): a
+ * FIFO planted there would block a plain read forever, so the file is opened non-blocking and checked before reading;
+ * a file that grows while it is read stops at the bound.
+ */
+export async function readRegularFile(path: string, maxBytes: number): Promise<string | undefined> {
+  let fh;
+  try {
+    fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ENXIO' || code === 'EACCES') return undefined;
+    throw e;
+  }
+  try {
+    const st = await fh.stat();
+    if (!st.isFile() || st.size > maxBytes) return undefined;
+    const buf = Buffer.alloc(st.size + 1);
+    let n = 0;
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, n, buf.length - n, n);
+      if (bytesRead === 0) break;
+      n += bytesRead;
+      if (n === buf.length) return undefined; // grew past what stat said while being read
+    }
+    return buf.toString('utf8', 0, n);
+  } finally {
+    await fh.close();
+  }
+}
 
 /** A name beside `path` that no other process or call will pick. */
 export function tempName(path: string, tag = 'tmp'): string {

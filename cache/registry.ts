@@ -15,10 +15,13 @@
  *    it references, so gc deletes no object at all and says so.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync, renameSync, rmSync } from 'node:fs';
-import { readFile, rm } from 'node:fs/promises';
+import { existsSync, lstatSync, mkdirSync, readFileSync, writeFileSync, renameSync, rmSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { createExclusive } from './atomic.js';
+import { createExclusive, readRegularFile } from './atomic.js';
+
+/** A registry entry or workspace.json larger than this is not one pipe wrote. */
+const MAX_ENTRY_BYTES = 1024 * 1024;
 import { listDir } from './dir.js';
 
 export interface RegistryEntry {
@@ -104,19 +107,29 @@ export async function listWorkspaces(storeRoot: string): Promise<RegisteredWorks
     }
     const first = entries[0];
     if (!first) continue;
-    const state = stateOf(first);
+    const state = await stateOf(first);
     const pipelines = new Map(entries.map((e) => [e.lock, { pipeline: e.pipeline, lock: e.lock }]));
     out.push({ id, host: first.host, root: first.root, pipeDir: first.pipeDir, pipelines: [...pipelines.values()], state, dir });
   }
   return out;
 }
 
-function stateOf(e: RegistryEntry): RegisteredWorkspace['state'] {
-  let text: string;
+async function stateOf(e: RegistryEntry): Promise<RegisteredWorkspace['state']> {
+  // The path comes from a store other workspaces can write: read non-blocking and bounded (a FIFO there would hang gc).
+  const file = `${e.pipeDir}/workspace.json`;
+  let text: string | undefined;
   try {
-    text = readFileSync(`${e.pipeDir}/workspace.json`, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
+    text = await readRegularFile(file, MAX_ENTRY_BYTES);
+  } catch {
+    text = undefined;
+  }
+  if (text === undefined) {
+    let code: string | undefined;
+    try {
+      lstatSync(file);
+    } catch (err) {
+      code = (err as NodeJS.ErrnoException).code;
+    }
     // Missing here: gone if this is its host; elsewhere it may simply not be mounted. Unreadable: someone else's.
     return (code === 'ENOENT' || code === 'ENOTDIR') && e.host === hostname() ? 'gone' : 'unknown';
   }
@@ -142,7 +155,7 @@ export function dropLock(w: RegisteredWorkspace, lock: string): void {
 
 async function readEntry(file: string, id: string): Promise<RegistryEntry | undefined> {
   try {
-    const e = JSON.parse(await readFile(file, 'utf8')) as RegistryEntry;
+    const e = JSON.parse((await readRegularFile(file, MAX_ENTRY_BYTES)) ?? 'null') as RegistryEntry;
     const ok = e.version === 1 && e.id === id && [e.host, e.root, e.pipeDir, e.pipeline, e.lock].every((x) => typeof x === 'string' && x !== '');
     return ok ? e : undefined;
   } catch {

@@ -19,15 +19,18 @@
  * its objects can still be served), and each differing output is recorded as a Disagreement that `pipe status`,
  * `pipe why` and `pipe verify` report. Stages that always run (`always_run`) replace their record instead.
  */
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { createHash, randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { createExclusive, writeFileAtomic } from './atomic.js';
+import { createExclusive, readRegularFile, writeFileAtomic } from './atomic.js';
 import { listDir } from './dir.js';
 import { asStageKey, isHashHex } from './brand.js';
 import { outPathKey } from './paths.js';
 import type { LocalStore } from './store.js';
 import type { Disagreement, RunCache, RunPut, RunRecord, StageKey, StoredOutput } from './types.js';
+
+/** A run record or disagreement larger than this is not one pipe wrote (its outputs list paths and hashes only). */
+const MAX_RECORD_BYTES = 64 * 1024 * 1024;
 
 export interface RunCacheOptions {
   /** Keep records in the store too (shared by the workspaces using it) and check old results against it. */
@@ -218,19 +221,13 @@ function differences(first: RunRecord, later: RunRecord): Disagreement[] {
 }
 
 /**
- * A record that is missing, unreadable, not for `key`, or whose outputs are not well-formed (a relative path that
+ * A record that is missing, unreadable, not a regular file (a FIFO in a shared store), over MAX_RECORD_BYTES, not for `key`, or whose outputs are not well-formed (a relative path that
  * stays inside the workspace, `file`/`dir`, a sha256 hash, sizes) is treated as absent:
  * the stage simply runs again.
  */
 export async function readRecord(path: string, key?: string): Promise<RunRecord | undefined> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'EISDIR' || code === 'ENOTDIR') return undefined;
-    throw e;
-  }
+  const text = await readRegularFile(path, MAX_RECORD_BYTES);
+  if (text === undefined) return undefined;
   try {
     const rec = JSON.parse(text) as RunRecord;
     if (typeof rec !== 'object' || rec === null || !Array.isArray(rec.outputs) || !rec.outputs.every(wellFormed)) return undefined;
@@ -265,7 +262,7 @@ function workspaceRelative(path: string): boolean {
 
 async function readDisagreement(path: string, key: string): Promise<Disagreement | undefined> {
   try {
-    const d = JSON.parse(await readFile(path, 'utf8')) as Disagreement;
+    const d = JSON.parse((await readRegularFile(path, MAX_RECORD_BYTES)) ?? 'null') as Disagreement;
     const hashOrNull = (h: unknown): boolean => h === null || (typeof h === 'string' && isHashHex(h));
     if (d.key !== key || typeof d.path !== 'string' || typeof d.stage !== 'string' || !hashOrNull(d.first) || !hashOrNull(d.second)) return undefined;
     return { ...d, kept: d.kept === 'second' ? 'second' : 'first' };

@@ -9,6 +9,7 @@
  */
 import { readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
+import { readRegularFile } from '../cache/index.js';
 
 export interface LockStage {
   key: string;
@@ -31,14 +32,21 @@ export function lockPath(pipelineFile: string): string {
   return join(dirname(pipelineFile), `${basename(pipelineFile, ext)}.lock.yaml`);
 }
 
-/** The lock file, or undefined when missing or unreadable (a broken lock file is rewritten, never fatal). */
+/** A lock file larger than this is not one pipe wrote (200,000 stages render to about 100 MB). */
+const MAX_LOCK_BYTES = 1024 * 1024 * 1024;
+
+/**
+ * The lock file, or undefined when missing, unreadable or not a regular file (a broken lock file is rewritten, never
+ * fatal). gc reads the lock files a shared store's registry names: a FIFO there must not hang it.
+ */
 export async function readLockAsync(file: string): Promise<LockFile | undefined> {
-  let text: string;
+  let text: string | undefined;
   try {
-    text = readFileSync(file, 'utf8');
+    text = await readRegularFile(file, MAX_LOCK_BYTES);
   } catch {
     return undefined;
   }
+  if (text === undefined) return undefined;
   const { parse } = await import('yaml');
   try {
     const v = parse(text) as LockFile | null;

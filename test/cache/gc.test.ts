@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
@@ -228,6 +229,26 @@ describe('collectGarbage with the store\'s registry of workspaces', () => {
     const orphan = await store.put(`${d}/orphan`, 'orphan');
     const r = await gcA();
     expect(r.unknown).toEqual([{ root: '/scratch/ws', host: 'cluster-node-7' }]);
+    expect(r.objects).toBe(0);
+    expect(await store.has(orphan)).toBe(true);
+  });
+
+  it('a registry entry naming a FIFO as its workspace.json (a store others can write) does not hang gc: that workspace is unknown', async () => {
+    const { d, storeRoot, store, gcA } = await shared();
+    const id = 'e'.repeat(24);
+    mkdirSync(`${d}/trap/.pipe`, { recursive: true });
+    expect(spawnSync('mkfifo', [`${d}/trap/.pipe/workspace.json`]).status).toBe(0);
+    mkdirSync(`${storeRoot}/workspaces/${id}`, { recursive: true });
+    writeFileSync(
+      `${storeRoot}/workspaces/${id}/0123456789abcdef.json`,
+      JSON.stringify({ version: 1, id, host: hostname(), root: `${d}/trap`, pipeDir: `${d}/trap/.pipe`, pipeline: `${d}/trap/p.yaml`, lock: `${d}/trap/p.lock.yaml` }),
+    );
+    // and a FIFO among the registry's own entries
+    expect(spawnSync('mkfifo', [`${storeRoot}/workspaces/${id}/fedcba9876543210.json`]).status).toBe(0);
+    writeFileSync(`${d}/orphan`, 'orphan');
+    const orphan = await store.put(`${d}/orphan`, 'orphan');
+    const r = await gcA();
+    expect(r.unknown).toEqual([{ root: `${d}/trap`, host: hostname() }]);
     expect(r.objects).toBe(0);
     expect(await store.has(orphan)).toBe(true);
   });

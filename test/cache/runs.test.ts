@@ -1,4 +1,5 @@
-import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { asStageKey, hashJson, openRunCache, openStore, safeStageName, type RunRecord } from '../../cache/index.js';
 import { startChild, tempDir } from './helpers.js';
@@ -49,6 +50,23 @@ describe('RunCache', () => {
     const r1again = { ...r1, endedAt: '2026-01-09T00:00:00.000Z' };
     await runs.put(r1again);
     expect((await runs.history('fpr@model=a,split=test')).map((r) => r.key)).toEqual([r1.key, r2.key, r3.key]);
+  });
+
+  it('a FIFO, a directory or an oversized file where a record belongs (a shared store others write) reads as absent, without blocking', async () => {
+    const d = tempDir();
+    const runs = openRunCache(`${d}/runs`);
+    const [fifo, dir, big] = [1, 2, 3].map((n) => record('s', n, '2026-01-01T00:00:00.000Z'));
+    for (const r of [fifo!, dir!, big!]) await runs.put(r);
+    const at = (r: RunRecord) => `${d}/runs/${r.key.slice(0, 2)}/${r.key}.json`;
+    rmSync(at(fifo!));
+    expect(spawnSync('mkfifo', [at(fifo!)]).status).toBe(0); // a plain read of it would block forever (no writer)
+    rmSync(at(dir!));
+    mkdirSync(at(dir!));
+    writeFileSync(at(big!), Buffer.alloc(64 * 1024 * 1024 + 1, 0x20));
+    for (const r of [fifo!, dir!, big!]) expect(await runs.get(r.key)).toBeUndefined();
+    // A record written again replaces the planted file.
+    await runs.put(fifo!, { replace: true });
+    expect((await runs.get(fifo!.key))?.key).toBe(fifo!.key);
   });
 
   it('a damaged record is treated as absent', async () => {

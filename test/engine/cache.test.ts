@@ -1,4 +1,5 @@
 // Cache hits and misses for every key field, run-cache restore, and output verification — through the real CLI.
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -448,6 +449,37 @@ describe('a cache shared by two workspaces (settings.cache_dir)', () => {
       expect(b.read('out/s1.txt')).toBe('b-1\n');
     } finally {
       for (const w of [a, b, c]) w.cleanup();
+      rmSync(cache, { recursive: true, force: true });
+    }
+  });
+
+  it("a workspace whose lock file or run record was replaced by a FIFO does not hang the other's run or gc", () => {
+    const cache = mkdtempSync(join(tmpdir(), 'pipe-shared-cache-'));
+    const a = workspace({ 'p.yaml': shared(cache, 'a', 1) });
+    const b = workspace({ 'p.yaml': shared(cache, 'b', 1) });
+    try {
+      for (const w of [a, b]) expect(pipe(w.dir, ['run', 'p.yaml']).code).toBe(0);
+      // b's lock file: gc in a reads it through the store's registry. A plain read of a FIFO blocks forever.
+      rmSync(join(b.dir, 'p.lock.yaml'));
+      expect(spawnSync('mkfifo', [join(b.dir, 'p.lock.yaml')]).status).toBe(0);
+      // a's record in the shared store: a run of a reads it to restore.
+      const rec = readdirSync(join(cache, 'runs'), { recursive: true })
+        .map(String)
+        .find((f) => f.endsWith('.json') && readFileSync(join(cache, 'runs', f), 'utf8').includes(createHash('sha256').update('a-0\n').digest('hex')));
+      expect(rec).toBeDefined();
+      const g = pipe(a.dir, ['gc', 'p.yaml', '--keep-days', '0', '--grace-seconds', '0']);
+      expect(g.code, g.stderr).toBe(0);
+      expect(g.signal).toBeNull();
+      rmSync(join(cache, 'runs', rec!));
+      expect(spawnSync('mkfifo', [join(cache, 'runs', rec!)]).status).toBe(0);
+      rmSync(join(a.dir, '.pipe/runs'), { recursive: true, force: true });
+      a.rm('out');
+      const r = pipe(a.dir, ['run', 'p.yaml', '--json']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(statuses(r.stdout)).toEqual({ s0: 'ran' });
+      expect(a.read('out/s0.txt')).toBe('a-0\n');
+    } finally {
+      for (const w of [a, b]) w.cleanup();
       rmSync(cache, { recursive: true, force: true });
     }
   });
