@@ -105,7 +105,7 @@ describe('execution facts (ctx.recordExecution)', () => {
     expect(text).toMatch(/that run took [\d.]+ s on .+ \(local[^)]*\)\n\s+recorded: echoed=hello, .*\n\s+execution: pid=\d+/);
     // b saw a's provenance, not a's execution facts: a's pid cannot leak into b's bytes.
     const seen = JSON.parse(ws.read('out/b.txt').trim().split('\n').at(-1)!) as { upstream: Array<{ stage: string; extra: Record<string, unknown> }> };
-    expect(seen.upstream).toEqual([{ stage: 'a', extra: { echoed: 'hello', upstream: [], gpus: [] } }]);
+    expect(seen.upstream).toEqual([{ stage: 'a', outputs: [{ path: 'out/a.txt', hash: expect.stringMatching(/^[0-9a-f]{64}$/) }], extra: { echoed: 'hello', upstream: [], gpus: [] } }]);
     expect(ws.read('out/b.txt')).not.toContain('pid');
   });
 });

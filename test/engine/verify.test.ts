@@ -79,7 +79,9 @@ describe('pipe verify', () => {
     const v = verdicts(r.stdout);
     expect(v.a!.verdict).toBe('reproduced');
     expect(v.b!.verdict).toBe('reproduced'); // ran on the recorded out/d/, not on rnd's new noise
-    expect(v.e!.verdict).toBe('reproduced'); // a uses stage: same key, same bytes
+    // A uses stage: same key, same bytes — its ctx.upstream names rnd's recorded out/d/ (noise.bin included, a file
+    // no stage reads, so the scratch copy lacks it), as the recorded run saw it.
+    expect(v.e!.verdict).toBe('reproduced');
     expect(v.rnd!.verdict).toBe('differs');
     expect(v.rnd!.outputs).toHaveLength(1);
     expect(v.rnd!.outputs![0]).toMatchObject({ path: 'out/d/', files: { changed: ['noise.bin'], added: [], removed: [] } });
