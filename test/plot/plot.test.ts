@@ -96,8 +96,8 @@ describe('uses: plot', () => {
     expect(meta.format).toBe('png');
     expect([meta.width, meta.height]).toEqual([w * 2, h * 2]);
     expect(ctx.recorded).toMatchObject({ font: 'DejaVu Sans' });
-    // No temp files left next to the outputs.
-    expect(readdirSync(join(ws, 'out')).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+    // Nothing but the outputs (no temp file of the atomic writes).
+    expect(readdirSync(join(ws, 'out')).sort()).toEqual(['fig.png', 'fig.svg', 'fpr.csv', 'labels.json']);
   });
 
   it('draws the title text into the PNG (dark glyph pixels where the title is, none without it)', async () => {
