@@ -103,7 +103,7 @@ describe('failures', () => {
     expect(st.other).toBe('ran'); // was already running: it finishes
     expect(st.after).toBe('skipped');
     const end = events(r.stdout).find((e) => e.type === 'stage-end' && e.stage === 'bad')!;
-    expect(end.reason).toBe('exit code 4');
+    expect(end).toMatchObject({ code: 'exit-non-zero', reason: 'exit code 4' });
     expect(end.logTail).toMatch(/oops/);
   });
 
@@ -221,10 +221,10 @@ describe('uses stages (stage runner)', () => {
     const r = pipe(ws.dir, ['run', 'p.yaml', '--keep-going', '--json']);
     expect(r.code).toBe(1);
     const ends = Object.fromEntries(events(r.stdout).filter((e) => e.type === 'stage-end').map((e) => [e.stage, e]));
-    expect(ends.se!.reason).toBe('exit code 1');
+    expect(ends.se).toMatchObject({ code: 'exit-non-zero', reason: 'exit code 1' });
     expect(ends.se!.logTail).toMatch(/this is a test of StageError/);
     expect(ends.se!.logTail).not.toMatch(/at run/);
-    expect(ends.cr!.reason).toBe('exit code 70');
+    expect(ends.cr).toMatchObject({ code: 'exit-non-zero', reason: 'exit code 70' });
     expect(ends.cr!.logTail).toMatch(/TypeError: echo crashed on purpose\n\s+at /);
     expect(ends.pa!.status).toBe('failed');
     expect(ws.exists('out/pa.txt')).toBe(false);

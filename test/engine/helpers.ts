@@ -4,6 +4,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { EndCode, PlanCode } from '../../engine/events.js';
 
 export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 export const pipeBin = join(repoRoot, 'bin', 'pipe.js');
@@ -76,7 +77,9 @@ export interface Ev {
   type: string;
   stage?: string;
   status?: string;
+  code?: EndCode;
   reason?: string;
+  codes?: PlanCode[];
   reasons?: string[];
   action?: string;
   [k: string]: unknown;
@@ -101,6 +104,20 @@ export function statuses(stdout: string): Record<string, string> {
 export function reasons(stdout: string): Record<string, string[]> {
   const out: Record<string, string[]> = {};
   for (const e of events(stdout)) if (e.type === 'plan') out[e.stage!] = e.reasons ?? [];
+  return out;
+}
+
+/** stage → plan reason codes from a `run --json` output. */
+export function codes(stdout: string): Record<string, PlanCode[]> {
+  const out: Record<string, PlanCode[]> = {};
+  for (const e of events(stdout)) if (e.type === 'plan') out[e.stage!] = e.codes ?? [];
+  return out;
+}
+
+/** stage → its stage-end (status, code, words) from a `run --json` output. */
+export function ends(stdout: string): Record<string, { status: string; code: EndCode; reason: string }> {
+  const out: Record<string, { status: string; code: EndCode; reason: string }> = {};
+  for (const e of events(stdout)) if (e.type === 'stage-end') out[e.stage!] = { status: e.status!, code: e.code!, reason: e.reason! };
   return out;
 }
 

@@ -97,7 +97,7 @@ stages:
     const c2 = await w.cycle(2);
     expect(w.started(2)).toEqual(['y', 'z']);
     const plan = c2.find((e) => e.type === 'plan' && e.stage === 'y')!;
-    expect(plan.reasons!.join(' ')).toMatch(/param m: 1 → 2/);
+    expect(plan).toMatchObject({ codes: ['param-changed'], reasons: ['param m: 1 → 2'] });
     expect(ws.read('out/z.txt')).toBe('m=2\n');
 
     // Back to m: 1, saved the way many editors do (write a temp file, rename it over): both runs are in the cache.

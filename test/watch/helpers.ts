@@ -11,7 +11,9 @@ export interface Ev {
   cycle?: number;
   stage?: string;
   status?: string;
+  code?: string;
   reason?: string;
+  codes?: string[];
   reasons?: string[];
   files?: string[];
   stages?: unknown[];

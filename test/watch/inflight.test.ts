@@ -191,7 +191,7 @@ describe('pipe watch: stage-kind code', () => {
     kindFiles(ws, 'v2');
     const c2 = await w.cycle(2);
     expect(w.started(2)).toEqual(['c']);
-    expect(c2.find((e) => e.type === 'plan' && e.stage === 'c')!.reasons!.join()).toMatch(/implementation of local\/copy changed/);
+    expect(c2.find((e) => e.type === 'plan' && e.stage === 'c')!.codes).toEqual(['implementation-changed']);
     expect(ws.read('out/c.txt')).toBe('x\nv2');
   });
 });
