@@ -27,7 +27,7 @@ export interface RunnerSpec {
   upstream: UpstreamRun[];
   pipeline: { file: string; name: string; pipeVersion: string };
   resources: Resources & { gpuIds: string[] };
-  /** Where record() data is written as JSON `{ extra }` when the stage succeeds. */
+  /** Where record() and recordExecution() data is written as JSON `{ extra, execution }` when the stage succeeds. */
   resultFile: string;
   /** Scratch directory (created and removed by the runner). */
   tmpDir: string;
@@ -46,7 +46,8 @@ export const PIPE_LINE = '::pipe::';
 export type RunnerMessage =
   | { type: 'log'; message: string }
   | ({ type: 'progress' } & ProgressUpdate)
-  | { type: 'record'; info: Record<string, unknown> };
+  | { type: 'record'; info: Record<string, unknown> }
+  | { type: 'execution'; info: Record<string, unknown> };
 
 function send(msg: RunnerMessage): void {
   process.stdout.write(`${PIPE_LINE}${JSON.stringify(msg)}\n`);
@@ -72,6 +73,7 @@ export async function main(specFile: string): Promise<number> {
   const stagesRoot = spec.stagesRoot ?? fileURLToPath(new URL('../stages/', import.meta.url));
   const modPath = join(stagesRoot, ...spec.kind.split('/'), 'run.js');
   const extra: Record<string, unknown> = {};
+  const execution: Record<string, unknown> = {};
   mkdirSync(spec.tmpDir, { recursive: true });
   // Locally the engine granted the GPUs; on SLURM the allocation did, and slurmd exported CUDA_VISIBLE_DEVICES.
   const visible = process.env.CUDA_VISIBLE_DEVICES;
@@ -96,6 +98,10 @@ export async function main(specFile: string): Promise<number> {
       Object.assign(extra, info);
       send({ type: 'record', info });
     },
+    recordExecution: (info) => {
+      Object.assign(execution, info);
+      send({ type: 'execution', info });
+    },
   };
   try {
     const mod = (await import(pathToFileURL(modPath).href)) as { run?: StageRun };
@@ -108,7 +114,7 @@ export async function main(specFile: string): Promise<number> {
       process.stderr.write('cancelled\n');
       return 130;
     }
-    writeFileAtomicSync(spec.resultFile, JSON.stringify({ extra }));
+    writeFileAtomicSync(spec.resultFile, JSON.stringify({ extra, execution }));
     return 0;
   } catch (e) {
     if (controller.signal.aborted) {

@@ -43,7 +43,17 @@ export async function whyCommand(file: string, stageName: string, opts: WhyOptio
           reasons: d.reasons.map((r) => r.text),
           codes: d.reasons.map((r) => r.code),
           key: info.key,
-          compared: near ? { key: near.record.key, endedAt: near.record.endedAt } : null,
+          compared: near
+            ? {
+                key: near.record.key,
+                endedAt: near.record.endedAt,
+                durationMs: near.record.durationMs,
+                host: near.record.host,
+                executor: near.record.executor,
+                recorded: near.record.extra ?? {},
+                execution: near.record.execution ?? {},
+              }
+            : null,
           changes: (near?.changes ?? []).map((c) => ({ code: changeReason(c).code, ...c })),
           upstream: upstreamRuns,
           runs: history.length,
@@ -65,6 +75,10 @@ export async function whyCommand(file: string, stageName: string, opts: WhyOptio
     lines.push(`  compared with its run of ${near.record.endedAt} (key ${near.record.key.slice(0, 12)}, ${history.length} run(s) recorded):`);
     if (near.changes.length === 0) lines.push('    no difference in params, deps, env, command or outs');
     for (const c of near.changes) lines.push(`    ${c.message}`);
+    const r = near.record;
+    lines.push(`  that run took ${(r.durationMs / 1000).toFixed(1)} s on ${r.host} (${r.executor}${r.jobId ? ` job ${r.jobId}` : ''})`);
+    if (r.extra && Object.keys(r.extra).length > 0) lines.push(`    recorded: ${pairs(r.extra)}`);
+    if (r.execution && Object.keys(r.execution).length > 0) lines.push(`    execution: ${pairs(r.execution)}`);
   }
   // The plan's reasons, but not a change already listed above (the same code and words).
   const listed = new Set((near?.changes ?? []).map((c) => reasonKey(changeReason(c))));
@@ -79,4 +93,11 @@ export async function whyCommand(file: string, stageName: string, opts: WhyOptio
 
 function reasonKey(r: Reason): string {
   return `${r.code}\u0000${r.text}`;
+}
+
+/** `{a: 1, b: {c: 2}}` → `a=1, b={"c":2}` (one line; what a stage recorded). */
+function pairs(o: Record<string, unknown>): string {
+  return Object.entries(o)
+    .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+    .join(', ');
 }
