@@ -4,6 +4,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { Gates } from '../support/gate.js';
 import { codes, pipe, pipeAsync, reasons, runRecords, statuses, workspace, type Ws } from './helpers.js';
 
 let ws: Ws;
@@ -206,7 +207,7 @@ describe('atomicity', () => {
   });
 
   it('a dep changed while the stage ran fails it and caches nothing', () => {
-    ws = workspace({ 'dep.txt': 'v1\n', 'p.yaml': `name: m\nstages:\n  s:\n    cmd: cp dep.txt out/x.txt; sleep 0.2; echo v2 >> dep.txt\n    deps: [dep.txt]\n    outs: [out/x.txt]\n` });
+    ws = workspace({ 'dep.txt': 'v1\n', 'p.yaml': `name: m\nstages:\n  s:\n    cmd: cp dep.txt out/x.txt; echo v2 >> dep.txt\n    deps: [dep.txt]\n    outs: [out/x.txt]\n` });
     const r = pipe(ws.dir, ['run', 'p.yaml']);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/dep dep\.txt changed while the stage ran/);
@@ -389,8 +390,12 @@ describe('same key, different bytes', () => {
 });
 
 describe('a cache shared by two workspaces (settings.cache_dir)', () => {
-  const shared = (cache: string, name: string, n: number) =>
-    `name: ${name}\nsettings:\n  cache_dir: ${cache}\nstages:\n${Array.from({ length: n }, (_, i) => `  s${i}:\n    cmd: sleep 0.2; echo ${name}-${i} > out/s${i}.txt\n    outs: [out/s${i}.txt]\n`).join('')}`;
+  /** `n` stages writing `name-i`; with `gates`, each waits for its gate first. */
+  const shared = (cache: string, name: string, n: number, gates?: Gates) =>
+    `name: ${name}\nsettings:\n  cache_dir: ${cache}\nstages:\n${Array.from({ length: n }, (_, i) => {
+      const write = `echo ${name}-${i} > out/s${i}.txt`;
+      return `  s${i}:\n    cmd: ${gates ? gates.cmd(`s${i}`, write) : write}\n    outs: [out/s${i}.txt]\n`;
+    }).join('')}`;
 
   it('gc in one workspace keeps what the other references, reports it, and drops workspaces that are gone', () => {
     const cache = mkdtempSync(join(tmpdir(), 'pipe-shared-cache-'));
@@ -419,22 +424,21 @@ describe('a cache shared by two workspaces (settings.cache_dir)', () => {
   it('gc in one workspace while another runs (real processes): the running workspace loses nothing', async () => {
     const cache = mkdtempSync(join(tmpdir(), 'pipe-shared-cache-'));
     const a = workspace({ 'p.yaml': shared(cache, 'a', 1) });
-    const b = workspace({ 'p.yaml': shared(cache, 'b', 6) });
+    const b = workspace();
+    const gates = new Gates(join(b.dir, '.gates'));
+    b.write('p.yaml', shared(cache, 'b', 6, gates));
     try {
       expect(pipe(a.dir, ['run', 'p.yaml']).code).toBe(0);
       const run = pipeAsync(b.dir, ['run', 'p.yaml', '-j', '1', '--json']);
-      let finished = false;
-      void run.done.then(() => (finished = true));
-      let gcs = 0;
-      while (!finished) {
+      // A gc while each stage of b runs, after the ones before it were stored (and before b's lock file is written).
+      for (let i = 0; i < 6; i++) {
+        await gates.whenStarted(`s${i}`);
         const g = pipe(a.dir, ['gc', 'p.yaml', '--keep-days', '0']);
         expect(g.code, g.stderr).toBe(0);
-        gcs++;
-        await new Promise((r) => setTimeout(r, 20)); // let the run's events (and its exit) through
+        gates.open(`s${i}`);
       }
       const done = await run.done;
       expect(done.code, done.stderr).toBe(0);
-      expect(gcs).toBeGreaterThan(1);
       // Then a gc with no grace at all: b's lock file (registered in the cache) keeps all of its outputs.
       expect(pipe(a.dir, ['gc', 'p.yaml', '--keep-days', '0', '--grace-seconds', '0']).code).toBe(0);
       b.rm('out');
@@ -442,6 +446,7 @@ describe('a cache shared by two workspaces (settings.cache_dir)', () => {
       expect(Object.values(statuses(r.stdout))).toEqual(Array(6).fill('restored'));
       expect(b.read('out/s5.txt')).toBe('b-5\n');
     } finally {
+      gates.openAll();
       for (const w of [a, b]) w.cleanup();
       rmSync(cache, { recursive: true, force: true });
     }
