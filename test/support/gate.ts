@@ -15,6 +15,18 @@ export interface GateEvent {
   name: string;
 }
 
+/**
+ * Resolves once `pred()` holds (looked at every 10 ms: a condition, never a guessed delay); fails after `ms` saying
+ * what it waited for.
+ */
+export async function until(pred: () => boolean, what: string | (() => string), ms = 60_000): Promise<void> {
+  const t0 = Date.now();
+  while (!pred()) {
+    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${typeof what === 'string' ? what : what()}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 export class Gates {
   /** `dir`: where the gate files and the log live (made if missing; inside a workspace fixture it goes with it). */
   constructor(readonly dir: string) {
@@ -93,12 +105,8 @@ export class Gates {
   }
 
   /** Resolves once `pred` holds on the log; fails after `ms` naming what did start. */
-  async until(pred: (g: Gates) => boolean, what: string, ms = 60_000): Promise<void> {
-    const t0 = Date.now();
-    while (!pred(this)) {
-      if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}; gate log:\n${readFileSync(join(this.dir, 'log'), 'utf8')}`);
-      await new Promise((r) => setTimeout(r, 10));
-    }
+  until(pred: (g: Gates) => boolean, what: string, ms = 60_000): Promise<void> {
+    return until(() => pred(this), () => `${what}; gate log:\n${readFileSync(join(this.dir, 'log'), 'utf8')}`, ms);
   }
 
   /** Resolves once `name` has started. */
