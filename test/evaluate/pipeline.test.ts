@@ -1,23 +1,13 @@
 // The evaluation fragment through the real CLI (`node bin/pipe.js`, built by the global setup) on a temp workspace
 // laid out like the repo (data linked): one model's threshold and FPR stage, the cache, and what a param change re-runs.
-import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { pipe } from '../support/cli.js';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 const TARGET = 'eval-fpr@model=vindr_cxr,eval=vindr_cxr';
-
-function pipe(cwd: string, args: string[]) {
-  const r = spawnSync(process.execPath, [join(ROOT, 'bin/pipe.js'), ...args], {
-    cwd,
-    encoding: 'utf8',
-    env: { ...process.env, CI: 'true', NO_COLOR: '1' },
-    timeout: 120_000,
-  });
-  return { code: r.status, out: `${r.stdout}${r.stderr}` };
-}
 
 let ws: string;
 beforeAll(() => {
