@@ -4,7 +4,8 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 
 // Temp workspaces and the CLI's location are the engine suites' (one implementation for every suite).
 export { pipeBin, repoRoot, workspace, type Ws } from '../engine/helpers.js';
-import { pipeBin } from '../engine/helpers.js';
+import { pipeBin, workspace, type Ws } from '../engine/helpers.js';
+import { onTestFinished } from 'vitest';
 
 export interface Ev {
   type: string;
@@ -49,6 +50,22 @@ export interface Watcher {
   key(k: string): void;
   stop(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   done: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** Watchers started and not stopped yet: `watchWorkspace`'s teardown stops them. */
+const live = new Set<Watcher>();
+
+/**
+ * A workspace for one test, torn down when the test ends, pass or fail: every watcher still running is stopped
+ * first (so none sees its folder vanish), then the folder is removed.
+ */
+export function watchWorkspace(files: Record<string, string> = {}): Ws {
+  const ws = workspace(files, 'pipe-watch-');
+  onTestFinished(async () => {
+    await Promise.all([...live].map((w) => w.stop()));
+    ws.cleanup();
+  });
+  return ws;
 }
 
 /** Start `pipe watch <args> --json` in `cwd`. */
@@ -98,6 +115,8 @@ export function startWatch(cwd: string, args: string[], env: NodeJS.ProcessEnv =
     },
     done,
   };
+  live.add(w);
+  void done.then(() => live.delete(w));
   return w;
 }
 

@@ -1,17 +1,12 @@
 // `pipe watch` through the real CLI: stages in flight when their input changes, manual (GPU / watch: manual) stages,
 // keys on stdin, Ctrl-C.
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { startWatch, workspace, type Watcher, type Ws } from './helpers.js';
+import { describe, expect, it } from 'vitest';
+import { startWatch, watchWorkspace, type Watcher, type Ws } from './helpers.js';
 
-let ws: Ws | undefined;
-let w: Watcher | undefined;
-afterEach(async () => {
-  await w?.stop();
-  ws?.cleanup();
-  w = undefined;
-  ws = undefined;
-});
+// Each test's workspace and watcher are torn down when it ends (watchWorkspace).
+let ws: Ws;
+let w: Watcher;
 
 const slow = `name: s
 stages:
@@ -26,7 +21,7 @@ stages:
 
 describe('pipe watch: in flight', () => {
   it('a stage whose dep is edited while it runs is cancelled at once and restarted on the new input', async () => {
-    ws = workspace({ 'p.yaml': slow, 'data/in.txt': 'v1\n' });
+    ws = watchWorkspace({ 'p.yaml': slow, 'data/in.txt': 'v1\n' });
     w = startWatch(ws.dir, ['p.yaml']);
     const start1 = await w.next('slow started', (e) => e.type === 'stage-start' && e.stage === 'slow');
     ws.write('data/in.txt', 'v2\n');
@@ -47,7 +42,7 @@ describe('pipe watch: in flight', () => {
   });
 
   it('Ctrl-C mid-stage exits 130 and leaves no half-written output', async () => {
-    ws = workspace({ 'p.yaml': slow, 'data/in.txt': 'v1\n' });
+    ws = watchWorkspace({ 'p.yaml': slow, 'data/in.txt': 'v1\n' });
     w = startWatch(ws.dir, ['p.yaml']);
     await w.next('slow started', (e) => e.type === 'stage-start' && e.stage === 'slow');
     await w.next('slow wrote its output', () => ws!.exists('out/s.txt'));
@@ -84,7 +79,7 @@ stages:
 
 describe('pipe watch: manual stages', () => {
   it('GPU and watch: manual stages are marked stale, not run, until the `a` key; `q` quits with 0', async () => {
-    ws = workspace({ 'p.yaml': manual, 'data/a.txt': 'a1\n' });
+    ws = watchWorkspace({ 'p.yaml': manual, 'data/a.txt': 'a1\n' });
     w = startWatch(ws.dir, ['p.yaml', '--gpus', '0']);
     await w.cycle(1);
     expect(w.started(1)).toEqual(['prep']);
@@ -122,7 +117,7 @@ describe('pipe watch: manual stages', () => {
 
   it('a manual stage held for an upstream re-run is released when that re-run leaves its input unchanged', async () => {
     const yaml = manual.replace('cmd: cat data/a.txt > out/prep.txt', "cmd: grep -v '^#' data/a.txt > out/prep.txt");
-    ws = workspace({ 'p.yaml': yaml, 'data/a.txt': 'a1\n' });
+    ws = watchWorkspace({ 'p.yaml': yaml, 'data/a.txt': 'a1\n' });
     w = startWatch(ws.dir, ['p.yaml', '--gpus', '0', '--all']);
     await w.cycle(1);
     await w.stop();
@@ -143,7 +138,7 @@ describe('pipe watch: manual stages', () => {
   });
 
   it('--all runs manual stages automatically', async () => {
-    ws = workspace({ 'p.yaml': manual, 'data/a.txt': 'a1\n' });
+    ws = watchWorkspace({ 'p.yaml': manual, 'data/a.txt': 'a1\n' });
     w = startWatch(ws.dir, ['p.yaml', '--gpus', '0', '--all']);
     await w.cycle(1);
     expect(w.started(1).sort()).toEqual(['prep', 'report', 'sweep', 'train']);
@@ -169,7 +164,7 @@ describe('pipe watch: stage-kind code', () => {
   const yaml = 'name: k\nstages:\n  c:\n    uses: local/copy\n    with: {src: in.txt, out: out/c.txt}\n  d:\n    cmd: cat in.txt > out/d.txt\n    deps: [in.txt]\n    outs: [out/d.txt]\n';
 
   it("a kind's implementation folder is watched: editing it starts a cycle", async () => {
-    ws = workspace({ 'p.yaml': yaml, 'in.txt': 'x\n' });
+    ws = watchWorkspace({ 'p.yaml': yaml, 'in.txt': 'x\n' });
     kindFiles(ws, 'v1');
     w = startWatch(ws.dir, ['p.yaml'], { PIPE_KINDS_PATH: join(ws.dir, 'kinds') });
     const ready = await w.next('watch-ready', (e) => e.type === 'watch-ready');
@@ -184,7 +179,7 @@ describe('pipe watch: stage-kind code', () => {
 
   // The engine memoises kind hashes per process; watch mode drops the memo each cycle.
   it('an edited kind re-runs the stages using it, and only them', async () => {
-    ws = workspace({ 'p.yaml': yaml, 'in.txt': 'x\n' });
+    ws = watchWorkspace({ 'p.yaml': yaml, 'in.txt': 'x\n' });
     kindFiles(ws, 'v1');
     w = startWatch(ws.dir, ['p.yaml'], { PIPE_KINDS_PATH: join(ws.dir, 'kinds') });
     await w.cycle(1);
