@@ -60,3 +60,16 @@ export function pipeAsync(cwd: string, args: string[], env: NodeJS.ProcessEnv = 
 export function runPipe(cwd: string, args: string[], env: NodeJS.ProcessEnv = {}, opts: CliOptions = {}): Promise<CliResult> {
   return pipeAsync(cwd, args, env, opts).done;
 }
+
+/** Calls `onValue` with each JSON line `stream` prints (`--json` events), as the lines arrive. */
+export function jsonLines<T>(stream: NodeJS.ReadableStream, onValue: (v: T) => void): void {
+  let buf = '';
+  stream.on('data', (d: Buffer) => {
+    buf += d.toString();
+    for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+      const line = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      if (line.trim()) onValue(JSON.parse(line) as T);
+    }
+  });
+}

@@ -6,6 +6,7 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 export { pipeBin, repoRoot, workspace, type Ws } from '../engine/helpers.js';
 import { pipeBin, workspace, type Ws } from '../engine/helpers.js';
 import { onTestFinished } from 'vitest';
+import { jsonLines } from '../support/cli.js';
 
 export interface Ev {
   type: string;
@@ -75,17 +76,8 @@ export function startWatch(cwd: string, args: string[], env: NodeJS.ProcessEnv =
     env: { ...process.env, CI: 'true', NO_COLOR: '1', PIPE_KILL_GRACE_MS: '2000', ...env },
   });
   const events: Ev[] = [];
-  let buf = '';
   let stderr = '';
-  child.stdout.on('data', (d: Buffer) => {
-    buf += d.toString();
-    let i: number;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, i);
-      buf = buf.slice(i + 1);
-      if (line.trim()) events.push(JSON.parse(line) as Ev);
-    }
-  });
+  jsonLines<Ev>(child.stdout, (e) => events.push(e));
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('close', (code, signal) => resolve({ code, signal })));
   const dump = (): string => `events:\n${events.map((e) => JSON.stringify(e)).join('\n')}\nstderr:\n${stderr}`;
