@@ -2,7 +2,7 @@
  * The evaluation fragment (pipelines/paper/evaluate.yaml) run in-process, stage by stage, with the same `with:`
  * values the fragment interpolates — for the bench and the end-to-end test, independent of the engine.
  */
-import { mkdirSync, symlinkSync, existsSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fakeContext } from '../support/context.js';
 import { run as runThreshold } from '../../stages/evaluate/threshold/run.js';
@@ -30,6 +30,22 @@ export interface FullRunOptions {
 export function makeWorkspace(dir: string): string {
   mkdirSync(dir, { recursive: true });
   if (!existsSync(join(dir, 'data'))) symlinkSync(join(REPO, 'data'), join(dir, 'data'));
+  return dir;
+}
+
+/**
+ * A workspace laid out like the repo for the engine: `data` linked, the evaluate fragment and its figure specs
+ * copied, and a main file `pipelines/paper.yaml` including the fragment (the CLI test and bench/eval run it).
+ */
+export function fragmentWorkspace(dir: string): string {
+  makeWorkspace(dir);
+  mkdirSync(join(dir, 'pipelines/paper'), { recursive: true });
+  mkdirSync(join(dir, 'pipelines/figures'), { recursive: true });
+  copyFileSync(join(REPO, 'pipelines/paper/evaluate.yaml'), join(dir, 'pipelines/paper/evaluate.yaml'));
+  for (const f of readdirSync(join(REPO, 'pipelines/figures')).filter((f) => f.startsWith('eval-'))) {
+    copyFileSync(join(REPO, 'pipelines/figures', f), join(dir, 'pipelines/figures', f));
+  }
+  writeFileSync(join(dir, 'pipelines/paper.yaml'), 'name: paper\nworkdir: ..\ninclude: [paper/evaluate.yaml]\n');
   return dir;
 }
 
