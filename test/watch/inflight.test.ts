@@ -2,34 +2,48 @@
 // keys on stdin, Ctrl-C.
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { Gates } from '../support/gate.js';
 import { startWatch, watchWorkspace, type Watcher, type Ws } from './helpers.js';
 
 // Each test's workspace and watcher are torn down when it ends (watchWorkspace).
 let ws: Ws;
 let w: Watcher;
 
-const slow = `name: s
+/** `slow` and `other` are gated (test/support/gate.ts): each runs until the test opens its gate. */
+const slow = (g: Gates): string => `name: s
 stages:
   slow:
-    cmd: cat data/in.txt > out/s.txt; sleep 5
+    cmd: cat data/in.txt > out/s.txt; ${g.cmd('slow')}
     deps: [data/in.txt]
     outs: [out/s.txt]
   other:
-    cmd: sleep 1; echo other > out/o.txt
+    cmd: ${g.cmd('other', 'echo other > out/o.txt')}
     outs: [out/o.txt]
 `;
 
+/** A watched workspace with the gated pipeline. */
+function slowWorkspace(): { ws: Ws; g: Gates } {
+  const ws = watchWorkspace({ 'data/in.txt': 'v1\n' });
+  const g = new Gates(join(ws.dir, '.gates'));
+  ws.write('p.yaml', slow(g));
+  return { ws, g };
+}
+
 describe('pipe watch: in flight', () => {
   it('a stage whose dep is edited while it runs is cancelled at once and restarted on the new input', async () => {
-    ws = watchWorkspace({ 'p.yaml': slow, 'data/in.txt': 'v1\n' });
+    let g: Gates;
+    ({ ws, g } = slowWorkspace());
     w = startWatch(ws.dir, ['p.yaml']);
     const start1 = await w.next('slow started', (e) => e.type === 'stage-start' && e.stage === 'slow');
+    await g.whenStarted('slow');
+    await g.whenStarted('other');
     ws.write('data/in.txt', 'v2\n');
     const cancel = await w.next('watch-cancel', (e) => e.type === 'watch-cancel');
-    expect(cancel.stages).toEqual(['slow']); // `other` does not read in.txt: left alone
+    expect(cancel.stages).toEqual(['slow']); // `other` does not read in.txt: running too, but left alone
     const end1 = await w.next('slow cancelled', (e) => e.type === 'stage-end' && e.stage === 'slow' && e.cycle === 1);
     expect(end1.status).toBe('cancelled');
-    expect(end1.at - start1.at).toBeLessThan(4000); // promptly, not after its 5 s
+    expect(end1.at - start1.at).toBeLessThan(4000); // promptly: its gate was never opened
+    g.open('other', 'slow'); // other finishes; the restarted slow goes through
     const c1 = await w.cycle(1);
     expect(c1.find((e) => e.type === 'stage-end' && e.stage === 'other')!.status).toBe('ran');
     expect(c1.find((e) => e.type === 'cycle-end')!.restarted).toEqual(['slow']);
@@ -42,10 +56,10 @@ describe('pipe watch: in flight', () => {
   });
 
   it('Ctrl-C mid-stage exits 130 and leaves no half-written output', async () => {
-    ws = watchWorkspace({ 'p.yaml': slow, 'data/in.txt': 'v1\n' });
+    let g: Gates;
+    ({ ws, g } = slowWorkspace());
     w = startWatch(ws.dir, ['p.yaml']);
-    await w.next('slow started', (e) => e.type === 'stage-start' && e.stage === 'slow');
-    await w.next('slow wrote its output', () => ws!.exists('out/s.txt'));
+    await g.whenStarted('slow'); // it wrote its output, and waits at its gate (never opened)
     const t0 = Date.now();
     const r = await w.stop('SIGINT');
     expect(r.code).toBe(130);
