@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { EndCode, PlanCode } from '../../engine/events.js';
 
 export { repoRoot, pipeBin, pipe, pipeAsync, runPipe, type CliResult } from '../support/cli.js';
-export { workspace, useWorkspace, type Ws } from '../support/workspace.js';
+export { workspace, type Ws } from '../support/workspace.js';
 
 export interface Ev {
   type: string;

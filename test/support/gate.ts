@@ -114,11 +114,6 @@ export class Gates {
     return this.until((g) => g.started().includes(name), `${name} to start`, ms);
   }
 
-  /** Resolves once `n` commands have started. */
-  whenCount(n: number, ms?: number): Promise<void> {
-    return this.until((g) => g.started().length >= n, `${n} command(s) to start`, ms);
-  }
-
   /**
    * Lets `total` commands through one at a time, oldest running first: opens a gate only while `limit` commands
    * are running (or every remaining one has started), so a scheduler that starts more than `limit` at once shows

@@ -1,11 +1,10 @@
 /**
- * The one workspace fixture: a real temp folder with files written into it, and its teardown. `workspace()` gives
- * the folder and `cleanup()`; `useWorkspace()` does the same and removes it after the current test, pass or fail.
+ * The one workspace fixture: a real temp folder with files written into it, and its teardown (`cleanup()`, called
+ * by the suite's afterEach/afterAll; the watch suites' `watchWorkspace` tears down at the end of each test).
  */
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { onTestFinished } from 'vitest';
 
 export interface Ws {
   dir: string;
@@ -31,12 +30,5 @@ export function workspace(files: Record<string, string> = {}, prefix = 'pipe-eng
     cleanup: () => rmSync(dir, { recursive: true, force: true }),
   };
   for (const [rel, text] of Object.entries(files)) ws.write(rel, text);
-  return ws;
-}
-
-/** `workspace()` inside a test, removed when the test ends. */
-export function useWorkspace(files: Record<string, string> = {}, prefix?: string): Ws {
-  const ws = workspace(files, prefix);
-  onTestFinished(() => ws.cleanup());
   return ws;
 }
