@@ -71,18 +71,18 @@ export async function verifyStages(opts: VerifyOptions): Promise<VerifyResult> {
     const stage = scratchStages.get(name)!;
     const named = namesWorkspace(stage, real.workdir);
     if (named) {
-      say({ stage: name, verdict: 'unverified', reason: `its ${named} names the workspace's absolute path ${real.workdir}: re-run elsewhere it would write the workspace` });
+      say({ stage: name, verdict: 'unverified', code: 'names-workspace', reason: `its ${named} names the workspace's absolute path ${real.workdir}: re-run elsewhere it would write the workspace` });
       continue;
     }
     const info = await computeKey(stage, ws);
     const missing = stage.deps.filter((d) => info.depHashes[d.path] === null).map((d) => d.path);
     if (missing.length > 0) {
-      say({ stage: name, verdict: 'unverified', reason: `dep ${missing.join(', ')} is missing in the workspace: run \`pipe run\` first` });
+      say({ stage: name, verdict: 'unverified', code: 'dep-missing', reason: `dep ${missing.join(', ')} is missing in the workspace: run \`pipe run\` first` });
       continue;
     }
     const record = await records.get(info.key);
     if (!record) {
-      say({ stage: name, verdict: 'unverified', reason: 'no recorded run has its current inputs (the workspace is not up to date for it): run `pipe run` first' });
+      say({ stage: name, verdict: 'unverified', code: 'no-record', reason: 'no recorded run has its current inputs (the workspace is not up to date for it): run `pipe run` first' });
       continue;
     }
     expected.set(name, record);
@@ -96,7 +96,7 @@ export async function verifyStages(opts: VerifyOptions): Promise<VerifyResult> {
     workspace: ws,
     selected: new Set(expected.keys()),
     force: () => true,
-    forceReason: 'verify: re-run and compare with the recorded run',
+    forceReason: { code: 'verify', text: 'verify: re-run and compare with the recorded run' },
     emit: opts.emit,
     pipeVersion: opts.pipeVersion,
     machine: opts.machine,
@@ -109,7 +109,7 @@ export async function verifyStages(opts: VerifyOptions): Promise<VerifyResult> {
   });
   await local.close();
   for (const [name, o] of summary.outcomes) {
-    if (!verdicts.has(name)) say({ stage: name, verdict: 'failed', reason: o.status === 'failed' ? o.reason : `${o.status}: ${o.reason}` });
+    if (!verdicts.has(name)) say({ stage: name, verdict: 'failed', code: o.code, reason: o.status === 'failed' ? o.reason : `${o.status}: ${o.reason}` });
   }
   return { verdicts, interrupted: summary.interrupted };
 }
