@@ -22,7 +22,8 @@
 import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { createHash, randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { createExclusive, readRegularFile, writeFileAtomic } from './atomic.js';
+import { createExclusive, writeFileAtomic } from './atomic.js';
+import { readRegularFile } from './read.js';
 import { listDir } from './dir.js';
 import { asStageKey, isHashHex } from './brand.js';
 import { outPathKey } from './paths.js';
