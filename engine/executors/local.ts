@@ -36,7 +36,7 @@ export class LocalExecutor implements Executor {
     mkdirSync(dirname(job.logFile), { recursive: true });
     // The log is opened on the first output (most trivial stages print nothing); the previous attempt's log goes.
     rmSync(job.logFile, { force: true });
-    const env = childEnv(process.env, job.env, job.passEnv);
+    const env = Object.assign(Object.create(null) as Record<string, string>, this.ambientFor(job.passEnv), job.env);
     if (job.direct) {
       // No shell: the program gets the PWD a shell would have exported. One it cannot start (not found, not
       // executable, a script without #!) runs through the shell after all, which says why as it always has.
@@ -45,6 +45,18 @@ export class LocalExecutor implements Executor {
     }
     return this.spawnJob(job, job.argv, env, hooks, base);
   }
+
+  /**
+   * The ambient part of a child's environment (engine/env.ts childEnv), read from process.env once per pass-through
+   * list: process.env is slow to enumerate, and pipe never changes it while jobs run.
+   */
+  private ambientFor(pass: readonly string[] | undefined): Readonly<Record<string, string>> {
+    const key = pass === undefined ? '' : `\0${pass.join('\0')}`;
+    let env = this.ambient.get(key);
+    if (env === undefined) this.ambient.set(key, (env = childEnv(process.env, {}, pass)));
+    return env;
+  }
+  private readonly ambient = new Map<string, Record<string, string>>();
 
   private spawnJob(job: Job, argv: string[], env: Record<string, string>, hooks: JobHooks, base: { startedAt: number; host: string }): Promise<JobResult> {
     let log: WriteStream | undefined;
