@@ -20,6 +20,8 @@ function program(): Command {
     .description('Declarative pipelines: content-hashed, cached, parallel, GPU-aware stage runs (local or SLURM).')
     .version(pipeVersion())
     .showHelpAfterError('(run with --help for usage)')
+    // Options after a subcommand are that subcommand's (`pipe metrics diff F --all`), never its parent's.
+    .enablePositionalOptions()
     .exitOverride();
 
   p.command('run')
@@ -100,6 +102,7 @@ function program(): Command {
 
   const metrics = p
     .command('metrics')
+    .enablePositionalOptions()
     .description("The stages' metrics files (outs with metric: true): one row per file when that fits, else one per metric. `pipe metrics diff` compares with a git revision.")
     .argument('<file>', 'pipeline YAML')
     .option('--all', 'include earlier runs from the run cache')
