@@ -17,7 +17,7 @@ import { experimentsPage } from '../experiments/html.js';
 import { changedParams, flattenParams, overrideArgs, paramText, paramsFileText } from '../experiments/params.js';
 import { experimentsDir, readRecords, removeRecord, variantRoot, type VariantRecord } from '../experiments/records.js';
 import { runVariants, SHARED, type VariantPlan } from '../experiments/run.js';
-import { columnsOf, diffRows, diffTable, fitTable, hiddenNote, pickColumns, rowOf, showTable, sortRows, type Columns, type ExpRow, type MetricColumn } from '../experiments/table.js';
+import { columnsOf, diffRows, diffTable, fitTable, hiddenNote, namesMetric, pickColumns, rowOf, showTable, sortRows, type Columns, type ExpRow, type MetricColumn } from '../experiments/table.js';
 import { gitState } from '../git.js';
 import { matcher } from '../glob.js';
 import type { ExperimentSpec, Pipeline } from '../model.js';
@@ -366,12 +366,12 @@ export async function expShowCommand(file: string, names: string[], opts: ExpSho
 /** The metric charted: `--metric`, else the one the experiments name, else the first that varies, else the first. */
 function chartMetric(cols: Columns, rows: ExpRow[], wanted: string | undefined, preferred: string[]): MetricColumn | undefined {
   if (wanted !== undefined) {
-    const m = cols.metrics.find((c) => c.id === wanted || `${c.path}:${c.key}` === wanted);
+    const m = cols.metrics.find((c) => namesMetric(c, wanted));
     if (!m) throw new UsageError(`--metric ${wanted}: no such metric${didYouMean(wanted, cols.metrics.map((c) => c.id))} (metrics: ${cols.metrics.map((c) => c.id).join(', ') || 'none recorded'})`);
     return m;
   }
   const varies = (c: MetricColumn): boolean => new Set(rows.filter((r) => !r.baseline).map((r) => JSON.stringify(r.metrics[c.path]?.[c.key]))).size > 1;
-  return cols.metrics.find((c) => preferred.includes(c.id)) ?? cols.metrics.find(varies) ?? cols.metrics[0];
+  return cols.metrics.find((c) => preferred.some((p) => namesMetric(c, p))) ?? cols.metrics.find(varies) ?? cols.metrics[0];
 }
 
 /** The plot kind's Vega-Lite → SVG renderer and the report's escaping, loaded only for `--html`. */

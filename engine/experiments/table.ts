@@ -51,12 +51,16 @@ export function rowOf(r: VariantRecord): ExpRow {
 
 /**
  * The columns of these rows: every param some row sets differently from another, in the order the params are
- * declared; every metric key of the declared metrics files (in `metricPaths` order) some row has.
+ * declared; every metric key some row has of the metrics files the variants recorded (a variant that brings only
+ * `targets:` up to date records only theirs: the workspace's other metrics files would be noise), in `metricPaths`
+ * order.
  */
 export function columnsOf(rows: readonly ExpRow[], metricPaths: readonly string[]): Columns {
   const names = [...new Set(rows.flatMap((r) => Object.keys(r.params)))];
   const params = names.filter((n) => rows.some((r) => !sameValue(r.params[n], rows[0]!.params[n])));
-  const paths = [...metricPaths, ...[...new Set(rows.flatMap((r) => Object.keys(r.metrics)))].filter((p) => !metricPaths.includes(p)).sort()];
+  const recorded = new Set(rows.filter((r) => !r.baseline).flatMap((r) => Object.keys(r.metrics)));
+  const all = [...metricPaths, ...[...new Set(rows.flatMap((r) => Object.keys(r.metrics)))].filter((p) => !metricPaths.includes(p)).sort()];
+  const paths = recorded.size > 0 ? all.filter((p) => recorded.has(p)) : all;
   const found: Array<{ path: string; key: string }> = [];
   for (const path of paths) {
     const keys = [...new Set(rows.flatMap((r) => Object.keys(r.metrics[path] ?? {})))];
@@ -64,6 +68,11 @@ export function columnsOf(rows: readonly ExpRow[], metricPaths: readonly string[
   }
   const shared = new Set(found.filter((m, i) => found.findIndex((x) => x.key === m.key) !== i).map((m) => m.key));
   return { params, metrics: found.map((m) => ({ ...m, id: shared.has(m.key) ? `${m.path}:${m.key}` : m.key })) };
+}
+
+/** Does `name` (a column id, or `file:key`) name this metric column? */
+export function namesMetric(c: MetricColumn, name: string): boolean {
+  return c.id === name || `${c.path}:${c.key}` === name;
 }
 
 export function metricValue(r: ExpRow, c: MetricColumn): unknown {
@@ -126,11 +135,12 @@ export function showTable(rows: readonly ExpRow[], cols: Columns): Table {
  */
 export function fitTable(rows: readonly ExpRow[], cols: Columns, maxWidth: number, preferred: readonly string[] = []): { table: Table; hidden: string[] } {
   const varies = (m: MetricColumn): boolean => rows.some((r) => !sameValue(metricValue(r, m), metricValue(rows[0]!, m)));
+  const isPreferred = (m: MetricColumn): boolean => preferred.some((p) => namesMetric(m, p));
   const priority = [
     ...cols.params.map((p) => ({ param: p })),
-    ...cols.metrics.filter((m) => preferred.includes(m.id)).map((m) => ({ metric: m })),
-    ...cols.metrics.filter((m) => !preferred.includes(m.id) && varies(m)).map((m) => ({ metric: m })),
-    ...cols.metrics.filter((m) => !preferred.includes(m.id) && !varies(m)).map((m) => ({ metric: m })),
+    ...cols.metrics.filter((m) => isPreferred(m)).map((m) => ({ metric: m })),
+    ...cols.metrics.filter((m) => !isPreferred(m) && varies(m)).map((m) => ({ metric: m })),
+    ...cols.metrics.filter((m) => !isPreferred(m) && !varies(m)).map((m) => ({ metric: m })),
   ];
   const chosen: Columns = { params: [], metrics: [] };
   const hidden: string[] = [];
