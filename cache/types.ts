@@ -85,8 +85,10 @@ export interface RunRecord {
   host: string;
   executor: string;
   jobId?: string;
-  /** Extra provenance the stage recorded (e.g. tfjs backend). */
+  /** Extra provenance the stage recorded (e.g. tfjs backend); stages below see it (ctx.upstream). */
   extra?: Record<string, unknown>;
+  /** Facts of this execution only (timings, worker counts): shown to people, never to other stages. */
+  execution?: Record<string, unknown>;
   pipeVersion: string;
 }
 

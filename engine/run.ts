@@ -165,8 +165,8 @@ export async function runStages(opts: RunOptions): Promise<RunSummary> {
     ws.outs.forget(); // a running stage may turn folders into links
     try {
       commit.prepare(stage);
-      const { job, result, extra, lastLines } = await dispatch(jobs, stage, info, executor, grant, () => commit.discard(stage));
-      const verdict = await commit.ran(stage, info, job, result, extra, executor.name, signal.aborted);
+      const { job, result, recorded, lastLines } = await dispatch(jobs, stage, info, executor, grant, () => commit.discard(stage));
+      const verdict = await commit.ran(stage, info, job, result, recorded, executor.name, signal.aborted);
       if (verdict.status === 'ran') for (const d of verdict.disagreements) emit({ type: 'warning', stage: name, message: disagreementText(d) });
       const base = { stage: name, durationMs: Date.now() - t0, key: info.key };
       outcome = verdict.status === 'ran' ? { ...base, status: 'ran', reason, record: verdict.record } : { ...base, status: verdict.status, reason: verdict.reason };
@@ -198,7 +198,6 @@ export async function runStages(opts: RunOptions): Promise<RunSummary> {
         ...(s?.uses ? { uses: s.uses } : {}),
         ...(s?.cmd ? { cmd: s.cmd } : {}),
         ...(rec.extra ? { extra: rec.extra } : {}),
-        endedAt: rec.endedAt,
       });
     }
     return runs;

@@ -26,7 +26,7 @@ export interface RunnerSpec {
   upstream: UpstreamRun[];
   pipeline: { file: string; name: string; pipeVersion: string };
   resources: Resources & { gpuIds: string[] };
-  /** Where record() data is written as JSON `{ extra }` when the stage succeeds. */
+  /** Where record() and recordExecution() data is written as JSON `{ extra, execution }` when the stage succeeds. */
   resultFile: string;
   /** Scratch directory (created and removed by the runner). */
   tmpDir: string;
@@ -45,7 +45,8 @@ export const PIPE_LINE = '::pipe::';
 export type RunnerMessage =
   | { type: 'log'; message: string }
   | ({ type: 'progress' } & ProgressUpdate)
-  | { type: 'record'; info: Record<string, unknown> };
+  | { type: 'record'; info: Record<string, unknown> }
+  | { type: 'execution'; info: Record<string, unknown> };
 
 function send(msg: RunnerMessage): void {
   process.stdout.write(`${PIPE_LINE}${JSON.stringify(msg)}\n`);
@@ -71,6 +72,7 @@ export async function main(specFile: string): Promise<number> {
   const stagesRoot = spec.stagesRoot ?? fileURLToPath(new URL('../stages/', import.meta.url));
   const modPath = join(stagesRoot, ...spec.kind.split('/'), 'run.js');
   const extra: Record<string, unknown> = {};
+  const execution: Record<string, unknown> = {};
   mkdirSync(spec.tmpDir, { recursive: true });
   // Locally the engine granted the GPUs; on SLURM the allocation did, and slurmd exported CUDA_VISIBLE_DEVICES.
   const visible = process.env.CUDA_VISIBLE_DEVICES;
@@ -95,6 +97,10 @@ export async function main(specFile: string): Promise<number> {
       Object.assign(extra, info);
       send({ type: 'record', info });
     },
+    recordExecution: (info) => {
+      Object.assign(execution, info);
+      send({ type: 'execution', info });
+    },
   };
   try {
     const mod = (await import(pathToFileURL(modPath).href)) as { run?: StageRun };
@@ -108,7 +114,7 @@ export async function main(specFile: string): Promise<number> {
       return 130;
     }
     const tmp = `${spec.resultFile}.tmp-${process.pid}`;
-    writeFileSync(tmp, JSON.stringify({ extra }));
+    writeFileSync(tmp, JSON.stringify({ extra, execution }));
     renameSync(tmp, spec.resultFile);
     return 0;
   } catch (e) {

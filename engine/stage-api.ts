@@ -88,10 +88,11 @@ export interface UpstreamRun {
   /** `uses` kind or the command line. */
   uses?: string;
   cmd?: string;
-  /** Extra provenance the stage recorded (ctx.record), e.g. `{ backend: 'wasm' }`. */
+  /**
+   * Extra provenance the stage recorded (ctx.record), e.g. `{ backend: 'wasm' }`. Never its execution facts
+   * (ctx.recordExecution: timings, worker counts): a stage's output may not depend on what varies from run to run.
+   */
   extra?: Record<string, unknown>;
-  /** When the recorded run ended (ISO 8601): a date derived from inputs, not the clock (the report's "generated"). */
-  endedAt?: string;
 }
 
 export interface StageContext<W = Record<string, unknown>> {
@@ -125,8 +126,17 @@ export interface StageContext<W = Record<string, unknown>> {
   log(message: string): void;
   /** The stage's own progress (rendered on the progress line). */
   progress(update: ProgressUpdate): void;
-  /** Provenance the run record keeps (e.g. `{ backend: 'wasm' }`); merged across calls. */
+  /**
+   * Provenance the run record keeps (e.g. `{ backend: 'wasm' }`); merged across calls. It reaches stages below
+   * (ctx.upstream), so it must be a function of this stage's inputs and code, like its outputs.
+   */
   record(info: Record<string, unknown>): void;
+  /**
+   * Facts about this execution that vary from run to run without changing any output — timings, throughput, worker
+   * counts — kept in the run record's `execution` (for people and `pipe why`), never passed to other stages, so no
+   * output (a report, say) can depend on them and a bit-identical re-run stays bit-identical downstream.
+   */
+  recordExecution(info: Record<string, unknown>): void;
 }
 
 export type StageRun<W = Record<string, unknown>> = (ctx: StageContext<W>) => Promise<void>;

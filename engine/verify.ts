@@ -20,7 +20,7 @@ import type { Pipeline, StageSpec } from './model.js';
 import { copyInputs, depsOf, namesWorkspace, scratchPipeline } from './scratch.js';
 import { absPath, computeKey, hashOutputs, type DepMemo, type StageKeyInfo } from './plan.js';
 import { Committer, indexedOutputs, type CommitVerdict } from './run/commit.js';
-import { safeName } from './run/dispatch.js';
+import { safeName, type Recorded } from './run/dispatch.js';
 import { runStages, type StageGraph } from './run.js';
 import type { Machine } from './scheduler.js';
 import { openWorkspace, pipeDirOf, type Workspace } from './workspace.js';
@@ -146,8 +146,8 @@ class VerifyCommitter extends Committer {
     super.prepare(stage);
   }
 
-  override async ran(stage: StageSpec, info: StageKeyInfo, job: Job, result: JobResult, extra: Record<string, unknown>, _executor: string, aborted: boolean): Promise<CommitVerdict> {
-    const bad = await this.checkJob(stage, info, job, result, extra, aborted);
+  override async ran(stage: StageSpec, info: StageKeyInfo, job: Job, result: JobResult, recorded: Recorded, _executor: string, aborted: boolean): Promise<CommitVerdict> {
+    const bad = await this.checkJob(stage, info, job, result, recorded, aborted);
     if (bad) {
       this.unstash(stage);
       return bad;

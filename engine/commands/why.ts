@@ -41,7 +41,17 @@ export async function whyCommand(file: string, stageName: string, opts: WhyOptio
           action: d.action,
           reasons: d.reasons,
           key: info.key,
-          compared: near ? { key: near.record.key, endedAt: near.record.endedAt } : null,
+          compared: near
+            ? {
+                key: near.record.key,
+                endedAt: near.record.endedAt,
+                durationMs: near.record.durationMs,
+                host: near.record.host,
+                executor: near.record.executor,
+                recorded: near.record.extra ?? {},
+                execution: near.record.execution ?? {},
+              }
+            : null,
           changes: near?.changes ?? [],
           upstream: upstreamRuns,
           runs: history.length,
@@ -61,6 +71,10 @@ export async function whyCommand(file: string, stageName: string, opts: WhyOptio
     lines.push(`  compared with its run of ${near.record.endedAt} (key ${near.record.key.slice(0, 12)}, ${history.length} run(s) recorded):`);
     if (near.changes.length === 0) lines.push('    no difference in params, deps, env, command or outs');
     for (const c of near.changes) lines.push(`    ${c.message}`);
+    const r = near.record;
+    lines.push(`  that run took ${(r.durationMs / 1000).toFixed(1)} s on ${r.host} (${r.executor}${r.jobId ? ` job ${r.jobId}` : ''})`);
+    if (r.extra && Object.keys(r.extra).length > 0) lines.push(`    recorded: ${pairs(r.extra)}`);
+    if (r.execution && Object.keys(r.execution).length > 0) lines.push(`    execution: ${pairs(r.execution)}`);
   }
   for (const r of d.reasons) if (!near?.changes.some((c) => c.message === r)) lines.push(`  ${r}`);
   for (const x of d.nondeterministic ?? []) lines.push(`  ${disagreementText(x)}`);
@@ -69,4 +83,11 @@ export async function whyCommand(file: string, stageName: string, opts: WhyOptio
   }
   process.stdout.write(`${lines.join('\n')}\n`);
   return 0;
+}
+
+/** `{a: 1, b: {c: 2}}` → `a=1, b={"c":2}` (one line; what a stage recorded). */
+function pairs(o: Record<string, unknown>): string {
+  return Object.entries(o)
+    .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+    .join(', ');
 }

@@ -9,6 +9,7 @@ import { dirname, join } from 'node:path';
 import { hostname } from 'node:os';
 import type { Disagreement, RunRecord, StoredOutput } from '../../cache/types.js';
 import type { Job, JobResult } from '../executors/executor.js';
+import type { Recorded } from './dispatch.js';
 import { lockPath, readLockAsync, stageDigest, writeLock, type LockFile, type LockStage } from '../lockfile.js';
 import type { Pipeline, StageSpec } from '../model.js';
 import { absPath, computeKey, hashOutputs, type DepMemo, type StageKeyInfo } from '../plan.js';
@@ -87,10 +88,11 @@ export class Committer {
 
   /**
    * After the job: verify deps and outs, store outputs, write the run record. Anything wrong removes the outputs.
-   * `extra` holds record() data streamed so far; the runner's result file completes it.
+   * `recorded` holds record()/recordExecution() data streamed so far; the runner's result file completes it.
    */
-  async ran(stage: StageSpec, info: StageKeyInfo, job: Job, result: JobResult, extra: Record<string, unknown>, executor: string, aborted: boolean): Promise<CommitVerdict> {
-    const bad = await this.checkJob(stage, info, job, result, extra, aborted);
+  async ran(stage: StageSpec, info: StageKeyInfo, job: Job, result: JobResult, recorded: Recorded, executor: string, aborted: boolean): Promise<CommitVerdict> {
+    const bad = await this.checkJob(stage, info, job, result, recorded, aborted);
+    const { extra, execution } = recorded;
     if (bad) return bad;
     const ws = this.ws;
     const fail = (reason: string): CommitVerdict => {
@@ -119,6 +121,7 @@ export class Committer {
       executor,
       ...(result.jobId ? { jobId: result.jobId } : {}),
       ...(Object.keys(extra).length > 0 ? { extra } : {}),
+      ...(Object.keys(execution).length > 0 ? { execution } : {}),
       pipeVersion: this.pipeVersion,
     };
     // Same key, different bytes is news, not an overwrite: the first result stays in force (put back here).
@@ -136,9 +139,9 @@ export class Committer {
   /**
    * What every finished job must pass before its outputs count: it succeeded (and was not cancelled), its deps are
    * still what the key says, its outs exist and still resolve inside the workspace. Returns the failing verdict
-   * (outputs discarded), or undefined; collects the runner's record() data into `extra`.
+   * (outputs discarded), or undefined; collects the runner's record()/recordExecution() data into `recorded`.
    */
-  protected async checkJob(stage: StageSpec, info: StageKeyInfo, job: Job, result: JobResult, extra: Record<string, unknown>, aborted: boolean): Promise<CommitVerdict | undefined> {
+  protected async checkJob(stage: StageSpec, info: StageKeyInfo, job: Job, result: JobResult, recorded: Recorded, aborted: boolean): Promise<CommitVerdict | undefined> {
     const ws = this.ws;
     const fail = (status: 'failed' | 'cancelled', reason: string): CommitVerdict => {
       this.discard(stage);
@@ -160,7 +163,9 @@ export class Committer {
     if (stage.uses !== undefined) {
       const resultFile = join(ws.tmpDir, `${job.id}.result.json`);
       try {
-        Object.assign(extra, (JSON.parse(readFileSync(resultFile, 'utf8')) as { extra?: Record<string, unknown> }).extra ?? {});
+        const file = JSON.parse(readFileSync(resultFile, 'utf8')) as Partial<Recorded>;
+        Object.assign(recorded.extra, file.extra ?? {});
+        Object.assign(recorded.execution, file.execution ?? {});
       } catch {
         // Streamed record lines already collected it.
       }

@@ -32,11 +32,20 @@ export interface DispatchContext {
   upstreamOf(stage: string): Promise<UpstreamRun[]>;
 }
 
+/**
+ * What a `uses` stage recorded: `extra` (ctx.record: provenance that stages below see) and `execution`
+ * (ctx.recordExecution: timings and worker counts, kept in the run record only).
+ */
+export interface Recorded {
+  extra: Record<string, unknown>;
+  execution: Record<string, unknown>;
+}
+
 /** One stage's job as it ended: the last attempt's job and result, and the record() data it streamed. */
 export interface Dispatched {
   job: Job;
   result: JobResult;
-  extra: Record<string, unknown>;
+  recorded: Recorded;
   /** The last output lines seen (protocol lines left out): the log tail when the log file could not be written. */
   lastLines: string[];
 }
@@ -55,7 +64,7 @@ export function jobIdOf(stage: string, info: StageKeyInfo): string {
 export async function dispatch(ctx: DispatchContext, stage: StageSpec, info: StageKeyInfo, executor: Executor, grant: Grant | undefined, onRetry: () => void): Promise<Dispatched> {
   const name = stage.name;
   const logFile = logFileOf(ctx.ws, name);
-  const extra: Record<string, unknown> = {};
+  const recorded: Recorded = { extra: {}, execution: {} };
   const lastLines: string[] = [];
   const keep = (line: string): void => {
     lastLines.push(line);
@@ -71,7 +80,7 @@ export async function dispatch(ctx: DispatchContext, stage: StageSpec, info: Sta
       else if (msg.type === 'progress') {
         const { type: _t, ...p } = msg;
         ctx.emit({ type: 'stage-progress', stage: name, ...p });
-      } else Object.assign(extra, msg.info);
+      } else Object.assign(msg.type === 'execution' ? recorded.execution : recorded.extra, msg.info);
     } else {
       keep(line);
       ctx.emit({ type: 'stage-log', stage: name, line });
@@ -93,7 +102,7 @@ export async function dispatch(ctx: DispatchContext, stage: StageSpec, info: Sta
     },
   );
   lines.end();
-  return { job, result, extra, lastLines };
+  return { job, result, recorded, lastLines };
 }
 
 /** "attempt 2 of 3 after: out of memory; mem 512M → 1024M". */

@@ -449,7 +449,9 @@ async function download(ctx: StageContext<DownloadWith>, scrub: (text: string) =
     }
   }
   meter.emit(true);
-  ctx.record({ download: { files: tasks.length, bytes: meter.bytes, ...stats } });
+  ctx.record({ download: { files: tasks.length } });
+  // How the files got here (downloaded, resumed, from the mirror, already present) varies run to run: execution facts.
+  ctx.recordExecution({ download: { bytes: meter.bytes, ...stats } });
   log(
     `${tasks.length} file(s) in ${w.out}: ${stats.network} downloaded, ${stats.mirror} from the mirror, ${stats.present} already present` +
       (w.extract ? `, ${stats.extracted} extracted` : ''),

@@ -100,8 +100,8 @@ export async function run(ctx: StageContext<InferWith>): Promise<void> {
     await writeFileAtomic(ctx.resolve(w.out), predictionsCsv(columns, outRows, preds));
     const positives = preds.filter((p) => p.probs[1] > p.probs[0]).length;
     ctx.log(`${selected.length} predictions (${positives} predicted positive at argmax) → ${w.out}`);
-    ctx.record({
-      rows: selected.length,
+    ctx.record({ rows: selected.length });
+    ctx.recordExecution({
       workers: pool.size,
       infer_seconds: Number(seconds.toFixed(3)),
       infer_img_per_s: Number((selected.length / Math.max(seconds, 1e-9)).toFixed(2)),

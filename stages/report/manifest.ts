@@ -24,8 +24,8 @@ export const manifest: StageManifest = {
         'List of {title, text?, numbers?: [{label, file (JSON or CSV), pointer, where?, format?, suffix?, low?, high?, interval?}], ' +
         'figures?: [path | {path, caption?}] (SVG is sanitised: no script, handler or outside URL survives), ' +
         'tables?: [path | {path, caption?, columns?, formats? (column or * → d3-format), maxRows?, headerRows?} | ' +
-        '{runs: stage or declaration, fields: [key] | {key: label}, caption?, formats?} (values upstream runs recorded)]}. ' +
-        'The page is dated from SOURCE_DATE_EPOCH or the newest upstream run record, never the clock.',
+        '{runs: stage or declaration, fields: [key] | {key: label}, caption?, formats?} (values upstream runs recorded with ctx.record)]}. ' +
+        "The page is dated from SOURCE_DATE_EPOCH when the stage declares it in its env:, else undated; never the clock.",
     },
     html: { type: 'path', role: 'out', required: true, description: 'The HTML report to write.' },
     markdown: { type: 'path', role: 'out', description: 'The Markdown summary to write.' },

@@ -1,4 +1,4 @@
-import type { StageContext, UpstreamRun } from '../../engine/stage-api.js';
+import type { StageContext } from '../../engine/stage-api.js';
 import { StageError } from '../../engine/stage-api.js';
 import { writeFileAtomic } from '../lib/atomic-write.js';
 import { renderHtml } from './lib/html.js';
@@ -17,25 +17,18 @@ export interface ReportWith {
 }
 
 /**
- * The report's "generated" date, never the clock (two runs on the same inputs write the same bytes):
- * SOURCE_DATE_EPOCH when set (reproducible-builds convention; declare it in the stage's `env:` so it is keyed),
- * else the end of the newest upstream run on record, else none.
+ * The report's "generated" date, never the clock and never an upstream run's timing (neither is in this stage's
+ * key, so either would make two runs on the same inputs write different bytes): SOURCE_DATE_EPOCH when the stage
+ * declares it in its `env:` (the reproducible-builds convention; declared env values are keyed), else none.
  */
-export function reportDate(env: Readonly<Record<string, string | undefined>>, upstream: readonly UpstreamRun[]): GeneratedAt | undefined {
+export function reportDate(env: Readonly<Record<string, string | undefined>>): GeneratedAt | undefined {
   const epoch = env.SOURCE_DATE_EPOCH;
-  if (epoch !== undefined && epoch !== '') {
-    const t = /^\d{1,12}$/.test(epoch) ? new Date(Number(epoch) * 1000) : undefined;
-    if (!t || Number.isNaN(t.getTime())) {
-      throw new StageError(`SOURCE_DATE_EPOCH must be a whole number of seconds since 1970-01-01 UTC, not "${epoch.slice(0, 40)}".`);
-    }
-    return { at: t.toISOString(), from: 'SOURCE_DATE_EPOCH' };
+  if (epoch === undefined || epoch === '') return undefined;
+  const t = /^\d{1,12}$/.test(epoch) ? new Date(Number(epoch) * 1000) : undefined;
+  if (!t || Number.isNaN(t.getTime())) {
+    throw new StageError(`SOURCE_DATE_EPOCH must be a whole number of seconds since 1970-01-01 UTC, not "${epoch.slice(0, 40)}".`);
   }
-  let newest: UpstreamRun | undefined;
-  for (const u of upstream) {
-    if (u.endedAt === undefined || Number.isNaN(Date.parse(u.endedAt))) continue;
-    if (!newest || Date.parse(u.endedAt) > Date.parse(newest.endedAt!)) newest = u;
-  }
-  return newest ? { at: new Date(Date.parse(newest.endedAt!)).toISOString(), from: `the end of the newest upstream run (${newest.stage})` } : undefined;
+  return { at: t.toISOString(), from: 'SOURCE_DATE_EPOCH' };
 }
 
 export async function run(ctx: StageContext<ReportWith>): Promise<void> {
@@ -55,7 +48,7 @@ export async function run(ctx: StageContext<ReportWith>): Promise<void> {
       pipeVersion: ctx.pipeline.pipeVersion,
       stage: ctx.stage,
       key: ctx.key,
-      generatedAt: reportDate(process.env, ctx.upstream),
+      generatedAt: reportDate(process.env),
       upstream: ctx.upstream,
       inputs: Object.entries(ctx.depHashes).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
     },

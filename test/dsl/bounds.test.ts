@@ -242,28 +242,3 @@ describe('shapes that used to pass silently', () => {
     }
   });
 });
-
-describe('a closed stdout (issue 10.9)', () => {
-  it('`pipe run p.yaml -n --json | head -1` ends quietly: exit 0, no EPIPE stack trace', async () => {
-    // 3,000 stages: far more JSON than a pipe buffer holds, so pipe is still writing when the reader goes away.
-    const ws = cliWorkspace({ 'p.yaml': `vars: {n: [${Array.from({ length: 3000 }, (_, i) => i).join(', ')}]}\nstages:\n  s:\n    foreach: \${vars.n}\n    do: {cmd: "true", outs: ["o/\${item}"]}\n` });
-    try {
-      for (const args of [['run', 'p.yaml', '-n', '--json'], ['status', 'p.yaml'], ['dag', 'p.yaml']]) {
-        const child = spawn(process.execPath, [pipeBin, ...args], { cwd: ws.dir, env: { ...process.env, CI: 'true' } });
-        let stderr = '';
-        child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-        let first = '';
-        child.stdout.once('data', (d: Buffer) => {
-          first = d.toString().split('\n')[0]!;
-          child.stdout.destroy(); // what `head -1` does: read a line, close the pipe
-        });
-        const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
-        expect(first.length, args.join(' ')).toBeGreaterThan(0);
-        expect(stderr, args.join(' ')).not.toMatch(/EPIPE|Unhandled|\n\s+at /);
-        expect(code, `${args.join(' ')}: ${stderr}`).toBe(0);
-      }
-    } finally {
-      ws.cleanup();
-    }
-  });
-});

@@ -86,6 +86,30 @@ describe('explaining', () => {
   });
 });
 
+describe('execution facts (ctx.recordExecution)', () => {
+  it('are kept in the run record and printed by why, but never reach a stage below (only ctx.record does)', () => {
+    ws = workspace({
+      'in.txt': 'x\n',
+      'p.yaml': `stages:
+  a: {uses: testing/echo, with: {src: in.txt, out: out/a.txt, message: hello}}
+  b: {uses: testing/echo, with: {src: out/a.txt, out: out/b.txt, message: bye}}
+`,
+    });
+    const r = pipe(ws.dir, ['run', 'p.yaml']);
+    expect(r.code, r.stderr).toBe(0);
+    const w = pipe(ws.dir, ['why', 'p.yaml', 'a', '--json']);
+    const j = JSON.parse(w.stdout) as { compared: { recorded: Record<string, unknown>; execution: Record<string, unknown> } };
+    expect(j.compared.recorded).toMatchObject({ echoed: 'hello' });
+    expect(j.compared.execution).toEqual({ pid: expect.any(Number) });
+    const text = pipe(ws.dir, ['why', 'p.yaml', 'a']).stdout;
+    expect(text).toMatch(/that run took [\d.]+ s on .+ \(local[^)]*\)\n\s+recorded: echoed=hello, .*\n\s+execution: pid=\d+/);
+    // b saw a's provenance, not a's execution facts: a's pid cannot leak into b's bytes.
+    const seen = JSON.parse(ws.read('out/b.txt').trim().split('\n').at(-1)!) as { upstream: Array<{ stage: string; extra: Record<string, unknown> }> };
+    expect(seen.upstream).toEqual([{ stage: 'a', extra: { echoed: 'hello', upstream: [], gpus: [] } }]);
+    expect(ws.read('out/b.txt')).not.toContain('pid');
+  });
+});
+
 describe('selecting stages', () => {
   it('targets (names, declaration names, globs) bring their upstream; --downstream; --force with a glob', () => {
     ws = workspace({ 'p.yaml': pipeline, 'data/raw.csv': 'x\n' });

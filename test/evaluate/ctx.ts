@@ -8,6 +8,8 @@ export interface TestContext<W> extends StageContext<W> {
   logs: string[];
   progressUpdates: ProgressUpdate[];
   records: Record<string, unknown>;
+  /** What the stage passed to recordExecution (timings, worker counts). */
+  execution: Record<string, unknown>;
   cleanup(): void;
 }
 
@@ -16,6 +18,7 @@ export function makeCtx<W>(workspace: string, stage: string, w: W): TestContext<
   const logs: string[] = [];
   const progressUpdates: ProgressUpdate[] = [];
   const records: Record<string, unknown> = {};
+  const execution: Record<string, unknown> = {};
   return {
     stage,
     workspace,
@@ -32,9 +35,11 @@ export function makeCtx<W>(workspace: string, stage: string, w: W): TestContext<
     log: (m: string) => logs.push(m),
     progress: (u: ProgressUpdate) => progressUpdates.push(u),
     record: (info: Record<string, unknown>) => Object.assign(records, info),
+    recordExecution: (info: Record<string, unknown>) => void Object.assign(execution, info),
     logs,
     progressUpdates,
     records,
+    execution,
     cleanup: () => rmSync(tmp, { recursive: true, force: true }),
   };
 }

@@ -8,6 +8,8 @@ export interface TestContext<W> extends StageContext<W> {
   logs: string[];
   progressUpdates: ProgressUpdate[];
   records: Record<string, unknown>;
+  /** What the stage passed to recordExecution (timings, worker counts). */
+  execution: Record<string, unknown>;
 }
 
 export async function makeWorkspace(prefix = 'pipe-imaging-'): Promise<{ dir: string; cleanup(): Promise<void> }> {
@@ -19,6 +21,7 @@ export function makeCtx<W>(workspace: string, w: W, opts: { stage?: string; cpus
   const logs: string[] = [];
   const progressUpdates: ProgressUpdate[] = [];
   const records: Record<string, unknown> = {};
+  const execution: Record<string, unknown> = {};
   return {
     stage: opts.stage ?? 'test-stage',
     workspace,
@@ -35,8 +38,10 @@ export function makeCtx<W>(workspace: string, w: W, opts: { stage?: string; cpus
     log: (m: string) => void logs.push(m),
     progress: (u: ProgressUpdate) => void progressUpdates.push(u),
     record: (info: Record<string, unknown>) => void Object.assign(records, info),
+    recordExecution: (info: Record<string, unknown>) => void Object.assign(execution, info),
     logs,
     progressUpdates,
     records,
+    execution,
   };
 }

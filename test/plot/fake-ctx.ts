@@ -7,6 +7,8 @@ import type { StageContext, UpstreamRun } from '../../engine/stage-api.js';
 export interface FakeCtx<W> extends StageContext<W> {
   logs: string[];
   recorded: Record<string, unknown>;
+  /** What the stage passed to recordExecution (timings, worker counts). */
+  execution: Record<string, unknown>;
 }
 
 export function fakeCtx<W>(
@@ -16,6 +18,7 @@ export function fakeCtx<W>(
 ): FakeCtx<W> {
   const logs: string[] = [];
   const recorded: Record<string, unknown> = {};
+  const execution: Record<string, unknown> = {};
   return {
     stage: extra.stage ?? 'test-stage',
     workspace,
@@ -32,7 +35,9 @@ export function fakeCtx<W>(
     log: (m: string) => void logs.push(m),
     progress: () => undefined,
     record: (info: Record<string, unknown>) => void Object.assign(recorded, info),
+    recordExecution: (info: Record<string, unknown>) => void Object.assign(execution, info),
     logs,
     recorded,
+    execution,
   };
 }

@@ -47,7 +47,6 @@ export const UPSTREAM: UpstreamRun[] = [
     key: 'a'.repeat(64),
     uses: 'review/summary',
     outputs: [{ path: 'out/review/summary_stats.csv', hash: h('1') }],
-    endedAt: '2025-03-01T10:00:00.000Z',
   },
   {
     stage: 'eval_fpr@vindr_cxr',
@@ -58,7 +57,6 @@ export const UPSTREAM: UpstreamRun[] = [
       { path: 'out/eval/headline.json', hash: h('3') },
     ],
     extra: { backend: 'wasm', resamples: 12000 },
-    endedAt: '2025-03-02T09:30:15.250Z',
   },
   { stage: 'fig_counts', key: 'c'.repeat(64), cmd: 'python plot.py --out out/review/figures', outputs: [], endedAt: '2025-03-01T12:00:00.000Z' },
 ];

@@ -35,6 +35,7 @@ function context(ws: string, w: Partial<AnalyzeWith>) {
     log: (m: string) => void logs.push(m),
     progress: (u) => void progress.push(u),
     record: (info) => void Object.assign(records, info),
+    recordExecution: () => {},
   };
   return { ctx, logs, records, progress };
 }

@@ -58,12 +58,15 @@ export async function makeShardSet(
 export interface TestContext<W> extends StageContext<W> {
   logs: string[];
   records: Record<string, unknown>;
+  /** What the stage passed to recordExecution (timings, worker counts). */
+  execution: Record<string, unknown>;
   progressCalls: number;
 }
 
 export function makeContext<W>(workspace: string, stage: string, w: W): TestContext<W> {
   const logs: string[] = [];
   const records: Record<string, unknown> = {};
+  const execution: Record<string, unknown> = {};
   const ctx: TestContext<W> = {
     stage,
     workspace,
@@ -80,8 +83,10 @@ export function makeContext<W>(workspace: string, stage: string, w: W): TestCont
     log: (m: string) => void logs.push(m),
     progress: () => void ctx.progressCalls++,
     record: (info: Record<string, unknown>) => void Object.assign(records, info),
+    recordExecution: (info: Record<string, unknown>) => void Object.assign(execution, info),
     logs,
     records,
+    execution,
     progressCalls: 0,
   };
   return ctx;

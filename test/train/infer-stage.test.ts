@@ -96,8 +96,8 @@ describe('infer', () => {
     const go = async (out: string, cpus: number): Promise<string> => {
       const ctx = makeContext(ws.dir, 'infer', inferWith({ model: 'm/', shards: 'adult/', out, batch_size: 16 }));
       await infer({ ...ctx, resources: { ...ctx.resources, cpus } });
-      expect(ctx.records['workers']).toBe(Math.min(cpus, availableParallelism()));
-      expect(ctx.records['infer_img_per_s']).toBeGreaterThan(0);
+      expect(ctx.execution['workers']).toBe(Math.min(cpus, availableParallelism()));
+      expect(ctx.execution['infer_img_per_s']).toBeGreaterThan(0);
       return readFile(join(ws.dir, out), 'utf8');
     };
     const one = await go('same/p1.csv', 1);

@@ -96,7 +96,8 @@ export async function run(ctx: StageContext<PreprocessWith>): Promise<void> {
 
   const workers = Math.max(1, Math.min(ctx.resources.cpus || 1, availableParallelism(), rows.length));
   ctx.log(`preprocessing ${rows.length} images to ${w.size}×${w.size} with ${workers} worker thread(s)`);
-  ctx.record({ preprocess: { images: rows.length, size: w.size, workers } });
+  ctx.record({ preprocess: { images: rows.length, size: w.size } });
+  ctx.recordExecution({ workers });
   const pool = new LoadPool(workers, maxPixels);
   const writer = new ShardWriter(ctx.resolve(w.out), { width: w.size, height: w.size, columns });
   const started = Date.now();
@@ -138,7 +139,7 @@ export async function run(ctx: StageContext<PreprocessWith>): Promise<void> {
       throw writeFailure(ctx.stage, w.out, e);
     });
     const secs = (Date.now() - started) / 1000;
-    ctx.record({ preprocess: { images: index.count, skipped, size: w.size, workers, mean: index.mean, std: index.std } });
+    ctx.record({ preprocess: { images: index.count, skipped, size: w.size, mean: index.mean, std: index.std } });
     ctx.log(
       `wrote ${index.count} images in ${index.shards.length} shard(s) to ${w.out} ` +
         `(${(index.count / Math.max(secs, 0.001)).toFixed(1)} img/s; mean ${index.mean.toFixed(4)}, std ${index.std.toFixed(4)})`,

@@ -91,7 +91,7 @@ function provenanceHtml(p: Provenance): string {
     `<dt>Pipeline file</dt><dd><code>${e(p.pipelineFile)}</code></dd>`,
     `<dt>Pipeline</dt><dd>${e(p.pipelineName)}</dd>`,
     `<dt>pipe version</dt><dd>${e(p.pipeVersion)}</dd>`,
-    `<dt>Generated</dt><dd>${p.generatedAt ? `${e(p.generatedAt.at)} <span class="source">(${e(p.generatedAt.from)})</span>` : 'undated (no upstream run record, and SOURCE_DATE_EPOCH is not set)'}</dd>`,
+    `<dt>Generated</dt><dd>${p.generatedAt ? `${e(p.generatedAt.at)} <span class="source">(${e(p.generatedAt.from)})</span>` : 'undated (declare SOURCE_DATE_EPOCH in the report stage\'s <code>env:</code> to date it)'}</dd>`,
     `<dt>Report stage</dt><dd>${e(p.stage)}</dd>`,
     `<dt>Report key</dt><dd class="hash">${e(p.key)}</dd>`,
     `</dl>`,

@@ -15,6 +15,7 @@ export async function run(ctx: StageContext<EchoWith>): Promise<void> {
   for (let i = 1; i <= w.steps; i++) ctx.progress({ done: i, total: w.steps, unit: 'steps' });
   ctx.log(`copying ${w.src} to ${w.out}`);
   ctx.record({ echoed: w.message, upstream: ctx.upstream.map((u) => u.stage), gpus: ctx.resources.gpuIds });
+  ctx.recordExecution({ pid: process.pid });
   const text = await readFile(ctx.resolve(w.src), 'utf8');
   if (w.fail === 'stage-error') throw new StageError(`echo was told to fail: ${w.src} is fine, but this is a test of StageError.`);
   if (w.fail === 'crash') throw new TypeError('echo crashed on purpose');
@@ -22,5 +23,6 @@ export async function run(ctx: StageContext<EchoWith>): Promise<void> {
     await writeFile(ctx.resolve(w.out), text.slice(0, 1));
     throw new StageError('echo stopped after writing part of its output');
   }
-  await writeFile(ctx.resolve(w.out), `${text}${w.message}\n${JSON.stringify({ key: ctx.key, deps: ctx.depHashes })}\n`);
+  const upstream = ctx.upstream.map((u) => ({ stage: u.stage, ...(u.extra ? { extra: u.extra } : {}) }));
+  await writeFile(ctx.resolve(w.out), `${text}${w.message}\n${JSON.stringify({ key: ctx.key, deps: ctx.depHashes, upstream })}\n`);
 }

@@ -171,12 +171,11 @@ export async function run(ctx: StageContext<TrainWith>): Promise<void> {
     if (w.curve !== undefined) {
       await writeJsonAtomic(ctx.resolve(w.curve), learningCurveSpec(result.epochs, `${ctx.stage}: ${w.arch} on ${w.shards}`));
     }
-    // Clock-dependent figures are provenance (the run record), never output bytes: a bit-identical retrain must
-    // write bit-identical files.
+    // Clock-dependent figures and the worker count are facts of this execution (the run record), never output
+    // bytes nor provenance stages below see: a bit-identical retrain must leave everything downstream bit-identical.
     const { totalSeconds, trainPassSeconds, images, epochSeconds } = result.timing;
-    ctx.record({
-      best_epoch: result.best.epoch,
-      best_val_loss: result.best.val_loss,
+    ctx.record({ best_epoch: result.best.epoch, best_val_loss: result.best.val_loss });
+    ctx.recordExecution({
       workers: result.workers,
       // Whole training (validation and checkpoints included); the rate counts the training passes alone.
       train_seconds: Number(totalSeconds.toFixed(3)),

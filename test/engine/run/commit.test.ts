@@ -13,6 +13,7 @@ afterEach(() => f?.cleanup());
 
 const yaml = 'name: c\nstages:\n  a:\n    cmd: cp in.txt out/a.txt\n    deps: [in.txt]\n    outs: [out/a.txt]\n';
 const ok: JobResult = { status: 'succeeded', exitCode: 0, signal: null, reason: 'exit code 0', startedAt: 1_000, endedAt: 2_000, host: 'h' };
+const none = () => ({ extra: {}, execution: {} });
 const job = (id: string): Job => ({ id, stage: 'a', group: 'a', key: 'k', argv: [], cwd: '/', env: {}, resources: { cpus: 1, memBytes: 1, gpus: 0 }, gpuIds: [], logFile: '/dev/null', slurm: {} });
 
 async function setup(): Promise<{ commit: Committer }> {
@@ -33,11 +34,11 @@ describe('Committer', () => {
     const { commit } = await setup();
     const a = f.stage('a');
     const info = await computeKey(a, f.ws);
-    const v = await commit.ran(a, info, job('j'), { ...ok, status: 'failed', exitCode: 3, reason: 'exit code 3' }, {}, 'local', false);
+    const v = await commit.ran(a, info, job('j'), { ...ok, status: 'failed', exitCode: 3, reason: 'exit code 3' }, none(), 'local', false);
     expect(v).toEqual({ status: 'failed', reason: 'exit code 3' });
     expect(f.exists('out/a.txt')).toBe(false);
     f.write('out/a.txt', 'half\n');
-    expect(await commit.ran(a, info, job('j'), ok, {}, 'local', true)).toEqual({ status: 'cancelled', reason: 'cancelled' });
+    expect(await commit.ran(a, info, job('j'), ok, none(), 'local', true)).toEqual({ status: 'cancelled', reason: 'cancelled' });
     expect(f.exists('out/a.txt')).toBe(false);
     expect(await f.ws.runs.get(info.key)).toBeUndefined();
   });
@@ -47,10 +48,10 @@ describe('Committer', () => {
     const a = f.stage('a');
     const info = await computeKey(a, f.ws);
     commit.prepare(a);
-    expect(await commit.ran(a, info, job('j'), ok, {}, 'local', false)).toEqual({ status: 'failed', reason: 'stage a said it writes out/a.txt but did not' });
+    expect(await commit.ran(a, info, job('j'), ok, none(), 'local', false)).toEqual({ status: 'failed', reason: 'stage a said it writes out/a.txt but did not' });
     f.write('out/a.txt', 'output\n');
     f.write('in.txt', 'edited during the run\n');
-    const v = await commit.ran(a, info, job('j'), ok, {}, 'local', false);
+    const v = await commit.ran(a, info, job('j'), ok, none(), 'local', false);
     expect(v).toMatchObject({ status: 'failed', reason: expect.stringMatching(/^dep in\.txt changed while the stage ran/) });
     expect(f.exists('out/a.txt')).toBe(false);
   });
@@ -60,10 +61,10 @@ describe('Committer', () => {
     const a = f.stage('a');
     const info = await computeKey(a, f.ws);
     f.write('out/a.txt', 'output\n');
-    const v = await commit.ran(a, info, job('j'), ok, { backend: 'wasm' }, 'local', false);
+    const v = await commit.ran(a, info, job('j'), ok, { extra: { backend: 'wasm' }, execution: { seconds: 3 } }, 'local', false);
     expect(v.status).toBe('ran');
     const rec = await f.ws.runs.get(info.key);
-    expect(rec).toMatchObject({ stage: 'a', executor: 'local', host: 'h', durationMs: 1000, extra: { backend: 'wasm' } });
+    expect(rec).toMatchObject({ stage: 'a', executor: 'local', host: 'h', durationMs: 1000, extra: { backend: 'wasm' }, execution: { seconds: 3 } });
     expect(f.ws.index.get('a')?.key).toBe(info.key);
     await commit.persist();
     expect(readFileSync(lockPath(f.pipeline.file), 'utf8')).toContain(info.key);

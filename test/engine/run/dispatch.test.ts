@@ -89,7 +89,7 @@ describe('jobs', () => {
     const info = await computeKey(a, f.ws);
     const d = await dispatch(context(f, r.emit), a, info, new LocalExecutor(), undefined, () => {});
     expect(d.result.status).toBe('succeeded');
-    expect(d.extra).toEqual({ k: 1 });
+    expect(d.recorded).toEqual({ extra: { k: 1 }, execution: {} });
     expect(r.events.map((e) => e.type)).toEqual(['stage-start', 'stage-log', 'stage-progress']);
     expect(r.events[1]).toMatchObject({ line: 'hello' });
     expect(r.events[2]).toMatchObject({ done: 1, total: 2 });
