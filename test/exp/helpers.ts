@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { workspace, type Ws } from '../engine/helpers.js';
+import { pipeAsync, workspace, type CliResult, type Ws } from '../engine/helpers.js';
 
 /**
  * prep (no params: common to every variant) → train (scale) → evaluate (writes out/metrics.json; fails for scale 0).
@@ -86,6 +86,14 @@ export function sweepWorkspace(): SweepWs {
       }
     },
   });
+}
+
+/**
+ * The real CLI without blocking this worker: a test that waits on many CLI runs synchronously starves vitest's own
+ * messages to the worker ("Timeout calling onTaskUpdate").
+ */
+export function cli(cwd: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  return pipeAsync(cwd, args, env).done;
 }
 
 /** Every entry below `dir` but the `skip`ped folders: files with their sha256, mode and mtime, folders, links. */

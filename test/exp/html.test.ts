@@ -7,8 +7,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { chromium, type BrowserContext } from 'playwright-core';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { pipe } from '../engine/helpers.js';
-import { sweepWorkspace } from './helpers.js';
+import { cli, sweepWorkspace } from './helpers.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACT = fileURLToPath(new URL('../../artifacts/experiments.png', import.meta.url));
@@ -46,12 +45,12 @@ describe.skipIf(!present)(`pipe exp show --html in headless Chromium (${CHROMIUM
   it('shows every variant in the table and charts the metric against the swept param; saves a screenshot', async () => {
     const ws = sweepWorkspace();
     try {
-      expect(pipe(ws.dir, ['run', 'p.yaml'], ws.env()).code).toBe(0);
-      expect(pipe(ws.dir, ['exp', 'run', 'p.yaml', 'sweep', 'solo', '-j', '4'], ws.env(4)).code).toBe(1);
-      const r = pipe(ws.dir, ['exp', 'show', 'p.yaml', '--html', 'out/experiments.html']);
+      expect((await cli(ws.dir, ['run', 'p.yaml'], ws.env())).code).toBe(0);
+      expect((await cli(ws.dir, ['exp', 'run', 'p.yaml', 'sweep', 'solo', '-j', '4'], ws.env(4))).code).toBe(1);
+      const r = await cli(ws.dir, ['exp', 'show', 'p.yaml', '--html', 'out/experiments.html']);
       expect(r.code, r.stderr).toBe(0);
       expect(r.stderr).toMatch(/wrote out\/experiments\.html \(score against scale\)/);
-      const bad = pipe(ws.dir, ['exp', 'show', 'p.yaml', '--html', 'x.html', '--metric', 'scroe']);
+      const bad = await cli(ws.dir, ['exp', 'show', 'p.yaml', '--html', 'x.html', '--metric', 'scroe']);
       expect(bad.code).toBe(2);
       expect(bad.stderr).toMatch(/--metric scroe: no such metric \(did you mean `score`\?\)/);
 
