@@ -4,8 +4,8 @@
  * own outputs are only ever written by `exp apply`, which restores a variant's results from the cache and runs
  * nothing.
  */
-import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { workspaceLock } from '../../cache/lock.js';
 import { unregisterWorkspace } from '../../cache/registry.js';
 import { didYouMean, displayPath } from '../dsl/diagnostics.js';
@@ -333,6 +333,8 @@ export async function expShowCommand(file: string, names: string[], opts: ExpSho
   if (opts.html !== undefined) {
     const metric = chartMetric(full, rows, opts.metric, preferredMetrics(pipeline, records));
     const html = await experimentsPage({ title: `Experiments: ${pipeline.name}`, rows, cols, ...(metric ? { metric } : {}), generatedAt: new Date().toISOString() }, await pageTools());
+    // Its folder may not exist yet: `pipe exp run` leaves the workspace's out/ as it was (absent, on a fresh clone).
+    mkdirSync(dirname(opts.html), { recursive: true });
     writeAtomic(opts.html, html);
     process.stderr.write(`wrote ${opts.html}${metric ? ` (${metric.id} against ${cols.params.join(', ') || 'no swept param'})` : ''}\n`);
     if (!opts.md && !opts.csv && !opts.json) return 0;

@@ -91,7 +91,10 @@ export async function experimentsPage(input: PageInput, tools: PageTools): Promi
       else figures.push(`<figure class="chart" data-param="${e(param)}" data-metric="${e(input.metric.id)}"><div class="plot">${r.svg}</div><figcaption>${e(input.metric.id)} against ${e(param)}: ${variants} variant${variants > 1 ? 's' : ''}${data.length > variants ? ' and the workspace (◆)' : ''}</figcaption></figure>`);
     }
   }
-  const metricLine = input.metric ? `<p>Charted metric: <code>${e(input.metric.id)}</code> (${e(input.metric.path)})${input.rows.some((r) => r.baseline) ? `; the workspace has ${e(formatValue(metricValue(input.rows.find((r) => r.baseline)!, input.metric)))}` : ''}.</p>` : '';
+  const base = input.rows.find((r) => r.baseline);
+  const baseValue = base && input.metric ? metricValue(base, input.metric) : undefined;
+  const baseText = !base ? '' : baseValue === undefined ? '; the workspace has no value for it (not computed there yet)' : `; the workspace has ${e(formatValue(baseValue))}`;
+  const metricLine = input.metric ? `<p>Charted metric: <code>${e(input.metric.id)}</code> (${e(input.metric.path)})${baseText}.</p>` : '';
   return `<!DOCTYPE html>
 <html lang="en">
 <head>

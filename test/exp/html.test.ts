@@ -47,9 +47,10 @@ describe.skipIf(!present)(`pipe exp show --html in headless Chromium (${CHROMIUM
     try {
       expect((await cli(ws.dir, ['run', 'p.yaml'], ws.env())).code).toBe(0);
       expect((await cli(ws.dir, ['exp', 'run', 'p.yaml', 'sweep', 'solo', '-j', '4'], ws.env(4))).code).toBe(1);
-      const r = await cli(ws.dir, ['exp', 'show', 'p.yaml', '--html', 'out/experiments.html']);
+      // Into a folder that does not exist yet (on a fresh clone, out/ is not there after `pipe exp run`).
+      const r = await cli(ws.dir, ['exp', 'show', 'p.yaml', '--html', 'reports/new/experiments.html']);
       expect(r.code, r.stderr).toBe(0);
-      expect(r.stderr).toMatch(/wrote out\/experiments\.html \(score against scale\)/);
+      expect(r.stderr).toMatch(/wrote reports\/new\/experiments\.html \(score against scale\)/);
       const bad = await cli(ws.dir, ['exp', 'show', 'p.yaml', '--html', 'x.html', '--metric', 'scroe']);
       expect(bad.code).toBe(2);
       expect(bad.stderr).toMatch(/--metric scroe: no such metric \(did you mean `score`\?\)/);
@@ -62,7 +63,7 @@ describe.skipIf(!present)(`pipe exp show --html in headless Chromium (${CHROMIUM
       });
       page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
       page.on('request', (q) => fetched.push(q.url()));
-      const url = pathToFileURL(join(ws.dir, 'out/experiments.html')).href;
+      const url = pathToFileURL(join(ws.dir, 'reports/new/experiments.html')).href;
       await page.goto(url, { waitUntil: 'load' });
       expect(fetched).toEqual([url]); // self-contained
 
