@@ -21,8 +21,9 @@ import { columnsOf, diffRows, diffTable, fitTable, hiddenNote, namesMetric, pick
 import { gitState } from '../git.js';
 import { matcher } from '../glob.js';
 import type { ExperimentSpec, Pipeline } from '../model.js';
+import type { Decision } from '../plan.js';
 import { planStages, runStages } from '../run.js';
-import { namesWorkspace } from '../scratch.js';
+import { namesWorkspace, scratchPipeline } from '../scratch.js';
 import { csvTable, markdownTable, terminalWidth, textTable } from '../ui/table.js';
 import { bufferedWriter } from '../ui/format.js';
 import { plainRenderer } from '../ui/plain.js';
@@ -441,6 +442,25 @@ const refuseToRun: Executor = {
   async close() {},
 };
 
+/**
+ * Of the stages a plan in the workspace says would run, those the variant's own folder cannot vouch for. Planning
+ * without running cannot know the hash of a folder dep that upstream outputs fill in (`eval/fpr/` of several
+ * restored files): such a stage looks new. In the variant's folder, where those outputs are, the current pipeline
+ * plans with the real hashes: a stage up to date there under the key the variant recorded restores here too.
+ */
+async function notInVariant(target: Loaded, record: VariantRecord, selected: ReadonlySet<string>, wouldRun: Array<[string, Decision]>): Promise<Array<[string, Decision]>> {
+  if (!existsSync(join(record.root, '.pipe'))) return wouldRun;
+  const there = scratchPipeline(target.pipeline, record.root, { cacheDir: target.pipeline.settings.cacheDir });
+  const vws = await openWorkspace(there);
+  const plan = await planStages({ pipeline: there, graph: target.graph, workspace: vws, selected, emit: () => {}, pipeVersion: pipeVersion() });
+  const vouched = (s: string): boolean => {
+    const v = plan.get(s);
+    return v !== undefined && v.action !== 'run' && v.info?.key === record.stages[s]?.key;
+  };
+  // What is left is said as the variant's folder sees it (the real reason), where it has one.
+  return wouldRun.filter(([s]) => !vouched(s)).map(([s, d]) => [s, plan.get(s)?.action === 'run' ? plan.get(s)! : d]);
+}
+
 export async function expApplyCommand(file: string, name: string, opts: { force?: boolean; json?: boolean; wait?: boolean }): Promise<number> {
   const current = await loadAll(file);
   const records = readRecords(current.pipeline);
@@ -462,7 +482,8 @@ export async function expApplyCommand(file: string, name: string, opts: { force?
   try {
     const ws = await openWorkspace(target.pipeline);
     const plan = await planStages({ pipeline: target.pipeline, graph: target.graph, workspace: ws, selected, emit: () => {}, pipeVersion: pipeVersion() });
-    const wouldRun = [...plan].filter(([, d]) => d.action !== 'up-to-date' && d.action !== 'restore');
+    let wouldRun = [...plan].filter(([, d]) => d.action !== 'up-to-date' && d.action !== 'restore');
+    if (wouldRun.length > 0) wouldRun = await notInVariant(target, record, selected, wouldRun);
     if (wouldRun.length > 0) {
       const lines = wouldRun.slice(0, 5).map(([s, d]) => `  ${s}: ${d.reasons.join('; ')}`);
       throw new ExitError(
@@ -470,7 +491,6 @@ export async function expApplyCommand(file: string, name: string, opts: { force?
         1,
       );
     }
-    const changedKeys = [...plan].filter(([s, d]) => d.info && record.stages[s]?.key !== undefined && record.stages[s]!.key !== d.info.key).map(([s]) => s);
     if (Object.keys(changed).length > 0) {
       writeAtomic(paramsFile, paramsFileText(`${APPLIED_HEADER.slice(2)} ${name}\` (${new Date().toISOString()}): the params of that variant over the pipeline's own. Delete this file to return to them.`, changed));
     } else if (existsSync(paramsFile)) rmSync(paramsFile);
@@ -488,6 +508,8 @@ export async function expApplyCommand(file: string, name: string, opts: { force?
       keepGoing: false,
     });
     const counts = summary.counts;
+    // The keys the stages had when restored (a plan cannot always know them: see notInVariant).
+    const changedKeys = [...summary.outcomes.values()].filter((o) => o.key !== undefined && record.stages[o.stage]?.key !== undefined && record.stages[o.stage]!.key !== o.key).map((o) => o.stage);
     if (opts.json) process.stdout.write(`${JSON.stringify({ type: 'exp-apply', variant: name, ok: summary.ok, counts, paramsFile: Object.keys(changed).length > 0 ? paramsFile : null, changedDefinition: changedKeys }, null, 2)}\n`);
     else {
       for (const e of events) if (e.type === 'stage-end' && e.status === 'failed') process.stderr.write(`✗ ${e.stage}: ${e.reason}\n`);
