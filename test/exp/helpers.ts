@@ -1,4 +1,5 @@
 // A small pipeline for the experiment suites (cmd stages, a fraction of a second each) and what they check it with.
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -94,6 +95,15 @@ export function sweepWorkspace(): SweepWs {
  */
 export function cli(cwd: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
   return pipeAsync(cwd, args, env).done;
+}
+
+/** git in `dir`, with an author and committer (the machine may have none configured). */
+export function git(dir: string, ...args: string[]): string {
+  return execFileSync('git', args, {
+    cwd: dir,
+    encoding: 'utf8',
+    env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@example.org', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@example.org' },
+  });
 }
 
 /** Every entry below `dir` but the `skip`ped folders: files with their sha256, mode and mtime, folders, links. */

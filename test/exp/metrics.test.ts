@@ -1,25 +1,16 @@
 // `pipe metrics` made readable (issue 13): a long table (stage, file, metric, value) unless one row per file fits the
 // terminal; `pipe metrics diff [--rev REF]` against the lock file committed at a git revision, as DVC's metrics diff.
-import { execFileSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { metricsDiff, metricsTable } from '../../engine/metrics.js';
-import { cli, sweepWorkspace, type SweepWs } from './helpers.js';
+import { cli, git, sweepWorkspace, type SweepWs } from './helpers.js';
 
 let ws: SweepWs | undefined;
 afterEach(() => {
   ws?.cleanup();
   ws = undefined;
 });
-
-function git(dir: string, ...args: string[]): string {
-  return execFileSync('git', args, {
-    cwd: dir,
-    encoding: 'utf8',
-    env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@example.org', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@example.org' },
-  });
-}
 
 describe('pipe metrics', () => {
   it('prints one line per metric when a row per file would not fit, a row per file when it does', async () => {

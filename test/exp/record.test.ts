@@ -1,24 +1,15 @@
 // What `pipe exp run` records of a variant (issue 13): its params, per-stage keys and status, metrics, duration,
 // and the git commit it ran at (with whether the tree was dirty) when the workspace is a git repository.
-import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { cli, sweepWorkspace, type SweepWs } from './helpers.js';
+import { cli, git, sweepWorkspace, type SweepWs } from './helpers.js';
 
 let ws: SweepWs | undefined;
 afterEach(() => {
   ws?.cleanup();
   ws = undefined;
 });
-
-function git(dir: string, ...args: string[]): string {
-  return execFileSync('git', args, {
-    cwd: dir,
-    encoding: 'utf8',
-    env: { ...process.env, GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@example.org', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@example.org' },
-  });
-}
 
 interface Rec {
   name: string;
