@@ -477,9 +477,21 @@ export async function expApplyCommand(file: string, name: string, opts: { force?
   const target = await loadAll(file, { appliedParams: false, overrides: Object.entries(changed).map(([k, v]) => `+${k}=${JSON.stringify(v)}`) });
   const selected = selectStages(target, record.targets, false);
   const stop = interrupts();
-  const release = await take(pipeDirOf(target.pipeline), `pipe exp apply ${name}`, opts.wait !== false, stop.cancel, 'the workspace');
-  if (!release) return 130;
+  // The experiments' lock first (as `pipe exp run` takes them): no run replaces the variant's folder meanwhile.
+  const releaseExp = await take(experimentsDir(current.pipeline), `pipe exp apply ${name}`, opts.wait !== false, stop.cancel, 'the experiments of this pipeline');
+  if (!releaseExp) return 130;
+  const release = await take(pipeDirOf(target.pipeline), `pipe exp apply ${name}`, opts.wait !== false, stop.cancel, 'the workspace').catch(async (e: unknown) => {
+    await releaseExp();
+    throw e;
+  });
+  if (!release) {
+    await releaseExp();
+    return 130;
+  }
   try {
+    if (readRecords(current.pipeline).find((r) => r.name === name)?.endedAt !== record.endedAt) {
+      throw new ExitError(`pipe: variant ${name} was run again or removed while this waited; nothing was changed. Apply it again.`, 1);
+    }
     const ws = await openWorkspace(target.pipeline);
     const plan = await planStages({ pipeline: target.pipeline, graph: target.graph, workspace: ws, selected, emit: () => {}, pipeVersion: pipeVersion() });
     let wouldRun = [...plan].filter(([, d]) => d.action !== 'up-to-date' && d.action !== 'restore');
@@ -523,6 +535,7 @@ export async function expApplyCommand(file: string, name: string, opts: { force?
     return summary.ok ? 0 : 1;
   } finally {
     await release();
+    await releaseExp();
     stop.dispose();
   }
 }

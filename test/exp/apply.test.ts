@@ -2,11 +2,11 @@
 // the workspace cannot know that folder's hash before the upstream outputs are restored, so the variant's own folder
 // vouches for it; apply restores everything (bytes as the variant made them) and runs nothing. A stage changed since
 // the variant ran is refused before anything is touched.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { workspace, type Ws } from '../engine/helpers.js';
-import { cli, snapshot } from './helpers.js';
+import { pipeAsync, workspace, type Ws } from '../engine/helpers.js';
+import { cli, snapshot, sweepWorkspace } from './helpers.js';
 
 let ws: Ws | undefined;
 afterEach(() => {
@@ -60,5 +60,28 @@ describe('pipe exp apply', () => {
     expect(ws.read('out/all.txt')).toBe('a 2\nb 2\n');
     const status = await cli(ws.dir, ['status', 'p.yaml']);
     expect(status.stdout + status.stderr).toMatch(/All 3 stage\(s\) are up to date/);
+  });
+});
+
+describe('pipe exp apply and a running sweep', () => {
+  it('waits for the experiments of the pipeline (--no-wait: exits 1 naming the sweep), changing nothing', async () => {
+    const sw = sweepWorkspace();
+    ws = sw;
+    expect((await cli(sw.dir, ['exp', 'run', 'p.yaml', '-S', 'scale=2', '--name', 'two'], sw.env())).code).toBe(0);
+    // A sweep whose training waits at a barrier for a second training that never comes: it holds the lock meanwhile.
+    const env = sw.env(2);
+    const held = pipeAsync(sw.dir, ['exp', 'run', 'p.yaml', '-S', 'scale=4', '--name', 'held'], env);
+    try {
+      await held.until(() => existsSync(join(env.SYNC!, 'started.4')), 60_000);
+      const before = snapshot(sw.dir, ['.pipe']);
+      const r = await cli(sw.dir, ['exp', 'apply', 'p.yaml', 'two', '--no-wait']);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/the experiments of this pipeline is locked by `pipe exp run p\.yaml -S scale=4 --name held`/);
+      expect(snapshot(sw.dir, ['.pipe'])).toEqual(before);
+      expect(existsSync(join(sw.dir, 'p.params.yaml'))).toBe(false);
+    } finally {
+      held.child.kill('SIGINT');
+      await held.done;
+    }
   });
 });
