@@ -10,7 +10,7 @@
  *    in a fresh workspace through the real engine (needs `npm run build`), then the all-cache-hits second run.
  */
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bcaInterval } from '../stages/evaluate/lib/bootstrap.js';
@@ -18,7 +18,7 @@ import { filterPredictions, type EvalRows } from '../stages/evaluate/lib/filters
 import { evaluateFpr, predictPositive } from '../stages/evaluate/lib/fpr.js';
 import { loadPredictions, resolvePredictionsFile } from '../stages/evaluate/lib/predictions.js';
 import { youdenThreshold } from '../stages/evaluate/lib/threshold.js';
-import { EVAL_SETS, HM_RATIOS, MODELS, REPO, fullRun, makeWorkspace } from '../test/evaluate/full-run.js';
+import { EVAL_SETS, HM_RATIOS, MODELS, REPO, fragmentWorkspace, fullRun, makeWorkspace } from '../test/evaluate/full-run.js';
 
 const ROOT = join(REPO, 'data/seed/predictions');
 const BOOT = { resamples: 12000, seed: 42, confidence: 0.95 };
@@ -101,15 +101,7 @@ rmSync(ws, { recursive: true, force: true });
 // 4. The fragment through the real engine.
 const cli = join(REPO, 'bin/pipe.js');
 if (existsSync(join(REPO, 'dist/engine/cli.js'))) {
-  const pws = mkdtempSync(join(tmpdir(), 'pipe-bench-eval-pipe-'));
-  mkdirSync(join(pws, 'pipelines/paper'), { recursive: true });
-  mkdirSync(join(pws, 'pipelines/figures'), { recursive: true });
-  symlinkSync(join(REPO, 'data'), join(pws, 'data'));
-  copyFileSync(join(REPO, 'pipelines/paper/evaluate.yaml'), join(pws, 'pipelines/paper/evaluate.yaml'));
-  for (const f of readdirSync(join(REPO, 'pipelines/figures')).filter((f) => f.startsWith('eval-'))) {
-    copyFileSync(join(REPO, 'pipelines/figures', f), join(pws, 'pipelines/figures', f));
-  }
-  writeFileSync(join(pws, 'pipelines/paper.yaml'), 'name: paper\nworkdir: ..\ninclude: [paper/evaluate.yaml]\n');
+  const pws = fragmentWorkspace(mkdtempSync(join(tmpdir(), 'pipe-bench-eval-pipe-')));
   const runPipe = () => {
     const t = performance.now();
     const r = spawnSync(process.execPath, [cli, 'run', 'pipelines/paper.yaml'], { cwd: pws, encoding: 'utf8', env: { ...process.env, CI: 'true' } });

@@ -12,7 +12,7 @@ import { run as preprocess } from '../stages/preprocess/images/run.js';
 import { drawAnatomy, drawCtr } from '../stages/synth/cxr/anatomy.js';
 import { renderPhantom } from '../stages/synth/cxr/phantom.js';
 import { createRng } from '../stages/synth/cxr/prng.js';
-import { makeCtx } from '../test/imaging/ctx.js';
+import { fakeContext } from '../test/support/context.js';
 
 const arg = (name: string, dflt: number): number => {
   const i = process.argv.indexOf(`--${name}`);
@@ -50,7 +50,7 @@ async function main(): Promise<void> {
   await writeFile(join(root, 'meta.csv'), 'image_id,path\n' + files.map((f) => `${f},png/${f}`).join('\n') + '\n');
 
   // Ours: the stage, as the pipeline runs it.
-  const ctx = makeCtx(root, { dataset: './', layout: 'table', metadata: 'meta.csv', out: 'shards/', size: OUT, skip_unreadable: false }, { cpus: CPUS });
+  const ctx = fakeContext(root, { dataset: './', layout: 'table', metadata: 'meta.csv', out: 'shards/', size: OUT, skip_unreadable: false }, { cpus: CPUS });
   const t0 = performance.now();
   const cpu0 = process.cpuUsage(); // process-wide: includes the worker threads
   await preprocess(ctx);

@@ -13,6 +13,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { jsonLines } from '../test/support/cli.js';
 
 const repo = fileURLToPath(new URL('..', import.meta.url));
 const pipeBin = join(repo, 'bin', 'pipe.js');
@@ -40,17 +41,8 @@ const env = { ...process.env, CI: 'true', NO_COLOR: '1' };
 function watchProcess(cwd: string, extra: string[] = []): { child: ChildProcess; events: Ev[]; stderr: () => string } {
   const child = spawn(process.execPath, [pipeBin, 'watch', 'p.yaml', '--json', ...extra], { cwd, env, stdio: ['pipe', 'pipe', 'pipe'] });
   const events: Ev[] = [];
-  let buf = '';
   let err = '';
-  child.stdout!.on('data', (d: Buffer) => {
-    buf += d.toString();
-    let i: number;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, i);
-      buf = buf.slice(i + 1);
-      if (line.trim()) events.push(JSON.parse(line) as Ev);
-    }
-  });
+  jsonLines<Ev>(child.stdout!, (e) => events.push(e));
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
   return { child, events, stderr: () => err };
 }

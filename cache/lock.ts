@@ -15,11 +15,19 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { readFileSync } from 'node:fs';
-import { link, mkdir, readFile, stat, unlink, writeFile } from 'node:fs/promises';
-import { pidAlive } from './atomic.js';
+import { link, mkdir, readFile, stat, unlink } from 'node:fs/promises';
+import { createExclusive } from './atomic.js';
 import type { LockHolder, WorkspaceLock } from './types.js';
 
-export { pidAlive };
+/** True when a process with this pid exists on this host (EPERM: it exists but belongs to someone else). */
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
 
 interface LockFile extends LockHolder {
   /** Distinguishes our lock from a later one by the same pid (pid reuse, or a second lock in one process). */
@@ -71,33 +79,12 @@ export function workspaceLock(pipeDir: string, command: string, opts: WorkspaceL
   };
 }
 
-const NO_HARDLINKS = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EMLINK']);
-
-/** Exclusive create of a complete lock file; false when it already exists. */
-async function tryCreate(path: string, content: LockFile | { pid: number; host: string; nonce: string; start?: string }): Promise<boolean> {
-  const tmp = `${path}.${process.pid}-${randomBytes(6).toString('hex')}`;
-  await writeFile(tmp, `${JSON.stringify(content)}\n`, { mode: 0o644 });
-  try {
-    await link(tmp, path);
-    return true;
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'EEXIST') return false;
-    if (code !== undefined && NO_HARDLINKS.has(code)) {
-      // A filesystem without hard links (some FUSE/SMB mounts): O_EXCL create instead. Readers may then briefly
-      // see an empty file; readLock treats a young unparsable lock as "being written".
-      try {
-        await writeFile(path, `${JSON.stringify(content)}\n`, { flag: 'wx', mode: 0o644 });
-        return true;
-      } catch (e2) {
-        if ((e2 as NodeJS.ErrnoException).code === 'EEXIST') return false;
-        throw e2;
-      }
-    }
-    throw e;
-  } finally {
-    await unlink(tmp).catch(() => undefined);
-  }
+/**
+ * Exclusive create of a complete lock file; false when it already exists. On a filesystem without hard links
+ * readers may briefly see an empty file; readLock treats a young unparsable lock as "being written".
+ */
+function tryCreate(path: string, content: LockFile | { pid: number; host: string; nonce: string; start?: string }): Promise<boolean> {
+  return createExclusive(path, `${JSON.stringify(content)}\n`, { mode: 0o644 });
 }
 
 async function readLock(path: string): Promise<{ file: LockFile; ino: bigint } | undefined> {

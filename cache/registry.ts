@@ -15,10 +15,10 @@
  *    it references, so gc deletes no object at all and says so.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { createExclusive } from './atomic.js';
+import { createExclusive, writeFileAtomicSync } from './atomic.js';
 import { listDir } from './dir.js';
 
 export interface RegistryEntry {
@@ -56,7 +56,8 @@ export async function workspaceId(pipeDir: string): Promise<string> {
   const have = readId(file);
   if (have) return have;
   const id = randomBytes(12).toString('hex');
-  if (await createExclusive(file, `${JSON.stringify({ id, created: new Date().toISOString() })}\n`)) return id;
+  // Created once, never rewritten: flushed before it appears, or a power loss could leave it empty for good.
+  if (await createExclusive(file, `${JSON.stringify({ id, created: new Date().toISOString() })}\n`, { fsync: true })) return id;
   return readId(file) ?? id; // another process made it first
 }
 
@@ -80,10 +81,8 @@ export async function registerWorkspace(storeRoot: string, ws: { root: string; p
     const file = `${dir}/${createHash('sha256').update(ws.lock).digest('hex').slice(0, 16)}.json`;
     if (existsSync(file)) return;
     const entry: RegistryEntry = { version: 1, id, host: hostname(), root: ws.root, pipeDir: ws.pipeDir, pipeline: ws.pipeline, lock: ws.lock };
-    mkdirSync(dir, { recursive: true });
-    const tmp = `${file}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-    writeFileSync(tmp, `${JSON.stringify(entry)}\n`);
-    renameSync(tmp, file);
+    // Written once and only stat-ed later: flushed, so a power loss cannot leave an empty entry that stays.
+    writeFileAtomicSync(file, `${JSON.stringify(entry)}\n`, { fsync: true });
   } catch {
     // Read-only or unreachable store: restores still work; there is nothing to collect from here.
   }

@@ -46,14 +46,15 @@ import {
   type BigIntStats,
 } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
-import { chmod, copyFile, link, lstat, mkdir, open, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { chmod, copyFile, link, lstat, mkdir, open, readdir, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
 import { asHash } from './brand.js';
-import { removeDeadTemps, tempName } from './atomic.js';
+import { tempName } from './atomic.js';
 import { CacheError } from './errors.js';
 import { hashBytes, hashFile, hashSmallFileSync } from './hash.js';
 import { isLinkEntry, manifestJson, parseManifest, type FileEntry, type ManifestEntry } from './manifest.js';
 import { mapPool, Slicer } from './pool.js';
+import { pidAlive } from './lock.js';
 import type { LocalHashState } from './state.js';
 import type { Hash, RestoreMode, Store, StoredOutput } from './types.js';
 import { byRel, walk } from './walk.js';
@@ -702,4 +703,24 @@ function changedMeanwhile(obj: string): CacheError {
 
 function missing(obj: string, hash: Hash): CacheError {
   return new CacheError(`cache object ${hash} is missing from the store (${obj}); it was garbage-collected or deleted.`, 'missing-object', obj);
+}
+
+/**
+ * Remove temp siblings of `path` (from tempName) left by processes that died mid-write, e.g. a restore interrupted
+ * by a crash: `<path>.<tag>-<pid>-<hex>` whose pid no longer exists. Live processes' temps are left alone.
+ */
+async function removeDeadTemps(path: string, tags: readonly string[]): Promise<void> {
+  const base = basename(path);
+  let names: string[];
+  try {
+    names = await readdir(dirname(path));
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    if (!name.startsWith(`${base}.`)) continue;
+    const m = /^\.([\w-]+?)-(\d+)-[0-9a-f]{12}$/.exec(name.slice(base.length));
+    if (!m || !tags.includes(m[1]!) || pidAlive(Number(m[2]))) continue;
+    await rm(`${dirname(path)}/${name}`, { recursive: true, force: true });
+  }
 }

@@ -3,11 +3,12 @@
  * of their implementation and toolchain (part of the key). A kind's run.js is never imported here: only the stage runner does that,
  * when the stage actually runs.
  */
-import { existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, type BigIntStats } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, type BigIntStats } from 'node:fs';
 import { dirname, isAbsolute, join, relative, resolve, sep, basename } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { scanModule, type ModuleRefs } from './closure.js';
 import { declaredDependencies, forgetInstalledPackages, installedVersions } from './packages.js';
+import { writeFileAtomicSync } from '../cache/atomic.js';
 import { hashBytes } from '../cache/hash.js';
 import type { Hash, HashState } from '../cache/types.js';
 import type { StageManifest } from './stage-api.js';
@@ -302,13 +303,11 @@ class KindMemo {
       this.pending = false;
       if (!this.dirty || !this.file) return;
       const scans = Object.fromEntries(Object.entries(this.data.scans).filter(([h]) => this.used.has(h)));
-      const tmp = `${this.file}.tmp-${process.pid}`;
       try {
-        writeFileSync(tmp, JSON.stringify({ ...this.data, scans }));
-        renameSync(tmp, this.file);
+        writeFileAtomicSync(this.file, JSON.stringify({ ...this.data, scans }));
         this.dirty = false;
       } catch {
-        rmSync(tmp, { force: true }); // a cache: a full disk costs the next run a re-scan, nothing else
+        // A cache: a full disk costs the next run a re-scan, nothing else.
       }
     });
   }

@@ -7,8 +7,9 @@
  * stringifier costs a third of a second for 1,000 stages. Read with the `yaml` parser, only when a run must merge
  * with entries it did not compute itself.
  */
-import { readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
+import { writeFileAtomicSync } from '../cache/atomic.js';
 
 export interface LockStage {
   key: string;
@@ -117,7 +118,7 @@ export function stageDigest(name: string, s: LockStage): string {
   return `${LOCK_FORMAT}|${name}|${s.key}|${s.outs.map((o) => `${o.path}:${o.hash}:${o.size}:${o.files ?? ''}`).join(',')}`;
 }
 
-/** Write when the text differs; atomic (temp file + rename). Returns the written file's size and mtime. */
+/** Write when the text differs, atomically (cache/atomic.ts). Returns the written file's size and mtime. */
 export function writeLock(file: string, lock: LockFile): { size: number; mtimeMs: number } {
   const text = renderLock(lock);
   let same = false;
@@ -126,16 +127,7 @@ export function writeLock(file: string, lock: LockFile): { size: number; mtimeMs
   } catch {
     // No lock file yet.
   }
-  if (!same) {
-    const tmp = `${file}.tmp-${process.pid}`;
-    try {
-      writeFileSync(tmp, text);
-      renameSync(tmp, file);
-    } catch (e) {
-      rmSync(tmp, { force: true }); // a full disk leaves no half-written temp file beside the lock file
-      throw e;
-    }
-  }
+  if (!same) writeFileAtomicSync(file, text);
   const st = statSync(file);
   return { size: st.size, mtimeMs: st.mtimeMs };
 }

@@ -9,9 +9,10 @@ import type { Disagreement, Hash, PathHash, RunRecord, StageKey } from '../cache
 import { keyFields, stageKey, type KeyFields } from './fingerprint.js';
 import { kindFingerprint } from './kinds.js';
 import type { StageSpec } from './model.js';
-import { diffFields, nearest, type Change } from './why.js';
+import { changeReason, diffFields, nearest, type Change } from './why.js';
 import type { IndexedOutput, Workspace } from './workspace.js';
 import type { LockStage } from './lockfile.js';
+import type { Reason } from './events.js';
 
 export interface StageKeyInfo {
   fields: KeyFields;
@@ -22,9 +23,9 @@ export interface StageKeyInfo {
 
 export type Decision = (
   /** `record` is set when the index did not know this run but the run cache did (outputs on disk already match). */
-  | { action: 'up-to-date'; info: StageKeyInfo; reasons: string[]; record?: RunRecord }
-  | { action: 'restore'; info: StageKeyInfo; record: RunRecord; reasons: string[]; changes: Change[] }
-  | { action: 'run'; info?: StageKeyInfo; reasons: string[]; changes: Change[] }
+  | { action: 'up-to-date'; info: StageKeyInfo; reasons: Reason[]; record?: RunRecord }
+  | { action: 'restore'; info: StageKeyInfo; record: RunRecord; reasons: Reason[]; changes: Change[] }
+  | { action: 'run'; info?: StageKeyInfo; reasons: Reason[]; changes: Change[] }
 ) & {
   /** Outputs that earlier runs of this very key produced with different bytes (the stage is nondeterministic). */
   nondeterministic?: Disagreement[];
@@ -168,11 +169,11 @@ export async function decide(stage: StageSpec, ws: Workspace, opts: DecideOption
 
 async function decideAction(stage: StageSpec, ws: Workspace, opts: DecideOptions): Promise<Decision> {
   const info = await computeKey(stage, ws, opts.known, opts.memo);
-  if (opts.force) return { action: 'run', info, reasons: ['--force'], changes: [] };
-  if (stage.alwaysRun) return { action: 'run', info, reasons: ['always_run'], changes: [] };
+  if (opts.force) return { action: 'run', info, reasons: [{ code: 'forced', text: '--force' }], changes: [] };
+  if (stage.alwaysRun) return { action: 'run', info, reasons: [{ code: 'always-run', text: 'always_run' }], changes: [] };
 
   const entry = ws.index.get(stage.name);
-  let outputProblems: string[] = [];
+  let outputProblems: Reason[] = [];
   if (entry && entry.key === info.key) {
     // The fast path of every no-op run: same key as last time; are the outputs still what that run left?
     outputProblems = await changedOutputs(stage, ws, entry.outputs);
@@ -200,11 +201,11 @@ async function decideAction(stage: StageSpec, ws: Workspace, opts: DecideOptions
   const hasHistory = opts.memo ? opts.memo.hasHistory(stage.name) : existsSync(ws.runs.historyDir(stage.name));
   const history = hasHistory ? await ws.runs.history(stage.name, 20) : [];
   const near = nearest(info.fields, history);
-  if (!near) return { action: 'run', info, reasons: ['new stage (never ran)'], changes: [] };
+  if (!near) return { action: 'run', info, reasons: [{ code: 'never-ran', text: 'new stage (never ran)' }], changes: [] };
   if (near.changes.length === 0) {
-    return { action: 'run', info, reasons: ['the outputs of an identical earlier run are no longer in the cache'], changes: [] };
+    return { action: 'run', info, reasons: [{ code: 'outputs-evicted', text: 'the outputs of an identical earlier run are no longer in the cache' }], changes: [] };
   }
-  return { action: 'run', info, reasons: near.changes.map((c) => c.message), changes: near.changes };
+  return { action: 'run', info, reasons: near.changes.map(changeReason), changes: near.changes };
 }
 
 /**
@@ -225,15 +226,15 @@ function listNames(dir: string): Set<string> {
 }
 
 /** "output out/x missing" / "output out/x modified" for outputs that differ from what the last run left. */
-async function changedOutputs(stage: StageSpec, ws: Workspace, recorded: IndexedOutput[]): Promise<string[]> {
+async function changedOutputs(stage: StageSpec, ws: Workspace, recorded: IndexedOutput[]): Promise<Reason[]> {
   const byPath = new Map(recorded.map((o) => [outPathKey(o.path), o]));
   const now = await hashOutputs(stage, ws);
-  const problems: string[] = [];
+  const problems: Reason[] = [];
   for (const o of stage.outs) {
     const h = now.get(o.path)!;
     const before = byPath.get(outPathKey(o.path));
-    if (h.kind === 'missing') problems.push(`output ${o.path} missing`);
-    else if (!before || before.hash !== h.hash) problems.push(`output ${o.path} modified`);
+    if (h.kind === 'missing') problems.push({ code: 'output-missing', text: `output ${o.path} missing` });
+    else if (!before || before.hash !== h.hash) problems.push({ code: 'output-modified', text: `output ${o.path} modified` });
   }
   return problems;
 }
@@ -242,12 +243,15 @@ async function changedOutputs(stage: StageSpec, ws: Workspace, recorded: Indexed
  * Where the lock file names other hashes for this key than the record being restored: said, not followed (the lock
  * file is rewritten with what is restored).
  */
-async function lockDisagrees(record: RunRecord, entry: LockStage | undefined): Promise<string[]> {
+async function lockDisagrees(record: RunRecord, entry: LockStage | undefined): Promise<Reason[]> {
   if (!entry || entry.key !== record.key) return [];
   const stored = new Map(record.outputs.map((o) => [outPathKey(o.path), o.hash as string]));
   return entry.outs
     .filter((o) => o.hash !== null && stored.has(outPathKey(o.path)) && stored.get(outPathKey(o.path)) !== o.hash)
-    .map((o) => `the lock file names ${o.path} ${String(o.hash).slice(0, 12)}…, which this key did not produce; restoring the recorded ${stored.get(outPathKey(o.path))!.slice(0, 12)}…`);
+    .map((o) => ({
+      code: 'lock-disagrees',
+      text: `the lock file names ${o.path} ${String(o.hash).slice(0, 12)}…, which this key did not produce; restoring the recorded ${stored.get(outPathKey(o.path))!.slice(0, 12)}…`,
+    }));
 }
 
 /** The outputs on disk are exactly what `record` stored (e.g. after a fresh clone with the index missing). */
@@ -259,20 +263,21 @@ async function outputsMatch(stage: StageSpec, ws: Workspace, record: RunRecord):
 }
 
 /** true, or why the record cannot provide the outputs. */
-async function canRestore(stage: StageSpec, record: RunRecord, ws: Workspace): Promise<true | string> {
+async function canRestore(stage: StageSpec, record: RunRecord, ws: Workspace): Promise<true | Reason> {
   const stored = new Map(record.outputs.map((o) => [outPathKey(o.path), o]));
+  const no = (text: string): Reason => ({ code: 'not-restorable', text });
   for (const o of stage.outs) {
-    if (!o.cache) return `output ${o.path} has cache: false, so it cannot be restored`;
+    if (!o.cache) return no(`output ${o.path} has cache: false, so it cannot be restored`);
     const s = stored.get(outPathKey(o.path));
-    if (!s) return `the earlier run did not store ${o.path}`;
-    if (!(await ws.store.has(s))) return `the cached copy of ${o.path} is gone from the cache (garbage-collected, or removed as corrupt)`;
+    if (!s) return no(`the earlier run did not store ${o.path}`);
+    if (!(await ws.store.has(s))) return no(`the cached copy of ${o.path} is gone from the cache (garbage-collected, or removed as corrupt)`);
   }
   return true;
 }
 
-async function restoreReasons(stage: StageSpec, ws: Workspace, fields: KeyFields, record: RunRecord): Promise<string[]> {
+async function restoreReasons(stage: StageSpec, ws: Workspace, fields: KeyFields, record: RunRecord): Promise<Reason[]> {
   const latest = (await ws.runs.history(stage.name, 1))[0];
-  const when = `an earlier run (${record.endedAt}${record.host ? ` on ${record.host}` : ''}) had the same inputs`;
+  const when: Reason = { code: 'same-inputs', text: `an earlier run (${record.endedAt}${record.host ? ` on ${record.host}` : ''}) had the same inputs` };
   if (!latest || latest.key === record.key) return [when];
-  return [...diffFields(fields, latest.fields).map((c) => c.message), when];
+  return [...diffFields(fields, latest.fields).map(changeReason), when];
 }

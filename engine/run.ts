@@ -17,7 +17,8 @@ import type { UpstreamRun } from './stage-api.js';
 import { Committer } from './run/commit.js';
 import { ancestorsOf, lazyLock, missingDeps, missingDepsReason, upstreamBlock, waitsForOf, type EngineOptions } from './run/decide.js';
 import { dispatch, logFileOf, logTail, type DispatchContext } from './run/dispatch.js';
-import { RunReport, type EndDetails, type RunSummary, type StageOutcome } from './run/report.js';
+import { errorReason, reasonText, RunReport, type EndDetails, type RunSummary, type StageOutcome } from './run/report.js';
+import { planEvent, type EndCode, type Reason } from './events.js';
 
 export { planStages, type EngineOptions, type StageGraph } from './run/decide.js';
 export type { RunSummary, StageOutcome } from './run/report.js';
@@ -29,8 +30,8 @@ export interface RunOptions extends EngineOptions {
   /** Aborted on a second Ctrl-C: running stages are killed at once (no grace period). */
   kill?: AbortSignal;
   keepGoing: boolean;
-  /** What a forced stage's plan says instead of `--force` (`pipe verify`: "verify against the recorded run"). */
-  forceReason?: string;
+  /** What a forced stage's plan says instead of `--force` (`pipe verify`: code `verify`). */
+  forceReason?: Reason;
   /** Another commit policy (`pipe verify` compares instead of storing); default: store, record, index, lock file. */
   committer?: (memo: DepMemo) => Committer;
   /** A pool shared with other runs (`pipe exp run`: its variants together stay within `machine`); default its own. */
@@ -40,7 +41,8 @@ export interface RunOptions extends EngineOptions {
 interface Waiting {
   stage: StageSpec;
   info: StageKeyInfo;
-  reason: string;
+  /** Why it runs (the plan's reasons, or why its restore failed). */
+  reasons: Reason[];
   executor: Executor;
 }
 
@@ -66,7 +68,7 @@ export async function runStages(opts: RunOptions): Promise<RunSummary> {
     ...(opts.kill ? { kill: opts.kill } : {}),
     upstreamOf: (name) => upstreamRuns(name),
   };
-  let stopping: string | undefined; // why no new stage starts (failure without --keep-going, or Ctrl-C)
+  let stopping: Reason<EndCode> | undefined; // why no new stage starts (failure without --keep-going, or Ctrl-C)
   let remaining = order.length;
   let finishAll!: () => void;
   const allDone = new Promise<void>((r) => (finishAll = r));
@@ -77,20 +79,22 @@ export async function runStages(opts: RunOptions): Promise<RunSummary> {
   const finish = (o: StageOutcome, details: EndDetails = {}): void => {
     if (!report.end(o, details)) return;
     if (o.status === 'failed' && !opts.keepGoing && !stopping) {
-      stopping = `not started: stage ${o.stage} failed (use --keep-going to run independent stages)`;
-      for (const w of queue.drain()) finish({ stage: w.stage.name, status: 'skipped', reason: stopping, durationMs: 0 });
+      stopping = { code: 'stopped', text: `not started: stage ${o.stage} failed (use --keep-going to run independent stages)` };
+      for (const w of queue.drain()) finish({ stage: w.stage.name, status: 'skipped', code: stopping.code, reason: stopping.text, durationMs: 0 });
     }
     remaining -= 1;
     // A microtask, not a call: a failure at the head of a 10,000-stage chain skips the rest without deep recursion.
     for (const next of tracker.complete(o.stage)) queueMicrotask(() => void onReady(next));
     if (remaining === 0) finishAll();
   };
-  const notStarted = (name: string, reason: string): void =>
-    finish({ stage: name, status: signal.aborted ? 'cancelled' : 'skipped', reason, durationMs: 0 });
+  const notStarted = (name: string, why: Reason<EndCode>): void =>
+    finish({ stage: name, status: signal.aborted ? 'cancelled' : 'skipped', code: why.code, reason: why.text, durationMs: 0 });
+  const failed = (name: string, why: Reason<EndCode>, key?: string): void =>
+    finish({ stage: name, status: 'failed', code: why.code, reason: why.text, durationMs: 0, ...(key ? { key } : {}) });
 
   const onAbort = (): void => {
-    stopping = 'cancelled before it started';
-    for (const w of queue.drain()) finish({ stage: w.stage.name, status: 'cancelled', reason: stopping, durationMs: 0 });
+    stopping = { code: 'interrupted', text: 'cancelled before it started' };
+    for (const w of queue.drain()) finish({ stage: w.stage.name, status: 'cancelled', code: stopping.code, reason: stopping.text, durationMs: 0 });
   };
   signal.addEventListener('abort', onAbort, { once: true });
 
@@ -107,42 +111,42 @@ export async function runStages(opts: RunOptions): Promise<RunSummary> {
       if (stopping) return notStarted(name, stopping);
       // Outs that resolve outside the workspace, or onto pipe's own files, are neither hashed nor touched.
       const refused = ws.outs.checkStage(stage);
-      if (refused) return finish({ stage: name, status: 'failed', reason: refused.reason, durationMs: 0 });
+      if (refused) return failed(name, { code: 'out-refused', text: refused.reason });
 
       const forced = opts.force?.(name) ?? false;
       const d = await decide(stage, ws, { force: forced, lockEntry: lockOf, memo });
       if (forced && opts.forceReason && d.action === 'run') d.reasons = [opts.forceReason];
-      emit({ type: 'plan', stage: name, action: d.action, reasons: d.reasons, ...(d.info ? { key: d.info.key } : {}) });
+      emit(planEvent(name, d.action, d.reasons, d.info?.key));
       if (d.action === 'up-to-date') {
         await commit.upToDate(stage, d.info, d.record);
-        return finish({ stage: name, status: 'up-to-date', reason: 'up to date', durationMs: Date.now() - t0, key: d.info.key, ...(d.record ? { record: d.record } : {}) });
+        return finish({ stage: name, status: 'up-to-date', code: 'up-to-date', reason: 'up to date', durationMs: Date.now() - t0, key: d.info.key, ...(d.record ? { record: d.record } : {}) });
       }
       let reasons = d.reasons;
       if (d.action === 'restore') {
         if (stopping) return notStarted(name, stopping);
         try {
           await commit.restore(stage, d.info, d.record);
-          return finish({ stage: name, status: 'restored', reason: d.reasons.join('; '), durationMs: Date.now() - t0, key: d.info.key, record: d.record });
+          return finish({ stage: name, status: 'restored', code: d.reasons[0]?.code ?? 'same-inputs', reason: reasonText(d.reasons), durationMs: Date.now() - t0, key: d.info.key, record: d.record });
         } catch (e) {
           // A damaged or vanished cache object: running the stage is always a correct fallback.
           commit.discard(stage);
-          emit({ type: 'warning', stage: name, message: `could not restore ${name} from the cache (${errorText(e)}); running it instead` });
-          reasons = [`restore failed: ${errorText(e)}`];
+          emit({ type: 'warning', stage: name, code: 'restore-failed', message: `could not restore ${name} from the cache (${errorText(e)}); running it instead` });
+          reasons = [{ code: 'restore-failed', text: `restore failed: ${errorText(e)}` }];
         }
       }
       const info = d.info ?? (await computeKey(stage, ws));
       const executor = opts.executorFor(stage);
       const missing = missingDeps(stage, info);
-      if (missing.length > 0) return finish({ stage: name, status: 'failed', reason: missingDepsReason(pipeline, missing), durationMs: 0, key: info.key });
+      if (missing.length > 0) return failed(name, { code: 'dep-missing', text: missingDepsReason(pipeline, missing) }, info.key);
       let req = stage.resources;
       if (executor.name === 'local') {
         const fit = fitRequest(name, stage.resources, opts.machine);
-        if (!fit.ok) return finish({ stage: name, status: 'failed', reason: fit.error, durationMs: 0, key: info.key });
-        for (const w of fit.warnings) emit({ type: 'warning', stage: name, message: w });
+        if (!fit.ok) return failed(name, { code: 'gpus-unavailable', text: fit.error }, info.key);
+        for (const w of fit.warnings) emit({ type: 'warning', stage: name, code: 'resources-reduced', message: w });
         req = fit.request;
       }
       if (stopping) return notStarted(name, stopping);
-      const waiting: Waiting = { stage, info, reason: reasons.join('; '), executor };
+      const waiting: Waiting = { stage, info, reasons, executor };
       if (executor.name === 'local') {
         queue.push(waiting, req);
         pump();
@@ -151,11 +155,12 @@ export async function runStages(opts: RunOptions): Promise<RunSummary> {
         void execute(waiting, undefined);
       }
     } catch (e) {
-      finish({ stage: name, status: 'failed', reason: errorText(e), durationMs: Date.now() - t0 });
+      const why = errorReason(e);
+      finish({ stage: name, status: 'failed', code: why.code, reason: why.text, durationMs: Date.now() - t0 });
     }
   };
 
-  const execute = async ({ stage, info, reason, executor }: Waiting, grant: Grant | undefined): Promise<void> => {
+  const execute = async ({ stage, info, reasons, executor }: Waiting, grant: Grant | undefined): Promise<void> => {
     const name = stage.name;
     const t0 = Date.now();
     const logFile = logFileOf(ws, name);
@@ -167,13 +172,17 @@ export async function runStages(opts: RunOptions): Promise<RunSummary> {
       commit.prepare(stage);
       const { job, result, recorded, lastLines } = await dispatch(jobs, stage, info, executor, grant, () => commit.discard(stage));
       const verdict = await commit.ran(stage, info, job, result, recorded, executor.name, signal.aborted);
-      if (verdict.status === 'ran') for (const d of verdict.disagreements) emit({ type: 'warning', stage: name, message: disagreementText(d) });
+      if (verdict.status === 'ran') for (const d of verdict.disagreements) emit({ type: 'warning', stage: name, code: 'nondeterministic', message: disagreementText(d) });
       const base = { stage: name, durationMs: Date.now() - t0, key: info.key };
-      outcome = verdict.status === 'ran' ? { ...base, status: 'ran', reason, record: verdict.record } : { ...base, status: verdict.status, reason: verdict.reason };
+      outcome =
+        verdict.status === 'ran'
+          ? { ...base, status: 'ran', code: reasons[0]?.code ?? 'never-ran', reason: reasonText(reasons), record: verdict.record }
+          : { ...base, status: verdict.status, code: verdict.code, reason: verdict.reason };
       if (outcome.status !== 'ran') tail = logTail(logFile) ?? (lastLines.length > 0 ? lastLines.join('\n') : undefined);
     } catch (e) {
       commit.discard(stage);
-      outcome = { stage: name, status: signal.aborted ? 'cancelled' : 'failed', reason: errorText(e), durationMs: Date.now() - t0, key: info.key };
+      const why: Reason<EndCode> = signal.aborted ? { code: 'cancelled', text: errorText(e) } : errorReason(e);
+      outcome = { stage: name, status: signal.aborted ? 'cancelled' : 'failed', code: why.code, reason: why.text, durationMs: Date.now() - t0, key: info.key };
     } finally {
       commit.forget(stage);
       ws.outs.forget();
@@ -214,7 +223,7 @@ export async function runStages(opts: RunOptions): Promise<RunSummary> {
     await commit.persist();
   } catch (e) {
     // The stages' results are in the store and the run cache; only the index, memo or lock file could not be saved.
-    emit({ type: 'warning', message: `could not save the run's index and lock file (${errorText(e)}); the next run finds the results in the cache` });
+    emit({ type: 'warning', code: 'not-saved', message: `could not save the run's index and lock file (${errorText(e)}); the next run finds the results in the cache` });
     return report.close(signal.aborted, false);
   }
   return report.close(signal.aborted);

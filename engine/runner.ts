@@ -10,9 +10,10 @@
  *
  * Exit codes: 0 done; 1 StageError (one paragraph on stderr); 70 a bug (stack on stderr); 130 cancelled (SIGTERM).
  */
-import { mkdirSync, readFileSync, rmSync, writeFileSync, renameSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { writeFileAtomicSync } from '../cache/atomic.js';
 import type { ProgressUpdate, Resources, StageContext, StageRun, UpstreamRun } from './stage-api.js';
 
 export interface RunnerSpec {
@@ -113,9 +114,7 @@ export async function main(specFile: string): Promise<number> {
       process.stderr.write('cancelled\n');
       return 130;
     }
-    const tmp = `${spec.resultFile}.tmp-${process.pid}`;
-    writeFileSync(tmp, JSON.stringify({ extra, execution }));
-    renameSync(tmp, spec.resultFile);
+    writeFileAtomicSync(spec.resultFile, JSON.stringify({ extra, execution }));
     return 0;
   } catch (e) {
     if (controller.signal.aborted) {

@@ -6,8 +6,10 @@
  *    on every run, including no-op runs, to validate `with:` and to know which fields are deps and outs);
  *  - `run.ts`: `export async function run(ctx: StageContext): Promise<void>` — loaded only inside the stage-runner
  *    process when the stage actually runs (this is where tfjs, sharp, vega... are imported).
- * Stages import only this file (and `engine/result.ts`) from the engine.
+ * Stages import only this file (and `engine/result.ts`) from the engine: types, StageError, and the atomic file
+ * write (the one the cache and the engine use; stages/lib/atomic-write.ts is where kinds take it from).
  */
+export { tempName, writeFileAtomic, writeFileAtomicSync, type FileData } from '../cache/atomic.js';
 
 /** Types a `with:` field can have. `path`/`path[]` fields are workspace-relative paths (a trailing `/` = directory). */
 export type FieldType =

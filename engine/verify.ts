@@ -12,18 +12,18 @@ import { dirname, join } from 'node:path';
 import { outPathKey } from '../cache/paths.js';
 import { openRunCache } from '../cache/runs.js';
 import { openStore, type LocalStore } from '../cache/store.js';
-import type { Hash, RunRecord } from '../cache/types.js';
+import type { Hash, PathHash, RunRecord } from '../cache/types.js';
 import type { Emit, VerifyStageEvent } from './events.js';
 import type { Job, JobResult } from './executors/executor.js';
 import { LocalExecutor } from './executors/local.js';
 import type { Pipeline, StageSpec } from './model.js';
 import { copyInputs, depsOf, namesWorkspace, scratchPipeline } from './scratch.js';
 import { absPath, computeKey, hashOutputs, type DepMemo, type StageKeyInfo } from './plan.js';
-import { Committer, indexedOutputs, type CommitVerdict } from './run/commit.js';
+import { Committer, type CommitVerdict } from './run/commit.js';
 import { safeName, type Recorded } from './run/dispatch.js';
 import { runStages, type StageGraph } from './run.js';
 import type { Machine } from './scheduler.js';
-import { openWorkspace, pipeDirOf, type Workspace } from './workspace.js';
+import { openWorkspace, pipeDirOf, type IndexedOutput, type Workspace } from './workspace.js';
 
 export type Verdict = Omit<VerifyStageEvent, 'type' | 'at'>;
 
@@ -73,18 +73,18 @@ export async function verifyStages(opts: VerifyOptions): Promise<VerifyResult> {
     const stage = scratchStages.get(name)!;
     const named = namesWorkspace(stage, real.workdir);
     if (named) {
-      say({ stage: name, verdict: 'unverified', reason: `its ${named} names the workspace's absolute path ${real.workdir}: re-run elsewhere it would write the workspace` });
+      say({ stage: name, verdict: 'unverified', code: 'names-workspace', reason: `its ${named} names the workspace's absolute path ${real.workdir}: re-run elsewhere it would write the workspace` });
       continue;
     }
     const info = await computeKey(stage, ws);
     const missing = stage.deps.filter((d) => info.depHashes[d.path] === null).map((d) => d.path);
     if (missing.length > 0) {
-      say({ stage: name, verdict: 'unverified', reason: `dep ${missing.join(', ')} is missing in the workspace: run \`pipe run\` first` });
+      say({ stage: name, verdict: 'unverified', code: 'dep-missing', reason: `dep ${missing.join(', ')} is missing in the workspace: run \`pipe run\` first` });
       continue;
     }
     const record = await records.get(info.key);
     if (!record) {
-      say({ stage: name, verdict: 'unverified', reason: 'no recorded run has its current inputs (the workspace is not up to date for it): run `pipe run` first' });
+      say({ stage: name, verdict: 'unverified', code: 'no-record', reason: 'no recorded run has its current inputs (the workspace is not up to date for it): run `pipe run` first' });
       continue;
     }
     expected.set(name, record);
@@ -98,7 +98,7 @@ export async function verifyStages(opts: VerifyOptions): Promise<VerifyResult> {
     workspace: ws,
     selected: new Set(expected.keys()),
     force: () => true,
-    forceReason: 'verify: re-run and compare with the recorded run',
+    forceReason: { code: 'verify', text: 'verify: re-run and compare with the recorded run' },
     emit: opts.emit,
     pipeVersion: opts.pipeVersion,
     machine: opts.machine,
@@ -111,7 +111,7 @@ export async function verifyStages(opts: VerifyOptions): Promise<VerifyResult> {
   });
   await local.close();
   for (const [name, o] of summary.outcomes) {
-    if (!verdicts.has(name)) say({ stage: name, verdict: 'failed', reason: o.status === 'failed' ? o.reason : `${o.status}: ${o.reason}` });
+    if (!verdicts.has(name)) say({ stage: name, verdict: 'failed', code: o.code, reason: o.status === 'failed' ? o.reason : `${o.status}: ${o.reason}` });
   }
   return { verdicts, interrupted: summary.interrupted };
 }
@@ -153,12 +153,15 @@ class VerifyCommitter extends Committer {
       return bad;
     }
     const record = this.expected.get(stage.name)!;
-    const outputs = await this.compare(stage, record);
+    const now = await hashOutputs(stage, this.ws);
+    const outputs = await this.compare(stage, record, now);
     this.say(outputs.length === 0 ? { stage: stage.name, verdict: 'reproduced' } : { stage: stage.name, verdict: 'differs', outputs });
     this.discard(stage);
     this.unstash(stage);
-    // Stages below get this stage's provenance as a real run would give it (ctx.upstream).
-    this.ws.index.set(stage.name, { key: info.key, outputs: await indexedOutputs(stage, this.ws) });
+    // Stages below get this stage's provenance as the recorded run gave it (ctx.upstream): the recorded hashes, not
+    // a re-hash of the scratch copy, which holds only the files some stage reads (a report would print the rest
+    // as missing and differ for no fault of its own).
+    this.ws.index.set(stage.name, { key: info.key, outputs: recordedIndex(stage, record, now) });
     return { status: 'ran', record, disagreements: [] };
   }
 
@@ -177,9 +180,8 @@ class VerifyCommitter extends Committer {
   }
 
   /** Recorded outputs whose re-run differs; for directories, the files that differ in them. */
-  private async compare(stage: StageSpec, record: RunRecord): Promise<NonNullable<Verdict['outputs']>> {
+  private async compare(stage: StageSpec, record: RunRecord, now: ReadonlyMap<string, PathHash>): Promise<NonNullable<Verdict['outputs']>> {
     const recorded = new Map(record.outputs.map((o) => [outPathKey(o.path), o]));
-    const now = await hashOutputs(stage, this.ws);
     const diffs: NonNullable<Verdict['outputs']> = [];
     for (const o of stage.outs) {
       const r = recorded.get(outPathKey(o.path));
@@ -211,4 +213,18 @@ class VerifyCommitter extends Committer {
       return undefined; // the recorded manifest is gone from the cache: the directory's hash says enough
     }
   }
+}
+
+/**
+ * A verified stage's index entry, in its declared order: each output as its record stored it; a `cache: false`
+ * output (never recorded) as the re-run wrote it.
+ */
+function recordedIndex(stage: StageSpec, record: RunRecord, now: ReadonlyMap<string, PathHash>): IndexedOutput[] {
+  const recorded = new Map(record.outputs.map((o) => [outPathKey(o.path), o]));
+  return stage.outs.map((o) => {
+    const r = recorded.get(outPathKey(o.path));
+    const h = r ?? now.get(o.path)!;
+    const dir = (r ? r.kind === 'dir' : now.get(o.path)!.kind === 'dir') || o.path.endsWith('/');
+    return { path: o.path, hash: h.hash, size: h.size, files: h.files, ...(dir ? { dir: true } : {}) };
+  });
 }

@@ -25,7 +25,7 @@ import { executorChooser, machineFor } from './commands/session.js';
 import { pipeVersion } from './commands/version.js';
 import { StageCanceller } from './watch/cancel.js';
 import { Coalescer } from './watch/coalesce.js';
-import type { CycleTrigger, WatchEventInput, WatchSink } from './watch/events.js';
+import type { CycleTrigger, PendingStage, WatchEventInput, WatchSink } from './watch/events.js';
 import { ignoredPaths, relOf, touchedStages, trackableTrees, watchTargets, withDownstream, within, type WatchTargets } from './watch/paths.js';
 import { WatchSet } from './watch/watchers.js';
 
@@ -90,7 +90,7 @@ export class WatchSession {
     this.file = resolve(opts.file);
     this.watchers = new WatchSet({
       onChange: (p) => this.coalescer.push(p),
-      onWarning: (m) => this.say({ type: 'warning', message: m }),
+      onWarning: (m) => this.say({ type: 'warning', code: 'watcher', message: m }),
       // Incremental directory hashing (cache/state.ts `track`): the events name what changed, so a big dep folder
       // is re-checked path by path instead of re-stat'ed whole; a folder no longer watched in full is walked again.
       onRaw: (p) => this.ws?.state.changed(p),
@@ -208,7 +208,7 @@ export class WatchSession {
             await this.cycle(trigger, files);
           } catch (e) {
             // Disk full, permissions: say it and keep watching (the next save retries).
-            this.say({ type: 'warning', message: `cycle failed: ${e instanceof Error ? e.message : String(e)}` });
+            this.say({ type: 'warning', code: 'cycle-failed', message: `cycle failed: ${e instanceof Error ? e.message : String(e)}` });
           }
         }
       } finally {
@@ -240,6 +240,7 @@ export class WatchSession {
     this.paused = true;
     this.say({
       type: 'warning',
+      code: 'watch-paused',
       message: `paused: the last ${LOOP_LIMIT} cycles were each started by files written while the previous one ran (${files.slice(0, 3).join(', ')}): does a stage write into its own deps? Declare such files as outs. Press r to resume.`,
     });
     return true;
@@ -326,7 +327,7 @@ export class WatchSession {
     const got = await lock.acquire({
       wait: true,
       signal: this.cycleAbort.signal,
-      onWait: (h) => this.say({ type: 'warning', message: `waiting for the workspace lock held by \`${h.command}\` (pid ${h.pid} on ${h.host})` }),
+      onWait: (h) => this.say({ type: 'warning', code: 'lock-wait', message: `waiting for the workspace lock held by \`${h.command}\` (pid ${h.pid} on ${h.host})` }),
     });
     if (!got.ok) return { counts: emptyCounts() }; // stopped while waiting
     if (this.stopping) {
@@ -364,14 +365,19 @@ export class WatchSession {
   }
 
   /** Stale manual stages (the plan says `run`) and the selected stages downstream of them. */
-  private async manualHold(loaded: Loaded, selected: Set<string>, ws: Workspace): Promise<{ pending: Array<{ stage: string; reasons: string[] }>; held: Set<string> }> {
+  private async manualHold(loaded: Loaded, selected: Set<string>, ws: Workspace): Promise<{ pending: PendingStage[]; held: Set<string> }> {
     const manual = loaded.pipeline.stages.filter((s) => selected.has(s.name) && s.watch === 'manual');
     if (manual.length === 0) return { pending: [], held: new Set() };
     // Only the manual stages and their upstream need a decision (a big unrelated dataset is not re-stated).
     const scope = new Set(manual.map((s) => s.name));
     for (const m of manual) for (const u of upstreamOf(loaded.dag, m.name)) if (selected.has(u)) scope.add(u);
     const decisions = await planStages({ pipeline: loaded.pipeline, graph: loaded.graph, workspace: ws, selected: scope, emit: () => {}, pipeVersion: pipeVersion() });
-    const pending = manual.filter((s) => decisions.get(s.name)?.action === 'run').map((s) => ({ stage: s.name, reasons: decisions.get(s.name)!.reasons }));
+    const pending = manual
+      .filter((s) => decisions.get(s.name)?.action === 'run')
+      .map((s): PendingStage => {
+        const { reasons } = decisions.get(s.name)!;
+        return { stage: s.name, reasons: reasons.map((r) => r.text), codes: reasons.map((r) => r.code) };
+      });
     const held = withDownstream(
       pending.map((x) => x.stage),
       (s) => successorsOf(loaded.dag, s),
@@ -379,7 +385,7 @@ export class WatchSession {
     return { pending, held: new Set([...held].filter((s) => selected.has(s))) };
   }
 
-  private sayPending(h: { pending: Array<{ stage: string; reasons: string[] }>; held: Set<string> }): void {
+  private sayPending(h: { pending: PendingStage[]; held: Set<string> }): void {
     const names = h.pending.map((x) => x.stage);
     const held = [...h.held].filter((s) => !names.includes(s));
     const key = JSON.stringify(h.pending);
@@ -397,11 +403,11 @@ export class WatchSession {
       this.say({ type: 'diagnostics', formatted: e.formatted, diagnostics: e.diagnostics });
       this.say({ type: 'watch-invalid', problems: e.diagnostics.length });
     } else if (e instanceof UsageError) {
-      this.say({ type: 'warning', message: `${e.message}; waiting for it to appear` });
+      this.say({ type: 'warning', code: 'pipeline-unreadable', message: `${e.message}; waiting for it to appear` });
       this.say({ type: 'watch-invalid', problems: 1 });
     } else if (isFsError(e)) {
       // Unreadable mid-save (permissions, a file swapped out): say so, keep watching.
-      this.say({ type: 'warning', message: `cannot load ${this.opts.file}: ${e.message}` });
+      this.say({ type: 'warning', code: 'pipeline-unreadable', message: `cannot load ${this.opts.file}: ${e.message}` });
       this.say({ type: 'watch-invalid', problems: 1 });
     } else throw e;
     const prev: WatchTargets = this.loaded ? watchTargets(this.loaded.pipeline, this.selected, codeDirs) : { files: [], trees: [] };

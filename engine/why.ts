@@ -3,6 +3,7 @@
  * Pure: the same KeyFields the cache key is computed from, so the explanation can never disagree with the cache.
  */
 import type { KeyFields } from './fingerprint.js';
+import type { Reason } from './events.js';
 
 export type ChangeField = 'schema' | 'cmd' | 'uses' | 'implementation' | 'toolchain' | 'with' | 'param' | 'dep' | 'env' | 'outs';
 
@@ -14,6 +15,11 @@ export interface Change {
   after?: unknown;
   /** Plain words: "param lr: 0.001 → 0.01". */
   message: string;
+}
+
+/** A change as a plan reason: `param-changed` and its words. */
+export function changeReason(c: Change): Reason {
+  return { code: `${c.field}-changed`, text: c.message };
 }
 
 /** Differences from `before` (an earlier run's fields) to `now`, in a stable order. */

@@ -4,9 +4,10 @@
  * instead of one run record per stage). Opening a workspace registers it (with the pipeline's lock file) in the
  * store's registry, so `pipe gc` in another workspace sharing the store keeps what this one references.
  */
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { basename, join, relative } from 'node:path';
+import { writeFileAtomicSync } from '../cache/atomic.js';
 import { openHashState } from '../cache/state.js';
 import { openStore } from '../cache/store.js';
 import { openRunCache } from '../cache/runs.js';
@@ -144,15 +145,7 @@ export class StageIndex {
   /** Atomic write, only when something changed. */
   save(): void {
     if (!this.dirty) return;
-    mkdirSync(join(this.file, '..'), { recursive: true });
-    const tmp = `${this.file}.tmp-${process.pid}`;
-    try {
-      writeFileSync(tmp, JSON.stringify(this.data));
-      renameSync(tmp, this.file);
-    } catch (e) {
-      rmSync(tmp, { force: true }); // a full disk leaves no half-written temp file behind
-      throw e;
-    }
+    writeFileAtomicSync(this.file, JSON.stringify(this.data));
     this.dirty = false;
   }
 }

@@ -7,10 +7,11 @@
  * Stored under $PIPE_CACHE_HOME, $XDG_CACHE_HOME/pipe or ~/.cache/pipe (a tool cache: deleting it is always safe).
  */
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { writeFileAtomicSync } from '../../cache/atomic.js';
 import type { DepSpec, OutSpec, Pipeline, SourceSpan, StageSpec } from '../model.js';
 import { LIMIT_VARS } from '../dsl/limits.js';
 
@@ -138,19 +139,10 @@ export function writeCachedPipeline(
   for (const f of new Set([...inputs.manifests, ...codeFiles(), ...pipeline.sourceFiles])) files[f] = identity(f);
   const header: Header = { v: VERSION, files, exists };
   const path = entryPath(inputs);
-  const tmp = `${path}.tmp-${process.pid}`;
-  let fd: number | undefined;
   try {
-    mkdirSync(dirname(path), { recursive: true });
-    fd = openSync(tmp, 'w');
-    writeBody(fd, `${JSON.stringify(header)}\n`, pipeline, warnings);
-    closeSync(fd);
-    fd = undefined;
-    renameSync(tmp, path);
+    writeFileAtomicSync(path, bodyChunks(`${JSON.stringify(header)}\n`, pipeline, warnings));
   } catch {
     // A read-only home or a full disk: no cache, just slower loads.
-    if (fd !== undefined) closeSync(fd);
-    rmSync(tmp, { force: true });
   }
 }
 
@@ -158,24 +150,26 @@ export function writeCachedPipeline(
  * The body, written a megabyte at a time as the stages are packed: at 100,000 stages neither the packed stages nor
  * one 30 MB JSON string exist at once.
  */
-function writeBody(fd: number, head: string, pipeline: Pipeline, warnings: unknown[]): void {
+function* bodyChunks(head: string, pipeline: Pipeline, warnings: unknown[]): Generator<string> {
   let buffered: string[] = [head];
   let size = head.length;
-  const put = (text: string) => {
+  const { stages, ...rest } = pipeline;
+  const packer = new StagePacker();
+  const parts = function* (): Generator<string> {
+    yield `{"pipeline":${JSON.stringify(rest)},"warnings":${JSON.stringify(warnings)},"stages":{"list":[`;
+    for (let i = 0; i < stages.length; i++) yield `${i ? ',' : ''}${JSON.stringify(packer.pack(stages[i]!))}`;
+    yield `],"spans":${JSON.stringify(packer.spans)},"tables":${JSON.stringify(packer.tables)}}}`;
+  };
+  for (const text of parts()) {
     buffered.push(text);
     size += text.length;
     if (size >= 1 << 20) {
-      writeSync(fd, buffered.join(''));
+      yield buffered.join('');
       buffered = [];
       size = 0;
     }
-  };
-  const { stages, ...rest } = pipeline;
-  put(`{"pipeline":${JSON.stringify(rest)},"warnings":${JSON.stringify(warnings)},"stages":{"list":[`);
-  const packer = new StagePacker();
-  stages.forEach((st, i) => put(`${i ? ',' : ''}${JSON.stringify(packer.pack(st))}`));
-  put(`],"spans":${JSON.stringify(packer.spans)},"tables":${JSON.stringify(packer.tables)}}}`);
-  writeSync(fd, buffered.join(''));
+  }
+  yield buffered.join('');
 }
 
 /**

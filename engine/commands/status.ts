@@ -27,7 +27,8 @@ export async function statusCommand(file: string, targets: string[], opts: Statu
     const stages = [...decisions].map(([stage, d]) => ({
       stage,
       action: d.action,
-      reasons: d.reasons,
+      reasons: d.reasons.map((r) => r.text),
+      codes: d.reasons.map((r) => r.code),
       key: d.info?.key ?? null,
       ...(d.nondeterministic?.length ? { nondeterministic: d.nondeterministic } : {}),
     }));
@@ -56,7 +57,7 @@ export function printPlan(decisions: Map<string, Decision>, opts: { all: boolean
       if ((!opts.all || decisions.size > 50) && nd.length === 0) continue;
     }
     lines.push(`${stage}: ${words[d.action]}${nd.length > 0 ? ' (nondeterministic)' : ''}`);
-    for (const r of d.reasons) lines.push(`    ${r}`);
+    for (const r of d.reasons) lines.push(`    ${r.text}`);
     for (const x of nd) lines.push(`    ${disagreementText(x)}`);
   }
   const stale = decisions.size - upToDate;

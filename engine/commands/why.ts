@@ -4,7 +4,8 @@
  */
 import { computeKey, disagreementText } from '../plan.js';
 import { planStages } from '../run.js';
-import { nearest } from '../why.js';
+import type { Reason } from '../events.js';
+import { changeReason, nearest } from '../why.js';
 import { openWorkspace } from '../workspace.js';
 import { UsageError } from './errors.js';
 import { loadAll, selectStages } from './load.js';
@@ -39,7 +40,8 @@ export async function whyCommand(file: string, stageName: string, opts: WhyOptio
         {
           stage: stageName,
           action: d.action,
-          reasons: d.reasons,
+          reasons: d.reasons.map((r) => r.text),
+          codes: d.reasons.map((r) => r.code),
           key: info.key,
           compared: near
             ? {
@@ -52,7 +54,7 @@ export async function whyCommand(file: string, stageName: string, opts: WhyOptio
                 execution: near.record.execution ?? {},
               }
             : null,
-          changes: near?.changes ?? [],
+          changes: (near?.changes ?? []).map((c) => ({ code: changeReason(c).code, ...c })),
           upstream: upstreamRuns,
           runs: history.length,
           nondeterministic: d.nondeterministic ?? [],
@@ -65,7 +67,9 @@ export async function whyCommand(file: string, stageName: string, opts: WhyOptio
   }
   const lines: string[] = [];
   const verdict = { 'up-to-date': 'up to date', restore: 'restorable from the cache', run: 'will run' }[d.action];
-  lines.push(`${stageName}: ${verdict}`);
+  // The codes the plan gave, once each: what `--json` and `pipe status --json` call them.
+  const codes = [...new Set(d.reasons.map((r) => r.code))];
+  lines.push(`${stageName}: ${verdict}${codes.length > 0 ? ` [${codes.join(', ')}]` : ''}`);
   if (!near) lines.push('  never ran: there is no earlier run to compare with.');
   else {
     lines.push(`  compared with its run of ${near.record.endedAt} (key ${near.record.key.slice(0, 12)}, ${history.length} run(s) recorded):`);
@@ -76,13 +80,19 @@ export async function whyCommand(file: string, stageName: string, opts: WhyOptio
     if (r.extra && Object.keys(r.extra).length > 0) lines.push(`    recorded: ${pairs(r.extra)}`);
     if (r.execution && Object.keys(r.execution).length > 0) lines.push(`    execution: ${pairs(r.execution)}`);
   }
-  for (const r of d.reasons) if (!near?.changes.some((c) => c.message === r)) lines.push(`  ${r}`);
+  // The plan's reasons, but not a change already listed above (the same code and words).
+  const listed = new Set((near?.changes ?? []).map((c) => reasonKey(changeReason(c))));
+  for (const r of d.reasons) if (!listed.has(reasonKey(r))) lines.push(`  ${r.text}`);
   for (const x of d.nondeterministic ?? []) lines.push(`  ${disagreementText(x)}`);
   for (const u of upstreamRuns) {
     lines.push(`  upstream stage ${u.stage} ${u.action === 'run' ? 'will re-run' : 'will be restored'}: the deps above are its current outputs`);
   }
   process.stdout.write(`${lines.join('\n')}\n`);
   return 0;
+}
+
+function reasonKey(r: Reason): string {
+  return `${r.code}\u0000${r.text}`;
 }
 
 /** `{a: 1, b: {c: 2}}` → `a=1, b={"c":2}` (one line; what a stage recorded). */

@@ -2,6 +2,7 @@
  * One interface for every place a stage can run. The scheduler decides *when* a Job runs (deps done, resources
  * free); an Executor decides *how* (child process, sbatch). Executors know nothing of caching or the DAG.
  */
+import type { JobFailureCode } from '../events.js';
 import type { Resources } from '../stage-api.js';
 import type { SlurmOptions } from '../model.js';
 
@@ -43,6 +44,22 @@ export type FailureKind =
   | 'cancelled' // by the user or the scheduler
   | 'submit' // could not be submitted/started at all
   | 'lost'; // the job vanished and its state cannot be determined
+
+const FAILURE_CODES: Record<FailureKind, JobFailureCode> = {
+  exit: 'exit-non-zero',
+  signal: 'killed',
+  oom: 'out-of-memory',
+  timeout: 'time-limit',
+  node_fail: 'node-failure',
+  cancelled: 'cancelled',
+  submit: 'start-failed',
+  lost: 'job-lost',
+};
+
+/** The end code of a job that did not succeed (a result without a failure kind: by its status). */
+export function jobFailureCode(result: Pick<JobResult, 'status' | 'failure'>): JobFailureCode {
+  return result.failure ? FAILURE_CODES[result.failure] : result.status === 'cancelled' ? 'cancelled' : 'exit-non-zero';
+}
 
 export interface JobResult {
   status: 'succeeded' | 'failed' | 'cancelled';

@@ -3,7 +3,8 @@
  * A `pipe run` that is killed and started again finds its jobs here and reattaches instead of submitting twice;
  * `pipe cancel` reads it to scancel this workspace's jobs.
  */
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm } from 'node:fs/promises';
+import { writeFileAtomic } from '../../cache/atomic.js';
 import { join } from 'node:path';
 
 export interface SubmittedJob {
@@ -35,12 +36,9 @@ export class SlurmRegistry {
     }
   }
 
-  /** Atomic (tmp + rename): a crash mid-write never leaves a torn record. */
+  /** Atomic: a crash mid-write never leaves a torn record. */
   async put(job: SubmittedJob): Promise<void> {
-    await mkdir(this.dir, { recursive: true });
-    const tmp = `${this.file(job.key)}.${process.pid}.tmp`;
-    await writeFile(tmp, JSON.stringify(job, null, 2));
-    await rename(tmp, this.file(job.key));
+    await writeFileAtomic(this.file(job.key), JSON.stringify(job, null, 2));
   }
 
   async remove(key: string): Promise<void> {

@@ -8,8 +8,10 @@ import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { hostname } from 'node:os';
 import type { Disagreement, RunRecord, StoredOutput } from '../../cache/types.js';
-import type { Job, JobResult } from '../executors/executor.js';
+import type { EndCode } from '../events.js';
+import { jobFailureCode, type Job, type JobResult } from '../executors/executor.js';
 import type { Recorded } from './dispatch.js';
+import { ReasonError } from './report.js';
 import { lockPath, readLockAsync, stageDigest, writeLock, type LockFile, type LockStage } from '../lockfile.js';
 import type { Pipeline, StageSpec } from '../model.js';
 import { absPath, computeKey, hashOutputs, type DepMemo, type StageKeyInfo } from '../plan.js';
@@ -19,7 +21,7 @@ import type { IndexedOutput, Workspace } from '../workspace.js';
 export type CommitVerdict =
   /** `record` is the record in force: the first result of this key when an earlier run wrote other bytes. */
   | { status: 'ran'; record: RunRecord; disagreements: Disagreement[] }
-  | { status: 'failed' | 'cancelled'; reason: string };
+  | { status: 'failed' | 'cancelled'; code: EndCode; reason: string };
 
 export class Committer {
   /** Lock file entries of the stages that ended well in this run (written by `persist`). */
@@ -59,7 +61,7 @@ export class Committer {
   /** Throws the policy's refusal (engine/out-policy.ts) when an out may not be touched now. */
   private allowed(stage: StageSpec): void {
     const refused = this.ws.outs.checkStage(stage, { fresh: true });
-    if (refused) throw new Error(refused.reason);
+    if (refused) throw new ReasonError('out-refused', refused.reason);
   }
 
   /** An up-to-date stage: refresh its index entry when the index did not know this run, and keep its lock entry. */
@@ -95,9 +97,9 @@ export class Committer {
     const { extra, execution } = recorded;
     if (bad) return bad;
     const ws = this.ws;
-    const fail = (reason: string): CommitVerdict => {
+    const fail = (code: EndCode, reason: string): CommitVerdict => {
       this.discard(stage);
-      return { status: 'failed', reason };
+      return { status: 'failed', code, reason };
     };
     const stored: StoredOutput[] = [];
     for (const o of stage.outs) {
@@ -106,7 +108,7 @@ export class Committer {
         stored.push(await ws.store.put(absPath(ws.root, o.path), o.path));
       } catch (e) {
         // A full disk, a read-only cache: the stage fails saying where, and its outputs go (they are not recorded).
-        return fail(`could not store ${o.path} in the cache ${ws.store.root}: ${e instanceof Error ? e.message : String(e)}`);
+        return fail('store-failed', `could not store ${o.path} in the cache ${ws.store.root}: ${e instanceof Error ? e.message : String(e)}`);
       }
     }
     const record: RunRecord = {
@@ -143,23 +145,23 @@ export class Committer {
    */
   protected async checkJob(stage: StageSpec, info: StageKeyInfo, job: Job, result: JobResult, recorded: Recorded, aborted: boolean): Promise<CommitVerdict | undefined> {
     const ws = this.ws;
-    const fail = (status: 'failed' | 'cancelled', reason: string): CommitVerdict => {
+    const fail = (status: 'failed' | 'cancelled', code: EndCode, reason: string): CommitVerdict => {
       this.discard(stage);
-      return { status, reason };
+      return { status, code, reason };
     };
-    if (result.status === 'cancelled' || aborted) return fail('cancelled', result.status === 'succeeded' ? 'cancelled' : result.reason);
-    if (result.status !== 'succeeded') return fail('failed', result.reason);
+    if (result.status === 'cancelled' || aborted) return fail('cancelled', 'cancelled', result.status === 'succeeded' ? 'cancelled' : result.reason);
+    if (result.status !== 'succeeded') return fail('failed', jobFailureCode(result), result.reason);
     // Deps must be what the key says: a dep rewritten mid-run makes the outputs belong to no key.
     const after = await computeKey(stage, ws);
     const changed = stage.deps.filter((d) => after.depHashes[d.path] !== info.depHashes[d.path]).map((d) => d.path);
     if (changed.length > 0) {
-      return fail('failed', `dep ${changed.join(', ')} changed while the stage ran; its outputs were discarded (run again)`);
+      return fail('failed', 'dep-changed-mid-run', `dep ${changed.join(', ')} changed while the stage ran; its outputs were discarded (run again)`);
     }
     // What the stage left must still resolve inside the workspace before it is hashed and stored.
     const refused = ws.outs.checkStage(stage, { fresh: true });
-    if (refused) return fail('failed', refused.reason);
+    if (refused) return fail('failed', 'out-refused', refused.reason);
     const missing = stage.outs.filter((o) => !existsSync(absPath(ws.root, o.path))).map((o) => o.path);
-    if (missing.length > 0) return fail('failed', `stage ${stage.name} said it writes ${missing.join(', ')} but did not`);
+    if (missing.length > 0) return fail('failed', 'out-not-written', `stage ${stage.name} said it writes ${missing.join(', ')} but did not`);
     if (stage.uses !== undefined) {
       const resultFile = join(ws.tmpDir, `${job.id}.result.json`);
       try {

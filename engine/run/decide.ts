@@ -10,7 +10,7 @@ import type { Pipeline } from '../model.js';
 import { decide, DepMemo, type Decision, type StageKeyInfo } from '../plan.js';
 import type { StageSpec } from '../model.js';
 import type { Workspace } from '../workspace.js';
-import type { Emit } from '../events.js';
+import { planEvent, type Emit, type EndCode, type Reason } from '../events.js';
 import type { StageOutcome } from './report.js';
 
 /** The DAG as the engine needs it: a topological order and each stage's direct upstream stages. */
@@ -72,15 +72,16 @@ export function ancestorsOf(graph: StageGraph, stage: string): string[] {
  * Why a stage cannot start because of what it waits for, or undefined. Names the root cause (the failed stage), not
  * a skipped stage in between.
  */
-export function upstreamBlock(waitsFor: readonly string[], outcomeOf: (stage: string) => StageOutcome | undefined): string | undefined {
+export function upstreamBlock(waitsFor: readonly string[], outcomeOf: (stage: string) => StageOutcome | undefined): Reason<EndCode> | undefined {
   const bad = waitsFor.find((u) => {
     const s = outcomeOf(u)?.status;
     return s === 'failed' || s === 'cancelled' || s === 'skipped';
   });
   if (!bad) return undefined;
   const up = outcomeOf(bad)!;
-  if (up.status === 'failed') return `upstream stage ${bad} failed`;
-  return up.reason.startsWith('upstream stage') ? up.reason : `upstream stage ${bad} did not complete`;
+  if (up.status === 'failed') return { code: 'upstream-failed', text: `upstream stage ${bad} failed` };
+  if (up.code === 'upstream-failed' || up.code === 'upstream-incomplete') return { code: up.code, text: up.reason };
+  return { code: 'upstream-incomplete', text: `upstream stage ${bad} did not complete` };
 }
 
 /** Deps that do not exist (a stage cannot run without them), or an empty list. */
@@ -124,16 +125,16 @@ export async function planStages(opts: EngineOptions): Promise<Map<string, Decis
     const running = ups.filter((u) => decisions.get(u)?.action === 'run');
     let d: Decision;
     const refused = ws.outs.checkStage(stage);
-    if (refused) d = { action: 'run', reasons: [`refused: ${refused.reason}`], changes: [] };
+    if (refused) d = { action: 'run', reasons: [{ code: 'out-refused', text: `refused: ${refused.reason}` }], changes: [] };
     else if (running.length > 0 && !opts.force?.(name)) {
       const named = running.length <= 3 ? running.join(', ') : `${running.slice(0, 2).join(', ')} and ${running.length - 2} more`;
-      d = { action: 'run', reasons: [`upstream stage${running.length > 1 ? 's' : ''} ${named} will re-run`], changes: [] };
+      d = { action: 'run', reasons: [{ code: 'upstream-will-run', text: `upstream stage${running.length > 1 ? 's' : ''} ${named} will re-run` }], changes: [] };
     } else {
       d = await decide(stage, ws, { force: opts.force?.(name) ?? false, known, lockEntry: lockOf, memo });
     }
     if (d.action === 'restore') for (const o of d.record.outputs) known.set(o.path, o.hash);
     decisions.set(name, d);
-    opts.emit({ type: 'plan', stage: name, action: d.action, reasons: d.reasons, ...(d.info ? { key: d.info.key } : {}) });
+    opts.emit(planEvent(name, d.action, d.reasons, d.info?.key));
   };
   // A pool of workers taking stages in topological order: every upstream stage was started before (its promise is
   // in `done` until it is decided), and only PLAN_CONCURRENCY decisions are in flight at once.

@@ -2,12 +2,13 @@
  * Report: the run's ledger. Every stage ends exactly once; its end is a `stage-end` event, and the run's end is the
  * counts of those ends (`run-end`). Knows nothing of scheduling, the cache or processes.
  */
-import { emptyCounts, type Emit, type RunCounts, type StageStatus } from '../events.js';
+import { emptyCounts, type Emit, type EndCode, type Reason, type RunCounts, type StageStatus } from '../events.js';
 import type { RunRecord } from '../../cache/types.js';
 
 export interface StageOutcome {
   stage: string;
   status: StageStatus;
+  code: EndCode;
   reason: string;
   durationMs: number;
   key?: string;
@@ -27,6 +28,24 @@ export interface EndDetails {
   logTail?: string;
 }
 
+/** An expected failure with its end code (an out the policy refuses…); any other error ends a stage as `error`. */
+export class ReasonError extends Error {
+  constructor(readonly code: EndCode, message: string) {
+    super(message);
+    this.name = 'ReasonError';
+  }
+}
+
+/** The end code and words of an error a stage ended with. */
+export function errorReason(e: unknown): Reason<EndCode> {
+  return { code: e instanceof ReasonError ? e.code : 'error', text: e instanceof Error ? e.message : String(e) };
+}
+
+/** The words of several reasons, as one line. */
+export function reasonText(reasons: readonly Reason<string>[]): string {
+  return reasons.map((r) => r.text).join('; ');
+}
+
 export class RunReport {
   readonly outcomes = new Map<string, StageOutcome>();
   private readonly started = Date.now();
@@ -44,6 +63,7 @@ export class RunReport {
       type: 'stage-end',
       stage: o.stage,
       status: o.status,
+      code: o.code,
       reason: o.reason,
       durationMs: o.durationMs,
       ...(o.key ? { key: o.key } : {}),

@@ -133,7 +133,7 @@ export function reduce(s: ScreenState, e: WatchOutputEvent): void {
       // before the debounce ended): either way it runs again in the next cycle; not a failure of the stage.
       const restarting =
         (s.restarting.has(e.stage) && (e.status === 'cancelled' || e.status === 'failed')) ||
-        (e.status === 'failed' && e.reason.includes('changed while the stage ran'));
+        (e.status === 'failed' && e.code === 'dep-changed-mid-run');
       const detail =
         e.status === 'ran'
           ? duration(e.durationMs)
@@ -153,7 +153,7 @@ export function reduce(s: ScreenState, e: WatchOutputEvent): void {
       return;
     case 'warning':
       s.warnings.push(`warning: ${e.stage ? `${e.stage}: ` : ''}${e.message}`);
-      if (e.message.startsWith('paused:')) s.paused = true;
+      if (e.code === 'watch-paused') s.paused = true;
       return;
     case 'cycle-end':
       s.cycleRunning = false;
@@ -235,7 +235,7 @@ export function plainLines(s: ScreenState, e: WatchOutputEvent): string[] {
       const r = s.rows.get(e.stage);
       if (e.status === 'up-to-date' || !r) return [];
       if (e.status === 'failed' && r.state === 'failed') return [s.failures[s.failures.length - 1] ?? `✗ ${e.stage}: ${e.reason}`];
-      if (e.status === 'skipped' && e.reason.includes('did not complete')) return [];
+      if (e.status === 'skipped' && e.code === 'upstream-incomplete') return [];
       return [`${ICON[r.state]} ${e.stage} ${r.detail}`];
     }
     case 'watch-cancel':

@@ -3,7 +3,7 @@
  * cycle starts and ends, which in-flight stages a change cancelled, which manual stages wait for a key press.
  * Renderers (engine/ui/watch-screen.ts) draw both kinds; `--json` prints both as JSON lines.
  */
-import type { PipeEvent, RunCounts } from '../events.js';
+import type { PipeEvent, PlanCode, RunCounts } from '../events.js';
 
 /** Why a cycle started. */
 export type CycleTrigger = 'start' | 'change' | 'refresh' | 'manual' | 'follow-up';
@@ -62,10 +62,17 @@ export interface WatchCancelEvent {
   at: number;
 }
 
+/** A stale manual stage: the words of its plan's reasons and their codes, side by side (as in a plan event). */
+export interface PendingStage {
+  stage: string;
+  reasons: string[];
+  codes: PlanCode[];
+}
+
 export interface ManualPendingEvent {
   type: 'manual-pending';
-  /** Manual stages (GPU, SLURM, `watch: manual`) that are stale, with why; empty when none waits. */
-  stages: Array<{ stage: string; reasons: string[] }>;
+  /** Manual stages (GPU, SLURM, `watch: manual`) that are stale, with why (words and codes); empty when none waits. */
+  stages: PendingStage[];
   /** Stages downstream of them, held back until they run. */
   held: string[];
   at: number;

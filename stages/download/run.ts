@@ -3,6 +3,7 @@ import { createReadStream, existsSync } from 'node:fs';
 import { copyFile, mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join } from 'node:path';
 import { StageError, type StageContext } from '../../engine/stage-api.js';
+import { tempName } from '../lib/atomic-write.js';
 import { resolveAuth, type AuthSpec, type ResolvedAuth } from './auth.js';
 import { backoffDelay, sleep, type BackoffPolicy } from './backoff.js';
 import { globToRegExp, parseChecksums, unsafeRelativePath } from './checksums.js';
@@ -268,18 +269,21 @@ async function download(ctx: StageContext<DownloadWith>, scrub: (text: string) =
       return;
     }
     if (mirror && existsSync(join(mirror, task.rel))) {
-      const tmp = `${final}.mirror-${process.pid}`;
-      await copyFile(join(mirror, task.rel), tmp);
-      const bad = await verify(tmp);
-      if (bad === null) {
-        await checkContent(tmp, task, `the mirror copy ${join(mirror, task.rel)}`);
-        await rename(tmp, final);
-        stats.mirror++;
-        meter.add((await stat(final)).size);
-        return;
+      const tmp = tempName(final, 'mirror');
+      try {
+        await copyFile(join(mirror, task.rel), tmp);
+        const bad = await verify(tmp);
+        if (bad === null) {
+          await checkContent(tmp, task, `the mirror copy ${join(mirror, task.rel)}`);
+          await rename(tmp, final);
+          stats.mirror++;
+          meter.add((await stat(final)).size);
+          return;
+        }
+        log(`mirror copy of ${task.rel} has sha256 ${bad}, expected ${task.sha256}; downloading instead`);
+      } finally {
+        await rm(tmp, { force: true }); // a copy that failed its checks, or a full disk mid-copy
       }
-      await rm(tmp, { force: true });
-      log(`mirror copy of ${task.rel} has sha256 ${bad}, expected ${task.sha256}; downloading instead`);
     }
     if (task.url === null)
       fail(

@@ -10,8 +10,9 @@
  * access through file handles, so a sampler can draw any batch without loading the set into memory.
  */
 import { createWriteStream, type WriteStream } from 'node:fs';
-import { mkdir, open, readFile, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
-import { dirname, basename, join } from 'node:path';
+import { open, readFile, rm, writeFile, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { replaceDir, stagingDirBeside } from './atomic-write.js';
 import { parse } from 'csv-parse/sync';
 import { stringify } from 'csv-stringify/sync';
 
@@ -104,7 +105,7 @@ function orderColumns(rows: readonly ShardRow[], given?: string[]): string[] {
  * directory and renames it into place, so a crash never leaves a half-written set at `dir`.
  */
 export class ShardWriter {
-  private readonly tmpDir: string;
+  private tmpDir = '';
   private readonly imageBytes: number;
   private readonly perShard: number;
   private readonly stats = new PixelStats();
@@ -123,7 +124,6 @@ export class ShardWriter {
       throw new Error(`shards: width and height must be positive integers (got ${geometry.width}×${geometry.height})`);
     this.imageBytes = geometry.width * geometry.height;
     this.perShard = Math.max(1, Math.floor((geometry.maxShardBytes ?? DEFAULT_MAX_SHARD_BYTES) / this.imageBytes));
-    this.tmpDir = join(dirname(dir), `.${basename(dir)}.tmp-${process.pid}-${Date.now()}`);
   }
 
   get count(): number {
@@ -131,8 +131,7 @@ export class ShardWriter {
   }
 
   private async init(): Promise<void> {
-    await rm(this.tmpDir, { recursive: true, force: true });
-    await mkdir(this.tmpDir, { recursive: true });
+    this.tmpDir = await stagingDirBeside(this.dir);
   }
 
   /** Add one image (exactly width × height bytes) with its metadata row. */
@@ -214,9 +213,7 @@ export class ShardWriter {
     );
     await writeFile(join(this.tmpDir, 'rows.csv'), csv);
     await writeFile(join(this.tmpDir, 'index.json'), JSON.stringify(index, null, 2) + '\n');
-    await rm(this.dir, { recursive: true, force: true });
-    await mkdir(dirname(this.dir), { recursive: true });
-    await rename(this.tmpDir, this.dir);
+    await replaceDir(this.tmpDir, this.dir);
     return index;
   }
 
@@ -224,7 +221,8 @@ export class ShardWriter {
   async abort(): Promise<void> {
     await this.closeStream().catch(() => undefined);
     this.stream?.destroy();
-    await rm(this.tmpDir, { recursive: true, force: true });
+    await this.ready?.catch(() => undefined); // a staging folder still being made is removed too
+    if (this.tmpDir) await rm(this.tmpDir, { recursive: true, force: true });
   }
 }
 

@@ -24,13 +24,22 @@ describe('WorkspaceLock', () => {
     expect(busy.ok).toBe(false);
     if (!busy.ok) expect(busy.holder).toMatchObject({ pid: child.proc.pid, host: hostname(), command: 'pipe run child' });
 
+    // The child releases only once the parent says it waits: the acquire cannot have settled before that.
     const waits: LockHolder[] = [];
-    const t0 = Date.now();
-    const pending = lock.acquire({ wait: true, onWait: (h) => waits.push(h) });
-    setTimeout(() => child.proc.stdin!.write('go\n'), 400);
+    let settledBeforeRelease = false;
+    let settled = false;
+    const pending = lock.acquire({
+      wait: true,
+      onWait: (h) => {
+        waits.push(h);
+        settledBeforeRelease = settled;
+        child.proc.stdin!.write('go\n');
+      },
+    });
+    void pending.then(() => (settled = true));
     const got = await pending;
     expect(got.ok).toBe(true);
-    expect(Date.now() - t0).toBeGreaterThanOrEqual(350);
+    expect(settledBeforeRelease).toBe(false);
     expect(waits).toHaveLength(1);
     expect(waits[0]!.pid).toBe(child.proc.pid);
     expect((await child.done).stdout).toContain('RELEASED');
@@ -86,7 +95,6 @@ describe('WorkspaceLock', () => {
           return c;
         }),
       );
-      await new Promise((r) => setTimeout(r, 300));
       for (const c of outcomes) c.proc.stdin!.write('go\n');
       const results = await Promise.all(outcomes.map((c) => c.done));
       expect(results.filter((r) => r.stdout.includes('LOCKED'))).toHaveLength(1);
@@ -149,8 +157,8 @@ describe('WorkspaceLock', () => {
       holder: { pid: 999999, host: 'other-node', command: 'pipe run x', since: 'then' },
     });
     const ac = new AbortController();
-    setTimeout(() => ac.abort(), 150);
-    const r = await lock.acquire({ wait: true, signal: ac.signal });
+    // Aborted once it is really waiting (its first wait reported), not after a guessed delay.
+    const r = await lock.acquire({ wait: true, signal: ac.signal, onWait: () => ac.abort() });
     expect(r.ok).toBe(false);
   });
 });

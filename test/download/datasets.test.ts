@@ -18,7 +18,8 @@ import { manifest as preprocessManifest } from '../../stages/preprocess/images/m
 import { run as preprocess, type PreprocessWith } from '../../stages/preprocess/images/run.js';
 import { manifest as splitManifest } from '../../stages/split/manifest.js';
 import { run as synth, type SynthWith } from '../../stages/synth/cxr/run.js';
-import { makeCtx, makeWorkspace } from '../imaging/ctx.js';
+import { fakeContext } from '../support/context.js';
+import { workspace, type Ws } from '../support/workspace.js';
 import { downloadWith } from './fixture.js';
 import { rawTar, rawZip, startServer, type Route, type TestServer } from './server.js';
 
@@ -68,10 +69,10 @@ function withFor(decl: Declaration, origin: string, out: string, extra: Partial<
   };
 }
 
-let ws: { dir: string; cleanup(): Promise<void> };
+let ws: Ws;
 let server: TestServer | null = null;
 beforeAll(async () => {
-  ws = await makeWorkspace('datasets-');
+  ws = workspace({}, 'datasets-');
 });
 afterAll(async () => ws.cleanup());
 afterEach(async () => {
@@ -82,13 +83,13 @@ afterEach(async () => {
 
 async function synthFixture(layout: SynthWith['layout'], patients: number): Promise<Record<string, Buffer>> {
   const out = `origin/${layout}`;
-  await synth(makeCtx(ws.dir, { out, layout, patients, seed: 5, size: 48, test_fraction: 0.34, monochrome1_fraction: 0.5, compression: 'none' } as SynthWith));
+  await synth(fakeContext(ws.dir, { out, layout, patients, seed: 5, size: 48, test_fraction: 0.34, monochrome1_fraction: 0.5, compression: 'none' } as SynthWith));
   return tree(join(ws.dir, out));
 }
 
 async function preprocessed(decl: Declaration, root: string) {
   const out = `out/${decl.name}/`;
-  await preprocess(makeCtx(ws.dir, { dataset: `${root}/`, layout: decl.layout, out, size: 32, skip_unreadable: false }));
+  await preprocess(fakeContext(ws.dir, { dataset: `${root}/`, layout: decl.layout, out, size: 32, skip_unreadable: false }));
   return openShards(join(ws.dir, out));
 }
 
@@ -130,7 +131,7 @@ describe('dataset declarations', () => {
     server = await startServer(routes);
     process.env['PHYSIONET_USER'] = 'u';
     process.env['PHYSIONET_PASSWORD'] = 'pw';
-    const ctx = makeCtx(ws.dir, withFor(decl, server.url, 'dl/vindr_cxr'));
+    const ctx = fakeContext(ws.dir, withFor(decl, server.url, 'dl/vindr_cxr'));
     await download(ctx);
     expect(ctx.logs).toContain('5 of 7 manifest entries selected'); // 2 tables + 3 images; not LICENSE or phantom_truth
     const set = await preprocessed(decl, 'dl/vindr_cxr');
@@ -147,7 +148,7 @@ describe('dataset declarations', () => {
     const routes: Record<string, Route> = { [`${dir}/SHA256SUMS.txt`]: { body: sums(files) } };
     for (const [p, b] of Object.entries(files)) routes[`${dir}/${p}`] = { body: b };
     server = await startServer(routes);
-    await download(makeCtx(ws.dir, withFor(decl, server.url, 'dl/vindr_pcxr')));
+    await download(fakeContext(ws.dir, withFor(decl, server.url, 'dl/vindr_pcxr')));
     const set = await preprocessed(decl, 'dl/vindr_pcxr');
     expect(set.rows).toHaveLength(3);
     expect(set.rows.every((r) => r['split'] === 'test' && r['Cardiomegaly'] === '-1')).toBe(true);
@@ -171,9 +172,10 @@ describe('dataset declarations', () => {
     const mirror = join(ws.dir, 'mirror-nih');
     await mkdir(mirror, { recursive: true });
     await writeFile(join(mirror, 'Data_Entry_2017.csv'), files['Data_Entry_2017.csv']!);
-    const ctx = makeCtx(ws.dir, withFor(decl, server.url, 'dl/nih', { mirror }));
+    const ctx = fakeContext(ws.dir, withFor(decl, server.url, 'dl/nih', { mirror }));
     await download(ctx);
-    expect(ctx.records).toMatchObject({ download: { files: 13, network: 12, mirror: 1, extracted: images.length } });
+    expect(ctx.records).toEqual({ download: { files: 13 } }); // what reaches stages below: the file count only
+    expect(ctx.execution).toMatchObject({ download: { network: 12, mirror: 1, extracted: images.length } });
     const set = await preprocessed(decl, 'dl/nih');
     expect(set.rows).toHaveLength(images.length);
     expect(set.rows.every((r) => r['path']!.startsWith('images/') && /^\d+$/.test(r['age_years']!))).toBe(true);
@@ -194,7 +196,7 @@ describe('dataset declarations', () => {
     for (const [p, b] of Object.entries(served)) routes[`/share/pc/${p}`] = { body: b };
     server = await startServer(routes);
     process.env['PADCHEST_URL'] = `${server.url}/share/pc/?token=abc`;
-    const ctx = makeCtx(ws.dir, withFor(decl, server.url, 'dl/padchest'));
+    const ctx = fakeContext(ws.dir, withFor(decl, server.url, 'dl/padchest'));
     await download(ctx);
     expect(ctx.logs).toContain('2 of 3 manifest entries selected');
     expect(JSON.stringify(ctx.logs)).not.toContain('token=abc');
@@ -229,7 +231,7 @@ describe('dataset declarations', () => {
     for (const [p, b] of Object.entries(served)) routes[`/container/${p}`] = { body: b };
     server = await startServer(routes);
     process.env['CHEXPERT_URL'] = `${server.url}/container?sv=2020&sig=SIGNATURE`;
-    const ctx = makeCtx(ws.dir, withFor(decl, server.url, 'dl/chexbert'));
+    const ctx = fakeContext(ws.dir, withFor(decl, server.url, 'dl/chexbert'));
     await download(ctx);
     expect(server.hits('/container/valid.csv')[0]!.query).toBe('?sv=2020&sig=SIGNATURE');
     expect(JSON.stringify(ctx.logs)).not.toContain('SIGNATURE');

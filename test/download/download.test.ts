@@ -8,7 +8,7 @@ import { run, type DownloadWith } from '../../stages/download/run.js';
 import { parseChecksums } from '../../stages/download/checksums.js';
 import { lookupNetrc } from '../../stages/download/netrc.js';
 import { partFileFor } from '../../stages/download/resume.js';
-import { makeCtx } from '../imaging/ctx.js';
+import { fakeContext } from '../support/context.js';
 import { downloadSuite, downloadWith } from './fixture.js';
 import { rawTar, rawZip, startServer } from './server.js';
 
@@ -26,7 +26,7 @@ describe('download', () => {
   it('downloads, verifies sha256, reports bytes and rate, leaves no partial files', async () => {
     t.server = await startServer({ '/data/big.bin': { body: BIG }, '/data/small.txt': { body: SMALL } });
     const x = w({ urls: [`${t.server.url}/data/big.bin`, `${t.server.url}/data/small.txt`], sha256: { 'big.bin': sha(BIG) } });
-    const ctx = makeCtx(t.dir, x);
+    const ctx = fakeContext(t.dir, x);
     await run(ctx);
     expect(await readFile(join(out(x), 'big.bin'))).toEqual(BIG);
     expect(await readFile(join(out(x), 'small.txt'))).toEqual(SMALL);
@@ -38,14 +38,14 @@ describe('download', () => {
     expect(ctx.execution).toMatchObject({ download: { network: 2 } });
     // A second run finds the verified files in place and does not touch the network.
     const before = t.server.requests.length;
-    await run(makeCtx(t.dir, x));
+    await run(fakeContext(t.dir, x));
     expect(t.server.requests.length).toBe(before);
   });
 
   it('resumes a dropped connection with Range and ends with the right hash', async () => {
     t.server = await startServer({ '/f.bin': { body: BIG, dropAfter: 100_000, dropTimes: 2, etag: '"f1"' } });
     const x = w({ url: `${t.server.url}/f.bin`, sha256: { 'f.bin': sha(BIG) } });
-    const ctx = makeCtx(t.dir, x);
+    const ctx = fakeContext(t.dir, x);
     await run(ctx);
     expect(sha(await readFile(join(out(x), 'f.bin')))).toBe(sha(BIG));
     const hits = t.server.hits('/f.bin');
@@ -61,12 +61,12 @@ describe('download', () => {
   it('keeps the part file across runs (outside the out directory) and resumes from it', async () => {
     t.server = await startServer({ '/p.bin': { body: BIG, etag: '"p1"', dropAfter: 123_456 } });
     const x = w({ url: `${t.server.url}/p.bin`, sha256: { 'p.bin': sha(BIG) }, retries: 0 });
-    await expect(run(makeCtx(t.dir, x))).rejects.toThrow(/gave up on .*p\.bin after 1 attempt/);
+    await expect(run(fakeContext(t.dir, x))).rejects.toThrow(/gave up on .*p\.bin after 1 attempt/);
     const part = await partOf(x, 'p.bin');
     expect((await readFile(part.part)).length).toBe(123_456);
     expect(JSON.parse(await readFile(part.meta, 'utf8'))).toMatchObject({ etag: '"p1"', total: BIG.length });
     expect(await readdir(out(x))).toEqual([]); // nothing partial among the outputs
-    const ctx = makeCtx(t.dir, x);
+    const ctx = fakeContext(t.dir, x);
     await run(ctx);
     expect(t.server.hits('/p.bin').map((h) => h.range)).toEqual([undefined, 'bytes=123456-']);
     expect(ctx.progressUpdates.at(-1)).toMatchObject({ done: BIG.length, total: BIG.length });
@@ -79,12 +79,12 @@ describe('download', () => {
     const v2 = randomBytes(180_000);
     t.server = await startServer({ '/v.bin': { body: v1, etag: '"v1"', dropAfter: 70_000 } });
     const x = w({ url: `${t.server.url}/v.bin`, retries: 0 });
-    await expect(run(makeCtx(t.dir, x))).rejects.toThrow(/gave up/);
+    await expect(run(fakeContext(t.dir, x))).rejects.toThrow(/gave up/);
     const part = await partOf(x, 'v.bin');
     expect(existsSync(part.part)).toBe(true);
     // The file changes on the server before the next run: the resume must not splice v1's head onto v2's tail.
     t.server.routes.set('/v.bin', { body: v2, etag: '"v2"' });
-    const ctx = makeCtx(t.dir, { ...x, retries: 1 });
+    const ctx = fakeContext(t.dir, { ...x, retries: 1 });
     await run(ctx);
     expect(sha(await readFile(join(out(x), 'v.bin')))).toBe(sha(v2));
     const last = t.server.hits('/v.bin').at(-1)!;
@@ -98,7 +98,7 @@ describe('download', () => {
   it('restarts cleanly when the server ignores Range', async () => {
     t.server = await startServer({ '/r.bin': { body: BIG, ignoreRange: true, dropAfter: 50_000, etag: '"r"' } });
     const x = w({ url: `${t.server.url}/r.bin`, sha256: { 'r.bin': sha(BIG) } });
-    const ctx = makeCtx(t.dir, x);
+    const ctx = fakeContext(t.dir, x);
     await run(ctx);
     expect(t.server.hits('/r.bin').map((h) => h.range)).toEqual([undefined, 'bytes=50000-']);
     expect(sha(await readFile(join(out(x), 'r.bin')))).toBe(sha(BIG));
@@ -108,12 +108,12 @@ describe('download', () => {
   it('retries 500s with backoff, then succeeds or gives up naming the URL', async () => {
     t.server = await startServer({ '/flaky': { body: SMALL, statuses: [500, 503] }, '/down': { body: SMALL, statuses: [500, 500, 500, 500, 500] } });
     const ok = w({ url: `${t.server.url}/flaky` });
-    const ctx = makeCtx(t.dir, ok);
+    const ctx = fakeContext(t.dir, ok);
     await run(ctx);
     expect(await readFile(join(out(ok), 'flaky'))).toEqual(SMALL);
     expect(ctx.logs.filter((l) => /^retrying flaky in [\d.]+s \(attempt [23]\/4\): HTTP 50[03] from http:\/\/127\.0\.0\.1/.test(l))).toHaveLength(2);
     const bad = w({ url: `${t.server.url}/down`, retries: 2 });
-    await expect(run(makeCtx(t.dir, bad, { stage: 'dl' }))).rejects.toThrow(
+    await expect(run(fakeContext(t.dir, bad, { stage: 'dl' }))).rejects.toThrow(
       `stage dl: gave up on ${t.server.url}/down after 3 attempt(s): HTTP 500 from ${t.server.url}/down.`,
     );
     expect(t.server.hits('/down')).toHaveLength(3);
@@ -121,7 +121,7 @@ describe('download', () => {
 
   it('fails at once on 404, naming the URL', async () => {
     t.server = await startServer({});
-    await expect(run(makeCtx(t.dir, w({ url: `${t.server.url}/missing.csv` }), { stage: 'dl' }))).rejects.toThrow(
+    await expect(run(fakeContext(t.dir, w({ url: `${t.server.url}/missing.csv` }), { stage: 'dl' }))).rejects.toThrow(
       `stage dl: HTTP 404: ${t.server.url}/missing.csv does not exist (file missing.csv).`,
     );
     expect(t.server.requests).toHaveLength(1);
@@ -130,7 +130,7 @@ describe('download', () => {
   it('deletes a file with the wrong checksum, retries once, then names file, expected and actual', async () => {
     t.server = await startServer({ '/c.bin': { body: SMALL } });
     const x = w({ url: `${t.server.url}/c.bin`, sha256: { 'c.bin': 'a'.repeat(64) } });
-    await expect(run(makeCtx(t.dir, x, { stage: 'dl' }))).rejects.toThrow(
+    await expect(run(fakeContext(t.dir, x, { stage: 'dl' }))).rejects.toThrow(
       `stage dl: checksum mismatch for c.bin from ${t.server.url}/c.bin: expected sha256 ${'a'.repeat(64)}, got ${sha(SMALL)} (downloaded 2 time(s); the file was deleted).`,
     );
     expect(t.server.hits('/c.bin')).toHaveLength(2);
@@ -143,13 +143,13 @@ describe('download', () => {
     const x = w({ url: `${t.server.url}/priv.csv`, auth: { user_env: 'PIPE_TEST_USER', password_env: 'PIPE_TEST_PASSWORD' } });
     process.env['NETRC'] = join(t.dir, 'no-such-netrc');
     let error: Error | null = null;
-    await run(makeCtx(t.dir, x, { stage: 'dl' })).catch((e: Error) => (error = e));
+    await run(fakeContext(t.dir, x, { stage: 'dl' })).catch((e: Error) => (error = e));
     expect(String(error)).toContain(
       `HTTP 401 Unauthorized for ${t.server.url}/priv.csv: the server refused the credentials (no credentials). To authenticate, set the environment variables PIPE_TEST_USER and PIPE_TEST_PASSWORD, or add "machine 127.0.0.1 login <user> password <password>" to ${join(t.dir, 'no-such-netrc')}.`,
     );
     process.env['PIPE_TEST_USER'] = 'alice';
     process.env['PIPE_TEST_PASSWORD'] = secret;
-    const ctx = makeCtx(t.dir, { ...x, out: w().out });
+    const ctx = fakeContext(t.dir, { ...x, out: w().out });
     await run(ctx);
     expect(await readFile(join(t.dir, ctx.with.out, 'priv.csv'))).toEqual(SMALL);
     expect(ctx.logs).toContain('using credentials for 127.0.0.1 from environment variables PIPE_TEST_USER and PIPE_TEST_PASSWORD');
@@ -158,7 +158,7 @@ describe('download', () => {
     expect(everything).not.toContain(Buffer.from(`alice:${secret}`).toString('base64'));
     // Wrong password from the environment: still a clear 401 and no secret in the message.
     process.env['PIPE_TEST_PASSWORD'] = 'wrong-one';
-    const e2 = await run(makeCtx(t.dir, { ...x, out: w().out }, { stage: 'dl' })).catch((e: Error) => e);
+    const e2 = await run(fakeContext(t.dir, { ...x, out: w().out }, { stage: 'dl' })).catch((e: Error) => e);
     expect(String(e2)).toContain('the server refused the credentials (environment variables PIPE_TEST_USER and PIPE_TEST_PASSWORD)');
     expect(String(e2)).not.toContain('wrong-one');
   });
@@ -174,7 +174,7 @@ describe('download', () => {
       process.env['PIPE_TEST_USER'] = 'dave';
       process.env['PIPE_TEST_PASSWORD'] = 'redirect-secret';
       const x = w({ urls: [`${t.server.url}/same`, `${t.server.url}/away`], auth: { user_env: 'PIPE_TEST_USER', password_env: 'PIPE_TEST_PASSWORD' } });
-      await run(makeCtx(t.dir, x));
+      await run(fakeContext(t.dir, x));
       expect(await readFile(join(out(x), 'same'))).toEqual(SMALL);
       expect(await readFile(join(out(x), 'away'))).toEqual(SMALL);
       expect(t.server.hits('/real/file.bin')[0]!.authorization).toMatch(/^Basic /);
@@ -185,10 +185,10 @@ describe('download', () => {
   });
 
   it('refuses auth settings that are not environment variable names', async () => {
-    await expect(run(makeCtx(t.dir, w({ url: 'http://127.0.0.1:9/x', auth: { user_env: 'alice', password_env: 'hunter2 !' } }), { stage: 'dl' }))).rejects.toThrow(
+    await expect(run(fakeContext(t.dir, w({ url: 'http://127.0.0.1:9/x', auth: { user_env: 'alice', password_env: 'hunter2 !' } }), { stage: 'dl' }))).rejects.toThrow(
       'stage dl: with.auth.password_env must name an environment variable (e.g. PHYSIONET_USER), not hold a value.',
     );
-    await expect(run(makeCtx(t.dir, w({ url: 'http://127.0.0.1:9/x', auth: { password: 'x' } as never }), { stage: 'dl' }))).rejects.toThrow(
+    await expect(run(fakeContext(t.dir, w({ url: 'http://127.0.0.1:9/x', auth: { password: 'x' } as never }), { stage: 'dl' }))).rejects.toThrow(
       /with\.auth has no field password/,
     );
   });
@@ -198,7 +198,7 @@ describe('download', () => {
     const netrc = join(t.dir, 'test.netrc');
     await writeFile(netrc, 'machine example.org login x password y\n\nmachine 127.0.0.1\n  login bob\n  password netrc-secret\n');
     process.env['NETRC'] = netrc;
-    const ctx = makeCtx(t.dir, w({ url: `${t.server.url}/n.csv`, auth: { user_env: 'PIPE_TEST_USER', password_env: 'PIPE_TEST_PASSWORD' } }));
+    const ctx = fakeContext(t.dir, w({ url: `${t.server.url}/n.csv`, auth: { user_env: 'PIPE_TEST_USER', password_env: 'PIPE_TEST_PASSWORD' } }));
     await run(ctx);
     expect(ctx.logs).toContain(`using credentials for 127.0.0.1 from netrc file ${netrc}`);
     expect(JSON.stringify([ctx.logs, ctx.records])).not.toContain('netrc-secret');
@@ -208,7 +208,7 @@ describe('download', () => {
   it('survives a slow server and a stalled connection (idle timeout, then resume)', async () => {
     const body = randomBytes(20_000);
     t.server = await startServer({ '/slow': { body, bytesPerSec: 40_000 }, '/stall': { body, stallMs: 3000, etag: '"s"' } });
-    const ctx = makeCtx(t.dir, w({ urls: [`${t.server.url}/slow`, `${t.server.url}/stall`], timeout_s: 0.5 }));
+    const ctx = fakeContext(t.dir, w({ urls: [`${t.server.url}/slow`, `${t.server.url}/stall`], timeout_s: 0.5 }));
     await run(ctx);
     expect(await readFile(join(t.dir, ctx.with.out, 'slow'))).toEqual(body);
     expect(await readFile(join(t.dir, ctx.with.out, 'stall'))).toEqual(body);
@@ -223,7 +223,7 @@ describe('download', () => {
     const x = w({ url: `${t.server.url}/big` });
     const started = Date.now();
     setTimeout(() => ac.abort(), 300);
-    await expect(run(makeCtx(t.dir, x, { stage: 'dl', signal: ac.signal }))).rejects.toThrow('stage dl: cancelled.');
+    await expect(run(fakeContext(t.dir, x, { stage: 'dl', signal: ac.signal }))).rejects.toThrow('stage dl: cancelled.');
     expect(Date.now() - started).toBeLessThan(2000);
     const partial = await readFile((await partOf(x, 'big')).part);
     expect(partial.length).toBeGreaterThan(0);
@@ -238,7 +238,7 @@ describe('download', () => {
     await writeFile(join(mirror, 'sub/a.txt'), SMALL);
     await writeFile(join(mirror, 'b.bin'), BIG);
     const x = w({ manifest: 'http://127.0.0.1:9/files/SHA256SUMS.txt', mirror, retries: 0 });
-    const ctx = makeCtx(t.dir, x);
+    const ctx = fakeContext(t.dir, x);
     await run(ctx);
     expect(await readFile(join(out(x), 'sub/a.txt'))).toEqual(SMALL);
     expect(await readFile(join(out(x), 'b.bin'))).toEqual(BIG);
@@ -254,7 +254,7 @@ describe('download', () => {
       ...Object.fromEntries(Object.entries(files).map(([p, b]) => [`/files/ds/1.0.0/${p}`, { body: b }])),
     });
     const x = w({ manifest: `${t.server.url}/files/ds/1.0.0/SHA256SUMS.txt`, include: ['annotations/*', 'train/**'] });
-    const ctx = makeCtx(t.dir, x);
+    const ctx = fakeContext(t.dir, x);
     await run(ctx);
     expect(await readFile(join(out(x), 'train/x y.dicom'))).toEqual(BIG);
     expect(existsSync(join(out(x), 'test/z.dicom'))).toBe(false);
@@ -275,19 +275,19 @@ describe('download', () => {
       '/link.tar': { body: rawTar([{ name: 'innocent', type: '2', link: '../../etc/passwd' }]) },
     });
     const x = w({ urls: [`${t.server.url}/good.tar.gz`, `${t.server.url}/good.zip`], extract: true });
-    await run(makeCtx(t.dir, x));
+    await run(fakeContext(t.dir, x));
     expect(await readFile(join(out(x), 'a.txt'), 'utf8')).toBe('A');
     expect(await readFile(join(out(x), 'dir/b.txt'), 'utf8')).toBe('B');
     expect(await readFile(join(out(x), 'z/one.txt'), 'utf8')).toBe('1');
     expect(await readFile(join(out(x), 'two.txt'), 'utf8')).toBe('2');
     for (const [name, entry] of [['evil.tar', '../evil.txt'], ['evil.zip', '../../evil.txt']]) {
       const y = w({ url: `${t.server.url}/${name}`, extract: true });
-      await expect(run(makeCtx(t.dir, y, { stage: 'dl' }))).rejects.toThrow(
+      await expect(run(fakeContext(t.dir, y, { stage: 'dl' }))).rejects.toThrow(
         `stage dl: ${name}: entry "${entry}" would be written outside the target directory (contains ".."); refusing to extract.`,
       );
       expect(existsSync(join(out(y), 'ok.txt'))).toBe(false);
     }
-    await expect(run(makeCtx(t.dir, w({ url: `${t.server.url}/link.tar`, extract: true })))).rejects.toThrow(/link "innocent" → "\.\.\/\.\.\/etc\/passwd" points outside/);
+    await expect(run(fakeContext(t.dir, w({ url: `${t.server.url}/link.tar`, extract: true })))).rejects.toThrow(/link "innocent" → "\.\.\/\.\.\/etc\/passwd" points outside/);
     expect(existsSync(join(t.dir, 'evil.txt'))).toBe(false);
     expect(existsSync(join(t.dir, 'dl', 'evil.txt'))).toBe(false);
   });
@@ -301,16 +301,16 @@ describe('download: files, secret base URLs, mirror-only files', () => {
       files: [{ path: 'renamed.bin', url: 'x.bin' }, { path: 'deep/y.bin', url: 'sub/y.bin', sha256: sha(BIG) }],
       base_url_env: 'PIPE_TEST_BASE',
     });
-    const ctx = makeCtx(t.dir, x);
+    const ctx = fakeContext(t.dir, x);
     await run(ctx);
     expect(await readFile(join(out(x), 'renamed.bin'))).toEqual(SMALL);
     expect(await readFile(join(out(x), 'deep/y.bin'))).toEqual(BIG);
     expect(t.server.hits('/share/a/x.bin')[0]!.query).toBe('?sig=TOPSECRET');
-    const e = await run(makeCtx(t.dir, { ...x, out: w().out, files: [{ path: 'gone.bin', url: 'gone.bin' }] }, { stage: 'dl' })).catch((err: Error) => err);
+    const e = await run(fakeContext(t.dir, { ...x, out: w().out, files: [{ path: 'gone.bin', url: 'gone.bin' }] }, { stage: 'dl' })).catch((err: Error) => err);
     expect(String(e)).toContain('StageError: stage dl: HTTP 404: $PIPE_TEST_BASE/gone.bin does not exist (file gone.bin).');
     expect(JSON.stringify([String(e), ctx.logs, ctx.records])).not.toContain('TOPSECRET');
     delete process.env['PIPE_TEST_BASE'];
-    await expect(run(makeCtx(t.dir, x, { stage: 'dl' }))).rejects.toThrow(
+    await expect(run(fakeContext(t.dir, x, { stage: 'dl' }))).rejects.toThrow(
       'stage dl: with.base_url_env names PIPE_TEST_BASE, which is not set: export the dataset\'s (signed) download URL in it.',
     );
   });
@@ -318,13 +318,13 @@ describe('download: files, secret base URLs, mirror-only files', () => {
   it('takes files without a public URL from the mirror, and says where to get them otherwise', async () => {
     const note = 'download it from https://example.org/portal after registering';
     const x = w({ files: [{ path: 'labels.csv', note }] });
-    await expect(run(makeCtx(t.dir, x, { stage: 'dl' }))).rejects.toThrow(
+    await expect(run(fakeContext(t.dir, x, { stage: 'dl' }))).rejects.toThrow(
       `stage dl: labels.csv has no public download URL and no with.mirror is set: ${note}.`,
     );
     const mirror = join(t.dir, 'mirror2');
     await mkdir(mirror, { recursive: true });
     await writeFile(join(mirror, 'labels.csv'), SMALL);
-    await run(makeCtx(t.dir, { ...x, mirror }));
+    await run(fakeContext(t.dir, { ...x, mirror }));
     expect(await readFile(join(out(x), 'labels.csv'))).toEqual(SMALL);
   });
 });

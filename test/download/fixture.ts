@@ -4,7 +4,7 @@
 import { afterAll, afterEach, beforeAll } from 'vitest';
 import { manifest } from '../../stages/download/manifest.js';
 import type { DownloadWith } from '../../stages/download/run.js';
-import { makeWorkspace } from '../imaging/ctx.js';
+import { workspace, type Ws } from '../support/workspace.js';
 import type { TestProxy, TestServer } from './server.js';
 
 let counter = 0;
@@ -26,7 +26,7 @@ export interface DownloadSuite {
 
 /** Registers the hooks; `env` names variables a test may set, removed after each test. */
 export function downloadSuite(prefix: string, env: string[] = []): DownloadSuite {
-  let ws: { dir: string; cleanup(): Promise<void> } | null = null;
+  let ws: Ws | null = null;
   let server: TestServer | null = null;
   const suite: DownloadSuite = {
     get dir() {
@@ -43,7 +43,7 @@ export function downloadSuite(prefix: string, env: string[] = []): DownloadSuite
     proxy: null,
   };
   beforeAll(async () => {
-    ws = await makeWorkspace(prefix);
+    ws = workspace({}, prefix);
   });
   afterAll(async () => ws?.cleanup());
   afterEach(async () => {

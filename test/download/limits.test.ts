@@ -12,7 +12,7 @@ import { describe, expect, it } from 'vitest';
 import { partFileFor } from '../../stages/download/resume.js';
 import { run, type DownloadWith } from '../../stages/download/run.js';
 import { pipeAsync } from '../engine/helpers.js';
-import { makeCtx } from '../imaging/ctx.js';
+import { fakeContext } from '../support/context.js';
 import { downloadSuite, downloadWith } from './fixture.js';
 import { deflatedZeros, rawTar, rawZip, startServer } from './server.js';
 
@@ -31,7 +31,7 @@ describe('download: size and time bounds', () => {
   it('refuses a file whose announced size passes with.max_bytes, before writing it', async () => {
     t.server = await startServer({ '/huge.bin': { body: randomBytes(3_000_000) } });
     const x = w({ url: `${t.server.url}/huge.bin`, max_bytes: 1_000_000 });
-    await expect(run(makeCtx(t.dir, x, { stage: 'dl' }))).rejects.toThrow(
+    await expect(run(fakeContext(t.dir, x, { stage: 'dl' }))).rejects.toThrow(
       `stage dl: ${t.server.url}/huge.bin (file huge.bin): the server announced 3000000 bytes, more than with.max_bytes = 1000000 (1.0 MB); ` +
         'the partial file was deleted. If the file is meant to be this large, raise with.max_bytes.',
     );
@@ -43,7 +43,7 @@ describe('download: size and time bounds', () => {
   it('stops a body without a length that never ends at with.max_bytes', async () => {
     t.server = await startServer({ '/endless': { body: Buffer.alloc(0), endless: true } });
     const x = w({ url: `${t.server.url}/endless`, max_bytes: 2 * 2 ** 20 });
-    await expect(run(makeCtx(t.dir, x, { stage: 'dl' }))).rejects.toThrow(
+    await expect(run(fakeContext(t.dir, x, { stage: 'dl' }))).rejects.toThrow(
       `stage dl: ${t.server.url}/endless (file endless): the body went on past with.max_bytes = 2097152 (2.1 MB) without ending; ` +
         'the partial file was deleted. If the file is meant to be this large, raise with.max_bytes.',
     );
@@ -56,7 +56,7 @@ describe('download: size and time bounds', () => {
     t.server = await startServer({ '/trickle': { body: Buffer.alloc(0), endless: true, trickleMs: 50 } });
     const x = w({ url: `${t.server.url}/trickle`, max_time_s: 1.5, timeout_s: 1 });
     const t0 = Date.now();
-    const e = (await run(makeCtx(t.dir, x, { stage: 'dl' })).catch((err: Error) => err)) as Error;
+    const e = (await run(fakeContext(t.dir, x, { stage: 'dl' })).catch((err: Error) => err)) as Error;
     expect(e.message).toMatch(
       new RegExp(
         `^stage dl: ${t.server.url.replace(/[.]/g, '\\.')}/trickle \\(file trickle\\) did not finish within with\\.max_time_s = 1\\.5 s \\([1-9]\\d+ bytes had arrived; ` +
@@ -70,14 +70,14 @@ describe('download: size and time bounds', () => {
   it('does not wait out a Retry-After that would pass with.max_time_s', async () => {
     t.server = await startServer({ '/busy': { body: Buffer.from('x'), statuses: [503], retryAfter: ['3600'] } });
     const x = w({ url: `${t.server.url}/busy`, max_time_s: 5 });
-    await expect(run(makeCtx(t.dir, x, { stage: 'dl' }))).rejects.toThrow(
+    await expect(run(fakeContext(t.dir, x, { stage: 'dl' }))).rejects.toThrow(
       `stage dl: ${t.server.url}/busy (file busy) did not finish within with.max_time_s = 5 s: the last attempt failed (HTTP 503 from ${t.server.url}/busy) ` +
         'and the next would start 300.0s later, past the limit. For a large file on a slow link, raise with.max_time_s.',
     );
   });
 
   it('refuses non-positive bounds naming the field', async () => {
-    await expect(run(makeCtx(t.dir, w({ url: 'http://127.0.0.1:9/x', max_bytes: 0 }), { stage: 'dl' }))).rejects.toThrow(
+    await expect(run(fakeContext(t.dir, w({ url: 'http://127.0.0.1:9/x', max_bytes: 0 }), { stage: 'dl' }))).rejects.toThrow(
       'stage dl: with.max_bytes must be a positive number (got 0).',
     );
   });
@@ -89,7 +89,7 @@ describe('download: archive expansion bounds, all or nothing', () => {
     expect(bomb.length).toBeLessThan(1.2e6);
     t.server = await startServer({ '/bomb.zip': { body: bomb } });
     const x = w({ url: `${t.server.url}/bomb.zip`, extract: true });
-    const e = (await run(makeCtx(t.dir, x, { stage: 'dl' })).catch((err: Error) => err)) as Error;
+    const e = (await run(fakeContext(t.dir, x, { stage: 'dl' })).catch((err: Error) => err)) as Error;
     expect(e.message).toMatch(
       /^stage dl: bomb\.zip expands to 10\d\d× its own size of 1\.\d MiB \(1153433605 bytes declared by 2 entries so far\), more than with\.max_extract_ratio = 100 — a decompression bomb\? Nothing was extracted\. If the archive is trusted, raise with\.max_extract_ratio\.$/,
     );
@@ -101,16 +101,16 @@ describe('download: archive expansion bounds, all or nothing', () => {
     const zeros = gzipSync(rawTar([{ name: 'z.bin', body: Buffer.alloc(30 * 2 ** 20) }]));
     t.server = await startServer({ '/big.tar.gz': { body: tgz }, '/zeros.tgz': { body: zeros } });
     const x = w({ url: `${t.server.url}/big.tar.gz`, extract: true, max_extract_bytes: 200_000 });
-    await expect(run(makeCtx(t.dir, x, { stage: 'dl' }))).rejects.toThrow(
+    await expect(run(fakeContext(t.dir, x, { stage: 'dl' }))).rejects.toThrow(
       'stage dl: big.tar.gz expands to more than 195.3 KiB (with.max_extract_bytes = 200000; 2 entries declare 300000 bytes so far); nothing was extracted. ' +
         'If the archive is trusted and meant to be this large, raise with.max_extract_bytes.',
     );
     expect(await leftovers(outDir(x))).toEqual(['big.tar.gz']);
     const y = w({ url: `${t.server.url}/zeros.tgz`, extract: true });
-    await expect(run(makeCtx(t.dir, y, { stage: 'dl' }))).rejects.toThrow(/^stage dl: zeros\.tgz expands to \d+× its own size .* more than with\.max_extract_ratio = 100/);
+    await expect(run(fakeContext(t.dir, y, { stage: 'dl' }))).rejects.toThrow(/^stage dl: zeros\.tgz expands to \d+× its own size .* more than with\.max_extract_ratio = 100/);
     expect(await leftovers(outDir(y))).toEqual(['zeros.tgz']);
     // Raised, the same archive extracts.
-    await run(makeCtx(t.dir, { ...y, max_extract_ratio: 5000 }));
+    await run(fakeContext(t.dir, { ...y, max_extract_ratio: 5000 }));
     expect((await readFile(join(outDir(y), 'z.bin'))).length).toBe(30 * 2 ** 20);
   });
 
@@ -121,7 +121,7 @@ describe('download: archive expansion bounds, all or nothing', () => {
     bad.write('WILL BE CORRUPTED', at); // same length, wrong CRC
     t.server = await startServer({ '/half.zip': { body: bad } });
     const x = w({ url: `${t.server.url}/half.zip`, extract: true });
-    await expect(run(makeCtx(t.dir, x, { stage: 'dl' }))).rejects.toThrow(/^stage dl: half\.zip: entry "dir\/second\.txt" is corrupt \(CRC-32 [0-9a-f]{8}, the archive says [0-9a-f]{8}\)\.$/);
+    await expect(run(fakeContext(t.dir, x, { stage: 'dl' }))).rejects.toThrow(/^stage dl: half\.zip: entry "dir\/second\.txt" is corrupt \(CRC-32 [0-9a-f]{8}, the archive says [0-9a-f]{8}\)\.$/);
     expect(await leftovers(outDir(x))).toEqual(['half.zip']);
   });
 
@@ -148,7 +148,7 @@ describe('download: an archive must be what its name says', () => {
   it('an HTML page served as .tar.gz fails the download (not "extracted 0 files"), and is not kept', async () => {
     t.server = await startServer({ '/files/images_001.tar.gz': { body: HTML, contentType: 'text/html' } });
     const x = w({ files: [{ path: 'images_001.tar.gz', url: `${t.server.url}/files/images_001.tar.gz` }], extract: true });
-    await expect(run(makeCtx(t.dir, x, { stage: 'dl' }))).rejects.toThrow(
+    await expect(run(fakeContext(t.dir, x, { stage: 'dl' }))).rejects.toThrow(
       `stage dl: ${t.server.url}/files/images_001.tar.gz: images_001.tar.gz is not a gzip-compressed tar archive: it is an HTML page ` +
         '(it starts with "<!DOCTYPE html> <html><head><title>Sign in to continue</titl…") — often a login, consent or error page served instead of the file. ' +
         'The file was not kept; check the URL (and credentials) in a browser.',
@@ -170,18 +170,18 @@ describe('download: an archive must be what its name says', () => {
     ];
     for (const [name, why] of cases) {
       const x = w({ url: `${t.server.url}/${name}` });
-      await expect(run(makeCtx(t.dir, x, { stage: 'dl' }))).rejects.toThrow(
+      await expect(run(fakeContext(t.dir, x, { stage: 'dl' }))).rejects.toThrow(
         `stage dl: ${t.server.url}/${name}: ${why}. The file was not kept; check the URL (and credentials) in a browser.`,
       );
     }
     const ok = w({ url: `${t.server.url}/ok.csv.gz` });
-    await run(makeCtx(t.dir, ok));
+    await run(fakeContext(t.dir, ok));
     expect(existsSync(join(outDir(ok), 'ok.csv.gz'))).toBe(true);
   });
 
   it('an empty tar (only end blocks) is still a tar: extracted 0 files', async () => {
     t.server = await startServer({ '/empty.tar': { body: Buffer.alloc(1024) } });
-    const ctx = makeCtx(t.dir, w({ url: `${t.server.url}/empty.tar`, extract: true }));
+    const ctx = fakeContext(t.dir, w({ url: `${t.server.url}/empty.tar`, extract: true }));
     await run(ctx);
     expect(ctx.logs).toContain('extracted 0 file(s) from empty.tar');
   });

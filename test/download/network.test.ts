@@ -13,7 +13,7 @@ import { parseRetryAfter } from '../../stages/download/backoff.js';
 import { proxyConfig, proxyFor } from '../../stages/download/proxy.js';
 import { run, secretScrubber, type DownloadWith } from '../../stages/download/run.js';
 import { pipeAsync, repoRoot } from '../engine/helpers.js';
-import { makeCtx } from '../imaging/ctx.js';
+import { fakeContext } from '../support/context.js';
 import { downloadSuite, downloadWith } from './fixture.js';
 import { startProxy, startServer } from './server.js';
 
@@ -29,7 +29,7 @@ describe('download: proxies from the environment', () => {
     process.env['http_proxy'] = t.proxy!.url;
     process.env['HTTP_PROXY'] = 'http://127.0.0.1:9'; // would fail: the lower-case variable must win
     const x = w({ url: `${t.server.url}/p.bin` });
-    const ctx = makeCtx(t.dir, x);
+    const ctx = fakeContext(t.dir, x);
     await run(ctx);
     expect(await readFile(join(t.dir, x.out, 'p.bin'))).toEqual(BODY);
     expect(t.proxy!.log).toEqual([{ method: 'GET', target: `${t.server.url}/p.bin`, proxyAuthorization: undefined }]);
@@ -37,7 +37,7 @@ describe('download: proxies from the environment', () => {
 
     process.env['NO_PROXY'] = 'example.org, 127.0.0.0/8';
     const y = w({ url: `${t.server.url}/p.bin` });
-    await run(makeCtx(t.dir, y));
+    await run(fakeContext(t.dir, y));
     expect(await readFile(join(t.dir, y.out, 'p.bin'))).toEqual(BODY);
     expect(t.proxy!.log).toHaveLength(1);
     expect(t.server.hits('/p.bin')).toHaveLength(2);
@@ -48,13 +48,13 @@ describe('download: proxies from the environment', () => {
     t.proxy = await startProxy({ auth: { user: 'proxyuser', pass: 'proxy-s3cret' } });
     const port = new URL(t.proxy!.url).port;
     process.env['HTTP_PROXY'] = `http://proxyuser:proxy-s3cret@127.0.0.1:${port}`;
-    const ctx = makeCtx(t.dir, w({ url: `${t.server.url}/a.bin` }));
+    const ctx = fakeContext(t.dir, w({ url: `${t.server.url}/a.bin` }));
     await run(ctx);
     expect(t.proxy!.log[0]!.proxyAuthorization).toBe(`Basic ${Buffer.from('proxyuser:proxy-s3cret').toString('base64')}`);
     expect(JSON.stringify([ctx.logs, ctx.records, ctx.progressUpdates])).not.toContain('s3cret');
 
     process.env['HTTP_PROXY'] = `http://127.0.0.1:${port}`;
-    await expect(run(makeCtx(t.dir, w({ url: `${t.server.url}/a.bin` }), { stage: 'dl' }))).rejects.toThrow(
+    await expect(run(fakeContext(t.dir, w({ url: `${t.server.url}/a.bin` }), { stage: 'dl' }))).rejects.toThrow(
       `stage dl: HTTP 407 from the proxy for ${t.server.url}/a.bin: the proxy http://127.0.0.1:${port} wants credentials; ` +
         `put them in the proxy variable's URL (http://user:password@host:port) (file a.bin).`,
     );
@@ -139,7 +139,7 @@ describe('download: Retry-After', () => {
     t.server = await startServer({
       '/r.bin': { body: BODY, statuses: [503, 429], retryAfter: ['1', () => new Date(Date.now() + 2000).toUTCString()] },
     });
-    const ctx = makeCtx(t.dir, w({ url: `${t.server.url}/r.bin` }));
+    const ctx = fakeContext(t.dir, w({ url: `${t.server.url}/r.bin` }));
     await run(ctx);
     const waits = ctx.logs.filter((l) => l.startsWith('retrying r.bin'));
     expect(waits[0]).toBe(`retrying r.bin in 1.0s (attempt 2/4, as the server's Retry-After asks): HTTP 503 from ${t.server.url}/r.bin`);

@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { partFileFor, planResume, partialMismatch, validatorsOf } from '../../stages/download/resume.js';
 import { run, type DownloadWith } from '../../stages/download/run.js';
 import { pipeAsync } from '../engine/helpers.js';
-import { makeCtx } from '../imaging/ctx.js';
+import { fakeContext } from '../support/context.js';
 import { downloadSuite, downloadWith } from './fixture.js';
 import { startServer } from './server.js';
 
@@ -21,7 +21,7 @@ const w = (over: Partial<DownloadWith> = {}): DownloadWith => downloadWith({ ret
 
 /** First run: the server drops the connection at byte `at`; the run fails and leaves a part file of `at` bytes. */
 async function interrupted(x: DownloadWith, file: string, at: number): Promise<void> {
-  await expect(run(makeCtx(t.dir, x))).rejects.toThrow(/gave up/);
+  await expect(run(fakeContext(t.dir, x))).rejects.toThrow(/gave up/);
   const part = await partFileFor(t.dir, join(t.dir, x.out, file));
   expect((await stat(part.part)).size).toBe(at);
 }
@@ -35,7 +35,7 @@ describe('download: a resume must prove it continues the same file', () => {
     await interrupted(x, 'b.bin', 90_000);
     // The file changes; a ranged request would now get `206 bytes 90000-239999/240000`.
     t.server.routes.set('/b.bin', { body: v2 });
-    const ctx = makeCtx(t.dir, x);
+    const ctx = fakeContext(t.dir, x);
     await run(ctx);
     const got = await readFile(join(t.dir, x.out, 'b.bin'));
     expect(got.length).toBe(240_000);
@@ -54,7 +54,7 @@ describe('download: a resume must prove it continues the same file', () => {
     await interrupted({ ...x, retries: 0 }, 't.bin', 90_000);
     // A server that does not implement If-Range, and reuses the ETag for the new content.
     t.server.routes.set('/t.bin', { body: v2, etag: '"same"', ignoreIfRange: true });
-    const ctx = makeCtx(t.dir, x);
+    const ctx = fakeContext(t.dir, x);
     await run(ctx);
     expect(sha(await readFile(join(t.dir, x.out, 't.bin')))).toBe(sha(v2));
     expect(t.server.hits('/t.bin').slice(-2).map((h) => h.range)).toEqual(['bytes=90000-', undefined]);
@@ -70,14 +70,14 @@ describe('download: a resume must prove it continues the same file', () => {
     const x = w({ url: `${t.server.url}/e.bin` });
     await interrupted(x, 'e.bin', 30_000);
     t.server.routes.set('/e.bin', { body: v2, etag: '"b"', ignoreIfRange: true });
-    const ctx = makeCtx(t.dir, x);
+    const ctx = fakeContext(t.dir, x);
     await run(ctx);
     expect(sha(await readFile(join(t.dir, x.out, 'e.bin')))).toBe(sha(v2));
     expect(ctx.logs.some((l) => l.includes('its ETag changed from "a" to "b"'))).toBe(true);
 
     const y = w({ url: `${t.server.url}/weak.bin` });
     await interrupted(y, 'weak.bin', 30_000);
-    await run(makeCtx(t.dir, y));
+    await run(fakeContext(t.dir, y));
     expect(t.server.hits('/weak.bin').map((h) => h.range)).toEqual([undefined, undefined]);
     expect(await readFile(join(t.dir, y.out, 'weak.bin'))).toEqual(v1);
   });
@@ -88,7 +88,7 @@ describe('download: a resume must prove it continues the same file', () => {
     t.server = await startServer({ '/lm.bin': { body, lastModified, dropAfter: 60_000 } });
     const x = w({ url: `${t.server.url}/lm.bin`, sha256: { 'lm.bin': sha(body) } });
     await interrupted(x, 'lm.bin', 60_000);
-    await run(makeCtx(t.dir, x));
+    await run(fakeContext(t.dir, x));
     expect(t.server.hits('/lm.bin').at(-1)).toMatchObject({ range: 'bytes=60000-', ifRange: lastModified });
     expect(await readFile(join(t.dir, x.out, 'lm.bin'))).toEqual(body);
   });

@@ -154,9 +154,9 @@ describe('planning a chain longer than the pool of decisions in flight', () => {
     });
     expect(decisions.size).toBe(500);
     expect([...decisions.keys()]).toEqual(d.value.order);
-    expect(decisions.get('s0')!.reasons).toEqual(['new stage (never ran)']);
-    expect(decisions.get('s299')!.reasons).toEqual(['upstream stage s298 will re-run']);
-    expect(decisions.get('fan@199')!.reasons).toEqual(['upstream stage s0 will re-run']);
+    expect(decisions.get('s0')!.reasons).toEqual([{ code: 'never-ran', text: 'new stage (never ran)' }]);
+    expect(decisions.get('s299')!.reasons).toEqual([{ code: 'upstream-will-run', text: 'upstream stage s298 will re-run' }]);
+    expect(decisions.get('fan@199')!.reasons).toEqual([{ code: 'upstream-will-run', text: 'upstream stage s0 will re-run' }]);
     // Each stage was decided after its upstream.
     for (let i = 1; i < 300; i++) expect(order.indexOf(`s${i}`)).toBeGreaterThan(order.indexOf(`s${i - 1}`));
   });

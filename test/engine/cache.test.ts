@@ -4,7 +4,8 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { pipe, pipeAsync, reasons, runRecords, statuses, workspace, type Ws } from './helpers.js';
+import { Gates } from '../support/gate.js';
+import { codes, pipe, pipeAsync, reasons, runRecords, statuses, workspace, type Ws } from './helpers.js';
 
 let ws: Ws;
 afterEach(() => ws?.cleanup());
@@ -23,7 +24,7 @@ function run(args: string[] = []) {
   const r = pipe(ws.dir, ['run', 'p.yaml', '--json', ...args]);
   if (r.code !== 0) throw new Error(`pipe run failed (${r.code}):\n${r.stdout}\n${r.stderr}`);
   const st = Object.values(statuses(r.stdout))[0];
-  return { status: st, reasons: Object.values(reasons(r.stdout))[0] ?? [], out: r.stdout };
+  return { status: st, codes: Object.values(codes(r.stdout))[0] ?? [], reasons: Object.values(reasons(r.stdout))[0] ?? [], out: r.stdout };
 }
 
 describe('cache key fields', () => {
@@ -39,19 +40,21 @@ describe('cache key fields', () => {
     ws.write('in.txt', 'b\n');
     let r = run();
     expect(r.status).toBe('ran');
-    expect(r.reasons.join()).toMatch(/dep in\.txt changed \(hash [0-9a-f]{8}→[0-9a-f]{8}\)/);
+    expect(r.codes).toEqual(['dep-changed']);
+    expect(r.reasons[0]).toMatch(/^dep in\.txt changed \(hash [0-9a-f]{8}→[0-9a-f]{8}\)$/); // names the file and both hashes
 
     // dep directory content (Merkle): a new file inside data/
     ws.write('data/2.txt', 'two\n');
     r = run();
     expect(r.status).toBe('ran');
-    expect(r.reasons.join()).toMatch(/dep data\/ changed/);
+    expect(r.codes).toEqual(['dep-changed']);
     expect(run().status).toBe('up-to-date');
 
     // param used by the stage
     r = run(['-S', 'lr=0.2']);
     expect(r.status).toBe('ran');
-    expect(r.reasons).toContain('param lr: 0.1 → 0.2');
+    expect(r.codes).toEqual(['param-changed']);
+    expect(r.reasons).toEqual(['param lr: 0.1 → 0.2']);
     // an unused param does not invalidate
     expect(run(['-S', 'lr=0.2', '-S', 'unused=7']).status).toBe('up-to-date');
 
@@ -59,7 +62,7 @@ describe('cache key fields', () => {
     ws.write('p.yaml', yaml({ cmd: 'cat in.txt > out/s.txt; echo ${params.lr} >> out/s.txt' }));
     r = run(['-S', 'lr=0.2']);
     expect(r.status).toBe('ran');
-    expect(r.reasons.join()).toMatch(/command changed/);
+    expect(r.codes).toEqual(['cmd-changed']);
 
     // env
     ws.write('p.yaml', yaml({ env: '{FOO: baz}' }));
@@ -67,14 +70,16 @@ describe('cache key fields', () => {
     ws.write('p.yaml', yaml({ env: '{FOO: qux}' }));
     r = run(['-S', 'lr=0.2']);
     expect(r.status).toBe('ran');
-    expect(r.reasons).toContain('env FOO changed: baz → qux');
+    expect(r.codes).toEqual(['env-changed']);
+    expect(r.reasons).toEqual(['env FOO changed: baz → qux']);
     expect(ws.read('out/s.txt')).toMatch(/qux/);
 
     // outs declaration (cache flag)
     ws.write('p.yaml', yaml({ env: '{FOO: qux}', outs: '[{path: out/s.txt, cache: false}]' }));
     r = run(['-S', 'lr=0.2']);
     expect(r.status).toBe('ran');
-    expect(r.reasons).toContain('out out/s.txt: cache true → false');
+    expect(r.codes).toEqual(['outs-changed']);
+    expect(r.reasons).toEqual(['out out/s.txt: cache true → false']);
   });
 
   it('re-runs a kind whose implementation changed (PIPE_KINDS_PATH kind)', () => {
@@ -99,7 +104,8 @@ describe('cache key fields', () => {
     writeFileSync(join(kinds, 'run.js'), runJs('v2'));
     r = go();
     expect(statuses(r.stdout).c).toBe('ran');
-    expect(reasons(r.stdout).c).toContain('implementation of local/copy changed: PIPE_KINDS_PATH/local/copy/run.js');
+    expect(codes(r.stdout).c).toEqual(['implementation-changed']);
+    expect(reasons(r.stdout).c).toEqual(['implementation of local/copy changed: PIPE_KINDS_PATH/local/copy/run.js']);
     expect(ws.read('out/c.txt')).toBe('x\nv2');
   });
 });
@@ -113,7 +119,8 @@ describe('run cache', () => {
     expect(run(['-S', 'lr=2']).status).toBe('ran');
     const back = run(['-S', 'lr=1']);
     expect(back.status).toBe('restored');
-    expect(back.reasons.join()).toMatch(/param lr: 2 → 1/);
+    expect(back.codes).toEqual(['param-changed', 'same-inputs']);
+    expect(back.reasons[0]).toBe('param lr: 2 → 1');
     expect(ws.read('out/t.txt')).toBe('1\n');
     expect(ws.read('count.txt')).toBe('run\nrun\n');
     expect(run(['-S', 'lr=2']).status).toBe('restored');
@@ -126,12 +133,14 @@ describe('run cache', () => {
     ws.rm('out/d');
     let r = run();
     expect(r.status).toBe('restored');
-    expect(r.reasons).toContain('output out/d/ missing');
+    expect(r.codes).toEqual(['output-missing']);
+    expect(r.reasons).toEqual(['output out/d/ missing']);
     expect(ws.read('out/d/a.txt')).toBe('a\n');
     ws.write('out/f.txt', 'edited\n');
     r = run();
     expect(r.status).toBe('restored');
-    expect(r.reasons).toContain('output out/f.txt modified');
+    expect(r.codes).toEqual(['output-modified']);
+    expect(r.reasons).toEqual(['output out/f.txt modified']);
     expect(ws.read('out/f.txt')).toBe('b\n');
     expect(ws.read('count.txt')).toBe('run\n');
     // A restored file is not an alias of the cache object: editing it leaves the cache intact.
@@ -153,7 +162,7 @@ describe('run cache', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(statuses(r.stdout).t).toBe('ran');
     // Seen at planning time now (an object that is not a regular file is no object), and repaired by the run.
-    expect(reasons(r.stdout).t!.join()).toMatch(/the cached copy of out\/t\.txt is gone from the cache/);
+    expect(codes(r.stdout).t).toEqual(['output-missing', 'not-restorable']);
     expect(ws.read('out/t.txt')).toBe('hi\n');
     expect(ws.read('count.txt')).toBe('run\nrun\n');
     expect(statSync(obj).isFile()).toBe(true);
@@ -198,7 +207,7 @@ describe('atomicity', () => {
   });
 
   it('a dep changed while the stage ran fails it and caches nothing', () => {
-    ws = workspace({ 'dep.txt': 'v1\n', 'p.yaml': `name: m\nstages:\n  s:\n    cmd: cp dep.txt out/x.txt; sleep 0.2; echo v2 >> dep.txt\n    deps: [dep.txt]\n    outs: [out/x.txt]\n` });
+    ws = workspace({ 'dep.txt': 'v1\n', 'p.yaml': `name: m\nstages:\n  s:\n    cmd: cp dep.txt out/x.txt; echo v2 >> dep.txt\n    deps: [dep.txt]\n    outs: [out/x.txt]\n` });
     const r = pipe(ws.dir, ['run', 'p.yaml']);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/dep dep\.txt changed while the stage ran/);
@@ -297,7 +306,7 @@ describe('malformed objects and records', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(ws.read('out/a.txt')).toBe('right\n'); // restored through the store's own record of the key
     expect(statuses(r.stdout).a).toBe('restored');
-    expect(reasons(r.stdout).a!.join()).toMatch(/the lock file names out\/a\.txt [0-9a-f]{12}…, which this key did not produce/);
+    expect(codes(r.stdout).a).toEqual(['same-inputs', 'lock-disagrees']);
     expect(ws.read('p.lock.yaml')).toContain(sha('right\n')); // rewritten from what was restored
     // Without any record of the key (the store's gone too), the lock file alone restores nothing: the stage runs.
     ws.write('p.lock.yaml', ws.read('p.lock.yaml').replace(sha('right\n'), sha('other\n')));
@@ -381,8 +390,12 @@ describe('same key, different bytes', () => {
 });
 
 describe('a cache shared by two workspaces (settings.cache_dir)', () => {
-  const shared = (cache: string, name: string, n: number) =>
-    `name: ${name}\nsettings:\n  cache_dir: ${cache}\nstages:\n${Array.from({ length: n }, (_, i) => `  s${i}:\n    cmd: sleep 0.2; echo ${name}-${i} > out/s${i}.txt\n    outs: [out/s${i}.txt]\n`).join('')}`;
+  /** `n` stages writing `name-i`; with `gates`, each waits for its gate first. */
+  const shared = (cache: string, name: string, n: number, gates?: Gates) =>
+    `name: ${name}\nsettings:\n  cache_dir: ${cache}\nstages:\n${Array.from({ length: n }, (_, i) => {
+      const write = `echo ${name}-${i} > out/s${i}.txt`;
+      return `  s${i}:\n    cmd: ${gates ? gates.cmd(`s${i}`, write) : write}\n    outs: [out/s${i}.txt]\n`;
+    }).join('')}`;
 
   it('gc in one workspace keeps what the other references, reports it, and drops workspaces that are gone', () => {
     const cache = mkdtempSync(join(tmpdir(), 'pipe-shared-cache-'));
@@ -411,22 +424,21 @@ describe('a cache shared by two workspaces (settings.cache_dir)', () => {
   it('gc in one workspace while another runs (real processes): the running workspace loses nothing', async () => {
     const cache = mkdtempSync(join(tmpdir(), 'pipe-shared-cache-'));
     const a = workspace({ 'p.yaml': shared(cache, 'a', 1) });
-    const b = workspace({ 'p.yaml': shared(cache, 'b', 6) });
+    const b = workspace();
+    const gates = new Gates(join(b.dir, '.gates'));
+    b.write('p.yaml', shared(cache, 'b', 6, gates));
     try {
       expect(pipe(a.dir, ['run', 'p.yaml']).code).toBe(0);
       const run = pipeAsync(b.dir, ['run', 'p.yaml', '-j', '1', '--json']);
-      let finished = false;
-      void run.done.then(() => (finished = true));
-      let gcs = 0;
-      while (!finished) {
+      // A gc while each stage of b runs, after the ones before it were stored (and before b's lock file is written).
+      for (let i = 0; i < 6; i++) {
+        await gates.whenStarted(`s${i}`);
         const g = pipe(a.dir, ['gc', 'p.yaml', '--keep-days', '0']);
         expect(g.code, g.stderr).toBe(0);
-        gcs++;
-        await new Promise((r) => setTimeout(r, 20)); // let the run's events (and its exit) through
+        gates.open(`s${i}`);
       }
       const done = await run.done;
       expect(done.code, done.stderr).toBe(0);
-      expect(gcs).toBeGreaterThan(1);
       // Then a gc with no grace at all: b's lock file (registered in the cache) keeps all of its outputs.
       expect(pipe(a.dir, ['gc', 'p.yaml', '--keep-days', '0', '--grace-seconds', '0']).code).toBe(0);
       b.rm('out');
@@ -434,6 +446,7 @@ describe('a cache shared by two workspaces (settings.cache_dir)', () => {
       expect(Object.values(statuses(r.stdout))).toEqual(Array(6).fill('restored'));
       expect(b.read('out/s5.txt')).toBe('b-5\n');
     } finally {
+      gates.openAll();
       for (const w of [a, b]) w.cleanup();
       rmSync(cache, { recursive: true, force: true });
     }

@@ -55,8 +55,8 @@ describe('explaining', () => {
 
     ws.write('p.yaml', pipeline.replace('SEED: "7"', 'SEED: "8"'));
     const j = pipe(ws.dir, ['status', 'p.yaml', '--json']);
-    const st = JSON.parse(j.stdout) as { stages: Array<{ stage: string; action: string; reasons: string[] }> };
-    expect(st.stages.find((x) => x.stage === 'train@b')).toMatchObject({ action: 'run', reasons: ['env SEED changed: 7 → 8'] });
+    const st = JSON.parse(j.stdout) as { stages: Array<{ stage: string; action: string; codes: string[]; reasons: string[] }> };
+    expect(st.stages.find((x) => x.stage === 'train@b')).toMatchObject({ action: 'run', codes: ['env-changed'], reasons: ['env SEED changed: 7 → 8'] });
   });
 
   it('dry-run computes downstream keys through restorable upstreams', () => {
@@ -74,12 +74,17 @@ describe('explaining', () => {
     pipe(ws.dir, ['run', 'p.yaml', 'prep']);
     let w = pipe(ws.dir, ['why', 'p.yaml', 'train@a', '-S', 'lr=0.3']);
     expect(w.code).toBe(0);
-    expect(w.stdout).toMatch(/train@a: will run/);
+    expect(w.stdout).toMatch(/^train@a: will run \[param-changed, dep-changed\]$/m);
     expect(w.stdout).toMatch(/param lr: 0\.1 → 0\.3/);
     expect(w.stdout).toMatch(/dep out\/prep\.csv changed \(hash/);
+    const j0 = JSON.parse(pipe(ws.dir, ['why', 'p.yaml', 'train@a', '-S', 'lr=0.3', '--json']).stdout) as { codes: string[]; reasons: string[]; changes: Array<{ code: string; field: string }> };
+    expect(j0.codes).toEqual(['param-changed', 'dep-changed']);
+    expect(j0.reasons[0]).toBe('param lr: 0.1 → 0.3');
+    expect(j0.changes.map((c) => [c.code, c.field])).toEqual([['param-changed', 'param'], ['dep-changed', 'dep']]);
     w = pipe(ws.dir, ['why', 'p.yaml', 'prep', '--json']);
-    const j = JSON.parse(w.stdout) as { action: string; changes: unknown[] };
+    const j = JSON.parse(w.stdout) as { action: string; codes: string[]; changes: unknown[] };
     expect(j.action).toBe('up-to-date');
+    expect(j.codes).toEqual([]);
     expect(j.changes).toEqual([]);
     w = pipe(ws.dir, ['why', 'p.yaml', 'trian@a']);
     expect(w.code).toBe(2);
@@ -105,7 +110,7 @@ describe('execution facts (ctx.recordExecution)', () => {
     expect(text).toMatch(/that run took [\d.]+ s on .+ \(local[^)]*\)\n\s+recorded: echoed=hello, .*\n\s+execution: pid=\d+/);
     // b saw a's provenance, not a's execution facts: a's pid cannot leak into b's bytes.
     const seen = JSON.parse(ws.read('out/b.txt').trim().split('\n').at(-1)!) as { upstream: Array<{ stage: string; extra: Record<string, unknown> }> };
-    expect(seen.upstream).toEqual([{ stage: 'a', extra: { echoed: 'hello', upstream: [], gpus: [] } }]);
+    expect(seen.upstream).toEqual([{ stage: 'a', outputs: [{ path: 'out/a.txt', hash: expect.stringMatching(/^[0-9a-f]{64}$/) }], extra: { echoed: 'hello', upstream: [], gpus: [] } }]);
     expect(ws.read('out/b.txt')).not.toContain('pid');
   });
 });
@@ -119,7 +124,7 @@ describe('selecting stages', () => {
     expect(statuses(r.stdout)).toEqual({ prep: 'up-to-date', 'train@a': 'up-to-date', 'train@b': 'ran' });
     r = pipe(ws.dir, ['run', 'p.yaml', '--json', '--force', 'train@*']);
     expect(statuses(r.stdout)).toEqual({ prep: 'up-to-date', 'train@a': 'ran', 'train@b': 'ran', eval: 'ran' });
-    expect(events(r.stdout).find((e) => e.type === 'plan' && e.stage === 'train@a')!.reasons).toEqual(['--force']);
+    expect(events(r.stdout).find((e) => e.type === 'plan' && e.stage === 'train@a')).toMatchObject({ codes: ['forced'], reasons: ['--force'] });
     ws.write('data/raw.csv', 'y\n');
     r = pipe(ws.dir, ['run', 'p.yaml', 'train@b', '--downstream', '--json']);
     // prep is not selected: train@b and eval use its outputs as they are.

@@ -1,7 +1,9 @@
 // A reader that goes away (issue 10.9): `pipe run p.yaml -n --json | head -1` ends quietly — no EPIPE stack trace —
 // and a real run whose output is closed stops as on Ctrl-C (no half outputs, lock released). Real pipes.
 import { spawn, spawnSync } from 'node:child_process';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { Gates } from '../support/gate.js';
 import { pipeBin, workspace, type Ws } from './helpers.js';
 
 let ws: Ws;
@@ -48,13 +50,19 @@ describe('closed output', () => {
   });
 
   it('a real run whose reader goes away cancels like Ctrl-C: no outputs of unfinished stages, lock released', async () => {
-    ws = workspace({ 'p.yaml': many(12, 'sleep 0.2; echo $PIPE_STAGE > out/$PIPE_STAGE.txt') });
+    // Gated stages (test/support/gate.ts): the first two start and wait; none can end before the reader leaves.
+    ws = workspace();
+    const g = new Gates(join(ws.dir, '.gates'));
+    ws.write('p.yaml', many(12, g.cmd('$PIPE_STAGE', 'echo $PIPE_STAGE > out/$PIPE_STAGE.txt')));
     const r = await headOne(ws.dir, ['run', 'p.yaml', '--json', '-j', '2']);
     expect(JSON.parse(r.first)).toMatchObject({ type: 'run-start' });
     expect(r.stderr).toBe('');
     expect(r.code).toBe(141);
     expect(ws.exists('.pipe/lock')).toBe(false);
-    // Not all 12 ran; the next run finishes the rest and nothing half-written is up to date.
+    // At most the first two started (and none ended); the next run finishes them all, nothing half-written is up to date.
+    expect(g.started().length).toBeLessThanOrEqual(2);
+    expect(g.log().filter((e) => e.what === 'end')).toEqual([]);
+    g.open(...Array.from({ length: 12 }, (_, i) => `s${i}`));
     const again = spawnSync(process.execPath, [pipeBin, 'run', 'p.yaml'], { cwd: ws.dir, encoding: 'utf8', env: { ...process.env, CI: 'true' } });
     expect(again.status, again.stderr).toBe(0);
     for (let i = 0; i < 12; i++) expect(ws.read(`out/s${i}.txt`)).toBe(`s${i}\n`);

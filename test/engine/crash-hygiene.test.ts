@@ -123,8 +123,7 @@ describe('a full disk (a real 1 MiB tmpfs)', () => {
     expect(r.code, r.stderr).toBe(1);
     expect(r.stderr).not.toMatch(/\n\s+at |Unhandled|internal error/);
     const end = events(r.stdout).find((e) => e.type === 'stage-end')!;
-    expect(end.status).toBe('failed');
-    expect(end.reason).toMatch(/^exit code 1/);
+    expect(end).toMatchObject({ status: 'failed', code: 'exit-non-zero' });
     expect(existsSync(join(dir, 'out/big.bin'))).toBe(false);
     expect(existsSync(join(dir, '.pipe/lock'))).toBe(false);
     expect(events(r.stdout).at(-1)).toMatchObject({ type: 'run-end', ok: false });
@@ -137,6 +136,7 @@ describe('a full disk (a real 1 MiB tmpfs)', () => {
     const r = pipe(dir, ['run', 'p.yaml', '--json']);
     expect(r.code, r.stderr).toBe(1);
     const end = events(r.stdout).find((e) => e.type === 'stage-end')!;
+    expect(end.code).toBe('exit-non-zero');
     // The log itself may hit the full disk first (then the reason says so, and the tail comes from memory).
     expect(end.reason).toMatch(/^exit code 1(; its log \S+e\.log could not be written \(ENOSPC: no space left on device.*\))?$/);
     expect(end.logTail, r.stdout).toMatch(/^stage e: ENOSPC: no space left on device, write/m);
@@ -152,7 +152,8 @@ describe('a full disk (a real 1 MiB tmpfs)', () => {
     expect(r.code, r.stderr).toBe(1);
     expect(r.stderr).not.toMatch(/\n\s+at |internal error/);
     const end = events(r.stdout).find((e) => e.type === 'stage-end')!;
-    expect(end.status).toBe('failed');
+    expect(end).toMatchObject({ status: 'failed', code: 'store-failed' });
+    // One paragraph naming the output, the cache and the cause.
     expect(end.reason).toMatch(/^could not store out\/big\.bin in the cache .*\.pipe\/cache: ENOSPC: no space left on device/);
     expect(existsSync(join(dir, 'out/big.bin'))).toBe(false);
     expect(existsSync(join(dir, '.pipe/lock'))).toBe(false);

@@ -17,7 +17,7 @@ function runTwice(yaml: string): { first: ReturnType<typeof pipe>; second: Retur
 function expectFailedAndNotCached(r: { first: ReturnType<typeof pipe>; second: ReturnType<typeof pipe> }, exit = 1): void {
   expect(r.first.code).toBe(1);
   expect(statuses(r.first.stdout).s).toBe('failed');
-  expect(events(r.first.stdout).find((e) => e.type === 'stage-end')!.reason).toBe(`exit code ${exit}`);
+  expect(events(r.first.stdout).find((e) => e.type === 'stage-end')).toMatchObject({ code: 'exit-non-zero', reason: `exit code ${exit}` });
   expect(ws.exists('out/x.txt')).toBe(false);
   expect(runRecords(ws.dir)).toEqual([]);
   // The next run does not call it up to date: it runs (and fails) again.

@@ -1,67 +1,64 @@
 // Execution through the real CLI: parallelism, GPU slots, failures, Ctrl-C, workspace lock, `uses` stages.
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { Gates } from '../support/gate.js';
 import { events, pipe, pipeAsync, runRecords, statuses, workspace, type Ws } from './helpers.js';
 
 let ws: Ws;
 afterEach(() => ws?.cleanup());
 
-/** `[start, end]` intervals (ms) each stage wrote as `<name> <start> <end> [gpus]` lines. */
-function intervals(text: string): Array<{ name: string; start: number; end: number; gpus: string }> {
-  return text
-    .trim()
-    .split('\n')
-    .map((l) => {
-      const [name, start, end, gpus] = l.split(' ');
-      return { name: name!, start: Number(start), end: Number(end), gpus: gpus ?? '' };
-    });
-}
-
-function maxOverlap(iv: Array<{ start: number; end: number }>): number {
-  let max = 0;
-  for (const a of iv) max = Math.max(max, iv.filter((b) => b.start <= a.start && a.start < b.end).length);
-  return max;
-}
-
-const timed = (name: string, extra = ''): string =>
-  `s=$(date +%s%3N); sleep 0.8; e=$(date +%s%3N); echo "${name} $s $e${extra}" >> times.txt; echo ok > out/${name}.txt`;
+/** Gated stages: each waits until the test opens its gate (test/support/gate.ts), so overlap is seen, not timed. */
+const gated = (g: Gates, name: string, then = ''): string => g.cmd(name, `${then}echo ok > out/${name}.txt`);
 
 describe('parallelism and resources', () => {
-  it('-j bounds how many stages run at once', () => {
-    const stages = ['a', 'b', 'c', 'd'].map((n) => `  ${n}:\n    cmd: ${timed(n)}\n    outs: [out/${n}.txt]\n`).join('');
-    ws = workspace({ 'p.yaml': `name: j\nstages:\n${stages}` });
-    let r = pipe(ws.dir, ['run', 'p.yaml', '-j', '2']);
+  it('-j bounds how many stages run at once', async () => {
+    ws = workspace();
+    const g = new Gates(join(ws.dir, '.gates'));
+    const stages = ['a', 'b', 'c', 'd'].map((n) => `  ${n}:\n    cmd: ${gated(g, n)}\n    outs: [out/${n}.txt]\n`).join('');
+    ws.write('p.yaml', `name: j\nstages:\n${stages}`);
+    let run = pipeAsync(ws.dir, ['run', 'p.yaml', '-j', '2']);
+    await g.release(4, 2);
+    let r = await run.done;
     expect(r.code, r.stderr).toBe(0);
-    expect(maxOverlap(intervals(ws.read('times.txt')))).toBe(2);
-    ws.rm('times.txt');
-    r = pipe(ws.dir, ['run', 'p.yaml', '-j', '1', '--force', '*']);
+    expect(g.maxRunning()).toBe(2);
+    g.reset();
+    run = pipeAsync(ws.dir, ['run', 'p.yaml', '-j', '1', '--force', '*']);
+    await g.release(4, 1);
+    r = await run.done;
     expect(r.code, r.stderr).toBe(0);
-    expect(maxOverlap(intervals(ws.read('times.txt')))).toBe(1);
+    expect(g.maxRunning()).toBe(1);
   });
 
-  it('--gpus 0,1: three one-GPU stages never share a device and never run 3 at once', () => {
+  it('--gpus 0,1: three one-GPU stages never share a device and never run 3 at once', async () => {
+    ws = workspace();
+    const g = new Gates(join(ws.dir, '.gates'));
     const stages = ['g1', 'g2', 'g3']
-      .map((n) => `  ${n}:\n    cmd: ${timed(n, ' $CUDA_VISIBLE_DEVICES')}\n    outs: [out/${n}.txt]\n    resources: {gpus: 1}\n`)
+      .map((n) => `  ${n}:\n    cmd: ${g.cmd(n, `echo $CUDA_VISIBLE_DEVICES > out/${n}.txt`)}\n    outs: [out/${n}.txt]\n    resources: {gpus: 1}\n`)
       .join('');
-    ws = workspace({ 'p.yaml': `name: g\nstages:\n${stages}  cpu:\n    cmd: echo "cpu [$CUDA_VISIBLE_DEVICES]" > out/cpu.txt\n    outs: [out/cpu.txt]\n` });
-    const r = pipe(ws.dir, ['run', 'p.yaml', '-j', '8', '--gpus', '0,1']);
+    ws.write('p.yaml', `name: g\nstages:\n${stages}  cpu:\n    cmd: echo "cpu [$CUDA_VISIBLE_DEVICES]" > out/cpu.txt\n    outs: [out/cpu.txt]\n`);
+    const run = pipeAsync(ws.dir, ['run', 'p.yaml', '-j', '8', '--gpus', '0,1']);
+    await g.release(3, 2);
+    const r = await run.done;
     expect(r.code, r.stderr).toBe(0);
-    const iv = intervals(ws.read('times.txt'));
-    expect(iv).toHaveLength(3);
-    expect(maxOverlap(iv)).toBe(2);
-    for (const a of iv) {
-      expect(['0', '1']).toContain(a.gpus);
-      for (const b of iv) if (a !== b && a.start < b.end && b.start < a.end) expect(a.gpus).not.toBe(b.gpus);
-    }
+    expect(g.maxRunning()).toBe(2);
+    const gpu = (n: string): string => ws.read(`out/${n}.txt`).trim();
+    for (const n of ['g1', 'g2', 'g3']) expect(['0', '1']).toContain(gpu(n));
+    expect(g.overlapping().length).toBeGreaterThan(0);
+    for (const [a, b] of g.overlapping()) expect(gpu(a)).not.toBe(gpu(b));
     // A stage without GPUs sees none.
     expect(ws.read('out/cpu.txt')).toBe('cpu []\n');
   });
 
-  it('memory and cpus: --mem 1G fits one 600M stage at a time; a cpus request beyond the machine is clamped with a warning', () => {
-    const stages = ['m1', 'm2', 'm3'].map((n) => `  ${n}:\n    cmd: ${timed(n)}\n    outs: [out/${n}.txt]\n    resources: {mem: 600M}\n`).join('');
-    ws = workspace({ 'p.yaml': `name: m\nstages:\n${stages}  big:\n    cmd: echo $PIPE_CPUS > out/big.txt\n    outs: [out/big.txt]\n    resources: {cpus: 512}\n` });
-    const r = pipe(ws.dir, ['run', 'p.yaml', '-j', '8', '--mem', '1G']);
+  it('memory and cpus: --mem 1G fits one 600M stage at a time; a cpus request beyond the machine is clamped with a warning', async () => {
+    ws = workspace();
+    const g = new Gates(join(ws.dir, '.gates'));
+    const stages = ['m1', 'm2', 'm3'].map((n) => `  ${n}:\n    cmd: ${gated(g, n)}\n    outs: [out/${n}.txt]\n    resources: {mem: 600M}\n`).join('');
+    ws.write('p.yaml', `name: m\nstages:\n${stages}  big:\n    cmd: echo $PIPE_CPUS > out/big.txt\n    outs: [out/big.txt]\n    resources: {cpus: 512}\n`);
+    const run = pipeAsync(ws.dir, ['run', 'p.yaml', '-j', '8', '--mem', '1G']);
+    await g.release(3, 1);
+    const r = await run.done;
     expect(r.code, r.stderr).toBe(0);
-    expect(maxOverlap(intervals(ws.read('times.txt')))).toBe(1);
+    expect(g.maxRunning()).toBe(1);
     expect(r.stderr).toMatch(/warning: stage big asks for 512 cpus but this machine has \d+; it gets \d+/);
     expect(Number(ws.read('out/big.txt'))).toBeLessThan(512);
   });
@@ -74,7 +71,8 @@ describe('parallelism and resources', () => {
   });
 });
 
-const chain = `name: f
+/** `other` is still running when `bad` fails: its gate opens once the test has seen bad's end. */
+const chain = (g: Gates): string => `name: f
 stages:
   bad:
     cmd: echo oops; exit 4
@@ -84,7 +82,7 @@ stages:
     deps: [out/bad.txt]
     outs: [out/child.txt]
   other:
-    cmd: sleep 0.5; echo ok > out/other.txt
+    cmd: ${g.cmd('other', 'echo ok > out/other.txt')}
     outs: [out/other.txt]
   after:
     cmd: cp out/other.txt out/after.txt
@@ -92,10 +90,21 @@ stages:
     outs: [out/after.txt]
 `;
 
+/** Runs `chain` with -j 2: opens other's gate once bad has ended (failed). */
+async function runChain(args: string[]) {
+  ws = workspace();
+  const g = new Gates(join(ws.dir, '.gates'));
+  ws.write('p.yaml', chain(g));
+  const run = pipeAsync(ws.dir, ['run', 'p.yaml', '-j', '2', '--json', ...args]);
+  await g.whenStarted('other');
+  await run.until((out) => out.includes('"type":"stage-end","stage":"bad"'));
+  g.open('other');
+  return run.done;
+}
+
 describe('failures', () => {
-  it('a failed stage stops its descendants; without --keep-going nothing new starts', () => {
-    ws = workspace({ 'p.yaml': chain });
-    const r = pipe(ws.dir, ['run', 'p.yaml', '-j', '2', '--json']);
+  it('a failed stage stops its descendants; without --keep-going nothing new starts', async () => {
+    const r = await runChain([]);
     expect(r.code).toBe(1);
     const st = statuses(r.stdout);
     expect(st.bad).toBe('failed');
@@ -103,13 +112,13 @@ describe('failures', () => {
     expect(st.other).toBe('ran'); // was already running: it finishes
     expect(st.after).toBe('skipped');
     const end = events(r.stdout).find((e) => e.type === 'stage-end' && e.stage === 'bad')!;
-    expect(end.reason).toBe('exit code 4');
+    expect(end).toMatchObject({ code: 'exit-non-zero', reason: 'exit code 4' });
     expect(end.logTail).toMatch(/oops/);
+    expect(events(r.stdout).find((e) => e.type === 'stage-end' && e.stage === 'after')).toMatchObject({ code: 'stopped' });
   });
 
-  it('--keep-going runs every branch that does not depend on the failure', () => {
-    ws = workspace({ 'p.yaml': chain });
-    const r = pipe(ws.dir, ['run', 'p.yaml', '-j', '2', '--keep-going', '--json']);
+  it('--keep-going runs every branch that does not depend on the failure', async () => {
+    const r = await runChain(['--keep-going']);
     expect(r.code).toBe(1);
     expect(statuses(r.stdout)).toEqual({ bad: 'failed', child: 'skipped', other: 'ran', after: 'ran' });
     expect(ws.read('out/after.txt')).toBe('ok\n');
@@ -174,20 +183,20 @@ describe('Ctrl-C', () => {
 
 describe('workspace lock', () => {
   it('a second run waits for the first (saying who holds it), or exits naming it with --no-wait', async () => {
-    ws = workspace({
-      // The first run holds the lock until the test opens the gate (no timing assumptions on a loaded machine).
-      'p.yaml': `name: l\nstages:\n  s:\n    cmd: i=0; while [ ! -e gate ] && [ $i -lt 1200 ]; do sleep 0.05; i=$((i+1)); done; echo > out/s.txt\n    outs: [out/s.txt]\n`,
-      'q.yaml': `name: l2\nstages:\n  t:\n    cmd: echo > out/t.txt\n    outs: [out/t.txt]\n`,
-    });
+    ws = workspace();
+    const g = new Gates(join(ws.dir, '.gates'));
+    ws.write('p.yaml', `name: l\nstages:\n  s:\n    cmd: ${g.cmd('s', 'echo > out/s.txt')}\n    outs: [out/s.txt]\n`);
+    // The first run holds the lock until the test opens the gate (no timing assumptions on a loaded machine).
+    ws.write('q.yaml', `name: l2\nstages:\n  t:\n    cmd: echo > out/t.txt\n    outs: [out/t.txt]\n`);
     const first = pipeAsync(ws.dir, ['run', 'p.yaml', '--json']);
-    await first.until((out) => out.includes('"stage-start"'));
+    await g.whenStarted('s');
     const nowait = pipe(ws.dir, ['run', 'q.yaml', '--no-wait']);
     expect(nowait.code).toBe(1);
     expect(nowait.stderr).toMatch(new RegExp(`locked by \`pipe run p\\.yaml --json\` \\(pid ${first.child.pid}`));
     const second = pipeAsync(ws.dir, ['run', 'q.yaml']);
     await second.until((_o, err) => /waiting for the workspace lock held by/.test(err));
     expect(ws.exists('out/t.txt')).toBe(false); // still waiting
-    ws.write('gate', '');
+    g.open('s');
     const [a, b] = await Promise.all([first.done, second.done]);
     expect(a.code).toBe(0);
     expect(b.code, b.stderr).toBe(0);
@@ -221,10 +230,10 @@ describe('uses stages (stage runner)', () => {
     const r = pipe(ws.dir, ['run', 'p.yaml', '--keep-going', '--json']);
     expect(r.code).toBe(1);
     const ends = Object.fromEntries(events(r.stdout).filter((e) => e.type === 'stage-end').map((e) => [e.stage, e]));
-    expect(ends.se!.reason).toBe('exit code 1');
+    expect(ends.se).toMatchObject({ code: 'exit-non-zero', reason: 'exit code 1' });
     expect(ends.se!.logTail).toMatch(/this is a test of StageError/);
     expect(ends.se!.logTail).not.toMatch(/at run/);
-    expect(ends.cr!.reason).toBe('exit code 70');
+    expect(ends.cr).toMatchObject({ code: 'exit-non-zero', reason: 'exit code 70' });
     expect(ends.cr!.logTail).toMatch(/TypeError: echo crashed on purpose\n\s+at /);
     expect(ends.pa!.status).toBe('failed');
     expect(ws.exists('out/pa.txt')).toBe(false);

@@ -104,7 +104,7 @@ describe('implementation closure', () => {
       await fresh.loadKinds();
       const f = await fresh.kindFingerprint('local/k', state);
       expect(Object.keys(f.implementation).sort()).toEqual(
-        ['PIPE_KINDS_PATH/local/k/run.js', 'PIPE_KINDS_PATH/local/k/table.csv', 'PIPE_KINDS_PATH/local/k/w-helper.js', 'PIPE_KINDS_PATH/local/k/w.js', 'dist/engine/runner.js', 'dist/engine/stage-api.js'].sort(),
+        ['PIPE_KINDS_PATH/local/k/run.js', 'PIPE_KINDS_PATH/local/k/table.csv', 'PIPE_KINDS_PATH/local/k/w-helper.js', 'PIPE_KINDS_PATH/local/k/w.js', 'dist/engine/runner.js', 'dist/engine/stage-api.js', 'dist/cache/atomic.js'].sort(),
       );
     } finally {
       delete process.env.PIPE_KINDS_PATH;
@@ -115,7 +115,7 @@ describe('implementation closure', () => {
 
 describe('across processes (the closure memo in .pipe/kinds.json)', () => {
   it('an import added to a kind brings the imported file into its key; editing that file re-runs the stage', async () => {
-    const { pipe, reasons, statuses, workspace } = await import('./helpers.js');
+    const { codes, pipe, reasons, statuses, workspace } = await import('./helpers.js');
     const w = workspace({ 'in.txt': 'x\n', 'p.yaml': 'name: k\nstages:\n  c:\n    uses: local/copy\n    with: {src: in.txt, out: out/c.txt}\n' });
     try {
       const dir = join(w.dir, 'kinds', 'local', 'copy');
@@ -131,11 +131,13 @@ describe('across processes (the closure memo in .pipe/kinds.json)', () => {
       writeFileSync(join(dir, 'run.js'), `import { readFileSync, writeFileSync } from 'node:fs';\nimport { tag } from './helper.js';\n${body}`);
       let r = go();
       expect(statuses(r.stdout).c).toBe('ran');
-      expect(reasons(r.stdout).c).toContain('implementation of local/copy changed: PIPE_KINDS_PATH/local/copy/helper.js added, PIPE_KINDS_PATH/local/copy/run.js');
+      expect(codes(r.stdout).c).toEqual(['implementation-changed']);
+      // The words name the files: the one added and the one edited.
+      expect(reasons(r.stdout).c).toEqual(['implementation of local/copy changed: PIPE_KINDS_PATH/local/copy/helper.js added, PIPE_KINDS_PATH/local/copy/run.js']);
       expect(w.read('out/c.txt')).toBe('x\nh1');
       writeFileSync(join(dir, 'helper.js'), "export const tag = 'h2';\n");
       r = go();
-      expect(reasons(r.stdout).c).toContain('implementation of local/copy changed: PIPE_KINDS_PATH/local/copy/helper.js');
+      expect(reasons(r.stdout).c).toEqual(['implementation of local/copy changed: PIPE_KINDS_PATH/local/copy/helper.js']);
       expect(w.read('out/c.txt')).toBe('x\nh2');
     } finally {
       w.cleanup();

@@ -82,6 +82,7 @@ describe('run time: links made while the pipeline runs', () => {
     expect(r.code).toBe(1);
     expect(statuses(r.stdout)).toEqual({ mk: 'ran', use: 'failed' });
     const end = events(r.stdout).find((e) => e.type === 'stage-end' && e.stage === 'use')!;
+    expect(end.code).toBe('out-refused');
     expect(end.reason).toMatch(/^out L\/x\.txt resolves \(through a symbolic link\) to .*\/x\.txt, which is outside the workspace/);
     intact();
     // Next time the load itself says so.
@@ -93,6 +94,7 @@ describe('run time: links made while the pipeline runs', () => {
     ws = workspace({ 'p.yaml': `name: p\nstages:\n  s:\n    cmd: ln -s ${join(outside, 'secret.txt')} out.txt\n    outs: [out.txt]\n` });
     const r = pipe(ws.dir, ['run', 'p.yaml', '--json']);
     expect(r.code).toBe(1);
+    expect(events(r.stdout).find((e) => e.type === 'stage-end')!.code).toBe('out-refused');
     expect(events(r.stdout).find((e) => e.type === 'stage-end')!.reason).toMatch(/^out out\.txt resolves \(it is a symbolic link\) to .*secret\.txt, which is outside the workspace/);
     expect(ws.exists('out.txt')).toBe(false);
     intact();
@@ -107,6 +109,7 @@ describe('run time: links made while the pipeline runs', () => {
     const r = pipe(ws.dir, ['run', 'p.yaml', '--json']);
     // The out itself is the link: refused at run time, before decide hashes it (load only checks folders).
     expect(r.code).toBe(1);
+    expect(events(r.stdout).find((e) => e.type === 'stage-end')!.code).toBe('out-refused');
     expect(events(r.stdout).find((e) => e.type === 'stage-end')!.reason).toMatch(/^out d\/ resolves \(it is a symbolic link\) to .*pipe-outside-/);
     intact();
     const st = pipe(ws.dir, ['status', 'p.yaml']);

@@ -59,6 +59,7 @@ interface VerifyEv {
   type: string;
   stage?: string;
   verdict?: string;
+  code?: string;
   reason?: string;
   outputs?: Array<{ path: string; recorded: string; now: string | null; files?: { changed: string[]; added: string[]; removed: string[] } }>;
   ok?: boolean;
@@ -79,7 +80,9 @@ describe('pipe verify', () => {
     const v = verdicts(r.stdout);
     expect(v.a!.verdict).toBe('reproduced');
     expect(v.b!.verdict).toBe('reproduced'); // ran on the recorded out/d/, not on rnd's new noise
-    expect(v.e!.verdict).toBe('reproduced'); // a uses stage: same key, same bytes
+    // A uses stage: same key, same bytes — its ctx.upstream names rnd's recorded out/d/ (noise.bin included, a file
+    // no stage reads, so the scratch copy lacks it), as the recorded run saw it.
+    expect(v.e!.verdict).toBe('reproduced');
     expect(v.rnd!.verdict).toBe('differs');
     expect(v.rnd!.outputs).toHaveLength(1);
     expect(v.rnd!.outputs![0]).toMatchObject({ path: 'out/d/', files: { changed: ['noise.bin'], added: [], removed: [] } });
@@ -114,8 +117,9 @@ describe('pipe verify', () => {
     const r = pipe(ws.dir, ['verify', 'p.yaml', '--json']);
     expect(r.code).toBe(1);
     const v = verdicts(r.stdout);
-    expect(v.a).toMatchObject({ verdict: 'unverified', reason: expect.stringMatching(/no recorded run has its current inputs.*pipe run/) });
-    expect(v.sneaky).toMatchObject({ verdict: 'failed', reason: 'exit code 1' });
+    expect(v.a).toMatchObject({ verdict: 'unverified', code: 'no-record' });
+    expect(v.a!.reason).toMatch(/pipe run/); // says what to do
+    expect(v.sneaky).toMatchObject({ verdict: 'failed', code: 'exit-non-zero', reason: 'exit code 1' });
     expect(ws.read('out/a.txt')).toBe('1\n');
   });
 

@@ -2,9 +2,9 @@
  * The evaluation fragment (pipelines/paper/evaluate.yaml) run in-process, stage by stage, with the same `with:`
  * values the fragment interpolates — for the bench and the end-to-end test, independent of the engine.
  */
-import { mkdirSync, symlinkSync, existsSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { makeCtx } from './ctx.js';
+import { fakeContext } from '../support/context.js';
 import { run as runThreshold } from '../../stages/evaluate/threshold/run.js';
 import { run as runFpr } from '../../stages/evaluate/fpr/run.js';
 import { run as runHm } from '../../stages/evaluate/hm/run.js';
@@ -33,6 +33,22 @@ export function makeWorkspace(dir: string): string {
   return dir;
 }
 
+/**
+ * A workspace laid out like the repo for the engine: `data` linked, the evaluate fragment and its figure specs
+ * copied, and a main file `pipelines/paper.yaml` including the fragment (the CLI test and bench/eval run it).
+ */
+export function fragmentWorkspace(dir: string): string {
+  makeWorkspace(dir);
+  mkdirSync(join(dir, 'pipelines/paper'), { recursive: true });
+  mkdirSync(join(dir, 'pipelines/figures'), { recursive: true });
+  copyFileSync(join(REPO, 'pipelines/paper/evaluate.yaml'), join(dir, 'pipelines/paper/evaluate.yaml'));
+  for (const f of readdirSync(join(REPO, 'pipelines/figures')).filter((f) => f.startsWith('eval-'))) {
+    copyFileSync(join(REPO, 'pipelines/figures', f), join(dir, 'pipelines/figures', f));
+  }
+  writeFileSync(join(dir, 'pipelines/paper.yaml'), 'name: paper\nworkdir: ..\ninclude: [paper/evaluate.yaml]\n');
+  return dir;
+}
+
 export async function fullRun(ws: string, o: FullRunOptions): Promise<void> {
   const models = o.models ?? MODELS;
   const evalSets = o.evalSets ?? EVAL_SETS;
@@ -47,35 +63,35 @@ export async function fullRun(ws: string, o: FullRunOptions): Promise<void> {
     o.onStage?.(stage, performance.now() - t);
   };
   for (const m of models) {
-    await step(`eval-threshold@${m}`, () => runThreshold(makeCtx(ws, `eval-threshold@${m}`, {
+    await step(`eval-threshold@${m}`, () => runThreshold(fakeContext(ws, {
       model: m, method: 'youden', split: 'test_adult_calib', calib: `${root}/${exp(m)}/${m}/`, auroc_dir: `${root}/${exp(m)}/`,
       auroc_sets: MODELS, out: `${out}/threshold/${m}.json`,
-    })));
+    }, { stage: `eval-threshold@${m}` })));
   }
   for (const m of models) {
     for (const e of evalSets) {
       const stage = `eval-fpr@model=${m},eval=${e}`;
-      await step(stage, () => runFpr(makeCtx(ws, stage, {
+      await step(stage, () => runFpr(fakeContext(ws, {
         model: m, eval_set: e, split: 'auto', predictions: `${root}/${exp(m)}/${e}/`, threshold: `${out}/threshold/${m}.json`,
         ...boot, counts: `${out}/counts/${m}/${e}/cardiomegaly_calib_counts.csv`, out: `${out}/fpr/${m}/${e}.json`,
-      })));
+      }, { stage: stage })));
     }
   }
   for (const m of models) {
     for (const r of ratios) {
       const stage = `eval-hm@model=${m},ratio=${r}`;
-      await step(stage, () => runHm(makeCtx(ws, stage, {
+      await step(stage, () => runHm(fakeContext(ws, {
         model: m, ratio: r, calib: `${root}/hm-${r}/${exp(m)}/${m}/`, predictions: `${root}/hm-${r}/${exp(m)}/vindr_pcxr/`,
         eval_set: 'vindr_pcxr', impact_bins: ['0', '1'], ...boot,
         counts: `${out}/hm/counts/${m}/${r}/cardiomegaly_calib_counts.csv`, out: `${out}/hm/${m}/${r}.json`,
-      })));
+      }, { stage: stage })));
     }
   }
-  await step('eval-summary', () => runSummary(makeCtx(ws, 'eval-summary', {
+  await step('eval-summary', () => runSummary(fakeContext(ws, {
     fpr_dir: `${out}/fpr/`, threshold_dir: `${out}/threshold/`, hm_dir: `${out}/hm/`, models, eval_sets: evalSets,
     hm_ratios: ratios, hm_eval_set: 'vindr_pcxr', fpr_method: o.fprMethod ?? 'direct',
     out: `${out}/fpr.json`, by_age: `${out}/fpr_by_age.csv`, overall: `${out}/fpr_overall.csv`,
     headline: `${out}/headline.json`, fpr_table: `${out}/fpr_table.csv`, hm_table: `${out}/hm_table.csv`,
     thresholds: `${out}/thresholds.csv`, auroc: `${out}/auroc.csv`, hm_impact: `${out}/hm_impact.csv`,
-  })));
+  }, { stage: 'eval-summary' })));
 }

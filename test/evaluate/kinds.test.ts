@@ -6,7 +6,7 @@ import { gzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StageError, type StageManifest } from '../../engine/stage-api.js';
-import { makeCtx } from './ctx.js';
+import { fakeContext } from '../support/context.js';
 import { run as runThreshold } from '../../stages/evaluate/threshold/run.js';
 import { run as runFpr } from '../../stages/evaluate/fpr/run.js';
 import { run as runHm } from '../../stages/evaluate/hm/run.js';
@@ -55,10 +55,10 @@ const boot = { resamples: 500, seed: 42, confidence: 0.95 };
 
 describe('evaluate kinds on the authors\' plain-CSV layout', () => {
   it('threshold: Youden J on the calibration split, AUROC', async () => {
-    const ctx = makeCtx(ws, 'eval-threshold@toy', {
+    const ctx = fakeContext(ws, {
       model: 'toy', calib: `${EXP}/toy/`, split: 'test_adult_calib', method: 'youden' as const, auroc_sets: ['toy'],
       auroc_dir: `${EXP}/`, out: 'out/threshold/toy.json',
-    });
+    }, { stage: 'eval-threshold@toy' });
     await runThreshold(ctx);
     const t = JSON.parse(readFileSync(join(ws, 'out/threshold/toy.json'), 'utf8'));
     expect(t.threshold).toBe(0.6);
@@ -68,10 +68,10 @@ describe('evaluate kinds on the authors\' plain-CSV layout', () => {
   });
 
   it('fpr: children by year, counts table in the authors\' format, JSON', async () => {
-    const ctx = makeCtx(ws, 'eval-fpr@model=toy,eval=vindr_pcxr', {
+    const ctx = fakeContext(ws, {
       model: 'toy', eval_set: 'vindr_pcxr', split: 'auto', predictions: `${EXP}/vindr_pcxr/`, threshold: 'out/threshold/toy.json',
       ...boot, counts: 'out/counts/toy/vindr_pcxr.csv', out: 'out/fpr/toy/vindr_pcxr.json',
-    });
+    }, { stage: 'eval-fpr@model=toy,eval=vindr_pcxr' });
     await runFpr(ctx);
     // Kept: 001Y (0.9 → +), 010M (age 0, 0.7 → +), 020D (age 0, 0.1), 002Y (0.3), 010Y (0.65 → +).
     const counts = readFileSync(join(ws, 'out/counts/toy/vindr_pcxr.csv'), 'utf8').trim().split('\n');
@@ -88,10 +88,10 @@ describe('evaluate kinds on the authors\' plain-CSV layout', () => {
   });
 
   it('fpr: adults by decade bins, with a literal threshold', async () => {
-    await runFpr(makeCtx(ws, 'eval-fpr@model=toy,eval=toy', {
+    await runFpr(fakeContext(ws, {
       model: 'toy', eval_set: 'toy', split: 'auto', predictions: `${EXP}/toy/`, threshold_value: 0.6,
       ...boot, counts: 'out/counts/toy/toy.csv', out: 'out/fpr/toy/toy.json',
-    }));
+    }, { stage: 'eval-fpr@model=toy,eval=toy' }));
     const lines = readFileSync(join(ws, 'out/counts/toy/toy.csv'), 'utf8').trim().split('\n');
     expect(lines.slice(1).map((l) => l.replace(/,[^,]*,[^,]*$/, ''))).toEqual([
       '"[18, 25)",1,50.0', '"[25, 40)",1,100.0', '"[40, 60)",0,0.0', '"[60, 80)",1,100.0', '"[80, 100)",0,0.0',
@@ -99,11 +99,11 @@ describe('evaluate kinds on the authors\' plain-CSV layout', () => {
   });
 
   it('hm: threshold re-derived from the HM calibration predictions, impact over ages 0–1', async () => {
-    await runHm(makeCtx(ws, 'eval-hm@model=toy,ratio=0.5', {
+    await runHm(fakeContext(ws, {
       model: 'toy', ratio: '0.5', calib: 'preds/hm-0.5/exp_cardiomegaly-toy-mixup-imb_sampler/toy/',
       predictions: 'preds/hm-0.5/exp_cardiomegaly-toy-mixup-imb_sampler/vindr_pcxr/', eval_set: 'vindr_pcxr', impact_bins: ['0', '1'],
       ...boot, counts: 'out/hm/counts/toy/0.5.csv', out: 'out/hm/toy/0.5.json',
-    }));
+    }, { stage: 'eval-hm@model=toy,ratio=0.5' }));
     const h = JSON.parse(readFileSync(join(ws, 'out/hm/toy/0.5.json'), 'utf8'));
     expect(h).toMatchObject({ kind: 'evaluate/hm', ratio: '0.5', threshold: 0.6, fpr_age_0_1: 0.6667 });
   });
@@ -114,8 +114,8 @@ describe('evaluate kinds on the authors\' plain-CSV layout', () => {
       hm_ratios: ['0.5'], hm_eval_set: 'vindr_pcxr', by_age: 'out/fpr_by_age.csv', overall: 'out/fpr_overall.csv',
       thresholds: 'out/thresholds.csv', auroc: 'out/auroc.csv', hm_impact: 'out/hm_impact.csv',
     };
-    await runSummary(makeCtx(ws, 'eval-summary', { ...base, fpr_method: 'direct' as const, out: 'out/fpr-direct.json' }));
-    await runSummary(makeCtx(ws, 'eval-summary', { ...base, fpr_method: 'authors_reestimate' as const, out: 'out/fpr.json' }));
+    await runSummary(fakeContext(ws, { ...base, fpr_method: 'direct' as const, out: 'out/fpr-direct.json' }, { stage: 'eval-summary' }));
+    await runSummary(fakeContext(ws, { ...base, fpr_method: 'authors_reestimate' as const, out: 'out/fpr.json' }, { stage: 'eval-summary' }));
     expect(readFileSync(join(ws, 'out/fpr-direct.json'), 'utf8')).toBe(
       '{\n    "toy": {\n        "vindr_pcxr": {\n            "test": 60\n        },\n        "toy": {\n            "test_healthy_adult": 50\n        }\n    }\n}',
     );
@@ -138,36 +138,36 @@ describe('bad input is one clear StageError', () => {
     counts: 'out/bad/counts.csv', out: 'out/bad/fpr.json',
   });
   it('names a missing file', async () => {
-    await expect(runFpr(makeCtx(ws, 's', fprWith('preds/nope/')))).rejects.toThrow(/preds\/nope\/ does not exist/);
+    await expect(runFpr(fakeContext(ws, fprWith('preds/nope/'), { stage: 's' }))).rejects.toThrow(/preds\/nope\/ does not exist/);
   });
   it('names file and column of a missing column', async () => {
     writePreds('preds/bad1.csv', ['age_years', 'Has Finding', 'Cardiomegaly'], [[40, 0, 0]]);
-    const err = await runFpr(makeCtx(ws, 's', fprWith('preds/bad1.csv'))).catch((e) => e);
+    const err = await runFpr(fakeContext(ws, fprWith('preds/bad1.csv'), { stage: 's' })).catch((e) => e);
     expect(err).toBeInstanceOf(StageError);
     expect(err.message).toMatch(/preds\/bad1\.csv has no column "class_probs"/);
   });
   it('names file, line and column of a malformed cell', async () => {
     writePreds('preds/bad2.csv', ['age_years', 'Has Finding', 'Cardiomegaly', 'class_probs'], [[40, 0, 0, '[0.5, 0.5]'], [41, 0, 0, '[0.5]']]);
-    const err = await runFpr(makeCtx(ws, 's', fprWith('preds/bad2.csv'))).catch((e) => e);
+    const err = await runFpr(fakeContext(ws, fprWith('preds/bad2.csv'), { stage: 's' })).catch((e) => e);
     expect(err).toBeInstanceOf(StageError);
     expect(err.message).toMatch(/preds\/bad2\.csv, line 3, column "class_probs" \(4\)/);
   });
   it('names a truncated gzip file', async () => {
     const gz = gzipSync(Buffer.from('age_years,Has Finding,Cardiomegaly,class_probs\n40,0,0,"[0.5, 0.5]"\n'));
     writeFileSync(join(ws, 'preds/cut.csv.gz'), gz.subarray(0, gz.length - 6));
-    await expect(runFpr(makeCtx(ws, 's', fprWith('preds/cut.csv.gz')))).rejects.toThrow(/preds\/cut\.csv\.gz looks gzip-compressed but cannot be decompressed/);
+    await expect(runFpr(fakeContext(ws, fprWith('preds/cut.csv.gz'), { stage: 's' }))).rejects.toThrow(/preds\/cut\.csv\.gz looks gzip-compressed but cannot be decompressed/);
   });
   it('names the stage and field of a bad with: value, and writes nothing', async () => {
     // An interpolated param can arrive as any string; the kind checks it itself.
     const bad = { ...fprWith(`${EXP}/toy/`), resamples: 'many' as unknown as number };
-    const err = await runFpr(makeCtx(ws, 'eval-fpr@x', bad)).catch((e) => e);
+    const err = await runFpr(fakeContext(ws, bad, { stage: 'eval-fpr@x' })).catch((e) => e);
     expect(err).toBeInstanceOf(StageError);
     expect(err.message).toMatch(/Stage eval-fpr@x, field with\.resamples: expected an integer/);
     expect(existsSync(join(ws, 'out/bad/fpr.json'))).toBe(false);
   });
   it('needs a threshold', async () => {
     const { threshold_value: _unused, ...noThreshold } = fprWith(`${EXP}/toy/`);
-    await expect(runFpr(makeCtx(ws, 's', noThreshold))).rejects.toThrow(/give with\.threshold/);
+    await expect(runFpr(fakeContext(ws, noThreshold, { stage: 's' }))).rejects.toThrow(/give with\.threshold/);
   });
 });
 
@@ -211,9 +211,9 @@ describe('scores that are not finite probabilities are refused by every kind tha
     const ok = 'preds/issue-clean/iss/test_adult_calib.csv';
     issueCalib(ok, probs(0.1));
     const w = { model: 'iss', split: 'test_adult_calib', method: 'youden' as const, auroc_sets: [], out: 'out/issue/t.json' };
-    await runThreshold(makeCtx(ws, 'eval-threshold@iss', { ...w, calib: ok }));
+    await runThreshold(fakeContext(ws, { ...w, calib: ok }, { stage: 'eval-threshold@iss' }));
     expect(JSON.parse(readFileSync(join(ws, 'out/issue/t.json'), 'utf8'))).toMatchObject({ youden_j: 1, auroc: [{ auroc: 1 }] });
-    const err = await runThreshold(makeCtx(ws, 'eval-threshold@iss', { ...w, calib: 'preds/issue/iss/', out: 'out/issue/t2.json' })).catch((e) => e);
+    const err = await runThreshold(fakeContext(ws, { ...w, calib: 'preds/issue/iss/', out: 'out/issue/t2.json' }, { stage: 'eval-threshold@iss' })).catch((e) => e);
     expect(err).toBeInstanceOf(StageError);
     expect(err.message).toBe(
       'Predictions CSV preds/issue/iss/test_adult_calib.csv, line 3 (row 2), column "class_probs": "[0, 0]" sums to 0, so the ' +
@@ -232,10 +232,10 @@ describe('scores that are not finite probabilities are refused by every kind tha
       ['toy', 'test_healthy_adult', 'a', 30, 0, 0, 0, 0.5, 0, 0, probs(0.4)],
       ['toy', 'test_healthy_adult', 'b', 31, 0, 0, 0, 0.5, 0, 0, cell],
     ]);
-    const err = await runFpr(makeCtx(ws, 'eval-fpr@x', {
+    const err = await runFpr(fakeContext(ws, {
       model: 'toy', eval_set: 'toy', split: 'auto', predictions: 'preds/degenerate/toy/', threshold_value: 0.5, ...boot,
       counts: 'out/degenerate/c.csv', out: 'out/degenerate/f.json',
-    })).catch((e) => e);
+    }, { stage: 'eval-fpr@x' })).catch((e) => e);
     expect(err).toBeInstanceOf(StageError);
     expect(err.message).toContain(`preds/degenerate/toy/test_healthy_adult.csv, line 3 (row 2), column "class_probs": "${cell}" ${problem}`);
   });
@@ -247,20 +247,20 @@ describe('scores that are not finite probabilities are refused by every kind tha
     issueCalib('preds/hm-bad/toy/test_adult_calib.csv');
     const rows = readFileSync(join(ws, 'preds/hm-bad/toy/test_adult_calib.csv'), 'utf8').replaceAll('iss,', 'toy,');
     writeFileSync(join(ws, 'preds/hm-bad/toy/test_adult_calib.csv'), rows);
-    await expect(runHm(makeCtx(ws, 'eval-hm@x', hmWith('preds/hm-bad/toy/', 'preds/hm-0.5/exp_cardiomegaly-toy-mixup-imb_sampler/vindr_pcxr/'))))
+    await expect(runHm(fakeContext(ws, hmWith('preds/hm-bad/toy/', 'preds/hm-0.5/exp_cardiomegaly-toy-mixup-imb_sampler/vindr_pcxr/'), { stage: 'eval-hm@x' })))
       .rejects.toThrow(/preds\/hm-bad\/toy\/test_adult_calib\.csv, line 3 \(row 2\), column "class_probs": "\[0, 0\]" sums to 0/);
     const childHeader = ['image_id', 'dset', 'split', 'age', 'Has Finding', 'Cardiomegaly', 'pred', 'prob', 'out', 'class_probs'];
     writePreds('preds/hm-bad/vindr_pcxr/test.csv', childHeader, [['k0', 'vindr_pcxr', 'test', '001Y', 0, -1, 0, 0.5, 0, '[1.2, -0.2]']]);
-    await expect(runHm(makeCtx(ws, 'eval-hm@x', hmWith('preds/hm-0.5/exp_cardiomegaly-toy-mixup-imb_sampler/toy/', 'preds/hm-bad/vindr_pcxr/'))))
+    await expect(runHm(fakeContext(ws, hmWith('preds/hm-0.5/exp_cardiomegaly-toy-mixup-imb_sampler/toy/', 'preds/hm-bad/vindr_pcxr/'), { stage: 'eval-hm@x' })))
       .rejects.toThrow(/preds\/hm-bad\/vindr_pcxr\/test\.csv, line 2 \(row 1\), column "class_probs": "\[1\.2, -0\.2\]" holds 1\.2, outside \[0, 1\]/);
   });
 });
 
 describe('predictions that would be quietly misread are refused (issue 16, same class of bug)', () => {
   const header = ['dset', 'split', 'image_id', 'age_years', 'Has Finding', 'Cardiomegaly', 'pred', 'prob', 'out', 'loss', 'class_probs'];
-  const fpr = (predictions: string, extra: Record<string, unknown> = {}) => runFpr(makeCtx(ws, 'eval-fpr@x', {
+  const fpr = (predictions: string, extra: Record<string, unknown> = {}) => runFpr(fakeContext(ws, {
     model: 'toy', eval_set: 'toy', split: 'auto', predictions, threshold_value: 0.5, ...boot, counts: 'out/mis/c.csv', out: 'out/mis/f.json', ...extra,
-  }));
+  }, { stage: 'eval-fpr@x' }));
   it('a file mixing splits (its filters follow the first row\'s)', async () => {
     writePreds('preds/mis/mixed.csv', header, [
       ['toy', 'test_healthy_adult', 'a', 30, 0, 0, 0, 0.5, 0, 0, probs(0.4)],
@@ -300,8 +300,8 @@ describe('calibration rows with a finding and an uncertain label (the authors co
       ['toy', 'test_adult_calib', 'c', 50, 1, label, 0, 0.5, 0, 0, probs(0.95)],
       ['toy', 'test_adult_calib', 'd', 50, 1, 0, 0, 0.5, 0, 0, probs(0.95)], // another finding: dropped, as B.2 says
     ]);
-    await expect(runThreshold(makeCtx(ws, 'eval-threshold@toy', {
+    await expect(runThreshold(fakeContext(ws, {
       model: 'toy', calib: 'preds/uncertain/toy/', split: 'test_adult_calib', method: 'youden' as const, auroc_sets: [], out: 'out/unc.json',
-    }))).rejects.toThrow(`Predictions CSV preds/uncertain/toy/test_adult_calib.csv, line 4, column "Cardiomegaly": a calibration row with a finding has the label ${shown}`);
+    }, { stage: 'eval-threshold@toy' }))).rejects.toThrow(`Predictions CSV preds/uncertain/toy/test_adult_calib.csv, line 4, column "Cardiomegaly": a calibration row with a finding has the label ${shown}`);
   });
 });

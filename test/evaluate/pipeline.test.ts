@@ -1,35 +1,17 @@
 // The evaluation fragment through the real CLI (`node bin/pipe.js`, built by the global setup) on a temp workspace
 // laid out like the repo (data linked): one model's threshold and FPR stage, the cache, and what a param change re-runs.
-import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { pipe } from '../support/cli.js';
+import { fragmentWorkspace } from './full-run.js';
 
-const ROOT = new URL('../..', import.meta.url).pathname;
 const TARGET = 'eval-fpr@model=vindr_cxr,eval=vindr_cxr';
-
-function pipe(cwd: string, args: string[]) {
-  const r = spawnSync(process.execPath, [join(ROOT, 'bin/pipe.js'), ...args], {
-    cwd,
-    encoding: 'utf8',
-    env: { ...process.env, CI: 'true', NO_COLOR: '1' },
-    timeout: 120_000,
-  });
-  return { code: r.status, out: `${r.stdout}${r.stderr}` };
-}
 
 let ws: string;
 beforeAll(() => {
-  ws = mkdtempSync(join(tmpdir(), 'eval-pipe-'));
-  mkdirSync(join(ws, 'pipelines/paper'), { recursive: true });
-  mkdirSync(join(ws, 'pipelines/figures'), { recursive: true });
-  symlinkSync(join(ROOT, 'data'), join(ws, 'data'));
-  copyFileSync(join(ROOT, 'pipelines/paper/evaluate.yaml'), join(ws, 'pipelines/paper/evaluate.yaml'));
-  for (const f of readdirSync(join(ROOT, 'pipelines/figures')).filter((f) => f.startsWith('eval-'))) {
-    copyFileSync(join(ROOT, 'pipelines/figures', f), join(ws, 'pipelines/figures', f));
-  }
-  writeFileSync(join(ws, 'pipelines/paper.yaml'), 'name: paper\nworkdir: ..\ninclude: [paper/evaluate.yaml]\n');
+  ws = fragmentWorkspace(mkdtempSync(join(tmpdir(), 'eval-pipe-')));
 });
 afterAll(() => rmSync(ws, { recursive: true, force: true }));
 

@@ -13,15 +13,16 @@ import { openShards } from '../../stages/lib/shards.js';
 import { run as preprocess, type PreprocessWith } from '../../stages/preprocess/images/run.js';
 import { writeDicom, type DicomEncoding } from '../../stages/synth/cxr/dicom.js';
 import { createRng } from '../../stages/synth/cxr/prng.js';
-import { makeCtx, makeWorkspace } from './ctx.js';
+import { fakeContext } from '../support/context.js';
+import { workspace, type Ws } from '../support/workspace.js';
 
-let ws: { dir: string; cleanup(): Promise<void> };
+let ws: Ws;
 const N = 16;
 const png = (v: number): Promise<Buffer> =>
   encodeGrayPng({ width: N, height: N, depth: 8, data: Uint8Array.from({ length: N * N }, (_, i) => (v + i) % 256) });
 
 beforeAll(async () => {
-  ws = await makeWorkspace('dataset-trust-');
+  ws = workspace({}, 'dataset-trust-');
   await mkdir(join(ws.dir, 'data/ds/img'), { recursive: true });
   await writeFile(join(ws.dir, 'data/ds/img/a.png'), await png(10));
   // A file outside the dataset root (inside the test's workspace).
@@ -38,7 +39,7 @@ const table = (meta: string, out: string, extra: Partial<PreprocessWith> = {}): 
 describe('dataset-relative paths stay inside the dataset root', () => {
   it('refuses ../ in a metadata table, naming the file and line, and writes nothing', async () => {
     await writeFile(join(ws.dir, 'data/ds/up.csv'), 'image_id,path\na,img/a.png\nx,../../x.png\n');
-    const ctx = makeCtx(ws.dir, table('up.csv', 'out/up/'), { stage: 'prep' });
+    const ctx = fakeContext(ws.dir, table('up.csv', 'out/up/'), { stage: 'prep' });
     await expect(preprocess(ctx)).rejects.toThrow(
       /^stage prep: data\/ds\/up\.csv line 3: image path "\.\.\/\.\.\/x\.png" resolves outside the dataset root \(to .*\/x\.png\); every image must lie inside the dataset\.$/,
     );
@@ -47,7 +48,7 @@ describe('dataset-relative paths stay inside the dataset root', () => {
 
   it('refuses an absolute path, even one that exists', async () => {
     await writeFile(join(ws.dir, 'data/ds/abs.csv'), `image_id,path\nx,${join(ws.dir, 'x.png')}\n`);
-    await expect(preprocess(makeCtx(ws.dir, table('abs.csv', 'out/abs/'), { stage: 'prep' }))).rejects.toThrow(
+    await expect(preprocess(fakeContext(ws.dir, table('abs.csv', 'out/abs/'), { stage: 'prep' }))).rejects.toThrow(
       /data\/ds\/abs\.csv line 2: image path ".*x\.png" is absolute; paths in the metadata must be relative to the dataset root/,
     );
   });
@@ -57,15 +58,15 @@ describe('dataset-relative paths stay inside the dataset root', () => {
     await symlink(ws.dir, join(ws.dir, 'data/ds/dirlink'));
     await symlink('a.png', join(ws.dir, 'data/ds/img/link-in.png'));
     await writeFile(join(ws.dir, 'data/ds/links.csv'), 'image_id,path\na,img/a.png\nx,img/link-out.png\n');
-    await expect(preprocess(makeCtx(ws.dir, table('links.csv', 'out/links/'), { stage: 'prep' }))).rejects.toThrow(
+    await expect(preprocess(fakeContext(ws.dir, table('links.csv', 'out/links/'), { stage: 'prep' }))).rejects.toThrow(
       /data\/ds\/links\.csv line 3: image path "img\/link-out\.png" resolves outside the dataset root through a symbolic link \(to .*\/x\.png\)/,
     );
     await writeFile(join(ws.dir, 'data/ds/dirs.csv'), 'image_id,path\nx,dirlink/x.png\n');
-    await expect(preprocess(makeCtx(ws.dir, table('dirs.csv', 'out/dirs/'), { stage: 'prep' }))).rejects.toThrow(
+    await expect(preprocess(fakeContext(ws.dir, table('dirs.csv', 'out/dirs/'), { stage: 'prep' }))).rejects.toThrow(
       /data\/ds\/dirs\.csv line 2: image path "dirlink\/x\.png" resolves outside the dataset root through a symbolic link/,
     );
     await writeFile(join(ws.dir, 'data/ds/inside.csv'), 'image_id,path\na,img/a.png\nb,img/link-in.png\n');
-    await preprocess(makeCtx(ws.dir, table('inside.csv', 'out/inside/')));
+    await preprocess(fakeContext(ws.dir, table('inside.csv', 'out/inside/')));
     const set = await openShards(join(ws.dir, 'out/inside'));
     const px = await set.readBatch([0, 1]);
     expect(Buffer.from(px.subarray(0, N * N)).equals(Buffer.from(px.subarray(N * N)))).toBe(true);
@@ -116,7 +117,7 @@ describe('DICOM that cannot be interpreted fails by name (or is skipped), never 
   const only = async (file: string, extra: Partial<PreprocessWith> = {}): Promise<unknown> => {
     await writeFile(join(ws.dir, 'data/dcm', `${file}.csv`), `image_id,path\ng,good.dcm\nb,${file}\n`);
     const w: PreprocessWith = { dataset: 'data/dcm/', layout: 'table', metadata: `data/dcm/${file}.csv`, out: `out/dcm-${file}/`, size: N, skip_unreadable: false, ...extra };
-    return preprocess(makeCtx(ws.dir, w, { stage: 'prep' })).then(() => undefined, (e: unknown) => e);
+    return preprocess(fakeContext(ws.dir, w, { stage: 'prep' })).then(() => undefined, (e: unknown) => e);
   };
 
   it('a Window Center that is not a number ("abc", "12abc") fails naming the file and the attribute', async () => {
@@ -132,7 +133,7 @@ describe('DICOM that cannot be interpreted fails by name (or is skipped), never 
 
   it('with skip_unreadable the bad file is dropped with its reason logged, the good one kept', async () => {
     await writeFile(join(ws.dir, 'data/dcm/mixed.csv'), 'image_id,path\ng,good.dcm\nb,abc.dcm\nz,zeros.dcm\n');
-    const ctx = makeCtx(ws.dir, { dataset: 'data/dcm/', layout: 'table', metadata: 'data/dcm/mixed.csv', out: 'out/mixed/', size: N, skip_unreadable: true } as PreprocessWith);
+    const ctx = fakeContext(ws.dir, { dataset: 'data/dcm/', layout: 'table', metadata: 'data/dcm/mixed.csv', out: 'out/mixed/', size: N, skip_unreadable: true } as PreprocessWith);
     await preprocess(ctx);
     expect(ctx.logs.filter((l) => l.startsWith('skipping unreadable image'))).toEqual([
       expect.stringMatching(/abc\.dcm: Window Center \(0028,1050\) is "abc"/),
@@ -157,11 +158,11 @@ describe('image pixel count is bounded', () => {
     for (const [file, kind] of [['a.png', 'png'], ['a.dcm', 'dcm']] as const) {
       await writeFile(join(dir, `${kind}.csv`), `image_id,path\na,${file}\n`);
       const w: PreprocessWith = { dataset: 'data/big/', layout: 'table', metadata: `data/big/${kind}.csv`, out: `out/big-${kind}/`, size: 8, skip_unreadable: false, max_image_pixels: 200 };
-      await expect(preprocess(makeCtx(ws.dir, w, { stage: 'prep' }))).rejects.toThrow(
+      await expect(preprocess(fakeContext(ws.dir, w, { stage: 'prep' }))).rejects.toThrow(
         new RegExp(`${file.replace('.', '\\.')}: (Rows × Columns = )?16×16 = 256 pixels, more than the limit of 200 pixels.*or raise with\\.max_image_pixels\\.$`),
       );
       // At the limit it loads.
-      await preprocess(makeCtx(ws.dir, { ...w, max_image_pixels: 256 }));
+      await preprocess(fakeContext(ws.dir, { ...w, max_image_pixels: 256 }));
       expect(existsSync(join(ws.dir, `out/big-${kind}/index.json`))).toBe(true);
     }
   });
@@ -191,7 +192,7 @@ describe('a full disk while writing shards', () => {
     await writeFile(join(dir, 'meta.csv'), 'image_id,path\n' + files.map((f, i) => `${i},${f}`).join('\n') + '\n');
     // 40 images of 128×128 = 640 kB of shards: more than the 256 kB device holds.
     const w: PreprocessWith = { dataset: 'data/many/', layout: 'table', metadata: 'data/many/meta.csv', out: 'small/set/', size: 128, skip_unreadable: false };
-    await expect(preprocess(makeCtx(ws.dir, w, { stage: 'prep' }))).rejects.toThrow(
+    await expect(preprocess(fakeContext(ws.dir, w, { stage: 'prep' }))).rejects.toThrow(
       /^stage prep: no space left on the device while writing small\/set\/ \(ENOSPC\)/,
     );
     expect(await readdir(mounted!)).toEqual([]);

@@ -4,11 +4,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAgeString, readDatasetMetadata, readDicomDemographics } from '../../stages/lib/metadata.js';
 import { writeDicom } from '../../stages/synth/cxr/dicom.js';
 import { createRng } from '../../stages/synth/cxr/prng.js';
-import { makeWorkspace } from './ctx.js';
+import { workspace, type Ws } from '../support/workspace.js';
 
-let ws: { dir: string; cleanup(): Promise<void> };
+let ws: Ws;
 beforeAll(async () => {
-  ws = await makeWorkspace('metadata-');
+  ws = workspace({}, 'metadata-');
 });
 afterAll(async () => ws.cleanup());
 

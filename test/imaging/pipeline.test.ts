@@ -1,7 +1,6 @@
 // The imaging kinds through the real CLI (`node bin/pipe.js run`, built by the global setup): synth → preprocess →
 // split on a temp workspace, cache hits on a rerun, a param edit re-running only what depends on it, a bad image
 // failing with one paragraph, and a credentialed download whose secret reaches no log, lock file or run record.
-import { spawn } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -10,21 +9,9 @@ import { describe, expect, it } from 'vitest';
 import { encodeGrayPng } from '../../stages/lib/png.js';
 import { openShards } from '../../stages/lib/shards.js';
 import { startServer } from '../download/server.js';
+import { runPipe } from '../support/cli.js';
 
 const ROOT = join(import.meta.dirname, '../..');
-
-function pipe(cwd: string, args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [join(ROOT, 'bin/pipe.js'), ...args], {
-      cwd,
-      env: { ...process.env, CI: 'true', NO_COLOR: '1', ...env },
-    });
-    let out = '';
-    p.stdout.on('data', (d) => (out += d));
-    p.stderr.on('data', (d) => (out += d));
-    p.on('close', (code) => resolve({ code, out }));
-  });
-}
 
 const PIPELINE = `name: imaging
 params:
@@ -52,7 +39,7 @@ describe('imaging kinds through pipe run', () => {
   it('runs synth → preprocess → split, is a no-op the second time, and re-runs only split on a seed edit', async () => {
     const ws = await mkdtemp(join(tmpdir(), 'imaging-pipe-'));
     writeFileSync(join(ws, 'pipeline.yaml'), PIPELINE);
-    const first = await pipe(ws, ['run', 'pipeline.yaml']);
+    const first = await runPipe(ws, ['run', 'pipeline.yaml']);
     expect(first.code, first.out).toBe(0);
     const set = await openShards(join(ws, 'out/shards'));
     expect(set.index).toMatchObject({ width: 32, height: 32, count: 24 });
@@ -60,10 +47,10 @@ describe('imaging kinds through pipe run', () => {
     const sizes = JSON.parse(readFileSync(join(ws, 'out/sizes.json'), 'utf8'));
     expect(Object.values(sizes.sizes as Record<string, number>).reduce((a, b) => a + b, 0)).toBe(24);
 
-    const again = await pipe(ws, ['run', 'pipeline.yaml']);
+    const again = await runPipe(ws, ['run', 'pipeline.yaml']);
     expect(again.code, again.out).toBe(0);
     expect(again.out).toMatch(/3 up-to-date/);
-    const edited = await pipe(ws, ['run', 'pipeline.yaml', '-S', 'seed=7']);
+    const edited = await runPipe(ws, ['run', 'pipeline.yaml', '-S', 'seed=7']);
     expect(edited.code, edited.out).toBe(0);
     expect(edited.out).toMatch(/▶ split \(with\.seed: 42 → 7/);
     expect(edited.out).not.toMatch(/▶ (synth|prep)\b/);
@@ -79,7 +66,7 @@ describe('imaging kinds through pipe run', () => {
       join(ws, 'pipeline.yaml'),
       'name: bad\nstages:\n  prep:\n    uses: preprocess/images\n    with: { dataset: data/, layout: table, metadata: data/meta.csv, out: out/s/, size: 8 }\n',
     );
-    const r = await pipe(ws, ['run', 'pipeline.yaml']);
+    const r = await runPipe(ws, ['run', 'pipeline.yaml']);
     expect(r.code, r.out).not.toBe(0);
     expect(r.out).toContain('cannot load image 2 of 2');
     expect(r.out).toContain('imgs/bad.png');
@@ -97,7 +84,7 @@ describe('imaging kinds through pipe run', () => {
         join(ws, 'pipeline.yaml'),
         `name: dl\nstages:\n  fetch:\n    uses: download\n    with:\n      url: ${server.url}/files/ds/labels.csv\n      out: data/ds/\n      backoff_ms: 10\n      auth: { user_env: DS_USER, password_env: DS_PASSWORD }\n`,
       );
-      const r = await pipe(ws, ['run', 'pipeline.yaml'], { DS_USER: 'carol', DS_PASSWORD: secret, NETRC: join(ws, 'none') });
+      const r = await runPipe(ws, ['run', 'pipeline.yaml'], { DS_USER: 'carol', DS_PASSWORD: secret, NETRC: join(ws, 'none') });
       expect(r.code, r.out).toBe(0);
       expect(readFileSync(join(ws, 'data/ds/labels.csv'))).toEqual(body);
       expect(server.hits('/files/ds/labels.csv')).toHaveLength(2); // the 500 was retried

@@ -8,11 +8,12 @@ import { run as preprocess, type PreprocessWith } from '../../stages/preprocess/
 import { encodeDisplay, writeDicom, type DicomEncoding } from '../../stages/synth/cxr/dicom.js';
 import { createRng } from '../../stages/synth/cxr/prng.js';
 import { run as synth, type SynthWith } from '../../stages/synth/cxr/run.js';
-import { makeCtx, makeWorkspace } from './ctx.js';
+import { fakeContext } from '../support/context.js';
+import { workspace, type Ws } from '../support/workspace.js';
 
-let ws: { dir: string; cleanup(): Promise<void> };
+let ws: Ws;
 beforeAll(async () => {
-  ws = await makeWorkspace('preprocess-');
+  ws = workspace({}, 'preprocess-');
 });
 afterAll(async () => ws.cleanup());
 
@@ -32,7 +33,7 @@ async function roundTrip(name: string, files: Array<{ file: string; bytes: Buffe
   for (const f of files) await writeFile(join(dir, f.file), f.bytes);
   await writeFile(join(dir, 'meta.csv'), stringify([['image_id', 'path'], ...files.map((f) => [f.file, f.file])]));
   const w: PreprocessWith = { dataset: `${name}/`, layout: 'table', metadata: `${name}/meta.csv`, out: `out/${name}/`, size, skip_unreadable: false };
-  await preprocess(makeCtx(ws.dir, w));
+  await preprocess(fakeContext(ws.dir, w));
   const set = await openShards(join(ws.dir, 'out', name));
   const px = await set.readBatch(files.map((_, i) => i));
   await set.close();
@@ -127,11 +128,11 @@ describe('preprocess/images', () => {
     const w = (out: string, format: SynthWith['format'], compression: SynthWith['compression'] = 'none'): SynthWith => ({
       out, layout: 'vindr_cxr', patients: 8, seed: 3, size: 96, format, test_fraction: 0.25, monochrome1_fraction: 0.5, compression,
     });
-    await synth(makeCtx(ws.dir, w('data/vd', 'dicom')));
-    await synth(makeCtx(ws.dir, w('data/vp', 'png8')));
-    await synth(makeCtx(ws.dir, w('data/vj', 'dicom', 'jpeg2000')));
+    await synth(fakeContext(ws.dir, w('data/vd', 'dicom')));
+    await synth(fakeContext(ws.dir, w('data/vp', 'png8')));
+    await synth(fakeContext(ws.dir, w('data/vj', 'dicom', 'jpeg2000')));
     for (const name of ['vd', 'vp', 'vj']) {
-      const ctx = makeCtx<PreprocessWith>(ws.dir, { dataset: `data/${name}/`, layout: 'vindr_cxr', out: `out/${name}/`, size: 64, skip_unreadable: false });
+      const ctx = fakeContext<PreprocessWith>(ws.dir, { dataset: `data/${name}/`, layout: 'vindr_cxr', out: `out/${name}/`, size: 64, skip_unreadable: false });
       await preprocess(ctx);
       expect(ctx.progressUpdates.at(-1)).toMatchObject({ done: 8, total: 8, unit: 'images' });
     }
@@ -171,10 +172,10 @@ describe('preprocess/images', () => {
     await writeFile(join(dir, 'broken.png'), 'this is not a PNG');
     await writeFile(join(dir, 'meta.csv'), 'image_id,path\nok,ok.png\nbroken,broken.png\nok2,ok.png\n');
     const w: PreprocessWith = { dataset: 'bad/', layout: 'table', metadata: 'bad/meta.csv', out: 'out/bad/', size: 8, skip_unreadable: false };
-    await expect(preprocess(makeCtx(ws.dir, w, { stage: 'prep' }))).rejects.toThrow(
+    await expect(preprocess(fakeContext(ws.dir, w, { stage: 'prep' }))).rejects.toThrow(
       /^stage prep: cannot load image 2 of 3: .*broken\.png: .*Set skip_unreadable: true/,
     );
-    const ctx = makeCtx(ws.dir, { ...w, skip_unreadable: true });
+    const ctx = fakeContext(ws.dir, { ...w, skip_unreadable: true });
     await preprocess(ctx);
     const set = await openShards(join(ws.dir, 'out/bad'));
     expect(set.rows.map((r) => r['image_id'])).toEqual(['ok', 'ok2']);
@@ -188,7 +189,7 @@ describe('preprocess/images', () => {
       names.push(name);
     }
     await writeFile(join(dir, 'many.csv'), 'image_id,path\n' + names.map((n, i) => `${i},${n}`).join('\n') + '\n');
-    const many = makeCtx(ws.dir, { ...w, metadata: 'bad/many.csv', out: 'out/many/', skip_unreadable: true });
+    const many = fakeContext(ws.dir, { ...w, metadata: 'bad/many.csv', out: 'out/many/', skip_unreadable: true });
     await preprocess(many);
     expect(many.logs.filter((l) => l.startsWith('skipping unreadable image'))).toHaveLength(2);
     const m = await openShards(join(ws.dir, 'out/many'));
@@ -198,11 +199,11 @@ describe('preprocess/images', () => {
     ids.forEach((id, k) => expect(px[k * 64]).toBe(10 * id));
     await m.close();
     await writeFile(join(dir, 'meta2.csv'), 'image_id,path\nx,nope.png\n');
-    await expect(preprocess(makeCtx(ws.dir, { ...w, metadata: 'bad/meta2.csv' }, { stage: 'prep' }))).rejects.toThrow(
+    await expect(preprocess(fakeContext(ws.dir, { ...w, metadata: 'bad/meta2.csv' }, { stage: 'prep' }))).rejects.toThrow(
       'stage prep: 1 image file(s) listed in the metadata are missing under bad/, e.g. nope.png',
     );
     await expect(
-      preprocess(makeCtx(ws.dir, { ...w, layout: 'nih', metadata: undefined }, { stage: 'prep' })),
+      preprocess(fakeContext(ws.dir, { ...w, layout: 'nih', metadata: undefined }, { stage: 'prep' })),
     ).rejects.toThrow(/stage prep: cannot read the nih metadata: .*Data_Entry_2017\.csv: file not found/);
   });
 
@@ -227,9 +228,9 @@ describe('preprocess/images', () => {
       return Promise.all(list.map(async (f) => `${f}:${(await readFile(join(ws.dir, out, f))).toString('base64')}`));
     };
     const w = (out: string): PreprocessWith => ({ dataset: 'same/', layout: 'table', metadata: 'same/meta.csv', out, size: 24, skip_unreadable: false });
-    await preprocess(makeCtx(ws.dir, w('out/same1/'), { cpus: 1 }));
-    await preprocess(makeCtx(ws.dir, w('out/same2/'), { cpus: 2 }));
-    await preprocess(makeCtx(ws.dir, w('out/same3/'), { cpus: 2 }));
+    await preprocess(fakeContext(ws.dir, w('out/same1/'), { cpus: 1 }));
+    await preprocess(fakeContext(ws.dir, w('out/same2/'), { cpus: 2 }));
+    await preprocess(fakeContext(ws.dir, w('out/same3/'), { cpus: 2 }));
     const one = await files('out/same1');
     expect(one.map((f) => f.split(':')[0])).toEqual(['index.json', 'rows.csv', 'shard-00000.bin']);
     expect(await files('out/same2')).toEqual(one);

@@ -11,7 +11,8 @@ import { pandasSample, RandomState } from '../../stages/split/numpy-random.js';
 import { splitRows, type SplitOptions } from '../../stages/split/recipe.js';
 import { run, type SplitWith } from '../../stages/split/run.js';
 import { approximateMode, stratifiedShuffleSplit } from '../../stages/split/stratified-shuffle-split.js';
-import { makeCtx, makeWorkspace } from './ctx.js';
+import { fakeContext } from '../support/context.js';
+import { workspace, type Ws } from '../support/workspace.js';
 
 type Row = Record<string, string>;
 const FIXTURES = new URL('../fixtures/split/', import.meta.url).pathname;
@@ -22,9 +23,9 @@ const W: Omit<SplitWith, 'metadata' | 'out'> = { age_bins: [18, 25, 40, 60, 80, 
 const fixture = async (name: string) => readFile(join(FIXTURES, name), 'utf8');
 const records = (text: string) => parse(text, { columns: true, skip_empty_lines: true }) as Row[];
 
-let ws: { dir: string; cleanup(): Promise<void> };
+let ws: Ws;
 beforeAll(async () => {
-  ws = await makeWorkspace('split-');
+  ws = workspace({}, 'split-');
 });
 afterAll(async () => ws.cleanup());
 
@@ -81,7 +82,7 @@ describe('mixed metadata: rules per dataset, patients per (dataset, patient id) 
     const mixed: Row[] = [];
     for (let i = 0; i < Math.max(...tables.map((t) => t.length)); i++) for (const t of tables) if (t[i]) mixed.push(t[i]!);
     await writeFile(join(ws.dir, 'mixed.csv'), stringify([columns, ...mixed.map((r) => columns.map((c) => r[c] ?? ''))]));
-    await run(makeCtx(ws.dir, { ...W, metadata: 'mixed.csv', out: 'mixed-split.csv', sizes: 'mixed-sizes.json' }));
+    await run(fakeContext(ws.dir, { ...W, metadata: 'mixed.csv', out: 'mixed-split.csv', sizes: 'mixed-sizes.json' }));
     const out = records(await readFile(join(ws.dir, 'mixed-split.csv'), 'utf8'));
     const want = new Map<string, string>();
     for (const d of files) for (const r of records(await fixture(`${d}.expected.csv`))) want.set(`${d}/${r['image_id']}`, r['split']!);
@@ -100,7 +101,7 @@ describe('mixed metadata: rules per dataset, patients per (dataset, patient id) 
       rows.push(['padchest', `c${p}`, pid, p % 4 === 0 ? '10' : String(40 + (p % 40)), String(p % 2), String(p % 10 === 1 ? 1 : 0)]);
     }
     await writeFile(join(ws.dir, 'issue16.csv'), stringify([columns, ...rows]));
-    const ctx = makeCtx(ws.dir, { ...W, metadata: 'issue16.csv', out: 'issue16-split.csv' });
+    const ctx = fakeContext(ws.dir, { ...W, metadata: 'issue16.csv', out: 'issue16-split.csv' });
     await run(ctx);
     const out = records(await readFile(join(ws.dir, 'issue16-split.csv'), 'utf8'));
     // No PadChest row dropped as "another image of the same patient", and all 50 minors in test_peds.
@@ -112,7 +113,7 @@ describe('mixed metadata: rules per dataset, patients per (dataset, patient id) 
       expect.stringMatching(/^padchest: train \d+, val \d+, test_adult_calib \d+, test_healthy_adult \d+, test_peds 50 \(dropped 0 /),
     ]);
     // with.dataset on a mixed file is refused, never applied to every row.
-    await expect(run(makeCtx(ws.dir, { ...W, metadata: 'issue16.csv', out: 'x.csv', dataset: 'vindr_cxr' }, { stage: 'split@mixed' }))).rejects.toThrow(
+    await expect(run(fakeContext(ws.dir, { ...W, metadata: 'issue16.csv', out: 'x.csv', dataset: 'vindr_cxr' }, { stage: 'split@mixed' }))).rejects.toThrow(
       /^stage split@mixed: issue16\.csv, line 3: the row is dataset "padchest" but with\.dataset is "vindr_cxr"\. The split rules are per dataset/,
     );
   });
@@ -123,7 +124,7 @@ describe('split stage', () => {
     const rows = records(await fixture('nih_cxr18.metadata.csv')).slice(0, 600);
     await writeShards(join(ws.dir, 'shards'), { width: 2, height: 2 }, rows, rows.map(() => new Uint8Array(4)));
     const w: SplitWith = { ...W, metadata: 'shards/', out: 'out/split.csv', sizes: 'out/sizes.json' };
-    const ctx = makeCtx(ws.dir, w);
+    const ctx = fakeContext(ws.dir, w);
     await run(ctx);
     const out = records(await readFile(join(ws.dir, 'out/split.csv'), 'utf8'));
     const sizes = JSON.parse(await readFile(join(ws.dir, 'out/sizes.json'), 'utf8'));
@@ -136,9 +137,9 @@ describe('split stage', () => {
     expect(total).toBe(out.length);
     expect(ctx.logs.at(-1)).toMatch(/^nih_cxr18: train \d+, val \d+, test_adult_calib \d+, test_healthy_adult \d+, test_peds \d+/);
     // Same input and seed → byte-identical output; another seed → other members.
-    await run(makeCtx(ws.dir, { ...w, out: 'out/split2.csv', sizes: undefined }));
+    await run(fakeContext(ws.dir, { ...w, out: 'out/split2.csv', sizes: undefined }));
     expect(await readFile(join(ws.dir, 'out/split2.csv'), 'utf8')).toBe(await readFile(join(ws.dir, 'out/split.csv'), 'utf8'));
-    await run(makeCtx(ws.dir, { ...w, out: 'out/split3.csv', sizes: undefined, seed: 7 }));
+    await run(fakeContext(ws.dir, { ...w, out: 'out/split3.csv', sizes: undefined, seed: 7 }));
     expect(await readFile(join(ws.dir, 'out/split3.csv'), 'utf8')).not.toBe(await readFile(join(ws.dir, 'out/split.csv'), 'utf8'));
   });
 
@@ -147,7 +148,7 @@ describe('split stage', () => {
     const w: SplitWith = { ...W, metadata: 'bad/a.csv', out: 'bad/o.csv' };
     const bad = async (name: string, rows: string[][], extra: Partial<SplitWith> = {}) => {
       await writeFile(join(ws.dir, 'bad', name), stringify(rows));
-      return run(makeCtx(ws.dir, { ...w, metadata: `bad/${name}`, ...extra }, { stage: 'split@x' }));
+      return run(fakeContext(ws.dir, { ...w, metadata: `bad/${name}`, ...extra }, { stage: 'split@x' }));
     };
     const head = ['dset', 'image_id', 'patient_id', 'age_years', 'Has Finding', 'Cardiomegaly'];
     await expect(bad('a.csv', [['image_id', 'age_years'], ['x', '3']])).rejects.toThrow(
@@ -187,7 +188,7 @@ describe('split stage', () => {
     await copyFile(join(FIXTURES, 'vindr_pcxr.metadata.csv'), join(ws.dir, 'pcxr.csv'));
     const text = (await readFile(join(ws.dir, 'pcxr.csv'), 'utf8')).split('\n').map((l) => l.split(',').slice(1).join(',')).join('\n');
     await writeFile(join(ws.dir, 'pcxr-nodset.csv'), text);
-    await run(makeCtx(ws.dir, { ...W, metadata: 'pcxr-nodset.csv', out: 'pcxr-split.csv', dataset: 'vindr_pcxr' }));
+    await run(fakeContext(ws.dir, { ...W, metadata: 'pcxr-nodset.csv', out: 'pcxr-split.csv', dataset: 'vindr_pcxr' }));
     const out = records(await readFile(join(ws.dir, 'pcxr-split.csv'), 'utf8'));
     expect(out).toHaveLength(300);
     expect(new Set(out.map((r) => r['split']))).toEqual(new Set(['test']));

@@ -8,11 +8,12 @@ import { drawAnatomy, drawCtr } from '../../stages/synth/cxr/anatomy.js';
 import { renderPhantom } from '../../stages/synth/cxr/phantom.js';
 import { createRng } from '../../stages/synth/cxr/prng.js';
 import { run, type SynthWith } from '../../stages/synth/cxr/run.js';
-import { makeCtx, makeWorkspace } from './ctx.js';
+import { fakeContext } from '../support/context.js';
+import { workspace, type Ws } from '../support/workspace.js';
 
-let ws: { dir: string; cleanup(): Promise<void> };
+let ws: Ws;
 beforeAll(async () => {
-  ws = await makeWorkspace('synth-');
+  ws = workspace({}, 'synth-');
 });
 afterAll(async () => ws.cleanup());
 
@@ -43,8 +44,8 @@ const csv = async (file: string): Promise<Record<string, string>[]> =>
 
 describe('synth/cxr', () => {
   it('is deterministic: same seed → identical bytes; another seed → different images', async () => {
-    for (const out of ['data/a', 'data/b']) await run(makeCtx(ws.dir, base({ out, format: 'dicom' })));
-    await run(makeCtx(ws.dir, base({ out: 'data/c', format: 'dicom', seed: 8 })));
+    for (const out of ['data/a', 'data/b']) await run(fakeContext(ws.dir, base({ out, format: 'dicom' })));
+    await run(fakeContext(ws.dir, base({ out: 'data/c', format: 'dicom', seed: 8 })));
     const a = await digestTree(join(ws.dir, 'data/a'));
     const b = await digestTree(join(ws.dir, 'data/b'));
     const c = await digestTree(join(ws.dir, 'data/c'));
@@ -52,11 +53,11 @@ describe('synth/cxr', () => {
     expect(b).toEqual(a);
     expect(Object.values(c).filter((h) => Object.values(a).includes(h))).toEqual([]);
     // Worker threads (cpus > 1) write the same bytes as the single-threaded path.
-    await run(makeCtx(ws.dir, base({ out: 'data/w1', format: 'dicom', patients: 30 }), { cpus: 1 }));
-    await run(makeCtx(ws.dir, base({ out: 'data/w2', format: 'dicom', patients: 30 }), { cpus: 2 }));
+    await run(fakeContext(ws.dir, base({ out: 'data/w1', format: 'dicom', patients: 30 }), { cpus: 1 }));
+    await run(fakeContext(ws.dir, base({ out: 'data/w2', format: 'dicom', patients: 30 }), { cpus: 2 }));
     expect(await digestTree(join(ws.dir, 'data/w2'))).toEqual(await digestTree(join(ws.dir, 'data/w1')));
     // PNG output is deterministic too (sharp's encoder is).
-    for (const out of ['data/p1', 'data/p2']) await run(makeCtx(ws.dir, base({ out, layout: 'nih' })));
+    for (const out of ['data/p1', 'data/p2']) await run(fakeContext(ws.dir, base({ out, layout: 'nih' })));
     expect(await digestTree(join(ws.dir, 'data/p2'))).toEqual(await digestTree(join(ws.dir, 'data/p1')));
   });
 
@@ -86,7 +87,7 @@ describe('synth/cxr', () => {
   });
 
   it('writes the VinDr-CXR layout: 3 radiologists per train image, DICOM ages like "045Y", majority = truth', async () => {
-    await run(makeCtx(ws.dir, base({ out: 'data/vindr', patients: 12, cardiomegaly_prevalence: 0.5 })));
+    await run(fakeContext(ws.dir, base({ out: 'data/vindr', patients: 12, cardiomegaly_prevalence: 0.5 })));
     const root = join(ws.dir, 'data/vindr');
     const train = await csv(join(root, 'annotations/image_labels_train.csv'));
     const test = await csv(join(root, 'annotations/image_labels_test.csv'));
@@ -108,7 +109,7 @@ describe('synth/cxr', () => {
   });
 
   it('writes NIH and PadChest tables with their age encodings and label syntax', async () => {
-    await run(makeCtx(ws.dir, base({ out: 'data/nih', layout: 'nih', patients: 10 })));
+    await run(fakeContext(ws.dir, base({ out: 'data/nih', layout: 'nih', patients: 10 })));
     const nih = await csv(join(ws.dir, 'data/nih/Data_Entry_2017.csv'));
     expect(Object.keys(nih[0]!).slice(0, 7)).toEqual([
       'Image Index', 'Finding Labels', 'Follow-up #', 'Patient ID', 'Patient Age', 'Patient Gender', 'View Position',
@@ -119,7 +120,7 @@ describe('synth/cxr', () => {
       expect(r['Finding Labels']).toMatch(/^(No Finding|[A-Za-z]+(\|[A-Za-z]+)*)$/);
     }
     expect(nih.length).toBeGreaterThan(10); // follow-up images
-    await run(makeCtx(ws.dir, base({ out: 'data/pc', layout: 'padchest', patients: 10 })));
+    await run(fakeContext(ws.dir, base({ out: 'data/pc', layout: 'padchest', patients: 10 })));
     const pc = await csv(join(ws.dir, 'data/pc/PADCHEST_chest_x_ray_images_labels_160K_01.02.19.csv'));
     for (const r of pc) {
       expect(r['Labels']).toMatch(/^\['[a-z ]+'(, '[a-z ]+')*\]$/);
@@ -133,7 +134,7 @@ describe('synth/cxr', () => {
   });
 
   it('writes pediatric ages in months and days for infants', async () => {
-    await run(makeCtx(ws.dir, base({ out: 'data/pcxr', layout: 'vindr_pcxr', patients: 30 })));
+    await run(fakeContext(ws.dir, base({ out: 'data/pcxr', layout: 'vindr_pcxr', patients: 30 })));
     const truth = await csv(join(ws.dir, 'data/pcxr/phantom_truth.csv'));
     const ages = truth.map((t) => Number(t['age_years_true'])).filter((a) => a > 0);
     expect(Math.max(...ages)).toBeLessThan(11);
@@ -143,10 +144,10 @@ describe('synth/cxr', () => {
   });
 
   it('rejects impossible settings with one clear paragraph', async () => {
-    await expect(run(makeCtx(ws.dir, base({ layout: 'nih', format: 'dicom' }), { stage: 'synth@nih' }))).rejects.toThrow(
+    await expect(run(fakeContext(ws.dir, base({ layout: 'nih', format: 'dicom' }), { stage: 'synth@nih' }))).rejects.toThrow(
       new StageError('stage synth@nih: with.format dicom is not available for layout nih: that dataset is distributed as PNG files'),
     );
-    await expect(run(makeCtx(ws.dir, base({ cardiomegaly_prevalence: 1.5 })))).rejects.toThrow(/cardiomegaly_prevalence must be a number within \[0, 1\]/);
-    await expect(run(makeCtx(ws.dir, base({ ages: { min: 50, max: 20 } })))).rejects.toThrow(/max 20 below min 50/);
+    await expect(run(fakeContext(ws.dir, base({ cardiomegaly_prevalence: 1.5 })))).rejects.toThrow(/cardiomegaly_prevalence must be a number within \[0, 1\]/);
+    await expect(run(fakeContext(ws.dir, base({ ages: { min: 50, max: 20 } })))).rejects.toThrow(/max 20 below min 50/);
   });
 });

@@ -5,7 +5,7 @@ import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { StageError } from '../../engine/stage-api.js';
 import { run, type PlotWith } from '../../stages/plot/run.js';
-import { fakeCtx } from './fake-ctx.js';
+import { fakeContext } from '../support/context.js';
 import { pipe, workspace as cliWorkspace } from '../engine/helpers.js';
 
 function workspace(): string {
@@ -74,7 +74,7 @@ describe('uses: plot', () => {
   it('renders a bar chart from a CSV and a JSON dataset to SVG and PNG', async () => {
     const ws = workspace();
     writeFileSync(join(ws, 'figs/fpr.vl.json'), JSON.stringify(barSpec, null, 2));
-    const ctx = fakeCtx(ws, withValues({ spec: 'figs/fpr.vl.json' }));
+    const ctx = fakeContext(ws, withValues({ spec: 'figs/fpr.vl.json' }));
     await run(ctx);
 
     const svg = readFileSync(join(ws, 'out/fig.svg'), 'utf8');
@@ -95,16 +95,16 @@ describe('uses: plot', () => {
     const h = Number(/<svg[^>]*\sheight="(\d+)"/.exec(svg)![1]);
     expect(meta.format).toBe('png');
     expect([meta.width, meta.height]).toEqual([w * 2, h * 2]);
-    expect(ctx.recorded).toMatchObject({ font: 'DejaVu Sans' });
-    // No temp files left next to the outputs.
-    expect(readdirSync(join(ws, 'out')).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+    expect(ctx.records).toMatchObject({ font: 'DejaVu Sans' });
+    // Nothing but the outputs (no temp file of the atomic writes).
+    expect(readdirSync(join(ws, 'out')).sort()).toEqual(['fig.png', 'fig.svg', 'fpr.csv', 'labels.json']);
   });
 
   it('draws the title text into the PNG (dark glyph pixels where the title is, none without it)', async () => {
     const ws = workspace();
-    await run(fakeCtx(ws, withValues({ inline: barSpec, svg: 'out/a.svg', png: 'out/a.png' })));
+    await run(fakeContext(ws, withValues({ inline: barSpec, svg: 'out/a.svg', png: 'out/a.png' })));
     // Same layout, title drawn in white: any dark pixel left in the band would not be the title's.
-    await run(fakeCtx(ws, withValues({ inline: barSpec, svg: 'out/b.svg', png: 'out/b.png', config: { title: { color: '#ffffff' } } })));
+    await run(fakeContext(ws, withValues({ inline: barSpec, svg: 'out/b.svg', png: 'out/b.png', config: { title: { color: '#ffffff' } } })));
     const withTitle = readFileSync(join(ws, 'out/a.png'));
     const meta = await sharp(withTitle).metadata();
     // The title band: the top ~20 SVG units (×2 scale), full width.
@@ -119,7 +119,7 @@ describe('uses: plot', () => {
   it('applies width/height/title/config overrides and writes only the SVG when png is not given', async () => {
     const ws = workspace();
     await run(
-      fakeCtx(ws, withValues({ inline: barSpec, png: undefined, width: 400, title: 'Overridden', config: { font: 'DejaVu Serif' } })),
+      fakeContext(ws, withValues({ inline: barSpec, png: undefined, width: 400, title: 'Overridden', config: { font: 'DejaVu Serif' } })),
     );
     const svg = readFileSync(join(ws, 'out/fig.svg'), 'utf8');
     expect(svg).toContain('>Overridden</text>');
@@ -132,20 +132,20 @@ describe('uses: plot', () => {
   it('warns when an encoding reads a column the dataset does not have', async () => {
     const ws = workspace();
     const spec = { ...barSpec, transform: undefined, encoding: { x: { field: 'model', type: 'nominal' }, y: { field: 'fprr', type: 'quantitative' } } };
-    const ctx = fakeCtx(ws, withValues({ inline: spec, png: undefined }));
+    const ctx = fakeContext(ws, withValues({ inline: spec, png: undefined }));
     await run(ctx);
     expect(ctx.logs).toContain(
       'vega-lite: /encoding/y/field: field "fprr" is not a column of dataset "fpr" (columns: model, fpr, n, adult); that encoding will be empty',
     );
     // Fields a transform may derive are not second-guessed (the lookup adds "label").
-    const ok = fakeCtx(ws, withValues({ inline: barSpec, png: undefined }));
+    const ok = fakeContext(ws, withValues({ inline: barSpec, png: undefined }));
     await run(ok);
     expect(ok.logs.filter((l) => l.includes('not a column'))).toEqual([]);
   });
 
   it('replaces only the text of a title object', async () => {
     const ws = workspace();
-    await run(fakeCtx(ws, withValues({ inline: { ...barSpec, title: { text: 'Old', subtitle: 'Keep me' } }, title: 'New', png: undefined })));
+    await run(fakeContext(ws, withValues({ inline: { ...barSpec, title: { text: 'Old', subtitle: 'Keep me' } }, title: 'New', png: undefined })));
     const svg = readFileSync(join(ws, 'out/fig.svg'), 'utf8');
     expect(svg).toContain('>New</text>');
     expect(svg).toContain('>Keep me</text>');
@@ -155,7 +155,7 @@ describe('uses: plot', () => {
     const ws = workspace();
     writeFileSync(join(ws, 'figs/x.vl.json'), JSON.stringify({ ...barSpec, data: { name: 'fpr_by_age' } }));
     await expectStageError(
-      run(fakeCtx(ws, withValues({ spec: 'figs/x.vl.json' }))),
+      run(fakeContext(ws, withValues({ spec: 'figs/x.vl.json' }))),
       /^figs\/x\.vl\.json: /,
       /"fpr_by_age"/,
       /provides "fpr", "labels"/,
@@ -165,21 +165,21 @@ describe('uses: plot', () => {
   it('reports invalid spec JSON with file, line and column', async () => {
     const ws = workspace();
     writeFileSync(join(ws, 'figs/bad.vl.json'), '{\n  "mark": "bar",\n  "encoding": {,\n}\n');
-    await expectStageError(run(fakeCtx(ws, withValues({ spec: 'figs/bad.vl.json' }))), /^figs\/bad\.vl\.json:3:16: /, /not valid JSON/);
+    await expectStageError(run(fakeContext(ws, withValues({ spec: 'figs/bad.vl.json' }))), /^figs\/bad\.vl\.json:3:16: /, /not valid JSON/);
     writeFileSync(join(ws, 'figs/trail.vl.json'), '{"mark": "bar",\n "width": 3,}');
-    await expectStageError(run(fakeCtx(ws, withValues({ spec: 'figs/trail.vl.json' }))), /:2:13: /, /trailing comma/);
+    await expectStageError(run(fakeContext(ws, withValues({ spec: 'figs/trail.vl.json' }))), /:2:13: /, /trailing comma/);
   });
 
   it('turns a Vega-Lite compile error into a StageError naming the spec', async () => {
     const ws = workspace();
     writeFileSync(join(ws, 'figs/m.vl.json'), JSON.stringify({ ...barSpec, mark: 'barr' }));
-    await expectStageError(run(fakeCtx(ws, withValues({ spec: 'figs/m.vl.json' }))), /^figs\/m\.vl\.json: .*mark "barr" at \/mark is not a Vega-Lite mark/);
+    await expectStageError(run(fakeContext(ws, withValues({ spec: 'figs/m.vl.json' }))), /^figs\/m\.vl\.json: .*mark "barr" at \/mark is not a Vega-Lite mark/);
   });
 
   it('refuses data loaded by URL, which would bypass the cache', async () => {
     const ws = workspace();
     await expectStageError(
-      run(fakeCtx(ws, withValues({ inline: { ...barSpec, data: { url: 'out/fpr.csv' }, transform: [] } }))),
+      run(fakeContext(ws, withValues({ inline: { ...barSpec, data: { url: 'out/fpr.csv' }, transform: [] } }))),
       /loads data by URL \(out\/fpr\.csv\)/,
     );
   });
@@ -187,14 +187,14 @@ describe('uses: plot', () => {
   it('requires exactly one of spec and inline', async () => {
     const ws = workspace();
     writeFileSync(join(ws, 'figs/fpr.vl.json'), JSON.stringify(barSpec));
-    await expectStageError(run(fakeCtx(ws, withValues({ spec: 'figs/fpr.vl.json', inline: barSpec }))), /exactly one of `spec`.*not both/);
-    await expectStageError(run(fakeCtx(ws, withValues({}))), /has neither/);
+    await expectStageError(run(fakeContext(ws, withValues({ spec: 'figs/fpr.vl.json', inline: barSpec }))), /exactly one of `spec`.*not both/);
+    await expectStageError(run(fakeContext(ws, withValues({}))), /has neither/);
   });
 
   it('refuses characters no installed font has (they would be tofu boxes) and names them', async () => {
     const ws = workspace();
     const msg = await expectStageError(
-      run(fakeCtx(ws, withValues({ inline: { ...barSpec, title: 'FPR \u{10FFFD} children' } }))),
+      run(fakeContext(ws, withValues({ inline: { ...barSpec, title: 'FPR \u{10FFFD} children' } }))),
       /U\+10FFFD/,
       /empty boxes/,
     );
@@ -205,14 +205,14 @@ describe('uses: plot', () => {
   it('reports data file problems with the file and line', async () => {
     const ws0 = workspace();
     writeFileSync(join(ws0, 'out/labels.json'), '{"rows": [{"model": "a"}, 3]}');
-    await expectStageError(run(fakeCtx(ws0, withValues({ inline: barSpec }))), /out\/labels\.json: "rows"\[1\] is 3, not an object/);
+    await expectStageError(run(fakeContext(ws0, withValues({ inline: barSpec }))), /out\/labels\.json: "rows"\[1\] is 3, not an object/);
     const ws = workspace();
     writeFileSync(join(ws, 'out/ragged.csv'), 'a,b\n1,2\n3\n');
-    await expectStageError(run(fakeCtx(ws, withValues({ inline: barSpec, data: ['out/ragged.csv'] }))), /out\/ragged\.csv: .*line 3/);
+    await expectStageError(run(fakeContext(ws, withValues({ inline: barSpec, data: ['out/ragged.csv'] }))), /out\/ragged\.csv: .*line 3/);
     mkdirSync(join(ws, 'out/other'));
     writeFileSync(join(ws, 'out/other/fpr.json'), '[]');
     await expectStageError(
-      run(fakeCtx(ws, withValues({ inline: barSpec, data: ['out/fpr.csv', 'out/other/fpr.json'] }))),
+      run(fakeContext(ws, withValues({ inline: barSpec, data: ['out/fpr.csv', 'out/other/fpr.json'] }))),
       /both give the dataset name "fpr"/,
     );
   });
@@ -266,7 +266,7 @@ describe('plot: composite specs', () => {
       facet: { row: { field: 'model', type: 'nominal' }, column: { field: 'eval', type: 'nominal' } },
       spec: { width: 80, height: 60, mark: 'bar', encoding: { x: { field: 'age', type: 'ordinal' }, y: { field: 'fpr', type: 'quantitative' } } },
     };
-    await run(fakeCtx(ws, { inline: spec, data: ['out/fpr_by_age.csv'], svg: 'out/f.svg', png: 'out/f.png', scale: 1, config: {} }));
+    await run(fakeContext(ws, { inline: spec, data: ['out/fpr_by_age.csv'], svg: 'out/f.svg', png: 'out/f.png', scale: 1, config: {} }));
     const svg = readFileSync(join(ws, 'out/f.svg'), 'utf8');
     expect(bars(svg)).toHaveLength(18);
   });

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { textWidth } from '../../stages/plot/lib/font-file.js';
 import { fontFor, fontPattern } from '../../stages/plot/lib/text-metrics.js';
 import { run } from '../../stages/plot/run.js';
-import { fakeCtx } from './fake-ctx.js';
+import { fakeContext } from '../support/context.js';
 
 /** Width of the inked area of a PNG (columns holding any dark pixel). */
 async function inkWidth(png: Buffer): Promise<number> {
@@ -56,11 +56,11 @@ describe('text metrics from the font file', () => {
       mark: 'bar',
       encoding: { y: { field: 'task', type: 'nominal' }, x: { field: 'n', type: 'quantitative' } },
     };
-    const ctx = fakeCtx(ws, { inline: spec, data: ['out/tasks.csv'], svg: 'out/t.svg', scale: 1, config: {} });
+    const ctx = fakeContext(ws, { inline: spec, data: ['out/tasks.csv'], svg: 'out/t.svg', scale: 1, config: {} });
     await run(ctx);
     const svg = readFileSync(join(ws, 'out/t.svg'), 'utf8');
     expect(svg).toContain('>Anatomy Organ Segmentation</text>');
     expect(svg).not.toContain('…');
-    expect(ctx.recorded.textMetrics).toBe('font-file');
+    expect(ctx.records.textMetrics).toBe('font-file');
   });
 });

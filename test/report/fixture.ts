@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { UpstreamRun } from '../../engine/stage-api.js';
 import { run as plot } from '../../stages/plot/run.js';
 import type { ReportWith } from '../../stages/report/run.js';
-import { fakeCtx, type FakeCtx } from '../plot/fake-ctx.js';
+import { fakeContext, type FakeContext } from '../support/context.js';
 
 const h = (c: string): string => `sha256:${c.repeat(64)}`;
 
@@ -36,8 +36,8 @@ export async function reportWorkspace(): Promise<string> {
     encoding: { x: { field: 'model', type: 'nominal', sort: null }, y: { field, type: 'quantitative' } },
   });
   const common = { data: ['out/eval/fpr_children.csv'], scale: 1, config: {} };
-  await plot(fakeCtx(ws, { ...common, inline: bar('fpr', 'FPR in healthy children'), svg: 'out/eval/figures/fpr_children.svg' }));
-  await plot(fakeCtx(ws, { ...common, inline: bar('n', 'Children per model'), svg: 'out/review/figures/counts.svg', png: 'out/review/figures/counts.png' }));
+  await plot(fakeContext(ws, { ...common, inline: bar('fpr', 'FPR in healthy children'), svg: 'out/eval/figures/fpr_children.svg' }));
+  await plot(fakeContext(ws, { ...common, inline: bar('n', 'Children per model'), svg: 'out/review/figures/counts.svg', png: 'out/review/figures/counts.png' }));
   return ws;
 }
 
@@ -105,8 +105,8 @@ export function reportWith(over: Partial<ReportWith> = {}): ReportWith {
   };
 }
 
-export function reportCtx(ws: string, w: ReportWith = reportWith(), upstream: UpstreamRun[] = UPSTREAM): FakeCtx<ReportWith> {
-  return fakeCtx(ws, w, {
+export function reportCtx(ws: string, w: ReportWith = reportWith(), upstream: UpstreamRun[] = UPSTREAM): FakeContext<ReportWith> {
+  return fakeContext(ws, w, {
     stage: 'report',
     key: 'd'.repeat(64),
     upstream,

@@ -7,13 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { pipe, pipeBin as PIPE } from '../support/cli.js';
 
-const PIPE = fileURLToPath(new URL('../../bin/pipe.js', import.meta.url));
-
-function pipe(cwd: string, ...args: string[]) {
-  const r = spawnSync(process.execPath, [PIPE, ...args], { cwd, encoding: 'utf8', env: { ...process.env, CI: 'true', NO_COLOR: '1' }, timeout: 90_000 });
-  return { code: r.status, out: `${r.stdout}\n${r.stderr}` };
-}
 
 const MAKE_DATA = `mkdir -p out/data
 printf 'model,fpr\\nVinDr-CXR,0.304\\nNIH,0.4965\\nPadChest,0.3862\\n' > out/data/fpr.csv
@@ -72,7 +67,7 @@ const sha256 = (file: string): string => createHash('sha256').update(readFileSyn
 describe('plot → report through the engine', () => {
   it('renders the figure, and the report prints the provenance the engine recorded', () => {
     const ws = miniWorkspace();
-    const first = pipe(ws, 'run', 'pipeline.yaml');
+    const first = pipe(ws, ['run', 'pipeline.yaml']);
     expect(first.code, first.out).toBe(0);
     // The closing line names the pipeline's main output (settings.summary).
     expect(first.out.trim().split('\n').slice(-2)).toEqual([expect.stringMatching(/^done: 3 ran in /), 'report: out/report.html']);
@@ -102,7 +97,7 @@ describe('plot → report through the engine', () => {
 
     // A second run changes nothing.
     const before = readFileSync(join(ws, 'out/report.html'), 'utf8');
-    const second = pipe(ws, 'run', 'pipeline.yaml');
+    const second = pipe(ws, ['run', 'pipeline.yaml']);
     expect(second.code, second.out).toBe(0);
     expect(second.out).not.toMatch(/▶|will run/);
     expect(second.out.trim().split('\n').slice(-1)).toEqual(['report: out/report.html']);
@@ -112,7 +107,7 @@ describe('plot → report through the engine', () => {
     // declares (keyed), never the clock, and the new upstream runs' timings never reach it.
     expect(before).toContain('<dt>Generated</dt><dd>2023-11-14T22:13:20.000Z <span class="source">(SOURCE_DATE_EPOCH)</span></dd>');
     const md = readFileSync(join(ws, 'out/report.md'), 'utf8');
-    const forced = pipe(ws, 'run', 'pipeline.yaml', '--force', '*');
+    const forced = pipe(ws, ['run', 'pipeline.yaml', '--force', '*']);
     expect(forced.code, forced.out).toBe(0);
     expect(forced.out).toMatch(/✔ report done/);
     expect(forced.out).toMatch(/✔ data done/);
@@ -121,7 +116,7 @@ describe('plot → report through the engine', () => {
 
     // Editing the spec re-renders the figure and, since its SVG changed, the report.
     writeFileSync(join(ws, 'figures/fpr.vl.json'), JSON.stringify({ ...SPEC, title: 'Retitled' }));
-    const third = pipe(ws, 'run', 'pipeline.yaml');
+    const third = pipe(ws, ['run', 'pipeline.yaml']);
     expect(third.code, third.out).toBe(0);
     expect(readFileSync(join(ws, 'out/report.html'), 'utf8')).toContain('>Retitled</text>');
   });
@@ -147,7 +142,7 @@ describe('plot → report through the engine', () => {
 
   it('reports a broken spec as one paragraph with file, line and column, no stack trace', () => {
     const ws = miniWorkspace('{\n  "mark": "bar",\n  "data": {"name": "fpr"}\n  "encoding": {}\n}\n');
-    const r = pipe(ws, 'run', 'pipeline.yaml');
+    const r = pipe(ws, ['run', 'pipeline.yaml']);
     expect(r.code).not.toBe(0);
     expect(r.out).toContain("figures/fpr.vl.json:4:3: the spec is not valid JSON: expected ',' or '}' but found");
     expect(r.out).not.toMatch(/\n\s+at .*\.js:\d+/);

@@ -1,24 +1,14 @@
 // The review fragment through the real CLI (`node bin/pipe.js run`, built by the global setup) on a temp workspace:
 // the review and its five figures, the cache on a second run, a param change, and a bad workbook's error.
-import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { countMarks, ROOT, WORKBOOK } from './helpers.js';
 import { miniSheets, writeWorkbook } from './mini-workbook.js';
+import { pipe } from '../support/cli.js';
 
 const FIGURES = ['age_documented_how', 'breakdown', 'countries', 'modalities', 'task_categories'];
-
-function pipe(cwd: string, args: string[]) {
-  const r = spawnSync(process.execPath, [join(ROOT, 'bin/pipe.js'), ...args], {
-    cwd,
-    encoding: 'utf8',
-    env: { ...process.env, CI: 'true', NO_COLOR: '1' },
-    timeout: 120_000,
-  });
-  return { code: r.status, out: `${r.stdout}${r.stderr}` };
-}
 
 /** A workspace laid out like the repo: the workbook, the fragment, the specs, and a main file including it. */
 function workspace(): string {

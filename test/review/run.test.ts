@@ -3,7 +3,8 @@ import { copyFile, mkdir, mkdtemp, readFile, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { StageError, type StageContext } from '../../engine/stage-api.js';
+import { StageError } from '../../engine/stage-api.js';
+import { fakeContext } from '../support/context.js';
 import { manifest } from '../../stages/review/analyze/manifest.js';
 import { run, type AnalyzeWith } from '../../stages/review/analyze/run.js';
 import { csvRecords, ROOT, WORKBOOK } from './helpers.js';
@@ -16,28 +17,13 @@ async function workspace(): Promise<string> {
 }
 
 function context(ws: string, w: Partial<AnalyzeWith>) {
-  const logs: string[] = [];
-  const records: Record<string, unknown> = {};
-  const progress: unknown[] = [];
-  const ctx: StageContext<AnalyzeWith> = {
+  const ctx = fakeContext<AnalyzeWith>(ws, { workbook: 'in/workbook.xlsx', out: 'out/review/data/', exclude_cancer: false, top_countries: 3, ...w } as AnalyzeWith, {
     stage: 'review',
-    workspace: ws,
-    with: { workbook: 'in/workbook.xlsx', out: 'out/review/data/', exclude_cancer: false, top_countries: 3, ...w },
-    params: {},
-    key: 'test-key',
-    depHashes: {},
-    upstream: [],
     pipeline: { file: 'pipelines/paper.yaml', name: 'paper', pipeVersion: '0.0.0-test' },
-    resolve: (p: string) => join(ws, p),
-    tmpDir: join(ws, '.tmp'),
-    resources: { cpus: 1, memBytes: 1 << 29, gpus: 0, gpuIds: [] },
-    signal: new AbortController().signal,
-    log: (m: string) => void logs.push(m),
-    progress: (u) => void progress.push(u),
-    record: (info) => void Object.assign(records, info),
-    recordExecution: () => {},
-  };
-  return { ctx, logs, records, progress };
+    cpus: 1,
+    memBytes: 1 << 29,
+  });
+  return { ctx, logs: ctx.logs, records: ctx.records, progress: ctx.progressUpdates };
 }
 
 describe('manifest', () => {
@@ -67,8 +53,6 @@ describe('run(ctx)', () => {
     expect(logs[0]).toBe('203 datasets, 135 with usable counts, 512,608 patients, 6,026 children (1.18 %)');
     expect(records).toMatchObject({ review_totals: { datasets: 203, usable: 135 }, review_warnings: 0 });
     expect(progress.at(-1)).toMatchObject({ done: 16, total: 16, unit: 'files' });
-    // No temp files left behind by the atomic writes.
-    expect((await readdir(out)).some((f) => f.endsWith('.tmp'))).toBe(false);
   });
   test('a bad option and a missing workbook are StageErrors', async () => {
     const ws = await workspace();

@@ -7,10 +7,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Job, JobHooks, JobResult } from '../../engine/executors/executor.js';
 import { runWithRetries } from '../../engine/executors/retry.js';
 import { SlurmExecutor, cancelWorkspaceJobs } from '../../engine/executors/slurm.js';
+import { Gates, until } from '../support/gate.js';
 import { hasSlurm, queuedIds, requireSlurm, setNodeState, startCluster } from './cluster.js';
 
 const MB = 1024 * 1024;
 let ws: string;
+let gates: Gates;
 let n = 0;
 
 function job(stage: string, script: string, over: Partial<Job> = {}): Job {
@@ -54,8 +56,10 @@ run('SlurmExecutor on a real cluster', () => {
   beforeAll(() => {
     startCluster();
     ws = mkdtempSync(join(tmpdir(), 'pipe-slurm-'));
+    gates = new Gates(join(ws, '.gates'));
   });
   afterAll(() => {
+    gates.openAll();
     rmSync(ws, { recursive: true, force: true });
   });
 
@@ -128,9 +132,10 @@ print('allocated')
   it('reports a node failure, not a job failure', async () => {
     const ex = executor();
     const ac = new AbortController();
-    const h = hooks({ signal: ac.signal, onStart: () => setTimeout(() => setNodeState('down', 'pipe node-failure test'), 500) });
+    // The node goes down while the job is running (it said so), and the job's gate is never opened.
+    const h = hooks({ signal: ac.signal, onStart: () => void gates.whenStarted('node-fail').then(() => setNodeState('down', 'pipe node-failure test')) });
     try {
-      const r = await ex.run(job('node-fail', 'sleep 60'), h);
+      const r = await ex.run(job('node-fail', gates.cmd('node-fail')), h);
       expect(r.status).toBe('failed');
       expect(r.failure).toBe('node_fail');
       expect(r.reason).toMatch(/^node failure/);
@@ -156,8 +161,12 @@ print('allocated')
 
   it('polls with one squeue call for all jobs', async () => {
     const ex = executor();
-    const jobs = Array.from({ length: 6 }, (_, i) => job(`poll${i}`, 'sleep 2', { group: `g${i}`, resources: { cpus: 1, memBytes: 50 * MB, gpus: 0 } }));
-    const results = await Promise.all(jobs.map((j) => ex.run(j, hooks())));
+    const jobs = Array.from({ length: 6 }, (_, i) => job(`poll${i}`, gates.cmd(`poll${i}`), { group: `g${i}`, resources: { cpus: 1, memBytes: 50 * MB, gpus: 0 } }));
+    const pending = Promise.all(jobs.map((j) => ex.run(j, hooks())));
+    // The jobs end only after the executor polled at least twice while they were all in the queue.
+    await until(() => ex.stats.polls >= 2, 'two polls');
+    gates.open(...jobs.map((_, i) => `poll${i}`));
+    const results = await pending;
     await ex.close();
     expect(results.every((r) => r.status === 'succeeded')).toBe(true);
     expect(ex.stats.polls).toBeGreaterThan(1);
@@ -166,8 +175,13 @@ print('allocated')
 
   it('gives each GPU job its own device through --gres', async () => {
     const ex = executor();
-    const jobs = [0, 1].map((i) => job(`gpu${i}`, 'echo "gpu=$CUDA_VISIBLE_DEVICES"; sleep 2', { group: `gpu${i}`, resources: { cpus: 1, memBytes: 50 * MB, gpus: 1 } }));
-    const results = await Promise.all(jobs.map((j) => ex.run(j, hooks())));
+    const jobs = [0, 1].map((i) => job(`gpu${i}`, gates.cmd(`gpu${i}`, 'echo "gpu=$CUDA_VISIBLE_DEVICES"'), { group: `gpu${i}`, resources: { cpus: 1, memBytes: 50 * MB, gpus: 1 } }));
+    const pending = Promise.all(jobs.map((j) => ex.run(j, hooks())));
+    // Both hold their device at the same time before either ends.
+    await gates.whenStarted('gpu0');
+    await gates.whenStarted('gpu1');
+    gates.open('gpu0', 'gpu1');
+    const results = await pending;
     await ex.close();
     expect(results.map((r) => r.status)).toEqual(['succeeded', 'succeeded']);
     const ids = jobs.map((j) => /gpu=(\S+)/.exec(readFileSync(j.logFile, 'utf8'))?.[1]);
@@ -177,16 +191,18 @@ print('allocated')
 
   it('reattaches to a job submitted by an earlier process instead of submitting it again', async () => {
     const first = executor();
-    const j = job('reattach', 'sleep 3; echo finished-once');
-    const abandoned = first.run(j, hooks());
-    // Let it be submitted, then drop the executor as if pipe had been killed.
-    for (let i = 0; i < 50 && first.stats.sbatchCalls === 0; i++) await new Promise((r) => setTimeout(r, 100));
-    await new Promise((r) => setTimeout(r, 300));
+    const j = job('reattach', gates.cmd('reattach', 'echo finished-once'));
+    const h1 = hooks();
+    const abandoned = first.run(j, h1);
+    // Once it is submitted (and in the registry), drop the executor as if pipe had been killed.
+    await until(() => h1.states.some((s) => s.startsWith('submitted as SLURM job')), 'the job to be submitted');
     await first.close();
     void abandoned;
     const second = executor();
     const h = hooks();
-    const r: JobResult = await second.run({ ...j, id: `${j.id}-again` }, h);
+    const again = second.run({ ...j, id: `${j.id}-again` }, h);
+    gates.open('reattach');
+    const r: JobResult = await again;
     await second.close();
     expect(second.stats.sbatchCalls).toBe(0);
     expect(h.states.some((s) => s.startsWith('reattached to SLURM job') || s.startsWith('collected SLURM job'))).toBe(true);
@@ -196,9 +212,10 @@ print('allocated')
 
   it('pipe cancel: scancels every job this workspace submitted', async () => {
     const ex = executor();
-    const results = [0, 1].map((i) => ex.run(job(`bg${i}`, 'sleep 120', { group: `bg${i}` }), hooks()));
-    for (let i = 0; i < 50 && ex.stats.sbatchCalls < 2; i++) await new Promise((r) => setTimeout(r, 100));
-    await new Promise((r) => setTimeout(r, 300));
+    const hs = [hooks(), hooks()];
+    const results = [0, 1].map((i) => ex.run(job(`bg${i}`, gates.cmd(`bg${i}`), { group: `bg${i}` }), hs[i]!));
+    // Both submitted and in the registry: what `pipe cancel` reads.
+    await until(() => hs.every((h) => h.states.some((s) => s.startsWith('submitted as SLURM job'))), 'both jobs to be submitted');
     const cancelled = await cancelWorkspaceJobs(join(ws, '.pipe', 'slurm'));
     expect(cancelled).toHaveLength(2);
     const rs = await Promise.all(results);

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { pipe, pipeAsync, workspace, type Ws } from '../engine/helpers.js';
 import { hasSlurm, queuedIds, requireSlurm, startCluster } from './cluster.js';
+import { Gates, until } from '../support/gate.js';
 
 const run = hasSlurm || requireSlurm ? describe : describe.skip;
 
@@ -15,13 +16,6 @@ function submissions(name: string): number {
   return log.split('\n').filter((l) => l.includes(` Name=${name} `)).length;
 }
 
-async function until(pred: () => boolean, ms = 30_000): Promise<void> {
-  const t0 = Date.now();
-  while (!pred()) {
-    if (Date.now() - t0 > ms) throw new Error('timed out waiting');
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 run('pipe run on SLURM', () => {
   let ws: Ws | undefined;
@@ -79,17 +73,24 @@ run('pipe run on SLURM', () => {
 
   it('reattaches to its running job after `pipe run` is killed, instead of submitting it again', async () => {
     const tag = `r${Date.now()}`;
-    ws = workspace({
-      'p.yaml': ['name: reattach', 'stages:', `  ${tag}:`, '    executor: slurm', '    cmd: sleep 4 && echo finished > out.txt', '    outs: [out.txt]', ''].join('\n'),
-    });
+    ws = workspace();
+    // The job waits at its gate (test/support/gate.ts) until the second pipe has reattached to it.
+    const gates = new Gates(join(ws.dir, '.gates'));
+    ws.write('p.yaml', ['name: reattach', 'stages:', `  ${tag}:`, '    executor: slurm', `    cmd: ${gates.cmd('job', 'echo finished > out.txt')}`, '    outs: [out.txt]', ''].join('\n'));
     const killed = pipeAsync(ws.dir, ['run', 'p.yaml']);
     const jobsDir = join(ws.dir, '.pipe/slurm/jobs');
-    await until(() => existsSync(jobsDir) && readdirSync(jobsDir).some((f) => f.endsWith('.json')));
+    await until(() => existsSync(jobsDir) && readdirSync(jobsDir).some((f) => f.endsWith('.json')), 'the job in the registry');
     killed.child.kill('SIGKILL');
     await killed.done;
-    const again = pipe(ws.dir, ['run', 'p.yaml']);
-    expect(again.code, again.stdout + again.stderr).toBe(0);
-    expect(again.stdout + again.stderr).toMatch(/reattached to SLURM job|collected SLURM job/);
+    try {
+      const running = pipeAsync(ws.dir, ['run', 'p.yaml']);
+      await running.until((out, err) => /reattached to SLURM job/.test(out + err), 60_000);
+      gates.open('job');
+      const again = await running.done;
+      expect(again.code, again.stdout + again.stderr).toBe(0);
+    } finally {
+      gates.openAll();
+    }
     expect(ws.read('out.txt')).toBe('finished\n');
     expect(submissions(`pipe:${tag}`)).toBe(1);
   });
@@ -138,7 +139,7 @@ run('pipe run on SLURM: retries and cancel', () => {
     });
     const killed = pipeAsync(ws.dir, ['run', 'p.yaml']);
     const jobsDir = join(ws.dir, '.pipe/slurm/jobs');
-    await until(() => existsSync(jobsDir) && readdirSync(jobsDir).some((f) => f.endsWith('.json')));
+    await until(() => existsSync(jobsDir) && readdirSync(jobsDir).some((f) => f.endsWith('.json')), 'the job in the registry');
     const record = JSON.parse(readFileSync(join(jobsDir, readdirSync(jobsDir)[0]!), 'utf8')) as { jobId: string };
     killed.child.kill('SIGKILL');
     await killed.done;
@@ -146,7 +147,7 @@ run('pipe run on SLURM: retries and cancel', () => {
     const c = pipe(ws.dir, ['cancel', 'p.yaml']);
     expect(c.code, c.stdout + c.stderr).toBe(0);
     expect(c.stdout).toContain(`cancelled SLURM job ${record.jobId} (${tag})`);
-    await until(() => !queuedIds().includes(record.jobId));
+    await until(() => !queuedIds().includes(record.jobId), `job ${record.jobId} to leave the queue`);
     expect(pipe(ws.dir, ['cancel', 'p.yaml']).stdout).toMatch(/No SLURM jobs/);
   });
 });

@@ -7,7 +7,7 @@ import { BackendUnavailableError, candidateBackends, selectBackend, unavailableR
 import { manifest as inferManifest } from '../../stages/infer/manifest.js';
 import { manifest } from '../../stages/train/classifier/manifest.js';
 import { run, type TrainWith } from '../../stages/train/classifier/run.js';
-import { makeContext } from './fixtures.js';
+import { fakeContext } from '../support/context.js';
 
 describe('selectBackend', () => {
   it('backend cpu activates the cpu backend and says the setting chose it', async () => {
@@ -59,7 +59,7 @@ describe('selectBackend', () => {
   it('the train stage reports an unusable with.backend as a StageError before touching its inputs', async () => {
     const missing = (['node-gpu', 'node', 'webgpu'] as const).find((n) => unavailableReason(n) !== undefined)!;
     const w = Object.fromEntries(Object.entries(manifest.with).filter(([, f]) => f.default !== undefined).map(([k, f]) => [k, f.default]));
-    const ctx = makeContext('/nonexistent', 'train@x', { ...w, backend: missing, shards: 'none/', model: 'm/', metrics: 'm.json' } as TrainWith);
+    const ctx = fakeContext('/nonexistent', { ...w, backend: missing, shards: 'none/', model: 'm/', metrics: 'm.json' } as TrainWith, { stage: 'train@x' });
     const err = await run(ctx).then(() => undefined, (e: unknown) => e);
     expect((err as Error).name).toBe('StageError');
     expect((err as Error).message).toMatch(new RegExp(`^stage train@x: with\\.backend: backend ${missing} is not usable here`));

@@ -1,10 +1,7 @@
 // Tiny learnable imaging data for the train/infer tests: a shard set (S4's format, written with its writer) of
-// phantom-like images whose label is visible — positives have a large bright "heart" disc, negatives a small one —
-// plus a ready-made StageContext that runs a kind's run(ctx) in a temp workspace.
-import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import type { StageContext } from '../../engine/stage-api.js';
+// phantom-like images whose label is visible — positives have a large bright "heart" disc, negatives a small one.
+// (The StageContext and the workspace come from test/support/.)
+import { writeFile } from 'node:fs/promises';
 import { writeShards, type ShardRow } from '../../stages/lib/shards.js';
 import { Rng } from '../../stages/lib/tf/rng.js';
 
@@ -53,49 +50,6 @@ export async function makeShardSet(
   }
   await writeShards(dir, { width: opts.size, height: opts.size }, rows, images);
   return rows;
-}
-
-export interface TestContext<W> extends StageContext<W> {
-  logs: string[];
-  records: Record<string, unknown>;
-  /** What the stage passed to recordExecution (timings, worker counts). */
-  execution: Record<string, unknown>;
-  progressCalls: number;
-}
-
-export function makeContext<W>(workspace: string, stage: string, w: W): TestContext<W> {
-  const logs: string[] = [];
-  const records: Record<string, unknown> = {};
-  const execution: Record<string, unknown> = {};
-  const ctx: TestContext<W> = {
-    stage,
-    workspace,
-    with: w,
-    params: {},
-    key: 'test',
-    depHashes: {},
-    upstream: [],
-    pipeline: { file: 'test.yaml', name: 'test', pipeVersion: '0' },
-    resolve: (p: string) => resolve(workspace, p),
-    tmpDir: join(workspace, '.tmp'),
-    resources: { cpus: 2, memBytes: 4 * 1024 ** 3, gpus: 0, gpuIds: [] },
-    signal: new AbortController().signal,
-    log: (m: string) => void logs.push(m),
-    progress: () => void ctx.progressCalls++,
-    record: (info: Record<string, unknown>) => void Object.assign(records, info),
-    recordExecution: (info: Record<string, unknown>) => void Object.assign(execution, info),
-    logs,
-    records,
-    execution,
-    progressCalls: 0,
-  };
-  return ctx;
-}
-
-export async function tempWorkspace(): Promise<{ dir: string; cleanup: () => Promise<void> }> {
-  const dir = await mkdtemp(join(tmpdir(), 'pipe-train-'));
-  await mkdir(join(dir, '.tmp'), { recursive: true });
-  return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
 }
 
 export async function writeText(path: string, text: string): Promise<void> {

@@ -16,16 +16,18 @@ import { buildModel } from '../../stages/lib/tf/models.js';
 import { Rng } from '../../stages/lib/tf/rng.js';
 import { manifest as trainManifest } from '../../stages/train/classifier/manifest.js';
 import { run as train, type TrainWith } from '../../stages/train/classifier/run.js';
-import { discImage, makeContext, makeShardSet, tempWorkspace } from './fixtures.js';
+import { fakeContext } from '../support/context.js';
+import { workspace, type Ws } from '../support/workspace.js';
+import { discImage, makeShardSet } from './fixtures.js';
 
 function defaults(m: { with: Record<string, { default?: unknown }> }): Record<string, unknown> {
   return Object.fromEntries(Object.entries(m.with).filter(([, f]) => f.default !== undefined).map(([k, f]) => [k, f.default]));
 }
 const inferWith = (o: Partial<InferWith>): InferWith => ({ ...defaults(inferManifest), backend: 'wasm', ...o }) as InferWith;
 
-let ws: { dir: string; cleanup: () => Promise<void> };
+let ws: Ws;
 beforeAll(async () => {
-  ws = await tempWorkspace();
+  ws = workspace({}, 'pipe-train-');
   await makeShardSet(join(ws.dir, 'adult'), { n: 160, size: 32, seed: 5 });
   // A VinDr-PCXR-like set: no age_years (raw "age" strings), Cardiomegaly −1 everywhere, one split "test".
   const rng = new Rng(9);
@@ -33,8 +35,8 @@ beforeAll(async () => {
     image_id: `c${i}`, dset: 'vindr_pcxr', split: 'test', age: i % 2 ? '010M' : '003Y', 'Has Finding': '0', Cardiomegaly: '-1',
   }));
   await writeShards(join(ws.dir, 'kids'), { width: 32, height: 32 }, rows, rows.map(() => discImage(32, 9, rng)));
-  await train(makeContext(ws.dir, 'train', { ...defaults(trainManifest), shards: 'adult/', model: 'm/', metrics: 'm.json',
-    epochs: 2, batch_size: 16, lr: 0.003, arch: 'tiny_cnn', image_size: 32, seed: 2, backend: 'wasm' } as TrainWith));
+  await train(fakeContext(ws.dir, { ...defaults(trainManifest), shards: 'adult/', model: 'm/', metrics: 'm.json',
+    epochs: 2, batch_size: 16, lr: 0.003, arch: 'tiny_cnn', image_size: 32, seed: 2, backend: 'wasm' } as TrainWith, { stage: 'train' }));
 });
 afterAll(async () => {
   await ws.cleanup();
@@ -43,7 +45,7 @@ afterAll(async () => {
 describe('infer', () => {
   it("writes the authors' predictions.csv: metadata columns, then pred, prob, out, loss, class_probs at 4 dp", async () => {
     const out = 'inf/exp_cardiomegaly-phantom-mixup-imb_sampler/phantom/test_healthy_adult/best/predictions.csv';
-    const ctx = makeContext(ws.dir, 'infer', inferWith({ model: 'm/', shards: 'adult/', split: 'test_healthy_adult', out }));
+    const ctx = fakeContext(ws.dir, inferWith({ model: 'm/', shards: 'adult/', split: 'test_healthy_adult', out }), { stage: 'infer' });
     await infer(ctx);
     const text = await readFile(join(ws.dir, out), 'utf8');
     const records = parse(text, { columns: true }) as Record<string, string>[];
@@ -71,7 +73,7 @@ describe('infer', () => {
 
   it('omits the loss column for an unlabelled (pediatric, label −1) set and keeps the raw age strings', async () => {
     const out = 'inf/kids/test/best/predictions.csv';
-    await infer(makeContext(ws.dir, 'infer@kids', inferWith({ model: 'm/', shards: 'kids/', split: 'test', out })));
+    await infer(fakeContext(ws.dir, inferWith({ model: 'm/', shards: 'kids/', split: 'test', out }), { stage: 'infer@kids' }));
     const text = await readFile(join(ws.dir, out), 'utf8');
     expect(text.split('\n')[0]).toBe('image_id,dset,split,age,Has Finding,Cardiomegaly,pred,prob,out,class_probs');
     const p = loadPredictions(join(ws.dir, out), out);
@@ -84,17 +86,17 @@ describe('infer', () => {
     const rng = new Rng(1);
     const rows = [{ image_id: 'a', split: 'test', age: '005Y', 'Has Finding': '0' }];
     await writeShards(join(ws.dir, 'nolabel'), { width: 32, height: 32 }, rows, [discImage(32, 9, rng)]);
-    await infer(makeContext(ws.dir, 'i', inferWith({ model: 'm/', shards: 'nolabel/', out: 'nl.csv' })));
+    await infer(fakeContext(ws.dir, inferWith({ model: 'm/', shards: 'nolabel/', out: 'nl.csv' }), { stage: 'i' }));
     expect((await readFile(join(ws.dir, 'nl.csv'), 'utf8')).split('\n')[0]).toBe('image_id,split,age,Has Finding,Cardiomegaly,pred,prob,out,class_probs');
-    const ctx = makeContext(ws.dir, 'infer@x', inferWith({ model: 'm/', shards: 'adult/', split: 'nope', out: 'x.csv' }));
+    const ctx = fakeContext(ws.dir, inferWith({ model: 'm/', shards: 'adult/', split: 'nope', out: 'x.csv' }), { stage: 'infer@x' });
     await expect(infer(ctx)).rejects.toThrow(/stage infer@x: no rows of adult\/ have split "nope"/);
-    const bad = makeContext(ws.dir, 'infer@y', inferWith({ model: 'missing/', shards: 'adult/', out: 'x.csv' }));
+    const bad = fakeContext(ws.dir, inferWith({ model: 'missing/', shards: 'adult/', out: 'x.csv' }), { stage: 'infer@y' });
     await expect(infer(bad)).rejects.toThrow(/stage infer@y: cannot read the model .*missing\/model\.json/);
   });
 
   it('writes the same predictions.csv bytes with 1 or 2 worker threads, and records the worker count and timing', async () => {
     const go = async (out: string, cpus: number): Promise<string> => {
-      const ctx = makeContext(ws.dir, 'infer', inferWith({ model: 'm/', shards: 'adult/', out, batch_size: 16 }));
+      const ctx = fakeContext(ws.dir, inferWith({ model: 'm/', shards: 'adult/', out, batch_size: 16 }), { stage: 'infer' });
       await infer({ ...ctx, resources: { ...ctx.resources, cpus } });
       expect(ctx.execution['workers']).toBe(Math.min(cpus, availableParallelism()));
       expect(ctx.execution['infer_img_per_s']).toBeGreaterThan(0);

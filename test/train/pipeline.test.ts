@@ -1,31 +1,15 @@
 // The retrain fragment (pipelines/paper/retrain.yaml) through the real CLI on a temp workspace, scaled down by the
 // main file's params/vars: phantom datasets → preprocess → split → train → infer → threshold/FPR → summary → figures.
 // Then the cache: a second run does nothing, and an epochs change re-runs training and what follows, not the data.
-import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'csv-parse/sync';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { runPipe, type CliResult } from '../support/cli.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-
-/** The real CLI, asynchronously: a synchronous spawn would block vitest's worker (its RPC times out meanwhile). */
-function pipe(cwd: string, args: string[]): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(ROOT, 'bin/pipe.js'), ...args], {
-      cwd,
-      env: { ...process.env, CI: 'true', NO_COLOR: '1' },
-      timeout: 240_000,
-    });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, out }));
-  });
-}
 
 const MAIN = `name: retrain-test
 workdir: ..
@@ -50,7 +34,7 @@ vars:
 
 describe('pipe run with pipelines/paper/retrain.yaml (scaled down)', () => {
   let ws: string;
-  let first: Awaited<ReturnType<typeof pipe>>;
+  let first: CliResult;
   beforeAll(async () => {
     ws = mkdtempSync(join(tmpdir(), 'retrain-pipe-'));
     for (const d of ['pipelines/paper', 'pipelines/figures']) mkdirSync(join(ws, d), { recursive: true });
@@ -59,7 +43,7 @@ describe('pipe run with pipelines/paper/retrain.yaml (scaled down)', () => {
       copyFileSync(join(ROOT, 'pipelines/figures', f), join(ws, 'pipelines/figures', f));
     }
     writeFileSync(join(ws, 'pipelines/paper.yaml'), MAIN);
-    first = await pipe(ws, ['run', 'pipelines/paper.yaml']);
+    first = await runPipe(ws, ['run', 'pipelines/paper.yaml'], {}, { timeoutMs: 240_000 });
   }, 300_000);
   afterAll(() => rmSync(ws, { recursive: true, force: true }));
 
@@ -102,10 +86,10 @@ describe('pipe run with pipelines/paper/retrain.yaml (scaled down)', () => {
   });
 
   test('a second run is all cache hits; changing epochs re-runs training and what follows, not the data stages', async () => {
-    const again = await pipe(ws, ['run', 'pipelines/paper.yaml']);
+    const again = await runPipe(ws, ['run', 'pipelines/paper.yaml'], {}, { timeoutMs: 240_000 });
     expect(again.code, again.out).toBe(0);
     expect(again.out).not.toMatch(/▶/);
-    const changed = await pipe(ws, ['run', 'pipelines/paper.yaml', '-S', 'retrain.epochs=1']);
+    const changed = await runPipe(ws, ['run', 'pipelines/paper.yaml', '-S', 'retrain.epochs=1'], {}, { timeoutMs: 240_000 });
     expect(changed.code, changed.out).toBe(0);
     expect(changed.out).toMatch(/▶ retrain-train@vindr_cxr/);
     expect(changed.out).toMatch(/▶ retrain-infer@model=vindr_cxr,target=vindr_pcxr/);

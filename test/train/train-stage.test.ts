@@ -9,7 +9,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StageError } from '../../engine/stage-api.js';
 import { manifest } from '../../stages/train/classifier/manifest.js';
 import { run, type TrainWith } from '../../stages/train/classifier/run.js';
-import { makeContext, makeShardSet, tempWorkspace, writeText } from './fixtures.js';
+import { fakeContext } from '../support/context.js';
+import { workspace, type Ws } from '../support/workspace.js';
+import { makeShardSet, writeText } from './fixtures.js';
 
 function withDefaults(over: Partial<TrainWith>): TrainWith {
   const d: Record<string, unknown> = {};
@@ -17,9 +19,9 @@ function withDefaults(over: Partial<TrainWith>): TrainWith {
   return { ...d, backend: 'wasm', ...over } as TrainWith;
 }
 
-let ws: { dir: string; cleanup: () => Promise<void> };
+let ws: Ws;
 beforeAll(async () => {
-  ws = await tempWorkspace();
+  ws = workspace({}, 'pipe-train-');
   await makeShardSet(join(ws.dir, 'shards'), { n: 240, size: 32, seed: 1 });
 });
 afterAll(async () => {
@@ -28,10 +30,10 @@ afterAll(async () => {
 
 describe('train/classifier', () => {
   it('trains 2 epochs with decreasing loss and writes best/last checkpoints, metrics and a learning curve', async () => {
-    const ctx = makeContext(ws.dir, 'train@phantom', withDefaults({
+    const ctx = fakeContext(ws.dir, withDefaults({
       shards: 'shards/', model: 'out/model/', metrics: 'out/metrics.json', curve: 'out/learning_curve.vl.json',
       epochs: 2, batch_size: 16, micro_batch: 8, lr: 0.003, arch: 'tiny_cnn', image_size: 32, seed: 7,
-    }));
+    }), { stage: 'train@phantom' });
     await run(ctx);
     const metrics = JSON.parse(await readFile(join(ws.dir, 'out/metrics.json'), 'utf8'));
     expect(metrics.epochs).toHaveLength(2);
@@ -49,7 +51,7 @@ describe('train/classifier', () => {
     expect(JSON.stringify(ctx.records)).not.toMatch(/seconds|per_s|workers/);
     expect(JSON.stringify(metrics)).not.toMatch(/seconds|per_s/);
     expect(ctx.logs.some((l) => l.includes('tfjs backend wasm'))).toBe(true);
-    expect(ctx.progressCalls).toBeGreaterThan(0);
+    expect(ctx.progressUpdates.length).toBeGreaterThan(0);
     for (const which of ['best', 'last']) {
       expect(existsSync(join(ws.dir, 'out/model', which, 'model.json'))).toBe(true);
       expect(existsSync(join(ws.dir, 'out/model', which, 'weights.bin'))).toBe(true);
@@ -65,10 +67,10 @@ describe('train/classifier', () => {
   it('a retrain with the same seed writes bit-identical files, whatever the number of cores it is given', async () => {
     const outs = ['model/best/model.json', 'model/best/weights.bin', 'model/last/model.json', 'model/last/weights.bin', 'm.json', 'curve.vl.json'];
     const go = async (out: string, cpus: number): Promise<string[]> => {
-      const ctx = makeContext(ws.dir, 't', withDefaults({
+      const ctx = fakeContext(ws.dir, withDefaults({
         shards: 'shards/', model: `${out}/model/`, metrics: `${out}/m.json`, curve: `${out}/curve.vl.json`, epochs: 2,
         batch_size: 16, micro_batch: 4, arch: 'tiny_cnn', image_size: 32, seed: 3,
-      }));
+      }), { stage: 't' });
       await run({ ...ctx, resources: { ...ctx.resources, cpus } });
       expect(ctx.execution['workers']).toBe(Math.min(cpus, availableParallelism()));
       return Promise.all(outs.map(async (f) => (await readFile(join(ws.dir, out, f))).toString('base64')));
@@ -81,26 +83,26 @@ describe('train/classifier', () => {
   it('joins a separate splits CSV on image_id and names a missing split clearly', async () => {
     const lines = ['image_id,split', ...Array.from({ length: 240 }, (_, i) => `img${String(i).padStart(4, '0')},${i % 5 === 0 ? 'calib' : 'train'}`)];
     await writeText(join(ws.dir, 'splits.csv'), lines.join('\n') + '\n');
-    const ctx = makeContext(ws.dir, 'train@x', withDefaults({
+    const ctx = fakeContext(ws.dir, withDefaults({
       shards: 'shards/', splits: 'splits.csv', model: 'o/model/', metrics: 'o/m.json', epochs: 1, arch: 'tiny_cnn', image_size: 32,
-    }));
+    }), { stage: 'train@x' });
     const err = await run(ctx).then(() => undefined, (e: unknown) => e);
     expect(err).toBeInstanceOf(StageError);
     expect((err as Error).message).toMatch(/no validation images: no row of splits\.csv has split "val"/);
   });
 
   it('rejects bad with: values and a splits CSV without the id column in one clear paragraph', async () => {
-    const bad = makeContext(ws.dir, 'train@x', withDefaults({ shards: 'shards/', model: 'o/', metrics: 'o/m.json', epochs: 0 }));
+    const bad = fakeContext(ws.dir, withDefaults({ shards: 'shards/', model: 'o/', metrics: 'o/m.json', epochs: 0 }), { stage: 'train@x' });
     await expect(run(bad)).rejects.toThrow(/stage train@x: with\.epochs must be an integer ≥ 1, got 0/);
     await writeText(join(ws.dir, 'nosplit.csv'), 'id,split\na,train\n');
-    const ctx = makeContext(ws.dir, 'train@y', withDefaults({ shards: 'shards/', splits: 'nosplit.csv', model: 'o/', metrics: 'o/m.json' }));
+    const ctx = fakeContext(ws.dir, withDefaults({ shards: 'shards/', splits: 'nosplit.csv', model: 'o/', metrics: 'o/m.json' }), { stage: 'train@y' });
     await expect(run(ctx)).rejects.toThrow(/splits CSV nosplit\.csv has no "image_id" column \(line 1 has: id, split\)/);
   });
 
   it('stops promptly when cancelled and says so', async () => {
-    const ctx = makeContext(ws.dir, 'train@c', withDefaults({
+    const ctx = fakeContext(ws.dir, withDefaults({
       shards: 'shards/', model: 'c/model/', metrics: 'c/m.json', epochs: 3, arch: 'tiny_cnn', image_size: 32,
-    }));
+    }), { stage: 'train@c' });
     const abort = new AbortController();
     abort.abort();
     await expect(run({ ...ctx, signal: abort.signal })).rejects.toThrow(/stage train@c: training cancelled/);
@@ -111,9 +113,9 @@ describe('train/classifier', () => {
     const threads = (): number => readdirSync('/proc/self/task').length;
     const before = threads();
     const abort = new AbortController();
-    const ctx = makeContext(ws.dir, 'train@mid', withDefaults({
+    const ctx = fakeContext(ws.dir, withDefaults({
       shards: 'shards/', model: 'mid/model/', metrics: 'mid/m.json', epochs: 5, batch_size: 8, micro_batch: 4, arch: 'tiny_cnn', image_size: 32,
-    }));
+    }), { stage: 'train@mid' });
     const run$ = run({ ...ctx, signal: abort.signal, progress: () => abort.abort() });
     await expect(run$).rejects.toThrow(/^stage train@mid: training cancelled\.$/);
     expect(existsSync(join(ws.dir, 'mid/m.json'))).toBe(false);
@@ -123,9 +125,9 @@ describe('train/classifier', () => {
   });
 
   it('resizes shards to image_size when they differ (model input and infer follow the model)', async () => {
-    const ctx = makeContext(ws.dir, 'train@r', withDefaults({
+    const ctx = fakeContext(ws.dir, withDefaults({
       shards: 'shards/', model: 'rs/model/', metrics: 'rs/m.json', epochs: 1, arch: 'tiny_cnn', image_size: 24,
-    }));
+    }), { stage: 'train@r' });
     await run(ctx);
     const json = JSON.parse(await readFile(join(ws.dir, 'rs/model/best/model.json'), 'utf8'));
     expect(json.userDefinedMetadata.imageSize).toBe(24);

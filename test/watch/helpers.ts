@@ -4,14 +4,18 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 
 // Temp workspaces and the CLI's location are the engine suites' (one implementation for every suite).
 export { pipeBin, repoRoot, workspace, type Ws } from '../engine/helpers.js';
-import { pipeBin } from '../engine/helpers.js';
+import { pipeBin, workspace, type Ws } from '../engine/helpers.js';
+import { onTestFinished } from 'vitest';
+import { jsonLines } from '../support/cli.js';
 
 export interface Ev {
   type: string;
   cycle?: number;
   stage?: string;
   status?: string;
+  code?: string;
   reason?: string;
+  codes?: string[];
   reasons?: string[];
   files?: string[];
   stages?: unknown[];
@@ -49,6 +53,22 @@ export interface Watcher {
   done: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
+/** Watchers started and not stopped yet: `watchWorkspace`'s teardown stops them. */
+const live = new Set<Watcher>();
+
+/**
+ * A workspace for one test, torn down when the test ends, pass or fail: every watcher still running is stopped
+ * first (so none sees its folder vanish), then the folder is removed.
+ */
+export function watchWorkspace(files: Record<string, string> = {}): Ws {
+  const ws = workspace(files, 'pipe-watch-');
+  onTestFinished(async () => {
+    await Promise.all([...live].map((w) => w.stop()));
+    ws.cleanup();
+  });
+  return ws;
+}
+
 /** Start `pipe watch <args> --json` in `cwd`. */
 export function startWatch(cwd: string, args: string[], env: NodeJS.ProcessEnv = {}): Watcher {
   const child = spawn(process.execPath, [pipeBin, 'watch', ...args, '--json'], {
@@ -56,17 +76,8 @@ export function startWatch(cwd: string, args: string[], env: NodeJS.ProcessEnv =
     env: { ...process.env, CI: 'true', NO_COLOR: '1', PIPE_KILL_GRACE_MS: '2000', ...env },
   });
   const events: Ev[] = [];
-  let buf = '';
   let stderr = '';
-  child.stdout.on('data', (d: Buffer) => {
-    buf += d.toString();
-    let i: number;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, i);
-      buf = buf.slice(i + 1);
-      if (line.trim()) events.push(JSON.parse(line) as Ev);
-    }
-  });
+  jsonLines<Ev>(child.stdout, (e) => events.push(e));
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('close', (code, signal) => resolve({ code, signal })));
   const dump = (): string => `events:\n${events.map((e) => JSON.stringify(e)).join('\n')}\nstderr:\n${stderr}`;
@@ -96,6 +107,8 @@ export function startWatch(cwd: string, args: string[], env: NodeJS.ProcessEnv =
     },
     done,
   };
+  live.add(w);
+  void done.then(() => live.delete(w));
   return w;
 }
 

@@ -1,40 +1,49 @@
 // `pipe watch` through the real CLI: stages in flight when their input changes, manual (GPU / watch: manual) stages,
 // keys on stdin, Ctrl-C.
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { startWatch, workspace, type Watcher, type Ws } from './helpers.js';
+import { describe, expect, it } from 'vitest';
+import { Gates } from '../support/gate.js';
+import { startWatch, watchWorkspace, type Watcher, type Ws } from './helpers.js';
 
-let ws: Ws | undefined;
-let w: Watcher | undefined;
-afterEach(async () => {
-  await w?.stop();
-  ws?.cleanup();
-  w = undefined;
-  ws = undefined;
-});
+// Each test's workspace and watcher are torn down when it ends (watchWorkspace).
+let ws: Ws;
+let w: Watcher;
 
-const slow = `name: s
+/** `slow` and `other` are gated (test/support/gate.ts): each runs until the test opens its gate. */
+const slow = (g: Gates): string => `name: s
 stages:
   slow:
-    cmd: cat data/in.txt > out/s.txt; sleep 5
+    cmd: cat data/in.txt > out/s.txt; ${g.cmd('slow')}
     deps: [data/in.txt]
     outs: [out/s.txt]
   other:
-    cmd: sleep 1; echo other > out/o.txt
+    cmd: ${g.cmd('other', 'echo other > out/o.txt')}
     outs: [out/o.txt]
 `;
 
+/** A watched workspace with the gated pipeline. */
+function slowWorkspace(): { ws: Ws; g: Gates } {
+  const ws = watchWorkspace({ 'data/in.txt': 'v1\n' });
+  const g = new Gates(join(ws.dir, '.gates'));
+  ws.write('p.yaml', slow(g));
+  return { ws, g };
+}
+
 describe('pipe watch: in flight', () => {
   it('a stage whose dep is edited while it runs is cancelled at once and restarted on the new input', async () => {
-    ws = workspace({ 'p.yaml': slow, 'data/in.txt': 'v1\n' });
+    let g: Gates;
+    ({ ws, g } = slowWorkspace());
     w = startWatch(ws.dir, ['p.yaml']);
     const start1 = await w.next('slow started', (e) => e.type === 'stage-start' && e.stage === 'slow');
+    await g.whenStarted('slow');
+    await g.whenStarted('other');
     ws.write('data/in.txt', 'v2\n');
     const cancel = await w.next('watch-cancel', (e) => e.type === 'watch-cancel');
-    expect(cancel.stages).toEqual(['slow']); // `other` does not read in.txt: left alone
+    expect(cancel.stages).toEqual(['slow']); // `other` does not read in.txt: running too, but left alone
     const end1 = await w.next('slow cancelled', (e) => e.type === 'stage-end' && e.stage === 'slow' && e.cycle === 1);
     expect(end1.status).toBe('cancelled');
-    expect(end1.at - start1.at).toBeLessThan(4000); // promptly, not after its 5 s
+    expect(end1.at - start1.at).toBeLessThan(4000); // promptly: its gate was never opened
+    g.open('other', 'slow'); // other finishes; the restarted slow goes through
     const c1 = await w.cycle(1);
     expect(c1.find((e) => e.type === 'stage-end' && e.stage === 'other')!.status).toBe('ran');
     expect(c1.find((e) => e.type === 'cycle-end')!.restarted).toEqual(['slow']);
@@ -47,10 +56,10 @@ describe('pipe watch: in flight', () => {
   });
 
   it('Ctrl-C mid-stage exits 130 and leaves no half-written output', async () => {
-    ws = workspace({ 'p.yaml': slow, 'data/in.txt': 'v1\n' });
+    let g: Gates;
+    ({ ws, g } = slowWorkspace());
     w = startWatch(ws.dir, ['p.yaml']);
-    await w.next('slow started', (e) => e.type === 'stage-start' && e.stage === 'slow');
-    await w.next('slow wrote its output', () => ws!.exists('out/s.txt'));
+    await g.whenStarted('slow'); // it wrote its output, and waits at its gate (never opened)
     const t0 = Date.now();
     const r = await w.stop('SIGINT');
     expect(r.code).toBe(130);
@@ -84,7 +93,7 @@ stages:
 
 describe('pipe watch: manual stages', () => {
   it('GPU and watch: manual stages are marked stale, not run, until the `a` key; `q` quits with 0', async () => {
-    ws = workspace({ 'p.yaml': manual, 'data/a.txt': 'a1\n' });
+    ws = watchWorkspace({ 'p.yaml': manual, 'data/a.txt': 'a1\n' });
     w = startWatch(ws.dir, ['p.yaml', '--gpus', '0']);
     await w.cycle(1);
     expect(w.started(1)).toEqual(['prep']);
@@ -122,7 +131,7 @@ describe('pipe watch: manual stages', () => {
 
   it('a manual stage held for an upstream re-run is released when that re-run leaves its input unchanged', async () => {
     const yaml = manual.replace('cmd: cat data/a.txt > out/prep.txt', "cmd: grep -v '^#' data/a.txt > out/prep.txt");
-    ws = workspace({ 'p.yaml': yaml, 'data/a.txt': 'a1\n' });
+    ws = watchWorkspace({ 'p.yaml': yaml, 'data/a.txt': 'a1\n' });
     w = startWatch(ws.dir, ['p.yaml', '--gpus', '0', '--all']);
     await w.cycle(1);
     await w.stop();
@@ -143,7 +152,7 @@ describe('pipe watch: manual stages', () => {
   });
 
   it('--all runs manual stages automatically', async () => {
-    ws = workspace({ 'p.yaml': manual, 'data/a.txt': 'a1\n' });
+    ws = watchWorkspace({ 'p.yaml': manual, 'data/a.txt': 'a1\n' });
     w = startWatch(ws.dir, ['p.yaml', '--gpus', '0', '--all']);
     await w.cycle(1);
     expect(w.started(1).sort()).toEqual(['prep', 'report', 'sweep', 'train']);
@@ -169,7 +178,7 @@ describe('pipe watch: stage-kind code', () => {
   const yaml = 'name: k\nstages:\n  c:\n    uses: local/copy\n    with: {src: in.txt, out: out/c.txt}\n  d:\n    cmd: cat in.txt > out/d.txt\n    deps: [in.txt]\n    outs: [out/d.txt]\n';
 
   it("a kind's implementation folder is watched: editing it starts a cycle", async () => {
-    ws = workspace({ 'p.yaml': yaml, 'in.txt': 'x\n' });
+    ws = watchWorkspace({ 'p.yaml': yaml, 'in.txt': 'x\n' });
     kindFiles(ws, 'v1');
     w = startWatch(ws.dir, ['p.yaml'], { PIPE_KINDS_PATH: join(ws.dir, 'kinds') });
     const ready = await w.next('watch-ready', (e) => e.type === 'watch-ready');
@@ -184,14 +193,14 @@ describe('pipe watch: stage-kind code', () => {
 
   // The engine memoises kind hashes per process; watch mode drops the memo each cycle.
   it('an edited kind re-runs the stages using it, and only them', async () => {
-    ws = workspace({ 'p.yaml': yaml, 'in.txt': 'x\n' });
+    ws = watchWorkspace({ 'p.yaml': yaml, 'in.txt': 'x\n' });
     kindFiles(ws, 'v1');
     w = startWatch(ws.dir, ['p.yaml'], { PIPE_KINDS_PATH: join(ws.dir, 'kinds') });
     await w.cycle(1);
     kindFiles(ws, 'v2');
     const c2 = await w.cycle(2);
     expect(w.started(2)).toEqual(['c']);
-    expect(c2.find((e) => e.type === 'plan' && e.stage === 'c')!.reasons!.join()).toMatch(/implementation of local\/copy changed/);
+    expect(c2.find((e) => e.type === 'plan' && e.stage === 'c')!.codes).toEqual(['implementation-changed']);
     expect(ws.read('out/c.txt')).toBe('x\nv2');
   });
 });

@@ -252,12 +252,12 @@ describe('the screen', () => {
   const seq: WatchOutputEvent[] = [
     { type: 'watch-ready', pipeline: '/w/p.yaml', files: ['p.yaml'], trees: ['data/'], missing: [], watchedDirs: 3, startupMs: 40, at },
     { type: 'cycle-start', cycle: 2, trigger: 'change', files: ['data/a.csv'], stages: ['a', 'b'], at },
-    { type: 'plan', stage: 'a', action: 'run', reasons: ['dep data/a.csv changed'], at, cycle: 2 },
+    { type: 'plan', stage: 'a', action: 'run', reasons: ['dep data/a.csv changed'], codes: ['dep-changed'], at, cycle: 2 },
     { type: 'stage-start', stage: 'a', executor: 'local', gpuIds: [], cpus: 1, logFile: '/w/.pipe/logs/a.log', at, cycle: 2 },
-    { type: 'stage-end', stage: 'a', status: 'failed', reason: 'exit code 3', durationMs: 10, logFile: '/w/.pipe/logs/a.log', logTail: 'line 1\nTraceback: boom', at, cycle: 2 },
-    { type: 'stage-end', stage: 'b', status: 'restored', reason: 'restored', durationMs: 2, at, cycle: 2 },
+    { type: 'stage-end', stage: 'a', status: 'failed', code: 'exit-non-zero', reason: 'exit code 3', durationMs: 10, logFile: '/w/.pipe/logs/a.log', logTail: 'line 1\nTraceback: boom', at, cycle: 2 },
+    { type: 'stage-end', stage: 'b', status: 'restored', code: 'same-inputs', reason: 'restored', durationMs: 2, at, cycle: 2 },
     { type: 'cycle-end', cycle: 2, ok: false, counts: { ran: 0, 'up-to-date': 3, restored: 1, failed: 1, cancelled: 0, skipped: 0 }, restarted: [], durationMs: 1500, at },
-    { type: 'manual-pending', stages: [{ stage: 'train', reasons: ['dep out/x changed'] }], held: ['report'], at },
+    { type: 'manual-pending', stages: [{ stage: 'train', reasons: ['dep out/x changed'], codes: ['dep-changed'] }], held: ['report'], at },
   ];
 
   it('frame: what changed, what ran, cache hits, failures with their log tail, time per cycle, manual stages waiting', () => {
@@ -280,7 +280,13 @@ describe('the screen', () => {
       { type: 'cycle-start', cycle: 3, trigger: 'change', files: ['in.txt'], stages: ['slow'], at },
       { type: 'stage-start', stage: 'slow', executor: 'local', gpuIds: [], cpus: 1, logFile: 'l', at, cycle: 3 },
       { type: 'watch-cancel', cycle: 3, stages: ['slow'], files: ['in.txt'], at },
-      { type: 'stage-end', stage: 'slow', status: 'cancelled', reason: 'cancelled', durationMs: 5, at, cycle: 3 },
+      { type: 'stage-end', stage: 'slow', status: 'cancelled', code: 'cancelled', reason: 'cancelled', durationMs: 5, at, cycle: 3 },
+      // Failed by the engine's own check (a save landed mid-run): it restarts, it is not a failure of the stage.
+      { type: 'stage-start', stage: 'mid', executor: 'local', gpuIds: [], cpus: 1, logFile: 'l', at, cycle: 3 },
+      { type: 'stage-end', stage: 'mid', status: 'failed', code: 'dep-changed-mid-run', reason: 'dep in.txt changed while the stage ran; its outputs were discarded (run again)', durationMs: 5, at, cycle: 3 },
+      // Below it, the stages that did not complete get no line of their own.
+      { type: 'stage-end', stage: 'below', status: 'skipped', code: 'upstream-incomplete', reason: 'upstream stage mid did not complete', durationMs: 0, at, cycle: 3 },
+      { type: 'warning', code: 'watch-paused', message: 'paused: the last 5 cycles were each started by files written while the previous one ran', at },
     ];
     for (const e of [...seq, ...more]) {
       reduce(s, e);
@@ -293,6 +299,9 @@ describe('the screen', () => {
     expect(text).toMatch(/⏸ manual, stale .*run with --all\): train \(dep out\/x changed\); holding report/);
     expect(text).toContain('⟲ slow: made stale by in.txt — cancelled, restarting');
     expect(text).toContain('⟲ slow stale: restarts next cycle');
+    expect(text).toContain('⟲ mid stale: restarts next cycle');
+    expect(text).not.toContain('below');
     expect(s.failures).toEqual([]);
+    expect(s.paused).toBe(true);
   });
 });

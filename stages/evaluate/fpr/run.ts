@@ -2,7 +2,8 @@ import { StageError, type StageContext } from '../../../engine/stage-api.js';
 import { bootstrapOptions } from '../lib/bootstrap-options.js';
 import { formatCountsCsv } from '../lib/counts-csv.js';
 import { evaluateFpr } from '../lib/fpr.js';
-import { stringField, writeAtomic } from '../lib/io.js';
+import { stringField } from '../lib/io.js';
+import { writeFileAtomicSync } from '../../lib/atomic-write.js';
 import { loadEvalRows } from '../lib/load.js';
 import { defaultSplit } from '../lib/names.js';
 import { fprToJson } from '../lib/results.js';
@@ -35,9 +36,9 @@ export async function run(ctx: StageContext<FprWith>): Promise<void> {
   const result = evaluateFpr(rows, threshold, boot, (label, done, total) => {
     ctx.progress({ done, total, unit: 'bins', message: `bootstrap bin ${label}` });
   });
-  writeAtomic(ctx.resolve(w.counts), formatCountsCsv(result.bins));
+  writeFileAtomicSync(ctx.resolve(w.counts), formatCountsCsv(result.bins));
   const json = fprToJson(result, { model, evalSet, file, ...boot });
-  writeAtomic(ctx.resolve(w.out), JSON.stringify(json, null, 2) + '\n');
+  writeFileAtomicSync(ctx.resolve(w.out), JSON.stringify(json, null, 2) + '\n');
   ctx.log(`${model} on ${evalSet}/${rows.split}: FPR ${result.fpr}% [${result.ci.lower}, ${result.ci.upper}] (authors' re-estimate ${result.fprReestimate}%), n = ${rows.n}, ${result.bins.length} bins`);
   ctx.record({ n: rows.n, fpr: result.fpr });
 }

@@ -2,7 +2,8 @@ import { StageError, type StageContext } from '../../../engine/stage-api.js';
 import { bootstrapOptions } from '../lib/bootstrap-options.js';
 import { formatCountsCsv } from '../lib/counts-csv.js';
 import { evaluateFpr, reestimate } from '../lib/fpr.js';
-import { stringField, stringList, writeAtomic } from '../lib/io.js';
+import { stringField, stringList } from '../lib/io.js';
+import { writeFileAtomicSync } from '../../lib/atomic-write.js';
 import { loadEvalRows } from '../lib/load.js';
 import { defaultSplit } from '../lib/names.js';
 import { fprToJson, type HmJson } from '../lib/results.js';
@@ -50,8 +51,8 @@ export async function run(ctx: StageContext<HmWith>): Promise<void> {
     fpr_age_0_1: impact,
     auroc_calib: npRound(auroc(cal.rows.score, cal.rows.label), 4),
   };
-  writeAtomic(ctx.resolve(w.counts), formatCountsCsv(result.bins));
-  writeAtomic(ctx.resolve(w.out), JSON.stringify(json, null, 2) + '\n');
+  writeFileAtomicSync(ctx.resolve(w.counts), formatCountsCsv(result.bins));
+  writeFileAtomicSync(ctx.resolve(w.out), JSON.stringify(json, null, 2) + '\n');
   ctx.log(`${model} HM ${ratio}: threshold ${threshold}, FPR ${result.fpr}%, ages 0–1: ${impact}`);
   ctx.record({ threshold, fpr: result.fpr, fpr_age_0_1: impact });
 }

@@ -1,15 +1,6 @@
-/** Small file helpers for the stage runs: atomic writes and typed reads of `with:` values. */
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+/** Small file helpers for the stage runs: JSON reads and typed reads of `with:` values. */
+import { readFileSync } from 'node:fs';
 import { StageError } from '../../../engine/stage-api.js';
-
-/** Write via a temp file + rename, so a crash never leaves a half-written output. */
-export function writeAtomic(abs: string, text: string): void {
-  mkdirSync(dirname(abs), { recursive: true });
-  const tmp = `${abs}.tmp-${process.pid}`;
-  writeFileSync(tmp, text);
-  renameSync(tmp, abs);
-}
 
 export function readJson<T>(abs: string, shown: string, stage: string): T {
   let text: string;

@@ -2,7 +2,8 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { StageError, type StageContext } from '../../../engine/stage-api.js';
 import { recordsCsv } from '../../lib/pandas-csv.js';
-import { readJson, stringList, writeAtomic } from '../lib/io.js';
+import { readJson, stringList } from '../lib/io.js';
+import { writeFileAtomicSync } from '../../lib/atomic-write.js';
 import type { FprJson, HmJson, ThresholdJson } from '../lib/results.js';
 import {
   AUROC_COLUMNS, BY_AGE_COLUMNS, FPR_TABLE_COLUMNS, HM_COLUMNS, OVERALL_COLUMNS, THRESHOLD_COLUMNS, aurocRows, byAgeRows,
@@ -44,17 +45,17 @@ export async function run(ctx: StageContext<SummaryWith>): Promise<void> {
   const fprs: FprJson[] = [];
   for (const m of models) for (const e of evalSets) fprs.push(need<FprJson>(join(w.fpr_dir, m, `${e}.json`)));
 
-  writeAtomic(ctx.resolve(w.out), JSON.stringify(fprJsonShape(fprs, models, evalSets, method), null, 4));
-  writeAtomic(ctx.resolve(w.by_age), recordsCsv(byAgeRows(fprs, models, evalSets), BY_AGE_COLUMNS));
-  writeAtomic(ctx.resolve(w.overall), recordsCsv(overallRows(fprs, method), OVERALL_COLUMNS));
-  if (w.headline) writeAtomic(ctx.resolve(w.headline), JSON.stringify(headline(fprs, models, method), null, 2) + '\n');
-  if (w.fpr_table) writeAtomic(ctx.resolve(w.fpr_table), recordsCsv(fprTableRows(fprs, method), FPR_TABLE_COLUMNS));
+  writeFileAtomicSync(ctx.resolve(w.out), JSON.stringify(fprJsonShape(fprs, models, evalSets, method), null, 4));
+  writeFileAtomicSync(ctx.resolve(w.by_age), recordsCsv(byAgeRows(fprs, models, evalSets), BY_AGE_COLUMNS));
+  writeFileAtomicSync(ctx.resolve(w.overall), recordsCsv(overallRows(fprs, method), OVERALL_COLUMNS));
+  if (w.headline) writeFileAtomicSync(ctx.resolve(w.headline), JSON.stringify(headline(fprs, models, method), null, 2) + '\n');
+  if (w.fpr_table) writeFileAtomicSync(ctx.resolve(w.fpr_table), recordsCsv(fprTableRows(fprs, method), FPR_TABLE_COLUMNS));
 
   if (w.thresholds || w.auroc) {
     if (!w.threshold_dir) throw new StageError(`Stage ${ctx.stage}: with.thresholds/with.auroc need with.threshold_dir.`);
     const ts = models.map((m) => need<ThresholdJson>(join(w.threshold_dir!, `${m}.json`)));
-    if (w.thresholds) writeAtomic(ctx.resolve(w.thresholds), recordsCsv(thresholdRows(ts), THRESHOLD_COLUMNS));
-    if (w.auroc) writeAtomic(ctx.resolve(w.auroc), recordsCsv(aurocRows(ts), AUROC_COLUMNS));
+    if (w.thresholds) writeFileAtomicSync(ctx.resolve(w.thresholds), recordsCsv(thresholdRows(ts), THRESHOLD_COLUMNS));
+    if (w.auroc) writeFileAtomicSync(ctx.resolve(w.auroc), recordsCsv(aurocRows(ts), AUROC_COLUMNS));
   }
   if (w.hm_impact || w.hm_table) {
     if (!w.hm_dir) throw new StageError(`Stage ${ctx.stage}: with.hm_impact/with.hm_table need with.hm_dir.`);
@@ -63,10 +64,10 @@ export async function run(ctx: StageContext<SummaryWith>): Promise<void> {
     const base = fprs.filter((f) => f.eval_set === hmSet);
     const hms = models.flatMap((m) => ratios.map((r) => need<HmJson>(join(w.hm_dir!, m, `${r}.json`))));
     const rows = hmRows(base, hms, models);
-    if (w.hm_impact) writeAtomic(ctx.resolve(w.hm_impact), recordsCsv(rows, HM_COLUMNS));
+    if (w.hm_impact) writeFileAtomicSync(ctx.resolve(w.hm_impact), recordsCsv(rows, HM_COLUMNS));
     if (w.hm_table) {
       const t = hmTable(rows);
-      writeAtomic(ctx.resolve(w.hm_table), recordsCsv(t.rows, t.columns));
+      writeFileAtomicSync(ctx.resolve(w.hm_table), recordsCsv(t.rows, t.columns));
     }
   }
   const children = fprs.filter((f) => f.eval_set === 'vindr_pcxr');

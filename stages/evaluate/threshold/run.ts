@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { StageError, type StageContext } from '../../../engine/stage-api.js';
-import { stringField, stringList, writeAtomic } from '../lib/io.js';
+import { stringField, stringList } from '../lib/io.js';
+import { writeFileAtomicSync } from '../../lib/atomic-write.js';
 import { loadEvalRows } from '../lib/load.js';
 import type { AurocEntry, ThresholdJson } from '../lib/results.js';
 import { npRound } from '../../lib/pynum.js';
@@ -58,7 +59,7 @@ export async function run(ctx: StageContext<ThresholdWith>): Promise<void> {
     calib: { file: own.file, n: own.rows.n, positives, negatives: own.rows.n - positives },
     auroc: aurocs,
   };
-  writeAtomic(ctx.resolve(w.out), JSON.stringify(result, null, 2) + '\n');
+  writeFileAtomicSync(ctx.resolve(w.out), JSON.stringify(result, null, 2) + '\n');
   ctx.log(`${model}: threshold ${t.threshold} (J ${t.youdenJ.toFixed(4)}) on ${own.rows.n} calibration rows; AUROC ${aurocs[0]!.auroc}`);
   ctx.record({ threshold: t.threshold, calib_rows: own.rows.n });
 }

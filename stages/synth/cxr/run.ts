@@ -1,4 +1,4 @@
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { stringify } from 'csv-stringify/sync';
@@ -16,6 +16,7 @@ import { layoutFiles, type ImageFormat } from './layouts.js';
 import { RenderPool } from './pool.js';
 import { createRng } from './prng.js';
 import { synthesizeImage } from './render.js';
+import { writeDirAtomic } from '../../lib/atomic-write.js';
 
 export interface SynthWith {
   out: string;
@@ -101,9 +102,6 @@ export async function run(ctx: StageContext<SynthWith>): Promise<void> {
   const files = layoutFiles(w.layout, images, opts.format, w.size, rng.fork('labels'));
 
   const outDir = ctx.resolve(w.out);
-  const tmp = join(dirname(outDir), `.${w.out.replace(/[^A-Za-z0-9_-]+/g, '_')}.tmp-${process.pid}`);
-  await rm(tmp, { recursive: true, force: true });
-  await mkdir(tmp, { recursive: true });
   ctx.log(`synthesizing ${images.length} ${opts.format} images of ${w.patients} patients in the ${w.layout} layout`);
   ctx.progress({ done: 0, total: images.length, unit: 'images' });
 
@@ -114,7 +112,7 @@ export async function run(ctx: StageContext<SynthWith>): Promise<void> {
   const workers = Math.min(ctx.resources.cpus || 1, availableParallelism(), Math.ceil(images.length / 8));
   const pool = workers > 1 ? new RenderPool(workers) : null;
   let done = 0;
-  const one = async (img: SynthImage): Promise<void> => {
+  const one = async (tmp: string, img: SynthImage): Promise<void> => {
     if (ctx.signal.aborted) throw new StageError(`stage ${ctx.stage}: cancelled`);
     const rel = files.imagePath(img);
     const file = join(tmp, rel);
@@ -146,31 +144,27 @@ export async function run(ctx: StageContext<SynthWith>): Promise<void> {
     if (done % 10 === 0 || done === images.length) ctx.progress({ done, total: images.length, unit: 'images' });
   };
   try {
-    if (pool) {
-      let next = 0;
-      const lane = async (): Promise<void> => {
-        while (next < images.length) await one(images[next++]!);
-      };
-      await Promise.all(Array.from({ length: workers * 2 }, lane));
-    } else for (const img of images) await one(img);
-    for (const [rel, text] of Object.entries(files.csv)) {
-      await mkdir(dirname(join(tmp, rel)), { recursive: true });
-      await writeFile(join(tmp, rel), text);
-    }
-    // Ground truth the real datasets do not have (the phantom's true CTR), kept apart from the real layout's files.
-    await writeFile(
-      join(tmp, 'phantom_truth.csv'),
-      stringify([
-        ['image_id', 'patient_id', 'path', 'age_days', 'age_years_true', 'sex', 'cardiomegaly', 'findings', 'ctr', 'measured_ctr', 'view', 'photometric'],
-        ...truth,
-      ]),
-    );
-    await rm(outDir, { recursive: true, force: true });
-    await mkdir(dirname(outDir), { recursive: true });
-    await rename(tmp, outDir);
-  } catch (e) {
-    await rm(tmp, { recursive: true, force: true });
-    throw e;
+    await writeDirAtomic(outDir, async (tmp) => {
+      if (pool) {
+        let next = 0;
+        const lane = async (): Promise<void> => {
+          while (next < images.length) await one(tmp, images[next++]!);
+        };
+        await Promise.all(Array.from({ length: workers * 2 }, lane));
+      } else for (const img of images) await one(tmp, img);
+      for (const [rel, text] of Object.entries(files.csv)) {
+        await mkdir(dirname(join(tmp, rel)), { recursive: true });
+        await writeFile(join(tmp, rel), text);
+      }
+      // Ground truth the real datasets do not have (the phantom's true CTR), kept apart from the real layout's files.
+      await writeFile(
+        join(tmp, 'phantom_truth.csv'),
+        stringify([
+          ['image_id', 'patient_id', 'path', 'age_days', 'age_years_true', 'sex', 'cardiomegaly', 'findings', 'ctr', 'measured_ctr', 'view', 'photometric'],
+          ...truth,
+        ]),
+      );
+    });
   } finally {
     await pool?.close();
   }

@@ -23,6 +23,7 @@ export async function run(ctx: StageContext<EchoWith>): Promise<void> {
     await writeFile(ctx.resolve(w.out), text.slice(0, 1));
     throw new StageError('echo stopped after writing part of its output');
   }
-  const upstream = ctx.upstream.map((u) => ({ stage: u.stage, ...(u.extra ? { extra: u.extra } : {}) }));
+  // The provenance a report would print (stage, outputs with hashes, extra): a test sees what downstream bytes depend on.
+  const upstream = ctx.upstream.map((u) => ({ stage: u.stage, outputs: u.outputs, ...(u.extra ? { extra: u.extra } : {}) }));
   await writeFile(ctx.resolve(w.out), `${text}${w.message}\n${JSON.stringify({ key: ctx.key, deps: ctx.depHashes, upstream })}\n`);
 }

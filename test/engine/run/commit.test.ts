@@ -34,11 +34,13 @@ describe('Committer', () => {
     const { commit } = await setup();
     const a = f.stage('a');
     const info = await computeKey(a, f.ws);
-    const v = await commit.ran(a, info, job('j'), { ...ok, status: 'failed', exitCode: 3, reason: 'exit code 3' }, none(), 'local', false);
-    expect(v).toEqual({ status: 'failed', reason: 'exit code 3' });
+    const v = await commit.ran(a, info, job('j'), { ...ok, status: 'failed', exitCode: 3, failure: 'exit', reason: 'exit code 3' }, none(), 'local', false);
+    expect(v).toEqual({ status: 'failed', code: 'exit-non-zero', reason: 'exit code 3' });
     expect(f.exists('out/a.txt')).toBe(false);
+    const oom = await commit.ran(a, info, job('j'), { ...ok, status: 'failed', exitCode: null, failure: 'oom', reason: 'out of memory (limit 1G)' }, none(), 'local', false);
+    expect(oom).toEqual({ status: 'failed', code: 'out-of-memory', reason: 'out of memory (limit 1G)' });
     f.write('out/a.txt', 'half\n');
-    expect(await commit.ran(a, info, job('j'), ok, none(), 'local', true)).toEqual({ status: 'cancelled', reason: 'cancelled' });
+    expect(await commit.ran(a, info, job('j'), ok, none(), 'local', true)).toEqual({ status: 'cancelled', code: 'cancelled', reason: 'cancelled' });
     expect(f.exists('out/a.txt')).toBe(false);
     expect(await f.ws.runs.get(info.key)).toBeUndefined();
   });
@@ -48,11 +50,11 @@ describe('Committer', () => {
     const a = f.stage('a');
     const info = await computeKey(a, f.ws);
     commit.prepare(a);
-    expect(await commit.ran(a, info, job('j'), ok, none(), 'local', false)).toEqual({ status: 'failed', reason: 'stage a said it writes out/a.txt but did not' });
+    expect(await commit.ran(a, info, job('j'), ok, none(), 'local', false)).toEqual({ status: 'failed', code: 'out-not-written', reason: 'stage a said it writes out/a.txt but did not' });
     f.write('out/a.txt', 'output\n');
     f.write('in.txt', 'edited during the run\n');
     const v = await commit.ran(a, info, job('j'), ok, none(), 'local', false);
-    expect(v).toMatchObject({ status: 'failed', reason: expect.stringMatching(/^dep in\.txt changed while the stage ran/) });
+    expect(v).toMatchObject({ status: 'failed', code: 'dep-changed-mid-run' });
     expect(f.exists('out/a.txt')).toBe(false);
   });
 

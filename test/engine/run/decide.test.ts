@@ -11,7 +11,7 @@ const graph: StageGraph = {
   predecessors: (s) => ({ a: [], b: ['a'], c: ['b'], d: ['a'] })[s] ?? [],
 };
 
-const outcome = (stage: string, status: StageOutcome['status'], reason = ''): StageOutcome => ({ stage, status, reason, durationMs: 0 });
+const outcome = (stage: string, status: StageOutcome['status'], code: StageOutcome['code'], reason = ''): StageOutcome => ({ stage, status, code, reason, durationMs: 0 });
 
 describe('waiting and blocking', () => {
   it('a stage waits for its nearest selected ancestors, through unselected ones', () => {
@@ -24,13 +24,15 @@ describe('waiting and blocking', () => {
   it('names the root cause of a block: the failed stage, not the skipped one in between', () => {
     const ends = new Map<string, StageOutcome>();
     expect(upstreamBlock(['a'], (s) => ends.get(s))).toBeUndefined();
-    ends.set('a', outcome('a', 'failed', 'exit code 1'));
-    expect(upstreamBlock(['a'], (s) => ends.get(s))).toBe('upstream stage a failed');
-    ends.set('b', outcome('b', 'skipped', 'upstream stage a failed'));
-    expect(upstreamBlock(['b'], (s) => ends.get(s))).toBe('upstream stage a failed');
-    ends.set('d', outcome('d', 'cancelled', 'cancelled'));
-    expect(upstreamBlock(['d'], (s) => ends.get(s))).toBe('upstream stage d did not complete');
-    ends.set('e', outcome('e', 'up-to-date'));
+    ends.set('a', outcome('a', 'failed', 'exit-non-zero', 'exit code 1'));
+    expect(upstreamBlock(['a'], (s) => ends.get(s))).toEqual({ code: 'upstream-failed', text: 'upstream stage a failed' });
+    ends.set('b', outcome('b', 'skipped', 'upstream-failed', 'upstream stage a failed'));
+    expect(upstreamBlock(['b'], (s) => ends.get(s))).toEqual({ code: 'upstream-failed', text: 'upstream stage a failed' });
+    ends.set('d', outcome('d', 'cancelled', 'cancelled', 'cancelled'));
+    expect(upstreamBlock(['d'], (s) => ends.get(s))).toEqual({ code: 'upstream-incomplete', text: 'upstream stage d did not complete' });
+    ends.set('x', outcome('x', 'skipped', 'stopped', 'not started: stage q failed (use --keep-going to run independent stages)'));
+    expect(upstreamBlock(['x'], (s) => ends.get(s))).toEqual({ code: 'upstream-incomplete', text: 'upstream stage x did not complete' });
+    ends.set('e', outcome('e', 'up-to-date', 'up-to-date'));
     expect(upstreamBlock(['e'], (s) => ends.get(s))).toBeUndefined();
   });
 });
@@ -52,9 +54,12 @@ describe('with a real workspace', () => {
     const r = recorder();
     const graphOf: StageGraph = { order: ['make', 'use'], predecessors: (s) => (s === 'use' ? ['make'] : []) };
     const d = await planStages({ pipeline: f.pipeline, graph: graphOf, workspace: f.ws, selected: new Set(['make', 'use']), emit: r.emit, pipeVersion: 't' });
-    expect(d.get('make')).toMatchObject({ action: 'run', reasons: ['new stage (never ran)'] });
-    expect(d.get('use')).toMatchObject({ action: 'run', reasons: ['upstream stage make will re-run'] });
-    expect(r.events.map((e) => e.type)).toEqual(['plan', 'plan']);
+    expect(d.get('make')).toMatchObject({ action: 'run', reasons: [{ code: 'never-ran', text: 'new stage (never ran)' }] });
+    expect(d.get('use')).toMatchObject({ action: 'run', reasons: [{ code: 'upstream-will-run', text: 'upstream stage make will re-run' }] });
+    expect(r.events).toMatchObject([
+      { type: 'plan', stage: 'make', codes: ['never-ran'], reasons: ['new stage (never ran)'] },
+      { type: 'plan', stage: 'use', codes: ['upstream-will-run'], reasons: ['upstream stage make will re-run'] },
+    ]);
     expect(f.exists('out/x')).toBe(false);
   });
 });
