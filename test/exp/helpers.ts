@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pipeAsync, workspace, type CliResult, type Ws } from '../engine/helpers.js';
+import { workspace, type Ws } from '../engine/helpers.js';
 
 /**
  * prep (no params: common to every variant) → train (scale) → evaluate (writes out/metrics.json; fails for scale 0).
@@ -87,14 +87,6 @@ export function sweepWorkspace(): SweepWs {
       }
     },
   });
-}
-
-/**
- * The real CLI without blocking this worker: a test that waits on many CLI runs synchronously starves vitest's own
- * messages to the worker ("Timeout calling onTaskUpdate").
- */
-export function cli(cwd: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
-  return pipeAsync(cwd, args, env).done;
 }
 
 /** git in `dir`, with an author and committer (the machine may have none configured). */

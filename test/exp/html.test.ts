@@ -7,7 +7,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { chromium, type BrowserContext } from 'playwright-core';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cli, sweepWorkspace } from './helpers.js';
+import { runPipe } from '../engine/helpers.js';
+import { sweepWorkspace } from './helpers.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACT = fileURLToPath(new URL('../../artifacts/experiments.png', import.meta.url));
@@ -45,13 +46,13 @@ describe.skipIf(!present)(`pipe exp show --html in headless Chromium (${CHROMIUM
   it('shows every variant in the table and charts the metric against the swept param; saves a screenshot', async () => {
     const ws = sweepWorkspace();
     try {
-      expect((await cli(ws.dir, ['run', 'p.yaml'], ws.env())).code).toBe(0);
-      expect((await cli(ws.dir, ['exp', 'run', 'p.yaml', 'sweep', 'solo', '-j', '4'], ws.env(4))).code).toBe(1);
+      expect((await runPipe(ws.dir, ['run', 'p.yaml'], ws.env())).code).toBe(0);
+      expect((await runPipe(ws.dir, ['exp', 'run', 'p.yaml', 'sweep', 'solo', '-j', '4'], ws.env(4))).code).toBe(1);
       // Into a folder that does not exist yet (on a fresh clone, out/ is not there after `pipe exp run`).
-      const r = await cli(ws.dir, ['exp', 'show', 'p.yaml', '--html', 'reports/new/experiments.html']);
+      const r = await runPipe(ws.dir, ['exp', 'show', 'p.yaml', '--html', 'reports/new/experiments.html']);
       expect(r.code, r.stderr).toBe(0);
       expect(r.stderr).toMatch(/wrote reports\/new\/experiments\.html \(score against scale\)/);
-      const bad = await cli(ws.dir, ['exp', 'show', 'p.yaml', '--html', 'x.html', '--metric', 'scroe']);
+      const bad = await runPipe(ws.dir, ['exp', 'show', 'p.yaml', '--html', 'x.html', '--metric', 'scroe']);
       expect(bad.code).toBe(2);
       expect(bad.stderr).toMatch(/--metric scroe: no such metric \(did you mean `score`\?\)/);
 

@@ -3,8 +3,9 @@
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { runPipe } from '../engine/helpers.js';
 import { metricsDiff, metricsTable } from '../../engine/metrics.js';
-import { cli, git, sweepWorkspace, type SweepWs } from './helpers.js';
+import { git, sweepWorkspace, type SweepWs } from './helpers.js';
 
 let ws: SweepWs | undefined;
 afterEach(() => {
@@ -15,8 +16,8 @@ afterEach(() => {
 describe('pipe metrics', () => {
   it('prints one line per metric when a row per file would not fit, a row per file when it does', async () => {
     ws = sweepWorkspace();
-    expect((await cli(ws.dir, ['run', 'p.yaml'], ws.env())).code).toBe(0);
-    const long = (await cli(ws.dir, ['metrics', 'p.yaml'], { COLUMNS: '80' })).stdout.trimEnd().split('\n');
+    expect((await runPipe(ws.dir, ['run', 'p.yaml'], ws.env())).code).toBe(0);
+    const long = (await runPipe(ws.dir, ['metrics', 'p.yaml'], { COLUMNS: '80' })).stdout.trimEnd().split('\n');
     expect(long[0]).toMatch(/^stage\s+file\s+metric\s+value$/);
     expect(long.slice(2)).toEqual([
       expect.stringMatching(/^evaluate\s+out\/metrics\.json\s+score\s+15$/),
@@ -27,9 +28,9 @@ describe('pipe metrics', () => {
       expect.stringMatching(/rates\.fpr_adults_healthy\s+0\.1$/),
     ]);
     for (const l of long) expect(l.length).toBeLessThanOrEqual(80);
-    const wide = (await cli(ws.dir, ['metrics', 'p.yaml'], { COLUMNS: '250' })).stdout.split('\n');
+    const wide = (await runPipe(ws.dir, ['metrics', 'p.yaml'], { COLUMNS: '250' })).stdout.split('\n');
     expect(wide[0]).toMatch(/^stage\s+file\s+run\s+n\s+rates\.fpr_adults_healthy\s.*score$/);
-    expect((await cli(ws.dir, ['metrics', 'p.yaml', '--long'], { COLUMNS: '250' })).stdout.split('\n')[0]).toMatch(/^stage\s+file\s+metric\s+value$/);
+    expect((await runPipe(ws.dir, ['metrics', 'p.yaml', '--long'], { COLUMNS: '250' })).stdout.split('\n')[0]).toMatch(/^stage\s+file\s+metric\s+value$/);
   });
 
   it('the table helpers: pivot only within the width; the run column only across runs', async () => {
@@ -49,41 +50,41 @@ describe('pipe metrics', () => {
 describe('pipe metrics diff', () => {
   it('compares with the lock file at a git revision: from the cache, else from git; --all, --md, --json; clear errors', async () => {
     ws = sweepWorkspace();
-    const outside = await cli(ws.dir, ['metrics', 'diff', 'p.yaml']);
+    const outside = await runPipe(ws.dir, ['metrics', 'diff', 'p.yaml']);
     expect(outside.code).toBe(2);
     expect(outside.stderr).toMatch(/is not in a git repository .*it compares with the lock file committed at a git revision/);
 
     git(ws.dir, 'init', '-q');
     git(ws.dir, 'add', 'p.yaml', 'in.txt', 'train.sh', 'eval.sh');
     git(ws.dir, 'commit', '-qm', 'pipeline');
-    const noLock = await cli(ws.dir, ['metrics', 'diff', 'p.yaml']);
+    const noLock = await runPipe(ws.dir, ['metrics', 'diff', 'p.yaml']);
     expect(noLock.code, noLock.stderr).toBe(0);
     expect(noLock.stderr).toMatch(/p\.lock\.yaml is not in HEAD \(commit it with the pipeline\)/);
 
-    expect((await cli(ws.dir, ['run', 'p.yaml'], ws.env())).code).toBe(0);
+    expect((await runPipe(ws.dir, ['run', 'p.yaml'], ws.env())).code).toBe(0);
     git(ws.dir, 'add', 'p.lock.yaml');
     git(ws.dir, 'commit', '-qm', 'results');
-    expect((await cli(ws.dir, ['metrics', 'diff', 'p.yaml'])).stdout).toBe('No metric changed since HEAD (--all lists them all).\n');
+    expect((await runPipe(ws.dir, ['metrics', 'diff', 'p.yaml'])).stdout).toBe('No metric changed since HEAD (--all lists them all).\n');
 
     ws.write('p.params.yaml', 'scale: 2\n');
-    expect((await cli(ws.dir, ['run', 'p.yaml'], ws.env())).code).toBe(0);
-    const d = await cli(ws.dir, ['metrics', 'diff', 'p.yaml']);
+    expect((await runPipe(ws.dir, ['run', 'p.yaml'], ws.env())).code).toBe(0);
+    const d = await runPipe(ws.dir, ['metrics', 'diff', 'p.yaml']);
     expect(d.code, d.stderr).toBe(0);
     const lines = d.stdout.trimEnd().split('\n');
     expect(lines[0]).toMatch(/^file\s+metric\s+HEAD\s+workspace\s+change$/);
     expect(lines).toContainEqual(expect.stringMatching(/^out\/metrics\.json\s+score\s+15\s+30\s+\+15$/));
     expect(lines).toContainEqual(expect.stringMatching(/^out\/metrics\.json\s+rates\.fpr_children_age_0_1\s+1\s+0\.5\s+-0\.5$/));
     expect(lines.some((l) => /\sn\s/.test(l))).toBe(false);
-    expect((await cli(ws.dir, ['metrics', 'diff', 'p.yaml', '--all'])).stdout).toMatch(/^out\/metrics\.json\s+n\s+5\s+5\s+0$/m);
-    expect((await cli(ws.dir, ['metrics', 'diff', 'p.yaml', '--md'])).stdout).toMatch(/^\| out\/metrics\.json \| score \| 15 \| 30 \| \+15 \|$/m);
-    const json = JSON.parse((await cli(ws.dir, ['metrics', 'diff', 'p.yaml', '--json'])).stdout) as { rev: string; diff: Array<{ metric: string; old: unknown; new: unknown; change?: number }> };
+    expect((await runPipe(ws.dir, ['metrics', 'diff', 'p.yaml', '--all'])).stdout).toMatch(/^out\/metrics\.json\s+n\s+5\s+5\s+0$/m);
+    expect((await runPipe(ws.dir, ['metrics', 'diff', 'p.yaml', '--md'])).stdout).toMatch(/^\| out\/metrics\.json \| score \| 15 \| 30 \| \+15 \|$/m);
+    const json = JSON.parse((await runPipe(ws.dir, ['metrics', 'diff', 'p.yaml', '--json'])).stdout) as { rev: string; diff: Array<{ metric: string; old: unknown; new: unknown; change?: number }> };
     expect(json.rev).toBe('HEAD');
     expect(json.diff.find((x) => x.metric === 'score')).toEqual({ path: 'out/metrics.json', metric: 'score', old: 15, new: 30, change: 15 });
 
     // The old metrics file gone from the cache: read from git when it is committed, else said so.
     const head = git(ws.dir, 'rev-parse', 'HEAD').trim();
     rmSync(join(ws.dir, '.pipe/cache'), { recursive: true, force: true });
-    const gone = await cli(ws.dir, ['metrics', 'diff', 'p.yaml', '--rev', head]);
+    const gone = await runPipe(ws.dir, ['metrics', 'diff', 'p.yaml', '--rev', head]);
     expect(gone.stderr).toMatch(/out\/metrics\.json at [0-9a-f]{40}: neither in the cache \(collected by `pipe gc`\?\) nor committed to git; shown as added/);
     expect(gone.stdout).toMatch(/^out\/metrics\.json\s+score\s+-\s+30\s+added$/m);
     git(ws.dir, 'checkout', '-q', '-b', 'with-metrics', head);
@@ -91,13 +92,13 @@ describe('pipe metrics diff', () => {
     git(ws.dir, 'add', '-f', 'out/metrics.json');
     git(ws.dir, 'commit', '-qm', 'metrics committed');
     ws.write('out/metrics.json', '{"score": 30, "n": 5}\n');
-    const fromGit = await cli(ws.dir, ['metrics', 'diff', 'p.yaml', '--rev', 'with-metrics']);
+    const fromGit = await runPipe(ws.dir, ['metrics', 'diff', 'p.yaml', '--rev', 'with-metrics']);
     expect(fromGit.stderr).toBe('');
     expect(fromGit.stdout).toMatch(/^out\/metrics\.json\s+score\s+15\s+30\s+\+15$/m);
 
-    const unknown = await cli(ws.dir, ['metrics', 'diff', 'p.yaml', '--rev', 'nope']);
+    const unknown = await runPipe(ws.dir, ['metrics', 'diff', 'p.yaml', '--rev', 'nope']);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toMatch(/metrics diff --rev nope: unknown git revision `nope`/);
-    expect((await cli(ws.dir, ['metrics', 'diff', 'p.yaml', '--rev', '--output=/tmp/x'])).stderr).toMatch(/is not a git revision/);
+    expect((await runPipe(ws.dir, ['metrics', 'diff', 'p.yaml', '--rev', '--output=/tmp/x'])).stderr).toMatch(/is not a git revision/);
   });
 });

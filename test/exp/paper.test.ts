@@ -9,8 +9,7 @@ import { parse } from 'yaml';
 import { flatten } from '../../engine/metrics.js';
 import type { FprJson } from '../../stages/evaluate/lib/results.js';
 import { fprJsonShape } from '../../stages/evaluate/lib/tidy.js';
-import { repoRoot } from '../engine/helpers.js';
-import { cli } from './helpers.js';
+import { repoRoot, runPipe } from '../engine/helpers.js';
 
 let ws: string;
 beforeAll(() => {
@@ -22,7 +21,7 @@ afterAll(() => rmSync(ws, { recursive: true, force: true }));
 
 describe('pipelines/paper.yaml experiments', () => {
   it('lr-sweep: three learning rates, up to retrain-summary, named as the README says', async () => {
-    const r = await cli(ws, ['exp', 'run', 'pipelines/paper.yaml', 'lr-sweep', '--dry-run', '--json']);
+    const r = await runPipe(ws, ['exp', 'run', 'pipelines/paper.yaml', 'lr-sweep', '--dry-run', '--json']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).not.toMatch(/warning/);
     const { variants } = JSON.parse(r.stdout) as { variants: Array<{ name: string; overrides: Record<string, unknown>; targets: string[]; stages: number }> };
@@ -62,7 +61,7 @@ describe('pipelines/paper.yaml experiments', () => {
     const good = readFileSync(file, 'utf8');
     try {
       writeFileSync(file, good.replace('retrain.lr: [0.0005', 'retrain.lrr: [0.0005'));
-      const r = await cli(ws, ['exp', 'run', 'pipelines/paper.yaml', 'lr-sweep', '--dry-run']);
+      const r = await runPipe(ws, ['exp', 'run', 'pipelines/paper.yaml', 'lr-sweep', '--dry-run']);
       expect(r.code).toBe(2);
       expect(r.stderr).toMatch(/pipelines\/paper\/retrain\.yaml:\d+:\d+.*`params\.retrain` has no `lrr` \(did you mean `lr`\?\)/);
     } finally {

@@ -3,7 +3,8 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { cli, git, sweepWorkspace, type SweepWs } from './helpers.js';
+import { runPipe } from '../engine/helpers.js';
+import { git, sweepWorkspace, type SweepWs } from './helpers.js';
 
 let ws: SweepWs | undefined;
 afterEach(() => {
@@ -31,7 +32,7 @@ function record(dir: string, name: string): Rec {
 describe('a variant\'s record', () => {
   it('params, stage keys, metrics, duration; the git commit and whether the tree was dirty; none outside git', async () => {
     ws = sweepWorkspace();
-    const outside = await cli(ws.dir, ['exp', 'run', 'p.yaml', '-S', 'scale=2', '--name', 'nogit'], ws.env());
+    const outside = await runPipe(ws.dir, ['exp', 'run', 'p.yaml', '-S', 'scale=2', '--name', 'nogit'], ws.env());
     expect(outside.code, outside.stderr).toBe(0);
     const a = record(ws.dir, 'nogit');
     expect(a).toMatchObject({ name: 'nogit', status: 'ok', overrides: { scale: 2 }, metrics: { 'out/metrics.json': { score: 30, n: 5 } } });
@@ -45,12 +46,12 @@ describe('a variant\'s record', () => {
     git(ws.dir, 'add', 'p.yaml', 'in.txt', 'train.sh', 'eval.sh');
     git(ws.dir, 'commit', '-qm', 'pipeline');
     const head = git(ws.dir, 'rev-parse', 'HEAD').trim();
-    const clean = await cli(ws.dir, ['exp', 'run', 'p.yaml', '-S', 'scale=3', '--name', 'clean'], ws.env());
+    const clean = await runPipe(ws.dir, ['exp', 'run', 'p.yaml', '-S', 'scale=3', '--name', 'clean'], ws.env());
     expect(clean.code, clean.stderr).toBe(0);
     expect(record(ws.dir, 'clean').git).toEqual({ commit: head, dirty: false });
 
     ws.write('in.txt', 'v2\n'); // a tracked file edited, not committed
-    const dirty = await cli(ws.dir, ['exp', 'run', 'p.yaml', '-S', 'scale=3', '--name', 'dirty'], ws.env());
+    const dirty = await runPipe(ws.dir, ['exp', 'run', 'p.yaml', '-S', 'scale=3', '--name', 'dirty'], ws.env());
     expect(dirty.code, dirty.stderr).toBe(0);
     expect(record(ws.dir, 'dirty').git).toEqual({ commit: head, dirty: true });
   });

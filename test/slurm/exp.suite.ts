@@ -4,8 +4,8 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { workspace, type Ws } from '../engine/helpers.js';
-import { cli, snapshot } from '../exp/helpers.js';
+import { runPipe, workspace, type Ws } from '../engine/helpers.js';
+import { snapshot } from '../exp/helpers.js';
 import { hasSlurm, requireSlurm, startCluster } from './cluster.js';
 
 const run = hasSlurm || requireSlurm ? describe : describe.skip;
@@ -50,17 +50,17 @@ run('pipe exp run on SLURM', () => {
         '',
       ].join('\n'),
     });
-    const base = await cli(ws.dir, ['run', 'p.yaml']);
+    const base = await runPipe(ws.dir, ['run', 'p.yaml']);
     expect(base.code, base.stdout + base.stderr).toBe(0);
     const before = snapshot(ws.dir, ['.pipe']);
 
-    const r = await cli(ws.dir, ['exp', 'run', 'p.yaml', 'sweep', '--json']);
+    const r = await runPipe(ws.dir, ['exp', 'run', 'p.yaml', 'sweep', '--json']);
     expect(r.code, r.stdout + r.stderr).toBe(1); // scale 0 fails its job
     const end = r.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { type: string; variants?: Rec[] }).find((e) => e.type === 'exp-end')!;
     expect(end.variants!.map((v) => v.status).sort()).toEqual(['failed', 'ok', 'ok']);
 
     const dir = join(ws.dir, '.pipe/exp');
-    const show = await cli(ws.dir, ['exp', 'show', 'p.yaml', '--json']);
+    const show = await runPipe(ws.dir, ['exp', 'show', 'p.yaml', '--json']);
     expect(show.code, show.stderr).toBe(0);
     const rows = (JSON.parse(show.stdout) as { rows: Array<{ name: string; status: string; params: Record<string, unknown>; metrics: Record<string, unknown> }> }).rows;
     expect(rows.map((x) => [x.params.scale, x.status, x.metrics.score])).toEqual([
