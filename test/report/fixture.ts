@@ -58,7 +58,7 @@ export const UPSTREAM: UpstreamRun[] = [
     ],
     extra: { backend: 'wasm', resamples: 12000 },
   },
-  { stage: 'fig_counts', key: 'c'.repeat(64), cmd: 'python plot.py --out out/review/figures', outputs: [], endedAt: '2025-03-01T12:00:00.000Z' },
+  { stage: 'fig_counts', key: 'c'.repeat(64), cmd: 'python plot.py --out out/review/figures', outputs: [] },
 ];
 
 export const INPUTS = [
