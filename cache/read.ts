@@ -5,7 +5,7 @@
  *
  * This file imports nothing but Node.
  */
-import { constants } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 
 /**
@@ -36,5 +36,32 @@ export async function readRegularFile(path: string, maxBytes: number): Promise<s
     return buf.toString('utf8', 0, n);
   } finally {
     await fh.close();
+  }
+}
+
+/** readRegularFile with synchronous calls (run records are small, and read by the thousand on a no-op run). */
+export function readRegularFileSync(path: string, maxBytes: number): string | undefined {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ENXIO' || code === 'EACCES') return undefined;
+    throw e;
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile() || st.size > maxBytes) return undefined;
+    const buf = Buffer.alloc(st.size + 1);
+    let n = 0;
+    for (;;) {
+      const bytesRead = readSync(fd, buf, n, buf.length - n, n);
+      if (bytesRead === 0) break;
+      n += bytesRead;
+      if (n === buf.length) return undefined; // grew past what stat said while being read
+    }
+    return buf.toString('utf8', 0, n);
+  } finally {
+    closeSync(fd);
   }
 }

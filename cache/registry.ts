@@ -148,6 +148,15 @@ export async function dropWorkspace(w: RegisteredWorkspace): Promise<void> {
   await rm(w.dir, { recursive: true, force: true });
 }
 
+/**
+ * Forget the workspace whose `.pipe` folder is `pipeDir` (about to be deleted on purpose: `pipe exp remove`), so gc
+ * stops keeping what only it referenced. Nothing to do when it never registered.
+ */
+export async function unregisterWorkspace(storeRoot: string, pipeDir: string): Promise<void> {
+  const id = readId(`${pipeDir}/workspace.json`);
+  if (id) await rm(`${registryDir(storeRoot)}/${id}`, { recursive: true, force: true });
+}
+
 /** Forget one pipeline of a workspace (its file was deleted or renamed, and its lock file with it). */
 export function dropLock(w: RegisteredWorkspace, lock: string): void {
   rmSync(`${w.dir}/${createHash('sha256').update(lock).digest('hex').slice(0, 16)}.json`, { force: true });

@@ -19,11 +19,12 @@
  * its objects can still be served), and each differing output is recorded as a Disagreement that `pipe status`,
  * `pipe why` and `pipe verify` report. Stages that always run (`always_run`) replace their record instead.
  */
-import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { closeSync, existsSync, openSync } from 'node:fs';
+import { mkdir, readdir } from 'node:fs/promises';
 import { createHash, randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { createExclusive, writeFileAtomic } from './atomic.js';
-import { readRegularFile } from './read.js';
+import { createExclusiveSync, inFolder, writeFileAtomic, writeFileAtomicSync } from './atomic.js';
+import { readRegularFile, readRegularFileSync } from './read.js';
 import { listDir } from './dir.js';
 import { asStageKey, isHashHex } from './brand.js';
 import { outPathKey } from './paths.js';
@@ -79,7 +80,7 @@ class FileRunCache implements LocalRunCache {
   }
 
   async get(key: StageKey): Promise<RunRecord | undefined> {
-    return (await readRecord(this.recordPath(key), key)) ?? (this.shared ? await readRecord(keyPath(this.shared, key), key) : undefined);
+    return readRecordSync(this.recordPath(key), key) ?? (this.shared ? readRecordSync(keyPath(this.shared, key), key) : undefined);
   }
 
   async put(record: RunRecord, opts: { replace?: boolean } = {}): Promise<RunPut> {
@@ -87,8 +88,8 @@ class FileRunCache implements LocalRunCache {
     let kept = record;
     let disagreements: Disagreement[] = [];
     for (let attempt = 0; ; attempt++) {
-      const shared = this.shared ? await readRecord(keyPath(this.shared, key), key) : undefined;
-      const prior = opts.replace ? undefined : (shared ?? (await readRecord(this.recordPath(key), key)));
+      const shared = this.shared ? readRecordSync(keyPath(this.shared, key), key) : undefined;
+      const prior = opts.replace ? undefined : (shared ?? readRecordSync(this.recordPath(key), key));
       disagreements = prior ? differences(prior, record) : [];
       kept = record;
       if (prior && disagreements.length > 0 && (await this.servable(prior))) kept = { ...prior, fields: record.fields };
@@ -97,20 +98,20 @@ class FileRunCache implements LocalRunCache {
       if (shared && !opts.replace && (kept !== record || disagreements.length === 0)) break; // the store has the first
       const text = `${JSON.stringify(sharedRecord(kept), null, 1)}\n`;
       if (shared || opts.replace) {
-        await writeFileAtomic(keyPath(this.shared, key), text); // replacing an unservable first result, or always_run
+        writeFileAtomicSync(keyPath(this.shared, key), text); // replacing an unservable first result, or always_run
         break;
       }
-      if (await createExclusive(keyPath(this.shared, key), text)) break;
+      if (createExclusiveSync(keyPath(this.shared, key), text)) break;
       if (attempt > 0) break; // another process keeps writing first results: ours stands locally
       // Another workspace recorded this key a moment ago: compare with that one instead.
     }
-    await writeFileAtomic(this.recordPath(key), `${JSON.stringify(kept, null, 1)}\n`);
-    const hist = this.historyDir(record.stage);
-    await mkdir(hist, { recursive: true });
+    // Small files, written with synchronous calls (cache/atomic.ts writeFileAtomicSync).
+    writeFileAtomicSync(this.recordPath(key), `${JSON.stringify(kept, null, 1)}\n`);
     const ms = Date.parse(record.endedAt);
     const stamp = String(Number.isFinite(ms) ? ms : Date.now()).padStart(15, '0');
     // An empty marker; 'w' so re-recording the same key at the same instant is harmless.
-    await writeFile(`${hist}/${stamp}-${key}`, '', { flag: 'w' });
+    const marker = `${this.historyDir(record.stage)}/${stamp}-${key}`;
+    inFolder(marker, () => closeSync(openSync(marker, 'w')));
     for (const d of disagreements) await this.recordDisagreement(d);
     return { record: kept, disagreements };
   }
@@ -180,7 +181,7 @@ class FileRunCache implements LocalRunCache {
       const key = m.slice(16);
       if (seen.has(key)) continue; // the same key re-run later: listed once, at its newest run
       seen.add(key);
-      const rec = await readRecord(this.recordPath(asStageKey(key)), key);
+      const rec = readRecordSync(this.recordPath(asStageKey(key)), key);
       // A record gc'd or overwritten by another stage with the same key is not part of this stage's history.
       if (rec && rec.stage === stage) out.push(rec);
     }
@@ -227,7 +228,17 @@ function differences(first: RunRecord, later: RunRecord): Disagreement[] {
  * the stage simply runs again.
  */
 export async function readRecord(path: string, key?: string): Promise<RunRecord | undefined> {
-  const text = await readRegularFile(path, MAX_RECORD_BYTES);
+  return readRecordSync(path, key);
+}
+
+/**
+ * readRecord with synchronous calls (records are small), and no exception for the usual absent record: most keys
+ * of a first run have none, and a thrown ENOENT (an Error with a stack) cost more than the read. Read non-blocking,
+ * regular files only, bounded: a FIFO planted in a shared store reads as absent instead of hanging the run.
+ */
+export function readRecordSync(path: string, key?: string): RunRecord | undefined {
+  if (!existsSync(path)) return undefined;
+  const text = readRegularFileSync(path, MAX_RECORD_BYTES);
   if (text === undefined) return undefined;
   try {
     const rec = JSON.parse(text) as RunRecord;

@@ -40,6 +40,7 @@ import {
   realpathSync,
   renameSync,
   rmSync,
+  statSync,
   symlinkSync,
   utimesSync,
   writeFileSync,
@@ -118,21 +119,20 @@ class ContentStore implements LocalStore {
 
   async put(path: string, relPath: string): Promise<StoredOutput> {
     const absPath = resolve(path); // `out/` and `out` alike (and the same memo keys as the HashState's)
-    let st: BigIntStats;
-    try {
-      st = await stat(absPath, { bigint: true });
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
-        throw new CacheError(`${absPath} (declared output ${relPath}) does not exist, so it cannot be stored.`, 'not-found', absPath);
-      }
-      throw e;
+    const st = statSync(absPath, { bigint: true, throwIfNoEntry: false });
+    if (st === undefined) {
+      throw new CacheError(`${absPath} (declared output ${relPath}) does not exist, so it cannot be stored.`, 'not-found', absPath);
     }
     // The path is returned as declared: the engine looks outputs up by its declared paths (see outPathKey).
     if (st.isFile()) {
       const known = this.opts.state?.peek(absPath, st);
       const size = Number(st.size);
       const mode = objectMode(st);
+      const started = Date.now();
       const p = size <= SMALL ? this.putSmallSync(absPath, size, known, mode) : await this.putFile(absPath, size, known, mode);
+      // The bytes were just hashed: the memo learns them (unless racily clean), so the engine's index of this output
+      // costs no second read, now or on the next run.
+      if (!known && p.size === size) this.opts.state?.remember(absPath, st, p.hash, started);
       return { path: relPath, kind: 'file', hash: p.hash, size: p.size, files: 1 };
     }
     if (!st.isDirectory()) {

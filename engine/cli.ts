@@ -20,6 +20,8 @@ function program(): Command {
     .description('Declarative pipelines: content-hashed, cached, parallel, GPU-aware stage runs (local or SLURM).')
     .version(pipeVersion())
     .showHelpAfterError('(run with --help for usage)')
+    // Options after a subcommand are that subcommand's (`pipe metrics diff F --all`), never its parent's.
+    .enablePositionalOptions()
     .exitOverride();
 
   p.command('run')
@@ -98,14 +100,108 @@ function program(): Command {
       if (opts.resourceUsage) process.stderr.write(`PEAK_RSS_KB ${process.resourceUsage().maxRSS}\n`);
     });
 
-  p.command('metrics')
-    .description("Tabulate the stages' metrics files (outs with metric: true), flattened.")
+  const metrics = p
+    .command('metrics')
+    .enablePositionalOptions()
+    .description("The stages' metrics files (outs with metric: true): one row per file when that fits, else one per metric. `pipe metrics diff` compares with a git revision.")
     .argument('<file>', 'pipeline YAML')
     .option('--all', 'include earlier runs from the run cache')
+    .option('--long', 'one line per metric (stage, file, metric, value) even when a row per file would fit')
     .option('--json', 'machine-readable output')
-    .action(async (file: string, opts: { all?: boolean; json?: boolean }) => {
+    .action(async (file: string, opts: { all?: boolean; json?: boolean; long?: boolean }) => {
       const { metricsCommand } = await import('./commands/metrics.js');
       process.exitCode = await metricsCommand(file, opts);
+    });
+  metrics
+    .command('diff')
+    .description("The workspace's metrics against those of the lock file committed at a git revision (as DVC's metrics diff).")
+    .argument('<file>', 'pipeline YAML')
+    .option('--rev <ref>', 'git revision to compare with (default HEAD)')
+    .option('--all', 'list unchanged metrics too')
+    .option('--md', 'a Markdown table')
+    .option('--csv', 'CSV')
+    .option('--json', 'machine-readable output')
+    .action(async (file: string, opts: Record<string, unknown>) => {
+      const { metricsDiffCommand } = await import('./commands/metrics.js');
+      process.exitCode = await metricsDiffCommand(file, opts);
+    });
+
+  const exp = p.command('exp').description('Experiments: run parameter sets in scratch workspaces sharing the cache, compare them, apply one (docs/experiments.md).');
+  exp
+    .command('run')
+    .description('Run the variants of the named experiments (or one variant made of -S params), each in its own scratch workspace, in parallel; the workspace is not touched.')
+    .argument('<file>', 'pipeline YAML')
+    .argument('[experiments...]', 'names under `experiments:` in the pipeline')
+    .option('-S, --set <key=value>', 'a param to try (alone: one variant; with experiments: set for each of their variants); repeatable', collect)
+    .option('--params-file <file>', 'params file applied to every variant; repeatable', collect)
+    .option('-t, --target <stage>', 'bring only this stage (name or glob) and its upstream up to date; repeatable', collect)
+    .option('--name <name>', 'the name of a variant given with -S alone (default exp-<hash of its params>)')
+    .option('-j, --jobs <n>', 'run at most n local stages at once, all variants together (default: number of cores)')
+    .option('--gpus <ids>', 'GPU device ids to schedule on, e.g. 0,1 (default: detected; "none" for none)')
+    .option('--mem <size>', 'memory available to stages, all variants together, e.g. 8G')
+    .option('-k, --keep-going', "after a failure, keep running a variant's stages that do not depend on it")
+    .option('-n, --dry-run', 'list the variants and their params; run nothing')
+    .option('--no-wait', 'if another pipe holds the workspace or its experiments, exit at once naming it')
+    .option('--json', 'events as JSON lines (each with its variant), then exp-end')
+    .option('-v, --verbose', 'every stage line and log line')
+    .action(async (file: string, names: string[], opts: Record<string, unknown>) => {
+      const { expRunCommand } = await import('./commands/exp.js');
+      process.exitCode = await expRunCommand(file, names, opts);
+    });
+  exp
+    .command('show')
+    .description('One table: the workspace, then each recorded variant; the params that differ and the declared metrics.')
+    .argument('<file>', 'pipeline YAML')
+    .argument('[names...]', 'experiments or variants to show (globs allowed; default all)')
+    .option('--sort <column>', 'order the variants by a param or metric')
+    .option('--desc', 'with --sort: largest first')
+    .option('--only <columns>', 'comma-separated params and metrics to show (globs allowed)')
+    .option('--md', 'a Markdown table (every column)')
+    .option('--csv', 'CSV (every column)')
+    .option('--json', 'machine-readable output')
+    .option('--html <file>', 'also write an HTML page: the table and a chart of a metric against each swept param')
+    .option('--metric <metric>', 'with --html: the metric to chart (default the experiment\'s `metric:`, else the first that varies)')
+    .option('--width <n>', 'fit the table in n columns (default: the terminal\'s, else 80)')
+    .action(async (file: string, names: string[], opts: Record<string, unknown>) => {
+      const { expShowCommand } = await import('./commands/exp.js');
+      process.exitCode = await expShowCommand(file, names, opts);
+    });
+  exp
+    .command('diff')
+    .description('Params and metrics of two variants (or of one against the workspace) side by side, with the change.')
+    .argument('<file>', 'pipeline YAML')
+    .argument('<a>', 'a variant, or `workspace`')
+    .argument('[b]', 'another variant, or `workspace` (default: compare a with the workspace)')
+    .option('--all', 'list unchanged metrics too')
+    .option('--md', 'a Markdown table')
+    .option('--json', 'machine-readable output')
+    .action(async (file: string, a: string, b: string | undefined, opts: Record<string, unknown>) => {
+      const { expDiffCommand } = await import('./commands/exp.js');
+      process.exitCode = await expDiffCommand(file, a, b, opts);
+    });
+  exp
+    .command('apply')
+    .description("Restore a variant's outputs into the workspace from the cache (running nothing) and write its params to <name>.params.yaml, which `pipe run` reads.")
+    .argument('<file>', 'pipeline YAML')
+    .argument('<variant>', 'the variant to apply')
+    .option('--force', 'replace a <name>.params.yaml that pipe did not write')
+    .option('--no-wait', 'if another pipe holds the workspace, exit at once naming it')
+    .option('--json', 'machine-readable output')
+    .action(async (file: string, name: string, opts: Record<string, unknown>) => {
+      const { expApplyCommand } = await import('./commands/exp.js');
+      process.exitCode = await expApplyCommand(file, name, opts);
+    });
+  exp
+    .command('remove')
+    .description("Delete variants: their records and scratch workspaces, forgotten by the cache's registry (then `pipe gc` frees what only they used).")
+    .argument('<file>', 'pipeline YAML')
+    .argument('[names...]', 'variants or experiments (globs allowed)')
+    .option('--all', 'every variant of this pipeline')
+    .option('--no-wait', 'if another pipe holds the experiments, exit at once naming it')
+    .option('--json', 'machine-readable output')
+    .action(async (file: string, names: string[], opts: Record<string, unknown>) => {
+      const { expRemoveCommand } = await import('./commands/exp.js');
+      process.exitCode = await expRemoveCommand(file, names, opts);
     });
 
   p.command('gc')

@@ -48,6 +48,11 @@ export async function readLockAsync(file: string): Promise<LockFile | undefined>
     return undefined;
   }
   if (text === undefined) return undefined;
+  return parseLock(text);
+}
+
+/** A lock file's text (from disk, or `git show REV:path`), or undefined when it is not one. */
+export async function parseLock(text: string): Promise<LockFile | undefined> {
   const { parse } = await import('yaml');
   try {
     const v = parse(text) as LockFile | null;

@@ -1,7 +1,9 @@
 /**
- * Metrics files (outs with `metric: true`, JSON) flattened to `a.b.c → value` rows, for `pipe metrics`.
- * Pure helpers; the command reads files.
+ * Metrics files (outs with `metric: true`, JSON) flattened to `a.b.c → value`, for `pipe metrics`, `pipe metrics
+ * diff` and `pipe exp`. Pure helpers, except `readMetricsFile` (one bounded read).
  */
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { tableWidth, textTable, type Table } from './ui/table.js';
 
 export interface MetricsRow {
   stage: string;
@@ -22,18 +24,126 @@ export function flatten(value: unknown, prefix = '', out: Record<string, unknown
   return out;
 }
 
-/** A plain-text table: stage, file, run, then one column per metric key (union over rows, sorted). */
-export function metricsTable(rows: readonly MetricsRow[]): string {
-  const keys = [...new Set(rows.flatMap((r) => Object.keys(r.metrics)))].sort();
-  const header = ['stage', 'file', 'run', ...keys];
-  const body = rows.map((r) => [r.stage, r.path, r.run, ...keys.map((k) => cell(r.metrics[k]))]);
-  const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
-  const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
-  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...body.map(line)].join('\n');
+/** The largest metrics file read (`PIPE_MAX_METRICS_BYTES`): metrics are small JSON summaries, not datasets. */
+export function maxMetricsBytes(env: NodeJS.ProcessEnv = process.env): number {
+  const n = Number(env.PIPE_MAX_METRICS_BYTES);
+  return Number.isSafeInteger(n) && n > 0 ? n : 16 * 1024 * 1024;
 }
 
-function cell(v: unknown): string {
+/**
+ * One metrics file, flattened; or why it cannot be shown (missing, too large, not JSON) in a phrase that follows
+ * its path.
+ */
+export function readMetricsFile(abs: string, maxBytes = maxMetricsBytes()): { metrics: Record<string, unknown> } | { problem: string; missing?: true } {
+  let fd: number;
+  try {
+    fd = openSync(abs, 'r');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' ? { problem: 'missing', missing: true } : { problem: `cannot be read (${(e as Error).message})` };
+  }
+  try {
+    const size = fstatSync(fd).size;
+    if (size > maxBytes) return { problem: `is ${size} bytes, over the limit of ${maxBytes} for a metrics file (set PIPE_MAX_METRICS_BYTES to raise it)` };
+    const buf = Buffer.alloc(size);
+    let got = 0;
+    while (got < size) {
+      const n = readSync(fd, buf, got, size - got, got);
+      if (n === 0) break;
+      got += n;
+    }
+    return parseMetrics(buf.subarray(0, got).toString('utf8'));
+  } catch (e) {
+    return { problem: `cannot be read (${(e as Error).message})` };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Metrics from JSON text (a file's, or a cached object's). */
+export function parseMetrics(text: string): { metrics: Record<string, unknown> } | { problem: string } {
+  try {
+    return { metrics: flatten(JSON.parse(text)) };
+  } catch (e) {
+    return { problem: `is not valid JSON (${(e as Error).message})` };
+  }
+}
+
+/** A metric value as a cell: numbers to 6 significant digits, strings as they are, the rest as JSON, `-` if absent. */
+export function formatValue(v: unknown): string {
   if (v === undefined) return '-';
   if (typeof v === 'number') return Number.isInteger(v) ? String(v) : String(Number(v.toPrecision(6)));
   return typeof v === 'string' ? v : JSON.stringify(v);
+}
+
+/** Pivoted: stage, file, run, then one column per metric key (union over rows, sorted). */
+export function pivotTable(rows: readonly MetricsRow[]): Table {
+  const keys = [...new Set(rows.flatMap((r) => Object.keys(r.metrics)))].sort();
+  return {
+    header: ['stage', 'file', 'run', ...keys],
+    rows: rows.map((r) => [r.stage, r.path, r.run, ...keys.map((k) => formatValue(r.metrics[k]))]),
+    right: new Set(keys.map((_, i) => i + 3)),
+  };
+}
+
+/** Long: one line per metric (stage, file, metric, value), the run column only when rows come from several runs. */
+export function longTable(rows: readonly MetricsRow[]): Table {
+  const runs = rows.some((r) => r.run !== 'current');
+  const header = runs ? ['stage', 'file', 'run', 'metric', 'value'] : ['stage', 'file', 'metric', 'value'];
+  const body = rows.flatMap((r) => Object.entries(r.metrics).map(([k, v]) => [r.stage, r.path, ...(runs ? [r.run] : []), k, formatValue(v)]));
+  return { header, rows: body, right: new Set([header.length - 1]) };
+}
+
+/** The pivoted table when every line fits `width` columns (a few metrics), else the long one. */
+export function metricsTable(rows: readonly MetricsRow[], width = Infinity): string {
+  const pivot = pivotTable(rows);
+  return textTable(tableWidth(pivot) <= width ? pivot : longTable(rows));
+}
+
+/** One metric that differs between two states (`pipe metrics diff`, `pipe exp diff`). */
+export interface MetricDelta {
+  path: string;
+  metric: string;
+  old: unknown;
+  new: unknown;
+  /** new − old when both are numbers. */
+  change?: number;
+}
+
+/**
+ * Metric by metric, file by file: what changed between `old` and `now` (path → flattened metrics); with `all`,
+ * unchanged ones too. Files and keys in order (files sorted, keys as the new file lists them, then removed ones).
+ */
+export function metricsDiff(old: Record<string, Record<string, unknown>>, now: Record<string, Record<string, unknown>>, all = false): MetricDelta[] {
+  const out: MetricDelta[] = [];
+  for (const path of [...new Set([...Object.keys(now), ...Object.keys(old)])].sort()) {
+    const a = old[path] ?? {};
+    const b = now[path] ?? {};
+    for (const metric of [...new Set([...Object.keys(b), ...Object.keys(a)])]) {
+      const o = a[metric];
+      const n = b[metric];
+      const same = JSON.stringify(o) === JSON.stringify(n);
+      if (same && !all) continue;
+      const d: MetricDelta = { path, metric, old: o, new: n };
+      if (typeof o === 'number' && typeof n === 'number') d.change = n - o;
+      out.push(d);
+    }
+  }
+  return out;
+}
+
+/** A change as people read it: `+0.012`, `-3`, `0` (6 significant digits, like values). */
+export function formatChange(d: MetricDelta): string {
+  if (d.change === undefined) return d.old === undefined ? 'added' : d.new === undefined ? 'removed' : 'changed';
+  const v = formatValue(d.change);
+  return d.change > 0 ? `+${v}` : v;
+}
+
+/** `pipe metrics diff`'s table: file, metric, the old state, the new one, the change. */
+export function diffTable(deltas: readonly MetricDelta[], oldLabel: string, newLabel: string): Table {
+  return {
+    header: ['file', 'metric', oldLabel, newLabel, 'change'],
+    rows: deltas.map((d) => [d.path, d.metric, formatValue(d.old), formatValue(d.new), formatChange(d)]),
+    right: new Set([2, 3, 4]),
+  };
 }

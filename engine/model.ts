@@ -83,6 +83,29 @@ export interface StageSpec {
   desc?: string;
 }
 
+/** One parameter set of an experiment: the params it overrides (dotted name → value) under a stable short name. */
+export interface VariantSpec {
+  /** `lr-sweep-3f2a1c` (grid, list: the experiment's name and a hash of the overrides), or the experiment's name (set). */
+  name: string;
+  /** Dotted param name → value, applied over the resolved params like `-S name=value`. */
+  overrides: Record<string, unknown>;
+}
+
+/** An `experiments:` entry: named parameter sets that `pipe exp run` runs, each in its own scratch workspace. */
+export interface ExperimentSpec {
+  name: string;
+  /** `set`: one override set; `grid`: the cartesian product of the axes; `list`: the listed sets. */
+  kind: 'set' | 'grid' | 'list';
+  variants: VariantSpec[];
+  /** Stage names or globs each variant brings up to date (with their upstream); every stage when absent. */
+  targets?: string[];
+  /** The metric `pipe exp show --html` charts by default. */
+  metric?: string;
+  desc?: string;
+  /** Where the experiment is declared (its key under `experiments:`). */
+  span: SourceSpan;
+}
+
 export interface Pipeline {
   /** Absolute path of the YAML file. */
   file: string;
@@ -93,6 +116,8 @@ export interface Pipeline {
   params: Record<string, unknown>;
   vars: Record<string, unknown>;
   stages: StageSpec[];
+  /** `experiments:` of the main file and its fragments, in declaration order (absent: none declared). */
+  experiments?: ExperimentSpec[];
   /** Every file the definition was read from (YAML, includes, params files): watch mode watches them. */
   sourceFiles: string[];
   /** Pipeline-level settings. */

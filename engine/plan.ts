@@ -49,6 +49,14 @@ export function absPath(root: string, rel: string): string {
  * (outputs an upstream stage would restore: --dry-run can then still compute the downstream key).
  */
 export async function computeKey(stage: StageSpec, ws: Workspace, known?: ReadonlyMap<string, Hash>, memo?: DepMemo): Promise<StageKeyInfo> {
+  const depHashes = await hashDeps(stage, ws, known, memo);
+  const kind = stage.uses ? await kindFingerprint(stage.uses, ws.state) : undefined;
+  const fields = keyFields(stage, depHashes, kind);
+  return { fields, key: stageKey(fields), depHashes };
+}
+
+/** dep path → its hash on disk now (null when missing): computeKey's deps, or the check that they did not change. */
+export async function hashDeps(stage: StageSpec, ws: Workspace, known?: ReadonlyMap<string, Hash>, memo?: DepMemo): Promise<Record<string, Hash | null>> {
   const depHashes: Record<string, Hash | null> = {};
   // All hashes start at once, then are collected in order: no closure or Promise.all per stage (at 100,000 stages
   // that garbage is most of a plan's cost), and a memoised dep costs one await. Without a memo (the dep check after a
@@ -67,9 +75,7 @@ export async function computeKey(stage: StageSpec, ws: Workspace, known?: Readon
     if (path === '__proto__') Object.defineProperty(depHashes, path, { value, enumerable: true, writable: true, configurable: true });
     else depHashes[path] = value;
   }
-  const kind = stage.uses ? await kindFingerprint(stage.uses, ws.state) : undefined;
-  const fields = keyFields(stage, depHashes, kind);
-  return { fields, key: stageKey(fields), depHashes };
+  return depHashes;
 }
 
 /**

@@ -34,6 +34,8 @@ export interface RunOptions extends EngineOptions {
   forceReason?: Reason;
   /** Another commit policy (`pipe verify` compares instead of storing); default: store, record, index, lock file. */
   committer?: (memo: DepMemo) => Committer;
+  /** A pool shared with other runs (`pipe exp run`: its variants together stay within `machine`); default its own. */
+  pool?: ResourcePool;
 }
 
 interface Waiting {
@@ -50,7 +52,7 @@ export async function runStages(opts: RunOptions): Promise<RunSummary> {
   const order = graph.order.filter((s) => selected.has(s));
   const waitsFor = waitsForOf(graph, selected);
   const tracker = new ReadyTracker(order, waitsFor);
-  const pool = new ResourcePool(opts.machine);
+  const pool = opts.pool ?? new ResourcePool(opts.machine);
   const queue = new WaitQueue<Waiting>();
   const report = new RunReport(emit);
   const lockOf = lazyLock(pipeline);
@@ -210,8 +212,11 @@ export async function runStages(opts: RunOptions): Promise<RunSummary> {
     return runs;
   };
 
+  // A shared pool freed by another run may now fit what waits here.
+  const unsubscribe = opts.pool?.onRelease(() => queueMicrotask(pump));
   for (const name of tracker.initial()) void onReady(name);
   await allDone;
+  unsubscribe?.();
   signal.removeEventListener('abort', onAbort);
 
   try {

@@ -55,6 +55,7 @@ export class ResourcePool {
   private cpus: number;
   private mem: number;
   private readonly freeGpus: Set<string>;
+  private readonly releaseListeners = new Set<() => void>();
 
   constructor(private readonly machine: Machine) {
     this.slots = machine.jobs;
@@ -80,6 +81,16 @@ export class ResourcePool {
     this.cpus += grant.cpus;
     this.mem += grant.memBytes;
     for (const id of grant.gpuIds) this.freeGpus.add(id);
+    for (const l of this.releaseListeners) l();
+  }
+
+  /**
+   * Called after every release: several runs sharing one pool (`pipe exp run`'s variants) each start what now fits
+   * of their own waiting stages. Returns the unsubscribe function.
+   */
+  onRelease(listener: () => void): () => void {
+    this.releaseListeners.add(listener);
+    return () => this.releaseListeners.delete(listener);
   }
 
   get hasSlot(): boolean {

@@ -7,8 +7,8 @@
  * recorded outputs (copied from the workspace) are put back, so a nondeterministic stage is named once, not again in
  * every stage below it.
  */
-import { cpSync, existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
-import { basename, dirname, isAbsolute, join, relative } from 'node:path';
+import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { outPathKey } from '../cache/paths.js';
 import { openRunCache } from '../cache/runs.js';
 import { openStore, type LocalStore } from '../cache/store.js';
@@ -17,6 +17,7 @@ import type { Emit, VerifyStageEvent } from './events.js';
 import type { Job, JobResult } from './executors/executor.js';
 import { LocalExecutor } from './executors/local.js';
 import type { Pipeline, StageSpec } from './model.js';
+import { copyInputs, depsOf, namesWorkspace, scratchPipeline } from './scratch.js';
 import { absPath, computeKey, hashOutputs, type DepMemo, type StageKeyInfo } from './plan.js';
 import { Committer, type CommitVerdict } from './run/commit.js';
 import { safeName, type Recorded } from './run/dispatch.js';
@@ -60,10 +61,11 @@ export async function verifyStages(opts: VerifyOptions): Promise<VerifyResult> {
     opts.emit({ type: 'verify-stage', ...v });
   };
 
-  copyInputs(real, order.map((n) => byName.get(n)!), opts.scratch);
+  copyInputs(real.workdir, depsOf(order.map((n) => byName.get(n)!)), opts.scratch);
   await opts.onCopied?.();
 
-  const pipeline = scratchPipeline(real, opts.scratch);
+  // Its own cache, and restores by copy: the scratch shares no file with the workspace or its cache.
+  const pipeline = scratchPipeline(real, opts.scratch, { restore: ['copy'] });
   const ws = await openWorkspace(pipeline);
   const scratchStages = new Map(pipeline.stages.map((s) => [s.name, s]));
   const expected = new Map<string, RunRecord>();
@@ -112,45 +114,6 @@ export async function verifyStages(opts: VerifyOptions): Promise<VerifyResult> {
     if (!verdicts.has(name)) say({ stage: name, verdict: 'failed', code: o.code, reason: o.status === 'failed' ? o.reason : `${o.status}: ${o.reason}` });
   }
   return { verdicts, interrupted: summary.interrupted };
-}
-
-/**
- * Copy every dep of the stages (inside the workspace) into the scratch folder, links followed (a dep hashes as what
- * it points to), directories whole. Copies, never links: the scratch shares no inode with the workspace.
- */
-function copyInputs(real: Pipeline, stages: StageSpec[], scratch: string): void {
-  const paths = [...new Set(stages.flatMap((s) => s.deps.map((d) => outPathKey(d.path))).filter((p) => !isAbsolute(p)))].sort();
-  let lastDir: string | undefined;
-  for (const rel of paths) {
-    if (lastDir !== undefined && rel.startsWith(`${lastDir}/`)) continue; // inside a directory already copied
-    const src = join(real.workdir, rel);
-    if (!existsSync(src)) continue;
-    const dst = join(scratch, rel);
-    mkdirSync(dirname(dst), { recursive: true });
-    cpSync(src, dst, { recursive: true, dereference: true, force: true, preserveTimestamps: true });
-    lastDir = rel;
-  }
-}
-
-/** The pipeline as it runs in the scratch folder: its workspace, `.pipe/` and cache there; restores by copy. */
-function scratchPipeline(p: Pipeline, scratch: string): Pipeline {
-  const rel = relative(p.workdir, p.file);
-  const file = rel.startsWith('..') || isAbsolute(rel) ? join(scratch, basename(p.file)) : join(scratch, rel);
-  return {
-    ...p,
-    file,
-    workdir: scratch,
-    sourceFiles: [],
-    settings: { ...p.settings, cacheDir: join(scratch, '.pipe', 'cache'), restore: ['copy'] },
-  };
-}
-
-/** Which field of a stage spells out the workspace's absolute path, if any (it would write there from the copy). */
-function namesWorkspace(stage: StageSpec, workdir: string): string | undefined {
-  if (stage.cmd?.includes(workdir)) return 'command';
-  if (Object.values(stage.env).some((v) => v.includes(workdir))) return 'env';
-  if (JSON.stringify(stage.with ?? {}).includes(workdir)) return '`with:`';
-  return undefined;
 }
 
 /**

@@ -64,9 +64,14 @@ export async function openWorkspace(p: Pipeline): Promise<Workspace> {
 
 /** One index file per pipeline file (two pipelines may share stage names). */
 function indexName(p: Pipeline): string {
+  return `${pipelineSlug(p)}.json`;
+}
+
+/** A file-name-safe id of a pipeline file within its workspace: `paper.yaml-1a2b3c4d5e`. */
+export function pipelineSlug(p: Pipeline): string {
   const rel = relative(p.workdir, p.file);
   const h = createHash('sha256').update(rel).digest('hex').slice(0, 10);
-  return `${basename(p.file).replace(/[^\w.-]/g, '_')}-${h}.json`;
+  return `${basename(p.file).replace(/[^\w.-]/g, '_')}-${h}`;
 }
 
 export interface IndexedOutput {

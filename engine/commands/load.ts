@@ -24,6 +24,8 @@ export interface Loaded {
 export interface LoadOptions {
   overrides?: string[];
   paramsFiles?: string[];
+  /** false: ignore `<name>.params.yaml` (what `pipe exp apply` wrote): the pipeline's own params. */
+  appliedParams?: boolean;
 }
 
 /** Throws DiagnosticsError (exit 2) for an invalid pipeline. */
@@ -36,6 +38,7 @@ export async function loadAll(file: string, opts: LoadOptions = {}): Promise<Loa
     overrides: opts.overrides ?? [],
     paramsFiles: (opts.paramsFiles ?? []).map((f) => resolve(f)),
     manifests: loadedManifestFiles(),
+    ...(opts.appliedParams === false ? { appliedParams: false } : {}),
   };
   let cached = readCachedPipeline(inputs);
   if (!cached) {
@@ -48,6 +51,7 @@ export async function loadAll(file: string, opts: LoadOptions = {}): Promise<Loa
       resolveKind,
       knownKinds,
       fileExists: (p: string) => (exists[p] = existsSync(p)),
+      ...(opts.appliedParams === false ? { appliedParams: false } : {}),
     });
     if (!loaded.ok) throw new DiagnosticsError(loaded.error);
     cached = { pipeline: loaded.value, warnings: pipelineWarnings(loaded.value) };

@@ -40,6 +40,8 @@ export interface CacheInputs {
   overrides: string[];
   paramsFiles: string[];
   manifests: readonly string[];
+  /** false: loaded without `<name>.params.yaml` (engine/dsl/params.ts appliedParamsPath). */
+  appliedParams?: false;
 }
 
 function cacheDir(): string {
@@ -50,7 +52,7 @@ function cacheDir(): string {
 function entryPath(inputs: CacheInputs): string {
   const h = createHash('sha256')
     // The load bounds (PIPE_MAX_*) too: a pipeline loaded under raised limits is not valid under lower ones.
-    .update(JSON.stringify([inputs.file, inputs.overrides, inputs.paramsFiles, process.env.PIPE_KINDS_PATH ?? '', ...limitVars()]))
+    .update(JSON.stringify([inputs.file, inputs.overrides, inputs.paramsFiles, process.env.PIPE_KINDS_PATH ?? '', ...limitVars(), ...(inputs.appliedParams === false ? ['no-applied-params'] : [])]))
     .digest('hex')
     .slice(0, 32);
   return join(cacheDir(), `${h}.json`);

@@ -6,6 +6,7 @@
  *   PIPE_MAX_FILE_BYTES   size of one pipeline, include or params file (`64M`, `1G`, or bytes)   default 64 MiB
  *   PIPE_MAX_YAML_DEPTH   nesting of mappings and lists in one YAML document                     default 100 (at most 500)
  *   PIPE_MAX_STAGES       stages after foreach/matrix expansion, all declarations together       default 200,000
+ *   PIPE_MAX_VARIANTS     variants of one experiment (a grid's product, a list's length)       default 1,000
  *
  * The depth has a ceiling: the parsers and every step after them recurse once per level, and the yaml package's
  * composer exhausts the default stack at ~850 levels of flow lists; 500 leaves room for the steps after it.
@@ -16,15 +17,17 @@ export interface Limits {
   fileBytes: number;
   yamlDepth: number;
   stages: number;
+  variants: number;
 }
 
 export const LIMIT_VARS: Readonly<Record<keyof Limits, string>> = {
   fileBytes: 'PIPE_MAX_FILE_BYTES',
   yamlDepth: 'PIPE_MAX_YAML_DEPTH',
   stages: 'PIPE_MAX_STAGES',
+  variants: 'PIPE_MAX_VARIANTS',
 };
 
-export const DEFAULT_LIMITS: Readonly<Limits> = { fileBytes: 64 * 1024 ** 2, yamlDepth: 100, stages: 200_000 };
+export const DEFAULT_LIMITS: Readonly<Limits> = { fileBytes: 64 * 1024 ** 2, yamlDepth: 100, stages: 200_000, variants: 1_000 };
 const CEILING: Partial<Record<keyof Limits, number>> = { yamlDepth: 500 };
 
 /** The limits in force (defaults, raised or lowered by the environment) and what was wrong with the variables. */

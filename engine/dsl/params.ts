@@ -9,6 +9,18 @@ import { didYouMean } from './diagnostics.js';
 
 export type PlainMap = Record<string, unknown>;
 
+/**
+ * The pipeline's own params file, `<name>.params.yaml` beside `<name>.yaml`: merged after `params_files:` and before
+ * `--params-file`, when it exists. `pipe exp apply` writes a variant's params there, so `pipe run` computes what
+ * the applied variant computed.
+ */
+export function appliedParamsPath(pipelineFile: string): string {
+  return pipelineFile.replace(/(\.(ya?ml|json))?$/i, '.params.yaml');
+}
+
+/** The first line of a params file written by `pipe exp apply NAME` (the DSL names the variant in a warning). */
+export const APPLIED_HEADER = '# Written by `pipe exp apply';
+
 /** A mapping without a prototype holding `src`'s own keys. */
 export function nullProtoCopy(src?: PlainMap): PlainMap {
   const out: PlainMap = Object.create(null);

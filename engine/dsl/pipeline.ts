@@ -18,9 +18,10 @@ import { slurmOptions } from './stage-fields.js';
 import { collectStageDecls, readParamsFile, readText, readUnits, section, stringList, type Unit } from './files.js';
 import { interpolateNode, type Scope, type Sink } from './interpolate.js';
 import { nodeTypeName, parseYaml, toPlain, typeName, type Loc, type YMap } from './load.js';
-import { applyOverride, deepMerge, parseOverride, type PlainMap } from './params.js';
+import { applyOverride, appliedParamsPath, APPLIED_HEADER, deepMerge, parseOverride, type PlainMap } from './params.js';
 import { TOP_KEYS, SETTINGS_KEYS, SLURM_KEYS } from './schema.js';
 import { validatePipeline } from './validate.js';
+import { readExperiments } from './experiments.js';
 import { applyWith } from './with.js';
 import { Interner } from './shared.js';
 
@@ -37,6 +38,8 @@ export interface LoadOptions {
   knownKinds?(): readonly string[];
   /** Bounds (limits.ts); default: from the environment (PIPE_MAX_*), else the defaults. */
   limits?: Partial<Limits>;
+  /** false: ignore `<name>.params.yaml` (the params `pipe exp apply` wrote): the pipeline's own defaults. */
+  appliedParams?: boolean;
 }
 
 /** Warnings of a successfully loaded pipeline (errors come back as the Result's error). */
@@ -144,6 +147,8 @@ export async function loadPipeline(file: string, opts: LoadOptions): Promise<Res
   }
 
   const pipeline: Pipeline = { file: abs, workdir, name, params, vars, stages, sourceFiles, settings };
+  const experiments = readExperiments(units, scope, stages, limits, bag);
+  if (experiments.length > 0) pipeline.experiments = experiments;
   validatePipeline(pipeline, bag, opts.fileExists ?? existsSync, fields);
   checkSummary(settings.summary, summarySpans, stages, bag);
   if (bag.hasErrors) return done();
@@ -164,6 +169,15 @@ function resolveParams(abs: string, root: YMap, units: Unit[], opts: LoadOptions
     for (const it of stringList(pf.value)) {
       if ('bad' in it) bag.error(`\`params_files\` lists file paths, not ${nodeTypeName(it.bad)}`, it.bad.loc.span, { field: 'params_files' });
       else paramsFiles.push({ file: path.resolve(path.dirname(abs), it.value), from: it.node.loc });
+    }
+  }
+  const applied = appliedParamsPath(abs);
+  if (opts.appliedParams !== false && (opts.fileExists ?? existsSync)(applied)) {
+    paramsFiles.push({ file: applied });
+    const text = readText(applied, limits.fileBytes);
+    const header = 'text' in text && text.text.startsWith(APPLIED_HEADER) ? /`pipe exp apply ([^`]+)`/.exec(text.text)?.[1] : undefined;
+    if (header) {
+      bag.warning(`the params of experiment variant ${header} are in force (written by \`pipe exp apply\`); delete ${displayPath(applied)} to return to the pipeline's own`, { file: applied, line: 1, col: 1 });
     }
   }
   for (const f of opts.paramsFiles ?? []) paramsFiles.push({ file: path.resolve(f), flag: `--params-file ${displayPath(f)}` });

@@ -16,6 +16,7 @@ export const TOP_KEYS: Keys = {
   include: 'Fragment files (relative to this file) that add `params`, `vars` and `stages`.',
   settings: 'Pipeline-wide settings: cache directory, restore strategy, default executor, SLURM defaults, main outputs.',
   stages: 'Stages by name. Each is a `cmd:` or a `uses:` stage, or a `foreach:`/`matrix:` with a `do:` template.',
+  experiments: 'Named parameter sets (`set`, `grid` or `list` of param overrides) that `pipe exp run` runs without touching the workspace.',
 };
 
 export const FRAGMENT_KEYS: Keys = {
@@ -23,6 +24,16 @@ export const FRAGMENT_KEYS: Keys = {
   vars: TOP_KEYS.vars!,
   include: 'Further fragments, relative to this fragment.',
   stages: TOP_KEYS.stages!,
+  experiments: TOP_KEYS.experiments!,
+};
+
+export const EXPERIMENT_KEYS: Keys = {
+  set: 'One variant: dotted param names → values (`{retrain.lr: 0.01}`), applied like `-S`.',
+  grid: 'One variant per combination: dotted param names → lists of values (`{retrain.lr: [0.0005, 0.002]}`); the first axis varies slowest.',
+  list: 'One variant per entry: a list of mappings of dotted param names → values.',
+  targets: 'Stage names or globs each variant brings up to date (with their upstream); default every stage.',
+  metric: 'The metric `pipe exp show --html` charts against each swept param (a flattened key of a `metrics:` file).',
+  desc: 'What the experiment asks, shown by `pipe exp show`.',
 };
 
 export const SETTINGS_KEYS: Keys = {
@@ -249,6 +260,18 @@ export function pipelineJsonSchema(kinds?: StageManifest[]): Json {
       env: { enum: ['inherit', 'strict'] },
     }),
     stages,
+    experiments: {
+      type: 'object',
+      propertyNames: { pattern: '^[A-Za-z0-9_][A-Za-z0-9_.-]*$' },
+      additionalProperties: obj(EXPERIMENT_KEYS, {
+        set: { type: 'object', minProperties: 1 },
+        grid: { type: 'object', minProperties: 1, additionalProperties: { anyOf: [{ type: 'array', minItems: 1 }, interp] } },
+        list: { type: 'array', minItems: 1, items: { type: 'object', minProperties: 1 } },
+        targets: { anyOf: [{ type: 'array', items: { type: 'string', minLength: 1 } }, { type: 'string', minLength: 1 }] },
+        metric: { type: 'string', minLength: 1 },
+        desc: { type: 'string' },
+      }, { oneOf: [{ required: ['set'] }, { required: ['grid'] }, { required: ['list'] }] }),
+    },
   });
   return {
     $schema: 'http://json-schema.org/draft-07/schema#',

@@ -17,6 +17,11 @@ export interface Job {
   key: string;
   /** Program and arguments: `['sh', '-c', cmd]` for `cmd` stages, `[node, runner.js, spec.json]` for `uses`. */
   argv: string[];
+  /**
+   * The command of `argv` without the shell, when the shell would only split it into words (engine/run/dispatch.ts
+   * `directArgv`): an executor may exec it directly, running `argv` instead when it cannot be started.
+   */
+  direct?: string[];
   /** Absolute working directory (the workspace root). */
   cwd: string;
   /** Explicit environment (`CUDA_VISIBLE_DEVICES` included when GPUs were granted), over the ambient variables. */

@@ -9,7 +9,7 @@
  * promise-chained pipes, just a group kill and an exit code.
  */
 import { spawn } from 'node:child_process';
-import { createWriteStream, mkdirSync, rmSync, type WriteStream } from 'node:fs';
+import { createWriteStream, mkdirSync, realpathSync, rmSync, statSync, type WriteStream } from 'node:fs';
 import { dirname } from 'node:path';
 import { hostname } from 'node:os';
 import type { Executor, Job, JobHooks, JobResult } from './executor.js';
@@ -36,9 +36,32 @@ export class LocalExecutor implements Executor {
     mkdirSync(dirname(job.logFile), { recursive: true });
     // The log is opened on the first output (most trivial stages print nothing); the previous attempt's log goes.
     rmSync(job.logFile, { force: true });
+    const env = Object.assign(Object.create(null) as Record<string, string>, this.ambientFor(job.passEnv), job.env);
+    if (job.direct) {
+      // No shell: the program gets the PWD a shell would have exported. One it cannot start (not found, not
+      // executable, a script without #!) runs through the shell after all, which says why as it always has.
+      const direct = await this.spawnJob(job, job.direct, { ...env, PWD: shellPwd(job.cwd, env.PWD) }, hooks, base);
+      if (direct.failure !== 'submit' || hooks.signal.aborted) return direct;
+    }
+    return this.spawnJob(job, job.argv, env, hooks, base);
+  }
+
+  /**
+   * The ambient part of a child's environment (engine/env.ts childEnv), read from process.env once per pass-through
+   * list: process.env is slow to enumerate, and pipe never changes it while jobs run.
+   */
+  private ambientFor(pass: readonly string[] | undefined): Readonly<Record<string, string>> {
+    const key = pass === undefined ? '' : `\0${pass.join('\0')}`;
+    let env = this.ambient.get(key);
+    if (env === undefined) this.ambient.set(key, (env = childEnv(process.env, {}, pass)));
+    return env;
+  }
+  private readonly ambient = new Map<string, Record<string, string>>();
+
+  private spawnJob(job: Job, argv: string[], env: Record<string, string>, hooks: JobHooks, base: { startedAt: number; host: string }): Promise<JobResult> {
     let log: WriteStream | undefined;
     let logError: Error | undefined;
-    const [file, ...args] = job.argv;
+    const [file, ...args] = argv;
 
     return new Promise<JobResult>((resolve) => {
       let spawnError: Error | undefined;
@@ -46,7 +69,7 @@ export class LocalExecutor implements Executor {
       let killTimer: NodeJS.Timeout | undefined;
       const child = spawn(file!, args, {
         cwd: job.cwd,
-        env: childEnv(process.env, job.env, job.passEnv),
+        env,
         detached: true, // own process group: a group kill reaches grandchildren (sh → python → workers)
         stdio: ['ignore', 'pipe', 'pipe'],
       });
@@ -107,7 +130,7 @@ export class LocalExecutor implements Executor {
           const r = { ...base, endedAt: Date.now(), ...(group ? { jobId: String(group) } : {}) };
           const logNote = logError ? `its log ${job.logFile} could not be written (${logError.message})` : '';
           if (wasCancelled) resolve({ ...r, status: 'cancelled', exitCode: code, signal, failure: 'cancelled', reason: 'cancelled' });
-          else if (spawnError && code === null && !signal) {
+          else if (spawnError && (group === undefined || (code === null && !signal))) {
             resolve({ ...r, status: 'failed', exitCode: null, signal: null, failure: 'submit', reason: `could not start ${file}: ${spawnError.message}` });
           } else if (code === 0 && logError) resolve({ ...r, status: 'failed', exitCode: 0, signal: null, failure: 'exit', reason: `exit code 0, but ${logNote}` });
           else if (code === 0) resolve({ ...r, status: 'succeeded', exitCode: 0, signal: null, reason: 'exit code 0' });
@@ -130,6 +153,26 @@ export class LocalExecutor implements Executor {
 
 /** How long the pipes of an exited job may stay open (held by a process outside its group) before pipe closes them. */
 const OUTPUT_DRAIN_MS = 2000;
+
+/**
+ * The PWD `sh` exports to what it runs (dash, Debian's sh): the inherited PWD when it names the working directory,
+ * else the directory's physical path. Memoised per (cwd, inherited PWD): every job of a run shares one.
+ */
+function shellPwd(cwd: string, inherited: string | undefined): string {
+  const memoKey = `${cwd}\0${inherited ?? ''}`;
+  let pwd = pwds.get(memoKey);
+  if (pwd === undefined) {
+    pwd = realpathSync.native(cwd);
+    if (inherited?.startsWith('/')) {
+      const a = statSync(inherited, { throwIfNoEntry: false });
+      const b = statSync(cwd);
+      if (a && a.dev === b.dev && a.ino === b.ino) pwd = inherited;
+    }
+    pwds.set(memoKey, pwd);
+  }
+  return pwd;
+}
+const pwds = new Map<string, string>();
 
 /**
  * Process groups of jobs still running. If pipe itself ends without having stopped them (a bug, a third Ctrl-C), the

@@ -15,7 +15,7 @@ import type { Recorded } from './dispatch.js';
 import { ReasonError } from './report.js';
 import { lockPath, readLockAsync, stageDigest, writeLock, type LockFile, type LockStage } from '../lockfile.js';
 import type { Pipeline, StageSpec } from '../model.js';
-import { absPath, computeKey, hashOutputs, type DepMemo, type StageKeyInfo } from '../plan.js';
+import { absPath, hashDeps, hashOutputs, type DepMemo, type StageKeyInfo } from '../plan.js';
 import type { IndexedOutput, Workspace } from '../workspace.js';
 
 /** How a run's commit ended: recorded, or why its outputs were discarded. */
@@ -133,7 +133,7 @@ export class Committer {
       for (const out of declaredOutputs(stage, put.record)) await ws.store.restore(out, absPath(ws.root, out.path), this.pipeline.settings.restore);
       this.forget(stage);
     }
-    const outputs = await indexedOutputs(stage, ws);
+    const outputs = (put.record === record && storedAsIndexed(stage, stored)) || (await indexedOutputs(stage, ws));
     ws.index.set(stage.name, { key: info.key, outputs });
     this.lockEntries.set(stage.name, lockEntry(stage, info, outputs));
     return { status: 'ran', record: put.record, disagreements: put.disagreements };
@@ -153,8 +153,8 @@ export class Committer {
     if (result.status === 'cancelled' || aborted) return fail('cancelled', 'cancelled', result.status === 'succeeded' ? 'cancelled' : result.reason);
     if (result.status !== 'succeeded') return fail('failed', jobFailureCode(result), result.reason);
     // Deps must be what the key says: a dep rewritten mid-run makes the outputs belong to no key.
-    const after = await computeKey(stage, ws);
-    const changed = stage.deps.filter((d) => after.depHashes[d.path] !== info.depHashes[d.path]).map((d) => d.path);
+    const after = await hashDeps(stage, ws);
+    const changed = stage.deps.filter((d) => after[d.path] !== info.depHashes[d.path]).map((d) => d.path);
     if (changed.length > 0) {
       return fail('failed', 'dep-changed-mid-run', `dep ${changed.join(', ')} changed while the stage ran; its outputs were discarded (run again)`);
     }
@@ -223,6 +223,15 @@ export function lockEntry(stage: StageSpec, info: StageKeyInfo, outputs: Indexed
     deps: Object.entries(info.depHashes).map(([path, hash]) => ({ path, hash })),
     outs: outputs.map((o) => ({ path: o.path, hash: o.hash, size: o.size, ...(o.dir ? { files: o.files } : {}) })),
   };
+}
+
+/**
+ * The index entry of outputs just stored, when every out is a stored file: the hashes of the bytes the store read
+ * (no second read). Undefined otherwise (a directory, an out with cache: false): the caller hashes the outputs.
+ */
+function storedAsIndexed(stage: StageSpec, stored: StoredOutput[]): IndexedOutput[] | undefined {
+  if (stored.length !== stage.outs.length || stored.some((s) => s.kind !== 'file' || s.path.endsWith('/'))) return undefined;
+  return stored.map((s) => ({ path: s.path, hash: s.hash, size: s.size, files: 1 }));
 }
 
 export async function indexedOutputs(stage: StageSpec, ws: Workspace): Promise<IndexedOutput[]> {

@@ -126,6 +126,32 @@ export function shellArgv(cmd: string): string[] {
   return ['sh', '-e', '-c', `command set -o pipefail 2>/dev/null || :; ${cmd}`];
 }
 
+/**
+ * The same command without the shell, when the shell would do nothing but split it into words and exec the first:
+ * plain words only (no quote, escape, expansion, glob, redirection, operator, comment or assignment) and a first
+ * word that is neither a shell builtin nor a reserved word. GNU make's fast path: a trivial stage saves a shell
+ * start (a quarter of its process cost measured here). The local executor falls back to the shell when the program
+ * cannot be started, so a missing program fails as the shell would (its message, exit 127).
+ */
+export function directArgv(cmd: string): string[] | undefined {
+  const words = cmd.trim().split(/[ \t]+/);
+  if (!words.every((w) => PLAIN_WORD.test(w)) || !PLAIN_PROGRAM.test(words[0]!) || SHELL_WORDS.has(words[0]!)) return undefined;
+  return words;
+}
+
+/** Characters no POSIX shell treats specially inside a word (`=` only after the program: no assignment). */
+const PLAIN_WORD = /^[A-Za-z0-9_.\/,:@%+=-]+$/;
+const PLAIN_PROGRAM = /^[A-Za-z0-9_.\/,:@%+-]+$/;
+/** Builtins of dash, bash and ash, and reserved words: the shell runs these itself (`echo -e`, `cd`, `exit`...). */
+const SHELL_WORDS = new Set(
+  (
+    '. : [ [[ ]] ! { } alias bg bind break builtin caller case cd chdir command compgen complete compopt continue declare ' +
+    'dirs disown do done echo elif else enable esac eval exec exit export false fc fg fi for function getopts hash help ' +
+    'history if in jobs kill let local logout mapfile popd printf pushd pwd read readarray readonly return select set ' +
+    'shift shopt source suspend test then time times trap true type typeset ulimit umask unalias unset until wait while'
+  ).split(' '),
+);
+
 /** The Job of one stage: `sh -c CMD`, or the stage runner with a spec file for `uses` stages. */
 export async function buildJob(ctx: DispatchContext, stage: StageSpec, info: StageKeyInfo, jobId: string, logFile: string, grant: Grant | undefined): Promise<Job> {
   const { ws, pipeline } = ctx;
@@ -137,9 +163,11 @@ export async function buildJob(ctx: DispatchContext, stage: StageSpec, info: Sta
   env.PIPE_CPUS = String(cpus);
   const resources = { ...stage.resources, cpus, ...(grant ? { memBytes: grant.memBytes } : {}) };
   let argv: string[];
+  let direct: string[] | undefined;
   let passEnv: readonly string[] | undefined;
   if (stage.cmd !== undefined) {
     argv = shellArgv(stage.cmd);
+    direct = directArgv(stage.cmd);
     if (pipeline.settings.env === 'strict') passEnv = PASS_THROUGH;
   } else {
     passEnv = [...PASS_THROUGH, ...kindEnvNames(stage)];
@@ -171,6 +199,7 @@ export async function buildJob(ctx: DispatchContext, stage: StageSpec, info: Sta
     group: stage.declaredAs,
     key: info.key,
     argv,
+    ...(direct ? { direct } : {}),
     cwd: ws.root,
     env,
     ...(passEnv ? { passEnv } : {}),

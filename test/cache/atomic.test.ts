@@ -3,7 +3,7 @@
 import { lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { createExclusive, tempName, writeFileAtomic, writeFileAtomicSync } from '../../cache/atomic.js';
+import { createExclusive, createExclusiveSync, tempName, writeFileAtomic, writeFileAtomicSync } from '../../cache/atomic.js';
 import * as stageApi from '../../engine/stage-api.js';
 import * as stageLib from '../../stages/lib/atomic-write.js';
 import { tempDir } from './helpers.js';
@@ -116,5 +116,29 @@ describe('kinds write through the same implementation', () => {
     expect(n).toBe(2);
     expect(readdirSync(dir).sort()).toEqual(['a.txt', 'link']);
     expect(readlinkSync(join(dir, 'link'))).toBe('a.txt');
+  });
+});
+
+describe('synchronous small-file writes (run records, history markers)', () => {
+  it('writeFileAtomicSync makes missing folders, replaces whole, and leaves no temp file', () => {
+    const d = tempDir();
+    writeFileAtomicSync(`${d}/a/b/rec.json`, 'one');
+    writeFileAtomicSync(`${d}/a/b/rec.json`, 'two');
+    expect(readFileSync(`${d}/a/b/rec.json`, 'utf8')).toBe('two');
+    expect(readdirSync(`${d}/a/b`)).toEqual(['rec.json']);
+  });
+
+  it('createExclusiveSync: the first writer wins, later ones are told so and change nothing', () => {
+    const d = tempDir();
+    expect(createExclusiveSync(`${d}/x/rec.json`, 'first')).toBe(true);
+    expect(createExclusiveSync(`${d}/x/rec.json`, 'second')).toBe(false);
+    expect(readFileSync(`${d}/x/rec.json`, 'utf8')).toBe('first');
+    expect(readdirSync(`${d}/x`)).toEqual(['rec.json']);
+  });
+
+  it('temp names never repeat in a process (a counter, not a random draw per call)', () => {
+    const d = tempDir();
+    const names = new Set(Array.from({ length: 10_000 }, () => tempName(`${d}/f`)));
+    expect(names.size).toBe(10_000);
   });
 });

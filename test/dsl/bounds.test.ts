@@ -62,7 +62,7 @@ describe('stage count bound (PIPE_MAX_STAGES)', () => {
 
   it('limits from the environment: sizes with units, a ceiling on depth', () => {
     expect(readLimits({ PIPE_MAX_FILE_BYTES: '1G', PIPE_MAX_YAML_DEPTH: '400', PIPE_MAX_STAGES: '1000000' })).toEqual({
-      limits: { fileBytes: 1024 ** 3, yamlDepth: 400, stages: 1_000_000 },
+      limits: { fileBytes: 1024 ** 3, yamlDepth: 400, stages: 1_000_000, variants: 1_000 },
       problems: [],
     });
     expect(readLimits({ PIPE_MAX_YAML_DEPTH: '5000', PIPE_MAX_FILE_BYTES: 'big' }).problems).toEqual([

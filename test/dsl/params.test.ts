@@ -155,15 +155,15 @@ params: {c_only: 3}
 });
 
 describe('load options', () => {
-  it('fileExists is consulted for deps no stage writes', async () => {
+  it('fileExists is consulted for deps no stage writes (and for the pipeline\'s own params file)', async () => {
     const asked: string[] = [];
     const r = await load(`stages:\n  s: {cmd: x, deps: [virtual.csv], outs: [o]}\n`, {}, {
       fileExists: (p) => {
         asked.push(p);
-        return true;
+        return p.endsWith('virtual.csv');
       },
     });
     expect(r.ok).toBe(true);
-    expect(asked).toEqual([path.join(r.dir, 'virtual.csv')]);
+    expect(asked).toEqual([path.join(r.dir, 'pipeline.params.yaml'), path.join(r.dir, 'virtual.csv')]);
   });
 });

@@ -1,8 +1,8 @@
 // Dispatch: the Job a stage becomes, and a real child run through the local executor, its output turned into events.
 import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { buildJob, dispatch, lineSplitter, logTail, parseRunnerLine, retryState, type DispatchContext } from '../../../engine/run/dispatch.js';
+import { buildJob, directArgv, dispatch, lineSplitter, logTail, parseRunnerLine, retryState, type DispatchContext } from '../../../engine/run/dispatch.js';
 import { LocalExecutor } from '../../../engine/executors/local.js';
 import { computeKey } from '../../../engine/plan.js';
 import type { RunnerSpec } from '../../../engine/runner.js';
@@ -94,5 +94,58 @@ describe('jobs', () => {
     expect(r.events[1]).toMatchObject({ line: 'hello' });
     expect(r.events[2]).toMatchObject({ done: 1, total: 2 });
     expect(logTail(d.job.logFile)).toBe('hello');
+  });
+});
+
+describe('cmd stages without a shell (the fast path for plain commands)', () => {
+  it('plain words run directly; anything the shell would interpret keeps the shell', () => {
+    expect(directArgv('cp seed.txt out/1.txt')).toEqual(['cp', 'seed.txt', 'out/1.txt']);
+    expect(directArgv('  python3 train.py --lr=0.1  --tag=a,b@c:d%e+f\n')).toEqual(['python3', 'train.py', '--lr=0.1', '--tag=a,b@c:d%e+f']);
+    for (const cmd of [
+      'cp "a b" c', "cp 'a' b", 'cp a\\ b c', 'echo $HOME', 'cp `x` y', 'cp *.txt out', 'cp a? b', 'cp [ab] c', 'cp ~/a b',
+      'cp a b > log', 'cp a b 2>&1', 'cp a b < in', 'cp a b | cat', 'cp a b && true', 'cp a b; true', 'cp a b &', 'cp a b # note',
+      'cp a b\ncp c d', '(cp a b)', 'X=1 cp a b', 'cp {a,b} c', '!cp a b',
+      // builtins (echo -e, cd, exit behave as the shell's own) and reserved words
+      'echo -e x', 'cd out', 'exit 3', 'true', 'test -f x', 'printf x', 'export A', 'set -x', 'if', 'for', 'time cp a b', 'source x', '. x', ': x',
+    ]) {
+      expect(directArgv(cmd), cmd).toBeUndefined();
+    }
+  });
+
+  it('a job carries both forms: the shell argv (SLURM, the fallback) and the direct one', async () => {
+    f = await fixture('name: j\nstages:\n  a:\n    cmd: cp in.txt out.txt\n  b:\n    cmd: cp in.txt out.txt > log\n', { 'in.txt': 'x\n' });
+    for (const [name, direct] of [['a', ['cp', 'in.txt', 'out.txt']], ['b', undefined]] as const) {
+      const s = f.stage(name);
+      const job = await buildJob(context(f), s, await computeKey(s, f.ws), `${name}-1`, `/tmp/${name}.log`, undefined);
+      expect(job.argv.slice(0, 3)).toEqual(['sh', '-e', '-c']);
+      expect(job.direct).toEqual(direct);
+    }
+  });
+
+  it('a direct command sees what it would under sh: the env, PWD; a missing program or a script without #! goes through sh', async () => {
+    f = await fixture(
+      'name: j\nstages:\n  env:\n    cmd: env\n    env: {SEED: "3"}\n  missing:\n    cmd: no-such-program-xyz arg\n  script:\n    cmd: ./plain.sh one\n',
+      { 'plain.sh': 'echo "ran $1"\n' },
+    );
+    chmodSync(`${f.dir}/plain.sh`, 0o755);
+    const run = async (name: string) => {
+      const s = f.stage(name);
+      const job = await buildJob(context(f), s, await computeKey(s, f.ws), `${name}-1`, `${f.dir}/.pipe/logs/${name}.log`, undefined);
+      expect(job.direct).toBeDefined();
+      return { job, result: await new LocalExecutor().run(job, { signal: new AbortController().signal }) };
+    };
+    const env = await run('env');
+    expect(env.result.status).toBe('succeeded');
+    const vars = new Map(f.read('.pipe/logs/env.log').trimEnd().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+    expect(vars.get('SEED')).toBe('3');
+    expect(vars.get('PIPE_STAGE')).toBe('env');
+    expect(realpathSync(vars.get('PWD')!)).toBe(realpathSync(f.dir));
+    // The same as sh -c would give: its message in the log, exit 127 (a failure retries may repeat).
+    const missing = await run('missing');
+    expect(missing.result).toMatchObject({ status: 'failed', exitCode: 127, failure: 'exit' });
+    expect(f.read('.pipe/logs/missing.log')).toMatch(/no-such-program-xyz: .*not found/);
+    const script = await run('script');
+    expect(script.result.status).toBe('succeeded');
+    expect(f.read('.pipe/logs/script.log')).toBe('ran one\n');
   });
 });

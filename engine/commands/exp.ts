@@ -1,0 +1,570 @@
+/**
+ * `pipe exp run|show|diff|apply|remove`: experiments (docs/experiments.md). A variant is a parameter set run in its
+ * own scratch workspace under `.pipe/exp/` sharing the workspace's cache (engine/experiments/run.ts); the workspace's
+ * own outputs are only ever written by `exp apply`, which restores a variant's results from the cache and runs
+ * nothing.
+ */
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { workspaceLock } from '../../cache/lock.js';
+import { unregisterWorkspace } from '../../cache/registry.js';
+import { didYouMean, displayPath } from '../dsl/diagnostics.js';
+import { variantName } from '../dsl/experiments.js';
+import { APPLIED_HEADER, appliedParamsPath, parseOverride } from '../dsl/params.js';
+import type { Emit, EventInput, PipeEvent } from '../events.js';
+import type { Executor, Job, JobResult } from '../executors/executor.js';
+import { experimentsPage } from '../experiments/html.js';
+import { changedParams, flattenParams, overrideArgs, paramText, paramsFileText } from '../experiments/params.js';
+import { experimentsDir, readRecords, removeRecord, variantRoot, type VariantRecord } from '../experiments/records.js';
+import { runVariants, SHARED, type VariantPlan } from '../experiments/run.js';
+import { columnsOf, diffRows, diffTable, fitTable, hiddenNote, namesMetric, pickColumns, rowOf, showTable, sortRows, type Columns, type ExpRow, type MetricColumn } from '../experiments/table.js';
+import { gitState } from '../git.js';
+import { matcher } from '../glob.js';
+import type { ExperimentSpec, Pipeline } from '../model.js';
+import type { Decision } from '../plan.js';
+import { planStages, runStages } from '../run.js';
+import { namesWorkspace, scratchPipeline } from '../scratch.js';
+import { csvTable, markdownTable, terminalWidth, textTable } from '../ui/table.js';
+import { bufferedWriter } from '../ui/format.js';
+import { plainRenderer } from '../ui/plain.js';
+import { openWorkspace, pipeDirOf } from '../workspace.js';
+import { DiagnosticsError, loadAll, selectStages, type Loaded } from './load.js';
+import { ExitError, UsageError } from './errors.js';
+import { interrupts, releaseLockOnExit } from './interrupts.js';
+import { workspaceMetrics } from './metrics.js';
+import { executorChooser, machineFor } from './session.js';
+import { pipeVersion } from './version.js';
+
+const VARIANT_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
+
+// ---------------------------------------------------------------------------------------------------------------
+// pipe exp run
+
+export interface ExpRunCommandOptions {
+  set?: string[];
+  paramsFile?: string[];
+  target?: string[];
+  name?: string;
+  jobs?: string;
+  gpus?: string;
+  mem?: string;
+  keepGoing?: boolean;
+  dryRun?: boolean;
+  json?: boolean;
+  verbose?: boolean;
+  wait?: boolean;
+}
+
+export async function expRunCommand(file: string, names: string[], opts: ExpRunCommandOptions): Promise<number> {
+  const set = opts.set ?? [];
+  const paramsFiles = opts.paramsFile ?? [];
+  const base = await loadAll(file, { overrides: set, paramsFiles });
+  const wanted = variantsToRun(base.pipeline, names, set, opts.name);
+  const targets = opts.target ?? [];
+
+  // Every variant loads and validates before anything runs: a value that breaks a stage is exit 2, nothing ran.
+  const plans: VariantPlan[] = [];
+  const problems: string[] = [];
+  for (const w of wanted) {
+    let loaded: Loaded;
+    try {
+      loaded = w.cli ? base : await loadAll(file, { overrides: [...set, ...overrideArgs(w.own)], paramsFiles });
+    } catch (e) {
+      if (!(e instanceof DiagnosticsError)) throw e;
+      problems.push(`variant ${w.name} (${describe(w.overrides)}):`, ...e.formatted);
+      continue;
+    }
+    const t = [...(w.experiment?.targets ?? []), ...targets];
+    const selected = selectStages(loaded, t, false);
+    for (const s of loaded.pipeline.stages) {
+      const named = selected.has(s.name) ? namesWorkspace(s, loaded.pipeline.workdir) : undefined;
+      if (named) {
+        throw new UsageError(
+          `stage ${s.name}: its ${named} names the workspace's absolute path ${loaded.pipeline.workdir}; run in a variant's own workspace it would write ` +
+            `the workspace's files. Use paths relative to the workspace (commands run in it).`,
+        );
+      }
+    }
+    plans.push({ name: w.name, ...(w.experiment ? { experiment: w.experiment.name } : {}), ...(w.index !== undefined ? { index: w.index } : {}), overrides: w.overrides, loaded, selected, targets: t });
+  }
+  if (problems.length > 0) {
+    for (const p of problems) process.stderr.write(`${p}\n`);
+    throw new ExitError(`pipe: a variant's params make the pipeline invalid; nothing was run.`, 2);
+  }
+
+  if (opts.dryRun) {
+    if (opts.json) process.stdout.write(`${JSON.stringify({ variants: plans.map((p) => ({ name: p.name, experiment: p.experiment, overrides: p.overrides, targets: p.targets, stages: p.selected.size })) }, null, 2)}\n`);
+    else {
+      for (const p of plans) process.stdout.write(`${p.name}  ${describe(p.overrides)}  (${p.selected.size} stage${p.selected.size === 1 ? '' : 's'}${p.targets.length ? `: ${p.targets.join(', ')} and upstream` : ''})\n`);
+      process.stdout.write(`would run ${plans.length} variant${plans.length === 1 ? '' : 's'}, each in ${experimentsDir(base.pipeline)}/<name>/\n`);
+    }
+    return 0;
+  }
+
+  const machine = machineFor(opts, plans.flatMap((p) => p.loaded.pipeline.stages.filter((s) => p.selected.has(s.name))));
+  const defaults = (await loadAll(file, { appliedParams: false })).pipeline.params;
+  const stop = interrupts();
+  const command = `pipe exp run ${process.argv.slice(4).join(' ')}`.trim();
+  let releaseExp: (() => Promise<void>) | undefined;
+  let releaseWs: (() => Promise<void>) | undefined;
+  try {
+    releaseExp = await take(experimentsDir(base.pipeline), command, opts.wait !== false, stop.cancel, 'the experiments of this pipeline');
+    if (!releaseExp) return 130;
+    // The workspace is locked only while the variants' inputs are copied: a `pipe run` cannot change them half-way.
+    releaseWs = await take(pipeDirOf(base.pipeline), command, opts.wait !== false, stop.cancel, 'the workspace');
+    if (!releaseWs) return 130;
+    const out = expOutput(opts);
+    const result = await runVariants({
+      workspace: base.pipeline,
+      defaults,
+      variants: plans,
+      machine,
+      pipeVersion: pipeVersion(),
+      signal: stop.cancel,
+      kill: stop.kill,
+      keepGoing: opts.keepGoing ?? false,
+      emitFor: out.emitFor,
+      executors: (p, stages, pipeDir) => executorChooser(p, stages, pipeDir),
+      onCopied: async () => {
+        await releaseWs?.();
+        releaseWs = undefined;
+      },
+      ...(gitOf(base.pipeline) ?? {}),
+    });
+    out.close();
+    const failed = result.records.filter((r) => r.status !== 'ok');
+    if (opts.json) {
+      process.stdout.write(`${JSON.stringify({ type: 'exp-end', ok: failed.length === 0 && !result.interrupted, variants: result.records.map((r) => ({ name: r.name, status: r.status, ...(r.reason ? { reason: r.reason } : {}), durationMs: r.durationMs })), at: Date.now() })}\n`);
+    } else {
+      for (const r of result.records) process.stderr.write(`${r.status === 'ok' ? '✔' : '✗'} ${r.name} ${r.status === 'ok' ? `done in ${seconds(r.durationMs)}` : `${r.status}: ${r.reason ?? ''}`}\n`);
+      const rows = [baselineRow(base.pipeline), ...result.records.map(rowOf)];
+      process.stdout.write(renderShow(rows, columnsOf(rows, metricPaths(base.pipeline)), {}, preferredMetrics(base.pipeline, result.records)));
+    }
+    if (result.interrupted) return 130;
+    return failed.length > 0 ? 1 : 0;
+  } finally {
+    await releaseWs?.();
+    await releaseExp?.();
+    stop.dispose();
+  }
+}
+
+interface Wanted {
+  name: string;
+  experiment?: ExperimentSpec;
+  index?: number;
+  /** Everything the variant sets (command line and experiment). */
+  overrides: Record<string, unknown>;
+  /** What the experiment sets (loaded over the command line's `-S`). */
+  own: Record<string, unknown>;
+  /** The command line's `-S` is the whole variant (no experiment named). */
+  cli?: true;
+}
+
+/** The variants the command line asks for: the named experiments' (with `-S` on each), or one made of `-S`. */
+function variantsToRun(p: Pipeline, names: string[], set: string[], name: string | undefined): Wanted[] {
+  const cli: Record<string, unknown> = {};
+  for (const raw of set) {
+    const o = parseOverride(raw);
+    if (typeof o !== 'string') cli[o.path.join('.')] = o.value; // malformed ones were reported by the load
+  }
+  const declared = p.experiments ?? [];
+  if (name !== undefined && !VARIANT_NAME.test(name)) throw new UsageError(`--name ${name}: a variant name uses only letters, digits, \`_\`, \`.\` and \`-\``);
+  if (names.length === 0) {
+    if (set.length === 0) {
+      throw new UsageError(
+        `exp run: name an experiment (${declared.length ? `this pipeline declares ${declared.map((e) => e.name).join(', ')}` : 'this pipeline declares none under `experiments:`'}) or give params to try with -S key=value`,
+      );
+    }
+    return [{ name: name ?? variantName('exp', cli), overrides: cli, own: cli, cli: true }];
+  }
+  if (name !== undefined) throw new UsageError('--name names a variant given with -S alone; an experiment names its own variants');
+  const out: Wanted[] = [];
+  for (const n of names) {
+    const e = declared.find((x) => x.name === n);
+    if (!e) throw new UsageError(`exp run: no experiment \`${n}\`${didYouMean(n, declared.map((x) => x.name))} (this pipeline declares ${declared.map((x) => x.name).join(', ') || 'none'})`);
+    e.variants.forEach((v, index) => {
+      const clash = Object.keys(cli).find((k) => Object.prototype.hasOwnProperty.call(v.overrides, k));
+      if (clash) throw new UsageError(`-S ${clash}: experiment \`${e.name}\` sets it itself; -S may set other params for its variants`);
+      const overrides = { ...cli, ...v.overrides };
+      out.push({ name: set.length ? variantName(e.name, overrides) : v.name, experiment: e, index, overrides, own: v.overrides });
+    });
+  }
+  const dup = out.find((w, i) => out.findIndex((x) => x.name === w.name) !== i);
+  if (dup) throw new UsageError(`two variants are named ${dup.name} (experiments ${dup.experiment?.name ?? '-S'}); rename one experiment`);
+  return out;
+}
+
+function describe(overrides: Record<string, unknown>): string {
+  return Object.entries(overrides).map(([k, v]) => `${k}=${paramText(v)}`).join(', ') || 'no overrides';
+}
+
+function seconds(ms: number): string {
+  return ms < 1000 ? `${ms}ms` : `${(ms / 1000).toFixed(1)}s`;
+}
+
+function gitOf(p: Pipeline): { git: NonNullable<ReturnType<typeof gitState>> } | undefined {
+  const g = gitState(p.workdir);
+  return g ? { git: g } : undefined;
+}
+
+/**
+ * Events of every variant: JSON lines with a `variant` field (`--json`), or plain lines with the variant before the
+ * stage (`lr-sweep-3f2a1c › train`); a variant's own run-start/run-end are left out (the command sums up).
+ */
+function expOutput(opts: { json?: boolean; verbose?: boolean }): { emitFor: (label: string) => Emit; close: () => void } {
+  if (opts.json) {
+    return {
+      emitFor: (variant) => (e: EventInput) => void process.stdout.write(`${JSON.stringify({ ...e, variant, at: Date.now() })}\n`),
+      close: () => {},
+    };
+  }
+  const out = bufferedWriter(process.stderr);
+  const render = plainRenderer({ verbose: opts.verbose ?? false, write: out.write });
+  return {
+    emitFor: (label) => (e: EventInput) => {
+      if (e.type === 'run-start' || e.type === 'run-end') return;
+      const shown = label === SHARED ? `(shared) ` : `${label} › `;
+      const full = { ...e, at: Date.now() } as PipeEvent;
+      render('stage' in full && typeof full.stage === 'string' ? ({ ...full, stage: `${shown}${full.stage}` } as PipeEvent) : full);
+    },
+    close: out.flush,
+  };
+}
+
+/** Take a lock (waiting, with a note, unless `wait` is false); undefined when interrupted while waiting. */
+async function take(dir: string, command: string, wait: boolean, signal: AbortSignal, what: string): Promise<(() => Promise<void>) | undefined> {
+  const got = await workspaceLock(dir, command)
+    .acquire({ wait, signal, onWait: (h) => process.stderr.write(`pipe: waiting for ${what}, locked by \`${h.command}\` (pid ${h.pid} on ${h.host})\n`) })
+    .catch((e: unknown) => {
+      if (signal.aborted) return undefined;
+      throw e;
+    });
+  if (!got || (!got.ok && signal.aborted)) return undefined;
+  if (!got.ok) throw new ExitError(`pipe: ${what} is locked by \`${got.holder.command}\` (pid ${got.holder.pid} on ${got.holder.host}); not waiting (--no-wait)`, 1);
+  const undo = releaseLockOnExit(dir);
+  return async () => {
+    undo();
+    await got.release();
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// pipe exp show
+
+export interface ExpShowOptions {
+  sort?: string;
+  desc?: boolean;
+  only?: string;
+  md?: boolean;
+  csv?: boolean;
+  json?: boolean;
+  html?: string;
+  metric?: string;
+  width?: string;
+}
+
+/** The declared metrics files, in stage order. */
+function metricPaths(p: Pipeline): string[] {
+  return p.stages.flatMap((s) => s.outs.filter((o) => o.metric && !o.path.endsWith('/')).map((o) => o.path));
+}
+
+function baselineRow(p: Pipeline): ExpRow {
+  return { name: 'workspace', baseline: true, status: 'workspace', params: flattenParams(p.params), metrics: workspaceMetrics(p, p.workdir) };
+}
+
+/** The metrics the shown experiments name with `metric:` (kept first when columns must be chosen). */
+function preferredMetrics(p: Pipeline, records: readonly VariantRecord[]): string[] {
+  const shown = new Set(records.map((r) => r.experiment));
+  return (p.experiments ?? []).filter((e) => shown.has(e.name) && e.metric).map((e) => e.metric!);
+}
+
+/** Records matching the command line's names (experiments or variants, globs allowed); all without names. */
+function selectRecords(records: VariantRecord[], names: string[]): VariantRecord[] {
+  if (names.length === 0) return records;
+  const m = matcher(names);
+  const picked = records.filter((r) => m(r.name) || (r.experiment !== undefined && m(r.experiment)));
+  for (const n of names) {
+    if (!records.some((r) => matcher([n])(r.name) || (r.experiment !== undefined && matcher([n])(r.experiment)))) {
+      throw new UsageError(`no recorded experiment or variant \`${n}\`${didYouMean(n, [...new Set(records.flatMap((r) => [r.name, r.experiment ?? r.name]))])}`);
+    }
+  }
+  return picked;
+}
+
+/** Experiments first in declaration order and variants in theirs, then command-line variants by start time. */
+function ordered(p: Pipeline, records: VariantRecord[]): VariantRecord[] {
+  const rank = new Map((p.experiments ?? []).map((e, i) => [e.name, i]));
+  const r = (x: VariantRecord): number => (x.experiment !== undefined ? (rank.get(x.experiment) ?? rank.size) : rank.size + 1);
+  return [...records].sort((a, b) => r(a) - r(b) || (a.index ?? 0) - (b.index ?? 0) || a.startedAt.localeCompare(b.startedAt));
+}
+
+function renderShow(rows: ExpRow[], cols: Columns, opts: ExpShowOptions, preferred: string[]): string {
+  if (opts.md) return `${markdownTable(showTable(rows, cols))}\n`;
+  if (opts.csv) return `${csvTable(showTable(rows, cols))}\n`;
+  const w = opts.width !== undefined ? Number(opts.width) : terminalWidth();
+  const { table, hidden } = fitTable(rows, cols, w, preferred);
+  const note = hiddenNote(hidden, w);
+  return `${textTable(table)}\n${note ? `${note}\n` : ''}`;
+}
+
+export async function expShowCommand(file: string, names: string[], opts: ExpShowOptions): Promise<number> {
+  if (opts.width !== undefined && !(Number.isInteger(Number(opts.width)) && Number(opts.width) >= 20)) throw new UsageError(`--width expects a whole number ≥ 20, got ${JSON.stringify(opts.width)}`);
+  if ([opts.md, opts.csv, opts.json].filter(Boolean).length > 1) throw new UsageError('give one of --md, --csv and --json');
+  const { pipeline } = await loadAll(file);
+  const records = ordered(pipeline, selectRecords(readRecords(pipeline), names));
+  if (records.length === 0 && !opts.json) {
+    const declared = (pipeline.experiments ?? []).map((e) => e.name);
+    process.stdout.write(`No experiments recorded for ${file} yet: \`pipe exp run ${file} ${declared[0] ?? 'NAME'}\`${declared.length ? ` (declared: ${declared.join(', ')})` : ''}, or \`pipe exp run ${file} -S key=value\`.\n`);
+    return 0;
+  }
+  let rows: ExpRow[] = [baselineRow(pipeline), ...records.map(rowOf)];
+  let cols = columnsOf(rows, metricPaths(pipeline));
+  const full = cols;
+  if (opts.sort !== undefined) {
+    const sorted = sortRows(rows, cols, opts.sort, opts.desc ?? false);
+    if ('error' in sorted) throw new UsageError(sorted.error);
+    rows = sorted;
+  }
+  if (opts.only !== undefined) {
+    const picked = pickColumns(cols, opts.only.split(',').map((s) => s.trim()).filter(Boolean));
+    if ('error' in picked) throw new UsageError(picked.error);
+    cols = picked;
+  }
+  if (opts.html !== undefined) {
+    const metric = chartMetric(full, rows, opts.metric, preferredMetrics(pipeline, records));
+    const html = await experimentsPage({ title: `Experiments: ${pipeline.name}`, rows, cols, ...(metric ? { metric } : {}), generatedAt: new Date().toISOString() }, await pageTools());
+    // Its folder may not exist yet: `pipe exp run` leaves the workspace's out/ as it was (absent, on a fresh clone).
+    mkdirSync(dirname(opts.html), { recursive: true });
+    writeAtomic(opts.html, html);
+    process.stderr.write(`wrote ${opts.html}${metric ? ` (${metric.id} against ${cols.params.join(', ') || 'no swept param'})` : ''}\n`);
+    if (!opts.md && !opts.csv && !opts.json) return 0;
+  }
+  if (opts.json) {
+    process.stdout.write(
+      `${JSON.stringify(
+        {
+          columns: { params: cols.params, metrics: cols.metrics },
+          rows: rows.map((r) => ({
+            name: r.name,
+            ...(r.baseline ? { baseline: true } : {}),
+            ...(r.experiment !== undefined ? { experiment: r.experiment } : {}),
+            status: r.status,
+            ...(r.reason !== undefined ? { reason: r.reason } : {}),
+            params: Object.fromEntries(cols.params.map((p) => [p, r.params[p]])),
+            metrics: Object.fromEntries(cols.metrics.map((m) => [m.id, r.metrics[m.path]?.[m.key]])),
+            ...(r.durationMs !== undefined ? { durationMs: r.durationMs } : {}),
+          })),
+        },
+        null,
+        2,
+      )}\n`,
+    );
+    return 0;
+  }
+  process.stdout.write(renderShow(rows, cols, opts, preferredMetrics(pipeline, records)));
+  return 0;
+}
+
+/** The metric charted: `--metric`, else the one the experiments name, else the first that varies, else the first. */
+function chartMetric(cols: Columns, rows: ExpRow[], wanted: string | undefined, preferred: string[]): MetricColumn | undefined {
+  if (wanted !== undefined) {
+    const m = cols.metrics.find((c) => namesMetric(c, wanted));
+    if (!m) throw new UsageError(`--metric ${wanted}: no such metric${didYouMean(wanted, cols.metrics.map((c) => c.id))} (metrics: ${cols.metrics.map((c) => c.id).join(', ') || 'none recorded'})`);
+    return m;
+  }
+  const varies = (c: MetricColumn): boolean => new Set(rows.filter((r) => !r.baseline).map((r) => JSON.stringify(r.metrics[c.path]?.[c.key]))).size > 1;
+  return cols.metrics.find((c) => preferred.some((p) => namesMetric(c, p))) ?? cols.metrics.find(varies) ?? cols.metrics[0];
+}
+
+/** The plot kind's Vega-Lite → SVG renderer and the report's escaping, loaded only for `--html`. */
+async function pageTools(): Promise<Parameters<typeof experimentsPage>[1]> {
+  const { renderSvg } = await import('../../stages/plot/lib/render.js');
+  const { escapeHtml } = await import('../../stages/report/lib/text.js');
+  return {
+    svg: async (spec, data) => {
+      const r = await renderSvg(spec as Parameters<typeof renderSvg>[0], data);
+      return r.ok ? { svg: r.value.svg } : { error: r.error };
+    },
+    escape: escapeHtml,
+  };
+}
+
+function writeAtomic(file: string, text: string): void {
+  const tmp = `${file}.tmp-${process.pid}`;
+  try {
+    writeFileSync(tmp, text);
+    renameSync(tmp, file);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// pipe exp diff
+
+export async function expDiffCommand(file: string, a: string, b: string | undefined, opts: { all?: boolean; json?: boolean; md?: boolean }): Promise<number> {
+  const { pipeline } = await loadAll(file);
+  const records = readRecords(pipeline);
+  const row = (n: string): ExpRow => {
+    if (n === 'workspace') return baselineRow(pipeline);
+    const r = records.find((x) => x.name === n);
+    if (!r) throw new UsageError(`no recorded variant \`${n}\`${didYouMean(n, ['workspace', ...records.map((x) => x.name)])}`);
+    return rowOf(r);
+  };
+  // One name: the variant against the workspace (DVC's `exp diff` compares with the baseline).
+  const [x, y] = b === undefined ? [row('workspace'), row(a)] : [row(a), row(b)];
+  const d = diffRows(x, y, opts.all ?? false);
+  if (opts.json) {
+    process.stdout.write(`${JSON.stringify({ a: x.name, b: y.name, params: d.params, metrics: d.metrics }, null, 2)}\n`);
+    return 0;
+  }
+  if (d.params.length === 0 && d.metrics.length === 0) {
+    process.stdout.write(`${x.name} and ${y.name} have the same params and metrics.\n`);
+    return 0;
+  }
+  const t = diffTable(x, y, d);
+  process.stdout.write(`${opts.md ? markdownTable(t) : textTable(t)}\n`);
+  return 0;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// pipe exp apply
+
+/** An executor for `exp apply`, which runs nothing: a stage it would have to run fails, saying why. */
+const refuseToRun: Executor = {
+  name: 'local',
+  async run(job: Job): Promise<JobResult> {
+    const now = Date.now();
+    return { status: 'failed', exitCode: null, signal: null, failure: 'submit', reason: `pipe exp apply runs nothing, and stage ${job.stage} has no cached result to restore`, startedAt: now, endedAt: now };
+  },
+  async close() {},
+};
+
+/**
+ * Of the stages a plan in the workspace says would run, those the variant's own folder cannot vouch for. Planning
+ * without running cannot know the hash of a folder dep that upstream outputs fill in (`eval/fpr/` of several
+ * restored files): such a stage looks new. In the variant's folder, where those outputs are, the current pipeline
+ * plans with the real hashes: a stage up to date there under the key the variant recorded restores here too.
+ */
+async function notInVariant(target: Loaded, record: VariantRecord, selected: ReadonlySet<string>, wouldRun: Array<[string, Decision]>): Promise<Array<[string, Decision]>> {
+  if (!existsSync(join(record.root, '.pipe'))) return wouldRun;
+  const there = scratchPipeline(target.pipeline, record.root, { cacheDir: target.pipeline.settings.cacheDir });
+  const vws = await openWorkspace(there);
+  const plan = await planStages({ pipeline: there, graph: target.graph, workspace: vws, selected, emit: () => {}, pipeVersion: pipeVersion() });
+  const vouched = (s: string): boolean => {
+    const v = plan.get(s);
+    return v !== undefined && v.action !== 'run' && v.info?.key === record.stages[s]?.key;
+  };
+  // What is left is said as the variant's folder sees it (the real reason), where it has one.
+  return wouldRun.filter(([s]) => !vouched(s)).map(([s, d]) => [s, plan.get(s)?.action === 'run' ? plan.get(s)! : d]);
+}
+
+export async function expApplyCommand(file: string, name: string, opts: { force?: boolean; json?: boolean; wait?: boolean }): Promise<number> {
+  const current = await loadAll(file);
+  const records = readRecords(current.pipeline);
+  const record = records.find((r) => r.name === name);
+  if (!record) throw new UsageError(`no recorded variant \`${name}\`${didYouMean(name, records.map((r) => r.name))}; \`pipe exp show ${file}\` lists them`);
+  if (record.status !== 'ok') throw new ExitError(`pipe: variant ${name} ${record.status === 'failed' ? 'failed' : 'was cancelled'} (${record.reason ?? ''}): it has no results to apply`, 1);
+  const paramsFile = appliedParamsPath(current.pipeline.file);
+  if (existsSync(paramsFile) && !readFileSync(paramsFile, 'utf8').startsWith(APPLIED_HEADER) && !opts.force) {
+    throw new UsageError(`${displayPath(paramsFile)} exists and was not written by \`pipe exp apply\`; move it away, or give --force to replace it`);
+  }
+  const defaults = flattenParams((await loadAll(file, { appliedParams: false })).pipeline.params);
+  const changed = changedParams(record.params, defaults);
+  // The pipeline as `pipe run` will load it once the params file is written: defaults, then the variant's params.
+  const target = await loadAll(file, { appliedParams: false, overrides: Object.entries(changed).map(([k, v]) => `+${k}=${JSON.stringify(v)}`) });
+  const selected = selectStages(target, record.targets, false);
+  const stop = interrupts();
+  // The experiments' lock first (as `pipe exp run` takes them): no run replaces the variant's folder meanwhile.
+  const releaseExp = await take(experimentsDir(current.pipeline), `pipe exp apply ${name}`, opts.wait !== false, stop.cancel, 'the experiments of this pipeline');
+  if (!releaseExp) return 130;
+  const release = await take(pipeDirOf(target.pipeline), `pipe exp apply ${name}`, opts.wait !== false, stop.cancel, 'the workspace').catch(async (e: unknown) => {
+    await releaseExp();
+    throw e;
+  });
+  if (!release) {
+    await releaseExp();
+    return 130;
+  }
+  try {
+    if (readRecords(current.pipeline).find((r) => r.name === name)?.endedAt !== record.endedAt) {
+      throw new ExitError(`pipe: variant ${name} was run again or removed while this waited; nothing was changed. Apply it again.`, 1);
+    }
+    const ws = await openWorkspace(target.pipeline);
+    const plan = await planStages({ pipeline: target.pipeline, graph: target.graph, workspace: ws, selected, emit: () => {}, pipeVersion: pipeVersion() });
+    let wouldRun = [...plan].filter(([, d]) => d.action !== 'up-to-date' && d.action !== 'restore');
+    if (wouldRun.length > 0) wouldRun = await notInVariant(target, record, selected, wouldRun);
+    if (wouldRun.length > 0) {
+      const lines = wouldRun.slice(0, 5).map(([s, d]) => `  ${s}: ${d.reasons.join('; ')}`);
+      throw new ExitError(
+        `pipe: exp apply ${name} runs nothing, but ${wouldRun.length} stage(s) have no cached result for its params (the pipeline changed since it ran, or \`pipe gc\` collected them):\n${lines.join('\n')}${wouldRun.length > 5 ? `\n  … and ${wouldRun.length - 5} more` : ''}\nnothing was changed; run the variant again (\`pipe exp run\`) first`,
+        1,
+      );
+    }
+    if (Object.keys(changed).length > 0) {
+      writeAtomic(paramsFile, paramsFileText(`${APPLIED_HEADER.slice(2)} ${name}\` (${new Date().toISOString()}): the params of that variant over the pipeline's own. Delete this file to return to them.`, changed));
+    } else if (existsSync(paramsFile)) rmSync(paramsFile);
+    const events: PipeEvent[] = [];
+    const summary = await runStages({
+      pipeline: target.pipeline,
+      graph: target.graph,
+      workspace: ws,
+      selected,
+      emit: (e) => void events.push({ ...e, at: Date.now() } as PipeEvent),
+      pipeVersion: pipeVersion(),
+      machine: machineFor({ gpus: 'none' }, []),
+      executorFor: () => refuseToRun,
+      signal: stop.cancel,
+      keepGoing: false,
+    });
+    const counts = summary.counts;
+    // The keys the stages had when restored (a plan cannot always know them: see notInVariant).
+    const changedKeys = [...summary.outcomes.values()].filter((o) => o.key !== undefined && record.stages[o.stage]?.key !== undefined && record.stages[o.stage]!.key !== o.key).map((o) => o.stage);
+    if (opts.json) process.stdout.write(`${JSON.stringify({ type: 'exp-apply', variant: name, ok: summary.ok, counts, paramsFile: Object.keys(changed).length > 0 ? paramsFile : null, changedDefinition: changedKeys }, null, 2)}\n`);
+    else {
+      for (const e of events) if (e.type === 'stage-end' && e.status === 'failed') process.stderr.write(`✗ ${e.stage}: ${e.reason}\n`);
+      for (const s of changedKeys) process.stderr.write(`note: stage ${s}'s definition changed since ${name} ran; restored the cached result for the current one\n`);
+      process.stdout.write(
+        `applied ${name}: ${counts.restored} restored, ${counts['up-to-date']} already in place${counts.failed ? `, ${counts.failed} failed` : ''}; ` +
+          (Object.keys(changed).length > 0 ? `its params are in ${displayPath(paramsFile)} (\`pipe run\` uses them; delete it to return to the defaults)\n` : 'it uses the pipeline\'s own params\n'),
+      );
+    }
+    if (summary.interrupted) return 130;
+    return summary.ok ? 0 : 1;
+  } finally {
+    await release();
+    await releaseExp();
+    stop.dispose();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// pipe exp remove
+
+export async function expRemoveCommand(file: string, names: string[], opts: { all?: boolean; json?: boolean; wait?: boolean }): Promise<number> {
+  const { pipeline } = await loadAll(file);
+  if (names.length === 0 && !opts.all) throw new UsageError('exp remove: name the variants or experiments to remove (globs allowed), or give --all');
+  const records = readRecords(pipeline);
+  const gone = opts.all ? records : selectRecords(records, names);
+  const stop = interrupts();
+  const release = await take(experimentsDir(pipeline), `pipe exp remove ${names.join(' ')}`.trim(), opts.wait !== false, stop.cancel, 'the experiments of this pipeline');
+  if (!release) return 130;
+  try {
+    for (const r of gone) {
+      const root = variantRoot(pipeline, r.name);
+      // Forgotten by the cache's registry first: `pipe gc` then collects what only this variant referenced.
+      await unregisterWorkspace(pipeline.settings.cacheDir, join(root, '.pipe'));
+      rmSync(root, { recursive: true, force: true });
+      removeRecord(pipeline, r.name);
+    }
+  } finally {
+    await release();
+    stop.dispose();
+  }
+  if (opts.json) process.stdout.write(`${JSON.stringify({ removed: gone.map((r) => r.name) })}\n`);
+  else process.stdout.write(`removed ${gone.length} variant${gone.length === 1 ? '' : 's'}${gone.length ? `: ${gone.map((r) => r.name).join(', ')}` : ''}; \`pipe gc ${file}\` frees what only they referenced\n`);
+  return 0;
+}
+

@@ -1,0 +1,96 @@
+/**
+ * Where experiments live and what is remembered of each variant.
+ *
+ *   <ws>/.pipe/exp/<pipeline slug>/lock              one `pipe exp run|apply|remove` at a time per pipeline
+ *   <ws>/.pipe/exp/<pipeline slug>/<variant>.json    the variant's record (below)
+ *   <ws>/.pipe/exp/<pipeline slug>/<variant>/        its scratch workspace: the workspace's layout, its own .pipe/
+ *
+ * The records are the results (`pipe exp show` reads only them); a variant's folder is where its outputs were made
+ * and stays (registered in the cache's registry, so `pipe gc` keeps what it references) until `pipe exp remove`.
+ */
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { StageStatus } from '../events.js';
+import type { GitState } from '../git.js';
+import type { Pipeline } from '../model.js';
+import { pipeDirOf, pipelineSlug } from '../workspace.js';
+
+export interface VariantRecord {
+  version: 1;
+  name: string;
+  /** The experiment it belongs to; absent for a variant given on the command line (`pipe exp run FILE -S k=v`). */
+  experiment?: string;
+  /** Its position among the experiment's variants (the display order). */
+  index?: number;
+  /** What the variant sets: the experiment's overrides and the command line's `-S`. */
+  overrides: Record<string, unknown>;
+  /** Every param in force, flattened to dotted leaves (engine/experiments/params.ts). */
+  params: Record<string, unknown>;
+  /** The targets it brought up to date (empty: every stage). */
+  targets: string[];
+  /** `ok`: every selected stage ended well; else the first failure's reason. */
+  status: 'ok' | 'failed' | 'cancelled';
+  reason?: string;
+  /** Per selected stage: how it ended, its key, how long it took. */
+  stages: Record<string, { status: StageStatus; key?: string; durationMs: number; reason?: string }>;
+  /** Metrics files of its selected stages (path → flattened metrics), read when it ended. */
+  metrics: Record<string, Record<string, unknown>>;
+  startedAt: string;
+  endedAt: string;
+  durationMs: number;
+  git?: GitState;
+  host: string;
+  pipeVersion: string;
+  /** Its scratch workspace (absolute). */
+  root: string;
+}
+
+/** The experiments folder of a pipeline (inside the workspace's `.pipe/`). */
+export function experimentsDir(p: Pipeline): string {
+  return join(pipeDirOf(p), 'exp', pipelineSlug(p));
+}
+
+export function variantRoot(p: Pipeline, name: string): string {
+  return join(experimentsDir(p), name);
+}
+
+/** Every recorded variant of the pipeline (unreadable records are skipped: they are rewritten by the next run). */
+export function readRecords(p: Pipeline): VariantRecord[] {
+  const dir = experimentsDir(p);
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const out: VariantRecord[] = [];
+  for (const f of names.sort()) {
+    if (!f.endsWith('.json')) continue;
+    try {
+      const r = JSON.parse(readFileSync(join(dir, f), 'utf8')) as VariantRecord;
+      if (r.version === 1 && typeof r.name === 'string' && `${r.name}.json` === f) out.push(r);
+    } catch {
+      // Half-written by a crashed process (writes are atomic, so only a foreign file): not a record.
+    }
+  }
+  return out;
+}
+
+/** Atomic: a reader sees the old record or the new one. */
+export function writeRecord(p: Pipeline, r: VariantRecord): void {
+  const dir = experimentsDir(p);
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `${r.name}.json`);
+  const tmp = `${file}.tmp-${process.pid}`;
+  try {
+    writeFileSync(tmp, `${JSON.stringify(r, null, 2)}\n`);
+    renameSync(tmp, file);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+}
+
+export function removeRecord(p: Pipeline, name: string): void {
+  rmSync(join(experimentsDir(p), `${name}.json`), { force: true });
+}

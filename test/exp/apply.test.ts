@@ -1,0 +1,87 @@
+// `pipe exp apply` of a variant whose stage depends on a folder that upstream outputs fill (issue 13): planning in
+// the workspace cannot know that folder's hash before the upstream outputs are restored, so the variant's own folder
+// vouches for it; apply restores everything (bytes as the variant made them) and runs nothing. A stage changed since
+// the variant ran is refused before anything is touched.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { pipeAsync, runPipe, workspace, type Ws } from '../engine/helpers.js';
+import { snapshot, sweepWorkspace } from './helpers.js';
+
+let ws: Ws | undefined;
+afterEach(() => {
+  ws?.cleanup();
+  ws = undefined;
+});
+
+const PIPELINE = `name: parts
+params: {scale: 1}
+stages:
+  part:
+    foreach: [a, b]
+    do:
+      cmd: mkdir -p out/parts && echo "\${item} \${params.scale}" > out/parts/\${item}.txt
+      deps: [in.txt]
+      outs: [out/parts/\${item}.txt]
+  summary:
+    cmd: sh summary.sh
+    deps: [out/parts/, summary.sh]
+    outs: [out/all.txt]
+    metrics: [out/summary.json]
+`;
+const SUMMARY = 'cat out/parts/*.txt > out/all.txt\necho "{\\"lines\\": $(wc -l < out/all.txt)}" > out/summary.json\n';
+
+describe('pipe exp apply', () => {
+  it('restores a stage whose folder dep its upstream fills, from a workspace that never ran; refuses a changed stage', async () => {
+    ws = workspace({ 'p.yaml': PIPELINE, 'in.txt': 'x\n', 'summary.sh': SUMMARY });
+    const r = await runPipe(ws.dir, ['exp', 'run', 'p.yaml', '-S', 'scale=2', '--name', 'two']);
+    expect(r.code, r.stderr).toBe(0);
+    const root = (JSON.parse((await runPipe(ws.dir, ['exp', 'show', 'p.yaml', '--json'])).stdout) as { rows: Array<{ name: string }> }).rows.map((x) => x.name);
+    expect(root).toEqual(['workspace', 'two']);
+    const variantDir = (await runPipe(ws.dir, ['exp', 'run', 'p.yaml', '-S', 'scale=2', '--name', 'two', '--dry-run'])).stdout.match(/each in (\S+)\/<name>\//)![1]!;
+
+    // A changed stage: refused, nothing written.
+    const before = snapshot(ws.dir, ['.pipe', 'p.yaml']); // p.yaml: edited and put back by this test
+    ws.write('p.yaml', PIPELINE.replace('cmd: sh summary.sh', 'cmd: sh summary.sh && true'));
+    const refused = await runPipe(ws.dir, ['exp', 'apply', 'p.yaml', 'two']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/1 stage\(s\) have no cached result for its params[^]*summary:/);
+    expect(refused.stderr).toMatch(/nothing was changed/);
+    ws.write('p.yaml', PIPELINE);
+    expect(snapshot(ws.dir, ['.pipe', 'p.yaml'])).toEqual(before);
+
+    const applied = await runPipe(ws.dir, ['exp', 'apply', 'p.yaml', 'two']);
+    expect(applied.code, applied.stderr).toBe(0);
+    expect(applied.stdout).toMatch(/^applied two: 3 restored, 0 already in place; its params are in p\.params\.yaml/);
+    expect(applied.stderr).not.toMatch(/definition changed/);
+    for (const f of ['out/parts/a.txt', 'out/parts/b.txt', 'out/all.txt', 'out/summary.json']) {
+      expect(ws.read(f), f).toBe(readFileSync(join(variantDir, 'two', f), 'utf8'));
+    }
+    expect(ws.read('out/all.txt')).toBe('a 2\nb 2\n');
+    const status = await runPipe(ws.dir, ['status', 'p.yaml']);
+    expect(status.stdout + status.stderr).toMatch(/All 3 stage\(s\) are up to date/);
+  });
+});
+
+describe('pipe exp apply and a running sweep', () => {
+  it('waits for the experiments of the pipeline (--no-wait: exits 1 naming the sweep), changing nothing', async () => {
+    const sw = sweepWorkspace();
+    ws = sw;
+    expect((await runPipe(sw.dir, ['exp', 'run', 'p.yaml', '-S', 'scale=2', '--name', 'two'], sw.env())).code).toBe(0);
+    // A sweep whose training waits at a barrier for a second training that never comes: it holds the lock meanwhile.
+    const env = sw.env(2);
+    const held = pipeAsync(sw.dir, ['exp', 'run', 'p.yaml', '-S', 'scale=4', '--name', 'held'], env);
+    try {
+      await held.until(() => existsSync(join(env.SYNC!, 'started.4')), 60_000);
+      const before = snapshot(sw.dir, ['.pipe']);
+      const r = await runPipe(sw.dir, ['exp', 'apply', 'p.yaml', 'two', '--no-wait']);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/the experiments of this pipeline is locked by `pipe exp run p\.yaml -S scale=4 --name held`/);
+      expect(snapshot(sw.dir, ['.pipe'])).toEqual(before);
+      expect(existsSync(join(sw.dir, 'p.params.yaml'))).toBe(false);
+    } finally {
+      held.child.kill('SIGINT');
+      await held.done;
+    }
+  });
+});

@@ -1,0 +1,58 @@
+// What `pipe exp run` records of a variant (issue 13): its params, per-stage keys and status, metrics, duration,
+// and the git commit it ran at (with whether the tree was dirty) when the workspace is a git repository.
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { runPipe } from '../engine/helpers.js';
+import { git, sweepWorkspace, type SweepWs } from './helpers.js';
+
+let ws: SweepWs | undefined;
+afterEach(() => {
+  ws?.cleanup();
+  ws = undefined;
+});
+
+interface Rec {
+  name: string;
+  status: string;
+  overrides: Record<string, unknown>;
+  params: Record<string, unknown>;
+  stages: Record<string, { status: string; key?: string; durationMs: number }>;
+  metrics: Record<string, Record<string, unknown>>;
+  durationMs: number;
+  git?: { commit: string; dirty: boolean };
+}
+
+function record(dir: string, name: string): Rec {
+  const exp = join(dir, '.pipe/exp');
+  const [slug] = readdirSync(exp).filter((f) => f !== 'lock');
+  return JSON.parse(readFileSync(join(exp, slug!, `${name}.json`), 'utf8')) as Rec;
+}
+
+describe('a variant\'s record', () => {
+  it('params, stage keys, metrics, duration; the git commit and whether the tree was dirty; none outside git', async () => {
+    ws = sweepWorkspace();
+    const outside = await runPipe(ws.dir, ['exp', 'run', 'p.yaml', '-S', 'scale=2', '--name', 'nogit'], ws.env());
+    expect(outside.code, outside.stderr).toBe(0);
+    const a = record(ws.dir, 'nogit');
+    expect(a).toMatchObject({ name: 'nogit', status: 'ok', overrides: { scale: 2 }, metrics: { 'out/metrics.json': { score: 30, n: 5 } } });
+    expect(a.params).toMatchObject({ scale: 2, cpus: 0.5 });
+    expect(Object.keys(a.stages).sort()).toEqual(['evaluate', 'prep', 'train']);
+    for (const s of Object.values(a.stages)) expect(s.key).toMatch(/^[0-9a-f]{64}$/);
+    expect(a.durationMs).toBeGreaterThan(0);
+    expect(a.git).toBeUndefined();
+
+    git(ws.dir, 'init', '-q');
+    git(ws.dir, 'add', 'p.yaml', 'in.txt', 'train.sh', 'eval.sh');
+    git(ws.dir, 'commit', '-qm', 'pipeline');
+    const head = git(ws.dir, 'rev-parse', 'HEAD').trim();
+    const clean = await runPipe(ws.dir, ['exp', 'run', 'p.yaml', '-S', 'scale=3', '--name', 'clean'], ws.env());
+    expect(clean.code, clean.stderr).toBe(0);
+    expect(record(ws.dir, 'clean').git).toEqual({ commit: head, dirty: false });
+
+    ws.write('in.txt', 'v2\n'); // a tracked file edited, not committed
+    const dirty = await runPipe(ws.dir, ['exp', 'run', 'p.yaml', '-S', 'scale=3', '--name', 'dirty'], ws.env());
+    expect(dirty.code, dirty.stderr).toBe(0);
+    expect(record(ws.dir, 'dirty').git).toEqual({ commit: head, dirty: true });
+  });
+});
