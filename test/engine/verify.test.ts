@@ -1,11 +1,11 @@
 // `pipe verify` (issue 10, Nix's --check): re-run recorded stages in a scratch copy, name each stage and file that
 // differ, exit non-zero when any does — and leave the workspace, its .pipe/ and its cache byte-for-byte untouched.
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { snapshot } from '../support/snapshot.js';
 import { events, pipe, pipeBin, workspace, type Ws } from './helpers.js';
 
 let ws: Ws;
@@ -16,24 +16,6 @@ afterEach(() => {
   shared = undefined;
 });
 
-/** Every entry below `dir`: files with their sha256 and mode, folders, links with their targets. */
-function snapshot(dir: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const walk = (rel: string): void => {
-    const abs = join(dir, rel);
-    for (const name of readdirSync(abs).sort()) {
-      const r = rel ? `${rel}/${name}` : name;
-      const st = lstatSync(join(dir, r));
-      if (st.isSymbolicLink()) out[r] = `link ${readlinkSync(join(dir, r))}`;
-      else if (st.isDirectory()) {
-        out[`${r}/`] = 'dir';
-        walk(r);
-      } else out[r] = `${createHash('sha256').update(readFileSync(join(dir, r))).digest('hex')} ${st.mode.toString(8)} ${st.mtimeMs}`;
-    }
-  };
-  walk('');
-  return out;
-}
 
 const pipeline = (cacheDir: string) => `name: v
 settings: {cache_dir: ${cacheDir}}

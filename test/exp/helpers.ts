@@ -1,7 +1,6 @@
 // A small pipeline for the experiment suites (cmd stages, a fraction of a second each) and what they check it with.
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { lstatSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { workspace, type Ws } from '../engine/helpers.js';
@@ -98,21 +97,4 @@ export function git(dir: string, ...args: string[]): string {
   });
 }
 
-/** Every entry below `dir` but the `skip`ped folders: files with their sha256, mode and mtime, folders, links. */
-export function snapshot(dir: string, skip: readonly string[] = []): Record<string, string> {
-  const out: Record<string, string> = {};
-  const walk = (rel: string): void => {
-    for (const name of readdirSync(join(dir, rel)).sort()) {
-      const r = rel ? `${rel}/${name}` : name;
-      if (skip.includes(r)) continue;
-      const st = lstatSync(join(dir, r));
-      if (st.isSymbolicLink()) out[r] = `link ${readlinkSync(join(dir, r))}`;
-      else if (st.isDirectory()) {
-        out[`${r}/`] = 'dir';
-        walk(r);
-      } else out[r] = `${createHash('sha256').update(readFileSync(join(dir, r))).digest('hex')} ${st.mode.toString(8)} ${st.mtimeMs}`;
-    }
-  };
-  walk('');
-  return out;
-}
+export { snapshot } from '../support/snapshot.js';

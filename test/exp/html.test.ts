@@ -1,46 +1,28 @@
 // `pipe exp show --html` (issue 13) in headless Chromium: the comparison table and a Vega-Lite chart of the metric
 // against the swept param (rendered to SVG by the plot kind's renderer), self-contained, no errors, a screenshot.
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { chromium, type BrowserContext } from 'playwright-core';
+import type { BrowserContext } from 'playwright-core';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CHROMIUM, inkPixels, launchChromium, skipWithoutChromium, watchPage } from '../support/browser.js';
 import { runPipe } from '../engine/helpers.js';
 import { sweepWorkspace } from './helpers.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACT = fileURLToPath(new URL('../../artifacts/experiments.png', import.meta.url));
-const present = existsSync(CHROMIUM);
-if (!present) console.warn(`experiments Chromium test skipped: ${CHROMIUM} is not installed (Debian package "chromium")`);
+const skip = skipWithoutChromium('experiments Chromium test');
 
-/** Pixels of a PNG that are not (near) white. */
-async function inkPixels(png: Buffer): Promise<number> {
-  const { data, info } = await sharp(png).removeAlpha().raw().toBuffer({ resolveWithObject: true });
-  let n = 0;
-  for (let i = 0; i < data.length; i += info.channels) if (data[i]! < 200 || data[i + 1]! < 200 || data[i + 2]! < 200) n++;
-  return n;
-}
-
-describe.skipIf(!present)(`pipe exp show --html in headless Chromium (${CHROMIUM})`, () => {
+describe.skipIf(skip)(`pipe exp show --html in headless Chromium (${CHROMIUM ?? 'not on PATH'})`, () => {
   let context: BrowserContext;
-  let profile: string;
+  let close: (() => Promise<void>) | undefined;
 
   beforeAll(async () => {
-    profile = mkdtempSync(join(tmpdir(), 'pipe-chromium-profile-'));
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      timeout: 90_000,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-      viewport: { width: 1000, height: 800 },
-    });
+    ({ context, close } = await launchChromium({ width: 1000, height: 800 }));
   });
 
   afterAll(async () => {
-    await context?.close();
-    if (profile) rmSync(profile, { recursive: true, force: true });
+    await close?.();
   });
 
   it('shows every variant in the table and charts the metric against the swept param; saves a screenshot', async () => {
@@ -57,13 +39,7 @@ describe.skipIf(!present)(`pipe exp show --html in headless Chromium (${CHROMIUM
       expect(bad.stderr).toMatch(/--metric scroe: no such metric \(did you mean `score`\?\)/);
 
       const page = await context.newPage();
-      const problems: string[] = [];
-      const fetched: string[] = [];
-      page.on('console', (m) => {
-        if (m.type() === 'error' || m.type() === 'warning') problems.push(`console ${m.type()}: ${m.text()}`);
-      });
-      page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-      page.on('request', (q) => fetched.push(q.url()));
+      const { problems, fetched } = watchPage(page);
       const url = pathToFileURL(join(ws.dir, 'reports/new/experiments.html')).href;
       await page.goto(url, { waitUntil: 'load' });
       expect(fetched).toEqual([url]); // self-contained

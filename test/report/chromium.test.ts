@@ -1,27 +1,17 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../stages/report/run.js';
-import { onPath, requireTools } from '../support/tools.js';
+import { CHROMIUM, inkPixels, launchChromium, skipWithoutChromium, watchPage } from '../support/browser.js';
 import { HOSTILE_SVG, reportCtx, reportWith, reportWorkspace } from './fixture.js';
 
 // Found as .ci/run finds it (`command -v chromium`); under CI a missing browser fails the suite, it is not skipped.
-const CHROMIUM = onPath('chromium');
+const skip = skipWithoutChromium('report Chromium test');
 const ARTIFACT = fileURLToPath(new URL('../../artifacts/report.png', import.meta.url));
 const HOSTILE_ARTIFACT = fileURLToPath(new URL('../../artifacts/report-hostile.png', import.meta.url));
-if (!CHROMIUM && !requireTools) console.warn('report Chromium test skipped: no chromium on PATH (Debian package "chromium")');
-
-/** Pixels that are not (near) white in a PNG: a rendered figure has many, an empty box has none. */
-async function inkPixels(png: Buffer): Promise<number> {
-  const { data, info } = await sharp(png).removeAlpha().raw().toBuffer({ resolveWithObject: true });
-  let n = 0;
-  for (let i = 0; i < data.length; i += info.channels) if (data[i]! < 200 || data[i + 1]! < 200 || data[i + 2]! < 200) n++;
-  return n;
-}
 
 /** What a page did that it must not: dialogs, console markers, page errors, and every request it made. */
 interface Watch {
@@ -56,49 +46,23 @@ async function openHostile(context: BrowserContext, file: string): Promise<{ pag
   return { page, watch };
 }
 
-describe.skipIf(!CHROMIUM && !requireTools)(`report.html in headless Chromium (${CHROMIUM ?? 'not on PATH'})`, () => {
+describe.skipIf(skip)(`report.html in headless Chromium (${CHROMIUM ?? 'not on PATH'})`, () => {
   let context: BrowserContext;
-  let profile: string;
+  let close: (() => Promise<void>) | undefined;
 
   beforeAll(async () => {
-    if (!CHROMIUM) throw new Error('chromium is not on PATH, and CI requires the report rendering test (Debian package "chromium"; .ci/run installs it)');
-    profile = mkdtempSync(join(tmpdir(), 'pipe-chromium-profile-'));
-    // A persistent context is how playwright takes a fresh --user-data-dir (launch() refuses that flag).
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      timeout: 90_000,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-      viewport: { width: 1100, height: 900 },
-    });
+    ({ context, close } = await launchChromium({ width: 1100, height: 900 }));
   });
 
   afterAll(async () => {
-    await context?.close();
-    if (profile) rmSync(profile, { recursive: true, force: true });
+    await close?.();
   });
 
   it('renders every figure, table and number with no errors and no network, and saves a screenshot', async () => {
     const ws = await reportWorkspace();
     await run(reportCtx(ws));
     const page = await context.newPage();
-    const problems: string[] = [];
-    const fetched: string[] = [];
-    page.on('console', (m) => {
-      if (m.type() === 'error' || m.type() === 'warning') problems.push(`console ${m.type()}: ${m.text()}`);
-    });
-    page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-    page.on('requestfailed', (r) => problems.push(`request failed: ${r.url()}`));
-    page.on('request', (r) => fetched.push(r.url()));
+    const { problems, fetched } = watchPage(page);
 
     const url = pathToFileURL(join(ws, 'out/report/report.html')).href;
     await page.goto(url, { waitUntil: 'load' });
