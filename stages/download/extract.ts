@@ -27,6 +27,8 @@ export interface ExtractLimits {
   maxBytes: number;
   /** Largest ratio of that total to the archive's own size (with.max_extract_ratio). */
   maxRatio: number;
+  /** Most entries (files, folders, links) one archive may hold (with.max_extract_entries): inodes and time are finite too. */
+  maxEntries: number;
 }
 
 export function archiveKind(file: string): ArchiveKind | null {
@@ -149,7 +151,12 @@ class ExpansionBudget {
   add(size: number): string | null {
     this.total += size;
     this.entries++;
-    const { maxBytes, maxRatio } = this.limits;
+    const { maxBytes, maxRatio, maxEntries } = this.limits;
+    if (this.entries > maxEntries)
+      return (
+        `${this.label} holds more than ${maxEntries} entries (with.max_extract_entries = ${maxEntries}); nothing was extracted. ` +
+        `If the archive is trusted and meant to hold this many files, raise with.max_extract_entries`
+      );
     const ratio = this.total / Math.max(1, this.archiveSize);
     if (ratio > maxRatio)
       return (

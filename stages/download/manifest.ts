@@ -64,6 +64,11 @@ export const manifest: StageManifest = {
       default: 100,
       description: "Largest ratio of an archive's expanded size to its own size (default 100): a decompression bomb is refused.",
     },
+    max_extract_entries: {
+      type: 'integer',
+      default: 1_000_000,
+      description: 'Most entries (files, folders, links) one archive may hold (default 1,000,000); checked before anything is written.',
+    },
     concurrency: { type: 'integer', default: 4, description: 'Files downloaded in parallel.' },
   },
   // The variables `base_url_env` and `auth` name reach the stage (names keyed through `with:`, values never).

@@ -32,6 +32,7 @@ export interface DownloadWith {
   extract: boolean;
   max_extract_bytes: number;
   max_extract_ratio: number;
+  max_extract_entries: number;
   concurrency: number;
 }
 
@@ -130,7 +131,7 @@ function fileUrl(base: string, rel: string): string {
 
 const isHttpUrl = (u: string): boolean => /^https?:\/\//i.test(u);
 
-const POSITIVE_FIELDS = ['timeout_s', 'max_bytes', 'max_time_s', 'max_extract_bytes', 'max_extract_ratio'] as const;
+const POSITIVE_FIELDS = ['timeout_s', 'max_bytes', 'max_time_s', 'max_extract_bytes', 'max_extract_ratio', 'max_extract_entries'] as const;
 
 export async function run(ctx: StageContext<DownloadWith>): Promise<void> {
   // A base URL from an environment variable is a secret (signed share links): messages show `$VAR/…` instead, and
@@ -460,6 +461,7 @@ async function download(ctx: StageContext<DownloadWith>, scrub: (text: string) =
         const names = await extractArchive(join(out, t.rel), dirname(join(out, t.rel)), t.rel, {
           maxBytes: w.max_extract_bytes,
           maxRatio: w.max_extract_ratio,
+          maxEntries: w.max_extract_entries,
         });
         stats.extracted += names.length;
         log(`extracted ${names.length} file(s) from ${t.rel}`);

@@ -114,6 +114,23 @@ describe('download: archive expansion bounds, all or nothing', () => {
     expect((await readFile(join(outDir(y), 'z.bin'))).length).toBe(30 * 2 ** 20);
   });
 
+  it('refuses a tar or zip with more entries than with.max_extract_entries (tiny files: bytes and ratio pass), writing nothing', async () => {
+    const many = Array.from({ length: 40 }, (_, i) => ({ name: `f/${i}.txt`, body: `${i}` }));
+    t.server = await startServer({ '/many.tar': { body: rawTar(many) }, '/many.zip': { body: rawZip(many) } });
+    for (const name of ['many.tar', 'many.zip']) {
+      const x = w({ url: `${t.server.url}/${name}`, extract: true, max_extract_entries: 25 });
+      await expect(run(fakeContext(t.dir, x, { stage: 'dl' }))).rejects.toThrow(
+        `stage dl: ${name} holds more than 25 entries (with.max_extract_entries = 25); nothing was extracted. ` +
+          'If the archive is trusted and meant to hold this many files, raise with.max_extract_entries.',
+      );
+      expect(await leftovers(outDir(x))).toEqual([name]);
+      // At the bound, the same archive extracts.
+      const y = w({ url: `${t.server.url}/${name}`, extract: true, max_extract_entries: 40 });
+      await run(fakeContext(t.dir, y, { stage: 'dl' }));
+      expect((await leftovers(outDir(y))).filter((f) => f.startsWith('f/'))).toHaveLength(40);
+    }
+  });
+
   it('leaves nothing of an archive that fails midway (a corrupt entry after a good one)', async () => {
     const good = rawZip([{ name: 'dir/first.txt', body: 'fine' }, { name: 'dir/second.txt', body: 'will be corrupted' }]);
     const bad = Buffer.from(good);
