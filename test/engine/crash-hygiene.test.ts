@@ -33,46 +33,50 @@ async function until(what: string, pred: () => boolean, ms = 30_000): Promise<vo
 }
 
 describe('a second Ctrl-C', () => {
+  // Two identical stages and -j 1: whichever starts first (keys are ready in any order) is the running one, the
+  // other waits for the slot — and is what the first Ctrl-C cancels before it starts.
+  const twoStages = (cmd: (name: string) => string): string =>
+    'name: c\nstages:\n' + ['a', 'b'].map((n) => `  ${n}:\n    cmd: ${cmd(n)}\n    outs: [out/${n}.txt]\n`).join('');
+  const startedOf = (w: Ws): string | undefined => ['a', 'b'].find((n) => w.exists(`${n}.sh.pid`));
+
   it('kills a stage that ignores SIGTERM and SIGINT, and what it started; no half output, no lock, no record', async () => {
     ws = workspace({
-      'p.yaml':
-        'name: c\nstages:\n' +
-        "  stubborn:\n    cmd: trap '' TERM INT; sleep 300 & echo $! > sleep.pid; echo $$ > sh.pid; echo half > out/s.txt; wait\n    outs: [out/s.txt]\n" +
-        '  queued:\n    cmd: echo > out/q.txt\n    outs: [out/q.txt]\n',
+      'p.yaml': twoStages((n) => `trap '' TERM INT; sleep 300 & echo $! > ${n}.sleep.pid; echo half > out/${n}.txt; echo $$ > ${n}.sh.pid; wait`),
     });
     const w = ws;
     // A grace period far beyond the test: only the second Ctrl-C can end the stage.
     const p = pipeAsync(w.dir, ['run', 'p.yaml', '--json', '-j', '1'], { PIPE_KILL_GRACE_MS: '600000' });
-    await until('the stage to start its sleep and write half its output', () => w.exists('out/s.txt') && w.exists('sleep.pid') && w.exists('sh.pid'));
-    const pids = [Number(w.read('sh.pid')), Number(w.read('sleep.pid'))];
+    await until('a stage to start its sleep and write half its output', () => startedOf(w) !== undefined);
+    const stubborn = startedOf(w)!;
+    const queued = stubborn === 'a' ? 'b' : 'a';
+    const pids = [Number(w.read(`${stubborn}.sh.pid`)), Number(w.read(`${stubborn}.sleep.pid`))];
     expect(pids.every(running)).toBe(true);
+    expect(w.exists(`out/${stubborn}.txt`)).toBe(true);
     p.child.kill('SIGINT');
     // The first Ctrl-C is seen: the queued stage is cancelled before it starts; the stubborn one keeps running.
-    await p.until((out) => /"type":"stage-end","stage":"queued","status":"cancelled"/.test(out));
+    await p.until((out) => new RegExp(`"type":"stage-end","stage":"${queued}","status":"cancelled"`).test(out));
     expect(pids.every(running)).toBe(true);
     p.child.kill('SIGINT');
     const r = await p.done;
     expect(r.code).toBe(130);
     expect(r.stderr).not.toMatch(/\n\s+at /);
-    expect(statuses(r.stdout)).toEqual({ stubborn: 'cancelled', queued: 'cancelled' });
+    expect(statuses(r.stdout)).toEqual({ a: 'cancelled', b: 'cancelled' });
     await until('the stage and its sleep to be gone', () => !pids.some(running), 10_000);
-    expect(w.exists('out/s.txt')).toBe(false);
+    expect(w.exists(`out/${stubborn}.txt`)).toBe(false);
+    expect(w.exists(`${queued}.sh.pid`)).toBe(false);
     expect(w.exists('.pipe/lock')).toBe(false);
     expect(runRecords(w.dir)).toEqual([]);
   });
 
   it('a third interrupt exits at once; the exit hooks leave no stage running and no lock', async () => {
-    ws = workspace({
-      'p.yaml':
-        "name: c\nstages:\n  s:\n    cmd: trap '' TERM INT; echo $$ > sh.pid; while :; do sleep 0.05; done\n    outs: [out/s.txt]\n" +
-        '  queued:\n    cmd: echo > out/q.txt\n    outs: [out/q.txt]\n',
-    });
+    ws = workspace({ 'p.yaml': twoStages((n) => `trap '' TERM INT; echo $$ > ${n}.sh.pid; while :; do sleep 0.05; done`) });
     const w = ws;
     const p = pipeAsync(w.dir, ['run', 'p.yaml', '--json', '-j', '1'], { PIPE_KILL_GRACE_MS: '600000' });
-    await until('the stage to start', () => w.exists('sh.pid') && w.exists('.pipe/lock'));
-    const sh = Number(w.read('sh.pid'));
+    await until('a stage to start', () => startedOf(w) !== undefined && w.exists('.pipe/lock'));
+    const started = startedOf(w)!;
+    const sh = Number(w.read(`${started}.sh.pid`));
     p.child.kill('SIGINT');
-    await p.until((out) => /"stage":"queued","status":"cancelled"/.test(out));
+    await p.until((out) => new RegExp(`"stage":"${started === 'a' ? 'b' : 'a'}","status":"cancelled"`).test(out));
     // Two more, of different kinds so the kernel cannot merge them: the third ends pipe at once.
     p.child.kill('SIGTERM');
     p.child.kill('SIGHUP');
