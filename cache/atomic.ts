@@ -62,13 +62,7 @@ export async function writeFileAtomic(path: string, data: FileData, opts: Atomic
 export function writeFileAtomicSync(path: string, data: FileData, opts: AtomicWriteOptions = {}): void {
   const tmp = tempName(path);
   try {
-    const fd = inFolder(path, () => openSync(tmp, 'wx', opts.mode ?? 0o666));
-    try {
-      for (const chunk of chunksOf(data)) writeFileSync(fd, chunk);
-      if (opts.fsync) fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
+    writeTempSync(tmp, path, data, opts);
     renameSync(tmp, path);
   } catch (e) {
     rmSync(tmp, { force: true });
@@ -108,7 +102,7 @@ export async function createExclusive(path: string, data: string | Uint8Array, o
 export function createExclusiveSync(path: string, data: string | Uint8Array, opts: AtomicWriteOptions = {}): boolean {
   const tmp = tempName(path);
   try {
-    writeFileAtomicSyncTemp(tmp, path, data, opts);
+    writeTempSync(tmp, path, data, opts);
     linkSync(tmp, path);
     return true;
   } catch (e) {
@@ -127,10 +121,11 @@ export function createExclusiveSync(path: string, data: string | Uint8Array, opt
   }
 }
 
-function writeFileAtomicSyncTemp(tmp: string, path: string, data: string | Uint8Array, opts: AtomicWriteOptions): void {
+/** The temp file `tmp` beside `path`, written whole (writeTemp's synchronous twin); its folder made when missing. */
+function writeTempSync(tmp: string, path: string, data: FileData, opts: AtomicWriteOptions): void {
   const fd = inFolder(path, () => openSync(tmp, 'wx', opts.mode ?? 0o666));
   try {
-    writeFileSync(fd, data);
+    for (const chunk of chunksOf(data)) writeFileSync(fd, chunk);
     if (opts.fsync) fsyncSync(fd);
   } finally {
     closeSync(fd);
