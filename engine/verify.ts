@@ -224,7 +224,6 @@ function recordedIndex(stage: StageSpec, record: RunRecord, now: ReadonlyMap<str
   return stage.outs.map((o) => {
     const r = recorded.get(outPathKey(o.path));
     const h = r ?? now.get(o.path)!;
-    const dir = (r ? r.kind === 'dir' : now.get(o.path)!.kind === 'dir') || o.path.endsWith('/');
-    return { path: o.path, hash: h.hash, size: h.size, files: h.files, ...(dir ? { dir: true } : {}) };
+    return { path: o.path, hash: h.hash, size: h.size, files: h.files, ...(h.kind === 'dir' || o.path.endsWith('/') ? { dir: true } : {}) };
   });
 }
