@@ -3,17 +3,17 @@
  * stages. The child leads its own process group, so cancelling reaches everything it started (SIGTERM to the group,
  * SIGKILL after a grace period). Output goes to the job's log file and to hooks.onOutput.
  *
- * Spawned with node:child_process directly rather than execa: with `-j 2` on 2 cores, the parent's CPU per spawn
- * bounds how fast trivial stages go, and execa 9 measured ~2x the parent CPU per spawn here (400 `sh -c cp`:
- * 0.39 s vs 0.82–0.91 s CPU, 3.1–4.3 s vs 5.4–6.4 s wall). Nothing of execa's is needed: no buffering, no
- * promise-chained pipes, just a group kill and an exit code.
+ * Processes are started by engine/executors/spawner.ts: through a small long-lived spawner process where python3 is
+ * available (Node's own spawn forks all of pipe and blocks its main thread until the exec), else with
+ * child_process.spawn. Not execa: with `-j 2` on 2 cores the parent's CPU per spawn bounds how fast trivial stages go,
+ * and execa 9 measured ~2x the parent CPU per spawn of child_process (400 `sh -c cp`: 0.39 s vs 0.82–0.91 s CPU).
  */
-import { spawn } from 'node:child_process';
 import { createWriteStream, mkdirSync, realpathSync, rmSync, statSync, type WriteStream } from 'node:fs';
 import { dirname } from 'node:path';
 import { hostname } from 'node:os';
 import type { Executor, Job, JobHooks, JobResult } from './executor.js';
 import { childEnv } from '../env.js';
+import { killGroup, startProcess } from './spawner.js';
 
 export interface LocalExecutorOptions {
   /** How long a cancelled job gets between SIGTERM and SIGKILL (ms). */
@@ -64,87 +64,81 @@ export class LocalExecutor implements Executor {
     const [file, ...args] = argv;
 
     return new Promise<JobResult>((resolve) => {
-      let spawnError: Error | undefined;
-      let wasCancelled = false;
+      let group: number | undefined;
+      let cancelled: NodeJS.Signals | undefined; // the signal a cancel asked for, sent as soon as there is a group
       let killTimer: NodeJS.Timeout | undefined;
-      const child = spawn(file!, args, {
-        cwd: job.cwd,
-        env,
-        detached: true, // own process group: a group kill reaches grandchildren (sh → python → workers)
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      const group = child.pid;
-      if (group) liveGroups.add(group);
-      const onAbort = (): void => {
-        wasCancelled = true;
-        killGroup(group, 'SIGTERM');
-        killTimer = setTimeout(() => killGroup(group, 'SIGKILL'), this.killGraceMs);
-        killTimer.unref();
+      let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+      const cancel = (signal: NodeJS.Signals): void => {
+        cancelled = signal;
+        killGroup(group, signal);
+        if (signal === 'SIGTERM' && !killTimer) {
+          killTimer = setTimeout(() => cancel('SIGKILL'), this.killGraceMs);
+          killTimer.unref();
+        }
       };
+      const onAbort = (): void => cancel('SIGTERM');
       // A second Ctrl-C: no grace period left.
-      const onKill = (): void => {
-        wasCancelled = true;
-        killGroup(group, 'SIGKILL');
-      };
+      const onKill = (): void => cancel('SIGKILL');
       hooks.signal.addEventListener('abort', onAbort, { once: true });
       hooks.kill?.addEventListener('abort', onKill, { once: true });
       if (hooks.kill?.aborted) onKill();
-      if (group) hooks.onStart?.({ host: this.host });
-      // stdout and stderr interleave in the log in arrival order. A log that cannot be written (a full disk) fails
-      // the job with that reason; the output still reaches the engine.
-      const onData = (chunk: Buffer): void => {
-        if (!logError) {
-          if (!log) {
-            log = createWriteStream(job.logFile);
-            log.on('error', (e) => (logError ??= e));
-          }
-          log.write(chunk);
-        }
-        hooks.onOutput?.(chunk.toString('utf8'));
-      };
-      child.stdout.on('data', onData);
-      child.stderr.on('data', onData);
-      child.stdout.on('error', (e) => (logError ??= e));
-      child.stderr.on('error', (e) => (logError ??= e));
-      child.on('error', (e) => (spawnError = e));
-      // The job ends when its process exits, not when the last holder of its stdout lets go: a background process
-      // (`server &`) would otherwise keep pipe waiting as long as it lives. Its group goes at once (what was
-      // written to the pipes is still read); anything that left the group (setsid) gets OUTPUT_DRAIN_MS to close
-      // them, then they are closed from this side.
-      child.on('exit', () => {
-        killGroup(group, 'SIGKILL');
-        setTimeout(() => {
-          child.stdout.destroy();
-          child.stderr.destroy();
-        }, OUTPUT_DRAIN_MS).unref();
-      });
-      child.on('close', (code, signal) => {
+      const settle = (result: Omit<JobResult, 'startedAt' | 'host' | 'endedAt'>): void => {
         hooks.signal.removeEventListener('abort', onAbort);
         hooks.kill?.removeEventListener('abort', onKill);
         if (killTimer) clearTimeout(killTimer);
-        // Nothing of a job outlives it: whatever it left running in its group (a background process, a worker a
-        // cancelled stage did not stop) is killed.
-        killGroup(group, 'SIGKILL');
         if (group) liveGroups.delete(group);
-        const done = (): void => {
-          const r = { ...base, endedAt: Date.now(), ...(group ? { jobId: String(group) } : {}) };
-          const logNote = logError ? `its log ${job.logFile} could not be written (${logError.message})` : '';
-          if (wasCancelled) resolve({ ...r, status: 'cancelled', exitCode: code, signal, failure: 'cancelled', reason: 'cancelled' });
-          else if (spawnError && (group === undefined || (code === null && !signal))) {
-            resolve({ ...r, status: 'failed', exitCode: null, signal: null, failure: 'submit', reason: `could not start ${file}: ${spawnError.message}` });
-          } else if (code === 0 && logError) resolve({ ...r, status: 'failed', exitCode: 0, signal: null, failure: 'exit', reason: `exit code 0, but ${logNote}` });
-          else if (code === 0) resolve({ ...r, status: 'succeeded', exitCode: 0, signal: null, reason: 'exit code 0' });
-          else if (signal) resolve({ ...r, status: 'failed', exitCode: null, signal, failure: 'signal', reason: `killed by ${signal}${logNote ? `; ${logNote}` : ''}` });
-          else resolve({ ...r, status: 'failed', exitCode: code, signal: null, failure: 'exit', reason: `exit code ${code}${logNote ? `; ${logNote}` : ''}` });
-        };
+        const r = { ...base, endedAt: Date.now(), ...(group ? { jobId: String(group) } : {}) };
+        const finish = (): void => resolve({ ...r, ...result, ...(logError && result.status === 'succeeded' ? { status: 'failed', failure: 'exit', reason: `exit code 0, but ${logNote()}` } : {}) });
         // end(cb) calls back on finish or on error alike (with the error, before the 'error' event).
         if (log && !log.destroyed) {
           log.end((e?: Error | null) => {
             if (e) logError ??= e;
-            done();
+            finish();
           });
-        } else done();
-      });
+        } else finish();
+      };
+      const logNote = (): string => (logError ? `its log ${job.logFile} could not be written (${logError.message})` : '');
+      const withLog = (reason: string): string => (logError ? `${reason}; ${logNote()}` : reason);
+
+      const proc = startProcess(
+        { file: file!, args, cwd: job.cwd, env },
+        {
+          started: (pid) => {
+            group = pid;
+            liveGroups.add(pid);
+            if (cancelled) killGroup(pid, cancelled);
+            hooks.onStart?.({ host: this.host });
+          },
+          startFailed: (e) => settle({ status: 'failed', exitCode: null, signal: null, failure: 'submit', reason: `could not start ${file}: ${e.message}` }),
+          // stdout and stderr interleave in the log in arrival order. A log that cannot be written (a full disk)
+          // fails the job with that reason; the output still reaches the engine.
+          output: (chunk) => {
+            if (!logError) {
+              if (!log) {
+                log = createWriteStream(job.logFile);
+                log.on('error', (e) => (logError ??= e));
+              }
+              log.write(chunk);
+            }
+            hooks.onOutput?.(chunk.toString('utf8'));
+          },
+          // The job ends when its process exits, not when the last holder of its output lets go: a background
+          // process (`server &`) would otherwise keep pipe waiting as long as it lives. Its group has gone (what
+          // was written is still read); anything that left the group (setsid) gets OUTPUT_DRAIN_MS to close it.
+          exited: (code, signal) => {
+            exit = { code, signal };
+            setTimeout(() => proc.dropOutput(), OUTPUT_DRAIN_MS).unref();
+          },
+          closed: () => {
+            const { code, signal } = exit ?? { code: null, signal: null };
+            if (cancelled) settle({ status: 'cancelled', exitCode: code, signal, failure: 'cancelled', reason: 'cancelled' });
+            else if (code === 0) settle({ status: 'succeeded', exitCode: 0, signal: null, reason: 'exit code 0' });
+            else if (signal) settle({ status: 'failed', exitCode: null, signal, failure: 'signal', reason: withLog(`killed by ${signal}`) });
+            else settle({ status: 'failed', exitCode: code, signal: null, failure: 'exit', reason: withLog(`exit code ${code}`) });
+          },
+          lost: (reason) => settle({ status: 'failed', exitCode: null, signal: null, failure: 'lost', reason }),
+        },
+      );
     });
   }
 
@@ -182,12 +176,3 @@ const liveGroups = new Set<number>();
 process.on('exit', () => {
   for (const g of liveGroups) killGroup(g, 'SIGKILL');
 });
-
-function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
-  if (!pid) return;
-  try {
-    process.kill(-pid, signal);
-  } catch {
-    // Already gone.
-  }
-}

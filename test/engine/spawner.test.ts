@@ -1,0 +1,204 @@
+// The job spawner (engine/executors/spawner.ts): a job started through the Python spawner gets exactly what Node's
+// own spawn would give it, says why it could not start, and dies with pipe however pipe dies. Real processes, real
+// signals; each check runs through the spawner and through child_process.spawn (PIPE_SPAWNER=node).
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { spawnerUnusedReason, startProcess, type ProcessRequest } from '../../engine/executors/spawner.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'pipe-spawner-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+interface Outcome {
+  pid?: number;
+  output: string;
+  code?: number | null;
+  signal?: NodeJS.Signals | null;
+  startFailed?: string;
+  lost?: string;
+}
+
+function run(req: Partial<ProcessRequest> & { file: string }): Promise<Outcome> {
+  return new Promise((resolve) => {
+    const o: Outcome = { output: '' };
+    startProcess(
+      { args: [], cwd: dir, env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, ...req },
+      {
+        started: (pid) => (o.pid = pid),
+        startFailed: (e) => resolve({ ...o, startFailed: e.message }),
+        output: (c) => (o.output += c.toString('utf8')),
+        exited: (code, signal) => Object.assign(o, { code, signal }),
+        closed: () => resolve(o),
+        lost: (reason) => resolve({ ...o, lost: reason }),
+      },
+    );
+  });
+}
+
+function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+async function until(what: string, pred: () => boolean, ms = 20_000): Promise<void> {
+  const t0 = Date.now();
+  while (!pred()) {
+    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+const saved = process.env.PIPE_SPAWNER;
+afterEach(() => {
+  if (saved === undefined) delete process.env.PIPE_SPAWNER;
+  else process.env.PIPE_SPAWNER = saved;
+});
+
+it('the spawner is what this machine uses (python3 is installed by .ci/run)', () => {
+  expect(spawnerUnusedReason()).toBeUndefined();
+});
+
+describe.each([
+  ['the spawner', undefined],
+  ['child_process.spawn', 'node'],
+])('a job started through %s', (_name, mode) => {
+  const use = (): void => {
+    if (mode) process.env.PIPE_SPAWNER = mode;
+    else delete process.env.PIPE_SPAWNER;
+  };
+
+  it('gets stdout and stderr in order, its exit code, its own process group, and the cwd', async () => {
+    use();
+    const o = await run({ file: 'sh', args: ['-c', 'echo one; echo two >&2; echo three; pwd; ps -o pgid= -p $$; exit 3'] });
+    const lines = o.output.trim().split('\n');
+    // One pipe for both through the spawner: arrival order is writing order. child_process.spawn has two pipes,
+    // so stderr's line may come anywhere.
+    if (!mode) expect(lines.slice(0, 3)).toEqual(['one', 'two', 'three']);
+    expect(lines).toContain('two');
+    const [one, three, cwd, pgid] = lines.filter((l) => l !== 'two');
+    expect([one, three, cwd]).toEqual(['one', 'three', dir]);
+    expect(Number(pgid)).toBe(o.pid);
+    expect(o.code).toBe(3);
+    expect(o.signal).toBeNull();
+  });
+
+  it('is told its signal by name when one kills it', async () => {
+    use();
+    const o = await run({ file: 'sh', args: ['-c', 'kill -TERM $$'] });
+    expect(o.signal).toBe('SIGTERM');
+    expect(o.code).toBeNull();
+  });
+
+  it('gets exactly the environment given, stdin from /dev/null, default signals, none blocked, no extra descriptors', async () => {
+    use();
+    const o = await run({
+      file: 'sh',
+      args: ['-c', 'env | sort; grep -E "^Sig(Ign|Blk)" /proc/self/status; ls /proc/$$/fd | sort -n | tr "\\n" " "; echo; cat; echo end'],
+      env: { PATH: process.env.PATH!, ONLY_THIS: 'a b=c' },
+    });
+    const lines = o.output.trim().split('\n');
+    expect(lines).toContain('ONLY_THIS=a b=c');
+    expect(lines.filter((l) => /^[A-Z_]+=/.test(l) && !/^(PATH|ONLY_THIS|PWD|OLDPWD|SHLVL|_)=/.test(l))).toEqual([]);
+    // Signals 1–31 (32 and 33 are the C library's own, set up by it in every program).
+    const mask = (name: string): bigint => BigInt(`0x${lines.find((l) => l.startsWith(`${name}:`))!.split('\t')[1]}`) & 0x7fffffffn;
+    expect(mask('SigIgn')).toBe(0n);
+    expect(mask('SigBlk')).toBe(0n);
+    // The shell's descriptors: 0, 1, 2 only. (child_process.spawn passes on whatever the parent left without
+    // close-on-exec: under vitest, one of its worker's.)
+    if (!mode) expect(lines.find((l) => /^0 1 2 /.test(l))).toBe('0 1 2 ');
+    expect(lines.at(-1)).toBe('end'); // `cat` read an empty stdin
+    expect(o.code).toBe(0);
+  });
+
+  it('looks the program up on its own PATH, and says why it could not start one', async () => {
+    use();
+    const bin = mkdtempSync(join(dir, 'bin-'));
+    writeFileSync(join(bin, 'hello-tool'), '#!/bin/sh\necho tool ran\n', { mode: 0o755 });
+    expect((await run({ file: 'hello-tool', env: { PATH: `${bin}:/usr/bin:/bin` } })).output).toBe('tool ran\n');
+    const missing = await run({ file: 'no-such-tool-here' });
+    expect(missing.startFailed).toMatch(/no-such-tool-here|ENOENT/);
+    expect(missing.pid).toBeUndefined();
+    const noCwd = await run({ file: 'sh', args: ['-c', 'true'], cwd: join(dir, 'gone') });
+    expect(noCwd.startFailed).toMatch(/gone|ENOENT/);
+  });
+
+  it('delivers a large output whole, in order', async () => {
+    use();
+    const o = await run({ file: 'sh', args: ['-c', 'seq 1 200000'] });
+    const lines = o.output.trim().split('\n');
+    expect(lines.length).toBe(200000);
+    expect(lines[0]).toBe('1');
+    expect(lines[199999]).toBe('200000');
+  });
+});
+
+const helper = fileURLToPath(new URL('../../dist/engine/executors/spawner.js', import.meta.url));
+
+it('a spawner that cannot start (PIPE_SPAWNER names a program that exits at once): its jobs run in pipe after all', () => {
+  const script = `
+    import { spawnerUnusedReason, startProcess } from ${JSON.stringify(helper)};
+    for (const n of [1, 2]) startProcess({ file: 'sh', args: ['-c', 'echo ran ' + n], cwd: ${JSON.stringify(dir)}, env: { PATH: process.env.PATH } }, {
+      started() {}, startFailed(e) { console.log('failed', e.message); }, exited() {}, lost(r) { console.log('lost', r); },
+      output(c) { process.stdout.write(c); }, closed() { if (n === 2) console.log('why:', spawnerUnusedReason()); },
+    });
+  `;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', env: { ...process.env, PIPE_SPAWNER: '/bin/false' } });
+  expect(r.status).toBe(0);
+  expect(r.stdout).toMatch(/ran 1\n[^]*ran 2\n/);
+  expect(r.stdout).toMatch(/why: the job spawner \(\/bin\/false\) did not start \(exit code 1\)/);
+});
+
+describe('the spawner takes its jobs with it', () => {
+  // A process that starts `sh` (which starts `sleep`) through the spawner, prints both pids, and is then killed.
+  async function startThenKill(kill: (p: { pid: number; spawner: number }) => void): Promise<number[]> {
+    const script = `
+      import { startProcess } from ${JSON.stringify(helper)};
+      import { execFileSync } from 'node:child_process';
+      startProcess({ file: 'sh', args: ['-c', 'sleep 300 & echo $$ $!; wait'], cwd: ${JSON.stringify(dir)}, env: { PATH: process.env.PATH } }, {
+        started() {}, startFailed(e) { console.log('failed', e.message); }, exited() {}, closed() {}, lost() {},
+        output(c) {
+          const kids = execFileSync('pgrep', ['-P', String(process.pid)], { encoding: 'utf8' }).trim();
+          console.log('pids', c.toString().trim(), 'spawner', kids);
+        },
+      });
+      setInterval(() => {}, 1000);
+    `;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    await until('the job to start', () => /^pids \d+ \d+ spawner \d+/m.test(out));
+    const [, sh, sleep, spawner] = /^pids (\d+) (\d+) spawner (\d+)/m.exec(out)!.map(Number);
+    expect([sh!, sleep!, spawner!].every(alive)).toBe(true);
+    kill({ pid: child.pid!, spawner: spawner! });
+    return [sh!, sleep!, spawner!];
+  }
+
+  it('when pipe is SIGKILLed (no exit hook runs), the job and what it started die', async () => {
+    delete process.env.PIPE_SPAWNER;
+    const pids = await startThenKill(({ pid }) => process.kill(pid, 'SIGKILL'));
+    await until('the job, its sleep and the spawner to end', () => !pids.some(alive));
+  });
+
+  it('when the spawner is killed under a running job, the job is reported lost and its group killed', async () => {
+    delete process.env.PIPE_SPAWNER;
+    const pidFile = join(dir, 'lost.pid');
+    const job = run({ file: 'sh', args: ['-c', `sleep 300 & echo $! > ${pidFile}; wait`] });
+    await until('the job to start its sleep', () => readFileSync(pidFile, { flag: 'a+' }).length > 0);
+    const sleep = Number(readFileSync(pidFile, 'utf8'));
+    // The spawner serving this test file: this process's child whose program is the spawner script.
+    const spawner = Number(execFileSync('pgrep', ['-P', String(process.pid), '-f', 'posix_spawn'], { encoding: 'utf8' }).trim());
+    process.kill(spawner, 'SIGKILL');
+    const o = await job;
+    expect(o.lost).toMatch(/spawner exited \(killed by SIGKILL\).*processes were killed/);
+    await until('the orphaned sleep to be killed', () => !alive(sleep));
+    // The next job starts a new spawner.
+    expect((await run({ file: 'sh', args: ['-c', 'echo again'] })).output).toBe('again\n');
+  });
+});
