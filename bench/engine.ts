@@ -43,7 +43,10 @@ function bench(figure: string, value: number, unit: string): void {
 
 function timed(cmd: string, argv: string[], cwd: string, extraEnv: Record<string, string> = {}): { s: number; rssMb: number; ok: boolean; err: string } {
   const t0 = process.hrtime.bigint();
-  const r = spawnSync(cmd, argv, { cwd, encoding: 'utf8', env: { ...env, ...extraEnv }, maxBuffer: 1 << 28 });
+  // stdin from /dev/null, as from a terminal's point of view nothing is typed: Node's 'pipe' is a socket, and bash
+  // with a socket on stdin and SHLVL=0 (npm's) takes itself for an rsh session and sources ~/.bashrc in every
+  // Snakemake job (pyenv init there made Snakemake's first run 435 s instead of ~55 s).
+  const r = spawnSync(cmd, argv, { cwd, encoding: 'utf8', env: { ...env, ...extraEnv }, maxBuffer: 1 << 28, stdio: ['ignore', 'pipe', 'pipe'] });
   const s = Number(process.hrtime.bigint() - t0) / 1e9;
   const m = /PEAK_RSS_KB (\d+)/.exec(r.stderr ?? '');
   return { s, rssMb: m ? Number(m[1]) / 1024 : NaN, ok: r.status === 0, err: `${r.stderr ?? ''}`.slice(-2000) };

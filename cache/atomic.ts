@@ -17,8 +17,8 @@
  * This file imports nothing but Node: it is part of every kind's implementation closure (engine/kinds.ts).
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { link, mkdir, open, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
+import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { link, mkdir, open, rename, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 /** What a file is written from: text, bytes, or chunks of either (written one after another, never joined). */
@@ -49,7 +49,7 @@ export async function writeFileAtomic(path: string, data: FileData, opts: Atomic
     await writeTemp(tmp, data, opts);
     await rename(tmp, path);
   } catch (e) {
-    await rm(tmp, { force: true });
+    await unlinkIfPresent(tmp);
     throw e;
   }
 }
@@ -65,7 +65,7 @@ export function writeFileAtomicSync(path: string, data: FileData, opts: AtomicWr
     writeTempSync(tmp, path, data, opts);
     renameSync(tmp, path);
   } catch (e) {
-    rmSync(tmp, { force: true });
+    unlinkIfPresentSync(tmp);
     throw e;
   }
 }
@@ -87,7 +87,7 @@ export async function createExclusive(path: string, data: string | Uint8Array, o
     if (code === 'EEXIST') return false;
     if (!NO_HARD_LINKS.has(code ?? '')) throw e;
   } finally {
-    await rm(tmp, { force: true });
+    await unlinkIfPresent(tmp);
   }
   try {
     await writeFile(path, data, { mode: opts.mode ?? 0o666, flag: 'wx' });
@@ -110,7 +110,7 @@ export function createExclusiveSync(path: string, data: string | Uint8Array, opt
     if (code === 'EEXIST') return false;
     if (!NO_HARD_LINKS.has(code ?? '')) throw e;
   } finally {
-    rmSync(tmp, { force: true });
+    unlinkIfPresentSync(tmp);
   }
   try {
     writeFileSync(path, data, { mode: opts.mode ?? 0o666, flag: 'wx' });
@@ -159,4 +159,23 @@ async function writeTemp(tmp: string, data: FileData, opts: AtomicWriteOptions):
 
 function chunksOf(data: FileData): Iterable<string | Uint8Array> {
   return typeof data === 'string' || data instanceof Uint8Array ? [data] : data;
+}
+
+/**
+ * unlink, where a file that is not there is no error: one call where rm's `force` costs two stats first (a temp
+ * file per record of every stage).
+ */
+export function unlinkIfPresentSync(file: string): void {
+  try {
+    unlinkSync(file);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+}
+async function unlinkIfPresent(file: string): Promise<void> {
+  try {
+    await unlink(file);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
 }

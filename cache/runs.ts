@@ -58,7 +58,7 @@ export function sharedRunsDir(storeRoot: string): string {
 
 class FileRunCache implements LocalRunCache {
   private readonly shared: string | undefined;
-  private ndKeys: Set<string> | undefined;
+  private ndKeys: Promise<Set<string>> | undefined;
 
   constructor(
     readonly dir: string,
@@ -131,7 +131,7 @@ class FileRunCache implements LocalRunCache {
       await mkdir(dir, { recursive: true });
       await writeFileAtomic(`${dir}/${name}`, `${JSON.stringify(d)}\n`);
     }
-    this.ndKeys?.add(d.key);
+    (await this.ndKeys)?.add(d.key);
   }
 
   async disagreements(key: string): Promise<Disagreement[]> {
@@ -153,16 +153,16 @@ class FileRunCache implements LocalRunCache {
     return out;
   }
 
-  async nondeterministicKeys(): Promise<ReadonlySet<string>> {
-    if (!this.ndKeys) {
+  nondeterministicKeys(): Promise<ReadonlySet<string>> {
+    // The promise is what is memoised: every stage of a run asks at once, and one listing answers them all.
+    return (this.ndKeys ??= (async () => {
       const keys = new Set<string>();
       for (const root of [this.dir, this.shared]) {
         if (root === undefined) continue;
         for (const k of await listDir(`${root}/nondeterministic`)) if (isHashHex(k)) keys.add(k);
       }
-      this.ndKeys = keys;
-    }
-    return this.ndKeys;
+      return keys;
+    })());
   }
 
   async history(stage: string, limit = Infinity): Promise<RunRecord[]> {

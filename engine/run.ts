@@ -171,6 +171,12 @@ export async function runStages(opts: RunOptions): Promise<RunSummary> {
     try {
       commit.prepare(stage);
       const { job, result, recorded, lastLines } = await dispatch(jobs, stage, info, executor, grant, () => commit.discard(stage));
+      // The job's process has ended: its slot is free while pipe records the result, and the next job can start.
+      if (grant) {
+        pool.release(grant);
+        grant = undefined;
+        pump();
+      }
       const verdict = await commit.ran(stage, info, job, result, recorded, executor.name, signal.aborted);
       if (verdict.status === 'ran') for (const d of verdict.disagreements) emit({ type: 'warning', stage: name, code: 'nondeterministic', message: disagreementText(d) });
       const base = { stage: name, durationMs: Date.now() - t0, key: info.key };

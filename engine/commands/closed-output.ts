@@ -17,6 +17,8 @@ export function watchForClosedOutput(): void {
   for (const stream of [process.stdout, process.stderr]) {
     stream.on('error', (e: Error) => {
       if (!closed.signal.aborted) closed.abort(e);
+      // Also when the error comes after the command has finished (its last writes failed on the way out).
+      process.exitCode = CLOSED_OUTPUT_EXIT;
     });
   }
 }

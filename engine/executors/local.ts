@@ -8,12 +8,13 @@
  * child_process.spawn. Not execa: with `-j 2` on 2 cores the parent's CPU per spawn bounds how fast trivial stages go,
  * and execa 9 measured ~2x the parent CPU per spawn of child_process (400 `sh -c cp`: 0.39 s vs 0.82–0.91 s CPU).
  */
-import { createWriteStream, mkdirSync, realpathSync, rmSync, statSync, type WriteStream } from 'node:fs';
+import { createWriteStream, mkdirSync, realpathSync, statSync, type WriteStream } from 'node:fs';
 import { dirname } from 'node:path';
 import { hostname } from 'node:os';
 import type { Executor, Job, JobHooks, JobResult } from './executor.js';
 import { childEnv } from '../env.js';
 import { killGroup, startProcess } from './spawner.js';
+import { unlinkIfPresentSync } from '../../cache/atomic.js';
 
 export interface LocalExecutorOptions {
   /** How long a cancelled job gets between SIGTERM and SIGKILL (ms). */
@@ -33,9 +34,9 @@ export class LocalExecutor implements Executor {
     const startedAt = Date.now();
     const base = { startedAt, host: this.host };
     if (hooks.signal.aborted) return { ...base, endedAt: startedAt, status: 'cancelled', exitCode: null, signal: null, failure: 'cancelled', reason: 'cancelled' };
-    mkdirSync(dirname(job.logFile), { recursive: true });
-    // The log is opened on the first output (most trivial stages print nothing); the previous attempt's log goes.
-    rmSync(job.logFile, { force: true });
+    // The log (and its folder) is made on the first output: most trivial stages print nothing. The previous
+    // attempt's log goes.
+    unlinkIfPresentSync(job.logFile);
     const env = Object.assign(Object.create(null) as Record<string, string>, this.ambientFor(job.passEnv), job.env);
     if (job.direct) {
       // No shell: the program gets the PWD a shell would have exported. One it cannot start (not found, not
@@ -113,13 +114,8 @@ export class LocalExecutor implements Executor {
           // stdout and stderr interleave in the log in arrival order. A log that cannot be written (a full disk)
           // fails the job with that reason; the output still reaches the engine.
           output: (chunk) => {
-            if (!logError) {
-              if (!log) {
-                log = createWriteStream(job.logFile);
-                log.on('error', (e) => (logError ??= e));
-              }
-              log.write(chunk);
-            }
+            if (!logError && !log) log = openLog(job.logFile, (e) => (logError ??= e));
+            if (!logError) log?.write(chunk);
             hooks.onOutput?.(chunk.toString('utf8'));
           },
           // The job ends when its process exits, not when the last holder of its output lets go: a background
@@ -176,3 +172,16 @@ const liveGroups = new Set<number>();
 process.on('exit', () => {
   for (const g of liveGroups) killGroup(g, 'SIGKILL');
 });
+
+/** A job's log, its folder made first; a failure to make either goes to onError (the job then fails saying so). */
+function openLog(file: string, onError: (e: Error) => void): WriteStream | undefined {
+  try {
+    mkdirSync(dirname(file), { recursive: true });
+  } catch (e) {
+    onError(e as Error);
+    return undefined;
+  }
+  const log = createWriteStream(file);
+  log.on('error', onError);
+  return log;
+}
