@@ -110,7 +110,10 @@ export class LocalExecutor implements Executor {
             if (cancelled) killGroup(pid, cancelled);
             hooks.onStart?.({ host: this.host });
           },
-          startFailed: (e) => settle({ status: 'failed', exitCode: null, signal: null, failure: 'submit', reason: `could not start ${file}: ${e.message}` }),
+          startFailed: (e) =>
+            cancelled
+              ? settle({ status: 'cancelled', exitCode: null, signal: null, failure: 'cancelled', reason: 'cancelled' })
+              : settle({ status: 'failed', exitCode: null, signal: null, failure: 'submit', reason: `could not start ${file}: ${e.message}` }),
           // stdout and stderr interleave in the log in arrival order. A log that cannot be written (a full disk)
           // fails the job with that reason; the output still reaches the engine.
           output: (chunk) => {

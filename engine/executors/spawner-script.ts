@@ -81,20 +81,17 @@ def lookup(file, env):
             return path
     return None
 
-cwd_now = [None]
 def start(jid, payload):
     fields = payload.split(b'\0')
     cwd, file, argc = fields[0], fields[1], int(fields[2])
     args = fields[3:3 + argc]
     env = dict(kv.split(b'=', 1) for kv in fields[3 + argc:] if b'=' in kv)
-    # posix_spawn has no portable chdir: the job inherits the spawner's working directory.
-    if cwd_now[0] != cwd:
-        try:
-            os.chdir(cwd)
-        except OSError as e:
-            cwd_now[0] = None
-            return fail(jid, 'chdir %s: %s' % (os.fsdecode(cwd), e.strerror))
-        cwd_now[0] = cwd
+    # posix_spawn has no portable chdir: the job inherits the spawner's working directory, entered anew for every
+    # job (the same path may name a new directory since the last one: a workspace made again, a link re-pointed).
+    try:
+        os.chdir(cwd)
+    except OSError as e:
+        return fail(jid, 'chdir %s: %s' % (os.fsdecode(cwd), e.strerror))
     path = lookup(file, env)
     if path is None:
         return fail(jid, '%s: No such file or directory' % os.fsdecode(file))
@@ -109,6 +106,7 @@ def start(jid, payload):
         os.close(w)
         return fail(jid, '%s: %s' % (os.fsdecode(file), e.strerror))
     os.close(w)
+    os.set_blocking(r, False)
     jobs[jid] = [pid, r, False]
     id_of_pid[pid] = jid
     id_of_fd[r] = jid
@@ -164,45 +162,54 @@ def main():
     while True:
         events = poller.poll()
         reap()
+        # Jobs' output first, then commands: a command may close a job's pipe, and a pipe made for a new job may
+        # reuse its number, which this round's events must not mistake for the new job's.
         for fd, ev in events:
-            if fd == wake_r:
-                try:
-                    while os.read(wake_r, 4096):
-                        pass
-                except BlockingIOError:
-                    pass
-            elif fd == 0:
-                chunk = os.read(0, 65536)
-                if not chunk:
-                    kill_all()
-                    os._exit(0)
-                pending += chunk
-                while True:
-                    nl = pending.find(b'\n')
-                    if nl < 0:
-                        break
-                    head = pending[:nl].split(b' ')
-                    if head[0] == b'R':
-                        n = int(head[2])
-                        if len(pending) < nl + 1 + n:
-                            break
-                        payload = pending[nl + 1:nl + 1 + n]
-                        pending = pending[nl + 1 + n:]
-                        start(int(head[1]), payload)
-                    else:
-                        pending = pending[nl + 1:]
-                        if head[0] == b'D':
-                            drop_output(int(head[1]))
-            elif fd in id_of_fd:
+            if fd in id_of_fd:
                 jid = id_of_fd[fd]
                 try:
                     data = os.read(fd, 65536)
+                except BlockingIOError:
+                    continue
                 except OSError:
                     data = b''
                 if data:
                     put(b'O %d %d\n' % (jid, len(data)) + data)
                 else:
                     drop_output(jid)
+            elif fd == wake_r:
+                try:
+                    while os.read(wake_r, 4096):
+                        pass
+                except BlockingIOError:
+                    pass
+        if any(fd == 0 for fd, ev in events):
+            chunk = os.read(0, 65536)
+            if not chunk:
+                kill_all()
+                os._exit(0)
+            pending += chunk
+            while True:
+                nl = pending.find(b'\n')
+                if nl < 0:
+                    break
+                head = pending[:nl].split(b' ')
+                if head[0] == b'R':
+                    n = int(head[2])
+                    if len(pending) < nl + 1 + n:
+                        break
+                    payload = pending[nl + 1:nl + 1 + n]
+                    pending = pending[nl + 1 + n:]
+                    jid = int(head[1])
+                    try:
+                        start(jid, payload)
+                    except Exception as e:
+                        # One job's bad request (an env name posix_spawn refuses) fails that job, not the others.
+                        fail(jid, '%s: %s' % (type(e).__name__, e))
+                else:
+                    pending = pending[nl + 1:]
+                    if head[0] == b'D':
+                        drop_output(int(head[1]))
 
 main()
 `;

@@ -12,7 +12,8 @@
  * arrive as output chunks in order. The spawner SIGKILLs the groups of its unfinished jobs when pipe's end of its
  * stdin closes, so jobs die with pipe even when pipe is SIGKILLed.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess, type ChildProcessByStdio } from 'node:child_process';
+import type { Readable } from 'node:stream';
 import { accessSync, constants as fsConstants } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import { delimiter, join } from 'node:path';
@@ -62,9 +63,10 @@ let python: string | null | undefined; // undefined = not looked up yet
 function spawnerUsable(req: ProcessRequest): boolean {
   if (spawnerBroken !== undefined || process.env.PIPE_SPAWNER === 'node' || process.platform === 'win32') return false;
   if (interpreter() === null) return false;
-  // A NUL cannot be passed to exec; child_process.spawn says so in its own words.
-  const fields = [req.cwd, req.file, ...req.args, ...Object.keys(req.env), ...Object.values(req.env)];
-  return !fields.some((f) => f.includes('\0'));
+  // A NUL cannot be passed to exec, and a variable name cannot be empty or hold '=': child_process.spawn has its
+  // own ways with those (an error, or dropping the variable), so they stay its.
+  const fields = [req.cwd, req.file, ...req.args, ...Object.values(req.env)];
+  return !fields.some((f) => f.includes('\0')) && Object.keys(req.env).every((k) => k !== '' && !/[=\0]/.test(k));
 }
 
 /** `PIPE_SPAWNER=/path/to/python3` names the interpreter; else findPython's. */
@@ -131,14 +133,29 @@ class Spawner {
     this.jobs.set(id, { req, events, handle, exited: false, eof: false });
     // Sent at once, before READY too: the spawner reads its stdin once it has started.
     const payload = Buffer.from([req.cwd, req.file, String(req.args.length), ...req.args, ...Object.entries(req.env).map(([k, v]) => `${k}=${v}`)].join('\0'));
-    this.proc.stdin!.write(Buffer.concat([Buffer.from(`R ${id} ${payload.length}\n`), payload]));
+    this.send(Buffer.concat([Buffer.from(`R ${id} ${payload.length}\n`), payload]));
     return {
       dropOutput: () => {
         if (handle.target) handle.target.dropOutput();
-        else if (this.jobs.has(id)) this.proc.stdin!.write(`D ${id}\n`);
+        else if (this.jobs.has(id)) this.send(`D ${id}\n`);
       },
     };
   }
+
+  /** Commands of one tick go in one write (the jobs a finished stage releases start together). */
+  private send(command: string | Buffer): void {
+    const stdin = this.proc.stdin!;
+    if (!this.corked) {
+      this.corked = true;
+      stdin.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        stdin.uncork();
+      });
+    }
+    stdin.write(command);
+  }
+  private corked = false;
 
   /** Parses `pending` + chunk into messages (spawner-script.ts). */
   private read(chunk: Buffer): void {
@@ -242,12 +259,19 @@ export function spawnerUnusedReason(): string | undefined {
 /** child_process.spawn in this process, with the same events. */
 function startInProcess(req: ProcessRequest, events: ProcessEvents): StartedProcess {
   let spawnError: Error | undefined;
-  const child = spawn(req.file, req.args, {
-    cwd: req.cwd,
-    env: req.env,
-    detached: true, // own process group: a group kill reaches grandchildren (sh → python → workers)
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  let child: ChildProcessByStdio<null, Readable, Readable>;
+  try {
+    child = spawn(req.file, req.args, {
+      cwd: req.cwd,
+      env: req.env,
+      detached: true, // own process group: a group kill reaches grandchildren (sh → python → workers)
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+  } catch (e) {
+    // Some failures are thrown rather than emitted (E2BIG: arguments over the kernel's limit): the same event.
+    setImmediate(() => events.startFailed(e as Error));
+    return { dropOutput: () => {} };
+  }
   const group = child.pid;
   if (group) events.started(group);
   child.stdout.on('data', (c: Buffer) => events.output(c));

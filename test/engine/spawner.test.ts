@@ -2,12 +2,14 @@
 // own spawn would give it, says why it could not start, and dies with pipe however pipe dies. Real processes, real
 // signals; each check runs through the spawner and through child_process.spawn (PIPE_SPAWNER=node).
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { spawnerUnusedReason, startProcess, type ProcessRequest } from '../../engine/executors/spawner.js';
+import { spawnerUnusedReason, startProcess, type ProcessRequest, type StartedProcess } from '../../engine/executors/spawner.js';
+import { LocalExecutor } from '../../engine/executors/local.js';
+import type { Job } from '../../engine/executors/executor.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'pipe-spawner-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -21,16 +23,20 @@ interface Outcome {
   lost?: string;
 }
 
-function run(req: Partial<ProcessRequest> & { file: string }): Promise<Outcome> {
+/** Start a process and collect what happens to it; `onExit` gets its handle when it exits. */
+function run(req: Partial<ProcessRequest> & { file: string }, onExit?: (p: StartedProcess) => void): Promise<Outcome> {
   return new Promise((resolve) => {
     const o: Outcome = { output: '' };
-    startProcess(
+    const p: StartedProcess = startProcess(
       { args: [], cwd: dir, env: { PATH: process.env.PATH ?? '/usr/bin:/bin' }, ...req },
       {
         started: (pid) => (o.pid = pid),
         startFailed: (e) => resolve({ ...o, startFailed: e.message }),
         output: (c) => (o.output += c.toString('utf8')),
-        exited: (code, signal) => Object.assign(o, { code, signal }),
+        exited: (code, signal) => {
+          Object.assign(o, { code, signal });
+          onExit?.(p);
+        },
         closed: () => resolve(o),
         lost: (reason) => resolve({ ...o, lost: reason }),
       },
@@ -129,6 +135,55 @@ describe.each([
     expect(noCwd.startFailed).toMatch(/gone|ENOENT/);
   });
 
+  it('enters its cwd anew: a workspace removed and made again at the same path is where the next job runs', async () => {
+    use();
+    const ws = join(dir, `again-${mode ?? 'spawner'}`);
+    mkdirSync(ws);
+    expect((await run({ file: 'sh', args: ['-c', 'echo 1 > one'], cwd: ws })).code).toBe(0);
+    rmSync(ws, { recursive: true });
+    mkdirSync(ws);
+    const o = await run({ file: 'sh', args: ['-c', 'echo 2 > two'], cwd: ws });
+    expect(o.output).toBe('');
+    expect(o.code).toBe(0);
+    expect(readFileSync(join(ws, 'two'), 'utf8')).toBe('2\n');
+  });
+
+  it('an argument over the kernel limit: the job could not start, said so; the next one starts', async () => {
+    use();
+    const o = await run({ file: 'echo', args: ['x'.repeat(300_000)] });
+    expect(o.startFailed).toMatch(/E2BIG|Argument list too long/);
+    expect((await run({ file: 'sh', args: ['-c', 'echo next'] })).output).toBe('next\n');
+  });
+
+  it('an environment name exec cannot take (empty) is child_process.spawn\'s to handle; a running job is not disturbed', async () => {
+    use();
+    const long = run({ file: 'sh', args: ['-c', 'sleep 0.5; echo long'] });
+    const odd = await run({ file: 'sh', args: ['-c', 'echo odd'], env: { PATH: process.env.PATH!, '': 'x' } });
+    expect(odd.lost).toBeUndefined();
+    const o = await long;
+    expect(o.lost).toBeUndefined();
+    expect(o.output).toBe('long\n');
+  });
+
+  it('a job whose output was dropped (a setsid writer held it) and two jobs started that moment: neither waits on the other', async () => {
+    use();
+    let quick: Promise<Outcome> | undefined;
+    let slow: Promise<Outcome> | undefined;
+    let droppedAt = 0;
+    await run({ file: 'sh', args: ['-c', 'setsid sh -c "while :; do echo x; done" & sleep 0.2'] }, (p) => {
+      // What the executor does OUTPUT_DRAIN_MS after the exit, here at once; then two jobs start in the same tick
+      // (a pipe made for them may reuse the number of the one just closed).
+      p.dropOutput();
+      droppedAt = Date.now();
+      slow = run({ file: 'sleep', args: ['3'] });
+      quick = run({ file: 'sh', args: ['-c', 'echo quick'] });
+    });
+    const q = await quick!;
+    expect(q.output).toBe('quick\n');
+    expect(Date.now() - droppedAt).toBeLessThan(2000);
+    expect((await slow!).code).toBe(0);
+  });
+
   it('delivers a large output whole, in order', async () => {
     use();
     const o = await run({ file: 'sh', args: ['-c', 'seq 1 200000'] });
@@ -141,16 +196,21 @@ describe.each([
 
 const helper = fileURLToPath(new URL('../../dist/engine/executors/spawner.js', import.meta.url));
 
-it('a spawner that cannot start (PIPE_SPAWNER names a program that exits at once): its jobs run in pipe after all', () => {
+it('a spawner that cannot start (PIPE_SPAWNER names a program that exits at once): its jobs run in pipe after all, one it cannot start says so', () => {
   const script = `
     import { spawnerUnusedReason, startProcess } from ${JSON.stringify(helper)};
+    startProcess({ file: 'echo', args: ['x'.repeat(300000)], cwd: ${JSON.stringify(dir)}, env: { PATH: process.env.PATH } }, {
+      started() {}, startFailed(e) { console.log('too long:', e.message); }, exited() {}, lost(r) { console.log('lost', r); }, output() {}, closed() {},
+    });
     for (const n of [1, 2]) startProcess({ file: 'sh', args: ['-c', 'echo ran ' + n], cwd: ${JSON.stringify(dir)}, env: { PATH: process.env.PATH } }, {
       started() {}, startFailed(e) { console.log('failed', e.message); }, exited() {}, lost(r) { console.log('lost', r); },
       output(c) { process.stdout.write(c); }, closed() { if (n === 2) console.log('why:', spawnerUnusedReason()); },
     });
   `;
   const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', env: { ...process.env, PIPE_SPAWNER: '/bin/false' } });
+  expect(r.stderr).toBe('');
   expect(r.status).toBe(0);
+  expect(r.stdout).toMatch(/too long: spawn E2BIG/);
   expect(r.stdout).toMatch(/ran 1\n[^]*ran 2\n/);
   expect(r.stdout).toMatch(/why: the job spawner \(\/bin\/false\) did not start \(exit code 1\)/);
 });
@@ -201,4 +261,15 @@ describe('the spawner takes its jobs with it', () => {
     // The next job starts a new spawner.
     expect((await run({ file: 'sh', args: ['-c', 'echo again'] })).output).toBe('again\n');
   });
+});
+
+it('a job cancelled as it starts, whose program cannot start: cancelled, not a start failure', async () => {
+  const ac = new AbortController();
+  const job = {
+    id: 'c-1', stage: 'c', group: 'c', key: 'k', argv: ['no-such-program-xyz'], cwd: dir, env: { PATH: process.env.PATH! },
+    resources: { cpus: 1, mem: '0', gpus: 0 }, gpuIds: [], logFile: join(dir, 'c.log'), slurm: {},
+  } as unknown as Job;
+  const result = new LocalExecutor().run(job, { signal: ac.signal });
+  ac.abort();
+  expect(await result).toMatchObject({ status: 'cancelled', failure: 'cancelled' });
 });
