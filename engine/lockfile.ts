@@ -7,10 +7,10 @@
  * stringifier costs a third of a second for 1,000 stages. Read with the `yaml` parser, only when a run must merge
  * with entries it did not compute itself.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
 import { writeFileAtomicSync } from '../cache/atomic.js';
-import { readRegularFile } from '../cache/read.js';
+import { readRegularFile, readRegularFileSync } from '../cache/read.js';
 
 export interface LockStage {
   key: string;
@@ -129,12 +129,9 @@ export function stageDigest(name: string, s: LockStage): string {
 /** Write when the text differs, atomically (cache/atomic.ts). Returns the written file's size and mtime. */
 export function writeLock(file: string, lock: LockFile): { size: number; mtimeMs: number } {
   const text = renderLock(lock);
-  let same = false;
-  try {
-    same = readFileSync(file, 'utf8') === text;
-  } catch {
-    // No lock file yet.
-  }
+  // Compared through a bounded, non-blocking read: a FIFO, a device or a link to one planted at the lock file's
+  // path is no lock file (a plain read of a FIFO would wait forever); the atomic write replaces it.
+  const same = readRegularFileSync(file, MAX_LOCK_BYTES) === text;
   if (!same) writeFileAtomicSync(file, text);
   const st = statSync(file);
   return { size: st.size, mtimeMs: st.mtimeMs };

@@ -1,7 +1,7 @@
 // Cache hits and misses for every key field, run-cache restore, and output verification — through the real CLI.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -463,6 +463,26 @@ describe('a cache shared by two workspaces (settings.cache_dir)', () => {
     } finally {
       for (const w of [a, b, c]) w.cleanup();
       rmSync(cache, { recursive: true, force: true });
+    }
+  });
+
+  it('a FIFO planted at the pipeline\'s own lock file does not hang the run: it is replaced by the lock file', () => {
+    const w = workspace({ 'p.yaml': 'name: f\nstages:\n  a:\n    cmd: echo a > out/a.txt\n    outs: [out/a.txt]\n' });
+    try {
+      expect(pipe(w.dir, ['run', 'p.yaml']).code).toBe(0);
+      const lock = join(w.dir, 'p.lock.yaml');
+      const text = readFileSync(lock, 'utf8');
+      rmSync(lock);
+      expect(spawnSync('mkfifo', [lock]).status).toBe(0);
+      // A plain read of the FIFO waits for a writer that never comes: the run would hang until the timeout kills it.
+      const r = pipe(w.dir, ['run', 'p.yaml', '--json'], {}, { timeoutMs: 30_000 });
+      expect(r.signal).toBeNull();
+      expect(r.code, r.stderr).toBe(0);
+      expect(statuses(r.stdout)).toEqual({ a: 'up-to-date' });
+      expect(lstatSync(lock).isFile()).toBe(true);
+      expect(readFileSync(lock, 'utf8')).toBe(text);
+    } finally {
+      w.cleanup();
     }
   });
 

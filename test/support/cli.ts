@@ -30,7 +30,9 @@ const baseEnv = (): NodeJS.ProcessEnv => ({ ...process.env, CI: 'true', NO_COLOR
 const result = (code: number | null, signal: NodeJS.Signals | null, stdout: string, stderr: string): CliResult => ({ code, signal, stdout, stderr, out: `${stdout}${stderr}` });
 
 export function pipe(cwd: string, args: string[], env: NodeJS.ProcessEnv = {}, opts: CliOptions = {}): CliResult {
-  const r = spawnSync(process.execPath, [pipeBin, ...args], { cwd, encoding: 'utf8', env: { ...baseEnv(), ...env }, timeout: opts.timeoutMs ?? 120_000 });
+  // SIGKILL: a CLI blocked in a system call (an open of a FIFO) never runs its SIGTERM handler, and spawnSync would
+  // wait for it forever.
+  const r = spawnSync(process.execPath, [pipeBin, ...args], { cwd, encoding: 'utf8', env: { ...baseEnv(), ...env }, timeout: opts.timeoutMs ?? 120_000, killSignal: 'SIGKILL' });
   return result(r.status, r.signal, r.stdout, r.stderr);
 }
 
