@@ -1,67 +1,93 @@
 /**
  * Reading what others may have written: a store shared by several workspaces (run records, disagreements, the
- * registry) and the files its registry names (another workspace's `workspace.json` and lock files). Anyone who can
- * write the store can plant a FIFO or a device there, which a plain read would block on (or read) forever.
+ * registry), the files its registry names (another workspace's `workspace.json` and lock files), and the files one
+ * stage reads that another wrote. Anyone who can write there can plant a FIFO or a device, which a plain read would
+ * block on (or read) forever, or a file larger than memory.
  *
  * This file imports nothing but Node.
  */
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 
+/** What a bounded read found: the bytes, or why there are none. */
+export type BoundedRead =
+  | { ok: true; bytes: Buffer }
+  | { ok: false; why: 'missing' | 'unreadable' | 'not-a-file' }
+  | { ok: false; why: 'too-large'; size: number };
+
+const MISSING = new Set(['ENOENT', 'ENOTDIR']);
+const UNREADABLE = new Set(['ENXIO', 'EACCES']);
+
+function openFailure(e: unknown): BoundedRead {
+  const code = (e as NodeJS.ErrnoException).code ?? '';
+  if (MISSING.has(code)) return { ok: false, why: 'missing' };
+  if (UNREADABLE.has(code)) return { ok: false, why: 'unreadable' };
+  throw e;
+}
+
 /**
- * The text of `path` when it is a regular file of at most `maxBytes`, else undefined (missing, a directory, a FIFO or
- * device, larger). The file is opened non-blocking and checked before reading; a file that grows while it is read
- * stops at the bound.
+ * The bytes of `path` when it is a regular file of at most `maxBytes`. The file is opened non-blocking and checked
+ * before reading (a FIFO or device is never read); one that grows past the bound while it is read is too large.
  */
-export async function readRegularFile(path: string, maxBytes: number): Promise<string | undefined> {
+export async function readBounded(path: string, maxBytes: number): Promise<BoundedRead> {
   let fh;
   try {
     fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ENXIO' || code === 'EACCES') return undefined;
-    throw e;
+    return openFailure(e);
   }
   try {
     const st = await fh.stat();
-    if (!st.isFile() || st.size > maxBytes) return undefined;
+    if (!st.isFile()) return { ok: false, why: 'not-a-file' };
+    if (st.size > maxBytes) return { ok: false, why: 'too-large', size: st.size };
     const buf = Buffer.alloc(st.size + 1);
     let n = 0;
     for (;;) {
       const { bytesRead } = await fh.read(buf, n, buf.length - n, n);
       if (bytesRead === 0) break;
       n += bytesRead;
-      if (n === buf.length) return undefined; // grew past what stat said while being read
+      if (n === buf.length) return { ok: false, why: 'too-large', size: n }; // grew past what stat said
     }
-    return buf.toString('utf8', 0, n);
+    return { ok: true, bytes: buf.subarray(0, n) };
   } finally {
     await fh.close();
   }
 }
 
-/** readRegularFile with synchronous calls (run records are small, and read by the thousand on a no-op run). */
-export function readRegularFileSync(path: string, maxBytes: number): string | undefined {
+/** readBounded with synchronous calls (run records are small, and read by the thousand on a no-op run). */
+export function readBoundedSync(path: string, maxBytes: number): BoundedRead {
   let fd: number;
   try {
     fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'ENXIO' || code === 'EACCES') return undefined;
-    throw e;
+    return openFailure(e);
   }
   try {
     const st = fstatSync(fd);
-    if (!st.isFile() || st.size > maxBytes) return undefined;
+    if (!st.isFile()) return { ok: false, why: 'not-a-file' };
+    if (st.size > maxBytes) return { ok: false, why: 'too-large', size: st.size };
     const buf = Buffer.alloc(st.size + 1);
     let n = 0;
     for (;;) {
       const bytesRead = readSync(fd, buf, n, buf.length - n, n);
       if (bytesRead === 0) break;
       n += bytesRead;
-      if (n === buf.length) return undefined; // grew past what stat said while being read
+      if (n === buf.length) return { ok: false, why: 'too-large', size: n };
     }
-    return buf.toString('utf8', 0, n);
+    return { ok: true, bytes: buf.subarray(0, n) };
   } finally {
     closeSync(fd);
   }
+}
+
+/** The text of `path` when readBounded finds a regular file within the bound, else undefined (whatever the reason). */
+export async function readRegularFile(path: string, maxBytes: number): Promise<string | undefined> {
+  const r = await readBounded(path, maxBytes);
+  return r.ok ? r.bytes.toString('utf8') : undefined;
+}
+
+/** readRegularFile with synchronous calls. */
+export function readRegularFileSync(path: string, maxBytes: number): string | undefined {
+  const r = readBoundedSync(path, maxBytes);
+  return r.ok ? r.bytes.toString('utf8') : undefined;
 }

@@ -8,6 +8,8 @@
 /** Names (a trailing `*` = prefix) of ambient variables a hermetic stage still gets. Documented in docs/engine.md. */
 export const PASS_THROUGH: readonly string[] = [
   'PATH',
+  // An operational bound (engine/stage-api.ts stageInputLimit), not an input: results do not depend on it.
+  'PIPE_MAX_STAGE_INPUT_MB',
   'HOME',
   'TMPDIR',
   'LANG',

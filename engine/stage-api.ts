@@ -10,6 +10,8 @@
  * write (the one the cache and the engine use; stages/lib/atomic-write.ts is where kinds take it from).
  */
 export { tempName, writeFileAtomic, writeFileAtomicSync, type FileData } from '../cache/atomic.js';
+import { readBounded, readBoundedSync, type BoundedRead } from '../cache/read.js';
+export { readBounded, type BoundedRead };
 
 /** Types a `with:` field can have. `path`/`path[]` fields are workspace-relative paths (a trailing `/` = directory). */
 export type FieldType =
@@ -151,5 +153,46 @@ export class StageError extends Error {
   constructor(message: string) {
     super(message);
     this.name = 'StageError';
+  }
+}
+
+/** The default of PIPE_MAX_STAGE_INPUT_MB: an input read whole into memory (a CSV or JSON becomes one string). */
+const DEFAULT_STAGE_INPUT_MB = 512;
+
+/** The bound on one file a stage reads whole that an earlier stage wrote: PIPE_MAX_STAGE_INPUT_MB, in bytes. */
+export function stageInputLimit(): number {
+  const mb = Number(process.env.PIPE_MAX_STAGE_INPUT_MB);
+  return (Number.isFinite(mb) && mb > 0 ? mb : DEFAULT_STAGE_INPUT_MB) * 1024 * 1024;
+}
+
+/**
+ * The bytes of `file`, a file an earlier stage wrote (predictions, a shard index, a model, plot data), read whole:
+ * a regular file within stageInputLimit(). Anything else is a StageError naming `what`, the file, and the bound with
+ * the variable that raises it; a FIFO or device is never read, so never blocks. `shown`: how messages name the file.
+ */
+export async function readStageInput(file: string, what: string, shown = file): Promise<Buffer> {
+  const limit = stageInputLimit();
+  return stageInputOf(await readBounded(file, limit), shown, what, limit);
+}
+
+/** readStageInput with synchronous calls. */
+export function readStageInputSync(file: string, what: string, shown = file): Buffer {
+  const limit = stageInputLimit();
+  return stageInputOf(readBoundedSync(file, limit), shown, what, limit);
+}
+
+function stageInputOf(r: BoundedRead, file: string, what: string, limit: number): Buffer {
+  if (r.ok) return r.bytes;
+  switch (r.why) {
+    case 'missing':
+      throw new StageError(`${what} ${file} does not exist (is it written by an earlier stage?).`);
+    case 'unreadable':
+      throw new StageError(`${what} ${file} cannot be read (no permission, or a device without a reader).`);
+    case 'not-a-file':
+      throw new StageError(`${what} ${file} is not a regular file (a directory, FIFO or device); it is not read.`);
+    case 'too-large':
+      throw new StageError(
+        `${what} ${file} is ${r.size} bytes, more than the ${limit / 1024 / 1024} MiB a stage reads into memory from an earlier stage's output; raise PIPE_MAX_STAGE_INPUT_MB to read it.`,
+      );
   }
 }

@@ -10,9 +10,10 @@
  * access through file handles, so a sampler can draw any batch without loading the set into memory.
  */
 import { createWriteStream, type WriteStream } from 'node:fs';
-import { open, readFile, rm, writeFile, type FileHandle } from 'node:fs/promises';
+import { open, rm, writeFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { replaceDir, stagingDirBeside } from './atomic-write.js';
+import { readStageInput } from '../../engine/stage-api.js';
 import { parse } from 'csv-parse/sync';
 import { stringify } from 'csv-stringify/sync';
 
@@ -298,8 +299,8 @@ function locator(index: ShardIndex): (i: number) => { shard: number; offset: num
 /** Open a shard set for random-access reads. Call close() when done. */
 export async function openShards(dir: string): Promise<ShardSet> {
   const indexFile = join(dir, 'index.json');
-  const index = validateIndex(JSON.parse(await readFile(indexFile, 'utf8')), indexFile);
-  const rows = parse(await readFile(join(dir, 'rows.csv')), { columns: true, skip_empty_lines: true }) as ShardRow[];
+  const index = validateIndex(JSON.parse((await readStageInput(indexFile, 'the shard index')).toString('utf8')), indexFile);
+  const rows = parse(await readStageInput(join(dir, 'rows.csv'), 'the shard rows'), { columns: true, skip_empty_lines: true }) as ShardRow[];
   if (rows.length !== index.count)
     throw new Error(`${join(dir, 'rows.csv')}: ${rows.length} rows, index.json says ${index.count} images`);
   const imageBytes = index.width * index.height;

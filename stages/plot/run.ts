@@ -1,6 +1,5 @@
-import { readFile } from 'node:fs/promises';
 import type { StageContext } from '../../engine/stage-api.js';
-import { StageError } from '../../engine/stage-api.js';
+import { readStageInput, StageError } from '../../engine/stage-api.js';
 import { writeFileAtomic } from '../lib/atomic-write.js';
 import { loadDatasets } from './lib/datasets.js';
 import { codePointName, distinctChars, matchedFamily, svgFontFamilies, svgTexts, uncoveredChars } from './lib/glyphs.js';
@@ -39,9 +38,9 @@ async function readSpec(ctx: StageContext<PlotWith>): Promise<{ spec: JsonObject
   const file = w.spec!;
   let text: string;
   try {
-    text = await readFile(ctx.resolve(file), 'utf8');
+    text = (await readStageInput(ctx.resolve(file), 'the spec', file)).toString('utf8');
   } catch (e) {
-    throw new StageError(`stage ${ctx.stage}: cannot read the spec ${file} (${(e as NodeJS.ErrnoException).code}).`);
+    throw new StageError(`stage ${ctx.stage}: ${(e as Error).message}`);
   }
   const parsed = parseJsonText(text);
   if (!parsed.ok) {

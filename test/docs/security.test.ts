@@ -28,7 +28,7 @@ describe('docs/security.md', () => {
     const bounds = DOC.slice(DOC.indexOf('### 3. Bounds'), DOC.indexOf('### 4.'));
     const names = new Set([...bounds.matchAll(/`(PIPE_[A-Z_]+|with\.[a-z_]+)`/g)].map((m) => m[1]!));
     expect(names.size).toBeGreaterThan(8);
-    const sources = ['engine/dsl/limits.ts', 'stages/download/manifest.ts', 'stages/preprocess/images/manifest.ts', 'stages/split/manifest.ts', 'stages/review/lib/workbook.ts']
+    const sources = ['engine/dsl/limits.ts', 'engine/stage-api.ts', 'stages/download/manifest.ts', 'stages/preprocess/images/manifest.ts', 'stages/split/manifest.ts', 'stages/review/lib/workbook.ts']
       .map((f) => readFileSync(`${ROOT}${f}`, 'utf8'))
       .join('\n');
     for (const n of names) expect(sources, n).toContain(n.replace(/^with\./, ''));

@@ -1,13 +1,12 @@
 /** Small file helpers for the stage runs: JSON reads and typed reads of `with:` values. */
-import { readFileSync } from 'node:fs';
-import { StageError } from '../../../engine/stage-api.js';
+import { readStageInputSync, StageError } from '../../../engine/stage-api.js';
 
 export function readJson<T>(abs: string, shown: string, stage: string): T {
   let text: string;
   try {
-    text = readFileSync(abs, 'utf8');
-  } catch {
-    throw new StageError(`Stage ${stage}: cannot read ${shown} (does it exist? is it produced by an earlier stage?).`);
+    text = readStageInputSync(abs, 'file', shown).toString('utf8');
+  } catch (e) {
+    throw new StageError(`Stage ${stage}: ${(e as Error).message}`);
   }
   try {
     return JSON.parse(text) as T;

@@ -2,11 +2,11 @@
  * Loading one predictions CSV (the authors' `predictions.csv`, plain or gzip) into the few columns the evaluation
  * needs. Errors name the file, line and column — never a stack trace.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { parse } from 'csv-parse/sync';
-import { StageError } from '../../../engine/stage-api.js';
+import { readStageInputSync, stageInputLimit, StageError } from '../../../engine/stage-api.js';
 import { parsePandasNumber } from '../../lib/pandas-csv.js';
 
 export interface Predictions {
@@ -53,12 +53,16 @@ export function resolvePredictionsFile(absPath: string, split: string | undefine
 }
 
 function readText(abs: string, shown: string): string {
-  const buf = readFileSync(abs);
+  const buf = readStageInputSync(abs, 'Predictions file', shown);
   // gzip by magic number, not by name: a retrained run may write either.
   if (buf[0] !== 0x1f || buf[1] !== 0x8b) return buf.toString('utf8');
+  const limit = stageInputLimit();
   try {
-    return gunzipSync(buf).toString('utf8');
+    return gunzipSync(buf, { maxOutputLength: limit }).toString('utf8');
   } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
+      throw new StageError(`Predictions file ${shown} unzips to more than ${limit / 1024 / 1024} MiB; raise PIPE_MAX_STAGE_INPUT_MB to read it.`);
+    }
     throw new StageError(`Predictions file ${shown} looks gzip-compressed but cannot be decompressed (${(err as Error).message}); is it truncated?`);
   }
 }

@@ -4,7 +4,8 @@
  * serialised here through custom IOHandlers. Files are written to a temp name and renamed, so a crash never leaves a
  * half-written model.
  */
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
+import { readStageInput } from '../../../engine/stage-api.js';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { writeFileAtomic } from '../atomic-write.js';
@@ -54,7 +55,7 @@ export async function loadModel(dir: string): Promise<{ model: tf.LayersModel; m
   const jsonPath = join(dir, MODEL_JSON);
   let json: tf.io.ModelJSON;
   try {
-    json = JSON.parse(await readFile(jsonPath, 'utf8')) as tf.io.ModelJSON;
+    json = JSON.parse((await readStageInput(jsonPath, 'the model')).toString('utf8')) as tf.io.ModelJSON;
   } catch (e) {
     throw new ModelLoadError(`cannot read the model ${jsonPath}: ${(e as Error).message}`);
   }
@@ -70,7 +71,7 @@ export async function loadModel(dir: string): Promise<{ model: tf.LayersModel; m
           for (const p of group.paths) {
             const file = join(dir, p);
             try {
-              const b = await readFile(file);
+              const b = await readStageInput(file, 'the model weights');
               buffers.push(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer);
             } catch (e) {
               throw new ModelLoadError(`cannot read weights ${file} listed in ${jsonPath}: ${(e as Error).message}`);

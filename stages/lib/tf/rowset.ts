@@ -3,9 +3,8 @@
  * stage's output) on an id column, then selected by split and labelled. Errors are one paragraph naming the file and
  * column, never a stack trace.
  */
-import { readFile } from 'node:fs/promises';
 import { parse } from 'csv-parse/sync';
-import { StageError, type StageContext } from '../../../engine/stage-api.js';
+import { readStageInput, StageError, type StageContext } from '../../../engine/stage-api.js';
 import { openShards, type ShardRow, type ShardSet } from '../shards.js';
 
 export class RowSetError extends Error {}
@@ -19,7 +18,7 @@ export async function joinSplits(
 ): Promise<ShardRow[]> {
   let records: Record<string, string>[];
   try {
-    records = parse(await readFile(splitsAbs, 'utf8'), { columns: true, skip_empty_lines: true }) as Record<string, string>[];
+    records = parse(await readStageInput(splitsAbs, 'the splits CSV', splitsShown), { columns: true, skip_empty_lines: true }) as Record<string, string>[];
   } catch (e) {
     const err = e as { lines?: number; message?: string };
     throw new RowSetError(`cannot read the splits CSV ${splitsShown}${err.lines ? ` (line ${err.lines})` : ''}: ${err.message ?? String(e)}`);

@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readStageInput } from '../../../engine/stage-api.js';
 import { basename, extname } from 'node:path';
 import { parse as parseCsv } from 'csv-parse/sync';
 import type { Result } from '../../../engine/result.js';
@@ -137,9 +137,9 @@ export async function loadDatasets(
     }
     let text: string;
     try {
-      text = await readFile(resolve(rel), 'utf8');
+      text = (await readStageInput(resolve(rel), 'data file', rel)).toString('utf8');
     } catch (e) {
-      return err(`${rel}: cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+      return err((e as Error).message);
     }
     const rows = parseDataText(rel, text);
     if (!rows.ok) return rows;

@@ -1,7 +1,5 @@
-import { constants } from 'node:fs';
-import { open } from 'node:fs/promises';
 import * as vega from 'vega';
-import { StageError, type UpstreamRun } from '../../../engine/stage-api.js';
+import { readBounded, StageError, type BoundedRead, type UpstreamRun } from '../../../engine/stage-api.js';
 import { columnKinds, parseCsvRecords, parseCsvRows, typedCell } from '../../plot/lib/datasets.js';
 import { parseJsonText } from '../../plot/lib/json-text.js';
 import { resolvePointer, selectRow } from './json-pointer.js';
@@ -20,28 +18,9 @@ const numberLocale = (vega as unknown as { defaultLocale(): { format(spec: strin
  */
 export const MAX_INPUT_BYTES = 64 * 1024 * 1024;
 
-class TooBig extends Error {
-  constructor(readonly size: number) {
-    super('too big');
-  }
-}
-
-/** A regular file's bytes, refusing one over `limit` before reading it (and a FIFO or device without blocking on it). */
-async function readBounded(path: string, limit: number): Promise<Buffer> {
-  const fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
-  try {
-    const st = await fh.stat();
-    if (!st.isFile()) throw Object.assign(new Error('not a regular file'), { code: 'not a regular file' });
-    if (st.size > limit) throw new TooBig(st.size);
-    return await fh.readFile();
-  } finally {
-    await fh.close();
-  }
-}
-
 /** Reads the files a section references, through a per-run cache (a JSON file often feeds several numbers). */
 export class SectionResolver {
-  private readonly texts = new Map<string, Promise<Buffer>>();
+  private readonly texts = new Map<string, Promise<BoundedRead>>();
   private readonly json = new Map<string, unknown>();
 
   /** `log` gets one line per figure the sanitiser changed (what it removed); `upstream` feeds `runs` tables. */
@@ -57,17 +36,21 @@ export class SectionResolver {
       p = readBounded(this.resolvePath(rel), MAX_INPUT_BYTES);
       this.texts.set(rel, p);
     }
+    let r: BoundedRead;
     try {
-      return await p;
+      r = await p;
     } catch (e) {
-      if (e instanceof TooBig) {
-        throw new StageError(
-          `${where}: ${rel} is ${(e.size / 2 ** 20).toFixed(1)} MiB, over the report's ${MAX_INPUT_BYTES / 2 ** 20} MiB limit ` +
-            `for one input; summarise it in an upstream stage (fewer rows, or a PNG instead of a huge SVG).`,
-        );
-      }
       throw new StageError(`${where}: cannot read ${rel} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}).`);
     }
+    if (r.ok) return r.bytes;
+    if (r.why === 'too-large') {
+      throw new StageError(
+        `${where}: ${rel} is ${(r.size / 2 ** 20).toFixed(1)} MiB, over the report's ${MAX_INPUT_BYTES / 2 ** 20} MiB limit ` +
+          `for one input; summarise it in an upstream stage (fewer rows, or a PNG instead of a huge SVG).`,
+      );
+    }
+    const why = { missing: 'ENOENT', unreadable: 'not readable', 'not-a-file': 'not a regular file' }[r.why];
+    throw new StageError(`${where}: cannot read ${rel} (${why}).`);
   }
 
   private format(spec: string, where: string): (n: number) => string {
