@@ -7,30 +7,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { events, pipe, pipeAsync, runRecords, statuses, workspace, type Ws } from './helpers.js';
+import { until } from '../support/gate.js';
+import { alive } from '../support/process.js';
 
 let ws: Ws | undefined;
 afterEach(() => {
   ws?.cleanup();
   ws = undefined;
 });
-
-/** Alive and not a zombie. */
-function running(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
-}
-
-async function until(what: string, pred: () => boolean, ms = 30_000): Promise<void> {
-  const t0 = Date.now();
-  while (!pred()) {
-    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 describe('a second Ctrl-C', () => {
   // Two identical stages and -j 1: whichever starts first (keys are ready in any order) is the running one, the
@@ -46,22 +30,22 @@ describe('a second Ctrl-C', () => {
     const w = ws;
     // A grace period far beyond the test: only the second Ctrl-C can end the stage.
     const p = pipeAsync(w.dir, ['run', 'p.yaml', '--json', '-j', '1'], { PIPE_KILL_GRACE_MS: '600000' });
-    await until('a stage to start its sleep and write half its output', () => startedOf(w) !== undefined);
+    await until(() => startedOf(w) !== undefined, 'a stage to start its sleep and write half its output');
     const stubborn = startedOf(w)!;
     const queued = stubborn === 'a' ? 'b' : 'a';
     const pids = [Number(w.read(`${stubborn}.sh.pid`)), Number(w.read(`${stubborn}.sleep.pid`))];
-    expect(pids.every(running)).toBe(true);
+    expect(pids.every(alive)).toBe(true);
     expect(w.exists(`out/${stubborn}.txt`)).toBe(true);
     p.child.kill('SIGINT');
     // The first Ctrl-C is seen: the queued stage is cancelled before it starts; the stubborn one keeps running.
     await p.until((out) => new RegExp(`"type":"stage-end","stage":"${queued}","status":"cancelled"`).test(out));
-    expect(pids.every(running)).toBe(true);
+    expect(pids.every(alive)).toBe(true);
     p.child.kill('SIGINT');
     const r = await p.done;
     expect(r.code).toBe(130);
     expect(r.stderr).not.toMatch(/\n\s+at /);
     expect(statuses(r.stdout)).toEqual({ a: 'cancelled', b: 'cancelled' });
-    await until('the stage and its sleep to be gone', () => !pids.some(running), 10_000);
+    await until(() => !pids.some(alive), 'the stage and its sleep to be gone', 10_000);
     expect(w.exists(`out/${stubborn}.txt`)).toBe(false);
     expect(w.exists(`${queued}.sh.pid`)).toBe(false);
     expect(w.exists('.pipe/lock')).toBe(false);
@@ -72,7 +56,7 @@ describe('a second Ctrl-C', () => {
     ws = workspace({ 'p.yaml': twoStages((n) => `trap '' TERM INT; echo $$ > ${n}.sh.pid; while :; do sleep 0.05; done`) });
     const w = ws;
     const p = pipeAsync(w.dir, ['run', 'p.yaml', '--json', '-j', '1'], { PIPE_KILL_GRACE_MS: '600000' });
-    await until('a stage to start', () => startedOf(w) !== undefined && w.exists('.pipe/lock'));
+    await until(() => startedOf(w) !== undefined && w.exists('.pipe/lock'), 'a stage to start');
     const started = startedOf(w)!;
     const sh = Number(w.read(`${started}.sh.pid`));
     p.child.kill('SIGINT');
@@ -82,7 +66,7 @@ describe('a second Ctrl-C', () => {
     p.child.kill('SIGHUP');
     const r = await p.done;
     expect(r.code).toBe(130);
-    await until('the stage to be gone', () => !running(sh), 10_000);
+    await until(() => !alive(sh), 'the stage to be gone', 10_000);
     expect(w.exists('.pipe/lock')).toBe(false);
   });
 });
@@ -97,7 +81,7 @@ describe('a stage that leaves a background process holding its output', () => {
     expect(r.signal, 'pipe was still waiting for the background process').toBeNull();
     expect(r.code, r.stderr).toBe(0);
     expect(statuses(r.stdout)).toEqual({ s: 'ran' });
-    expect(running(Number(ws.read('bg.pid')))).toBe(false);
+    expect(alive(Number(ws.read('bg.pid')))).toBe(false);
     expect(ws.exists('.pipe/lock')).toBe(false);
   });
 
@@ -114,7 +98,7 @@ describe('a stage that leaves a background process holding its output', () => {
       expect(statuses(r.stdout)).toEqual({ s: 'ran' });
     } finally {
       // Out of the group, it is out of pipe's reach (docs/security.md): this test ends it itself.
-      if (bg > 0 && running(bg)) process.kill(bg, 'SIGKILL');
+      if (bg > 0 && alive(bg)) process.kill(bg, 'SIGKILL');
     }
   });
 });

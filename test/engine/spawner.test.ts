@@ -7,6 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { until } from '../support/gate.js';
+import { alive } from '../support/process.js';
 import { spawnerUnusedReason, startProcess, type ProcessRequest, type StartedProcess } from '../../engine/executors/spawner.js';
 import { LocalExecutor } from '../../engine/executors/local.js';
 import type { Job } from '../../engine/executors/executor.js';
@@ -42,23 +44,6 @@ function run(req: Partial<ProcessRequest> & { file: string }, onExit?: (p: Start
       },
     );
   });
-}
-
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
-}
-
-async function until(what: string, pred: () => boolean, ms = 20_000): Promise<void> {
-  const t0 = Date.now();
-  while (!pred()) {
-    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 const saved = process.env.PIPE_SPAWNER;
@@ -233,7 +218,7 @@ describe('the spawner takes its jobs with it', () => {
     const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    await until('the job to start', () => /^pids \d+ \d+ spawner \d+/m.test(out));
+    await until(() => /^pids \d+ \d+ spawner \d+/m.test(out), 'the job to start');
     const [, sh, sleep, spawner] = /^pids (\d+) (\d+) spawner (\d+)/m.exec(out)!.map(Number);
     expect([sh!, sleep!, spawner!].every(alive)).toBe(true);
     kill({ pid: child.pid!, spawner: spawner! });
@@ -243,21 +228,21 @@ describe('the spawner takes its jobs with it', () => {
   it('when pipe is SIGKILLed (no exit hook runs), the job and what it started die', async () => {
     delete process.env.PIPE_SPAWNER;
     const pids = await startThenKill(({ pid }) => process.kill(pid, 'SIGKILL'));
-    await until('the job, its sleep and the spawner to end', () => !pids.some(alive));
+    await until(() => !pids.some(alive), 'the job, its sleep and the spawner to end');
   });
 
   it('when the spawner is killed under a running job, the job is reported lost and its group killed', async () => {
     delete process.env.PIPE_SPAWNER;
     const pidFile = join(dir, 'lost.pid');
     const job = run({ file: 'sh', args: ['-c', `sleep 300 & echo $! > ${pidFile}; wait`] });
-    await until('the job to start its sleep', () => readFileSync(pidFile, { flag: 'a+' }).length > 0);
+    await until(() => readFileSync(pidFile, { flag: 'a+' }).length > 0, 'the job to start its sleep');
     const sleep = Number(readFileSync(pidFile, 'utf8'));
     // The spawner serving this test file: this process's child whose program is the spawner script.
     const spawner = Number(execFileSync('pgrep', ['-P', String(process.pid), '-f', 'posix_spawn'], { encoding: 'utf8' }).trim());
     process.kill(spawner, 'SIGKILL');
     const o = await job;
     expect(o.lost).toMatch(/spawner exited \(killed by SIGKILL\).*processes were killed/);
-    await until('the orphaned sleep to be killed', () => !alive(sleep));
+    await until(() => !alive(sleep), 'the orphaned sleep to be killed');
     // The next job starts a new spawner.
     expect((await run({ file: 'sh', args: ['-c', 'echo again'] })).output).toBe('again\n');
   });
