@@ -134,8 +134,15 @@ export async function planStages(opts: EngineOptions): Promise<Map<string, Decis
     }
     if (d.action === 'restore') for (const o of d.record.outputs) known.set(o.path, o.hash);
     decisions.set(name, d);
-    opts.emit(planEvent(name, d.action, d.reasons, d.info?.key));
+    // Plan events go out in the pipeline's topological order (a listing diffs the same every time), each as soon as
+    // it and every stage before it are decided: decisions finish in whatever order their reads do.
+    for (; emitted < order.length && decisions.has(order[emitted]!); emitted++) {
+      const n = order[emitted]!;
+      const e = decisions.get(n)!;
+      opts.emit(planEvent(n, e.action, e.reasons, e.info?.key));
+    }
   };
+  let emitted = 0;
   // A pool of workers taking stages in topological order: every upstream stage was started before (its promise is
   // in `done` until it is decided), and only PLAN_CONCURRENCY decisions are in flight at once.
   let next = 0;

@@ -68,6 +68,18 @@ describe('explaining', () => {
     expect(plan).toEqual({ prep: 'up-to-date', 'train@a': 'restore', 'train@b': 'restore', eval: 'restore' });
   });
 
+  it('dry-run --json lists plan events in the pipeline\'s order, whatever order the decisions finish in', () => {
+    // Even stages hash a 4 MB dep, odd ones a byte: their decisions finish out of order.
+    const n = 24;
+    const files: Record<string, string> = { 'big.bin': 'x'.repeat(4 << 20), 'small.txt': 'y' };
+    const stages = Array.from({ length: n }, (_, i) => `  s${i}:\n    cmd: cp ${i % 2 ? 'small.txt' : 'big.bin'} out/s${i}\n    deps: [${i % 2 ? 'small.txt' : 'big.bin'}]\n    outs: [out/s${i}]\n`);
+    ws = workspace({ ...files, 'p.yaml': `name: order\nstages:\n${stages.join('')}` });
+    const order = () => events(pipe(ws.dir, ['run', 'p.yaml', '-n', '--json']).stdout).filter((e) => e.type === 'plan').map((e) => e.stage);
+    const want = Array.from({ length: n }, (_, i) => `s${i}`);
+    expect(order()).toEqual(want);
+    expect(order()).toEqual(want);
+  });
+
   it('why prints the field-by-field difference from the nearest earlier run', () => {
     setup();
     ws.write('data/raw.csv', 'x,y\n5,5\n');
