@@ -109,7 +109,8 @@ class Spawner {
   private readonly proc: ChildProcess;
   private readonly jobs = new Map<number, SpawnerJob>();
   private nextId = 1;
-  ready = false;
+  private ready = false;
+  private dead = false;
   private pending: Buffer = Buffer.alloc(0);
   private stderr = '';
 
@@ -215,6 +216,9 @@ class Spawner {
 
   /** The spawner is gone. Before READY: it does not work here; its jobs, and all later ones, start in this process. */
   private died(why: string): void {
+    // 'error' and 'exit' may both come: the first says why.
+    if (this.dead) return;
+    this.dead = true;
     if (shared === this) shared = undefined;
     const jobs = [...this.jobs.values()];
     this.jobs.clear();
