@@ -6,8 +6,10 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { readStageInput, readStageInputSync, StageError } from '../../engine/stage-api.js';
+import { loadPredictions } from '../../stages/evaluate/lib/predictions.js';
 import { pipe, workspace, type Ws } from './helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'pipe-stage-input-'));
@@ -44,6 +46,22 @@ describe('readStageInput', () => {
     mkdirSync(join(dir, 'adir'));
     await expect(readStageInput(join(dir, 'adir'), 'the model')).rejects.toThrow(/not a regular file/);
     await expect(readStageInput(join(dir, 'nope.json'), 'the shard index')).rejects.toThrow(/the shard index .*nope\.json does not exist/);
+  });
+});
+
+describe('gzipped predictions', () => {
+  it('are bounded unzipped: a small gzip that expands past PIPE_MAX_STAGE_INPUT_MB is refused naming the file and the variable', () => {
+    process.env.PIPE_MAX_STAGE_INPUT_MB = '1';
+    const header = 'age_years,Has Finding,Cardiomegaly,class_probs\n';
+    // ~3 MiB of rows, a few KiB zipped: under the bound as a file, over it unzipped.
+    const bomb = gzipSync(Buffer.from(header + '40,0,0,"[0.5, 0.5]"\n'.repeat(150_000)));
+    expect(bomb.length).toBeLessThan(1024 * 1024);
+    writeFileSync(join(dir, 'preds.csv.gz'), bomb);
+    expect(() => loadPredictions(join(dir, 'preds.csv.gz'), 'preds/preds.csv.gz')).toThrow(
+      new StageError('Predictions file preds/preds.csv.gz unzips to more than 1 MiB; raise PIPE_MAX_STAGE_INPUT_MB to read it.'),
+    );
+    process.env.PIPE_MAX_STAGE_INPUT_MB = '8';
+    expect(loadPredictions(join(dir, 'preds.csv.gz'), 'preds/preds.csv.gz')).toBeDefined();
   });
 });
 

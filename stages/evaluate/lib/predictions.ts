@@ -102,9 +102,11 @@ export function scoreProblem([a, b]: readonly [number, number]): string | undefi
 
 /** Load a predictions file (absolute path `abs`, shown to users as `shown`). */
 export function loadPredictions(abs: string, shown = abs): Predictions {
+  // Read first: a file that cannot be read (or unzipped) says so itself; only the CSV parser's errors are parse errors.
+  const text = readText(abs, shown);
   let records: string[][];
   try {
-    records = parse(readText(abs, shown), { relax_quotes: false, skip_empty_lines: true }) as string[][];
+    records = parse(text, { relax_quotes: false, skip_empty_lines: true }) as string[][];
   } catch (err) {
     const e = err as { lines?: number; column?: number; message?: string };
     throw new StageError(`Cannot parse predictions CSV ${shown}${e.lines ? ` at line ${e.lines}` : ''}: ${e.message ?? String(err)}`);
