@@ -8,7 +8,7 @@
  * child_process.spawn. Not execa: with `-j 2` on 2 cores the parent's CPU per spawn bounds how fast trivial stages go,
  * and execa 9 measured ~2x the parent CPU per spawn of child_process (400 `sh -c cp`: 0.39 s vs 0.82–0.91 s CPU).
  */
-import { createWriteStream, mkdirSync, realpathSync, statSync, type WriteStream } from 'node:fs';
+import { constants, createWriteStream, mkdirSync, openSync, realpathSync, statSync, type WriteStream } from 'node:fs';
 import { dirname } from 'node:path';
 import { hostname } from 'node:os';
 import type { Executor, Job, JobHooks, JobResult } from './executor.js';
@@ -176,15 +176,20 @@ process.on('exit', () => {
   for (const g of liveGroups) killGroup(g, 'SIGKILL');
 });
 
-/** A job's log, its folder made first; a failure to make either goes to onError (the job then fails saying so). */
+/**
+ * A job's log, its folder made first; a failure to make either goes to onError (the job then fails saying so). Never
+ * through a link: a job that put one at its own log path (to a file outside the workspace) gets no write from pipe.
+ */
 function openLog(file: string, onError: (e: Error) => void): WriteStream | undefined {
+  let fd: number;
   try {
     mkdirSync(dirname(file), { recursive: true });
+    fd = openSync(file, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o666);
   } catch (e) {
     onError(e as Error);
     return undefined;
   }
-  const log = createWriteStream(file);
+  const log = createWriteStream(file, { fd });
   log.on('error', onError);
   return log;
 }

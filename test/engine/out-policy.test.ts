@@ -123,6 +123,15 @@ describe('run time: links made while the pipeline runs', () => {
     expect(storedObjects(ws.dir).some((b) => b.equals(precious))).toBe(false);
   });
 
+  it('a stage that puts a link to a file outside at its own log path: pipe writes nothing through it, and says so', () => {
+    const victim = join(outside, 'x.txt');
+    ws = workspace({ 'p.yaml': `name: p\nstages:\n  s:\n    cmd: mkdir -p .pipe/logs && ln -s ${victim} .pipe/logs/s.log && echo output-that-goes-to-the-log\n` });
+    const r = pipe(ws.dir, ['run', 'p.yaml', '--json']);
+    expect(r.code).toBe(1);
+    expect(events(r.stdout).find((e) => e.type === 'stage-end')!.reason).toMatch(/^exit code 0, but its log .*s\.log could not be written \(ELOOP/);
+    intact();
+  });
+
   it('an out replaced by a link to outside after it was cached is neither hashed, restored through, nor deleted', () => {
     ws = workspace({ 'p.yaml': 'name: p\nstages:\n  s:\n    cmd: mkdir -p d && echo mine > d/x.txt\n    outs: [d/]\n' });
     expect(pipe(ws.dir, ['run', 'p.yaml']).code).toBe(0);
