@@ -230,7 +230,12 @@ class Spawner {
     }
     for (const job of jobs) {
       if (job.pid) killGroup(job.pid, 'SIGKILL');
-      job.events.lost(`pipe's job spawner exited (${why}${detail}) while the job ran; its processes were killed`);
+      // Without a pid it may not have started, or started with nobody left to say so: not run again (twice at once).
+      job.events.lost(
+        job.pid
+          ? `pipe's job spawner exited (${why}${detail}) while the job ran; its processes were killed`
+          : `pipe's job spawner exited (${why}${detail}) before it said whether the job started`,
+      );
     }
   }
 
@@ -250,7 +255,7 @@ function signalName(n: number): NodeJS.Signals | null {
   return null;
 }
 
-/** Why pipe starts jobs in its own process (for `pipe doctor`-style reports and tests), or undefined. */
+/** Why pipe starts jobs in its own process, or undefined (the tests check which way this machine goes). */
 export function spawnerUnusedReason(): string | undefined {
   if (process.env.PIPE_SPAWNER === 'node') return 'PIPE_SPAWNER=node';
   if (spawnerBroken) return spawnerBroken;
