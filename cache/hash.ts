@@ -71,12 +71,22 @@ export function hashJson(value: unknown): Hash {
  * bug we would rather see than hash as `null`.
  */
 export function canonicalJson(value: unknown): string {
-  const out = write(value, '');
+  let out: string | undefined;
+  try {
+    out = write(value);
+  } catch (e) {
+    // The hot path keeps no path (one string per value of every key); a refused value is located on a second walk.
+    if (e instanceof NotJson) throw new TypeError(`canonicalJson: ${e.message} at ${whereNotJson(value, '') ?? '<root>'}`);
+    throw e;
+  }
   if (out === undefined) throw new TypeError('canonicalJson: value is not JSON-serialisable (undefined/function)');
   return out;
 }
 
-function write(value: unknown, path: string): string | undefined {
+/** A value canonical JSON refuses (message without its location). */
+class NotJson extends Error {}
+
+function write(value: unknown): string | undefined {
   if (value === null) return 'null';
   if (typeof value === 'object' && typeof (value as { toJSON?: unknown }).toJSON === 'function') {
     value = (value as { toJSON: (k: string) => unknown }).toJSON('');
@@ -87,10 +97,11 @@ function write(value: unknown, path: string): string | undefined {
     case 'boolean':
       return value ? 'true' : 'false';
     case 'number':
-      if (!Number.isFinite(value)) throw new TypeError(`canonicalJson: non-finite number at ${path || '<root>'}`);
-      return JSON.stringify(value);
+      if (!Number.isFinite(value)) throw new NotJson('non-finite number');
+      // What JSON.stringify writes for a finite number (ECMA-262 SerializeJSONProperty: ToString).
+      return String(value);
     case 'bigint':
-      throw new TypeError(`canonicalJson: bigint at ${path || '<root>'}`);
+      throw new NotJson('bigint');
     case 'undefined':
     case 'function':
     case 'symbol':
@@ -98,15 +109,49 @@ function write(value: unknown, path: string): string | undefined {
   }
   if (value === null) return 'null';
   if (Array.isArray(value)) {
-    const parts = value.map((v, i) => write(v, `${path}[${i}]`) ?? 'null');
-    return `[${parts.join(',')}]`;
+    let s = '[';
+    for (let i = 0; i < value.length; i++) s += `${i === 0 ? '' : ','}${write(value[i]) ?? 'null'}`;
+    return `${s}]`;
   }
   const obj = value as Record<string, unknown>;
-  const keys = Object.keys(obj).sort();
-  const parts: string[] = [];
-  for (const k of keys) {
-    const v = write(obj[k], `${path}.${k}`);
-    if (v !== undefined) parts.push(`${JSON.stringify(k)}:${v}`);
+  const keys = Object.keys(obj);
+  // Most objects hashed are built in key order already: a sort (and its work array) only for those that are not.
+  for (let i = 1; i < keys.length; i++) {
+    if (keys[i - 1]! > keys[i]!) {
+      keys.sort();
+      break;
+    }
   }
-  return `{${parts.join(',')}}`;
+  let s = '{';
+  let first = true;
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i]!;
+    const v = write(obj[k]);
+    if (v === undefined) continue;
+    s += `${first ? '' : ','}${JSON.stringify(k)}:${v}`;
+    first = false;
+  }
+  return `${s}}`;
+}
+
+/** The path (`.a.b[2]`) of the first value `write` refuses, walking as it does. */
+function whereNotJson(value: unknown, path: string): string | undefined {
+  if (value !== null && typeof value === 'object' && typeof (value as { toJSON?: unknown }).toJSON === 'function') {
+    value = (value as { toJSON: (k: string) => unknown }).toJSON('');
+  }
+  if (typeof value === 'bigint' || (typeof value === 'number' && !Number.isFinite(value))) return path || '<root>';
+  if (value === null || typeof value !== 'object') return undefined;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const at = whereNotJson(value[i], `${path}[${i}]`);
+      if (at !== undefined) return at;
+    }
+    return undefined;
+  }
+  const obj = value as Record<string, unknown>;
+  for (const k of Object.keys(obj).sort()) {
+    const at = whereNotJson(obj[k], `${path}.${k}`);
+    if (at !== undefined) return at;
+  }
+  return undefined;
 }

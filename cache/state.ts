@@ -36,6 +36,7 @@ import { isLinkEntry, manifestJson, type FileEntry, type ManifestEntry } from '.
 import { mapPool } from './pool.js';
 import type { Hash, HashState, PathHash } from './types.js';
 import { ManifestView } from './view.js';
+import { resolvePath } from './paths.js';
 import { walk, type LinkPolicy, type WalkSummary } from './walk.js';
 
 const HEADER = 'pipe-hashstate\t2';
@@ -224,7 +225,7 @@ class FileHashState implements LocalHashState {
 
   async hashPath(path: string, opts: HashOptions = {}): Promise<PathHash> {
     // Normalised, so `data/`, `data` and `data//x` share memo entries (the engine writes directories with a `/`).
-    const absPath = resolve(path);
+    const absPath = resolvePath(path);
     // statSync: ~10x cheaper than a promise round trip, and the engine calls this once per dep of every stage.
     let st: BigIntStats | undefined;
     try {

@@ -94,21 +94,20 @@ export interface KeyFields {
 
 /** The fields of a stage's key, given its deps' content hashes and (for `uses`) its kind's fingerprint. */
 export function keyFields(stage: StageSpec, depHashes: Record<string, Hash | null>, kind: KindFingerprint | undefined): KeyFields {
-  const fields: KeyFields = {
-    schema: KEY_SCHEMA,
-    params: sortKeys(stage.params),
-    deps: sortKeys(depHashes),
-    env: sortKeys(stage.env),
-    // `dir` and `dir/` are one output (cache/paths.ts): respelling it changes no key.
-    outs: stage.outs.map((o) => ({ path: outPathKey(o.path), cache: o.cache })).sort((a, b) => cmp(a.path, b.path)),
-  };
+  // Built in key order (cmd, deps, env, implementation, outs, params, schema, toolchain, uses, with), so the canonical
+  // JSON of the key sorts nothing.
+  const fields = {} as KeyFields;
   if (stage.cmd !== undefined) fields.cmd = stage.cmd;
+  fields.deps = sortKeys(depHashes);
+  fields.env = sortKeys(stage.env);
+  if (stage.uses !== undefined && kind !== undefined) fields.implementation = sortKeys(kind.implementation);
+  // `dir` and `dir/` are one output (cache/paths.ts): respelling it changes no key.
+  fields.outs = stage.outs.map((o) => ({ cache: o.cache, path: outPathKey(o.path) })).sort((a, b) => cmp(a.path, b.path));
+  fields.params = sortKeys(stage.params);
+  fields.schema = KEY_SCHEMA;
   if (stage.uses !== undefined) {
+    if (kind !== undefined) fields.toolchain = { node: kind.toolchain.node, packages: sortKeys(kind.toolchain.packages), platform: kind.toolchain.platform };
     fields.uses = stage.uses;
-    if (kind !== undefined) {
-      fields.implementation = sortKeys(kind.implementation);
-      fields.toolchain = { ...kind.toolchain, packages: sortKeys(kind.toolchain.packages) };
-    }
     fields.with = stage.with ?? {};
   }
   return fields;

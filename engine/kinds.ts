@@ -6,7 +6,7 @@
 import { existsSync, readdirSync, readFileSync, statSync, type BigIntStats } from 'node:fs';
 import { dirname, isAbsolute, join, relative, resolve, sep, basename } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { scanModule, type ModuleRefs } from './closure.js';
+import type { ModuleRefs, scanModule } from './closure.js';
 import { declaredDependencies, forgetInstalledPackages, installedVersions } from './packages.js';
 import { writeFileAtomicSync } from '../cache/atomic.js';
 import { hashBytes } from '../cache/hash.js';
@@ -23,7 +23,6 @@ export const stagesRoot = basename(distRoot) === 'dist' ? join(distRoot, 'stages
 export const engineDistDir = basename(distRoot) === 'dist' ? here : join(repoRoot, 'dist', 'engine');
 
 let manifests: Map<string, StageManifest> | undefined;
-let manifestPaths: string[] = [];
 /** kind → the root folder its compiled manifest.js/run.js live under. */
 const roots = new Map<string, string>();
 
@@ -37,33 +36,45 @@ function kindRoots(): string[] {
   return [stagesRoot, ...extra.map((d) => resolve(d))];
 }
 
+let found: Array<{ root: string; files: string[] }> | undefined;
+let scan: typeof scanModule | undefined;
+
+/**
+ * The `manifest.js` files under the kind roots (a walk of a few dozen folders, nothing imported): a cached validated
+ * pipeline is only valid while they are unchanged.
+ */
+export function findKindManifests(): readonly string[] {
+  found ??= kindRoots().map((root) => ({ root, files: existsSync(root) ? findManifests(root) : [] }));
+  return found.flatMap((r) => r.files);
+}
+
 /**
  * Import every `manifest.js` under the kind roots once (a dozen small modules), so that `resolveKind` can be
- * synchronous for the DSL's validation.
+ * synchronous for the DSL's validation. A run whose validated pipeline comes from the cache and uses no kind never
+ * imports them.
  */
 export async function loadKinds(): Promise<Map<string, StageManifest>> {
   if (manifests) return manifests;
-  const found = new Map<string, StageManifest>();
-  const all: string[] = [];
-  for (const root of kindRoots()) {
-    const files = existsSync(root) ? findManifests(root) : [];
-    all.push(...files);
+  // The module scanner (es-module-lexer's wasm) only serves kinds' closures.
+  scan = (await import('./closure.js')).scanModule;
+  findKindManifests();
+  const loaded = new Map<string, StageManifest>();
+  for (const { root, files } of found!) {
     const mods = await Promise.all(files.map(async (file) => [file, (await import(pathToFileURL(file).href)) as { manifest?: StageManifest }] as const));
     for (const [file, mod] of mods) {
       const kind = relative(root, dirname(file)).split(sep).join('/');
       if (!mod.manifest) continue;
-      found.set(kind, mod.manifest);
+      loaded.set(kind, mod.manifest);
       roots.set(kind, root);
     }
   }
-  manifests = found;
-  manifestPaths = all;
-  return found;
+  manifests = loaded;
+  return loaded;
 }
 
-/** The manifest.js files loadKinds imported (a cached validated pipeline is only valid while they are unchanged). */
-export function loadedManifestFiles(): readonly string[] {
-  return manifestPaths;
+function scannerOf(): typeof scanModule {
+  if (!scan) throw new Error('internal: a kind closure was asked for before loadKinds()');
+  return scan;
 }
 
 /** The folder holding a kind's compiled run.js (the runner's `stagesRoot`). */
@@ -236,7 +247,7 @@ function refsOf(file: string, state: PeekingState | undefined): ModuleRefs {
   if (!refs) {
     const bytes = readFileSync(file);
     const hash = hashBytes(bytes);
-    refs = memo.scan(hash) ?? memo.addScan(hash, scanModule(bytes.toString('utf8'), declaredDependencies(repoRoot)));
+    refs = memo.scan(hash) ?? memo.addScan(hash, scannerOf()(bytes.toString('utf8'), declaredDependencies(repoRoot)));
   }
   scans.set(file, refs);
   return refs;

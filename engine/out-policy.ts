@@ -11,7 +11,7 @@
  */
 import { lstatSync, readlinkSync, realpathSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
-import { outPathKey } from '../cache/paths.js';
+import { isNormalRelativePath, outPathKey } from '../cache/paths.js';
 import { lockPath } from './lockfile.js';
 import type { Pipeline, StageSpec } from './model.js';
 
@@ -27,14 +27,26 @@ export interface Refusal {
   linkOnly: boolean;
 }
 
+/** An out's absolute path, where writing it lands (its folder's links resolved), and whether that folder exists. */
+interface Placed {
+  abs: string;
+  place: string;
+  folderExists: boolean;
+}
+
 interface Guarded {
   real: string;
+  /** `real` with a trailing separator: what a path inside it starts with. */
+  prefix: string;
   /** How a message names it: "pipe's own folder .pipe/", "the pipeline file p.yaml". */
   what: string;
 }
 
 export class OutPolicy {
   private readonly root: string;
+  private readonly rootPrefix: string;
+  /** The workspace as `join` writes it, with a trailing separator: an already-normal relative out is appended to it. */
+  private readonly workdirPrefix: string;
   private readonly guarded: Guarded[];
   /** Real paths of out folders and whether they exist, between stage executions (see `forget`). */
   private readonly folders = new Map<string, Resolved>();
@@ -44,7 +56,12 @@ export class OutPolicy {
     guarded: Array<{ path: string; what: string }>,
   ) {
     this.root = realOf(workdir);
-    this.guarded = guarded.map((g) => ({ real: realOf(g.path), what: g.what }));
+    this.rootPrefix = withSep(this.root);
+    this.workdirPrefix = withSep(join(workdir, '.'));
+    this.guarded = guarded.map((g) => {
+      const real = realOf(g.path);
+      return { real, prefix: withSep(real), what: g.what };
+    });
   }
 
   /** The policy of a pipeline's workspace: `.pipe/`, the cache, and the pipeline's own files are guarded. */
@@ -68,16 +85,28 @@ export class OutPolicy {
 
   /**
    * Why `rel` may not be an out, or undefined. `fresh`: resolve everything now (before writing or deleting);
-   * otherwise folder resolutions may come from the memo. `leaf: false` skips the out itself (load time).
+   * otherwise folder resolutions may come from the memo.
    */
-  check(rel: string, opts: { fresh?: boolean; leaf?: boolean } = {}): Refusal | undefined {
-    const bare = outPathKey(rel);
-    const abs = isAbsolute(bare) ? bare : join(this.workdir, bare);
-    const { place: placed, folderExists } = this.placed(rel, opts.fresh);
+  check(rel: string, opts: { fresh?: boolean } = {}): Refusal | undefined {
+    return this.checkPlaced(rel, this.placed(rel, opts.fresh), true);
+  }
+
+  /**
+   * Load time: the refusal of `rel`, not looking at the out itself (only its folder), or else where writing it lands:
+   * the real path of its folder plus its name. Two outs that differ as written may land in one place (`L/x` with
+   * `L -> d`, and `d/`).
+   */
+  placeOrRefusal(rel: string): { refusal: Refusal } | { place: string } {
+    const placed = this.placed(rel);
+    const refusal = this.checkPlaced(rel, placed, false);
+    return refusal ? { refusal } : { place: placed.place };
+  }
+
+  private checkPlaced(rel: string, { abs, place: placed, folderExists }: Placed, leaf: boolean): Refusal | undefined {
     const folderProblem = this.problem(placed);
     if (folderProblem) return { path: rel, reason: this.say(rel, placed, folderProblem), linkOnly: false };
     // No folder, no leaf: a stage that never ran costs no stat per out (100,000 outs: a second).
-    if (opts.leaf === false || !folderExists) return undefined;
+    if (!leaf || !folderExists) return undefined;
     const st = lstatSync(abs, { throwIfNoEntry: false });
     if (!st?.isSymbolicLink()) return undefined;
     const real = realOf(abs);
@@ -85,24 +114,30 @@ export class OutPolicy {
     return leafProblem ? { path: rel, reason: this.say(rel, real, leafProblem, true), linkOnly: true } : undefined;
   }
 
-  /**
-   * Where writing `rel` lands: the real path of its folder (links resolved) plus its name. Two outs that differ as
-   * written may land in one place (`L/x` with `L -> d`, and `d/`).
-   */
-  placeOf(rel: string, fresh = false): string {
-    return this.placed(rel, fresh).place;
-  }
-
-  private placed(rel: string, fresh = false): { place: string; folderExists: boolean } {
-    const bare = outPathKey(rel);
-    const abs = isAbsolute(bare) ? bare : join(this.workdir, bare);
-    const folder = dirname(abs);
+  private placed(rel: string, fresh = false): Placed {
+    const { abs, folder, name } = this.located(rel);
     let resolved = fresh ? undefined : this.folders.get(folder);
     if (resolved === undefined) {
       resolved = resolveReal(folder);
       if (!fresh) this.folders.set(folder, resolved);
     }
-    return { place: join(resolved.real, basename(abs)), folderExists: resolved.exists };
+    return { abs, place: joinName(resolved.real, name), folderExists: resolved.exists };
+  }
+
+  /**
+   * The absolute path of an out, its folder and its name. An out in normal form (`a/b.txt`: what outPathKey returns
+   * unchanged, relative) is cut with string operations: `join` and `dirname` copy and re-normalise the path, three
+   * times per out of every stage on every run.
+   */
+  private located(rel: string): { abs: string; folder: string; name: string } {
+    if (isNormalRelativePath(rel)) {
+      const abs = this.workdirPrefix + rel;
+      const slash = abs.lastIndexOf('/');
+      return { abs, folder: slash === 0 ? '/' : abs.slice(0, slash), name: abs.slice(slash + 1) };
+    }
+    const bare = outPathKey(rel);
+    const abs = isAbsolute(bare) ? bare : join(this.workdir, bare);
+    return { abs, folder: dirname(abs), name: basename(abs) };
   }
 
   /** How a message names a place: workspace-relative when inside it. */
@@ -121,11 +156,11 @@ export class OutPolicy {
 
   /** What is wrong with an out that resolves to `real`, or undefined. */
   private problem(real: string): string | undefined {
-    if (real === this.root || !inside(real, this.root)) return `outside the workspace ${this.root}`;
+    if (real === this.root || !real.startsWith(this.rootPrefix)) return `outside the workspace ${this.root}`;
     for (const g of this.guarded) {
       if (real === g.real) return `${g.what} itself`;
-      if (inside(real, g.real)) return `inside ${g.what}`;
-      if (inside(g.real, real)) return `a folder holding ${g.what}`;
+      if (real.startsWith(g.prefix)) return `inside ${g.what}`;
+      if (g.real.length > real.length && g.real.startsWith(real) && (real.endsWith(sep) || g.real.charCodeAt(real.length) === SEP)) return `a folder holding ${g.what}`;
     }
     return undefined;
   }
@@ -138,7 +173,19 @@ export class OutPolicy {
 }
 
 function inside(p: string, dir: string): boolean {
-  return p.startsWith(dir.endsWith(sep) ? dir : `${dir}${sep}`);
+  return p.startsWith(withSep(dir));
+}
+
+function withSep(dir: string): string {
+  return dir.endsWith(sep) ? dir : `${dir}${sep}`;
+}
+
+const SEP = sep.charCodeAt(0);
+
+/** join(folder, name) for a real folder (normal, absolute) and one plain name (or none). */
+function joinName(folder: string, name: string): string {
+  if (name === '') return folder;
+  return folder.endsWith(sep) ? folder + name : `${folder}${sep}${name}`;
 }
 
 /**

@@ -4,7 +4,7 @@
  */
 import { existsSync, readdirSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join } from 'node:path';
-import { outPathKey } from '../cache/paths.js';
+import { isNormalAbsolutePath, isNormalRelativePath, outPathKey } from '../cache/paths.js';
 import type { Disagreement, Hash, PathHash, RunRecord, StageKey } from '../cache/types.js';
 import { keyFields, stageKey, type KeyFields } from './fingerprint.js';
 import { kindFingerprint } from './kinds.js';
@@ -40,6 +40,8 @@ export function disagreementText(d: Disagreement): string {
 
 /** Absolute path of a workspace-relative path (dirs keep no trailing slash for the file system). */
 export function absPath(root: string, rel: string): string {
+  // Both in normal form (the usual case): joined without join's re-normalising copy.
+  if (isNormalRelativePath(rel) && isNormalAbsolutePath(root)) return root === '/' ? `/${rel}` : `${root}/${rel}`;
   const p = outPathKey(rel);
   return isAbsolute(p) ? p : join(root, p);
 }
@@ -149,6 +151,11 @@ export class DepMemo {
  */
 export async function hashOutputs(stage: StageSpec, ws: Workspace): Promise<Map<string, PathHash>> {
   const out = new Map<string, PathHash>();
+  // Most stages have one out: no closure and Promise.all for it.
+  if (stage.outs.length === 1) {
+    const o = stage.outs[0]!;
+    return out.set(o.path, await ws.state.hashPath(absPath(ws.root, o.path), { links: 'keep' }));
+  }
   await Promise.all(stage.outs.map(async (o) => out.set(o.path, await ws.state.hashPath(absPath(ws.root, o.path), { links: 'keep' }))));
   return out;
 }

@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { resolve, sep } from 'node:path';
 import { formatDiagnostic, type Diagnostic } from '../dsl/diagnostics.js';
 import { buildDag, predecessorsOf, selectTargets, type Dag } from '../graph.js';
-import { knownKinds, loadedManifestFiles, loadKinds, resolveKind } from '../kinds.js';
+import { findKindManifests, knownKinds, loadKinds, resolveKind } from '../kinds.js';
 import { readCachedPipeline, writeCachedPipeline, type CacheInputs } from './pipeline-cache.js';
 import type { OutSpec, Pipeline, StageSpec } from '../model.js';
 import type { StageGraph } from '../run.js';
@@ -32,17 +32,17 @@ export interface LoadOptions {
 export async function loadAll(file: string, opts: LoadOptions = {}): Promise<Loaded> {
   const abs = resolve(file);
   if (!existsSync(abs)) throw new UsageError(`pipeline file ${file} does not exist`);
-  await loadKinds();
   const inputs: CacheInputs = {
     file: abs,
     overrides: opts.overrides ?? [],
     paramsFiles: (opts.paramsFiles ?? []).map((f) => resolve(f)),
-    manifests: loadedManifestFiles(),
+    manifests: findKindManifests(),
     ...(opts.appliedParams === false ? { appliedParams: false } : {}),
   };
   let cached = readCachedPipeline(inputs);
   if (!cached) {
-    // The DSL (and the yaml parser) load only on a cache miss.
+    // The DSL (and the yaml parser) load only on a cache miss; so do the kinds' manifests, unless a stage uses one.
+    await loadKinds();
     const { loadPipeline, pipelineWarnings } = await import('../dsl/pipeline.js');
     const exists: Record<string, boolean> = {};
     const loaded = await loadPipeline(abs, {
@@ -58,6 +58,8 @@ export async function loadAll(file: string, opts: LoadOptions = {}): Promise<Loa
     writeCachedPipeline(inputs, loaded.value, cached.warnings, exists);
   }
   const pipeline = cached.pipeline;
+  // A `uses` stage's key and dispatch need its kind's manifest and folder.
+  if (pipeline.stages.some((s) => s.uses !== undefined)) await loadKinds();
   const dag = buildDag(pipeline);
   if (!dag.ok) throw new DiagnosticsError(dag.error);
   const refused = refusedOuts(pipeline);
@@ -76,9 +78,9 @@ export function refusedOuts(pipeline: Pipeline): Diagnostic[] {
   const placed: Placed[] = [];
   for (const s of pipeline.stages) {
     for (const o of s.outs) {
-      const r = policy.check(o.path, { leaf: false });
-      if (r) out.push({ severity: 'error', message: r.reason, span: o.span ?? s.span, stage: s.name, field: 'outs' });
-      else placed.push({ stage: s, out: o, parts: policy.placeOf(o.path).split(sep) });
+      const r = policy.placeOrRefusal(o.path);
+      if ('refusal' in r) out.push({ severity: 'error', message: r.refusal.reason, span: o.span ?? s.span, stage: s.name, field: 'outs' });
+      else placed.push({ stage: s, out: o, parts: r.place.split(sep) });
     }
   }
   if (out.length === 0) out.push(...overlapsThroughLinks(placed, policy));

@@ -1,6 +1,9 @@
 // `dir` and `dir/` are one output everywhere (issue 10.4): graph, store, restore, status, why, lock file, gc.
+import { isAbsolute, join, posix, resolve } from 'node:path';
+import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
-import { outPathKey, sameOutPath } from '../../cache/paths.js';
+import { outPathKey, resolvePath, sameOutPath } from '../../cache/paths.js';
+import { absPath } from '../../engine/plan.js';
 import { pipe, reasons, statuses, workspace, type Ws } from './helpers.js';
 
 let ws: Ws;
@@ -14,6 +17,37 @@ describe('dir and dir/', () => {
     expect(['d', 'd/', './d', 'd//'].map(outPathKey)).toEqual(['d', 'd', 'd', 'd']);
     expect(sameOutPath('a/b/', 'a/b')).toBe(true);
     expect(sameOutPath('a/b', 'a/bc')).toBe(false);
+  });
+
+  it('the already-normal fast path answers what posix.normalize (less a trailing slash) answers, for any path', () => {
+    const slow = (p: string): string => {
+      const n = posix.normalize(p);
+      return n.length > 1 && n.endsWith('/') ? n.slice(0, -1) : n;
+    };
+    const piece = fc.constantFrom('', '.', '..', '...', 'a', 'b.c', '.d', 'e..', '/', '//', 'f g', 'x\\y');
+    fc.assert(
+      fc.property(fc.array(piece, { maxLength: 8 }), fc.boolean(), (parts, absolute) => {
+        const p = `${absolute ? '/' : ''}${parts.join('/')}`;
+        expect(outPathKey(p)).toBe(slow(p));
+      }),
+      { numRuns: 5000 },
+    );
+    for (const p of ['', '.', '/', '//', 'a/.', 'a/..', './a', 'a/./b', '.a/b', 'a/.b', 'a..', '..a', 'a/b/']) expect(outPathKey(p)).toBe(slow(p));
+  });
+
+  it('resolvePath and absPath answer what path.resolve and join answer, fast path or not', () => {
+    const piece = fc.constantFrom('', '.', '..', 'a', 'b.c', '.d', '/', 'e f');
+    const path = fc.tuple(fc.array(piece, { maxLength: 6 }), fc.boolean()).map(([parts, absolute]) => `${absolute ? '/' : ''}${parts.join('/')}`);
+    fc.assert(
+      fc.property(path, path, (root, rel) => {
+        expect(resolvePath(root)).toBe(resolve(root));
+        const absRoot = resolve(root);
+        const key = outPathKey(rel);
+        expect(absPath(absRoot, rel)).toBe(isAbsolute(key) ? key : join(absRoot, key));
+        expect(absPath(`${absRoot}/`, rel)).toBe(isAbsolute(key) ? key : join(`${absRoot}/`, key));
+      }),
+      { numRuns: 5000 },
+    );
   });
 
   it('outs: [d] (no slash) feeds a dep inside it, is restored after rm -rf, and respelling it as d/ re-runs nothing', () => {
