@@ -1,5 +1,6 @@
 /**
- * Built-in stage kinds (`uses:`): their manifests (loaded on every run: small, no heavy imports) and the fingerprint
+ * Built-in stage kinds (`uses:`): their manifests (small, no heavy imports; loaded to validate a pipeline, or when a
+ * stage uses a kind) and the fingerprint
  * of their implementation and toolchain (part of the key). A kind's run.js is never imported here: only the stage runner does that,
  * when the stage actually runs.
  */
