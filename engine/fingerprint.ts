@@ -124,7 +124,8 @@ function sortKeys<V>(o: Record<string, V>): Record<string, V> {
   // A param named `__proto__` must be a key, not a prototype change that drops it from the key; other objects stay
   // ordinary (a null-prototype object is a dictionary, and there is one of these per stage).
   const out: Record<string, V> = keys.includes('__proto__') ? Object.create(null) : {};
-  for (const k of keys.sort(cmp)) out[k] = o[k] as V;
+  keys.sort(cmp);
+  for (let i = 0; i < keys.length; i++) out[keys[i]!] = o[keys[i]!] as V;
   return out;
 }
 const NO_KEYS: Record<string, never> = Object.freeze({});

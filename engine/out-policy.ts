@@ -147,8 +147,8 @@ export class OutPolicy {
 
   /** The first refusal among a stage's outs. */
   checkStage(stage: StageSpec, opts: { fresh?: boolean } = {}): Refusal | undefined {
-    for (const o of stage.outs) {
-      const r = this.check(o.path, opts);
+    for (let i = 0; i < stage.outs.length; i++) {
+      const r = this.check(stage.outs[i]!.path, opts);
       if (r) return r;
     }
     return undefined;
@@ -157,7 +157,8 @@ export class OutPolicy {
   /** What is wrong with an out that resolves to `real`, or undefined. */
   private problem(real: string): string | undefined {
     if (real === this.root || !real.startsWith(this.rootPrefix)) return `outside the workspace ${this.root}`;
-    for (const g of this.guarded) {
+    for (let i = 0; i < this.guarded.length; i++) {
+      const g = this.guarded[i]!;
       if (real === g.real) return `${g.what} itself`;
       if (real.startsWith(g.prefix)) return `inside ${g.what}`;
       if (g.real.length > real.length && g.real.startsWith(real) && (real.endsWith(sep) || g.real.charCodeAt(real.length) === SEP)) return `a folder holding ${g.what}`;
