@@ -218,14 +218,21 @@ export type VerifyCode =
   /** A command or `with:` value names the workspace's absolute path: re-run elsewhere it would write the workspace. */
   | 'names-workspace'
   /** No recorded run has the stage's current inputs (the workspace is not up to date for it). */
-  | 'no-record';
+  | 'no-record'
+  /**
+   * Reproduced, but a `cache: false` output could not be compared: no record holds its content, and the workspace's
+   * last run of the stage (whose index holds its hash) had other inputs. `reason` names the outputs.
+   */
+  | 'not-compared';
 
 /** `pipe verify`: how one stage's re-run in the scratch copy compares with its recorded run. */
 export interface VerifyStageEvent {
   type: 'verify-stage';
   stage: string;
   /**
-   * `reproduced`: every recorded output came out byte-identical; `differs`: some did not (named in `outputs`);
+   * `reproduced`: every recorded output came out byte-identical (a `cache: false` output is compared with the hash
+   * the workspace's last run of the same inputs left; code `not-compared` names those it could not be);
+   * `differs`: some did not (named in `outputs`);
    * `failed`: the re-run failed (`reason`); `unverified`: it could not be re-run (`reason`: no record, …).
    */
   verdict: 'reproduced' | 'differs' | 'failed' | 'unverified';

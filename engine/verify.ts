@@ -23,7 +23,7 @@ import { Committer, type CommitVerdict } from './run/commit.js';
 import { safeName, type Recorded } from './run/dispatch.js';
 import { runStages, type StageGraph } from './run.js';
 import type { Machine } from './scheduler.js';
-import { openWorkspace, pipeDirOf, type IndexedOutput, type Workspace } from './workspace.js';
+import { indexFileOf, openWorkspace, pipeDirOf, StageIndex, type IndexedOutput, type Workspace } from './workspace.js';
 
 export type Verdict = Omit<VerifyStageEvent, 'type' | 'at'>;
 
@@ -53,6 +53,9 @@ export async function verifyStages(opts: VerifyOptions): Promise<VerifyResult> {
   const recordedStore = openStore(real.settings.cacheDir);
   // Read-only: the workspace's own records, then those shared in the store (another workspace may have run it).
   const records = openRunCache(join(pipeDirOf(real), 'runs'), { store: recordedStore });
+  // Read-only too: what the workspace's last run of each stage left, `cache: false` outputs included (no record
+  // holds their content; the index holds their hash).
+  const lastRuns = StageIndex.open(indexFileOf(real));
   const order = opts.graph.order.filter((s) => opts.selected.has(s));
   const byName = new Map(real.stages.map((s) => [s.name, s]));
   const verdicts = new Map<string, Verdict>();
@@ -107,7 +110,7 @@ export async function verifyStages(opts: VerifyOptions): Promise<VerifyResult> {
     signal: opts.signal,
     ...(opts.kill ? { kill: opts.kill } : {}),
     keepGoing: true,
-    committer: (memo) => new VerifyCommitter(pipeline, ws, memo, opts.pipeVersion, expected, recordedStore, stash, say),
+    committer: (memo) => new VerifyCommitter(pipeline, ws, memo, opts.pipeVersion, expected, lastRuns, recordedStore, stash, say),
   });
   await local.close();
   for (const [name, o] of summary.outcomes) {
@@ -128,6 +131,7 @@ class VerifyCommitter extends Committer {
     memo: DepMemo,
     pipeVersion: string,
     private readonly expected: ReadonlyMap<string, RunRecord>,
+    private readonly lastRuns: StageIndex,
     private readonly recordedStore: LocalStore,
     private readonly stashDir: string,
     private readonly say: (v: Verdict) => void,
@@ -154,8 +158,16 @@ class VerifyCommitter extends Committer {
     }
     const record = this.expected.get(stage.name)!;
     const now = await hashOutputs(stage, this.ws);
-    const outputs = await this.compare(stage, record, now);
-    this.say(outputs.length === 0 ? { stage: stage.name, verdict: 'reproduced' } : { stage: stage.name, verdict: 'differs', outputs });
+    const { outputs, notCompared } = await this.compare(stage, record, now);
+    if (outputs.length > 0) this.say({ stage: stage.name, verdict: 'differs', outputs });
+    else if (notCompared.length > 0) {
+      this.say({
+        stage: stage.name,
+        verdict: 'reproduced',
+        code: 'not-compared',
+        reason: `every recorded output reproduced; not compared: ${notCompared.join(', ')} (cache: false, so no record holds its content, and the workspace's last run of this stage had other inputs)`,
+      });
+    } else this.say({ stage: stage.name, verdict: 'reproduced' });
     this.discard(stage);
     this.unstash(stage);
     // Stages below get this stage's provenance as the recorded run gave it (ctx.upstream): the recorded hashes, not
@@ -179,14 +191,31 @@ class VerifyCommitter extends Committer {
     this.forget(stage);
   }
 
-  /** Recorded outputs whose re-run differs; for directories, the files that differ in them. */
-  private async compare(stage: StageSpec, record: RunRecord, now: ReadonlyMap<string, PathHash>): Promise<NonNullable<Verdict['outputs']>> {
+  /**
+   * Outputs whose re-run differs; for directories, the files that differ in them. A `cache: false` output has no
+   * record: it is compared with the hash the workspace's last run left when that run had the record's key, and
+   * named as not compared otherwise.
+   */
+  private async compare(
+    stage: StageSpec,
+    record: RunRecord,
+    now: ReadonlyMap<string, PathHash>,
+  ): Promise<{ outputs: NonNullable<Verdict['outputs']>; notCompared: string[] }> {
     const recorded = new Map(record.outputs.map((o) => [outPathKey(o.path), o]));
+    const last = this.lastRuns.get(stage.name);
+    const left = last?.key === record.key ? new Map(last.outputs.map((o) => [outPathKey(o.path), o.hash])) : undefined;
     const diffs: NonNullable<Verdict['outputs']> = [];
+    const notCompared: string[] = [];
     for (const o of stage.outs) {
-      const r = recorded.get(outPathKey(o.path));
-      if (!r) continue; // cache: false — no recorded content to compare with
       const h = now.get(o.path)!;
+      const r = recorded.get(outPathKey(o.path));
+      if (!r) {
+        // Not stored, so only a hash to compare with: nothing to list file by file.
+        const was = left?.get(outPathKey(o.path));
+        if (was === undefined || was === null) notCompared.push(o.path);
+        else if (was !== h.hash) diffs.push({ path: o.path, recorded: was, now: h.hash });
+        continue;
+      }
       if (h.hash === r.hash) continue;
       const d: NonNullable<Verdict['outputs']>[number] = { path: o.path, recorded: r.hash, now: h.hash };
       if (r.kind === 'dir' && h.kind === 'dir') {
@@ -195,7 +224,7 @@ class VerifyCommitter extends Committer {
       }
       diffs.push(d);
     }
-    return diffs;
+    return { outputs: diffs, notCompared };
   }
 
   /** Files added, removed or changed in a directory output (its manifest now against the recorded one). */

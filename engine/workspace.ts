@@ -57,14 +57,14 @@ export async function openWorkspace(p: Pipeline): Promise<Workspace> {
     state,
     store,
     runs,
-    index: StageIndex.open(join(pipeDir, 'index', indexName(p))),
+    index: StageIndex.open(indexFileOf(p)),
     outs: OutPolicy.of(p, pipeDir),
   };
 }
 
-/** One index file per pipeline file (two pipelines may share stage names). */
-function indexName(p: Pipeline): string {
-  return `${pipelineSlug(p)}.json`;
+/** The pipeline's index file: one per pipeline file (two pipelines may share stage names). */
+export function indexFileOf(p: Pipeline): string {
+  return join(pipeDirOf(p), 'index', `${pipelineSlug(p)}.json`);
 }
 
 /** A file-name-safe id of a pipeline file within its workspace: `paper.yaml-1a2b3c4d5e`. */

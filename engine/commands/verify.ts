@@ -102,7 +102,8 @@ export function report(vs: Verdict[], scratch?: string): string {
           for (const f of o.files.removed) lines.push(`      removed ${f}`);
         }
       }
-    } else if (v.verdict === 'failed') lines.push(`✗ ${v.stage}: the re-run failed: ${v.reason}`);
+    } else if (v.verdict === 'reproduced' && v.code === 'not-compared') lines.push(`~ ${v.stage}: ${v.reason}`);
+    else if (v.verdict === 'failed') lines.push(`✗ ${v.stage}: the re-run failed: ${v.reason}`);
     else if (v.verdict === 'unverified') lines.push(`? ${v.stage}: not verified: ${v.reason}`);
   }
   if (scratch) lines.push(`scratch copy kept in ${scratch}`);

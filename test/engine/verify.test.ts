@@ -105,6 +105,40 @@ describe('pipe verify', () => {
     expect(ws.read('out/a.txt')).toBe('1\n');
   });
 
+  it('compares a cache: false output with what the last run of the same inputs left, and names it when it cannot', () => {
+    shared = mkdtempSync(join(tmpdir(), 'pipe-shared-cache-'));
+    const yaml = (scratch: string) =>
+      `name: v\nsettings: {cache_dir: ${shared}}\nstages:\n  s:\n    cmd: mkdir -p out && cat in.txt > out/kept.txt && ${scratch}\n` +
+      '    deps: [in.txt]\n    outs: [out/kept.txt, {path: out/scratch.txt, cache: false}]\n';
+    ws = workspace({ 'p.yaml': yaml('cat in.txt in.txt > out/scratch.txt'), 'in.txt': 'a\n' });
+    expect(pipe(ws.dir, ['run', 'p.yaml']).code).toBe(0);
+    let r = pipe(ws.dir, ['verify', 'p.yaml', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(verdicts(r.stdout).s).toMatchObject({ verdict: 'reproduced' });
+    expect(verdicts(r.stdout).s!.code).toBeUndefined();
+
+    // The uncached output is the nondeterministic one: it is named, the cached one is not.
+    ws.write('p.yaml', yaml('head -c 16 /dev/urandom > out/scratch.txt'));
+    expect(pipe(ws.dir, ['run', 'p.yaml']).code).toBe(0);
+    r = pipe(ws.dir, ['verify', 'p.yaml', '--json']);
+    expect(r.code).toBe(1);
+    expect(verdicts(r.stdout).s).toMatchObject({ verdict: 'differs' });
+    expect(verdicts(r.stdout).s!.outputs!.map((o) => o.path)).toEqual(['out/scratch.txt']);
+
+    // Back to inputs recorded earlier, but the workspace last ran other ones: nothing holds the uncached output's
+    // hash for these inputs, and the verdict says so.
+    ws.write('p.yaml', yaml('cat in.txt in.txt > out/scratch.txt'));
+    ws.write('in.txt', 'b\n');
+    expect(pipe(ws.dir, ['run', 'p.yaml']).code).toBe(0);
+    ws.write('in.txt', 'a\n');
+    r = pipe(ws.dir, ['verify', 'p.yaml', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(verdicts(r.stdout).s).toMatchObject({ verdict: 'reproduced', code: 'not-compared' });
+    expect(verdicts(r.stdout).s!.reason).toMatch(/not compared: out\/scratch\.txt \(cache: false/);
+    r = pipe(ws.dir, ['verify', 'p.yaml']);
+    expect(r.stdout).toMatch(/^~ s: every recorded output reproduced; not compared: out\/scratch\.txt/m);
+  });
+
   it('shows progress on a terminal', () => {
     ws = workspace({ 'p.yaml': 'name: v\nstages:\n  a:\n    cmd: echo a > out/a.txt\n    outs: [out/a.txt]\n' });
     expect(pipe(ws.dir, ['run', 'p.yaml']).code).toBe(0);
