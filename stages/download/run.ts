@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
-import { copyFile, mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { copyFile, link, mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join } from 'node:path';
 import { StageError, type StageContext } from '../../engine/stage-api.js';
 import { tempName } from '../lib/atomic-write.js';
@@ -10,7 +10,7 @@ import { globToRegExp, parseChecksums, unsafeRelativePath } from './checksums.js
 import { ArchiveError, archiveKind, contentMismatch, extractArchive } from './extract.js';
 import { attemptDownload, redactUrl, type LimitHit } from './http.js';
 import { proxyConfig, ProxyConfigError, proxyLabel, type ProxyConfig } from './proxy.js';
-import { partFileFor, removePart } from './resume.js';
+import { partFileFor, readPartMeta, removePart, type PartFile } from './resume.js';
 
 export interface DownloadWith {
   out: string;
@@ -229,7 +229,7 @@ async function download(ctx: StageContext<DownloadWith>, scrub: (text: string) =
     return a;
   };
   let meter = new Meter(ctx, 1);
-  const stats = { network: 0, mirror: 0, present: 0, extracted: 0 };
+  const stats = { network: 0, mirror: 0, present: 0, kept: 0, extracted: 0 };
 
   /** The one-paragraph error for a bound the file ran into: the field, its value, and how to raise it. */
   const limitError = (task: FileTask, hit: LimitHit): string => {
@@ -254,6 +254,24 @@ async function download(ctx: StageContext<DownloadWith>, scrub: (text: string) =
     await rm(file, { force: true });
     fail(`${from}: ${why}. The file was not kept; check the URL (and credentials) in a browser.`);
   };
+
+  /**
+   * Put a finished download at `final`, as a second name of its part file: until the whole stage succeeds the part
+   * stays, complete, so a run cancelled or failed later (the engine then deletes the outs) does not download this
+   * file again — the next run's request for the bytes past its end gets 416 when the server proves it unchanged
+   * (If-Range), and the part is placed again. Where a link cannot be made (another file system), it is moved.
+   */
+  const placeKeepingPart = async (part: PartFile, final: string): Promise<void> => {
+    await rm(final, { force: true });
+    try {
+      await link(part.part, final);
+      kept.push(part);
+    } catch {
+      await rename(part.part, final);
+      await removePart(part);
+    }
+  };
+  const kept: PartFile[] = [];
 
   /** Place one file at out/rel: present and valid → keep; mirror → copy; else HTTP with resume and retries. */
   async function fetchFile(task: FileTask): Promise<void> {
@@ -301,7 +319,24 @@ async function download(ctx: StageContext<DownloadWith>, scrub: (text: string) =
       fail(`cannot keep a partial download of ${task.rel}: ${(e as Error).message}.`);
     }
     // Bytes already in a part file from an earlier run count as done (taken back if the resume is refused).
-    if (existsSync(part.part)) meter.add((await stat(part.part)).size);
+    if (existsSync(part.part)) {
+      const have = (await stat(part.part)).size;
+      meter.add(have);
+      // A file an earlier run finished before it was cancelled or failed: with a declared sha256 the bytes vouch for
+      // themselves (no server needed), or are dropped and fetched anew; without one the server is asked (below).
+      if (task.sha256 && have === (await readPartMeta(part.meta))?.total) {
+        const bad = await verify(part.part);
+        if (bad === null) {
+          await checkContent(part.part, task, task.display);
+          await placeKeepingPart(part, final);
+          stats.kept++;
+          return;
+        }
+        log(`the copy of ${task.rel} an earlier run kept has sha256 ${bad}, expected ${task.sha256}; downloading it again`);
+        meter.add(-have);
+        await removePart(part);
+      }
+    }
     const deadline = Date.now() + w.max_time_s * 1000;
     let checksumFailures = 0;
     let fileTotal = 0;
@@ -343,8 +378,7 @@ async function download(ctx: StageContext<DownloadWith>, scrub: (text: string) =
             await removePart(part);
             throw e;
           });
-          await rename(part.part, final);
-          await removePart(part);
+          await placeKeepingPart(part, final);
           stats.network++;
           return;
         }
@@ -430,7 +464,7 @@ async function download(ctx: StageContext<DownloadWith>, scrub: (text: string) =
     if (rel === '') fail(`with.manifest ${m.display} names a folder, not a checksum file.`);
     await rm(join(out, rel), { force: true });
     await runAll([{ url: m.url, display: m.display, rel, secret: m.secret }]);
-    Object.assign(stats, { network: 0, mirror: 0, present: 0 }); // the record counts data files only
+    Object.assign(stats, { network: 0, mirror: 0, present: 0, kept: 0 }); // the record counts data files only
     const parsed = parseChecksums(await readFile(join(out, rel), 'utf8'), m.display);
     if (!parsed.ok) fail(`the checksum manifest is malformed: ${parsed.error}.`);
     const entryBase = base ?? { url: new URL('.', m.url).toString(), label: new URL('.', redactUrl(m.url).replace(/\?…$/, '')).toString(), secret: false };
@@ -471,12 +505,15 @@ async function download(ctx: StageContext<DownloadWith>, scrub: (text: string) =
       }
     }
   }
+  // Every file is in place: the parts kept for a rerun after a failure have served their purpose.
+  for (const part of kept) await removePart(part);
   meter.emit(true);
   ctx.record({ download: { files: tasks.length } });
   // How the files got here (downloaded, resumed, from the mirror, already present) varies run to run: execution facts.
   ctx.recordExecution({ download: { bytes: meter.bytes, ...stats } });
   log(
     `${tasks.length} file(s) in ${w.out}: ${stats.network} downloaded, ${stats.mirror} from the mirror, ${stats.present} already present` +
+      (stats.kept > 0 ? `, ${stats.kept} finished by an earlier run that did not complete` : '') +
       (w.extract ? `, ${stats.extracted} extracted` : ''),
   );
 }

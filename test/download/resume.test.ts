@@ -93,6 +93,25 @@ describe('download: a resume must prove it continues the same file', () => {
     expect(await readFile(join(t.dir, x.out, 'lm.bin'))).toEqual(body);
   });
 
+  it('a finished file kept after the stage failed is checked again: bytes that rotted meanwhile are downloaded anew', async () => {
+    const a = randomBytes(40_000);
+    t.server = await startServer({ '/a.bin': { body: a, etag: '"a-1"' } });
+    const x = w({ files: [{ path: 'a.bin', url: `${t.server.url}/a.bin`, sha256: sha(a) }, { path: 'gone.bin', url: `${t.server.url}/gone.bin` }] });
+    await expect(run(fakeContext(t.dir, x))).rejects.toThrow(/gone\.bin does not exist/);
+    // The stage failed after a.bin finished: its bytes are kept for the next run. Flip one of them.
+    const part = await partFileFor(t.dir, join(t.dir, x.out, 'a.bin'));
+    const rotten = Buffer.from(a);
+    rotten[123] ^= 0xff;
+    await writeFile(part.part, rotten);
+    t.server.routes.set('/gone.bin', { body: Buffer.from('back\n') });
+    const ctx = fakeContext(t.dir, x);
+    await run(ctx);
+    expect(await readFile(join(t.dir, x.out, 'a.bin'))).toEqual(a);
+    // Its sha256 no longer vouches for it: dropped, and fetched whole (not resumed from the bad bytes).
+    expect(t.server.hits('/a.bin').map((h) => h.range)).toEqual([undefined, undefined]);
+    expect(ctx.logs).toContain(`the copy of a.bin an earlier run kept has sha256 ${sha(rotten)}, expected ${sha(a)}; downloading it again`);
+  });
+
   it('decides from what the first response proved (pure rules)', () => {
     const meta = { source: 's', etag: '"x"', total: 100 };
     expect(planResume(meta, 40, 's')).toEqual({ resume: true, ifRange: '"x"' });
@@ -146,6 +165,61 @@ describe('download: Ctrl-C of pipe run keeps the part file, and the next run res
         [undefined, undefined],
         ['bytes=150000-', '"big-1"'],
       ]);
+      expect(await readdir(parts)).toEqual([]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('SIGINT after two files of three finished: the rerun downloads none again (a declared sha256 vouches, else a 416 proves it unchanged)', async () => {
+    const small = randomBytes(50_000);
+    const other = randomBytes(60_000);
+    const body = randomBytes(400_000);
+    t.server = await startServer({
+      '/a.bin': { body: small, etag: '"a-1"' },
+      '/c.bin': { body: other, etag: '"c-1"' },
+      '/big.bin': { body, etag: '"big-1"', holdAfter: 150_000 },
+    });
+    const dir = await mkdtemp(join(tmpdir(), 'download-sigint-'));
+    try {
+      await writeFile(
+        join(dir, 'pipeline.yaml'),
+        `name: dl\nstages:\n  fetch:\n    uses: download\n    with:\n      out: data/b/\n      concurrency: 1\n      files:\n` +
+          `        - {path: a.bin, url: ${t.server.url}/a.bin, sha256: ${sha(small)}}\n` +
+          `        - {path: c.bin, url: ${t.server.url}/c.bin}\n` +
+          `        - {path: big.bin, url: ${t.server.url}/big.bin, sha256: ${sha(body)}}\n`,
+      );
+      const parts = join(dir, '.pipe/tmp/download');
+      const partSizes = async (): Promise<number[]> =>
+        existsSync(parts) ? Promise.all((await readdir(parts)).filter((f) => f.endsWith('.part')).map(async (f) => (await stat(join(parts, f))).size)) : [];
+      const first = pipeAsync(dir, ['run', 'pipeline.yaml']);
+      const t0 = Date.now();
+      while (!(await partSizes()).includes(150_000)) {
+        if (Date.now() - t0 > 60_000) throw new Error(`the download never started:\n${first.out()}\n${first.err()}`);
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      first.child.kill('SIGINT');
+      const r1 = await first.done;
+      expect(r1.code, r1.stdout + r1.stderr).toBe(130);
+      // No partial output: the finished files went with the cancelled stage's outs; their bytes wait under .pipe/tmp.
+      expect(existsSync(join(dir, 'data/b/a.bin'))).toBe(false);
+      expect((await partSizes()).sort((x, y) => x - y)).toEqual([50_000, 60_000, 150_000]);
+
+      const second = pipeAsync(dir, ['run', 'pipeline.yaml', '-v']);
+      const r2 = await second.done;
+      expect(r2.code, r2.stdout + r2.stderr).toBe(0);
+      expect(await readFile(join(dir, 'data/b/a.bin'))).toEqual(small);
+      expect(await readFile(join(dir, 'data/b/c.bin'))).toEqual(other);
+      expect(await readFile(join(dir, 'data/b/big.bin'))).toEqual(body);
+      // a.bin: its sha256 vouches for the kept bytes, no request; c.bin (no sha256): asked only for the bytes past
+      // its end, and the server's 416 under the same ETag proves the kept copy whole and current.
+      expect(t.server.hits('/a.bin').map((h) => h.range)).toEqual([undefined]);
+      expect(t.server.hits('/c.bin').map((h) => [h.range, h.ifRange])).toEqual([
+        [undefined, undefined],
+        ['bytes=60000-', '"c-1"'],
+      ]);
+      expect(t.server.hits('/big.bin').map((h) => h.range)).toEqual([undefined, 'bytes=150000-']);
+      expect(r2.stdout + r2.stderr).toMatch(/3 file\(s\) in data\/b\/: 2 downloaded, 0 from the mirror, 0 already present, 1 finished by an earlier run that did not complete/);
       expect(await readdir(parts)).toEqual([]);
     } finally {
       await rm(dir, { recursive: true, force: true });
