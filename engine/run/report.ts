@@ -2,18 +2,11 @@
  * Report: the run's ledger. Every stage ends exactly once; its end is a `stage-end` event, and the run's end is the
  * counts of those ends (`run-end`). Knows nothing of scheduling, the cache or processes.
  */
-import { emptyCounts, type Emit, type EndCode, type Reason, type RunCounts, type StageStatus } from '../events.js';
+import { emptyCounts, type Emit, type EndCode, type Reason, type RunCounts, type StageEndEvent } from '../events.js';
 import type { RunRecord } from '../../cache/types.js';
 
-export interface StageOutcome {
-  stage: string;
-  status: StageStatus;
-  code: EndCode;
-  reason: string;
-  durationMs: number;
-  key?: string;
-  record?: RunRecord;
-}
+/** How a stage ended: its stage-end event's fields, and the record it ran or was restored from. */
+export type StageOutcome = Pick<StageEndEvent, 'stage' | 'status' | 'code' | 'reason' | 'durationMs' | 'key'> & { record?: RunRecord };
 
 export interface RunSummary {
   ok: boolean;
@@ -23,10 +16,7 @@ export interface RunSummary {
 }
 
 /** Extra fields of a stage-end event (the log of a stage that ran). */
-export interface EndDetails {
-  logFile?: string;
-  logTail?: string;
-}
+export type EndDetails = Pick<StageEndEvent, 'logFile' | 'logTail'>;
 
 /** An expected failure with its end code (an out the policy refuses…); any other error ends a stage as `error`. */
 export class ReasonError extends Error {
