@@ -183,9 +183,10 @@ function withSep(dir: string): string {
 
 const SEP = sep.charCodeAt(0);
 
-/** join(folder, name) for a real folder (normal, absolute) and one plain name (or none). */
+/** join(folder, name) for a real folder (normal, absolute) and one name, without join's copy for a plain name. */
 function joinName(folder: string, name: string): string {
-  if (name === '') return folder;
+  // '' (the out is `/`), or `.`/`..` (a relative workdir's slow path): what join makes of them, normalised.
+  if (name === '' || name === '.' || name === '..') return join(folder, name);
   return folder.endsWith(sep) ? folder + name : `${folder}${sep}${name}`;
 }
 

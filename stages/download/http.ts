@@ -14,7 +14,7 @@ import type { ClientRequest, IncomingMessage } from 'node:http';
 import { dirname } from 'node:path';
 import { parseRetryAfter } from './backoff.js';
 import { ProxyRefusal, proxyFor, proxyLabel, startGet, type ProxyConfig } from './proxy.js';
-import { partialMismatch, planResume, readPartMeta, sourceId, validatorsOf, writePartMeta, type PartFile, type PartMeta } from './resume.js';
+import { partialMismatch, planResume, readPartMeta, sameValidator, sourceId, validatorsOf, writePartMeta, type PartFile, type PartMeta } from './resume.js';
 
 /** A bound that stopped the download (the caller words the error with the with: field and how to raise it). */
 export type LimitHit =
@@ -24,7 +24,8 @@ export type LimitHit =
   | { field: 'max_time_s'; bytes: number };
 
 export type AttemptOutcome =
-  | { kind: 'complete'; bytes: number }
+  /** `kept`: the part already held the whole file, and the server proved it current (no byte was transferred). */
+  | { kind: 'complete'; bytes: number; kept?: boolean }
   | { kind: 'retryable'; reason: string; retryAfterMs?: number }
   | { kind: 'fatal'; status?: number; reason: string; limit?: LimitHit; cancelled?: boolean };
 
@@ -231,11 +232,14 @@ export async function attemptDownload(url: string, part: PartFile, opts: Attempt
         continue;
       }
       if (status === 416) {
-        // Range not satisfiable: the part file may already hold the whole (same) file, else it is bogus.
+        // Range not satisfiable: the part file may already hold the whole (same) file, else it is bogus. Whole and
+        // same only when the server says so with the validator the part came with: a server that ignores If-Range
+        // answers 416 for a changed file of the same length too.
         res.resume();
         const cr = /^bytes \*\/(\d+)$/.exec(String(res.headers['content-range'] ?? '').trim());
-        if (cr && meta && Number(cr[1]) === have && meta.total === have) return { kind: 'complete', bytes: have };
-        opts.log(`cannot resume ${opts.label} from byte ${have}: the server refused the range (HTTP 416); restarting from byte 0`);
+        const why = !(cr && meta && Number(cr[1]) === have && meta.total === have) ? 'the server refused the range (HTTP 416)' : sameValidator(meta, res.headers);
+        if (why === null) return { kind: 'complete', bytes: have, kept: true };
+        opts.log(`cannot resume ${opts.label} from byte ${have}: ${why}; restarting from byte 0`);
         await restart(have);
         continue;
       }

@@ -12,9 +12,10 @@
  * validators. Anything less restarts from byte 0, and the caller says why.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, realpath, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, readFile, realpath, rm } from 'node:fs/promises';
 import type { IncomingHttpHeaders } from 'node:http';
-import { join, relative, sep } from 'node:path';
+import { basename, join, relative, sep } from 'node:path';
 import { writeFileAtomic } from '../lib/atomic-write.js';
 
 export interface PartMeta {
@@ -33,14 +34,40 @@ export interface PartFile {
 
 /** Where the part of `final` lives: `<workspace>/.pipe/tmp/download/<sha256 of its workspace-relative path>.part`. */
 export async function partFileFor(workspace: string, final: string): Promise<PartFile> {
+  return partIn((await partDir(workspace, true))!, workspace, final);
+}
+
+/**
+ * Remove the parts (and their records) of these destinations once their files are in place: one listing of the
+ * folder, not a call per file. A part an earlier run finished may be left by a file this run took from the mirror.
+ */
+export async function removeParts(workspace: string, finals: readonly string[]): Promise<void> {
+  const dir = await partDir(workspace, false);
+  if (dir === undefined) return;
+  const names = new Set(await readdir(dir));
+  for (const final of finals) {
+    const p = partIn(dir, workspace, final);
+    for (const f of [p.part, p.meta]) if (names.has(basename(f))) await rm(f, { force: true });
+  }
+}
+
+/**
+ * The parts' folder, made when `make` (else undefined when missing). The parts live with the workspace's own state,
+ * wherever `.pipe` really is; a link planted inside it that leads elsewhere is refused rather than written or
+ * deleted through.
+ */
+async function partDir(workspace: string, make: boolean): Promise<string | undefined> {
   const pipeDir = join(workspace, '.pipe');
   const dir = join(pipeDir, 'tmp', 'download');
-  await mkdir(dir, { recursive: true });
-  // The parts live with the workspace's own state, wherever `.pipe` really is; a link planted inside it that leads
-  // elsewhere is refused rather than written through.
+  if (make) await mkdir(dir, { recursive: true });
+  else if (!existsSync(dir)) return undefined;
   const [realDir, realPipe] = await Promise.all([realpath(dir), realpath(pipeDir)]);
   if (!realDir.startsWith(realPipe + sep))
     throw new Error(`${dir} resolves to ${realDir}, outside the workspace's .pipe folder; remove that link`);
+  return dir;
+}
+
+function partIn(dir: string, workspace: string, final: string): PartFile {
   const key = createHash('sha256').update(relative(workspace, final)).digest('hex').slice(0, 32);
   return { part: join(dir, `${key}.part`), meta: join(dir, `${key}.json`) };
 }
@@ -94,6 +121,17 @@ export function planResume(meta: PartMeta | null, have: number, source: string):
   if (meta.total === null) return { resume: false, why: "the first response did not give the file's total length" };
   if (have > meta.total) return { resume: false, why: `the partial file has ${have} bytes, more than the file's ${meta.total}` };
   return { resume: true, ifRange };
+}
+
+/**
+ * After a 416 to a request for the bytes past a part's end: why it does not prove the part is the whole current
+ * file, or null when it does (the validator the part came with, sent back unchanged).
+ */
+export function sameValidator(meta: PartMeta, headers: IncomingHttpHeaders): string | null {
+  const [name, was, now] = meta.etag ? ['ETag', meta.etag, headers.etag] : ['Last-Modified', meta.lastModified, headers['last-modified']];
+  if (was === undefined) return 'nothing records which version of the file the part holds';
+  if (now === was) return null;
+  return now === undefined ? `its 416 gives no ${name} to prove the file is still ${was}` : `its 416 gives ${name} ${now}, not ${was}`;
 }
 
 /** Parse `Content-Range: bytes START-END/TOTAL` (TOTAL may be `*`). */

@@ -10,7 +10,7 @@ import { globToRegExp, parseChecksums, unsafeRelativePath } from './checksums.js
 import { ArchiveError, archiveKind, contentMismatch, extractArchive } from './extract.js';
 import { attemptDownload, redactUrl, type LimitHit } from './http.js';
 import { proxyConfig, ProxyConfigError, proxyLabel, type ProxyConfig } from './proxy.js';
-import { partFileFor, readPartMeta, removePart, type PartFile } from './resume.js';
+import { partFileFor, readPartMeta, removePart, removeParts, type PartFile } from './resume.js';
 
 export interface DownloadWith {
   out: string;
@@ -259,23 +259,29 @@ async function download(ctx: StageContext<DownloadWith>, scrub: (text: string) =
    * Put a finished download at `final`, as a second name of its part file: until the whole stage succeeds the part
    * stays, complete, so a run cancelled or failed later (the engine then deletes the outs) does not download this
    * file again — the next run's request for the bytes past its end gets 416 when the server proves it unchanged
-   * (If-Range), and the part is placed again. Where a link cannot be made (another file system), it is moved.
+   * (If-Range), and the part is placed again. Where no link can be made (`out` on another file system), a copy is.
    */
   const placeKeepingPart = async (part: PartFile, final: string): Promise<void> => {
     await rm(final, { force: true });
     try {
       await link(part.part, final);
-      kept.push(part);
     } catch {
-      await rename(part.part, final);
-      await removePart(part);
+      const tmp = tempName(final, 'copy');
+      try {
+        await copyFile(part.part, tmp);
+        await rename(tmp, final);
+      } finally {
+        await rm(tmp, { force: true });
+      }
     }
   };
-  const kept: PartFile[] = [];
+  /** Every destination this run placed: their parts go once the stage has succeeded. */
+  const placed: string[] = [];
 
   /** Place one file at out/rel: present and valid → keep; mirror → copy; else HTTP with resume and retries. */
   async function fetchFile(task: FileTask): Promise<void> {
     const final = join(out, task.rel);
+    placed.push(final);
     await mkdir(dirname(final), { recursive: true });
     const verify = async (file: string): Promise<string | null> => {
       if (!task.sha256) return null;
@@ -379,7 +385,8 @@ async function download(ctx: StageContext<DownloadWith>, scrub: (text: string) =
             throw e;
           });
           await placeKeepingPart(part, final);
-          stats.network++;
+          if (outcome.kept) stats.kept++;
+          else stats.network++;
           return;
         }
         meter.add(-(await stat(part.part)).size);
@@ -506,7 +513,7 @@ async function download(ctx: StageContext<DownloadWith>, scrub: (text: string) =
     }
   }
   // Every file is in place: the parts kept for a rerun after a failure have served their purpose.
-  for (const part of kept) await removePart(part);
+  await removeParts(ctx.workspace, placed);
   meter.emit(true);
   ctx.record({ download: { files: tasks.length } });
   // How the files got here (downloaded, resumed, from the mirror, already present) varies run to run: execution facts.

@@ -1,9 +1,10 @@
 // Resumed downloads never splice two versions of a file (issue 16.1), and a part file survives Ctrl-C of `pipe run`
 // so that the next run continues it (issue 16.2). A real HTTP server on 127.0.0.1; the interruption is a real SIGINT
 // to a real `pipe run` process.
+import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -98,6 +99,7 @@ describe('download: a resume must prove it continues the same file', () => {
     t.server = await startServer({ '/a.bin': { body: a, etag: '"a-1"' } });
     const x = w({ files: [{ path: 'a.bin', url: `${t.server.url}/a.bin`, sha256: sha(a) }, { path: 'gone.bin', url: `${t.server.url}/gone.bin` }] });
     await expect(run(fakeContext(t.dir, x))).rejects.toThrow(/gone\.bin does not exist/);
+    await rm(join(t.dir, x.out), { recursive: true, force: true }); // as the engine does after a failed stage
     // The stage failed after a.bin finished: its bytes are kept for the next run. Flip one of them.
     const part = await partFileFor(t.dir, join(t.dir, x.out, 'a.bin'));
     const rotten = Buffer.from(a);
@@ -110,6 +112,70 @@ describe('download: a resume must prove it continues the same file', () => {
     // Its sha256 no longer vouches for it: dropped, and fetched whole (not resumed from the bad bytes).
     expect(t.server.hits('/a.bin').map((h) => h.range)).toEqual([undefined, undefined]);
     expect(ctx.logs).toContain(`the copy of a.bin an earlier run kept has sha256 ${sha(rotten)}, expected ${sha(a)}; downloading it again`);
+  });
+
+  it('a kept file without a sha256 is placed again only when the 416 carries the validator it came with', async () => {
+    const v1 = randomBytes(30_000);
+    const v2 = randomBytes(30_000);
+    t.server = await startServer({ '/c.bin': { body: v1, etag: '"c-1"' } });
+    const x = w({ files: [{ path: 'c.bin', url: `${t.server.url}/c.bin` }, { path: 'gone.bin', url: `${t.server.url}/gone.bin` }] });
+    await expect(run(fakeContext(t.dir, x))).rejects.toThrow(/gone\.bin does not exist/);
+    // Same length, new content and ETag, on a server that ignores If-Range: the request for the bytes past the end
+    // of the kept copy gets a 416 all the same, but under the new ETag.
+    t.server.routes.set('/c.bin', { body: v2, etag: '"c-2"', ignoreIfRange: true });
+    await rm(join(t.dir, x.out), { recursive: true, force: true }); // as the engine does after a failed stage
+    t.server.routes.set('/gone.bin', { body: Buffer.from('back\n') });
+    const ctx = fakeContext(t.dir, x);
+    await run(ctx);
+    expect(sha(await readFile(join(t.dir, x.out, 'c.bin')))).toBe(sha(v2));
+    expect(t.server.hits('/c.bin').map((h) => h.range)).toEqual([undefined, 'bytes=30000-', undefined]);
+    expect(ctx.logs).toContain(`cannot resume ${t.server.url}/c.bin from byte 30000: its 416 gives ETag "c-2", not "c-1"; restarting from byte 0`);
+  });
+
+  it('a successful run leaves no part behind, also of a file an earlier run finished and this one took from the mirror', async () => {
+    const a = randomBytes(20_000);
+    t.server = await startServer({ '/a.bin': { body: a, etag: '"a-1"' } });
+    const files = [{ path: 'a.bin', url: `${t.server.url}/a.bin`, sha256: sha(a) }, { path: 'gone.bin', url: `${t.server.url}/gone.bin` }];
+    const x = w({ files });
+    await expect(run(fakeContext(t.dir, x))).rejects.toThrow(/gone\.bin does not exist/);
+    await rm(join(t.dir, x.out), { recursive: true, force: true }); // as the engine does after a failed stage
+    const part = await partFileFor(t.dir, join(t.dir, x.out, 'a.bin'));
+    expect(existsSync(part.part)).toBe(true);
+    const mirror = await mkdtemp(join(tmpdir(), 'download-mirror-'));
+    await writeFile(join(mirror, 'a.bin'), a);
+    t.server.routes.set('/gone.bin', { body: Buffer.from('back\n') });
+    await run(fakeContext(t.dir, { ...x, mirror }));
+    expect(await readFile(join(t.dir, x.out, 'a.bin'))).toEqual(a);
+    expect(existsSync(part.part)).toBe(false);
+    expect(existsSync(part.meta)).toBe(false);
+    await rm(mirror, { recursive: true, force: true });
+  });
+
+  it('out on another file system than .pipe (a real tmpfs): finished files are copied, not linked, and still kept', async (testCtx) => {
+    const a = randomBytes(20_000);
+    t.server = await startServer({ '/a.bin': { body: a, etag: '"a-1"' } });
+    const x = w({ out: 'on-tmpfs/', files: [{ path: 'a.bin', url: `${t.server.url}/a.bin`, sha256: sha(a) }, { path: 'gone.bin', url: `${t.server.url}/gone.bin` }] });
+    const mnt = join(t.dir, 'on-tmpfs');
+    await rm(mnt, { recursive: true, force: true });
+    await mkdir(mnt);
+    const m = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', mnt], { encoding: 'utf8' });
+    if (m.status !== 0) {
+      console.warn(`SKIPPED: mount -t tmpfs failed (${(m.stderr || m.error?.message || '').trim()}): needs root`);
+      testCtx.skip();
+    }
+    try {
+      await expect(run(fakeContext(t.dir, x))).rejects.toThrow(/gone\.bin does not exist/);
+      await rm(join(mnt, 'a.bin'), { force: true }); // as the engine does after a failed stage
+      const part = await partFileFor(t.dir, join(mnt, 'a.bin'));
+      expect((await stat(part.part)).size).toBe(20_000);
+      t.server.routes.set('/gone.bin', { body: Buffer.from('back\n') });
+      await run(fakeContext(t.dir, x));
+      expect(await readFile(join(mnt, 'a.bin'))).toEqual(a);
+      expect(t.server.hits('/a.bin')).toHaveLength(1);
+      expect(existsSync(part.part)).toBe(false);
+    } finally {
+      spawnSync('umount', [mnt]);
+    }
   });
 
   it('decides from what the first response proved (pure rules)', () => {
@@ -219,7 +285,7 @@ describe('download: Ctrl-C of pipe run keeps the part file, and the next run res
         ['bytes=60000-', '"c-1"'],
       ]);
       expect(t.server.hits('/big.bin').map((h) => h.range)).toEqual([undefined, 'bytes=150000-']);
-      expect(r2.stdout + r2.stderr).toMatch(/3 file\(s\) in data\/b\/: 2 downloaded, 0 from the mirror, 0 already present, 1 finished by an earlier run that did not complete/);
+      expect(r2.stdout + r2.stderr).toMatch(/3 file\(s\) in data\/b\/: 1 downloaded, 0 from the mirror, 0 already present, 2 finished by an earlier run that did not complete/);
       expect(await readdir(parts)).toEqual([]);
     } finally {
       await rm(dir, { recursive: true, force: true });

@@ -162,4 +162,23 @@ describe('realOf', () => {
     expect(policy.check('dangling/f')?.reason).toMatch(/outside the workspace/);
     expect(policy.check('link/a/b')).toBeUndefined();
   });
+
+  it('a workspace given as a relative path: `.`, `..` and what climbs out are refused as with an absolute one', () => {
+    ws = workspace();
+    mkdirSync(join(ws.dir, 'a'));
+    const cwd = process.cwd();
+    // The same workspace spelt from inside it, from a folder below it, and absolutely.
+    const spellings: Array<[string, string]> = [[ws.dir, '.'], [ws.dir, ws.dir], [join(ws.dir, 'a'), '..'], [join(ws.dir, 'a'), '../a/..']];
+    try {
+      for (const [at, workdir] of spellings) {
+        process.chdir(at);
+        const policy = new OutPolicy(workdir, []);
+        for (const out of ['.', '..', 'a/..', 'a/../..', '../x', 'a/../../x']) expect(policy.check(out)?.reason, `${workdir}: ${out}`).toMatch(/outside the workspace/);
+        expect(policy.check('a/x')).toBeUndefined();
+        expect(policy.check('a/../b')).toBeUndefined();
+      }
+    } finally {
+      process.chdir(cwd);
+    }
+  });
 });
