@@ -97,8 +97,11 @@ export async function executorChooser(_pipeline: Pipeline, stages: StageSpec[], 
   return {
     choose: (s) => (s.executor === 'slurm' && slurm ? slurm : local),
     close: async () => {
-      await local.close();
-      await slurm?.close();
+      try {
+        await local.close();
+      } finally {
+        await slurm?.close();
+      }
     },
   };
 }
