@@ -27,6 +27,27 @@ async function interrupted(x: DownloadWith, file: string, at: number): Promise<v
   expect((await stat(part.part)).size).toBe(at);
 }
 
+/** Sizes of the part files a workspace keeps (sorted). */
+async function partSizes(dir: string): Promise<number[]> {
+  const parts = join(dir, '.pipe/tmp/download');
+  if (!existsSync(parts)) return [];
+  const names = (await readdir(parts)).filter((f) => f.endsWith('.part'));
+  return (await Promise.all(names.map(async (f) => (await stat(join(parts, f))).size))).sort((x, y) => x - y);
+}
+
+/** `pipe run` in `dir`, Ctrl-C'd once a part file holds `bytes` (gated on the file, not on a sleep): exit 130. */
+async function runInterruptedAt(dir: string, bytes: number): Promise<void> {
+  const first = pipeAsync(dir, ['run', 'pipeline.yaml']);
+  const t0 = Date.now();
+  while (!(await partSizes(dir)).includes(bytes)) {
+    if (Date.now() - t0 > 60_000) throw new Error(`the download never started:\n${first.out()}\n${first.err()}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  first.child.kill('SIGINT');
+  const r1 = await first.done;
+  expect(r1.code, r1.stdout + r1.stderr).toBe(130);
+}
+
 describe('download: a resume must prove it continues the same file', () => {
   it('a server without ETag/Last-Modified: the changed file restarts from zero instead of being spliced (issue 16.1)', async () => {
     const v1 = randomBytes(200_000);
@@ -207,21 +228,9 @@ describe('download: Ctrl-C of pipe run keeps the part file, and the next run res
         `name: dl\nstages:\n  fetch:\n    uses: download\n    with:\n      url: ${t.server.url}/big.bin\n      out: data/b/\n      sha256: { big.bin: ${sha(body)} }\n`,
       );
       const parts = join(dir, '.pipe/tmp/download');
-      const partSize = async (): Promise<number> => {
-        const names = existsSync(parts) ? (await readdir(parts)).filter((f) => f.endsWith('.part')) : [];
-        return names.length === 1 ? (await stat(join(parts, names[0]!))).size : -1;
-      };
-      const first = pipeAsync(dir, ['run', 'pipeline.yaml']);
-      const t0 = Date.now();
-      while ((await partSize()) < 150_000) {
-        if (Date.now() - t0 > 60_000) throw new Error(`the download never started:\n${first.out()}\n${first.err()}`);
-        await new Promise((r) => setTimeout(r, 25));
-      }
-      first.child.kill('SIGINT');
-      const r1 = await first.done;
-      expect(r1.code, r1.stdout + r1.stderr).toBe(130);
+      await runInterruptedAt(dir, 150_000);
       expect(existsSync(join(dir, 'data/b/big.bin'))).toBe(false);
-      expect(await partSize()).toBe(150_000);
+      expect(await partSizes(dir)).toEqual([150_000]);
 
       const second = pipeAsync(dir, ['run', 'pipeline.yaml']);
       const r2 = await second.done;
@@ -256,20 +265,10 @@ describe('download: Ctrl-C of pipe run keeps the part file, and the next run res
           `        - {path: big.bin, url: ${t.server.url}/big.bin, sha256: ${sha(body)}}\n`,
       );
       const parts = join(dir, '.pipe/tmp/download');
-      const partSizes = async (): Promise<number[]> =>
-        existsSync(parts) ? Promise.all((await readdir(parts)).filter((f) => f.endsWith('.part')).map(async (f) => (await stat(join(parts, f))).size)) : [];
-      const first = pipeAsync(dir, ['run', 'pipeline.yaml']);
-      const t0 = Date.now();
-      while (!(await partSizes()).includes(150_000)) {
-        if (Date.now() - t0 > 60_000) throw new Error(`the download never started:\n${first.out()}\n${first.err()}`);
-        await new Promise((r) => setTimeout(r, 25));
-      }
-      first.child.kill('SIGINT');
-      const r1 = await first.done;
-      expect(r1.code, r1.stdout + r1.stderr).toBe(130);
+      await runInterruptedAt(dir, 150_000);
       // No partial output: the finished files went with the cancelled stage's outs; their bytes wait under .pipe/tmp.
       expect(existsSync(join(dir, 'data/b/a.bin'))).toBe(false);
-      expect((await partSizes()).sort((x, y) => x - y)).toEqual([50_000, 60_000, 150_000]);
+      expect(await partSizes(dir)).toEqual([50_000, 60_000, 150_000]);
 
       const second = pipeAsync(dir, ['run', 'pipeline.yaml', '-v']);
       const r2 = await second.done;
