@@ -8,8 +8,9 @@
 // BENCH_SNAKEMAKE_BIG=1), each round also runs the same DAG under it (`-j` equal; first run, then the median of 3
 // no-ops), pipe first in odd rounds and Snakemake first in even ones, and each round prints its figures with
 // `vs snakemake <baseline/ours>` on the line (above 1: we are faster). The summary line of a figure gives pipe's
-// median and the worst round's ratio (the target, >= 10x, holds in every round). Then a no-op `pipe status` of a
-// stage whose dep is a 100,000-file directory.
+// median and the worst round's ratio (the target, >= 10x, holds in every round). After the rounds, the process floor:
+// the same N `cp` jobs started through pipe's job spawner by a bare Node loop (no engine), which no engine's first
+// run can beat. Then a no-op `pipe status` of a stage whose dep is a 100,000-file directory.
 //
 // Then the 100,000-stage figure (issue 12): a 100 × 1,000 `matrix` (one `cp` per stage, all reading seed.txt) that
 // never ran, through `pipe status`, `pipe run -n` and `pipe dag`: wall time and peak RSS, each first with the
@@ -147,6 +148,37 @@ for (const n of sizes) {
   }
   bench(`peak_rss_${n}_stages`, Math.max(...ours.map((p) => p.rssMb)), 'MB');
   bench(`noop_${n}_stages_after_yaml_edit`, median(ours.map((p) => p.afterEdit)), 's');
+  const floor = processFloor(n);
+  bench(`process_floor_${n}_jobs`, floor, 's');
+  console.log(`# the same ${n} cp jobs started ${jobs} at a time through pipe's spawner by a bare Node loop, no engine: pipe's median first run is ${(median(ours.map((p) => p.first)) / floor).toFixed(2)}x that`);
+}
+
+/**
+ * What process creation alone costs on this host: `n` `cp` jobs, `jobs` at a time, started through pipe's job
+ * spawner (engine/executors/spawner.ts) by a bare Node loop — no plan, no hashing, no records. The floor under any
+ * engine's first run of the bench's DAG.
+ */
+function processFloor(n: number): number {
+  const dir = pipeWorkspace(n);
+  try {
+    mkdirSync(join(dir, 'out'));
+    const spawner = new URL('../dist/engine/executors/spawner.js', import.meta.url).href;
+    writeFileSync(
+      join(dir, 'floor.mjs'),
+      `import { startProcess } from ${JSON.stringify(spawner)};\n` +
+        `let next = 0, done = 0;\n` +
+        `const launch = () => { if (next >= ${n}) return; const i = next++;\n` +
+        `  startProcess({ file: 'cp', args: ['seed.txt', 'out/' + i + '.txt'], cwd: process.cwd(), env: process.env }, {\n` +
+        `    started() {}, output() {}, closed() {}, startFailed(e) { throw e; }, lost(r) { throw new Error(r); },\n` +
+        `    exited(code) { if (code !== 0) throw new Error('cp exited ' + code); if (++done === ${n}) process.exit(0); launch(); } }); };\n` +
+        `for (let k = 0; k < ${jobs}; k++) launch();\n`,
+    );
+    const r = timed(process.execPath, ['floor.mjs'], dir);
+    if (!r.ok) throw new Error(`the process floor script failed:\n${r.err}`);
+    return r.s;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 function ratio(baseline: number, ours: number): number {
