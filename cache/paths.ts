@@ -3,7 +3,7 @@
  * DSL may keep either spelling, and records written by older versions say `dir/` where `dir` was declared), so every
  * lookup of an output by path — restore, status, why, gc, disagreements — compares `outPathKey`s, never raw strings.
  */
-import { posix, resolve } from 'node:path';
+import { isAbsolute, join, posix, resolve } from 'node:path';
 
 /** What posix.normalize (or outPathKey's trailing-slash rule) would change: `//`, a trailing `/`, a `.` or `..` segment. */
 const NOT_NORMAL = /\/\/|\/$|(?:^|\/)\.\.?(?:\/|$)/;
@@ -30,6 +30,14 @@ export function isNormalAbsolutePath(path: string): boolean {
 /** path.resolve(path), without its copy when `path` is absolute and normal already (most paths the engine builds). */
 export function resolvePath(path: string): string {
   return isNormalAbsolutePath(path) ? path : resolve(path);
+}
+
+/** Absolute path of a workspace-relative path (dirs keep no trailing slash for the file system). */
+export function absPath(root: string, rel: string): string {
+  // Both in normal form (the usual case): joined without join's re-normalising copy.
+  if (isNormalRelativePath(rel) && isNormalAbsolutePath(root)) return root === '/' ? `/${rel}` : `${root}/${rel}`;
+  const p = outPathKey(rel);
+  return isAbsolute(p) ? p : join(root, p);
 }
 
 export function sameOutPath(a: string, b: string): boolean {

@@ -10,8 +10,8 @@
  * stage that ran may have turned a folder into a link.
  */
 import { lstatSync, readlinkSync, realpathSync } from 'node:fs';
-import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
-import { isNormalRelativePath, outPathKey } from '../cache/paths.js';
+import { basename, dirname, join, relative, resolve, sep } from 'node:path';
+import { absPath, outPathKey } from '../cache/paths.js';
 import { lockPath } from './lockfile.js';
 import type { Pipeline, StageSpec } from './model.js';
 
@@ -45,8 +45,6 @@ interface Guarded {
 export class OutPolicy {
   private readonly root: string;
   private readonly rootPrefix: string;
-  /** The workspace as `join` writes it, with a trailing separator: an already-normal relative out is appended to it. */
-  private readonly workdirPrefix: string;
   private readonly guarded: Guarded[];
   /** Real paths of out folders and whether they exist, between stage executions (see `forget`). */
   private readonly folders = new Map<string, Resolved>();
@@ -57,7 +55,6 @@ export class OutPolicy {
   ) {
     this.root = realOf(workdir);
     this.rootPrefix = withSep(this.root);
-    this.workdirPrefix = withSep(join(workdir, '.'));
     this.guarded = guarded.map((g) => {
       const real = realOf(g.path);
       return { real, prefix: withSep(real), what: g.what };
@@ -124,19 +121,9 @@ export class OutPolicy {
     return { abs, place: joinName(resolved.real, name), folderExists: resolved.exists };
   }
 
-  /**
-   * The absolute path of an out, its folder and its name. An out in normal form (`a/b.txt`: what outPathKey returns
-   * unchanged, relative) is cut with string operations: `join` and `dirname` copy and re-normalise the path, three
-   * times per out of every stage on every run.
-   */
+  /** The absolute path of an out, its folder and its name. */
   private located(rel: string): { abs: string; folder: string; name: string } {
-    if (isNormalRelativePath(rel)) {
-      const abs = this.workdirPrefix + rel;
-      const slash = abs.lastIndexOf('/');
-      return { abs, folder: slash === 0 ? '/' : abs.slice(0, slash), name: abs.slice(slash + 1) };
-    }
-    const bare = outPathKey(rel);
-    const abs = isAbsolute(bare) ? bare : join(this.workdir, bare);
+    const abs = absPath(this.workdir, rel);
     return { abs, folder: dirname(abs), name: basename(abs) };
   }
 

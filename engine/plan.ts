@@ -3,8 +3,8 @@
  * when it becomes ready, because its deps' hashes are only final once its upstream stages are done.
  */
 import { existsSync, readdirSync } from 'node:fs';
-import { basename, dirname, isAbsolute, join } from 'node:path';
-import { isNormalAbsolutePath, isNormalRelativePath, outPathKey } from '../cache/paths.js';
+import { basename, dirname } from 'node:path';
+import { absPath, outPathKey } from '../cache/paths.js';
 import type { Disagreement, Hash, PathHash, RunRecord, StageKey } from '../cache/types.js';
 import { keyFields, stageKey, type KeyFields } from './fingerprint.js';
 import { kindFingerprint } from './kinds.js';
@@ -36,14 +36,6 @@ export function disagreementText(d: Disagreement): string {
   const h = (x: string | null): string => (x === null ? 'nothing' : `${x.slice(0, 12)}…`);
   const kept = d.kept === 'first' ? 'the first result is kept' : 'the first result could no longer be served, so this one replaced it';
   return `nondeterministic: ${d.path} came out as ${h(d.second)} where an earlier run with the same inputs gave ${h(d.first)} (${d.at}${d.host ? ` on ${d.host}` : ''}); ${kept}`;
-}
-
-/** Absolute path of a workspace-relative path (dirs keep no trailing slash for the file system). */
-export function absPath(root: string, rel: string): string {
-  // Both in normal form (the usual case): joined without join's re-normalising copy.
-  if (isNormalRelativePath(rel) && isNormalAbsolutePath(root)) return root === '/' ? `/${rel}` : `${root}/${rel}`;
-  const p = outPathKey(rel);
-  return isAbsolute(p) ? p : join(root, p);
 }
 
 /**

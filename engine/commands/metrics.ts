@@ -14,7 +14,7 @@ import { gitShow, gitTop } from '../git.js';
 import { lockPath, parseLock } from '../lockfile.js';
 import { diffTable, maxMetricsBytes, metricsDiff, metricsTable, parseMetrics, readMetricsFile, type MetricsRow } from '../metrics.js';
 import type { Pipeline } from '../model.js';
-import { absPath } from '../plan.js';
+import { absPath } from '../../cache/paths.js';
 import { csvTable, markdownTable, terminalWidth, textTable } from '../ui/table.js';
 import { openWorkspace } from '../workspace.js';
 import { UsageError } from './errors.js';

@@ -22,7 +22,7 @@ import type { Emit } from '../events.js';
 import type { GitState } from '../git.js';
 import { readMetricsFile } from '../metrics.js';
 import type { Pipeline, StageSpec } from '../model.js';
-import { absPath } from '../plan.js';
+import { absPath } from '../../cache/paths.js';
 import { runStages, type RunSummary } from '../run.js';
 import { ResourcePool, type Machine } from '../scheduler.js';
 import { copyInputs, scratchPipeline, sourceDepsOf } from '../scratch.js';

@@ -15,7 +15,8 @@ import type { Recorded } from './dispatch.js';
 import { ReasonError } from './report.js';
 import { lockPath, readLockAsync, stageDigest, writeLock, type LockFile, type LockStage } from '../lockfile.js';
 import type { Pipeline, StageSpec } from '../model.js';
-import { absPath, hashDeps, hashOutputs, type DepMemo, type StageKeyInfo } from '../plan.js';
+import { absPath } from '../../cache/paths.js';
+import { hashDeps, hashOutputs, type DepMemo, type StageKeyInfo } from '../plan.js';
 import type { IndexedOutput, Workspace } from '../workspace.js';
 
 /** How a run's commit ended: recorded, or why its outputs were discarded. */

@@ -2,8 +2,7 @@
 import { isAbsolute, join, posix, resolve } from 'node:path';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
-import { outPathKey, resolvePath, sameOutPath } from '../../cache/paths.js';
-import { absPath } from '../../engine/plan.js';
+import { absPath, outPathKey, resolvePath, sameOutPath } from '../../cache/paths.js';
 import { pipe, reasons, statuses, workspace, type Ws } from './helpers.js';
 
 let ws: Ws;
