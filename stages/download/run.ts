@@ -261,7 +261,12 @@ async function download(ctx: StageContext<DownloadWith>, scrub: (text: string) =
    * file again — the next run's request for the bytes past its end gets 416 when the server proves it unchanged
    * (If-Range), and the part is placed again. Where no link can be made (`out` on another file system), a copy is.
    */
-  const placeKeepingPart = async (part: PartFile, final: string): Promise<void> => {
+  const placeKeepingPart = async (part: PartFile, task: FileTask, final: string): Promise<void> => {
+    // Its sha256 matched (or none is declared); a file that is not what its name says goes, part and record.
+    await checkContent(part.part, task, task.display).catch(async (e: unknown) => {
+      await removePart(part);
+      throw e;
+    });
     await rm(final, { force: true });
     try {
       await link(part.part, final);
@@ -333,8 +338,7 @@ async function download(ctx: StageContext<DownloadWith>, scrub: (text: string) =
       if (task.sha256 && have === (await readPartMeta(part.meta))?.total) {
         const bad = await verify(part.part);
         if (bad === null) {
-          await checkContent(part.part, task, task.display);
-          await placeKeepingPart(part, final);
+          await placeKeepingPart(part, task, final);
           stats.kept++;
           return;
         }
@@ -380,11 +384,7 @@ async function download(ctx: StageContext<DownloadWith>, scrub: (text: string) =
       if (outcome.kind === 'complete') {
         const bad = await verify(part.part);
         if (bad === null) {
-          await checkContent(part.part, task, task.display).catch(async (e: unknown) => {
-            await removePart(part);
-            throw e;
-          });
-          await placeKeepingPart(part, final);
+          await placeKeepingPart(part, task, final);
           if (outcome.kept) stats.kept++;
           else stats.network++;
           return;
