@@ -8,13 +8,13 @@
  * and network errors are described by their code (Node's messages carry the host). The Authorization header is
  * never logged.
  */
-import { createWriteStream } from 'node:fs';
-import { rm, stat, truncate } from 'node:fs/promises';
+import { constants, createWriteStream, openSync } from 'node:fs';
+import { rm, stat } from 'node:fs/promises';
 import type { ClientRequest, IncomingMessage } from 'node:http';
 import { dirname } from 'node:path';
 import { parseRetryAfter } from './backoff.js';
 import { ProxyRefusal, proxyFor, proxyLabel, startGet, type ProxyConfig } from './proxy.js';
-import { partialMismatch, planResume, readPartMeta, sameValidator, sourceId, validatorsOf, writePartMeta, type PartFile, type PartMeta } from './resume.js';
+import { partialMismatch, partSize, planResume, readPartMeta, sameValidator, sourceId, validatorsOf, writePartMeta, type PartFile, type PartMeta } from './resume.js';
 
 /** A bound that stopped the download (the caller words the error with the with: field and how to raise it). */
 export type LimitHit =
@@ -90,14 +90,6 @@ function networkErrorText(e: Error, secret: boolean): string {
   return `${words} (${code})`;
 }
 
-async function sizeOf(file: string): Promise<number> {
-  try {
-    return (await stat(file)).size;
-  } catch {
-    return 0;
-  }
-}
-
 interface Stop {
   reason: 'idle' | 'deadline' | 'max_bytes';
   message: string;
@@ -131,7 +123,18 @@ function writeBody(
   state: { stop: Stop | null },
 ): Promise<{ written: number; error?: Error; diskError?: Error }> {
   return new Promise((resolve) => {
-    const ws = createWriteStream(part, { flags: append ? 'a' : 'w', highWaterMark: WRITE_QUEUE });
+    // Never through a link (ELOOP, a disk error): the part's folder is checked to be the workspace's own, but a stage
+    // running beside this one could put a link to a file outside at the part's name.
+    const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW | (append ? constants.O_APPEND : constants.O_TRUNC);
+    let fd: number;
+    try {
+      fd = openSync(part, flags, 0o666);
+    } catch (e) {
+      res.destroy();
+      resolve({ written: 0, diskError: e as Error });
+      return;
+    }
+    const ws = createWriteStream(part, { fd, highWaterMark: WRITE_QUEUE });
     let written = 0;
     let error: Error | undefined;
     let diskError: Error | undefined;
@@ -173,7 +176,8 @@ export async function attemptDownload(url: string, part: PartFile, opts: Attempt
   const source = sourceId(current);
   /** Drop the part file's bytes and its record: the next request starts from byte 0. */
   const restart = async (have: number): Promise<void> => {
-    await truncate(part.part, 0).catch(() => undefined);
+    // Removed, not truncated: a truncate would follow a link planted at the part's name.
+    await rm(part.part, { force: true });
     await rm(part.meta, { force: true });
     opts.onData(-have);
   };
@@ -185,7 +189,7 @@ export async function attemptDownload(url: string, part: PartFile, opts: Attempt
   // Redirects and resume restarts each take one turn; ten is far more than a well-behaved server needs.
   for (let turn = 0; turn < 10; turn++) {
     if (opts.signal.aborted) return cancelled;
-    let have = await sizeOf(part.part);
+    let have = await partSize(part);
     if (Date.now() >= opts.deadline) return limitTime(have);
     const where = opts.secret ? opts.label : redactUrl(current.href);
     const headers: Record<string, string> = { 'user-agent': opts.userAgent ?? 'pipe-download/1', 'accept-encoding': 'identity' };

@@ -13,9 +13,10 @@
  */
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, realpath, rm } from 'node:fs/promises';
+import { lstat, mkdir, readdir, realpath, rm } from 'node:fs/promises';
 import type { IncomingHttpHeaders } from 'node:http';
 import { basename, join, relative, sep } from 'node:path';
+import { readBounded } from '../../engine/stage-api.js';
 import { writeFileAtomic } from '../lib/atomic-write.js';
 
 export interface PartMeta {
@@ -35,6 +36,23 @@ export interface PartFile {
 /** Where the part of `final` lives: `<workspace>/.pipe/tmp/download/<sha256 of its workspace-relative path>.part`. */
 export async function partFileFor(workspace: string, final: string): Promise<PartFile> {
   return partIn((await partDir(workspace, true))!, workspace, final);
+}
+
+/**
+ * The bytes a part holds (0: none). A part that is not a regular file — a link someone put at its name, to a file
+ * outside the workspace perhaps, or a FIFO — is removed (the link, never what it points to), part and record, and
+ * counts as none: nothing is read, written, truncated or placed through it.
+ */
+export async function partSize(p: PartFile): Promise<number> {
+  let st;
+  try {
+    st = await lstat(p.part);
+  } catch {
+    return 0;
+  }
+  if (st.isFile()) return st.size;
+  await removePart(p);
+  return 0;
 }
 
 /**
@@ -74,9 +92,15 @@ function partIn(dir: string, workspace: string, final: string): PartFile {
 
 export const sourceId = (url: URL): string => createHash('sha256').update(`${url.origin}${url.pathname}`).digest('hex');
 
+/** Bytes a part's record may have: a few validators and numbers. */
+const MAX_META_BYTES = 64 * 1024;
+
 export async function readPartMeta(file: string): Promise<PartMeta | null> {
   try {
-    const m = JSON.parse(await readFile(file, 'utf8')) as Partial<PartMeta>;
+    // Bounded and non-blocking: a FIFO or a huge file planted at the record's name is no record.
+    const r = await readBounded(file, MAX_META_BYTES);
+    if (!r.ok) return null;
+    const m = JSON.parse(r.bytes.toString('utf8')) as Partial<PartMeta>;
     if (typeof m.source !== 'string') return null;
     return {
       source: m.source,

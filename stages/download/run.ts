@@ -10,7 +10,7 @@ import { globToRegExp, parseChecksums, unsafeRelativePath } from './checksums.js
 import { ArchiveError, archiveKind, contentMismatch, extractArchive } from './extract.js';
 import { attemptDownload, redactUrl, type LimitHit } from './http.js';
 import { proxyConfig, ProxyConfigError, proxyLabel, type ProxyConfig } from './proxy.js';
-import { partFileFor, readPartMeta, removePart, removeParts, type PartFile } from './resume.js';
+import { partFileFor, partSize, readPartMeta, removePart, removeParts, type PartFile } from './resume.js';
 
 export interface DownloadWith {
   out: string;
@@ -330,8 +330,8 @@ async function download(ctx: StageContext<DownloadWith>, scrub: (text: string) =
       fail(`cannot keep a partial download of ${task.rel}: ${(e as Error).message}.`);
     }
     // Bytes already in a part file from an earlier run count as done (taken back if the resume is refused).
-    if (existsSync(part.part)) {
-      const have = (await stat(part.part)).size;
+    const have = await partSize(part);
+    if (have > 0) {
       meter.add(have);
       // A file an earlier run finished before it was cancelled or failed: with a declared sha256 the bytes vouch for
       // themselves (no server needed), or are dropped and fetched anew; without one the server is asked (below).

@@ -4,7 +4,7 @@
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -196,6 +196,37 @@ describe('download: a resume must prove it continues the same file', () => {
       expect(existsSync(part.part)).toBe(false);
     } finally {
       spawnSync('umount', [mnt]);
+    }
+  });
+
+  it('a link or a FIFO put at a part\'s name (by a stage beside it, say) is removed, never written, truncated, read or placed through', async () => {
+    const body = randomBytes(30_000);
+    t.server = await startServer({ '/l.bin': { body, etag: '"l-1"' }, '/m.bin': { body, etag: '"m-1"' } });
+    const outside = await mkdtemp(join(tmpdir(), 'download-outside-'));
+    try {
+      // A victim whose bytes match the declared sha256 (so a placed link would pass the check) and one that a
+      // resume would append to.
+      await writeFile(join(outside, 'same.bin'), body);
+      await writeFile(join(outside, 'victim.txt'), 'precious\n');
+      const x = w({ files: [{ path: 'l.bin', url: `${t.server.url}/l.bin`, sha256: sha(body) }, { path: 'm.bin', url: `${t.server.url}/m.bin` }] });
+      const l = await partFileFor(t.dir, join(t.dir, x.out, 'l.bin'));
+      const m = await partFileFor(t.dir, join(t.dir, x.out, 'm.bin'));
+      await symlink(join(outside, 'same.bin'), l.part);
+      await writeFile(l.meta, JSON.stringify({ source: 'x', etag: '"l-1"', total: 30_000 }));
+      await symlink(join(outside, 'victim.txt'), m.part);
+      expect(spawnSync('mkfifo', [m.meta]).status).toBe(0);
+      await run(fakeContext(t.dir, x));
+      for (const f of ['l.bin', 'm.bin']) {
+        expect(await readFile(join(t.dir, x.out, f))).toEqual(body);
+        expect((await lstat(join(t.dir, x.out, f))).isSymbolicLink()).toBe(false);
+      }
+      expect(await readFile(join(outside, 'victim.txt'), 'utf8')).toBe('precious\n');
+      expect(await readFile(join(outside, 'same.bin'))).toEqual(body);
+      // Both fetched whole: nothing was resumed from what the links pointed to.
+      expect(t.server.hits('/l.bin').map((h) => h.range)).toEqual([undefined]);
+      expect(t.server.hits('/m.bin').map((h) => h.range)).toEqual([undefined]);
+    } finally {
+      await rm(outside, { recursive: true, force: true });
     }
   });
 
