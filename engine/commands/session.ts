@@ -6,6 +6,7 @@ import { availableParallelism, totalmem } from 'node:os';
 import { basename, join, relative } from 'node:path';
 import { EventBus, type PipeEvent } from '../events.js';
 import type { Executor } from '../executors/executor.js';
+import { LocalExecutor } from '../executors/local.js';
 import { detectGpus, parseGpuList } from '../gpus.js';
 import type { Pipeline, StageSpec } from '../model.js';
 import { parseBytes, type Machine } from '../scheduler.js';
@@ -88,7 +89,7 @@ export function machineFor(opts: MachineOptions, stages: StageSpec[]): Machine {
  * only when a selected stage needs it. (`pipeline` is kept for executors configured per pipeline.)
  */
 export async function executorChooser(_pipeline: Pipeline, stages: StageSpec[], pipeDir: string): Promise<{ choose: (s: StageSpec) => Executor; close: () => Promise<void> }> {
-  const local = lazyLocalExecutor();
+  const local = new LocalExecutor();
   let slurm: Executor | undefined;
   if (stages.some((s) => s.executor === 'slurm')) {
     const mod = (await import('../executors/slurm.js')) as { SlurmExecutor: new (o: { stateDir: string }) => Executor };
@@ -102,22 +103,6 @@ export async function executorChooser(_pipeline: Pipeline, stages: StageSpec[], 
       } finally {
         await slurm?.close();
       }
-    },
-  };
-}
-
-/**
- * The local executor, imported (with the job spawner) when its first job starts: a run with nothing to do starts
- * no job and loads neither.
- */
-function lazyLocalExecutor(): Executor {
-  let local: Promise<Executor> | undefined;
-  const get = (): Promise<Executor> => (local ??= import('../executors/local.js').then((m) => new m.LocalExecutor()));
-  return {
-    name: 'local',
-    run: async (job, hooks) => (await get()).run(job, hooks),
-    close: async () => {
-      if (local) await (await local).close();
     },
   };
 }
