@@ -15,8 +15,9 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { readFileSync } from 'node:fs';
-import { link, mkdir, readFile, stat, unlink } from 'node:fs/promises';
+import { link, lstat, mkdir, stat, unlink } from 'node:fs/promises';
 import { createExclusive } from './atomic.js';
+import { readBounded } from './read.js';
 import type { LockHolder, WorkspaceLock } from './types.js';
 
 /** True when a process with this pid exists on this host (EPERM: it exists but belongs to someone else). */
@@ -67,7 +68,8 @@ export function workspaceLock(pipeDir: string, command: string, opts: WorkspaceL
           await breakStale(lockPath, held.ino);
           continue;
         }
-        if (!wait || signal?.aborted) return { ok: false, holder: publicHolder(held.file) };
+        // No process will ever release a lock file pipe cannot read: waiting for it would be forever.
+        if (!wait || signal?.aborted || held.file.unreadable !== undefined) return { ok: false, holder: publicHolder(held.file) };
         if (!told) {
           told = true;
           onWait?.(publicHolder(held.file));
@@ -89,8 +91,15 @@ function tryCreate(path: string, content: LockFile | { pid: number; host: string
 
 async function readLock(path: string): Promise<{ file: LockFile; ino: bigint } | undefined> {
   try {
-    const st = await stat(path, { bigint: true });
-    const text = await readFile(path, 'utf8');
+    // Bounded and non-blocking: a FIFO at the lock's name (any stage's command can write .pipe) must not hang pipe.
+    const st = await lstat(path, { bigint: true });
+    if (!st.isFile()) return unreadable(path, 'not a regular file');
+    const read = await readBounded(path, MAX_LOCK_BYTES);
+    if (!read.ok) {
+      if (read.why === 'missing') return undefined;
+      return unreadable(path, read.why === 'too-large' ? `${read.size} bytes` : read.why === 'not-a-file' ? 'not a regular file' : 'unreadable');
+    }
+    const text = read.bytes.toString('utf8');
     const parsed = JSON.parse(text) as Partial<LockFile>;
     const file: LockFile = {
       pid: typeof parsed.pid === 'number' ? parsed.pid : 0,
@@ -112,11 +121,19 @@ async function readLock(path: string): Promise<{ file: LockFile; ino: bigint } |
         await sleep(10);
         return undefined;
       }
-      return { file: { pid: 0, host: '?', command: `unreadable lock file ${path}`, since: '', nonce: '' }, ino: -1n };
+      return unreadable(path, 'not a lock pipe wrote');
     }
     throw e;
   }
 }
+
+/** A lock file pipe cannot read is reported as held, never deleted: the user removes a file pipe does not understand. */
+function unreadable(path: string, why: string): { file: LockFile; ino: bigint } {
+  return { file: { pid: 0, host: '?', command: `unreadable lock file ${path} (${why})`, since: '', nonce: '', unreadable: why }, ino: -1n };
+}
+
+/** A lock file holds one line of JSON. */
+export const MAX_LOCK_BYTES = 64 * 1024;
 
 /**
  * Stale = written on this host by a process that no longer exists: its pid is gone, or (Linux) the machine has
@@ -170,7 +187,7 @@ async function release(lockPath: string, nonce: string): Promise<void> {
 }
 
 function publicHolder(f: LockFile): LockHolder {
-  return { pid: f.pid, host: f.host, command: f.command, since: f.since };
+  return { pid: f.pid, host: f.host, command: f.command, since: f.since, ...(f.unreadable !== undefined ? { unreadable: f.unreadable } : {}) };
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {

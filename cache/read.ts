@@ -91,3 +91,40 @@ export function readRegularFileSync(path: string, maxBytes: number): string | un
   const r = readBoundedSync(path, maxBytes);
   return r.ok ? r.bytes.toString('utf8') : undefined;
 }
+
+/** The end of a file: its last bytes, and how many bytes before them were left out. */
+export interface Tail {
+  bytes: Buffer;
+  skipped: number;
+}
+
+/**
+ * The last `maxBytes` of `path` when it is a regular file, else undefined (missing, a link, a FIFO, a device,
+ * unreadable). Opened non-blocking and without following a link: logs are written by the jobs themselves, and a log
+ * turned into a link must not have pipe show a file from outside the workspace.
+ */
+export function readTailSync(path: string, maxBytes: number): Tail | undefined {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
+  } catch {
+    return undefined;
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) return undefined;
+    const skipped = Math.max(0, st.size - maxBytes);
+    const buf = Buffer.alloc(Math.min(st.size, maxBytes));
+    let n = 0;
+    while (n < buf.length) {
+      const bytesRead = readSync(fd, buf, n, buf.length - n, skipped + n);
+      if (bytesRead === 0) break;
+      n += bytesRead;
+    }
+    return { bytes: buf.subarray(0, n), skipped };
+  } catch {
+    return undefined;
+  } finally {
+    closeSync(fd);
+  }
+}

@@ -15,15 +15,15 @@
  *    it references, so gc deletes no object at all and says so.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, lstatSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, lstatSync, rmSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { createExclusive, writeFileAtomicSync } from './atomic.js';
-import { readRegularFile } from './read.js';
+import { readRegularFile, readRegularFileSync } from './read.js';
+import { listDir } from './dir.js';
 
 /** A registry entry or workspace.json larger than this is not one pipe wrote. */
 const MAX_ENTRY_BYTES = 1024 * 1024;
-import { listDir } from './dir.js';
 
 export interface RegistryEntry {
   version: 1;
@@ -67,7 +67,7 @@ export async function workspaceId(pipeDir: string): Promise<string> {
 
 function readId(file: string): string | undefined {
   try {
-    const v = JSON.parse(readFileSync(file, 'utf8')) as { id?: unknown };
+    const v = JSON.parse(readRegularFileSync(file, MAX_ENTRY_BYTES) ?? '') as { id?: unknown };
     return typeof v.id === 'string' && /^[0-9a-f]{24}$/.test(v.id) ? v.id : undefined;
   } catch {
     return undefined;

@@ -26,9 +26,9 @@
  * a state file do not drop each other's work (and a lost race costs a re-read later, never a wrong hash).
  */
 import { lstatSync, readFileSync, statfsSync, statSync, type BigIntStats } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import { writeFileAtomic } from './atomic.js';
+import { readRegularFile } from './read.js';
 import { asHash, trustedHash } from './brand.js';
 import { CacheError } from './errors.js';
 import { hashBytes, hashFile, hashSmallFileSync, SYNC_READ_MAX } from './hash.js';
@@ -40,6 +40,8 @@ import { resolvePath } from './paths.js';
 import { walk, type LinkPolicy, type WalkSummary } from './walk.js';
 
 const HEADER = 'pipe-hashstate\t2';
+/** ~130 bytes a file: two million files' identities. A state file past this is not pipe's, and is no memo. */
+const MAX_STATE_BYTES = 256 * 1024 * 1024;
 /** Placeholder for a hash being read; always overwritten before the manifest is built. */
 const PENDING = asHash('0'.repeat(64));
 
@@ -654,13 +656,10 @@ function byEntryRel(a: ManifestEntry, b: ManifestEntry): number {
 /** A missing, foreign or older-version state file is an empty memo: the state is a cache, never a source of truth. */
 async function load(file: string): Promise<Memo> {
   const memo: Memo = new Map();
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return memo;
-    throw e;
-  }
+  // Bounded and non-blocking: a stage's command can write .pipe, and a FIFO here would hang every run. Whatever is
+  // not a regular file within the bound is no memo; the next save replaces it.
+  const text = await readRegularFile(file, MAX_STATE_BYTES);
+  if (text === undefined) return memo;
   const lines = text.split('\n');
   if (lines[0] !== HEADER) return memo;
   let map: Map<string, MemoEntry> | undefined;

@@ -141,12 +141,15 @@ export interface LockHolder {
   host: string;
   command: string;
   since: string; // ISO
+  /** Why the lock file is not one pipe wrote (not a regular file, over its bound, not JSON): no process holds it. */
+  unreadable?: string;
 }
 
 export interface WorkspaceLock {
   /**
    * Take the workspace lock. wait=false: fails with the holder if taken; wait=true: polls until free, calling
-   * onWait(holder) once. A holder whose process is gone (same host) is stale and taken over.
+   * onWait(holder) once. A holder whose process is gone (same host) is stale and taken over. A lock file pipe cannot
+   * read (`holder.unreadable`) fails at once, waiting or not: no process will release it.
    */
   acquire(opts: { wait: boolean; onWait?: (holder: LockHolder) => void; signal?: AbortSignal }): Promise<
     { ok: true; release: () => Promise<void> } | { ok: false; holder: LockHolder }

@@ -10,6 +10,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { ModuleRefs, scanModule } from './closure.js';
 import { declaredDependencies, forgetInstalledPackages, installedVersions } from './packages.js';
 import { writeFileAtomicSync } from '../cache/atomic.js';
+import { readRegularFileSync } from '../cache/read.js';
 import { hashBytes } from '../cache/hash.js';
 import type { Hash, HashState } from '../cache/types.js';
 import type { StageManifest } from './stage-api.js';
@@ -254,6 +255,9 @@ function refsOf(file: string, state: PeekingState | undefined): ModuleRefs {
   return refs;
 }
 
+/** The memo holds one line of module references per scanned file: megabytes at most. */
+const MAX_KIND_MEMO_BYTES = 64 * 1024 * 1024;
+
 /**
  * A small cache of the closure's costs, so a no-op run neither reads nor lexes the kinds' modules nor walks the
  * installed package tree: module scans by content (sha256 of a compiled module → what it refers to; a module whose
@@ -275,10 +279,11 @@ class KindMemo {
     const deps = [...declaredDependencies(repoRoot)].sort().join(',');
     this.data = { v: 1, deps, scans: {}, packages: {} };
     try {
-      const d = JSON.parse(readFileSync(file, 'utf8')) as KindMemo['data'];
+      // Bounded and non-blocking: a FIFO put here by a stage's command would hang every run.
+      const d = JSON.parse(readRegularFileSync(file, MAX_KIND_MEMO_BYTES) ?? '') as KindMemo['data'];
       if (d.v === 1 && d.deps === deps && d.scans && d.packages) this.data = d;
     } catch {
-      // No memo yet, or a damaged one: start empty.
+      // No memo yet, or a damaged one (not a regular file, over the bound): start empty; the next save replaces it.
     }
   }
 

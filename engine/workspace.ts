@@ -4,10 +4,11 @@
  * instead of one run record per stage). Opening a workspace registers it (with the pipeline's lock file) in the
  * store's registry, so `pipe gc` in another workspace sharing the store keeps what this one references.
  */
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { basename, join, relative } from 'node:path';
 import { writeFileAtomicSync } from '../cache/atomic.js';
+import { readRegularFileSync } from '../cache/read.js';
 import { openHashState } from '../cache/state.js';
 import { openStore } from '../cache/store.js';
 import { openRunCache } from '../cache/runs.js';
@@ -106,6 +107,9 @@ interface IndexFile {
   lock?: LockMeta;
 }
 
+/** An index of 100,000 stages is ~40 MB; one past this is not pipe's. */
+const MAX_INDEX_BYTES = 256 * 1024 * 1024;
+
 export class StageIndex {
   private dirty = false;
   private constructor(
@@ -116,10 +120,12 @@ export class StageIndex {
   static open(file: string): StageIndex {
     let data: IndexFile = { version: 1, stages: {} };
     try {
-      const parsed = JSON.parse(readFileSync(file, 'utf8')) as IndexFile;
+      // Bounded and non-blocking: a stage's command can write .pipe, and a FIFO here would hang every run.
+      const parsed = JSON.parse(readRegularFileSync(file, MAX_INDEX_BYTES) ?? '') as IndexFile;
       if (parsed.version === 1 && parsed.stages) data = parsed;
     } catch {
-      // Missing or unreadable: every stage falls back to the run cache.
+      // Missing, unreadable, not a regular file or over the bound: every stage falls back to the run cache, and
+      // the run's save replaces it.
     }
     return new StageIndex(file, data);
   }

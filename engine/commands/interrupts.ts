@@ -5,10 +5,12 @@
  * stage's process group, then the same cleanup. Third: exit at once; even then the 'exit' hooks kill what still
  * runs (engine/executors/local.ts) and remove the workspace lock (`releaseLockOnExit`).
  */
-import { readFileSync, unlinkSync } from 'node:fs';
+import { unlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { outputClosed } from './closed-output.js';
+import { MAX_LOCK_BYTES } from '../../cache/lock.js';
+import { readRegularFileSync } from '../../cache/read.js';
 
 export interface Interrupts {
   /** Aborted on the first interrupt: cancel gracefully. */
@@ -52,7 +54,8 @@ export function releaseLockOnExit(pipeDir: string): () => void {
   const file = join(pipeDir, 'lock');
   const hook = (): void => {
     try {
-      const held = JSON.parse(readFileSync(file, 'utf8')) as { pid?: number; host?: string };
+      // Bounded and non-blocking: this runs as the process exits, and a FIFO put at the lock's name must not hang it.
+      const held = JSON.parse(readRegularFileSync(file, MAX_LOCK_BYTES) ?? '') as { pid?: number; host?: string };
       if (held.pid === process.pid && held.host === hostname()) unlinkSync(file);
     } catch {
       // Gone already, or not ours.

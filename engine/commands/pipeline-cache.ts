@@ -7,15 +7,18 @@
  * Stored under $PIPE_CACHE_HOME, $XDG_CACHE_HOME/pipe or ~/.cache/pipe (a tool cache: deleting it is always safe).
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeFileAtomicSync } from '../../cache/atomic.js';
+import { readRegularFileSync } from '../../cache/read.js';
 import type { DepSpec, OutSpec, Pipeline, SourceSpan, StageSpec } from '../model.js';
 import { LIMIT_VARS } from '../dsl/limits.js';
 
 const VERSION = 2;
+/** A 100,000-stage matrix's entry is 17–30 MB; one past this is not pipe's, and is a miss. */
+const MAX_ENTRY_BYTES = 256 * 1024 * 1024;
 
 /**
  * On disk: one line of header (what the entry depends on), then the packed pipeline. The header is checked before
@@ -104,7 +107,10 @@ export function readCachedPipeline(inputs: CacheInputs): { pipeline: Pipeline; w
   let text: string;
   let header: Header;
   try {
-    text = readFileSync(entryPath(inputs), 'utf8');
+    // A cache: whatever is not a regular file within the bound is a miss (and the next save replaces it).
+    const read = readRegularFileSync(entryPath(inputs), MAX_ENTRY_BYTES);
+    if (read === undefined) return undefined;
+    text = read;
     header = JSON.parse(text.slice(0, text.indexOf('\n'))) as Header;
   } catch {
     return undefined;

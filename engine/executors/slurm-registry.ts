@@ -3,9 +3,13 @@
  * A `pipe run` that is killed and started again finds its jobs here and reattaches instead of submitting twice;
  * `pipe cancel` reads it to scancel this workspace's jobs.
  */
-import { readdir, readFile, rm } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
 import { writeFileAtomic } from '../../cache/atomic.js';
+import { readRegularFile } from '../../cache/read.js';
 import { join } from 'node:path';
+
+/** A submitted job's record is a few paths and ids; anything past this (or a FIFO put there) is not one. */
+const MAX_SUBMITTED_BYTES = 64 * 1024;
 
 export interface SubmittedJob {
   key: string;
@@ -30,7 +34,7 @@ export class SlurmRegistry {
 
   async get(key: string): Promise<SubmittedJob | undefined> {
     try {
-      return JSON.parse(await readFile(this.file(key), 'utf8')) as SubmittedJob;
+      return JSON.parse((await readRegularFile(this.file(key), MAX_SUBMITTED_BYTES)) ?? '') as SubmittedJob;
     } catch {
       return undefined;
     }

@@ -12,15 +12,29 @@
  * - polling is adaptive: fast while things change, backing off to `pollMaxMs` while nothing does.
  */
 import { execFile } from 'node:child_process';
-import { mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, open, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Executor, Job, JobHooks, JobResult } from './executor.js';
 import { SlurmRegistry, type SubmittedJob } from './slurm-registry.js';
+import { readRegularFile, readTailSync } from '../../cache/read.js';
 import { arrayGroupKey, arrayScript, jobName, resourceFlags, slurmMem, taskScript } from './slurm-script.js';
 import { isActive, parseJobcomp, parseScontrolJob, parseSqueue, verdict, type QueueEntry } from './slurm-state.js';
 
 const run = promisify(execFile);
+
+/*
+ * Files a job or the cluster writes, read bounded, non-blocking and without following links (cache/read.ts): a job
+ * can turn its own log into a FIFO or a link, and the cluster's jobcomp log only grows.
+ */
+/** A job's log collected after pipe was away: replayed into the stage's log, its start left out past this. */
+const MAX_COLLECTED_LOG_BYTES = 64 * 1024 * 1024;
+/** SLURM's own words about a job (time limit, out of memory) are its output's last lines. */
+const SLURM_OUTPUT_TAIL_BYTES = 1024 * 1024;
+/** The jobs that just left the queue are at the end of the cluster's jobcomp log. */
+const JOBCOMP_TAIL_BYTES = 16 * 1024 * 1024;
+/** An exit-code marker is a number and a newline. */
+const MAX_MARKER_BYTES = 64;
 
 export interface SlurmExecutorOptions {
   /** `<workspace>/.pipe/slurm`: scripts, markers, SLURM output files and the job registry live here. */
@@ -218,8 +232,9 @@ export class SlurmExecutor implements Executor {
     if (marker === 0) {
       hooks.onState?.(`collected SLURM job ${prior.jobId}, which finished while pipe was away`);
       await this.registry.remove(prior.key);
-      const log = await readFile(prior.logFile, 'utf8').catch(() => '');
-      if (log) hooks.onOutput?.(log);
+      const log = readTailSync(prior.logFile, MAX_COLLECTED_LOG_BYTES);
+      if (log && log.skipped > 0) hooks.onOutput?.(`[pipe: the first ${log.skipped} bytes of this job's ${prior.logFile} are not repeated here]\n`);
+      if (log && log.bytes.length > 0) hooks.onOutput?.(log.bytes.toString('utf8'));
       return { status: 'succeeded', exitCode: 0, signal: null, reason: 'exit code 0', startedAt: Date.parse(prior.submittedAt), endedAt: Date.now(), jobId: prior.jobId };
     }
     await this.registry.remove(prior.key);
@@ -296,7 +311,8 @@ export class SlurmExecutor implements Executor {
     }
     // Left the queue (or completing): find out how it ended.
     const marker = await readMarker(t.record.marker);
-    const slurmOutput = await readFile(t.record.slurmOutput, 'utf8').catch(() => '');
+    // What SLURM itself said (time limit, out of memory) is at the end of the job's output.
+    const slurmOutput = readTailSync(t.record.slurmOutput, SLURM_OUTPUT_TAIL_BYTES)?.bytes.toString('utf8') ?? '';
     let final = undefined;
     if (marker === undefined || marker !== 0) final = await this.finalState(t.jobId);
     if (entry && entry.state === 'COMPLETING' && marker === undefined) return changed; // not settled yet
@@ -371,7 +387,8 @@ export class SlurmExecutor implements Executor {
       }
     }
     if (!this.jobcompLog) return undefined;
-    return readFile(this.jobcompLog, 'utf8').catch(() => undefined);
+    // The cluster's log of every job ever completed: only its end holds the jobs that just left the queue.
+    return readTailSync(this.jobcompLog, JOBCOMP_TAIL_BYTES)?.bytes.toString('utf8');
   }
 
   private async squeue(): Promise<Map<string, QueueEntry & { name: string }>> {
@@ -416,7 +433,7 @@ export async function cancelWorkspaceJobs(stateDir: string, scancel = 'scancel')
 
 async function readMarker(file: string): Promise<number | undefined> {
   try {
-    const text = (await readFile(file, 'utf8')).trim();
+    const text = ((await readRegularFile(file, MAX_MARKER_BYTES)) ?? '').trim();
     return /^\d+$/.test(text) ? Number(text) : undefined;
   } catch {
     return undefined;

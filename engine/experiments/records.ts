@@ -8,12 +8,16 @@
  * The records are the results (`pipe exp show` reads only them); a variant's folder is where its outputs were made
  * and stays (registered in the cache's registry, so `pipe gc` keeps what it references) until `pipe exp remove`.
  */
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { StageStatus } from '../events.js';
 import type { GitState } from '../git.js';
 import type { Pipeline } from '../model.js';
 import { pipeDirOf, pipelineSlug } from '../workspace.js';
+import { readRegularFileSync } from '../../cache/read.js';
+
+/** A variant's record: its params, stage outcomes and metrics. One past this (or a FIFO put there) is not one. */
+const MAX_VARIANT_RECORD_BYTES = 16 * 1024 * 1024;
 
 export interface VariantRecord {
   version: 1;
@@ -67,10 +71,11 @@ export function readRecords(p: Pipeline): VariantRecord[] {
   for (const f of names.sort()) {
     if (!f.endsWith('.json')) continue;
     try {
-      const r = JSON.parse(readFileSync(join(dir, f), 'utf8')) as VariantRecord;
+      const r = JSON.parse(readRegularFileSync(join(dir, f), MAX_VARIANT_RECORD_BYTES) ?? '') as VariantRecord;
       if (r.version === 1 && typeof r.name === 'string' && `${r.name}.json` === f) out.push(r);
     } catch {
-      // Half-written by a crashed process (writes are atomic, so only a foreign file): not a record.
+      // Half-written by a crashed process (writes are atomic, so only a foreign file), not a regular file, or over
+      // the bound: not a record.
     }
   }
   return out;

@@ -4,7 +4,7 @@
  * and the lock file entry. Anything wrong removes the stage's outputs: a half result never passes as a result.
  * `persist` writes the hash memo, the index and the lock file once, at the end of a run.
  */
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { hostname } from 'node:os';
 import { outPathKey } from '../../cache/paths.js';
@@ -18,6 +18,10 @@ import type { Pipeline, StageSpec } from '../model.js';
 import { absPath } from '../../cache/paths.js';
 import { hashDeps, hashOutputs, type DepMemo, type StageKeyInfo } from '../plan.js';
 import type { IndexedOutput, Workspace } from '../workspace.js';
+import { readRegularFileSync } from '../../cache/read.js';
+
+/** What a `uses` stage's runner leaves in its result file is record() data, as bounded as a run record. */
+const MAX_RESULT_BYTES = 64 * 1024 * 1024;
 
 /** How a run's commit ended: recorded, or why its outputs were discarded. */
 export type CommitVerdict =
@@ -167,7 +171,8 @@ export class Committer {
     if (stage.uses !== undefined) {
       const resultFile = join(ws.tmpDir, `${job.id}.result.json`);
       try {
-        const file = JSON.parse(readFileSync(resultFile, 'utf8')) as Partial<Recorded>;
+        // Written by the job itself: bounded and non-blocking, so a FIFO or a huge file there cannot hang pipe.
+        const file = JSON.parse(readRegularFileSync(resultFile, MAX_RESULT_BYTES) ?? '') as Partial<Recorded>;
         Object.assign(recorded.extra, file.extra ?? {});
         Object.assign(recorded.execution, file.execution ?? {});
       } catch {

@@ -3,7 +3,8 @@
  * through its executor with retries, turning the child's output into events (`::pipe::` lines from the runner become
  * progress, log and record() data). Knows nothing of the cache: what the job left is the commit's business.
  */
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { readTailSync } from '../../cache/read.js';
 import { join, relative } from 'node:path';
 import type { Hash } from '../../cache/types.js';
 import type { Emit } from '../events.js';
@@ -270,15 +271,18 @@ const TAIL_LINES = 15;
 
 /** The last lines of a log (runner protocol lines left out), for failed stages. */
 export function logTail(file: string, lines = TAIL_LINES): string | undefined {
-  try {
-    const text = readFileSync(file, 'utf8').trimEnd();
-    if (!text) return undefined;
-    return text
-      .split('\n')
-      .filter((l) => !l.startsWith(PIPE_LINE))
-      .slice(-lines)
-      .join('\n');
-  } catch {
-    return undefined;
-  }
+  // Only the end is read, without following a link or blocking on a FIFO: the job writes (and can replace) its log.
+  const tail = readTailSync(file, LOG_TAIL_BYTES);
+  if (!tail) return undefined;
+  const text = tail.bytes.toString('utf8').trimEnd();
+  if (!text) return undefined;
+  const all = text.split('\n');
+  if (tail.skipped > 0) all.shift(); // the first line read is only the end of a line
+  return all
+    .filter((l) => !l.startsWith(PIPE_LINE))
+    .slice(-lines)
+    .join('\n');
 }
+
+/** Enough for the last lines of any log; a log of gigabytes is not read to show 15 lines. */
+const LOG_TAIL_BYTES = 256 * 1024;

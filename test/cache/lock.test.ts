@@ -136,6 +136,29 @@ describe('WorkspaceLock', () => {
     expect(readFileSync(`${d}/.pipe/lock`, 'utf8')).toBe('not json');
   });
 
+  it('a lock file that is a FIFO or too large is unreadable: reported at once even when waiting (no process will release it), never read, never deleted', async () => {
+    const d = tempDir();
+    const { mkdirSync, lstatSync, rmSync, statSync } = await import('node:fs');
+    const { execFileSync } = await import('node:child_process');
+    mkdirSync(`${d}/.pipe`);
+    execFileSync('mkfifo', [`${d}/.pipe/lock`]);
+    let onWait = 0;
+    // A plain read of the FIFO would block until a writer comes: the test would time out.
+    const r = await workspaceLock(`${d}/.pipe`, 'me').acquire({ wait: true, onWait: () => onWait++ });
+    expect(r.ok).toBe(false);
+    if (!r.ok) {
+      expect(r.holder.unreadable).toBe('not a regular file');
+      expect(r.holder.command).toBe(`unreadable lock file ${d}/.pipe/lock (not a regular file)`);
+    }
+    expect(onWait).toBe(0);
+    expect(lstatSync(`${d}/.pipe/lock`).isFIFO()).toBe(true);
+    rmSync(`${d}/.pipe/lock`);
+    writeFileSync(`${d}/.pipe/lock`, `{"pid":1,"host":"h","pad":"${'x'.repeat(70_000)}"}`);
+    const big = await workspaceLock(`${d}/.pipe`, 'me').acquire({ wait: true });
+    expect(big.ok).toBe(false);
+    if (!big.ok) expect(big.holder.unreadable).toBe(`${statSync(`${d}/.pipe/lock`).size} bytes`);
+  });
+
   it('release leaves a lock that is no longer ours', async () => {
     const d = tempDir();
     const r = await workspaceLock(`${d}/.pipe`, 'pipe run').acquire({ wait: false });

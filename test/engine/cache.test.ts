@@ -549,3 +549,71 @@ describe('a cache shared by two workspaces (settings.cache_dir)', () => {
     }
   });
 });
+
+// Any stage's command can write .pipe: what pipe reads there is read bounded and non-blocking (cache/read.ts).
+describe("pipe's own files under .pipe, replaced by a stage", () => {
+  it("FIFOs at pipe's own state files (index, hash state, kinds memo, workspace id) hang neither run nor status: each is a cache, ignored and rewritten", () => {
+    const w = workspace({ 'p.yaml': 'name: f\nstages:\n  a:\n    cmd: cp in.txt out/a.txt\n    deps: [in.txt]\n    outs: [out/a.txt]\n', 'in.txt': 'a\n' });
+    try {
+      expect(pipe(w.dir, ['run', 'p.yaml']).code).toBe(0);
+      const index = readdirSync(join(w.dir, '.pipe/index')).map((f) => `.pipe/index/${f}`);
+      expect(index).toHaveLength(1);
+      for (const rel of [index[0]!, '.pipe/hashstate', '.pipe/kinds.json', '.pipe/workspace.json']) {
+        const file = join(w.dir, rel);
+        rmSync(file, { force: true });
+        expect(spawnSync('mkfifo', [file]).status).toBe(0);
+        // A plain read of the FIFO waits for a writer that never comes: the command would hang until killed.
+        const st = pipe(w.dir, ['status', 'p.yaml'], {}, { timeoutMs: 30_000 });
+        expect(st.signal, `status with a FIFO at ${rel}`).toBeNull();
+        expect(st.code, `${rel}: ${st.stderr}`).toBe(0);
+        const r = pipe(w.dir, ['run', 'p.yaml', '--json'], {}, { timeoutMs: 30_000 });
+        expect(r.signal, `run with a FIFO at ${rel}`).toBeNull();
+        expect(r.code, `${rel}: ${r.stderr}`).toBe(0);
+        expect(statuses(r.stdout)).toEqual({ a: 'up-to-date' });
+        // The index is saved by every run that decided a stage without it (the others are saved when they change).
+        if (rel === index[0]) expect(lstatSync(file).isFile(), `${rel} rewritten`).toBe(true);
+        rmSync(file, { force: true });
+        expect(pipe(w.dir, ['run', 'p.yaml']).code).toBe(0);
+      }
+    } finally {
+      w.cleanup();
+    }
+  });
+
+  it('a FIFO at the workspace lock is reported as an unreadable lock, not waited on and not deleted', () => {
+    const w = workspace({ 'p.yaml': 'name: f\nstages:\n  a:\n    cmd: echo a > out/a.txt\n    outs: [out/a.txt]\n' });
+    try {
+      mkdirSync(join(w.dir, '.pipe'), { recursive: true });
+      expect(spawnSync('mkfifo', [join(w.dir, '.pipe/lock')]).status).toBe(0);
+      const r = pipe(w.dir, ['run', 'p.yaml'], {}, { timeoutMs: 30_000 });
+      expect(r.signal).toBeNull();
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toContain(`the workspace lock ${join(w.dir, '.pipe/lock')} is not a lock pipe wrote (not a regular file), so no run will ever release it`);
+      expect(r.stderr).not.toMatch(/\n\s+at /); // one paragraph, no stack trace
+      expect(lstatSync(join(w.dir, '.pipe/lock')).isFIFO()).toBe(true);
+    } finally {
+      w.cleanup();
+    }
+  });
+
+  it("a failed stage's log turned into a FIFO or a link is not read through: the failure is reported at once, without the linked file", () => {
+    const secret = mkdtempSync(join(tmpdir(), 'pipe-outside-'));
+    writeFileSync(join(secret, 'secret.txt'), 'OUTSIDE-THE-WORKSPACE\n');
+    const w = workspace({
+      'p.yaml':
+        'name: f\nstages:\n' +
+        '  fifo:\n    cmd: echo one; rm -f .pipe/logs/fifo.log; mkfifo .pipe/logs/fifo.log; exit 3\n    outs: [out/f.txt]\n' +
+        `  link:\n    cmd: echo two; rm -f .pipe/logs/link.log; ln -s ${join(secret, 'secret.txt')} .pipe/logs/link.log; exit 4\n    outs: [out/l.txt]\n`,
+    });
+    try {
+      const r = pipe(w.dir, ['run', 'p.yaml', '--keep-going', '--json'], {}, { timeoutMs: 30_000 });
+      expect(r.signal).toBeNull();
+      expect(r.code).not.toBe(0);
+      expect(statuses(r.stdout)).toEqual({ fifo: 'failed', link: 'failed' });
+      expect(r.stdout + r.stderr).not.toContain('OUTSIDE-THE-WORKSPACE');
+    } finally {
+      w.cleanup();
+      rmSync(secret, { recursive: true, force: true });
+    }
+  });
+});
