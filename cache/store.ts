@@ -31,6 +31,7 @@
  */
 import {
   chmodSync,
+  closeSync,
   constants,
   copyFileSync,
   linkSync,
@@ -47,12 +48,12 @@ import {
   type BigIntStats,
 } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
-import { chmod, copyFile, link, lstat, mkdir, open, readdir, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { chmod, copyFile, link, lstat, mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { asHash } from './brand.js';
 import { tempName } from './atomic.js';
 import { CacheError } from './errors.js';
-import { hashBytes, hashFile, hashSmallFileSync } from './hash.js';
+import { hashBytes, hashFile, hashSmallFileSync, openRegular, openRegularSync } from './hash.js';
 import { isLinkEntry, manifestJson, parseManifest, type FileEntry, type ManifestEntry } from './manifest.js';
 import { mapPool, Slicer } from './pool.js';
 import { pidAlive } from './lock.js';
@@ -184,7 +185,7 @@ class ContentStore implements LocalStore {
   /** putFile for a small file, synchronously: read once, hash, write the temp object, rename. */
   private putSmallSync(abs: string, statSize: number, known: Hash | undefined, mode: number): Put {
     if (known && this.touchIfPresentSync(known, mode)) return { hash: known, size: statSize };
-    const bytes = readFileSync(abs);
+    const bytes = readRegularSync(abs);
     const hash = hashBytes(bytes);
     if (this.touchIfPresentSync(hash, mode)) return { hash, size: bytes.length };
     const tmpDir = `${this.root}/tmp`;
@@ -335,7 +336,7 @@ class ContentStore implements LocalStore {
       evictSync(obj);
       throw notAFile(obj, hash);
     }
-    const bytes = await readFile(obj);
+    const bytes = await readRegular(obj);
     if (hashBytes(bytes) !== hash) {
       evictSync(obj);
       throw corrupt(obj, hash);
@@ -465,7 +466,7 @@ class ContentStore implements LocalStore {
           // Verified on the way, every time (the bytes are read anyway): nothing to memoise, so a workspace that
           // restores by copy does not grow its hash memo by one entry per object.
           const st = this.objectStat(obj, hash);
-          const bytes = readFileSync(obj);
+          const bytes = readRegularSync(obj);
           if (hashBytes(bytes) !== hash) {
             evictSync(obj);
             throw corrupt(obj, hash);
@@ -625,7 +626,7 @@ async function copyHashing(src: string, dest: string, mode: number): Promise<Put
   let outp: FileHandle | undefined;
   let size = 0;
   try {
-    inp = await open(src, 'r');
+    inp = await openRegular(src);
     outp = await open(dest, 'wx', mode);
     for (;;) {
       const { bytesRead } = await inp.read(buf, 0, CHUNK, null);
@@ -722,5 +723,24 @@ async function removeDeadTemps(path: string, tags: readonly string[]): Promise<v
     const m = /^\.([\w-]+?)-(\d+)-[0-9a-f]{12}$/.exec(name.slice(base.length));
     if (!m || !tags.includes(m[1]!) || pidAlive(Number(m[2]))) continue;
     await rm(`${dirname(path)}/${name}`, { recursive: true, force: true });
+  }
+}
+
+/** The bytes of a file seen as regular a moment ago, read only if it still is one (cache/hash.ts openRegularSync). */
+function readRegularSync(path: string): Buffer {
+  const fd = openRegularSync(path);
+  try {
+    return readFileSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+async function readRegular(path: string): Promise<Buffer> {
+  const fh = await openRegular(path);
+  try {
+    return await fh.readFile();
+  } finally {
+    await fh.close();
   }
 }

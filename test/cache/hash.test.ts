@@ -1,8 +1,9 @@
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { asHash, canonicalJson, hashFile, hashJson, manifestJson, parseManifest, type ManifestEntry } from '../../cache/index.js';
-import { hashSmallFileSync } from '../../cache/hash.js';
+import { asHash, CacheError, canonicalJson, hashFile, hashJson, manifestJson, parseManifest, type ManifestEntry } from '../../cache/index.js';
+import { hashSmallFileSync, openRegular } from '../../cache/hash.js';
 import { tempDir } from './helpers.js';
 
 const sha = (b: string | Buffer): string => createHash('sha256').update(b).digest('hex');
@@ -16,6 +17,23 @@ describe('hashFile', () => {
       writeFileSync(`${d}/${name}`, bytes);
       expect(await hashFile(`${d}/${name}`)).toBe(sha(bytes));
     }
+  });
+
+  it('readers refuse a FIFO or a device put where a regular file was, at once: never blocked on, never read forever', async () => {
+    // Every caller stats first and sees a regular file; a running stage can swap in a FIFO before the open. A plain
+    // open of a FIFO waits for a writer (the synchronous one would block pipe's only thread); /dev/zero never ends.
+    const d = tempDir();
+    execFileSync('mkfifo', [`${d}/fifo`]);
+    for (const path of [`${d}/fifo`, '/dev/zero']) {
+      expect(() => hashSmallFileSync(path, 5)).toThrow(CacheError);
+      expect(() => hashSmallFileSync(path, 5)).toThrow(`${path} is not a regular file`);
+      await expect(hashFile(path)).rejects.toThrow(`${path} is not a regular file`);
+      await expect(openRegular(path)).rejects.toMatchObject({ code: 'special-file', path });
+    }
+    writeFileSync(`${d}/f`, 'ok\n');
+    const fh = await openRegular(`${d}/f`);
+    expect((await fh.readFile()).toString()).toBe('ok\n');
+    await fh.close();
   });
 
   it('small-file readers notice a file larger than its stat said (being written) instead of hashing a prefix', async () => {
