@@ -74,6 +74,10 @@ export async function main(specFile: string): Promise<number> {
   const modPath = join(stagesRoot, ...spec.kind.split('/'), 'run.js');
   const extra: Record<string, unknown> = {};
   const execution: Record<string, unknown> = {};
+  // Every attempt starts from an empty scratch folder. One killed with SIGKILL (a second Ctrl-C, an OOM kill, pipe
+  // itself killed) never reached the `finally` below, and the same stage and key get the same folder: its files
+  // would be there for the next run to find, which a fresh run never sees.
+  rmSync(spec.tmpDir, { recursive: true, force: true });
   mkdirSync(spec.tmpDir, { recursive: true });
   // Locally the engine granted the GPUs; on SLURM the allocation did, and slurmd exported CUDA_VISIBLE_DEVICES.
   const visible = process.env.CUDA_VISIBLE_DEVICES;

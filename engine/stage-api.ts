@@ -120,7 +120,7 @@ export interface StageContext<W = Record<string, unknown>> {
   readonly pipeline: { file: string; name: string; pipeVersion: string };
   /** Resolve a workspace-relative path to an absolute one. */
   resolve(relPath: string): string;
-  /** A private scratch directory, removed after the stage. */
+  /** A private scratch directory: empty when the stage starts (whatever a killed earlier attempt left), removed after. */
   readonly tmpDir: string;
   /** Resources granted (cpus to use for worker pools, GPU ids visible). */
   readonly resources: Resources & { gpuIds: string[] };

@@ -2,7 +2,7 @@
 // the lock; a second Ctrl-C kills a stage that ignores SIGTERM/SIGINT, with everything it started, and removes its
 // half output. Real signals, real processes, a real 1 MiB tmpfs; gated on files and events, not on sleeps.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -68,6 +68,47 @@ describe('a second Ctrl-C', () => {
     expect(r.code).toBe(130);
     await until(() => !alive(sh), 'the stage to be gone', 10_000);
     expect(w.exists('.pipe/lock')).toBe(false);
+  });
+});
+
+describe('a uses stage killed with SIGKILL', () => {
+  it("leaves nothing in its scratch folder for the next run: ctx.tmpDir is empty when a stage starts, as on a fresh run", async () => {
+    ws = workspace({
+      'p.yaml': 'name: k\nstages:\n  s:\n    uses: local/scratch\n    with: {out: out/s.txt}\n',
+      'slow': '',
+      'kinds/local/scratch/manifest.js':
+        "export const manifest = { kind: 'local/scratch', description: 'test', with: { out: { type: 'path', role: 'out', required: true, description: '' } } };\n",
+      // Lists its scratch folder, leaves a file there, and (while `slow` exists) waits to be killed.
+      'kinds/local/scratch/run.js': [
+        "import { existsSync, readdirSync, writeFileSync } from 'node:fs';",
+        "import { join } from 'node:path';",
+        'export async function run(ctx) {',
+        "  const seen = readdirSync(ctx.tmpDir).sort().join(',');",
+        "  writeFileSync(join(ctx.tmpDir, 'partial.bin'), 'half');",
+        "  if (existsSync(ctx.resolve('slow'))) {",
+        "    writeFileSync(ctx.resolve('runner.pid'), String(process.pid));",
+        '    await new Promise((r) => setTimeout(r, 600_000));',
+        '  }',
+        "  writeFileSync(ctx.resolve(ctx.with.out), `scratch at start: [${seen}]\\n`);",
+        '}',
+        '',
+      ].join('\n'),
+    });
+    const w = ws;
+    const env = { PIPE_KINDS_PATH: join(w.dir, 'kinds') };
+    const p = pipeAsync(w.dir, ['run', 'p.yaml', '--json'], env);
+    await until(() => w.exists('runner.pid'), 'the stage to leave a file in its scratch folder');
+    const runner = Number(w.read('runner.pid'));
+    // pipe killed outright: the spawner SIGKILLs the stage's group, so the runner's own cleanup never runs.
+    p.child.kill('SIGKILL');
+    await p.done;
+    await until(() => !alive(runner), 'the killed stage to be gone', 10_000);
+    w.rm('slow');
+    const r = pipe(w.dir, ['run', 'p.yaml', '--json'], env);
+    expect(r.code, r.stderr).toBe(0);
+    expect(statuses(r.stdout)).toEqual({ s: 'ran' });
+    expect(w.read('out/s.txt')).toBe('scratch at start: []\n');
+    expect(readdirSync(join(w.dir, '.pipe/tmp')).filter((f) => f.endsWith('.scratch'))).toEqual([]);
   });
 });
 
