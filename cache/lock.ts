@@ -65,7 +65,10 @@ export function workspaceLock(pipeDir: string, command: string, opts: WorkspaceL
         const held = await readLock(lockPath);
         if (held === undefined) continue; // released between our create and read: try again at once
         if (isStale(held.file)) {
-          await breakStale(lockPath, held.ino);
+          // A `lock.break` pipe cannot read stands in the way of every takeover: said, never waited on.
+          const blocker = await breakStale(lockPath, held.ino);
+          if (blocker) return { ok: false, holder: publicHolder(blocker) };
+          if (signal?.aborted) return { ok: false, holder: publicHolder(held.file) };
           continue;
         }
         // No process will ever release a lock file pipe cannot read: waiting for it would be forever.
@@ -121,7 +124,7 @@ async function readLock(path: string): Promise<{ file: LockFile; ino: bigint } |
         await sleep(10);
         return undefined;
       }
-      return unreadable(path, 'not a lock pipe wrote');
+      return unreadable(path, 'not JSON');
     }
     throw e;
   }
@@ -130,6 +133,15 @@ async function readLock(path: string): Promise<{ file: LockFile; ino: bigint } |
 /** A lock file pipe cannot read is reported as held, never deleted: the user removes a file pipe does not understand. */
 function unreadable(path: string, why: string): { file: LockFile; ino: bigint } {
   return { file: { pid: 0, host: '?', command: `unreadable lock file ${path} (${why})`, since: '', nonce: '', unreadable: why }, ino: -1n };
+}
+
+/**
+ * What to tell the user when the lock is held by a file pipe cannot read (`holder.unreadable`), else undefined.
+ * Every command that takes the lock says the same, and none waits: no process will ever release it.
+ */
+export function unreadableLockText(holder: LockHolder): string | undefined {
+  if (holder.unreadable === undefined) return undefined;
+  return `the workspace is locked by an ${holder.command}: not a lock pipe wrote, so no process will ever release it; remove it if no pipe is running in this workspace`;
 }
 
 /** A lock file holds one line of JSON. */
@@ -161,16 +173,20 @@ function processIdentity(pid: number): { bootId?: string; start?: string } {
 }
 
 
-/** Remove the lock file if it is still the stale inode we saw, under `lock.break` so only one process does it. */
-async function breakStale(lockPath: string, staleIno: bigint): Promise<void> {
+/**
+ * Remove the lock file if it is still the stale inode we saw, under `lock.break` so only one process does it.
+ * Returns the `lock.break` holder when that file is one pipe cannot read (no breaker will ever remove it).
+ */
+async function breakStale(lockPath: string, staleIno: bigint): Promise<LockFile | undefined> {
   const breakPath = `${lockPath}.break`;
   const me = { pid: process.pid, host: hostname(), nonce: randomBytes(8).toString('hex'), ...processIdentity(process.pid) };
   if (!(await tryCreate(breakPath, me))) {
     // Someone else is breaking it. If that breaker died mid-way (a crash inside a few ms), clear its file.
     const b = await readLock(breakPath);
+    if (b?.file.unreadable !== undefined) return b.file;
     if (b && isStale(b.file)) await unlink(breakPath).catch(() => undefined);
     else await sleep(20);
-    return;
+    return undefined;
   }
   try {
     const now = await readLock(lockPath);

@@ -27,7 +27,8 @@ function openFailure(e: unknown): BoundedRead {
 
 /**
  * The bytes of `path` when it is a regular file of at most `maxBytes`. The file is opened non-blocking and checked
- * before reading (a FIFO or device is never read); one that grows past the bound while it is read is too large.
+ * before reading (a FIFO or device is never read). One that grows while it is read (being written) is read on, and
+ * is too large only once it passes the bound.
  */
 export async function readBounded(path: string, maxBytes: number): Promise<BoundedRead> {
   let fh;
@@ -40,13 +41,16 @@ export async function readBounded(path: string, maxBytes: number): Promise<Bound
     const st = await fh.stat();
     if (!st.isFile()) return { ok: false, why: 'not-a-file' };
     if (st.size > maxBytes) return { ok: false, why: 'too-large', size: st.size };
-    const buf = Buffer.alloc(st.size + 1);
+    let buf: Buffer = Buffer.alloc(st.size + 1);
     let n = 0;
     for (;;) {
       const { bytesRead } = await fh.read(buf, n, buf.length - n, n);
       if (bytesRead === 0) break;
       n += bytesRead;
-      if (n === buf.length) return { ok: false, why: 'too-large', size: n }; // grew past what stat said
+      if (n === buf.length) {
+        if (n > maxBytes) return { ok: false, why: 'too-large', size: n };
+        buf = grown(buf, n, maxBytes); // grew past what stat said: read on, up to the bound
+      }
     }
     return { ok: true, bytes: buf.subarray(0, n) };
   } finally {
@@ -66,18 +70,28 @@ export function readBoundedSync(path: string, maxBytes: number): BoundedRead {
     const st = fstatSync(fd);
     if (!st.isFile()) return { ok: false, why: 'not-a-file' };
     if (st.size > maxBytes) return { ok: false, why: 'too-large', size: st.size };
-    const buf = Buffer.alloc(st.size + 1);
+    let buf: Buffer = Buffer.alloc(st.size + 1);
     let n = 0;
     for (;;) {
       const bytesRead = readSync(fd, buf, n, buf.length - n, n);
       if (bytesRead === 0) break;
       n += bytesRead;
-      if (n === buf.length) return { ok: false, why: 'too-large', size: n };
+      if (n === buf.length) {
+        if (n > maxBytes) return { ok: false, why: 'too-large', size: n };
+        buf = grown(buf, n, maxBytes);
+      }
     }
     return { ok: true, bytes: buf.subarray(0, n) };
   } finally {
     closeSync(fd);
   }
+}
+
+/** A buffer holding the `n` bytes of `buf` with room to read more: twice as large, at most one byte past `maxBytes`. */
+function grown(buf: Buffer, n: number, maxBytes: number): Buffer {
+  const next = Buffer.alloc(Math.min(Math.max(2 * buf.length, 64), maxBytes + 1));
+  buf.copy(next, 0, 0, n);
+  return next;
 }
 
 /** The text of `path` when readBounded finds a regular file within the bound, else undefined (whatever the reason). */

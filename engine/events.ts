@@ -181,6 +181,8 @@ export type WarningCode =
   | 'watch-paused'
   /** Another pipe holds the workspace lock; waiting for it. */
   | 'lock-wait'
+  /** Watch mode: the workspace lock is a file pipe cannot read (no process will release it); this cycle ran nothing. */
+  | 'lock-unreadable'
   /** Watch mode: the pipeline file cannot be read (missing, unreadable); waiting for it. */
   | 'pipeline-unreadable';
 

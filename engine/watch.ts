@@ -12,7 +12,7 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { workspaceLock } from '../cache/lock.js';
+import { unreadableLockText, workspaceLock } from '../cache/lock.js';
 import { emptyCounts, type EventInput, type RunCounts } from './events.js';
 import * as kinds from './kinds.js';
 import type { Pipeline, StageSpec } from './model.js';
@@ -329,7 +329,12 @@ export class WatchSession {
       signal: this.cycleAbort.signal,
       onWait: (h) => this.say({ type: 'warning', code: 'lock-wait', message: `waiting for the workspace lock held by \`${h.command}\` (pid ${h.pid} on ${h.host})` }),
     });
-    if (!got.ok) return { counts: emptyCounts() }; // stopped while waiting
+    if (!got.ok) {
+      // Stopped while waiting; or a lock file no process will release: said, and the next change tries again.
+      const unreadable = unreadableLockText(got.holder);
+      if (unreadable) this.say({ type: 'warning', code: 'lock-unreadable', message: unreadable });
+      return { counts: emptyCounts() };
+    }
     if (this.stopping) {
       await got.release();
       return { counts: emptyCounts() };

@@ -4,7 +4,7 @@
  * instead of one run record per stage). Opening a workspace registers it (with the pipeline's lock file) in the
  * store's registry, so `pipe gc` in another workspace sharing the store keeps what this one references.
  */
-import { mkdirSync } from 'node:fs';
+import { lstatSync, mkdirSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { basename, join, relative } from 'node:path';
 import { writeFileAtomicSync } from '../cache/atomic.js';
@@ -64,6 +64,20 @@ export async function openWorkspace(p: Pipeline): Promise<Workspace> {
 }
 
 /** The pipeline's index file: one per pipeline file (two pipelines may share stage names). */
+/**
+ * One of pipe's own folders under `.pipe` that it writes files in during a run (`logs`, `tmp`): made when missing,
+ * refused when something else is there. A stage's command can replace it with a link, and every file pipe then
+ * wrote in it would land wherever the link points, outside the workspace.
+ */
+export function ownFolder(dir: string): string {
+  const st = lstatSync(dir, { throwIfNoEntry: false });
+  if (st === undefined) mkdirSync(dir, { recursive: true });
+  else if (!st.isDirectory()) {
+    throw new Error(`${dir} is ${st.isSymbolicLink() ? 'a link' : 'not a folder'}, not the folder pipe keeps its files in (a stage's command replaced it?); pipe writes nothing through it. Remove it and run again`);
+  }
+  return dir;
+}
+
 export function indexFileOf(p: Pipeline): string {
   return join(pipeDirOf(p), 'index', `${pipelineSlug(p)}.json`);
 }

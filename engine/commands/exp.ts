@@ -6,7 +6,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { workspaceLock } from '../../cache/lock.js';
+import { unreadableLockText, workspaceLock } from '../../cache/lock.js';
 import { unregisterWorkspace } from '../../cache/registry.js';
 import { didYouMean, displayPath } from '../dsl/diagnostics.js';
 import { variantName } from '../dsl/experiments.js';
@@ -240,6 +240,8 @@ async function take(dir: string, command: string, wait: boolean, signal: AbortSi
       if (signal.aborted) return undefined;
       throw e;
     });
+  const unreadable = got && !got.ok ? unreadableLockText(got.holder) : undefined;
+  if (unreadable) throw new ExitError(`pipe: ${unreadable}`, 1);
   if (!got || (!got.ok && signal.aborted)) return undefined;
   if (!got.ok) throw new ExitError(`pipe: ${what} is locked by \`${got.holder.command}\` (pid ${got.holder.pid} on ${got.holder.host}); not waiting (--no-wait)`, 1);
   const undo = releaseLockOnExit(dir);

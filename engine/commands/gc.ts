@@ -7,7 +7,7 @@
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { collectGarbage, type GcResult, type LockRefs } from '../../cache/gc.js';
-import { workspaceLock } from '../../cache/lock.js';
+import { unreadableLockText, workspaceLock } from '../../cache/lock.js';
 import { registerWorkspace } from '../../cache/registry.js';
 import { openHashState } from '../../cache/state.js';
 import { lockPath, readLockAsync } from '../lockfile.js';
@@ -102,6 +102,8 @@ async function lockRefs(file: string): Promise<LockRefs | undefined> {
 
 async function take(pipeDir: string): Promise<() => Promise<void>> {
   const got = await workspaceLock(pipeDir, 'pipe gc').acquire({ wait: false });
+  const unreadable = got.ok ? undefined : unreadableLockText(got.holder);
+  if (unreadable) throw new ExitError(`pipe gc: ${unreadable}`, 1);
   if (!got.ok) throw new ExitError(`pipe gc: the workspace is locked by \`${got.holder.command}\` (pid ${got.holder.pid} on ${got.holder.host}); try again when it is done`, 1);
   return got.release;
 }

@@ -1,6 +1,5 @@
 /** `pipe run FILE [STAGE|GLOB...]`: bring the selected stages up to date. */
-import { join } from 'node:path';
-import { workspaceLock } from '../../cache/lock.js';
+import { unreadableLockText, workspaceLock } from '../../cache/lock.js';
 import { planStages, runStages } from '../run.js';
 import { openWorkspace, pipeDirOf } from '../workspace.js';
 import { ExitError, UsageError } from './errors.js';
@@ -78,9 +77,8 @@ export async function runCommand(file: string, targets: string[], opts: RunComma
     }
     if (!got.ok) {
       await out.close();
-      if (got.holder.unreadable !== undefined) {
-        throw new ExitError(`pipe: the workspace lock ${join(ws.pipeDir, 'lock')} is not a lock pipe wrote (${got.holder.unreadable}), so no run will ever release it; remove it if no pipe runs in ${loaded.pipeline.workdir}`, 1);
-      }
+      const unreadable = unreadableLockText(got.holder);
+      if (unreadable) throw new ExitError(`pipe: ${unreadable}`, 1);
       throw new ExitError(`pipe: the workspace ${loaded.pipeline.workdir} is locked by ${holderText(got.holder)}; not waiting (--no-wait)`, 1);
     }
     undoExitHook = releaseLockOnExit(ws.pipeDir);

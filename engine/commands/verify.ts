@@ -7,14 +7,14 @@
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { resolve } from 'node:path';
-import { workspaceLock } from '../../cache/lock.js';
+import { unreadableLockText, workspaceLock } from '../../cache/lock.js';
 import type { PipeEvent } from '../events.js';
 import { verifyStages, type Verdict } from '../verify.js';
 import { pipeDirOf } from '../workspace.js';
 import { interrupts } from './interrupts.js';
 import { loadAll, selectStages } from './load.js';
 import { machineFor, openOutput } from './session.js';
-import { UsageError } from './errors.js';
+import { ExitError, UsageError } from './errors.js';
 import { pipeVersion } from './version.js';
 
 export interface VerifyCommandOptions {
@@ -49,7 +49,11 @@ export async function verifyCommand(file: string, targets: string[], opts: Verif
   try {
     if (lock) {
       const got = await lock.acquire({ wait: true, signal: stop.cancel, onWait: (h) => process.stderr.write(`pipe: waiting for the workspace lock held by \`${h.command}\` (pid ${h.pid} on ${h.host})\n`) });
-      if (!got.ok) return 130;
+      if (!got.ok) {
+        const unreadable = unreadableLockText(got.holder);
+        if (unreadable) throw new ExitError(`pipe: ${unreadable}`, 1);
+        return 130; // interrupted while waiting
+      }
       release = got.release;
     }
     const result = await verifyStages({

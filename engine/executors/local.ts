@@ -8,13 +8,14 @@
  * child_process.spawn. Not execa: with `-j 2` on 2 cores the parent's CPU per spawn bounds how fast trivial stages go,
  * and execa 9 measured ~2x the parent CPU per spawn of child_process (400 `sh -c cp`: 0.39 s vs 0.82–0.91 s CPU).
  */
-import { constants, createWriteStream, mkdirSync, openSync, realpathSync, statSync, type WriteStream } from 'node:fs';
+import { constants, createWriteStream, openSync, realpathSync, statSync, type WriteStream } from 'node:fs';
 import { dirname } from 'node:path';
 import { hostname } from 'node:os';
 import type { Executor, Job, JobHooks, JobResult } from './executor.js';
 import { childEnv } from '../env.js';
 import { killGroup, startProcess } from './spawner.js';
 import { unlinkIfPresentSync } from '../../cache/atomic.js';
+import { ownFolder } from '../workspace.js';
 
 export interface LocalExecutorOptions {
   /** How long a cancelled job gets between SIGTERM and SIGKILL (ms). */
@@ -183,7 +184,8 @@ process.on('exit', () => {
 function openLog(file: string, onError: (e: Error) => void): WriteStream | undefined {
   let fd: number;
   try {
-    mkdirSync(dirname(file), { recursive: true });
+    // The job itself may have replaced the logs folder with a link: refused (ownFolder), never written through.
+    ownFolder(dirname(file));
     fd = openSync(file, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o666);
   } catch (e) {
     onError(e as Error);

@@ -3,9 +3,10 @@
  * through its executor with retries, turning the child's output into events (`::pipe::` lines from the runner become
  * progress, log and record() data). Knows nothing of the cache: what the job left is the commit's business.
  */
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { lstatSync, rmSync } from 'node:fs';
 import { readTailSync } from '../../cache/read.js';
-import { join, relative } from 'node:path';
+import { writeFileAtomicSync } from '../../cache/atomic.js';
+import { dirname, join, relative } from 'node:path';
 import type { Hash } from '../../cache/types.js';
 import type { Emit } from '../events.js';
 import type { Executor, Job, JobResult } from '../executors/executor.js';
@@ -17,7 +18,7 @@ import type { StageKeyInfo } from '../plan.js';
 import { PIPE_LINE, type RunnerMessage, type RunnerSpec } from '../runner.js';
 import type { Grant, Machine } from '../scheduler.js';
 import type { UpstreamRun } from '../stage-api.js';
-import type { Workspace } from '../workspace.js';
+import { ownFolder, type Workspace } from '../workspace.js';
 
 /** What every job of one run shares. */
 export interface DispatchContext {
@@ -71,6 +72,7 @@ export async function dispatch(ctx: DispatchContext, stage: StageSpec, info: Sta
     lastLines.push(line);
     if (lastLines.length > TAIL_LINES) lastLines.shift();
   };
+  ownFolder(ctx.ws.logsDir); // the job's log is written in it
   const job = await buildJob(ctx, stage, info, jobIdOf(name, info), logFile, grant);
   ctx.emit({ type: 'stage-start', stage: name, executor: executor.name, gpuIds: grant?.gpuIds ?? [], cpus: grant?.cpus ?? stage.resources.cpus, logFile });
   const lines = lineSplitter((line) => {
@@ -172,8 +174,7 @@ export async function buildJob(ctx: DispatchContext, stage: StageSpec, info: Sta
     if (pipeline.settings.env === 'strict') passEnv = PASS_THROUGH;
   } else {
     passEnv = [...PASS_THROUGH, ...kindEnvNames(stage)];
-    mkdirSync(ws.tmpDir, { recursive: true });
-    const specFile = join(ws.tmpDir, `${jobId}.json`);
+    const specFile = join(ownFolder(ws.tmpDir), `${jobId}.json`);
     const spec: RunnerSpec = {
       stage: stage.name,
       kind: stage.uses!,
@@ -191,7 +192,8 @@ export async function buildJob(ctx: DispatchContext, stage: StageSpec, info: Sta
       ...(info.fields.toolchain ? { toolchain: { node: info.fields.toolchain.node, platform: info.fields.toolchain.platform } } : {}),
     };
     rmSync(spec.resultFile, { force: true });
-    writeFileSync(specFile, JSON.stringify(spec));
+    // Replaced, never written through: a link a stage put at this name would have pipe write where it points.
+    writeFileAtomicSync(specFile, JSON.stringify(spec));
     argv = [process.execPath, join(engineDistDir, 'runner.js'), specFile];
   }
   return {
@@ -272,16 +274,24 @@ const TAIL_LINES = 15;
 /** The last lines of a log (runner protocol lines left out), for failed stages. */
 export function logTail(file: string, lines = TAIL_LINES): string | undefined {
   // Only the end is read, without following a link or blocking on a FIFO: the job writes (and can replace) its log.
-  const tail = readTailSync(file, LOG_TAIL_BYTES);
+  // The folder too: a stage may have replaced .pipe/logs with a link to a folder outside the workspace.
+  if (!lstatSync(dirname(file), { throwIfNoEntry: false })?.isDirectory()) return undefined;
+  // One byte more than shown: the byte before the window says whether it starts a line.
+  const tail = readTailSync(file, LOG_TAIL_BYTES + 1);
   if (!tail) return undefined;
-  const text = tail.bytes.toString('utf8').trimEnd();
-  if (!text) return undefined;
-  const all = text.split('\n');
-  if (tail.skipped > 0) all.shift(); // the first line read is only the end of a line
-  return all
+  let text = tail.bytes.toString('utf8');
+  if (tail.skipped > 0) {
+    const nl = text.indexOf('\n');
+    // Cut mid-line: that line's end is left out, unless it is the only line there is (shown from `…`).
+    text = nl < 0 ? `…${text.slice(1)}` : text.slice(nl + 1);
+  }
+  const shown = text
+    .trimEnd()
+    .split('\n')
     .filter((l) => !l.startsWith(PIPE_LINE))
     .slice(-lines)
     .join('\n');
+  return shown === '' ? undefined : shown;
 }
 
 /** Enough for the last lines of any log; a log of gigabytes is not read to show 15 lines. */

@@ -159,6 +159,27 @@ describe('WorkspaceLock', () => {
     if (!big.ok) expect(big.holder.unreadable).toBe(`${statSync(`${d}/.pipe/lock`).size} bytes`);
   });
 
+  it('a stale lock with a lock.break pipe cannot read (FIFO, old junk) next to it: reported at once, not looped on', async () => {
+    const d = tempDir();
+    const { mkdirSync, utimesSync } = await import('node:fs');
+    const { execFileSync } = await import('node:child_process');
+    mkdirSync(`${d}/.pipe`);
+    // A lock of a process that is gone (stale: taken over, under lock.break, if lock.break lets it).
+    writeFileSync(`${d}/.pipe/lock`, JSON.stringify({ pid: 999_999_999, host: hostname(), command: 'gone', since: '', nonce: 'n' }));
+    execFileSync('mkfifo', [`${d}/.pipe/lock.break`]);
+    const r = await workspaceLock(`${d}/.pipe`, 'me').acquire({ wait: true });
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.holder.command).toBe(`unreadable lock file ${d}/.pipe/lock.break (not a regular file)`);
+    const { rmSync } = await import('node:fs');
+    rmSync(`${d}/.pipe/lock.break`);
+    writeFileSync(`${d}/.pipe/lock.break`, 'junk');
+    const old = new Date(Date.now() - 3600_000);
+    utimesSync(`${d}/.pipe/lock.break`, old, old);
+    const j = await workspaceLock(`${d}/.pipe`, 'me').acquire({ wait: false });
+    expect(j.ok).toBe(false);
+    if (!j.ok) expect(j.holder.unreadable).toBe('not JSON');
+  });
+
   it('release leaves a lock that is no longer ours', async () => {
     const d = tempDir();
     const r = await workspaceLock(`${d}/.pipe`, 'pipe run').acquire({ wait: false });

@@ -1,12 +1,12 @@
 // Cache hits and misses for every key field, run-cache restore, and output verification — through the real CLI.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Gates } from '../support/gate.js';
-import { codes, pipe, pipeAsync, reasons, runRecords, statuses, workspace, type Ws } from './helpers.js';
+import { codes, events, pipe, pipeAsync, reasons, runRecords, statuses, workspace, type Ws } from './helpers.js';
 
 let ws: Ws;
 afterEach(() => ws?.cleanup());
@@ -588,11 +588,62 @@ describe("pipe's own files under .pipe, replaced by a stage", () => {
       const r = pipe(w.dir, ['run', 'p.yaml'], {}, { timeoutMs: 30_000 });
       expect(r.signal).toBeNull();
       expect(r.code).not.toBe(0);
-      expect(r.stderr).toContain(`the workspace lock ${join(w.dir, '.pipe/lock')} is not a lock pipe wrote (not a regular file), so no run will ever release it`);
+      const said = `the workspace is locked by an unreadable lock file ${join(w.dir, '.pipe/lock')} (not a regular file): not a lock pipe wrote, so no process will ever release it`;
+      expect(r.stderr).toContain(said);
       expect(r.stderr).not.toMatch(/\n\s+at /); // one paragraph, no stack trace
+      // Every command that takes the lock says the same, at once (verify used to exit 130 as if interrupted).
+      for (const cmd of [['verify', 'p.yaml'], ['gc', 'p.yaml']]) {
+        const c = pipe(w.dir, cmd, {}, { timeoutMs: 30_000 });
+        expect(c.signal, cmd[0]).toBeNull();
+        expect(c.code, cmd[0]).toBe(1);
+        expect(c.stderr, cmd[0]).toContain(said);
+      }
       expect(lstatSync(join(w.dir, '.pipe/lock')).isFIFO()).toBe(true);
     } finally {
       w.cleanup();
+    }
+  });
+
+  it('a logs or tmp folder a stage replaced with a link is never written or read through: refused, naming it', () => {
+    const outside = mkdtempSync(join(tmpdir(), 'pipe-outside-'));
+    writeFileSync(join(outside, 'victim.txt'), 'UNTOUCHED\n');
+    const w = workspace({
+      'p.yaml':
+        'name: f\nstages:\n' +
+        // Replaces the logs folder, then prints: the log would be created in the folder the link points to.
+        `  logs:\n    cmd: rm -rf .pipe/logs; ln -s ${outside} .pipe/logs; echo printed\n    outs: [out/l.txt]\n`,
+      'in.txt': 'x\n',
+    });
+    try {
+      const r = pipe(w.dir, ['run', 'p.yaml', '--json'], {}, { timeoutMs: 30_000 });
+      expect(statuses(r.stdout)).toEqual({ logs: 'failed' });
+      expect(r.stdout).toContain(`${join(w.dir, '.pipe/logs')} is a link, not the folder pipe keeps its files in`);
+      expect(readdirSync(outside)).toEqual(['victim.txt']);
+      // The next run refuses before its job starts.
+      const again = pipe(w.dir, ['run', 'p.yaml', '--json'], {}, { timeoutMs: 30_000 });
+      expect(statuses(again.stdout)).toEqual({ logs: 'failed' });
+      expect(readdirSync(outside)).toEqual(['victim.txt']);
+
+      // A uses stage's spec file: a link at its name (or at .pipe/tmp itself) is replaced or refused, never written through.
+      rmSync(join(w.dir, '.pipe/logs'));
+      w.write('p.yaml', 'name: f\nstages:\n  e:\n    uses: testing/echo\n    with: {src: in.txt, out: out/e.txt}\n');
+      const first = pipe(w.dir, ['run', 'p.yaml', '--json']);
+      expect(first.code, first.stderr).toBe(0);
+      const key = (events(first.stdout).find((e) => e.type === 'stage-end' && e.stage === 'e') as { key?: string } | undefined)?.key ?? '';
+      expect(key).toMatch(/^[0-9a-f]{64}$/);
+      symlinkSync(join(outside, 'victim.txt'), join(w.dir, `.pipe/tmp/e-${key.slice(0, 12)}.json`));
+      const forced = pipe(w.dir, ['run', 'p.yaml', '--json', '--force', 'e'], {}, { timeoutMs: 30_000 });
+      expect(forced.code, forced.stderr).toBe(0);
+      expect(readFileSync(join(outside, 'victim.txt'), 'utf8')).toBe('UNTOUCHED\n');
+      rmSync(join(w.dir, '.pipe/tmp'), { recursive: true, force: true });
+      symlinkSync(outside, join(w.dir, '.pipe/tmp'));
+      const linked = pipe(w.dir, ['run', 'p.yaml', '--json', '--force', 'e'], {}, { timeoutMs: 30_000 });
+      expect(statuses(linked.stdout)).toEqual({ e: 'failed' });
+      expect(linked.stdout).toContain(`${join(w.dir, '.pipe/tmp')} is a link, not the folder pipe keeps its files in`);
+      expect(readdirSync(outside)).toEqual(['victim.txt']);
+    } finally {
+      w.cleanup();
+      rmSync(outside, { recursive: true, force: true });
     }
   });
 
