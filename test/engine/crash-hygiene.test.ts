@@ -21,7 +21,9 @@ describe('a second Ctrl-C', () => {
   // other waits for the slot — and is what the first Ctrl-C cancels before it starts.
   const twoStages = (cmd: (name: string) => string): string =>
     'name: c\nstages:\n' + ['a', 'b'].map((n) => `  ${n}:\n    cmd: ${cmd(n)}\n    outs: [out/${n}.txt]\n`).join('');
-  const startedOf = (w: Ws): string | undefined => ['a', 'b'].find((n) => w.exists(`${n}.sh.pid`));
+  // Started once its pid file is whole: the shell creates the file before it writes the pid, and a test reading it in
+  // between (seen under a loaded full run) got '' — pid 0, never alive.
+  const startedOf = (w: Ws): string | undefined => ['a', 'b'].find((n) => w.exists(`${n}.sh.pid`) && /^\d+\n$/.test(w.read(`${n}.sh.pid`)));
 
   it('kills a stage that ignores SIGTERM and SIGINT, and what it started; no half output, no lock, no record', async () => {
     ws = workspace({
@@ -97,7 +99,7 @@ describe('a uses stage killed with SIGKILL', () => {
     const w = ws;
     const env = { PIPE_KINDS_PATH: join(w.dir, 'kinds') };
     const p = pipeAsync(w.dir, ['run', 'p.yaml', '--json'], env);
-    await until(() => w.exists('runner.pid'), 'the stage to leave a file in its scratch folder');
+    await until(() => w.exists('runner.pid') && /^\d+$/.test(w.read('runner.pid')), 'the stage to leave a file in its scratch folder');
     const runner = Number(w.read('runner.pid'));
     // pipe killed outright: the spawner SIGKILLs the stage's group, so the runner's own cleanup never runs.
     p.child.kill('SIGKILL');
