@@ -2,7 +2,7 @@
  * Metrics files (outs with `metric: true`, JSON) flattened to `a.b.c → value`, for `pipe metrics`, `pipe metrics
  * diff` and `pipe exp`. Pure helpers, except `readMetricsFile` (one bounded read).
  */
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { readBoundedSync, type BoundedRead } from '../cache/read.js';
 import { tableWidth, textTable, type Table } from './ui/table.js';
 
 export interface MetricsRow {
@@ -35,29 +35,17 @@ export function maxMetricsBytes(env: NodeJS.ProcessEnv = process.env): number {
  * its path.
  */
 export function readMetricsFile(abs: string, maxBytes = maxMetricsBytes()): { metrics: Record<string, unknown> } | { problem: string; missing?: true } {
-  let fd: number;
+  // A stage wrote it: read non-blocking and only as a regular file, so a FIFO there cannot hang `pipe metrics`.
+  let r: BoundedRead;
   try {
-    fd = openSync(abs, 'r');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    return code === 'ENOENT' ? { problem: 'missing', missing: true } : { problem: `cannot be read (${(e as Error).message})` };
-  }
-  try {
-    const size = fstatSync(fd).size;
-    if (size > maxBytes) return { problem: `is ${size} bytes, over the limit of ${maxBytes} for a metrics file (set PIPE_MAX_METRICS_BYTES to raise it)` };
-    const buf = Buffer.alloc(size);
-    let got = 0;
-    while (got < size) {
-      const n = readSync(fd, buf, got, size - got, got);
-      if (n === 0) break;
-      got += n;
-    }
-    return parseMetrics(buf.subarray(0, got).toString('utf8'));
+    r = readBoundedSync(abs, maxBytes);
   } catch (e) {
     return { problem: `cannot be read (${(e as Error).message})` };
-  } finally {
-    closeSync(fd);
   }
+  if (r.ok) return parseMetrics(r.bytes.toString('utf8'));
+  if (r.why === 'missing') return { problem: 'missing', missing: true };
+  if (r.why === 'too-large') return { problem: `is ${r.size} bytes, over the limit of ${maxBytes} for a metrics file (set PIPE_MAX_METRICS_BYTES to raise it)` };
+  return { problem: r.why === 'not-a-file' ? 'is not a regular file' : 'cannot be read' };
 }
 
 /** Metrics from JSON text (a file's, or a cached object's). */

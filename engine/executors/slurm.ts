@@ -13,6 +13,7 @@
  */
 import { execFile } from 'node:child_process';
 import { mkdir, open, rm, writeFile } from 'node:fs/promises';
+import { realpathSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Executor, Job, JobHooks, JobResult } from './executor.js';
@@ -388,7 +389,14 @@ export class SlurmExecutor implements Executor {
     }
     if (!this.jobcompLog) return undefined;
     // The cluster's log of every job ever completed: only its end holds the jobs that just left the queue.
-    return readTailSync(this.jobcompLog, JOBCOMP_TAIL_BYTES)?.bytes.toString('utf8');
+    // The cluster's own file, where its admin put it (a link to another disk included): the link is followed.
+    let file = this.jobcompLog;
+    try {
+      file = realpathSync(file);
+    } catch {
+      return undefined;
+    }
+    return readTailSync(file, JOBCOMP_TAIL_BYTES)?.bytes.toString('utf8');
   }
 
   private async squeue(): Promise<Map<string, QueueEntry & { name: string }>> {

@@ -102,3 +102,24 @@ describe('pipe metrics diff', () => {
     expect((await runPipe(ws.dir, ['metrics', 'diff', 'p.yaml', '--rev', '--output=/tmp/x'])).stderr).toMatch(/is not a git revision/);
   });
 });
+
+describe('readMetricsFile', () => {
+  it('a metrics file a stage turned into a FIFO is not read (a plain open waits for a writer): said at once; size bound named', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const { mkdtempSync, writeFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { readMetricsFile } = await import('../../engine/metrics.js');
+    const d = mkdtempSync(join(tmpdir(), 'pipe-metrics-'));
+    try {
+      execFileSync('mkfifo', [join(d, 'm.json')]);
+      expect(readMetricsFile(join(d, 'm.json'))).toEqual({ problem: 'is not a regular file' });
+      writeFileSync(join(d, 'big.json'), `{"a": "${'x'.repeat(100)}"}`);
+      expect(readMetricsFile(join(d, 'big.json'), 10)).toEqual({ problem: expect.stringMatching(/^is 109 bytes, over the limit of 10 for a metrics file \(set PIPE_MAX_METRICS_BYTES/) });
+      expect(readMetricsFile(join(d, 'none.json'))).toEqual({ problem: 'missing', missing: true });
+      writeFileSync(join(d, 'ok.json'), '{"a": 1}');
+      expect(readMetricsFile(join(d, 'ok.json'))).toEqual({ metrics: { a: 1 } });
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
+  });
+});
