@@ -1,6 +1,7 @@
 // `pipe watch` through the real CLI on temp workspaces: edits to deps, params and the YAML itself, bursts of saves,
 // and writes the watcher must ignore. Every assertion is about the JSON events the watcher prints.
-import { renameSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { lastCycle, startWatch, watchWorkspace, type Watcher, type Ws } from './helpers.js';
@@ -195,5 +196,27 @@ stages:
     expect(resumed.trigger).toBe('refresh');
     expect(resumed.files).toContain('data/self/in.txt');
     await w.next('paused again', (e) => e.type === 'warning' && String(e.message).startsWith('paused:'), n, 60_000);
+  });
+});
+
+describe('pipe watch: a workspace lock no process will release', () => {
+  it('a cycle says so (lock-unreadable) and runs nothing; once the file is removed, the next change runs', async () => {
+    ws = watchWorkspace({ 'p.yaml': 'name: l\nstages:\n  a:\n    cmd: cat data/a.txt > out/a.txt\n    deps: [data/a.txt]\n    outs: [out/a.txt]\n', 'data/a.txt': 'a1\n' });
+    w = startWatch(ws.dir, ['p.yaml']);
+    await w.cycle(1);
+    expect(ws.read('out/a.txt')).toBe('a1\n');
+    // Put there by a stage's command, say: a plain read would block, and waiting for it would be forever.
+    execFileSync('mkfifo', [join(ws.dir, '.pipe/lock')]);
+    ws.write('data/a.txt', 'a2\n');
+    const warn = await w.next('lock-unreadable', (e) => e.type === 'warning' && e.code === 'lock-unreadable');
+    expect(String(warn.message)).toContain(`unreadable lock file ${join(ws.dir, '.pipe/lock')} (not a regular file): not a lock pipe wrote`);
+    await w.cycle(2);
+    expect(w.started(2)).toEqual([]);
+    expect(ws.read('out/a.txt')).toBe('a1\n');
+    rmSync(join(ws.dir, '.pipe/lock'));
+    ws.write('data/a.txt', 'a3\n');
+    await w.cycle(3);
+    expect(w.started(3)).toEqual(['a']);
+    expect(ws.read('out/a.txt')).toBe('a3\n');
   });
 });
