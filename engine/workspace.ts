@@ -63,7 +63,6 @@ export async function openWorkspace(p: Pipeline): Promise<Workspace> {
   };
 }
 
-/** The pipeline's index file: one per pipeline file (two pipelines may share stage names). */
 /**
  * One of pipe's own folders under `.pipe` that it writes files in during a run (`logs`, `tmp`): made when missing,
  * refused when something else is there. A stage's command can replace it with a link, and every file pipe then
@@ -78,6 +77,7 @@ export function ownFolder(dir: string): string {
   return dir;
 }
 
+/** The pipeline's index file: one per pipeline file (two pipelines may share stage names). */
 export function indexFileOf(p: Pipeline): string {
   return join(pipeDirOf(p), 'index', `${pipelineSlug(p)}.json`);
 }
