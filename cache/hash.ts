@@ -4,10 +4,11 @@
  * processes and versions of the code that build the same value in a different order.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
+import { closeSync, readSync } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import { asHash } from './brand.js';
 import { CacheError } from './errors.js';
+import { openIfRegular, openIfRegularSync } from './read.js';
 import type { Hash } from './types.js';
 
 /** Files up to this size are read in one call: far cheaper than a stream for the many small files of a dataset. */
@@ -22,41 +23,27 @@ export async function hashFile(absPath: string): Promise<Hash> {
 }
 
 /*
- * Content is read only from a regular file, checked on the open descriptor. Every caller has seen a regular file in
- * a stat just before, but a running stage can put a FIFO or a device at that name in between: a plain open of a FIFO
- * waits for a writer that never comes (a synchronous one blocks pipe's only thread, Ctrl-C included), and a device
- * reads forever. Opened non-blocking (no effect on a regular file), a FIFO opens at once and is refused.
+ * Content is read only from a regular file, checked on the open descriptor (cache/read.ts openIfRegularSync). Every
+ * caller has seen a regular file in a stat just before, but a running stage can put a FIFO or a device at that name
+ * in between: a plain open of a FIFO waits for a writer that never comes (a synchronous one blocks pipe's only
+ * thread, Ctrl-C included), and a device reads forever.
  */
-const READ_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK;
-
 function notRegular(absPath: string): CacheError {
   return new CacheError(`${absPath} is not a regular file (it was replaced while pipe read it); pipe reads only regular files.`, 'special-file', absPath);
 }
 
 /** A descriptor of `absPath` for reading, when it is a regular file (else a CacheError, 'special-file'). */
 export function openRegularSync(absPath: string): number {
-  const fd = openSync(absPath, READ_FLAGS);
-  let regular = false;
-  try {
-    regular = fstatSync(fd).isFile();
-  } finally {
-    if (!regular) closeSync(fd);
-  }
-  if (!regular) throw notRegular(absPath);
-  return fd;
+  const opened = openIfRegularSync(absPath);
+  if (!opened) throw notRegular(absPath);
+  return opened.fd;
 }
 
 /** openRegularSync, for the asynchronous readers (streams of large files). */
 export async function openRegular(absPath: string): Promise<FileHandle> {
-  const fh = await open(absPath, READ_FLAGS);
-  let regular = false;
-  try {
-    regular = (await fh.stat()).isFile();
-  } finally {
-    if (!regular) await fh.close();
-  }
-  if (!regular) throw notRegular(absPath);
-  return fh;
+  const opened = await openIfRegular(absPath);
+  if (!opened) throw notRegular(absPath);
+  return opened.fh;
 }
 
 /**

@@ -6,8 +6,8 @@
  *
  * This file imports nothing but Node.
  */
-import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { closeSync, constants, fstatSync, openSync, readSync, type Stats } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
 
 /** What a bounded read found: the bytes, or why there are none. */
 export type BoundedRead =
@@ -17,6 +17,38 @@ export type BoundedRead =
 
 const MISSING = new Set(['ENOENT', 'ENOTDIR']);
 const UNREADABLE = new Set(['ENXIO', 'EACCES']);
+
+/**
+ * `path` opened for reading with its stat, when it is a regular file; undefined (and closed) when it is anything
+ * else. Opened non-blocking, so a FIFO opens at once and is refused instead of waited on (no effect on a regular
+ * file); `noFollow` refuses a link at `path` too (ELOOP, thrown). Errors of the open itself are thrown.
+ */
+export function openIfRegularSync(path: string, opts: { noFollow?: boolean } = {}): { fd: number; st: Stats } | undefined {
+  const fd = openSync(path, readFlags(opts.noFollow));
+  let st: Stats | undefined;
+  try {
+    st = fstatSync(fd);
+  } finally {
+    if (!st?.isFile()) closeSync(fd);
+  }
+  return st.isFile() ? { fd, st } : undefined;
+}
+
+/** openIfRegularSync, asynchronously. */
+export async function openIfRegular(path: string): Promise<{ fh: FileHandle; st: Stats } | undefined> {
+  const fh = await open(path, readFlags(false));
+  let st: Stats | undefined;
+  try {
+    st = await fh.stat();
+  } finally {
+    if (!st?.isFile()) await fh.close();
+  }
+  return st.isFile() ? { fh, st } : undefined;
+}
+
+function readFlags(noFollow: boolean | undefined): number {
+  return constants.O_RDONLY | constants.O_NONBLOCK | (noFollow ? constants.O_NOFOLLOW : 0);
+}
 
 function openFailure(e: unknown): BoundedRead {
   const code = (e as NodeJS.ErrnoException).code ?? '';
@@ -31,15 +63,15 @@ function openFailure(e: unknown): BoundedRead {
  * is too large only once it passes the bound.
  */
 export async function readBounded(path: string, maxBytes: number): Promise<BoundedRead> {
-  let fh;
+  let opened;
   try {
-    fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    opened = await openIfRegular(path);
   } catch (e) {
     return openFailure(e);
   }
+  if (!opened) return { ok: false, why: 'not-a-file' };
+  const { fh, st } = opened;
   try {
-    const st = await fh.stat();
-    if (!st.isFile()) return { ok: false, why: 'not-a-file' };
     if (st.size > maxBytes) return { ok: false, why: 'too-large', size: st.size };
     let buf: Buffer = Buffer.alloc(st.size + 1);
     let n = 0;
@@ -60,15 +92,15 @@ export async function readBounded(path: string, maxBytes: number): Promise<Bound
 
 /** readBounded with synchronous calls (run records are small, and read by the thousand on a no-op run). */
 export function readBoundedSync(path: string, maxBytes: number): BoundedRead {
-  let fd: number;
+  let opened;
   try {
-    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    opened = openIfRegularSync(path);
   } catch (e) {
     return openFailure(e);
   }
+  if (!opened) return { ok: false, why: 'not-a-file' };
+  const { fd, st } = opened;
   try {
-    const st = fstatSync(fd);
-    if (!st.isFile()) return { ok: false, why: 'not-a-file' };
     if (st.size > maxBytes) return { ok: false, why: 'too-large', size: st.size };
     let buf: Buffer = Buffer.alloc(st.size + 1);
     let n = 0;
@@ -118,15 +150,15 @@ export interface Tail {
  * turned into a link must not have pipe show a file from outside the workspace.
  */
 export function readTailSync(path: string, maxBytes: number): Tail | undefined {
-  let fd: number;
+  let opened;
   try {
-    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
+    opened = openIfRegularSync(path, { noFollow: true });
   } catch {
     return undefined;
   }
+  if (!opened) return undefined;
+  const { fd, st } = opened;
   try {
-    const st = fstatSync(fd);
-    if (!st.isFile()) return undefined;
     const skipped = Math.max(0, st.size - maxBytes);
     const buf = Buffer.alloc(Math.min(st.size, maxBytes));
     let n = 0;
