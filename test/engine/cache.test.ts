@@ -647,6 +647,28 @@ describe("pipe's own files under .pipe, replaced by a stage", () => {
     }
   });
 
+  it("a link put at a uses stage's scratch folder is removed as a link: what it points to outside the workspace is untouched", () => {
+    const outside = mkdtempSync(join(tmpdir(), 'pipe-outside-'));
+    writeFileSync(join(outside, 'precious.txt'), 'KEEP\n');
+    const w = workspace({ 'p.yaml': 'name: f\nstages:\n  e:\n    uses: testing/echo\n    with: {src: in.txt, out: out/e.txt}\n', 'in.txt': 'x\n' });
+    try {
+      const first = pipe(w.dir, ['run', 'p.yaml', '--json']);
+      expect(first.code, first.stderr).toBe(0);
+      const key = (events(first.stdout).find((e) => e.type === 'stage-end' && e.stage === 'e') as { key?: string } | undefined)?.key ?? '';
+      expect(key).toMatch(/^[0-9a-f]{64}$/);
+      // The runner empties its scratch folder before the stage runs, and removes it after: both remove the link.
+      symlinkSync(outside, join(w.dir, `.pipe/tmp/e-${key.slice(0, 12)}.scratch`));
+      const r = pipe(w.dir, ['run', 'p.yaml', '--json', '--force', 'e']);
+      expect(statuses(r.stdout)).toEqual({ e: 'ran' });
+      expect(readdirSync(outside)).toEqual(['precious.txt']);
+      expect(readFileSync(join(outside, 'precious.txt'), 'utf8')).toBe('KEEP\n');
+      expect(readdirSync(join(w.dir, '.pipe/tmp'))).toEqual([]);
+    } finally {
+      w.cleanup();
+      rmSync(outside, { recursive: true, force: true });
+    }
+  });
+
   it("a failed stage's log turned into a FIFO or a link is not read through: the failure is reported at once, without the linked file", () => {
     const secret = mkdtempSync(join(tmpdir(), 'pipe-outside-'));
     writeFileSync(join(secret, 'secret.txt'), 'OUTSIDE-THE-WORKSPACE\n');
