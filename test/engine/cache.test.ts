@@ -552,6 +552,15 @@ describe('a cache shared by two workspaces (settings.cache_dir)', () => {
 
 // Any stage's command can write .pipe: what pipe reads there is read bounded and non-blocking (cache/read.ts).
 describe("pipe's own files under .pipe, replaced by a stage", () => {
+  /** Runs p.yaml (it must succeed) and returns the key `stage` ended with. */
+  const keyOfRun = (dir: string, stage: string): string => {
+    const r = pipe(dir, ['run', 'p.yaml', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const key = (events(r.stdout).find((e) => e.type === 'stage-end' && e.stage === stage) as { key?: string } | undefined)?.key ?? '';
+    expect(key).toMatch(/^[0-9a-f]{64}$/);
+    return key;
+  };
+
   it("FIFOs at pipe's own state files (index, hash state, kinds memo, workspace id) hang neither run nor status: each is a cache, ignored and rewritten", () => {
     const w = workspace({ 'p.yaml': 'name: f\nstages:\n  a:\n    cmd: cp in.txt out/a.txt\n    deps: [in.txt]\n    outs: [out/a.txt]\n', 'in.txt': 'a\n' });
     try {
@@ -627,10 +636,7 @@ describe("pipe's own files under .pipe, replaced by a stage", () => {
       // A uses stage's spec file: a link at its name (or at .pipe/tmp itself) is replaced or refused, never written through.
       rmSync(join(w.dir, '.pipe/logs'));
       w.write('p.yaml', 'name: f\nstages:\n  e:\n    uses: testing/echo\n    with: {src: in.txt, out: out/e.txt}\n');
-      const first = pipe(w.dir, ['run', 'p.yaml', '--json']);
-      expect(first.code, first.stderr).toBe(0);
-      const key = (events(first.stdout).find((e) => e.type === 'stage-end' && e.stage === 'e') as { key?: string } | undefined)?.key ?? '';
-      expect(key).toMatch(/^[0-9a-f]{64}$/);
+      const key = keyOfRun(w.dir, 'e');
       symlinkSync(join(outside, 'victim.txt'), join(w.dir, `.pipe/tmp/e-${key.slice(0, 12)}.json`));
       const forced = pipe(w.dir, ['run', 'p.yaml', '--json', '--force', 'e'], {}, { timeoutMs: 30_000 });
       expect(forced.code, forced.stderr).toBe(0);
@@ -652,10 +658,7 @@ describe("pipe's own files under .pipe, replaced by a stage", () => {
     writeFileSync(join(outside, 'precious.txt'), 'KEEP\n');
     const w = workspace({ 'p.yaml': 'name: f\nstages:\n  e:\n    uses: testing/echo\n    with: {src: in.txt, out: out/e.txt}\n', 'in.txt': 'x\n' });
     try {
-      const first = pipe(w.dir, ['run', 'p.yaml', '--json']);
-      expect(first.code, first.stderr).toBe(0);
-      const key = (events(first.stdout).find((e) => e.type === 'stage-end' && e.stage === 'e') as { key?: string } | undefined)?.key ?? '';
-      expect(key).toMatch(/^[0-9a-f]{64}$/);
+      const key = keyOfRun(w.dir, 'e');
       // The runner empties its scratch folder before the stage runs, and removes it after: both remove the link.
       symlinkSync(outside, join(w.dir, `.pipe/tmp/e-${key.slice(0, 12)}.scratch`));
       const r = pipe(w.dir, ['run', 'p.yaml', '--json', '--force', 'e']);
