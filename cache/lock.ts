@@ -17,7 +17,7 @@ import { hostname } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { link, lstat, mkdir, stat, unlink } from 'node:fs/promises';
 import { createExclusive } from './atomic.js';
-import { readBounded } from './read.js';
+import { readBounded, unreadText } from './read.js';
 import type { LockHolder, WorkspaceLock } from './types.js';
 
 /** True when a process with this pid exists on this host (EPERM: it exists but belongs to someone else). */
@@ -100,7 +100,7 @@ async function readLock(path: string): Promise<{ file: LockFile; ino: bigint } |
     const read = await readBounded(path, MAX_LOCK_BYTES);
     if (!read.ok) {
       if (read.why === 'missing') return undefined;
-      return unreadable(path, read.why === 'too-large' ? `${read.size} bytes` : read.why === 'not-a-file' ? 'not a regular file' : 'unreadable');
+      return unreadable(path, unreadText(read));
     }
     const text = read.bytes.toString('utf8');
     const parsed = JSON.parse(text) as Partial<LockFile>;

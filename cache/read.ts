@@ -132,6 +132,11 @@ export async function readRegularFile(path: string, maxBytes: number): Promise<s
   return r.ok ? r.bytes.toString('utf8') : undefined;
 }
 
+/** Why a bounded read found no bytes, in a few words: "missing", "unreadable", "not a regular file", "N bytes". */
+export function unreadText(r: Exclude<BoundedRead, { ok: true }>): string {
+  return r.why === 'too-large' ? `${r.size} bytes` : r.why === 'not-a-file' ? 'not a regular file' : r.why;
+}
+
 /** readRegularFile with synchronous calls. */
 export function readRegularFileSync(path: string, maxBytes: number): string | undefined {
   const r = readBoundedSync(path, maxBytes);

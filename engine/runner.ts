@@ -10,10 +10,11 @@
  *
  * Exit codes: 0 done; 1 StageError (one paragraph on stderr); 70 a bug (stack on stderr); 130 cancelled (SIGTERM).
  */
-import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { writeFileAtomicSync } from '../cache/atomic.js';
+import { readBoundedSync, unreadText } from '../cache/read.js';
 import type { ProgressUpdate, Resources, StageContext, StageRun, UpstreamRun } from './stage-api.js';
 
 export interface RunnerSpec {
@@ -40,6 +41,9 @@ export interface RunnerSpec {
   toolchain?: { node: string; platform: string };
 }
 
+/** A spec lists a stage's deps, params and upstream results: one past this is not one pipe wrote. */
+const MAX_SPEC_BYTES = 64 * 1024 * 1024;
+
 /** The protocol line prefix shared with the engine (engine/run.ts parses it). */
 export const PIPE_LINE = '::pipe::';
 
@@ -57,7 +61,18 @@ export async function main(specFile: string): Promise<number> {
   // The engine reads our stdout; if it went away (killed), writes fail quietly instead of crashing with a stack.
   process.stdout.on('error', () => {});
   process.stderr.on('error', () => {});
-  const spec = JSON.parse(readFileSync(specFile, 'utf8')) as RunnerSpec;
+  // Bounded and non-blocking: a stage may have replaced the file pipe wrote (a FIFO would block this read forever).
+  const read = readBoundedSync(specFile, MAX_SPEC_BYTES);
+  let spec: RunnerSpec | undefined;
+  try {
+    if (read.ok) spec = JSON.parse(read.bytes.toString('utf8')) as RunnerSpec;
+  } catch {
+    // Not JSON: said below.
+  }
+  if (!spec) {
+    process.stderr.write(`pipe: the stage's spec file ${specFile} is ${read.ok ? 'not JSON' : unreadText(read)}: not the one pipe wrote before starting this runner\n`);
+    return 1;
+  }
   const controller = new AbortController();
   process.on('SIGTERM', () => controller.abort(new Error('cancelled')));
   process.on('SIGINT', () => controller.abort(new Error('cancelled')));

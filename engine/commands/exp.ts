@@ -4,12 +4,14 @@
  * own outputs are only ever written by `exp apply`, which restores a variant's results from the cache and runs
  * nothing.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { unreadableLockText, workspaceLock } from '../../cache/lock.js';
+import { readBoundedSync, unreadText } from '../../cache/read.js';
 import { unregisterWorkspace } from '../../cache/registry.js';
 import { didYouMean, displayPath } from '../dsl/diagnostics.js';
 import { variantName } from '../dsl/experiments.js';
+import { readLimits } from '../dsl/limits.js';
 import { APPLIED_HEADER, appliedParamsPath, parseOverride } from '../dsl/params.js';
 import type { Emit, EventInput, PipeEvent } from '../events.js';
 import type { Executor, Job, JobResult } from '../executors/executor.js';
@@ -470,8 +472,12 @@ export async function expApplyCommand(file: string, name: string, opts: { force?
   if (!record) throw new UsageError(`no recorded variant \`${name}\`${didYouMean(name, records.map((r) => r.name))}; \`pipe exp show ${file}\` lists them`);
   if (record.status !== 'ok') throw new ExitError(`pipe: variant ${name} ${record.status === 'failed' ? 'failed' : 'was cancelled'} (${record.reason ?? ''}): it has no results to apply`, 1);
   const paramsFile = appliedParamsPath(current.pipeline.file);
-  if (existsSync(paramsFile) && !readFileSync(paramsFile, 'utf8').startsWith(APPLIED_HEADER) && !opts.force) {
-    throw new UsageError(`${displayPath(paramsFile)} exists and was not written by \`pipe exp apply\`; move it away, or give --force to replace it`);
+  // Bounded and non-blocking, as every read of a file a stage could have replaced: one that cannot be read whole is
+  // not one `pipe exp apply` wrote.
+  const existing = readBoundedSync(paramsFile, readLimits().limits.fileBytes);
+  if (!(existing.ok ? existing.bytes.toString('utf8').startsWith(APPLIED_HEADER) : existing.why === 'missing') && !opts.force) {
+    const what = existing.ok ? 'exists and was not written by `pipe exp apply`' : `is ${unreadText(existing)}, not a file \`pipe exp apply\` wrote`;
+    throw new UsageError(`${displayPath(paramsFile)} ${what}; move it away, or give --force to replace it`);
   }
   const defaults = flattenParams((await loadAll(file, { appliedParams: false })).pipeline.params);
   const changed = changedParams(record.params, defaults);
