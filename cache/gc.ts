@@ -259,7 +259,10 @@ async function sweepRuns(
   }
   if (dryRun || deletedKeys.size === 0) return;
   await pruneHistory(`${runsDir}/by-stage`, deletedKeys);
-  for (const key of deletedKeys) await rm(`${runsDir}/nondeterministic/${key}`, { recursive: true, force: true });
+  // Not through a link put at the folder's name (listDir says why): its names are not the store's.
+  const nondeterministic = `${runsDir}/nondeterministic`;
+  if (!(await lstat(nondeterministic).then((st) => st.isDirectory(), () => false))) return;
+  for (const key of deletedKeys) await rm(`${nondeterministic}/${key}`, { recursive: true, force: true });
 }
 
 /** Drop history markers whose record was deleted now or earlier. */

@@ -16,6 +16,11 @@
  * otherwise). An object that does not hash to its name, or is not a regular file at all, is evicted and reported as
  * `corrupt-object`: the engine then runs the stage again.
  *
+ * The store's own folders (`objects/`, its fan-out folders `objects/<2 hex>/`, `tmp/`) are never followed when they
+ * are links: a stage's command can write a store inside the workspace, and a link there to a folder outside would
+ * have pipe write objects there, link, chmod or evict files there as objects, or read them as objects. Such a link
+ * (or a file at a folder's name) is removed, never followed: its objects read as missing and are put again.
+ *
  * Restores are staged beside the destination and renamed over it; modes are tried in order:
  *  - reflink: copy-on-write clone (btrfs, XFS, APFS...): instant, own inode, edits never reach the object;
  *  - hardlink: shares the object's inode (instant, no space). Both are read-only; an in-place edit (root, or after
@@ -188,14 +193,12 @@ class ContentStore implements LocalStore {
     const bytes = readRegularSync(abs);
     const hash = hashBytes(bytes);
     if (this.touchIfPresentSync(hash, mode)) return { hash, size: bytes.length };
-    const tmpDir = `${this.root}/tmp`;
-    mkdirSync(tmpDir, { recursive: true });
-    const tmp = `${tmpDir}/${process.pid}-${randomBytes(8).toString('hex')}`;
+    const tmp = `${this.ownFolder('tmp')}/${process.pid}-${randomBytes(8).toString('hex')}`;
     try {
       writeFileSync(tmp, bytes, { flag: 'wx', mode });
       chmodSync(tmp, mode); // exactly: the umask may have narrowed it further, never widened
       const obj = this.objectPath(hash);
-      mkdirSync(dirname(obj), { recursive: true });
+      this.ownFolder('objects', hash.slice(0, 2));
       renameSync(tmp, obj); // atomic; a racing identical rename just replaces equal bytes
     } catch (e) {
       rmSync(tmp, { force: true });
@@ -211,10 +214,11 @@ class ContentStore implements LocalStore {
    */
   private touchIfPresentSync(hash: Hash, mode: number): boolean {
     const obj = this.objectPath(hash);
+    if (!this.fanOutSound(obj)) return false;
     const st = lstatSync(obj, { throwIfNoEntry: false });
     if (st === undefined) return false;
     if (!st.isFile()) {
-      evictSync(obj);
+      this.evictSync(obj);
       return false;
     }
     try {
@@ -272,20 +276,59 @@ class ContentStore implements LocalStore {
       return;
     }
     const obj = this.objectPath(hash);
-    await mkdir(dirname(obj), { recursive: true });
+    this.ownFolder('objects', hash.slice(0, 2));
     await rename(tmp, obj); // atomic; a racing identical rename just replaces equal bytes
   }
 
   private async tmpPath(): Promise<string> {
-    const dir = `${this.root}/tmp`;
-    await mkdir(dir, { recursive: true });
-    return `${dir}/${process.pid}-${randomBytes(8).toString('hex')}`;
+    return `${this.ownFolder('tmp')}/${process.pid}-${randomBytes(8).toString('hex')}`;
+  }
+
+  /**
+   * One of the store's own folders (`tmp`, `objects`, `objects/<2 hex>`), made when missing. A link (or anything
+   * but a folder) at its name, or at `objects` above a fan-out folder, is removed first, never written through.
+   */
+  private ownFolder(...parts: string[]): string {
+    let dir = this.root;
+    for (const part of parts) {
+      dir = `${dir}/${part}`;
+      const st = lstatSync(dir, { throwIfNoEntry: false });
+      if (st?.isDirectory()) continue;
+      if (st !== undefined) rmSync(dir, { force: true });
+      mkdirSync(dir, { recursive: true });
+    }
+    return dir;
+  }
+
+  /**
+   * Whether `obj` lies in real folders of the store: `objects/` and its fan-out folder are folders, not links a stage
+   * put there to a folder outside (whose files pipe would then read, link, chmod or delete as objects). A link is
+   * removed, never followed: the objects it stood for are missing.
+   */
+  private fanOutSound(obj: string): boolean {
+    for (const dir of [`${this.root}/objects`, dirname(obj)]) {
+      const st = lstatSync(dir, { throwIfNoEntry: false });
+      if (st === undefined || st.isDirectory()) continue;
+      rmSync(dir, { force: true });
+      return false;
+    }
+    return true;
+  }
+
+  /** A regular file at `obj`, in real folders of the store. */
+  private isObject(obj: string): boolean {
+    return this.fanOutSound(obj) && lstatSync(obj, { throwIfNoEntry: false })?.isFile() === true;
+  }
+
+  /** Remove a damaged object, whatever it is (a directory put in its place included), never through a linked folder. */
+  private evictSync(obj: string): void {
+    if (this.fanOutSound(obj)) rmSync(obj, { recursive: true, force: true });
   }
 
   // ---------------------------------------------------------------- has / read / verify
 
   async has(out: StoredOutput): Promise<boolean> {
-    if (!isObject(this.objectPath(out.hash))) return false;
+    if (!this.isObject(this.objectPath(out.hash))) return false;
     if (out.kind === 'file') return true;
     let entries: ManifestEntry[];
     try {
@@ -297,7 +340,7 @@ class ContentStore implements LocalStore {
     // Sync checks in slices: a 100,000-file output is 100,000 lstats, ~5x cheaper than via promises.
     const slicer = new Slicer();
     for (const e of entries) {
-      if (!isLinkEntry(e) && !isObject(this.objectPath(e[1]))) return false;
+      if (!isLinkEntry(e) && !this.isObject(this.objectPath(e[1]))) return false;
       await slicer.tick();
     }
     return true;
@@ -328,17 +371,18 @@ class ContentStore implements LocalStore {
 
   async readObject(hash: Hash): Promise<Buffer> {
     const obj = this.objectPath(hash);
+    if (!this.fanOutSound(obj)) throw missing(obj, hash);
     const st = await lstat(obj, { bigint: true }).catch((e: NodeJS.ErrnoException) => {
       if (e.code === 'ENOENT') throw missing(obj, hash);
       throw e;
     });
     if (!st.isFile()) {
-      evictSync(obj);
+      this.evictSync(obj);
       throw notAFile(obj, hash);
     }
     const bytes = await readRegular(obj);
     if (hashBytes(bytes) !== hash) {
-      evictSync(obj);
+      this.evictSync(obj);
       throw corrupt(obj, hash);
     }
     return bytes;
@@ -357,7 +401,7 @@ class ContentStore implements LocalStore {
     const got = hashSmallFileSync(obj, Number(st.size));
     if (got !== hash) {
       // undefined: it grew since its stat (someone is writing it). Either way not what was stored.
-      evictSync(obj);
+      this.evictSync(obj);
       throw corrupt(obj, hash);
     }
     state?.remember(obj, st, hash, started);
@@ -372,7 +416,7 @@ class ContentStore implements LocalStore {
     if (state?.peek(obj, st) === hash) return st;
     const started = Date.now();
     if ((await hashFile(obj)) !== hash) {
-      evictSync(obj);
+      this.evictSync(obj);
       throw corrupt(obj, hash);
     }
     state?.remember(obj, st, hash, started);
@@ -380,10 +424,10 @@ class ContentStore implements LocalStore {
   }
 
   private objectStat(obj: string, hash: Hash): BigIntStats {
-    const st = lstatSync(obj, { bigint: true, throwIfNoEntry: false });
+    const st = this.fanOutSound(obj) ? lstatSync(obj, { bigint: true, throwIfNoEntry: false }) : undefined;
     if (st === undefined) throw missing(obj, hash);
     if (!st.isFile()) {
-      evictSync(obj);
+      this.evictSync(obj);
       throw notAFile(obj, hash);
     }
     return st;
@@ -468,7 +512,7 @@ class ContentStore implements LocalStore {
           const st = this.objectStat(obj, hash);
           const bytes = readRegularSync(obj);
           if (hashBytes(bytes) !== hash) {
-            evictSync(obj);
+            this.evictSync(obj);
             throw corrupt(obj, hash);
           }
           writeFileSync(dest, bytes, { flag: 'wx', mode: restoredMode(st) });
@@ -510,7 +554,7 @@ class ContentStore implements LocalStore {
           const got = await copyHashing(obj, dest, restoredMode(st));
           if (got.hash !== hash) {
             await rm(dest, { force: true });
-            evictSync(obj);
+            this.evictSync(obj);
             throw corrupt(obj, hash);
           }
         } else {
@@ -567,14 +611,6 @@ function readOnlySync(obj: string, st: BigIntStats): void {
   if ((Number(st.mode) & 0o222) !== 0) chmodSync(obj, Number(st.mode) & 0o444);
 }
 
-function isObject(path: string): boolean {
-  return lstatSync(path, { throwIfNoEntry: false })?.isFile() === true;
-}
-
-/** Remove a damaged object, whatever it is (a directory put in its place included). */
-function evictSync(obj: string): void {
-  rmSync(obj, { recursive: true, force: true });
-}
 
 /**
  * True when a link at `linkAbs` with `target` resolves inside `root`: lexically, and through the links on the way

@@ -1,7 +1,7 @@
 // Cache hits and misses for every key field, run-cache restore, and output verification — through the real CLI.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -666,6 +666,48 @@ describe("pipe's own files under .pipe, replaced by a stage", () => {
       expect(readdirSync(outside)).toEqual(['precious.txt']);
       expect(readFileSync(join(outside, 'precious.txt'), 'utf8')).toBe('KEEP\n');
       expect(readdirSync(join(w.dir, '.pipe/tmp'))).toEqual([]);
+    } finally {
+      w.cleanup();
+      rmSync(outside, { recursive: true, force: true });
+    }
+  });
+
+  it("a link a stage put at the store's fan-out or tmp folder is never followed: nothing outside is written, served, evicted or collected", () => {
+    const outside = mkdtempSync(join(tmpdir(), 'pipe-outside-'));
+    const w = workspace({ 'p.yaml': 'name: f\nstages:\n  a:\n    cmd: cp in.txt out/a.txt\n    deps: [in.txt]\n    outs: [out/a.txt]\n', 'in.txt': 'a\n' });
+    try {
+      expect(pipe(w.dir, ['run', 'p.yaml']).code).toBe(0);
+      const hash = createHash('sha256').update('a\n').digest('hex');
+      const fanOut = join(w.dir, '.pipe/cache/objects', hash.slice(0, 2));
+      // Outside: a file named as the object, not its bytes (an eviction would delete it), and a file of the store's
+      // names in each folder gc collects (old enough to be collected).
+      const unrelated = 'c'.repeat(62);
+      const files = { [hash.slice(2)]: 'NOT THE OBJECT\n', [unrelated]: 'KEEP\n', '12345-0123456789abcdef': 'KEEP TOO\n' };
+      for (const [name, text] of Object.entries(files)) {
+        writeFileSync(join(outside, name), text);
+        utimesSync(join(outside, name), new Date(Date.now() - 3 * 86_400_000), new Date(Date.now() - 3 * 86_400_000));
+      }
+      rmSync(fanOut, { recursive: true });
+      symlinkSync(outside, fanOut);
+      w.rm('out/a.txt');
+      // The object reads as missing (never as the file outside): the stage runs again and its object is put in a
+      // real folder, not renamed into the one the link points to.
+      const r = pipe(w.dir, ['run', 'p.yaml', '--json']);
+      expect(statuses(r.stdout)).toEqual({ a: 'ran' });
+      expect(lstatSync(fanOut).isDirectory()).toBe(true);
+      expect(readFileSync(join(fanOut, hash.slice(2)), 'utf8')).toBe('a\n');
+      // gc lists no folder through a link: the files outside carry the store's names, and stay.
+      symlinkSync(outside, join(w.dir, '.pipe/cache/objects/cc'));
+      rmSync(join(w.dir, '.pipe/cache/tmp'), { recursive: true, force: true });
+      symlinkSync(outside, join(w.dir, '.pipe/cache/tmp'));
+      expect(pipe(w.dir, ['gc', 'p.yaml', '--keep-days', '0', '--grace-seconds', '0']).code).toBe(0);
+      expect(readdirSync(outside).sort()).toEqual(Object.keys(files).sort());
+      for (const [name, text] of Object.entries(files)) expect(readFileSync(join(outside, name), 'utf8')).toBe(text);
+      // A put replaces the tmp link with a folder: no temp object is written outside.
+      w.write('in.txt', 'b\n');
+      expect(statuses(pipe(w.dir, ['run', 'p.yaml', '--json']).stdout)).toEqual({ a: 'ran' });
+      expect(lstatSync(join(w.dir, '.pipe/cache/tmp')).isDirectory()).toBe(true);
+      expect(readdirSync(outside).sort()).toEqual(Object.keys(files).sort());
     } finally {
       w.cleanup();
       rmSync(outside, { recursive: true, force: true });
