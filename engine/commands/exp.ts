@@ -4,7 +4,8 @@
  * own outputs are only ever written by `exp apply`, which restores a variant's results from the cache and runs
  * nothing.
  */
-import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { writeFileAtomicSync } from '../../cache/atomic.js';
 import { dirname, join } from 'node:path';
 import { unreadableLockText, workspaceLock } from '../../cache/lock.js';
 import { readBoundedSync, unreadText } from '../../cache/read.js';
@@ -17,7 +18,7 @@ import type { Emit, EventInput, PipeEvent } from '../events.js';
 import type { Executor, Job, JobResult } from '../executors/executor.js';
 import { experimentsPage } from '../experiments/html.js';
 import { changedParams, flattenParams, overrideArgs, paramText, paramsFileText } from '../experiments/params.js';
-import { experimentsDir, readRecords, removeRecord, variantRoot, type VariantRecord } from '../experiments/records.js';
+import { experimentsDir, ownExperimentsDir, readRecords, removeRecord, variantRoot, type VariantRecord } from '../experiments/records.js';
 import { runVariants, SHARED, type VariantPlan } from '../experiments/run.js';
 import { columnsOf, diffRows, diffTable, fitTable, hiddenNote, namesMetric, pickColumns, rowOf, showTable, sortRows, type Columns, type ExpRow, type MetricColumn } from '../experiments/table.js';
 import { gitState } from '../git.js';
@@ -110,7 +111,7 @@ export async function expRunCommand(file: string, names: string[], opts: ExpRunC
   let releaseExp: (() => Promise<void>) | undefined;
   let releaseWs: (() => Promise<void>) | undefined;
   try {
-    releaseExp = await take(experimentsDir(base.pipeline), command, opts.wait !== false, stop.cancel, 'the experiments of this pipeline');
+    releaseExp = await take(ownedExperiments(base.pipeline), command, opts.wait !== false, stop.cancel, 'the experiments of this pipeline');
     if (!releaseExp) return 130;
     // The workspace is locked only while the variants' inputs are copied: a `pipe run` cannot change them half-way.
     releaseWs = await take(pipeDirOf(base.pipeline), command, opts.wait !== false, stop.cancel, 'the workspace');
@@ -235,6 +236,15 @@ function expOutput(opts: { json?: boolean; verbose?: boolean }): { emitFor: (lab
 }
 
 /** Take a lock (waiting, with a note, unless `wait` is false); undefined when interrupted while waiting. */
+/** ownExperimentsDir, its refusal said as one paragraph and exit 1. */
+function ownedExperiments(p: Pipeline): string {
+  try {
+    return ownExperimentsDir(p);
+  } catch (e) {
+    throw new ExitError(`pipe: ${(e as Error).message}`, 1);
+  }
+}
+
 async function take(dir: string, command: string, wait: boolean, signal: AbortSignal, what: string): Promise<(() => Promise<void>) | undefined> {
   const got = await workspaceLock(dir, command)
     .acquire({ wait, signal, onWait: (h) => process.stderr.write(`pipe: waiting for ${what}, locked by \`${h.command}\` (pid ${h.pid} on ${h.host})\n`) })
@@ -340,7 +350,7 @@ export async function expShowCommand(file: string, names: string[], opts: ExpSho
     const html = await experimentsPage({ title: `Experiments: ${pipeline.name}`, rows, cols, ...(metric ? { metric } : {}), generatedAt: new Date().toISOString() }, await pageTools());
     // Its folder may not exist yet: `pipe exp run` leaves the workspace's out/ as it was (absent, on a fresh clone).
     mkdirSync(dirname(opts.html), { recursive: true });
-    writeAtomic(opts.html, html);
+    writeFileAtomicSync(opts.html, html);
     process.stderr.write(`wrote ${opts.html}${metric ? ` (${metric.id} against ${cols.params.join(', ') || 'no swept param'})` : ''}\n`);
     if (!opts.md && !opts.csv && !opts.json) return 0;
   }
@@ -394,17 +404,6 @@ async function pageTools(): Promise<Parameters<typeof experimentsPage>[1]> {
   };
 }
 
-function writeAtomic(file: string, text: string): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  try {
-    writeFileSync(tmp, text);
-    renameSync(tmp, file);
-  } catch (e) {
-    rmSync(tmp, { force: true });
-    throw e;
-  }
-}
-
 // ---------------------------------------------------------------------------------------------------------------
 // pipe exp diff
 
@@ -453,8 +452,10 @@ const refuseToRun: Executor = {
  * plans with the real hashes: a stage up to date there under the key the variant recorded restores here too.
  */
 async function notInVariant(target: Loaded, record: VariantRecord, selected: ReadonlySet<string>, wouldRun: Array<[string, Decision]>): Promise<Array<[string, Decision]>> {
-  if (!existsSync(join(record.root, '.pipe'))) return wouldRun;
-  const there = scratchPipeline(target.pipeline, record.root, { cacheDir: target.pipeline.settings.cacheDir });
+  // Its folder where `pipe exp run` made it, not the record's `root`: a record is a file a stage could rewrite.
+  const root = variantRoot(target.pipeline, record.name);
+  if (!existsSync(join(root, '.pipe'))) return wouldRun;
+  const there = scratchPipeline(target.pipeline, root, { cacheDir: target.pipeline.settings.cacheDir });
   const vws = await openWorkspace(there);
   const plan = await planStages({ pipeline: there, graph: target.graph, workspace: vws, selected, emit: () => {}, pipeVersion: pipeVersion() });
   const vouched = (s: string): boolean => {
@@ -486,7 +487,7 @@ export async function expApplyCommand(file: string, name: string, opts: { force?
   const selected = selectStages(target, record.targets, false);
   const stop = interrupts();
   // The experiments' lock first (as `pipe exp run` takes them): no run replaces the variant's folder meanwhile.
-  const releaseExp = await take(experimentsDir(current.pipeline), `pipe exp apply ${name}`, opts.wait !== false, stop.cancel, 'the experiments of this pipeline');
+  const releaseExp = await take(ownedExperiments(current.pipeline), `pipe exp apply ${name}`, opts.wait !== false, stop.cancel, 'the experiments of this pipeline');
   if (!releaseExp) return 130;
   const release = await take(pipeDirOf(target.pipeline), `pipe exp apply ${name}`, opts.wait !== false, stop.cancel, 'the workspace').catch(async (e: unknown) => {
     await releaseExp();
@@ -512,7 +513,7 @@ export async function expApplyCommand(file: string, name: string, opts: { force?
       );
     }
     if (Object.keys(changed).length > 0) {
-      writeAtomic(paramsFile, paramsFileText(`${APPLIED_HEADER.slice(2)} ${name}\` (${new Date().toISOString()}): the params of that variant over the pipeline's own. Delete this file to return to them.`, changed));
+      writeFileAtomicSync(paramsFile, paramsFileText(`${APPLIED_HEADER.slice(2)} ${name}\` (${new Date().toISOString()}): the params of that variant over the pipeline's own. Delete this file to return to them.`, changed));
     } else if (existsSync(paramsFile)) rmSync(paramsFile);
     const events: PipeEvent[] = [];
     const summary = await runStages({
@@ -557,7 +558,7 @@ export async function expRemoveCommand(file: string, names: string[], opts: { al
   const records = readRecords(pipeline);
   const gone = opts.all ? records : selectRecords(records, names);
   const stop = interrupts();
-  const release = await take(experimentsDir(pipeline), `pipe exp remove ${names.join(' ')}`.trim(), opts.wait !== false, stop.cancel, 'the experiments of this pipeline');
+  const release = await take(ownedExperiments(pipeline), `pipe exp remove ${names.join(' ')}`.trim(), opts.wait !== false, stop.cancel, 'the experiments of this pipeline');
   if (!release) return 130;
   try {
     for (const r of gone) {

@@ -8,12 +8,13 @@
  * The records are the results (`pipe exp show` reads only them); a variant's folder is where its outputs were made
  * and stays (registered in the cache's registry, so `pipe gc` keeps what it references) until `pipe exp remove`.
  */
-import { mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { StageStatus } from '../events.js';
 import type { GitState } from '../git.js';
 import type { Pipeline } from '../model.js';
-import { pipeDirOf, pipelineSlug } from '../workspace.js';
+import { ownFolder, pipeDirOf, pipelineSlug } from '../workspace.js';
+import { writeFileAtomicSync } from '../../cache/atomic.js';
 import { readRegularFileSync } from '../../cache/read.js';
 
 /** A variant's record: its params, stage outcomes and metrics. One past this (or a FIFO put there) is not one. */
@@ -54,6 +55,17 @@ export function experimentsDir(p: Pipeline): string {
   return join(pipeDirOf(p), 'exp', pipelineSlug(p));
 }
 
+/**
+ * The experiments folder, for a command that writes or deletes in it (its lock, variant folders, records): `.pipe/exp`
+ * and the pipeline's folder in it must be pipe's own folders. A stage's command can replace either with a link, and
+ * `pipe exp remove` would then delete, and `pipe exp run` write, variant folders wherever it points: refused, naming
+ * it (engine/workspace.ts ownFolder).
+ */
+export function ownExperimentsDir(p: Pipeline): string {
+  ownFolder(join(pipeDirOf(p), 'exp'));
+  return ownFolder(experimentsDir(p));
+}
+
 export function variantRoot(p: Pipeline, name: string): string {
   return join(experimentsDir(p), name);
 }
@@ -85,15 +97,9 @@ export function readRecords(p: Pipeline): VariantRecord[] {
 export function writeRecord(p: Pipeline, r: VariantRecord): void {
   const dir = experimentsDir(p);
   mkdirSync(dir, { recursive: true });
-  const file = join(dir, `${r.name}.json`);
-  const tmp = `${file}.tmp-${process.pid}`;
-  try {
-    writeFileSync(tmp, `${JSON.stringify(r, null, 2)}\n`);
-    renameSync(tmp, file);
-  } catch (e) {
-    rmSync(tmp, { force: true });
-    throw e;
-  }
+  // cache/atomic.ts: an unpredictable temp name, created exclusively (a link a stage put at a guessable one would
+  // be written through).
+  writeFileAtomicSync(join(dir, `${r.name}.json`), `${JSON.stringify(r, null, 2)}\n`);
 }
 
 export function removeRecord(p: Pipeline, name: string): void {

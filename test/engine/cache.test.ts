@@ -714,6 +714,42 @@ describe("pipe's own files under .pipe, replaced by a stage", () => {
     }
   });
 
+  it('an experiments folder a stage replaced with a link is refused by exp run, remove and apply: nothing outside is written or deleted', () => {
+    const outside = mkdtempSync(join(tmpdir(), 'pipe-outside-'));
+    const w = workspace({ 'p.yaml': 'name: f\nparams:\n  x: 1\nstages:\n  a:\n    cmd: echo ${params.x} > out/a.txt\n    outs: [out/a.txt]\n' });
+    try {
+      expect(pipe(w.dir, ['exp', 'run', 'p.yaml', '-S', 'x=2']).code).toBe(0);
+      const exp = join(w.dir, '.pipe/exp');
+      const [slug] = readdirSync(exp);
+      const [record] = readdirSync(join(exp, slug!)).filter((f) => f.endsWith('.json'));
+      const variant = record!.slice(0, -5);
+      // What a stage's command could leave outside: a record of the variant and a folder of its name (exp remove
+      // deletes that folder; exp run would make its variants beside it).
+      mkdirSync(join(outside, slug!, variant), { recursive: true });
+      writeFileSync(join(outside, slug!, record!), readFileSync(join(exp, slug!, record!)));
+      writeFileSync(join(outside, slug!, variant, 'precious.txt'), 'KEEP\n');
+      const before = readdirSync(join(outside, slug!)).sort();
+      // The pipeline's experiments folder, then `.pipe/exp` itself, a link to the folder outside.
+      for (const [linkAt, target] of [[join(exp, slug!), join(outside, slug!)], [exp, outside]] as const) {
+        rmSync(exp, { recursive: true, force: true });
+        mkdirSync(exp);
+        rmSync(linkAt, { recursive: true, force: true });
+        symlinkSync(target, linkAt);
+        for (const cmd of [['exp', 'remove', 'p.yaml', variant], ['exp', 'run', 'p.yaml', '-S', 'x=3'], ['exp', 'apply', 'p.yaml', variant]]) {
+          const r = pipe(w.dir, cmd);
+          expect(r.code, `${cmd.join(' ')}: ${r.stdout}${r.stderr}`).toBe(1);
+          expect(r.stderr).toContain(`${linkAt} is a link, not the folder pipe keeps its files in`);
+          expect(r.stderr).not.toMatch(/\n\s+at /);
+        }
+        expect(readdirSync(join(outside, slug!)).sort()).toEqual(before);
+        expect(readFileSync(join(outside, slug!, variant, 'precious.txt'), 'utf8')).toBe('KEEP\n');
+      }
+    } finally {
+      w.cleanup();
+      rmSync(outside, { recursive: true, force: true });
+    }
+  });
+
   it("a failed stage's log turned into a FIFO or a link is not read through: the failure is reported at once, without the linked file", () => {
     const secret = mkdtempSync(join(tmpdir(), 'pipe-outside-'));
     writeFileSync(join(secret, 'secret.txt'), 'OUTSIDE-THE-WORKSPACE\n');
