@@ -7,7 +7,7 @@
  * recorded outputs (copied from the workspace) are put back, so a nondeterministic stage is named once, not again in
  * every stage below it.
  */
-import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { outPathKey } from '../cache/paths.js';
 import { openRunCache } from '../cache/runs.js';
@@ -144,9 +144,7 @@ class VerifyCommitter extends Committer {
     stage.outs.forEach((o, i) => {
       const abs = absPath(this.ws.root, o.path);
       if (!existsSync(abs)) return;
-      const to = join(this.stashDir, safeName(stage.name), String(i));
-      mkdirSync(dirname(to), { recursive: true });
-      renameSync(abs, to);
+      renameSync(abs, join(stashFolder(this.stashDir, stage.name, true)!, String(i)));
     });
     super.prepare(stage);
   }
@@ -181,8 +179,11 @@ class VerifyCommitter extends Committer {
   override async persist(): Promise<void> {}
 
   private unstash(stage: StageSpec): void {
+    // The stage ran in the scratch and could replace the stash with a link: nothing is moved back through it.
+    const dir = stashFolder(this.stashDir, stage.name, false);
     stage.outs.forEach((o, i) => {
-      const from = join(this.stashDir, safeName(stage.name), String(i));
+      if (dir === undefined) return;
+      const from = join(dir, String(i));
       if (!existsSync(from)) return;
       const abs = absPath(this.ws.root, o.path);
       rmSync(abs, { recursive: true, force: true });
@@ -256,4 +257,22 @@ function recordedIndex(stage: StageSpec, record: RunRecord, now: ReadonlyMap<str
     const h = r ?? now.get(o.path)!;
     return { path: o.path, hash: h.hash, size: h.size, files: h.files, ...(h.kind === 'dir' || o.path.endsWith('/') ? { dir: true } : {}) };
   });
+}
+
+/**
+ * The folder a stage's recorded outputs are moved aside to while it re-runs (`<stash>/<stage>`). The re-run runs in
+ * the scratch and can write its `.pipe/`: a link it put at either folder's name would make verify move files outside
+ * the scratch, or move a file from outside in (and delete it with the scratch). Never followed: with `make`, a link
+ * (or file) there is removed and a folder made; else undefined when either is not a real folder.
+ */
+function stashFolder(stash: string, stage: string, make: boolean): string | undefined {
+  const dir = join(stash, safeName(stage));
+  for (const d of [stash, dir]) {
+    const st = lstatSync(d, { throwIfNoEntry: false });
+    if (st?.isDirectory()) continue;
+    if (!make) return undefined;
+    if (st !== undefined) rmSync(d, { force: true });
+    mkdirSync(d);
+  }
+  return dir;
 }

@@ -750,6 +750,32 @@ describe("pipe's own files under .pipe, replaced by a stage", () => {
     }
   });
 
+  it("a link a re-run put at verify's stash folder is never followed: no file outside is moved into the scratch (and deleted with it)", () => {
+    const outside = mkdtempSync(join(tmpdir(), 'pipe-outside-'));
+    // Named as the stash names a stage's first output.
+    writeFileSync(join(outside, '0'), 'KEEP\n');
+    const w = workspace({
+      'p.yaml':
+        'name: f\nstages:\n' +
+        // Only under verify (its stash exists): the stage replaces its own stash folder with a link to outside.
+        `  a:\n    cmd: 'echo a > out/a.txt; if [ -d .pipe/verify-stash ]; then rm -rf .pipe/verify-stash/a; ln -s ${outside} .pipe/verify-stash/a; fi'\n    outs: [out/a.txt]\n` +
+        '  b:\n    cmd: cat out/a.txt > out/b.txt\n    deps: [out/a.txt]\n    outs: [out/b.txt]\n',
+    });
+    try {
+      expect(pipe(w.dir, ['run', 'p.yaml']).code).toBe(0);
+      // The stage removed its stashed output, so b has no input to re-run with (it fails, saying so); before, verify
+      // moved the file outside into the scratch as a's output, b read it and differed, and the scratch took it along.
+      const r = pipe(w.dir, ['verify', 'p.yaml']);
+      expect(r.signal).toBeNull();
+      expect(r.stdout).toContain('1 reproduced, 0 differ');
+      expect(readdirSync(outside)).toEqual(['0']);
+      expect(readFileSync(join(outside, '0'), 'utf8')).toBe('KEEP\n');
+    } finally {
+      w.cleanup();
+      rmSync(outside, { recursive: true, force: true });
+    }
+  });
+
   it("a failed stage's log turned into a FIFO or a link is not read through: the failure is reported at once, without the linked file", () => {
     const secret = mkdtempSync(join(tmpdir(), 'pipe-outside-'));
     writeFileSync(join(secret, 'secret.txt'), 'OUTSIDE-THE-WORKSPACE\n');
