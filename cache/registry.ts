@@ -18,9 +18,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, lstatSync, rmSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
+import { basename } from 'node:path';
 import { createExclusive, writeFileAtomicSync } from './atomic.js';
 import { readRegularFile, readRegularFileSync } from './read.js';
-import { listDir } from './dir.js';
+import { listDir, realFolderSync } from './dir.js';
 
 /** A registry entry or workspace.json larger than this is not one pipe wrote. */
 const MAX_ENTRY_BYTES = 1024 * 1024;
@@ -81,7 +82,8 @@ function readId(file: string): string | undefined {
 export async function registerWorkspace(storeRoot: string, ws: { root: string; pipeDir: string; pipeline: string; lock: string }): Promise<void> {
   try {
     const id = await workspaceId(ws.pipeDir);
-    const dir = `${registryDir(storeRoot)}/${id}`;
+    // Real folders, never a link a stage put at their names (the store may lie inside a workspace): cache/dir.ts.
+    const dir = realFolderSync(storeRoot, basename(registryDir(storeRoot)), id);
     const file = `${dir}/${createHash('sha256').update(ws.lock).digest('hex').slice(0, 16)}.json`;
     if (existsSync(file)) return;
     const entry: RegistryEntry = { version: 1, id, host: hostname(), root: ws.root, pipeDir: ws.pipeDir, pipeline: ws.pipeline, lock: ws.lock };
@@ -159,6 +161,8 @@ export async function unregisterWorkspace(storeRoot: string, pipeDir: string): P
 
 /** Forget one pipeline of a workspace (its file was deleted or renamed, and its lock file with it). */
 export function dropLock(w: RegisteredWorkspace, lock: string): void {
+  // Never through a link at the workspace's registry folder: the file it names would be outside the store.
+  if (!lstatSync(w.dir, { throwIfNoEntry: false })?.isDirectory()) return;
   rmSync(`${w.dir}/${createHash('sha256').update(lock).digest('hex').slice(0, 16)}.json`, { force: true });
 }
 

@@ -20,12 +20,13 @@
  * `pipe why` and `pipe verify` report. Stages that always run (`always_run`) replace their record instead.
  */
 import { closeSync, existsSync, openSync } from 'node:fs';
-import { mkdir, readdir } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { createHash, randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { createExclusiveSync, inFolder, writeFileAtomic, writeFileAtomicSync } from './atomic.js';
+import { basename, dirname } from 'node:path';
+import { createExclusiveSync, writeFileAtomic, writeFileAtomicSync } from './atomic.js';
 import { readRegularFile, readRegularFileSync } from './read.js';
-import { listDir } from './dir.js';
+import { listDir, realFolderSync } from './dir.js';
 import { asStageKey, isHashHex } from './brand.js';
 import { outPathKey } from './paths.js';
 import type { LocalStore } from './store.js';
@@ -87,6 +88,9 @@ class FileRunCache implements LocalRunCache {
     const key = record.key;
     let kept = record;
     let disagreements: Disagreement[] = [];
+    // Real folders, never a link a stage put at one of their names (cache/dir.ts): the records land where they belong.
+    if (this.shared) runsFolder(this.shared, key.slice(0, 2));
+    runsFolder(this.dir, key.slice(0, 2));
     for (let attempt = 0; ; attempt++) {
       const shared = this.shared ? readRecordSync(keyPath(this.shared, key), key) : undefined;
       const prior = opts.replace ? undefined : (shared ?? readRecordSync(this.recordPath(key), key));
@@ -110,8 +114,8 @@ class FileRunCache implements LocalRunCache {
     const ms = Date.parse(record.endedAt);
     const stamp = String(Number.isFinite(ms) ? ms : Date.now()).padStart(15, '0');
     // An empty marker; 'w' so re-recording the same key at the same instant is harmless.
-    const marker = `${this.historyDir(record.stage)}/${stamp}-${key}`;
-    inFolder(marker, () => closeSync(openSync(marker, 'w')));
+    const marker = `${runsFolder(this.dir, 'by-stage', safeStageName(record.stage))}/${stamp}-${key}`;
+    closeSync(openSync(marker, 'w'));
     for (const d of disagreements) await this.recordDisagreement(d);
     return { record: kept, disagreements };
   }
@@ -127,8 +131,7 @@ class FileRunCache implements LocalRunCache {
     const name = `${String(Date.now()).padStart(15, '0')}-${process.pid}-${randomBytes(4).toString('hex')}.json`;
     for (const root of [this.dir, this.shared]) {
       if (root === undefined) continue;
-      const dir = `${root}/nondeterministic/${d.key}`;
-      await mkdir(dir, { recursive: true });
+      const dir = runsFolder(root, 'nondeterministic', d.key);
       await writeFileAtomic(`${dir}/${name}`, `${JSON.stringify(d)}\n`);
     }
     (await this.ndKeys)?.add(d.key);
@@ -187,6 +190,11 @@ class FileRunCache implements LocalRunCache {
     }
     return out;
   }
+}
+
+/** A folder of a runs folder (`.pipe/runs`, or the store's `runs`), the runs folder included: real folders, made. */
+function runsFolder(runs: string, ...parts: string[]): string {
+  return realFolderSync(dirname(runs), basename(runs), ...parts);
 }
 
 function keyPath(dir: string, key: string): string {

@@ -58,6 +58,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { asHash } from './brand.js';
 import { tempName } from './atomic.js';
 import { CacheError } from './errors.js';
+import { realFolderSync } from './dir.js';
 import { hashBytes, hashFile, hashSmallFileSync, openRegular, openRegularSync } from './hash.js';
 import { isLinkEntry, manifestJson, parseManifest, type FileEntry, type ManifestEntry } from './manifest.js';
 import { mapPool, Slicer } from './pool.js';
@@ -193,12 +194,12 @@ class ContentStore implements LocalStore {
     const bytes = readRegularSync(abs);
     const hash = hashBytes(bytes);
     if (this.touchIfPresentSync(hash, mode)) return { hash, size: bytes.length };
-    const tmp = `${this.ownFolder('tmp')}/${process.pid}-${randomBytes(8).toString('hex')}`;
+    const tmp = `${realFolderSync(this.root, 'tmp')}/${process.pid}-${randomBytes(8).toString('hex')}`;
     try {
       writeFileSync(tmp, bytes, { flag: 'wx', mode });
       chmodSync(tmp, mode); // exactly: the umask may have narrowed it further, never widened
       const obj = this.objectPath(hash);
-      this.ownFolder('objects', hash.slice(0, 2));
+      realFolderSync(this.root, 'objects', hash.slice(0, 2));
       renameSync(tmp, obj); // atomic; a racing identical rename just replaces equal bytes
     } catch (e) {
       rmSync(tmp, { force: true });
@@ -276,28 +277,12 @@ class ContentStore implements LocalStore {
       return;
     }
     const obj = this.objectPath(hash);
-    this.ownFolder('objects', hash.slice(0, 2));
+    realFolderSync(this.root, 'objects', hash.slice(0, 2));
     await rename(tmp, obj); // atomic; a racing identical rename just replaces equal bytes
   }
 
   private async tmpPath(): Promise<string> {
-    return `${this.ownFolder('tmp')}/${process.pid}-${randomBytes(8).toString('hex')}`;
-  }
-
-  /**
-   * One of the store's own folders (`tmp`, `objects`, `objects/<2 hex>`), made when missing. A link (or anything
-   * but a folder) at its name, or at `objects` above a fan-out folder, is removed first, never written through.
-   */
-  private ownFolder(...parts: string[]): string {
-    let dir = this.root;
-    for (const part of parts) {
-      dir = `${dir}/${part}`;
-      const st = lstatSync(dir, { throwIfNoEntry: false });
-      if (st?.isDirectory()) continue;
-      if (st !== undefined) rmSync(dir, { force: true });
-      mkdirSync(dir, { recursive: true });
-    }
-    return dir;
+    return `${realFolderSync(this.root, 'tmp')}/${process.pid}-${randomBytes(8).toString('hex')}`;
   }
 
   /**

@@ -6,8 +6,9 @@
  */
 import { lstatSync, mkdirSync } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { basename, join, relative } from 'node:path';
+import { basename, dirname, join, relative } from 'node:path';
 import { writeFileAtomicSync } from '../cache/atomic.js';
+import { realFolderSync } from '../cache/dir.js';
 import { readRegularFileSync } from '../cache/read.js';
 import { openHashState } from '../cache/state.js';
 import { openStore } from '../cache/store.js';
@@ -165,6 +166,8 @@ export class StageIndex {
   /** Atomic write, only when something changed. */
   save(): void {
     if (!this.dirty) return;
+    // Into a real `.pipe/index` folder, never through a link a stage put at its name (cache/dir.ts).
+    realFolderSync(dirname(dirname(this.file)), basename(dirname(this.file)));
     writeFileAtomicSync(this.file, JSON.stringify(this.data));
     this.dirty = false;
   }

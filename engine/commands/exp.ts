@@ -5,8 +5,8 @@
  * nothing.
  */
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
-import { writeFileAtomicSync } from '../../cache/atomic.js';
 import { dirname, join } from 'node:path';
+import { writeFileAtomicSync } from '../../cache/atomic.js';
 import { unreadableLockText, workspaceLock } from '../../cache/lock.js';
 import { readBoundedSync, unreadText } from '../../cache/read.js';
 import { unregisterWorkspace } from '../../cache/registry.js';
@@ -235,7 +235,6 @@ function expOutput(opts: { json?: boolean; verbose?: boolean }): { emitFor: (lab
   };
 }
 
-/** Take a lock (waiting, with a note, unless `wait` is false); undefined when interrupted while waiting. */
 /** ownExperimentsDir, its refusal said as one paragraph and exit 1. */
 function ownedExperiments(p: Pipeline): string {
   try {
@@ -245,6 +244,7 @@ function ownedExperiments(p: Pipeline): string {
   }
 }
 
+/** Take a lock (waiting, with a note, unless `wait` is false); undefined when interrupted while waiting. */
 async function take(dir: string, command: string, wait: boolean, signal: AbortSignal, what: string): Promise<(() => Promise<void>) | undefined> {
   const got = await workspaceLock(dir, command)
     .acquire({ wait, signal, onWait: (h) => process.stderr.write(`pipe: waiting for ${what}, locked by \`${h.command}\` (pid ${h.pid} on ${h.host})\n`) })

@@ -14,11 +14,12 @@
 import { execFile } from 'node:child_process';
 import { mkdir, open, rm, writeFile } from 'node:fs/promises';
 import { realpathSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Executor, Job, JobHooks, JobResult } from './executor.js';
 import { SlurmRegistry, type SubmittedJob } from './slurm-registry.js';
 import { readRegularFile, readTailSync } from '../../cache/read.js';
+import { realFolderSync } from '../../cache/dir.js';
 import { arrayGroupKey, arrayScript, jobName, resourceFlags, slurmMem, taskScript } from './slurm-script.js';
 import { isActive, parseJobcomp, parseScontrolJob, parseSqueue, verdict, type QueueEntry } from './slurm-state.js';
 
@@ -156,8 +157,9 @@ export class SlurmExecutor implements Executor {
       return !(w.cancelled || w.hooks.signal.aborted);
     });
     if (live.length === 0) return;
-    const dir = this.opts.stateDir;
-    await Promise.all(['tasks', 'markers', 'out'].map((d) => mkdir(join(dir, d), { recursive: true })));
+    // Real folders, never a link a stage put at one of their names (cache/dir.ts): scripts and markers stay inside.
+    const dir = realFolderSync(dirname(this.opts.stateDir), basename(this.opts.stateDir));
+    for (const d of ['tasks', 'markers', 'out', 'jobs']) realFolderSync(dir, d);
     const scripts: string[] = [];
     const markers: string[] = [];
     for (const w of live) {

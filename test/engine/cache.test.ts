@@ -750,6 +750,40 @@ describe("pipe's own files under .pipe, replaced by a stage", () => {
     }
   });
 
+  it("run records, history markers, the index and the store's registry and records go into real folders, never through a link a stage put at their names", () => {
+    const outside = mkdtempSync(join(tmpdir(), 'pipe-outside-'));
+    const w = workspace({ 'p.yaml': 'name: f\nstages:\n  a:\n    cmd: cp in.txt out/a.txt\n    deps: [in.txt]\n    outs: [out/a.txt]\n', 'in.txt': '1\n' });
+    const linkAt = (rel: string) => {
+      rmSync(join(w.dir, rel), { recursive: true, force: true });
+      symlinkSync(outside, join(w.dir, rel));
+    };
+    const realFolder = (rel: string) => lstatSync(join(w.dir, rel)).isDirectory();
+    try {
+      expect(pipe(w.dir, ['run', 'p.yaml']).code).toBe(0);
+      // What a stage's command can do to pipe's folders (here by hand, between two runs).
+      for (const rel of ['.pipe/runs', '.pipe/index', '.pipe/cache/runs', '.pipe/cache/workspaces']) linkAt(rel);
+      w.write('in.txt', '2\n');
+      expect(statuses(pipe(w.dir, ['run', 'p.yaml', '--json']).stdout)).toEqual({ a: 'ran' });
+      expect(readdirSync(outside)).toEqual([]);
+      for (const rel of ['.pipe/runs', '.pipe/index', '.pipe/cache/runs', '.pipe/cache/workspaces']) expect(realFolder(rel)).toBe(true);
+      expect(runRecords(w.dir).map((r) => r.stage)).toEqual(['a']);
+      // One level down: the stage's history folder, and every fan-out folder a record of the next key may go in.
+      linkAt('.pipe/runs/by-stage/a');
+      for (let i = 0; i < 256; i++) linkAt(`.pipe/runs/${i.toString(16).padStart(2, '0')}`);
+      w.write('in.txt', '3\n');
+      expect(statuses(pipe(w.dir, ['run', 'p.yaml', '--json']).stdout)).toEqual({ a: 'ran' });
+      expect(readdirSync(outside)).toEqual([]);
+      expect(realFolder('.pipe/runs/by-stage/a')).toBe(true);
+      const [marker] = readdirSync(join(w.dir, '.pipe/runs/by-stage/a'));
+      const key = marker!.slice(16);
+      expect(realFolder(`.pipe/runs/${key.slice(0, 2)}`)).toBe(true);
+      expect(JSON.parse(readFileSync(join(w.dir, '.pipe/runs', key.slice(0, 2), `${key}.json`), 'utf8'))).toMatchObject({ stage: 'a', key });
+    } finally {
+      w.cleanup();
+      rmSync(outside, { recursive: true, force: true });
+    }
+  });
+
   it("a link a re-run put at verify's stash folder is never followed: no file outside is moved into the scratch (and deleted with it)", () => {
     const outside = mkdtempSync(join(tmpdir(), 'pipe-outside-'));
     // Named as the stash names a stage's first output.
