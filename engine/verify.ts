@@ -8,7 +8,8 @@
  * every stage below it.
  */
 import { existsSync, lstatSync, mkdirSync, renameSync, rmSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
+import { realFolderSync } from '../cache/dir.js';
 import { outPathKey } from '../cache/paths.js';
 import { openRunCache } from '../cache/runs.js';
 import { openStore, type LocalStore } from '../cache/store.js';
@@ -266,13 +267,7 @@ function recordedIndex(stage: StageSpec, record: RunRecord, now: ReadonlyMap<str
  * (or file) there is removed and a folder made; else undefined when either is not a real folder.
  */
 function stashFolder(stash: string, stage: string, make: boolean): string | undefined {
+  if (make) return realFolderSync(dirname(stash), basename(stash), safeName(stage));
   const dir = join(stash, safeName(stage));
-  for (const d of [stash, dir]) {
-    const st = lstatSync(d, { throwIfNoEntry: false });
-    if (st?.isDirectory()) continue;
-    if (!make) return undefined;
-    if (st !== undefined) rmSync(d, { force: true });
-    mkdirSync(d);
-  }
-  return dir;
+  return [stash, dir].every((d) => lstatSync(d, { throwIfNoEntry: false })?.isDirectory()) ? dir : undefined;
 }
