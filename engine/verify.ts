@@ -186,6 +186,10 @@ class VerifyCommitter extends Committer {
       if (dir === undefined) return;
       const from = join(dir, String(i));
       if (!existsSync(from)) return;
+      // Nor put back, or its path deleted, where the re-run made the out resolve outside (a folder of it turned into a
+      // link): the policy's fresh check, as discard does; an out that is itself such a link loses only the link.
+      const refused = this.ws.outs.check(o.path, { fresh: true });
+      if (refused && !refused.linkOnly) return;
       const abs = absPath(this.ws.root, o.path);
       rmSync(abs, { recursive: true, force: true });
       mkdirSync(dirname(abs), { recursive: true });

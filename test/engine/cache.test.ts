@@ -810,6 +810,32 @@ describe("pipe's own files under .pipe, replaced by a stage", () => {
     }
   });
 
+  it("a re-run that turned its out's folder into a link to outside: verify neither deletes nor puts back the stashed output there", () => {
+    const outside = mkdtempSync(join(tmpdir(), 'pipe-outside-'));
+    writeFileSync(join(outside, 'a.txt'), 'VICTIM\n');
+    const w = workspace({
+      'p.yaml':
+        'name: f\nstages:\n' +
+        // Only under verify: the stage replaces its out's folder with a link to outside and writes nothing there.
+        `  a:\n    cmd: 'if [ -d .pipe/verify-stash ]; then rm -rf out; ln -s ${outside} out; exit 0; fi; mkdir -p out; echo a > out/a.txt'\n    outs: [out/a.txt]\n` +
+        // b makes verify copy out/a.txt into the scratch, so a's recorded output is stashed while it re-runs.
+        '  b:\n    cmd: cat out/a.txt > b.txt\n    deps: [out/a.txt]\n    outs: [b.txt]\n',
+    });
+    try {
+      expect(pipe(w.dir, ['run', 'p.yaml']).code).toBe(0);
+      const r = pipe(w.dir, ['verify', 'p.yaml']);
+      expect(r.signal).toBeNull();
+      expect(r.code).not.toBe(0);
+      expect(r.stdout + r.stderr).toContain('outside the workspace');
+      // Before: the refused out's path was deleted and the stashed output renamed there, through the link.
+      expect(readdirSync(outside)).toEqual(['a.txt']);
+      expect(readFileSync(join(outside, 'a.txt'), 'utf8')).toBe('VICTIM\n');
+    } finally {
+      w.cleanup();
+      rmSync(outside, { recursive: true, force: true });
+    }
+  });
+
   it("a failed stage's log turned into a FIFO or a link is not read through: the failure is reported at once, without the linked file", () => {
     const secret = mkdtempSync(join(tmpdir(), 'pipe-outside-'));
     writeFileSync(join(secret, 'secret.txt'), 'OUTSIDE-THE-WORKSPACE\n');
