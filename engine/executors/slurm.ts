@@ -12,7 +12,7 @@
  * - polling is adaptive: fast while things change, backing off to `pollMaxMs` while nothing does.
  */
 import { execFile } from 'node:child_process';
-import { mkdir, open, rm, writeFile } from 'node:fs/promises';
+import { open, rm, writeFile } from 'node:fs/promises';
 import { realpathSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
@@ -20,6 +20,8 @@ import type { Executor, Job, JobHooks, JobResult } from './executor.js';
 import { SlurmRegistry, type SubmittedJob } from './slurm-registry.js';
 import { readRegularFile, readTailSync } from '../../cache/read.js';
 import { realFolderSync } from '../../cache/dir.js';
+import { writeFileAtomic } from '../../cache/atomic.js';
+import { ownFolder } from '../workspace.js';
 import { arrayGroupKey, arrayScript, jobName, resourceFlags, slurmMem, taskScript } from './slurm-script.js';
 import { isActive, parseJobcomp, parseScontrolJob, parseSqueue, verdict, type QueueEntry } from './slurm-state.js';
 
@@ -149,14 +151,8 @@ export class SlurmExecutor implements Executor {
     this.batches.set(key, { waiting: [w], timer });
   }
 
-  private async submit(waiting: Waiting[]): Promise<void> {
-    const now = Date.now();
-    for (const w of waiting) if (w.onAbort) w.hooks.signal.removeEventListener('abort', w.onAbort);
-    const live = waiting.filter((w) => {
-      if (w.cancelled || w.hooks.signal.aborted) w.resolve(cancelledResult(now));
-      return !(w.cancelled || w.hooks.signal.aborted);
-    });
-    if (live.length === 0) return;
+  /** The state folders, each job's fresh log, task script and cleared marker, and the script to submit. */
+  private async prepare(live: Waiting[]): Promise<{ dir: string; markers: string[]; scriptToSubmit: string }> {
     // Real folders, never a link a stage put at one of their names (cache/dir.ts): scripts and markers stay inside.
     const dir = realFolderSync(dirname(this.opts.stateDir), basename(this.opts.stateDir));
     for (const d of ['tasks', 'markers', 'out', 'jobs']) realFolderSync(dir, d);
@@ -166,19 +162,41 @@ export class SlurmExecutor implements Executor {
       const marker = join(dir, 'markers', `${w.job.id}.exit`);
       const script = join(dir, 'tasks', `${w.job.id}.sh`);
       await rm(marker, { force: true });
-      await mkdir(dirname(w.job.logFile), { recursive: true });
-      await writeFile(w.job.logFile, '');
-      await writeFile(script, taskScript(w.job, marker), { mode: 0o755 });
+      // A fresh log in pipe's own logs folder, and the script written by rename: a link a stage put at either name
+      // (its own log, a job id it can guess) is replaced, never written through.
+      ownFolder(dirname(w.job.logFile));
+      await rm(w.job.logFile, { force: true });
+      await writeFile(w.job.logFile, '', { flag: 'wx' });
+      await writeFileAtomic(script, taskScript(w.job, marker), { mode: 0o755 });
       scripts.push(script);
       markers.push(marker);
     }
+    if (live.length === 1) return { dir, markers, scriptToSubmit: scripts[0]! };
+    const scriptToSubmit = join(dir, 'tasks', `array-${live[0]!.job.id}.sh`);
+    await writeFileAtomic(scriptToSubmit, arrayScript(scripts), { mode: 0o755 });
+    return { dir, markers, scriptToSubmit };
+  }
+
+  private async submit(waiting: Waiting[]): Promise<void> {
+    const now = Date.now();
+    for (const w of waiting) if (w.onAbort) w.hooks.signal.removeEventListener('abort', w.onAbort);
+    const live = waiting.filter((w) => {
+      if (w.cancelled || w.hooks.signal.aborted) w.resolve(cancelledResult(now));
+      return !(w.cancelled || w.hooks.signal.aborted);
+    });
+    if (live.length === 0) return;
+    let prepared: { dir: string; markers: string[]; scriptToSubmit: string };
+    try {
+      prepared = await this.prepare(live);
+    } catch (e) {
+      // A logs folder a stage replaced with a link, a full disk: the jobs fail saying so (never an unhandled rejection).
+      const reason = `could not prepare the SLURM job: ${errorText(e)}`;
+      for (const w of live) w.resolve({ status: 'failed', exitCode: null, signal: null, failure: 'submit', reason, startedAt: now, endedAt: Date.now() });
+      return;
+    }
+    const { dir, markers, scriptToSubmit } = prepared;
     const first = live[0]!.job;
     const isArray = live.length > 1;
-    let scriptToSubmit = scripts[0]!;
-    if (isArray) {
-      scriptToSubmit = join(dir, 'tasks', `array-${first.id}.sh`);
-      await writeFile(scriptToSubmit, arrayScript(scripts), { mode: 0o755 });
-    }
     const args = [
       '--parsable',
       `--job-name=${jobName(first)}`,

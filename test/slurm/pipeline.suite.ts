@@ -1,7 +1,8 @@
 // `pipe run` with `executor: slurm` on the real single-node cluster: the whole path from YAML to sbatch to the cache,
 // a killed `pipe` that reattaches instead of submitting twice, failures said in plain words, and `uses:` stages
 // running the stage-runner inside the batch job.
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { pipe, pipeAsync, workspace, type Ws } from '../engine/helpers.js';
@@ -58,6 +59,37 @@ run('pipe run on SLURM', () => {
     expect(second.code).toBe(0);
     expect(second.stdout + second.stderr).toMatch(/4 up-to-date/);
     expect(submissions(`pipe:${tag}`)).toBe(3);
+  });
+
+  it("a link a stage put at a SLURM stage's log or task script is replaced, never written through: the file outside is untouched", () => {
+    const tag = `l${Date.now()}`;
+    const outside = mkdtempSync(join(tmpdir(), 'pipe-outside-'));
+    writeFileSync(join(outside, 'log.txt'), 'PRECIOUS\n');
+    ws = workspace({
+      'p.yaml': [
+        'name: links',
+        'stages:',
+        '  plant:',
+        '    executor: local',
+        `    cmd: mkdir -p .pipe/logs; ln -sf ${join(outside, 'log.txt')} .pipe/logs/${tag}.log; echo a > a.txt`,
+        '    outs: [a.txt]',
+        `  ${tag}:`,
+        '    executor: slurm',
+        '    cmd: cat a.txt > b.txt',
+        '    deps: [a.txt]',
+        '    outs: [b.txt]',
+        '',
+      ].join('\n'),
+    });
+    try {
+      const r = pipe(ws.dir, ['run', 'p.yaml']);
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      // Before: pipe truncated the file the link named, and the job's log was appended to it.
+      expect(readFileSync(join(outside, 'log.txt'), 'utf8')).toBe('PRECIOUS\n');
+      expect(lstatSync(join(ws.dir, '.pipe/logs', `${tag}.log`)).isFile()).toBe(true);
+    } finally {
+      rmSync(outside, { recursive: true, force: true });
+    }
   });
 
   it('says why a SLURM job failed, in plain words, and exits 1', () => {
