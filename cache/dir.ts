@@ -24,9 +24,11 @@ export async function listDir(dir: string): Promise<string[]> {
 }
 
 /**
- * `base/parts[0]/parts[1]/…`, each part a real folder, made when missing: a link (or a file) at one of the names is
- * removed, never followed, and a folder made in its place. `base` itself is taken as it is: the user chose it (a
- * store on another disk, `.pipe` linked elsewhere). Returns the deepest folder.
+ * `base/parts[0]/parts[1]/…`, each part a real folder, made when missing: a link at one of the names is removed,
+ * never followed, and a folder made in its place. Anything else there (a file, a FIFO) is refused, naming it, never
+ * deleted: a store's root may be a folder the user keeps files in (`cache_dir: ~`), and a file of theirs called
+ * `runs` or `tmp` is not pipe's to remove. `base` itself is taken as it is: the user chose it (a store on another
+ * disk, `.pipe` linked elsewhere). Returns the deepest folder.
  */
 export function realFolderSync(base: string, ...parts: string[]): string {
   let dir = base;
@@ -34,7 +36,8 @@ export function realFolderSync(base: string, ...parts: string[]): string {
     dir = `${dir}/${part}`;
     const st = lstatSync(dir, { throwIfNoEntry: false });
     if (st?.isDirectory()) continue;
-    if (st !== undefined) rmSync(dir, { force: true });
+    if (st?.isSymbolicLink()) rmSync(dir, { force: true });
+    else if (st !== undefined) throw new Error(`${dir} is not a folder, where pipe keeps a folder of its own: pipe neither deletes nor writes through it. Move it away and run again`);
     mkdirSync(dir, { recursive: true });
   }
   return dir;

@@ -288,13 +288,14 @@ class ContentStore implements LocalStore {
   /**
    * Whether `obj` lies in real folders of the store: `objects/` and its fan-out folder are folders, not links a stage
    * put there to a folder outside (whose files pipe would then read, link, chmod or delete as objects). A link is
-   * removed, never followed: the objects it stood for are missing.
+   * removed, never followed, and anything else left alone: the objects it stood for are missing.
    */
   private fanOutSound(obj: string): boolean {
     for (const dir of [`${this.root}/objects`, dirname(obj)]) {
       const st = lstatSync(dir, { throwIfNoEntry: false });
       if (st === undefined || st.isDirectory()) continue;
-      rmSync(dir, { force: true });
+      // A link is removed; anything else (a user's file called `objects` in a cache_dir they share) is left alone.
+      if (st.isSymbolicLink()) rmSync(dir, { force: true });
       return false;
     }
     return true;

@@ -836,6 +836,23 @@ describe("pipe's own files under .pipe, replaced by a stage", () => {
     }
   });
 
+  it("a user's own file at a name the store keeps a folder at (cache_dir: a folder they keep files in) is refused, naming it, never deleted", () => {
+    const home = mkdtempSync(join(tmpdir(), 'pipe-home-'));
+    for (const name of ['objects', 'runs', 'workspaces']) writeFileSync(join(home, name), `MY ${name}\n`);
+    const w = workspace({ 'p.yaml': `name: f\nsettings: {cache_dir: ${home}}\nstages:\n  a:\n    cmd: echo a > a.txt\n    outs: [a.txt]\n` });
+    try {
+      const r = pipe(w.dir, ['run', 'p.yaml']);
+      expect(r.signal).toBeNull();
+      expect(r.code).not.toBe(0);
+      expect(r.stdout + r.stderr).toMatch(/pipe-home-\w+\/(objects|runs) is not a folder/);
+      // Before: each was removed to make the store's folder in its place.
+      for (const name of ['objects', 'runs', 'workspaces']) expect(readFileSync(join(home, name), 'utf8')).toBe(`MY ${name}\n`);
+    } finally {
+      w.cleanup();
+      rmSync(home, { recursive: true, force: true });
+    }
+  });
+
   it("a failed stage's log turned into a FIFO or a link is not read through: the failure is reported at once, without the linked file", () => {
     const secret = mkdtempSync(join(tmpdir(), 'pipe-outside-'));
     writeFileSync(join(secret, 'secret.txt'), 'OUTSIDE-THE-WORKSPACE\n');
