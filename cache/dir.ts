@@ -3,8 +3,9 @@
  * both (they may lie inside the workspace), and a link it put at one of their names would have pipe list, write or
  * delete files wherever the link points.
  */
-import { lstatSync, mkdirSync, rmSync } from 'node:fs';
+import { lstatSync, mkdirSync } from 'node:fs';
 import { lstat, readdir } from 'node:fs/promises';
+import { CacheError } from './errors.js';
 
 /**
  * The names in one of pipe's own folders: [] when it does not exist, or is not a folder. A link is not followed
@@ -24,21 +25,42 @@ export async function listDir(dir: string): Promise<string[]> {
 }
 
 /**
- * `base/parts[0]/parts[1]/…`, each part a real folder, made when missing: a link at one of the names is removed,
- * never followed, and a folder made in its place. Anything else there (a file, a FIFO) is refused, naming it, never
- * deleted: a store's root may be a folder the user keeps files in (`cache_dir: ~`), and a file of theirs called
- * `runs` or `tmp` is not pipe's to remove. `base` itself is taken as it is: the user chose it (a store on another
- * disk, `.pipe` linked elsewhere). Returns the deepest folder.
+ * `base/parts[0]/parts[1]/…`, each part a real folder of pipe's, made when missing. Anything else at one of the
+ * names, a link included, is refused with a CacheError naming it (`not-own-folder`), never followed and never
+ * removed: a link there may be a stage's command redirecting pipe's writes outside the workspace, or the user's own
+ * (`objects` on another disk), and a file may be the user's (`cache_dir: ~` holding a file called `runs`). `base`
+ * itself is taken as it is: the user chose it (a store on another disk, `.pipe` linked elsewhere), and that is the
+ * way to keep pipe's files elsewhere. Returns the deepest folder.
  */
-export function realFolderSync(base: string, ...parts: string[]): string {
+export function ownFolderSync(base: string, ...parts: string[]): string {
   let dir = base;
   for (const part of parts) {
     dir = `${dir}/${part}`;
     const st = lstatSync(dir, { throwIfNoEntry: false });
-    if (st?.isDirectory()) continue;
-    if (st?.isSymbolicLink()) rmSync(dir, { force: true });
-    else if (st !== undefined) throw new Error(`${dir} is not a folder, where pipe keeps a folder of its own: pipe neither deletes nor writes through it. Move it away and run again`);
-    mkdirSync(dir, { recursive: true });
+    if (st === undefined) mkdirSync(dir, { recursive: true });
+    else if (!st.isDirectory()) {
+      throw new CacheError(
+        `${dir} is ${st.isSymbolicLink() ? 'a link' : 'not a folder'}, not the folder pipe keeps its files in (a stage's command replaced it?); ` +
+          `pipe writes, reads and deletes nothing through it. Remove it and run again (to keep pipe's files on another disk, link ${base} itself)`,
+        'not-own-folder',
+        dir,
+      );
+    }
   }
   return dir;
+}
+
+/**
+ * Whether each of `base/parts[0]/…` that exists is a real folder: what lies under them is pipe's to read or delete.
+ * Nothing is made or removed (a read, a check or an eviction: a link there means "not here").
+ */
+export function ownFoldersIntact(base: string, ...parts: string[]): boolean {
+  let dir = base;
+  for (const part of parts) {
+    dir = `${dir}/${part}`;
+    const st = lstatSync(dir, { throwIfNoEntry: false });
+    if (st === undefined) return true;
+    if (!st.isDirectory()) return false;
+  }
+  return true;
 }

@@ -15,7 +15,8 @@ export class CacheError extends Error {
       | 'missing-object'
       | 'not-found'
       | 'bad-manifest'
-      | 'link-outside',
+      | 'link-outside'
+      | 'not-own-folder',
     readonly path?: string,
   ) {
     super(message);

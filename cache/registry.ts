@@ -21,7 +21,7 @@ import { hostname } from 'node:os';
 import { basename } from 'node:path';
 import { createExclusive, writeFileAtomicSync } from './atomic.js';
 import { readRegularFile, readRegularFileSync } from './read.js';
-import { listDir, realFolderSync } from './dir.js';
+import { listDir, ownFolderSync } from './dir.js';
 
 /** A registry entry or workspace.json larger than this is not one pipe wrote. */
 const MAX_ENTRY_BYTES = 1024 * 1024;
@@ -83,7 +83,7 @@ export async function registerWorkspace(storeRoot: string, ws: { root: string; p
   try {
     const id = await workspaceId(ws.pipeDir);
     // Real folders, never a link a stage put at their names (the store may lie inside a workspace): cache/dir.ts.
-    const dir = realFolderSync(storeRoot, basename(registryDir(storeRoot)), id);
+    const dir = ownFolderSync(storeRoot, basename(registryDir(storeRoot)), id);
     const file = `${dir}/${createHash('sha256').update(ws.lock).digest('hex').slice(0, 16)}.json`;
     if (existsSync(file)) return;
     const entry: RegistryEntry = { version: 1, id, host: hostname(), root: ws.root, pipeDir: ws.pipeDir, pipeline: ws.pipeline, lock: ws.lock };

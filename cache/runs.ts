@@ -26,7 +26,7 @@ import { hostname } from 'node:os';
 import { basename, dirname } from 'node:path';
 import { createExclusiveSync, writeFileAtomic, writeFileAtomicSync } from './atomic.js';
 import { readRegularFile, readRegularFileSync } from './read.js';
-import { listDir, realFolderSync } from './dir.js';
+import { listDir, ownFolderSync } from './dir.js';
 import { asStageKey, isHashHex } from './brand.js';
 import { outPathKey } from './paths.js';
 import type { LocalStore } from './store.js';
@@ -194,7 +194,7 @@ class FileRunCache implements LocalRunCache {
 
 /** A folder of a runs folder (`.pipe/runs`, or the store's `runs`), the runs folder included: real folders, made. */
 function runsFolder(runs: string, ...parts: string[]): string {
-  return realFolderSync(dirname(runs), basename(runs), ...parts);
+  return ownFolderSync(dirname(runs), basename(runs), ...parts);
 }
 
 function keyPath(dir: string, key: string): string {

@@ -58,7 +58,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { asHash } from './brand.js';
 import { tempName } from './atomic.js';
 import { CacheError } from './errors.js';
-import { realFolderSync } from './dir.js';
+import { ownFolderSync, ownFoldersIntact } from './dir.js';
 import { hashBytes, hashFile, hashSmallFileSync, openRegular, openRegularSync } from './hash.js';
 import { isLinkEntry, manifestJson, parseManifest, type FileEntry, type ManifestEntry } from './manifest.js';
 import { mapPool, Slicer } from './pool.js';
@@ -194,12 +194,12 @@ class ContentStore implements LocalStore {
     const bytes = readRegularSync(abs);
     const hash = hashBytes(bytes);
     if (this.touchIfPresentSync(hash, mode)) return { hash, size: bytes.length };
-    const tmp = `${realFolderSync(this.root, 'tmp')}/${process.pid}-${randomBytes(8).toString('hex')}`;
+    const tmp = `${ownFolderSync(this.root, 'tmp')}/${process.pid}-${randomBytes(8).toString('hex')}`;
     try {
       writeFileSync(tmp, bytes, { flag: 'wx', mode });
       chmodSync(tmp, mode); // exactly: the umask may have narrowed it further, never widened
       const obj = this.objectPath(hash);
-      realFolderSync(this.root, 'objects', hash.slice(0, 2));
+      ownFolderSync(this.root, 'objects', hash.slice(0, 2));
       renameSync(tmp, obj); // atomic; a racing identical rename just replaces equal bytes
     } catch (e) {
       rmSync(tmp, { force: true });
@@ -277,28 +277,21 @@ class ContentStore implements LocalStore {
       return;
     }
     const obj = this.objectPath(hash);
-    realFolderSync(this.root, 'objects', hash.slice(0, 2));
+    ownFolderSync(this.root, 'objects', hash.slice(0, 2));
     await rename(tmp, obj); // atomic; a racing identical rename just replaces equal bytes
   }
 
   private async tmpPath(): Promise<string> {
-    return `${realFolderSync(this.root, 'tmp')}/${process.pid}-${randomBytes(8).toString('hex')}`;
+    return `${ownFolderSync(this.root, 'tmp')}/${process.pid}-${randomBytes(8).toString('hex')}`;
   }
 
   /**
-   * Whether `obj` lies in real folders of the store: `objects/` and its fan-out folder are folders, not links a stage
-   * put there to a folder outside (whose files pipe would then read, link, chmod or delete as objects). A link is
-   * removed, never followed, and anything else left alone: the objects it stood for are missing.
+   * Whether `obj` lies in real folders of the store: `objects/` and its fan-out folder are folders, not links (a
+   * stage's, to a folder outside, whose files pipe would then read, link, chmod or delete as objects). Nothing is
+   * removed: the objects behind such a link are missing, and putting one there is refused (cache/dir.ts).
    */
   private fanOutSound(obj: string): boolean {
-    for (const dir of [`${this.root}/objects`, dirname(obj)]) {
-      const st = lstatSync(dir, { throwIfNoEntry: false });
-      if (st === undefined || st.isDirectory()) continue;
-      // A link is removed; anything else (a user's file called `objects` in a cache_dir they share) is left alone.
-      if (st.isSymbolicLink()) rmSync(dir, { force: true });
-      return false;
-    }
-    return true;
+    return ownFoldersIntact(this.root, 'objects', basename(dirname(obj)));
   }
 
   /** A regular file at `obj`, in real folders of the store. */

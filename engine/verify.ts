@@ -7,9 +7,9 @@
  * recorded outputs (copied from the workspace) are put back, so a nondeterministic stage is named once, not again in
  * every stage below it.
  */
-import { existsSync, lstatSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { realFolderSync } from '../cache/dir.js';
+import { ownFolderSync, ownFoldersIntact } from '../cache/dir.js';
 import { outPathKey } from '../cache/paths.js';
 import { openRunCache } from '../cache/runs.js';
 import { openStore, type LocalStore } from '../cache/store.js';
@@ -271,7 +271,7 @@ function recordedIndex(stage: StageSpec, record: RunRecord, now: ReadonlyMap<str
  * (or file) there is removed and a folder made; else undefined when either is not a real folder.
  */
 function stashFolder(stash: string, stage: string, make: boolean): string | undefined {
-  if (make) return realFolderSync(dirname(stash), basename(stash), safeName(stage));
-  const dir = join(stash, safeName(stage));
-  return [stash, dir].every((d) => lstatSync(d, { throwIfNoEntry: false })?.isDirectory()) ? dir : undefined;
+  const parts = [dirname(stash), basename(stash), safeName(stage)] as const;
+  if (make) return ownFolderSync(...parts);
+  return ownFoldersIntact(...parts) ? join(stash, safeName(stage)) : undefined;
 }

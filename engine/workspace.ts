@@ -4,11 +4,11 @@
  * instead of one run record per stage). Opening a workspace registers it (with the pipeline's lock file) in the
  * store's registry, so `pipe gc` in another workspace sharing the store keeps what this one references.
  */
-import { lstatSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { basename, dirname, join, relative } from 'node:path';
 import { writeFileAtomicSync } from '../cache/atomic.js';
-import { realFolderSync } from '../cache/dir.js';
+import { ownFolderSync } from '../cache/dir.js';
 import { readRegularFileSync } from '../cache/read.js';
 import { openHashState } from '../cache/state.js';
 import { openStore } from '../cache/store.js';
@@ -64,18 +64,9 @@ export async function openWorkspace(p: Pipeline): Promise<Workspace> {
   };
 }
 
-/**
- * One of pipe's own folders under `.pipe` that it writes files in during a run (`logs`, `tmp`): made when missing,
- * refused when something else is there. A stage's command can replace it with a link, and every file pipe then
- * wrote in it would land wherever the link points, outside the workspace.
- */
+/** One of pipe's own folders under `.pipe` (`logs`, `tmp`, `exp`): made when missing, refused when anything else is there. */
 export function ownFolder(dir: string): string {
-  const st = lstatSync(dir, { throwIfNoEntry: false });
-  if (st === undefined) mkdirSync(dir, { recursive: true });
-  else if (!st.isDirectory()) {
-    throw new Error(`${dir} is ${st.isSymbolicLink() ? 'a link' : 'not a folder'}, not the folder pipe keeps its files in (a stage's command replaced it?); pipe writes nothing through it. Remove it and run again`);
-  }
-  return dir;
+  return ownFolderSync(dirname(dir), basename(dir));
 }
 
 /** The pipeline's index file: one per pipeline file (two pipelines may share stage names). */
@@ -167,7 +158,7 @@ export class StageIndex {
   save(): void {
     if (!this.dirty) return;
     // Into a real `.pipe/index` folder, never through a link a stage put at its name (cache/dir.ts).
-    realFolderSync(dirname(dirname(this.file)), basename(dirname(this.file)));
+    ownFolder(dirname(this.file));
     writeFileAtomicSync(this.file, JSON.stringify(this.data));
     this.dirty = false;
   }

@@ -19,7 +19,7 @@ import { promisify } from 'node:util';
 import type { Executor, Job, JobHooks, JobResult } from './executor.js';
 import { SlurmRegistry, type SubmittedJob } from './slurm-registry.js';
 import { readRegularFile, readTailSync } from '../../cache/read.js';
-import { realFolderSync } from '../../cache/dir.js';
+import { ownFolderSync } from '../../cache/dir.js';
 import { writeFileAtomic } from '../../cache/atomic.js';
 import { ownFolder } from '../workspace.js';
 import { arrayGroupKey, arrayScript, jobName, resourceFlags, slurmMem, taskScript } from './slurm-script.js';
@@ -154,8 +154,8 @@ export class SlurmExecutor implements Executor {
   /** The state folders, each job's fresh log, task script and cleared marker, and the script to submit. */
   private async prepare(live: Waiting[]): Promise<{ dir: string; markers: string[]; scriptToSubmit: string }> {
     // Real folders, never a link a stage put at one of their names (cache/dir.ts): scripts and markers stay inside.
-    const dir = realFolderSync(dirname(this.opts.stateDir), basename(this.opts.stateDir));
-    for (const d of ['tasks', 'markers', 'out', 'jobs']) realFolderSync(dir, d);
+    const dir = ownFolderSync(dirname(this.opts.stateDir), basename(this.opts.stateDir));
+    for (const d of ['tasks', 'markers', 'out', 'jobs']) ownFolderSync(dir, d);
     const scripts: string[] = [];
     const markers: string[] = [];
     for (const w of live) {

@@ -1,7 +1,7 @@
 // Cache hits and misses for every key field, run-cache restore, and output verification — through the real CLI.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -675,6 +675,7 @@ describe("pipe's own files under .pipe, replaced by a stage", () => {
   it("a link a stage put at the store's fan-out or tmp folder is never followed: nothing outside is written, served, evicted or collected", () => {
     const outside = mkdtempSync(join(tmpdir(), 'pipe-outside-'));
     const w = workspace({ 'p.yaml': 'name: f\nstages:\n  a:\n    cmd: cp in.txt out/a.txt\n    deps: [in.txt]\n    outs: [out/a.txt]\n', 'in.txt': 'a\n' });
+    const refused = (at: string) => `${at} is a link, not the folder pipe keeps its files in`;
     try {
       expect(pipe(w.dir, ['run', 'p.yaml']).code).toBe(0);
       const hash = createHash('sha256').update('a\n').digest('hex');
@@ -687,27 +688,38 @@ describe("pipe's own files under .pipe, replaced by a stage", () => {
         writeFileSync(join(outside, name), text);
         utimesSync(join(outside, name), new Date(Date.now() - 3 * 86_400_000), new Date(Date.now() - 3 * 86_400_000));
       }
+      const untouched = () => {
+        expect(readdirSync(outside).sort()).toEqual(Object.keys(files).sort());
+        for (const [name, text] of Object.entries(files)) expect(readFileSync(join(outside, name), 'utf8')).toBe(text);
+      };
       rmSync(fanOut, { recursive: true });
       symlinkSync(outside, fanOut);
       w.rm('out/a.txt');
-      // The object reads as missing (never as the file outside): the stage runs again and its object is put in a
-      // real folder, not renamed into the one the link points to.
+      // The object reads as missing (never as the file outside, never evicted there): the stage runs again, and
+      // storing its result into the linked folder is refused, naming it. No half result stays in the workspace.
       const r = pipe(w.dir, ['run', 'p.yaml', '--json']);
-      expect(statuses(r.stdout)).toEqual({ a: 'ran' });
-      expect(lstatSync(fanOut).isDirectory()).toBe(true);
-      expect(readFileSync(join(fanOut, hash.slice(2)), 'utf8')).toBe('a\n');
+      expect(r.code).toBe(1);
+      expect(r.stdout).toContain(refused(fanOut));
+      expect(existsSync(join(w.dir, 'out/a.txt'))).toBe(false);
+      expect(lstatSync(fanOut).isSymbolicLink()).toBe(true); // the link is not pipe's to remove
+      untouched();
       // gc lists no folder through a link: the files outside carry the store's names, and stay.
       symlinkSync(outside, join(w.dir, '.pipe/cache/objects/cc'));
       rmSync(join(w.dir, '.pipe/cache/tmp'), { recursive: true, force: true });
       symlinkSync(outside, join(w.dir, '.pipe/cache/tmp'));
       expect(pipe(w.dir, ['gc', 'p.yaml', '--keep-days', '0', '--grace-seconds', '0']).code).toBe(0);
-      expect(readdirSync(outside).sort()).toEqual(Object.keys(files).sort());
-      for (const [name, text] of Object.entries(files)) expect(readFileSync(join(outside, name), 'utf8')).toBe(text);
-      // A put replaces the tmp link with a folder: no temp object is written outside.
-      w.write('in.txt', 'b\n');
+      untouched();
+      // Once the fan-out link is gone, a put into the linked tmp folder is refused: no temp object is written outside.
+      rmSync(fanOut);
+      const t = pipe(w.dir, ['run', 'p.yaml', '--json']);
+      expect(t.code).toBe(1);
+      expect(t.stdout).toContain(refused(join(w.dir, '.pipe/cache/tmp')));
+      untouched();
+      // Removed, as the message says: the next run works.
+      rmSync(join(w.dir, '.pipe/cache/tmp'));
       expect(statuses(pipe(w.dir, ['run', 'p.yaml', '--json']).stdout)).toEqual({ a: 'ran' });
-      expect(lstatSync(join(w.dir, '.pipe/cache/tmp')).isDirectory()).toBe(true);
-      expect(readdirSync(outside).sort()).toEqual(Object.keys(files).sort());
+      expect(readFileSync(join(fanOut, hash.slice(2)), 'utf8')).toBe('a\n');
+      untouched();
     } finally {
       w.cleanup();
       rmSync(outside, { recursive: true, force: true });
@@ -750,34 +762,40 @@ describe("pipe's own files under .pipe, replaced by a stage", () => {
     }
   });
 
-  it("run records, history markers, the index and the store's registry and records go into real folders, never through a link a stage put at their names", () => {
+  it("run records, history markers, the index and the store's registry and records: never written through a link a stage put at their folders' names", () => {
     const outside = mkdtempSync(join(tmpdir(), 'pipe-outside-'));
     const w = workspace({ 'p.yaml': 'name: f\nstages:\n  a:\n    cmd: cp in.txt out/a.txt\n    deps: [in.txt]\n    outs: [out/a.txt]\n', 'in.txt': '1\n' });
-    const linkAt = (rel: string) => {
-      rmSync(join(w.dir, rel), { recursive: true, force: true });
-      symlinkSync(outside, join(w.dir, rel));
-    };
-    const realFolder = (rel: string) => lstatSync(join(w.dir, rel)).isDirectory();
     try {
       expect(pipe(w.dir, ['run', 'p.yaml']).code).toBe(0);
-      // What a stage's command can do to pipe's folders (here by hand, between two runs).
-      for (const rel of ['.pipe/runs', '.pipe/index', '.pipe/cache/runs', '.pipe/cache/workspaces']) linkAt(rel);
-      w.write('in.txt', '2\n');
+      const records = join(w.dir, '.pipe/runs');
+      const [fan] = readdirSync(records).filter((n) => /^[0-9a-f]{2}$/.test(n));
+      // What a stage's command can do to pipe's folders (here by hand, between two runs), one at a time; each run
+      // has something to record (a new input) and fails naming the folder, with nothing written outside.
+      const fanOuts = Array.from({ length: 256 }, (_, n) => n.toString(16).padStart(2, '0'));
+      const folders = ['.pipe/runs', `.pipe/runs/${fan}`, '.pipe/runs/by-stage', '.pipe/runs/by-stage/a', '.pipe/index', '.pipe/cache/runs', '.pipe/cache/workspaces'];
+      for (const [i, rel] of folders.entries()) {
+        const at = join(w.dir, rel);
+        const moved = `${at}.moved`;
+        if (existsSync(at)) renameSync(at, moved);
+        symlinkSync(outside, at);
+        w.write('in.txt', `${i + 2}\n`);
+        // A fan-out folder holds only the records whose keys start with its name: every other one is a link too.
+        const planted = rel === `.pipe/runs/${fan}` ? fanOuts.filter((n) => n !== fan && !existsSync(join(records, n))) : [];
+        for (const n of planted) symlinkSync(outside, join(records, n));
+        const r = pipe(w.dir, ['run', 'p.yaml', '--json']);
+        expect(r.code, `${rel}: ${r.stdout}${r.stderr}`).toBe(rel === '.pipe/cache/workspaces' ? 0 : 1);
+        if (rel !== '.pipe/cache/workspaces') expect(r.stdout).toContain('is a link, not the folder pipe keeps its files in');
+        expect(readdirSync(outside), rel).toEqual([]);
+        for (const n of planted) rmSync(join(records, n));
+        rmSync(at);
+        if (existsSync(moved)) renameSync(moved, at);
+      }
+      // The registry is written best effort (a read-only store is not an error): the link was left, and nothing
+      // written through it. With every folder back, the run records as always.
+      w.write('in.txt', '42\n');
       expect(statuses(pipe(w.dir, ['run', 'p.yaml', '--json']).stdout)).toEqual({ a: 'ran' });
+      expect(runRecords(w.dir).length).toBeGreaterThan(1);
       expect(readdirSync(outside)).toEqual([]);
-      for (const rel of ['.pipe/runs', '.pipe/index', '.pipe/cache/runs', '.pipe/cache/workspaces']) expect(realFolder(rel)).toBe(true);
-      expect(runRecords(w.dir).map((r) => r.stage)).toEqual(['a']);
-      // One level down: the stage's history folder, and every fan-out folder a record of the next key may go in.
-      linkAt('.pipe/runs/by-stage/a');
-      for (let i = 0; i < 256; i++) linkAt(`.pipe/runs/${i.toString(16).padStart(2, '0')}`);
-      w.write('in.txt', '3\n');
-      expect(statuses(pipe(w.dir, ['run', 'p.yaml', '--json']).stdout)).toEqual({ a: 'ran' });
-      expect(readdirSync(outside)).toEqual([]);
-      expect(realFolder('.pipe/runs/by-stage/a')).toBe(true);
-      const [marker] = readdirSync(join(w.dir, '.pipe/runs/by-stage/a'));
-      const key = marker!.slice(16);
-      expect(realFolder(`.pipe/runs/${key.slice(0, 2)}`)).toBe(true);
-      expect(JSON.parse(readFileSync(join(w.dir, '.pipe/runs', key.slice(0, 2), `${key}.json`), 'utf8'))).toMatchObject({ stage: 'a', key });
     } finally {
       w.cleanup();
       rmSync(outside, { recursive: true, force: true });
