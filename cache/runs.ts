@@ -113,9 +113,14 @@ class FileRunCache implements LocalRunCache {
     writeFileAtomicSync(this.recordPath(key), `${JSON.stringify(kept, null, 1)}\n`);
     const ms = Date.parse(record.endedAt);
     const stamp = String(Number.isFinite(ms) ? ms : Date.now()).padStart(15, '0');
-    // An empty marker; 'w' so re-recording the same key at the same instant is harmless.
+    // An empty marker, made new ('wx'): one already there is the same key recorded at the same instant, or a link a
+    // stage put at the name, which 'w' would open (and create a file) wherever it points.
     const marker = `${runsFolder(this.dir, 'by-stage', safeStageName(record.stage))}/${stamp}-${key}`;
-    closeSync(openSync(marker, 'w'));
+    try {
+      closeSync(openSync(marker, 'wx'));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
     for (const d of disagreements) await this.recordDisagreement(d);
     return { record: kept, disagreements };
   }

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { asStageKey, hashJson, openRunCache, openStore, safeStageName, type RunRecord } from '../../cache/index.js';
 import { startChild, tempDir } from './helpers.js';
@@ -67,6 +67,22 @@ describe('RunCache', () => {
     // A record written again replaces the planted file.
     await runs.put(fifo!, { replace: true });
     expect((await runs.get(fifo!.key))?.key).toBe(fifo!.key);
+  });
+
+  it('a link a stage put at a history marker\'s name is not opened: nothing is created where it points, and recording the same run again is harmless', async () => {
+    const d = tempDir();
+    const runs = openRunCache(`${d}/runs`);
+    const r = record('s', 1, '2026-01-01T00:00:00.000Z');
+    const marker = `${runs.historyDir('s')}/${String(Date.parse(r.endedAt)).padStart(15, '0')}-${r.key}`;
+    mkdirSync(runs.historyDir('s'), { recursive: true });
+    symlinkSync(`${d}/outside.txt`, marker); // dangling: a plain 'w' open would create outside.txt
+    await runs.put(r);
+    expect(existsSync(`${d}/outside.txt`)).toBe(false);
+    expect(await runs.get(r.key)).toEqual(r);
+    rmSync(marker);
+    await runs.put(r);
+    await runs.put(r);
+    expect((await runs.history('s')).map((x) => x.key)).toEqual([r.key]);
   });
 
   it('a damaged record is treated as absent', async () => {
