@@ -33,21 +33,16 @@ export async function listDir(dir: string): Promise<string[]> {
  * way to keep pipe's files elsewhere. Returns the deepest folder.
  */
 export function ownFolderSync(base: string, ...parts: string[]): string {
-  let dir = base;
-  for (const part of parts) {
-    dir = `${dir}/${part}`;
-    const st = lstatSync(dir, { throwIfNoEntry: false });
-    if (st === undefined) mkdirSync(dir, { recursive: true });
-    else if (!st.isDirectory()) {
-      throw new CacheError(
-        `${dir} is ${st.isSymbolicLink() ? 'a link' : 'not a folder'}, not the folder pipe keeps its files in (a stage's command replaced it?); ` +
-          `pipe writes, reads and deletes nothing through it. Remove it and run again (to keep pipe's files on another disk, link ${base} itself)`,
-        'not-own-folder',
-        dir,
-      );
-    }
+  const found = notAFolder(base, parts, true);
+  if (found) {
+    throw new CacheError(
+      `${found.dir} is ${found.link ? 'a link' : 'not a folder'}, not the folder pipe keeps its files in (a stage's command replaced it?); ` +
+        `pipe writes, reads and deletes nothing through it. Remove it and run again (to keep pipe's files on another disk, link ${base} itself)`,
+      'not-own-folder',
+      found.dir,
+    );
   }
-  return dir;
+  return [base, ...parts].join('/');
 }
 
 /**
@@ -55,12 +50,22 @@ export function ownFolderSync(base: string, ...parts: string[]): string {
  * Nothing is made or removed (a read, a check or an eviction: a link there means "not here").
  */
 export function ownFoldersIntact(base: string, ...parts: string[]): boolean {
+  return notAFolder(base, parts, false) === undefined;
+}
+
+/**
+ * The first of `base/parts[0]/…` that is there and is not a real folder, walking down from `base`; undefined when
+ * there is none. A missing one is made when `make` (and the walk goes on), else the walk ends there.
+ */
+function notAFolder(base: string, parts: readonly string[], make: boolean): { dir: string; link: boolean } | undefined {
   let dir = base;
   for (const part of parts) {
     dir = `${dir}/${part}`;
     const st = lstatSync(dir, { throwIfNoEntry: false });
-    if (st === undefined) return true;
-    if (!st.isDirectory()) return false;
+    if (st === undefined) {
+      if (!make) return undefined;
+      mkdirSync(dir, { recursive: true });
+    } else if (!st.isDirectory()) return { dir, link: st.isSymbolicLink() };
   }
-  return true;
+  return undefined;
 }
