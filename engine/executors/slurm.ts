@@ -112,7 +112,8 @@ export class SlurmExecutor implements Executor {
   async run(job: Job, hooks: JobHooks): Promise<JobResult> {
     if (hooks.signal.aborted) return cancelledResult(Date.now());
     const prior = await this.registry.get(job.key);
-    if (prior) {
+    if (prior && !this.ours(prior, job)) await this.registry.remove(job.key);
+    else if (prior) {
       const reattached = await this.reattach(prior, job, hooks);
       if (reattached) return reattached;
     }
@@ -237,6 +238,17 @@ export class SlurmExecutor implements Executor {
         if (w.hooks.signal.aborted) void this.cancel(this.active.get(jobId)!);
       }),
     );
+  }
+
+  /**
+   * Whether a job record is one this executor wrote for `job`: its log is the job's, and its marker and SLURM output
+   * files lie in this state folder. The record is a file a stage's command can rewrite: one naming other paths would
+   * have pipe print a file outside the workspace as the job's log, or read one as its exit status ("0": the stage
+   * "succeeded" without running). Such a record is dropped and the job submitted anew.
+   */
+  private ours(prior: SubmittedJob, job: Job): boolean {
+    const inState = (file: unknown, folder: string) => typeof file === 'string' && dirname(file) === join(this.opts.stateDir, folder) && /^[\w.-]+$/.test(basename(file));
+    return prior.key === job.key && prior.logFile === job.logFile && inState(prior.marker, 'markers') && inState(prior.slurmOutput, 'out') && isJobId(String(prior.jobId));
   }
 
   /** Reattach to a job a previous pipe process submitted. Returns undefined when it must be submitted anew. */
@@ -454,9 +466,16 @@ export class SlurmExecutor implements Executor {
 export async function cancelWorkspaceJobs(stateDir: string, scancel = 'scancel'): Promise<SubmittedJob[]> {
   const registry = new SlurmRegistry(join(stateDir, 'jobs'));
   const jobs = await registry.all();
-  if (jobs.length > 0) await run(scancel, jobs.map((j) => j.jobId)).catch(() => undefined);
+  // A record is a file a stage's command can rewrite: only a job id goes to scancel, never an option (`--user=me`).
+  const ids = jobs.map((j) => String(j.jobId)).filter(isJobId);
+  if (ids.length > 0) await run(scancel, ids).catch(() => undefined);
   for (const j of jobs) await registry.remove(j.key);
   return jobs;
+}
+
+/** "123", or "123_4" for an array task: what sbatch gave. */
+function isJobId(id: string): boolean {
+  return /^\d+(_\d+)?$/.test(id);
 }
 
 async function readMarker(file: string): Promise<number | undefined> {

@@ -1,11 +1,11 @@
 // `pipe run` with `executor: slurm` on the real single-node cluster: the whole path from YAML to sbatch to the cache,
 // a killed `pipe` that reattaches instead of submitting twice, failures said in plain words, and `uses:` stages
 // running the stage-runner inside the batch job.
-import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { pipe, pipeAsync, workspace, type Ws } from '../engine/helpers.js';
+import { pipe, pipeAsync, runRecords, workspace, type Ws } from '../engine/helpers.js';
 import { hasSlurm, queuedIds, requireSlurm, startCluster } from './cluster.js';
 import { Gates, until } from '../support/gate.js';
 
@@ -89,6 +89,49 @@ run('pipe run on SLURM', () => {
       expect(lstatSync(join(ws.dir, '.pipe/logs', `${tag}.log`)).isFile()).toBe(true);
     } finally {
       rmSync(outside, { recursive: true, force: true });
+    }
+  });
+
+  it('a job record a stage rewrote to name files outside is not reattached to: never read as the exit status or printed as the log; the job is submitted anew', () => {
+    const tag = `r${Date.now()}`;
+    const outside = mkdtempSync(join(tmpdir(), 'pipe-outside-'));
+    writeFileSync(join(outside, 'zero'), '0\n');
+    writeFileSync(join(outside, 'secret.txt'), 'SECRET-CONTENT\n');
+    ws = workspace({ 'p.yaml': ['name: forged', 'stages:', `  ${tag}:`, '    executor: slurm', '    cmd: echo ran-on-slurm; echo x > out.txt', '    outs: [out.txt]', ''].join('\n') });
+    try {
+      expect(pipe(ws.dir, ['run', 'p.yaml']).code).toBe(0);
+      const [rec] = runRecords(ws.dir);
+      // What a stage's command can write: a record for this stage's key naming a job that is not queued, a "marker"
+      // that says 0 and a "log" outside. Before: "collected SLURM job 424242", the secret printed, nothing run.
+      const forged = { key: rec!.key, stage: tag, jobId: '424242', marker: join(outside, 'zero'), slurmOutput: join(outside, 'x.out'), logFile: join(outside, 'secret.txt'), submittedAt: new Date().toISOString() };
+      writeFileSync(join(ws.dir, '.pipe/slurm/jobs', `${rec!.key}.json`), JSON.stringify(forged));
+      const before = submissions(`pipe:${tag}`);
+      const r = pipe(ws.dir, ['run', 'p.yaml', '--force', tag]);
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      expect(r.stdout + r.stderr).not.toContain('SECRET-CONTENT');
+      expect(r.stdout + r.stderr).not.toContain('424242');
+      expect(submissions(`pipe:${tag}`)).toBe(before + 1);
+      expect(existsSync(join(ws.dir, '.pipe/slurm/jobs', `${rec!.key}.json`))).toBe(false);
+    } finally {
+      rmSync(outside, { recursive: true, force: true });
+    }
+  });
+
+  it('pipe cancel passes scancel job ids only: a record a stage rewrote cannot hand it an option', async () => {
+    const { cancelWorkspaceJobs } = await import('../../engine/executors/slurm.js');
+    const dir = mkdtempSync(join(tmpdir(), 'pipe-cancel-'));
+    try {
+      mkdirSync(join(dir, 'slurm/jobs'), { recursive: true });
+      const rec = (key: string, jobId: string) => JSON.stringify({ key, stage: 's', jobId, marker: 'm', slurmOutput: 'o', logFile: 'l', submittedAt: '' });
+      writeFileSync(join(dir, 'slurm/jobs/a.json'), rec('a', '123_4'));
+      writeFileSync(join(dir, 'slurm/jobs/b.json'), rec('b', '--user=root'));
+      // A stand-in scancel that writes down the arguments it was given.
+      writeFileSync(join(dir, 'scancel'), `#!/bin/sh\nprintf '%s\\n' "$@" > ${join(dir, 'args')}\n`, { mode: 0o755 });
+      await cancelWorkspaceJobs(join(dir, 'slurm'), join(dir, 'scancel'));
+      expect(readFileSync(join(dir, 'args'), 'utf8')).toBe('123_4\n');
+      expect(readdirSync(join(dir, 'slurm/jobs'))).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
