@@ -8,7 +8,7 @@
  * child_process.spawn. Not execa: with `-j 2` on 2 cores the parent's CPU per spawn bounds how fast trivial stages go,
  * and execa 9 measured ~2x the parent CPU per spawn of child_process (400 `sh -c cp`: 0.39 s vs 0.82–0.91 s CPU).
  */
-import { constants, createWriteStream, openSync, realpathSync, statSync, type WriteStream } from 'node:fs';
+import { closeSync, constants, createWriteStream, fstatSync, openSync, realpathSync, statSync, type WriteStream } from 'node:fs';
 import { dirname } from 'node:path';
 import { hostname } from 'node:os';
 import type { Executor, Job, JobHooks, JobResult } from './executor.js';
@@ -186,9 +186,15 @@ function openLog(file: string, onError: (e: Error) => void): WriteStream | undef
   try {
     // The job itself may have replaced the logs folder with a link: refused (ownFolder), never written through.
     ownFolder(dirname(file));
-    fd = openSync(file, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o666);
+    // Non-blocking: opened on the job's first output, by when the job may have put a FIFO at its log's name, whose
+    // open for writing would wait for a reader forever (pipe's only thread with it).
+    fd = openSync(file, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o666);
+    if (!fstatSync(fd).isFile()) {
+      closeSync(fd);
+      throw new Error('it is not a regular file: the job put something else at its name');
+    }
   } catch (e) {
-    onError(e as Error);
+    onError((e as NodeJS.ErrnoException).code === 'ENXIO' ? new Error('it is a FIFO the job put at its name') : (e as Error));
     return undefined;
   }
   const log = createWriteStream(file, { fd });

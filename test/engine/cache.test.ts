@@ -871,6 +871,18 @@ describe("pipe's own files under .pipe, replaced by a stage", () => {
     }
   });
 
+  it("a FIFO a job put at its own log's name before its first output is not opened for writing (that open waits for a reader forever): the stage fails saying so", () => {
+    const w = workspace({ 'p.yaml': 'name: f\nstages:\n  late:\n    cmd: rm -f .pipe/logs/late.log; mkfifo .pipe/logs/late.log; echo printed\n    outs: [out/l.txt]\n' });
+    try {
+      const r = pipe(w.dir, ['run', 'p.yaml', '--json'], {}, { timeoutMs: 30_000 });
+      expect(r.signal).toBeNull();
+      expect(statuses(r.stdout)).toEqual({ late: 'failed' });
+      expect(r.stdout).toContain('late.log could not be written (it is a FIFO the job put at its name)');
+    } finally {
+      w.cleanup();
+    }
+  });
+
   it("a failed stage's log turned into a FIFO or a link is not read through: the failure is reported at once, without the linked file", () => {
     const secret = mkdtempSync(join(tmpdir(), 'pipe-outside-'));
     writeFileSync(join(secret, 'secret.txt'), 'OUTSIDE-THE-WORKSPACE\n');
