@@ -20,7 +20,7 @@
  */
 import { lstat, open, rm, stat, unlink } from 'node:fs/promises';
 import { asHash, isHashHex } from './brand.js';
-import { listDir } from './dir.js';
+import { listDir, ownFoldersIntact } from './dir.js';
 import { isLinkEntry } from './manifest.js';
 import { dropLock, dropWorkspace, listWorkspaces, type RegisteredWorkspace } from './registry.js';
 import { readRecord, sharedRunsDir } from './runs.js';
@@ -260,9 +260,8 @@ async function sweepRuns(
   if (dryRun || deletedKeys.size === 0) return;
   await pruneHistory(`${runsDir}/by-stage`, deletedKeys);
   // Not through a link put at the folder's name (listDir says why): its names are not the store's.
-  const nondeterministic = `${runsDir}/nondeterministic`;
-  if (!(await lstat(nondeterministic).then((st) => st.isDirectory(), () => false))) return;
-  for (const key of deletedKeys) await rm(`${nondeterministic}/${key}`, { recursive: true, force: true });
+  if (!ownFoldersIntact(runsDir, 'nondeterministic')) return;
+  for (const key of deletedKeys) await rm(`${runsDir}/nondeterministic/${key}`, { recursive: true, force: true });
 }
 
 /** Drop history markers whose record was deleted now or earlier. */

@@ -18,10 +18,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, lstatSync, rmSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { basename } from 'node:path';
+import { basename, dirname } from 'node:path';
 import { createExclusive, writeFileAtomicSync } from './atomic.js';
 import { readRegularFile, readRegularFileSync } from './read.js';
-import { listDir, ownFolderSync } from './dir.js';
+import { listDir, ownFolderSync, ownFoldersIntact } from './dir.js';
 
 /** A registry entry or workspace.json larger than this is not one pipe wrote. */
 const MAX_ENTRY_BYTES = 1024 * 1024;
@@ -162,7 +162,7 @@ export async function unregisterWorkspace(storeRoot: string, pipeDir: string): P
 /** Forget one pipeline of a workspace (its file was deleted or renamed, and its lock file with it). */
 export function dropLock(w: RegisteredWorkspace, lock: string): void {
   // Never through a link at the workspace's registry folder: the file it names would be outside the store.
-  if (!lstatSync(w.dir, { throwIfNoEntry: false })?.isDirectory()) return;
+  if (!ownFoldersIntact(dirname(w.dir), basename(w.dir))) return;
   rmSync(`${w.dir}/${createHash('sha256').update(lock).digest('hex').slice(0, 16)}.json`, { force: true });
 }
 

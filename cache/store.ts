@@ -19,7 +19,8 @@
  * The store's own folders (`objects/`, its fan-out folders `objects/<2 hex>/`, `tmp/`) are never followed when they
  * are links: a stage's command can write a store inside the workspace, and a link there to a folder outside would
  * have pipe write objects there, link, chmod or evict files there as objects, or read them as objects. Such a link
- * (or a file at a folder's name) is removed, never followed: its objects read as missing and are put again.
+ * (or a file at a folder's name) is never followed and never removed (cache/dir.ts): the objects behind it read as
+ * missing, and putting one there is refused, naming it.
  *
  * Restores are staged beside the destination and renamed over it; modes are tried in order:
  *  - reflink: copy-on-write clone (btrfs, XFS, APFS...): instant, own inode, edits never reach the object;
@@ -596,7 +597,6 @@ function restoredMode(objSt: { mode: number | bigint }): number {
 function readOnlySync(obj: string, st: BigIntStats): void {
   if ((Number(st.mode) & 0o222) !== 0) chmodSync(obj, Number(st.mode) & 0o444);
 }
-
 
 /**
  * True when a link at `linkAbs` with `target` resolves inside `root`: lexically, and through the links on the way

@@ -267,8 +267,8 @@ function recordedIndex(stage: StageSpec, record: RunRecord, now: ReadonlyMap<str
 /**
  * The folder a stage's recorded outputs are moved aside to while it re-runs (`<stash>/<stage>`). The re-run runs in
  * the scratch and can write its `.pipe/`: a link it put at either folder's name would make verify move files outside
- * the scratch, or move a file from outside in (and delete it with the scratch). Never followed: with `make`, a link
- * (or file) there is removed and a folder made; else undefined when either is not a real folder.
+ * the scratch, or move a file from outside in (and delete it with the scratch). Never followed (cache/dir.ts): with
+ * `make`, missing folders are made and anything else there is refused; else undefined when either is not a real folder.
  */
 function stashFolder(stash: string, stage: string, make: boolean): string | undefined {
   const parts = [dirname(stash), basename(stash), safeName(stage)] as const;

@@ -7,7 +7,7 @@
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { writeFileAtomicSync } from '../../cache/atomic.js';
-import { unreadableLockText, workspaceLock } from '../../cache/lock.js';
+import { workspaceLock } from '../../cache/lock.js';
 import { readBoundedSync, unreadText } from '../../cache/read.js';
 import { unregisterWorkspace } from '../../cache/registry.js';
 import { didYouMean, displayPath } from '../dsl/diagnostics.js';
@@ -32,7 +32,7 @@ import { bufferedWriter } from '../ui/format.js';
 import { plainRenderer } from '../ui/plain.js';
 import { openWorkspace, pipeDirOf } from '../workspace.js';
 import { DiagnosticsError, loadAll, selectStages, type Loaded } from './load.js';
-import { ExitError, UsageError } from './errors.js';
+import { ExitError, refuseUnreadableLock, UsageError } from './errors.js';
 import { interrupts, releaseLockOnExit } from './interrupts.js';
 import { workspaceMetrics } from './metrics.js';
 import { executorChooser, machineFor } from './session.js';
@@ -252,8 +252,7 @@ async function take(dir: string, command: string, wait: boolean, signal: AbortSi
       if (signal.aborted) return undefined;
       throw e;
     });
-  const unreadable = got && !got.ok ? unreadableLockText(got.holder) : undefined;
-  if (unreadable) throw new ExitError(`pipe: ${unreadable}`, 1);
+  if (got && !got.ok) refuseUnreadableLock(got.holder);
   if (!got || (!got.ok && signal.aborted)) return undefined;
   if (!got.ok) throw new ExitError(`pipe: ${what} is locked by \`${got.holder.command}\` (pid ${got.holder.pid} on ${got.holder.host}); not waiting (--no-wait)`, 1);
   const undo = releaseLockOnExit(dir);

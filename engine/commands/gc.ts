@@ -7,14 +7,14 @@
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { collectGarbage, type GcResult, type LockRefs } from '../../cache/gc.js';
-import { unreadableLockText, workspaceLock } from '../../cache/lock.js';
+import { workspaceLock } from '../../cache/lock.js';
 import { registerWorkspace } from '../../cache/registry.js';
 import { openHashState } from '../../cache/state.js';
 import { lockPath, readLockAsync } from '../lockfile.js';
 import type { Pipeline } from '../model.js';
 import { formatBytes } from '../scheduler.js';
 import { pipeDirOf } from '../workspace.js';
-import { ExitError, UsageError } from './errors.js';
+import { ExitError, refuseUnreadableLock, UsageError } from './errors.js';
 import { loadAll } from './load.js';
 
 export async function gcCommand(files: string[], opts: { dryRun?: boolean; json?: boolean; keepDays?: string; graceSeconds?: string }): Promise<number> {
@@ -102,8 +102,7 @@ async function lockRefs(file: string): Promise<LockRefs | undefined> {
 
 async function take(pipeDir: string): Promise<() => Promise<void>> {
   const got = await workspaceLock(pipeDir, 'pipe gc').acquire({ wait: false });
-  const unreadable = got.ok ? undefined : unreadableLockText(got.holder);
-  if (unreadable) throw new ExitError(`pipe gc: ${unreadable}`, 1);
+  if (!got.ok) refuseUnreadableLock(got.holder, 'pipe gc');
   if (!got.ok) throw new ExitError(`pipe gc: the workspace is locked by \`${got.holder.command}\` (pid ${got.holder.pid} on ${got.holder.host}); try again when it is done`, 1);
   return got.release;
 }

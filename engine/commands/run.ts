@@ -1,8 +1,8 @@
 /** `pipe run FILE [STAGE|GLOB...]`: bring the selected stages up to date. */
-import { unreadableLockText, workspaceLock } from '../../cache/lock.js';
+import { workspaceLock } from '../../cache/lock.js';
 import { planStages, runStages } from '../run.js';
 import { openWorkspace, pipeDirOf } from '../workspace.js';
-import { ExitError, UsageError } from './errors.js';
+import { ExitError, refuseUnreadableLock, UsageError } from './errors.js';
 import { outputClosed } from './closed-output.js';
 import { interrupts, releaseLockOnExit } from './interrupts.js';
 import { matcher } from '../glob.js';
@@ -77,8 +77,7 @@ export async function runCommand(file: string, targets: string[], opts: RunComma
     }
     if (!got.ok) {
       await out.close();
-      const unreadable = unreadableLockText(got.holder);
-      if (unreadable) throw new ExitError(`pipe: ${unreadable}`, 1);
+      refuseUnreadableLock(got.holder);
       throw new ExitError(`pipe: the workspace ${loaded.pipeline.workdir} is locked by ${holderText(got.holder)}; not waiting (--no-wait)`, 1);
     }
     undoExitHook = releaseLockOnExit(ws.pipeDir);

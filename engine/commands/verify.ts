@@ -7,14 +7,14 @@
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { resolve } from 'node:path';
-import { unreadableLockText, workspaceLock } from '../../cache/lock.js';
+import { workspaceLock } from '../../cache/lock.js';
 import type { PipeEvent } from '../events.js';
 import { verifyStages, type Verdict } from '../verify.js';
 import { pipeDirOf } from '../workspace.js';
 import { interrupts } from './interrupts.js';
 import { loadAll, selectStages } from './load.js';
 import { machineFor, openOutput } from './session.js';
-import { ExitError, UsageError } from './errors.js';
+import { refuseUnreadableLock, UsageError } from './errors.js';
 import { pipeVersion } from './version.js';
 
 export interface VerifyCommandOptions {
@@ -50,8 +50,7 @@ export async function verifyCommand(file: string, targets: string[], opts: Verif
     if (lock) {
       const got = await lock.acquire({ wait: true, signal: stop.cancel, onWait: (h) => process.stderr.write(`pipe: waiting for the workspace lock held by \`${h.command}\` (pid ${h.pid} on ${h.host})\n`) });
       if (!got.ok) {
-        const unreadable = unreadableLockText(got.holder);
-        if (unreadable) throw new ExitError(`pipe: ${unreadable}`, 1);
+        refuseUnreadableLock(got.holder);
         return 130; // interrupted while waiting
       }
       release = got.release;

@@ -3,10 +3,11 @@
  * through its executor with retries, turning the child's output into events (`::pipe::` lines from the runner become
  * progress, log and record() data). Knows nothing of the cache: what the job left is the commit's business.
  */
-import { lstatSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { readTailSync } from '../../cache/read.js';
 import { writeFileAtomicSync } from '../../cache/atomic.js';
-import { dirname, join, relative } from 'node:path';
+import { ownFoldersIntact } from '../../cache/dir.js';
+import { basename, dirname, join, relative } from 'node:path';
 import type { Hash } from '../../cache/types.js';
 import type { Emit } from '../events.js';
 import type { Executor, Job, JobResult } from '../executors/executor.js';
@@ -275,7 +276,7 @@ const TAIL_LINES = 15;
 export function logTail(file: string, lines = TAIL_LINES): string | undefined {
   // Only the end is read, without following a link or blocking on a FIFO: the job writes (and can replace) its log.
   // The folder too: a stage may have replaced .pipe/logs with a link to a folder outside the workspace.
-  if (!lstatSync(dirname(file), { throwIfNoEntry: false })?.isDirectory()) return undefined;
+  if (!ownFoldersIntact(dirname(dirname(file)), basename(dirname(file)))) return undefined;
   // One byte more than shown: the byte before the window says whether it starts a line.
   const tail = readTailSync(file, LOG_TAIL_BYTES + 1);
   if (!tail) return undefined;
