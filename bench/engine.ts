@@ -10,7 +10,9 @@
 // `vs snakemake <baseline/ours>` on the line (above 1: we are faster). The summary line of a figure gives pipe's
 // median and the worst round's ratio (the target, >= 10x, holds in every round). After the rounds, the process floor:
 // the same N `cp` jobs started through pipe's job spawner by a bare Node loop (no engine), which no engine's first
-// run can beat. Then a no-op `pipe status` of a stage whose dep is a 100,000-file directory.
+// run can beat. Then a no-op `pipe status` of a stage whose dep is a 100,000-file directory. Folders are removed
+// when the bench ends, not between rounds (see benchFolder), and the first line gives what a new file costs in the
+// temp folder at the start.
 //
 // Then the 100,000-stage figure (issue 12): a 100 × 1,000 `matrix` (one `cp` per stage, all reading seed.txt) that
 // never ran, through `pipe status`, `pipe run -n` and `pipe dag`: wall time and peak RSS, each first with the
@@ -44,6 +46,34 @@ const extraCaCerts = env.NODE_EXTRA_CA_CERTS;
 delete env.NODE_EXTRA_CA_CERTS;
 if (extraCaCerts) console.log(`# NODE_EXTRA_CA_CERTS (${extraCaCerts}) is unset for every command of this bench`);
 
+// Every folder a round makes is removed when the bench ends, never between rounds. On a file system without a
+// journal (this VM's ext4 has none: no /proc/fs/jbd2 entry), the kernel skips an inode freed in the last 1 to 6
+// minutes when it allocates a new one (fs/ext4/ialloc.c recently_deleted), so after a big delete each new file or
+// folder costs ~10x (here ~300 us instead of ~30 us, measured by the probe below): the round after a removal would
+// pay for the removal. Neither pipe nor Snakemake deletes thousands of files as part of a run; the bench did.
+const madeFolders: string[] = [];
+function benchFolder(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  madeFolders.push(dir);
+  return dir;
+}
+process.on('exit', () => {
+  for (const dir of madeFolders) rmSync(dir, { recursive: true, force: true });
+});
+
+/** Microseconds per new 1-byte file in the bench's temp folder now (500 files; left for the end like the rest). */
+function newFileMicros(): number {
+  const dir = benchFolder('pipe-bench-probe-');
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < 500; i++) writeFileSync(join(dir, `f${i}`), 'x');
+  return Number(process.hrtime.bigint() - t0) / 1e3 / 500;
+}
+const probe = newFileMicros();
+console.log(
+  `# a new file in ${tmpdir()} costs ${probe.toFixed(0)} us now` +
+    (probe > 100 ? ': many files were deleted in the last minutes (see benchFolder); figures that create files are slower than this disk is' : ''),
+);
+
 function bench(figure: string, value: number, unit: string): void {
   console.log(`BENCH ${figure} ${unit === 'MB' ? value.toFixed(0) : value.toFixed(3)} ${unit}`);
 }
@@ -69,7 +99,7 @@ function hasSnakemake(): boolean {
 }
 
 function pipeWorkspace(n: number): string {
-  const dir = mkdtempSync(join(tmpdir(), `pipe-bench-${n}-`));
+  const dir = benchFolder(`pipe-bench-${n}-`);
   writeFileSync(join(dir, 'seed.txt'), 'seed\n');
   const lines = ['name: bench', 'stages:'];
   for (let i = 0; i < n; i++) lines.push(`  s${i}:`, `    cmd: cp seed.txt out/${i}.txt`, '    deps: [seed.txt]', `    outs: [out/${i}.txt]`);
@@ -81,7 +111,7 @@ function pipeWorkspace(n: number): string {
   return dir;
 }
 
-const pipeCache = mkdtempSync(join(tmpdir(), 'pipe-bench-cache-'));
+const pipeCache = benchFolder('pipe-bench-cache-');
 env.PIPE_CACHE_HOME = pipeCache;
 const snake = hasSnakemake();
 if (!snake) console.log('# snakemake not installed: no baseline (apt-get install snakemake)');
@@ -90,33 +120,24 @@ if (!snake) console.log('# snakemake not installed: no baseline (apt-get install
 function pipeRound(n: number): { first: number; noop: number; rssMb: number; afterEdit: number } {
   const dir = pipeWorkspace(n);
   // A cache of its own per round: a shared one would restore the previous round's results instead of running.
-  const cache = mkdtempSync(join(tmpdir(), 'pipe-bench-cache-'));
-  try {
-    const first = timed(process.execPath, [pipeBin, 'run', 'x.yaml', '--resource-usage'], dir, { PIPE_CACHE_HOME: cache });
-    if (!first.ok) throw new Error(`pipe run failed:\n${first.err}`);
-    timed(process.execPath, [pipeBin, 'run', 'x.yaml'], dir, { PIPE_CACHE_HOME: cache }); // warm-up: fills the validated-pipeline cache
-    const noops = [0, 1, 2].map(() => timed(process.execPath, [pipeBin, 'run', 'x.yaml', '--resource-usage'], dir, { PIPE_CACHE_HOME: cache }));
-    // A no-op after an edit of the YAML (validated-pipeline cache miss): the cost a user sees after saving.
-    writeFileSync(join(dir, 'x.yaml'), `# edited\n${readFileSync(join(dir, 'x.yaml'), 'utf8')}`);
-    const afterEdit = timed(process.execPath, [pipeBin, 'run', 'x.yaml'], dir, { PIPE_CACHE_HOME: cache }).s;
-    return { first: first.s, noop: median(noops.map((x) => x.s)), rssMb: Math.max(first.rssMb, ...noops.map((x) => x.rssMb)), afterEdit };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-    rmSync(cache, { recursive: true, force: true });
-  }
+  const cache = benchFolder('pipe-bench-cache-');
+  const first = timed(process.execPath, [pipeBin, 'run', 'x.yaml', '--resource-usage'], dir, { PIPE_CACHE_HOME: cache });
+  if (!first.ok) throw new Error(`pipe run failed:\n${first.err}`);
+  timed(process.execPath, [pipeBin, 'run', 'x.yaml'], dir, { PIPE_CACHE_HOME: cache }); // warm-up: fills the validated-pipeline cache
+  const noops = [0, 1, 2].map(() => timed(process.execPath, [pipeBin, 'run', 'x.yaml', '--resource-usage'], dir, { PIPE_CACHE_HOME: cache }));
+  // A no-op after an edit of the YAML (validated-pipeline cache miss): the cost a user sees after saving.
+  writeFileSync(join(dir, 'x.yaml'), `# edited\n${readFileSync(join(dir, 'x.yaml'), 'utf8')}`);
+  const afterEdit = timed(process.execPath, [pipeBin, 'run', 'x.yaml'], dir, { PIPE_CACHE_HOME: cache }).s;
+  return { first: first.s, noop: median(noops.map((x) => x.s)), rssMb: Math.max(first.rssMb, ...noops.map((x) => x.rssMb)), afterEdit };
 }
 
 /** One round of Snakemake on the same DAG: first run, then no-ops (median of 3, as pipe's). */
 function snakeRound(n: number): { first: number; noop: number } {
   const dir = pipeWorkspace(n);
-  try {
-    const first = timed('snakemake', ['-j', String(jobs), '--quiet'], dir);
-    if (!first.ok) throw new Error(`snakemake failed:\n${first.err}`);
-    const noops = [0, 1, 2].map(() => timed('snakemake', ['-j', String(jobs), '--quiet'], dir));
-    return { first: first.s, noop: median(noops.map((x) => x.s)) };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  const first = timed('snakemake', ['-j', String(jobs), '--quiet'], dir);
+  if (!first.ok) throw new Error(`snakemake failed:\n${first.err}`);
+  const noops = [0, 1, 2].map(() => timed('snakemake', ['-j', String(jobs), '--quiet'], dir));
+  return { first: first.s, noop: median(noops.map((x) => x.s)) };
 }
 
 // Rounds alternate which tool goes first (load that comes and goes falls on both), and each prints its own ratio:
@@ -160,25 +181,21 @@ for (const n of sizes) {
  */
 function processFloor(n: number): number {
   const dir = pipeWorkspace(n);
-  try {
-    mkdirSync(join(dir, 'out'));
-    const spawner = new URL('../dist/engine/executors/spawner.js', import.meta.url).href;
-    writeFileSync(
-      join(dir, 'floor.mjs'),
-      `import { startProcess } from ${JSON.stringify(spawner)};\n` +
-        `let next = 0, done = 0;\n` +
-        `const launch = () => { if (next >= ${n}) return; const i = next++;\n` +
-        `  startProcess({ file: 'cp', args: ['seed.txt', 'out/' + i + '.txt'], cwd: process.cwd(), env: process.env }, {\n` +
-        `    started() {}, output() {}, closed() {}, startFailed(e) { throw e; }, lost(r) { throw new Error(r); },\n` +
-        `    exited(code) { if (code !== 0) throw new Error('cp exited ' + code); if (++done === ${n}) process.exit(0); launch(); } }); };\n` +
-        `for (let k = 0; k < ${jobs}; k++) launch();\n`,
-    );
-    const r = timed(process.execPath, ['floor.mjs'], dir);
-    if (!r.ok) throw new Error(`the process floor script failed:\n${r.err}`);
-    return r.s;
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  mkdirSync(join(dir, 'out'));
+  const spawner = new URL('../dist/engine/executors/spawner.js', import.meta.url).href;
+  writeFileSync(
+    join(dir, 'floor.mjs'),
+    `import { startProcess } from ${JSON.stringify(spawner)};\n` +
+      `let next = 0, done = 0;\n` +
+      `const launch = () => { if (next >= ${n}) return; const i = next++;\n` +
+      `  startProcess({ file: 'cp', args: ['seed.txt', 'out/' + i + '.txt'], cwd: process.cwd(), env: process.env }, {\n` +
+      `    started() {}, output() {}, closed() {}, startFailed(e) { throw e; }, lost(r) { throw new Error(r); },\n` +
+      `    exited(code) { if (code !== 0) throw new Error('cp exited ' + code); if (++done === ${n}) process.exit(0); launch(); } }); };\n` +
+      `for (let k = 0; k < ${jobs}; k++) launch();\n`,
+  );
+  const r = timed(process.execPath, ['floor.mjs'], dir);
+  if (!r.ok) throw new Error(`the process floor script failed:\n${r.err}`);
+  return r.s;
 }
 
 function ratio(baseline: number, ours: number): number {
@@ -191,35 +208,30 @@ function vsLine(figure: string, value: number, unit: string, vsSnakemake: number
 }
 
 if (bigDir) {
-  const dir = mkdtempSync(join(tmpdir(), 'pipe-bench-bigdir-'));
-  try {
-    const files = 100_000;
-    for (let d = 0; d < 100; d++) {
-      const sub = join(dir, 'data', 'big', `d${d}`);
-      mkdirSync(sub, { recursive: true });
-      for (let f = 0; f < files / 100; f++) writeFileSync(join(sub, `f${f}.txt`), `${d}-${f}\n`);
-    }
-    writeFileSync(join(dir, 'x.yaml'), 'name: big\nstages:\n  count:\n    cmd: find data/big -type f | wc -l > out/count.txt\n    deps: [data/big/]\n    outs: [out/count.txt]\n');
-    const first = timed(process.execPath, [pipeBin, 'run', 'x.yaml', '--resource-usage'], dir);
-    if (!first.ok) throw new Error(`pipe run failed:\n${first.err}`);
-    bench('first_run_100k_file_dep', first.s, 's');
-    // The hash memo only trusts files older than its racy window (2 s): wait it out, then a run memoises them all.
-    spawnSync('sleep', ['2.5']);
-    timed(process.execPath, [pipeBin, 'run', 'x.yaml'], dir);
-    timed(process.execPath, [pipeBin, 'status', 'x.yaml'], dir);
-    const st = [0, 1, 2].map(() => timed(process.execPath, [pipeBin, 'status', 'x.yaml', '--resource-usage'], dir));
-    bench('noop_status_100k_file_dep', median(st.map((x) => x.s)), 's');
-    bench('peak_rss_100k_file_dep', Math.max(first.rssMb, ...st.map((x) => x.rssMb)), 'MB');
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
+  const dir = benchFolder('pipe-bench-bigdir-');
+  const files = 100_000;
+  for (let d = 0; d < 100; d++) {
+    const sub = join(dir, 'data', 'big', `d${d}`);
+    mkdirSync(sub, { recursive: true });
+    for (let f = 0; f < files / 100; f++) writeFileSync(join(sub, `f${f}.txt`), `${d}-${f}\n`);
   }
+  writeFileSync(join(dir, 'x.yaml'), 'name: big\nstages:\n  count:\n    cmd: find data/big -type f | wc -l > out/count.txt\n    deps: [data/big/]\n    outs: [out/count.txt]\n');
+  const first = timed(process.execPath, [pipeBin, 'run', 'x.yaml', '--resource-usage'], dir);
+  if (!first.ok) throw new Error(`pipe run failed:\n${first.err}`);
+  bench('first_run_100k_file_dep', first.s, 's');
+  // The hash memo only trusts files older than its racy window (2 s): wait it out, then a run memoises them all.
+  spawnSync('sleep', ['2.5']);
+  timed(process.execPath, [pipeBin, 'run', 'x.yaml'], dir);
+  timed(process.execPath, [pipeBin, 'status', 'x.yaml'], dir);
+  const st = [0, 1, 2].map(() => timed(process.execPath, [pipeBin, 'status', 'x.yaml', '--resource-usage'], dir));
+  bench('noop_status_100k_file_dep', median(st.map((x) => x.s)), 's');
+  bench('peak_rss_100k_file_dep', Math.max(first.rssMb, ...st.map((x) => x.rssMb)), 'MB');
 }
 if (dag100k) bench100k();
-rmSync(pipeCache, { recursive: true, force: true });
 
 /** The 100 × 1,000 matrix: pipe's YAML and the equivalent Snakefile. */
 function matrixWorkspace(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'pipe-bench-100k-'));
+  const dir = benchFolder('pipe-bench-100k-');
   writeFileSync(join(dir, 'seed.txt'), 'seed\n');
   const a = Array.from({ length: 100 }, (_, i) => `a${i}`);
   const b = Array.from({ length: 1000 }, (_, i) => `b${i}`);
@@ -280,30 +292,26 @@ function snakemake100k(dir: string): { baseline: SnakeBaseline; cached: boolean 
 
 function bench100k(): void {
   const dir = matrixWorkspace();
-  try {
-    const snakeRef = snakemake100k(dir);
-    if (snakeRef?.cached) console.log(`# snakemake 100k dry-run from the cache (measured ${snakeRef.baseline.measuredAt}; --snakemake-100k re-measures)`);
-    const vs = (ours: number, theirs: number | undefined) =>
-      snakeRef && theirs !== undefined && Number.isFinite(theirs) ? ` vs snakemake_dry_run ${(theirs / ours).toFixed(2)}` : '';
-    const line = (figure: string, value: number, unit: string, theirs?: number) =>
-      console.log(`BENCH ${figure} ${unit === 'MB' ? value.toFixed(0) : value.toFixed(3)} ${unit}${vs(value, theirs)}`);
-    const commands: Array<[string, string[]]> = [
-      ['status', ['status', 'm.yaml', '--resource-usage']],
-      ['dry_run', ['run', '-n', 'm.yaml', '--resource-usage']],
-      ['dag', ['dag', 'm.yaml', '--resource-usage']],
-    ];
-    for (const [figure, argv] of commands) {
-      // Cold: no validated-pipeline cache (parse, expand, validate, and write it). Warm: median of 3.
-      rmSync(join(pipeCache, 'pipelines'), { recursive: true, force: true });
-      const cold = timed(process.execPath, [pipeBin, ...argv], dir);
-      if (!cold.ok) throw new Error(`pipe ${argv.join(' ')} failed:\n${cold.err}`);
-      const warm = [0, 1, 2].map(() => timed(process.execPath, [pipeBin, ...argv], dir));
-      const theirs = figure === 'dag' ? undefined : snakeRef?.baseline;
-      line(`${figure}_100k_stages_cold`, cold.s, 's', theirs?.s);
-      line(`${figure}_100k_stages`, median(warm.map((x) => x.s)), 's', theirs?.s);
-      line(`peak_rss_${figure}_100k_stages`, Math.max(cold.rssMb, ...warm.map((x) => x.rssMb)), 'MB', theirs?.rssMb);
-    }
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
+  const snakeRef = snakemake100k(dir);
+  if (snakeRef?.cached) console.log(`# snakemake 100k dry-run from the cache (measured ${snakeRef.baseline.measuredAt}; --snakemake-100k re-measures)`);
+  const vs = (ours: number, theirs: number | undefined) =>
+    snakeRef && theirs !== undefined && Number.isFinite(theirs) ? ` vs snakemake_dry_run ${(theirs / ours).toFixed(2)}` : '';
+  const line = (figure: string, value: number, unit: string, theirs?: number) =>
+    console.log(`BENCH ${figure} ${unit === 'MB' ? value.toFixed(0) : value.toFixed(3)} ${unit}${vs(value, theirs)}`);
+  const commands: Array<[string, string[]]> = [
+    ['status', ['status', 'm.yaml', '--resource-usage']],
+    ['dry_run', ['run', '-n', 'm.yaml', '--resource-usage']],
+    ['dag', ['dag', 'm.yaml', '--resource-usage']],
+  ];
+  for (const [figure, argv] of commands) {
+    // Cold: no validated-pipeline cache (parse, expand, validate, and write it). Warm: median of 3.
+    rmSync(join(pipeCache, 'pipelines'), { recursive: true, force: true });
+    const cold = timed(process.execPath, [pipeBin, ...argv], dir);
+    if (!cold.ok) throw new Error(`pipe ${argv.join(' ')} failed:\n${cold.err}`);
+    const warm = [0, 1, 2].map(() => timed(process.execPath, [pipeBin, ...argv], dir));
+    const theirs = figure === 'dag' ? undefined : snakeRef?.baseline;
+    line(`${figure}_100k_stages_cold`, cold.s, 's', theirs?.s);
+    line(`${figure}_100k_stages`, median(warm.map((x) => x.s)), 's', theirs?.s);
+    line(`peak_rss_${figure}_100k_stages`, Math.max(cold.rssMb, ...warm.map((x) => x.rssMb)), 'MB', theirs?.rssMb);
   }
 }
