@@ -90,6 +90,7 @@ export class WatchSession {
     this.file = resolve(opts.file);
     this.watchers = new WatchSet({
       onChange: (p) => this.coalescer.push(p),
+      onActivity: () => this.coalescer.activity(),
       onWarning: (m) => this.say({ type: 'warning', code: 'watcher', message: m }),
       // Incremental directory hashing (cache/state.ts `track`): the events name what changed, so a big dep folder
       // is re-checked path by path instead of re-stat'ed whole; a folder no longer watched in full is walked again.

@@ -15,6 +15,11 @@ export interface WatchSetOptions {
   onWarning: (message: string) => void;
   /** Every raw event and re-established folder watch (see TreeWatcherOptions.onRaw). */
   onRaw?: (abs: string) => void;
+  /**
+   * A watched file changed and will be reported after chokidar has stat'ed it (its raw event): a debounce waiting
+   * for the burst to end counts it (engine/watch/coalesce.ts `activity`).
+   */
+  onActivity?: () => void;
   /** A folder tree stopped being watched in full (closed, its root gone, or a watch failed inside it). */
   onTreeLost?: (root: string) => void;
 }
@@ -129,6 +134,7 @@ export class WatchSet {
         this.opts.onRaw?.(path);
         this.opts.onChange(path);
       });
+      w.on('raw', () => this.opts.onActivity?.());
       w.on('error', (e: unknown) => this.opts.onWarning(`watcher: ${e instanceof Error ? e.message : String(e)}`));
       await new Promise<void>((r) => w.once('ready', () => r()));
     } else {

@@ -1,6 +1,6 @@
 // The parts of watch mode one by one: what is watched (pure), the debounce, the per-directory tree watcher and the
 // missing-path watch on a real file system, the screen, and a WatchSession in-process (includes, params files).
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, stat, watch as fsWatch, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -104,6 +104,58 @@ describe('debounce', () => {
     await until('a batch during the stream', () => batches.length === 2, 2000);
     clearInterval(stream);
     expect(Date.now() - t0).toBeLessThan(600);
+    c.close();
+  });
+
+  // The flake this fixes: under load the watching process stalled past the quiet window while a burst went on. A
+  // stall inside an I/O callback is followed by the loop's timer phase, before it polls again: the expired timer
+  // fired the batch before the events that had queued meanwhile were read, and the burst became two cycles.
+  it('a stall past the quiet window does not split a burst: events that queued meanwhile join the batch', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pipe-debounce-'));
+    const file = join(dir, 'a.txt');
+    writeFileSync(file, '0');
+    const batches: string[][] = [];
+    const c = new Coalescer(40, 1000, (b) => batches.push(b));
+    const watcher = fsWatch(file, () => c.push('/late'));
+    const spin = (ms: number): void => {
+      const t0 = Date.now();
+      while (Date.now() - t0 < ms); // the process stalled: no timer, no I/O
+    };
+    try {
+      // In an I/O callback (a stat's completion), as a watcher's or a job's output handler would be.
+      await new Promise<void>((resolve) =>
+        stat(file, () => {
+          c.push('/first');
+          spin(20);
+          writeFileSync(file, '1'); // its event queues while the process cannot read it
+          spin(100); // past the 40 ms quiet window
+          resolve();
+        }),
+      );
+      await until('the batch', () => batches.length > 0, 5000);
+      await new Promise((r) => setTimeout(r, 150));
+      expect(batches.map((b) => b.sort())).toEqual([['/first', '/late']]);
+    } finally {
+      watcher.close();
+      c.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('raw activity keeps a pending batch open; without one it starts nothing', async () => {
+    const batches: string[][] = [];
+    const c = new Coalescer(40, 1000, (b) => batches.push(b));
+    c.activity(); // nothing pending: no batch, no timer
+    await new Promise((r) => setTimeout(r, 80));
+    expect(batches).toEqual([]);
+    c.push('/a');
+    for (let i = 0; i < 5; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      c.activity(); // a watcher saw the file change again and will report it after its stat
+    }
+    expect(batches).toEqual([]); // 100 ms after the push, but never 40 ms quiet
+    await until('the batch', () => batches.length > 0, 5000);
+    expect(batches).toEqual([['/a']]);
     c.close();
   });
 });
