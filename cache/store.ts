@@ -44,6 +44,7 @@ import {
   lstatSync,
   mkdirSync,
   readFileSync,
+  readdirSync,
   realpathSync,
   renameSync,
   rmSync,
@@ -54,7 +55,7 @@ import {
   type BigIntStats,
 } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
-import { chmod, copyFile, link, lstat, mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { chmod, copyFile, link, lstat, mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { asHash } from './brand.js';
 import { tempName } from './atomic.js';
@@ -98,6 +99,9 @@ export interface LocalStore extends Store {
 }
 
 const SMALL = 4 * 1024 * 1024;
+
+/** The tempName tags of a restore's staging (`pipe-restore`) and of the output it set aside (`pipe-old`). */
+export const RESTORE_TEMPS = ['pipe-restore', 'pipe-old'] as const;
 
 /** What was stored for one file: the hash and length of the bytes actually copied. */
 interface Put {
@@ -438,7 +442,7 @@ class ContentStore implements LocalStore {
   async restore(out: StoredOutput, absDest: string, modes: RestoreMode[]): Promise<void> {
     const tryModes: RestoreMode[] = modes.length > 0 ? [...modes] : ['copy'];
     await mkdir(dirname(absDest), { recursive: true });
-    await removeDeadTemps(absDest, ['pipe-restore', 'pipe-old']); // left by a restore that crashed
+    removeDeadTemps(absDest, RESTORE_TEMPS); // left by a restore that crashed
     const staged = tempName(absDest, 'pipe-restore');
     try {
       if (out.kind === 'file') {
@@ -730,21 +734,25 @@ function missing(obj: string, hash: Hash): CacheError {
 
 /**
  * Remove temp siblings of `path` (from tempName) left by processes that died mid-write, e.g. a restore interrupted
- * by a crash: `<path>.<tag>-<pid>-<hex>` whose pid no longer exists. Live processes' temps are left alone.
+ * by a crash, or a job killed while it wrote an output atomically: `<path>.<tag>-<pid>-<hex>` (or the hidden
+ * `.<name>.<tag>-<pid>-<hex>` a folder is staged under) whose pid no longer exists. Live processes' temps are left
+ * alone. Called before a stage's outputs are restored or produced again: left beside the output, a half copy would
+ * be read by a stage that depends on the folder holding it.
  */
-async function removeDeadTemps(path: string, tags: readonly string[]): Promise<void> {
+export function removeDeadTemps(path: string, tags: readonly string[]): void {
   const base = basename(path);
   let names: string[];
   try {
-    names = await readdir(dirname(path));
+    names = readdirSync(dirname(path));
   } catch {
     return;
   }
   for (const name of names) {
-    if (!name.startsWith(`${base}.`)) continue;
-    const m = /^\.([\w-]+?)-(\d+)-[0-9a-f]{12}$/.exec(name.slice(base.length));
+    const rest = name.startsWith(`${base}.`) ? name.slice(base.length) : name.startsWith(`.${base}.`) ? name.slice(base.length + 1) : undefined;
+    if (rest === undefined) continue;
+    const m = /^\.([\w-]+?)-(\d+)-[0-9a-f]{12}$/.exec(rest);
     if (!m || !tags.includes(m[1]!) || pidAlive(Number(m[2]))) continue;
-    await rm(`${dirname(path)}/${name}`, { recursive: true, force: true });
+    rmSync(`${dirname(path)}/${name}`, { recursive: true, force: true });
   }
 }
 

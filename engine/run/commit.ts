@@ -19,6 +19,10 @@ import { absPath } from '../../cache/paths.js';
 import { hashDeps, hashOutputs, type DepMemo, type StageKeyInfo } from '../plan.js';
 import type { IndexedOutput, Workspace } from '../workspace.js';
 import { readRegularFileSync } from '../../cache/read.js';
+import { removeDeadTemps, RESTORE_TEMPS } from '../../cache/store.js';
+
+/** Temps a dead process may have left beside an output: a restore's, and an atomic write's (cache/atomic.ts tempName). */
+const CRASH_TEMPS = [...RESTORE_TEMPS, 'tmp'];
 
 /** What a `uses` stage's runner leaves in its result file is record() data, as bounded as a run record. */
 const MAX_RESULT_BYTES = 64 * 1024 * 1024;
@@ -45,10 +49,14 @@ export class Committer {
     for (const o of stage.outs) this.memo.forget(o.path);
   }
 
-  /** Before a run: declared outputs are deleted (never truncated in place), parent folders created. */
+  /**
+   * Before a run: declared outputs are deleted (never truncated in place), and so are the temp files a crashed
+   * process left beside them (a restore's staging copy, an atomic write's temp); parent folders created.
+   */
   prepare(stage: StageSpec): void {
     this.allowed(stage);
     removeOutputs(stage, this.ws.root);
+    for (const o of stage.outs) removeDeadTemps(absPath(this.ws.root, outPathKey(o.path)), CRASH_TEMPS);
     for (const o of stage.outs) mkdirSync(dirname(absPath(this.ws.root, o.path)), { recursive: true });
   }
 

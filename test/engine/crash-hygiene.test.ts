@@ -114,6 +114,49 @@ describe('a uses stage killed with SIGKILL', () => {
   });
 });
 
+describe('temps a crashed pipe left beside an output', () => {
+  // A restore SIGKILLed mid-way leaves its staging copy beside the output (`out/big.pipe-restore-<pid>-<hex>`); only
+  // the next restore of that output removed it. When the next run runs the stage instead (its dep changed), the half
+  // copy stayed for good, and a stage depending on the folder holding it read it: its result differed from a fresh
+  // run's. The leftovers are planted under the pid of a real process that has exited (a kill mid-restore cannot be
+  // timed deterministically); the test's own pid stands for a live process, whose temps are never touched.
+  it('are removed before the stage runs again, so a stage reading their folder sees what a fresh run sees', () => {
+    ws = workspace({
+      'data/seed': 'v1\n',
+      'p.yaml': [
+        'name: t',
+        'stages:',
+        '  big:',
+        '    cmd: mkdir -p out/big && for i in 1 2 3; do cp data/seed out/big/f$i; done && cp data/seed out/one.txt',
+        '    deps: [data/seed]',
+        '    outs: [out/big, out/one.txt]',
+        '  list:',
+        '    cmd: find out -type f | sort > listing.txt',
+        '    deps: [out]',
+        '    outs: [listing.txt]',
+        '',
+      ].join('\n'),
+    });
+    const w = ws;
+    expect(pipe(w.dir, ['run', 'p.yaml']).code).toBe(0);
+    const dead = spawnSync('true').pid!;
+    expect(alive(dead)).toBe(false);
+    w.write(`out/big.pipe-restore-${dead}-00000000002a/f1`, 'half a restore\n');
+    w.write(`out/big.pipe-old-${dead}-00000000002b/f1`, 'set aside\n');
+    w.write(`out/one.txt.pipe-restore-${dead}-00000000002c`, 'half\n');
+    w.write(`out/one.txt.tmp-${dead}-00000000002d`, 'half an atomic write\n');
+    w.write(`out/.big.tmp-${dead}-00000000002e/f1`, 'half a staged folder\n');
+    w.write(`out/one.txt.pipe-restore-${process.pid}-00000000002f`, 'a live restore\n');
+    w.write('data/seed', 'v2\n');
+    const r = pipe(w.dir, ['run', 'p.yaml', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(statuses(r.stdout)).toEqual({ big: 'ran', list: 'ran' });
+    expect(readdirSync(join(w.dir, 'out')).sort()).toEqual(['big', 'one.txt', `one.txt.pipe-restore-${process.pid}-00000000002f`]);
+    w.rm(`out/one.txt.pipe-restore-${process.pid}-00000000002f`);
+    expect(w.read('listing.txt')).toBe(`out/big/f1\nout/big/f2\nout/big/f3\nout/one.txt\nout/one.txt.pipe-restore-${process.pid}-00000000002f\n`);
+  });
+});
+
 describe('a stage that leaves a background process holding its output', () => {
   it('ends when its command exits: the background process is killed with its group, pipe does not wait for it', () => {
     ws = workspace({
