@@ -20,13 +20,27 @@ import { createExclusive } from './atomic.js';
 import { readBounded, unreadText } from './read.js';
 import type { LockHolder, WorkspaceLock } from './types.js';
 
-/** True when a process with this pid exists on this host (EPERM: it exists but belongs to someone else). */
+/**
+ * True when a process with this pid exists on this host (EPERM: it exists but belongs to someone else) and has not
+ * exited. A zombie (Linux: exited, not yet reaped by its parent) answers `kill(pid, 0)` but will never run again: a
+ * `pipe` SIGKILLed under a parent that does not reap it held its lock until that parent ended.
+ */
 export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
+    if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  return !zombie(pid);
+}
+
+/** Linux: the process's state in /proc is Z. Elsewhere (or unreadable) false, leaving the kill(0) answer alone. */
+function zombie(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.charAt(stat.lastIndexOf(')') + 2) === 'Z';
+  } catch {
+    return false;
   }
 }
 

@@ -1,12 +1,12 @@
 // Crash hygiene (issue 11.14/11.15): a full disk is a clear stage failure, never a crash; every exit path releases
 // the lock; a second Ctrl-C kills a stage that ignores SIGTERM/SIGINT, with everything it started, and removes its
 // half output. Real signals, real processes, a real 1 MiB tmpfs; gated on files and events, not on sleeps.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { events, pipe, pipeAsync, runRecords, statuses, workspace, type Ws } from './helpers.js';
+import { events, pipe, pipeAsync, pipeBin, runRecords, statuses, workspace, type Ws } from './helpers.js';
 import { until } from '../support/gate.js';
 import { alive } from '../support/process.js';
 
@@ -111,6 +111,41 @@ describe('a uses stage killed with SIGKILL', () => {
     expect(statuses(r.stdout)).toEqual({ s: 'ran' });
     expect(w.read('out/s.txt')).toBe('scratch at start: []\n');
     expect(readdirSync(join(w.dir, '.pipe/tmp')).filter((f) => f.endsWith('.scratch'))).toEqual([]);
+  });
+});
+
+describe('a pipe SIGKILLed under a parent that never reaps it', () => {
+  // The killed pipe stays a zombie until its parent waits for it: kill(pid, 0) still answers, so its lock read as
+  // held and the next run waited (or, with --no-wait, failed) for as long as that parent lived.
+  it('does not keep the workspace lock: the zombie is a dead holder, and its stage is gone', async () => {
+    ws = workspace({
+      'hold': '',
+      'p.yaml': 'name: z\nstages:\n  a:\n    cmd: if [ -e hold ]; then echo $$ > stage.pid; sleep 300; fi; echo a > out/a.txt\n    outs: [out/a.txt]\n',
+    });
+    const w = ws;
+    // `exec sleep` keeps the shell's pid, and with it the pipe child, which sleep never reaps.
+    const parent = spawn('sh', ['-c', `"${process.execPath}" "${pipeBin}" run p.yaml >/dev/null 2>&1 & echo $! > pipe.pid; exec sleep 600`], {
+      cwd: w.dir,
+      env: { ...process.env, CI: 'true' },
+      stdio: 'ignore',
+    });
+    try {
+      await until(() => w.exists('stage.pid') && /^\d+\n$/.test(w.read('stage.pid')), 'the stage to start');
+      const pipePid = Number(w.read('pipe.pid'));
+      const stagePid = Number(w.read('stage.pid'));
+      process.kill(pipePid, 'SIGKILL');
+      await until(() => !alive(pipePid), 'the killed pipe to be a zombie');
+      expect(readFileSync(`/proc/${pipePid}/stat`, 'utf8')).toMatch(/\) Z /);
+      await until(() => !alive(stagePid), 'its stage to be killed by the spawner', 10_000);
+      w.rm('hold');
+      const r = pipe(w.dir, ['run', 'p.yaml', '--json', '--no-wait']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(statuses(r.stdout)).toEqual({ a: 'ran' });
+      expect(w.read('out/a.txt')).toBe('a\n');
+      expect(w.exists('.pipe/lock')).toBe(false);
+    } finally {
+      parent.kill('SIGKILL');
+    }
   });
 });
 
