@@ -116,7 +116,10 @@ export async function verifyStages(opts: VerifyOptions): Promise<VerifyResult> {
   });
   await local.close();
   for (const [name, o] of summary.outcomes) {
-    if (!verdicts.has(name)) say({ stage: name, verdict: 'failed', code: o.code, reason: o.status === 'failed' ? o.reason : `${o.status}: ${o.reason}` });
+    if (verdicts.has(name)) continue;
+    // Stopped by Ctrl-C (running, waiting, or below one that was): nothing was compared, nor did a re-run fail.
+    if (o.status === 'cancelled') say({ stage: name, verdict: 'unverified', code: o.code, reason: `interrupted (${o.reason})` });
+    else say({ stage: name, verdict: 'failed', code: o.code, reason: o.status === 'failed' ? o.reason : `${o.status}: ${o.reason}` });
   }
   return { verdicts, interrupted: summary.interrupted };
 }

@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { snapshot } from '../support/snapshot.js';
-import { events, pipe, pipeBin, workspace, type Ws } from './helpers.js';
+import { events, pipe, pipeAsync, pipeBin, workspace, type Ws } from './helpers.js';
+import { until } from '../support/gate.js';
 
 let ws: Ws;
 let shared: string | undefined;
@@ -103,6 +104,34 @@ describe('pipe verify', () => {
     expect(v.a!.reason).toMatch(/pipe run/); // says what to do
     expect(v.sneaky).toMatchObject({ verdict: 'failed', code: 'exit-non-zero', reason: 'exit code 1' });
     expect(ws.read('out/a.txt')).toBe('1\n');
+  });
+
+  it('Ctrl-C: exit 130, and the stages it stopped are not verified, not failed re-runs', async () => {
+    // `hold` is an ambient variable (not in any key): only the verify's re-run of `slow` waits, until it is interrupted.
+    ws = workspace({
+      'p.yaml':
+        'name: v\nstages:\n  quick:\n    cmd: echo q > out/q.txt\n    outs: [out/q.txt]\n' +
+        '  slow:\n    cmd: if [ -n "$HOLD" ]; then touch "$HOLD/started"; sleep 300; fi; echo s > out/s.txt\n    deps: [out/q.txt]\n    outs: [out/s.txt]\n' +
+        '  below:\n    cmd: cat out/s.txt > out/b.txt\n    deps: [out/s.txt]\n    outs: [out/b.txt]\n',
+    });
+    expect(pipe(ws.dir, ['run', 'p.yaml']).code).toBe(0);
+    const hold = mkdtempSync(join(tmpdir(), 'pipe-verify-hold-'));
+    try {
+      const p = pipeAsync(ws.dir, ['verify', 'p.yaml', '--json'], { HOLD: hold });
+      await until(() => readdirSync(hold).includes('started'), 'the re-run of slow to start');
+      p.child.kill('SIGINT');
+      const r = await p.done;
+      expect(r.code).toBe(130);
+      const v = verdicts(r.stdout);
+      expect(v.quick).toMatchObject({ verdict: 'reproduced' });
+      expect(v.slow).toMatchObject({ verdict: 'unverified' });
+      expect(v.slow!.reason).toMatch(/interrupted/);
+      expect(v.below).toMatchObject({ verdict: 'unverified' });
+      const end = (events(r.stdout) as Array<VerifyEv & { counts?: Record<string, number> }>).find((e) => e.type === 'verify-end');
+      expect(end?.counts).toEqual({ reproduced: 1, differs: 0, failed: 0, unverified: 2 });
+    } finally {
+      rmSync(hold, { recursive: true, force: true });
+    }
   });
 
   it('compares a cache: false output with what the last run of the same inputs left, and names it when it cannot', () => {
