@@ -737,15 +737,16 @@ function missing(obj: string, hash: Hash): CacheError {
  * by a crash, or a job killed while it wrote an output atomically: `<path>.<tag>-<pid>-<hex>` (or the hidden
  * `.<name>.<tag>-<pid>-<hex>` a folder is staged under) whose pid no longer exists. Live processes' temps are left
  * alone. Called before a stage's outputs are restored or produced again: left beside the output, a half copy would
- * be read by a stage that depends on the folder holding it.
+ * be read by a stage that depends on the folder holding it. `names`: the folder's listing, when the caller has it.
  */
-export function removeDeadTemps(path: string, tags: readonly string[]): void {
+export function removeDeadTemps(path: string, tags: readonly string[], names?: readonly string[]): void {
   const base = basename(path);
-  let names: string[];
-  try {
-    names = readdirSync(dirname(path));
-  } catch {
-    return;
+  if (names === undefined) {
+    try {
+      names = readdirSync(dirname(path));
+    } catch {
+      return;
+    }
   }
   for (const name of names) {
     const rest = name.startsWith(`${base}.`) ? name.slice(base.length) : name.startsWith(`.${base}.`) ? name.slice(base.length + 1) : undefined;

@@ -4,7 +4,7 @@
  * and the lock file entry. Anything wrong removes the stage's outputs: a half result never passes as a result.
  * `persist` writes the hash memo, the index and the lock file once, at the end of a run.
  */
-import { existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { hostname } from 'node:os';
 import { outPathKey } from '../../cache/paths.js';
@@ -23,6 +23,7 @@ import { removeDeadTemps, RESTORE_TEMPS } from '../../cache/store.js';
 
 /** Temps a dead process may have left beside an output: a restore's, and an atomic write's (cache/atomic.ts tempName). */
 const CRASH_TEMPS = [...RESTORE_TEMPS, 'tmp'];
+const TEMP_SHAPE = /\.[\w-]+-\d+-[0-9a-f]{12}$/;
 
 /** What a `uses` stage's runner leaves in its result file is record() data, as bounded as a run record. */
 const MAX_RESULT_BYTES = 64 * 1024 * 1024;
@@ -36,6 +37,7 @@ export type CommitVerdict =
 export class Committer {
   /** Lock file entries of the stages that ended well in this run (written by `persist`). */
   readonly lockEntries = new Map<string, LockStage>();
+  private readonly temps = new Map<string, string[]>();
 
   constructor(
     protected readonly pipeline: Pipeline,
@@ -56,7 +58,10 @@ export class Committer {
   prepare(stage: StageSpec): void {
     this.allowed(stage);
     removeOutputs(stage, this.ws.root);
-    for (const o of stage.outs) removeDeadTemps(absPath(this.ws.root, outPathKey(o.path)), CRASH_TEMPS);
+    for (const o of stage.outs) {
+      const abs = absPath(this.ws.root, outPathKey(o.path));
+      removeDeadTemps(abs, CRASH_TEMPS, this.tempsIn(dirname(abs)));
+    }
     for (const o of stage.outs) mkdirSync(dirname(absPath(this.ws.root, o.path)), { recursive: true });
   }
 
@@ -70,6 +75,23 @@ export class Committer {
       if (!refused || refused.linkOnly) rmSync(absPath(this.ws.root, o.path), { recursive: true, force: true });
     }
     this.forget(stage);
+  }
+
+  /**
+   * The names in `dir` shaped like temps, listed once per run: what a crash left there predates the run, and a wide
+   * matrix writing 100,000 outputs into one folder must not list it once per stage.
+   */
+  private tempsIn(dir: string): string[] {
+    let names = this.temps.get(dir);
+    if (names === undefined) {
+      try {
+        names = readdirSync(dir).filter((n) => TEMP_SHAPE.test(n));
+      } catch {
+        names = [];
+      }
+      this.temps.set(dir, names);
+    }
+    return names;
   }
 
   /** Throws the policy's refusal (engine/out-policy.ts) when an out may not be touched now. */
