@@ -36,11 +36,16 @@ export function pidAlive(pid: number): boolean {
 
 /** Linux: the process's state in /proc is Z. Elsewhere (or unreadable) false, leaving the kill(0) answer alone. */
 function zombie(pid: number): boolean {
+  return procStat(pid)?.[0] === 'Z';
+}
+
+/** The fields of `/proc/<pid>/stat` after the command name (state first), or undefined where there is none. */
+function procStat(pid: number): string[] | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.charAt(stat.lastIndexOf(')') + 2) === 'Z';
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   } catch {
-    return false;
+    return undefined;
   }
 }
 
@@ -178,8 +183,7 @@ function isStale(holder: LockFile): boolean {
 function processIdentity(pid: number): { bootId?: string; start?: string } {
   try {
     const bootId = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const start = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+    const start = procStat(pid)?.[19];
     return start ? { bootId, start } : { bootId };
   } catch {
     return {};
