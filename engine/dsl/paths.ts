@@ -19,18 +19,17 @@ export function normalisePath(raw: string, workdir: string): NormalisedPath {
   if (raw.trim() === '') return { ok: false, reason: 'an empty path' };
   if (raw.includes('\0')) return { ok: false, reason: 'a path with a NUL byte' };
   const dir = raw.endsWith('/') || raw === '.' || raw === '..' || /\/\.\.?$/.test(raw);
-  if (path.posix.isAbsolute(raw)) {
-    const abs = path.posix.normalize(raw);
+  // `..` that leaves and re-enters the workspace (`../ws/out/a.txt`) is as much inside it as an absolute path into it:
+  // both become workspace-relative, or the DAG would miss the edge to the stage writing `out/a.txt`.
+  const norm = path.posix.normalize(raw);
+  if (path.posix.isAbsolute(norm) || norm === '..' || norm.startsWith('../')) {
+    const abs = path.posix.resolve(workdir, norm);
     const rel = path.posix.relative(workdir, abs);
     if (rel === '') return { ok: false, reason: 'the workspace root itself' };
-    if (!rel.startsWith('..') && !path.posix.isAbsolute(rel)) return { ok: true, path: withSlash(rel, dir), dir, outside: false };
+    if (rel !== '..' && !rel.startsWith('../') && !path.posix.isAbsolute(rel)) return { ok: true, path: withSlash(rel, dir), dir, outside: false };
     return { ok: true, path: withSlash(abs, dir), dir, outside: true };
   }
-  const norm = path.posix.normalize(raw);
   if (norm === '.' || norm === './') return { ok: false, reason: 'the workspace root itself' };
-  if (norm === '..' || norm.startsWith('../')) {
-    return { ok: true, path: withSlash(path.posix.join(workdir, norm), dir), dir, outside: true };
-  }
   return { ok: true, path: withSlash(norm.replace(/\/+$/, ''), dir), dir, outside: false };
 }
 

@@ -69,4 +69,12 @@ describe('paths', () => {
     expect(normalisePath('/etc/', '/ws')).toEqual({ ok: true, path: '/etc/', dir: true, outside: true });
     expect(normalisePath('.', '/ws')).toEqual({ ok: false, reason: 'the workspace root itself' });
   });
+  it('a path whose `..` leaves and re-enters the workspace is workspace-relative, as the absolute path into it is', () => {
+    expect(normalisePath('../ws/out/a.txt', '/ws')).toEqual({ ok: true, path: 'out/a.txt', dir: false, outside: false });
+    expect(normalisePath('out/../../ws/out/', '/ws')).toEqual({ ok: true, path: 'out/', dir: true, outside: false });
+    expect(normalisePath('../ws', '/ws')).toEqual({ ok: false, reason: 'the workspace root itself' });
+    // A name that merely starts with `..` is inside.
+    expect(normalisePath('/ws/..a/b', '/ws')).toEqual({ ok: true, path: '..a/b', dir: false, outside: false });
+    expect(normalisePath('../wsx/a', '/ws')).toEqual({ ok: true, path: '/wsx/a', dir: false, outside: true });
+  });
 });

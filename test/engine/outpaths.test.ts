@@ -81,4 +81,24 @@ describe('dir and dir/', () => {
     expect(statuses(r.stdout).s, JSON.stringify(reasons(r.stdout))).toBe('restored');
     expect(ws.read('d/x')).toBe('hi\n');
   });
+
+  it('a dep spelled ../<workspace>/out/a.txt (leaving and re-entering the workspace) feeds from the stage writing out/a.txt', () => {
+    ws = workspace({ 'in.txt': 'v1\n', 'out/a.txt': 'old\n' });
+    const name = ws.dir.split('/').at(-1)!;
+    ws.write(
+      'p.yaml',
+      `stages:\n  a:\n    cmd: mkdir -p out && cp in.txt out/a.txt\n    deps: [in.txt]\n    outs: [out/a.txt]\n` +
+        `  b:\n    cmd: cat out/a.txt > b.txt\n    deps: [../${name}/out/a.txt]\n    outs: [b.txt]\n`,
+    );
+    expect(pipe(ws.dir, ['dag', 'p.yaml']).stdout).toMatch(/b\s+← a/);
+    let r = pipe(ws.dir, ['run', 'p.yaml', '--json']);
+    expect(r.code, r.out).toBe(0);
+    expect(ws.read('b.txt')).toBe('v1\n');
+    // b is decided only after a has rewritten out/a.txt: never 'up-to-date' on the old content.
+    ws.write('in.txt', 'v2\n');
+    r = pipe(ws.dir, ['run', 'p.yaml', '--json']);
+    expect(r.code, r.out).toBe(0);
+    expect(statuses(r.stdout)).toEqual({ a: 'ran', b: 'ran' });
+    expect(ws.read('b.txt')).toBe('v2\n');
+  });
 });
