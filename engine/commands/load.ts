@@ -1,16 +1,17 @@
 /**
  * Shared by every command: load and validate a pipeline (DSL), build its DAG, and turn diagnostics into exit code 2.
  */
-import { existsSync } from 'node:fs';
-import { resolve, sep } from 'node:path';
+import { existsSync, readdirSync } from 'node:fs';
+import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { absPath } from '../../cache/paths.js';
 import { formatDiagnostic, type Diagnostic } from '../dsl/diagnostics.js';
-import { buildDag, predecessorsOf, selectTargets, type Dag } from '../graph.js';
+import { buildDag, outIndexOf, predecessorsOf, selectTargets, type Dag } from '../graph.js';
 import { findKindManifests, knownKinds, loadKinds, resolveKind } from '../kinds.js';
 import { readCachedPipeline, writeCachedPipeline, type CacheInputs } from './pipeline-cache.js';
 import type { OutSpec, Pipeline, StageSpec } from '../model.js';
 import type { StageGraph } from '../run.js';
 import { UsageError } from './errors.js';
-import { OutPolicy } from '../out-policy.js';
+import { OutPolicy, realOf } from '../out-policy.js';
 import { pipeDirOf } from '../workspace.js';
 
 export interface Loaded {
@@ -64,6 +65,8 @@ export async function loadAll(file: string, opts: LoadOptions = {}): Promise<Loa
   if (!dag.ok) throw new DiagnosticsError(dag.error);
   const refused = refusedOuts(pipeline);
   if (refused.length > 0) throw new DiagnosticsError(refused);
+  const hidden = depsThroughLinks(pipeline);
+  if (hidden.length > 0) throw new DiagnosticsError(hidden);
   return { pipeline, warnings: (cached.warnings as Diagnostic[]).map((d) => formatDiagnostic(d)), dag: dag.value, graph: stageGraph(dag.value) };
 }
 
@@ -125,6 +128,84 @@ function overlapsThroughLinks(placed: Placed[], policy: OutPolicy): Diagnostic[]
       });
     }
     open.push(p);
+  }
+  return out;
+}
+
+/**
+ * Deps that reach another stage's out through a symbolic link, as the disk is now: `link/a.txt` with `link -> out`,
+ * a link `alias.txt -> out/a.txt`, an absolute path through a link to the workspace. The DAG matches paths as
+ * written, so such a reader would have no edge to the writer: it could run before it, or be decided up to date on
+ * the old content while the writer rewrites it (a stale result, exit 0). Refused, located, naming both stages and
+ * the path to write instead. Only deps no stage writes as written are resolved (each folder holding
+ * them listed once for links, and its real path found once).
+ */
+export function depsThroughLinks(pipeline: Pipeline): Diagnostic[] {
+  const index = outIndexOf(pipeline);
+  if (index.size === 0) return [];
+  const root = realOf(pipeline.workdir);
+  const realDirs = new Map<string, string>();
+  const realDir = (dir: string): string => {
+    let r = realDirs.get(dir);
+    if (r === undefined) realDirs.set(dir, (r = realOf(dir)));
+    return r;
+  };
+  // The links of each folder holding deps: one listing per folder, not one lstat per dep (a wide matrix reads
+  // thousands of files from one folder).
+  const links = new Map<string, Set<string>>();
+  const linksIn = (dir: string): Set<string> => {
+    let l = links.get(dir);
+    if (!l) {
+      l = new Set();
+      try {
+        for (const e of readdirSync(dir, { withFileTypes: true })) if (e.isSymbolicLink()) l.add(e.name);
+      } catch {
+        // Not a listable folder (missing, a file): nothing in it is a link.
+      }
+      links.set(dir, l);
+    }
+    return l;
+  };
+  /** Dep path → where it lands, workspace-relative, when a link takes it elsewhere inside the workspace. */
+  const landings = new Map<string, string | undefined>();
+  const landing = (dep: string): string | undefined => {
+    if (landings.has(dep)) return landings.get(dep);
+    const abs = absPath(pipeline.workdir, dep);
+    const dir = dirname(abs);
+    const name = abs.slice(dir.length + 1);
+    const real = linksIn(dir).has(name) ? realOf(abs) : join(realDir(dir), name);
+    if (real === abs) {
+      // No link on the way (the usual case): the dep is where it is written.
+      landings.set(dep, undefined);
+      return undefined;
+    }
+    const rel = relative(root, real);
+    const lexical = relative(pipeline.workdir, abs);
+    const r = rel !== '' && rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel) && rel !== lexical ? rel.split(sep).join('/') : undefined;
+    landings.set(dep, r);
+    return r;
+  };
+  const out: Diagnostic[] = [];
+  for (const s of pipeline.stages) {
+    for (const d of s.deps) {
+      if (index.producersOf(d.path).length > 0) continue;
+      const rel = landing(d.path);
+      if (rel === undefined) continue;
+      const writers = index.producersOf(rel).filter((o) => o.stage !== s.name);
+      if (writers.length === 0) continue;
+      const named = [...new Set(writers.map((o) => `\`${o.stage}\` (${o.path})`))].join(', ');
+      const write = d.path.endsWith('/') ? `${rel}/` : rel;
+      out.push({
+        severity: 'error',
+        message:
+          `dep \`${d.path}\` reaches \`${write}\` through a symbolic link, and ${writers.length > 1 ? 'stages' : 'stage'} ${named} ${writers.length > 1 ? 'write' : 'writes'} there: ` +
+          `pipe orders stages by paths as written, so \`${s.name}\` could run before its writer or keep a result computed from the old content; ` +
+          `write the dep as \`${write}\``,
+        span: d.span ?? s.span,
+        stage: s.name,
+        field: 'deps',
+      });
+    }
   }
   return out;
 }

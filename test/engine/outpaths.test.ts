@@ -1,4 +1,5 @@
 // `dir` and `dir/` are one output everywhere (issue 10.4): graph, store, restore, status, why, lock file, gc.
+import { symlinkSync } from 'node:fs';
 import { isAbsolute, join, posix, resolve } from 'node:path';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -99,6 +100,35 @@ describe('dir and dir/', () => {
     r = pipe(ws.dir, ['run', 'p.yaml', '--json']);
     expect(r.code, r.out).toBe(0);
     expect(statuses(r.stdout)).toEqual({ a: 'ran', b: 'ran' });
+    expect(ws.read('b.txt')).toBe('v2\n');
+  });
+
+  it('a dep that reaches another stage\'s out through a symbolic link is refused, naming both stages and the path to write', () => {
+    ws = workspace({ 'in.txt': 'v1\n', 'out/a.txt': 'old\n' });
+    symlinkSync('out', join(ws.dir, 'link'));
+    symlinkSync('out/a.txt', join(ws.dir, 'alias.txt'));
+    const yaml = (dep: string) =>
+      `stages:\n  a:\n    cmd: mkdir -p out && cp in.txt out/a.txt\n    deps: [in.txt]\n    outs: [out/a.txt]\n` +
+      `  b:\n    cmd: cat out/a.txt > b.txt\n    deps: [${dep}]\n    outs: [b.txt]\n`;
+    // [dep as written, as the message names it, the path to write instead]
+    const cases = [['link/a.txt', 'link/a.txt', 'out/a.txt'], ['alias.txt', 'alias.txt', 'out/a.txt'], ['link/', 'link/', 'out/'], [`${ws.dir}/link/a.txt`, 'link/a.txt', 'out/a.txt']];
+    for (const [dep, shown, write] of cases) {
+      ws.write('p.yaml', yaml(dep));
+      for (const cmd of ['dag', 'run']) {
+        const r = pipe(ws.dir, [cmd, 'p.yaml']);
+        expect(r.code, `${cmd} ${dep}: ${r.out}`).toBe(2);
+        expect(r.stderr).toContain(`stage \`b\`, field \`deps\`: dep \`${shown}\` reaches \`${write}\` through a symbolic link, and stage \`a\` (out/a.txt) writes there`);
+        expect(r.stderr).toContain(`write the dep as \`${write}\``);
+      }
+    }
+    expect(ws.read('out/a.txt')).toBe('old\n');
+    // Written as the writer's path, the edge is there and the reader follows the writer.
+    ws.write('p.yaml', yaml('out/a.txt'));
+    let r = pipe(ws.dir, ['run', 'p.yaml']);
+    expect(r.code, r.out).toBe(0);
+    ws.write('in.txt', 'v2\n');
+    r = pipe(ws.dir, ['run', 'p.yaml']);
+    expect(r.code, r.out).toBe(0);
     expect(ws.read('b.txt')).toBe('v2\n');
   });
 });
