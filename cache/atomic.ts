@@ -41,6 +41,12 @@ export function tempName(path: string, tag = 'tmp'): string {
 }
 let tempCount = randomBytes(6).readUIntBE(0, 6);
 
+/** A name tempName made, split: the path it was for, its tag and the pid of its writer; undefined for any other. */
+export function tempOf(name: string): { of: string; tag: string; pid: number } | undefined {
+  const m = /^(.+)\.([\w-]+?)-(\d+)-[0-9a-f]{12}$/.exec(name);
+  return m ? { of: m[1]!, tag: m[2]!, pid: Number(m[3]) } : undefined;
+}
+
 /** Replace `path` with `data`, atomically (parent folders created). */
 export async function writeFileAtomic(path: string, data: FileData, opts: AtomicWriteOptions = {}): Promise<void> {
   await mkdir(dirname(path), { recursive: true });

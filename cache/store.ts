@@ -58,7 +58,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { chmod, copyFile, link, lstat, mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { asHash } from './brand.js';
-import { tempName } from './atomic.js';
+import { tempName, tempOf } from './atomic.js';
 import { CacheError } from './errors.js';
 import { ownFolderSync, ownFoldersIntact } from './dir.js';
 import { hashBytes, hashFile, hashSmallFileSync, openRegular, openRegularSync } from './hash.js';
@@ -100,8 +100,10 @@ export interface LocalStore extends Store {
 
 const SMALL = 4 * 1024 * 1024;
 
-/** The tempName tags of a restore's staging (`pipe-restore`) and of the output it set aside (`pipe-old`). */
-export const RESTORE_TEMPS = ['pipe-restore', 'pipe-old'] as const;
+/** The tempName tags of a restore's staging and of the output it set aside. */
+const STAGED = 'pipe-restore';
+const ASIDE = 'pipe-old';
+export const RESTORE_TEMPS = [STAGED, ASIDE] as const;
 
 /** What was stored for one file: the hash and length of the bytes actually copied. */
 interface Put {
@@ -299,9 +301,15 @@ class ContentStore implements LocalStore {
     return ownFoldersIntact(this.root, 'objects', basename(dirname(obj)));
   }
 
-  /** A regular file at `obj`, in real folders of the store. */
-  private isObject(obj: string): boolean {
-    return this.fanOutSound(obj) && lstatSync(obj, { throwIfNoEntry: false })?.isFile() === true;
+  /** A regular file at `obj`, in real folders of the store. `sound`: fan-out folders already checked, by path. */
+  private isObject(obj: string, sound?: Map<string, boolean>): boolean {
+    const dir = dirname(obj);
+    let ok = sound?.get(dir);
+    if (ok === undefined) {
+      ok = this.fanOutSound(obj);
+      sound?.set(dir, ok);
+    }
+    return ok && lstatSync(obj, { throwIfNoEntry: false })?.isFile() === true;
   }
 
   /** Remove a damaged object, whatever it is (a directory put in its place included), never through a linked folder. */
@@ -327,11 +335,7 @@ class ContentStore implements LocalStore {
     const slicer = new Slicer();
     const sound = new Map<string, boolean>();
     for (const e of entries) {
-      if (isLinkEntry(e)) continue;
-      const obj = this.objectPath(e[1]);
-      let ok = sound.get(dirname(obj));
-      if (ok === undefined) sound.set(dirname(obj), (ok = this.fanOutSound(obj)));
-      if (!ok || lstatSync(obj, { throwIfNoEntry: false })?.isFile() !== true) return false;
+      if (!isLinkEntry(e) && !this.isObject(this.objectPath(e[1]), sound)) return false;
       await slicer.tick();
     }
     return true;
@@ -443,7 +447,7 @@ class ContentStore implements LocalStore {
     const tryModes: RestoreMode[] = modes.length > 0 ? [...modes] : ['copy'];
     await mkdir(dirname(absDest), { recursive: true });
     removeDeadTemps(absDest, RESTORE_TEMPS); // left by a restore that crashed
-    const staged = tempName(absDest, 'pipe-restore');
+    const staged = tempName(absDest, STAGED);
     try {
       if (out.kind === 'file') {
         const linked = out.size <= SMALL ? this.placeSmallSync(out.hash, staged, tryModes) : await this.placeFile(out.hash, staged, tryModes);
@@ -683,7 +687,7 @@ async function swapInto(staged: string, dest: string): Promise<void> {
     const code = (e as NodeJS.ErrnoException).code;
     if (code !== 'EISDIR' && code !== 'ENOTDIR' && code !== 'ENOTEMPTY' && code !== 'EEXIST') throw e;
   }
-  const aside = tempName(dest, 'pipe-old');
+  const aside = tempName(dest, ASIDE);
   try {
     await rename(dest, aside);
   } catch (e) {
@@ -749,10 +753,8 @@ export function removeDeadTemps(path: string, tags: readonly string[], names?: r
     }
   }
   for (const name of names) {
-    const rest = name.startsWith(`${base}.`) ? name.slice(base.length) : name.startsWith(`.${base}.`) ? name.slice(base.length + 1) : undefined;
-    if (rest === undefined) continue;
-    const m = /^\.([\w-]+?)-(\d+)-[0-9a-f]{12}$/.exec(rest);
-    if (!m || !tags.includes(m[1]!) || pidAlive(Number(m[2]))) continue;
+    const t = tempOf(name);
+    if (!t || (t.of !== base && t.of !== `.${base}`) || !tags.includes(t.tag) || pidAlive(t.pid)) continue;
     rmSync(`${dirname(path)}/${name}`, { recursive: true, force: true });
   }
 }

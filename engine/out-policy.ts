@@ -121,6 +121,11 @@ export class OutPolicy {
     return { abs, place: joinName(resolved.real, name), folderExists: resolved.exists };
   }
 
+  /** Where `rel` lands on disk: the real path of its folder (memoised, as for outs) plus its name, not followed. */
+  landing(rel: string): string {
+    return this.placed(rel).place;
+  }
+
   /** The absolute path of an out, its folder and its name. */
   private located(rel: string): { abs: string; folder: string; name: string } {
     const abs = absPath(this.workdir, rel);

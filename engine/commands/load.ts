@@ -2,7 +2,7 @@
  * Shared by every command: load and validate a pipeline (DSL), build its DAG, and turn diagnostics into exit code 2.
  */
 import { existsSync, readdirSync } from 'node:fs';
-import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import { absPath } from '../../cache/paths.js';
 import { formatDiagnostic, type Diagnostic } from '../dsl/diagnostics.js';
 import { buildDag, outIndexOf, predecessorsOf, selectTargets, type Dag } from '../graph.js';
@@ -63,9 +63,10 @@ export async function loadAll(file: string, opts: LoadOptions = {}): Promise<Loa
   if (pipeline.stages.some((s) => s.uses !== undefined)) await loadKinds();
   const dag = buildDag(pipeline);
   if (!dag.ok) throw new DiagnosticsError(dag.error);
-  const refused = refusedOuts(pipeline);
+  const policy = OutPolicy.of(pipeline, pipeDirOf(pipeline));
+  const refused = refusedOuts(pipeline, policy);
   if (refused.length > 0) throw new DiagnosticsError(refused);
-  const hidden = depsThroughLinks(pipeline);
+  const hidden = depsThroughLinks(pipeline, policy);
   if (hidden.length > 0) throw new DiagnosticsError(hidden);
   return { pipeline, warnings: (cached.warnings as Diagnostic[]).map((d) => formatDiagnostic(d)), dag: dag.value, graph: stageGraph(dag.value) };
 }
@@ -75,8 +76,7 @@ export async function loadAll(file: string, opts: LoadOptions = {}): Promise<Loa
  * workspace, or on `.pipe/`, the cache, the pipeline's own files. Located, at load time; the engine checks again
  * before touching anything (a stage may create such a link while the pipeline runs).
  */
-export function refusedOuts(pipeline: Pipeline): Diagnostic[] {
-  const policy = OutPolicy.of(pipeline, pipeDirOf(pipeline));
+export function refusedOuts(pipeline: Pipeline, policy: OutPolicy): Diagnostic[] {
   const out: Diagnostic[] = [];
   const placed: Placed[] = [];
   for (const s of pipeline.stages) {
@@ -140,16 +140,9 @@ function overlapsThroughLinks(placed: Placed[], policy: OutPolicy): Diagnostic[]
  * the path to write instead. Only deps no stage writes as written are resolved (each folder holding
  * them listed once for links, and its real path found once).
  */
-export function depsThroughLinks(pipeline: Pipeline): Diagnostic[] {
+export function depsThroughLinks(pipeline: Pipeline, policy: OutPolicy): Diagnostic[] {
   const index = outIndexOf(pipeline);
   if (index.size === 0) return [];
-  const root = realOf(pipeline.workdir);
-  const realDirs = new Map<string, string>();
-  const realDir = (dir: string): string => {
-    let r = realDirs.get(dir);
-    if (r === undefined) realDirs.set(dir, (r = realOf(dir)));
-    return r;
-  };
   // The links of each folder holding deps: one listing per folder, not one lstat per dep (a wide matrix reads
   // thousands of files from one folder).
   const links = new Map<string, Set<string>>();
@@ -173,15 +166,15 @@ export function depsThroughLinks(pipeline: Pipeline): Diagnostic[] {
     const abs = absPath(pipeline.workdir, dep);
     const dir = dirname(abs);
     const name = abs.slice(dir.length + 1);
-    const real = linksIn(dir).has(name) ? realOf(abs) : join(realDir(dir), name);
+    const real = linksIn(dir).has(name) ? realOf(abs) : policy.landing(dep);
     if (real === abs) {
       // No link on the way (the usual case): the dep is where it is written.
       landings.set(dep, undefined);
       return undefined;
     }
-    const rel = relative(root, real);
+    const rel = policy.shown(real); // workspace-relative when inside it, else `real` itself
     const lexical = relative(pipeline.workdir, abs);
-    const r = rel !== '' && rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel) && rel !== lexical ? rel.split(sep).join('/') : undefined;
+    const r = !isAbsolute(rel) && rel !== lexical ? rel.split(sep).join('/') : undefined;
     landings.set(dep, r);
     return r;
   };

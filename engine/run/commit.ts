@@ -20,10 +20,10 @@ import { hashDeps, hashOutputs, type DepMemo, type StageKeyInfo } from '../plan.
 import type { IndexedOutput, Workspace } from '../workspace.js';
 import { readRegularFileSync } from '../../cache/read.js';
 import { removeDeadTemps, RESTORE_TEMPS } from '../../cache/store.js';
+import { tempOf } from '../../cache/atomic.js';
 
 /** Temps a dead process may have left beside an output: a restore's, and an atomic write's (cache/atomic.ts tempName). */
 const CRASH_TEMPS = [...RESTORE_TEMPS, 'tmp'];
-const TEMP_SHAPE = /\.[\w-]+-\d+-[0-9a-f]{12}$/;
 
 /** What a `uses` stage's runner leaves in its result file is record() data, as bounded as a run record. */
 const MAX_RESULT_BYTES = 64 * 1024 * 1024;
@@ -61,8 +61,8 @@ export class Committer {
     for (const o of stage.outs) {
       const abs = absPath(this.ws.root, outPathKey(o.path));
       removeDeadTemps(abs, CRASH_TEMPS, this.tempsIn(dirname(abs)));
+      mkdirSync(dirname(abs), { recursive: true });
     }
-    for (const o of stage.outs) mkdirSync(dirname(absPath(this.ws.root, o.path)), { recursive: true });
   }
 
   /**
@@ -85,7 +85,7 @@ export class Committer {
     let names = this.temps.get(dir);
     if (names === undefined) {
       try {
-        names = readdirSync(dir).filter((n) => TEMP_SHAPE.test(n));
+        names = readdirSync(dir).filter((n) => tempOf(n) !== undefined);
       } catch {
         names = [];
       }
