@@ -76,6 +76,8 @@ export interface DirHash {
   files: number;
   /** Sorted manifest (what the hash is computed over). */
   entries: ManifestEntry[];
+  /** `follow` only: the symbolic links the walk went through (absolute paths), when there were any. */
+  links?: readonly string[];
 }
 
 export interface HashOptions {
@@ -254,7 +256,7 @@ class FileHashState implements LocalHashState {
     }
     if (st.isDirectory()) {
       const d = await this.hashDir(absPath, opts);
-      return { kind: 'dir', hash: d.hash, size: d.size, files: d.files };
+      return { kind: 'dir', hash: d.hash, size: d.size, files: d.files, ...(d.links ? { links: d.links } : {}) };
     }
     throw new CacheError(`${absPath} is not a regular file or directory; pipe cannot hash it.`, 'special-file', absPath);
   }
@@ -286,8 +288,8 @@ class FileHashState implements LocalHashState {
     const links = opts.links ?? 'follow';
     const t = links === 'follow' ? this.tracked.get(absDir) : undefined;
     if (t === undefined) {
-      const { dir } = await this.walkDir(absDir, links);
-      return { ...dir, hash: hashBytes(manifestJson(dir.entries)) };
+      const { dir, summary } = await this.walkDir(absDir, links);
+      return { ...dir, hash: hashBytes(manifestJson(dir.entries)), ...followed(links, summary) };
     }
     // One hash of a tracked tree at a time: a second caller must not see the view half updated.
     const run = t.queue.then(() => this.hashTracked(absDir, t, opts.fresh === true));
@@ -325,8 +327,8 @@ class FileHashState implements LocalHashState {
     const at = this.changes;
     t.changesAtView = at;
     const { dir, summary } = await this.walkDir(absDir, 'follow');
-    const trusted = t.never === undefined && summary.links === 0 && summary.hardlinked === 0 && !summary.crossDevice;
-    if (!trusted || this.tracked.get(absDir) !== t || this.changes - at > this.maxChanges) return { ...dir, hash: hashBytes(manifestJson(dir.entries)) };
+    const trusted = t.never === undefined && summary.links.length === 0 && summary.hardlinked === 0 && !summary.crossDevice;
+    if (!trusted || this.tracked.get(absDir) !== t || this.changes - at > this.maxChanges) return { ...dir, hash: hashBytes(manifestJson(dir.entries)), ...followed('follow', summary) };
     // The view renders the manifest chunk by chunk (the same bytes): later hashes re-render only edited chunks.
     const view = new ManifestView(dir.entries);
     t.view = view;
@@ -482,7 +484,7 @@ class FileHashState implements LocalHashState {
         view.removeTree(rel);
         walked.push(abs);
         const sub = await this.walkDir(abs, 'follow');
-        if (sub.summary.links > 0 || sub.summary.hardlinked > 0 || sub.summary.crossDevice) return undefined;
+        if (sub.summary.links.length > 0 || sub.summary.hardlinked > 0 || sub.summary.crossDevice) return undefined;
         for (const e of sub.dir.entries as FileEntry[]) view.upsert([`${rel}/${e[0]}`, e[1], e[2]]);
       } else {
         return undefined; // a FIFO or device: the full walk reports it properly
@@ -647,6 +649,11 @@ function defaultMaxChanges(): number {
 function fileStamp(file: string): string {
   const st = statSync(file, { bigint: true, throwIfNoEntry: false });
   return st ? `${st.ino}:${st.size}:${st.mtimeNs}` : '';
+}
+
+/** A follow-mode walk's links, for DirHash.links (absent when none: the usual folder carries nothing extra). */
+function followed(policy: LinkPolicy, summary: WalkSummary): { links?: readonly string[] } {
+  return policy === 'follow' && summary.links.length > 0 ? { links: summary.links } : {};
 }
 
 function byEntryRel(a: ManifestEntry, b: ManifestEntry): number {

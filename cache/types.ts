@@ -28,6 +28,11 @@ export interface PathHash {
   hash: Hash | null; // null when missing
   size: number; // bytes (sum for a directory)
   files: number; // 1 for a file, file count for a directory
+  /**
+   * A directory hashed following links: the links inside it that were followed (absolute paths), when there were
+   * any. Where they lead decides the DAG's edges no less than the paths a stage declares (engine/run/dep-links.ts).
+   */
+  links?: readonly string[];
 }
 
 export interface HashState {

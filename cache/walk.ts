@@ -47,8 +47,8 @@ export interface WalkOptions {
  * tree.
  */
 export interface WalkSummary {
-  /** Symbolic links met (followed or kept). */
-  links: number;
+  /** Symbolic links met (followed or kept): their absolute paths, in walk order. */
+  links: string[];
   /** Regular files with more than one hard link. */
   hardlinked: number;
   /** Some entry lives on another device than the root (a mount point inside the tree, or a followed link). */
@@ -71,7 +71,7 @@ export function walkFiles(root: string): WalkedFile[] {
 }
 
 class Walker {
-  readonly summary: WalkSummary = { links: 0, hardlinked: 0, crossDevice: false };
+  readonly summary: WalkSummary = { links: [], hardlinked: 0, crossDevice: false };
   private readonly keep: boolean;
   constructor(
     private readonly visit: FileVisitor,
@@ -100,7 +100,7 @@ class Walker {
         );
       }
       if (st.isSymbolicLink()) {
-        this.summary.links++;
+        this.summary.links.push(childAbs);
         if (this.keep) {
           this.opts.onLink?.(prefix + name, childAbs, readlinkSync(childAbs), abs, name);
           continue;

@@ -50,7 +50,9 @@ export type PlanCode =
   /** Plan only: an upstream stage would run first, so the deps are not known yet. */
   | 'upstream-will-run'
   /** An out resolves outside the workspace or onto pipe's own files (engine/out-policy.ts). */
-  | 'out-refused';
+  | 'out-refused'
+  /** A link inside a dep folder leads into an out of a stage that is not upstream (engine/run/dep-links.ts). */
+  | 'dep-through-link';
 
 /** How a job failed, from its executor's `JobResult.failure` (engine/executors/executor.ts). */
 export type JobFailureCode =

@@ -9,7 +9,7 @@
  * are hashed), and again, fresh, right before anything is deleted, restored, or stored (engine/run/commit.ts): a
  * stage that ran may have turned a folder into a link.
  */
-import { lstatSync, readlinkSync, realpathSync } from 'node:fs';
+import { lstatSync, readdirSync, readlinkSync, realpathSync } from 'node:fs';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { absPath, outPathKey } from '../cache/paths.js';
 import { lockPath } from './lockfile.js';
@@ -48,6 +48,8 @@ export class OutPolicy {
   private readonly guarded: Guarded[];
   /** Real paths of out folders and whether they exist, between stage executions (see `forget`). */
   private readonly folders = new Map<string, Resolved>();
+  /** The names of the symbolic links in a folder, listed once (see `forget`). */
+  private readonly linkNames = new Map<string, Set<string>>();
 
   constructor(
     private readonly workdir: string,
@@ -78,6 +80,7 @@ export class OutPolicy {
    */
   forget(): void {
     this.folders.clear();
+    this.linkNames.clear();
   }
 
   /**
@@ -124,6 +127,26 @@ export class OutPolicy {
   /** Where `rel` lands on disk: the real path of its folder (memoised, as for outs) plus its name, not followed. */
   landing(rel: string): string {
     return this.placed(rel).place;
+  }
+
+  /**
+   * Where `abs` leads: its real path, a link on the leaf followed. From memoised folder resolutions and one listing
+   * per folder for its links, not a realpath per path: thousands of paths in one folder cost one readdir.
+   */
+  leadsTo(abs: string): string {
+    const slash = abs.lastIndexOf('/');
+    const folder = slash === 0 ? '/' : abs.slice(0, slash);
+    let links = this.linkNames.get(folder);
+    if (!links) {
+      links = new Set();
+      try {
+        for (const e of readdirSync(folder, { withFileTypes: true })) if (e.isSymbolicLink()) links.add(e.name);
+      } catch {
+        // Not a listable folder (missing, a file): nothing in it is a link.
+      }
+      this.linkNames.set(folder, links);
+    }
+    return links.has(abs.slice(slash + 1)) ? realOf(abs) : this.landing(abs);
   }
 
   /** The absolute path of an out, its folder and its name. */

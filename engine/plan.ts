@@ -19,6 +19,8 @@ export interface StageKeyInfo {
   key: StageKey;
   /** dep path → its hash on disk now (null when missing). */
   depHashes: Record<string, Hash | null>;
+  /** The symbolic links the dep folders' hashes went through (absolute paths), when there were any. */
+  depLinks?: readonly string[];
 }
 
 export type Decision = (
@@ -43,14 +45,24 @@ export function disagreementText(d: Disagreement): string {
  * (outputs an upstream stage would restore: --dry-run can then still compute the downstream key).
  */
 export async function computeKey(stage: StageSpec, ws: Workspace, known?: ReadonlyMap<string, Hash>, memo?: DepMemo): Promise<StageKeyInfo> {
-  const depHashes = await hashDeps(stage, ws, known, memo);
+  const links: string[] = [];
+  const depHashes = await hashDeps(stage, ws, known, memo, links);
   const kind = stage.uses ? await kindFingerprint(stage.uses, ws.state) : undefined;
   const fields = keyFields(stage, depHashes, kind);
-  return { fields, key: stageKey(fields), depHashes };
+  return { fields, key: stageKey(fields), depHashes, ...(links.length > 0 ? { depLinks: links } : {}) };
 }
 
-/** dep path → its hash on disk now (null when missing): computeKey's deps, or the check that they did not change. */
-export async function hashDeps(stage: StageSpec, ws: Workspace, known?: ReadonlyMap<string, Hash>, memo?: DepMemo): Promise<Record<string, Hash | null>> {
+/**
+ * dep path → its hash on disk now (null when missing): computeKey's deps, or the check that they did not change.
+ * `links` collects the symbolic links that the dep folders' hashes went through.
+ */
+export async function hashDeps(
+  stage: StageSpec,
+  ws: Workspace,
+  known?: ReadonlyMap<string, Hash>,
+  memo?: DepMemo,
+  links?: string[],
+): Promise<Record<string, Hash | null>> {
   const depHashes: Record<string, Hash | null> = {};
   // All hashes start at once, then are collected in order: no closure or Promise.all per stage (at 100,000 stages
   // that garbage is most of a plan's cost), and a memoised dep costs one await. Without a memo (the dep check after a
@@ -64,7 +76,13 @@ export async function hashDeps(stage: StageSpec, ws: Workspace, known?: Readonly
   for (let i = 0; i < pending.length; i++) {
     const h = pending[i]!;
     const path = stage.deps[i]!.path;
-    const value = typeof h === 'string' ? h : (await h).hash;
+    let value: Hash | null;
+    if (typeof h === 'string') value = h;
+    else {
+      const ph = await h;
+      value = ph.hash;
+      if (ph.links && links) for (const l of ph.links) links.push(l); // no spread: a folder may hold 100,000 links
+    }
     // A file may be called `__proto__`: an own key, never a prototype change.
     if (path === '__proto__') Object.defineProperty(depHashes, path, { value, enumerable: true, writable: true, configurable: true });
     else depHashes[path] = value;

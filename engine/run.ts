@@ -15,6 +15,7 @@ import { computeKey, decide, DepMemo, disagreementText, type StageKeyInfo } from
 import { fitRequest, ReadyTracker, ResourcePool, WaitQueue, type Grant, type Machine } from './scheduler.js';
 import type { UpstreamRun } from './stage-api.js';
 import { Committer } from './run/commit.js';
+import { DepLinks } from './run/dep-links.js';
 import { ancestorsOf, lazyLock, missingDeps, missingDepsReason, upstreamBlock, waitsForOf, type EngineOptions } from './run/decide.js';
 import { dispatch, logFileOf, logTail, type DispatchContext } from './run/dispatch.js';
 import { errorReason, reasonText, RunReport, type EndDetails, type RunSummary, type StageOutcome } from './run/report.js';
@@ -57,6 +58,7 @@ export async function runStages(opts: RunOptions): Promise<RunSummary> {
   const report = new RunReport(emit);
   const lockOf = lazyLock(pipeline);
   const memo = new DepMemo(ws);
+  const depLinks = new DepLinks(pipeline, ws, (s) => new Set(ancestorsOf(graph, s)));
   const commit = opts.committer?.(memo) ?? new Committer(pipeline, ws, memo, opts.pipeVersion);
   const jobs: DispatchContext = {
     pipeline,
@@ -115,6 +117,8 @@ export async function runStages(opts: RunOptions): Promise<RunSummary> {
 
       const forced = opts.force?.(name) ?? false;
       const d = await decide(stage, ws, { force: forced, lockEntry: lockOf, memo });
+      const linked = d.info?.depLinks && depLinks.refusal(stage, d.info.depLinks);
+      if (linked) return failed(name, linked, d.info!.key);
       if (forced && opts.forceReason && d.action === 'run') d.reasons = [opts.forceReason];
       emit(planEvent(name, d.action, d.reasons, d.info?.key));
       if (d.action === 'up-to-date') {
@@ -155,7 +159,7 @@ export async function runStages(opts: RunOptions): Promise<RunSummary> {
         void execute(waiting, undefined);
       }
     } catch (e) {
-      const why = errorReason(e);
+      const why = depLinks.brokenLink(stage, e) ?? errorReason(e);
       finish({ stage: name, status: 'failed', code: why.code, reason: why.text, durationMs: Date.now() - t0 });
     }
   };

@@ -1,8 +1,8 @@
 /**
  * Shared by every command: load and validate a pipeline (DSL), build its DAG, and turn diagnostics into exit code 2.
  */
-import { existsSync, readdirSync } from 'node:fs';
-import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
+import { existsSync } from 'node:fs';
+import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { absPath } from '../../cache/paths.js';
 import { formatDiagnostic, type Diagnostic } from '../dsl/diagnostics.js';
 import { buildDag, outIndexOf, predecessorsOf, selectTargets, type Dag } from '../graph.js';
@@ -11,7 +11,7 @@ import { readCachedPipeline, writeCachedPipeline, type CacheInputs } from './pip
 import type { OutSpec, Pipeline, StageSpec } from '../model.js';
 import type { StageGraph } from '../run.js';
 import { UsageError } from './errors.js';
-import { OutPolicy, realOf } from '../out-policy.js';
+import { OutPolicy } from '../out-policy.js';
 import { pipeDirOf } from '../workspace.js';
 
 export interface Loaded {
@@ -137,36 +137,19 @@ function overlapsThroughLinks(placed: Placed[], policy: OutPolicy): Diagnostic[]
  * a link `alias.txt -> out/a.txt`, an absolute path through a link to the workspace. The DAG matches paths as
  * written, so such a reader would have no edge to the writer: it could run before it, or be decided up to date on
  * the old content while the writer rewrites it (a stale result, exit 0). Refused, located, naming both stages and
- * the path to write instead. Only deps no stage writes as written are resolved (each folder holding
- * them listed once for links, and its real path found once).
+ * the path to write instead. Only deps no stage writes as written are resolved (OutPolicy.leadsTo: each folder
+ * holding them listed once for links, and its real path found once). Links met inside dep folders are checked when
+ * the reader is decided (engine/run/dep-links.ts).
  */
 export function depsThroughLinks(pipeline: Pipeline, policy: OutPolicy): Diagnostic[] {
   const index = outIndexOf(pipeline);
   if (index.size === 0) return [];
-  // The links of each folder holding deps: one listing per folder, not one lstat per dep (a wide matrix reads
-  // thousands of files from one folder).
-  const links = new Map<string, Set<string>>();
-  const linksIn = (dir: string): Set<string> => {
-    let l = links.get(dir);
-    if (!l) {
-      l = new Set();
-      try {
-        for (const e of readdirSync(dir, { withFileTypes: true })) if (e.isSymbolicLink()) l.add(e.name);
-      } catch {
-        // Not a listable folder (missing, a file): nothing in it is a link.
-      }
-      links.set(dir, l);
-    }
-    return l;
-  };
   /** Dep path → where it lands, workspace-relative, when a link takes it elsewhere inside the workspace. */
   const landings = new Map<string, string | undefined>();
   const landing = (dep: string): string | undefined => {
     if (landings.has(dep)) return landings.get(dep);
     const abs = absPath(pipeline.workdir, dep);
-    const dir = dirname(abs);
-    const name = abs.slice(dir.length + 1);
-    const real = linksIn(dir).has(name) ? realOf(abs) : policy.landing(dep);
+    const real = policy.leadsTo(abs);
     if (real === abs) {
       // No link on the way (the usual case): the dep is where it is written.
       landings.set(dep, undefined);

@@ -12,6 +12,7 @@ import type { StageSpec } from '../model.js';
 import type { Workspace } from '../workspace.js';
 import { planEvent, type Emit, type EndCode, type Reason } from '../events.js';
 import type { StageOutcome } from './report.js';
+import { DepLinks } from './dep-links.js';
 
 /** The DAG as the engine needs it: a topological order and each stage's direct upstream stages. */
 export interface StageGraph {
@@ -117,6 +118,7 @@ export async function planStages(opts: EngineOptions): Promise<Map<string, Decis
   const known = new Map<string, Hash>();
   const lockOf = lazyLock(pipeline);
   const memo = new DepMemo(ws, { planOnly: true });
+  const depLinks = new DepLinks(pipeline, ws, (s) => new Set(ancestorsOf(graph, s)));
   const done = new Map<string, Promise<void>>();
   const decideOne = async (name: string): Promise<void> => {
     const ups = waitsFor(name);
@@ -130,7 +132,19 @@ export async function planStages(opts: EngineOptions): Promise<Map<string, Decis
       const named = running.length <= 3 ? running.join(', ') : `${running.slice(0, 2).join(', ')} and ${running.length - 2} more`;
       d = { action: 'run', reasons: [{ code: 'upstream-will-run', text: `upstream stage${running.length > 1 ? 's' : ''} ${named} will re-run` }], changes: [] };
     } else {
-      d = await decide(stage, ws, { force: opts.force?.(name) ?? false, known, lockEntry: lockOf, memo });
+      // A link in a dep folder into an out not upstream: said as a refusal, as the run would refuse it.
+      const refusedBy = (r: Reason<EndCode>): Decision => ({ action: 'run', reasons: [{ code: 'dep-through-link', text: `refused: ${r.text}` }], changes: [] });
+      d = await decide(stage, ws, { force: opts.force?.(name) ?? false, known, lockEntry: lockOf, memo }).then(
+        (d) => {
+          const linked = d.info?.depLinks && depLinks.refusal(stage, d.info.depLinks);
+          return linked ? refusedBy(linked) : d;
+        },
+        (e: unknown) => {
+          const linked = depLinks.brokenLink(stage, e);
+          if (!linked) throw e;
+          return refusedBy(linked);
+        },
+      );
     }
     if (d.action === 'restore') for (const o of d.record.outputs) known.set(o.path, o.hash);
     decisions.set(name, d);

@@ -1,10 +1,11 @@
 // `dir` and `dir/` are one output everywhere (issue 10.4): graph, store, restore, status, why, lock file, gc.
-import { symlinkSync } from 'node:fs';
+import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { isAbsolute, join, posix, resolve } from 'node:path';
 import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { absPath, outPathKey, resolvePath, sameOutPath } from '../../cache/paths.js';
-import { pipe, reasons, statuses, workspace, type Ws } from './helpers.js';
+import { ends, pipe, reasons, statuses, workspace, type Ws } from './helpers.js';
 
 let ws: Ws;
 afterEach(() => ws?.cleanup());
@@ -130,5 +131,71 @@ describe('dir and dir/', () => {
     r = pipe(ws.dir, ['run', 'p.yaml']);
     expect(r.code, r.out).toBe(0);
     expect(ws.read('b.txt')).toBe('v2\n');
+  });
+
+  it('a dep folder holding a link into another stage\'s out is refused before its result is used; declared, the out orders the two', () => {
+    // `data/x -> ../out/a.txt` (a file out) and `data/o -> ../gen` (a folder holding an out): the walk of `data/`
+    // reads both writers' outs, and no declared path joins `b` to them.
+    ws = workspace({ 'in.txt': 'v1\n', 'out/a.txt': 'old\n', 'gen/g.txt': 'old\n', 'data/p.txt': 'plain\n' });
+    symlinkSync('../out/a.txt', join(ws.dir, 'data/x'));
+    const yaml = (deps: string, extra = '') =>
+      `stages:\n  a:\n    cmd: sleep 0.2 && cp in.txt out/a.txt\n    deps: [in.txt]\n    outs: [out/a.txt]\n` +
+      `  g:\n    cmd: cp in.txt gen/g.txt\n    deps: [in.txt]\n    outs: [gen/g.txt]\n` +
+      `  b:\n    cmd: cat data/x${extra} > b.txt\n    deps: [${deps}]\n    outs: [b.txt]\n`;
+    ws.write('p.yaml', yaml('data/'));
+    let r = pipe(ws.dir, ['run', 'p.yaml', '--json']);
+    expect(r.code, r.out).toBe(1);
+    const why = "dep `data/` holds a symbolic link `data/x` that leads to `out/a.txt`, and stage `a` (out/a.txt) writes there without being upstream of `b`";
+    expect(ends(r.stdout).b).toMatchObject({ status: 'failed', code: 'dep-through-link' });
+    expect(ends(r.stdout).b!.reason).toContain(why);
+    expect(ends(r.stdout).b!.reason).toContain('declare `out/a.txt` as a dep of `b`');
+    expect(ws.exists('b.txt')).toBe(false);
+    // Said by `pipe status` too, and in words on a terminal; and the same when the out is not there yet (the walk
+    // meets a broken link: the cause is the missing order, not a link to fix).
+    for (const present of [true, false]) {
+      if (!present) rmSync(join(ws.dir, 'out/a.txt'));
+      r = pipe(ws.dir, ['status', 'p.yaml']);
+      expect(r.code, r.out).toBe(0);
+      expect(r.stdout).toContain(`refused: ${why}`);
+      r = pipe(ws.dir, ['run', 'p.yaml', 'b']);
+      expect(r.code).toBe(1);
+      expect(r.out).toContain(why);
+    }
+
+    // A link to a folder that holds another stage's out.
+    rmSync(join(ws.dir, 'data/x'));
+    symlinkSync('../gen', join(ws.dir, 'data/o'));
+    ws.write('p.yaml', yaml('data/').replace('cat data/x', 'cat data/o/g.txt'));
+    r = pipe(ws.dir, ['run', 'p.yaml', '--json']);
+    expect(r.code, r.out).toBe(1);
+    expect(ends(r.stdout).b!.reason).toContain("dep `data/` holds a symbolic link `data/o` that leads to `gen`, and stage `g` (gen/g.txt) writes there");
+
+    // Declared, the writer is upstream: the reader waits for it and follows its new content.
+    rmSync(join(ws.dir, 'data/o'));
+    symlinkSync('../out/a.txt', join(ws.dir, 'data/x'));
+    ws.write('p.yaml', yaml('data/, out/a.txt'));
+    r = pipe(ws.dir, ['run', 'p.yaml', '--json']);
+    expect(r.code, r.out).toBe(0);
+    expect(ws.read('b.txt')).toBe('v1\n');
+    ws.write('in.txt', 'v2\n');
+    r = pipe(ws.dir, ['run', 'p.yaml', '--json']);
+    expect(r.code, r.out).toBe(0);
+    expect(statuses(r.stdout).b).toBe('ran');
+    expect(ws.read('b.txt')).toBe('v2\n');
+
+    // Links that lead to no out are followed as before: a source file of the workspace, and a folder outside it.
+    const outside = mkdtempSync(join(tmpdir(), 'pipe-outside-'));
+    try {
+      writeFileSync(join(outside, 'e.txt'), 'outside\n');
+      rmSync(join(ws.dir, 'data/x'));
+      symlinkSync('../in.txt', join(ws.dir, 'data/x'));
+      symlinkSync(outside, join(ws.dir, 'data/ext'));
+      ws.write('p.yaml', yaml('data/', ' data/ext/e.txt'));
+      r = pipe(ws.dir, ['run', 'p.yaml', '--json']);
+      expect(r.code, r.out).toBe(0);
+      expect(ws.read('b.txt')).toBe('v2\noutside\n');
+    } finally {
+      rmSync(outside, { recursive: true, force: true });
+    }
   });
 });
