@@ -58,6 +58,11 @@ export interface GcOptions {
   dryRun: boolean;
   /** Clock, for tests. */
   now?: number;
+  /**
+   * Ctrl-C: stop at the next record, workspace or object. What was deleted stays deleted; nothing else is. A sweep
+   * stopped half way ends the collection there: objects are only judged against complete live sets.
+   */
+  signal?: AbortSignal;
 }
 
 export interface WorkspaceRef {
@@ -82,6 +87,8 @@ export interface GcResult {
   dropped: WorkspaceRef[];
   /** Registered workspaces on other hosts that cannot be seen from here: while any, no object is deleted. */
   unknown: WorkspaceRef[];
+  /** Stopped by `signal` before the end: the counts are what was deleted until then. */
+  interrupted?: boolean;
 }
 
 export const DEFAULT_KEEP_RUNS_MS = 30 * 24 * 3600 * 1000;
@@ -117,6 +124,8 @@ export async function collectGarbage(opts: GcOptions): Promise<GcResult> {
   const graceMs = opts.graceMs ?? DEFAULT_GRACE_MS;
   const store = openStore(opts.store);
   const result: GcResult = { objects: 0, bytes: 0, kept: 0, runs: 0, sharedRuns: 0, keptFor: [], dropped: [], unknown: [] };
+  const stopped = (): boolean => opts.signal?.aborted === true;
+  const interrupted = (): GcResult => ({ ...result, interrupted: true });
   const recent = (rec: RunRecord | undefined, mtimeMs: number): boolean => {
     const ended = rec ? Date.parse(rec.endedAt) : NaN;
     return now - (Number.isFinite(ended) ? ended : mtimeMs) <= keepRunsMs;
@@ -126,14 +135,16 @@ export async function collectGarbage(opts: GcOptions): Promise<GcResult> {
   const own = new LiveSet(store);
   for (const out of opts.keep) await own.add(out.hash, out.kind === undefined ? undefined : out.kind === 'dir');
   for (const runsDir of typeof opts.runsDir === 'string' ? [opts.runsDir] : opts.runsDir) {
-    await sweepRuns(runsDir, recent, opts.dryRun, own, () => result.runs++);
+    await sweepRuns(runsDir, recent, opts.dryRun, own, () => result.runs++, stopped);
   }
+  if (stopped()) return interrupted();
 
   // Every other workspace using the store: what they reference stays.
   const lockKeys = new Set<string>();
   const others: Array<{ ws: RegisteredWorkspace; live: LiveSet }> = [];
   if (opts.readLock) {
     for (const ws of await listWorkspaces(opts.store)) {
+      if (stopped()) return interrupted();
       const self = opts.self !== undefined && ws.pipeDir === opts.self;
       if (ws.state === 'gone') {
         result.dropped.push({ root: ws.root, host: ws.host });
@@ -157,7 +168,7 @@ export async function collectGarbage(opts: GcOptions): Promise<GcResult> {
         for (const o of refs.outputs) await live.add(o.hash, o.dir);
       }
       if (!self) {
-        await sweepRuns(`${ws.pipeDir}/runs`, recent, true, live, () => undefined);
+        await sweepRuns(`${ws.pipeDir}/runs`, recent, true, live, () => undefined, stopped);
         others.push({ ws, live });
       }
     }
@@ -172,8 +183,10 @@ export async function collectGarbage(opts: GcOptions): Promise<GcResult> {
     opts.dryRun,
     shared,
     () => result.sharedRuns++,
+    stopped,
     true,
   );
+  if (stopped()) return interrupted();
 
   // Objects.
   const keptFor = new Map<RegisteredWorkspace, number>();
@@ -182,6 +195,10 @@ export async function collectGarbage(opts: GcOptions): Promise<GcResult> {
   for (const shard of await listDir(objRoot)) {
     if (!/^[0-9a-f]{2}$/.test(shard)) continue;
     for (const rest of await listDir(`${objRoot}/${shard}`)) {
+      if (stopped()) {
+        result.keptFor = [...keptFor].map(([ws, objects]) => ({ root: ws.root, host: ws.host, objects }));
+        return interrupted();
+      }
       if (!OBJECT_NAME.test(rest)) continue; // not an object name: not the store's to delete
       const hex = shard + rest;
       const path = `${objRoot}/${shard}/${rest}`;
@@ -211,6 +228,7 @@ export async function collectGarbage(opts: GcOptions): Promise<GcResult> {
   // Leftovers of crashed puts.
   if (!opts.dryRun) {
     for (const name of await listDir(`${opts.store}/tmp`)) {
+      if (stopped()) return interrupted();
       // Only names a put writes: a cache_dir set to a folder that already had a tmp/ ($HOME) keeps its files.
       if (!TEMP_NAME.test(name)) continue;
       const path = `${opts.store}/tmp/${name}`;
@@ -236,13 +254,16 @@ async function sweepRuns(
   dryRun: boolean,
   live: LiveSet,
   counted: () => void,
+  /** Ctrl-C: stop before the next record (the history of those deleted is still pruned). */
+  stopped: () => boolean,
   /** Pass the file's mtime to `keep` always (else only when the record has no usable end time). */
   withMtime = false,
 ): Promise<void> {
   const deletedKeys = new Set<string>();
-  for (const shard of await listDir(runsDir)) {
+  shards: for (const shard of await listDir(runsDir)) {
     if (!/^[0-9a-f]{2}$/.test(shard)) continue;
     for (const name of await listDir(`${runsDir}/${shard}`)) {
+      if (stopped()) break shards;
       if (!RECORD_NAME.test(name)) continue;
       const path = `${runsDir}/${shard}/${name}`;
       const rec = await readRecord(path);

@@ -15,6 +15,7 @@ import type { Pipeline } from '../model.js';
 import { formatBytes } from '../scheduler.js';
 import { pipeDirOf } from '../workspace.js';
 import { ExitError, refuseUnreadableLock, UsageError } from './errors.js';
+import { interrupts, releaseLockOnExit } from './interrupts.js';
 import { loadAll } from './load.js';
 
 export async function gcCommand(files: string[], opts: { dryRun?: boolean; json?: boolean; keepDays?: string; graceSeconds?: string }): Promise<number> {
@@ -31,38 +32,60 @@ export async function gcCommand(files: string[], opts: { dryRun?: boolean; json?
     for (const o of (await lockRefs(lockPath(pipeline.file)))?.outputs ?? []) g.keep.push({ hash: o.hash, ...(o.dir ? { kind: 'dir' as const } : {}) });
   }
   const results: Array<{ cache: string } & GcResult> = [];
-  for (const g of groups.values()) {
-    const p = g.pipelines[0]!;
-    const pipeDir = pipeDirOf(p);
-    const release = opts.dryRun ? undefined : await take(pipeDir);
-    try {
-      // Registered here too (not only by runs): a workspace that only ever ran gc is still known to the store.
-      for (const q of g.pipelines) await registerWorkspace(q.settings.cacheDir, { root: q.workdir, pipeDir, pipeline: q.file, lock: lockPath(q.file) });
-      const r = await collectGarbage({
-        store: p.settings.cacheDir,
-        runsDir: join(pipeDir, 'runs'),
-        keep: g.keep,
-        readLock: lockRefs,
-        self: pipeDir,
-        dryRun: opts.dryRun ?? false,
-        ...(opts.keepDays !== undefined ? { keepRunsNewerThanMs: Number(opts.keepDays) * 86_400_000 } : {}),
-        ...(opts.graceSeconds !== undefined ? { graceMs: Number(opts.graceSeconds) * 1000 } : {}),
-      });
-      results.push({ cache: p.settings.cacheDir, ...r });
-      if (!opts.dryRun && r.objects > 0) {
-        // The hash memo vouches for objects a hard-linked restore served: forget the ones just deleted.
-        const state = await openHashState(join(pipeDir, 'hashstate'));
-        if (state.pruneMissing(join(p.settings.cacheDir, 'objects')) > 0) await state.flush();
-      }
-    } finally {
-      await release?.();
+  // Ctrl-C (or SIGTERM, SIGHUP): stop at the next object, report what was removed, release the lock, exit 130.
+  const stop = interrupts();
+  try {
+    for (const g of groups.values()) {
+      if (stop.cancel.aborted) break;
+      await collectGroup(g, opts, stop.cancel, results);
     }
+  } finally {
+    stop.dispose();
   }
   if (opts.json) process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
   else {
     for (const r of results) process.stdout.write(gcReport(r, opts.dryRun ?? false));
   }
-  return 0;
+  if (!stop.cancel.aborted) return 0;
+  process.stderr.write('pipe gc: interrupted; what it removed is gone and the rest is intact (run it again to finish)\n');
+  return 130;
+}
+
+/** One store's collection, under its workspace's lock (released on every way out, a third Ctrl-C included). */
+async function collectGroup(
+  g: { pipelines: Pipeline[]; keep: Array<{ hash: string; kind?: 'dir' }> },
+  opts: { dryRun?: boolean; keepDays?: string; graceSeconds?: string },
+  signal: AbortSignal,
+  results: Array<{ cache: string } & GcResult>,
+): Promise<void> {
+  const p = g.pipelines[0]!;
+  const pipeDir = pipeDirOf(p);
+  const release = opts.dryRun ? undefined : await take(pipeDir);
+  const undoExitHook = release ? releaseLockOnExit(pipeDir) : () => {};
+  try {
+    // Registered here too (not only by runs): a workspace that only ever ran gc is still known to the store.
+    for (const q of g.pipelines) await registerWorkspace(q.settings.cacheDir, { root: q.workdir, pipeDir, pipeline: q.file, lock: lockPath(q.file) });
+    const r = await collectGarbage({
+      store: p.settings.cacheDir,
+      runsDir: join(pipeDir, 'runs'),
+      keep: g.keep,
+      readLock: lockRefs,
+      self: pipeDir,
+      dryRun: opts.dryRun ?? false,
+      ...(opts.keepDays !== undefined ? { keepRunsNewerThanMs: Number(opts.keepDays) * 86_400_000 } : {}),
+      ...(opts.graceSeconds !== undefined ? { graceMs: Number(opts.graceSeconds) * 1000 } : {}),
+      signal,
+    });
+    results.push({ cache: p.settings.cacheDir, ...r });
+    if (!opts.dryRun && r.objects > 0) {
+      // The hash memo vouches for objects a hard-linked restore served: forget the ones just deleted.
+      const state = await openHashState(join(pipeDir, 'hashstate'));
+      if (state.pruneMissing(join(p.settings.cacheDir, 'objects')) > 0) await state.flush();
+    }
+  } finally {
+    await release?.();
+    undoExitHook();
+  }
 }
 
 /** The plain-text report of one store's collection. */
@@ -72,6 +95,7 @@ export function gcReport(r: { cache: string } & GcResult, dryRun: boolean): stri
   const lines = [`${r.cache}: ${verb} ${r.objects} object(s) (${formatBytes(r.bytes)}) and ${r.runs} old run record(s)${shared}; ${r.kept} object(s) kept`];
   for (const w of r.keptFor) lines.push(`  kept ${w.objects} object(s) for the workspace ${w.root}${where(w.host)}, which uses this cache too`);
   for (const w of r.dropped) lines.push(`  ${dryRun ? 'would drop' : 'dropped'} the workspace ${w.root}${where(w.host)} from the cache's registry: it no longer exists`);
+  if (r.interrupted) lines.push(`  interrupted before the end: the counts are what it ${dryRun ? 'looked at' : 'removed'} until then`);
   if (r.unknown.length > 0) {
     for (const w of r.unknown) lines.push(`  cannot see the workspace ${w.root}${where(w.host)} from here, so nothing it may reference was deleted`);
     lines.push(`  (no object was deleted: run \`pipe gc\` where every workspace using ${r.cache} is visible, or remove a workspace that is gone from ${join(r.cache, 'workspaces')})`);

@@ -56,6 +56,23 @@ describe('collectGarbage', () => {
     expect(await openRunCache(`${d}/runs`).history('old')).toHaveLength(1);
   });
 
+  it('an aborted signal stops it before anything is judged: nothing deleted, and it says it was interrupted', async () => {
+    const { d } = await setup();
+    const ac = new AbortController();
+    // Aborted while the run records are swept (the keep list is read first): objects are never judged against a
+    // live set that is missing records.
+    const keep = (function* () {
+      ac.abort();
+    })();
+    const r = await collectGarbage({ store: `${d}/cache`, runsDir: `${d}/runs`, keep, dryRun: false, graceMs: 0, signal: ac.signal });
+    expect(r).toMatchObject({ objects: 0, runs: 0, interrupted: true });
+    expect(countObjects(`${d}/cache`)).toBe(9);
+    expect(await openRunCache(`${d}/runs`).history('old')).toHaveLength(1);
+    const done = await collectGarbage({ store: `${d}/cache`, runsDir: `${d}/runs`, keep: [], dryRun: false, graceMs: 0 });
+    expect(done.interrupted).toBeUndefined();
+    expect(done.objects).toBe(7);
+  });
+
   it('deletes unreferenced objects and old run records, keeps lock-file and recent-run outputs', async () => {
     const { d, kept, recent, old, orphan } = await setup();
     const store = openStore(`${d}/cache`);

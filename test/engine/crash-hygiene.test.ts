@@ -2,7 +2,7 @@
 // the lock; a second Ctrl-C kills a stage that ignores SIGTERM/SIGINT, with everything it started, and removes its
 // half output. Real signals, real processes, a real 1 MiB tmpfs; gated on files and events, not on sleeps.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, watch, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -298,5 +298,41 @@ describe('a full disk (a real 1 MiB tmpfs)', () => {
     expect(end.reason).toMatch(/^could not store out\/big\.bin in the cache .*\.pipe\/cache: ENOSPC: no space left on device/);
     expect(existsSync(join(dir, 'out/big.bin'))).toBe(false);
     expect(existsSync(join(dir, '.pipe/lock'))).toBe(false);
+  });
+});
+
+describe('Ctrl-C during pipe gc', () => {
+  it('stops at the next object: exit 130, the lock released, what it did not reach intact; a second gc finishes', async () => {
+    ws = workspace({ 'p.yaml': 'name: g\nstages:\n  a:\n    cmd: echo a > a.txt\n    outs: [a.txt]\n' });
+    expect(pipe(ws.dir, ['run', 'p.yaml']).code).toBe(0);
+    // Objects no lock file or run references, in one shard, so that one watch sees the first deletion.
+    const shard = join(ws.dir, '.pipe/cache/objects/00');
+    mkdirSync(shard, { recursive: true });
+    const n = 3000;
+    const ours = (): number => (existsSync(shard) ? readdirSync(shard).filter((f) => f.startsWith('0000000000')).length : 0);
+    for (let i = 0; i < n; i++) writeFileSync(join(shard, i.toString(16).padStart(62, '0')), 'unreferenced');
+    const watcher = watch(shard);
+    const firstGone = new Promise<void>((resolve) => watcher.once('change', () => resolve()));
+    const p = pipeAsync(ws.dir, ['gc', 'p.yaml', '--grace-seconds', '0']);
+    await firstGone;
+    p.child.kill('SIGINT');
+    const r = await p.done;
+    watcher.close();
+    expect(r.code, r.out).toBe(130);
+    expect(r.stderr).toContain('pipe gc: interrupted; what it removed is gone and the rest is intact');
+    expect(r.stdout).toContain('interrupted before the end: the counts are what it removed until then');
+    const left = ours();
+    expect(left).toBeGreaterThan(0);
+    expect(left).toBeLessThan(n);
+    expect(r.stdout).toContain(`removed ${n - left} object(s)`);
+    expect(existsSync(join(ws.dir, '.pipe/lock'))).toBe(false);
+    // The stage's result and its object are untouched; the next gc takes the rest.
+    const again = pipe(ws.dir, ['run', 'p.yaml', '--json']);
+    expect(statuses(again.stdout)).toEqual({ a: 'up-to-date' });
+    const g = pipe(ws.dir, ['gc', 'p.yaml', '--grace-seconds', '0']);
+    expect(g.code, g.out).toBe(0);
+    expect(ours()).toBe(0);
+    rmSync(join(ws.dir, 'a.txt'));
+    expect(statuses(pipe(ws.dir, ['run', 'p.yaml', '--json']).stdout)).toEqual({ a: 'restored' });
   });
 });
