@@ -52,7 +52,9 @@ export type PlanCode =
   /** An out resolves outside the workspace or onto pipe's own files (engine/out-policy.ts). */
   | 'out-refused'
   /** A link inside a dep folder leads into an out of a stage that is not upstream (engine/run/dep-links.ts). */
-  | 'dep-through-link';
+  | 'dep-through-link'
+  /** Plan only: a dep cannot be hashed as it is on disk (a broken link, a link cycle, a FIFO); the run would fail. */
+  | 'dep-unreadable';
 
 /** How a job failed, from its executor's `JobResult.failure` (engine/executors/executor.ts). */
 export type JobFailureCode =

@@ -2,6 +2,7 @@
  * `pipe why FILE STAGE`: the field-by-field difference between the stage's current key fields and the nearest
  * earlier run of it (which param, which file, which env), plus the plan's verdict.
  */
+import { CacheError } from '../../cache/errors.js';
 import { computeKey, disagreementText } from '../plan.js';
 import { planStages } from '../run.js';
 import type { Reason } from '../events.js';
@@ -29,9 +30,13 @@ export async function whyCommand(file: string, stageName: string, opts: WhyOptio
   const ws = await openWorkspace(loaded.pipeline);
   const decisions = await planStages({ pipeline: loaded.pipeline, graph: loaded.graph, workspace: ws, selected, emit: () => {}, pipeVersion: pipeVersion() });
   const d = decisions.get(stageName)!;
-  const info = await computeKey(stage, ws);
+  // Deps that cannot be hashed as they are on disk (a broken link): the plan's reasons say why; nothing to compare.
+  const info = await computeKey(stage, ws).catch((e: unknown) => {
+    if (e instanceof CacheError) return undefined;
+    throw e;
+  });
   const history = await ws.runs.history(stageName, 50);
-  const near = nearest(info.fields, history);
+  const near = info && nearest(info.fields, history);
   const upstreamRuns = [...decisions].filter(([n, x]) => n !== stageName && x.action !== 'up-to-date').map(([n, x]) => ({ stage: n, action: x.action }));
 
   if (opts.json) {
@@ -42,7 +47,7 @@ export async function whyCommand(file: string, stageName: string, opts: WhyOptio
           action: d.action,
           reasons: d.reasons.map((r) => r.text),
           codes: d.reasons.map((r) => r.code),
-          key: info.key,
+          key: info?.key ?? null,
           compared: near
             ? {
                 key: near.record.key,
@@ -70,7 +75,8 @@ export async function whyCommand(file: string, stageName: string, opts: WhyOptio
   // The codes the plan gave, once each: what `--json` and `pipe status --json` call them.
   const codes = [...new Set(d.reasons.map((r) => r.code))];
   lines.push(`${stageName}: ${verdict}${codes.length > 0 ? ` [${codes.join(', ')}]` : ''}`);
-  if (!near) lines.push('  never ran: there is no earlier run to compare with.');
+  if (!info) lines.push('  not compared with an earlier run: its deps cannot be hashed as they are on disk now (below).');
+  else if (!near) lines.push('  never ran: there is no earlier run to compare with.');
   else {
     lines.push(`  compared with its run of ${near.record.endedAt} (key ${near.record.key.slice(0, 12)}, ${history.length} run(s) recorded):`);
     if (near.changes.length === 0) lines.push('    no difference in params, deps, env, command or outs');

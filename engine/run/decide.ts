@@ -4,6 +4,7 @@
  * decisions for every selected stage without running anything (`--dry-run`, `pipe status`, `pipe why`).
  */
 import type { Hash } from '../../cache/types.js';
+import { CacheError } from '../../cache/errors.js';
 import { outPathKey } from '../../cache/paths.js';
 import { lockPath, readLockAsync, type LockStage } from '../lockfile.js';
 import type { Pipeline } from '../model.js';
@@ -120,6 +121,7 @@ export async function planStages(opts: EngineOptions): Promise<Map<string, Decis
   const memo = new DepMemo(ws, { planOnly: true });
   const depLinks = new DepLinks(pipeline, ws, (s) => new Set(ancestorsOf(graph, s)));
   const done = new Map<string, Promise<void>>();
+  const named = (stages: string[]): string => (stages.length <= 3 ? stages.join(', ') : `${stages.slice(0, 2).join(', ')} and ${stages.length - 2} more`);
   const decideOne = async (name: string): Promise<void> => {
     const ups = waitsFor(name);
     if (ups.length > 0) await Promise.all(ups.map((u) => done.get(u)));
@@ -129,8 +131,7 @@ export async function planStages(opts: EngineOptions): Promise<Map<string, Decis
     const refused = ws.outs.checkStage(stage);
     if (refused) d = { action: 'run', reasons: [{ code: 'out-refused', text: `refused: ${refused.reason}` }], changes: [] };
     else if (running.length > 0 && !opts.force?.(name)) {
-      const named = running.length <= 3 ? running.join(', ') : `${running.slice(0, 2).join(', ')} and ${running.length - 2} more`;
-      d = { action: 'run', reasons: [{ code: 'upstream-will-run', text: `upstream stage${running.length > 1 ? 's' : ''} ${named} will re-run` }], changes: [] };
+      d = { action: 'run', reasons: [{ code: 'upstream-will-run', text: `upstream stage${running.length > 1 ? 's' : ''} ${named(running)} will re-run` }], changes: [] };
     } else {
       // A link in a dep folder into an out not upstream: said as a refusal, as the run would refuse it.
       const refusedBy = (r: Reason<EndCode>): Decision => ({ action: 'run', reasons: [{ code: 'dep-through-link', text: `refused: ${r.text}` }], changes: [] });
@@ -141,8 +142,13 @@ export async function planStages(opts: EngineOptions): Promise<Map<string, Decis
         },
         (e: unknown) => {
           const linked = depLinks.brokenLink(stage, e);
-          if (!linked) throw e;
-          return refusedBy(linked);
+          if (linked) return refusedBy(linked);
+          if (!(e instanceof CacheError)) throw e;
+          // A dep as it is on disk cannot be hashed (a broken link, a cycle, a FIFO): a restore upstream may put
+          // the missing target back first; else the run fails with these words, and the plan says so.
+          const restoring = ancestorsOf(graph, name).filter((u) => decisions.get(u)?.action === 'restore');
+          if (restoring.length > 0) return { action: 'run', reasons: [{ code: 'upstream-will-run', text: `upstream stage${restoring.length > 1 ? 's' : ''} ${named(restoring)} will be restored first; its deps are known then` }], changes: [] };
+          return { action: 'run', reasons: [{ code: 'dep-unreadable', text: `will fail: ${e.message}` }], changes: [] };
         },
       );
     }

@@ -198,4 +198,45 @@ describe('dir and dir/', () => {
       rmSync(outside, { recursive: true, force: true });
     }
   });
+
+  it('pipe status, run -n and why decide a stage whose dep folder holds a broken link: no internal error', () => {
+    // The writer declared upstream (the way the refusal asks for), its outs gone but restorable: the plan cannot hash
+    // `data/` before the restore, which is not a reason to crash.
+    ws = workspace({ 'in.txt': 'v1\n', 'data/p.txt': 'plain\n' });
+    symlinkSync('../out/a.txt', join(ws.dir, 'data/x'));
+    ws.write(
+      'p.yaml',
+      `stages:\n  a:\n    cmd: mkdir -p out && cp in.txt out/a.txt && echo side > out/side.txt\n    deps: [in.txt]\n    outs: [out/a.txt, out/side.txt]\n` +
+        `  m:\n    cmd: cp out/side.txt m.txt\n    deps: [out/side.txt]\n    outs: [m.txt]\n` +
+        `  b:\n    cmd: cat data/x m.txt > b.txt\n    deps: [data/, m.txt]\n    outs: [b.txt]\n`,
+    );
+    let r = pipe(ws.dir, ['run', 'p.yaml']);
+    expect(r.code, r.out).toBe(0);
+    rmSync(join(ws.dir, 'out'), { recursive: true });
+    for (const args of [['status', 'p.yaml'], ['run', '-n', 'p.yaml'], ['why', 'p.yaml', 'b']]) {
+      r = pipe(ws.dir, args);
+      expect(r.out).not.toContain('internal error');
+      expect(r.code, `${args.join(' ')}: ${r.out}`).toBe(0);
+    }
+    expect(pipe(ws.dir, ['status', 'p.yaml']).stdout).toContain('upstream stage a will be restored first');
+    expect(pipe(ws.dir, ['run', 'p.yaml']).code).toBe(0);
+    expect(ws.read('b.txt')).toBe('v1\nside\n');
+
+    // Not ordered: `pipe why` gives the refusal, as `pipe status` does.
+    ws.write('p.yaml', ws.read('p.yaml').replace('deps: [data/, m.txt]', 'deps: [data/]'));
+    rmSync(join(ws.dir, 'out'), { recursive: true });
+    r = pipe(ws.dir, ['why', 'p.yaml', 'b']);
+    expect(r.code, r.out).toBe(0);
+    expect(r.stdout).toContain("refused: dep `data/` holds a symbolic link `data/x` that leads to `out/a.txt`");
+
+    // A link to nothing at all: said as what the run will say, for the stage.
+    rmSync(join(ws.dir, 'data/x'));
+    symlinkSync('../nowhere', join(ws.dir, 'data/z'));
+    for (const args of [['status', 'p.yaml'], ['run', '-n', 'p.yaml'], ['why', 'p.yaml', 'b']]) {
+      r = pipe(ws.dir, args);
+      expect(r.out).not.toContain('internal error');
+      expect(r.code, `${args.join(' ')}: ${r.out}`).toBe(0);
+      expect(r.stdout).toContain('data/z is a broken symbolic link');
+    }
+  });
 });
