@@ -130,10 +130,20 @@ export class OutPolicy {
   }
 
   /**
-   * Where `abs` leads: its real path, a link on the leaf followed. From memoised folder resolutions and one listing
-   * per folder for its links, not a realpath per path: thousands of paths in one folder cost one readdir.
+   * Where `abs` leads: its real path, a link on the leaf followed. From memoised folder resolutions, not a realpath
+   * per path, when `listing`: whether the leaf is a link comes from one listing of its folder (memoised), for many
+   * paths in one folder (thousands of paths there cost one readdir). Else one realpath of `abs`.
    */
-  leadsTo(abs: string): string {
+  leadsTo(abs: string, listing = true): string {
+    if (!listing) {
+      // One path in its folder: one realpath of it (missing on the way: followed by hand) costs less than an lstat
+      // of it and a resolution of its folder.
+      try {
+        return realpathSync.native(abs);
+      } catch {
+        return realOf(abs);
+      }
+    }
     const slash = abs.lastIndexOf('/');
     const folder = slash === 0 ? '/' : abs.slice(0, slash);
     let links = this.linkNames.get(folder);

@@ -19,8 +19,8 @@ export interface StageKeyInfo {
   key: StageKey;
   /** dep path → its hash on disk now (null when missing). */
   depHashes: Record<string, Hash | null>;
-  /** The symbolic links the dep folders' hashes went through (absolute paths), when there were any. */
-  depLinks?: readonly string[];
+  /** The symbolic links the dep folders' hashes went through (absolute paths; a list per folder), when any. */
+  depLinks?: ReadonlyArray<readonly string[]>;
 }
 
 export type Decision = (
@@ -45,7 +45,7 @@ export function disagreementText(d: Disagreement): string {
  * (outputs an upstream stage would restore: --dry-run can then still compute the downstream key).
  */
 export async function computeKey(stage: StageSpec, ws: Workspace, known?: ReadonlyMap<string, Hash>, memo?: DepMemo): Promise<StageKeyInfo> {
-  const links: string[] = [];
+  const links: Array<readonly string[]> = [];
   const depHashes = await hashDeps(stage, ws, known, memo, links);
   const kind = stage.uses ? await kindFingerprint(stage.uses, ws.state) : undefined;
   const fields = keyFields(stage, depHashes, kind);
@@ -61,7 +61,7 @@ export async function hashDeps(
   ws: Workspace,
   known?: ReadonlyMap<string, Hash>,
   memo?: DepMemo,
-  links?: string[],
+  links?: Array<readonly string[]>,
 ): Promise<Record<string, Hash | null>> {
   const depHashes: Record<string, Hash | null> = {};
   // All hashes start at once, then are collected in order: no closure or Promise.all per stage (at 100,000 stages
@@ -81,7 +81,7 @@ export async function hashDeps(
     else {
       const ph = await h;
       value = ph.hash;
-      if (ph.links && links) for (const l of ph.links) links.push(l); // no spread: a folder may hold 100,000 links
+      if (ph.links && links) links.push(ph.links); // the memoised hash's own list: DepLinks resolves it once per run
     }
     // A file may be called `__proto__`: an own key, never a prototype change.
     if (path === '__proto__') Object.defineProperty(depHashes, path, { value, enumerable: true, writable: true, configurable: true });

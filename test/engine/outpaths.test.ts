@@ -197,6 +197,16 @@ describe('dir and dir/', () => {
     } finally {
       rmSync(outside, { recursive: true, force: true });
     }
+
+    // Several links into outs (two into one folder, one into another): the first is named, the others counted.
+    rmSync(join(ws.dir, 'data/ext'));
+    symlinkSync('../out/a.txt', join(ws.dir, 'data/y'));
+    symlinkSync('../out/a.txt', join(ws.dir, 'data/z'));
+    symlinkSync('../gen/g.txt', join(ws.dir, 'data/w'));
+    ws.write('p.yaml', yaml('data/'));
+    r = pipe(ws.dir, ['run', 'p.yaml', 'b', '--json']);
+    expect(r.code, r.out).toBe(1);
+    expect(ends(r.stdout).b!.reason).toContain('dep `data/` holds a symbolic link `data/w` (and 2 more links into outs like it) that leads to `gen/g.txt`, and stage `g` (gen/g.txt) writes there');
   });
 
   it('pipe status, run -n and why decide a stage whose dep folder holds a broken link: no internal error', () => {
