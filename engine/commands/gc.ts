@@ -47,7 +47,11 @@ export async function gcCommand(files: string[], opts: { dryRun?: boolean; json?
     for (const r of results) process.stdout.write(gcReport(r, opts.dryRun ?? false));
   }
   if (!stop.cancel.aborted) return 0;
-  process.stderr.write('pipe gc: interrupted; what it removed is gone and the rest is intact (run it again to finish)\n');
+  process.stderr.write(
+    opts.dryRun
+      ? 'pipe gc --dry-run: interrupted; nothing was removed, and the counts are partial\n'
+      : 'pipe gc: interrupted; what it removed is gone and the rest is intact (run it again to finish)\n',
+  );
   return 130;
 }
 
