@@ -17,7 +17,7 @@ import { APPLIED_HEADER, appliedParamsPath, parseOverride } from '../dsl/params.
 import type { Emit, EventInput, PipeEvent } from '../events.js';
 import type { Executor, Job, JobResult } from '../executors/executor.js';
 import { experimentsPage } from '../experiments/html.js';
-import { changedParams, flattenParams, overrideArgs, paramText, paramsFileText } from '../experiments/params.js';
+import { changedParams, flattenParams, overrideArgs, paramText, paramsFileText, unwritableParams } from '../experiments/params.js';
 import { experimentsDir, ownExperimentsDir, readRecords, removeRecord, variantRoot, type VariantRecord } from '../experiments/records.js';
 import { runVariants, SHARED, type VariantPlan } from '../experiments/run.js';
 import { columnsOf, diffRows, diffTable, fitTable, hiddenNote, namesMetric, pickColumns, rowOf, showTable, sortRows, type Columns, type ExpRow, type MetricColumn } from '../experiments/table.js';
@@ -481,6 +481,15 @@ export async function expApplyCommand(file: string, name: string, opts: { force?
   }
   const defaults = flattenParams((await loadAll(file, { appliedParams: false })).pipeline.params);
   const changed = changedParams(record.params, defaults);
+  const unwritable = unwritableParams(record.params, defaults);
+  if (unwritable.length > 0) {
+    throw new ExitError(
+      `pipe: exp apply ${name}: its params cannot be written as a params file over the pipeline's own (${displayPath(paramsFile)} is merged key by key, so it cannot ` +
+        `drop a param or empty a mapping): ${unwritable.map((k) => `\`${k}\` is ${k in defaults ? paramText(defaults[k]) : 'absent'} in the pipeline, ${k in record.params ? paramText(record.params[k]) : 'absent'} in the variant`).join('; ')}. ` +
+        `Nothing was changed; set those params in the pipeline's \`params:\` to apply it.`,
+      1,
+    );
+  }
   // The pipeline as `pipe run` will load it once the params file is written: defaults, then the variant's params.
   const target = await loadAll(file, { appliedParams: false, overrides: Object.entries(changed).map(([k, v]) => `+${k}=${JSON.stringify(v)}`) });
   const selected = selectStages(target, record.targets, false);

@@ -3,7 +3,7 @@
  * leaves that differ between two param sets, and back to a nested mapping (what `pipe exp apply` writes to the
  * params file). Pure.
  */
-import { isPlainMap } from '../dsl/params.js';
+import { deepMerge, isPlainMap } from '../dsl/params.js';
 
 /** `{retrain: {lr: 0.001, archs: [a, b]}}` → `{'retrain.lr': 0.001, 'retrain.archs': ['a', 'b']}`. */
 export function flattenParams(params: Record<string, unknown>, prefix = '', out: Record<string, unknown> = {}): Record<string, unknown> {
@@ -39,6 +39,18 @@ export function nestDotted(flat: Record<string, unknown>): Record<string, unknow
     cur[path[path.length - 1]!] = v;
   }
   return out;
+}
+
+/**
+ * The params of `params` (flattened) that `changedParams(params, base)` written as a params file over `base` does not
+ * give back: a params file merges mappings key by key, so it cannot drop a key of `base` (`opt.b` of a variant that set
+ * `opt={a: 1}`) nor empty a mapping (`opt={}`). Empty when the file is exactly the variant.
+ */
+export function unwritableParams(params: Record<string, unknown>, base: Record<string, unknown>): string[] {
+  const merged = flattenParams(deepMerge(nestDotted(base), nestDotted(changedParams(params, base))));
+  const has = (o: Record<string, unknown>, k: string): boolean => Object.prototype.hasOwnProperty.call(o, k);
+  const keys = new Set([...Object.keys(params), ...Object.keys(merged)]);
+  return [...keys].filter((k) => !has(params, k) || !has(merged, k) || !sameValue(params[k], merged[k])).sort();
 }
 
 /** Overrides as `-S` arguments: JSON values are YAML, so each parses back to the same value. */

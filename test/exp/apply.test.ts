@@ -85,3 +85,46 @@ describe('pipe exp apply and a running sweep', () => {
     }
   });
 });
+
+// A params file is merged over the pipeline's params (mappings merge key by key): it cannot drop a key or empty a
+// mapping. A variant that did (`-S 'opt={a: 1}'` over `opt: {a: 1, b: 2}`) was "applied" with exit 0 while the
+// workspace kept the pipeline's params and outputs, or got the variant's outputs under the pipeline's params.
+const MAPPED = `name: mapped
+params:
+  opt: {a: 1, b: 2}
+  lr: 1
+stages:
+  s:
+    cmd: 'mkdir -p out && echo "\${params.opt} \${params.lr}" > out/r.txt'
+    outs: [out/r.txt]
+`;
+
+describe('pipe exp apply of params a params file cannot express', () => {
+  it.each([
+    ['drops a key of a mapping', 'opt={a: 1}', /opt\.b/],
+    ['empties a mapping', 'opt={}', /opt/],
+  ])('refuses a variant that %s, changing nothing', async (_what, set, names) => {
+    ws = workspace({ 'p.yaml': MAPPED });
+    expect((await runPipe(ws.dir, ['run', 'p.yaml'])).code).toBe(0);
+    expect((await runPipe(ws.dir, ['exp', 'run', 'p.yaml', '-S', set, '--name', 'v'])).code).toBe(0);
+    const before = snapshot(ws.dir, ['.pipe']);
+    const r = await runPipe(ws.dir, ['exp', 'apply', 'p.yaml', 'v']);
+    expect(r.code, r.stdout).toBe(1);
+    expect(r.stderr).toMatch(/cannot be written as a params file/);
+    expect(r.stderr).toMatch(names);
+    expect(r.stderr).toMatch(/Nothing was changed/);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+    expect(snapshot(ws.dir, ['.pipe'])).toEqual(before);
+    expect(existsSync(join(ws.dir, 'p.params.yaml'))).toBe(false);
+  });
+
+  it('applies a variant that sets a mapping to a scalar and back (a params file can say that)', async () => {
+    ws = workspace({ 'p.yaml': MAPPED });
+    expect((await runPipe(ws.dir, ['exp', 'run', 'p.yaml', '-S', 'opt=5', '--name', 'v'])).code).toBe(0);
+    const r = await runPipe(ws.dir, ['exp', 'apply', 'p.yaml', 'v']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(ws.read('out/r.txt')).toBe('5 1\n');
+    const status = await runPipe(ws.dir, ['status', 'p.yaml']);
+    expect(status.stdout + status.stderr).toMatch(/All 1 stage\(s\) are up to date/);
+  });
+});
