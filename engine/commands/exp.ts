@@ -11,7 +11,7 @@ import { workspaceLock } from '../../cache/lock.js';
 import { readBoundedSync, unreadText } from '../../cache/read.js';
 import { unregisterWorkspace } from '../../cache/registry.js';
 import { didYouMean, displayPath } from '../dsl/diagnostics.js';
-import { variantName } from '../dsl/experiments.js';
+import { badVariantName, variantName } from '../dsl/experiments.js';
 import { readLimits } from '../dsl/limits.js';
 import { APPLIED_HEADER, appliedParamsPath, parseOverride } from '../dsl/params.js';
 import type { Emit, EventInput, PipeEvent } from '../events.js';
@@ -37,8 +37,6 @@ import { interrupts, releaseLockOnExit } from './interrupts.js';
 import { workspaceMetrics } from './metrics.js';
 import { executorChooser, machineFor } from './session.js';
 import { pipeVersion } from './version.js';
-
-const VARIANT_NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
 
 // ---------------------------------------------------------------------------------------------------------------
 // pipe exp run
@@ -172,7 +170,8 @@ function variantsToRun(p: Pipeline, names: string[], set: string[], name: string
     if (typeof o !== 'string') cli[o.path.join('.')] = o.value; // malformed ones were reported by the load
   }
   const declared = p.experiments ?? [];
-  if (name !== undefined && !VARIANT_NAME.test(name)) throw new UsageError(`--name ${name}: a variant name uses only letters, digits, \`_\`, \`.\` and \`-\``);
+  const bad = name === undefined ? undefined : badVariantName(name);
+  if (bad) throw new UsageError(`--name ${name}: a variant name ${bad}`);
   if (names.length === 0) {
     if (set.length === 0) {
       throw new UsageError(

@@ -24,6 +24,26 @@ import { checkKeys } from './shape.js';
 
 const NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
 
+/**
+ * The longest variant name: it names a folder, its record `<name>.json` and that record's temp file
+ * (`<name>.json.tmp-<pid>-<12 hex>`, cache/atomic.ts), all within a file name's 255 bytes.
+ */
+export const MAX_VARIANT_NAME = 200;
+
+/**
+ * Why `name` cannot name a variant, or undefined. Variants live beside the experiments' lock file (`lock`, and
+ * `lock.break` while a stale one is taken over) and each other's records (`<name>.json`): a variant named like one
+ * of them would delete it when its folder is made afresh. `max` is lower for an experiment, whose grid and list
+ * variants add `-<6 hex>`.
+ */
+export function badVariantName(name: string, max = MAX_VARIANT_NAME): string | undefined {
+  if (!NAME.test(name)) return 'may use only letters, digits, `_`, `.` and `-` (it names files and variants)';
+  if (name.length > max) return `is ${name.length} characters long, over the limit of ${max} (it names files and variants)`;
+  if (name === 'lock' || name.startsWith('lock.')) return "is the name of the experiments' lock file; choose another";
+  if (name.endsWith('.json')) return "ends in `.json`, the name of a variant's record; choose another";
+  return undefined;
+}
+
 /** A variant's stable short name: the experiment's name and the first 6 hex digits of its overrides' hash. */
 export function variantName(experiment: string, overrides: Record<string, unknown>): string {
   return `${experiment}-${createHash('sha256').update(canonicalJson(overrides)).digest('hex').slice(0, 6)}`;
@@ -57,8 +77,9 @@ export function readExperiments(units: Unit[], scope: Scope, stages: StageSpec[]
 function readExperiment(x: YEntry, scope: Scope, stages: StageSpec[], limits: Limits, bag: DiagnosticBag): ExperimentSpec | undefined {
   const field = `experiments.${x.key}`;
   const before = bag.items.filter((d) => d.severity === 'error').length;
-  if (!NAME.test(x.key)) {
-    bag.error(`experiment name \`${x.key}\` may use only letters, digits, \`_\`, \`.\` and \`-\` (it names files and variants)`, x.keyLoc.span, { field });
+  const bad = badVariantName(x.key, MAX_VARIANT_NAME - 7);
+  if (bad) {
+    bag.error(`experiment name \`${x.key}\` ${bad}`, x.keyLoc.span, { field });
     return undefined;
   }
   if (x.value.t !== 'map') {

@@ -104,6 +104,20 @@ describe('experiments: in the pipeline file', () => {
     ]);
   });
 
+  it('a name that would collide with the experiments folder\'s own files or overflow a file name is refused', async () => {
+    // `lock` is that folder's lock file (a `set:` variant named `lock` deleted the lock its own run held and left a
+    // folder there: every later exp run/apply/remove refused); `<x>.json` is the record of variant `<x>`.
+    const long = 'a'.repeat(194);
+    const e = await loadErr(`${head}experiments:\n  lock: {set: {lr: 1}}\n  lock.break: {set: {lr: 1}}\n  high.json: {set: {lr: 2}}\n  ${long}: {set: {lr: 3}}\n`);
+    expect(e.lines).toEqual([
+      '12:3 experiment name `lock` is the name of the experiments\' lock file; choose another',
+      '13:3 experiment name `lock.break` is the name of the experiments\' lock file; choose another',
+      '14:3 experiment name `high.json` ends in `.json`, the name of a variant\'s record; choose another',
+      `15:3 experiment name \`${long}\` is 194 characters long, over the limit of 193 (it names files and variants)`,
+    ]);
+    expect((await load(`${head}experiments:\n  locked: {set: {lr: 1}}\n  json: {set: {lr: 2}}\n  ${'a'.repeat(193)}: {set: {lr: 3}}\n`)).ok).toBe(true);
+  });
+
   it('a grid is bounded before its variants are built (PIPE_MAX_VARIANTS)', async () => {
     const axis = `[${Array.from({ length: 40 }, (_, i) => i).join(', ')}]`;
     const e = await loadErr(`${head}experiments:\n  huge:\n    grid: {lr: ${axis}, epochs: ${axis}}\n`);

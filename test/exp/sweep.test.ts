@@ -251,3 +251,25 @@ function countObjects(cache: string): number {
   walk(join(cache, 'objects'));
   return n;
 }
+
+describe('pipe exp run --name', () => {
+  it('refuses a name that is the experiments\' lock, a record, or too long for a file name; nothing is written', async () => {
+    ws = sweepWorkspace();
+    for (const [name, why] of [
+      ['lock', /is the name of the experiments' lock file/],
+      ['two.json', /ends in `\.json`, the name of a variant's record/],
+      ['b'.repeat(201), /is 201 characters long, over the limit of 200/],
+    ] as const) {
+      const r = await runPipe(ws.dir, ['exp', 'run', 'p.yaml', '-S', 'scale=2', '--name', name], ws.env());
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(why);
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+      expect(existsSync(join(ws.dir, '.pipe', 'exp'))).toBe(false);
+    }
+    // The longest name works end to end: its folder, its record and the record's temp file fit NAME_MAX.
+    const longest = 'b'.repeat(200);
+    const ok = await runPipe(ws.dir, ['exp', 'run', 'p.yaml', '-S', 'scale=2', '--name', longest, '-t', 'train'], ws.env());
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(records(ws.dir).map((r) => r.name)).toEqual([longest]);
+  });
+});
