@@ -12,6 +12,8 @@ import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { StageStatus } from '../events.js';
 import type { GitState } from '../git.js';
+import { badVariantName } from '../dsl/experiments.js';
+import { isPlainMap } from '../dsl/params.js';
 import type { Pipeline } from '../model.js';
 import { ownFolder, pipeDirOf, pipelineSlug } from '../workspace.js';
 import { writeFileAtomicSync } from '../../cache/atomic.js';
@@ -83,14 +85,42 @@ export function readRecords(p: Pipeline): VariantRecord[] {
   for (const f of names.sort()) {
     if (!f.endsWith('.json')) continue;
     try {
-      const r = JSON.parse(readRegularFileSync(join(dir, f), MAX_VARIANT_RECORD_BYTES) ?? '') as VariantRecord;
-      if (r.version === 1 && typeof r.name === 'string' && `${r.name}.json` === f) out.push(r);
+      const r: unknown = JSON.parse(readRegularFileSync(join(dir, f), MAX_VARIANT_RECORD_BYTES) ?? '');
+      if (isRecord(r) && `${r.name}.json` === f) out.push(r);
     } catch {
       // Half-written by a crashed process (writes are atomic, so only a foreign file), not a regular file, or over
       // the bound: not a record.
     }
   }
   return out;
+}
+
+/**
+ * A record's shape, as `exp show/diff/apply/remove` use it. A record is a file a stage's command could write: one
+ * named `...json` would name the variant `..`, whose folder is `.pipe/exp` itself (what `exp remove` deletes).
+ */
+function isRecord(r: unknown): r is VariantRecord {
+  if (!isPlainMap(r)) return false;
+  const maps = (v: unknown): boolean => isPlainMap(v) && Object.values(v).every(isPlainMap);
+  return (
+    r.version === 1 &&
+    typeof r.name === 'string' &&
+    badVariantName(r.name, Infinity) === undefined &&
+    (r.experiment === undefined || typeof r.experiment === 'string') &&
+    (r.index === undefined || Number.isInteger(r.index)) &&
+    isPlainMap(r.overrides) &&
+    isPlainMap(r.params) &&
+    Array.isArray(r.targets) &&
+    r.targets.every((t) => typeof t === 'string') &&
+    (r.status === 'ok' || r.status === 'failed' || r.status === 'cancelled') &&
+    (r.reason === undefined || typeof r.reason === 'string') &&
+    maps(r.stages) &&
+    Object.values(r.stages as Record<string, Record<string, unknown>>).every((s) => typeof s.status === 'string' && (s.key === undefined || typeof s.key === 'string')) &&
+    maps(r.metrics) &&
+    typeof r.startedAt === 'string' &&
+    typeof r.endedAt === 'string' &&
+    typeof r.durationMs === 'number'
+  );
 }
 
 /** Atomic: a reader sees the old record or the new one. */

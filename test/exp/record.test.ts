@@ -1,6 +1,6 @@
 // What `pipe exp run` records of a variant (issue 13): its params, per-stage keys and status, metrics, duration,
 // and the git commit it ran at (with whether the tree was dirty) when the workspace is a git repository.
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runPipe } from '../engine/helpers.js';
@@ -54,5 +54,32 @@ describe('a variant\'s record', () => {
     const dirty = await runPipe(ws.dir, ['exp', 'run', 'p.yaml', '-S', 'scale=3', '--name', 'dirty'], ws.env());
     expect(dirty.code, dirty.stderr).toBe(0);
     expect(record(ws.dir, 'dirty').git).toEqual({ commit: head, dirty: true });
+  });
+});
+
+describe('a record file named `...json` or `..json`, or of another shape', () => {
+  it('is not a record: exp show does not list it and exp remove never deletes the experiments folder or its parent', async () => {
+    // A record is a file any stage's command could write. Named `...json` it said its variant was `..`, whose folder
+    // is `.pipe/exp` itself: `pipe exp remove p.yaml ..` (or --all) deleted every pipeline's experiments.
+    ws = sweepWorkspace();
+    ws.write('q.yaml', readFileSync(join(ws.dir, 'p.yaml'), 'utf8'));
+    for (const f of ['p.yaml', 'q.yaml']) expect((await runPipe(ws.dir, ['exp', 'run', f, '-S', 'scale=2', '--name', 'two', '-t', 'train'], ws.env())).code).toBe(0);
+    const exp = join(ws.dir, '.pipe/exp');
+    const slug = readdirSync(exp).find((f) => f.startsWith('p.yaml-'))!;
+    for (const name of ['..', '.']) {
+      writeFileSync(join(exp, slug, `${name}.json`), JSON.stringify({ version: 1, name, status: 'ok', overrides: {}, params: {}, targets: [], stages: {}, metrics: {} }));
+    }
+    // Nor is a file of another shape (a record is JSON any stage could write): exp show crashed on one without
+    // `startedAt` (internal error, a stack trace).
+    writeFileSync(join(exp, slug, 'odd.json'), JSON.stringify({ version: 1, name: 'odd', status: 'ok', params: 3, metrics: [] }));
+    const show = await runPipe(ws.dir, ['exp', 'show', 'p.yaml', '--json']);
+    expect(show.code, show.stderr).toBe(0);
+    const shown = JSON.parse(show.stdout) as { rows: Array<{ name: string }> };
+    expect(shown.rows.map((r) => r.name)).toEqual(['workspace', 'two']);
+    const r = await runPipe(ws.dir, ['exp', 'remove', 'p.yaml', '--all']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^removed 1 variant: two;/);
+    expect(readdirSync(exp).sort()).toEqual([slug, readdirSync(exp).find((f) => f.startsWith('q.yaml-'))!].sort());
+    expect(readdirSync(join(exp, readdirSync(exp).find((f) => f.startsWith('q.yaml-'))!))).toContain('two.json');
   });
 });
