@@ -138,8 +138,9 @@ export async function expRunCommand(file: string, names: string[], opts: ExpRunC
       process.stdout.write(`${JSON.stringify({ type: 'exp-end', ok: failed.length === 0 && !result.interrupted, variants: result.records.map((r) => ({ name: r.name, status: r.status, ...(r.reason ? { reason: r.reason } : {}), durationMs: r.durationMs })), at: Date.now() })}\n`);
     } else {
       for (const r of result.records) process.stderr.write(`${r.status === 'ok' ? '✔' : '✗'} ${r.name} ${r.status === 'ok' ? `done in ${seconds(r.durationMs)}` : `${r.status}: ${r.reason ?? ''}`}\n`);
-      const rows = [baselineRow(base.pipeline), ...result.records.map(rowOf)];
+      const rows = [await baselineRow(await loadAll(file)), ...result.records.map(rowOf)];
       process.stdout.write(renderShow(rows, columnsOf(rows, metricPaths(base.pipeline)), {}, preferredMetrics(base.pipeline, result.records)));
+      staleNote(rows);
     }
     if (result.interrupted) return 130;
     return failed.length > 0 ? 1 : 0;
@@ -281,8 +282,26 @@ function metricPaths(p: Pipeline): string[] {
   return p.stages.flatMap((s) => s.outs.filter((o) => o.metric && !o.path.endsWith('/')).map((o) => o.path));
 }
 
-function baselineRow(p: Pipeline): ExpRow {
-  return { name: 'workspace', baseline: true, status: 'workspace', params: flattenParams(p.params), metrics: workspaceMetrics(p, p.workdir) };
+/**
+ * The workspace as it is: its params (as `pipe run` loads them, without a command line's `-S`) and its metrics files.
+ * Those a stage left that is not up to date now (params edited, not run) are from an earlier run, not what the params
+ * beside them compute: the row is `stale`, saying which stage and why.
+ */
+async function baselineRow(loaded: Loaded): Promise<ExpRow> {
+  const p = loaded.pipeline;
+  const row: ExpRow = { name: 'workspace', baseline: true, status: 'workspace', params: flattenParams(p.params), metrics: workspaceMetrics(p, p.workdir) };
+  const writers = p.stages.filter((s) => s.outs.some((o) => o.metric && !o.path.endsWith('/') && row.metrics[o.path] !== undefined)).map((s) => s.name);
+  if (writers.length === 0) return row;
+  const plan = await planStages({ pipeline: p, graph: loaded.graph, workspace: await openWorkspace(p), selected: selectStages(loaded, writers, false), emit: () => {}, pipeVersion: pipeVersion() });
+  const stale = writers.find((s) => plan.get(s)?.action !== 'up-to-date');
+  if (stale === undefined) return row;
+  const why = plan.get(stale)?.reasons[0]?.text;
+  return { ...row, status: 'stale', reason: `stage ${stale} is not up to date${why ? ` (${why})` : ''}; its metrics are from an earlier run, not what its params compute: \`pipe run ${displayPath(p.file)}\`` };
+}
+
+/** The stale workspace row's reason, under a table that shows it. */
+function staleNote(rows: readonly ExpRow[]): void {
+  for (const r of rows) if (r.baseline && r.status === 'stale') process.stderr.write(`note: workspace: ${r.reason}\n`);
 }
 
 /** The metrics the shown experiments name with `metric:` (kept first when columns must be chosen). */
@@ -323,14 +342,15 @@ function renderShow(rows: ExpRow[], cols: Columns, opts: ExpShowOptions, preferr
 export async function expShowCommand(file: string, names: string[], opts: ExpShowOptions): Promise<number> {
   if (opts.width !== undefined && !(Number.isInteger(Number(opts.width)) && Number(opts.width) >= 20)) throw new UsageError(`--width expects a whole number ≥ 20, got ${JSON.stringify(opts.width)}`);
   if ([opts.md, opts.csv, opts.json].filter(Boolean).length > 1) throw new UsageError('give one of --md, --csv and --json');
-  const { pipeline } = await loadAll(file);
+  const loaded = await loadAll(file);
+  const { pipeline } = loaded;
   const records = ordered(pipeline, selectRecords(readRecords(pipeline), names));
   if (records.length === 0 && !opts.json) {
     const declared = (pipeline.experiments ?? []).map((e) => e.name);
     process.stdout.write(`No experiments recorded for ${file} yet: \`pipe exp run ${file} ${declared[0] ?? 'NAME'}\`${declared.length ? ` (declared: ${declared.join(', ')})` : ''}, or \`pipe exp run ${file} -S key=value\`.\n`);
     return 0;
   }
-  let rows: ExpRow[] = [baselineRow(pipeline), ...records.map(rowOf)];
+  let rows: ExpRow[] = [await baselineRow(loaded), ...records.map(rowOf)];
   let cols = columnsOf(rows, metricPaths(pipeline));
   const full = cols;
   if (opts.sort !== undefined) {
@@ -375,6 +395,7 @@ export async function expShowCommand(file: string, names: string[], opts: ExpSho
     return 0;
   }
   process.stdout.write(renderShow(rows, cols, opts, preferredMetrics(pipeline, records)));
+  staleNote(rows);
   return 0;
 }
 
@@ -406,10 +427,11 @@ async function pageTools(): Promise<Parameters<typeof experimentsPage>[1]> {
 // pipe exp diff
 
 export async function expDiffCommand(file: string, a: string, b: string | undefined, opts: { all?: boolean; json?: boolean; md?: boolean }): Promise<number> {
-  const { pipeline } = await loadAll(file);
-  const records = readRecords(pipeline);
+  const loaded = await loadAll(file);
+  const records = readRecords(loaded.pipeline);
+  const baseline = a === 'workspace' || b === undefined || b === 'workspace' ? await baselineRow(loaded) : undefined;
   const row = (n: string): ExpRow => {
-    if (n === 'workspace') return baselineRow(pipeline);
+    if (n === 'workspace') return baseline!;
     const r = records.find((x) => x.name === n);
     if (!r) throw new UsageError(`no recorded variant \`${n}\`${didYouMean(n, ['workspace', ...records.map((x) => x.name)])}`);
     return rowOf(r);
@@ -417,8 +439,9 @@ export async function expDiffCommand(file: string, a: string, b: string | undefi
   // One name: the variant against the workspace (DVC's `exp diff` compares with the baseline).
   const [x, y] = b === undefined ? [row('workspace'), row(a)] : [row(a), row(b)];
   const d = diffRows(x, y, opts.all ?? false);
+  staleNote([x, y]);
   if (opts.json) {
-    process.stdout.write(`${JSON.stringify({ a: x.name, b: y.name, params: d.params, metrics: d.metrics }, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify({ a: x.name, b: y.name, params: d.params, metrics: d.metrics, ...(baseline?.status === 'stale' ? { stale: baseline.reason } : {}) }, null, 2)}\n`);
     return 0;
   }
   if (d.params.length === 0 && d.metrics.length === 0) {

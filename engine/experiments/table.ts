@@ -15,7 +15,8 @@ export interface ExpRow {
   name: string;
   baseline?: boolean;
   experiment?: string;
-  status: VariantRecord['status'] | 'workspace';
+  /** `stale`: the workspace, whose metrics files a stage that is not up to date left (see `reason`). */
+  status: VariantRecord['status'] | 'workspace' | 'stale';
   reason?: string;
   /** Flattened params in force. */
   params: Record<string, unknown>;
@@ -109,7 +110,7 @@ export function sortRows(rows: readonly ExpRow[], cols: Columns, by: string, des
   return [...base, ...rest.sort(cmp)];
 }
 
-/** A status worth a column: only when some variant did not end well. */
+/** A status worth a column: only when some variant did not end well, or the workspace's metrics are stale. */
 function statusText(r: ExpRow): string {
   return r.status === 'ok' || r.status === 'workspace' ? '' : r.status;
 }

@@ -4,7 +4,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { events, runPipe, type Ev } from '../engine/helpers.js';
+import { events, runPipe, workspace, type Ev } from '../engine/helpers.js';
 import { snapshot, sweepWorkspace, type SweepWs } from './helpers.js';
 
 let ws: SweepWs | undefined;
@@ -271,5 +271,54 @@ describe('pipe exp run --name', () => {
     const ok = await runPipe(ws.dir, ['exp', 'run', 'p.yaml', '-S', 'scale=2', '--name', longest, '-t', 'train'], ws.env());
     expect(ok.code, ok.stderr).toBe(0);
     expect(records(ws.dir).map((r) => r.name)).toEqual([longest]);
+  });
+});
+
+// The workspace row is the workspace as it is: its own params (not the -S of the exp run that prints it), and
+// metrics files a stale stage left are said to be from an earlier run (`lr: 2` beside the score lr 1 computed was
+// served as what lr 2 gives, exit 0).
+const SCORED = `name: scored
+params: {lr: 1}
+stages:
+  s:
+    cmd: 'mkdir -p out && echo "{\\"score\\": \${params.lr}0}" > out/m.json'
+    metrics: [out/m.json]
+`;
+
+describe('the workspace row of exp run, show and diff', () => {
+  it('has the workspace\'s own params, and is marked stale when a stage writing its metrics is not up to date', async () => {
+    const w = workspace({ 'p.yaml': SCORED });
+    try {
+      expect((await runPipe(w.dir, ['run', 'p.yaml'])).code).toBe(0);
+      const run = await runPipe(w.dir, ['exp', 'run', 'p.yaml', '-S', 'lr=3', '--name', 'three']);
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.stdout.split('\n').slice(2, 4).map((l) => l.split(/\s+/))).toEqual([
+        ['workspace', '1', '10'],
+        ['three', '3', '30'],
+      ]);
+      const fresh = await runPipe(w.dir, ['exp', 'show', 'p.yaml']);
+      expect(fresh.stdout).not.toMatch(/stale/);
+
+      w.write('p.yaml', SCORED.replace('lr: 1', 'lr: 3')); // edited, not run: out/m.json is lr 1's
+      const show = await runPipe(w.dir, ['exp', 'show', 'p.yaml']);
+      expect(show.code).toBe(0);
+      expect(show.stdout.split('\n').slice(2, 4).map((l) => l.split(/\s+/))).toEqual([
+        ['workspace', 'stale', '10'],
+        ['three', '30'],
+      ]);
+      expect(show.stderr).toMatch(/workspace: stage s is not up to date \(param lr: 1 → 3\); its metrics are from an earlier run, not what its params compute: `pipe run p\.yaml`/);
+      const json = JSON.parse((await runPipe(w.dir, ['exp', 'show', 'p.yaml', '--json'])).stdout) as { rows: Array<{ name: string; status: string; reason?: string }> };
+      expect(json.rows[0]).toMatchObject({ name: 'workspace', status: 'stale', reason: expect.stringMatching(/stage s is not up to date/) });
+      const diff = await runPipe(w.dir, ['exp', 'diff', 'p.yaml', 'three']);
+      expect(diff.code).toBe(0);
+      expect(diff.stderr).toMatch(/workspace: stage s is not up to date/);
+
+      expect((await runPipe(w.dir, ['run', 'p.yaml'])).code).toBe(0);
+      const after = await runPipe(w.dir, ['exp', 'diff', 'p.yaml', 'three']);
+      expect(after.stdout).toMatch(/workspace and three have the same params and metrics/);
+      expect(after.stderr).toBe('');
+    } finally {
+      w.cleanup();
+    }
   });
 });
