@@ -563,8 +563,27 @@ export async function expApplyCommand(file: string, name: string, opts: { force?
     const changedKeys = [...summary.outcomes.values()].filter((o) => o.key !== undefined && record.stages[o.stage]?.key !== undefined && record.stages[o.stage]!.key !== o.key).map((o) => o.stage);
     if (opts.json) process.stdout.write(`${JSON.stringify({ type: 'exp-apply', variant: name, ok: summary.ok, counts, paramsFile: Object.keys(changed).length > 0 ? paramsFile : null, changedDefinition: changedKeys }, null, 2)}\n`);
     else {
-      for (const e of events) if (e.type === 'stage-end' && e.status === 'failed') process.stderr.write(`✗ ${e.stage}: ${e.reason}\n`);
+      for (const e of events) {
+        // A restore that failed (an object found corrupt on the way) is why the stage then "has no cached result".
+        if (e.type === 'warning' && e.code === 'restore-failed') process.stderr.write(`✗ ${e.message.replace(/; running it instead$/, '')}\n`);
+        else if (e.type === 'stage-end' && e.status === 'failed') process.stderr.write(`✗ ${e.stage}: ${e.reason}\n`);
+      }
       for (const s of changedKeys) process.stderr.write(`note: stage ${s}'s definition changed since ${name} ran; restored the cached result for the current one\n`);
+    }
+    if (!summary.ok) {
+      // Half applied: its params are written and some stages restored. The lock file says which, so `pipe run` is
+      // consistent either way; the user chooses.
+      const done = counts.restored + counts['up-to-date'];
+      const missing = [...summary.outcomes.values()].filter((o) => o.status !== 'restored' && o.status !== 'up-to-date').map((o) => o.stage);
+      const params = Object.keys(changed).length > 0 ? displayPath(paramsFile) : undefined;
+      const text =
+        `pipe: exp apply ${name} did not complete: ${done} of ${summary.outcomes.size} stage(s) restored, ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ` and ${missing.length - 5} more` : ''} not` +
+        `${summary.interrupted ? ' (interrupted)' : ''}. ` +
+        (params
+          ? `Its params are in ${params} (the workspace's lock file records what was restored): \`pipe run ${displayPath(file)}\` computes the rest with them, or delete ${params} and \`pipe run\` to return to the pipeline's own.`
+          : `It uses the pipeline's own params: \`pipe run ${displayPath(file)}\` computes the rest.`);
+      process.stderr.write(`${text}\n`);
+    } else if (!opts.json) {
       process.stdout.write(
         `applied ${name}: ${counts.restored} restored, ${counts['up-to-date']} already in place${counts.failed ? `, ${counts.failed} failed` : ''}; ` +
           (Object.keys(changed).length > 0 ? `its params are in ${displayPath(paramsFile)} (\`pipe run\` uses them; delete it to return to the defaults)\n` : 'it uses the pipeline\'s own params\n'),

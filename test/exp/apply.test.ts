@@ -2,7 +2,8 @@
 // the workspace cannot know that folder's hash before the upstream outputs are restored, so the variant's own folder
 // vouches for it; apply restores everything (bytes as the variant made them) and runs nothing. A stage changed since
 // the variant ran is refused before anything is touched.
-import { existsSync, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { pipeAsync, runPipe, workspace, type Ws } from '../engine/helpers.js';
@@ -126,5 +127,41 @@ describe('pipe exp apply of params a params file cannot express', () => {
     expect(ws.read('out/r.txt')).toBe('5 1\n');
     const status = await runPipe(ws.dir, ['status', 'p.yaml']);
     expect(status.stdout + status.stderr).toMatch(/All 1 stage\(s\) are up to date/);
+  });
+});
+
+// A restore that fails half way (an object found corrupt on the way) leaves the workspace with the variant's params
+// and only some of its outputs: said as such ("did not complete", what is where, how to finish or go back), never
+// "applied two" above an exit 1, and the restore's own reason shown rather than "no cached result".
+const TWO_STAGES = `name: two
+params: {lr: 1}
+stages:
+  a:
+    cmd: 'mkdir -p out && echo "a \${params.lr}" > out/a.txt'
+    outs: [out/a.txt]
+  b:
+    cmd: 'cat out/a.txt > out/b.txt; echo "{\\"score\\": \${params.lr}0}" > out/m.json'
+    deps: [out/a.txt]
+    outs: [out/b.txt]
+    metrics: [out/m.json]
+`;
+
+describe('pipe exp apply that cannot restore a stage', () => {
+  it('says the workspace is half applied, with the restore\'s reason, and exits 1', async () => {
+    ws = workspace({ 'p.yaml': TWO_STAGES });
+    expect((await runPipe(ws.dir, ['run', 'p.yaml'])).code).toBe(0);
+    expect((await runPipe(ws.dir, ['exp', 'run', 'p.yaml', '-S', 'lr=2', '--name', 'two'])).code).toBe(0);
+    const hash = createHash('sha256').update('{"score": 20}\n').digest('hex');
+    const object = join(ws.dir, '.pipe/cache/objects', hash.slice(0, 2), hash.slice(2));
+    chmodSync(object, 0o644);
+    writeFileSync(object, '{"score": 99}\n');
+    const r = await runPipe(ws.dir, ['exp', 'apply', 'p.yaml', 'two']);
+    expect(r.code).toBe(1);
+    expect(r.stdout).not.toMatch(/applied two/);
+    expect(r.stderr).toMatch(/could not restore b from the cache \(.*\)/);
+    expect(r.stderr).toMatch(/exp apply two did not complete: 1 of 2 stage\(s\) restored, b not/);
+    expect(r.stderr).toMatch(/Its params are in p\.params\.yaml.*`pipe run p\.yaml` computes the rest with them, or delete p\.params\.yaml/s);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+    expect(ws.read('out/a.txt')).toBe('a 2\n');
   });
 });
