@@ -69,8 +69,11 @@ export function scratchPipeline(p: Pipeline, scratch: string, opts: ScratchOptio
 
 /** Which field of a stage spells out the workspace's absolute path, if any (run elsewhere, it would write there). */
 export function namesWorkspace(stage: StageSpec, workdir: string): string | undefined {
-  if (stage.cmd?.includes(workdir)) return 'command';
-  if (Object.values(stage.env).some((v) => v.includes(workdir))) return 'env';
-  if (JSON.stringify(stage.with ?? {}).includes(workdir)) return '`with:`';
+  // The path itself, not a sibling that starts with its characters (`/data/ws.log` beside the workspace `/data/ws`):
+  // what follows it must not continue a file name.
+  const re = new RegExp(`${workdir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(?![\\w.\\-])`);
+  if (stage.cmd !== undefined && re.test(stage.cmd)) return 'command';
+  if (Object.values(stage.env).some((v) => re.test(v))) return 'env';
+  if (re.test(JSON.stringify(stage.with ?? {}))) return '`with:`';
   return undefined;
 }
