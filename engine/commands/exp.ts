@@ -472,6 +472,11 @@ const refuseToRun: Executor = {
  * restored files): such a stage looks new. In the variant's folder, where those outputs are, the current pipeline
  * plans with the real hashes: a stage up to date there under the key the variant recorded restores here too.
  */
+/** The stage has an out `cache: false`: never stored, so never restored. */
+function uncached(p: Pipeline, stage: string): boolean {
+  return p.stages.find((x) => x.name === stage)?.outs.some((o) => o.cache === false) ?? false;
+}
+
 async function notInVariant(target: Loaded, record: VariantRecord, selected: ReadonlySet<string>, wouldRun: Array<[string, Decision]>): Promise<Array<[string, Decision]>> {
   // Its folder where `pipe exp run` made it, not the record's `root`: a record is a file a stage could rewrite.
   const root = variantRoot(target.pipeline, record.name);
@@ -481,7 +486,8 @@ async function notInVariant(target: Loaded, record: VariantRecord, selected: Rea
   const plan = await planStages({ pipeline: there, graph: target.graph, workspace: vws, selected, emit: () => {}, pipeVersion: pipeVersion() });
   const vouched = (s: string): boolean => {
     const v = plan.get(s);
-    return v !== undefined && v.action !== 'run' && v.info?.key === record.stages[s]?.key;
+    // Its key, that is; restoring needs its outputs in the cache, which a `cache: false` out never is.
+    return v !== undefined && v.action !== 'run' && v.info?.key === record.stages[s]?.key && !uncached(target.pipeline, s);
   };
   // What is left is said as the variant's folder sees it (the real reason), where it has one.
   return wouldRun.filter(([s]) => !vouched(s)).map(([s, d]) => [s, plan.get(s)?.action === 'run' ? plan.get(s)! : d]);
@@ -536,7 +542,8 @@ export async function expApplyCommand(file: string, name: string, opts: { force?
     let wouldRun = [...plan].filter(([, d]) => d.action !== 'up-to-date' && d.action !== 'restore');
     if (wouldRun.length > 0) wouldRun = await notInVariant(target, record, selected, wouldRun);
     if (wouldRun.length > 0) {
-      const lines = wouldRun.slice(0, 5).map(([s, d]) => `  ${s}: ${d.reasons.join('; ')}`);
+      const why = (s: string, d: Decision): string => (uncached(target.pipeline, s) ? 'its outs are not cached (`cache: false`): nothing to restore' : d.reasons.map((r) => r.text).join('; '));
+      const lines = wouldRun.slice(0, 5).map(([s, d]) => `  ${s}: ${why(s, d)}`);
       throw new ExitError(
         `pipe: exp apply ${name} runs nothing, but ${wouldRun.length} stage(s) have no cached result for its params (the pipeline changed since it ran, or \`pipe gc\` collected them):\n${lines.join('\n')}${wouldRun.length > 5 ? `\n  … and ${wouldRun.length - 5} more` : ''}\nnothing was changed; run the variant again (\`pipe exp run\`) first`,
         1,

@@ -165,3 +165,39 @@ describe('pipe exp apply that cannot restore a stage', () => {
     expect(ws.read('out/a.txt')).toBe('a 2\n');
   });
 });
+
+// A stage whose outs are `cache: false` has nothing in the cache to restore: the variant's folder vouched for its key
+// all the same, so apply wrote the variant's params and then failed half way. And a refusal listed its stages'
+// reasons as `[object Object]`.
+const UNCACHED = `name: uncached
+params: {lr: 1}
+stages:
+  prep:
+    cmd: echo data > big.txt
+    outs: [{path: big.txt, cache: false}]
+  s:
+    cmd: 'mkdir -p out && cat big.txt > out/r.txt && echo "\${params.lr}" >> out/r.txt'
+    deps: [big.txt]
+    outs: [out/r.txt]
+`;
+
+describe('pipe exp apply of a stage it cannot restore', () => {
+  it('refuses a stage with `cache: false` outs before anything is changed, saying why; reasons are words', async () => {
+    ws = workspace({ 'p.yaml': UNCACHED });
+    expect((await runPipe(ws.dir, ['exp', 'run', 'p.yaml', '-S', 'lr=2', '--name', 'two'])).code).toBe(0);
+    const before = snapshot(ws.dir, ['.pipe']);
+    const r = await runPipe(ws.dir, ['exp', 'apply', 'p.yaml', 'two']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/\n {2}prep: its outs are not cached \(`cache: false`\): nothing to restore\n/);
+    expect(r.stderr).toMatch(/nothing was changed/);
+    expect(r.stderr).not.toMatch(/object Object/);
+    expect(snapshot(ws.dir, ['.pipe'])).toEqual(before);
+    expect(existsSync(join(ws.dir, 'p.params.yaml'))).toBe(false);
+
+    ws.write('p.yaml', UNCACHED.replace('outs: [{path: big.txt, cache: false}]', 'outs: [big.txt]'));
+    const changed = await runPipe(ws.dir, ['exp', 'apply', 'p.yaml', 'two']);
+    expect(changed.code).toBe(1);
+    expect(changed.stderr).not.toMatch(/object Object/);
+    expect(changed.stderr).toMatch(/\n {2}prep: out big\.txt: cache false → true\n {2}s: upstream stage prep will re-run\n/);
+  });
+});
