@@ -7,11 +7,11 @@
  * Stored under $PIPE_CACHE_HOME, $XDG_CACHE_HOME/pipe or ~/.cache/pipe (a tool cache: deleting it is always safe).
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, rmSync, statSync, utimesSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { writeFileAtomicSync } from '../../cache/atomic.js';
+import { tempOf, writeFileAtomicSync } from '../../cache/atomic.js';
 import { readRegularFileSync } from '../../cache/read.js';
 import type { DepSpec, OutSpec, Pipeline, SourceSpan, StageSpec } from '../model.js';
 import { LIMIT_VARS } from '../dsl/limits.js';
@@ -19,6 +19,15 @@ import { LIMIT_VARS } from '../dsl/limits.js';
 const VERSION = 2;
 /** A 100,000-stage matrix's entry is 17–30 MB; one past this is not pipe's, and is a miss. */
 const MAX_ENTRY_BYTES = 256 * 1024 * 1024;
+/**
+ * The folder's bounds. Each (pipeline, overrides, params files) has an entry of its own, so experiments and `-S`
+ * sweeps add one per variant: without a bound the folder only grows (5,598 entries, 187 MB, seen on this project's
+ * test machine). Past either bound a write removes the least recently used entries, down to 3/4 of both.
+ */
+export const CACHE_BOUNDS = { entries: 200, bytes: 512 * 1024 * 1024 };
+/** How stale a used entry's mtime may get before a hit refreshes it (its recency for the bound above). */
+const TOUCH_AFTER_MS = 3600 * 1000;
+const ENTRY_NAME = /^[0-9a-f]{32}\.json$/;
 
 /**
  * On disk: one line of header (what the entry depends on), then the packed pipeline. The header is checked before
@@ -129,7 +138,70 @@ export function readCachedPipeline(inputs: CacheInputs): { pipeline: Pipeline; w
   }
   // Every file the pipeline was read from is in the header: a new include changes the header's file set.
   if (sourceFiles.length !== new Set([...expected, ...body.pipeline.sourceFiles]).size) return undefined;
+  touchIfOld(entryPath(inputs));
   return { pipeline: { ...body.pipeline, stages: unpackStages(body.stages) }, warnings: body.warnings };
+}
+
+/** A hit keeps its entry recent for the bound (at most one utimes an hour: a no-op run writes nothing else here). */
+function touchIfOld(path: string, now = Date.now()): void {
+  try {
+    if (statSync(path).mtimeMs < now - TOUCH_AFTER_MS) utimesSync(path, now / 1000, now / 1000);
+  } catch {
+    // Removed meanwhile, or a read-only cache: it only ages.
+  }
+}
+
+/**
+ * Keep the cache folder within `bounds`: past either, the entries used least recently (mtime: written, or refreshed
+ * by a hit) are removed until both are at 3/4. Also removes temps of interrupted writes older than an hour. Only
+ * names this cache writes are touched, never followed (an entry is a file; a link there is removed as a link).
+ * Returns how many entries were removed.
+ */
+export function pruneCachedPipelines(dir: string = cacheDir(), bounds = CACHE_BOUNDS, now = Date.now()): number {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return 0;
+  }
+  const entries: Array<{ path: string; bytes: number; mtimeMs: number }> = [];
+  let bytes = 0;
+  for (const name of names) {
+    const path = join(dir, name);
+    const temp = tempOf(name);
+    if (temp && ENTRY_NAME.test(temp.of)) {
+      const st = lstatOrUndefined(path);
+      if (st && st.mtimeMs < now - 3600 * 1000) rmSync(path, { force: true, recursive: true });
+      continue;
+    }
+    if (!ENTRY_NAME.test(name)) continue;
+    const st = lstatOrUndefined(path);
+    if (!st) continue;
+    entries.push({ path, bytes: st.size, mtimeMs: st.mtimeMs });
+    bytes += st.size;
+  }
+  if (entries.length <= bounds.entries && bytes <= bounds.bytes) return 0;
+  entries.sort((a, b) => a.mtimeMs - b.mtimeMs);
+  let removed = 0;
+  for (const e of entries) {
+    if (entries.length - removed <= (bounds.entries * 3) / 4 && bytes <= (bounds.bytes * 3) / 4) break;
+    try {
+      rmSync(e.path, { force: true, recursive: true });
+    } catch {
+      continue; // not ours to remove (permissions): it stays, and so does its count
+    }
+    removed++;
+    bytes -= e.bytes;
+  }
+  return removed;
+}
+
+function lstatOrUndefined(path: string): { size: number; mtimeMs: number } | undefined {
+  try {
+    return lstatSync(path);
+  } catch {
+    return undefined;
+  }
 }
 
 /** `now`: the clock the racy window is measured against (tests move it instead of sleeping). */
@@ -147,6 +219,7 @@ export function writeCachedPipeline(
   const path = entryPath(inputs);
   try {
     writeFileAtomicSync(path, bodyChunks(`${JSON.stringify(header)}\n`, pipeline, warnings));
+    pruneCachedPipelines(dirname(path));
   } catch {
     // A read-only home or a full disk: no cache, just slower loads.
   }

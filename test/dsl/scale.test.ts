@@ -1,11 +1,11 @@
 // Issue 12: 100,000-stage DAGs stay linear and compact — shared structures for matrix instances, a validated-pipeline
 // cache that keeps that sharing, and planning that decides every stage of a long chain correctly with a bounded
 // number of decisions in flight. (Speed and memory are figures in bench/engine.ts, not assertions here.)
-import { mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readCachedPipeline, writeCachedPipeline, type CacheInputs } from '../../engine/commands/pipeline-cache.js';
+import { CACHE_BOUNDS, pruneCachedPipelines, readCachedPipeline, writeCachedPipeline, type CacheInputs } from '../../engine/commands/pipeline-cache.js';
 import { buildDag, predecessorsOf } from '../../engine/graph.js';
 import type { Pipeline } from '../../engine/model.js';
 import { planStages } from '../../engine/run.js';
@@ -129,6 +129,58 @@ stages:
     expect(again.back).toBeDefined();
     rmSync(path.join(again.p.workdir, 'seed.txt'));
     expect(readCachedPipeline(again.inputs)).toBeUndefined();
+  });
+
+  it('stays within its bounds: a write removes the least recently used entries (a hit keeps its own recent), and nothing that is not an entry', async () => {
+    const home = mkdtempSync(path.join(tmpdir(), 'pipe-cache-home-'));
+    const before = process.env.PIPE_CACHE_HOME;
+    process.env.PIPE_CACHE_HOME = home;
+    try {
+      const dir = path.join(home, 'pipelines');
+      const entries = (): string[] => readdirSync(dir).filter((n) => /^[0-9a-f]{32}\.json$/.test(n));
+      const at = (f: string, ms: number): void => utimesSync(f, ms / 1000, ms / 1000);
+      const day = 86_400_000;
+      // An entry in use: written long ago (the oldest of all), then hit, which makes it recent again.
+      const used = await roundTrip(VARIED);
+      const usedFile = path.join(dir, entries()[0]!);
+      at(usedFile, Date.now() - 30 * day);
+      expect(readCachedPipeline(used.inputs)).toBeDefined();
+      expect(statSync(usedFile).mtimeMs).toBeGreaterThan(Date.now() - 60_000);
+      // 250 entries of other pipelines and variants, a day apart from 20 days ago; a file of the user's; a temp of
+      // a write interrupted yesterday, and one being written now.
+      const other = (i: number): string => path.join(dir, `${i.toString(16).padStart(32, '0')}.json`);
+      for (let i = 0; i < 250; i++) {
+        writeFileSync(other(i), 'an entry');
+        at(other(i), Date.now() - 20 * day + i * 60_000);
+      }
+      writeFileSync(path.join(dir, 'notes.txt'), 'not an entry');
+      const deadTemp = path.join(dir, `${'f'.repeat(32)}.json.tmp-1-000000000001`);
+      const liveTemp = path.join(dir, `${'e'.repeat(32)}.json.tmp-1-000000000002`);
+      writeFileSync(deadTemp, 'half');
+      at(deadTemp, Date.now() - day);
+      writeFileSync(liveTemp, 'half');
+      expect(entries()).toHaveLength(251);
+
+      // A write past the bound (200 entries) removes the oldest down to 3/4 of it.
+      const fresh = await roundTrip(matrix(2, 2), { 'seed.txt': 'x', 'lib/': '' });
+      expect(CACHE_BOUNDS.entries).toBe(200);
+      expect(entries()).toHaveLength(150);
+      expect(fresh.back).toBeDefined();
+      expect(readCachedPipeline(used.inputs)).toBeDefined();
+      const kept = Array.from({ length: 250 }, (_, i) => i).filter((i) => existsSync(other(i)));
+      expect(kept).toEqual(Array.from({ length: 148 }, (_, i) => 102 + i)); // the 102 oldest went
+      expect(readFileSync(path.join(dir, 'notes.txt'), 'utf8')).toBe('not an entry');
+      expect(existsSync(deadTemp)).toBe(false);
+      expect(existsSync(liveTemp)).toBe(true);
+      // Within the bounds, a write removes nothing.
+      expect(pruneCachedPipelines(dir)).toBe(0);
+      // The byte bound alone: 150 entries over 100 bytes go down to 75 bytes.
+      expect(pruneCachedPipelines(dir, { entries: 1000, bytes: 100 })).toBeGreaterThan(140);
+    } finally {
+      if (before === undefined) delete process.env.PIPE_CACHE_HOME;
+      else process.env.PIPE_CACHE_HOME = before;
+      rmSync(home, { recursive: true, force: true });
+    }
   });
 });
 
