@@ -133,6 +133,8 @@ function writeTempSync(tmp: string, path: string, data: FileData, opts: AtomicWr
   try {
     for (const chunk of chunksOf(data)) writeFileSync(fd, chunk);
     if (opts.fsync) fsyncSync(fd);
+  } catch (e) {
+    throw naming(e, tmp);
   } finally {
     closeSync(fd);
   }
@@ -158,9 +160,25 @@ async function writeTemp(tmp: string, data: FileData, opts: AtomicWriteOptions):
     fh = await open(tmp, 'wx', opts.mode ?? 0o666);
     for (const chunk of chunksOf(data)) await fh.writeFile(chunk);
     if (opts.fsync) await fh.sync();
+  } catch (e) {
+    throw naming(e, tmp);
   } finally {
     await fh?.close();
   }
+}
+
+/**
+ * A write through a descriptor fails without a path (`ENOSPC: no space left on device, write`): the error names the
+ * file it was for, as Node's own path calls do (`…, write '/ws/.pipe/lock'`), so a full disk says where.
+ */
+function naming(e: unknown, tmp: string): unknown {
+  const err = e as NodeJS.ErrnoException;
+  if (err instanceof Error && typeof err.code === 'string' && err.path === undefined) {
+    const path = tempOf(tmp)?.of ?? tmp; // the file the temp was for
+    err.path = path;
+    err.message = `${err.message} '${path}'`;
+  }
+  return e;
 }
 
 function chunksOf(data: FileData): Iterable<string | Uint8Array> {

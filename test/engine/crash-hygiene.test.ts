@@ -286,6 +286,18 @@ describe('a full disk (a real 1 MiB tmpfs)', () => {
     expect(existsSync(join(dir, '.pipe/lock'))).toBe(false);
   });
 
+  it('a disk already full when pipe takes its lock: one line naming the lock file, no stack, exit 1', (ctx) => {
+    if (!mnt) return ctx.skip(why);
+    const dir = inTmpfs('name: f\nstages:\n  a:\n    cmd: echo a > out/a.txt\n    outs: [out/a.txt]\n');
+    mkdirSync(join(dir, '.pipe'));
+    spawnSync('sh', ['-c', 'head -c 2000000 /dev/zero > fill'], { cwd: dir });
+    const r = pipe(dir, ['run', 'p.yaml']);
+    expect(r.code, r.out).toBe(1);
+    expect(r.stderr).not.toMatch(/\n\s+at |internal error/);
+    expect(r.stderr.trim()).toBe(`pipe: ENOSPC: no space left on device, write '${join(dir, '.pipe/lock')}'`);
+    expect(existsSync(join(dir, 'out/a.txt'))).toBe(false);
+  });
+
   it('outputs that fit but cannot be stored: the stage fails naming the cache and the disk; outputs removed; lock released', (ctx) => {
     if (!mnt) return ctx.skip(why);
     const dir = inTmpfs('name: f\nstages:\n  big:\n    cmd: head -c 700000 /dev/urandom > out/big.bin\n    outs: [out/big.bin]\n');
