@@ -7,6 +7,7 @@
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { writeFileAtomicSync } from '../../cache/atomic.js';
+import { hashBytes } from '../../cache/hash.js';
 import { workspaceLock } from '../../cache/lock.js';
 import { readBoundedSync, unreadText } from '../../cache/read.js';
 import { unregisterWorkspace } from '../../cache/registry.js';
@@ -60,7 +61,7 @@ export async function expRunCommand(file: string, names: string[], opts: ExpRunC
   const set = opts.set ?? [];
   const paramsFiles = opts.paramsFile ?? [];
   const base = await loadAll(file, { overrides: set, paramsFiles });
-  const wanted = variantsToRun(base.pipeline, names, set, opts.name);
+  const wanted = variantsToRun(base.pipeline, names, set, opts.name, paramsFiles.map(contentHash));
   const targets = opts.target ?? [];
 
   // Every variant loads and validates before anything runs: a value that breaks a stage is exit 2, nothing ran.
@@ -163,8 +164,19 @@ interface Wanted {
   cli?: true;
 }
 
-/** The variants the command line asks for: the named experiments' (with `-S` on each), or one made of `-S`. */
-function variantsToRun(p: Pipeline, names: string[], set: string[], name: string | undefined): Wanted[] {
+/** A params file's bytes, hashed (it was read whole, within the load's bounds, a moment ago). */
+function contentHash(file: string): string {
+  const r = readBoundedSync(file, readLimits().limits.fileBytes);
+  return r.ok ? hashBytes(r.bytes) : `unreadable:${file}`;
+}
+
+/**
+ * The variants the command line asks for: the named experiments' (with `-S` on each), or one made of `-S` and
+ * params files. A variant's name hashes all that the command line adds, params files' content included: the same
+ * `-S` over two params files is two variants, not one replacing the other.
+ */
+function variantsToRun(p: Pipeline, names: string[], set: string[], name: string | undefined, paramsFiles: string[]): Wanted[] {
+  const named = (o: Record<string, unknown>): Record<string, unknown> => (paramsFiles.length > 0 ? { ...o, '--params-file': paramsFiles } : o);
   const cli: Record<string, unknown> = {};
   for (const raw of set) {
     const o = parseOverride(raw);
@@ -174,14 +186,14 @@ function variantsToRun(p: Pipeline, names: string[], set: string[], name: string
   const bad = name === undefined ? undefined : badVariantName(name);
   if (bad) throw new UsageError(`--name ${name}: a variant name ${bad}`);
   if (names.length === 0) {
-    if (set.length === 0) {
+    if (set.length === 0 && paramsFiles.length === 0) {
       throw new UsageError(
-        `exp run: name an experiment (${declared.length ? `this pipeline declares ${declared.map((e) => e.name).join(', ')}` : 'this pipeline declares none under `experiments:`'}) or give params to try with -S key=value`,
+        `exp run: name an experiment (${declared.length ? `this pipeline declares ${declared.map((e) => e.name).join(', ')}` : 'this pipeline declares none under `experiments:`'}) or give params to try with -S key=value or --params-file`,
       );
     }
-    return [{ name: name ?? variantName('exp', cli), overrides: cli, own: cli, cli: true }];
+    return [{ name: name ?? variantName('exp', named(cli)), overrides: cli, own: cli, cli: true }];
   }
-  if (name !== undefined) throw new UsageError('--name names a variant given with -S alone; an experiment names its own variants');
+  if (name !== undefined) throw new UsageError('--name names a variant given with -S or --params-file alone; an experiment names its own variants');
   const out: Wanted[] = [];
   for (const n of names) {
     const e = declared.find((x) => x.name === n);
@@ -190,7 +202,7 @@ function variantsToRun(p: Pipeline, names: string[], set: string[], name: string
       const clash = Object.keys(cli).find((k) => Object.prototype.hasOwnProperty.call(v.overrides, k));
       if (clash) throw new UsageError(`-S ${clash}: experiment \`${e.name}\` sets it itself; -S may set other params for its variants`);
       const overrides = { ...cli, ...v.overrides };
-      out.push({ name: set.length ? variantName(e.name, overrides) : v.name, experiment: e, index, overrides, own: v.overrides });
+      out.push({ name: set.length || paramsFiles.length ? variantName(e.name, named(overrides)) : v.name, experiment: e, index, overrides, own: v.overrides });
     });
   }
   const dup = out.find((w, i) => out.findIndex((x) => x.name === w.name) !== i);

@@ -1,7 +1,7 @@
 // `pipe exp run` (issue 13): a real sweep of a small pipeline — variants in parallel, each in its own scratch
 // workspace sharing the cache, the common upstream stage run once and restored everywhere else, a failing variant
 // that stops only itself, the workspace's files untouched — then show, diff, apply, remove and gc.
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { events, runPipe, workspace, type Ev } from '../engine/helpers.js';
@@ -251,6 +251,24 @@ function countObjects(cache: string): number {
   walk(join(cache, 'objects'));
   return n;
 }
+
+describe('pipe exp run --params-file', () => {
+  it('is part of the variant: the same -S over two params files is two variants (neither replaces the other), and a params file alone is one', async () => {
+    ws = sweepWorkspace();
+    writeFileSync(join(ws.dir, 'two.yaml'), 'scale: 2\n');
+    writeFileSync(join(ws.dir, 'three.yaml'), 'scale: 3\n');
+    const a = await runPipe(ws.dir, ['exp', 'run', 'p.yaml', '-S', 'cpus=0.25', '--params-file', 'two.yaml'], ws.env());
+    expect(a.code, a.stderr).toBe(0);
+    const b = await runPipe(ws.dir, ['exp', 'run', 'p.yaml', '-S', 'cpus=0.25', '--params-file', 'three.yaml'], ws.env());
+    expect(b.code, b.stderr).toBe(0);
+    const c = await runPipe(ws.dir, ['exp', 'run', 'p.yaml', '--params-file', 'two.yaml'], ws.env());
+    expect(c.code, c.stderr).toBe(0);
+    const recs = records(ws.dir);
+    expect(recs).toHaveLength(3);
+    expect(new Set(recs.map((r) => r.name)).size).toBe(3);
+    expect(recs.map((r) => [r.params.scale, r.params.cpus]).sort()).toEqual([[2, 0.25], [2, 0.5], [3, 0.25]]);
+  });
+});
 
 describe('pipe exp run --name', () => {
   it('refuses a name that is the experiments\' lock, a record, or too long for a file name; nothing is written', async () => {
