@@ -70,7 +70,7 @@ export async function expRunCommand(file: string, names: string[], opts: ExpRunC
   for (const w of wanted) {
     let loaded: Loaded;
     try {
-      loaded = w.cli ? base : await loadAll(file, { overrides: [...set, ...overrideArgs(w.own)], paramsFiles });
+      loaded = w.cli ? base : await loadAll(file, { overrides: [...set, ...overrideArgs(w.own)], paramsFiles, cacheWrite: false });
     } catch (e) {
       if (!(e instanceof DiagnosticsError)) throw e;
       problems.push(`variant ${w.name} (${describe(w.overrides)}):`, ...e.formatted);

@@ -27,6 +27,11 @@ export interface LoadOptions {
   paramsFiles?: string[];
   /** false: ignore `<name>.params.yaml` (what `pipe exp apply` wrote): the pipeline's own params. */
   appliedParams?: boolean;
+  /**
+   * false: a one-off load (an experiment's variant) reads the validated-pipeline cache but writes no entry: a sweep
+   * of 1,000 variants would otherwise push every other pipeline's entry out of the cache's bound.
+   */
+  cacheWrite?: boolean;
 }
 
 /** Throws DiagnosticsError (exit 2) for an invalid pipeline. */
@@ -56,7 +61,7 @@ export async function loadAll(file: string, opts: LoadOptions = {}): Promise<Loa
     });
     if (!loaded.ok) throw new DiagnosticsError(loaded.error);
     cached = { pipeline: loaded.value, warnings: pipelineWarnings(loaded.value) };
-    writeCachedPipeline(inputs, loaded.value, cached.warnings, exists);
+    if (opts.cacheWrite !== false) writeCachedPipeline(inputs, loaded.value, cached.warnings, exists);
   }
   const pipeline = cached.pipeline;
   // A `uses` stage's key and dispatch need its kind's manifest and folder.

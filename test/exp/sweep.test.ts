@@ -1,7 +1,8 @@
 // `pipe exp run` (issue 13): a real sweep of a small pipeline — variants in parallel, each in its own scratch
 // workspace sharing the cache, the common upstream stage run once and restored everywhere else, a failing variant
 // that stops only itself, the workspace's files untouched — then show, diff, apply, remove and gc.
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { events, runPipe, workspace, type Ev } from '../engine/helpers.js';
@@ -267,6 +268,28 @@ describe('pipe exp run --params-file', () => {
     expect(recs).toHaveLength(3);
     expect(new Set(recs.map((r) => r.name)).size).toBe(3);
     expect(recs.map((r) => [r.params.scale, r.params.cpus]).sort()).toEqual([[2, 0.25], [2, 0.5], [3, 0.25]]);
+  });
+});
+
+describe('pipe exp run and the validated-pipeline cache', () => {
+  it('a variant\'s load writes no entry of its own: a sweep of three adds no entry to the cache (whose bound they would fill)', async () => {
+    ws = sweepWorkspace();
+    const home = mkdtempSync(join(tmpdir(), 'pipe-exp-cache-home-'));
+    try {
+      // Past the racy window of the files just written (a pipeline read from a file changed in the last 2 s is not
+      // cached at all): a clock, not an event, decides it.
+      await new Promise((r) => setTimeout(r, 2100));
+      const entries = (): number => readdirSync(join(home, 'pipelines')).filter((f) => f.endsWith('.json')).length;
+      const one = await runPipe(ws.dir, ['exp', 'run', 'p.yaml', 'solo'], { ...ws.env(), PIPE_CACHE_HOME: home });
+      expect(one.code, one.stderr).toBe(0);
+      const after = entries(); // the pipeline's own loads (with and without an applied params file)
+      const r = await runPipe(ws.dir, ['exp', 'run', 'p.yaml', 'sweep'], { ...ws.env(), PIPE_CACHE_HOME: home });
+      expect(r.code, r.stderr).toBe(1); // scale 0 fails, as in the sweep above
+      expect(records(ws.dir)).toHaveLength(4);
+      expect(entries()).toBe(after);
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
   });
 });
 
