@@ -21,6 +21,7 @@ import { openWorkspace, pipeDirOf, type Workspace } from './workspace.js';
 import { successorsOf, upstreamOf } from './graph.js';
 import { DiagnosticsError, loadAll, selectStages, type Loaded } from './commands/load.js';
 import { UsageError } from './commands/errors.js';
+import { releaseLockOnExit } from './commands/interrupts.js';
 import { executorChooser, machineFor } from './commands/session.js';
 import { pipeVersion } from './commands/version.js';
 import { StageCanceller } from './watch/cancel.js';
@@ -64,6 +65,8 @@ export class WatchSession {
   private readonly watchers: WatchSet;
   private readonly coalescer: Coalescer;
   private readonly cycleAbort = new AbortController();
+  /** Aborted by a second interrupt: running stages are killed at once (no grace period), then cleaned up. */
+  private readonly killAbort = new AbortController();
   private loaded: Loaded | undefined;
   private selected: Set<string> = new Set();
   private ws: Workspace | undefined;
@@ -137,6 +140,11 @@ export class WatchSession {
     await this.idle();
     await this.watchers.close();
     this.say({ type: 'watch-stop', reason });
+  }
+
+  /** A second Ctrl-C while stopping: kill what still runs now; the engine still removes its half-written outputs. */
+  kill(): void {
+    this.killAbort.abort();
   }
 
   // ───────────────────────────── events in ─────────────────────────────
@@ -340,6 +348,8 @@ export class WatchSession {
       await got.release();
       return { counts: emptyCounts() };
     }
+    // A third Ctrl-C exits at once: the exit hook still removes the lock.
+    const undoExitHook = releaseLockOnExit(ws.pipeDir);
     const executors = await executorChooser(p, stages, ws.pipeDir);
     const canceller = new StageCanceller(executors.choose);
     const cur: Current = { cycle, loaded, runSet, finished: new Set(), canceller, restarted };
@@ -360,6 +370,7 @@ export class WatchSession {
         machine: this.machine(stages),
         executorFor: canceller.executorFor,
         signal: this.cycleAbort.signal,
+        kill: this.killAbort.signal,
         keepGoing: true,
       });
       return { counts: summary.counts };
@@ -367,6 +378,7 @@ export class WatchSession {
       this.current = undefined;
       await executors.close();
       await got.release();
+      undoExitHook();
     }
   }
 

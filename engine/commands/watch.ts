@@ -5,8 +5,9 @@
  * engine and chokidar load when the command runs.
  *
  * Keys (stdin a terminal: single key presses; stdin a pipe: lines): `a` runs the stale manual stages, `r` re-checks
- * everything, `q` quits, Ctrl-C interrupts. Exit: 0 after `q`, 130 after Ctrl-C/SIGTERM (the running cycle is
- * cancelled and the engine has removed every half-written output before the process exits).
+ * everything, `q` quits, Ctrl-C interrupts. Exit: 0 after `q`, 130 after Ctrl-C/SIGTERM/SIGHUP (the running cycle is
+ * cancelled and the engine has removed every half-written output before the process exits; a second Ctrl-C kills
+ * the running stages without a grace period, a third exits at once).
  */
 import { outputClosed } from './closed-output.js';
 import type { Command } from 'commander';
@@ -79,8 +80,10 @@ export async function watchCommand(file: string, targets: string[], opts: WatchC
   let interrupts = 0;
   const stop = (reason: 'quit' | 'interrupt'): void => {
     if (reason === 'interrupt') interrupts += 1;
-    // A second Ctrl-C while stages are being stopped: give up waiting (as `pipe run` does).
-    if (interrupts > 1) process.exit(130);
+    // As `pipe run`: a second Ctrl-C kills the running stages at once (their half outputs are still removed, the
+    // lock released); a third exits at once (the exit hooks kill what runs and remove the lock).
+    if (interrupts === 2) session.kill();
+    if (interrupts > 2) process.exit(130);
     if (exitCode !== undefined) return;
     exitCode = reason === 'quit' ? 0 : 130;
     void session.stop(reason).then(stopped, stopped);
@@ -89,8 +92,9 @@ export async function watchCommand(file: string, targets: string[], opts: WatchC
   // A reader that went away (`pipe watch --json | head`): stop cleanly (the CLI exits 141).
   const onOutputClosed = (): void => stop('quit');
   outputClosed.addEventListener('abort', onOutputClosed, { once: true });
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  // SIGHUP: the terminal pipe watch runs in was closed.
+  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+  for (const s of signals) process.on(s, onSignal);
   const stopKeys = listenForKeys({
     a: () => session.runManual(),
     r: () => session.refresh(),
@@ -103,8 +107,7 @@ export async function watchCommand(file: string, targets: string[], opts: WatchC
   } finally {
     stopKeys();
     outputClosed.removeEventListener('abort', onOutputClosed);
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    for (const s of signals) process.off(s, onSignal);
     screen.close();
   }
   return exitCode ?? 0;

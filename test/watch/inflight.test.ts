@@ -3,7 +3,7 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Gates } from '../support/gate.js';
-import { startWatch, watchWorkspace, type Watcher, type Ws } from './helpers.js';
+import { startWatch, until, watchWorkspace, type Watcher, type Ws } from './helpers.js';
 
 // Each test's workspace and watcher are torn down when it ends (watchWorkspace).
 let ws: Ws;
@@ -67,6 +67,41 @@ describe('pipe watch: in flight', () => {
     expect(ws.exists('out/s.txt')).toBe(false);
     expect(w.events.find((e) => e.type === 'stage-end' && e.stage === 'slow')!.status).toBe('cancelled');
     expect(w.events.at(-1)!.type).toBe('watch-stop');
+  });
+
+  it('SIGHUP mid-stage (its terminal closed) stops like Ctrl-C: exit 130, lock released, no half-written output', async () => {
+    let g: Gates;
+    ({ ws, g } = slowWorkspace());
+    w = startWatch(ws.dir, ['p.yaml']);
+    await g.whenStarted('slow');
+    const r = await w.stop('SIGHUP');
+    expect(r).toEqual({ code: 130, signal: null });
+    expect(ws.exists('out/s.txt')).toBe(false);
+    expect(ws.exists('.pipe/lock')).toBe(false);
+    expect(w.events.at(-1)!.type).toBe('watch-stop');
+  });
+
+  it('a second Ctrl-C kills a stage that ignores SIGTERM at once, then cleans up: lock released, no half output', async () => {
+    ws = watchWorkspace({ 'data/in.txt': 'v1\n', '.marks/.keep': '' });
+    // It notes each SIGTERM and goes on; only SIGKILL ends it.
+    ws.write('p.yaml', `name: s
+stages:
+  stubborn:
+    cmd: trap 'echo term >> .marks/term' TERM; cat data/in.txt > out/s.txt; echo > .marks/started; while :; do sleep 0.2 & wait $!; done
+    deps: [data/in.txt]
+    outs: [out/s.txt]
+`);
+    // A grace period no test waits out: only the second Ctrl-C can end the stage in time.
+    w = startWatch(ws.dir, ['p.yaml'], { PIPE_KILL_GRACE_MS: '600000' });
+    await until('the stage to start', () => ws.exists('.marks/started'));
+    w.child.kill('SIGINT');
+    await until('the stage to get SIGTERM', () => ws.exists('.marks/term'));
+    w.child.kill('SIGINT');
+    const r = await w.done;
+    expect(r).toEqual({ code: 130, signal: null });
+    expect(ws.exists('out/s.txt')).toBe(false);
+    expect(ws.exists('.pipe/lock')).toBe(false);
+    expect(w.events.find((e) => e.type === 'stage-end' && e.stage === 'stubborn')?.status).toBe('cancelled');
   });
 });
 
