@@ -9,7 +9,7 @@
  * directory's children. Single files are left to chokidar (engine/watch/watchers.ts).
  */
 import { watch, type FSWatcher } from 'node:fs';
-import { readdir, stat } from 'node:fs/promises';
+import { lstat, readdir, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { within } from './paths.js';
 
@@ -36,6 +36,11 @@ export class TreeWatcher {
   private warned = false;
   /** A watch inside the tree failed: it is no longer watched in full. */
   gapped = false;
+  /**
+   * The symbolic links in the tree. A dep folder is hashed through its links (cache/walk.ts), but an edit behind a
+   * link raises no event here: the owner watches what they lead to (engine/watch/watchers.ts).
+   */
+  readonly links = new Set<string>();
 
   constructor(
     readonly root: string,
@@ -77,7 +82,10 @@ export class TreeWatcher {
         this.unwatch(d); // removed while we walked
         continue;
       }
-      for (const e of entries) if (e.isDirectory()) queue.push(join(d, e.name));
+      for (const e of entries) {
+        if (e.isDirectory()) queue.push(join(d, e.name));
+        else if (e.isSymbolicLink()) this.links.add(join(d, e.name));
+      }
     }
   }
 
@@ -123,12 +131,16 @@ export class TreeWatcher {
 
   private async refresh(abs: string): Promise<void> {
     let isDir = false;
+    let isLink = false;
     try {
+      isLink = (await lstat(abs)).isSymbolicLink();
       isDir = (await stat(abs)).isDirectory();
     } catch {
-      // Gone.
+      // Gone (or a broken link).
     }
     if (this.closed) return;
+    for (const l of this.links) if (within(l, abs)) this.links.delete(l);
+    if (isLink) this.links.add(abs);
     if (!isDir && !this.dirs.has(abs) && ![...this.dirs.keys()].some((d) => within(d, abs))) return; // a file
     for (const d of [...this.dirs.keys()]) if (within(d, abs)) this.unwatch(d);
     if (!isDir) return;

@@ -4,8 +4,8 @@
  * directory dep, and for paths that do not exist yet a watch on their nearest existing parent folder, which reports
  * the path when it appears.
  */
-import { watch as fsWatch, statSync, type FSWatcher as NodeWatcher } from 'node:fs';
-import { basename, dirname, join, relative, sep } from 'node:path';
+import { lstatSync, readlinkSync, realpathSync, watch as fsWatch, statSync, type FSWatcher as NodeWatcher } from 'node:fs';
+import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import type { FSWatcher } from 'chokidar';
 import { TreeWatcher } from './tree.js';
 import type { WatchTargets } from './paths.js';
@@ -26,6 +26,33 @@ export interface WatchSetOptions {
 
 type Kind = 'file' | 'dir' | 'missing';
 
+interface Linked {
+  files: Set<string>;
+  trees: Set<string>;
+  missing: Set<string>;
+}
+
+function isLink(abs: string): boolean {
+  try {
+    return lstatSync(abs).isSymbolicLink();
+  } catch {
+    return false;
+  }
+}
+
+/** Where a link leads, all links on the way resolved; a broken link's next step (watched until it appears). */
+function targetOf(link: string): string {
+  try {
+    return realpathSync(link);
+  } catch {
+    try {
+      return resolve(dirname(link), readlinkSync(link));
+    } catch {
+      return link;
+    }
+  }
+}
+
 function kindOf(abs: string): Kind {
   try {
     return statSync(abs).isDirectory() ? 'dir' : 'file';
@@ -41,12 +68,35 @@ function existingAncestor(abs: string): string {
   return d;
 }
 
+/**
+ * Symbolic links: a dep is hashed through its links (cache/walk.ts `follow`), so what a link leads to is watched too,
+ * and an event there is reported as the link (the stage reading it is the one made stale). A link that is a target
+ * itself is watched by its name in its folder (retargeting it, as `ln -sfn` does, raises no event on either end),
+ * its target by its resolved path; links met inside watched trees are followed the same way, as they appear.
+ */
 export class WatchSet {
   private chokidar: FSWatcher | undefined;
-  private readonly files = new Set<string>();
+  /** Files asked for (reported by `watched`); chokidar watches `watching`: those of them that are not links. */
+  private files = new Set<string>();
+  private readonly watching = new Set<string>();
   private readonly trees = new Map<string, TreeWatcher>();
+  /** Trees asked for (the rest of `trees` are folders links lead to). */
+  private requested = new Set<string>();
+  /** A tree's resolved root when it was started: a root link retargeted since means watching it afresh. */
+  private readonly realRoots = new Map<string, string>();
   /** Missing path → the watcher on its nearest existing ancestor. */
   private readonly missing = new Map<string, NodeWatcher>();
+  /** Where links lead (resolved) → the links, for the links among the targets and inside watched trees. */
+  private linksTo = new Map<string, string[]>();
+  /**
+   * Files links lead to, watched by their folder (one watch per folder, not per file: a dataset folder of 20,000
+   * links into a store), as folder → the names in it.
+   */
+  private readonly linkedDirs = new Map<string, { names: Set<string>; watcher: NodeWatcher }>();
+  /** What links lead to, by kind (as last resolved). */
+  private linked: Linked = { files: new Set(), trees: new Set(), missing: new Set() };
+  /** Targets that are links: each one's name watched in its folder. */
+  private readonly names = new Map<string, NodeWatcher>();
   private ignore: (abs: string) => boolean = () => false;
 
   constructor(private readonly opts: WatchSetOptions) {}
@@ -54,24 +104,80 @@ export class WatchSet {
   /** Watch exactly `targets` (paths the ignore predicate matches are never reported). */
   async update(targets: WatchTargets, ignore: (abs: string) => boolean): Promise<void> {
     this.ignore = ignore;
+    const all = [...targets.files, ...targets.trees];
+    const topLinks = new Map(all.filter(isLink).map((l) => [l, targetOf(l)]));
+    for (const [p, w] of this.names) if (!topLinks.has(p)) (w.close(), this.names.delete(p));
+    for (const p of topLinks.keys()) if (!this.names.has(p)) this.watchName(p, this.names);
+
     const wantFiles = new Set<string>();
     const wantTrees = new Set<string>();
     const wantMissing = new Set<string>();
-    for (const p of [...targets.files, ...targets.trees]) {
+    for (const p of all) {
       const k = kindOf(p);
       if (k === 'dir') wantTrees.add(p);
       else if (k === 'file') wantFiles.add(p);
       else wantMissing.add(p);
     }
+    this.files = wantFiles;
+    this.requested = wantTrees;
+    // What the links lead to, until no new one is found (a linked folder may hold links of its own).
+    let links = new Map(topLinks);
+    let linked = this.linked; // what they led to last time stays watched while they are resolved again
+    // (bounded: each round adds a watched folder, and the links are finite)
+    for (let round = 0; ; round++) {
+      await this.sync(wantFiles, wantTrees, wantMissing, linked);
+      const found = new Map(topLinks);
+      for (const t of this.trees.values()) for (const l of t.links) if (!this.ignore(l)) found.set(l, targetOf(l));
+      const next: Linked = { files: new Set(), trees: new Set(), missing: new Set() };
+      for (const [link, target] of found) {
+        if (this.ignore(target)) continue; // into an output: the engine writes it (and refuses a reader it does not order)
+        const k = kindOf(target);
+        if (k === 'dir' && wantTrees.has(link)) continue; // a tree's root link: its watcher goes through it
+        (k === 'dir' ? next.trees : k === 'file' ? next.files : next.missing).add(target);
+      }
+      const same = [...found].every(([l, t]) => links.get(l) === t) && found.size === links.size;
+      links = found;
+      const grew = [...next.trees].some((t) => !this.trees.has(t)) || [...next.missing].some((m) => !this.missing.has(m));
+      linked = next;
+      if ((same && !grew) || round > found.size) {
+        await this.sync(wantFiles, wantTrees, wantMissing, linked);
+        break;
+      }
+    }
+    this.linked = linked;
+    this.linksTo = new Map();
+    for (const [link, target] of links) this.linksTo.set(target, [...(this.linksTo.get(target) ?? []), link]);
+  }
+
+  /** Reconcile the live watchers with what is wanted now: the targets and what their links lead to. */
+  private async sync(files: Set<string>, trees: Set<string>, missing: Set<string>, linked: Linked): Promise<void> {
+    const wantMissing = new Set([...missing, ...linked.missing]);
+    const wantTrees = new Set([...trees, ...linked.trees]);
+    // A file that is a link is watched where it leads (`linked`), its retarget by its name (`names`).
+    const wantWatch = new Set([...files].filter((f) => !isLink(f)));
+    const wantDirs = new Map<string, Set<string>>();
+    for (const f of linked.files) {
+      const names = wantDirs.get(dirname(f)) ?? new Set<string>();
+      names.add(basename(f));
+      wantDirs.set(dirname(f), names);
+    }
+    for (const [d, w] of this.linkedDirs) if (!wantDirs.has(d)) (w.watcher.close(), this.linkedDirs.delete(d));
+    for (const [d, names] of wantDirs) {
+      const had = this.linkedDirs.get(d);
+      if (had) had.names = names;
+      else this.watchLinkedDir(d, names);
+    }
 
     for (const [p, w] of this.missing) if (!wantMissing.has(p)) (w.close(), this.missing.delete(p));
-    for (const p of wantMissing) if (!this.missing.has(p)) this.watchMissing(p);
+    for (const p of wantMissing) if (!this.missing.has(p)) this.watchName(p, this.missing);
 
-    // A tree whose root went away or was replaced by a new folder of the same name is watched afresh.
+    // A tree whose root went away, was replaced by a new folder of the same name or (a link) leads elsewhere now
+    // is watched afresh.
     for (const [p, t] of this.trees) {
-      if (wantTrees.has(p) && t.valid) continue;
+      if (wantTrees.has(p) && t.valid && this.realRoots.get(p) === targetOf(p)) continue;
       t.close();
       this.trees.delete(p);
+      this.realRoots.delete(p);
       this.opts.onTreeLost?.(p);
     }
     const starting: Promise<void>[] = [];
@@ -79,32 +185,58 @@ export class WatchSet {
       if (this.trees.has(p)) continue;
       const t = new TreeWatcher(p, {
         ignore: (a) => this.ignore(a),
-        onChange: this.opts.onChange,
+        onChange: (a) => this.report(a),
         onWarning: this.opts.onWarning,
         ...(this.opts.onRaw ? { onRaw: this.opts.onRaw } : {}),
         onGap: () => this.opts.onTreeLost?.(p),
       });
       this.trees.set(p, t);
+      this.realRoots.set(p, targetOf(p));
       starting.push(t.start());
     }
 
-    const removed = [...this.files].filter((f) => !wantFiles.has(f));
-    const added = [...wantFiles].filter((f) => !this.files.has(f));
-    for (const f of removed) this.files.delete(f);
-    for (const f of added) this.files.add(f);
+    const removed = [...this.watching].filter((f) => !wantWatch.has(f));
+    const added = [...wantWatch].filter((f) => !this.watching.has(f));
+    for (const f of removed) this.watching.delete(f);
+    for (const f of added) this.watching.add(f);
     if (removed.length > 0) this.chokidar?.unwatch(removed);
     if (added.length > 0) starting.push(this.addFiles(added));
     await Promise.all(starting);
   }
 
-  /** Folder trees watched in full right now (every directory in them under a watch). */
+  /** A change at `abs`, and at every link that leads to it or to a folder holding it. */
+  private report(abs: string): void {
+    this.opts.onChange(abs);
+    if (this.linksTo.size === 0) return;
+    for (let p = abs; ; p = dirname(p)) {
+      for (const link of this.linksTo.get(p) ?? []) this.opts.onChange(link);
+      if (dirname(p) === p) break;
+    }
+  }
+
+  /** The folder of files links lead to: a change to one of `names` (written, replaced, removed, created). */
+  private watchLinkedDir(dir: string, names: Set<string>): void {
+    try {
+      const entry = { names, watcher: undefined as unknown as NodeWatcher };
+      entry.watcher = fsWatch(dir, { persistent: true }, (_e, name) => {
+        if (name === null) for (const n of entry.names) this.report(join(dir, n));
+        else if (entry.names.has(name.toString())) this.report(join(dir, name.toString()));
+      });
+      entry.watcher.on('error', () => undefined);
+      this.linkedDirs.set(dir, entry);
+    } catch (e) {
+      this.opts.onWarning(`cannot watch ${dir}, where links of a dep lead: ${e instanceof Error ? e.message : String(e)}; changes there are not seen`);
+    }
+  }
+
+  /** Folder trees asked for and watched in full right now (every directory in them under a watch). */
   fullTrees(): string[] {
-    return [...this.trees].filter(([, t]) => t.valid && !t.gapped).map(([p]) => p);
+    return [...this.trees].filter(([p, t]) => this.requested.has(p) && t.valid && !t.gapped).map(([p]) => p);
   }
 
   /** What is watched now, as classified on disk: files, folder trees, and paths waiting to appear. */
   watched(): { files: string[]; trees: string[]; missing: string[] } {
-    return { files: [...this.files], trees: [...this.trees.keys()], missing: [...this.missing.keys()] };
+    return { files: [...this.files], trees: [...this.trees.keys()].filter((p) => this.requested.has(p)), missing: [...this.missing.keys()] };
   }
 
   stats(): { files: number; trees: number; dirs: number; missing: number } {
@@ -118,9 +250,11 @@ export class WatchSet {
       t.close();
       this.opts.onTreeLost?.(p);
     }
-    for (const w of this.missing.values()) w.close();
+    for (const w of [...this.missing.values(), ...this.names.values(), ...[...this.linkedDirs.values()].map((d) => d.watcher)]) w.close();
     this.trees.clear();
     this.missing.clear();
+    this.names.clear();
+    this.linkedDirs.clear();
     await this.chokidar?.close();
     this.chokidar = undefined;
   }
@@ -132,7 +266,7 @@ export class WatchSet {
       this.chokidar = w;
       w.on('all', (_event: string, path: string) => {
         this.opts.onRaw?.(path);
-        this.opts.onChange(path);
+        this.report(path);
       });
       w.on('raw', () => this.opts.onActivity?.());
       w.on('error', (e: unknown) => this.opts.onWarning(`watcher: ${e instanceof Error ? e.message : String(e)}`));
@@ -142,16 +276,19 @@ export class WatchSet {
     }
   }
 
-  /** Report `abs` when something appears on its way (the next path component under the existing ancestor). */
-  private watchMissing(abs: string): void {
+  /**
+   * Report `abs` when its name changes in its folder (a link retargeted), or, missing, when something appears on
+   * its way (the next path component under the nearest existing ancestor).
+   */
+  private watchName(abs: string, into: Map<string, NodeWatcher>): void {
     const anc = existingAncestor(abs);
     const next = relative(anc, abs).split(sep)[0] ?? basename(abs);
     try {
       const w = fsWatch(anc, { persistent: true }, (_e, name) => {
-        if (name === null || name.toString() === next) this.opts.onChange(abs);
+        if (name === null || name.toString() === next) this.report(abs);
       });
       w.on('error', () => undefined);
-      this.missing.set(abs, w);
+      into.set(abs, w);
     } catch (e) {
       this.opts.onWarning(`cannot watch ${join(anc, next)} for ${abs}: ${e instanceof Error ? e.message : String(e)}`);
     }

@@ -1,7 +1,8 @@
 // `pipe watch` through the real CLI on temp workspaces: edits to deps, params and the YAML itself, bursts of saves,
 // and writes the watcher must ignore. Every assertion is about the JSON events the watcher prints.
 import { execFileSync } from 'node:child_process';
-import { renameSync, rmSync, writeFileSync } from 'node:fs';
+import { renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { pipe, statuses } from '../engine/helpers.js';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { lastCycle, startWatch, watchWorkspace, type Watcher, type Ws } from './helpers.js';
@@ -167,6 +168,81 @@ stages:
       expect(ws.read('out/a.txt')).toBe(`a${attempt}.10\n`);
       break;
     }
+  });
+});
+
+describe('pipe watch: symbolic links', () => {
+  it('what a dep link leads to is watched: an edit behind a link in a dep folder, a retargeted link, each run their stage', async () => {
+    ws = watchWorkspace({
+      'p.yaml': `name: l
+stages:
+  d:
+    cmd: cat data/d/l.txt data/d/sub/k.txt data/d/x.txt > out/d.txt
+    deps: [data/d/]
+    outs: [out/d.txt]
+  f:
+    cmd: cat data/f.txt > out/f.txt
+    deps: [data/f.txt]
+    outs: [out/f.txt]
+  e:
+    cmd: cat data/e/*.txt > out/e.txt
+    deps: [data/e/]
+    outs: [out/e.txt]
+`,
+      'data/d/x.txt': 'x1\n',
+      'shared/e1/a.txt': 'e1\n',
+      'shared/e2/a.txt': 'e2\n',
+      'shared/t.txt': 't1\n',
+      'shared/dir/k.txt': 'k1\n',
+      'shared/u.txt': 'u1\n',
+      'shared/v.txt': 'v1\n',
+    });
+    // A link to a file and one to a folder, both outside the dep folder; a file dep that is itself a link.
+    symlinkSync('../../shared/t.txt', join(ws.dir, 'data/d/l.txt'));
+    symlinkSync('../../shared/dir', join(ws.dir, 'data/d/sub'));
+    symlinkSync('../shared/u.txt', join(ws.dir, 'data/f.txt'));
+    symlinkSync('../shared/e1', join(ws.dir, 'data/e')); // a dep folder that is a link
+    w = startWatch(ws.dir, ['p.yaml']);
+    await w.cycle(1);
+    expect(ws.read('out/d.txt')).toBe('t1\nk1\nx1\n');
+    expect(ws.read('out/f.txt')).toBe('u1\n');
+
+    const edit = async (what: () => void, stage: string): Promise<void> => {
+      const n = lastCycle(w) + 1;
+      what();
+      await w.cycle(n);
+      expect(w.started(n)).toContain(stage);
+    };
+    await edit(() => ws.write('shared/t.txt', 't2\n'), 'd'); // behind a link to a file
+    expect(ws.read('out/d.txt')).toBe('t2\nk1\nx1\n');
+    await edit(() => ws.write('shared/dir/k.txt', 'k2\n'), 'd'); // inside a linked folder
+    expect(ws.read('out/d.txt')).toBe('t2\nk2\nx1\n');
+    // Retargeted as `ln -sfn` does it (a new link renamed over the old one), then an edit behind the new target.
+    const retarget = (target: string, link: string): void => {
+      symlinkSync(target, join(ws.dir, `${link}.new`));
+      renameSync(join(ws.dir, `${link}.new`), join(ws.dir, link));
+    };
+    await edit(() => retarget('../shared/v.txt', 'data/f.txt'), 'f');
+    expect(ws.read('out/f.txt')).toBe('v1\n');
+    await edit(() => ws.write('shared/v.txt', 'v2\n'), 'f');
+    expect(ws.read('out/f.txt')).toBe('v2\n');
+    await edit(() => retarget('../../shared/u.txt', 'data/d/l.txt'), 'd');
+    expect(ws.read('out/d.txt')).toBe('u1\nk2\nx1\n');
+    await edit(() => ws.write('shared/u.txt', 'u2\n'), 'd');
+    expect(ws.read('out/d.txt')).toBe('u2\nk2\nx1\n');
+    await edit(() => retarget('../shared/e2', 'data/e'), 'e');
+    expect(ws.read('out/e.txt')).toBe('e2\n');
+    await edit(() => ws.write('shared/e2/a.txt', 'e3\n'), 'e');
+    expect(ws.read('out/e.txt')).toBe('e3\n');
+    // A link added to the folder later is followed too.
+    await edit(() => symlinkSync('../../shared/v.txt', join(ws.dir, 'data/d/m.txt')), 'd');
+    await edit(() => ws.write('shared/v.txt', 'v3\n'), 'd');
+
+    await w.stop();
+    // Nothing is left for a fresh run to do.
+    const r = pipe(ws.dir, ['run', 'p.yaml', '--json']);
+    expect(r.code).toBe(0);
+    expect(Object.values(statuses(r.stdout))).toEqual(['up-to-date', 'up-to-date', 'up-to-date']);
   });
 });
 
