@@ -140,7 +140,11 @@ export class TreeWatcher {
     }
     if (this.closed) return;
     for (const l of this.links) if (within(l, abs)) this.links.delete(l);
-    if (isLink) this.links.add(abs);
+    if (isLink) {
+      // Not descended into, as at the walk: the owner watches where it leads (a link up the tree would loop here).
+      this.links.add(abs);
+      isDir = false;
+    }
     if (!isDir && !this.dirs.has(abs) && ![...this.dirs.keys()].some((d) => within(d, abs))) return; // a file
     for (const d of [...this.dirs.keys()]) if (within(d, abs)) this.unwatch(d);
     if (!isDir) return;

@@ -8,7 +8,7 @@ import { lstatSync, readlinkSync, realpathSync, watch as fsWatch, statSync, type
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import type { FSWatcher } from 'chokidar';
 import { TreeWatcher } from './tree.js';
-import type { WatchTargets } from './paths.js';
+import { within, type WatchTargets } from './paths.js';
 
 export interface WatchSetOptions {
   onChange: (abs: string) => void;
@@ -131,6 +131,8 @@ export class WatchSet {
       const next: Linked = { files: new Set(), trees: new Set(), missing: new Set() };
       for (const [link, target] of found) {
         if (this.ignore(target)) continue; // into an output: the engine writes it (and refuses a reader it does not order)
+        // Back to a folder holding the link (a cycle: the hash refuses it, and following it would watch all above).
+        if (within(targetOf(dirname(link)), target)) continue;
         const k = kindOf(target);
         if (k === 'dir' && wantTrees.has(link)) continue; // a tree's root link: its watcher goes through it
         (k === 'dir' ? next.trees : k === 'file' ? next.files : next.missing).add(target);

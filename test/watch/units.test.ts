@@ -1,6 +1,6 @@
 // The parts of watch mode one by one: what is watched (pure), the debounce, the per-directory tree watcher and the
 // missing-path watch on a real file system, the screen, and a WatchSession in-process (includes, params files).
-import { mkdirSync, mkdtempSync, rmSync, stat, watch as fsWatch, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, stat, symlinkSync, watch as fsWatch, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -224,6 +224,25 @@ describe('watchers on a real file system', () => {
     await until('the removal reported', () => seen.length > 0);
     await set.update({ files: [], trees: [root] }, () => false); // what the next cycle does
     await eventuallySeen(seen, root);
+  });
+
+  it('WatchSet: a link in a dep folder back to a folder above it (a cycle the hash refuses) is not followed up', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'pipe-uplink-'));
+    const root = join(dir, 'ws', 'data', 'd');
+    mkdirSync(root, { recursive: true });
+    for (let i = 0; i < 20; i++) mkdirSync(join(dir, 'other', String(i)), { recursive: true });
+    symlinkSync('../../..', join(root, 'up'));
+    symlinkSync('..', join(root, 'parent'));
+    const seen: string[] = [];
+    const set = new WatchSet({ onChange: (p) => seen.push(p), onWarning: () => {} });
+    closers.push(() => set.close());
+    await set.update({ files: [], trees: [root] }, () => false);
+    expect(set.stats().dirs).toBe(1); // data/d alone: not the temp folder above it with its 20 others
+    // One made later: reported, and not descended into either (each level of up/ws/data/d/up/... was a new folder).
+    symlinkSync('../../..', join(root, 'later'));
+    await until('the new link reported', () => seen.includes(join(root, 'later')));
+    await set.update({ files: [], trees: [root] }, () => false);
+    expect(set.stats().dirs).toBe(1);
   });
 
   it('WatchSet: a dep that does not exist yet (nor its folder) is reported when it appears', async () => {
