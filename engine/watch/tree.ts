@@ -8,9 +8,9 @@
  * ready after a readdir walk (~0.2 s) and costs nothing while idle. macOS and Windows report the same events for a
  * directory's children. Single files are left to chokidar (engine/watch/watchers.ts).
  */
-import { watch, type FSWatcher } from 'node:fs';
+import { readlinkSync, realpathSync, statSync, watch, type FSWatcher } from 'node:fs';
 import { lstat, readdir, stat } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { within } from './paths.js';
 
 export interface TreeWatcherOptions {
@@ -30,6 +30,26 @@ export interface TreeWatcherOptions {
   onWarning: (message: string) => void;
 }
 
+/** Where a link leads (all links on the way resolved) and what is there. */
+export interface LinkTarget {
+  target: string;
+  kind: 'file' | 'dir' | 'missing';
+}
+
+/** Resolve a link; a broken one leads to its next step (watched until it appears). */
+export function resolveLink(link: string): LinkTarget {
+  try {
+    const target = realpathSync.native(link);
+    return { target, kind: statSync(target).isDirectory() ? 'dir' : 'file' };
+  } catch {
+    try {
+      return { target: resolve(dirname(link), readlinkSync(link)), kind: 'missing' };
+    } catch {
+      return { target: link, kind: 'missing' };
+    }
+  }
+}
+
 export class TreeWatcher {
   private readonly dirs = new Map<string, FSWatcher>();
   private closed = false;
@@ -40,7 +60,7 @@ export class TreeWatcher {
    * The symbolic links in the tree. A dep folder is hashed through its links (cache/walk.ts), but an edit behind a
    * link raises no event here: the owner watches what they lead to (engine/watch/watchers.ts).
    */
-  readonly links = new Set<string>();
+  readonly links = new Map<string, LinkTarget>();
 
   constructor(
     readonly root: string,
@@ -60,6 +80,11 @@ export class TreeWatcher {
   /** False once the root is gone (the caller watches its path for it to come back). */
   get valid(): boolean {
     return this.dirs.has(this.root);
+  }
+
+  /** Resolve a link of the tree again (what it leads to changed: appeared, went, replaced). */
+  reresolve(link: string): void {
+    if (this.links.has(link)) this.links.set(link, resolveLink(link));
   }
 
   close(): void {
@@ -84,7 +109,7 @@ export class TreeWatcher {
       }
       for (const e of entries) {
         if (e.isDirectory()) queue.push(join(d, e.name));
-        else if (e.isSymbolicLink()) this.links.add(join(d, e.name));
+        else if (e.isSymbolicLink()) this.links.set(join(d, e.name), resolveLink(join(d, e.name)));
       }
     }
   }
@@ -139,10 +164,10 @@ export class TreeWatcher {
       // Gone (or a broken link).
     }
     if (this.closed) return;
-    for (const l of this.links) if (within(l, abs)) this.links.delete(l);
+    for (const l of this.links.keys()) if (within(l, abs)) this.links.delete(l);
     if (isLink) {
       // Not descended into, as at the walk: the owner watches where it leads (a link up the tree would loop here).
-      this.links.add(abs);
+      this.links.set(abs, resolveLink(abs));
       isDir = false;
     }
     if (!isDir && !this.dirs.has(abs) && ![...this.dirs.keys()].some((d) => within(d, abs))) return; // a file

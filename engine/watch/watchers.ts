@@ -4,10 +4,10 @@
  * directory dep, and for paths that do not exist yet a watch on their nearest existing parent folder, which reports
  * the path when it appears.
  */
-import { lstatSync, readlinkSync, realpathSync, watch as fsWatch, statSync, type FSWatcher as NodeWatcher } from 'node:fs';
-import { basename, dirname, join, relative, resolve, sep } from 'node:path';
+import { lstatSync, realpathSync, watch as fsWatch, statSync, type FSWatcher as NodeWatcher } from 'node:fs';
+import { basename, dirname, join, relative, sep } from 'node:path';
 import type { FSWatcher } from 'chokidar';
-import { TreeWatcher } from './tree.js';
+import { resolveLink, TreeWatcher, type LinkTarget } from './tree.js';
 import { within, type WatchTargets } from './paths.js';
 
 export interface WatchSetOptions {
@@ -32,24 +32,12 @@ interface Linked {
   missing: Set<string>;
 }
 
-function isLink(abs: string): boolean {
+/** A path with its links resolved (itself when it cannot be). */
+function realOf(abs: string): string {
   try {
-    return lstatSync(abs).isSymbolicLink();
+    return realpathSync.native(abs);
   } catch {
-    return false;
-  }
-}
-
-/** Where a link leads, all links on the way resolved; a broken link's next step (watched until it appears). */
-function targetOf(link: string): string {
-  try {
-    return realpathSync(link);
-  } catch {
-    try {
-      return resolve(dirname(link), readlinkSync(link));
-    } catch {
-      return link;
-    }
+    return abs;
   }
 }
 
@@ -66,6 +54,14 @@ function existingAncestor(abs: string): string {
   let d = dirname(abs);
   while (kindOf(d) !== 'dir' && dirname(d) !== d) d = dirname(d);
   return d;
+}
+
+function isLink(abs: string): boolean {
+  try {
+    return lstatSync(abs).isSymbolicLink();
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -93,6 +89,10 @@ export class WatchSet {
    * links into a store), as folder → the names in it.
    */
   private readonly linkedDirs = new Map<string, { names: Set<string>; watcher: NodeWatcher }>();
+  /** Link → where it leads, as last resolved. */
+  private links = new Map<string, LinkTarget>();
+  /** Links whose target reported a change: resolved again at the next update (it may have gone, or come). */
+  private readonly staleLinks = new Set<string>();
   /** What links lead to, by kind (as last resolved). */
   private linked: Linked = { files: new Set(), trees: new Set(), missing: new Set() };
   /** Targets that are links: each one's name watched in its folder. */
@@ -105,7 +105,7 @@ export class WatchSet {
   async update(targets: WatchTargets, ignore: (abs: string) => boolean): Promise<void> {
     this.ignore = ignore;
     const all = [...targets.files, ...targets.trees];
-    const topLinks = new Map(all.filter(isLink).map((l) => [l, targetOf(l)]));
+    const topLinks = new Map(all.filter(isLink).map((l) => [l, resolveLink(l)]));
     for (const [p, w] of this.names) if (!topLinks.has(p)) (w.close(), this.names.delete(p));
     for (const p of topLinks.keys()) if (!this.names.has(p)) this.watchName(p, this.names);
 
@@ -121,23 +121,29 @@ export class WatchSet {
     this.files = wantFiles;
     this.requested = wantTrees;
     // What the links lead to, until no new one is found (a linked folder may hold links of its own).
-    let links = new Map(topLinks);
+    // Links resolve when met (TreeWatcher); again only those whose target reported a change since.
+    for (const t of this.trees.values()) for (const l of this.staleLinks) t.reresolve(l);
+    this.staleLinks.clear();
+    let links = this.links; // as last resolved: unchanged, one round is enough
     let linked = this.linked; // what they led to last time stays watched while they are resolved again
     // (bounded: each round adds a watched folder, and the links are finite)
     for (let round = 0; ; round++) {
       await this.sync(wantFiles, wantTrees, wantMissing, linked);
       const found = new Map(topLinks);
-      for (const t of this.trees.values()) for (const l of t.links) if (!this.ignore(l)) found.set(l, targetOf(l));
+      for (const t of this.trees.values()) for (const [l, to] of t.links) if (!this.ignore(l)) found.set(l, to);
       const next: Linked = { files: new Set(), trees: new Set(), missing: new Set() };
-      for (const [link, target] of found) {
+      const realDirs = new Map<string, string>();
+      for (const [link, { target, kind: k }] of found) {
         if (this.ignore(target)) continue; // into an output: the engine writes it (and refuses a reader it does not order)
         // Back to a folder holding the link (a cycle: the hash refuses it, and following it would watch all above).
-        if (within(targetOf(dirname(link)), target)) continue;
-        const k = kindOf(target);
+        const dir = dirname(link);
+        let real = realDirs.get(dir);
+        if (real === undefined) realDirs.set(dir, (real = realOf(dir)));
+        if (within(real, target)) continue;
         if (k === 'dir' && wantTrees.has(link)) continue; // a tree's root link: its watcher goes through it
         (k === 'dir' ? next.trees : k === 'file' ? next.files : next.missing).add(target);
       }
-      const same = [...found].every(([l, t]) => links.get(l) === t) && found.size === links.size;
+      const same = found.size === links.size && [...found].every(([l, t]) => links.get(l)?.target === t.target && links.get(l)?.kind === t.kind);
       links = found;
       const grew = [...next.trees].some((t) => !this.trees.has(t)) || [...next.missing].some((m) => !this.missing.has(m));
       linked = next;
@@ -147,8 +153,9 @@ export class WatchSet {
       }
     }
     this.linked = linked;
+    this.links = links;
     this.linksTo = new Map();
-    for (const [link, target] of links) this.linksTo.set(target, [...(this.linksTo.get(target) ?? []), link]);
+    for (const [link, { target }] of links) this.linksTo.set(target, [...(this.linksTo.get(target) ?? []), link]);
   }
 
   /** Reconcile the live watchers with what is wanted now: the targets and what their links lead to. */
@@ -176,7 +183,7 @@ export class WatchSet {
     // A tree whose root went away, was replaced by a new folder of the same name or (a link) leads elsewhere now
     // is watched afresh.
     for (const [p, t] of this.trees) {
-      if (wantTrees.has(p) && t.valid && this.realRoots.get(p) === targetOf(p)) continue;
+      if (wantTrees.has(p) && t.valid && this.realRoots.get(p) === realOf(p)) continue;
       t.close();
       this.trees.delete(p);
       this.realRoots.delete(p);
@@ -193,7 +200,7 @@ export class WatchSet {
         onGap: () => this.opts.onTreeLost?.(p),
       });
       this.trees.set(p, t);
-      this.realRoots.set(p, targetOf(p));
+      this.realRoots.set(p, realOf(p));
       starting.push(t.start());
     }
 
@@ -211,7 +218,10 @@ export class WatchSet {
     this.opts.onChange(abs);
     if (this.linksTo.size === 0) return;
     for (let p = abs; ; p = dirname(p)) {
-      for (const link of this.linksTo.get(p) ?? []) this.opts.onChange(link);
+      for (const link of this.linksTo.get(p) ?? []) {
+        this.staleLinks.add(link);
+        this.opts.onChange(link);
+      }
       if (dirname(p) === p) break;
     }
   }
