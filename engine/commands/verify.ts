@@ -4,12 +4,13 @@
  * verified; 2 for an invalid pipeline or usage; 130 interrupted. The workspace (outputs, `.pipe/`, the cache) is
  * only read; it is locked while the inputs are copied, so a concurrent `pipe run` cannot change them half-way.
  */
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { resolve } from 'node:path';
 import { workspaceLock } from '../../cache/lock.js';
 import type { PipeEvent } from '../events.js';
 import { verifyStages, type Verdict } from '../verify.js';
+import { within } from '../watch/paths.js';
 import { pipeDirOf } from '../workspace.js';
 import { interrupts } from './interrupts.js';
 import { loadAll, selectStages } from './load.js';
@@ -34,6 +35,7 @@ export async function verifyCommand(file: string, targets: string[], opts: Verif
   const machine = machineFor({ ...(opts.jobs !== undefined ? { jobs: opts.jobs } : {}), gpus: 'none' }, stages);
   const base = resolve(opts.scratchDir ?? tmpdir());
   if (!existsSync(base)) throw new UsageError(`--scratch-dir ${opts.scratchDir}: no such folder`);
+  refuseScratchInside(base, opts.scratchDir, loaded.pipeline.workdir, loaded.pipeline.settings.cacheDir);
   const scratch = mkdtempSync(`${base}/pipe-verify-`);
   const out = await openOutput(opts, true);
   const stop = interrupts();
@@ -80,6 +82,22 @@ export async function verifyCommand(file: string, targets: string[], opts: Verif
     await release?.();
     stop.dispose();
     if (!opts.keepScratch) rmSync(scratch, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The scratch copy is written, re-run in and deleted: inside the workspace or its cache it would write there (a dep
+ * folder would even be copied into itself). Compared with every link resolved.
+ */
+function refuseScratchInside(base: string, option: string | undefined, workdir: string, cacheDir: string): void {
+  const real = (p: string): string => (existsSync(p) ? realpathSync.native(p) : resolve(p));
+  const at = real(base);
+  for (const [what, dir] of [['workspace', workdir], ['cache', cacheDir]] as const) {
+    if (!within(at, real(dir))) continue;
+    const given = option !== undefined ? `--scratch-dir ${option}` : `the temp folder ${base} (TMPDIR; --scratch-dir not given)`;
+    throw new UsageError(
+      `${given} is inside the ${what} ${dir}: pipe verify only reads the workspace and its cache, and its scratch copy is written and deleted; choose a folder outside both with --scratch-dir`,
+    );
   }
 }
 

@@ -1,7 +1,7 @@
 // `pipe verify` (issue 10, Nix's --check): re-run recorded stages in a scratch copy, name each stage and file that
 // differ, exit non-zero when any does — and leave the workspace, its .pipe/ and its cache byte-for-byte untouched.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -166,6 +166,22 @@ describe('pipe verify', () => {
     expect(verdicts(r.stdout).s!.reason).toMatch(/not compared: out\/scratch\.txt \(cache: false/);
     r = pipe(ws.dir, ['verify', 'p.yaml']);
     expect(r.stdout).toMatch(/^~ s: every recorded output reproduced; not compared: out\/scratch\.txt/m);
+  });
+
+  it('refuses a scratch folder inside the workspace or its cache (exit 2, naming the option): nothing is written there', () => {
+    shared = mkdtempSync(join(tmpdir(), 'pipe-shared-cache-'));
+    ws = workspace({ 'p.yaml': `name: v\nsettings: {cache_dir: ${shared}}\nstages:\n  a:\n    cmd: cat data/d/* > out/a.txt\n    deps: [data/d/]\n    outs: [out/a.txt]\n`, 'data/d/x.txt': 'x\n' });
+    expect(pipe(ws.dir, ['run', 'p.yaml']).code).toBe(0);
+    const before = { ws: snapshot(ws.dir), cache: snapshot(shared) };
+    symlinkSync(join(ws.dir, 'out'), join(shared, 'into-out')); // a way into the workspace from outside it
+    for (const dir of ['data/d', 'out', '.', join(shared, 'into-out'), shared]) {
+      const r = pipe(ws.dir, ['verify', 'p.yaml', '--scratch-dir', dir]);
+      expect(r.code, `${dir}: ${r.out}`).toBe(2);
+      expect(r.stderr).toMatch(/--scratch-dir .* is inside the (workspace|cache)/);
+      expect(r.stderr).not.toMatch(/EINVAL|    at /);
+    }
+    rmSync(join(shared, 'into-out'));
+    expect({ ws: snapshot(ws.dir), cache: snapshot(shared) }).toEqual(before);
   });
 
   it('shows progress on a terminal', () => {
