@@ -139,7 +139,7 @@ export class WatchSet {
         const dir = dirname(link);
         let real = realDirs.get(dir);
         if (real === undefined) realDirs.set(dir, (real = realOf(dir)));
-        if (within(real, target)) continue;
+        if (within(real, target) || dirname(target) === target) continue;
         if (k === 'dir' && wantTrees.has(link)) continue; // a tree's root link: its watcher goes through it
         (k === 'dir' ? next.trees : k === 'file' ? next.files : next.missing).add(target);
       }

@@ -233,6 +233,7 @@ describe('watchers on a real file system', () => {
     for (let i = 0; i < 20; i++) mkdirSync(join(dir, 'other', String(i)), { recursive: true });
     symlinkSync('../../..', join(root, 'up'));
     symlinkSync('..', join(root, 'parent'));
+    symlinkSync('/', join(root, 'root'));
     const seen: string[] = [];
     const set = new WatchSet({ onChange: (p) => seen.push(p), onWarning: () => {} });
     closers.push(() => set.close());
