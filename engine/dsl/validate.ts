@@ -65,6 +65,15 @@ export function validatePipeline(p: Pipeline, bag: DiagnosticBag, exists: (abs: 
       if (index.producersOf(d.path).some((x) => x.stage !== s.name)) continue;
       if (depExists(d.path)) continue;
       const abs = absOf(d.path);
+      if (d.path.endsWith('/') && depExists(d.path.slice(0, -1))) {
+        // A file where a folder is declared (or one that replaced it while `pipe watch` ran): it does exist.
+        bag.error(
+          `dep \`${d.path}\` names a folder (it ends in /), but ${displayPath(abs.slice(0, -1))} is a file: drop the trailing / to depend on the file`,
+          d.span ?? s.span,
+          { stage: s.name, field: fieldOf(d) ?? 'deps' },
+        );
+        continue;
+      }
       // Suggest a close out path (bounded: only for the first few, it scans the outs).
       let hint = '';
       if (suggestions++ < MAX_SUGGESTIONS && index.size <= 20_000) {

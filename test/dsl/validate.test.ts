@@ -152,13 +152,14 @@ stages:
     const e = await loadErr(`
 params: {lr: 1}
 stages:
-  a: {cmd: x, deps: [input.csv, data/raw/, script.py], outs: [outs/a.txt]}
+  a: {cmd: x, deps: [input.csv, data/raw/, script.py, table/], outs: [outs/a.txt]}
   b: {cmd: x, deps: [outs/a.txt, outs/b.txt], outs: [outs/b.txt], params: [lr, lrr]}
   c: {cmd: x, deps: [outs/a.tx], outs: [c]}
-`, { 'script.py': '', 'data/': '' });
+`, { 'script.py': '', 'data/': '', table: '' });
     expect(e.lines).toEqual([
       '4:22 dep `input.csv` does not exist and no stage writes it (looked for input.csv)',
       '4:33 dep `data/raw/` does not exist and no stage writes it (looked for data/raw/)',
+      '4:55 dep `table/` names a folder (it ends in /), but table is a file: drop the trailing / to depend on the file',
       '5:34 `outs/b.txt` is both a dep and an out of this stage (a stage cannot read what it writes)',
       '5:80 `params` names `lrr`, which is not a param (did you mean `lr`?)',
       '6:22 dep `outs/a.tx` does not exist and no stage writes it (did you mean `outs/a.txt`, written by `a`?) (looked for outs/a.tx)',
