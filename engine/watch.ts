@@ -430,7 +430,13 @@ export class WatchSession {
     } else throw e;
     const prev: WatchTargets = this.loaded ? watchTargets(this.loaded.pipeline, this.selected, codeDirs) : { files: [], trees: [] };
     const files = new Set([...prev.files, this.file]);
-    if (e instanceof DiagnosticsError) for (const d of e.diagnostics) if (d.span?.file) files.add(resolve(d.span.file));
+    // The files the diagnostics point at, and the deps they miss (waited for: their appearance is the fix).
+    if (e instanceof DiagnosticsError) {
+      for (const d of e.diagnostics) {
+        if (d.span?.file) files.add(resolve(d.span.file));
+        if (d.missing) files.add(d.missing.endsWith('/') ? d.missing.slice(0, -1) : d.missing);
+      }
+    }
     const ignore = this.loaded ? ignoredPaths(this.loaded.pipeline) : () => false;
     const targets = { files: [...files], trees: prev.trees };
     await this.watchers.update(targets, ignore);

@@ -14,6 +14,8 @@ export interface Diagnostic {
   stage?: string;
   /** The stage field (`cmd`, `deps`, `with.model`...) the problem is in. */
   field?: string;
+  /** The absolute path a missing dep was looked for at: `pipe watch` waits for it to appear. */
+  missing?: string;
 }
 
 /**
@@ -176,11 +178,12 @@ export class DiagnosticBag {
     }
     this.items.push(d);
   }
-  error(message: string, span?: SourceSpan, extra: { stage?: string; field?: string; dedup?: string } = {}): void {
+  error(message: string, span?: SourceSpan, extra: { stage?: string; field?: string; dedup?: string; missing?: string } = {}): void {
     const d: Diagnostic = { severity: 'error', message };
     if (span) d.span = span;
     if (extra.stage) d.stage = extra.stage;
     if (extra.field) d.field = extra.field;
+    if (extra.missing) d.missing = extra.missing;
     this.add(d, extra.dedup);
   }
   warning(message: string, span?: SourceSpan, extra: { stage?: string; field?: string; dedup?: string } = {}): void {

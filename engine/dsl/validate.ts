@@ -70,7 +70,7 @@ export function validatePipeline(p: Pipeline, bag: DiagnosticBag, exists: (abs: 
         bag.error(
           `dep \`${d.path}\` names a folder (it ends in /), but ${displayPath(abs.slice(0, -1))} is a file: drop the trailing / to depend on the file`,
           d.span ?? s.span,
-          { stage: s.name, field: fieldOf(d) ?? 'deps' },
+          { stage: s.name, field: fieldOf(d) ?? 'deps', missing: abs },
         );
         continue;
       }
@@ -83,7 +83,7 @@ export function validatePipeline(p: Pipeline, bag: DiagnosticBag, exists: (abs: 
       bag.error(
         `dep \`${d.path}\` does not exist and no stage writes it${hint}${displayPath(abs) === d.path ? '' : ` (looked for ${displayPath(abs)})`}`,
         d.span ?? s.span,
-        { stage: s.name, field: fieldOf(d) ?? 'deps' },
+        { stage: s.name, field: fieldOf(d) ?? 'deps', missing: abs },
       );
     }
   }

@@ -26,6 +26,25 @@ export interface WatchSetOptions {
 
 type Kind = 'file' | 'dir' | 'missing';
 
+/** A watch on the folder `dir` (identity `id` when watched) for one name in it (engine/watch/watchers.ts watchName). */
+interface NameWatch {
+  watcher: NodeWatcher;
+  dir: string;
+  id: string;
+  /** The folder was removed (or the watch failed): the watch sees nothing any more. */
+  stale: boolean;
+}
+
+/** A folder's identity: a folder removed and made again under the same name is another one (unless the inode is reused: `stale`). */
+function idOf(dir: string): string {
+  try {
+    const st = statSync(dir);
+    return `${st.dev}:${st.ino}`;
+  } catch {
+    return '';
+  }
+}
+
 interface Linked {
   files: Set<string>;
   trees: Set<string>;
@@ -81,7 +100,7 @@ export class WatchSet {
   /** A tree's resolved root when it was started: a root link retargeted since means watching it afresh. */
   private readonly realRoots = new Map<string, string>();
   /** Missing path → the watcher on its nearest existing ancestor. */
-  private readonly missing = new Map<string, NodeWatcher>();
+  private readonly missing = new Map<string, NameWatch>();
   /** Where links lead (resolved) → the links, for the links among the targets and inside watched trees. */
   private linksTo = new Map<string, string[]>();
   /**
@@ -96,7 +115,7 @@ export class WatchSet {
   /** What links lead to, by kind (as last resolved). */
   private linked: Linked = { files: new Set(), trees: new Set(), missing: new Set() };
   /** Targets that are links: each one's name watched in its folder. */
-  private readonly names = new Map<string, NodeWatcher>();
+  private readonly names = new Map<string, NameWatch>();
   private ignore: (abs: string) => boolean = () => false;
 
   constructor(private readonly opts: WatchSetOptions) {}
@@ -106,8 +125,7 @@ export class WatchSet {
     this.ignore = ignore;
     const all = [...targets.files, ...targets.trees];
     const topLinks = new Map(all.filter(isLink).map((l) => [l, resolveLink(l)]));
-    for (const [p, w] of this.names) if (!topLinks.has(p)) (w.close(), this.names.delete(p));
-    for (const p of topLinks.keys()) if (!this.names.has(p)) this.watchName(p, this.names);
+    this.syncNames(new Set(topLinks.keys()), this.names);
 
     const wantFiles = new Set<string>();
     const wantTrees = new Set<string>();
@@ -177,8 +195,7 @@ export class WatchSet {
       else this.watchLinkedDir(d, names);
     }
 
-    for (const [p, w] of this.missing) if (!wantMissing.has(p)) (w.close(), this.missing.delete(p));
-    for (const p of wantMissing) if (!this.missing.has(p)) this.watchName(p, this.missing);
+    this.syncNames(wantMissing, this.missing);
 
     // A tree whose root went away, was replaced by a new folder of the same name or (a link) leads elsewhere now
     // is watched afresh.
@@ -262,7 +279,7 @@ export class WatchSet {
       t.close();
       this.opts.onTreeLost?.(p);
     }
-    for (const w of [...this.missing.values(), ...this.names.values(), ...[...this.linkedDirs.values()].map((d) => d.watcher)]) w.close();
+    for (const w of [...this.missing.values(), ...this.names.values(), ...this.linkedDirs.values()]) w.watcher.close();
     this.trees.clear();
     this.missing.clear();
     this.names.clear();
@@ -289,18 +306,35 @@ export class WatchSet {
   }
 
   /**
+   * Watch exactly `want` by name (see watchName). One is watched afresh when the folder watched for it is no longer
+   * the right one: a nearer ancestor of a missing path now exists (its folder was made; the file comes later), or the
+   * folder was removed and made again (the old watch sees nothing any more).
+   */
+  private syncNames(want: ReadonlySet<string>, into: Map<string, NameWatch>): void {
+    for (const [p, w] of into) {
+      if (want.has(p) && !w.stale && w.dir === existingAncestor(p) && w.id === idOf(w.dir)) continue;
+      w.watcher.close();
+      into.delete(p);
+    }
+    for (const p of want) if (!into.has(p)) this.watchName(p, into);
+  }
+
+  /**
    * Report `abs` when its name changes in its folder (a link retargeted), or, missing, when something appears on
    * its way (the next path component under the nearest existing ancestor).
    */
-  private watchName(abs: string, into: Map<string, NodeWatcher>): void {
+  private watchName(abs: string, into: Map<string, NameWatch>): void {
     const anc = existingAncestor(abs);
     const next = relative(anc, abs).split(sep)[0] ?? basename(abs);
     try {
-      const w = fsWatch(anc, { persistent: true }, (_e, name) => {
+      const entry: NameWatch = { watcher: undefined as unknown as NodeWatcher, dir: anc, id: idOf(anc), stale: false };
+      entry.watcher = fsWatch(anc, { persistent: true }, (_e, name) => {
+        // The folder's own removal comes under its own name (so may a child's of that name): watch it afresh.
+        if (name === null || name.toString() === basename(anc)) entry.stale = true;
         if (name === null || name.toString() === next) this.report(abs);
       });
-      w.on('error', () => undefined);
-      into.set(abs, w);
+      entry.watcher.on('error', () => (entry.stale = true));
+      into.set(abs, entry);
     } catch (e) {
       this.opts.onWarning(`cannot watch ${join(anc, next)} for ${abs}: ${e instanceof Error ? e.message : String(e)}`);
     }

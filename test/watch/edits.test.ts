@@ -171,6 +171,29 @@ stages:
   });
 });
 
+describe('pipe watch: deps that do not exist yet', () => {
+  it('a pipeline that never loaded for a missing dep runs once the dep appears, its folder first', async () => {
+    ws = watchWorkspace({
+      'p.yaml': `name: m
+stages:
+  s:
+    cmd: cat data/raw/in.csv > out/s.txt
+    deps: [data/raw/in.csv]
+    outs: [out/s.txt]
+`,
+    });
+    w = startWatch(ws.dir, ['p.yaml']);
+    await w.next('watch-invalid', (e) => e.type === 'watch-invalid');
+    const n = w.events.length;
+    ws.write('data/raw/.keep', ''); // the folder first: still invalid
+    await w.next('still invalid', (e) => e.type === 'watch-invalid', n);
+    ws.write('data/raw/in.csv', 'a\n');
+    await w.cycle(1);
+    expect(w.started(1)).toEqual(['s']);
+    expect(ws.read('out/s.txt')).toBe('a\n');
+  });
+});
+
 describe('pipe watch: symbolic links', () => {
   it('what a dep link leads to is watched: an edit behind a link in a dep folder, a retargeted link, each run their stage', async () => {
     ws = watchWorkspace({

@@ -1,6 +1,6 @@
 // The parts of watch mode one by one: what is watched (pure), the debounce, the per-directory tree watcher and the
 // missing-path watch on a real file system, the screen, and a WatchSession in-process (includes, params files).
-import { mkdirSync, mkdtempSync, rmSync, stat, symlinkSync, watch as fsWatch, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, renameSync, rmSync, stat, symlinkSync, watch as fsWatch, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -262,6 +262,38 @@ describe('watchers on a real file system', () => {
     expect(set.stats()).toMatchObject({ files: 1, missing: 0 });
     writeFileSync(target, 'y');
     await until('an edit of the now existing file', () => seen.filter((s) => s === target).length >= 2);
+  });
+
+  it('WatchSet: a missing dep whose folder appears first is still seen when the file comes later; a link dep whose folder was re-made is still watched by its name', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'pipe-missing-'));
+    const seen: string[] = [];
+    const set = new WatchSet({ onChange: (p) => seen.push(p), onWarning: () => {} });
+    closers.push(() => set.close());
+    const target = join(dir, 'later', 'sub', 'f.csv');
+    await set.update({ files: [target], trees: [] }, () => false);
+    mkdirSync(join(dir, 'later', 'sub'), { recursive: true });
+    await until('the folder on its way reported', () => seen.includes(target));
+    await set.update({ files: [target], trees: [] }, () => false); // the cycle that started: still missing
+    seen.length = 0;
+    writeFileSync(target, 'x');
+    await until('the file, made later, reported', () => seen.includes(target));
+
+    // A dep that is a link, in a folder removed and made again: retargeting the new link is seen.
+    mkdirSync(join(dir, 'shared'));
+    for (const f of ['u', 'v', 'w']) writeFileSync(join(dir, 'shared', f), f);
+    mkdirSync(join(dir, 'data'));
+    const link = join(dir, 'data', 'f');
+    symlinkSync('../shared/u', link);
+    await set.update({ files: [link], trees: [] }, () => false);
+    rmSync(join(dir, 'data'), { recursive: true });
+    mkdirSync(join(dir, 'data'));
+    symlinkSync('../shared/v', link);
+    await until('the re-made link reported', () => seen.includes(link));
+    await set.update({ files: [link], trees: [] }, () => false);
+    seen.length = 0;
+    symlinkSync('../shared/w', `${link}.new`);
+    renameSync(`${link}.new`, link);
+    await until('the retarget reported', () => seen.includes(link));
   });
 
   it('WatchSession in-process: an include fragment and a params file are watched; each edit runs only its stages', async () => {
