@@ -55,7 +55,9 @@ export function arrayGroupKey(job: Job): string {
 export function taskScript(job: Job, markerFile: string): string {
   const lines = [
     '#!/bin/bash',
-    `# pipe task: stage ${job.stage} (key ${job.key})`,
+    // JSON-quoted: a foreach item (part of the stage name) with a newline would otherwise start a line of its own,
+    // run by bash as a command or read by sbatch as an `#SBATCH` option.
+    `# pipe task: stage ${JSON.stringify(job.stage)} (key ${JSON.stringify(job.key)})`,
     `cd ${shellQuote(job.cwd)} || exit 97`,
   ];
   for (const [k, v] of Object.entries(job.env)) {
