@@ -37,6 +37,8 @@ const MAX_COLLECTED_LOG_BYTES = 64 * 1024 * 1024;
 const SLURM_OUTPUT_TAIL_BYTES = 1024 * 1024;
 /** The jobs that just left the queue are at the end of the cluster's jobcomp log. */
 const JOBCOMP_TAIL_BYTES = 16 * 1024 * 1024;
+/** squeue tries (backing off from 250 ms: about 8 s in all) before a job an earlier run submitted is judged unknown. */
+const REATTACH_SQUEUE_ATTEMPTS = 6;
 /** An exit-code marker is a number and a newline. */
 const MAX_MARKER_BYTES = 64;
 
@@ -253,8 +255,20 @@ export class SlurmExecutor implements Executor {
 
   /** Reattach to a job a previous pipe process submitted. Returns undefined when it must be submitted anew. */
   private async reattach(prior: SubmittedJob, job: Job, hooks: JobHooks): Promise<JobResult | undefined> {
-    const queue = await this.squeue().catch(() => undefined);
-    const entry = queue?.get(prior.jobId);
+    let queue: Map<string, QueueEntry & { name: string }>;
+    try {
+      // Patient: a controller that does not answer says nothing about the job, which may well still run.
+      queue = await this.squeue(REATTACH_SQUEUE_ATTEMPTS);
+    } catch (e) {
+      // Submitting again now could run the stage twice at once, both jobs writing its outputs: the record is kept.
+      const marker = await readMarker(prior.marker);
+      if (marker !== 0) {
+        const reason = `could not ask SLURM whether job ${prior.jobId}, submitted by an earlier pipe run, is still queued (${errorText(e)}); not submitting the stage again beside it: run again once the controller answers, or \`pipe cancel\` it`;
+        return { status: 'failed', exitCode: null, signal: null, failure: 'submit', reason, startedAt: Date.now(), endedAt: Date.now() };
+      }
+      queue = new Map();
+    }
+    const entry = queue.get(prior.jobId);
     if (entry && isActive(entry.state) && entry.name === jobName(job)) {
       hooks.onState?.(`reattached to SLURM job ${prior.jobId} (${entry.state.toLowerCase()})`);
       // Stream the log from its start: the new process has shown none of it yet.
@@ -286,7 +300,17 @@ export class SlurmExecutor implements Executor {
   private async cancel(t: Tracked): Promise<void> {
     if (t.cancelledByUs || !this.active.has(t.jobId)) return;
     t.cancelledByUs = true;
-    await this.slurm('scancel', [t.jobId], 3).catch(() => undefined);
+    try {
+      await this.slurm('scancel', [t.jobId], 3);
+    } catch (e) {
+      // The controller does not answer: waiting to see the job leave the queue would hold Ctrl-C forever. The record
+      // stays, so the next `pipe run` reattaches to the job (or collects it) and `pipe cancel` can still cancel it.
+      if (!/Invalid job id/i.test(errorText(e)) && this.active.has(t.jobId)) {
+        const reason = `cancelled, but scancel of SLURM job ${t.jobId} failed (${errorText(e)}): it may still be running; \`pipe cancel\` cancels it once the controller answers`;
+        this.finish(t, { status: 'cancelled', failure: 'cancelled', reason, exitCode: null, signal: null }, { keepRecord: true });
+        return;
+      }
+    }
     this.interval = this.opts.pollMinMs;
     this.schedulePoll(true);
   }
@@ -361,10 +385,11 @@ export class SlurmExecutor implements Executor {
     return true;
   }
 
-  private finish(t: Tracked, v: { status: JobResult['status']; failure?: JobResult['failure']; reason: string; exitCode: number | null; signal: string | null }): void {
+  private finish(t: Tracked, v: { status: JobResult['status']; failure?: JobResult['failure']; reason: string; exitCode: number | null; signal: string | null }, opts: { keepRecord?: boolean } = {}): void {
+    if (this.active.get(t.jobId) !== t) return; // settled already (a failed scancel, while a poll looked at it)
     this.active.delete(t.jobId);
     if (t.onAbort) t.hooks.signal.removeEventListener('abort', t.onAbort);
-    void this.registry.remove(t.record.key);
+    if (!opts.keepRecord) void this.registry.remove(t.record.key);
     t.resolve({ ...v, startedAt: t.startedAt, endedAt: Date.now(), jobId: t.jobId, ...(t.host ? { host: t.host } : {}) });
   }
 
@@ -431,9 +456,9 @@ export class SlurmExecutor implements Executor {
     return readTailSync(file, JOBCOMP_TAIL_BYTES)?.bytes.toString('utf8');
   }
 
-  private async squeue(): Promise<Map<string, QueueEntry & { name: string }>> {
+  private async squeue(attempts = 2): Promise<Map<string, QueueEntry & { name: string }>> {
     this.stats.squeueCalls++;
-    const out = await this.slurm('squeue', ['-h', '-r', '--me', '-o', '%i|%T|%r|%N|%j'], 2);
+    const out = await this.slurm('squeue', ['-h', '-r', '--me', '-o', '%i|%T|%r|%N|%j'], attempts);
     const parsed = parseSqueue(out);
     const withNames = new Map<string, QueueEntry & { name: string }>();
     for (const line of out.split('\n')) {

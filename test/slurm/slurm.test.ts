@@ -4,3 +4,4 @@ import './executor.suite.js';
 import './pipeline.suite.js';
 import './retrain.suite.js';
 import './exp.suite.js';
+import './trust.suite.js';

@@ -1,0 +1,182 @@
+// Regressions from an adversarial probe of the SLURM executor (real cluster, test/slurm/start-cluster.sh): shell
+// injection through a stage name, a stage run twice at once after a killed `pipe`, and a controller that stops
+// answering while pipe reattaches or cancels. Fake squeue/scancel wrappers stand in only for an unreachable
+// controller (the shared cluster is never stopped); everything else is real sbatch/squeue/scancel.
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Job, JobHooks } from '../../engine/executors/executor.js';
+import { SlurmExecutor } from '../../engine/executors/slurm.js';
+import { pipe, workspace } from '../engine/helpers.js';
+import { Gates, until } from '../support/gate.js';
+import { hasSlurm, queuedIds, requireSlurm, startCluster } from './cluster.js';
+
+const run = hasSlurm || requireSlurm ? describe : describe.skip;
+
+/** The one record a killed `pipe run` left in `.pipe/slurm/jobs`. */
+function onlyRecord(dir: string): { jobId: string; key: string } {
+  const jobsDir = join(dir, '.pipe/slurm/jobs');
+  const [f] = readdirSync(jobsDir).filter((n) => n.endsWith('.json'));
+  return JSON.parse(readFileSync(join(jobsDir, f!), 'utf8')) as { jobId: string; key: string };
+}
+
+function hasRecord(dir: string): boolean {
+  const jobsDir = join(dir, '.pipe/slurm/jobs');
+  return existsSync(jobsDir) && readdirSync(jobsDir).some((f) => f.endsWith('.json'));
+}
+
+/** A stand-in for a SLURM command whose controller does not answer: its first `failures` calls fail as squeue does. */
+function unreachable(dir: string, real: string, failures: number, label: string): string {
+  const file = join(dir, `${label}-unreachable`);
+  const counter = join(dir, `${label}-calls`);
+  writeFileSync(
+    file,
+    `#!/bin/sh\nn=$(cat ${counter} 2>/dev/null || echo 0); n=$((n + 1)); echo $n > ${counter}\n` +
+      `if [ $n -le ${failures} ]; then echo "${real}: error: Unable to contact slurm controller (connect failure)" >&2; exit 1; fi\nexec ${real} "$@"\n`,
+    { mode: 0o755 },
+  );
+  return file;
+}
+
+run('SLURM trust probe', () => {
+  let dir: string;
+  let n = 0;
+  beforeAll(() => {
+    startCluster();
+    dir = mkdtempSync(join(tmpdir(), 'pipe-slurm-trust-'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  function job(gates: Gates, name: string, then: string): Job {
+    n++;
+    return {
+      id: `trust-${n}`,
+      stage: `trust${n}`,
+      group: `trust${n}`,
+      key: `key-trust-${n}-${Date.now()}`,
+      argv: ['sh', '-c', gates.cmd(name, then)],
+      cwd: dir,
+      env: {},
+      resources: { cpus: 1, memBytes: 64 * 1024 * 1024, gpus: 0 },
+      gpuIds: [],
+      logFile: join(dir, '.pipe', 'logs', `trust-${n}.log`),
+      slurm: {},
+    };
+  }
+  const hooks = (signal = new AbortController().signal): JobHooks & { states: string[] } => {
+    const states: string[] = [];
+    return { signal, onState: (s) => states.push(s), states };
+  };
+  const executor = (commands: Partial<Record<'squeue' | 'scancel', string>> = {}) =>
+    new SlurmExecutor({ stateDir: join(dir, '.pipe', 'slurm'), pollMinMs: 100, pollMaxMs: 1000, arrayWindowMs: 0, commands });
+  /** Each test starts with no job records, and leaves none queued. */
+  afterEach(() => {
+    const jobsDir = join(dir, '.pipe/slurm/jobs');
+    const ids = existsSync(jobsDir) ? readdirSync(jobsDir).map((f) => (JSON.parse(readFileSync(join(jobsDir, f), 'utf8')) as { jobId: string }).jobId) : [];
+    if (ids.length > 0) execFileSync('scancel', ids);
+    rmSync(jobsDir, { recursive: true, force: true });
+  });
+
+  it('a foreach item with a newline stays in the task script comment: never run as a command or read as #SBATCH', () => {
+    const outside = mkdtempSync(join(tmpdir(), 'pipe-outside-'));
+    const ws = workspace({
+      'p.yaml': [
+        'name: injection',
+        'stages:',
+        '  s:',
+        `    foreach: ["a\\n#SBATCH --time=0\\ntouch ${join(outside, 'injected')}\\n#"]`,
+        '    do:',
+        '      executor: slurm',
+        '      cmd: echo ok > out.txt',
+        '      outs: [out.txt]',
+        '',
+      ].join('\n'),
+    });
+    try {
+      const r = pipe(ws.dir, ['run', 'p.yaml']);
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      expect(existsSync(join(outside, 'injected'))).toBe(false);
+      expect(ws.read('out.txt')).toBe('ok\n');
+    } finally {
+      ws.cleanup();
+      rmSync(outside, { recursive: true, force: true });
+    }
+  });
+
+  it('reattaching while the controller does not answer: waits for it, never submits the stage a second time beside its running job', async () => {
+    const gates = new Gates(join(dir, `.gates-${Date.now()}`));
+    try {
+      const j = job(gates, 'a', 'true');
+      const first = executor();
+      void first.run(j, hooks());
+      await until(() => hasRecord(dir), 'the job in the registry');
+      const { jobId } = onlyRecord(dir);
+      await first.close(); // the pipe that submitted it is gone; the job goes on
+      // squeue fails 3 times, then the controller is back.
+      const second = executor({ squeue: unreachable(dir, 'squeue', 3, 'squeue-3') });
+      const h = hooks();
+      const done = second.run(j, h);
+      await until(() => h.states.some((s) => s.startsWith('reattached') || s.startsWith('submitted')), 'reattach or a new submission');
+      gates.open('a');
+      const r = await done;
+      await second.close();
+      // Before: squeue's failure read as "the job is gone", and the stage was submitted again beside it.
+      expect(h.states.join('\n')).toContain(`reattached to SLURM job ${jobId}`);
+      expect(r.jobId).toBe(jobId);
+      expect(second.stats.sbatchCalls).toBe(0);
+      expect(r.status).toBe('succeeded');
+
+      // A controller that stays away: the stage fails saying so, the record stays, nothing is submitted.
+      await until(() => !hasRecord(dir), 'the finished job to leave the registry');
+      const k = job(gates, 'b', 'true');
+      const third = executor();
+      void third.run(k, hooks());
+      await until(() => hasRecord(dir), 'the job in the registry');
+      const left = onlyRecord(dir).jobId;
+      await third.close();
+      const fourth = executor({ squeue: unreachable(dir, 'squeue', 1000, 'squeue-always') });
+      const r2 = await fourth.run(k, hooks());
+      await fourth.close();
+      expect(r2.status).toBe('failed');
+      expect(r2.reason).toMatch(new RegExp(`could not ask SLURM whether job ${left}, submitted by an earlier pipe run, is still queued \\(.*Unable to contact`));
+      expect(fourth.stats.sbatchCalls).toBe(0);
+      expect(onlyRecord(dir).jobId).toBe(left);
+    } finally {
+      gates.openAll();
+    }
+  });
+
+  it('Ctrl-C while the controller does not answer: the job is reported cancelled at once (not waited for forever), its record kept for `pipe cancel`', async () => {
+    const gates = new Gates(join(dir, `.gates-${Date.now()}`));
+    try {
+      const j = job(gates, 'c', 'true');
+      const down = join(dir, 'controller-down');
+      const flaky = (real: string) => {
+        const file = join(dir, `${real}-flaky`);
+        writeFileSync(file, `#!/bin/sh\nif [ -e ${down} ]; then echo "${real}: error: Unable to contact slurm controller (connect failure)" >&2; exit 1; fi\nexec ${real} "$@"\n`, { mode: 0o755 });
+        return file;
+      };
+      const ex = executor({ squeue: flaky('squeue'), scancel: flaky('scancel') });
+      const ctrlC = new AbortController();
+      const h = hooks(ctrlC.signal);
+      const done = ex.run(j, h);
+      await until(() => existsSync(join(gates.dir, 'c.started')), 'the job to start');
+      const { jobId } = onlyRecord(dir);
+      writeFileSync(down, '');
+      ctrlC.abort();
+      // Before: scancel's failure was ignored and pipe polled a silent controller forever.
+      const r = await Promise.race([done, new Promise<'hung'>((res) => setTimeout(() => res('hung'), 30_000))]);
+      await ex.close();
+      rmSync(down);
+      expect(r).not.toBe('hung');
+      if (r === 'hung') return;
+      expect(r.status).toBe('cancelled');
+      expect(r.reason).toMatch(new RegExp(`scancel of SLURM job ${jobId} failed .*pipe cancel`));
+      expect(onlyRecord(dir).jobId).toBe(jobId);
+    } finally {
+      gates.openAll();
+    }
+  });
+});
