@@ -2,11 +2,13 @@
  * What `run`, `status` and `why` share: the event bus with the right renderer, the machine description, the
  * executor chooser.
  */
+import { readdirSync } from 'node:fs';
 import { availableParallelism, totalmem } from 'node:os';
 import { basename, join, relative } from 'node:path';
 import { EventBus, type PipeEvent } from '../events.js';
 import type { Executor } from '../executors/executor.js';
 import { LocalExecutor } from '../executors/local.js';
+import type { SlurmExecutor } from '../executors/slurm.js';
 import { detectGpus, parseGpuList } from '../gpus.js';
 import type { Pipeline, StageSpec } from '../model.js';
 import { parseBytes, type Machine } from '../scheduler.js';
@@ -90,13 +92,18 @@ export function machineFor(opts: MachineOptions, stages: StageSpec[]): Machine {
  */
 export async function executorChooser(_pipeline: Pipeline, stages: StageSpec[], pipeDir: string): Promise<{ choose: (s: StageSpec) => Executor; close: () => Promise<void> }> {
   const local = new LocalExecutor();
-  let slurm: Executor | undefined;
-  if (stages.some((s) => s.executor === 'slurm')) {
-    const mod = (await import('../executors/slurm.js')) as { SlurmExecutor: new (o: { stateDir: string }) => Executor };
-    slurm = new mod.SlurmExecutor({ stateDir: join(pipeDir, 'slurm') });
+  let slurm: SlurmExecutor | undefined;
+  const stateDir = join(pipeDir, 'slurm');
+  // Jobs a killed run left on SLURM for a stage that now runs locally are cancelled before it runs (they would
+  // write its outputs beside it): only looked at when such records exist.
+  const leftJobs = readdirSafe(join(stateDir, 'jobs')).some((n) => n.endsWith('.json'));
+  if (stages.some((s) => s.executor === 'slurm') || leftJobs) {
+    const mod = await import('../executors/slurm.js');
+    slurm = new mod.SlurmExecutor({ stateDir });
   }
+  const settled: Executor | undefined = leftJobs && slurm ? { name: 'local', run: async (job, hooks) => (await slurm.settleEarlierJobs(job, hooks, undefined)) ?? local.run(job, hooks), close: () => local.close() } : undefined;
   return {
-    choose: (s) => (s.executor === 'slurm' && slurm ? slurm : local),
+    choose: (s) => (s.executor === 'slurm' && slurm ? slurm : (settled ?? local)),
     close: async () => {
       try {
         await local.close();
@@ -108,3 +115,11 @@ export async function executorChooser(_pipeline: Pipeline, stages: StageSpec[], 
 }
 
 export type Listener = (e: PipeEvent) => void;
+
+function readdirSafe(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}

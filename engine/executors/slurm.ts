@@ -93,6 +93,7 @@ export class SlurmExecutor implements Executor {
   private polling = false;
   private closed = false;
   private jobcompLog: string | undefined;
+  private leftByEarlierRuns: Promise<SubmittedJob[]> | undefined;
   private readonly opts: Required<Omit<SlurmExecutorOptions, 'jobcompLog' | 'commands'>> & Pick<SlurmExecutorOptions, 'jobcompLog'>;
   private readonly cmd: Record<'sbatch' | 'squeue' | 'scontrol' | 'scancel', string>;
 
@@ -113,6 +114,8 @@ export class SlurmExecutor implements Executor {
 
   async run(job: Job, hooks: JobHooks): Promise<JobResult> {
     if (hooks.signal.aborted) return cancelledResult(Date.now());
+    const unsettled = await this.settleEarlierJobs(job, hooks, job.key);
+    if (unsettled) return unsettled;
     const prior = await this.registry.get(job.key);
     if (prior && !this.ours(prior, job)) await this.registry.remove(job.key);
     else if (prior) {
@@ -251,6 +254,49 @@ export class SlurmExecutor implements Executor {
   private ours(prior: SubmittedJob, job: Job): boolean {
     const inState = (file: unknown, folder: string) => typeof file === 'string' && dirname(file) === join(this.opts.stateDir, folder) && /^[\w.-]+$/.test(basename(file));
     return prior.key === job.key && prior.logFile === job.logFile && inState(prior.marker, 'markers') && inState(prior.slurmOutput, 'out') && isJobId(String(prior.jobId));
+  }
+
+  /**
+   * Before `job` runs (here, or locally: `keepKey` undefined), the jobs an earlier, killed pipe run submitted for the
+   * same stage that this run will not reattach to (the stage changed since, or now runs locally) are scancelled and
+   * waited for: left running they would write the stage's outputs beside the new run, or after it was recorded.
+   * Returns a failed result when that cannot be done (the controller does not answer, a job will not leave).
+   */
+  async settleEarlierJobs(job: Job, hooks: JobHooks, keepKey: string | undefined): Promise<JobResult | undefined> {
+    // What earlier processes left is read once: the records this process writes are of jobs it tracks itself.
+    this.leftByEarlierRuns ??= this.registry.all();
+    const earlier = (await this.leftByEarlierRuns).filter((r) => r.stage === job.stage && r.key !== keepKey);
+    if (earlier.length === 0) return undefined;
+    const failed = (reason: string): JobResult => ({ status: 'failed', exitCode: null, signal: null, failure: 'submit', reason, startedAt: Date.now(), endedAt: Date.now() });
+    const ids = new Set(earlier.map((r) => String(r.jobId)).filter(isJobId));
+    const t0 = Date.now();
+    for (let first = true; ; first = false) {
+      let queue: Map<string, QueueEntry & { name: string }>;
+      try {
+        queue = await this.squeue(REATTACH_SQUEUE_ATTEMPTS);
+      } catch (e) {
+        return failed(`could not ask SLURM whether job ${[...ids].join(', ')}, submitted for this stage by an earlier pipe run, is still queued (${errorText(e)}); not running the stage beside it: run again once the controller answers, or \`pipe cancel\` it`);
+      }
+      // A job id SLURM gave to someone else's job since (its state was reset) is not ours to cancel: names are checked.
+      const alive = [...ids].filter((id) => {
+        const e = queue.get(id);
+        return e !== undefined && isActive(e.state) && e.name.startsWith('pipe:');
+      });
+      if (alive.length === 0) break;
+      if (first) {
+        hooks.onState?.(`cancelling SLURM job ${alive.join(', ')}, submitted for an earlier version of this stage by a pipe run that was killed`);
+        await this.slurm('scancel', alive, 3).catch(() => undefined);
+      }
+      if (hooks.signal.aborted) return cancelledResult(Date.now());
+      if (Date.now() - t0 > this.opts.lostAfterMs) {
+        return failed(`SLURM job ${alive.join(', ')}, submitted for this stage by an earlier pipe run, did not leave the queue after scancel; not running the stage beside it: scancel it, then run again`);
+      }
+      await new Promise((r) => setTimeout(r, this.opts.pollMinMs));
+    }
+    for (const r of earlier) await this.registry.remove(r.key);
+    const left = await this.leftByEarlierRuns;
+    for (const r of earlier) left.splice(left.indexOf(r), 1);
+    return undefined;
   }
 
   /** Reattach to a job a previous pipe process submitted. Returns undefined when it must be submitted anew. */

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Job, JobHooks } from '../../engine/executors/executor.js';
 import { SlurmExecutor } from '../../engine/executors/slurm.js';
-import { pipe, workspace } from '../engine/helpers.js';
+import { pipe, pipeAsync, workspace } from '../engine/helpers.js';
 import { Gates, until } from '../support/gate.js';
 import { hasSlurm, queuedIds, requireSlurm, startCluster } from './cluster.js';
 
@@ -179,4 +179,33 @@ run('SLURM trust probe', () => {
       gates.openAll();
     }
   });
+
+  for (const how of ['edited', 'switched to local'] as const) {
+    it(`the job a killed pipe left for a stage that is then ${how} is cancelled before the stage runs again: it never writes the outputs late`, async () => {
+      const tag = `s${Date.now()}`;
+      const ws = workspace();
+      const gates = new Gates(join(ws.dir, '.gates'));
+      try {
+        const yaml = (cmd: string) => ['name: superseded', 'params: {ex: slurm}', 'stages:', `  ${tag}:`, '    executor: ${params.ex}', `    cmd: ${cmd}`, '    outs: [out.txt]', ''].join('\n');
+        ws.write('p.yaml', yaml(gates.cmd('old', 'echo OLD > out.txt')));
+        const killed = pipeAsync(ws.dir, ['run', 'p.yaml']);
+        await until(() => hasRecord(ws.dir), 'the job in the registry');
+        const { jobId } = onlyRecord(ws.dir);
+        killed.child.kill('SIGKILL');
+        await killed.done;
+        ws.write('p.yaml', yaml('echo NEW > out.txt'));
+        const r = pipe(ws.dir, ['run', 'p.yaml', ...(how === 'edited' ? [] : ['-S', 'ex=local'])]);
+        expect(r.code, r.stdout + r.stderr).toBe(0);
+        expect(r.stdout + r.stderr).toContain(`cancelling SLURM job ${jobId}`);
+        // Before: the old job stayed queued; once its gate opened it overwrote the new result with OLD.
+        expect(queuedIds()).not.toContain(jobId);
+        gates.openAll();
+        expect(ws.read('out.txt')).toBe('NEW\n');
+        expect(hasRecord(ws.dir)).toBe(false);
+      } finally {
+        gates.openAll();
+        ws.cleanup();
+      }
+    });
+  }
 });
