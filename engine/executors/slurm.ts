@@ -16,6 +16,7 @@ import { open, rm, writeFile } from 'node:fs/promises';
 import { realpathSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
+import { StringDecoder } from 'node:string_decoder';
 import type { Executor, Job, JobHooks, JobResult } from './executor.js';
 import { SlurmRegistry, type SubmittedJob } from './slurm-registry.js';
 import { readRegularFile, readTailSync } from '../../cache/read.js';
@@ -33,6 +34,8 @@ const run = promisify(execFile);
  */
 /** A job's log collected after pipe was away: replayed into the stage's log, its start left out past this. */
 const MAX_COLLECTED_LOG_BYTES = 64 * 1024 * 1024;
+/** What one poll reads of a job's new log output (streamed to the terminal): past this, the middle is left out. */
+const MAX_STREAMED_LOG_BYTES = 8 * 1024 * 1024;
 /** SLURM's own words about a job (time limit, out of memory) are its output's last lines. */
 const SLURM_OUTPUT_TAIL_BYTES = 1024 * 1024;
 /** The jobs that just left the queue are at the end of the cluster's jobcomp log. */
@@ -66,6 +69,7 @@ interface Tracked {
   started: boolean;
   lastState: string;
   logOffset: number;
+  decoder?: StringDecoder;
   cancelledByUs: boolean;
   missingSince?: number;
   host?: string;
@@ -449,10 +453,20 @@ export class SlurmExecutor implements Executor {
     try {
       const { size } = await fh.stat();
       if (size <= t.logOffset) return false;
+      // A job can write (or truncate its log to) gigabytes between two polls: past the bound, the middle of what is
+      // new is left out with a note, never read whole into memory (or one string, which has a size limit).
+      let note = '';
+      if (size - t.logOffset > MAX_STREAMED_LOG_BYTES) {
+        note = `\n[pipe: ${size - t.logOffset - MAX_STREAMED_LOG_BYTES} bytes of this job's log are not shown here; they are in ${t.record.logFile}]\n`;
+        t.logOffset = size - MAX_STREAMED_LOG_BYTES;
+        t.decoder = new StringDecoder('utf8');
+      }
       const buf = Buffer.alloc(size - t.logOffset);
-      await fh.read(buf, 0, buf.length, t.logOffset);
-      t.logOffset = size;
-      const text = buf.toString('utf8');
+      const { bytesRead } = await fh.read(buf, 0, buf.length, t.logOffset);
+      t.logOffset += bytesRead;
+      t.decoder ??= new StringDecoder('utf8');
+      // Decoded across polls: a character split between two reads is not garbled.
+      const text = note + t.decoder.write(buf.subarray(0, bytesRead));
       const host = /::pipe::\{"type":"slurm","job":"[^"]*","host":"([^"]*)"\}/.exec(text)?.[1];
       if (host) t.host = host;
       if (host && !t.started) {

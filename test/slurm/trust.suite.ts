@@ -180,6 +180,26 @@ run('SLURM trust probe', () => {
     }
   });
 
+  it('a job whose log grows by gigabytes between two polls: streamed bounded, with a note, never read whole into one string', async () => {
+    const gates = new Gates(join(dir, `.gates-${Date.now()}`));
+    const j = job(gates, 'big', 'truncate -s 700M /proc/self/fd/1; echo last-line');
+    j.argv = ['sh', '-c', 'truncate -s 700M /proc/self/fd/1; echo last-line']; // a sparse log: no disk written
+    const ex = executor();
+    const output: string[] = [];
+    try {
+      // Before: Buffer.toString threw ERR_STRING_TOO_LONG inside the poll, and pipe died with a stack trace.
+      const r = await ex.run(j, { ...hooks(), onOutput: (c) => output.push(c) });
+      expect(r.status, r.reason).toBe('succeeded');
+      const shown = output.join('');
+      expect(shown.length).toBeLessThan(16 * 1024 * 1024);
+      expect(shown).toMatch(/\[pipe: \d+ bytes of this job's log are not shown here; they are in .*trust-\d+\.log\]/);
+      expect(shown).toContain('last-line');
+    } finally {
+      await ex.close();
+      rmSync(j.logFile, { force: true });
+    }
+  });
+
   for (const how of ['edited', 'switched to local'] as const) {
     it(`the job a killed pipe left for a stage that is then ${how} is cancelled before the stage runs again: it never writes the outputs late`, async () => {
       const tag = `s${Date.now()}`;
