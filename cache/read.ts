@@ -35,8 +35,8 @@ export function openIfRegularSync(path: string, opts: { noFollow?: boolean } = {
 }
 
 /** openIfRegularSync, asynchronously. */
-export async function openIfRegular(path: string): Promise<{ fh: FileHandle; st: Stats } | undefined> {
-  const fh = await open(path, readFlags(false));
+export async function openIfRegular(path: string, opts: { noFollow?: boolean } = {}): Promise<{ fh: FileHandle; st: Stats } | undefined> {
+  const fh = await open(path, readFlags(opts.noFollow));
   let st: Stats | undefined;
   try {
     st = await fh.stat();

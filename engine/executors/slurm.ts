@@ -12,14 +12,14 @@
  * - polling is adaptive: fast while things change, backing off to `pollMaxMs` while nothing does.
  */
 import { execFile } from 'node:child_process';
-import { open, rm, writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { realpathSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { StringDecoder } from 'node:string_decoder';
 import type { Executor, Job, JobHooks, JobResult } from './executor.js';
 import { SlurmRegistry, type SubmittedJob } from './slurm-registry.js';
-import { readRegularFile, readTailSync } from '../../cache/read.js';
+import { openIfRegular, readRegularFile, readTailSync } from '../../cache/read.js';
 import { ownFolderSync } from '../../cache/dir.js';
 import { writeFileAtomic } from '../../cache/atomic.js';
 import { ownFolder } from '../workspace.js';
@@ -444,14 +444,18 @@ export class SlurmExecutor implements Executor {
   }
 
   private async streamLog(t: Tracked): Promise<boolean> {
-    let fh;
+    // The job writes its log and can replace it: a link (to a file outside the workspace), a FIFO (an open that
+    // never returns), a folder (EISDIR) is not streamed, and nothing read from it can throw out of the poll.
+    let opened;
     try {
-      fh = await open(t.record.logFile, 'r');
+      opened = await openIfRegular(t.record.logFile, { noFollow: true });
     } catch {
       return false;
     }
+    if (!opened) return false;
+    const { fh } = opened;
     try {
-      const { size } = await fh.stat();
+      const size = opened.st.size;
       if (size <= t.logOffset) return false;
       // A job can write (or truncate its log to) gigabytes between two polls: past the bound, the middle of what is
       // new is left out with a note, never read whole into memory (or one string, which has a size limit).
@@ -475,6 +479,8 @@ export class SlurmExecutor implements Executor {
       }
       t.hooks.onOutput?.(text);
       return true;
+    } catch {
+      return false;
     } finally {
       await fh.close();
     }

@@ -5,7 +5,7 @@
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Job, JobHooks } from '../../engine/executors/executor.js';
 import { SlurmExecutor } from '../../engine/executors/slurm.js';
@@ -199,6 +199,40 @@ run('SLURM trust probe', () => {
       rmSync(j.logFile, { force: true });
     }
   });
+
+  for (const [what, make] of [
+    ['a link to a file outside', (log: string, outside: string) => `ln -s ${outside} ${log}`],
+    ['a folder', (log: string) => `mkdir ${log}`],
+    ['a FIFO', (log: string) => `mkfifo ${log}`],
+  ] as const) {
+    it(`a job that replaces its own log with ${what}: nothing outside is shown, the poll neither throws nor blocks`, async () => {
+      const gates = new Gates(join(dir, `.gates-${Date.now()}`));
+      const outside = join(mkdtempSync(join(tmpdir(), 'pipe-outside-')), 'secret.txt');
+      writeFileSync(outside, 'OUTSIDE-SECRET\n');
+      const j = job(gates, 'log', 'true');
+      // The job's own output still goes to the first log (its descriptor is open); the name now holds something else.
+      j.argv = ['sh', '-c', `rm -f ${j.logFile}; ${make(j.logFile, outside)}; ${gates.cmd('log')}; echo done`];
+      const ex = executor();
+      const output: string[] = [];
+      try {
+        const done = ex.run(j, { ...hooks(), onOutput: (c) => output.push(c) });
+        await until(() => existsSync(join(gates.dir, 'log.started')), 'the job to replace its log');
+        gates.open('log');
+        // Before: the link was followed (the secret shown as the job's output), a folder threw EISDIR out of the poll
+        // (pipe died with a stack trace), and a FIFO's open never returned (pipe hung).
+        const r = await Promise.race([done, new Promise<'hung'>((res) => setTimeout(() => res('hung'), 30_000))]);
+        expect(r).not.toBe('hung');
+        if (r === 'hung') return;
+        expect(r.status, r.reason).toBe('succeeded');
+        expect(output.join('')).not.toContain('OUTSIDE-SECRET');
+      } finally {
+        await ex.close();
+        rmSync(j.logFile, { recursive: true, force: true });
+        rmSync(dirname(outside), { recursive: true, force: true });
+        gates.openAll();
+      }
+    });
+  }
 
   for (const how of ['edited', 'switched to local'] as const) {
     it(`the job a killed pipe left for a stage that is then ${how} is cancelled before the stage runs again: it never writes the outputs late`, async () => {
