@@ -5,11 +5,17 @@
 import { join } from 'node:path';
 import { loadAll } from './load.js';
 import { pipeDirOf } from '../workspace.js';
+import { ExitError } from './errors.js';
 
 export async function cancelCommand(file: string, opts: { json?: boolean }): Promise<number> {
   const { pipeline } = await loadAll(file);
   const { cancelWorkspaceJobs } = await import('../executors/slurm.js');
-  const cancelled = await cancelWorkspaceJobs(join(pipeDirOf(pipeline), 'slurm'));
+  let cancelled;
+  try {
+    cancelled = await cancelWorkspaceJobs(join(pipeDirOf(pipeline), 'slurm'));
+  } catch (e) {
+    throw new ExitError(`pipe cancel: ${(e as Error).message}`, 1);
+  }
   if (opts.json) {
     process.stdout.write(`${JSON.stringify({ type: 'cancelled', jobs: cancelled.map((j) => ({ stage: j.stage, jobId: j.jobId })) })}\n`);
   } else if (cancelled.length === 0) {

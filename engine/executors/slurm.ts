@@ -559,7 +559,15 @@ export async function cancelWorkspaceJobs(stateDir: string, scancel = 'scancel')
   const jobs = await registry.all();
   // A record is a file a stage's command can rewrite: only a job id goes to scancel, never an option (`--user=me`).
   const ids = jobs.map((j) => String(j.jobId)).filter(isJobId);
-  if (ids.length > 0) await run(scancel, ids).catch(() => undefined);
+  if (ids.length > 0) {
+    try {
+      await run(scancel, ids);
+    } catch (e) {
+      // The records stay: they are what the next `pipe run` reattaches to and what `pipe cancel` cancels once the
+      // controller answers. Forgetting them would leave the jobs running and have the stages submitted again.
+      throw new Error(`scancel of SLURM job ${ids.join(', ')} failed (${errorText(e)}): they may still be pending or running; run \`pipe cancel\` again once the controller answers`);
+    }
+  }
   for (const j of jobs) await registry.remove(j.key);
   return jobs;
 }

@@ -234,6 +234,37 @@ run('SLURM trust probe', () => {
     });
   }
 
+  it('pipe cancel while the controller does not answer: says so and exits 1, keeping the records (never "cancelled" for a job still running)', async () => {
+    const tag = `k${Date.now()}`;
+    const ws = workspace();
+    const gates = new Gates(join(ws.dir, '.gates'));
+    const bin = mkdtempSync(join(tmpdir(), 'pipe-bin-'));
+    writeFileSync(join(bin, 'scancel'), '#!/bin/sh\necho "scancel: error: Unable to contact slurm controller (connect failure)" >&2\nexit 1\n', { mode: 0o755 });
+    try {
+      ws.write('p.yaml', ['name: cancel-down', 'stages:', `  ${tag}:`, '    executor: slurm', `    cmd: ${gates.cmd('job', 'echo x > out.txt')}`, '    outs: [out.txt]', ''].join('\n'));
+      const killed = pipeAsync(ws.dir, ['run', 'p.yaml']);
+      await until(() => hasRecord(ws.dir), 'the job in the registry');
+      const { jobId } = onlyRecord(ws.dir);
+      killed.child.kill('SIGKILL');
+      await killed.done;
+      const c = pipe(ws.dir, ['cancel', 'p.yaml'], { PATH: `${bin}:${process.env.PATH}` });
+      // Before: "cancelled SLURM job N", exit 0, and the record gone while the job went on running.
+      expect(c.code, c.stdout + c.stderr).toBe(1);
+      expect(c.stderr).toContain(`scancel of SLURM job ${jobId} failed (scancel: error: Unable to contact slurm controller`);
+      expect(c.stdout).not.toContain('cancelled SLURM job');
+      expect(onlyRecord(ws.dir).jobId).toBe(jobId);
+      expect(queuedIds()).toContain(jobId);
+      const again = pipe(ws.dir, ['cancel', 'p.yaml']);
+      expect(again.code, again.stdout + again.stderr).toBe(0);
+      expect(again.stdout).toContain(`cancelled SLURM job ${jobId}`);
+      await until(() => !queuedIds().includes(jobId), `job ${jobId} to leave the queue`);
+    } finally {
+      gates.openAll();
+      ws.cleanup();
+      rmSync(bin, { recursive: true, force: true });
+    }
+  });
+
   for (const how of ['edited', 'switched to local'] as const) {
     it(`the job a killed pipe left for a stage that is then ${how} is cancelled before the stage runs again: it never writes the outputs late`, async () => {
       const tag = `s${Date.now()}`;
