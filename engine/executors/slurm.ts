@@ -42,6 +42,8 @@ const SLURM_OUTPUT_TAIL_BYTES = 1024 * 1024;
 const JOBCOMP_TAIL_BYTES = 16 * 1024 * 1024;
 /** squeue tries (backing off from 250 ms: about 8 s in all) before a job an earlier run submitted is judged unknown. */
 const REATTACH_SQUEUE_ATTEMPTS = 6;
+/** SLURM's default `MaxArraySize`, for a cluster whose configuration cannot be read. */
+const DEFAULT_MAX_ARRAY_SIZE = 1001;
 /** An exit-code marker is a number and a newline. */
 const MAX_MARKER_BYTES = 64;
 
@@ -52,6 +54,8 @@ export interface SlurmExecutorOptions {
   pollMaxMs?: number;
   /** How long to gather jobs of one declaration into an array. 0 disables arrays. */
   arrayWindowMs?: number;
+  /** The most tasks in one job array; read from the cluster (`MaxArraySize`) when not given. */
+  maxArrayTasks?: number;
   /** A job that left the queue and that nothing (marker, scontrol, jobcomp) knows about for this long is lost. */
   lostAfterMs?: number;
   /** The job-completion log (`JobCompLoc`); read from `scontrol show config` when not given. */
@@ -98,7 +102,8 @@ export class SlurmExecutor implements Executor {
   private closed = false;
   private jobcompLog: string | undefined;
   private leftByEarlierRuns: Promise<SubmittedJob[]> | undefined;
-  private readonly opts: Required<Omit<SlurmExecutorOptions, 'jobcompLog' | 'commands'>> & Pick<SlurmExecutorOptions, 'jobcompLog'>;
+  private maxArrayTasks: Promise<number> | undefined;
+  private readonly opts: Required<Omit<SlurmExecutorOptions, 'jobcompLog' | 'commands' | 'maxArrayTasks'>> & Pick<SlurmExecutorOptions, 'jobcompLog' | 'maxArrayTasks'>;
   private readonly cmd: Record<'sbatch' | 'squeue' | 'scontrol' | 'scancel', string>;
 
   constructor(options: SlurmExecutorOptions) {
@@ -109,6 +114,7 @@ export class SlurmExecutor implements Executor {
       arrayWindowMs: options.arrayWindowMs ?? 100,
       lostAfterMs: options.lostAfterMs ?? 120_000,
       jobcompLog: options.jobcompLog,
+      ...(options.maxArrayTasks !== undefined ? { maxArrayTasks: options.maxArrayTasks } : {}),
     };
     this.jobcompLog = options.jobcompLog;
     this.cmd = { sbatch: 'sbatch', squeue: 'squeue', scontrol: 'scontrol', scancel: 'scancel', ...options.commands };
@@ -156,7 +162,7 @@ export class SlurmExecutor implements Executor {
     const timer = setTimeout(() => {
       const b = this.batches.get(key);
       this.batches.delete(key);
-      if (b) void this.submit(b.waiting);
+      if (b) void this.submitInArrays(b.waiting);
     }, this.opts.arrayWindowMs);
     this.batches.set(key, { waiting: [w], timer });
   }
@@ -185,6 +191,25 @@ export class SlurmExecutor implements Executor {
     const scriptToSubmit = join(dir, 'tasks', `array-${live[0]!.job.id}.sh`);
     await writeFileAtomic(scriptToSubmit, arrayScript(scripts), { mode: 0o755 });
     return { dir, markers, scriptToSubmit };
+  }
+
+  /**
+   * One array holds at most what the cluster allows (`MaxArraySize` - 1 tasks, indexes start at 0): a bigger one is
+   * refused by sbatch ("Invalid job array specification") and every stage in it would fail.
+   */
+  private async submitInArrays(waiting: Waiting[]): Promise<void> {
+    const max = this.opts.maxArrayTasks ?? (await this.clusterMaxArrayTasks());
+    const parts: Waiting[][] = [];
+    for (let i = 0; i < waiting.length; i += max) parts.push(waiting.slice(i, i + max));
+    await Promise.all(parts.map((part) => this.submit(part)));
+  }
+
+  private async clusterMaxArrayTasks(): Promise<number> {
+    this.maxArrayTasks ??= this.slurm('scontrol', ['show', 'config'], 2)
+      .then((cfg) => Number(/^MaxArraySize\s*=\s*(\d+)/m.exec(cfg)?.[1] ?? DEFAULT_MAX_ARRAY_SIZE) - 1)
+      .catch(() => DEFAULT_MAX_ARRAY_SIZE - 1)
+      .then((n) => Math.max(1, n));
+    return this.maxArrayTasks;
   }
 
   private async submit(waiting: Waiting[]): Promise<void> {

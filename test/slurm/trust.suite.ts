@@ -265,6 +265,24 @@ run('SLURM trust probe', () => {
     }
   });
 
+  it("a declaration with more ready expansions than the cluster's MaxArraySize allows goes out as several arrays, never one sbatch refuses", async () => {
+    // The cluster's own configuration, but saying MaxArraySize=3 (indexes 0-2): 5 jobs make arrays of 2, 2 and 1.
+    const scontrol = join(dir, 'scontrol-small-arrays');
+    writeFileSync(scontrol, `#!/bin/bash\nif [ "$1 $2" = "show config" ]; then scontrol "$@" | sed -E 's/^MaxArraySize( *)= *[0-9]+/MaxArraySize\\1= 3/'; exit \${PIPESTATUS[0]}; fi\nexec scontrol "$@"\n`, { mode: 0o755 });
+    const gates = new Gates(join(dir, `.gates-${Date.now()}`));
+    const ex = new SlurmExecutor({ stateDir: join(dir, '.pipe', 'slurm'), pollMinMs: 100, pollMaxMs: 1000, arrayWindowMs: 300, commands: { scontrol } });
+    try {
+      const jobs = [1, 2, 3, 4, 5].map(() => ({ ...job(gates, 'unused', 'true'), argv: ['true'], group: `wide-${dir}` }));
+      // Before: one `--array=0-4`, which sbatch refuses on a cluster whose MaxArraySize is 3 (this one's is larger).
+      const results = await Promise.all(jobs.map((j) => ex.run(j, hooks())));
+      expect(results.map((r) => r.status)).toEqual(['succeeded', 'succeeded', 'succeeded', 'succeeded', 'succeeded']);
+      expect(ex.stats.sbatchCalls).toBe(3);
+      expect(new Set(results.map((r) => r.jobId!.split('_')[0])).size).toBe(3);
+    } finally {
+      await ex.close();
+    }
+  });
+
   for (const how of ['edited', 'switched to local'] as const) {
     it(`the job a killed pipe left for a stage that is then ${how} is cancelled before the stage runs again: it never writes the outputs late`, async () => {
       const tag = `s${Date.now()}`;
