@@ -10,6 +10,16 @@ export function shellQuote(word: string): string {
   return `'${word.replace(/'/g, `'\\''`)}'`;
 }
 
+/**
+ * A path for sbatch's `--output` with SLURM's own `%j`/`%A_%a` appended: a `%` of the path itself (a workspace under
+ * `/data/50%/`) is doubled, else SLURM expands it (`%u` → the user name) and writes the file somewhere else. A
+ * backslash turns every replacement off in SLURM, so such a path cannot be expressed: undefined.
+ */
+export function slurmOutputPattern(folder: string, pattern: string): string | undefined {
+  if (folder.includes('\\')) return undefined;
+  return `${folder.replace(/%/g, '%%')}/${pattern}`;
+}
+
 /** `--time` value: whole minutes rounded up (SLURM's granularity), as H:MM:SS. */
 export function slurmTime(seconds: number): string {
   const mins = Math.max(1, Math.ceil(seconds / 60));

@@ -23,7 +23,7 @@ import { openIfRegular, readRegularFile, readTailSync } from '../../cache/read.j
 import { ownFolderSync } from '../../cache/dir.js';
 import { writeFileAtomic } from '../../cache/atomic.js';
 import { ownFolder } from '../workspace.js';
-import { arrayGroupKey, arrayScript, jobName, resourceFlags, slurmMem, taskScript } from './slurm-script.js';
+import { arrayGroupKey, arrayScript, jobName, resourceFlags, slurmMem, slurmOutputPattern, taskScript } from './slurm-script.js';
 import { isActive, parseJobcomp, parseScontrolJob, parseSqueue, verdict, type QueueEntry } from './slurm-state.js';
 
 const run = promisify(execFile);
@@ -232,10 +232,16 @@ export class SlurmExecutor implements Executor {
     const { dir, markers, scriptToSubmit } = prepared;
     const first = live[0]!.job;
     const isArray = live.length > 1;
+    const output = slurmOutputPattern(join(dir, 'out'), isArray ? '%A_%a.out' : '%j.out');
+    if (output === undefined) {
+      const reason = `could not submit to SLURM: the workspace path ${dir} holds a backslash, which turns off the job id in sbatch's --output (every job would write one file); move the workspace`;
+      for (const w of live) w.resolve({ status: 'failed', exitCode: null, signal: null, failure: 'submit', reason, startedAt: now, endedAt: Date.now() });
+      return;
+    }
     const args = [
       '--parsable',
       `--job-name=${jobName(first)}`,
-      `--output=${join(dir, 'out', isArray ? '%A_%a.out' : '%j.out')}`,
+      `--output=${output}`,
       '--no-requeue', // pipe decides about retries; a silent requeue would hide a node failure
       `--chdir=${first.cwd}`,
       ...(isArray ? [`--array=0-${live.length - 1}`] : []),

@@ -2,9 +2,9 @@
 // injection through a stage name, a stage run twice at once after a killed `pipe`, and a controller that stops
 // answering while pipe reattaches or cancels. Fake squeue/scancel wrappers stand in only for an unreachable
 // controller (the shared cluster is never stopped); everything else is real sbatch/squeue/scancel.
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
-import { tmpdir } from 'node:os';
+import { tmpdir, userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Job, JobHooks } from '../../engine/executors/executor.js';
@@ -280,6 +280,24 @@ run('SLURM trust probe', () => {
       expect(new Set(results.map((r) => r.jobId!.split('_')[0])).size).toBe(3);
     } finally {
       await ex.close();
+    }
+  });
+
+  it("a workspace whose path holds a '%' keeps SLURM's output file inside it: never expanded by sbatch into another folder", () => {
+    const parent = mkdtempSync(join(tmpdir(), 'pipe-pct-'));
+    // `%u` is SLURM's pattern for the user name: before, SLURM wrote the job's output into <parent>/ws-<user>/...
+    const inside = join(parent, 'ws-%u');
+    const expanded = join(parent, `ws-${userInfo().username}`, '.pipe', 'slurm', 'out');
+    mkdirSync(inside);
+    mkdirSync(expanded, { recursive: true });
+    try {
+      writeFileSync(join(inside, 'p.yaml'), ['name: percent', 'stages:', '  s:', '    executor: slurm', '    cmd: echo x > out.txt', '    outs: [out.txt]', ''].join('\n'));
+      const r = pipe(inside, ['run', 'p.yaml']);
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      expect(readdirSync(expanded)).toEqual([]);
+      expect(readdirSync(join(inside, '.pipe/slurm/out')).length).toBe(1);
+    } finally {
+      rmSync(parent, { recursive: true, force: true });
     }
   });
 
