@@ -335,6 +335,9 @@ export class WatchSet {
       });
       entry.watcher.on('error', () => (entry.stale = true));
       into.set(abs, entry);
+      // A missing path: what appeared between the look that chose `anc` and this watch raised its event before the
+      // watch was there (`mkdir -p data/raw; echo > data/raw/in.csv` in one go). Looked at again now, and reported.
+      if (into === this.missing && (existingAncestor(abs) !== anc || kindOf(abs) !== 'missing')) queueMicrotask(() => this.report(abs));
     } catch (e) {
       this.opts.onWarning(`cannot watch ${join(anc, next)} for ${abs}: ${e instanceof Error ? e.message : String(e)}`);
     }

@@ -183,7 +183,9 @@ stages:
 `,
     });
     w = startWatch(ws.dir, ['p.yaml']);
-    await w.next('watch-invalid', (e) => e.type === 'watch-invalid');
+    // Ready, not just invalid: 'watch-invalid' is said before the watches are set, and a folder made before them
+    // raises no event (nor needs one: the pipeline is as invalid as it was).
+    await w.next('watch-ready', (e) => e.type === 'watch-ready');
     const n = w.events.length;
     ws.write('data/raw/.keep', ''); // the folder first: still invalid
     await w.next('still invalid', (e) => e.type === 'watch-invalid', n);
