@@ -170,6 +170,11 @@ export class OutPolicy {
     return inside(real, this.root) ? relative(this.root, real) : real;
   }
 
+  /** A real path inside the workspace as a workspace-relative, `/`-separated path (the root: ''); else undefined. */
+  relInside(real: string): string | undefined {
+    return inside(real, this.root) ? relative(this.root, real).split(sep).join('/') : undefined;
+  }
+
   /** The first refusal among a stage's outs. */
   checkStage(stage: StageSpec, opts: { fresh?: boolean } = {}): Refusal | undefined {
     for (let i = 0; i < stage.outs.length; i++) {

@@ -147,6 +147,11 @@ function toolchainPairs(b: KeyFields['toolchain'], n: KeyFields['toolchain']): A
   return out;
 }
 
+/** Names in a one-line reason: all of them up to three, else the first two and how many more. */
+export function fewNamed(items: readonly string[]): string {
+  return items.length <= 3 ? items.join(', ') : `${items.slice(0, 2).join(', ')} and ${items.length - 2} more`;
+}
+
 function listed(items: string[], n = 3): string {
   return items.length <= n ? items.join(', ') : `${items.slice(0, n).join(', ')} and ${items.length - n} more`;
 }

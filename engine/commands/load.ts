@@ -2,7 +2,7 @@
  * Shared by every command: load and validate a pipeline (DSL), build its DAG, and turn diagnostics into exit code 2.
  */
 import { existsSync } from 'node:fs';
-import { isAbsolute, relative, resolve, sep } from 'node:path';
+import { relative, resolve, sep } from 'node:path';
 import { absPath } from '../../cache/paths.js';
 import { formatDiagnostic, type Diagnostic } from '../dsl/diagnostics.js';
 import { buildDag, outIndexOf, predecessorsOf, selectTargets, type Dag } from '../graph.js';
@@ -160,9 +160,8 @@ export function depsThroughLinks(pipeline: Pipeline, policy: OutPolicy): Diagnos
       landings.set(dep, undefined);
       return undefined;
     }
-    const rel = policy.shown(real); // workspace-relative when inside it, else `real` itself
-    const lexical = relative(pipeline.workdir, abs);
-    const r = !isAbsolute(rel) && rel !== lexical ? rel.split(sep).join('/') : undefined;
+    const rel = policy.relInside(real);
+    const r = rel !== undefined && rel !== relative(pipeline.workdir, abs).split(sep).join('/') ? rel : undefined;
     landings.set(dep, r);
     return r;
   };

@@ -2,13 +2,13 @@
  * What `run`, `status` and `why` share: the event bus with the right renderer, the machine description, the
  * executor chooser.
  */
-import { readdirSync } from 'node:fs';
 import { availableParallelism, totalmem } from 'node:os';
 import { basename, join, relative } from 'node:path';
 import { EventBus, type PipeEvent } from '../events.js';
 import type { Executor } from '../executors/executor.js';
 import { LocalExecutor } from '../executors/local.js';
 import type { SlurmExecutor } from '../executors/slurm.js';
+import { SlurmRegistry } from '../executors/slurm-registry.js';
 import { detectGpus, parseGpuList } from '../gpus.js';
 import type { Pipeline, StageSpec } from '../model.js';
 import { parseBytes, type Machine } from '../scheduler.js';
@@ -96,7 +96,7 @@ export async function executorChooser(_pipeline: Pipeline, stages: StageSpec[], 
   const stateDir = join(pipeDir, 'slurm');
   // Jobs a killed run left on SLURM for a stage that now runs locally are cancelled before it runs (they would
   // write its outputs beside it): only looked at when such records exist.
-  const leftJobs = readdirSafe(join(stateDir, 'jobs')).some((n) => n.endsWith('.json'));
+  const leftJobs = await SlurmRegistry.of(stateDir).any();
   if (stages.some((s) => s.executor === 'slurm') || leftJobs) {
     const mod = await import('../executors/slurm.js');
     slurm = new mod.SlurmExecutor({ stateDir });
@@ -115,11 +115,3 @@ export async function executorChooser(_pipeline: Pipeline, stages: StageSpec[], 
 }
 
 export type Listener = (e: PipeEvent) => void;
-
-function readdirSafe(dir: string): string[] {
-  try {
-    return readdirSync(dir);
-  } catch {
-    return [];
-  }
-}

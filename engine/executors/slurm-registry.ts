@@ -28,6 +28,16 @@ export interface SubmittedJob {
 export class SlurmRegistry {
   constructor(private readonly dir: string) {}
 
+  /** The registry of a SLURM state folder (`.pipe/slurm`): its `jobs/`. */
+  static of(stateDir: string): SlurmRegistry {
+    return new SlurmRegistry(join(stateDir, 'jobs'));
+  }
+
+  /** Does it hold any record? One listing, nothing parsed (asked on every run: are jobs of a killed run left?). */
+  async any(): Promise<boolean> {
+    return (await this.names()).length > 0;
+  }
+
   private file(key: string): string {
     return join(this.dir, `${key}.json`);
   }
@@ -50,17 +60,20 @@ export class SlurmRegistry {
   }
 
   async all(): Promise<SubmittedJob[]> {
-    let names: string[];
-    try {
-      names = await readdir(this.dir);
-    } catch {
-      return [];
-    }
     const jobs: SubmittedJob[] = [];
-    for (const n of names.filter((n) => n.endsWith('.json'))) {
+    for (const n of await this.names()) {
       const j = await this.get(n.slice(0, -5));
       if (j) jobs.push(j);
     }
     return jobs;
+  }
+
+  /** The records' file names (`<key>.json`); none when the folder is not there. */
+  private async names(): Promise<string[]> {
+    try {
+      return (await readdir(this.dir)).filter((n) => n.endsWith('.json'));
+    } catch {
+      return [];
+    }
   }
 }

@@ -118,7 +118,7 @@ export class SlurmExecutor implements Executor {
     };
     this.jobcompLog = options.jobcompLog;
     this.cmd = { sbatch: 'sbatch', squeue: 'squeue', scontrol: 'scontrol', scancel: 'scancel', ...options.commands };
-    this.registry = new SlurmRegistry(join(this.opts.stateDir, 'jobs'));
+    this.registry = SlurmRegistry.of(this.opts.stateDir);
     this.interval = this.opts.pollMinMs;
   }
 
@@ -586,7 +586,7 @@ export class SlurmExecutor implements Executor {
 
 /** `pipe cancel`: scancel every job this workspace submitted and forget them. Returns the cancelled job ids. */
 export async function cancelWorkspaceJobs(stateDir: string, scancel = 'scancel'): Promise<SubmittedJob[]> {
-  const registry = new SlurmRegistry(join(stateDir, 'jobs'));
+  const registry = SlurmRegistry.of(stateDir);
   const jobs = await registry.all();
   // A record is a file a stage's command can rewrite: only a job id goes to scancel, never an option (`--user=me`).
   const ids = jobs.map((j) => String(j.jobId)).filter(isJobId);

@@ -14,6 +14,7 @@ import type { Workspace } from '../workspace.js';
 import { planEvent, type Emit, type EndCode, type Reason } from '../events.js';
 import type { StageOutcome } from './report.js';
 import { DepLinks } from './dep-links.js';
+import { fewNamed } from '../why.js';
 
 /** The DAG as the engine needs it: a topological order and each stage's direct upstream stages. */
 export interface StageGraph {
@@ -121,7 +122,6 @@ export async function planStages(opts: EngineOptions): Promise<Map<string, Decis
   const memo = new DepMemo(ws, { planOnly: true });
   const depLinks = new DepLinks(pipeline, ws, (s) => new Set(ancestorsOf(graph, s)));
   const done = new Map<string, Promise<void>>();
-  const named = (stages: string[]): string => (stages.length <= 3 ? stages.join(', ') : `${stages.slice(0, 2).join(', ')} and ${stages.length - 2} more`);
   const decideOne = async (name: string): Promise<void> => {
     const ups = waitsFor(name);
     if (ups.length > 0) await Promise.all(ups.map((u) => done.get(u)));
@@ -131,7 +131,7 @@ export async function planStages(opts: EngineOptions): Promise<Map<string, Decis
     const refused = ws.outs.checkStage(stage);
     if (refused) d = { action: 'run', reasons: [{ code: 'out-refused', text: `refused: ${refused.reason}` }], changes: [] };
     else if (running.length > 0 && !opts.force?.(name)) {
-      d = { action: 'run', reasons: [{ code: 'upstream-will-run', text: `upstream stage${running.length > 1 ? 's' : ''} ${named(running)} will re-run` }], changes: [] };
+      d = { action: 'run', reasons: [{ code: 'upstream-will-run', text: `upstream stage${running.length > 1 ? 's' : ''} ${fewNamed(running)} will re-run` }], changes: [] };
     } else {
       // A link in a dep folder into an out not upstream: said as a refusal, as the run would refuse it.
       const refusedBy = (r: Reason<EndCode>): Decision => ({ action: 'run', reasons: [{ code: 'dep-through-link', text: `refused: ${r.text}` }], changes: [] });
@@ -147,7 +147,7 @@ export async function planStages(opts: EngineOptions): Promise<Map<string, Decis
           // A dep as it is on disk cannot be hashed (a broken link, a cycle, a FIFO): a restore upstream may put
           // the missing target back first; else the run fails with these words, and the plan says so.
           const restoring = ancestorsOf(graph, name).filter((u) => decisions.get(u)?.action === 'restore');
-          if (restoring.length > 0) return { action: 'run', reasons: [{ code: 'upstream-will-run', text: `upstream stage${restoring.length > 1 ? 's' : ''} ${named(restoring)} will be restored first; its deps are known then` }], changes: [] };
+          if (restoring.length > 0) return { action: 'run', reasons: [{ code: 'upstream-will-run', text: `upstream stage${restoring.length > 1 ? 's' : ''} ${fewNamed(restoring)} will be restored first; its deps are known then` }], changes: [] };
           return { action: 'run', reasons: [{ code: 'dep-unreadable', text: `will fail: ${e.message}` }], changes: [] };
         },
       );

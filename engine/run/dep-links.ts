@@ -9,10 +9,11 @@
  * stage is decided.
  */
 import { readlinkSync } from 'node:fs';
-import { dirname, isAbsolute, resolve, sep } from 'node:path';
+import { dirname, resolve, sep } from 'node:path';
 import { CacheError } from '../../cache/errors.js';
 import { absPath, outPathKey } from '../../cache/paths.js';
 import { outIndexOf } from '../graph.js';
+import { fewNamed } from '../why.js';
 import type { Pipeline, StageSpec } from '../model.js';
 import type { Workspace } from '../workspace.js';
 import type { EndCode, Reason } from '../events.js';
@@ -69,12 +70,11 @@ export class DepLinks {
     const dep = stage.deps.find((d) => link.startsWith(`${absPath(this.ws.root, outPathKey(d.path))}/`));
     const to = rel === '' ? 'the workspace itself' : `\`${rel}\``;
     const all = [...new Set(writers.map((o) => `\`${o.stage}\` (${o.path})`))];
-    const named = all.length <= 3 ? all.join(', ') : `${all.slice(0, 2).join(', ')} and ${all.length - 2} more`;
     const others = more > 0 ? ` (and ${more} more link${more > 1 ? 's' : ''} into outs like it)` : '';
     return {
       code: 'dep-through-link',
       text:
-        `dep \`${dep?.path ?? linkRel}\` holds a symbolic link \`${linkRel}\`${others} that leads to ${to}, and ${all.length > 1 ? 'stages' : 'stage'} ${named} ` +
+        `dep \`${dep?.path ?? linkRel}\` holds a symbolic link \`${linkRel}\`${others} that leads to ${to}, and ${all.length > 1 ? 'stages' : 'stage'} ${fewNamed(all)} ` +
         `${all.length > 1 ? 'write' : 'writes'} there without being upstream of \`${stage.name}\`: pipe orders stages by the paths they declare, ` +
         `so \`${stage.name}\` could read it before it is written or keep a result computed from the old content; ` +
         `declare \`${rel === '' ? writers[0]!.path : rel}\` as a dep of \`${stage.name}\` (it then runs after its writer), or replace the link with a copy`,
@@ -94,9 +94,8 @@ export class DepLinks {
     for (const t of targets) perFolder.set(dirname(t), (perFolder.get(dirname(t)) ?? 0) + 1);
     for (let i = 0; i < links.length; i++) {
       const target = targets[i]!;
-      const shown = this.ws.outs.shown(this.ws.outs.leadsTo(target, perFolder.get(dirname(target))! > 1)); // workspace-relative, or absolute outside it
-      if (isAbsolute(shown)) continue;
-      const rel = shown.split(sep).join('/');
+      const rel = this.ws.outs.relInside(this.ws.outs.leadsTo(target, perFolder.get(dirname(target))! > 1));
+      if (rel === undefined) continue; // outside the workspace
       // A link to the workspace root itself leads to every out.
       const outs = rel === '' ? this.pipeline.stages.flatMap((s) => s.outs.map((o) => ({ stage: s.name, path: o.path }))) : index.producersOf(rel);
       if (outs.length > 0) hits.push({ link: links[i]!, rel, outs });

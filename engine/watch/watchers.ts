@@ -4,11 +4,12 @@
  * directory dep, and for paths that do not exist yet a watch on their nearest existing parent folder, which reports
  * the path when it appears.
  */
-import { lstatSync, realpathSync, watch as fsWatch, statSync, type FSWatcher as NodeWatcher } from 'node:fs';
+import { lstatSync, watch as fsWatch, statSync, type FSWatcher as NodeWatcher } from 'node:fs';
 import { basename, dirname, join, relative, sep } from 'node:path';
 import type { FSWatcher } from 'chokidar';
 import { resolveLink, TreeWatcher, type LinkTarget } from './tree.js';
 import { within, type WatchTargets } from './paths.js';
+import { realOf } from '../out-policy.js';
 
 export interface WatchSetOptions {
   onChange: (abs: string) => void;
@@ -51,14 +52,6 @@ interface Linked {
   missing: Set<string>;
 }
 
-/** A path with its links resolved (itself when it cannot be). */
-function realOf(abs: string): string {
-  try {
-    return realpathSync.native(abs);
-  } catch {
-    return abs;
-  }
-}
 
 function kindOf(abs: string): Kind {
   try {
