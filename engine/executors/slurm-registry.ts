@@ -3,10 +3,11 @@
  * A `pipe run` that is killed and started again finds its jobs here and reattaches instead of submitting twice;
  * `pipe cancel` reads it to scancel this workspace's jobs.
  */
-import { readdir, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { writeFileAtomic } from '../../cache/atomic.js';
+import { listDir, ownFolderSync, ownFoldersIntact } from '../../cache/dir.js';
 import { readRegularFile } from '../../cache/read.js';
-import { join } from 'node:path';
 
 /** A submitted job's record is a few paths and ids; anything past this (or a FIFO put there) is not one. */
 const MAX_SUBMITTED_BYTES = 64 * 1024;
@@ -26,11 +27,24 @@ export interface SubmittedJob {
 }
 
 export class SlurmRegistry {
-  constructor(private readonly dir: string) {}
+  /**
+   * The folders from `.pipe` down to `jobs`: pipe's own, so never followed when one is a link. A running job's command
+   * can write into the workspace, and a link it put at `.pipe/slurm` or `jobs` would have pipe write, read and delete
+   * records wherever it points (cache/dir.ts).
+   */
+  private readonly own: [base: string, ...parts: string[]];
+
+  private constructor(stateDir: string) {
+    this.own = [dirname(stateDir), basename(stateDir), 'jobs'];
+  }
 
   /** The registry of a SLURM state folder (`.pipe/slurm`): its `jobs/`. */
   static of(stateDir: string): SlurmRegistry {
-    return new SlurmRegistry(join(stateDir, 'jobs'));
+    return new SlurmRegistry(stateDir);
+  }
+
+  private get dir(): string {
+    return this.own.join('/');
   }
 
   /** Does it hold any record? One listing, nothing parsed (asked on every run: are jobs of a killed run left?). */
@@ -43,6 +57,7 @@ export class SlurmRegistry {
   }
 
   async get(key: string): Promise<SubmittedJob | undefined> {
+    if (!ownFoldersIntact(...this.own)) return undefined;
     try {
       return JSON.parse((await readRegularFile(this.file(key), MAX_SUBMITTED_BYTES)) ?? '') as SubmittedJob;
     } catch {
@@ -52,11 +67,12 @@ export class SlurmRegistry {
 
   /** Atomic: a crash mid-write never leaves a torn record. */
   async put(job: SubmittedJob): Promise<void> {
+    ownFolderSync(...this.own); // a link at one of them: refused with a CacheError naming it
     await writeFileAtomic(this.file(job.key), JSON.stringify(job, null, 2));
   }
 
   async remove(key: string): Promise<void> {
-    await rm(this.file(key), { force: true });
+    if (ownFoldersIntact(...this.own)) await rm(this.file(key), { force: true });
   }
 
   async all(): Promise<SubmittedJob[]> {
@@ -68,10 +84,11 @@ export class SlurmRegistry {
     return jobs;
   }
 
-  /** The records' file names (`<key>.json`); none when the folder is not there. */
+  /** The records' file names (`<key>.json`); none when the folder is not there, or one on the way is a link. */
   private async names(): Promise<string[]> {
+    if (!ownFoldersIntact(...this.own)) return [];
     try {
-      return (await readdir(this.dir)).filter((n) => n.endsWith('.json'));
+      return (await listDir(this.dir)).filter((n) => n.endsWith('.json'));
     } catch {
       return [];
     }

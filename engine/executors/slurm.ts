@@ -272,7 +272,15 @@ export class SlurmExecutor implements Executor {
           submittedAt: new Date().toISOString(),
           ...(w.job.resources.memBytes > 0 ? { memLimit: slurmMem(w.job.resources.memBytes) } : {}),
         };
-        await this.registry.put(record);
+        try {
+          await this.registry.put(record);
+        } catch (e) {
+          // Unrecorded, a rerun could not find it (and would submit beside it), nor `pipe cancel` stop it.
+          const scancel = await this.slurm('scancel', [jobId], 3).then(() => 'scancelled it', (c) => `scancel failed too (${errorText(c)}): scancel ${jobId} yourself`);
+          const reason = `SLURM job ${jobId} was submitted but could not be recorded, so pipe ${scancel}: ${errorText(e)}`;
+          w.resolve({ status: 'failed', exitCode: null, signal: null, failure: 'submit', reason, startedAt: now, endedAt: Date.now() });
+          return;
+        }
         w.hooks.onState?.(`submitted as SLURM job ${jobId}`);
         this.track(record, w.job, w.hooks, w.resolve, now, 0);
         if (w.hooks.signal.aborted) void this.cancel(this.active.get(jobId)!);

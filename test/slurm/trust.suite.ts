@@ -148,6 +148,38 @@ run('SLURM trust probe', () => {
     }
   });
 
+  it('a job submitted while its record folder was turned into a link: scancelled and the stage failed saying so, nothing written outside', async () => {
+    const gates = new Gates(join(dir, `.gates-${Date.now()}`));
+    const outside = mkdtempSync(join(tmpdir(), 'pipe-outside-'));
+    const jobsDir = join(dir, '.pipe/slurm/jobs');
+    const submitted = join(dir, 'submitted-id');
+    // A real sbatch, after which a running job (here: this stand-in) puts a link at the records' folder.
+    const sbatch = join(dir, 'sbatch-then-link');
+    writeFileSync(sbatch, `#!/bin/sh
+id=$(sbatch "$@") || exit 1
+echo "$id" > ${submitted}
+rm -rf ${jobsDir} && ln -s ${outside} ${jobsDir}
+echo "$id"
+`, { mode: 0o755 });
+    const ex = new SlurmExecutor({ stateDir: join(dir, '.pipe', 'slurm'), pollMinMs: 100, pollMaxMs: 1000, arrayWindowMs: 0, commands: { sbatch } });
+    try {
+      const r = await Promise.race([ex.run(job(gates, 'rec', 'true'), hooks()), new Promise<'hung'>((res) => setTimeout(() => res('hung'), 30_000))]);
+      // Before: the record was written through the link (outside the workspace), and the job went on unwatched.
+      expect(readdirSync(outside)).toEqual([]);
+      expect(r).not.toBe('hung');
+      if (r === 'hung') return;
+      const jobId = readFileSync(submitted, 'utf8').trim();
+      expect(r.status).toBe('failed');
+      expect(r.reason).toContain(`SLURM job ${jobId} was submitted but could not be recorded, so pipe scancelled it: ${jobsDir} is a link`);
+      await until(() => !queuedIds().includes(jobId), 'the job to leave the queue');
+    } finally {
+      await ex.close();
+      gates.openAll();
+      rmSync(jobsDir, { force: true });
+      rmSync(outside, { recursive: true, force: true });
+    }
+  });
+
   it('Ctrl-C while the controller does not answer: the job is reported cancelled at once (not waited for forever), its record kept for `pipe cancel`', async () => {
     const gates = new Gates(join(dir, `.gates-${Date.now()}`));
     try {
