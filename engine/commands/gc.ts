@@ -31,13 +31,14 @@ export async function gcCommand(files: string[], opts: { dryRun?: boolean; json?
     g.pipelines.push(pipeline);
     for (const o of (await lockRefs(lockPath(pipeline.file)))?.outputs ?? []) g.keep.push({ hash: o.hash, ...(o.dir ? { kind: 'dir' as const } : {}) });
   }
-  const results: Array<{ cache: string } & GcResult> = [];
+  const results: Array<GcReport> = [];
   // Ctrl-C (or SIGTERM, SIGHUP): stop at the next object, report what was removed, release the lock, exit 130.
   const stop = interrupts();
   try {
     for (const g of groups.values()) {
-      if (stop.cancel.aborted) break;
-      await collectGroup(g, opts, stop.cancel, results);
+      // A cache the interrupt came before is reported too: "not reached", so no list reads as the whole of it.
+      if (stop.cancel.aborted) results.push(notReached(g.pipelines[0]!.settings.cacheDir));
+      else await collectGroup(g, opts, stop.cancel, results);
     }
   } finally {
     stop.dispose();
@@ -55,12 +56,19 @@ export async function gcCommand(files: string[], opts: { dryRun?: boolean; json?
   return 130;
 }
 
+/** What `pipe gc` reports of one store: its collection, or that an interrupt came before it (`notReached`). */
+export type GcReport = { cache: string; notReached?: true } & GcResult;
+
+function notReached(cache: string): GcReport {
+  return { cache, notReached: true, interrupted: true, objects: 0, bytes: 0, kept: 0, runs: 0, sharedRuns: 0, keptFor: [], dropped: [], unknown: [] };
+}
+
 /** One store's collection, under its workspace's lock (released on every way out, a third Ctrl-C included). */
 async function collectGroup(
   g: { pipelines: Pipeline[]; keep: Array<{ hash: string; kind?: 'dir' }> },
   opts: { dryRun?: boolean; keepDays?: string; graceSeconds?: string },
   signal: AbortSignal,
-  results: Array<{ cache: string } & GcResult>,
+  results: Array<GcReport>,
 ): Promise<void> {
   const p = g.pipelines[0]!;
   const pipeDir = pipeDirOf(p);
@@ -93,7 +101,8 @@ async function collectGroup(
 }
 
 /** The plain-text report of one store's collection. */
-export function gcReport(r: { cache: string } & GcResult, dryRun: boolean): string {
+export function gcReport(r: GcReport, dryRun: boolean): string {
+  if (r.notReached) return `${r.cache}: not reached (interrupted before it); nothing in it was ${dryRun ? 'looked at' : 'removed'}\n`;
   const verb = dryRun ? 'would remove' : 'removed';
   const shared = r.sharedRuns > 0 ? ` and ${r.sharedRuns} shared run record(s) no workspace needs` : '';
   const lines = [`${r.cache}: ${verb} ${r.objects} object(s) (${formatBytes(r.bytes)}) and ${r.runs} old run record(s)${shared}; ${r.kept} object(s) kept`];

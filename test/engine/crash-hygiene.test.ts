@@ -347,4 +347,33 @@ describe('Ctrl-C during pipe gc', () => {
     rmSync(join(ws.dir, 'a.txt'));
     expect(statuses(pipe(ws.dir, ['run', 'p.yaml', '--json']).stdout)).toEqual({ a: 'restored' });
   });
+
+  for (const json of [false, true]) {
+    it(`over two caches, interrupted in the first: the second is listed as not reached${json ? ' (--json)' : ''}, never left out`, async () => {
+      const stage = (c: string) => `name: ${c}\nsettings: {cache_dir: ${c}-cache}\nstages:\n  ${c}:\n    cmd: echo ${c} > ${c}.txt\n    outs: [${c}.txt]\n`;
+      ws = workspace({ 'p.yaml': stage('p'), 'q.yaml': stage('q') });
+      expect(pipe(ws.dir, ['run', 'p.yaml']).code).toBe(0);
+      expect(pipe(ws.dir, ['run', 'q.yaml']).code).toBe(0);
+      const shard = join(ws.dir, 'p-cache/objects/00');
+      mkdirSync(shard, { recursive: true });
+      for (let i = 0; i < 3000; i++) writeFileSync(join(shard, i.toString(16).padStart(62, '0')), 'unreferenced');
+      const watcher = watch(shard);
+      const firstGone = new Promise<void>((resolve) => watcher.once('change', () => resolve()));
+      const g = pipeAsync(ws.dir, ['gc', 'p.yaml', 'q.yaml', '--grace-seconds', '0', ...(json ? ['--json'] : [])]);
+      await firstGone;
+      g.child.kill('SIGINT');
+      const r = await g.done;
+      watcher.close();
+      expect(r.code, r.out).toBe(130);
+      // Before: the report held the first cache only, and read as if gc had covered everything it was given.
+      if (json) {
+        const reports = JSON.parse(r.stdout) as Array<{ cache: string; interrupted?: boolean; notReached?: boolean }>;
+        expect(reports.map((x) => [x.cache, x.interrupted, x.notReached])).toEqual([
+          [join(ws.dir, 'p-cache'), true, undefined],
+          [join(ws.dir, 'q-cache'), true, true],
+        ]);
+      } else expect(r.stdout).toContain(`${join(ws.dir, 'q-cache')}: not reached (interrupted before it); nothing in it was removed`);
+      expect(existsSync(join(ws.dir, '.pipe/lock'))).toBe(false);
+    });
+  }
 });
