@@ -143,8 +143,10 @@ export async function expRunCommand(file: string, names: string[], opts: ExpRunC
       process.stdout.write(renderShow(rows, columnsOf(rows, metricPaths(base.pipeline)), {}, preferredMetrics(base.pipeline, result.records)));
       staleNote(rows);
     }
+    // `exp show`, `diff` and `apply` know a variant by its record: one not written is not there for them.
+    if (result.unrecorded) process.stderr.write(`pipe: the variants ran, but no record of them was written: ${result.unrecorded}\n`);
     if (result.interrupted) return 130;
-    return failed.length > 0 ? 1 : 0;
+    return failed.length > 0 || result.unrecorded ? 1 : 0;
   } finally {
     await releaseWs?.();
     await releaseExp?.();

@@ -8,7 +8,7 @@
  * The records are the results (`pipe exp show` reads only them); a variant's folder is where its outputs were made
  * and stays (registered in the cache's registry, so `pipe gc` keeps what it references) until `pipe exp remove`.
  */
-import { mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { StageStatus } from '../events.js';
 import type { GitState } from '../git.js';
@@ -17,6 +17,7 @@ import { isPlainMap } from '../dsl/params.js';
 import type { Pipeline } from '../model.js';
 import { ownFolder, pipeDirOf, pipelineSlug } from '../workspace.js';
 import { writeFileAtomicSync } from '../../cache/atomic.js';
+import { ownFoldersIntact } from '../../cache/dir.js';
 import { readRegularFileSync } from '../../cache/read.js';
 
 /** A variant's record: its params, stage outcomes and metrics. One past this (or a FIFO put there) is not one. */
@@ -68,6 +69,15 @@ export function ownExperimentsDir(p: Pipeline): string {
   return ownFolder(experimentsDir(p));
 }
 
+/**
+ * Whether `.pipe/exp` and the pipeline's folder in it are still pipe's own (or not there yet): what a command reads or
+ * deletes there is then pipe's. A variant's stage runs inside that folder and can replace it with a link while the
+ * command runs (cache/dir.ts).
+ */
+function experimentsIntact(p: Pipeline): boolean {
+  return ownFoldersIntact(pipeDirOf(p), 'exp', pipelineSlug(p));
+}
+
 export function variantRoot(p: Pipeline, name: string): string {
   return join(experimentsDir(p), name);
 }
@@ -75,6 +85,7 @@ export function variantRoot(p: Pipeline, name: string): string {
 /** Every recorded variant of the pipeline (unreadable records are skipped: they are rewritten by the next run). */
 export function readRecords(p: Pipeline): VariantRecord[] {
   const dir = experimentsDir(p);
+  if (!experimentsIntact(p)) return [];
   let names: string[];
   try {
     names = readdirSync(dir);
@@ -123,15 +134,17 @@ function isRecord(r: unknown): r is VariantRecord {
   );
 }
 
-/** Atomic: a reader sees the old record or the new one. */
+/**
+ * Atomic: a reader sees the old record or the new one. Into pipe's own folder only: a link a variant's stage put at it
+ * since the command checked is refused with a CacheError (`not-own-folder`) naming it.
+ */
 export function writeRecord(p: Pipeline, r: VariantRecord): void {
-  const dir = experimentsDir(p);
-  mkdirSync(dir, { recursive: true });
+  const dir = ownExperimentsDir(p);
   // cache/atomic.ts: an unpredictable temp name, created exclusively (a link a stage put at a guessable one would
   // be written through).
   writeFileAtomicSync(join(dir, `${r.name}.json`), `${JSON.stringify(r, null, 2)}\n`);
 }
 
 export function removeRecord(p: Pipeline, name: string): void {
-  rmSync(join(experimentsDir(p), `${name}.json`), { force: true });
+  if (experimentsIntact(p)) rmSync(join(experimentsDir(p), `${name}.json`), { force: true });
 }

@@ -15,6 +15,7 @@
 import { copyFileSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, isAbsolute, join, relative } from 'node:path';
+import { CacheError } from '../../cache/errors.js';
 import { unregisterWorkspace } from '../../cache/registry.js';
 import type { Loaded } from '../commands/load.js';
 import { appliedParamsPath } from '../dsl/params.js';
@@ -66,6 +67,8 @@ export interface ExpRunOptions {
 export interface ExpRunResult {
   records: VariantRecord[];
   interrupted: boolean;
+  /** Why the records could not be written (the experiments folder is no longer pipe's own), when they could not. */
+  unrecorded?: string;
 }
 
 /** The label of the common stages' run in events and output. */
@@ -107,7 +110,14 @@ export async function runVariants(opts: ExpRunOptions): Promise<ExpRunResult> {
   );
   // Every variant is recorded, a cancelled one too: its folder was made afresh, so an older record would describe
   // outputs that are no longer there.
-  for (const r of records) writeRecord(real, r);
+  for (const r of records) {
+    try {
+      writeRecord(real, r);
+    } catch (e) {
+      if (!(e instanceof CacheError && e.code === 'not-own-folder')) throw e;
+      return { records, interrupted: opts.signal.aborted, unrecorded: e.message };
+    }
+  }
   return { records, interrupted: opts.signal.aborted };
 }
 

@@ -1,9 +1,10 @@
 // What `pipe exp run` records of a variant (issue 13): its params, per-stage keys and status, metrics, duration,
 // and the git commit it ran at (with whether the tree was dirty) when the workspace is a git repository.
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { runPipe } from '../engine/helpers.js';
+import { pipe, runPipe, workspace } from '../engine/helpers.js';
 import { git, sweepWorkspace, type SweepWs } from './helpers.js';
 
 let ws: SweepWs | undefined;
@@ -81,5 +82,43 @@ describe('a record file named `...json` or `..json`, or of another shape', () =>
     expect(r.stdout).toMatch(/^removed 1 variant: two;/);
     expect(readdirSync(exp).sort()).toEqual([slug, readdirSync(exp).find((f) => f.startsWith('q.yaml-'))!].sort());
     expect(readdirSync(join(exp, readdirSync(exp).find((f) => f.startsWith('q.yaml-'))!))).toContain('two.json');
+  });
+});
+
+describe('the experiments folder replaced by a link while the variants run', () => {
+  it('no record is written, listed or deleted through it: the run says so and exits 1, the outside folder untouched', () => {
+    const outside = mkdtempSync(join(tmpdir(), 'pipe-outside-'));
+    // The variant's stage runs inside .pipe/exp/<pipeline>/<variant>/: it moves that pipeline folder away and puts a
+    // link to an outside folder at its name.
+    const w = workspace({
+      'p.yaml': [
+        'name: e',
+        'params: {x: 1}',
+        'experiments:',
+        '  sw:',
+        '    grid: {x: [2]}',
+        'stages:',
+        '  a:',
+        `    cmd: d=$(cd .. && pwd) && mv "$d" "$d.moved" && ln -s ${outside} "$d" && echo \${params.x} > out.txt`,
+        '    outs: [out.txt]',
+        '',
+      ].join('\n'),
+    });
+    try {
+      const r = pipe(w.dir, ['exp', 'run', 'p.yaml', 'sw']);
+      // Before: exit 0 with the variant's record written to the outside folder (and listed from there by exp show).
+      expect(r.code, r.stdout + r.stderr).toBe(1);
+      expect(r.stderr).toMatch(/pipe: the variants ran, but no record of them was written: .*\.pipe\/exp\/p\.yaml-\w+ is a link, not the folder pipe keeps its files in/);
+      expect(r.stderr).not.toMatch(/\n\s+at |internal error/);
+      expect(readdirSync(outside)).toEqual([]);
+      writeFileSync(join(outside, 'sw-planted.json'), '{}');
+      const show = pipe(w.dir, ['exp', 'show', 'p.yaml']);
+      expect(show.stdout).not.toContain('sw-');
+      expect(pipe(w.dir, ['exp', 'remove', 'p.yaml', '--all']).code).toBe(1);
+      expect(readdirSync(outside)).toEqual(['sw-planted.json']);
+    } finally {
+      w.cleanup();
+      rmSync(outside, { recursive: true, force: true });
+    }
   });
 });
