@@ -13,6 +13,7 @@ import { readBoundedSync, unreadText } from '../../cache/read.js';
 import { unregisterWorkspace } from '../../cache/registry.js';
 import { didYouMean, displayPath } from '../dsl/diagnostics.js';
 import { badVariantName, variantName } from '../dsl/experiments.js';
+import type { ParsedFiles } from '../dsl/files.js';
 import { readLimits } from '../dsl/limits.js';
 import { APPLIED_HEADER, appliedParamsPath, parseOverride } from '../dsl/params.js';
 import type { Emit, EventInput, PipeEvent } from '../events.js';
@@ -60,7 +61,9 @@ export interface ExpRunCommandOptions {
 export async function expRunCommand(file: string, names: string[], opts: ExpRunCommandOptions): Promise<number> {
   const set = opts.set ?? [];
   const paramsFiles = opts.paramsFile ?? [];
-  const base = await loadAll(file, { overrides: set, paramsFiles });
+  // Every load of this command reads and parses the pipeline's files once; each variant still expands and validates.
+  const parsed: ParsedFiles = new Map();
+  const base = await loadAll(file, { overrides: set, paramsFiles, parsed });
   const wanted = variantsToRun(base.pipeline, names, set, opts.name, paramsFiles.map(contentHash));
   const targets = opts.target ?? [];
 
@@ -70,7 +73,7 @@ export async function expRunCommand(file: string, names: string[], opts: ExpRunC
   for (const w of wanted) {
     let loaded: Loaded;
     try {
-      loaded = w.cli ? base : await loadAll(file, { overrides: [...set, ...overrideArgs(w.own)], paramsFiles, cacheWrite: false });
+      loaded = w.cli ? base : await loadAll(file, { overrides: [...set, ...overrideArgs(w.own)], paramsFiles, cacheWrite: false, parsed });
     } catch (e) {
       if (!(e instanceof DiagnosticsError)) throw e;
       problems.push(`variant ${w.name} (${describe(w.overrides)}):`, ...e.formatted);

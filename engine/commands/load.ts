@@ -9,6 +9,7 @@ import { buildDag, outIndexOf, predecessorsOf, selectTargets, type Dag } from '.
 import { findKindManifests, knownKinds, loadKinds, resolveKind } from '../kinds.js';
 import { readCachedPipeline, writeCachedPipeline, type CacheInputs } from './pipeline-cache.js';
 import type { OutSpec, Pipeline, StageSpec } from '../model.js';
+import type { ParsedFiles } from '../dsl/files.js';
 import type { StageGraph } from '../run.js';
 import { UsageError } from './errors.js';
 import { OutPolicy } from '../out-policy.js';
@@ -32,6 +33,11 @@ export interface LoadOptions {
    * of 1,000 variants would otherwise push every other pipeline's entry out of the cache's bound.
    */
   cacheWrite?: boolean;
+  /**
+   * The files read and parsed by this command's other loads (engine/dsl/files.ts ParsedFiles): `pipe exp run`
+   * passes one to every variant's load, so each variant is expanded and validated over the same parsed files.
+   */
+  parsed?: ParsedFiles;
 }
 
 /** Throws DiagnosticsError (exit 2) for an invalid pipeline. */
@@ -58,6 +64,7 @@ export async function loadAll(file: string, opts: LoadOptions = {}): Promise<Loa
       knownKinds,
       fileExists: (p: string) => (exists[p] = existsSync(p)),
       ...(opts.appliedParams === false ? { appliedParams: false } : {}),
+      ...(opts.parsed ? { parsed: opts.parsed } : {}),
     });
     if (!loaded.ok) throw new DiagnosticsError(loaded.error);
     cached = { pipeline: loaded.value, warnings: pipelineWarnings(loaded.value) };

@@ -101,34 +101,10 @@ function readExperiment(x: YEntry, scope: Scope, stages: StageSpec[], limits: Li
     return undefined;
   }
   const kind = kinds[0]!;
-  const sink: Sink = { error: (message, loc, f) => bag.error(message, loc.span, { field: f }), param: () => {} };
   const value = m.byKey.get(kind)!.value;
   const f = `${field}.${kind}`;
-  let sets: Array<Record<string, unknown>> = [];
-  if (kind === 'set') {
-    const s = overrideMap(value, f, scope, sink, bag);
-    if (s) sets = [s];
-  } else if (kind === 'list') {
-    if (value.t !== 'seq' || value.items.length === 0) {
-      bag.error(`\`list:\` is a non-empty list of parameter sets (\`- {retrain.lr: 0.01}\`), not ${value.t === 'seq' ? 'an empty list' : nodeTypeName(value)}`, value.loc.span, { field: f });
-    } else if (value.items.length > limits.variants) {
-      bag.error(`\`list:\` of experiment \`${x.key}\` has ${value.items.length} variants, over the limit of ${limits.variants} per experiment; ${raiseHint('variants')}`, value.loc.span, { field: f });
-    } else {
-      const seen = new Map<string, number>();
-      value.items.forEach((it, i) => {
-        const s = overrideMap(it, `${f}[${i}]`, scope, sink, bag);
-        if (!s) return;
-        const id = canonicalJson(s);
-        const first = seen.get(id);
-        if (first !== undefined) bag.error(`entry ${i + 1} of \`list:\` repeats entry ${first + 1}: each variant is a distinct parameter set`, it.loc.span, { field: `${f}[${i}]` });
-        else seen.set(id, i);
-        sets.push(s);
-      });
-    }
-  } else {
-    sets = gridSets(value, f, x.key, scope, sink, limits, bag) ?? [];
-  }
-  for (const s of sets) checkNames(s, value, scope.params, bag, f);
+  const made = madeVariants(x.key, kind, value, f, scope, limits, bag);
+  checkNames(made.keys, value, scope.params, bag, f);
   const targets = readTargets(m, stages, bag, field);
   const metric = m.byKey.get('metric');
   const desc = m.byKey.get('desc');
@@ -143,9 +119,69 @@ function readExperiment(x: YEntry, scope: Scope, stages: StageSpec[], limits: Li
     else bag.error(`\`desc\` is one line of text, not ${nodeTypeName(desc.value)}`, desc.value.loc.span, { field: `${field}.desc` });
   }
   if (bag.items.filter((d) => d.severity === 'error').length > before) return undefined;
-  spec.variants = sets.map((overrides): VariantSpec => ({ name: kind === 'set' ? x.key : variantName(x.key, overrides), overrides }));
-  unusedParams(spec, stages, value, bag, f);
+  spec.variants = made.variants;
+  unusedParams(spec, made.keys, stages, value, bag, f);
   return spec;
+}
+
+interface Made {
+  /** Empty when making them failed (the errors are in the bag). */
+  variants: VariantSpec[];
+  /** The dotted param names the parameter sets made set, each once, in order of first use. */
+  keys: string[];
+}
+
+/**
+ * The variants an experiment's `set:`, `grid:` or `list:` makes, by its node, with what they were made under.
+ * `pipe exp run` loads the pipeline once per variant over the same parsed files (files.ts ParsedFiles), and each
+ * load builds and names the experiments' variants again: 1,000 loads of a 1,000-variant grid was most of a dry
+ * run's time. Kept only for a node with no `$` in it, whose values cannot depend on the params or vars a variant
+ * changes, and that made its variants without an error.
+ */
+const madeByNode = new WeakMap<YNode, { experiment: string; maxVariants: number } & Made>();
+
+/** The variants of one experiment; problems go to the bag. */
+function madeVariants(experiment: string, kind: 'set' | 'grid' | 'list', value: YNode, f: string, scope: Scope, limits: Limits, bag: DiagnosticBag): Made {
+  const known = madeByNode.get(value);
+  if (known && known.experiment === experiment && known.maxVariants === limits.variants) return known;
+  const before = bag.items.length;
+  const sink: Sink = { error: (message, loc, field) => bag.error(message, loc.span, { field }), param: () => {} };
+  let sets: Array<Record<string, unknown>> = [];
+  if (kind === 'set') {
+    const s = overrideMap(value, f, scope, sink, bag);
+    if (s) sets = [s];
+  } else if (kind === 'list') {
+    if (value.t !== 'seq' || value.items.length === 0) {
+      bag.error(`\`list:\` is a non-empty list of parameter sets (\`- {retrain.lr: 0.01}\`), not ${value.t === 'seq' ? 'an empty list' : nodeTypeName(value)}`, value.loc.span, { field: f });
+    } else if (value.items.length > limits.variants) {
+      bag.error(`\`list:\` of experiment \`${experiment}\` has ${value.items.length} variants, over the limit of ${limits.variants} per experiment; ${raiseHint('variants')}`, value.loc.span, { field: f });
+    } else {
+      const seen = new Map<string, number>();
+      value.items.forEach((it, i) => {
+        const s = overrideMap(it, `${f}[${i}]`, scope, sink, bag);
+        if (!s) return;
+        const id = canonicalJson(s);
+        const first = seen.get(id);
+        if (first !== undefined) bag.error(`entry ${i + 1} of \`list:\` repeats entry ${first + 1}: each variant is a distinct parameter set`, it.loc.span, { field: `${f}[${i}]` });
+        else seen.set(id, i);
+        sets.push(s);
+      });
+    }
+  } else {
+    sets = gridSets(value, f, experiment, scope, sink, limits, bag) ?? [];
+  }
+  const keys = [...new Set(sets.flatMap((s) => Object.keys(s)))];
+  if (bag.items.length > before) return { variants: [], keys };
+  const variants = sets.map((overrides): VariantSpec => ({ name: kind === 'set' ? experiment : variantName(experiment, overrides), overrides }));
+  if (!hasDollar(value)) madeByNode.set(value, { experiment, maxVariants: limits.variants, variants, keys });
+  return { variants, keys };
+}
+
+/** Whether any string in the subtree has a `$` (so may interpolate; mapping keys are not interpolated). */
+function hasDollar(n: YNode): boolean {
+  if (n.t === 'scalar') return typeof n.value === 'string' && n.value.includes('$');
+  if (n.t === 'seq') return n.items.some(hasDollar);
+  return n.entries.some((e) => hasDollar(e.value));
 }
 
 /** A mapping of dotted param names → values (interpolated), or undefined after reporting. */
@@ -224,8 +260,8 @@ function gridSets(n: YNode, field: string, name: string, scope: Scope, sink: Sin
 }
 
 /** Each dotted name must be a param (as `-S` requires), located at its key, with "did you mean". */
-function checkNames(set: Record<string, unknown>, container: YNode, params: Record<string, unknown>, bag: DiagnosticBag, field: string): void {
-  for (const name of Object.keys(set)) {
+function checkNames(names: string[], container: YNode, params: Record<string, unknown>, bag: DiagnosticBag, field: string): void {
+  for (const name of names) {
     const problem = paramProblem(name, params);
     if (!problem) continue;
     const loc = keyLocOf(container, name);
@@ -282,8 +318,7 @@ function readTargets(m: YMap, stages: StageSpec[], bag: DiagnosticBag, field: st
 }
 
 /** A param no stage depends on makes variants that compute what the baseline does: a warning, located at it. */
-function unusedParams(spec: ExperimentSpec, stages: StageSpec[], container: YNode, bag: DiagnosticBag, field: string): void {
-  const names = new Set(spec.variants.flatMap((v) => Object.keys(v.overrides)));
+function unusedParams(spec: ExperimentSpec, names: string[], stages: StageSpec[], container: YNode, bag: DiagnosticBag, field: string): void {
   for (const name of names) {
     const used = stages.some((s) => Object.keys(s.params).some((k) => k === name || name.startsWith(`${k}.`) || k.startsWith(`${name}.`)));
     if (!used) {

@@ -136,29 +136,54 @@ export function firstInvalidUtf8(b: Uint8Array): number {
   return -1;
 }
 
+/** One file of the definition: its text and parse, or why it could not be read. */
+export type ParsedFile = { error: string; span?: SourceSpan } | { text: string; parsed: ReturnType<typeof parseYaml> };
+
+/**
+ * Files read and parsed by the loads of one command, by path and bounds. `pipe exp run` loads the pipeline once per
+ * variant, each over the same files: handing every load the same map reads and parses each file once. A load never
+ * changes a parsed tree (it only memoises on it: interpolate.ts, expand.ts, experiments.ts), so loads can share it.
+ */
+export type ParsedFiles = Map<string, ParsedFile>;
+
+/** How a load reads a file of the definition: within its bounds, and once per command when given a ParsedFiles. */
+export type FileReader = (file: string) => ParsedFile;
+
+export function fileReader(limits: Limits, memo?: ParsedFiles): FileReader {
+  return (file) => {
+    const key = `${file}\0${limits.fileBytes}\0${limits.yamlDepth}`;
+    const known = memo?.get(key);
+    if (known) return known;
+    const r = readText(file, limits.fileBytes);
+    const f: ParsedFile = 'error' in r ? r : { text: r.text, parsed: parseYaml(file, r.text, { maxDepth: limits.yamlDepth }) };
+    memo?.set(key, f);
+    return f;
+  };
+}
+
 /** Parse one YAML file into a mapping; problems go to the bag. */
-export function readYamlMap(file: string, bag: DiagnosticBag, limits: Limits, from?: Loc, flag?: string): YMap | undefined {
-  const r = readText(file, limits.fileBytes);
-  if ('error' in r) {
+export function readYamlMap(file: string, bag: DiagnosticBag, read: FileReader, from?: Loc, flag?: string): YMap | undefined {
+  const f = read(file);
+  if ('error' in f) {
     // Named by where it came from: the `include:`/`params_files:` entry, or the command-line flag.
-    bag.error(flag && !r.span ? `\`${flag}\`: ${r.error}` : r.error, r.span ?? from?.span);
+    bag.error(flag && !f.span ? `\`${flag}\`: ${f.error}` : f.error, f.span ?? from?.span);
     return undefined;
   }
-  const parsed = parseYaml(file, r.text, { maxDepth: limits.yamlDepth });
-  for (const d of parsed.diagnostics) bag.add(d);
-  if (!parsed.root) return undefined;
-  if (parsed.root.t !== 'map') {
-    bag.error(`${displayPath(file)} must hold a mapping (\`name:\`, \`params:\`, \`stages:\`...), not ${nodeTypeName(parsed.root)}`, parsed.root.loc.span);
+  const { root, diagnostics } = f.parsed;
+  for (const d of diagnostics) bag.add(d);
+  if (!root) return undefined;
+  if (root.t !== 'map') {
+    bag.error(`${displayPath(file)} must hold a mapping (\`name:\`, \`params:\`, \`stages:\`...), not ${nodeTypeName(root)}`, root.loc.span);
     return undefined;
   }
-  return parsed.root;
+  return root;
 }
 
 /**
  * The main file and its fragments, fragments first (depth-first, each after its own includes), main last: the
  * order in which params and vars are merged, so the including file wins.
  */
-export function readUnits(mainFile: string, root: YMap, bag: DiagnosticBag, limits: Limits, globDirs: Set<string> = new Set()): Unit[] {
+export function readUnits(mainFile: string, root: YMap, bag: DiagnosticBag, read: FileReader, globDirs: Set<string> = new Set()): Unit[] {
   const units: Unit[] = [];
   const seen = new Set<string>([mainFile]);
   const visit = (file: string, r: YMap, main: boolean, stack: string[]) => {
@@ -186,7 +211,7 @@ export function readUnits(mainFile: string, root: YMap, bag: DiagnosticBag, limi
           }
           if (seen.has(target)) continue; // already included elsewhere (a diamond): read once
           seen.add(target);
-          const fr = readYamlMap(target, bag, limits, it.loc);
+          const fr = readYamlMap(target, bag, read, it.loc);
           if (!fr) continue;
           const hint: Record<string, string> = {};
           for (const k of Object.keys(TOP_KEYS)) if (!(k in FRAGMENT_KEYS)) hint[k] = ` (\`${k}:\` is only allowed in the main pipeline file)`;
@@ -276,8 +301,8 @@ export function section(u: Unit, key: string, bag: DiagnosticBag): YEntry | unde
 }
 
 /** A params file (YAML or JSON) as a plain mapping. */
-export function readParamsFile(file: string, bag: DiagnosticBag, limits: Limits, from?: Loc, flag?: string): Record<string, unknown> | undefined {
-  const m = readYamlMap(file, bag, limits, from, flag);
+export function readParamsFile(file: string, bag: DiagnosticBag, read: FileReader, from?: Loc, flag?: string): Record<string, unknown> | undefined {
+  const m = readYamlMap(file, bag, read, from, flag);
   return m ? (toPlain(m) as Record<string, unknown>) : undefined;
 }
 

@@ -15,9 +15,9 @@ import { readLimits, type Limits } from './limits.js';
 import { expandStages, type StageDraft, type VarParams } from './expand.js';
 import { checkKeys } from './shape.js';
 import { slurmOptions } from './stage-fields.js';
-import { collectStageDecls, readParamsFile, readText, readUnits, section, stringList, type Unit } from './files.js';
+import { collectStageDecls, fileReader, readParamsFile, readUnits, section, stringList, type FileReader, type ParsedFiles, type Unit } from './files.js';
 import { interpolateNode, type Scope, type Sink } from './interpolate.js';
-import { nodeTypeName, parseYaml, toPlain, typeName, type Loc, type YMap } from './load.js';
+import { nodeTypeName, toPlain, typeName, type Loc, type YMap } from './load.js';
 import { applyOverride, appliedParamsPath, APPLIED_HEADER, deepMerge, parseOverride, type PlainMap } from './params.js';
 import { TOP_KEYS, SETTINGS_KEYS, SLURM_KEYS } from './schema.js';
 import { validatePipeline } from './validate.js';
@@ -40,6 +40,8 @@ export interface LoadOptions {
   limits?: Partial<Limits>;
   /** false: ignore `<name>.params.yaml` (the params `pipe exp apply` wrote): the pipeline's own defaults. */
   appliedParams?: boolean;
+  /** Files already read and parsed by this command's other loads of the pipeline (files.ts ParsedFiles). */
+  parsed?: ParsedFiles;
 }
 
 /** Warnings of a successfully loaded pipeline (errors come back as the Result's error). */
@@ -59,12 +61,13 @@ export async function loadPipeline(file: string, opts: LoadOptions): Promise<Res
   if (bag.hasErrors) return done();
   const limits: Limits = { ...fromEnv.limits, ...opts.limits };
 
-  const r = readText(abs, limits.fileBytes);
+  const read = fileReader(limits, opts.parsed);
+  const r = read(abs);
   if ('error' in r) {
     bag.error(r.error, r.span);
     return done();
   }
-  const parsed = parseYaml(abs, r.text, { maxDepth: limits.yamlDepth });
+  const parsed = r.parsed;
   for (const d of parsed.diagnostics) bag.add(d);
   if (!parsed.root) return done();
   if (parsed.root.t === 'map' && parsed.root.entries.length === 0 && parsed.root.loc.end === 0) {
@@ -90,11 +93,11 @@ export async function loadPipeline(file: string, opts: LoadOptions): Promise<Res
   }
 
   const globDirs = new Set<string>();
-  const units = readUnits(abs, root, bag, limits, globDirs);
+  const units = readUnits(abs, root, bag, read, globDirs);
   const sourceFiles = [...units.map((u) => u.file), ...[...globDirs].filter((d) => existsSync(d))];
   fileOrder.push(...sourceFiles);
 
-  const params = resolveParams(abs, root, units, opts, limits, sourceFiles, bag);
+  const params = resolveParams(abs, root, units, opts, limits, read, sourceFiles, bag);
   const topSink: Sink = {
     error: (message, loc, field) => bag.error(message, loc.span, { field, dedup: `${loc.src.file}|${loc.start}|${message}` }),
     param: () => {},
@@ -157,7 +160,7 @@ export async function loadPipeline(file: string, opts: LoadOptions): Promise<Res
 }
 
 /** Params: fragments in include order, then the main file (it wins), then params files, then `-S` overrides. */
-function resolveParams(abs: string, root: YMap, units: Unit[], opts: LoadOptions, limits: Limits, sourceFiles: string[], bag: DiagnosticBag): PlainMap {
+function resolveParams(abs: string, root: YMap, units: Unit[], opts: LoadOptions, limits: Limits, read: FileReader, sourceFiles: string[], bag: DiagnosticBag): PlainMap {
   let params: PlainMap = Object.create(null);
   for (const u of units) {
     const e = section(u, 'params', bag);
@@ -174,7 +177,7 @@ function resolveParams(abs: string, root: YMap, units: Unit[], opts: LoadOptions
   const applied = appliedParamsPath(abs);
   if (opts.appliedParams !== false && (opts.fileExists ?? existsSync)(applied)) {
     paramsFiles.push({ file: applied });
-    const text = readText(applied, limits.fileBytes);
+    const text = read(applied);
     const header = 'text' in text && text.text.startsWith(APPLIED_HEADER) ? /`pipe exp apply ([^`]+)`/.exec(text.text)?.[1] : undefined;
     if (header) {
       bag.warning(`the params of experiment variant ${header} are in force (written by \`pipe exp apply\`); delete ${displayPath(applied)} to return to the pipeline's own`, { file: applied, line: 1, col: 1 });
@@ -182,7 +185,7 @@ function resolveParams(abs: string, root: YMap, units: Unit[], opts: LoadOptions
   }
   for (const f of opts.paramsFiles ?? []) paramsFiles.push({ file: path.resolve(f), flag: `--params-file ${displayPath(f)}` });
   for (const f of paramsFiles) {
-    const m = readParamsFile(f.file, bag, limits, f.from, f.flag);
+    const m = readParamsFile(f.file, bag, read, f.from, f.flag);
     if (m) params = deepMerge(params, m);
     sourceFiles.push(f.file);
   }
