@@ -4,10 +4,11 @@
  * verified; 2 for an invalid pipeline or usage; 130 interrupted. The workspace (outputs, `.pipe/`, the cache) is
  * only read; it is locked while the inputs are copied, so a concurrent `pipe run` cannot change them half-way.
  */
-import { existsSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { resolve } from 'node:path';
-import { workspaceLock } from '../../cache/lock.js';
+import { randomBytes } from 'node:crypto';
+import { existsSync, lstatSync, mkdtempSync, readdirSync, realpathSync, renameSync, rmSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { pidAlive, workspaceLock } from '../../cache/lock.js';
 import type { PipeEvent } from '../events.js';
 import { verifyStages, type Verdict } from '../verify.js';
 import { within } from '../watch/paths.js';
@@ -36,7 +37,10 @@ export async function verifyCommand(file: string, targets: string[], opts: Verif
   const base = resolve(opts.scratchDir ?? tmpdir());
   if (!existsSync(base)) throw new UsageError(`--scratch-dir ${opts.scratchDir}: no such folder`);
   refuseScratchInside(base, opts.scratchDir, loaded.pipeline.workdir, loaded.pipeline.settings.cacheDir);
-  const scratch = mkdtempSync(`${base}/pipe-verify-`);
+  removeDeadScratch(base);
+  // A kept copy is the user's: named with no owner from the start, so no later verify's sweep can match it however
+  // this one ends (a rename or a marker file at the end would be skipped by a SIGKILL).
+  const scratch = mkdtempSync(join(base, opts.keepScratch ? 'pipe-verify-kept-' : scratchPrefix(hostname(), process.pid)));
   const out = await openOutput(opts, true);
   const stop = interrupts();
   const pipeDir = pipeDirOf(loaded.pipeline);
@@ -98,6 +102,72 @@ function refuseScratchInside(base: string, option: string | undefined, workdir: 
     throw new UsageError(
       `${given} is inside the ${what} ${dir}: pipe verify only reads the workspace and its cache, and its scratch copy is written and deleted; choose a folder outside both with --scratch-dir`,
     );
+  }
+}
+
+/**
+ * The name of a scratch copy says whose it is, `pipe-verify-<host>-<pid>-XXXXXX`: one that a killed verify left (a
+ * SIGKILL, or a third Ctrl-C: the `finally` above never runs) can be told from a live one's, and from another host's
+ * in a shared --scratch-dir. The host is percent-encoded (all but letters, digits, `-`, `_` and `.`): file-name safe,
+ * and no two hosts encode alike, so one host's pattern never matches another's names.
+ */
+export function scratchPrefix(host: string, pid: number): string {
+  return `${hostPrefix(host)}${pid}-`;
+}
+
+function hostPrefix(host: string): string {
+  return `pipe-verify-${encodeURIComponent(host).replace(/[!'()*~]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`)}-`;
+}
+
+/** The pid in the name of a scratch copy that a verify on `host` made (mkdtemp's six characters after it); else undefined. */
+export function scratchOwner(name: string, host: string): number | undefined {
+  const prefix = hostPrefix(host);
+  const m = name.startsWith(prefix) ? /^([1-9]\d{0,9})-[A-Za-z0-9]{6}$/.exec(name.slice(prefix.length)) : null;
+  const pid = m ? Number(m[1]) : 0;
+  return pid > 0 && pid <= 0x7fffffff ? pid : undefined;
+}
+
+/**
+ * Remove the scratch copies in `base` that verifies on this host left when they were killed: only real folders (a
+ * link is never followed, nor is one inside: rmSync removes links, not what they point to) of this user, named by
+ * scratchPrefix with a pid that no longer runs. A pid reused by a live process keeps its folder (harmless). A copy
+ * that cannot be removed is a warning: this verify goes on.
+ */
+function removeDeadScratch(base: string): void {
+  const host = hostname();
+  let names: string[];
+  try {
+    names = readdirSync(base);
+  } catch {
+    return; // mkdtemp below says what is wrong with the folder
+  }
+  for (const name of names) {
+    const pid = scratchOwner(name, host);
+    if (pid === undefined) continue;
+    const path = join(base, name);
+    let st;
+    try {
+      st = lstatSync(path);
+    } catch {
+      continue; // gone meanwhile, or not ours to look at
+    }
+    if (!st.isDirectory() || st.uid !== process.getuid?.() || pidAlive(pid)) continue;
+    const left = `the scratch copy ${path} that a killed pipe verify (pid ${pid}) left`;
+    // Claimed first, by renaming it to a name of this process's: a verify sweeping beside this one finds it gone and
+    // says nothing, and if this one is killed while removing it, the next verify finds the rest under that name.
+    const claim = join(base, `${scratchPrefix(host, process.pid)}${randomBytes(3).toString('hex')}`);
+    try {
+      renameSync(path, claim);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') process.stderr.write(`pipe: could not remove ${left}: ${(e as Error).message}\n`);
+      continue;
+    }
+    try {
+      rmSync(claim, { recursive: true, force: true });
+      process.stderr.write(`pipe: removed ${left}\n`);
+    } catch (e) {
+      process.stderr.write(`pipe: could not remove ${left} (what is left of it is now ${claim}): ${(e as Error).message}\n`);
+    }
   }
 }
 
