@@ -42,7 +42,7 @@ export function disagreementText(d: Disagreement): string {
 
 /**
  * Hash every dep and compute the key. `known` supplies hashes of paths that are not on disk yet but will be
- * (outputs an upstream stage would restore: --dry-run can then still compute the downstream key).
+ * (outputs an upstream stage would restore, by outPathKey: --dry-run can then still compute the downstream key).
  */
 export async function computeKey(stage: StageSpec, ws: Workspace, known?: ReadonlyMap<string, Hash>, memo?: DepMemo): Promise<StageKeyInfo> {
   const links: Array<readonly string[]> = [];
@@ -71,7 +71,7 @@ export async function hashDeps(
   const pending = new Array<Hash | Promise<PathHash>>(stage.deps.length);
   for (let i = 0; i < pending.length; i++) {
     const path = stage.deps[i]!.path;
-    pending[i] = known?.get(path) ?? (memo ? memo.hash(path) : ws.state.hashPath(absPath(ws.root, path), { fresh: true }));
+    pending[i] = (known !== undefined && known.size > 0 ? known.get(outPathKey(path)) : undefined) ?? (memo ? memo.hash(path) : ws.state.hashPath(absPath(ws.root, path), { fresh: true }));
   }
   for (let i = 0; i < pending.length; i++) {
     const h = pending[i]!;

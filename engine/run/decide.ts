@@ -106,6 +106,50 @@ export function lazyLock(pipeline: Pipeline): (stage: string) => Promise<LockSta
   return async (stage) => (await (stages ??= readLockAsync(lockPath(pipeline.file)).then((l) => l?.stages ?? {})))[stage];
 }
 
+/** "upstream stage a will be restored first; its deps are known then". */
+function restoredFirst(stages: readonly string[]): string {
+  return `upstream stage${stages.length > 1 ? 's' : ''} ${fewNamed(stages)} will be restored first; its deps are known then`;
+}
+
+/**
+ * The outputs a plan would restore, to say which deps it cannot hash yet. A dep that is a restored out (in any
+ * spelling: `o` for `o/`) is known from the record; one inside a restored folder (`o/x`) or a folder holding a
+ * restored out (`parts/` of `parts/1.csv`) is on disk as it was before the restore, so a plan that hashed it there
+ * would decide on bytes the run will have replaced (a stage called up to date that the run then restores or runs).
+ * Lookups walk a dep's ancestors, never the list of outs: a plan of 100,000 stages stays linear.
+ */
+class RestoredOuts {
+  /** Restored out (outPathKey) → the stage restoring it. */
+  private readonly outs = new Map<string, string>();
+  /** Each folder above a restored out → the stages restoring something below it. */
+  private readonly above = new Map<string, Set<string>>();
+
+  add(out: string, stage: string): void {
+    this.outs.set(out, stage);
+    for (let i = out.lastIndexOf('/'); i > 0; i = out.lastIndexOf('/', i - 1)) {
+      const dir = out.slice(0, i);
+      let by = this.above.get(dir);
+      if (!by) this.above.set(dir, (by = new Set()));
+      by.add(stage);
+    }
+  }
+
+  /** The stages restoring something strictly inside or around one of `stage`'s deps (none, usually). */
+  around(stage: StageSpec): readonly string[] {
+    if (this.outs.size === 0) return NO_STAGES;
+    const found = new Set<string>();
+    for (const dep of stage.deps) {
+      const key = outPathKey(dep.path);
+      for (const s of this.above.get(key) ?? []) found.add(s);
+      for (let i = key.lastIndexOf('/'); i > 0; i = key.lastIndexOf('/', i - 1)) {
+        const s = this.outs.get(key.slice(0, i));
+        if (s !== undefined) found.add(s);
+      }
+    }
+    return found.size === 0 ? NO_STAGES : [...found];
+  }
+}
+
 /**
  * Decide every selected stage without running anything. A stage whose upstream would run cannot know its dep
  * hashes, so its decision is "run: upstream stage X will re-run"; an upstream that would be restored supplies the
@@ -117,7 +161,10 @@ export async function planStages(opts: EngineOptions): Promise<Map<string, Decis
   const waitsFor = waitsForOf(graph, selected);
   const order = graph.order.filter((s) => selected.has(s));
   const decisions = new Map<string, Decision>();
+  // The outputs upstream stages would restore: their recorded hashes stand in for the disk (by outPathKey), and a dep
+  // inside or around one of them is known only after the restore (RestoredOuts).
   const known = new Map<string, Hash>();
+  const restored = new RestoredOuts();
   const lockOf = lazyLock(pipeline);
   const memo = new DepMemo(ws, { planOnly: true });
   const depLinks = new DepLinks(pipeline, ws, (s) => new Set(ancestorsOf(graph, s)));
@@ -127,11 +174,14 @@ export async function planStages(opts: EngineOptions): Promise<Map<string, Decis
     if (ups.length > 0) await Promise.all(ups.map((u) => done.get(u)));
     const stage = byName.get(name)!;
     const running = ups.filter((u) => decisions.get(u)?.action === 'run');
+    const restoring = running.length === 0 && !opts.force?.(name) ? restored.around(stage) : NO_STAGES;
     let d: Decision;
     const refused = ws.outs.checkStage(stage);
     if (refused) d = { action: 'run', reasons: [{ code: 'out-refused', text: `refused: ${refused.reason}` }], changes: [] };
     else if (running.length > 0 && !opts.force?.(name)) {
       d = { action: 'run', reasons: [{ code: 'upstream-will-run', text: `upstream stage${running.length > 1 ? 's' : ''} ${fewNamed(running)} will re-run` }], changes: [] };
+    } else if (restoring.length > 0) {
+      d = { action: 'run', reasons: [{ code: 'upstream-will-run', text: restoredFirst(restoring) }], changes: [] };
     } else {
       // A link in a dep folder into an out not upstream: said as a refusal, as the run would refuse it.
       const refusedBy = (r: Reason<EndCode>): Decision => ({ action: 'run', reasons: [{ code: 'dep-through-link', text: `refused: ${r.text}` }], changes: [] });
@@ -147,12 +197,21 @@ export async function planStages(opts: EngineOptions): Promise<Map<string, Decis
           // A dep as it is on disk cannot be hashed (a broken link, a cycle, a FIFO): a restore upstream may put
           // the missing target back first; else the run fails with these words, and the plan says so.
           const restoring = ancestorsOf(graph, name).filter((u) => decisions.get(u)?.action === 'restore');
-          if (restoring.length > 0) return { action: 'run', reasons: [{ code: 'upstream-will-run', text: `upstream stage${restoring.length > 1 ? 's' : ''} ${fewNamed(restoring)} will be restored first; its deps are known then` }], changes: [] };
+          if (restoring.length > 0) return { action: 'run', reasons: [{ code: 'upstream-will-run', text: restoredFirst(restoring) }], changes: [] };
           return { action: 'run', reasons: [{ code: 'dep-unreadable', text: `will fail: ${e.message}` }], changes: [] };
         },
       );
     }
-    if (d.action === 'restore') for (const o of d.record.outputs) known.set(o.path, o.hash);
+    if (d.action === 'restore') {
+      // The outs it declares: a restore writes nothing else, whatever else a record names.
+      const declared = new Set(stage.outs.map((o) => outPathKey(o.path)));
+      for (const o of d.record.outputs) {
+        const path = outPathKey(o.path);
+        if (!declared.has(path)) continue;
+        known.set(path, o.hash);
+        restored.add(path, name);
+      }
+    }
     decisions.set(name, d);
     // Plan events go out in the pipeline's topological order (a listing diffs the same every time), each as soon as
     // it and every stage before it are decided: decisions finish in whatever order their reads do.

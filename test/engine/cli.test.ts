@@ -68,6 +68,42 @@ describe('explaining', () => {
     expect(plan).toEqual({ prep: 'up-to-date', 'train@a': 'restore', 'train@b': 'restore', eval: 'restore' });
   });
 
+  it('never calls a stage up to date whose dep an upstream restore will change: a file inside the restored folder, or the folder spelled without its slash', () => {
+    const yaml = `name: inside
+params: {v: 1}
+stages:
+  a:
+    cmd: mkdir -p o && echo \${params.v} > o/x
+    outs: [o/]
+  b:
+    cmd: cat o/x > b.txt
+    deps: [o/x]
+    outs: [b.txt]
+  c:
+    cmd: cat o/x > c.txt
+    deps: [o]
+    outs: [c.txt]
+`;
+    ws = workspace({ 'p.yaml': yaml });
+    expect(pipe(ws.dir, ['run', 'p.yaml']).code).toBe(0);
+    expect(pipe(ws.dir, ['run', 'p.yaml', '-S', 'v=2']).code).toBe(0);
+    // Back to v=1: a is restored, and with it o/x, which b and c read; the disk still holds v=2's o/x.
+    type Planned = Record<string, { action?: string; reasons?: string[] }>;
+    const dry: Planned = Object.fromEntries(events(pipe(ws.dir, ['run', 'p.yaml', '--dry-run', '--json']).stdout).filter((e) => e.type === 'plan').map((e) => [e.stage, e]));
+    const status = JSON.parse(pipe(ws.dir, ['status', 'p.yaml', '--json']).stdout) as { stages: Array<{ stage: string; action: string; reasons: string[] }> };
+    for (const plan of [dry, Object.fromEntries(status.stages.map((s) => [s.stage, s])) as Planned]) {
+      expect(plan.a!.action).toBe('restore');
+      // o/x is inside what a restores: its hash is known only once a is restored, so b is not up to date.
+      expect(plan.b!.action).toBe('run');
+      expect(plan.b!.reasons).toEqual(['upstream stage a will be restored first; its deps are known then']);
+      // `o` is a's out `o/`: its restored hash stands in, so c's plan is exact.
+      expect(plan.c!.action).toBe('restore');
+    }
+    const r = pipe(ws.dir, ['run', 'p.yaml', '--json']);
+    expect(statuses(r.stdout)).toEqual({ a: 'restored', b: 'restored', c: 'restored' });
+    expect(ws.read('b.txt')).toBe('1\n');
+  });
+
   it('dry-run --json lists plan events in the pipeline\'s order, whatever order the decisions finish in', () => {
     // Even stages hash a 4 MB dep, odd ones a byte: their decisions finish out of order.
     const n = 24;
