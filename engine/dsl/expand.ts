@@ -60,9 +60,20 @@ export interface ExpandContext {
   varParams?: VarParams;
   /** The most stages all declarations may expand to (limits.ts). */
   maxStages?: number;
+  /** Params set over the pipeline's own files where a command cannot read them (UnseenBy). */
+  unseenBy?: UnseenBy;
 }
 
 export type VarParams = Map<string, Record<string, unknown>>;
+
+/**
+ * A param a `cmd:` stage lists under `params:` without interpolating it reaches the command only through a file it
+ * reads itself (the pipeline's `params_files:`, docs/pipeline-yaml.md). `-S`, `--params-file` and the params
+ * `pipe exp apply` wrote change it for pipe alone: the command still reads the file's value, and its result would
+ * be recorded, and later served, under the overridden one. For such a param: what set it over the files, and the
+ * files' value; undefined when the files' value stands.
+ */
+export type UnseenBy = (name: string) => { label: string; inFiles: unknown } | undefined;
 
 const NAME = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
 
@@ -195,6 +206,8 @@ function expandDecl(d: StageDecl, ctx: ExpandContext, budget: StageBudget): Stag
 class StageSink implements Sink {
   /** Params the stage uses (dotted name → value); created on the first one. */
   params: Record<string, unknown> | undefined;
+  /** Of those, the ones its fields interpolate (not only list under `params:`): they reach the command. */
+  interpolated: Set<string> | undefined;
   constructor(
     private readonly bag: DiagnosticBag,
     private readonly stage: string,
@@ -210,9 +223,25 @@ class StageSink implements Sink {
 
   param(name: string, value: unknown): void {
     if (!this.collect) return;
+    this.listed(name, value);
+    const used = (this.interpolated ??= new Set());
+    if (name === '') for (const k of Object.keys(value as object)) used.add(k);
+    else used.add(name);
+  }
+
+  /** A param the stage lists under `params:`: keyed, but not handed to the command by pipe. */
+  listed(name: string, value: unknown): void {
+    if (!this.collect) return;
     const p = (this.params ??= Object.create(null) as Record<string, unknown>);
     if (name === '') Object.assign(p, value as object);
     else p[name] = value;
+  }
+
+  /** Whether `name` reaches the command through a field: it, or a mapping holding it, is interpolated. */
+  reachesCommand(name: string): boolean {
+    if (!this.interpolated) return false;
+    for (let i = name.length; i > 0; i = name.lastIndexOf('.', i - 1)) if (this.interpolated.has(name.slice(0, i))) return true;
+    return false;
   }
 
   /** A var built from params (`root: out/${params.tag}`) makes the stage depend on those params too. */
@@ -316,6 +345,7 @@ function buildStage(m: YMap, name: string, d: StageDecl, scope: Scope, ctx: Expa
   pathField(by.get('metrics'), 'metrics', s, scope, sink, ctx);
 
   const plist = by.get('params');
+  const listed: Array<{ name: string; loc: Loc }> = [];
   if (plist) {
     const items = plist.value.t === 'seq' ? plist.value.items : [plist.value];
     for (const it of items) {
@@ -332,7 +362,8 @@ function buildStage(m: YMap, name: string, d: StageDecl, scope: Scope, ctx: Expa
         sink.error(`\`params\` names \`${name}\`, which is not a param${didYouMean(name.split('.').pop()!, keys)}`, it.loc, 'params');
         continue;
       }
-      sink.param(name, value);
+      sink.listed(name, value);
+      listed.push({ name, loc: it.loc });
     }
   }
 
@@ -408,7 +439,23 @@ function buildStage(m: YMap, name: string, d: StageDecl, scope: Scope, ctx: Expa
   }
 
   if (!s.cacheOuts) for (const o of s.outs) o.cache = false;
+  if (s.cmd !== undefined && ctx.unseenBy) for (const l of listed) unseenParam(l.name, l.loc, sink, ctx.unseenBy);
   s.params = sink.params ?? NO_PARAMS;
   return s;
+}
+
+/** A param a cmd stage only lists, set where its command cannot read it: refused (UnseenBy says why). */
+function unseenParam(name: string, loc: Loc, sink: StageSink, unseenBy: UnseenBy): void {
+  if (sink.reachesCommand(name)) return;
+  const by = unseenBy(name);
+  if (!by) return;
+  const was = by.inFiles === undefined ? 'nothing' : JSON.stringify(by.inFiles);
+  sink.error(
+    `\`params\` lists \`${name}\`, which the command reads from a file itself, but ${by.label} sets it for pipe only: ` +
+      `the command would still read ${was} from its file, and its result would be recorded (and later served) as if it had used the new value. ` +
+      `Set it in the params file, or hand it to the command as \`\${params.${name}}\``,
+    loc,
+    'params',
+  );
 }
 

@@ -12,13 +12,14 @@ import { err, ok, type Result } from '../result.js';
 import type { Resources, StageManifest } from '../stage-api.js';
 import { DiagnosticBag, didYouMean, displayPath, sortDiagnostics, type Diagnostic } from './diagnostics.js';
 import { readLimits, type Limits } from './limits.js';
-import { expandStages, type StageDraft, type VarParams } from './expand.js';
+import { expandStages, type StageDraft, type UnseenBy, type VarParams } from './expand.js';
 import { checkKeys } from './shape.js';
 import { slurmOptions } from './stage-fields.js';
 import { collectStageDecls, fileReader, readParamsFile, readUnits, section, stringList, type FileReader, type ParsedFiles, type Unit } from './files.js';
 import { interpolateNode, type Scope, type Sink } from './interpolate.js';
 import { nodeTypeName, toPlain, typeName, type Loc, type YMap } from './load.js';
-import { applyOverride, appliedParamsPath, APPLIED_HEADER, deepMerge, parseOverride, type PlainMap } from './params.js';
+import { applyOverride, appliedParamsPath, APPLIED_HEADER, deepMerge, getDotted, parseOverride, type PlainMap } from './params.js';
+import { canonicalJson } from '../../cache/hash.js';
 import { TOP_KEYS, SETTINGS_KEYS, SLURM_KEYS } from './schema.js';
 import { validatePipeline } from './validate.js';
 import { readExperiments } from './experiments.js';
@@ -97,7 +98,7 @@ export async function loadPipeline(file: string, opts: LoadOptions): Promise<Res
   const sourceFiles = [...units.map((u) => u.file), ...[...globDirs].filter((d) => existsSync(d))];
   fileOrder.push(...sourceFiles);
 
-  const params = resolveParams(abs, root, units, opts, limits, read, sourceFiles, bag);
+  const { params, unseenBy } = resolveParams(abs, root, units, opts, limits, read, sourceFiles, bag);
   const topSink: Sink = {
     error: (message, loc, field) => bag.error(message, loc.span, { field, dedup: `${loc.src.file}|${loc.start}|${message}` }),
     param: () => {},
@@ -111,7 +112,7 @@ export async function loadPipeline(file: string, opts: LoadOptions): Promise<Res
   const fields = new Map<SourceSpan, string>();
   const shared = new Interner();
   // `cmd:` stages are final as soon as they are expanded; `uses:` stages wait for their kind's manifest.
-  const expanded = expandStages(decls, { params, vars, workdir, bag, fields, varParams, maxStages: limits.stages }, (d) =>
+  const expanded = expandStages(decls, { params, vars, workdir, bag, fields, varParams, maxStages: limits.stages, unseenBy }, (d) =>
     d.uses === undefined ? finish(d, undefined, settings, shared) : d,
   );
   const isDraft = (x: StageDraft | StageSpec): x is StageDraft => 'withFields' in x;
@@ -159,8 +160,20 @@ export async function loadPipeline(file: string, opts: LoadOptions): Promise<Res
   return ok(pipeline);
 }
 
-/** Params: fragments in include order, then the main file (it wins), then params files, then `-S` overrides. */
-function resolveParams(abs: string, root: YMap, units: Unit[], opts: LoadOptions, limits: Limits, read: FileReader, sourceFiles: string[], bag: DiagnosticBag): PlainMap {
+/**
+ * Params: fragments in include order, then the main file (it wins), then params files, then `-S` overrides. Also
+ * which of them a command cannot read (unseenBy, see UnseenBy).
+ */
+function resolveParams(
+  abs: string,
+  root: YMap,
+  units: Unit[],
+  opts: LoadOptions,
+  limits: Limits,
+  read: FileReader,
+  sourceFiles: string[],
+  bag: DiagnosticBag,
+): { params: PlainMap; unseenBy: UnseenBy } {
   let params: PlainMap = Object.create(null);
   for (const u of units) {
     const e = section(u, 'params', bag);
@@ -184,11 +197,17 @@ function resolveParams(abs: string, root: YMap, units: Unit[], opts: LoadOptions
     }
   }
   for (const f of opts.paramsFiles ?? []) paramsFiles.push({ file: path.resolve(f), flag: `--params-file ${displayPath(f)}` });
+  // The params as the pipeline's own files say them, then each layer a command cannot read laid over them.
+  let inFiles: PlainMap | undefined;
+  const layers: Array<{ label: string; params: PlainMap }> = [];
   for (const f of paramsFiles) {
+    if (f.from === undefined) inFiles ??= params; // past the pipeline's own `params_files:`
     const m = readParamsFile(f.file, bag, read, f.from, f.flag);
     if (m) params = deepMerge(params, m);
     sourceFiles.push(f.file);
+    if (f.from === undefined) layers.push({ label: f.flag ?? `the params \`pipe exp apply\` wrote to ${displayPath(f.file)}`, params });
   }
+  inFiles ??= params;
   for (const raw of opts.overrides ?? []) {
     const o = parseOverride(raw, limits.yamlDepth);
     if (typeof o === 'string') {
@@ -197,9 +216,29 @@ function resolveParams(abs: string, root: YMap, units: Unit[], opts: LoadOptions
     }
     const applied = applyOverride(params, o);
     if ('error' in applied) bag.error(applied.error);
-    else params = applied.params;
+    else {
+      params = applied.params;
+      layers.push({ label: `-S ${raw}`, params });
+    }
   }
-  return params;
+  return { params, unseenBy: unseenByOf(inFiles, layers) };
+}
+
+/** UnseenBy over the params as the pipeline's own files say them and the layers set over them since, in order. */
+function unseenByOf(inFiles: PlainMap, layers: ReadonlyArray<{ label: string; params: PlainMap }>): UnseenBy {
+  if (layers.length === 0) return () => undefined;
+  return (name) => {
+    const inFilesValue = getDotted(inFiles, name);
+    const before = canonicalJson(inFilesValue ?? null);
+    let prev = before;
+    let label: string | undefined;
+    for (const l of layers) {
+      const now = canonicalJson(getDotted(l.params, name) ?? null);
+      if (now !== prev) label = l.label;
+      prev = now;
+    }
+    return prev !== before && label !== undefined ? { label, inFiles: inFilesValue } : undefined;
+  };
 }
 
 /**

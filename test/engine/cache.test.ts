@@ -910,17 +910,35 @@ describe("pipe's own files under .pipe, replaced by a stage", () => {
 // kept as `it.fails` until then. Each ends with what a fresh run gives, and passes if pipe refuses the pipeline
 // instead (exit 2): either way it would then fail here, as a sign to turn it into an `it`.
 describe('what a fresh run would compute (known gaps)', () => {
-  it.fails('a param a cmd reads from its own params file (`params: [lr]`) and a -S the file never saw: a later edit of the file to that value is not answered with the old result', () => {
+  it('a param a cmd reads from its own params file (`params: [lr]`), set where the command cannot read it: refused, never recorded under a value the command did not see', () => {
     ws = workspace({
       'p.yaml': 'name: pf\nparams_files: [params.yaml]\nstages:\n  t:\n    cmd: grep lr params.yaml > model.txt\n    params: [lr]\n    outs: [model.txt]\n',
       'params.yaml': 'lr: 0.001\n',
+      'other.yaml': 'lr: 0.5\n',
     });
     expect(run().status).toBe('ran');
-    // The command reads params.yaml (0.001), but its result is recorded under lr=0.5.
-    if (pipe(ws.dir, ['run', 'p.yaml', '-S', 'lr=0.5']).code === 2) return;
+    // Before: -S ran the command (which read 0.001 from params.yaml) and recorded its result under lr=0.5; once
+    // params.yaml said 0.5, that result was served as up to date.
+    for (const args of [['-S', 'lr=0.5'], ['--params-file', 'other.yaml']]) {
+      const r = pipe(ws.dir, ['run', 'p.yaml', ...args]);
+      expect(r.code, r.out).toBe(2);
+      expect(r.stderr).toContain(`\`params\` lists \`lr\`, which the command reads from a file itself, but ${args.join(' ')} sets it for pipe only: the command would still read 0.001 from its file`);
+      expect(r.stderr).toMatch(/p\.yaml:6:14/);
+    }
+    ws.write('p.params.yaml', 'lr: 0.5\n'); // as `pipe exp apply` writes it
+    const applied = pipe(ws.dir, ['run', 'p.yaml']);
+    expect(applied.code, applied.out).toBe(2);
+    expect(applied.stderr).toContain('but the params `pipe exp apply` wrote to p.params.yaml sets it for pipe only');
+    ws.rm('p.params.yaml');
+    expect(ws.read('model.txt')).toBe('lr: 0.001\n');
+    // The same value as the file's, or a param the command is handed, is fine.
+    expect(pipe(ws.dir, ['run', 'p.yaml', '-S', 'lr=0.001']).code).toBe(0);
     ws.write('params.yaml', 'lr: 0.5\n');
     expect(pipe(ws.dir, ['run', 'p.yaml']).code).toBe(0);
-    expect(ws.read('model.txt')).toBe('lr: 0.5\n'); // today: `lr: 0.001`, "up to date"
+    expect(ws.read('model.txt')).toBe('lr: 0.5\n');
+    ws.write('p.yaml', 'name: pf\nparams_files: [params.yaml]\nstages:\n  t:\n    cmd: echo ${params.lr} > model.txt\n    params: [lr]\n    outs: [model.txt]\n');
+    expect(pipe(ws.dir, ['run', 'p.yaml', '-S', 'lr=0.7']).code).toBe(0);
+    expect(ws.read('model.txt')).toBe('0.7\n');
   });
 
   it.fails('a restored output keeps the executable bit its stage gave it: the stage below that runs it works as after a fresh run', () => {

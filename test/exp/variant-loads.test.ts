@@ -149,3 +149,21 @@ describe('pipe exp run: each variant loaded on its own terms, over files parsed 
     expect(keysOf.size).toBe(3); // three params sets, three trainings
   });
 });
+
+describe('a variant that sets a param a cmd stage only lists under `params:`', () => {
+  let w: Ws | undefined;
+  afterEach(() => w?.cleanup());
+
+  it('is exit 2 naming the variant: its command reads the params file, which the variant does not change', async () => {
+    w = workspace({
+      'p.yaml': 'name: lst\nparams_files: [params.yaml]\nexperiments:\n  lrs:\n    grid: {lr: [0.001, 0.5]}\nstages:\n  t:\n    cmd: grep lr params.yaml > model.txt\n    params: [lr]\n    outs: [model.txt]\n',
+      'params.yaml': 'lr: 0.001\n',
+    });
+    const r = await runPipe(w.dir, ['exp', 'run', 'p.yaml', 'lrs']);
+    // Before: both variants ran the same command on the same file, and their records said lr=0.001 and lr=0.5.
+    expect(r.code, r.stdout + r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/variant lrs-\w+ \(lr=0\.5\):\n.*p\.yaml:9:14: error: stage `t`, field `params`: `params` lists `lr`, which the command reads from a file itself, but -S lr=0\.5 sets it for pipe only/);
+    expect(r.stderr).not.toMatch(/lr=0\.001\):/);
+    expect(readdirSync(w.dir)).not.toContain('model.txt');
+  });
+});
