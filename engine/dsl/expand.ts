@@ -345,7 +345,7 @@ function buildStage(m: YMap, name: string, d: StageDecl, scope: Scope, ctx: Expa
   pathField(by.get('metrics'), 'metrics', s, scope, sink, ctx);
 
   const plist = by.get('params');
-  const listed: Array<{ name: string; loc: Loc }> = [];
+  let listed: Array<{ name: string; loc: Loc }> | undefined;
   if (plist) {
     const items = plist.value.t === 'seq' ? plist.value.items : [plist.value];
     for (const it of items) {
@@ -363,7 +363,7 @@ function buildStage(m: YMap, name: string, d: StageDecl, scope: Scope, ctx: Expa
         continue;
       }
       sink.listed(name, value);
-      listed.push({ name, loc: it.loc });
+      (listed ??= []).push({ name, loc: it.loc });
     }
   }
 
@@ -439,7 +439,7 @@ function buildStage(m: YMap, name: string, d: StageDecl, scope: Scope, ctx: Expa
   }
 
   if (!s.cacheOuts) for (const o of s.outs) o.cache = false;
-  if (s.cmd !== undefined && ctx.unseenBy) for (const l of listed) unseenParam(l.name, l.loc, sink, ctx.unseenBy);
+  if (listed && s.cmd !== undefined && ctx.unseenBy) for (const l of listed) unseenParam(l.name, l.loc, sink, ctx.unseenBy);
   s.params = sink.params ?? NO_PARAMS;
   return s;
 }
