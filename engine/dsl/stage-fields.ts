@@ -1,4 +1,6 @@
 /** Stage fields with their own small grammars: paths (deps, outs, metrics), resources, SLURM options. */
+import { lstatSync } from 'node:fs';
+import path from 'node:path';
 import type { DepSpec, OutSpec, SlurmOptions, SourceSpan } from '../model.js';
 import type { ExpandContext, StageDraft } from './expand.js';
 import { interpolateNode, type Scope, type Sink } from './interpolate.js';
@@ -91,6 +93,16 @@ export function addPath(
     sink.error(`\`${raw}\` is not a usable path: it is ${n.reason}`, loc, field);
     return undefined;
   }
+  const link = raw.includes('/..') ? linkBeforeDotDot(raw, workdir) : undefined;
+  if (link !== undefined) {
+    sink.error(
+      `\`${raw}\`: \`${link}\` is a symbolic link, so \`${link}/..\` is the folder above its target, not the one \`${link}\` is in: ` +
+        `the command would ${role === 'out' ? 'write' : 'read'} another file than the \`${n.path}\` pipe ${role === 'out' ? 'records' : 'hashes'}. Write the path without \`..\` after a link`,
+      loc,
+      field,
+    );
+    return undefined;
+  }
   if (role === 'out') {
     if (n.outside) {
       sink.error(
@@ -117,6 +129,25 @@ export function addPath(
     s.deps.push({ path: n.path, span });
   }
   return n.path;
+}
+
+/**
+ * The first part of `raw` followed by `..` that is a symbolic link on disk (`link` of `link/../in.txt`), as written;
+ * undefined when there is none. A path is normalised by its spelling (`link/../in.txt` is `in.txt`), but the
+ * command's system call goes through the link and up from its target: the file pipe hashes or records would not be
+ * the one the command reads or writes. A leading `..` climbs from the workspace itself, which is not checked (a
+ * workspace reached through a link stays usable).
+ */
+function linkBeforeDotDot(raw: string, workdir: string): string | undefined {
+  const base = raw.startsWith('/') ? '/' : workdir;
+  const kept: string[] = [];
+  for (const part of raw.split('/')) {
+    if (part === '' || part === '.') continue;
+    if (part !== '..' || kept.length === 0 || kept[kept.length - 1] === '..') kept.push(part);
+    else if (lstatSync(path.posix.resolve(base, ...kept), { throwIfNoEntry: false })?.isSymbolicLink()) return `${base === '/' ? '/' : ''}${kept.join('/')}`;
+    else kept.pop();
+  }
+  return undefined;
 }
 
 /** `resources:` cpus, mem (`8G`), gpus, time (`01:30:00`, `90m`). */
