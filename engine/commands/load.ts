@@ -7,9 +7,10 @@ import { absPath } from '../../cache/paths.js';
 import { formatDiagnostic, type Diagnostic } from '../dsl/diagnostics.js';
 import { buildDag, outIndexOf, predecessorsOf, selectTargets, type Dag } from '../graph.js';
 import { findKindManifests, knownKinds, loadKinds, resolveKind } from '../kinds.js';
-import { readCachedPipeline, writeCachedPipeline, type CacheInputs } from './pipeline-cache.js';
+import { readCachedPipeline, writeCachedPipeline, type CacheInputs, type DiskProbes } from './pipeline-cache.js';
 import type { OutSpec, Pipeline, StageSpec } from '../model.js';
 import type { ParsedFiles } from '../dsl/files.js';
+import { isLinkNow } from '../dsl/paths.js';
 import type { StageGraph } from '../run.js';
 import { UsageError } from './errors.js';
 import { OutPolicy } from '../out-policy.js';
@@ -56,19 +57,20 @@ export async function loadAll(file: string, opts: LoadOptions = {}): Promise<Loa
     // The DSL (and the yaml parser) load only on a cache miss; so do the kinds' manifests, unless a stage uses one.
     await loadKinds();
     const { loadPipeline, pipelineWarnings } = await import('../dsl/pipeline.js');
-    const exists: Record<string, boolean> = {};
+    const probes: DiskProbes = { exists: {}, links: {} };
     const loaded = await loadPipeline(abs, {
       overrides: inputs.overrides,
       paramsFiles: inputs.paramsFiles,
       resolveKind,
       knownKinds,
-      fileExists: (p: string) => (exists[p] = existsSync(p)),
+      fileExists: (p: string) => (probes.exists[p] = existsSync(p)),
+      isLink: (p: string) => (probes.links![p] = isLinkNow(p)),
       ...(opts.appliedParams === false ? { appliedParams: false } : {}),
       ...(opts.parsed ? { parsed: opts.parsed } : {}),
     });
     if (!loaded.ok) throw new DiagnosticsError(loaded.error);
     cached = { pipeline: loaded.value, warnings: pipelineWarnings(loaded.value) };
-    if (opts.cacheWrite !== false) writeCachedPipeline(inputs, loaded.value, cached.warnings, exists);
+    if (opts.cacheWrite !== false) writeCachedPipeline(inputs, loaded.value, cached.warnings, probes);
   }
   const pipeline = cached.pipeline;
   // A `uses` stage's key and dispatch need its kind's manifest and folder.

@@ -15,6 +15,7 @@ import { tempOf, writeFileAtomicSync } from '../../cache/atomic.js';
 import { readRegularFileSync } from '../../cache/read.js';
 import type { DepSpec, OutSpec, Pipeline, SourceSpan, StageSpec } from '../model.js';
 import { LIMIT_VARS } from '../dsl/limits.js';
+import { isLinkNow } from '../dsl/paths.js';
 
 const VERSION = 2;
 /** A 100,000-stage matrix's entry is 17–30 MB; one past this is not pipe's, and is a miss. */
@@ -39,7 +40,12 @@ interface Header {
   files: Record<string, string>;
   /** Paths whose existence validation checked → what it found. */
   exists: Record<string, boolean>;
+  /** Paths the DSL asked "a symbolic link?" (a part before a `..`: stage-fields.ts) → what it found. */
+  links?: Record<string, boolean>;
 }
+
+/** What loading asked the disk, each answer to hold while the entry is used (Header). */
+export type DiskProbes = Pick<Header, 'exists' | 'links'>;
 
 interface Body {
   pipeline: Omit<Pipeline, 'stages'>;
@@ -130,6 +136,7 @@ export function readCachedPipeline(inputs: CacheInputs): { pipeline: Pipeline; w
   for (const f of expected) if (header.files[f] === undefined) return undefined;
   for (const f of sourceFiles) if (header.files[f] !== identity(f)) return undefined;
   for (const [p, was] of Object.entries(header.exists)) if (existsSync(p) !== was) return undefined;
+  for (const [p, was] of Object.entries(header.links ?? {})) if (isLinkNow(p) !== was) return undefined;
   let body: Body;
   try {
     body = JSON.parse(text.slice(text.indexOf('\n') + 1)) as Body;
@@ -209,13 +216,13 @@ export function writeCachedPipeline(
   inputs: CacheInputs,
   pipeline: Pipeline,
   warnings: unknown[],
-  exists: Record<string, boolean>,
+  probes: DiskProbes,
   now: number = Date.now(),
 ): void {
   if (recentlyChanged(pipeline.sourceFiles, now)) return;
   const files: Record<string, string> = {};
   for (const f of new Set([...inputs.manifests, ...codeFiles(), ...pipeline.sourceFiles])) files[f] = identity(f);
-  const header: Header = { v: VERSION, files, exists };
+  const header: Header = { v: VERSION, files, exists: probes.exists, ...(probes.links && Object.keys(probes.links).length > 0 ? { links: probes.links } : {}) };
   const path = entryPath(inputs);
   try {
     writeFileAtomicSync(path, bodyChunks(`${JSON.stringify(header)}\n`, pipeline, warnings));

@@ -62,6 +62,8 @@ export interface ExpandContext {
   maxStages?: number;
   /** Params set over the pipeline's own files where a command cannot read them (UnseenBy). */
   unseenBy?: UnseenBy;
+  /** Whether a path is a symbolic link now (stage-fields.ts PathPlace). */
+  isLink?: (absPath: string) => boolean;
 }
 
 export type VarParams = Map<string, Record<string, unknown>>;

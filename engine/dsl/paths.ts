@@ -1,4 +1,5 @@
 /** Pipeline paths: workspace-relative POSIX, no `./`, a trailing `/` marks a directory. */
+import { lstatSync } from 'node:fs';
 import path from 'node:path';
 
 export type NormalisedPath =
@@ -36,4 +37,9 @@ export function normalisePath(raw: string, workdir: string): NormalisedPath {
 function withSlash(p: string, dir: boolean): string {
   const bare = p.replace(/\/+$/, '');
   return dir ? `${bare}/` : bare;
+}
+
+/** Whether `absPath` is a symbolic link now (not followed; false when there is nothing there). */
+export function isLinkNow(absPath: string): boolean {
+  return lstatSync(absPath, { throwIfNoEntry: false })?.isSymbolicLink() ?? false;
 }

@@ -35,6 +35,8 @@ export interface LoadOptions {
   resolveKind(kind: string): Promise<StageManifest | undefined> | StageManifest | undefined;
   /** Default fs.existsSync. */
   fileExists?(absPath: string): boolean;
+  /** Whether a path is a symbolic link now (stage-fields.ts PathPlace; the loader records the answers). */
+  isLink?(absPath: string): boolean;
   /** Optional: the kinds that exist, so an unknown `uses:` gets a "did you mean". */
   knownKinds?(): readonly string[];
   /** Bounds (limits.ts); default: from the environment (PIPE_MAX_*), else the defaults. */
@@ -112,7 +114,8 @@ export async function loadPipeline(file: string, opts: LoadOptions): Promise<Res
   const fields = new Map<SourceSpan, string>();
   const shared = new Interner();
   // `cmd:` stages are final as soon as they are expanded; `uses:` stages wait for their kind's manifest.
-  const expanded = expandStages(decls, { params, vars, workdir, bag, fields, varParams, maxStages: limits.stages, unseenBy }, (d) =>
+  const isLink = opts.isLink;
+  const expanded = expandStages(decls, { params, vars, workdir, bag, fields, varParams, maxStages: limits.stages, unseenBy, ...(isLink ? { isLink } : {}) }, (d) =>
     d.uses === undefined ? finish(d, undefined, settings, shared) : d,
   );
   const isDraft = (x: StageDraft | StageSpec): x is StageDraft => 'withFields' in x;
@@ -144,7 +147,7 @@ export async function loadPipeline(file: string, opts: LoadOptions): Promise<Res
         bag.error(`unknown stage kind \`${d.uses}\`${hint} (a kind \`x/y\` lives in stages/x/y/)`, d.usesLoc?.span, { stage: d.name, field: 'uses', dedup: `kind|${d.uses}|${d.usesLoc?.start}` });
       } else {
         manifest = m;
-        applyWith(d, m, workdir, bag, fields);
+        applyWith(d, m, { workdir, fields, ...(isLink ? { isLink } : {}) }, bag);
       }
     }
     stages[i] = finish(d, manifest, settings, shared);

@@ -1,11 +1,10 @@
 /** Stage fields with their own small grammars: paths (deps, outs, metrics), resources, SLURM options. */
-import { lstatSync } from 'node:fs';
 import path from 'node:path';
 import type { DepSpec, OutSpec, SlurmOptions, SourceSpan } from '../model.js';
 import type { ExpandContext, StageDraft } from './expand.js';
 import { interpolateNode, type Scope, type Sink } from './interpolate.js';
 import { nodeTypeName, typeName, type Loc, type YEntry, type YNode } from './load.js';
-import { normalisePath } from './paths.js';
+import { isLinkNow, normalisePath } from './paths.js';
 import { parseMem, parseTime } from './units.js';
 
 /** deps / outs / metrics: a path, `{path, cache, metric}` (outs, metrics), or a list of those. */
@@ -57,7 +56,7 @@ export function pathField(e: YEntry | undefined, field: 'deps' | 'outs' | 'metri
         sink.error(`\`${field}\` entries are path strings, not ${typeName(raw)}`, pathNode.loc, f);
         continue;
       }
-      addPath(s, field === 'deps' ? 'dep' : 'out', raw, pathNode.loc, f, sink, ctx.workdir, ctx.fields, { cache: cache && s.cacheOuts, metric });
+      addPath(s, field === 'deps' ? 'dep' : 'out', raw, pathNode.loc, f, sink, ctx, { cache: cache && s.cacheOuts, metric });
     }
   });
 }
@@ -76,6 +75,17 @@ function indexedField(field: string, i: number): string {
  */
 export type FieldsBySpan = Map<SourceSpan, string>;
 
+/** Where paths are added: the workspace, the field of each written path, and how the disk is asked about links. */
+export interface PathPlace {
+  workdir: string;
+  fields: FieldsBySpan;
+  /**
+   * Whether a path is a symbolic link now. The loader records each answer, and a validated pipeline kept in the
+   * cache is used only while every answer still holds (engine/commands/pipeline-cache.ts). Default: lstat.
+   */
+  isLink?: (absPath: string) => boolean;
+}
+
 /** Normalise one path and add it as a dep or an out; outs must stay inside the workspace. */
 export function addPath(
   s: { deps: DepSpec[]; outs: OutSpec[] },
@@ -84,16 +94,16 @@ export function addPath(
   loc: Loc,
   field: string,
   sink: Pick<Sink, 'error'>,
-  workdir: string,
-  fields: FieldsBySpan,
+  place: PathPlace,
   out: { cache: boolean; metric: boolean } = { cache: true, metric: false },
 ): string | undefined {
+  const { workdir, fields } = place;
   const n = normalisePath(raw, workdir);
   if (!n.ok) {
     sink.error(`\`${raw}\` is not a usable path: it is ${n.reason}`, loc, field);
     return undefined;
   }
-  const link = raw.includes('/..') ? linkBeforeDotDot(raw, workdir) : undefined;
+  const link = raw.includes('/..') ? linkBeforeDotDot(raw, workdir, place.isLink ?? isLinkNow) : undefined;
   if (link !== undefined) {
     sink.error(
       `\`${raw}\`: \`${link}\` is a symbolic link, so \`${link}/..\` is the folder above its target, not the one \`${link}\` is in: ` +
@@ -138,13 +148,13 @@ export function addPath(
  * the one the command reads or writes. A leading `..` climbs from the workspace itself, which is not checked (a
  * workspace reached through a link stays usable).
  */
-function linkBeforeDotDot(raw: string, workdir: string): string | undefined {
+function linkBeforeDotDot(raw: string, workdir: string, isLink: (absPath: string) => boolean): string | undefined {
   const base = raw.startsWith('/') ? '/' : workdir;
   const kept: string[] = [];
   for (const part of raw.split('/')) {
     if (part === '' || part === '.') continue;
     if (part !== '..' || kept.length === 0 || kept[kept.length - 1] === '..') kept.push(part);
-    else if (lstatSync(path.posix.resolve(base, ...kept), { throwIfNoEntry: false })?.isSymbolicLink()) return `${base === '/' ? '/' : ''}${kept.join('/')}`;
+    else if (isLink(path.posix.resolve(base, ...kept))) return `${base === '/' ? '/' : ''}${kept.join('/')}`;
     else kept.pop();
   }
   return undefined;

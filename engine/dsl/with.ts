@@ -5,11 +5,11 @@
 import type { FieldSpec, StageManifest } from '../stage-api.js';
 import { DiagnosticBag, didYouMean } from './diagnostics.js';
 import type { StageDraft } from './expand.js';
-import { addPath, type FieldsBySpan } from './stage-fields.js';
+import { addPath, type PathPlace } from './stage-fields.js';
 import { typeName, type Loc } from './load.js';
 import { isPlainMap } from './params.js';
 
-export function applyWith(s: StageDraft, manifest: StageManifest, workdir: string, bag: DiagnosticBag, fields: FieldsBySpan): void {
+export function applyWith(s: StageDraft, manifest: StageManifest, place: PathPlace, bag: DiagnosticBag): void {
   const given = s.with ?? {};
   const result: Record<string, unknown> = {};
   const fallbackLoc = (s.withLoc ?? s.usesLoc)!;
@@ -55,12 +55,12 @@ export function applyWith(s: StageDraft, manifest: StageManifest, workdir: strin
         const role = spec.role === 'out' ? 'out' : 'dep';
         const sink = { error: (m: string, l: Loc, f: string) => error(m, l, f) };
         if (spec.role) {
-          const n = addPath(s, role, p, loc, field, sink, workdir, fields);
+          const n = addPath(s, role, p, loc, field, sink, place);
           if (n !== undefined) normalised.push(n);
         } else {
           // A path the kind uses without a role (e.g. a label): normalised, not a dep or out.
           const scratch = { deps: [], outs: [] };
-          const n = addPath(scratch, 'dep', p, loc, field, sink, workdir, fields);
+          const n = addPath(scratch, 'dep', p, loc, field, sink, place);
           if (n !== undefined) normalised.push(n);
         }
       }

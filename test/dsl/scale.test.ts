@@ -90,7 +90,7 @@ stages:
     const inputs: CacheInputs = { file: p.file, overrides: [], paramsFiles: [], manifests: [] };
     // A clock 10 s ahead: the files are past the racy window (changed in the last 2 s: not cached).
     const exists = files['seed.txt'] ? { [path.join(p.workdir, 'seed.txt')]: true } : {};
-    writeCachedPipeline(inputs, p, [], exists, Date.now() + 10_000);
+    writeCachedPipeline(inputs, p, [], { exists }, Date.now() + 10_000);
     return { p, back: readCachedPipeline(inputs)?.pipeline, inputs };
   }
 

@@ -954,7 +954,7 @@ describe('what a fresh run would compute (known gaps)', () => {
     expect(statuses(r.stdout).b, r.stdout).toBe('ran'); // today: exit code 126 (tool.sh restored as 0644)
   });
 
-  it("a dep or out whose `..` comes after a symbolic link: refused at load, naming the link (pipe would hash or record another file than the command reads or writes)", () => {
+  it("a dep or out whose `..` comes after a symbolic link: refused at load, naming the link (pipe would hash or record another file than the command reads or writes)", async () => {
     ws = workspace({ 'in.txt': 'top\n', 'sub/in.txt': 'sub\n', 'p.yaml': 'name: dd\nstages:\n  a:\n    cmd: cat link/../in.txt > out.txt\n    deps: [link/../in.txt]\n    outs: [out.txt]\n' });
     mkdirSync(join(ws.dir, 'sub', 'dir'));
     symlinkSync('sub/dir', join(ws.dir, 'link')); // link/.. is sub/ on disk; lexically it is the workspace root
@@ -968,8 +968,16 @@ describe('what a fresh run would compute (known gaps)', () => {
     expect(pipe(ws.dir, ['run', 'p.yaml']).stderr).toContain('`sub/link2/../o.txt`: `sub/link2` is a symbolic link');
     // Without a link on the way, `..` is only spelling.
     ws.write('p.yaml', `name: dd\nstages:\n  a:\n    cmd: cat sub/dir/../in.txt > out.txt\n    deps: [sub/dir/../in.txt, ../${basename(ws.dir)}/in.txt]\n    outs: [out.txt]\n`);
+    await new Promise((r) => setTimeout(r, 2100)); // past the racy window (its ctime too): the validated pipeline is kept
     const ok = pipe(ws.dir, ['run', 'p.yaml']);
     expect(ok.code, ok.out).toBe(0);
     expect(ws.read('out.txt')).toBe('sub\n');
+    // The same YAML once sub/dir has become a link: the kept validated pipeline is not used (its answer changed).
+    rmSync(join(ws.dir, 'sub', 'dir'), { recursive: true });
+    mkdirSync(join(ws.dir, 'elsewhere', 'deeper'), { recursive: true });
+    symlinkSync('../elsewhere/deeper', join(ws.dir, 'sub', 'dir'));
+    const later = pipe(ws.dir, ['run', 'p.yaml']);
+    expect(later.code, later.out).toBe(2);
+    expect(later.stderr).toContain('`sub/dir/../in.txt`: `sub/dir` is a symbolic link');
   });
 });
