@@ -254,8 +254,17 @@ function expOutput(opts: { json?: boolean; verbose?: boolean }): { emitFor: (lab
 
 /** ownExperimentsDir, its refusal said as one paragraph and exit 1. */
 function ownedExperiments(p: Pipeline): string {
+  return refusedAsExit(() => ownExperimentsDir(p));
+}
+
+/** readRecords, its refusal (a folder that is a link) said as one paragraph and exit 1. */
+function recordsOf(p: Pipeline): VariantRecord[] {
+  return refusedAsExit(() => readRecords(p));
+}
+
+function refusedAsExit<T>(f: () => T): T {
   try {
-    return ownExperimentsDir(p);
+    return f();
   } catch (e) {
     throw new ExitError(`pipe: ${(e as Error).message}`, 1);
   }
@@ -361,7 +370,7 @@ export async function expShowCommand(file: string, names: string[], opts: ExpSho
   if ([opts.md, opts.csv, opts.json].filter(Boolean).length > 1) throw new UsageError('give one of --md, --csv and --json');
   const loaded = await loadAll(file);
   const { pipeline } = loaded;
-  const records = ordered(pipeline, selectRecords(readRecords(pipeline), names));
+  const records = ordered(pipeline, selectRecords(recordsOf(pipeline), names));
   if (records.length === 0 && !opts.json) {
     const declared = (pipeline.experiments ?? []).map((e) => e.name);
     process.stdout.write(`No experiments recorded for ${file} yet: \`pipe exp run ${file} ${declared[0] ?? 'NAME'}\`${declared.length ? ` (declared: ${declared.join(', ')})` : ''}, or \`pipe exp run ${file} -S key=value\`.\n`);
@@ -445,7 +454,7 @@ async function pageTools(): Promise<Parameters<typeof experimentsPage>[1]> {
 
 export async function expDiffCommand(file: string, a: string, b: string | undefined, opts: { all?: boolean; json?: boolean; md?: boolean }): Promise<number> {
   const loaded = await loadAll(file);
-  const records = readRecords(loaded.pipeline);
+  const records = recordsOf(loaded.pipeline);
   const baseline = a === 'workspace' || b === undefined || b === 'workspace' ? await baselineRow(loaded) : undefined;
   const row = (n: string): ExpRow => {
     if (n === 'workspace') return baseline!;
@@ -512,7 +521,7 @@ async function notInVariant(target: Loaded, record: VariantRecord, selected: Rea
 
 export async function expApplyCommand(file: string, name: string, opts: { force?: boolean; json?: boolean; wait?: boolean }): Promise<number> {
   const current = await loadAll(file);
-  const records = readRecords(current.pipeline);
+  const records = recordsOf(current.pipeline);
   const record = records.find((r) => r.name === name);
   if (!record) throw new UsageError(`no recorded variant \`${name}\`${didYouMean(name, records.map((r) => r.name))}; \`pipe exp show ${file}\` lists them`);
   if (record.status !== 'ok') throw new ExitError(`pipe: variant ${name} ${record.status === 'failed' ? 'failed' : 'was cancelled'} (${record.reason ?? ''}): it has no results to apply`, 1);
@@ -551,7 +560,7 @@ export async function expApplyCommand(file: string, name: string, opts: { force?
     return 130;
   }
   try {
-    if (readRecords(current.pipeline).find((r) => r.name === name)?.endedAt !== record.endedAt) {
+    if (recordsOf(current.pipeline).find((r) => r.name === name)?.endedAt !== record.endedAt) {
       throw new ExitError(`pipe: variant ${name} was run again or removed while this waited; nothing was changed. Apply it again.`, 1);
     }
     const ws = await openWorkspace(target.pipeline);
@@ -628,7 +637,7 @@ export async function expApplyCommand(file: string, name: string, opts: { force?
 export async function expRemoveCommand(file: string, names: string[], opts: { all?: boolean; json?: boolean; wait?: boolean }): Promise<number> {
   const { pipeline } = await loadAll(file);
   if (names.length === 0 && !opts.all) throw new UsageError('exp remove: name the variants or experiments to remove (globs allowed), or give --all');
-  const records = readRecords(pipeline);
+  const records = recordsOf(pipeline);
   const gone = opts.all ? records : selectRecords(records, names);
   const stop = interrupts();
   const release = await take(ownedExperiments(pipeline), `pipe exp remove ${names.join(' ')}`.trim(), opts.wait !== false, stop.cancel, 'the experiments of this pipeline');

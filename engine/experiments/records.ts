@@ -82,10 +82,14 @@ export function variantRoot(p: Pipeline, name: string): string {
   return join(experimentsDir(p), name);
 }
 
-/** Every recorded variant of the pipeline (unreadable records are skipped: they are rewritten by the next run). */
+/**
+ * Every recorded variant of the pipeline (unreadable records are skipped: they are rewritten by the next run). Throws
+ * a CacheError (`not-own-folder`) when `.pipe/exp` or the pipeline's folder in it is a link.
+ */
 export function readRecords(p: Pipeline): VariantRecord[] {
   const dir = experimentsDir(p);
-  if (!experimentsIntact(p)) return [];
+  // A link a stage put at one of the folders: refused (a CacheError naming it), never listed through.
+  if (!experimentsIntact(p)) ownExperimentsDir(p);
   let names: string[];
   try {
     names = readdirSync(dir);

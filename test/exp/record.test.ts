@@ -113,6 +113,8 @@ describe('the experiments folder replaced by a link while the variants run', () 
       expect(readdirSync(outside)).toEqual([]);
       writeFileSync(join(outside, 'sw-planted.json'), '{}');
       const show = pipe(w.dir, ['exp', 'show', 'p.yaml']);
+      expect(show.code).toBe(1);
+      expect(show.stderr).toMatch(/\.pipe\/exp\/p\.yaml-\w+ is a link, not the folder pipe keeps its files in/);
       expect(show.stdout).not.toContain('sw-');
       expect(pipe(w.dir, ['exp', 'remove', 'p.yaml', '--all']).code).toBe(1);
       expect(readdirSync(outside)).toEqual(['sw-planted.json']);
