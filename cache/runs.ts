@@ -28,6 +28,7 @@ import { createExclusiveSync, writeFileAtomic, writeFileAtomicSync } from './ato
 import { readRegularFile, readRegularFileSync } from './read.js';
 import { listDir, ownFolderSync } from './dir.js';
 import { asStageKey, isHashHex } from './brand.js';
+import { wellFormedExec } from './exec.js';
 import { outPathKey } from './paths.js';
 import type { LocalStore } from './store.js';
 import type { Disagreement, RunCache, RunPut, RunRecord, StageKey, StoredOutput } from './types.js';
@@ -237,7 +238,7 @@ function differences(first: RunRecord, later: RunRecord): Disagreement[] {
 
 /**
  * A record that is missing, unreadable, not a regular file (a FIFO in a shared store), over MAX_RECORD_BYTES, not for `key`, or whose outputs are not well-formed (a relative path that
- * stays inside the workspace, `file`/`dir`, a sha256 hash, sizes) is treated as absent:
+ * stays inside the workspace, `file`/`dir`, a sha256 hash, sizes, exec fields as cache/exec.ts writes them) is treated as absent:
  * the stage simply runs again.
  */
 export async function readRecord(path: string, key?: string): Promise<RunRecord | undefined> {
@@ -275,7 +276,8 @@ function wellFormed(o: unknown): o is StoredOutput {
     typeof x.hash === 'string' &&
     isHashHex(x.hash) &&
     Number.isSafeInteger(x.size) &&
-    Number.isSafeInteger(x.files)
+    Number.isSafeInteger(x.files) &&
+    wellFormedExec(x)
   );
 }
 

@@ -31,6 +31,7 @@ import { writeFileAtomic } from './atomic.js';
 import { readRegularFile } from './read.js';
 import { asHash, trustedHash } from './brand.js';
 import { CacheError } from './errors.js';
+import { isExecutable } from './exec.js';
 import { hashBytes, hashFile, hashSmallFileSync, SYNC_READ_MAX } from './hash.js';
 import { isLinkEntry, manifestJson, type FileEntry, type ManifestEntry } from './manifest.js';
 import { mapPool } from './pool.js';
@@ -78,6 +79,8 @@ export interface DirHash {
   entries: ManifestEntry[];
   /** `follow` only: the symbolic links the walk went through (absolute paths), when there were any. */
   links?: readonly string[];
+  /** `keep` only (outputs): the executable files (relative paths, sorted), when there are any (cache/exec.ts). */
+  executables?: string[];
 }
 
 export interface HashOptions {
@@ -252,11 +255,12 @@ class FileHashState implements LocalHashState {
       } else {
         await this.readMisses([{ i: 0, dir, name, abs: absPath, st }], out);
       }
-      return { kind: 'file', hash: out[0]!, size: Number(st.size), files: 1 };
+      // An output's executable bit, from the stat just taken (cache/exec.ts).
+      return { kind: 'file', hash: out[0]!, size: Number(st.size), files: 1, ...(opts.links === 'keep' && isExecutable(st.mode) ? { executable: true } : {}) };
     }
     if (st.isDirectory()) {
       const d = await this.hashDir(absPath, opts);
-      return { kind: 'dir', hash: d.hash, size: d.size, files: d.files, ...(d.links ? { links: d.links } : {}) };
+      return { kind: 'dir', hash: d.hash, size: d.size, files: d.files, ...(d.links ? { links: d.links } : {}), ...(d.executables ? { executables: d.executables } : {}) };
     }
     throw new CacheError(`${absPath} is not a regular file or directory; pipe cannot hash it.`, 'special-file', absPath);
   }
@@ -339,6 +343,9 @@ class FileHashState implements LocalHashState {
   private async walkDir(absDir: string, links: LinkPolicy): Promise<{ dir: Omit<DirHash, 'hash'>; summary: WalkSummary }> {
     // One pass: stat, look up, and keep only (rel, hash, size) per file; stats are kept for misses alone.
     const entries: ManifestEntry[] = [];
+    // An output's executable files, from the stats the walk takes anyway (no syscall of its own).
+    const keep = links === 'keep';
+    const executables: string[] = [];
     const misses: Miss[] = [];
     const hashes: Hash[] = [];
     const visited = new Set<string>();
@@ -374,6 +381,7 @@ class FileHashState implements LocalHashState {
           misses.push({ i, dir, name, abs, st });
         }
         entries.push([rel, hit ?? PENDING, Number(st.size)]);
+        if (keep && isExecutable(st.mode)) executables.push(rel);
       },
       {
         links,
@@ -402,7 +410,8 @@ class FileHashState implements LocalHashState {
       size += e[2];
       files++;
     }
-    return { dir: { size, files, entries }, summary };
+    // Walk order is per directory; the list is sorted like the manifest (it is usually empty).
+    return { dir: { size, files, entries, ...(executables.length > 0 ? { executables: executables.sort() } : {}) }, summary };
   }
 
   // ---------------------------------------------------------------- incremental (tracked) directories

@@ -29,7 +29,9 @@
  *  - copy: a streamed copy that re-hashes the bytes on the way.
  *
  * Modes: an object keeps only the read bits of the file it came from (a 0600 file gives a 0400 object, never a
- * world-readable one); a restored copy gets those read bits plus the owner's write bit.
+ * world-readable one); a restored copy gets those read bits plus the owner's write bit. Which files were executable
+ * is recorded beside the hash (cache/exec.ts); such a file is restored as its own file (clone or copy, never a hard
+ * link) with an execute bit wherever it is readable.
  *
  * Files up to 4 MiB (the many small files of a dataset) are put and restored with synchronous calls in ~20 ms slices
  * that yield to the event loop: measured 5-10x less CPU per file than the promise API (bench/hashstate.ts); larger
@@ -60,6 +62,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { asHash } from './brand.js';
 import { tempName, tempOf } from './atomic.js';
 import { CacheError } from './errors.js';
+import { isExecutable, withExec } from './exec.js';
 import { ownFolderSync, ownFoldersIntact } from './dir.js';
 import { hashBytes, hashFile, hashSmallFileSync, openRegular, openRegularSync } from './hash.js';
 import { isLinkEntry, manifestJson, parseManifest, type FileEntry, type ManifestEntry } from './manifest.js';
@@ -147,18 +150,18 @@ class ContentStore implements LocalStore {
       // The bytes were just hashed: the memo learns them (unless racily clean), so the engine's index of this output
       // costs no second read, now or on the next run.
       if (!known && p.size === size) this.opts.state?.remember(absPath, st, p.hash, started);
-      return { path: relPath, kind: 'file', hash: p.hash, size: p.size, files: 1 };
+      return { path: relPath, kind: 'file', hash: p.hash, size: p.size, files: 1, ...(isExecutable(st.mode) ? { executable: true } : {}) };
     }
     if (!st.isDirectory()) {
       throw new CacheError(`${absPath} (declared output ${relPath}) is not a regular file or directory.`, 'special-file', absPath);
     }
-    const files: Array<{ rel: string; abs: string; size: number; known: Hash | undefined; mode: number }> = [];
+    const files: Array<{ rel: string; abs: string; size: number; known: Hash | undefined; mode: number; exec: boolean }> = [];
     const links: ManifestEntry[] = [];
     const state = this.opts.state;
     const linkRoot = this.opts.workspace ?? absPath;
     // Keep what is needed, not the stats (1.5 KB each). Links are stored as links: never followed, so what they
     // point to is never copied into the cache.
-    walk(absPath, (rel, abs, st) => files.push({ rel, abs, size: Number(st.size), known: state?.peek(abs, st), mode: objectMode(st) }), {
+    walk(absPath, (rel, abs, st) => files.push({ rel, abs, size: Number(st.size), known: state?.peek(abs, st), mode: objectMode(st), exec: isExecutable(st.mode) }), {
       links: 'keep',
       onLink: (rel, abs, target) => {
         if (!linkInside(linkRoot, abs, target)) throw linkOutside(`${relPath.replace(/\/$/, '')}/${rel}`, abs, target, this.opts.workspace !== undefined);
@@ -192,7 +195,8 @@ class ContentStore implements LocalStore {
     const hash = hashBytes(json);
     await this.putBytes(hash, json, objectMode(st));
     const size = stored.reduce((s, p) => s + p.size, 0);
-    return { path: relPath, kind: 'dir', hash, size, files: files.length };
+    const executables = files.filter((f) => f.exec).map((f) => f.rel); // sorted with `files`
+    return { path: relPath, kind: 'dir', hash, size, files: files.length, ...(executables.length > 0 ? { executables } : {}) };
   }
 
   /** putFile for a small file, synchronously: read once, hash, write the temp object, rename. */
@@ -448,9 +452,17 @@ class ContentStore implements LocalStore {
     await mkdir(dirname(absDest), { recursive: true });
     removeDeadTemps(absDest, RESTORE_TEMPS); // left by a restore that crashed
     const staged = tempName(absDest, STAGED);
+    // An executable file is never a hard link: the object is shared by every link to it and kept read-only with
+    // read bits only (objectMode), so giving the link its execute bits would change the object for every other
+    // workspace file linked to it, and the next put would take them off again. It gets its own inode (a clone, or a
+    // copy), created with its execute bits: no chmod of anything already in place.
+    const execModes = tryModes.filter((m) => m !== 'hardlink');
+    if (execModes.length === 0) execModes.push('copy');
     try {
       if (out.kind === 'file') {
-        const linked = out.size <= SMALL ? this.placeSmallSync(out.hash, staged, tryModes) : await this.placeFile(out.hash, staged, tryModes);
+        const exec = out.executable === true;
+        const modes = exec ? execModes : tryModes;
+        const linked = out.size <= SMALL ? this.placeSmallSync(out.hash, staged, modes, exec) : await this.placeFile(out.hash, staged, modes, exec);
         await swapInto(staged, absDest);
         // Renaming the staged link moved the object's ctime once more (same inode): still vouched for.
         if (linked) this.stillSound(out.hash, linked, true);
@@ -464,6 +476,8 @@ class ContentStore implements LocalStore {
           }
         }
         await mkdir(staged);
+        // Paths the manifest does not list as files are never touched: only entries placed here get the bit.
+        const executables = new Set(out.executables ?? []);
         const dirs = new Set<string>();
         for (const [rel] of entries) {
           const i = rel.lastIndexOf('/');
@@ -481,10 +495,14 @@ class ContentStore implements LocalStore {
             large.push(e);
             continue;
           }
-          this.placeSmallSync(e[1], join(staged, e[0]), tryModes);
+          const exec = executables.has(e[0]);
+          this.placeSmallSync(e[1], join(staged, e[0]), exec ? execModes : tryModes, exec);
           await slicer.tick();
         }
-        await mapPool(large, this.concurrency, (e) => this.placeFile(e[1], join(staged, e[0]), tryModes));
+        await mapPool(large, this.concurrency, (e) => {
+          const exec = executables.has(e[0]);
+          return this.placeFile(e[1], join(staged, e[0]), exec ? execModes : tryModes, exec);
+        });
         await swapInto(staged, absDest);
       }
     } catch (e) {
@@ -497,7 +515,7 @@ class ContentStore implements LocalStore {
    * placeFile for a small object, synchronously (same modes, same fallbacks, same verification). Returns the
    * object's stat after a hard link (for the vouch after the final rename), else undefined.
    */
-  private placeSmallSync(hash: Hash, dest: string, modes: RestoreMode[]): BigIntStats | undefined {
+  private placeSmallSync(hash: Hash, dest: string, modes: RestoreMode[], exec: boolean): BigIntStats | undefined {
     const obj = this.objectPath(hash);
     for (const mode of [...modes]) {
       try {
@@ -510,12 +528,12 @@ class ContentStore implements LocalStore {
             this.evictSync(obj);
             throw corrupt(obj, hash);
           }
-          writeFileSync(dest, bytes, { flag: 'wx', mode: restoredMode(st) });
+          writeFileSync(dest, bytes, { flag: 'wx', mode: restoredMode(st, exec) });
         } else {
           const st = this.verifiedSync(hash);
           if (mode === 'reflink') {
             copyFileSync(obj, dest, constants.COPYFILE_FICLONE_FORCE);
-            chmodSync(dest, restoredMode(st));
+            chmodSync(dest, restoredMode(st, exec));
           } else {
             readOnlySync(obj, st);
             linkSync(obj, dest);
@@ -539,14 +557,15 @@ class ContentStore implements LocalStore {
   /**
    * Materialise one object at `dest` (a fresh name) using the first mode that works. A mode the filesystem does not
    * support is dropped from `modes` (shared by the whole restore), so a 100,000-file directory tries it once.
+   * `exec`: the file was executable (its modes never include hardlink: see restore).
    */
-  private async placeFile(hash: Hash, dest: string, modes: RestoreMode[]): Promise<BigIntStats | undefined> {
+  private async placeFile(hash: Hash, dest: string, modes: RestoreMode[], exec: boolean): Promise<BigIntStats | undefined> {
     const obj = this.objectPath(hash);
     for (const mode of [...modes]) {
       try {
         if (mode === 'copy') {
           const st = this.objectStat(obj, hash);
-          const got = await copyHashing(obj, dest, restoredMode(st));
+          const got = await copyHashing(obj, dest, restoredMode(st, exec));
           if (got.hash !== hash) {
             await rm(dest, { force: true });
             this.evictSync(obj);
@@ -556,7 +575,7 @@ class ContentStore implements LocalStore {
           const st = await this.verified(hash);
           if (mode === 'reflink') {
             await copyFile(obj, dest, constants.COPYFILE_FICLONE_FORCE);
-            await chmod(dest, restoredMode(st)); // the clone inherits the object's read-only mode
+            await chmod(dest, restoredMode(st, exec)); // the clone inherits the object's read-only mode
           } else {
             readOnlySync(obj, st);
             await link(obj, dest);
@@ -596,9 +615,14 @@ function objectMode(st: { mode: number | bigint }): number {
   return Number(st.mode) & 0o444;
 }
 
-/** A restored copy: the object's read bits, writable by its owner. */
-function restoredMode(objSt: { mode: number | bigint }): number {
-  return (Number(objSt.mode) & 0o444) | 0o200;
+/**
+ * A restored copy: the object's read bits, writable by its owner; an executable one also executable wherever it is
+ * readable (a `0755` file comes back `0755`, a `0700` one `0700`: the read bits carry the umask the stage wrote it
+ * under).
+ */
+function restoredMode(objSt: { mode: number | bigint }, exec: boolean): number {
+  const mode = (Number(objSt.mode) & 0o444) | 0o200;
+  return exec ? withExec(mode) : mode;
 }
 
 /** A hard-linked restore IS the object: it must not be writable (someone chmod'ed it? take the bits back). */

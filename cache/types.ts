@@ -21,9 +21,10 @@ export type StageKey = string & { readonly __brand: 'StageKey' };
  * A hashed path. A directory's hash is the sha256 of its manifest: the canonical JSON of its entries sorted by
  * relPath (`/`-separated): `[relPath, fileHash, size]` per file, and `[relPath, target]` per symlink kept in a
  * directory output (cache/manifest.ts); the manifest is stored in the Store under that hash, so a directory output
- * can be restored from its hash alone.
+ * can be restored from its hash alone. Hashed with `links: 'keep'` (outputs), it also says which files are executable
+ * (ExecBits), read from the stats the hash takes anyway.
  */
-export interface PathHash {
+export interface PathHash extends ExecBits {
   kind: 'file' | 'dir' | 'missing';
   hash: Hash | null; // null when missing
   size: number; // bytes (sum for a directory)
@@ -33,6 +34,19 @@ export interface PathHash {
    * any. Where they lead decides the DAG's edges no less than the paths a stage declares (engine/run/dep-links.ts).
    */
   links?: readonly string[];
+}
+
+/**
+ * Which files of an output were executable (any execute bit set) when it was stored or hashed: not part of any hash
+ * (an object is its bytes, kept with read bits only), recorded beside it and given back by a restore
+ * (docs/cache.md "File modes"). Absent means none: records of outputs without the bit are byte-for-byte what
+ * earlier versions wrote, and earlier records read as "none executable".
+ */
+export interface ExecBits {
+  /** A file output: it was executable. */
+  executable?: true;
+  /** A directory output: its executable files, relative paths (`/`-separated), sorted; absent when none. */
+  executables?: string[];
 }
 
 export interface HashState {
@@ -47,7 +61,7 @@ export interface HashState {
 
 export type RestoreMode = 'reflink' | 'hardlink' | 'copy';
 
-export interface StoredOutput {
+export interface StoredOutput extends ExecBits {
   /**
    * Workspace-relative path as declared (`dir` or `dir/`; records of older versions say `dir/` for both): compare
    * with `outPathKey` (cache/paths.ts), never as raw strings.
@@ -64,6 +78,7 @@ export interface Store {
   /**
    * Store a file or directory (absolute path) and return what was stored, with `relPath` as the path. Atomic per
    * object; idempotent. Objects keep only their source's read bits; links inside a directory are stored as links.
+   * The result says which files were executable (ExecBits).
    */
   put(absPath: string, relPath: string): Promise<StoredOutput>;
   /** True when the object (and for a directory, its manifest and every file object) is present as a regular file. */
@@ -72,7 +87,7 @@ export interface Store {
    * Place `out` at `absDest` atomically (staged beside it, then renamed over any existing file/dir), trying the
    * modes in order. Every object is verified against its name before it is served (corrupt ones are evicted and a
    * `corrupt-object` CacheError thrown). A restored file never shares an inode with a cache object unless mode is
-   * `hardlink`, and then it is read-only.
+   * `hardlink`, and then it is read-only. Files `out` marks executable are restored executable, never as a link.
    */
   restore(out: StoredOutput, absDest: string, modes: RestoreMode[]): Promise<void>;
 }

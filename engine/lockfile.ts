@@ -11,6 +11,7 @@ import { statSync } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
 import { writeFileAtomicSync } from '../cache/atomic.js';
 import { readRegularFile, readRegularFileSync } from '../cache/read.js';
+import type { ExecBits } from '../cache/types.js';
 
 export interface LockStage {
   key: string;
@@ -19,7 +20,8 @@ export interface LockStage {
   with?: Record<string, unknown>;
   params?: Record<string, unknown>;
   deps: Array<{ path: string; hash: string | null }>;
-  outs: Array<{ path: string; hash: string | null; size: number; files?: number }>;
+  /** `executable` / `executables` only for outputs with executable files (cache/exec.ts): others read as before. */
+  outs: Array<{ path: string; hash: string | null; size: number; files?: number } & ExecBits>;
 }
 
 export interface LockFile {
@@ -103,6 +105,8 @@ export function renderStage(name: string, s: LockStage): string {
   for (const o of [...s.outs].sort(byPath)) {
     l.push(`      - path: ${scalar(o.path)}`, `        hash: ${o.hash ?? 'null'}`, `        size: ${o.size}`);
     if (o.files !== undefined) l.push(`        files: ${o.files}`);
+    if (o.executable === true) l.push('        executable: true');
+    if (o.executables !== undefined && o.executables.length > 0) l.push(`        executables: ${flow(o.executables)}`);
   }
   return l.join('\n');
 }
@@ -123,7 +127,13 @@ const LOCK_FORMAT = 1;
  * and the outputs' hashes and sizes determine the entry (a no-op run compares 1,000 of these, not 1,000 renders).
  */
 export function stageDigest(name: string, s: LockStage): string {
-  return `${LOCK_FORMAT}|${name}|${s.key}|${s.outs.map((o) => `${o.path}:${o.hash}:${o.size}:${o.files ?? ''}`).join(',')}`;
+  return `${LOCK_FORMAT}|${name}|${s.key}|${s.outs.map((o) => `${o.path}:${o.hash}:${o.size}:${o.files ?? ''}${execDigest(o)}`).join(',')}`;
+}
+
+/** The exec fields in a digest: nothing for outputs without them, so their digests are what earlier versions wrote. */
+function execDigest(o: ExecBits): string {
+  if (o.executable === true) return ':x';
+  return o.executables !== undefined && o.executables.length > 0 ? `:x${JSON.stringify(o.executables)}` : '';
 }
 
 /** Write when the text differs, atomically (cache/atomic.ts). Returns the written file's size and mtime. */

@@ -5,7 +5,8 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { absPath, outPathKey } from '../cache/paths.js';
-import type { Disagreement, Hash, PathHash, RunRecord, StageKey } from '../cache/types.js';
+import type { Disagreement, ExecBits, Hash, PathHash, RunRecord, StageKey } from '../cache/types.js';
+import { lostExec } from '../cache/exec.js';
 import { keyFields, stageKey, type KeyFields } from './fingerprint.js';
 import { kindFingerprint } from './kinds.js';
 import type { StageSpec } from './model.js';
@@ -258,8 +259,24 @@ async function changedOutputs(stage: StageSpec, ws: Workspace, recorded: Indexed
     const before = byPath.get(outPathKey(o.path));
     if (h.kind === 'missing') problems.push({ code: 'output-missing', text: `output ${o.path} missing` });
     else if (!before || before.hash !== h.hash) problems.push({ code: 'output-modified', text: `output ${o.path} modified` });
+    else {
+      const lost = lostExecText(o.path, before, h);
+      if (lost) problems.push({ code: 'output-modified', text: lost });
+    }
   }
   return problems;
+}
+
+/**
+ * "output tool.sh lost its executable bit": an output whose bytes are as recorded but whose execute bit a stage gave
+ * it is gone (a `chmod -x`) is not what a fresh run computes. The mode comes from the stat its hash took.
+ */
+function lostExecText(path: string, recorded: ExecBits, now: ExecBits): string | undefined {
+  const lost = lostExec(recorded, now);
+  if (lost.length === 0) return undefined;
+  if (lost[0] === '') return `output ${path} lost its executable bit`;
+  const more = lost.length > 3 ? ` and ${lost.length - 3} more` : '';
+  return `output ${path} lost the executable bit of ${lost.slice(0, 3).join(', ')}${more}`;
 }
 
 /**
@@ -277,12 +294,19 @@ async function lockDisagrees(record: RunRecord, entry: LockStage | undefined): P
     }));
 }
 
-/** The outputs on disk are exactly what `record` stored (e.g. after a fresh clone with the index missing). */
+/**
+ * The outputs on disk are exactly what `record` stored (e.g. after a fresh clone with the index missing): the same
+ * bytes, and no executable bit the record names lost.
+ */
 async function outputsMatch(stage: StageSpec, ws: Workspace, record: RunRecord): Promise<boolean> {
-  const stored = new Map(record.outputs.map((o) => [outPathKey(o.path), o.hash as string]));
+  const stored = new Map(record.outputs.map((o) => [outPathKey(o.path), o]));
   if (stage.outs.some((o) => !stored.has(outPathKey(o.path)))) return false;
   const now = await hashOutputs(stage, ws);
-  return stage.outs.every((o) => now.get(o.path)?.hash === stored.get(outPathKey(o.path)));
+  return stage.outs.every((o) => {
+    const h = now.get(o.path);
+    const s = stored.get(outPathKey(o.path))!;
+    return h !== undefined && h.hash === s.hash && lostExec(s, h).length === 0;
+  });
 }
 
 /** true, or why the record cannot provide the outputs. */

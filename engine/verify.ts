@@ -11,6 +11,7 @@ import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { ownFolderSync, ownFoldersIntact } from '../cache/dir.js';
 import { outPathKey } from '../cache/paths.js';
+import { execBits } from '../cache/exec.js';
 import { openRunCache } from '../cache/runs.js';
 import { openStore, type LocalStore } from '../cache/store.js';
 import type { Hash, PathHash, RunRecord } from '../cache/types.js';
@@ -263,7 +264,7 @@ function recordedIndex(stage: StageSpec, record: RunRecord, now: ReadonlyMap<str
   return stage.outs.map((o) => {
     const r = recorded.get(outPathKey(o.path));
     const h = r ?? now.get(o.path)!;
-    return { path: o.path, hash: h.hash, size: h.size, files: h.files, ...(h.kind === 'dir' || o.path.endsWith('/') ? { dir: true } : {}) };
+    return { path: o.path, hash: h.hash, size: h.size, files: h.files, ...(h.kind === 'dir' || o.path.endsWith('/') ? { dir: true } : {}), ...execBits(h) };
   });
 }
 

@@ -18,6 +18,7 @@ import { lockPath } from './lockfile.js';
 import type { LocalHashState } from '../cache/state.js';
 import type { LocalStore } from '../cache/store.js';
 import type { LocalRunCache } from '../cache/runs.js';
+import type { ExecBits } from '../cache/types.js';
 import type { Pipeline } from './model.js';
 import { OutPolicy } from './out-policy.js';
 import { useKindMemo } from './kinds.js';
@@ -81,7 +82,8 @@ export function pipelineSlug(p: Pipeline): string {
   return `${basename(p.file).replace(/[^\w.-]/g, '_')}-${h}`;
 }
 
-export interface IndexedOutput {
+/** An output as its stage left it: hash, size, and which files were executable (ExecBits, cache/exec.ts). */
+export interface IndexedOutput extends ExecBits {
   path: string;
   hash: string | null;
   size: number;

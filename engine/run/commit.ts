@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { hostname } from 'node:os';
 import { outPathKey } from '../../cache/paths.js';
+import { execBits } from '../../cache/exec.js';
 import type { Disagreement, RunRecord, StoredOutput } from '../../cache/types.js';
 import type { EndCode } from '../events.js';
 import { jobFailureCode, type Job, type JobResult } from '../executors/executor.js';
@@ -257,7 +258,7 @@ export function lockEntry(stage: StageSpec, info: StageKeyInfo, outputs: Indexed
     ...(stage.uses !== undefined ? { uses: stage.uses, with: stage.with ?? {} } : {}),
     params: stage.params,
     deps: Object.entries(info.depHashes).map(([path, hash]) => ({ path, hash })),
-    outs: outputs.map((o) => ({ path: o.path, hash: o.hash, size: o.size, ...(o.dir ? { files: o.files } : {}) })),
+    outs: outputs.map((o) => ({ path: o.path, hash: o.hash, size: o.size, ...(o.dir ? { files: o.files } : {}), ...execBits(o) })),
   };
 }
 
@@ -267,14 +268,14 @@ export function lockEntry(stage: StageSpec, info: StageKeyInfo, outputs: Indexed
  */
 function storedAsIndexed(stage: StageSpec, stored: StoredOutput[]): IndexedOutput[] | undefined {
   if (stored.length !== stage.outs.length || stored.some((s) => s.kind !== 'file' || s.path.endsWith('/'))) return undefined;
-  return stored.map((s) => ({ path: s.path, hash: s.hash, size: s.size, files: 1 }));
+  return stored.map((s) => ({ path: s.path, hash: s.hash, size: s.size, files: 1, ...execBits(s) }));
 }
 
 export async function indexedOutputs(stage: StageSpec, ws: Workspace): Promise<IndexedOutput[]> {
   const now = await hashOutputs(stage, ws);
   return stage.outs.map((o) => {
     const h = now.get(o.path)!;
-    return { path: o.path, hash: h.hash, size: h.size, files: h.files, ...(h.kind === 'dir' || o.path.endsWith('/') ? { dir: true } : {}) };
+    return { path: o.path, hash: h.hash, size: h.size, files: h.files, ...(h.kind === 'dir' || o.path.endsWith('/') ? { dir: true } : {}), ...execBits(h) };
   });
 }
 

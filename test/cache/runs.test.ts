@@ -204,4 +204,20 @@ describe('same key, different bytes', () => {
     rmSync(`${d}/cache/runs`, { recursive: true });
     expect(await runs.get(base.key)).toBeUndefined();
   });
+
+  it('the executable bits of outputs are kept with the record; exec fields that are not what pipe writes make it absent', async () => {
+    const { d, runs, base, put } = await setup();
+    const o = await put('x', 'x');
+    const rec = { ...base, outputs: [{ ...o, executable: true as const }] };
+    await runs.put(rec);
+    expect((await runs.get(base.key))?.outputs[0]).toEqual({ ...o, executable: true });
+    const p = `${d}/runs/${base.key.slice(0, 2)}/${base.key}.json`;
+    rmSync(`${d}/cache/runs`, { recursive: true });
+    for (const bad of [{ executable: 'yes' }, { executable: false }, { executables: ['x'] }, { kind: 'dir', executable: true }, { kind: 'dir', executables: 'bin/x' }, { kind: 'dir', executables: [1] }]) {
+      writeFileSync(p, JSON.stringify({ ...base, outputs: [{ ...o, ...bad }] }));
+      expect(await runs.get(base.key), JSON.stringify(bad)).toBeUndefined();
+    }
+    writeFileSync(p, JSON.stringify({ ...base, outputs: [{ ...o, kind: 'dir', executables: ['bin/x'] }] }));
+    expect((await runs.get(base.key))?.outputs[0]?.executables).toEqual(['bin/x']);
+  });
 });

@@ -76,10 +76,10 @@ describe('Store.put / has', () => {
   });
 });
 
-describe('Store.restore', () => {
-  const MODES: RestoreMode[][] = [['reflink', 'copy'], ['hardlink', 'copy'], ['copy']];
+const RESTORE_MODES: RestoreMode[][] = [['reflink', 'copy'], ['hardlink', 'copy'], ['copy']];
 
-  for (const modes of MODES) {
+describe('Store.restore', () => {
+  for (const modes of RESTORE_MODES) {
     it(`restores files and directories with [${modes.join(', ')}]`, async () => {
       const d = tempDir();
       makeTree(`${d}/src`);
@@ -221,6 +221,72 @@ describe('Store.restore', () => {
     writeFileSync(store.objectPath(out.hash), '{"auc":1.0}');
     await expect(store.readObject(out.hash)).rejects.toMatchObject({ code: 'corrupt-object' });
     await expect(store.readObject(out.hash)).rejects.toMatchObject({ code: 'missing-object' });
+  });
+});
+
+describe('executable files (docs/cache.md "File modes")', () => {
+  const RUN = '#!/bin/sh\necho hi\n';
+  const file = (path: string, bytes: string | Buffer, mode: number): void => {
+    writeFileSync(path, bytes);
+    chmodSync(path, mode);
+  };
+  /** An execute bit wherever the file is readable (0755, 0700, or what the umask left of them). */
+  const executable = (path: string): void => {
+    const m = statSync(path).mode & 0o777;
+    expect(m & 0o111, path).not.toBe(0);
+    expect(m & 0o111, path).toBe((m & 0o444) >> 2);
+  };
+
+  for (const modes of [...RESTORE_MODES, ['hardlink']] as RestoreMode[][]) {
+    it(`put records which files were executable; restore with [${modes.join(', ')}] gives them the bit as their own files, and objects stay read-only`, async () => {
+      const d = tempDir();
+      mkdirSync(`${d}/src/bin`, { recursive: true });
+      file(`${d}/src/bin/run.sh`, RUN, 0o755);
+      file(`${d}/src/bin/big`, Buffer.alloc(5 * 1024 * 1024, 3), 0o755); // streamed path (> 4 MiB)
+      file(`${d}/src/bin/own`, 'mine', 0o700);
+      file(`${d}/src/data.txt`, RUN, 0o644); // the same bytes as run.sh, one object: not executable here
+      file(`${d}/tool.sh`, 'tool', 0o755);
+      file(`${d}/plain`, 'plain', 0o644);
+      const store = openStore(`${d}/cache`);
+      const dir = await store.put(`${d}/src`, 'src');
+      const tool = await store.put(`${d}/tool.sh`, 'tool.sh');
+      expect(dir.executables).toEqual(['bin/big', 'bin/own', 'bin/run.sh']);
+      expect(tool.executable).toBe(true);
+      // Without the bit: exactly what earlier versions returned, no new field.
+      expect(await store.put(`${d}/plain`, 'plain')).toEqual({ path: 'plain', kind: 'file', hash: sha('plain'), size: 5, files: 1 });
+      for (const o of listObjects(`${d}/cache`)) expect(statSync(o).mode & 0o333, o).toBe(0); // objects: read bits only
+
+      await store.restore(dir, `${d}/ws/src`, [...modes]);
+      await store.restore(tool, `${d}/ws/tool.sh`, [...modes]);
+      for (const [rel, bytes] of [['src/bin/run.sh', RUN], ['src/bin/big', Buffer.alloc(5 * 1024 * 1024, 3)], ['src/bin/own', 'mine'], ['tool.sh', 'tool']] as const) {
+        const restored = `${d}/ws/${rel}`;
+        executable(restored);
+        expect(statSync(restored).ino, rel).not.toBe(statSync(store.objectPath(asHash(sha(bytes)))).ino); // never a link to the object
+      }
+      expect(statSync(`${d}/ws/src/bin/own`).mode & 0o077).toBe(0); // never more than the stage's 0700 gave
+      expect(statSync(`${d}/ws/src/data.txt`).mode & 0o111).toBe(0);
+      const runObj = store.objectPath(asHash(sha(RUN)));
+      expect(statSync(runObj).mode & 0o777).toBe(0o444); // the shared object's mode is untouched
+      if (modes[0] === 'hardlink') expect(statSync(`${d}/ws/src/data.txt`).ino).toBe(statSync(runObj).ino); // the rest is still linked
+      // What the restore left is what put saw: hashed as an output, the same hash and the same executable files.
+      const state = await openHashState(`${d}/state`);
+      const now = await state.hashPath(`${d}/ws/src`, { links: 'keep' });
+      expect({ hash: now.hash, executables: now.executables }).toEqual({ hash: dir.hash, executables: dir.executables });
+      expect((await state.hashPath(`${d}/ws/tool.sh`, { links: 'keep' })).executable).toBe(true);
+    });
+  }
+
+  it('a record naming paths its manifest does not list as files changes nothing there: only restored files get the bit', async () => {
+    const d = tempDir();
+    mkdirSync(`${d}/src/sub`, { recursive: true });
+    file(`${d}/src/a.txt`, 'a', 0o644);
+    file(`${d}/outside`, 'mine', 0o644);
+    const store = openStore(`${d}/cache`, { workspace: d });
+    const dir = await store.put(`${d}/src`, 'src');
+    await store.restore({ ...dir, executables: ['../outside', 'a.txt', 'sub', 'nope'] }, `${d}/ws/src`, ['copy']);
+    executable(`${d}/ws/src/a.txt`);
+    expect(statSync(`${d}/outside`).mode & 0o777).toBe(0o644);
+    expect(readdirSync(`${d}/ws/src`)).toEqual(['a.txt']);
   });
 });
 

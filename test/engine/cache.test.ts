@@ -905,11 +905,9 @@ describe("pipe's own files under .pipe, replaced by a stage", () => {
   });
 });
 
-// Inputs the key does not see yet, so a skip or a restore is not what a fresh run (fresh workspace, fresh cache)
-// computes. Each fails today; fixing one needs a key or path-model change (docs/cache.md "Stage keys"), so they are
-// kept as `it.fails` until then. Each ends with what a fresh run gives, and passes if pipe refuses the pipeline
-// instead (exit 2): either way it would then fail here, as a sign to turn it into an `it`.
-describe('what a fresh run would compute (known gaps)', () => {
+// Inputs the key did not see, so a skip or a restore was not what a fresh run (fresh workspace, fresh cache)
+// computes: an adversarial probe of the key found them; each is now refused at load, naming why.
+describe('what a fresh run would compute', () => {
   it('a param a cmd reads from its own params file (`params: [lr]`), set where the command cannot read it: refused, never recorded under a value the command did not see', () => {
     ws = workspace({
       'p.yaml': 'name: pf\nparams_files: [params.yaml]\nstages:\n  t:\n    cmd: grep lr params.yaml > model.txt\n    params: [lr]\n    outs: [model.txt]\n',
@@ -941,19 +939,6 @@ describe('what a fresh run would compute (known gaps)', () => {
     expect(ws.read('model.txt')).toBe('0.7\n');
   });
 
-  it.fails('a restored output keeps the executable bit its stage gave it: the stage below that runs it works as after a fresh run', () => {
-    ws = workspace({
-      'p.yaml':
-        "name: x\nstages:\n  a:\n    cmd: printf '#!/bin/sh\\necho hi\\n' > tool.sh && chmod +x tool.sh\n    outs: [tool.sh]\n" +
-        '  b:\n    cmd: ./tool.sh > out.txt\n    deps: [tool.sh]\n    outs: [out.txt]\n',
-    });
-    expect(run().status).toBe('ran');
-    ws.rm('tool.sh');
-    expect(statuses(pipe(ws.dir, ['run', 'p.yaml', '--json']).stdout)).toEqual({ a: 'restored', b: 'up-to-date' });
-    const r = pipe(ws.dir, ['run', 'p.yaml', '--force', 'b', '--json']);
-    expect(statuses(r.stdout).b, r.stdout).toBe('ran'); // today: exit code 126 (tool.sh restored as 0644)
-  });
-
   it("a dep or out whose `..` comes after a symbolic link: refused at load, naming the link (pipe would hash or record another file than the command reads or writes)", async () => {
     ws = workspace({ 'in.txt': 'top\n', 'sub/in.txt': 'sub\n', 'p.yaml': 'name: dd\nstages:\n  a:\n    cmd: cat link/../in.txt > out.txt\n    deps: [link/../in.txt]\n    outs: [out.txt]\n' });
     mkdirSync(join(ws.dir, 'sub', 'dir'));
@@ -979,5 +964,132 @@ describe('what a fresh run would compute (known gaps)', () => {
     const later = pipe(ws.dir, ['run', 'p.yaml']);
     expect(later.code, later.out).toBe(2);
     expect(later.stderr).toContain('`sub/dir/../in.txt`: `sub/dir` is a symbolic link');
+  });
+});
+
+describe('executable outputs: a restore gives back the bit the stage gave (docs/cache.md "File modes")', () => {
+  const TOOL = "printf '#!/bin/sh\\necho hi\\n' > tool.sh && chmod +x tool.sh";
+  const BIN = "mkdir -p bin && printf '#!/bin/sh\\necho hi\\n' > bin/run.sh && chmod +x bin/run.sh && echo data > bin/data.txt";
+  /** An execute bit wherever the file is readable (what `chmod +x` under the umask gives), or none. */
+  const isExec = (rel: string): boolean => {
+    const m = statSync(join(ws.dir, rel)).mode & 0o777;
+    if ((m & 0o111) !== 0) expect(m & 0o111, rel).toBe((m & 0o444) >> 2);
+    return (m & 0o111) !== 0;
+  };
+  const record = (stage: string) => runRecords(ws.dir).find((r) => r.stage === stage) as unknown as { outputs: Array<Record<string, unknown>> };
+  const index = () => {
+    const dir = join(ws.dir, '.pipe', 'index');
+    return (JSON.parse(readFileSync(join(dir, readdirSync(dir)[0]!), 'utf8')) as { stages: Record<string, { outputs: Array<Record<string, unknown>> }> }).stages;
+  };
+
+  it('a restored output keeps the executable bit its stage gave it: the stage below that runs it works as after a fresh run', () => {
+    ws = workspace({
+      'p.yaml': `name: x\nstages:\n  a:\n    cmd: ${TOOL}\n    outs: [tool.sh]\n  b:\n    cmd: ./tool.sh > out.txt\n    deps: [tool.sh]\n    outs: [out.txt]\n`,
+    });
+    expect(run().status).toBe('ran');
+    ws.rm('tool.sh');
+    expect(statuses(pipe(ws.dir, ['run', 'p.yaml', '--json']).stdout)).toEqual({ a: 'restored', b: 'up-to-date' });
+    expect(isExec('tool.sh')).toBe(true);
+    const r = pipe(ws.dir, ['run', 'p.yaml', '--force', 'b', '--json']);
+    expect(statuses(r.stdout).b, r.stdout).toBe('ran'); // before: exit code 126 (tool.sh restored as 0644)
+    expect(ws.read('out.txt')).toBe('hi\n');
+  });
+
+  it('a folder out: its executable file comes back executable, the others as they were', () => {
+    ws = workspace({
+      'p.yaml': `name: x\nstages:\n  a:\n    cmd: ${BIN}\n    outs: [bin/]\n  b:\n    cmd: bin/run.sh > out.txt\n    deps: [bin/]\n    outs: [out.txt]\n`,
+    });
+    expect(statuses(pipe(ws.dir, ['run', 'p.yaml', '--json']).stdout)).toEqual({ a: 'ran', b: 'ran' });
+    expect(record('a').outputs[0]!.executables).toEqual(['run.sh']);
+    ws.rm('bin');
+    expect(statuses(pipe(ws.dir, ['run', 'p.yaml', '--json']).stdout)).toEqual({ a: 'restored', b: 'up-to-date' });
+    expect(isExec('bin/run.sh')).toBe(true);
+    expect(isExec('bin/data.txt')).toBe(false);
+    const r = pipe(ws.dir, ['run', 'p.yaml', '--force', 'b', '--json']);
+    expect(statuses(r.stdout).b, r.stdout).toBe('ran');
+    expect(ws.read('out.txt')).toBe('hi\n');
+  });
+
+  it('hard-linked restores (restore: [hardlink]): an executable output is its own executable file, the object and the other links untouched', () => {
+    ws = workspace({
+      // data.txt holds tool.sh's bytes: one object, linked for data.txt, copied for tool.sh.
+      'p.yaml': `name: x\nsettings:\n  restore: [hardlink]\nstages:\n  a:\n    cmd: ${TOOL} && cp tool.sh data.txt && chmod -x data.txt\n    outs: [tool.sh, data.txt]\n  b:\n    cmd: ./tool.sh > out.txt\n    deps: [tool.sh]\n    outs: [out.txt]\n`,
+    });
+    expect(statuses(pipe(ws.dir, ['run', 'p.yaml', '--json']).stdout)).toEqual({ a: 'ran', b: 'ran' });
+    ws.rm('tool.sh');
+    ws.rm('data.txt');
+    const r = pipe(ws.dir, ['run', 'p.yaml', '--json']);
+    expect(statuses(r.stdout), r.stderr).toEqual({ a: 'restored', b: 'up-to-date' });
+    const obj = objectOf(ws.dir, '#!/bin/sh\necho hi\n');
+    expect(statSync(obj).mode & 0o777).toBe(0o444); // no execute (or write) bit reached the store
+    expect(statSync(join(ws.dir, 'data.txt')).ino).toBe(statSync(obj).ino); // still a hard link
+    expect(statSync(join(ws.dir, 'data.txt')).mode & 0o777).toBe(0o444);
+    expect(statSync(join(ws.dir, 'tool.sh')).ino).not.toBe(statSync(obj).ino); // its own file
+    expect(isExec('tool.sh')).toBe(true);
+    expect(statuses(pipe(ws.dir, ['run', 'p.yaml', '--force', 'b', '--json']).stdout).b).toBe('ran');
+    expect(statuses(pipe(ws.dir, ['run', 'p.yaml', '--json']).stdout)).toEqual({ a: 'up-to-date', b: 'up-to-date' });
+  });
+
+  it('`chmod -x` on an up-to-date output is not what a fresh run gives: status says so, and the next run puts the bit back', () => {
+    ws = workspace({
+      'p.yaml': `name: x\nstages:\n  a:\n    cmd: ${TOOL} && echo run >> count.txt\n    outs: [tool.sh]\n  d:\n    cmd: ${BIN}\n    outs: [bin/]\n`,
+    });
+    expect(statuses(pipe(ws.dir, ['run', 'p.yaml', '--json']).stdout)).toEqual({ a: 'ran', d: 'ran' });
+    chmodSync(join(ws.dir, 'tool.sh'), 0o644);
+    chmodSync(join(ws.dir, 'bin/run.sh'), 0o644);
+    expect(pipe(ws.dir, ['status', 'p.yaml']).stdout).toMatch(/output tool\.sh lost its executable bit/);
+    let r = pipe(ws.dir, ['run', 'p.yaml', '--json']);
+    expect(statuses(r.stdout)).toEqual({ a: 'restored', d: 'restored' });
+    expect(reasons(r.stdout)).toEqual({ a: ['output tool.sh lost its executable bit'], d: ['output bin/ lost the executable bit of run.sh'] });
+    expect(isExec('tool.sh')).toBe(true);
+    expect(isExec('bin/run.sh')).toBe(true);
+    expect(ws.read('count.txt')).toBe('run\n'); // restored, not run again
+    expect(statuses(pipe(ws.dir, ['run', 'p.yaml', '--json']).stdout)).toEqual({ a: 'up-to-date', d: 'up-to-date' });
+    // Without the index (a fresh clone's first run), the record says the same.
+    ws.rm('.pipe/index');
+    chmodSync(join(ws.dir, 'tool.sh'), 0o644);
+    r = pipe(ws.dir, ['run', 'p.yaml', '--json']);
+    expect(statuses(r.stdout)).toEqual({ a: 'restored', d: 'up-to-date' });
+    expect(isExec('tool.sh')).toBe(true);
+    // Only a lost bit counts: an index or record without the fields may be an earlier version's, which never
+    // recorded bits, and restoring "none" over a file its stage made executable would take the bit away.
+    const file = join(ws.dir, '.pipe', 'index', readdirSync(join(ws.dir, '.pipe', 'index'))[0]!);
+    writeFileSync(file, readFileSync(file, 'utf8').replace(/,"executables?":(true|\[[^\]]*\])/g, ''));
+    expect(readFileSync(file, 'utf8')).not.toMatch(/executable/);
+    expect(statuses(pipe(ws.dir, ['run', 'p.yaml', '--json']).stdout)).toEqual({ a: 'up-to-date', d: 'up-to-date' });
+    expect(isExec('tool.sh')).toBe(true);
+  });
+
+  it('records, the index and the lock file name executable outputs; outputs without the bit are recorded exactly as before', () => {
+    ws = workspace({
+      'p.yaml': `name: x\nstages:\n  a:\n    cmd: ${TOOL} && echo plain > plain.txt && mkdir -p d && echo x > d/x.txt\n    outs: [tool.sh, plain.txt, d/]\n  b:\n    cmd: ${BIN}\n    outs: [bin/]\n`,
+    });
+    expect(statuses(pipe(ws.dir, ['run', 'p.yaml', '--json']).stdout)).toEqual({ a: 'ran', b: 'ran' });
+    const keys = (o: Record<string, unknown>) => Object.keys(o);
+    const [tool, plain, d] = ['tool.sh', 'plain.txt', 'd/'].map((p) => record('a').outputs.find((o) => o.path === p)!);
+    expect(keys(tool!)).toEqual(['path', 'kind', 'hash', 'size', 'files', 'executable']);
+    expect(tool!.executable).toBe(true);
+    // What main writes for outputs without the bit: the same fields in the same order (the JSON is byte-identical).
+    expect(keys(plain!)).toEqual(['path', 'kind', 'hash', 'size', 'files']);
+    expect(keys(d!)).toEqual(['path', 'kind', 'hash', 'size', 'files']);
+    expect(record('b').outputs[0]!.executables).toEqual(['run.sh']);
+    // The store's shared copy of the record too.
+    const shared = join(ws.dir, '.pipe', 'cache', 'runs');
+    const sharedRecs = readdirSync(shared).flatMap((s) => readdirSync(join(shared, s)).map((f) => JSON.parse(readFileSync(join(shared, s, f), 'utf8')) as { stage: string; outputs: Array<Record<string, unknown>> }));
+    expect(sharedRecs.find((r) => r.stage === 'a')!.outputs.map((o) => o.executable ?? null)).toEqual(record('a').outputs.map((o) => o.executable ?? null));
+    // The index: the same rule.
+    const ix = index();
+    expect(ix.a!.outputs.map(keys)).toEqual([['path', 'hash', 'size', 'files', 'executable'], ['path', 'hash', 'size', 'files'], ['path', 'hash', 'size', 'files', 'dir']]);
+    expect(ix.b!.outputs[0]!.executables).toEqual(['run.sh']);
+    // The lock file: a line for executable outputs, none for the others (their entries read as before).
+    const lock = ws.read('p.lock.yaml');
+    expect(lock).toMatch(/- path: tool\.sh\n {8}hash: [0-9a-f]{64}\n {8}size: \d+\n {8}executable: true\n/);
+    expect(lock).toMatch(/- path: plain\.txt\n {8}hash: [0-9a-f]{64}\n {8}size: \d+\n {6}- path/);
+    expect(lock).toMatch(/- path: bin\/\n {8}hash: [0-9a-f]{64}\n {8}size: \d+\n {8}files: 2\n {8}executables: \["run\.sh"\]\n/);
+    expect(lock.match(/executable/g)).toHaveLength(2);
+    // A no-op run leaves the lock file as it is.
+    const before = statSync(join(ws.dir, 'p.lock.yaml')).mtimeMs;
+    expect(statuses(pipe(ws.dir, ['run', 'p.yaml', '--json']).stdout)).toEqual({ a: 'up-to-date', b: 'up-to-date' });
+    expect(statSync(join(ws.dir, 'p.lock.yaml')).mtimeMs).toBe(before);
   });
 });
