@@ -156,7 +156,9 @@ export async function dropWorkspace(w: RegisteredWorkspace): Promise<void> {
  */
 export async function unregisterWorkspace(storeRoot: string, pipeDir: string): Promise<void> {
   const id = readId(`${pipeDir}/workspace.json`);
-  if (id) await rm(`${registryDir(storeRoot)}/${id}`, { recursive: true, force: true });
+  // Never through a link a stage put at the registry folder's name: the folder of that id would be deleted wherever
+  // the link points. The registry is best effort, as when registering: the entry then stays.
+  if (id && ownFoldersIntact(storeRoot, basename(registryDir(storeRoot)))) await rm(`${registryDir(storeRoot)}/${id}`, { recursive: true, force: true });
 }
 
 /** Forget one pipeline of a workspace (its file was deleted or renamed, and its lock file with it). */

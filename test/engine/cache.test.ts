@@ -802,6 +802,32 @@ describe("pipe's own files under .pipe, replaced by a stage", () => {
     }
   });
 
+  it("the store's registry folder replaced with a link: exp run and exp remove forget a variant without deleting through it", () => {
+    const outside = mkdtempSync(join(tmpdir(), 'pipe-outside-'));
+    const w = workspace({ 'p.yaml': 'name: f\nparams:\n  x: 1\nstages:\n  a:\n    cmd: echo ${params.x} > out/a.txt\n    outs: [out/a.txt]\n' });
+    try {
+      expect(pipe(w.dir, ['exp', 'run', 'p.yaml', '-S', 'x=2', '--name', 'v']).code).toBe(0);
+      // The registry moved outside (a stage's `mv`) and linked back: outside, each workspace's folder is named by the
+      // id in its workspace.json, the variant's too, and forgetting the variant removes the folder of that name.
+      const registry = join(w.dir, '.pipe/cache/workspaces');
+      const variantId = (JSON.parse(readFileSync(join(w.dir, '.pipe/exp', readdirSync(join(w.dir, '.pipe/exp'))[0]!, 'v/.pipe/workspace.json'), 'utf8')) as { id: string }).id;
+      renameSync(registry, join(outside, 'workspaces'));
+      symlinkSync(join(outside, 'workspaces'), registry);
+      const before = readdirSync(join(outside, 'workspaces')).sort();
+      expect(before).toContain(variantId);
+      // Running the variant again forgets its old folder first; removing it forgets it too.
+      for (const cmd of [['exp', 'run', 'p.yaml', '-S', 'x=2', '--name', 'v'], ['exp', 'remove', 'p.yaml', 'v']]) {
+        const r = pipe(w.dir, cmd);
+        expect(r.code, `${cmd.join(' ')}: ${r.stdout}${r.stderr}`).toBe(0);
+        expect(readdirSync(join(outside, 'workspaces')).sort(), cmd.join(' ')).toEqual(before);
+      }
+      expect(lstatSync(registry).isSymbolicLink()).toBe(true); // not pipe's to remove
+    } finally {
+      w.cleanup();
+      rmSync(outside, { recursive: true, force: true });
+    }
+  });
+
   it("a link a re-run put at verify's stash folder is never followed: no file outside is moved into the scratch (and deleted with it)", () => {
     const outside = mkdtempSync(join(tmpdir(), 'pipe-outside-'));
     // Named as the stash names a stage's first output.
