@@ -18,7 +18,7 @@ import { lockPath, readLockAsync, stageDigest, writeLock, type LockFile, type Lo
 import type { Pipeline, StageSpec } from '../model.js';
 import { absPath } from '../../cache/paths.js';
 import { hashDeps, hashOutputs, type DepMemo, type StageKeyInfo } from '../plan.js';
-import type { IndexedOutput, Workspace } from '../workspace.js';
+import { ownFolder, type IndexedOutput, type Workspace } from '../workspace.js';
 import { readRegularFileSync } from '../../cache/read.js';
 import { removeDeadTemps, RESTORE_TEMPS } from '../../cache/store.js';
 import { tempOf } from '../../cache/atomic.js';
@@ -200,6 +200,9 @@ export class Committer {
     const missing = stage.outs.filter((o) => !existsSync(absPath(ws.root, o.path))).map((o) => o.path);
     if (missing.length > 0) return fail('failed', 'out-not-written', `stage ${stage.name} said it writes ${missing.join(', ')} but did not`);
     if (stage.uses !== undefined) {
+      // The runner's files are read and removed only in pipe's own tmp folder: a stage running beside this one can
+      // have moved it away and linked it back (cache/dir.ts). Refused, naming it, the stage fails.
+      ownFolder(ws.tmpDir);
       const resultFile = join(ws.tmpDir, `${job.id}.result.json`);
       try {
         // Written by the job itself: bounded and non-blocking, so a FIFO or a huge file there cannot hang pipe.

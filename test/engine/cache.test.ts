@@ -653,6 +653,31 @@ describe("pipe's own files under .pipe, replaced by a stage", () => {
     }
   });
 
+  it("a tmp folder a stage moved outside and linked back while a uses stage ran: its runner's files there are neither read nor deleted, the stage fails naming the link", () => {
+    const outside = mkdtempSync(join(tmpdir(), 'pipe-outside-'));
+    const w = workspace({
+      'p.yaml':
+        'name: f\nstages:\n' +
+        '  e:\n    uses: testing/echo\n    with: {src: in.txt, out: out/e.txt}\n' +
+        // Runs beside e: as soon as e's spec file is written (before its runner has started), the folder goes.
+        `  m:\n    cmd: 'while ! ls .pipe/tmp | grep -q "json$"; do sleep 0.002; done; mv .pipe/tmp ${outside}/tmp; ln -s ${outside}/tmp .pipe/tmp; echo m > out/m.txt'\n    outs: [out/m.txt]\n`,
+      'in.txt': 'x\n',
+    });
+    try {
+      const r = pipe(w.dir, ['run', 'p.yaml', '--json', '--keep-going'], {}, { timeoutMs: 60_000 });
+      expect(r.signal).toBeNull();
+      expect(statuses(r.stdout)).toEqual({ e: 'failed', m: 'ran' });
+      expect(r.stdout).toContain(`${join(w.dir, '.pipe/tmp')} is a link, not the folder pipe keeps its files in`);
+      // The spec file the stage moved out is still there: before, pipe deleted it (and the runner's result file)
+      // through the link after reading the result as the stage's record.
+      expect(readdirSync(join(outside, 'tmp')).filter((n) => /^e-[0-9a-f]{12}\.json$/.test(n))).toHaveLength(1);
+      expect(existsSync(join(w.dir, 'out/e.txt'))).toBe(false);
+    } finally {
+      w.cleanup();
+      rmSync(outside, { recursive: true, force: true });
+    }
+  });
+
   it("a link put at a uses stage's scratch folder is removed as a link: what it points to outside the workspace is untouched", () => {
     const outside = mkdtempSync(join(tmpdir(), 'pipe-outside-'));
     writeFileSync(join(outside, 'precious.txt'), 'KEEP\n');
