@@ -28,6 +28,7 @@
 import { lstatSync, readFileSync, statfsSync, statSync, type BigIntStats } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { writeFileAtomic } from './atomic.js';
+import { ownFolderSync } from './dir.js';
 import { readRegularFile } from './read.js';
 import { asHash, trustedHash } from './brand.js';
 import { CacheError } from './errors.js';
@@ -619,6 +620,7 @@ class FileHashState implements LocalHashState {
       for (const [name, e] of map) lines.push(`${escapePath(name)}\t${e.id}\t${e.hash}`);
     }
     lines.push('');
+    ownFolderSync(dirname(this.file)); // `.pipe` as it was when opened, never a link a stage put at its name since
     await writeFileAtomic(this.file, lines.join('\n'));
     this.stamp = fileStamp(this.file);
     this.dirty = false;

@@ -10,6 +10,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { ModuleRefs, scanModule } from './closure.js';
 import { declaredDependencies, forgetInstalledPackages, installedVersions } from './packages.js';
 import { writeFileAtomicSync } from '../cache/atomic.js';
+import { ownFolderSync } from '../cache/dir.js';
 import { readRegularFileSync } from '../cache/read.js';
 import { hashBytes } from '../cache/hash.js';
 import type { Hash, HashState } from '../cache/types.js';
@@ -321,6 +322,7 @@ class KindMemo {
       if (!this.dirty || !this.file) return;
       const scans = Object.fromEntries(Object.entries(this.data.scans).filter(([h]) => this.used.has(h)));
       try {
+        ownFolderSync(dirname(this.file)); // `.pipe` as it was when opened (cache/dir.ts)
         writeFileAtomicSync(this.file, JSON.stringify({ ...this.data, scans }));
         this.dirty = false;
       } catch {

@@ -8,7 +8,7 @@ import { mkdirSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { basename, dirname, join, relative } from 'node:path';
 import { writeFileAtomicSync } from '../cache/atomic.js';
-import { ownFolderSync } from '../cache/dir.js';
+import { ownFolderSync, pinBase } from '../cache/dir.js';
 import { readRegularFileSync } from '../cache/read.js';
 import { openHashState } from '../cache/state.js';
 import { openStore } from '../cache/store.js';
@@ -43,6 +43,9 @@ export function pipeDirOf(p: Pipeline): string {
 export async function openWorkspace(p: Pipeline): Promise<Workspace> {
   const pipeDir = pipeDirOf(p);
   mkdirSync(pipeDir, { recursive: true });
+  // `.pipe` and the store's root are taken as they are now (a link to another disk included), and only so: a stage
+  // that moves either away while pipe runs has pipe's writes under it refused (cache/dir.ts).
+  pinBase(pipeDir);
   const state = await openHashState(join(pipeDir, 'hashstate'));
   useKindMemo(join(pipeDir, 'kinds.json'));
   // The store shares the memo: an output whose hash is known and already stored is not copied again, and an object
@@ -52,6 +55,7 @@ export async function openWorkspace(p: Pipeline): Promise<Workspace> {
   // Run records are kept in the store too: every workspace sharing it restores through them.
   const runs = openRunCache(join(pipeDir, 'runs'), { store });
   await registerWorkspace(p.settings.cacheDir, { root: p.workdir, pipeDir, pipeline: p.file, lock: lockPath(p.file) });
+  pinBase(p.settings.cacheDir); // made by the registration (unless the store is read-only: nothing is written there then)
   return {
     root: p.workdir,
     pipeDir,

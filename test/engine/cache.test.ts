@@ -827,6 +827,59 @@ describe("pipe's own files under .pipe, replaced by a stage", () => {
     }
   });
 
+  it(".pipe, the store's root or a variant's .pipe replaced with a link by a stage while pipe runs: nothing is written through it (the user's own links there still work)", () => {
+    const outside = mkdtempSync(join(tmpdir(), 'pipe-outside-'));
+    const mine = { hashstate: 'MINE\n', 'notes.txt': 'KEEP\n' };
+    for (const [name, text] of Object.entries(mine)) writeFileSync(join(outside, name), text);
+    const untouched = (what: string) => {
+      expect(readdirSync(outside).sort(), what).toEqual(Object.keys(mine).sort());
+      for (const [name, text] of Object.entries(mine)) expect(readFileSync(join(outside, name), 'utf8'), what).toBe(text);
+    };
+    // a moves the folder named by $AT away and links its name to the folder outside; b runs after it.
+    const yamlFor = (settings: string) =>
+      `name: f\nparams:\n  x: 1\n${settings}stages:\n` +
+      `  a:\n    cmd: 'echo \${params.x} > out/a.txt; if [ -n "$AT" ]; then mv "$AT" moved-away; ln -s ${outside} "$AT"; fi'\n    outs: [out/a.txt]\n` +
+      '  b:\n    cmd: cat out/a.txt > out/b.txt\n    deps: [out/a.txt]\n    outs: [out/b.txt]\n';
+    const w = workspace({ 'p.yaml': yamlFor('') });
+    try {
+      const refused = (r: { code: number | null; stdout: string; stderr: string }, at: string, what: string) => {
+        expect(r.signal, what).toBeNull();
+        expect(r.code, `${what}: ${r.stdout}${r.stderr}`).not.toBe(0);
+        // (the default store lies in `.pipe`: the first write refused may be a store's)
+        expect(r.stdout + r.stderr, what).toMatch(new RegExp(`${at}(/cache)? was replaced while pipe ran`));
+        expect(r.stdout + r.stderr, what).not.toMatch(/\n\s+at /);
+        untouched(what);
+      };
+      // `.pipe` itself: before, b's log, both run records, the index and the hash memo went to the folder outside
+      // (its `hashstate` replaced).
+      refused(pipe(w.dir, ['run', 'p.yaml', '--json'], { AT: '.pipe' }), join(w.dir, '.pipe'), '.pipe');
+      // A variant's `.pipe` under `pipe exp run` (the stage runs in the variant's folder).
+      w.rm('.pipe');
+      w.rm('moved-away');
+      const exp = pipe(w.dir, ['exp', 'run', 'p.yaml', '-S', 'x=2', '--name', 'v'], { AT: '.pipe' });
+      expect(exp.stdout + exp.stderr).toContain('was replaced while pipe ran');
+      untouched('a variant');
+      // The store's root, inside the workspace.
+      w.rm('.pipe');
+      w.write('p.yaml', yamlFor('settings: {cache_dir: store}\n'));
+      refused(pipe(w.dir, ['run', 'p.yaml', '--json'], { AT: 'store' }), join(w.dir, 'store'), 'the store');
+      // A link the user put there before the command is theirs: pipe's files go where it points.
+      for (const at of ['.pipe', 'store']) {
+        w.rm(at);
+        w.rm('moved-away');
+        mkdirSync(join(outside, '..', `${basename(outside)}-${at}`));
+        symlinkSync(join(outside, '..', `${basename(outside)}-${at}`), join(w.dir, at));
+      }
+      w.write('p.yaml', yamlFor('settings: {cache_dir: store}\n').replace('x: 1', 'x: 3'));
+      expect(statuses(pipe(w.dir, ['run', 'p.yaml', '--json']).stdout)).toEqual({ a: 'ran', b: 'ran' });
+      expect(readdirSync(join(outside, '..', `${basename(outside)}-.pipe`))).toContain('runs');
+      expect(readdirSync(join(outside, '..', `${basename(outside)}-store`))).toContain('objects');
+    } finally {
+      w.cleanup();
+      for (const at of ['', '-.pipe', '-store']) rmSync(`${outside}${at}`, { recursive: true, force: true });
+    }
+  });
+
   it("the store's registry folder replaced with a link: exp run and exp remove forget a variant without deleting through it", () => {
     const outside = mkdtempSync(join(tmpdir(), 'pipe-outside-'));
     const w = workspace({ 'p.yaml': 'name: f\nparams:\n  x: 1\nstages:\n  a:\n    cmd: echo ${params.x} > out/a.txt\n    outs: [out/a.txt]\n' });
