@@ -9,9 +9,10 @@
 import { createHash } from 'node:crypto';
 import { existsSync, lstatSync, readdirSync, rmSync, statSync, utimesSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tempOf, writeFileAtomicSync } from '../../cache/atomic.js';
+import { ownFolderSync, ownFoldersIntact } from '../../cache/dir.js';
 import { readRegularFileSync } from '../../cache/read.js';
 import type { DepSpec, OutSpec, Pipeline, SourceSpan, StageSpec } from '../model.js';
 import { LIMIT_VARS } from '../dsl/limits.js';
@@ -65,6 +66,14 @@ export interface CacheInputs {
 function cacheDir(): string {
   const base = process.env.PIPE_CACHE_HOME ?? (process.env.XDG_CACHE_HOME ? join(process.env.XDG_CACHE_HOME, 'pipe') : join(homedir(), '.cache', 'pipe'));
   return join(base, 'pipelines');
+}
+
+/**
+ * Whether the entries' folder is pipe's own (or not there yet): a link at its name is never followed (cache/dir.ts),
+ * so pipe neither writes nor prunes entries wherever it points, nor serves a pipeline from there.
+ */
+function ownCacheDir(dir: string): boolean {
+  return ownFoldersIntact(dirname(dir), basename(dir));
 }
 
 function entryPath(inputs: CacheInputs): string {
@@ -122,6 +131,7 @@ export function readCachedPipeline(inputs: CacheInputs): { pipeline: Pipeline; w
   let text: string;
   let header: Header;
   try {
+    if (!ownCacheDir(cacheDir())) return undefined;
     // A cache: whatever is not a regular file within the bound is a miss (and the next save replaces it).
     const read = readRegularFileSync(entryPath(inputs), MAX_ENTRY_BYTES);
     if (read === undefined) return undefined;
@@ -149,10 +159,14 @@ export function readCachedPipeline(inputs: CacheInputs): { pipeline: Pipeline; w
   return { pipeline: { ...body.pipeline, stages: unpackStages(body.stages) }, warnings: body.warnings };
 }
 
-/** A hit keeps its entry recent for the bound (at most one utimes an hour: a no-op run writes nothing else here). */
+/**
+ * A hit keeps its entry recent for the bound (at most one utimes an hour: a no-op run writes nothing else here). Only
+ * an entry that is a file: utimes follows a link, and would change the times of whatever it points to.
+ */
 function touchIfOld(path: string, now = Date.now()): void {
   try {
-    if (statSync(path).mtimeMs < now - TOUCH_AFTER_MS) utimesSync(path, now / 1000, now / 1000);
+    const st = lstatSync(path);
+    if (st.isFile() && st.mtimeMs < now - TOUCH_AFTER_MS) utimesSync(path, now / 1000, now / 1000);
   } catch {
     // Removed meanwhile, or a read-only cache: it only ages.
   }
@@ -165,6 +179,7 @@ function touchIfOld(path: string, now = Date.now()): void {
  * Returns how many entries were removed.
  */
 export function pruneCachedPipelines(dir: string = cacheDir(), bounds = CACHE_BOUNDS, now = Date.now()): number {
+  if (!ownCacheDir(dir)) return 0;
   let names: string[];
   try {
     names = readdirSync(dir);
@@ -225,6 +240,7 @@ export function writeCachedPipeline(
   const header: Header = { v: VERSION, files, exists: probes.exists, ...(probes.links && Object.keys(probes.links).length > 0 ? { links: probes.links } : {}) };
   const path = entryPath(inputs);
   try {
+    ownFolderSync(dirname(dirname(path)), basename(dirname(path))); // a link there: refused (no cache, as when read-only)
     writeFileAtomicSync(path, bodyChunks(`${JSON.stringify(header)}\n`, pipeline, warnings));
     pruneCachedPipelines(dirname(path));
   } catch {

@@ -1,7 +1,7 @@
 // Issue 12: 100,000-stage DAGs stay linear and compact — shared structures for matrix instances, a validated-pipeline
 // cache that keeps that sharing, and planning that decides every stage of a long chain correctly with a bounded
 // number of decisions in flight. (Speed and memory are figures in bench/engine.ts, not assertions here.)
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -180,6 +180,45 @@ stages:
       if (before === undefined) delete process.env.PIPE_CACHE_HOME;
       else process.env.PIPE_CACHE_HOME = before;
       rmSync(home, { recursive: true, force: true });
+    }
+  });
+
+  it('never writes, prunes or touches through a link: at its pipelines folder (nothing written or removed where it points), or at an entry (its target keeps its times)', async () => {
+    const home = mkdtempSync(path.join(tmpdir(), 'pipe-cache-home-'));
+    const outside = mkdtempSync(path.join(tmpdir(), 'pipe-outside-'));
+    const before = process.env.PIPE_CACHE_HOME;
+    process.env.PIPE_CACHE_HOME = home;
+    try {
+      const dir = path.join(home, 'pipelines');
+      const day = 86_400_000;
+      const old = (f: string): void => utimesSync(f, (Date.now() - 30 * day) / 1000, (Date.now() - 30 * day) / 1000);
+      // An entry in use whose file was moved outside and linked back: a hit would refresh its recency through the link.
+      const used = await roundTrip(VARIED);
+      const [name] = readdirSync(dir);
+      renameSync(path.join(dir, name!), path.join(outside, name!));
+      symlinkSync(path.join(outside, name!), path.join(dir, name!));
+      old(path.join(outside, name!));
+      const mtime = statSync(path.join(outside, name!)).mtimeMs;
+      readCachedPipeline(used.inputs);
+      expect(statSync(path.join(outside, name!)).mtimeMs).toBe(mtime);
+      // The folder itself a link to a folder of the user's holding files named as entries, past the bound.
+      rmSync(dir, { recursive: true });
+      symlinkSync(outside, dir);
+      const names = Array.from({ length: 250 }, (_, i) => `${i.toString(16).padStart(32, '0')}.json`);
+      for (const n of names) {
+        writeFileSync(path.join(outside, n), 'KEEP');
+        old(path.join(outside, n));
+      }
+      const listed = readdirSync(outside).sort();
+      await roundTrip(matrix(2, 2), { 'seed.txt': 'x', 'lib/': '' });
+      expect(pruneCachedPipelines(dir)).toBe(0);
+      expect(readdirSync(outside).sort()).toEqual(listed);
+      for (const n of names) expect(readFileSync(path.join(outside, n), 'utf8')).toBe('KEEP');
+    } finally {
+      if (before === undefined) delete process.env.PIPE_CACHE_HOME;
+      else process.env.PIPE_CACHE_HOME = before;
+      rmSync(home, { recursive: true, force: true });
+      rmSync(outside, { recursive: true, force: true });
     }
   });
 });
