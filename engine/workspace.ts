@@ -56,6 +56,7 @@ export async function openWorkspace(p: Pipeline): Promise<Workspace> {
   const runs = openRunCache(join(pipeDir, 'runs'), { store });
   await registerWorkspace(p.settings.cacheDir, { root: p.workdir, pipeDir, pipeline: p.file, lock: lockPath(p.file) });
   pinBase(p.settings.cacheDir); // made by the registration (unless the store is read-only: nothing is written there then)
+  pinBase(dirname(lockPath(p.file))); // the lock file's folder: the pipeline's own, in the workspace
   return {
     root: p.workdir,
     pipeDir,

@@ -21,6 +21,7 @@ import { hashDeps, hashOutputs, type DepMemo, type StageKeyInfo } from '../plan.
 import { ownFolder, type IndexedOutput, type Workspace } from '../workspace.js';
 import { readRegularFileSync } from '../../cache/read.js';
 import { removeDeadTemps, RESTORE_TEMPS } from '../../cache/store.js';
+import { ownFolderSync } from '../../cache/dir.js';
 import { tempOf } from '../../cache/atomic.js';
 
 /** Temps a dead process may have left beside an output: a restore's, and an atomic write's (cache/atomic.ts tempName). */
@@ -248,6 +249,9 @@ export async function persist(pipeline: Pipeline, ws: Workspace, entries: Map<st
   for (const [n, s] of Object.entries(old?.stages ?? {})) if (names.has(n)) stages[n] = s;
   for (const [n, s] of entries) stages[n] = s;
   if (Object.keys(stages).length === 0 && !old) return ws.index.save();
+  // Beside the pipeline file, in the folder it was in when the workspace was opened: a stage may have moved that
+  // folder outside the workspace and linked it back (cache/dir.ts pinBase).
+  ownFolderSync(dirname(file));
   const lock: LockFile = { schema: 1, pipeline: pipeline.name, stages };
   const st = writeLock(file, lock);
   ws.index.lock = { ...st, entries: Object.fromEntries(Object.entries(stages).map(([n, e]) => [n, digests.get(n) ?? stageDigest(n, e)])) };

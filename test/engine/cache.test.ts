@@ -880,6 +880,25 @@ describe("pipe's own files under .pipe, replaced by a stage", () => {
     }
   });
 
+  it("the pipeline's folder moved outside the workspace by a stage and linked back: its lock file is not written there", () => {
+    const outside = mkdtempSync(join(tmpdir(), 'pipe-outside-'));
+    const w = workspace({
+      'pl/p.yaml': `name: f\nworkdir: ..\nstages:\n  a:\n    cmd: 'echo a > out/a.txt; mv pl ${outside}/pl; ln -s ${outside}/pl pl'\n    outs: [out/a.txt]\n`,
+    });
+    try {
+      const r = pipe(w.dir, ['run', 'pl/p.yaml', '--json']);
+      expect(r.signal).toBeNull();
+      expect(statuses(r.stdout)).toEqual({ a: 'ran' });
+      expect(r.stdout + r.stderr).toContain(`could not save the run's index and lock file (${join(w.dir, 'pl')} was replaced while pipe ran`);
+      expect(r.stdout + r.stderr).not.toMatch(/\n\s+at /);
+      // Before: pl/p.lock.yaml was written beside the pipeline file, now outside the workspace.
+      expect(readdirSync(join(outside, 'pl'))).toEqual(['p.yaml']);
+    } finally {
+      w.cleanup();
+      rmSync(outside, { recursive: true, force: true });
+    }
+  });
+
   it("the store's registry folder replaced with a link: exp run and exp remove forget a variant without deleting through it", () => {
     const outside = mkdtempSync(join(tmpdir(), 'pipe-outside-'));
     const w = workspace({ 'p.yaml': 'name: f\nparams:\n  x: 1\nstages:\n  a:\n    cmd: echo ${params.x} > out/a.txt\n    outs: [out/a.txt]\n' });
