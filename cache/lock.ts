@@ -17,6 +17,7 @@ import { hostname } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { link, lstat, mkdir, stat, unlink } from 'node:fs/promises';
 import { createExclusive } from './atomic.js';
+import { ownFolderSync } from './dir.js';
 import { readBounded, unreadText } from './read.js';
 import type { LockHolder, WorkspaceLock } from './types.js';
 
@@ -68,6 +69,9 @@ export function workspaceLock(pipeDir: string, command: string, opts: WorkspaceL
   const pollMs = opts.pollMs ?? 150;
   return {
     async acquire({ wait, onWait, signal }) {
+      // `.pipe` as this process opened it (pipe watch takes the lock again each cycle): one a stage moved away and
+      // linked elsewhere since is refused, naming it (cache/dir.ts), never locked through.
+      ownFolderSync(pipeDir);
       await mkdir(pipeDir, { recursive: true });
       const mine: LockFile = {
         pid: process.pid,

@@ -1,10 +1,11 @@
 // `pipe watch` through the real CLI on temp workspaces: edits to deps, params and the YAML itself, bursts of saves,
 // and writes the watcher must ignore. Every assertion is about the JSON events the watcher prints.
 import { execFileSync } from 'node:child_process';
-import { renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { pipe, statuses } from '../engine/helpers.js';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { lastCycle, startWatch, until, watchWorkspace, type Watcher, type Ws } from './helpers.js';
 
 // Each test's workspace and watcher are torn down when it ends (watchWorkspace).
@@ -313,5 +314,25 @@ describe('pipe watch: a workspace lock no process will release', () => {
     await w.cycle(3);
     expect(w.started(3)).toEqual(['a']);
     expect(ws.read('out/a.txt')).toBe('a3\n');
+  });
+
+  it('.pipe moved away and replaced with a link by a stage: the next cycle takes no lock through it (the cycle fails naming it)', async () => {
+    const outside = mkdtempSync(join(tmpdir(), 'pipe-outside-'));
+    onTestFinished(() => rmSync(outside, { recursive: true, force: true }));
+    writeFileSync(join(outside, 'lock'), 'MINE\n'); // a file of the user's named as the lock
+    ws = watchWorkspace({
+      'p.yaml': `name: l\nstages:\n  a:\n    cmd: 'cat data/a.txt > out/a.txt; if [ ! -L .pipe ]; then mv .pipe moved-away; ln -s ${outside} .pipe; fi'\n    deps: [data/a.txt]\n    outs: [out/a.txt]\n`,
+      'data/a.txt': 'a1\n',
+    });
+    w = startWatch(ws.dir, ['p.yaml']);
+    await w.cycle(1);
+    const before = statSync(outside).mtimeMs;
+    ws.write('data/a.txt', 'a2\n');
+    const failed = await w.next('cycle-failed', (e) => e.type === 'warning' && e.code === 'cycle-failed');
+    expect(String(failed.message)).toContain(`${join(ws.dir, '.pipe')} was replaced while pipe ran`);
+    // Before: the lock was taken through the link (a temp file made and removed there, then "unreadable lock").
+    expect(readdirSync(outside)).toEqual(['lock']);
+    expect(readFileSync(join(outside, 'lock'), 'utf8')).toBe('MINE\n');
+    expect(statSync(outside).mtimeMs).toBe(before);
   });
 });
