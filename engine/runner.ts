@@ -11,9 +11,10 @@
  * Exit codes: 0 done; 1 StageError (one paragraph on stderr); 70 a bug (stack on stderr); 130 cancelled (SIGTERM).
  */
 import { mkdirSync, rmSync } from 'node:fs';
-import { isAbsolute, join, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { writeFileAtomicSync } from '../cache/atomic.js';
+import { ownFolderSync, ownFoldersIntact } from '../cache/dir.js';
 import { readBoundedSync, unreadText } from '../cache/read.js';
 import type { ProgressUpdate, Resources, StageContext, StageRun, UpstreamRun } from './stage-api.js';
 
@@ -92,6 +93,15 @@ export async function main(specFile: string): Promise<number> {
   // Every attempt starts from an empty scratch folder. One killed with SIGKILL (a second Ctrl-C, an OOM kill, pipe
   // itself killed) never reached the `finally` below, and the same stage and key get the same folder: its files
   // would be there for the next run to find, which a fresh run never sees.
+  // Both live in pipe's `.pipe/tmp`, which a stage running beside this one could move away and link elsewhere after
+  // pipe checked it: then nothing is deleted, made or written through it (cache/dir.ts).
+  const tmpIntact = (): boolean => ownFoldersIntact(dirname(dirname(spec.tmpDir)), basename(dirname(spec.tmpDir)));
+  try {
+    ownFolderSync(dirname(dirname(spec.tmpDir)), basename(dirname(spec.tmpDir)));
+  } catch (e) {
+    process.stderr.write(`stage ${spec.stage}: ${(e as Error).message}\n`);
+    return 1;
+  }
   rmSync(spec.tmpDir, { recursive: true, force: true });
   mkdirSync(spec.tmpDir, { recursive: true });
   // Locally the engine granted the GPUs; on SLURM the allocation did, and slurmd exported CUDA_VISIBLE_DEVICES.
@@ -133,6 +143,10 @@ export async function main(specFile: string): Promise<number> {
       process.stderr.write('cancelled\n');
       return 130;
     }
+    if (!tmpIntact()) {
+      process.stderr.write(`stage ${spec.stage}: ${dirname(spec.resultFile)} was replaced while the stage ran (a stage's command moved it?); its result is not written through it\n`);
+      return 1;
+    }
     writeFileAtomicSync(spec.resultFile, JSON.stringify({ extra, execution }));
     return 0;
   } catch (e) {
@@ -152,7 +166,7 @@ export async function main(specFile: string): Promise<number> {
     process.stderr.write(`${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
     return 70;
   } finally {
-    rmSync(spec.tmpDir, { recursive: true, force: true });
+    if (tmpIntact()) rmSync(spec.tmpDir, { recursive: true, force: true });
   }
 }
 

@@ -671,6 +671,8 @@ describe("pipe's own files under .pipe, replaced by a stage", () => {
       // The spec file the stage moved out is still there: before, pipe deleted it (and the runner's result file)
       // through the link after reading the result as the stage's record.
       expect(readdirSync(join(outside, 'tmp')).filter((n) => /^e-[0-9a-f]{12}\.json$/.test(n))).toHaveLength(1);
+      // Nor did the runner write its result there (it checks the folder too: before, it wrote through the link).
+      expect(readdirSync(join(outside, 'tmp')).filter((n) => n.endsWith('.result.json'))).toEqual([]);
       expect(existsSync(join(w.dir, 'out/e.txt'))).toBe(false);
     } finally {
       w.cleanup();
