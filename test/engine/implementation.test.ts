@@ -104,7 +104,7 @@ describe('implementation closure', () => {
       await fresh.loadKinds();
       const f = await fresh.kindFingerprint('local/k', state);
       expect(Object.keys(f.implementation).sort()).toEqual(
-        ['PIPE_KINDS_PATH/local/k/run.js', 'PIPE_KINDS_PATH/local/k/table.csv', 'PIPE_KINDS_PATH/local/k/w-helper.js', 'PIPE_KINDS_PATH/local/k/w.js', 'dist/engine/runner.js', 'dist/engine/stage-api.js', 'dist/cache/atomic.js', 'dist/cache/read.js'].sort(),
+        ['PIPE_KINDS_PATH/local/k/run.js', 'PIPE_KINDS_PATH/local/k/table.csv', 'PIPE_KINDS_PATH/local/k/w-helper.js', 'PIPE_KINDS_PATH/local/k/w.js', 'dist/engine/runner.js', 'dist/engine/stage-api.js', 'dist/cache/atomic.js', 'dist/cache/read.js', 'dist/cache/dir.js', 'dist/cache/errors.js'].sort(),
       );
     } finally {
       delete process.env.PIPE_KINDS_PATH;
