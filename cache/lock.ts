@@ -126,10 +126,13 @@ async function readLock(path: string): Promise<{ file: LockFile; ino: bigint } |
       return unreadable(path, unreadText(read));
     }
     const text = read.bytes.toString('utf8');
-    const parsed = JSON.parse(text) as Partial<LockFile>;
+    const parsed = JSON.parse(text) as unknown;
+    // JSON that names no holder (`[]`, `5`, `{}`) is no lock pipe wrote: read as one held by pid 0 on no host, it was
+    // never stale and never released, and every run waited for it forever.
+    if (!isHolder(parsed)) return unreadable(path, 'JSON, but no pid and host');
     const file: LockFile = {
-      pid: typeof parsed.pid === 'number' ? parsed.pid : 0,
-      host: typeof parsed.host === 'string' ? parsed.host : '',
+      pid: parsed.pid,
+      host: parsed.host,
       command: typeof parsed.command === 'string' ? parsed.command : '',
       since: typeof parsed.since === 'string' ? parsed.since : '',
       nonce: typeof parsed.nonce === 'string' ? parsed.nonce : '',
@@ -151,6 +154,13 @@ async function readLock(path: string): Promise<{ file: LockFile; ino: bigint } |
     }
     throw e;
   }
+}
+
+/** What every lock pipe writes names: its holder's pid (a positive integer) and host. */
+function isHolder(v: unknown): v is Partial<LockFile> & { pid: number; host: string } {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
+  const { pid, host } = v as { pid?: unknown; host?: unknown };
+  return Number.isSafeInteger(pid) && (pid as number) > 0 && typeof host === 'string' && host !== '';
 }
 
 /** A lock file pipe cannot read is reported as held, never deleted: the user removes a file pipe does not understand. */

@@ -159,6 +159,25 @@ describe('WorkspaceLock', () => {
     if (!big.ok) expect(big.holder.unreadable).toBe(`${statSync(`${d}/.pipe/lock`).size} bytes`);
   });
 
+  it('a lock file that is JSON but names no holder (a list, a number, null, {}, a pid that is text) is unreadable: reported at once, not waited on forever, never deleted', async () => {
+    const d = tempDir();
+    const { mkdirSync, readFileSync } = await import('node:fs');
+    mkdirSync(`${d}/.pipe`);
+    for (const text of ['[1, 2]', '5', '"x"', 'null', '{}', '{"pid":"7","host":"h"}', `{"pid":0,"host":"${hostname()}"}`, '{"pid":7,"host":""}']) {
+      writeFileSync(`${d}/.pipe/lock`, text);
+      let onWait = 0;
+      // Read as held by pid 0 on no host, it was never stale, so a waiting acquire polled it until killed.
+      const r = await workspaceLock(`${d}/.pipe`, 'me', { pollMs: 5 }).acquire({ wait: true, onWait: () => onWait++ });
+      expect(r.ok, text).toBe(false);
+      if (!r.ok) {
+        expect(r.holder.unreadable, text).toBe('JSON, but no pid and host');
+        expect(r.holder.command).toBe(`unreadable lock file ${d}/.pipe/lock (JSON, but no pid and host)`);
+      }
+      expect(onWait, text).toBe(0);
+      expect(readFileSync(`${d}/.pipe/lock`, 'utf8')).toBe(text);
+    }
+  });
+
   it('a stale lock with a lock.break pipe cannot read (FIFO, old junk) next to it: reported at once, not looped on', async () => {
     const d = tempDir();
     const { mkdirSync, utimesSync } = await import('node:fs');

@@ -1030,6 +1030,46 @@ describe("pipe's own files under .pipe, replaced by a stage", () => {
   });
 });
 
+// Valid JSON or YAML where pipe keeps its own files, but not of the shape pipe writes: a stage's command (or a hand
+// edit, or a merge) can leave any text there. Each is read as absent or refused by name; none may crash a command
+// with a stack trace, hang it, or make it serve anything.
+describe('JSON of another shape in pipe\'s own files', () => {
+  const noStack = (r: { stdout: string; stderr: string }, what: string): void => {
+    expect(r.stdout + r.stderr, what).not.toMatch(/internal error|\n\s+at /);
+  };
+
+  it('a workspace or experiments lock naming no holder is refused at once, naming it, and left in place', () => {
+    const w = workspace({
+      'p.yaml': 'name: l\nparams: {x: 1}\nexperiments:\n  e:\n    set: {x: 2}\nstages:\n  a:\n    cmd: echo ${params.x} > out/a.txt\n    outs: [out/a.txt]\n',
+    });
+    try {
+      expect(pipe(w.dir, ['exp', 'run', 'p.yaml', 'e']).code).toBe(0);
+      const lock = join(w.dir, '.pipe/lock');
+      for (const text of ['[]', '{}', '5']) {
+        writeFileSync(lock, text);
+        // Read as held by pid 0 on no host: never stale, never released, so `pipe run` waited until killed.
+        for (const cmd of [['run', 'p.yaml'], ['gc', 'p.yaml']]) {
+          const r = pipe(w.dir, cmd, {}, { timeoutMs: 30_000 });
+          expect(r.signal, `${cmd[0]} with ${text}`).toBeNull();
+          expect(r.code, `${cmd[0]} with ${text}`).toBe(1);
+          expect(r.stderr).toContain(`unreadable lock file ${lock} (JSON, but no pid and host): not a lock pipe wrote`);
+          noStack(r, text);
+        }
+        expect(readFileSync(lock, 'utf8')).toBe(text);
+      }
+      rmSync(lock);
+      const expLock = join(w.dir, '.pipe/exp', readdirSync(join(w.dir, '.pipe/exp'))[0]!, 'lock');
+      writeFileSync(expLock, '[1, 2]');
+      const a = pipe(w.dir, ['exp', 'apply', 'p.yaml', 'e'], {}, { timeoutMs: 30_000 });
+      expect(a.signal).toBeNull();
+      expect(a.code).toBe(1);
+      expect(a.stderr).toContain(`unreadable lock file ${expLock} (JSON, but no pid and host)`);
+    } finally {
+      w.cleanup();
+    }
+  });
+});
+
 // Inputs the key did not see, so a skip or a restore was not what a fresh run (fresh workspace, fresh cache)
 // computes: an adversarial probe of the key found them; each is now refused at load, naming why.
 describe('what a fresh run would compute', () => {
