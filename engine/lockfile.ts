@@ -35,8 +35,11 @@ export function lockPath(pipelineFile: string): string {
   return join(dirname(pipelineFile), `${basename(pipelineFile, ext)}.lock.yaml`);
 }
 
-/** A lock file larger than this is not one pipe wrote (200,000 stages render to about 100 MB). */
-const MAX_LOCK_BYTES = 1024 * 1024 * 1024;
+/**
+ * A lock file larger than this is not one pipe wrote (200,000 stages render to about 100 MB). Well below what one
+ * string can hold (2^29 - 24 characters): a 600 MB file read whole threw there, so every run failed to save.
+ */
+const MAX_LOCK_BYTES = 256 * 1024 * 1024;
 
 /**
  * The lock file, or undefined when missing, unreadable or not a regular file (a broken lock file is rewritten, never

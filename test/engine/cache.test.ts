@@ -486,6 +486,24 @@ describe('a cache shared by two workspaces (settings.cache_dir)', () => {
     }
   });
 
+  it("a lock file larger than any pipe writes is replaced by the run, never read whole", () => {
+    const w = workspace({ 'p.yaml': 'name: f\nstages:\n  a:\n    cmd: echo a > out/a.txt\n    outs: [out/a.txt]\n' });
+    try {
+      expect(pipe(w.dir, ['run', 'p.yaml']).code).toBe(0);
+      const lock = join(w.dir, 'p.lock.yaml');
+      const text = readFileSync(lock, 'utf8');
+      // 600 MB (sparse: no disk): past what one string holds, under the old 1 GiB bound. Read whole, its text threw,
+      // and every run ended with "could not save the run's index and lock file", exit 1, at 1.2 GB of memory.
+      spawnSync('truncate', ['-s', '600M', lock]);
+      const r = pipe(w.dir, ['run', 'p.yaml', '--json'], {}, { timeoutMs: 60_000 });
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      expect(statuses(r.stdout)).toEqual({ a: 'up-to-date' });
+      expect(readFileSync(lock, 'utf8')).toBe(text);
+    } finally {
+      w.cleanup();
+    }
+  });
+
   it("a workspace whose lock file or run record was replaced by a FIFO does not hang the other's run or gc", () => {
     const cache = mkdtempSync(join(tmpdir(), 'pipe-shared-cache-'));
     const a = workspace({ 'p.yaml': shared(cache, 'a', 1) });
