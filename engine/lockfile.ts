@@ -67,6 +67,39 @@ export async function parseLock(text: string): Promise<LockFile | undefined> {
   }
 }
 
+/**
+ * The lock file's stage entries that have the shape pipe writes (a key, deps and outs with paths and hashes, sizes);
+ * any other (a hand edit, a merge, `outs: 5`) is left out, as if the stage had no entry: it is written anew by the
+ * next run that computes it. Planning compares an entry's outs with a record, and a run keeps the entries of stages
+ * it did not compute, so one malformed entry crashed `pipe status` and made every run fail to save.
+ */
+export function wellFormedStages(lock: LockFile | undefined): Record<string, LockStage> {
+  const out = Object.create(null) as Record<string, LockStage>;
+  for (const [name, s] of Object.entries(lock?.stages ?? {})) if (wellFormedStage(s)) out[name] = s;
+  return out;
+}
+
+function wellFormedStage(s: unknown): s is LockStage {
+  if (!isMap(s)) return false;
+  const { key, cmd, uses, params, deps, outs } = s as Partial<Record<keyof LockStage, unknown>>;
+  const hash = (h: unknown) => h === null || typeof h === 'string';
+  return (
+    typeof key === 'string' &&
+    (cmd === undefined || typeof cmd === 'string') &&
+    (uses === undefined || typeof uses === 'string') &&
+    (params === undefined || isMap(params)) &&
+    (s.with === undefined || isMap(s.with)) &&
+    Array.isArray(deps) &&
+    deps.every((d) => isMap(d) && typeof d.path === 'string' && hash(d.hash)) &&
+    Array.isArray(outs) &&
+    outs.every((o) => isMap(o) && typeof o.path === 'string' && hash(o.hash) && Number.isFinite(o.size) && (o.files === undefined || Number.isFinite(o.files)))
+  );
+}
+
+function isMap(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
 const PLAIN = /^[A-Za-z_./@=,+-][A-Za-z0-9_./@=,+-]*$/;
 const RESERVED = /^(true|false|null|yes|no|on|off|y|n|~|[-+]?(\d[\d_]*(\.\d*)?|\.\d+)(e[-+]?\d+)?|\.inf|\.nan)$/i;
 

@@ -14,7 +14,7 @@ import type { EndCode } from '../events.js';
 import { jobFailureCode, type Job, type JobResult } from '../executors/executor.js';
 import type { Recorded } from './dispatch.js';
 import { ReasonError } from './report.js';
-import { lockPath, readLockAsync, stageDigest, writeLock, type LockFile, type LockStage } from '../lockfile.js';
+import { lockPath, readLockAsync, stageDigest, wellFormedStages, writeLock, type LockFile, type LockStage } from '../lockfile.js';
 import type { Pipeline, StageSpec } from '../model.js';
 import { absPath } from '../../cache/paths.js';
 import { hashDeps, hashOutputs, type DepMemo, type StageKeyInfo } from '../plan.js';
@@ -246,7 +246,7 @@ export async function persist(pipeline: Pipeline, ws: Workspace, entries: Map<st
   }
   const old = await readLockAsync(file);
   const stages: Record<string, LockStage> = {};
-  for (const [n, s] of Object.entries(old?.stages ?? {})) if (names.has(n)) stages[n] = s;
+  for (const [n, s] of Object.entries(wellFormedStages(old))) if (names.has(n)) stages[n] = s;
   for (const [n, s] of entries) stages[n] = s;
   if (Object.keys(stages).length === 0 && !old) return ws.index.save();
   // Beside the pipeline file, in the folder it was in when the workspace was opened: a stage may have moved that

@@ -6,7 +6,7 @@
 import type { Hash } from '../../cache/types.js';
 import { CacheError } from '../../cache/errors.js';
 import { outPathKey } from '../../cache/paths.js';
-import { lockPath, readLockAsync, type LockStage } from '../lockfile.js';
+import { lockPath, readLockAsync, wellFormedStages, type LockStage } from '../lockfile.js';
 import type { Pipeline } from '../model.js';
 import { decide, DepMemo, type Decision, type StageKeyInfo } from '../plan.js';
 import type { StageSpec } from '../model.js';
@@ -103,7 +103,7 @@ export function missingDepsReason(pipeline: Pipeline, missing: readonly string[]
 /** The lock file's stage entries, parsed on first use (never on a no-op run). */
 export function lazyLock(pipeline: Pipeline): (stage: string) => Promise<LockStage | undefined> {
   let stages: Promise<Record<string, LockStage>> | undefined;
-  return async (stage) => (await (stages ??= readLockAsync(lockPath(pipeline.file)).then((l) => l?.stages ?? {})))[stage];
+  return async (stage) => (await (stages ??= readLockAsync(lockPath(pipeline.file)).then(wellFormedStages)))[stage];
 }
 
 /** "upstream stage a will be restored first; its deps are known then". */

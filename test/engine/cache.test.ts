@@ -5,6 +5,7 @@ import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, 
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { Gates } from '../support/gate.js';
 import { codes, events, pipe, pipeAsync, reasons, runRecords, statuses, workspace, type Ws } from './helpers.js';
 
@@ -1082,6 +1083,45 @@ describe('JSON of another shape in pipe\'s own files', () => {
       expect(a.signal).toBeNull();
       expect(a.code).toBe(1);
       expect(a.stderr).toContain(`unreadable lock file ${expLock} (JSON, but no pid and host)`);
+    } finally {
+      w.cleanup();
+    }
+  });
+
+  it('a lock file entry of another shape (hand-edited, merged) is read as no entry: plan, status and run go on, and the entry is written anew', () => {
+    const w = workspace({
+      'p.yaml': 'name: k\nstages:\n  a:\n    cmd: echo a > out/a.txt\n    outs: [out/a.txt]\n  b:\n    cmd: cat out/a.txt > out/b.txt\n    deps: [out/a.txt]\n    outs: [out/b.txt]\n',
+    });
+    try {
+      expect(pipe(w.dir, ['run', 'p.yaml']).code).toBe(0);
+      const lock = join(w.dir, 'p.lock.yaml');
+      const good = readFileSync(lock, 'utf8');
+      const entries = parseYaml(good) as { stages: Record<string, Record<string, unknown>> };
+      for (const bad of [5, null, 'x', {}, [5], [{ path: 5, hash: null, size: 1 }], [{ path: 'out/b.txt', hash: null }]]) {
+        entries.stages.b!.outs = bad;
+        writeFileSync(lock, stringifyYaml(entries));
+        // A fresh clone sharing the store: planning compares the store's record with the lock entry's outs
+        // (`entry.outs.filter is not a function`: status crashed with a stack trace, run failed the stage).
+        rmSync(join(w.dir, '.pipe/runs'), { recursive: true, force: true });
+        rmSync(join(w.dir, '.pipe/index'), { recursive: true, force: true });
+        rmSync(join(w.dir, 'out'), { recursive: true, force: true });
+        const st = pipe(w.dir, ['status', 'p.yaml']);
+        expect(st.code, `${JSON.stringify(bad)}: ${st.stdout}${st.stderr}`).toBe(0);
+        noStack(st, JSON.stringify(bad));
+        const r = pipe(w.dir, ['run', 'p.yaml', '--json']);
+        expect(r.code, `${JSON.stringify(bad)}: ${r.stdout}${r.stderr}`).toBe(0);
+        expect(statuses(r.stdout)).toEqual({ a: 'restored', b: 'restored' });
+        expect(w.read('out/b.txt')).toBe('a\n');
+        expect(readFileSync(lock, 'utf8')).toBe(good);
+        // A run of `a` alone keeps the entries of the stages it did not compute: one of another shape is dropped
+        // (it used to stop every such run from saving: "could not save the run's index and lock file", exit 1).
+        writeFileSync(lock, stringifyYaml(entries));
+        const only = pipe(w.dir, ['run', 'p.yaml', 'a']);
+        expect(only.code, `${JSON.stringify(bad)}: ${only.stdout}${only.stderr}`).toBe(0);
+        expect(parseYaml(readFileSync(lock, 'utf8'))).toMatchObject({ stages: { a: {} } });
+        expect(pipe(w.dir, ['run', 'p.yaml']).code).toBe(0);
+        expect(readFileSync(lock, 'utf8')).toBe(good);
+      }
     } finally {
       w.cleanup();
     }
