@@ -10,6 +10,7 @@ import { basename, dirname, join, relative } from 'node:path';
 import { writeFileAtomicSync } from '../cache/atomic.js';
 import { ownFolderSync, pinBase } from '../cache/dir.js';
 import { readRegularFileSync } from '../cache/read.js';
+import { isHashHex } from '../cache/brand.js';
 import { openHashState } from '../cache/state.js';
 import { openStore } from '../cache/store.js';
 import { openRunCache } from '../cache/runs.js';
@@ -135,7 +136,7 @@ export class StageIndex {
     try {
       // Bounded and non-blocking: a stage's command can write .pipe, and a FIFO here would hang every run.
       const parsed = JSON.parse(readRegularFileSync(file, MAX_INDEX_BYTES) ?? '') as IndexFile;
-      if (parsed.version === 1 && parsed.stages) data = parsed;
+      if (parsed.version === 1 && isMap(parsed.stages)) data = parsed;
     } catch {
       // Missing, unreadable, not a regular file or over the bound: every stage falls back to the run cache, and
       // the run's save replaces it.
@@ -143,17 +144,25 @@ export class StageIndex {
     return new StageIndex(file, data);
   }
 
+  /**
+   * The entry of `stage`, when it has the shape pipe writes. The file is any stage's to write: an entry of another
+   * shape (`outputs: 5`, a key that is no hash) is no entry, so planning falls back to the run cache instead of
+   * crashing (`pipe status` with a stack trace) or failing the stage; the run's save replaces it.
+   */
   get(stage: string): IndexEntry | undefined {
-    return this.data.stages[stage];
+    const e = Object.hasOwn(this.data.stages, stage) ? this.data.stages[stage] : undefined;
+    return wellFormedEntry(e) ? e : undefined;
   }
 
   set(stage: string, entry: IndexEntry): void {
-    this.data.stages[stage] = entry;
+    // An own property, for a stage named `__proto__` too (assigned, it would set the object's prototype).
+    Object.defineProperty(this.data.stages, stage, { value: entry, enumerable: true, writable: true, configurable: true });
     this.dirty = true;
   }
 
   get lock(): LockMeta | undefined {
-    return this.data.lock;
+    const m = this.data.lock;
+    return isMap(m) && Number.isFinite(m.size) && Number.isFinite(m.mtimeMs) && isMap(m.entries) ? m : undefined;
   }
 
   set lock(meta: LockMeta | undefined) {
@@ -169,4 +178,20 @@ export class StageIndex {
     writeFileAtomicSync(this.file, JSON.stringify(this.data));
     this.dirty = false;
   }
+}
+
+function wellFormedEntry(e: unknown): e is IndexEntry {
+  return (
+    isMap(e) &&
+    typeof e.key === 'string' &&
+    isHashHex(e.key) &&
+    Array.isArray(e.outputs) &&
+    e.outputs.every(
+      (o: unknown) => isMap(o) && typeof o.path === 'string' && (o.hash === null || typeof o.hash === 'string') && Number.isFinite(o.size) && Number.isFinite(o.files),
+    )
+  );
+}
+
+function isMap(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }

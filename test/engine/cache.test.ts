@@ -1088,6 +1088,66 @@ describe('JSON of another shape in pipe\'s own files', () => {
     }
   });
 
+  it('a stage index entry of another shape is no entry: status and run plan from the run records, and the run saves the index anew', () => {
+    const w = workspace({
+      'p.yaml': 'name: i\nstages:\n  a:\n    cmd: echo a > out/a.txt\n    outs: [out/a.txt]\n  b:\n    cmd: cat out/a.txt > out/b.txt\n    deps: [out/a.txt]\n    outs: [out/b.txt]\n',
+    });
+    try {
+      expect(pipe(w.dir, ['run', 'p.yaml']).code).toBe(0);
+      const file = join(w.dir, '.pipe/index', readdirSync(join(w.dir, '.pipe/index'))[0]!);
+      const good = JSON.parse(readFileSync(file, 'utf8')) as { stages: Record<string, Record<string, unknown>>; lock: Record<string, unknown> };
+      const b = good.stages.b!;
+      const bad: Array<[string, unknown]> = [
+        ...[5, null, 'x', {}, [5], [{ path: 5, hash: null, size: 1, files: 1 }], [[[]]]].map((o): [string, unknown] => [`outputs ${JSON.stringify(o)}`, { ...good, stages: { ...good.stages, b: { ...b, outputs: o } } }]),
+        ['key "x"', { ...good, stages: { ...good.stages, b: { ...b, key: 'x' } } }],
+        ['entry 5', { ...good, stages: { ...good.stages, b: 5 } }],
+        ['stages []', { ...good, stages: [] }],
+        ['lock 5', { ...good, lock: 5 }],
+        ['lock.entries null', { ...good, lock: { ...good.lock, entries: null } }],
+      ];
+      for (const [what, index] of bad) {
+        writeFileSync(file, JSON.stringify(index));
+        // Before: `pipe status` crashed (recorded.map is not a function), `pipe run` failed b, and the run's save
+        // failed on the lock part ("could not save the run's index and lock file"), so it stayed that way.
+        const st = pipe(w.dir, ['status', 'p.yaml']);
+        expect(st.code, `${what}: ${st.stdout}${st.stderr}`).toBe(0);
+        noStack(st, what);
+        const r = pipe(w.dir, ['run', 'p.yaml', '--json']);
+        expect(r.code, `${what}: ${r.stdout}${r.stderr}`).toBe(0);
+        expect(statuses(r.stdout), what).toEqual({ a: 'up-to-date', b: 'up-to-date' });
+        w.rm('out/b.txt');
+        writeFileSync(file, JSON.stringify(index));
+        const again = pipe(w.dir, ['run', 'p.yaml', '--json']);
+        expect(again.code, `${what}: ${again.stdout}${again.stderr}`).toBe(0);
+        expect(statuses(again.stdout), what).toEqual({ a: 'up-to-date', b: 'restored' });
+        expect(w.read('out/b.txt')).toBe('a\n');
+        expect(JSON.parse(readFileSync(file, 'utf8')), what).toMatchObject({ stages: { b: { key: b.key } } });
+      }
+    } finally {
+      w.cleanup();
+    }
+  });
+
+  it('stages named __proto__ and constructor keep index entries of their own', () => {
+    const w = workspace({
+      'p.yaml': 'name: o\nstages:\n  constructor:\n    cmd: echo a > out/a.txt\n    outs: [out/a.txt]\n  __proto__:\n    cmd: cat out/a.txt > out/b.txt\n    deps: [out/a.txt]\n    outs: [out/b.txt]\n',
+    });
+    try {
+      expect(pipe(w.dir, ['run', 'p.yaml']).code).toBe(0);
+      // Assigned by name, `__proto__`'s entry set the index object's prototype: it was never saved, and an index
+      // that checks its entries are its own would not find it.
+      const index = readFileSync(join(w.dir, '.pipe/index', readdirSync(join(w.dir, '.pipe/index'))[0]!), 'utf8');
+      expect(Object.keys((JSON.parse(index) as { stages: object }).stages).sort()).toEqual(['__proto__', 'constructor']);
+      expect(statuses(pipe(w.dir, ['run', 'p.yaml', '--json']).stdout)).toEqual({ constructor: 'up-to-date', __proto__: 'up-to-date' });
+      w.rm('out/b.txt');
+      const r = pipe(w.dir, ['run', 'p.yaml', '--json']);
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      expect(reasons(r.stdout).__proto__).toEqual(['output out/b.txt missing']);
+    } finally {
+      w.cleanup();
+    }
+  });
+
   it('a lock file entry of another shape (hand-edited, merged) is read as no entry: plan, status and run go on, and the entry is written anew', () => {
     const w = workspace({
       'p.yaml': 'name: k\nstages:\n  a:\n    cmd: echo a > out/a.txt\n    outs: [out/a.txt]\n  b:\n    cmd: cat out/a.txt > out/b.txt\n    deps: [out/a.txt]\n    outs: [out/b.txt]\n',
