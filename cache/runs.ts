@@ -259,10 +259,32 @@ export function readRecordSync(path: string, key?: string): RunRecord | undefine
     if (typeof rec !== 'object' || rec === null || !Array.isArray(rec.outputs) || !rec.outputs.every(wellFormed)) return undefined;
     if (typeof rec.key !== 'string' || typeof rec.stage !== 'string') return undefined;
     if (key !== undefined && rec.key !== key) return undefined;
-    return rec;
+    return wellFormedProvenance(rec) ? rec : undefined;
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The rest of a record, as far as readers rely on its types: `pipe why` compares `fields` (a mapping; the engine
+ * checks what is inside), `pipe metrics --all` and the history show the times and where the run was. A record
+ * whose `fields` was null or whose `endedAt` was a number crashed them with a stack trace.
+ */
+function wellFormedProvenance(rec: RunRecord): boolean {
+  const map = (v: unknown) => typeof v === 'object' && v !== null && !Array.isArray(v);
+  const optional = (v: unknown, ok: (v: unknown) => boolean) => v === undefined || ok(v);
+  return (
+    map(rec.fields) &&
+    typeof rec.startedAt === 'string' &&
+    typeof rec.endedAt === 'string' &&
+    Number.isFinite(rec.durationMs) &&
+    typeof rec.host === 'string' &&
+    typeof rec.executor === 'string' &&
+    optional(rec.jobId, (v) => typeof v === 'string') &&
+    optional(rec.pipeVersion, (v) => typeof v === 'string') &&
+    optional(rec.extra, map) &&
+    optional(rec.execution, map)
+  );
 }
 
 function wellFormed(o: unknown): o is StoredOutput {

@@ -24,7 +24,7 @@ export function changeReason(c: Change): Reason {
 
 /** Differences from `before` (an earlier run's fields) to `now`, in a stable order. */
 export function diffFields(now: KeyFields, before: Partial<KeyFields> | Record<string, unknown>): Change[] {
-  const b = before as Partial<KeyFields>;
+  const b = recordedFields(before);
   const changes: Change[] = [];
   if (b.schema !== now.schema) {
     changes.push({ field: 'schema', before: b.schema, after: now.schema, message: "pipe's cache key format changed" });
@@ -96,6 +96,34 @@ export function diffFields(now: KeyFields, before: Partial<KeyFields> | Record<s
     if (!outsNow.has(path)) changes.push({ field: 'outs', name: path, before: outsBefore.get(path), message: `out ${path} removed` });
   }
   return changes;
+}
+
+/**
+ * An earlier run's fields as `diffFields` reads them: each field only when it has the type pipe records (a run
+ * record is a file any stage's command can write), else left out, so `cmd: null` or `outs: 5` is a change to say,
+ * not a crash of `pipe why`.
+ */
+export function recordedFields(before: unknown): Partial<KeyFields> {
+  const f = (isMap(before) ? before : {}) as Record<string, unknown>;
+  const text = (v: unknown) => (typeof v === 'string' ? v : undefined);
+  const map = <T>(v: unknown) => (isMap(v) ? (v as T) : undefined);
+  const outs = Array.isArray(f.outs) ? f.outs.filter((o): o is KeyFields['outs'][number] => isMap(o) && typeof o.path === 'string') : undefined;
+  return {
+    ...(typeof f.schema === 'number' ? { schema: f.schema } : {}),
+    ...(text(f.cmd) !== undefined ? { cmd: text(f.cmd) } : {}),
+    ...(text(f.uses) !== undefined ? { uses: text(f.uses) } : {}),
+    ...(map(f.implementation) ? { implementation: map<KeyFields['implementation']>(f.implementation) } : {}),
+    ...(map(f.toolchain) ? { toolchain: map<KeyFields['toolchain']>(f.toolchain) } : {}),
+    ...(map(f.with) ? { with: map<KeyFields['with']>(f.with) } : {}),
+    ...(map(f.params) ? { params: map<KeyFields['params']>(f.params) } : {}),
+    ...(map(f.deps) ? { deps: map<KeyFields['deps']>(f.deps) } : {}),
+    ...(map(f.env) ? { env: map<KeyFields['env']>(f.env) } : {}),
+    ...(outs ? { outs } : {}),
+  };
+}
+
+function isMap(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 /**

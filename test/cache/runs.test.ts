@@ -220,4 +220,18 @@ describe('same key, different bytes', () => {
     writeFileSync(p, JSON.stringify({ ...base, outputs: [{ ...o, kind: 'dir', executables: ['bin/x'] }] }));
     expect((await runs.get(base.key))?.outputs[0]?.executables).toEqual(['bin/x']);
   });
+
+  it('a record whose fields, times or place are of another type reads as absent', async () => {
+    const { d, runs, base } = await setup();
+    await runs.put(base);
+    rmSync(`${d}/cache/runs`, { recursive: true });
+    const p = `${d}/runs/${base.key.slice(0, 2)}/${base.key}.json`;
+    expect(await runs.get(base.key)).toEqual(base);
+    // `pipe why` read fields, `pipe metrics --all` endedAt: null there, or a number, crashed them with a stack trace.
+    for (const bad of [{ fields: null }, { fields: [] }, { fields: 'x' }, { endedAt: 5 }, { startedAt: {} }, { durationMs: 'x' }, { host: null }, { executor: 1 }, { jobId: 7 }, { extra: 5 }, { execution: [] }]) {
+      writeFileSync(p, JSON.stringify({ ...base, ...bad }));
+      expect(await runs.get(base.key), JSON.stringify(bad)).toBeUndefined();
+      expect(await runs.history(base.stage), JSON.stringify(bad)).toEqual([]);
+    }
+  });
 });

@@ -1148,6 +1148,43 @@ describe('JSON of another shape in pipe\'s own files', () => {
     }
   });
 
+  it("a run record whose key fields are of another shape is compared as far as they hold: pipe why says what differs, never crashes", () => {
+    const w = workspace({ 'p.yaml': 'name: r\nparams: {n: 1}\nstages:\n  a:\n    cmd: echo ${params.n} > out/a.txt\n    outs: [out/a.txt]\n' });
+    try {
+      expect(pipe(w.dir, ['run', 'p.yaml']).code).toBe(0);
+      const shard = readdirSync(join(w.dir, '.pipe/runs')).find((f) => /^[0-9a-f]{2}$/.test(f))!;
+      const file = join(w.dir, '.pipe/runs', shard, readdirSync(join(w.dir, '.pipe/runs', shard))[0]!);
+      const rec = JSON.parse(readFileSync(file, 'utf8')) as { fields: Record<string, unknown> };
+      const cases: Array<[string, unknown]> = [
+        ['cmd null', { ...rec.fields, cmd: null }],
+        ['outs 5', { ...rec.fields, outs: 5 }],
+        ['outs [null]', { ...rec.fields, outs: [null] }],
+        ['params "x"', { ...rec.fields, params: 'x' }],
+        ['deps null', { ...rec.fields, deps: null }],
+      ];
+      for (const [i, [what, fields]] of cases.entries()) {
+        writeFileSync(file, JSON.stringify({ ...rec, fields }));
+        // Another key each time: `pipe why` compares it with every recorded run of the stage, this one included.
+        w.write('p.yaml', w.read('p.yaml').replace(/\{n: \d+\}/, `{n: ${i + 2}}`));
+        // Before: TypeError with a stack trace (`(b.outs ?? []).map is not a function`, `null.length`).
+        const r = pipe(w.dir, ['why', 'p.yaml', 'a']);
+        expect(r.code, `${what}: ${r.stdout}${r.stderr}`).toBe(0);
+        noStack(r, what);
+        expect(r.stdout, what).toContain('a: will run');
+        const run = pipe(w.dir, ['run', 'p.yaml', '--json']);
+        expect(run.code, `${what}: ${run.stdout}${run.stderr}`).toBe(0);
+        expect(statuses(run.stdout)).toEqual({ a: 'ran' });
+      }
+      // A record whose end time is not a string (metrics --all and the history show it) reads as absent.
+      writeFileSync(file, JSON.stringify({ ...rec, endedAt: {} }));
+      const m = pipe(w.dir, ['metrics', 'p.yaml', '--all']);
+      expect(m.code, m.stdout + m.stderr).toBe(0);
+      noStack(m, 'endedAt {}');
+    } finally {
+      w.cleanup();
+    }
+  });
+
   it('a lock file entry of another shape (hand-edited, merged) is read as no entry: plan, status and run go on, and the entry is written anew', () => {
     const w = workspace({
       'p.yaml': 'name: k\nstages:\n  a:\n    cmd: echo a > out/a.txt\n    outs: [out/a.txt]\n  b:\n    cmd: cat out/a.txt > out/b.txt\n    deps: [out/a.txt]\n    outs: [out/b.txt]\n',
