@@ -20,13 +20,12 @@
  * `pipe why` and `pipe verify` report. Stages that always run (`always_run`) replace their record instead.
  */
 import { closeSync, existsSync, openSync } from 'node:fs';
-import { readdir } from 'node:fs/promises';
 import { createHash, randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { basename, dirname } from 'node:path';
 import { createExclusiveSync, writeFileAtomic, writeFileAtomicSync } from './atomic.js';
 import { readRegularFile, readRegularFileSync } from './read.js';
-import { listDir, ownFolderSync } from './dir.js';
+import { listDir, ownFolderSync, ownFoldersIntact } from './dir.js';
 import { asStageKey, isHashHex } from './brand.js';
 import { wellFormedExec } from './exec.js';
 import { outPathKey } from './paths.js';
@@ -82,7 +81,7 @@ class FileRunCache implements LocalRunCache {
   }
 
   async get(key: StageKey): Promise<RunRecord | undefined> {
-    return readRecordSync(this.recordPath(key), key) ?? (this.shared ? readRecordSync(keyPath(this.shared, key), key) : undefined);
+    return recordIn(this.dir, key) ?? (this.shared ? recordIn(this.shared, key) : undefined);
   }
 
   async put(record: RunRecord, opts: { replace?: boolean } = {}): Promise<RunPut> {
@@ -175,13 +174,10 @@ class FileRunCache implements LocalRunCache {
   }
 
   async history(stage: string, limit = Infinity): Promise<RunRecord[]> {
-    let names: string[];
-    try {
-      names = await readdir(this.historyDir(stage));
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw e;
-    }
+    // Listed only through pipe's own folders: a file a stage put at one of their names is no history (the listing
+    // failed with ENOTDIR: `pipe why` and `status` exited on it), and a link is not followed (cache/dir.ts).
+    if (!ownFoldersIntact(dirname(this.dir), basename(this.dir), 'by-stage')) return [];
+    const names = await listDir(this.historyDir(stage));
     const markers = names.filter((n) => /^\d{15}-[0-9a-f]{64}$/.test(n)).sort().reverse();
     const out: RunRecord[] = [];
     const seen = new Set<string>();
@@ -190,7 +186,7 @@ class FileRunCache implements LocalRunCache {
       const key = m.slice(16);
       if (seen.has(key)) continue; // the same key re-run later: listed once, at its newest run
       seen.add(key);
-      const rec = readRecordSync(this.recordPath(asStageKey(key)), key);
+      const rec = recordIn(this.dir, key);
       // A record gc'd or overwritten by another stage with the same key is not part of this stage's history.
       if (rec && rec.stage === stage) out.push(rec);
     }
@@ -201,6 +197,14 @@ class FileRunCache implements LocalRunCache {
 /** A folder of a runs folder (`.pipe/runs`, or the store's `runs`), the runs folder included: real folders, made. */
 function runsFolder(runs: string, ...parts: string[]): string {
   return ownFolderSync(dirname(runs), basename(runs), ...parts);
+}
+
+/**
+ * The record of `key` in the runs folder `runs`, read only through pipe's own folders: a link a stage put at `runs`
+ * or at its fan-out folder is not followed (cache/dir.ts), its records are not this workspace's.
+ */
+function recordIn(runs: string, key: string): RunRecord | undefined {
+  return ownFoldersIntact(dirname(runs), basename(runs), key.slice(0, 2)) ? readRecordSync(keyPath(runs, key), key) : undefined;
 }
 
 function keyPath(dir: string, key: string): string {

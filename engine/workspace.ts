@@ -8,7 +8,7 @@ import { mkdirSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { basename, dirname, join, relative } from 'node:path';
 import { writeFileAtomicSync } from '../cache/atomic.js';
-import { ownFolderSync, pinBase } from '../cache/dir.js';
+import { ownFolderSync, ownFoldersIntact, pinBase } from '../cache/dir.js';
 import { readRegularFileSync } from '../cache/read.js';
 import { isHashHex } from '../cache/brand.js';
 import { openHashState } from '../cache/state.js';
@@ -135,7 +135,9 @@ export class StageIndex {
     let data: IndexFile = { version: 1, stages: {} };
     try {
       // Bounded and non-blocking: a stage's command can write .pipe, and a FIFO here would hang every run.
-      const parsed = JSON.parse(readRegularFileSync(file, MAX_INDEX_BYTES) ?? '') as IndexFile;
+      // Only from pipe's own `index` folder, never through a link a stage put at its name (cache/dir.ts).
+      const own = ownFoldersIntact(dirname(dirname(file)), basename(dirname(file)));
+      const parsed = JSON.parse((own && readRegularFileSync(file, MAX_INDEX_BYTES)) || '') as IndexFile;
       if (parsed.version === 1 && isMap(parsed.stages)) data = parsed;
     } catch {
       // Missing, unreadable, not a regular file or over the bound: every stage falls back to the run cache, and

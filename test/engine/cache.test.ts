@@ -1185,6 +1185,59 @@ describe('JSON of another shape in pipe\'s own files', () => {
     }
   });
 
+  it("run history, records and the stage index are read only through pipe's own folders: a file there is no history, a link is not followed", () => {
+    const outside = mkdtempSync(join(tmpdir(), 'pipe-outside-'));
+    const w = workspace({ 'p.yaml': 'name: h\nparams: {n: 1}\nstages:\n  a:\n    cmd: echo ${params.n} > out/a.txt\n    outs: [out/a.txt]\n' });
+    try {
+      expect(pipe(w.dir, ['run', 'p.yaml']).code).toBe(0);
+      w.write('p.yaml', w.read('p.yaml').replace('{n: 1}', '{n: 2}'));
+      const history = join(w.dir, '.pipe/runs/by-stage/a');
+      // A file at the stage's history folder: the listing failed with ENOTDIR, and `pipe why` and `pipe status` exited 1.
+      renameSync(history, join(outside, 'a'));
+      writeFileSync(history, 'x');
+      for (const cmd of [['why', 'p.yaml', 'a'], ['status', 'p.yaml']]) {
+        const r = pipe(w.dir, cmd);
+        expect(r.code, `${cmd[0]}: ${r.stdout}${r.stderr}`).toBe(0);
+        expect(r.stdout + r.stderr, cmd[0]).not.toContain('ENOTDIR');
+      }
+      // A link to a folder holding the stage's history: not followed, so no earlier run to compare with.
+      rmSync(history);
+      symlinkSync(join(outside, 'a'), history);
+      const why = pipe(w.dir, ['why', 'p.yaml', 'a']);
+      expect(why.code, why.stdout + why.stderr).toBe(0);
+      expect(why.stdout).toContain('never ran');
+      rmSync(history);
+      renameSync(join(outside, 'a'), history);
+      expect(pipe(w.dir, ['why', 'p.yaml', 'a']).stdout).toContain('param n: 1 → 2');
+      // The record's fan-out folder moved out and linked back: not read (the store's shared copy is removed too).
+      const shard = readdirSync(join(w.dir, '.pipe/runs')).find((f) => /^[0-9a-f]{2}$/.test(f))!;
+      renameSync(join(w.dir, '.pipe/runs', shard), join(outside, shard));
+      symlinkSync(join(outside, shard), join(w.dir, '.pipe/runs', shard));
+      rmSync(join(w.dir, '.pipe/cache/runs'), { recursive: true });
+      expect(pipe(w.dir, ['why', 'p.yaml', 'a']).stdout).toContain('never ran');
+      // The index folder moved out and linked back, with an entry vouching for an output a stage edited since: read
+      // through the link, the edited output was up to date; not read, the run record says it was modified.
+      w.write('p.yaml', w.read('p.yaml').replace('{n: 2}', '{n: 1}'));
+      rmSync(join(w.dir, '.pipe/runs', shard));
+      renameSync(join(outside, shard), join(w.dir, '.pipe/runs', shard));
+      const index = join(w.dir, '.pipe/index');
+      const file = readdirSync(index)[0]!;
+      const entry = JSON.parse(readFileSync(join(index, file), 'utf8')) as { stages: { a: { outputs: Array<{ hash: string }> } } };
+      w.write('out/a.txt', 'edited\n');
+      entry.stages.a.outputs[0]!.hash = createHash('sha256').update('edited\n').digest('hex');
+      mkdirSync(join(outside, 'index'));
+      writeFileSync(join(outside, 'index', file), JSON.stringify(entry));
+      rmSync(index, { recursive: true });
+      symlinkSync(join(outside, 'index'), index);
+      const st = pipe(w.dir, ['status', 'p.yaml']);
+      expect(st.code, st.stdout + st.stderr).toBe(0);
+      expect(st.stdout).toContain('a: stale, restorable from the cache');
+    } finally {
+      w.cleanup();
+      rmSync(outside, { recursive: true, force: true });
+    }
+  });
+
   it('a lock file entry of another shape (hand-edited, merged) is read as no entry: plan, status and run go on, and the entry is written anew', () => {
     const w = workspace({
       'p.yaml': 'name: k\nstages:\n  a:\n    cmd: echo a > out/a.txt\n    outs: [out/a.txt]\n  b:\n    cmd: cat out/a.txt > out/b.txt\n    deps: [out/a.txt]\n    outs: [out/b.txt]\n',
