@@ -282,15 +282,20 @@ class KindMemo {
     try {
       // Bounded and non-blocking: a FIFO put here by a stage's command would hang every run.
       const d = JSON.parse(readRegularFileSync(file, MAX_KIND_MEMO_BYTES) ?? '') as KindMemo['data'];
-      if (d.v === 1 && d.deps === deps && d.scans && d.packages) this.data = d;
+      if (d.v === 1 && d.deps === deps && isMap(d.scans) && isMap(d.packages)) this.data = d;
     } catch {
       // No memo yet, or a damaged one (not a regular file, over the bound): start empty; the next save replaces it.
     }
   }
 
+  /**
+   * The memo's scan of a module, when it has the shape a scan has. The memo is a file under `.pipe` any stage's
+   * command can write: `{"scans": 5}` or a scan without its lists crashed every run of a `uses:` stage.
+   */
   scan(hash: string): ModuleRefs | undefined {
-    const r = this.data.scans[hash];
-    if (r) this.used.add(hash);
+    const r = Object.hasOwn(this.data.scans, hash) ? this.data.scans[hash] : undefined;
+    if (!isMap(r) || !texts(r.imports) || !texts(r.located) || !texts(r.packages)) return undefined;
+    this.used.add(hash);
     return r;
   }
 
@@ -305,8 +310,8 @@ class KindMemo {
     const tree = identity(join(repoRoot, 'node_modules', '.package-lock.json'));
     if (tree === undefined) return compute(); // no npm record of the tree: nothing cheap to validate against
     const key = JSON.stringify([process.version, tree, identity(join(repoRoot, 'package.json')), [...roots].sort()]);
-    let p = this.data.packages[key];
-    if (!p) {
+    let p = Object.hasOwn(this.data.packages, key) ? this.data.packages[key] : undefined;
+    if (!isMap(p) || !Object.values(p).every((v) => typeof v === 'string')) {
       p = this.data.packages[key] = compute();
       this.dirty = true;
     }
@@ -330,6 +335,14 @@ class KindMemo {
       }
     });
   }
+}
+
+function isMap(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function texts(v: unknown): v is string[] {
+  return Array.isArray(v) && v.every((x) => typeof x === 'string');
 }
 
 const memo = new KindMemo();

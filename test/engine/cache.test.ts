@@ -1238,6 +1238,39 @@ describe('JSON of another shape in pipe\'s own files', () => {
     }
   });
 
+  it('a kinds memo of another shape is recomputed: uses: stages stay up to date, their keys unchanged', () => {
+    const w = workspace({ 'p.yaml': 'name: m\nstages:\n  e:\n    uses: testing/echo\n    with: {src: in.txt, out: out/e.txt}\n', 'in.txt': 'x\n' });
+    try {
+      expect(pipe(w.dir, ['run', 'p.yaml']).code).toBe(0);
+      const file = join(w.dir, '.pipe/kinds.json');
+      const memo = JSON.parse(readFileSync(file, 'utf8')) as { scans: Record<string, unknown>; packages: Record<string, unknown> };
+      const each = (o: Record<string, unknown>, v: unknown) => Object.fromEntries(Object.keys(o).map((k) => [k, v]));
+      const cases: Array<[string, unknown]> = [
+        ['scans 5', { ...memo, scans: 5 }],
+        ['scans "x"', { ...memo, scans: 'x' }],
+        ['each scan {}', { ...memo, scans: each(memo.scans, {}) }],
+        ['each scan 5', { ...memo, scans: each(memo.scans, 5) }],
+        ['imports null', { ...memo, scans: each(memo.scans, { imports: null, located: [], packages: [] }) }],
+        ['packages "x"', { ...memo, packages: each(memo.packages, 'x') }],
+        ['packages [1]', { ...memo, packages: each(memo.packages, [1]) }],
+      ];
+      for (const [what, bad] of cases) {
+        writeFileSync(file, JSON.stringify(bad));
+        rmSync(join(w.dir, '.pipe/index'), { recursive: true, force: true });
+        // Before: `refs.imports is not iterable` (a stack trace), or a string taken for the package versions, which
+        // changed the stage's key ("package 0: (unset) → x").
+        const st = pipe(w.dir, ['status', 'p.yaml']);
+        expect(st.code, `${what}: ${st.stdout}${st.stderr}`).toBe(0);
+        noStack(st, what);
+        expect(st.stdout, what).toContain('All 1 stage(s) are up to date');
+        const r = pipe(w.dir, ['run', 'p.yaml', '--json']);
+        expect(statuses(r.stdout), `${what}: ${r.stderr}`).toEqual({ e: 'up-to-date' });
+      }
+    } finally {
+      w.cleanup();
+    }
+  });
+
   it('a lock file entry of another shape (hand-edited, merged) is read as no entry: plan, status and run go on, and the entry is written anew', () => {
     const w = workspace({
       'p.yaml': 'name: k\nstages:\n  a:\n    cmd: echo a > out/a.txt\n    outs: [out/a.txt]\n  b:\n    cmd: cat out/a.txt > out/b.txt\n    deps: [out/a.txt]\n    outs: [out/b.txt]\n',
