@@ -13,12 +13,13 @@ import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tempOf, writeFileAtomicSync } from '../../cache/atomic.js';
 import { ownFolderSync, ownFoldersIntact } from '../../cache/dir.js';
-import { readRegularFileSync } from '../../cache/read.js';
+import { readBoundedSync } from '../../cache/read.js';
 import type { DepSpec, OutSpec, Pipeline, SourceSpan, StageSpec } from '../model.js';
 import { LIMIT_VARS } from '../dsl/limits.js';
 import { isLinkNow } from '../dsl/paths.js';
 
-const VERSION = 2;
+/** 3: a digest of the entry ends it. */
+const VERSION = 3;
 /** A 100,000-stage matrix's entry is 17–30 MB; one past this is not pipe's, and is a miss. */
 const MAX_ENTRY_BYTES = 256 * 1024 * 1024;
 /**
@@ -32,8 +33,11 @@ const TOUCH_AFTER_MS = 3600 * 1000;
 const ENTRY_NAME = /^[0-9a-f]{32}\.json$/;
 
 /**
- * On disk: one line of header (what the entry depends on), then the packed pipeline. The header is checked before
- * the (possibly large) body is parsed, so a stale entry costs one short JSON.parse.
+ * On disk: one line of header (what the entry depends on), then the packed pipeline, then a line with the sha256 of
+ * all that. The header is checked before the (possibly large) body is parsed, so a stale entry costs one short
+ * JSON.parse; the digest before either, so an entry is used only as pipe wrote it: one of another shape (`null`, a
+ * header without its maps, a body that is a list) crashed every command of its pipeline with a stack trace, and a
+ * changed character in a command would have been run as if the YAML said so.
  */
 interface Header {
   v: number;
@@ -132,15 +136,18 @@ export function readCachedPipeline(inputs: CacheInputs): { pipeline: Pipeline; w
   let header: Header;
   try {
     if (!ownCacheDir(cacheDir())) return undefined;
-    // A cache: whatever is not a regular file within the bound is a miss (and the next save replaces it).
-    const read = readRegularFileSync(entryPath(inputs), MAX_ENTRY_BYTES);
-    if (read === undefined) return undefined;
-    text = read;
+    // A cache: whatever is not a regular file within the bound, or not as pipe wrote it, is a miss (and the next
+    // save replaces it).
+    const read = readBoundedSync(entryPath(inputs), MAX_ENTRY_BYTES);
+    if (!read.ok) return undefined;
+    const content = digested(read.bytes);
+    if (content === undefined) return undefined;
+    text = content.toString('utf8');
     header = JSON.parse(text.slice(0, text.indexOf('\n'))) as Header;
   } catch {
     return undefined;
   }
-  if (header.v !== VERSION) return undefined;
+  if (header?.v !== VERSION) return undefined;
   const sourceFiles = Object.keys(header.files);
   const expected = new Set([...inputs.manifests, ...codeFiles()]);
   for (const f of expected) if (header.files[f] === undefined) return undefined;
@@ -157,6 +164,28 @@ export function readCachedPipeline(inputs: CacheInputs): { pipeline: Pipeline; w
   if (sourceFiles.length !== new Set([...expected, ...body.pipeline.sourceFiles]).size) return undefined;
   touchIfOld(entryPath(inputs));
   return { pipeline: { ...body.pipeline, stages: unpackStages(body.stages) }, warnings: body.warnings };
+}
+
+/** The entry's bytes before its last line, when that line is their sha256; else undefined. */
+function digested(bytes: Buffer): Buffer | undefined {
+  if (bytes.length < 2 || bytes[bytes.length - 1] !== NL) return undefined;
+  const last = bytes.lastIndexOf(NL, bytes.length - 2);
+  if (last < 0) return undefined;
+  const content = bytes.subarray(0, last + 1);
+  const digest = createHash('sha256').update(content).digest('hex');
+  return bytes.subarray(last + 1, bytes.length - 1).toString('latin1') === digest ? content : undefined;
+}
+
+const NL = 0x0a;
+
+/** The chunks of an entry, then the line with their sha256 (what `digested` checks). */
+function* withDigest(chunks: Iterable<string>): Generator<string> {
+  const h = createHash('sha256');
+  for (const c of chunks) {
+    h.update(c);
+    yield c;
+  }
+  yield `\n${h.update('\n').digest('hex')}\n`;
 }
 
 /**
@@ -241,7 +270,7 @@ export function writeCachedPipeline(
   const path = entryPath(inputs);
   try {
     ownFolderSync(dirname(dirname(path)), basename(dirname(path))); // a link there: refused (no cache, as when read-only)
-    writeFileAtomicSync(path, bodyChunks(`${JSON.stringify(header)}\n`, pipeline, warnings));
+    writeFileAtomicSync(path, withDigest(bodyChunks(`${JSON.stringify(header)}\n`, pipeline, warnings)));
     pruneCachedPipelines(dirname(path));
   } catch {
     // A read-only home or a full disk: no cache, just slower loads.

@@ -59,7 +59,7 @@ describe('a 100 × 1,000 matrix', () => {
   });
 });
 
-describe('the validated-pipeline cache (v2: packed, shared values written once)', () => {
+describe('the validated-pipeline cache (v3: packed, shared values written once, digested)', () => {
   let home: string;
   const saved = process.env.PIPE_CACHE_HOME;
   beforeAll(() => {
@@ -129,6 +129,37 @@ stages:
     expect(again.back).toBeDefined();
     rmSync(path.join(again.p.workdir, 'seed.txt'));
     expect(readCachedPipeline(again.inputs)).toBeUndefined();
+  });
+
+  it('an entry not as pipe wrote it (another shape, one character changed) is a miss, never a crash or another pipeline', async () => {
+    const { p, inputs } = await roundTrip(VARIED);
+    const dir = path.join(process.env.PIPE_CACHE_HOME!, 'pipelines');
+    const file = readdirSync(dir)
+      .map((n) => path.join(dir, n))
+      .find((f) => readFileSync(f, 'utf8').includes(JSON.stringify(p.file)))!;
+    const good = readFileSync(file, 'utf8');
+    expect(readCachedPipeline(inputs)).toBeDefined();
+    const [header, body] = [good.slice(0, good.indexOf('\n')), good.slice(good.indexOf('\n') + 1, good.lastIndexOf('\n', good.length - 2))];
+    const variants: Array<[string, string]> = [
+      // Each crashed `loadAll` with a TypeError (a stack trace, exit 70) before the entry had a digest.
+      ['header null', `null\n${body}\n`],
+      ['header without its maps', `{"v":3}\n${body}\n`],
+      ['body null', `${header}\nnull\n`],
+      ['body a list', `${header}\n[]\n`],
+      ['stages.list [5]', `${header}\n${body.replace(/"list":\[.*?\],"spans"/, '"list":[5],"spans"')}\n`],
+      // Valid JSON of the right shape, one character changed: a command pipe would have run though no YAML says so.
+      ['a command changed', good.replace('> a.csv', '> b.csv')],
+      ['the digest alone changed', good.replace(/[0-9a-f]\n$/, (c) => `${c[0] === '0' ? '1' : '0'}\n`)],
+      ['no digest', `${header}\n${body}\n`],
+    ];
+    for (const [what, text] of variants) {
+      expect(text, what).not.toBe(good);
+      writeFileSync(file, text);
+      expect(() => readCachedPipeline(inputs), what).not.toThrow();
+      expect(readCachedPipeline(inputs), what).toBeUndefined();
+    }
+    writeFileSync(file, good);
+    expect(readCachedPipeline(inputs)?.pipeline.stages[0]!.cmd).toContain('> a.csv');
   });
 
   it('stays within its bounds: a write removes the least recently used entries (a hit keeps its own recent), and nothing that is not an entry', async () => {
