@@ -1,8 +1,10 @@
 /**
  * Metrics files (outs with `metric: true`, JSON) flattened to `a.b.c → value`, for `pipe metrics`, `pipe metrics
- * diff` and `pipe exp`. Pure helpers, except `readMetricsFile` (one bounded read).
+ * diff` and `pipe exp`. Pure helpers, except `readMetricsFile` and `readOutMetrics` (one bounded read).
  */
+import { absPath } from '../cache/paths.js';
 import { readBoundedSync, type BoundedRead } from '../cache/read.js';
+import type { OutPolicy } from './out-policy.js';
 import { tableWidth, textTable, type Table } from './ui/table.js';
 
 export interface MetricsRow {
@@ -46,6 +48,16 @@ export function readMetricsFile(abs: string, maxBytes = maxMetricsBytes()): { me
   if (r.why === 'missing') return { problem: 'missing', missing: true };
   if (r.why === 'too-large') return { problem: `is ${r.size} bytes, over the limit of ${maxBytes} for a metrics file (set PIPE_MAX_METRICS_BYTES to raise it)` };
   return { problem: r.why === 'not-a-file' ? 'is not a regular file' : 'cannot be read' };
+}
+
+/**
+ * The metrics file a stage declares at `rel` (workspace-relative), read only where an out may be
+ * (engine/out-policy.ts): one that resolves outside the workspace, a link a stage left there, is not read as the
+ * stage's metrics (`pipe metrics` showed the linked file as the stage's current values).
+ */
+export function readOutMetrics(outs: OutPolicy, root: string, rel: string): ReturnType<typeof readMetricsFile> {
+  const refused = outs.check(rel, { fresh: true });
+  return refused ? { problem: `is not read: ${refused.reason}` } : readMetricsFile(absPath(root, rel));
 }
 
 /** Metrics from JSON text (a file's, or a cached object's). */

@@ -12,11 +12,12 @@ import { openStore } from '../../cache/store.js';
 import type { Hash } from '../../cache/types.js';
 import { gitShow, gitTop } from '../git.js';
 import { lockPath, parseLock } from '../lockfile.js';
-import { diffTable, maxMetricsBytes, metricsDiff, metricsTable, parseMetrics, readMetricsFile, type MetricsRow } from '../metrics.js';
+import { diffTable, maxMetricsBytes, metricsDiff, metricsTable, parseMetrics, readOutMetrics, type MetricsRow } from '../metrics.js';
+import { OutPolicy } from '../out-policy.js';
 import type { Pipeline } from '../model.js';
 import { absPath } from '../../cache/paths.js';
 import { csvTable, markdownTable, terminalWidth, textTable } from '../ui/table.js';
-import { openWorkspace } from '../workspace.js';
+import { openWorkspace, pipeDirOf } from '../workspace.js';
 import { UsageError } from './errors.js';
 import { loadAll } from './load.js';
 
@@ -29,7 +30,7 @@ export async function metricsCommand(file: string, opts: { all?: boolean; json?:
     const metricOuts = stage.outs.filter((o) => o.metric && !o.path.endsWith('/'));
     if (metricOuts.length === 0) continue;
     for (const o of metricOuts) {
-      const r = readMetricsFile(absPath(ws.root, o.path));
+      const r = readOutMetrics(ws.outs, ws.root, o.path);
       if ('metrics' in r) rows.push({ stage: stage.name, path: o.path, run: 'current', metrics: r.metrics });
       else problems.push(`${o.path}: ${r.problem}${r.missing ? ` (stage ${stage.name} has not run)` : ''}`);
     }
@@ -66,10 +67,11 @@ async function cachedMetrics(store: LocalStore, hash: Hash): Promise<Record<stri
 /** path → flattened metrics of the workspace's metrics files as they are now; problems noted. */
 export function workspaceMetrics(pipeline: Pipeline, root: string, problems: string[] = []): Record<string, Record<string, unknown>> {
   const out: Record<string, Record<string, unknown>> = {};
+  const outs = OutPolicy.of(pipeline, pipeDirOf(pipeline));
   for (const s of pipeline.stages) {
     for (const o of s.outs) {
       if (!o.metric || o.path.endsWith('/')) continue;
-      const r = readMetricsFile(absPath(root, o.path));
+      const r = readOutMetrics(outs, root, o.path);
       if ('metrics' in r) out[o.path] = r.metrics;
       else problems.push(`${o.path}: ${r.problem}${r.missing ? ` (stage ${s.name} has not run)` : ''}`);
     }

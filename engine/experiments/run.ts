@@ -21,9 +21,8 @@ import type { Loaded } from '../commands/load.js';
 import { appliedParamsPath } from '../dsl/params.js';
 import type { Emit } from '../events.js';
 import type { GitState } from '../git.js';
-import { readMetricsFile } from '../metrics.js';
+import { readOutMetrics } from '../metrics.js';
 import type { Pipeline, StageSpec } from '../model.js';
-import { absPath } from '../../cache/paths.js';
 import { runStages, type RunSummary } from '../run.js';
 import { ResourcePool, type Machine } from '../scheduler.js';
 import { copyInputs, scratchPipeline, sourceDepsOf } from '../scratch.js';
@@ -220,7 +219,7 @@ function record(p: Prepared, opts: ExpRunOptions, r: { startedAt: number; summar
       if (!p.plan.selected.has(s.name)) continue;
       for (const o of s.outs) {
         if (!o.metric || o.path.endsWith('/')) continue;
-        const m = readMetricsFile(absPath(p.root, o.path));
+        const m = readOutMetrics(p.ws.outs, p.root, o.path);
         if ('metrics' in m) metrics[o.path] = m.metrics;
       }
     }

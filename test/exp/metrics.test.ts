@@ -103,6 +103,41 @@ describe('pipe metrics diff', () => {
   });
 });
 
+describe('a metrics file that is a link', () => {
+  it('to a file outside the workspace is not read as the stage\'s metrics (metrics, exp show); one inside is', async () => {
+    const { mkdtempSync, symlinkSync, writeFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { workspace } = await import('../engine/helpers.js');
+    const outside = mkdtempSync(join(tmpdir(), 'pipe-outside-'));
+    writeFileSync(join(outside, 'm.json'), '{"acc": 99}\n');
+    const w = workspace({ 'p.yaml': 'name: m\nstages:\n  s:\n    cmd: |\n      echo \'{"acc": 1}\' > m.json\n    metrics: [m.json]\n' });
+    try {
+      expect((await runPipe(w.dir, ['run', 'p.yaml'])).code).toBe(0);
+      // A stage (or anyone) replaced the out with a link leaving the workspace: `pipe run` refuses the out, and
+      // `pipe metrics` showed the linked file's values as the stage's current metrics.
+      rmSync(join(w.dir, 'm.json'));
+      symlinkSync(join(outside, 'm.json'), join(w.dir, 'm.json'));
+      const m = await runPipe(w.dir, ['metrics', 'p.yaml', '--json']);
+      expect(m.code, m.stderr).toBe(0);
+      const shown = JSON.parse(m.stdout) as { rows: unknown[]; problems: string[] };
+      expect(shown.rows).toEqual([]);
+      expect(shown.problems).toEqual([expect.stringMatching(/^m\.json: is not read: out m\.json resolves \(it is a symbolic link\) to .*m\.json, which is outside the workspace/)]);
+      const exp = await runPipe(w.dir, ['exp', 'show', 'p.yaml', '--json']);
+      expect(exp.code, exp.stderr).toBe(0);
+      expect(exp.stdout).not.toContain('99');
+      // A link that stays inside the workspace is an out pipe may read.
+      w.write('keep/m.json', '{"acc": 2}\n');
+      rmSync(join(w.dir, 'm.json'));
+      symlinkSync('keep/m.json', join(w.dir, 'm.json'));
+      const inside = JSON.parse((await runPipe(w.dir, ['metrics', 'p.yaml', '--json'])).stdout) as { rows: Array<{ metrics: unknown }> };
+      expect(inside.rows.map((r) => r.metrics)).toEqual([{ acc: 2 }]);
+    } finally {
+      w.cleanup();
+      rmSync(outside, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('readMetricsFile', () => {
   it('a metrics file a stage turned into a FIFO is not read (a plain open waits for a writer): said at once; size bound named', async () => {
     const { execFileSync } = await import('node:child_process');
