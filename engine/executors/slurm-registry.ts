@@ -56,10 +56,16 @@ export class SlurmRegistry {
     return join(this.dir, `${key}.json`);
   }
 
+  /**
+   * The record in `<key>.json`, when it is one pipe writes: its own key (the name it is kept under) and the fields of
+   * a SubmittedJob. A record is a file any job's command can rewrite: one naming another key (`../../x`) had
+   * `pipe cancel` delete `<that key>.json` wherever it led, outside the workspace too.
+   */
   async get(key: string): Promise<SubmittedJob | undefined> {
     if (!ownFoldersIntact(...this.own)) return undefined;
     try {
-      return JSON.parse((await readRegularFile(this.file(key), MAX_SUBMITTED_BYTES)) ?? '') as SubmittedJob;
+      const job = JSON.parse((await readRegularFile(this.file(key), MAX_SUBMITTED_BYTES)) ?? '') as unknown;
+      return isSubmittedJob(job) && job.key === key ? job : undefined;
     } catch {
       return undefined;
     }
@@ -93,4 +99,11 @@ export class SlurmRegistry {
       return [];
     }
   }
+}
+
+function isSubmittedJob(v: unknown): v is SubmittedJob {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
+  const j = v as Record<string, unknown>;
+  const text = (k: string) => typeof j[k] === 'string';
+  return ['key', 'stage', 'jobId', 'marker', 'slurmOutput', 'logFile', 'submittedAt'].every(text) && (j.memLimit === undefined || text('memLimit'));
 }

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SlurmRegistry, type SubmittedJob } from '../../engine/executors/slurm-registry.js';
+import { pipe, workspace } from './helpers.js';
 
 let root: string;
 let outside: string;
@@ -72,4 +73,31 @@ describe('SlurmRegistry', () => {
       }
     });
   }
+
+  it('a record naming another key than its own, or not of a record\'s shape, is no record: pipe cancel deletes nothing it names', async () => {
+    // What a job's command can write into .pipe/slurm/jobs: `pipe cancel` removed each record by the key written in
+    // it, so `<that key>.json` was deleted wherever the key led, outside the workspace too.
+    const w = workspace({ 'p.yaml': 'name: c\nstages:\n  a:\n    cmd: echo a > out/a.txt\n    outs: [out/a.txt]\n' });
+    try {
+      writeFileSync(join(outside, 'victim.json'), 'precious\n');
+      const jobs = join(w.dir, '.pipe/slurm/jobs');
+      mkdirSync(jobs, { recursive: true });
+      const victim = join(outside, 'victim').split('/').length;
+      writeFileSync(join(jobs, 'x.json'), JSON.stringify({ ...record('x'), key: `${'../'.repeat(victim + 4)}${join(outside, 'victim').slice(1)}`, jobId: 'none' }));
+      writeFileSync(join(jobs, 'y.json'), JSON.stringify(5));
+      writeFileSync(join(jobs, 'z.json'), JSON.stringify({ ...record('z'), jobId: 42 }));
+      const r = pipe(w.dir, ['cancel', 'p.yaml']);
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      expect(readFileSync(join(outside, 'victim.json'), 'utf8')).toBe('precious\n');
+      expect(r.stdout).toBe('No SLURM jobs of this workspace are pending or running.\n');
+      const reg = SlurmRegistry.of(join(w.dir, '.pipe/slurm'));
+      expect(await reg.all()).toEqual([]);
+      expect(await reg.get('x')).toBeUndefined();
+      // Its own records it still finds by their names.
+      await reg.put(record('k1'));
+      expect((await reg.all()).map((j) => j.key)).toEqual(['k1']);
+    } finally {
+      w.cleanup();
+    }
+  });
 });
