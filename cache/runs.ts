@@ -96,7 +96,7 @@ class FileRunCache implements LocalRunCache {
       const prior = opts.replace ? undefined : (shared ?? readRecordSync(this.recordPath(key), key));
       disagreements = prior ? differences(prior, record) : [];
       kept = record;
-      if (prior && disagreements.length > 0 && (await this.servable(prior))) kept = { ...prior, fields: record.fields };
+      if (prior && disagreements.length > 0 && (await this.servable(prior, record))) kept = { ...prior, fields: record.fields };
       for (const d of disagreements) d.kept = kept === record ? 'second' : 'first';
       if (!this.shared) break;
       if (shared && !opts.replace && (kept !== record || disagreements.length === 0)) break; // the store has the first
@@ -125,8 +125,14 @@ class FileRunCache implements LocalRunCache {
     return { record: kept, disagreements };
   }
 
-  /** Whether an earlier result can still be put in a workspace: all of its objects present and sound. */
-  private async servable(rec: RunRecord): Promise<boolean> {
+  /**
+   * Whether an earlier result can still be put in a workspace in place of `later`: it holds every output `later` does
+   * (the same key declares the same outs; a record that lacks one, say `outputs: []` in a shared store, was kept in
+   * force and failed the stage on every run: "did not store"), and all of its objects are present and sound.
+   */
+  private async servable(rec: RunRecord, later: RunRecord): Promise<boolean> {
+    const held = new Set(rec.outputs.map((o) => outPathKey(o.path)));
+    if (!later.outputs.every((o) => held.has(outPathKey(o.path)))) return false;
     if (!this.store) return true;
     for (const o of rec.outputs) if (!(await this.store.verify(o))) return false;
     return true;

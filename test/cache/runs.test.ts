@@ -171,6 +171,21 @@ describe('same key, different bytes', () => {
     expect((await runs.get(base.key))!.outputs).toEqual(later.outputs);
   });
 
+  it('a first result that lacks an output of the later run (outputs: [], another path) is not kept in force', async () => {
+    const { d, put, runs, base } = await setup();
+    const later = { ...base, outputs: [await put('b', 'second')] };
+    for (const outputs of [[], [{ ...later.outputs[0]!, path: 'out/other.txt' }]]) {
+      // What anyone who can write the store (or a stage, .pipe/runs) can leave under a key: kept as "the first
+      // result", it was restored in place of every later run, which then failed ("did not store out/x.txt").
+      mkdirSync(`${d}/cache/runs/${base.key.slice(0, 2)}`, { recursive: true });
+      writeFileSync(`${d}/cache/runs/${base.key.slice(0, 2)}/${base.key}.json`, JSON.stringify({ ...base, fields: {}, outputs }));
+      const r = await runs.put(later);
+      expect(r.record, JSON.stringify(outputs)).toEqual(later);
+      expect(r.disagreements.length).toBeGreaterThan(0);
+      expect((await runs.get(base.key))!.outputs).toEqual(later.outputs);
+    }
+  });
+
   it('always_run stages replace their record (replace: true)', async () => {
     const { put, runs, base } = await setup();
     await runs.put({ ...base, outputs: [await put('a', 'one')] });

@@ -1271,6 +1271,28 @@ describe('JSON of another shape in pipe\'s own files', () => {
     }
   });
 
+  it("a store's run record that lacks the stage's outputs does not fail the stage's runs: the run's own result replaces it", () => {
+    const w = workspace({ 'p.yaml': 'name: s\nstages:\n  a:\n    cmd: echo a > out/a.txt\n    outs: [out/a.txt]\n' });
+    try {
+      expect(pipe(w.dir, ['run', 'p.yaml']).code).toBe(0);
+      const shared = join(w.dir, '.pipe/cache/runs');
+      const shard = readdirSync(shared).find((f) => /^[0-9a-f]{2}$/.test(f))!;
+      const file = join(shared, shard, readdirSync(join(shared, shard))[0]!);
+      // Well-formed, but no outputs: kept in force as "the first result", it was put back in place of every run's
+      // result, and the stage failed ("the recorded run of a did not store out/a.txt") until someone found the file.
+      writeFileSync(file, JSON.stringify({ ...JSON.parse(readFileSync(file, 'utf8')), outputs: [] }));
+      for (const f of ['.pipe/runs', '.pipe/index', 'out']) rmSync(join(w.dir, f), { recursive: true, force: true });
+      const r = pipe(w.dir, ['run', 'p.yaml', '--json']);
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      expect(statuses(r.stdout)).toEqual({ a: 'ran' });
+      expect(w.read('out/a.txt')).toBe('a\n');
+      for (const f of ['.pipe/runs', '.pipe/index', 'out']) rmSync(join(w.dir, f), { recursive: true, force: true });
+      expect(statuses(pipe(w.dir, ['run', 'p.yaml', '--json']).stdout)).toEqual({ a: 'restored' });
+    } finally {
+      w.cleanup();
+    }
+  });
+
   it('a lock file entry of another shape (hand-edited, merged) is read as no entry: plan, status and run go on, and the entry is written anew', () => {
     const w = workspace({
       'p.yaml': 'name: k\nstages:\n  a:\n    cmd: echo a > out/a.txt\n    outs: [out/a.txt]\n  b:\n    cmd: cat out/a.txt > out/b.txt\n    deps: [out/a.txt]\n    outs: [out/b.txt]\n',
